@@ -1,0 +1,299 @@
+//! CSV reading and writing for candles (`timestamp_ms,open,high,low,close,volume`) and funding
+//! (`timestamp_ms,rate`). Every row is validated; the first bad row stops loading with an error
+//! naming the file and line (1-based, the header is line 1).
+
+use std::{
+    fmt::Write as _,
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+};
+
+use super::{check_bar, Candles, DataError, FundingSeries};
+
+/// Header of a candle file.
+pub const CANDLE_HEADER: &str = "timestamp_ms,open,high,low,close,volume";
+/// Header of a funding file.
+pub const FUNDING_HEADER: &str = "timestamp_ms,rate";
+
+fn read(path: &Path) -> Result<String, DataError> {
+    fs::read_to_string(path).map_err(|source| DataError::Io {
+        file: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Iterates `(line_number, fields)` over the data rows after checking the header.
+fn rows<'a>(
+    path: &'a Path,
+    text: &'a str,
+    header: &'static str,
+) -> Result<impl Iterator<Item = (usize, &'a str)> + 'a, DataError> {
+    let mut lines = text.lines().enumerate();
+    let found = lines.next().map(|(_, l)| l.trim()).unwrap_or("");
+    let found = found.trim_start_matches('\u{feff}');
+    if found != header {
+        return Err(DataError::Header {
+            file: path.to_path_buf(),
+            expected: header,
+            found: found.to_string(),
+        });
+    }
+    Ok(lines
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty()))
+}
+
+fn row_error(path: &Path, line: usize, message: impl Into<String>) -> DataError {
+    DataError::Row {
+        file: path.to_path_buf(),
+        line,
+        message: message.into(),
+    }
+}
+
+fn fields<'a, const N: usize>(
+    path: &Path,
+    line: usize,
+    row: &'a str,
+) -> Result<[&'a str; N], DataError> {
+    let mut out = [""; N];
+    let mut it = row.split(',');
+    for slot in out.iter_mut() {
+        *slot = it.next().map(str::trim).ok_or_else(|| {
+            row_error(
+                path,
+                line,
+                format!("expected {N} fields, found {}", row.split(',').count()),
+            )
+        })?;
+    }
+    if it.next().is_some() {
+        return Err(row_error(
+            path,
+            line,
+            format!("expected {N} fields, found {}", row.split(',').count()),
+        ));
+    }
+    Ok(out)
+}
+
+fn parse_ts(path: &Path, line: usize, s: &str) -> Result<i64, DataError> {
+    s.parse::<i64>()
+        .map_err(|_| row_error(path, line, format!("timestamp_ms `{s}` is not an integer")))
+}
+
+fn parse_num(path: &Path, line: usize, name: &str, s: &str) -> Result<f64, DataError> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(row_error(
+            path,
+            line,
+            format!("{name} `{s}` is not a finite number"),
+        )),
+    }
+}
+
+fn check_order(path: &Path, line: usize, prev: Option<i64>, ts: i64) -> Result<(), DataError> {
+    match prev {
+        Some(p) if ts == p => Err(row_error(path, line, format!("duplicate timestamp {ts}"))),
+        Some(p) if ts < p => Err(row_error(
+            path,
+            line,
+            format!("timestamp {ts} is before the previous row's {p}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Loads and validates a candle CSV.
+///
+/// # Errors
+/// [`DataError`] naming the file and line for an unreadable file, a wrong header, a row that
+/// does not parse, a non-increasing or duplicate timestamp, a non-positive price or a high/low
+/// inconsistent with open/close; [`DataError::Empty`] when there are no rows.
+pub fn load_candles(path: &Path) -> Result<Candles, DataError> {
+    let text = read(path)?;
+    let mut c = Candles::with_capacity(text.len() / 48);
+    let mut prev = None;
+    for (line, row) in rows(path, &text, CANDLE_HEADER)? {
+        let [ts, o, h, l, cl, v] = fields::<6>(path, line, row)?;
+        let ts = parse_ts(path, line, ts)?;
+        let o = parse_num(path, line, "open", o)?;
+        let h = parse_num(path, line, "high", h)?;
+        let l = parse_num(path, line, "low", l)?;
+        let cl = parse_num(path, line, "close", cl)?;
+        let v = parse_num(path, line, "volume", v)?;
+        check_order(path, line, prev, ts)?;
+        if let Some(msg) = check_bar(o, h, l, cl, v) {
+            return Err(row_error(path, line, msg));
+        }
+        prev = Some(ts);
+        c.push(ts, o, h, l, cl, v);
+    }
+    if c.is_empty() {
+        return Err(DataError::Empty {
+            file: path.to_path_buf(),
+        });
+    }
+    Ok(c)
+}
+
+/// Loads and validates a funding CSV (`timestamp_ms,rate`; rate per funding interval).
+///
+/// # Errors
+/// As [`load_candles`]: the file and line of the first bad row. Rates must be finite and
+/// smaller than 1 in magnitude (a rate is a fraction, not a percentage).
+pub fn load_funding(path: &Path) -> Result<FundingSeries, DataError> {
+    let text = read(path)?;
+    let mut f = FundingSeries::default();
+    let mut prev = None;
+    for (line, row) in rows(path, &text, FUNDING_HEADER)? {
+        let [ts, rate] = fields::<2>(path, line, row)?;
+        let ts = parse_ts(path, line, ts)?;
+        let rate = parse_num(path, line, "rate", rate)?;
+        if rate.abs() >= 1.0 {
+            return Err(row_error(
+                path,
+                line,
+                format!("rate {rate} is not a fraction per interval (|rate| must be < 1)"),
+            ));
+        }
+        check_order(path, line, prev, ts)?;
+        prev = Some(ts);
+        f.ts.push(ts);
+        f.rate.push(rate);
+    }
+    Ok(f)
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same folder, flushed, then
+/// renamed over the target, so a crash never leaves a half-written file.
+///
+/// # Errors
+/// [`DataError::Io`] when the folder cannot be created or the file cannot be written.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DataError> {
+    let io = |source| DataError::Io {
+        file: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut tmp = PathBuf::from(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tmp.set_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Formats candles as CSV text (full `f64` precision, so a round trip is exact).
+pub fn candles_to_csv(c: &Candles) -> String {
+    let mut s = String::with_capacity(c.len() * 80);
+    s.push_str(CANDLE_HEADER);
+    s.push('\n');
+    for i in 0..c.len() {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{}",
+            c.ts[i], c.open[i], c.high[i], c.low[i], c.close[i], c.volume[i]
+        );
+    }
+    s
+}
+
+/// Formats a funding series as CSV text.
+pub fn funding_to_csv(f: &FundingSeries) -> String {
+    let mut s = String::with_capacity(f.ts.len() * 32);
+    s.push_str(FUNDING_HEADER);
+    s.push('\n');
+    for (ts, r) in f.ts.iter().zip(&f.rate) {
+        let _ = writeln!(s, "{ts},{r}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp_file(name: &str, body: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("organism-csv-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn err(name: &str, body: &str) -> String {
+        load_candles(&tmp_file(name, body)).unwrap_err().to_string()
+    }
+
+    const H: &str = "timestamp_ms,open,high,low,close,volume\n";
+
+    #[test]
+    fn loads_a_valid_file_exactly() {
+        let p = tmp_file(
+            "ok.csv",
+            &format!("{H}1000,10,12,9,11,5.5\n2000,11,11.5,10.5,11,0\n\n"),
+        );
+        let c = load_candles(&p).unwrap();
+        assert_eq!(c.ts, vec![1000, 2000]);
+        assert_eq!(c.high, vec![12.0, 11.5]);
+        assert_eq!(c.volume, vec![5.5, 0.0]);
+        let back = load_candles(&tmp_file("rt.csv", &candles_to_csv(&c))).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn each_defect_is_named_with_file_and_line() {
+        let e = err("hdr.csv", "ts,o,h,l,c,v\n1,1,1,1,1,1\n");
+        assert!(e.contains("hdr.csv: line 1: expected header"), "{e}");
+        let e = err("parse.csv", &format!("{H}1000,10,12,9,11,5\n2000,10,x,9,11,5\n"));
+        assert!(e.contains("parse.csv: line 3: high `x`"), "{e}");
+        let e = err("dup.csv", &format!("{H}1000,10,12,9,11,5\n1000,10,12,9,11,5\n"));
+        assert!(e.contains("line 3: duplicate timestamp 1000"), "{e}");
+        let e = err("back.csv", &format!("{H}2000,10,12,9,11,5\n1000,10,12,9,11,5\n"));
+        assert!(e.contains("line 3: timestamp 1000 is before"), "{e}");
+        let e = err("hl.csv", &format!("{H}1000,10,10.5,9,11,5\n"));
+        assert!(e.contains("line 2: high 10.5 is below"), "{e}");
+        let e = err("low.csv", &format!("{H}1000,10,12,10.5,11,5\n"));
+        assert!(e.contains("line 2: low 10.5 is above"), "{e}");
+        let e = err("neg.csv", &format!("{H}1000,0,12,9,11,5\n"));
+        assert!(e.contains("line 2: open must be a positive number"), "{e}");
+        let e = err("nan.csv", &format!("{H}1000,NaN,12,9,11,5\n"));
+        assert!(e.contains("line 2: open `NaN` is not a finite number"), "{e}");
+        let e = err("short.csv", &format!("{H}1000,10,12,9\n"));
+        assert!(e.contains("line 2: expected 6 fields, found 4"), "{e}");
+        let e = err("empty.csv", H);
+        assert!(e.contains("empty.csv: no data rows"), "{e}");
+    }
+
+    #[test]
+    fn funding_rows_are_validated() {
+        let p = tmp_file("f.csv", "timestamp_ms,rate\n0,0.0001\n3600000,-0.00002\n");
+        let f = load_funding(&p).unwrap();
+        assert_eq!(f.rate, vec![0.0001, -0.00002]);
+        let p = tmp_file("fbad.csv", "timestamp_ms,rate\n0,1.5\n");
+        let e = load_funding(&p).unwrap_err().to_string();
+        assert!(e.contains("fbad.csv: line 2: rate 1.5"), "{e}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file() {
+        let p = tmp_file("atomic.csv", "old");
+        write_atomic(&p, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+    }
+}

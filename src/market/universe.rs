@@ -1,0 +1,263 @@
+//! Finding and loading a universe of coins: a data directory (`candles/<source>_<COIN>_<interval>.csv`
+//! and `funding/<source>_<COIN>.csv`), a bare candles folder, a single candle CSV, or the
+//! built-in synthetic market.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use super::{
+    csv::{load_candles, load_funding},
+    synthetic::{self, SyntheticParams},
+    DataError, FundingSeries, Market,
+};
+
+/// What to load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSelection {
+    /// A data directory, a candles folder or one candle CSV; `None` for the synthetic market.
+    pub path: Option<PathBuf>,
+    /// Candle interval in file names, e.g. `1h`.
+    pub interval: String,
+    /// Source prefix in file names (e.g. `hyperliquid`); empty accepts any single source.
+    pub source: String,
+    /// Coins to keep; empty keeps all.
+    pub coins: Vec<String>,
+    /// Parameters of the synthetic market, used when `path` is `None`.
+    pub synthetic: SyntheticParams,
+}
+
+/// The coins a run trades, sorted by coin name, plus notes about the data (gaps, missing
+/// funding) for the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Universe {
+    pub markets: Vec<Market>,
+    /// Where the data came from, for messages.
+    pub origin: String,
+    /// Things the user should know about the data (gaps, missing funding). Said once each.
+    pub notes: Vec<String>,
+}
+
+impl Universe {
+    /// The market of `coin` (case-insensitive).
+    pub fn market(&self, coin: &str) -> Option<&Market> {
+        self.markets
+            .iter()
+            .find(|m| m.coin.eq_ignore_ascii_case(coin))
+    }
+
+    /// The coin names in order.
+    pub fn coins(&self) -> Vec<&str> {
+        self.markets.iter().map(|m| m.coin.as_str()).collect()
+    }
+}
+
+/// Splits `<source>_<COIN>_<interval>.csv` into its parts.
+fn parse_name(file_name: &str) -> Option<(&str, &str, &str)> {
+    let stem = file_name.strip_suffix(".csv")?;
+    let mut parts = stem.splitn(3, '_');
+    let source = parts.next()?;
+    let coin = parts.next()?;
+    let interval = parts.next()?;
+    (!source.is_empty() && !coin.is_empty() && !interval.is_empty() && !interval.contains('_'))
+        .then_some((source, coin, interval))
+}
+
+/// Loads the selection.
+///
+/// # Errors
+/// [`DataError`] for a missing path, no matching candle files, a coin present in several
+/// sources without a source chosen, or any file that fails validation.
+pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
+    let Some(path) = &sel.path else {
+        let mut u = synthetic::generate(&sel.synthetic);
+        if !sel.coins.is_empty() {
+            u.markets
+                .retain(|m| sel.coins.iter().any(|c| c.eq_ignore_ascii_case(&m.coin)));
+            if u.markets.is_empty() {
+                return Err(DataError::Selection(format!(
+                    "none of the coins {:?} is in the synthetic market ({})",
+                    sel.coins,
+                    sel.synthetic.coins.join(", ")
+                )));
+            }
+        }
+        return Ok(u);
+    };
+    if path.is_file() {
+        return load_single_file(path);
+    }
+    if !path.is_dir() {
+        return Err(DataError::Selection(format!(
+            "{}: no such file or directory",
+            path.display()
+        )));
+    }
+    let candles_dir = if path.join("candles").is_dir() {
+        path.join("candles")
+    } else {
+        path.clone()
+    };
+    let entries = fs::read_dir(&candles_dir).map_err(|source| DataError::Io {
+        file: candles_dir.clone(),
+        source,
+    })?;
+    let mut found: Vec<(String, String, PathBuf)> = Vec::new(); // (coin, source, path)
+    let mut seen_any = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((source, coin, interval)) = parse_name(&name) else {
+            continue;
+        };
+        seen_any.push(name.clone());
+        if interval != sel.interval {
+            continue;
+        }
+        if !sel.source.is_empty() && source != sel.source {
+            continue;
+        }
+        if !sel.coins.is_empty() && !sel.coins.iter().any(|c| c.eq_ignore_ascii_case(coin)) {
+            continue;
+        }
+        found.push((coin.to_string(), source.to_string(), entry.path()));
+    }
+    found.sort();
+    if found.is_empty() {
+        seen_any.sort();
+        return Err(DataError::Selection(format!(
+            "{}: no candle file matches source `{}`, interval `{}`{} (files are named \
+             <source>_<COIN>_<interval>.csv; found: {})",
+            candles_dir.display(),
+            if sel.source.is_empty() { "*" } else { &sel.source },
+            sel.interval,
+            if sel.coins.is_empty() {
+                String::new()
+            } else {
+                format!(", coins {}", sel.coins.join(","))
+            },
+            if seen_any.is_empty() {
+                "none".to_string()
+            } else {
+                seen_any.join(", ")
+            }
+        )));
+    }
+    for w in found.windows(2) {
+        if w[0].0 == w[1].0 {
+            return Err(DataError::Selection(format!(
+                "{}: coin {} has files from sources `{}` and `{}`; choose one with --source \
+                 or data.source",
+                candles_dir.display(),
+                w[0].0,
+                w[0].1,
+                w[1].1
+            )));
+        }
+    }
+    let funding_dirs = [
+        path.join("funding"),
+        candles_dir
+            .parent()
+            .map(|p| p.join("funding"))
+            .unwrap_or_default(),
+    ];
+    let mut u = Universe {
+        markets: Vec::new(),
+        origin: candles_dir.display().to_string(),
+        notes: Vec::new(),
+    };
+    for (coin, source, file) in found {
+        let candles = load_candles(&file)?;
+        let funding_file = funding_dirs
+            .iter()
+            .map(|d| d.join(format!("{source}_{coin}.csv")))
+            .find(|p| p.is_file());
+        let funding = load_optional_funding(funding_file.as_deref(), &coin, &mut u.notes)?;
+        push_market(&mut u, coin, candles, funding);
+    }
+    Ok(u)
+}
+
+fn load_single_file(path: &Path) -> Result<Universe, DataError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (coin, funding_file) = match parse_name(&name) {
+        Some((source, coin, _)) => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let candidates = [
+                dir.join("funding"),
+                dir.parent().map(|p| p.join("funding")).unwrap_or_default(),
+            ];
+            let f = candidates
+                .iter()
+                .map(|d| d.join(format!("{source}_{coin}.csv")))
+                .find(|p| p.is_file());
+            (coin.to_string(), f)
+        }
+        None => (
+            name.strip_suffix(".csv").unwrap_or(&name).to_string(),
+            None,
+        ),
+    };
+    let candles = load_candles(path)?;
+    let mut u = Universe {
+        markets: Vec::new(),
+        origin: path.display().to_string(),
+        notes: Vec::new(),
+    };
+    let funding = load_optional_funding(funding_file.as_deref(), &coin, &mut u.notes)?;
+    push_market(&mut u, coin, candles, funding);
+    Ok(u)
+}
+
+fn load_optional_funding(
+    file: Option<&Path>,
+    coin: &str,
+    notes: &mut Vec<String>,
+) -> Result<FundingSeries, DataError> {
+    match file {
+        Some(f) => load_funding(f),
+        None => {
+            notes.push(format!("{coin}: no funding file found; funding counts as zero"));
+            Ok(FundingSeries::default())
+        }
+    }
+}
+
+fn push_market(u: &mut Universe, coin: String, candles: super::Candles, funding: FundingSeries) {
+    let gaps = candles.gaps();
+    if gaps.gaps > 0 {
+        u.notes.push(format!(
+            "{coin}: {} gap(s) in the candles, {} bar(s) missing (not filled)",
+            gaps.gaps, gaps.missing_bars
+        ));
+    }
+    if !funding.ts.is_empty() {
+        let (first, last) = (funding.ts[0], funding.ts[funding.ts.len() - 1]);
+        if first > candles.ts[0] || last < candles.ts[candles.len() - 1] {
+            u.notes.push(format!(
+                "{coin}: funding covers only part of the candles; bars outside it pay no funding"
+            ));
+        }
+    }
+    u.markets.push(Market::new(coin, candles, funding));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_parsed() {
+        assert_eq!(
+            parse_name("hyperliquid_BTC_1h.csv"),
+            Some(("hyperliquid", "BTC", "1h"))
+        );
+        assert_eq!(parse_name("synth_1h_4y_seed42.csv"), None);
+        assert_eq!(parse_name("BTC.csv"), None);
+        assert_eq!(parse_name("a_b_c.txt"), None);
+    }
+}
