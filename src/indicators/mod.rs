@@ -1,1 +1,596 @@
-//! x
+//! Technical indicators as pure functions over slices.
+//!
+//! Every function returns one `Vec<f64>` per output line, the same length as its input, with
+//! `NaN` where the indicator is not yet defined (the warm-up). Value `t` depends only on inputs
+//! `0..=t` — no indicator looks ahead, and each has a test that proves it. Each allocates its
+//! outputs (and at most a window buffer) once; nothing is allocated per bar.
+//!
+//! Definitions follow the design contract: EMA is pandas `ewm(span=p, adjust=False)` seeded with
+//! the first value; RSI and ATR use Wilder smoothing seeded with a simple mean.
+
+use std::collections::VecDeque;
+
+const NAN: f64 = f64::NAN;
+
+/// Exponential moving average, pandas `ewm(span=p, adjust=False)`: `a = 2/(p+1)`,
+/// `e[0] = x[0]`, `e[t] = ((1-a)·e[t-1] + a·x[t]) / ((1-a) + a)` (unchanged when `x[t] == e[t-1]`),
+/// undefined (`NaN`) before bar `p-1`. The division by `(1-a)+a` matches pandas/vectorbt bit for bit.
+/// `p = 0` is treated as 1.
+pub fn ema(src: &[f64], period: usize) -> Vec<f64> {
+    let mut out = vec![NAN; src.len()];
+    ema_into(src, period, &mut out);
+    out
+}
+
+/// [`ema`] written into `out` (same length as `src`); used where callers reuse buffers.
+pub fn ema_into(src: &[f64], period: usize, out: &mut [f64]) {
+    debug_assert_eq!(src.len(), out.len());
+    let first = src.iter().position(|v| !v.is_nan());
+    out.iter_mut().for_each(|o| *o = NAN);
+    let Some(start) = first else { return };
+    let p = period.max(1);
+    let a = 1.0 / (1.0 + (p as f64 - 1.0) / 2.0);
+    let b = 1.0 - a;
+    let d = b + a;
+    let mut e = src[start];
+    let defined_from = start + p - 1;
+    for t in start..src.len() {
+        let x = src[t];
+        if t > start && e != x {
+            e = (b * e + a * x) / d;
+        }
+        if t >= defined_from {
+            out[t] = e;
+        }
+    }
+}
+
+/// Simple moving average over the last `p` values (including the current), defined from `p-1`.
+pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
+    let n = src.len();
+    let p = period.max(1);
+    let mut out = vec![NAN; n];
+    let mut sum = 0.0;
+    for t in 0..n {
+        sum += src[t];
+        if t >= p {
+            sum -= src[t - p];
+        }
+        if t + 1 >= p {
+            out[t] = sum / p as f64;
+        }
+    }
+    out
+}
+
+/// Relative strength index with Wilder smoothing. `d[t] = c[t] - c[t-1]`; the first average
+/// gain/loss is the simple mean of `d[1..=p]` (so RSI is defined from bar `p`), then
+/// `avg[t] = (avg[t-1]·(p-1) + x[t]) / p`. `RSI = 100 − 100/(1 + gain/loss)`; 100 when there
+/// were no losses, 50 when there was no movement at all.
+pub fn rsi(close: &[f64], period: usize) -> Vec<f64> {
+    let n = close.len();
+    let p = period.max(1);
+    let mut out = vec![NAN; n];
+    if n <= p {
+        return out;
+    }
+    let (mut gain, mut loss) = (0.0, 0.0);
+    for t in 1..=p {
+        let d = close[t] - close[t - 1];
+        gain += d.max(0.0);
+        loss += (-d).max(0.0);
+    }
+    gain /= p as f64;
+    loss /= p as f64;
+    let pf = p as f64;
+    out[p] = rsi_value(gain, loss);
+    for t in p + 1..n {
+        let d = close[t] - close[t - 1];
+        gain = (gain * (pf - 1.0) + d.max(0.0)) / pf;
+        loss = (loss * (pf - 1.0) + (-d).max(0.0)) / pf;
+        out[t] = rsi_value(gain, loss);
+    }
+    out
+}
+
+fn rsi_value(gain: f64, loss: f64) -> f64 {
+    if loss == 0.0 {
+        if gain == 0.0 {
+            50.0
+        } else {
+            100.0
+        }
+    } else {
+        100.0 - 100.0 / (1.0 + gain / loss)
+    }
+}
+
+/// True range: `TR[0] = high[0] − low[0]`,
+/// `TR[t] = max(high−low, |high − close[t-1]|, |low − close[t-1]|)`.
+pub fn true_range(high: &[f64], low: &[f64], close: &[f64]) -> Vec<f64> {
+    let n = close.len();
+    let mut tr = vec![NAN; n];
+    for t in 0..n {
+        tr[t] = if t == 0 {
+            high[0] - low[0]
+        } else {
+            let pc = close[t - 1];
+            (high[t] - low[t])
+                .max((high[t] - pc).abs())
+                .max((low[t] - pc).abs())
+        };
+    }
+    tr
+}
+
+/// Average true range with Wilder smoothing: `ATR[p-1] = mean(TR[0..p])`,
+/// `ATR[t] = (ATR[t-1]·(p-1) + TR[t]) / p`; undefined before `p-1`.
+pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> {
+    let n = close.len();
+    let p = period.max(1);
+    let mut out = true_range(high, low, close);
+    if n < p {
+        out.iter_mut().for_each(|v| *v = NAN);
+        return out;
+    }
+    let pf = p as f64;
+    let mut a = out[..p].iter().sum::<f64>() / pf;
+    out[..p - 1].iter_mut().for_each(|v| *v = NAN);
+    out[p - 1] = a;
+    for t in p..n {
+        a = (a * (pf - 1.0) + out[t]) / pf;
+        out[t] = a;
+    }
+    out
+}
+
+/// Rolling maximum (`is_max`) or minimum over the last `p` values including the current,
+/// defined from `p-1`. Monotonic deque: O(n), one buffer of `p` indices.
+fn rolling_extreme(src: &[f64], period: usize, is_max: bool) -> Vec<f64> {
+    let n = src.len();
+    let p = period.max(1);
+    let mut out = vec![NAN; n];
+    let mut dq: VecDeque<usize> = VecDeque::with_capacity(p + 1);
+    for t in 0..n {
+        while let Some(&back) = dq.back() {
+            let worse = if is_max {
+                src[back] <= src[t]
+            } else {
+                src[back] >= src[t]
+            };
+            if !worse {
+                break;
+            }
+            dq.pop_back();
+        }
+        dq.push_back(t);
+        if let Some(&front) = dq.front() {
+            if front + p <= t {
+                dq.pop_front();
+            }
+        }
+        if t + 1 >= p {
+            out[t] = src[dq[0]];
+        }
+    }
+    out
+}
+
+/// Highest value of the last `p` bars including the current one.
+pub fn rolling_max(src: &[f64], period: usize) -> Vec<f64> {
+    rolling_extreme(src, period, true)
+}
+
+/// Lowest value of the last `p` bars including the current one.
+pub fn rolling_min(src: &[f64], period: usize) -> Vec<f64> {
+    rolling_extreme(src, period, false)
+}
+
+/// Donchian channel over the **previous** `p` bars, excluding the current bar:
+/// `upper[t] = max(high[t-p..t])`, `lower[t] = min(low[t-p..t])`, defined from bar `p`.
+pub fn donchian(high: &[f64], low: &[f64], period: usize) -> (Vec<f64>, Vec<f64>) {
+    let shift = |v: Vec<f64>| {
+        let mut out = vec![NAN; v.len()];
+        if v.len() > 1 {
+            out[1..].copy_from_slice(&v[..v.len() - 1]);
+        }
+        out
+    };
+    (
+        shift(rolling_max(high, period)),
+        shift(rolling_min(low, period)),
+    )
+}
+
+/// Stochastic oscillator: `%K[t] = 100·(close − LL_k)/(HH_k − LL_k)` over the last `k` bars
+/// including the current (50 when the range is zero), `%D = SMA(%K, d)`.
+pub fn stochastic(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    k: usize,
+    d: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let hh = rolling_max(high, k);
+    let ll = rolling_min(low, k);
+    let kline: Vec<f64> = (0..close.len())
+        .map(|t| {
+            let range = hh[t] - ll[t];
+            if range.is_nan() {
+                NAN
+            } else if range == 0.0 {
+                50.0
+            } else {
+                100.0 * (close[t] - ll[t]) / range
+            }
+        })
+        .collect();
+    let dline = sma_defined(&kline, d);
+    (kline, dline)
+}
+
+/// SMA of a series that starts with a `NaN` warm-up: the window starts at the first defined value.
+fn sma_defined(src: &[f64], period: usize) -> Vec<f64> {
+    let start = src.iter().position(|v| !v.is_nan()).unwrap_or(src.len());
+    let mut out = vec![NAN; src.len()];
+    let tail = sma(&src[start..], period);
+    out[start..].copy_from_slice(&tail);
+    out
+}
+
+/// Ichimoku lines (no chikou span: it is the close shifted 26 bars back, which can only be
+/// compared with the past by looking ahead).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ichimoku {
+    /// (HH + LL)/2 over `tenkan` bars.
+    pub tenkan: Vec<f64>,
+    /// (HH + LL)/2 over `kijun` bars.
+    pub kijun: Vec<f64>,
+    /// Cloud edge A as it stands at bar t: `(tenkan + kijun)/2` computed `displacement` bars ago.
+    pub span_a: Vec<f64>,
+    /// Cloud edge B as it stands at bar t: `(HH + LL)/2` over `senkou` bars, computed
+    /// `displacement` bars ago.
+    pub span_b: Vec<f64>,
+}
+
+/// Ichimoku with the usual (9, 26, 52) periods as parameters and displacement = `kijun`.
+pub fn ichimoku(high: &[f64], low: &[f64], tenkan: usize, kijun: usize, senkou: usize) -> Ichimoku {
+    let mid = |p: usize| -> Vec<f64> {
+        let hh = rolling_max(high, p);
+        let ll = rolling_min(low, p);
+        hh.iter().zip(&ll).map(|(h, l)| (h + l) / 2.0).collect()
+    };
+    let tenkan_line = mid(tenkan);
+    let kijun_line = mid(kijun);
+    let b = mid(senkou);
+    let n = high.len();
+    let disp = kijun.max(1);
+    let mut span_a = vec![NAN; n];
+    let mut span_b = vec![NAN; n];
+    for t in disp..n {
+        span_a[t] = (tenkan_line[t - disp] + kijun_line[t - disp]) / 2.0;
+        span_b[t] = b[t - disp];
+    }
+    Ichimoku {
+        tenkan: tenkan_line,
+        kijun: kijun_line,
+        span_a,
+        span_b,
+    }
+}
+
+/// Rolling VWAP over the last `window` bars: `Σ typical·volume / Σ volume` with
+/// `typical = (high + low + close)/3`; when the window's volume is zero, the mean typical price.
+pub fn vwap(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], window: usize) -> Vec<f64> {
+    let n = close.len();
+    let w = window.max(1);
+    let mut out = vec![NAN; n];
+    let (mut pv, mut v, mut tp_sum) = (0.0, 0.0, 0.0);
+    let typical = |t: usize| (high[t] + low[t] + close[t]) / 3.0;
+    for t in 0..n {
+        let tp = typical(t);
+        pv += tp * volume[t];
+        v += volume[t];
+        tp_sum += tp;
+        if t >= w {
+            let old = typical(t - w);
+            pv -= old * volume[t - w];
+            v -= volume[t - w];
+            tp_sum -= old;
+        }
+        if t + 1 >= w {
+            out[t] = if v > 0.0 { pv / v } else { tp_sum / w as f64 };
+        }
+    }
+    out
+}
+
+/// Rolling mean and sample standard deviation (ddof 1) over the last `p` values, by Welford's
+/// add/remove update (numerically stable at price scale). Defined from `p-1`; `p < 2` gives std 0.
+pub fn rolling_mean_std(src: &[f64], period: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = src.len();
+    let p = period.max(1);
+    let mut mean_out = vec![NAN; n];
+    let mut std_out = vec![NAN; n];
+    let (mut mean, mut m2) = (0.0_f64, 0.0_f64);
+    for t in 0..n {
+        let x = src[t];
+        if t < p {
+            let k = (t + 1) as f64;
+            let d = x - mean;
+            mean += d / k;
+            m2 += d * (x - mean);
+        } else {
+            let old = src[t - p];
+            let new_mean = mean + (x - old) / p as f64;
+            m2 += (x - old) * (x - new_mean + old - mean);
+            mean = new_mean;
+        }
+        if t + 1 >= p {
+            mean_out[t] = mean;
+            std_out[t] = if p < 2 {
+                0.0
+            } else {
+                (m2.max(0.0) / (p - 1) as f64).sqrt()
+            };
+        }
+    }
+    (mean_out, std_out)
+}
+
+/// Rolling sample standard deviation (ddof 1); see [`rolling_mean_std`].
+pub fn rolling_std(src: &[f64], period: usize) -> Vec<f64> {
+    rolling_mean_std(src, period).1
+}
+
+/// Rolling z-score `(x − mean)/std` over the last `p` values (0 when std is 0).
+pub fn zscore(src: &[f64], period: usize) -> Vec<f64> {
+    let (mean, std) = rolling_mean_std(src, period);
+    src.iter()
+        .zip(mean.iter().zip(&std))
+        .map(|(x, (m, s))| {
+            if s.is_nan() {
+                NAN
+            } else if *s <= 1e-12 * m.abs().max(1e-300) {
+                0.0
+            } else {
+                (x - m) / s
+            }
+        })
+        .collect()
+}
+
+/// MACD lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Macd {
+    /// EMA(fast) − EMA(slow).
+    pub line: Vec<f64>,
+    /// EMA(signal) of the line, seeded at the line's first defined value.
+    pub signal: Vec<f64>,
+    /// line − signal.
+    pub hist: Vec<f64>,
+}
+
+/// Moving average convergence/divergence.
+pub fn macd(src: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
+    let f = ema(src, fast);
+    let s = ema(src, slow);
+    let line: Vec<f64> = f.iter().zip(&s).map(|(a, b)| a - b).collect();
+    let sig = ema(&line, signal);
+    let hist = line.iter().zip(&sig).map(|(a, b)| a - b).collect();
+    Macd {
+        line,
+        signal: sig,
+        hist,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn close_to(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-9 * y.abs().max(1.0),
+                "index {i}: {x} vs {y} (whole: {a:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn ema_by_hand() {
+        // a = 0.5: 1, 1.5, 2.25, 3.125, 4.0625; defined from bar 2.
+        close_to(
+            &ema(&[1.0, 2.0, 3.0, 4.0, 5.0], 3),
+            &[NAN, NAN, 2.25, 3.125, 4.0625],
+        );
+        close_to(&ema(&[3.0, 3.0, 6.0], 1), &[3.0, 3.0, 6.0]);
+    }
+
+    #[test]
+    fn sma_by_hand() {
+        close_to(&sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3), &[NAN, NAN, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn rsi_by_hand() {
+        // deltas +1, -0.5, +1, +0.5, -1. First averages: gain 2/3, loss 1/6 -> RS 4 -> 80.
+        // Then gain 11/18, loss 1/9 -> RS 5.5 -> 84.6153..; then 11/27 and 11/27 -> 50.
+        close_to(
+            &rsi(&[10.0, 11.0, 10.5, 11.5, 12.0, 11.0], 3),
+            &[NAN, NAN, NAN, 80.0, 100.0 - 100.0 / 6.5, 50.0],
+        );
+        close_to(&rsi(&[1.0, 2.0, 3.0, 4.0], 2), &[NAN, NAN, 100.0, 100.0]);
+        close_to(&rsi(&[1.0, 1.0, 1.0], 2), &[NAN, NAN, 50.0]);
+    }
+
+    #[test]
+    fn atr_by_hand() {
+        let h = [10.0, 11.0, 12.0, 11.5, 10.5];
+        let l = [8.0, 9.0, 10.0, 9.0, 9.5];
+        let c = [9.0, 10.0, 11.5, 10.0, 10.0];
+        close_to(&true_range(&h, &l, &c), &[2.0, 2.0, 2.0, 2.5, 1.0]);
+        close_to(&atr(&h, &l, &c, 3), &[NAN, NAN, 2.0, 6.5 / 3.0, 16.0 / 9.0]);
+        assert!(atr(&h[..2], &l[..2], &c[..2], 3).iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn donchian_excludes_the_current_bar() {
+        let h = [1.0, 3.0, 2.0, 5.0, 4.0, 6.0];
+        let l = [0.5, 2.0, 1.0, 4.0, 3.0, 0.1];
+        let (up, lo) = donchian(&h, &l, 3);
+        close_to(&up, &[NAN, NAN, NAN, 3.0, 5.0, 5.0]);
+        close_to(&lo, &[NAN, NAN, NAN, 0.5, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn rolling_extremes_by_hand() {
+        let x = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0];
+        close_to(&rolling_max(&x, 3), &[NAN, NAN, 4.0, 4.0, 5.0, 9.0, 9.0, 9.0]);
+        close_to(&rolling_min(&x, 3), &[NAN, NAN, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn stochastic_by_hand() {
+        let h = [10.0, 12.0, 11.0, 13.0, 12.0];
+        let l = [8.0, 9.0, 9.0, 10.0, 10.0];
+        let c = [9.0, 11.0, 10.0, 12.0, 10.0];
+        let (k, d) = stochastic(&h, &l, &c, 3, 2);
+        // bar 2: HH 12, LL 8 -> 100*(10-8)/4 = 50; bar 3: HH 13, LL 9 -> 75; bar 4: 13, 9 -> 25.
+        close_to(&k, &[NAN, NAN, 50.0, 75.0, 25.0]);
+        close_to(&d, &[NAN, NAN, NAN, 62.5, 50.0]);
+    }
+
+    #[test]
+    fn ichimoku_by_hand() {
+        let h = [5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        let l = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let ich = ichimoku(&h, &l, 2, 3, 4);
+        close_to(&ich.tenkan, &[NAN, 3.5, 4.5, 5.5, 6.5, 7.5]);
+        close_to(&ich.kijun, &[NAN, NAN, 4.0, 5.0, 6.0, 7.0]);
+        // span_a[t] = (tenkan + kijun)/2 at t-3: t=5 -> (4.5+4)/2.
+        close_to(&ich.span_a, &[NAN, NAN, NAN, NAN, NAN, 4.25]);
+        // span_b: mid over 4 bars at t-3: t=6 would be first (mid defined from 3); none here.
+        close_to(&ich.span_b, &[NAN; 6]);
+    }
+
+    #[test]
+    fn vwap_by_hand() {
+        let h = [3.0, 6.0, 9.0];
+        let l = [3.0, 6.0, 9.0];
+        let c = [3.0, 6.0, 9.0];
+        let v = [1.0, 3.0, 0.0];
+        // window 2: bar1 = (3*1+6*3)/4 = 5.25; bar2 = (6*3 + 9*0)/3 = 6.
+        close_to(&vwap(&h, &l, &c, &v, 2), &[NAN, 5.25, 6.0]);
+        close_to(&vwap(&h, &l, &c, &[0.0; 3], 2), &[NAN, 4.5, 7.5]);
+    }
+
+    #[test]
+    fn rolling_std_and_zscore_by_hand() {
+        let x = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        // windows of 4: [2,4,4,4] mean 3.5 var (2.25+.25*3)/3 = 1; [4,4,4,5] mean 4.25 var .75/3
+        let (m, s) = rolling_mean_std(&x, 4);
+        close_to(&m[3..5], &[3.5, 4.25]);
+        close_to(&s[3..5], &[1.0, 0.25f64.sqrt()]);
+        let z = zscore(&x, 4);
+        close_to(&z[3..4], &[0.5]);
+        // At price scale the rolling update matches a two-pass computation.
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let big: Vec<f64> = (0..3000).map(|_| 50_000.0 + rng.gen::<f64>()).collect();
+        let s = rolling_std(&big, 50);
+        for t in [49, 1000, 2999] {
+            let w = &big[t + 1 - 50..=t];
+            let mu = w.iter().sum::<f64>() / 50.0;
+            let var = w.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / 49.0;
+            assert!((s[t] - var.sqrt()).abs() < 1e-7, "{t}: {} {}", s[t], var.sqrt());
+        }
+        close_to(&zscore(&[1.0, 1.0, 1.0], 2), &[NAN, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn macd_by_hand() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let m = macd(&x, 2, 3, 2);
+        // EMA2 (a=2/3): 1, 5/3, 23/9, 95/27, 365/81; EMA3: -, -, 2.25, 3.125, 4.0625.
+        let l2 = 23.0 / 9.0 - 2.25;
+        let l3 = 95.0 / 27.0 - 3.125;
+        let l4 = 365.0 / 81.0 - 4.0625;
+        close_to(&m.line, &[NAN, NAN, l2, l3, l4]);
+        let s3 = (l2 / 3.0 + 2.0 * l3 / 3.0) / (1.0 / 3.0 + 2.0 / 3.0);
+        let s4 = (s3 / 3.0 + 2.0 * l4 / 3.0) / (1.0 / 3.0 + 2.0 / 3.0);
+        close_to(&m.signal, &[NAN, NAN, NAN, s3, s4]);
+        close_to(&m.hist, &[NAN, NAN, NAN, l3 - s3, l4 - s4]);
+    }
+
+    /// Random OHLCV bars for the look-ahead tests.
+    fn bars(rng: &mut ChaCha8Rng, n: usize) -> [Vec<f64>; 4] {
+        let mut c = 100.0;
+        let (mut h, mut l, mut cl, mut v) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..n {
+            c *= 1.0 + (rng.gen::<f64>() - 0.5) * 0.04;
+            cl.push(c);
+            h.push(c * (1.0 + rng.gen::<f64>() * 0.01));
+            l.push(c * (1.0 - rng.gen::<f64>() * 0.01));
+            v.push(rng.gen::<f64>() * 10.0);
+        }
+        [h, l, cl, v]
+    }
+
+    /// Every indicator output line, flattened, for the look-ahead check.
+    fn all_indicators(b: &[Vec<f64>; 4]) -> Vec<Vec<f64>> {
+        let [h, l, c, v] = b;
+        let (du, dl) = donchian(h, l, 7);
+        let (sk, sd) = stochastic(h, l, c, 5, 3);
+        let ich = ichimoku(h, l, 4, 9, 18);
+        let m = macd(c, 5, 11, 4);
+        vec![
+            ema(c, 7),
+            sma(c, 7),
+            rsi(c, 6),
+            atr(h, l, c, 6),
+            du,
+            dl,
+            sk,
+            sd,
+            ich.tenkan,
+            ich.kijun,
+            ich.span_a,
+            ich.span_b,
+            vwap(h, l, c, v, 10),
+            rolling_std(c, 9),
+            zscore(c, 9),
+            m.line,
+            m.signal,
+            m.hist,
+        ]
+    }
+
+    #[test]
+    fn no_indicator_looks_ahead() {
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        for _ in 0..40 {
+            let n = 120;
+            let base = bars(&mut rng, n);
+            let t = rng.gen_range(0..n - 1);
+            let mut changed = base.clone();
+            let other = bars(&mut rng, n);
+            for (col, oc) in changed.iter_mut().zip(&other) {
+                col[t + 1..].copy_from_slice(&oc[t + 1..]);
+            }
+            let a = all_indicators(&base);
+            let b = all_indicators(&changed);
+            for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+                for i in 0..=t {
+                    assert!(
+                        x[i].to_bits() == y[i].to_bits(),
+                        "indicator {k} changed at bar {i} <= {t} when data after {t} changed"
+                    );
+                }
+            }
+        }
+    }
+}
