@@ -1,1 +1,295 @@
-//! x
+//! Metrics of a backtest — one definition each, stated on the function that computes it.
+//!
+//! Returns are per-bar equity returns, the first against the initial cash:
+//! `r[0] = V[0]/cash − 1`, `r[t] = V[t]/V[t−1] − 1` (0 once equity has reached zero). No metric
+//! returns `NaN`: degenerate cases (no trades, flat equity, one bar) have stated values.
+
+use serde::Serialize;
+
+use crate::backtest::BacktestReport;
+
+/// Length of a consistency window: 30 days in milliseconds.
+pub const WINDOW_MS: i64 = 30 * 24 * 3_600_000;
+
+/// Per-bar equity returns as defined in the module documentation.
+pub fn returns(equity: &[f64], cash: f64) -> Vec<f64> {
+    let mut prev = cash;
+    equity
+        .iter()
+        .map(|&v| {
+            let r = if prev > 0.0 { v / prev - 1.0 } else { 0.0 };
+            prev = v;
+            r
+        })
+        .collect()
+}
+
+/// Annualized Sharpe ratio: `mean(r) / std(r, ddof 1) · √bars_per_year`, risk-free 0; 0 when
+/// there are fewer than two returns or the standard deviation is 0.
+pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {
+    let n = returns.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = returns.iter().sum::<f64>() / n as f64;
+    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    if var <= 0.0 {
+        return 0.0;
+    }
+    mean / var.sqrt() * bars_per_year.sqrt()
+}
+
+/// Annualized Sortino ratio: `mean(r) / sqrt(mean(min(r, 0)²)) · √bars_per_year` (downside
+/// deviation against 0 over all bars); 0 when there are no negative returns or no returns.
+pub fn sortino(returns: &[f64], bars_per_year: f64) -> f64 {
+    let n = returns.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let mean = returns.iter().sum::<f64>() / n as f64;
+    let down = returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n as f64;
+    if down <= 0.0 {
+        return 0.0;
+    }
+    mean / down.sqrt() * bars_per_year.sqrt()
+}
+
+/// Maximum drawdown: `max_t (1 − V[t] / max_{u≤t} V[u])`, a fraction in `[0, 1]` (more than 1
+/// only if equity went below zero); 0 for no bars. The initial cash is not a peak (as vectorbt).
+pub fn max_drawdown(equity: &[f64]) -> f64 {
+    let mut peak = f64::NEG_INFINITY;
+    let mut dd = 0.0_f64;
+    for &v in equity {
+        peak = peak.max(v);
+        if peak > 0.0 {
+            dd = dd.max(1.0 - v / peak);
+        }
+    }
+    dd
+}
+
+/// Consistency: the share of 30-day windows whose equity rose. Window index
+/// `w = (ts − ts[0]) div 30 days`; a window's return is its last bar's equity against the
+/// previous (non-empty) window's last equity (the initial cash for the first); the trailing
+/// partial window counts; windows without bars are skipped. 0 for no bars.
+pub fn consistency(equity: &[f64], ts: &[i64], cash: f64) -> f64 {
+    let n = equity.len().min(ts.len());
+    if n == 0 {
+        return 0.0;
+    }
+    let (mut windows, mut up) = (0usize, 0usize);
+    let mut prev_end = cash;
+    for t in 0..n {
+        let last_of_window = t + 1 == n || (ts[t + 1] - ts[0]) / WINDOW_MS != (ts[t] - ts[0]) / WINDOW_MS;
+        if last_of_window {
+            windows += 1;
+            if equity[t] > prev_end {
+                up += 1;
+            }
+            prev_end = equity[t];
+        }
+    }
+    up as f64 / windows as f64
+}
+
+/// Turnover: entries per year, `entries / (bars / bars_per_year)` (a position still open at
+/// the end counts as an entry); 0 for no bars.
+pub fn turnover(entries: usize, bars: usize, bars_per_year: f64) -> f64 {
+    if bars == 0 {
+        0.0
+    } else {
+        entries as f64 / (bars as f64 / bars_per_year)
+    }
+}
+
+/// The metrics of one backtest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Metrics {
+    /// `V[n−1]/cash − 1`.
+    pub total_return: f64,
+    /// See [`sharpe`].
+    pub sharpe: f64,
+    /// See [`sortino`].
+    pub sortino: f64,
+    /// See [`max_drawdown`].
+    pub max_drawdown: f64,
+    /// See [`consistency`].
+    pub consistency: f64,
+    /// See [`turnover`].
+    pub turnover: f64,
+    /// Entries, including a position still open at the end.
+    pub trades: usize,
+    /// Completed round trips.
+    pub closed_trades: usize,
+    /// `V[n−1]` (the initial cash for no bars).
+    pub final_equity: f64,
+    /// Share of closed trades with PnL > 0; 0 without closed trades.
+    pub win_rate: f64,
+    /// Gross profit / gross loss of closed trades; 0 without closed trades or without profit,
+    /// `+inf` (JSON `null`) when some trades won and none lost.
+    pub profit_factor: f64,
+    /// Share of bars at whose close a position was open.
+    pub exposure: f64,
+}
+
+impl Metrics {
+    /// Computes every metric of `report` on bars with timestamps `ts`.
+    pub fn compute(report: &BacktestReport, ts: &[i64], bars_per_year: f64) -> Metrics {
+        let eq = &report.equity;
+        let n = eq.len();
+        let r = returns(eq, report.cash);
+        let final_equity = eq.last().copied().unwrap_or(report.cash);
+        let (mut wins, mut closed, mut profit, mut loss) = (0usize, 0usize, 0.0, 0.0);
+        for t in report.closed_trades() {
+            closed += 1;
+            if t.pnl > 0.0 {
+                wins += 1;
+                profit += t.pnl;
+            } else {
+                loss -= t.pnl;
+            }
+        }
+        let profit_factor = if loss > 0.0 {
+            profit / loss
+        } else if profit > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        };
+        Metrics {
+            total_return: final_equity / report.cash - 1.0,
+            sharpe: sharpe(&r, bars_per_year),
+            sortino: sortino(&r, bars_per_year),
+            max_drawdown: max_drawdown(eq),
+            consistency: consistency(eq, ts, report.cash),
+            turnover: turnover(report.trades.len(), n, bars_per_year),
+            trades: report.trades.len(),
+            closed_trades: closed,
+            final_equity,
+            win_rate: if closed > 0 {
+                wins as f64 / closed as f64
+            } else {
+                0.0
+            },
+            profit_factor,
+            exposure: if n > 0 {
+                report.bars_in_market as f64 / n as f64
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backtest::{ExitReason, Side, Trade};
+
+    fn trade(pnl: f64, reason: ExitReason) -> Trade {
+        Trade {
+            side: Side::Long,
+            entry_bar: 0,
+            entry_ts: 0,
+            entry_price: 1.0,
+            exit_bar: 1,
+            exit_ts: 1,
+            exit_price: 1.0,
+            size: 1.0,
+            fees: 0.0,
+            funding: 0.0,
+            pnl,
+            exit_reason: reason,
+        }
+    }
+
+    #[test]
+    fn hand_computed_series() {
+        // cash 100, equity 110, 99, 108.9: returns 0.1, -0.1, 0.1.
+        let eq = [110.0, 99.0, 108.9];
+        let r = returns(&eq, 100.0);
+        for (a, b) in r.iter().zip([0.1, -0.1, 0.1]) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        // mean 1/30, sample var = ((2/30)^2*2 + (4/30)^2)/2 = (8/900+16/900)/2 = 12/900.
+        let want = (1.0 / 30.0) / (12.0f64 / 900.0).sqrt() * 4.0f64.sqrt();
+        assert!((sharpe(&r, 4.0) - want).abs() < 1e-9);
+        // downside: mean(min(r,0)^2) = 0.01/3.
+        let want = (1.0 / 30.0) / (0.01f64 / 3.0).sqrt() * 2.0;
+        assert!((sortino(&r, 4.0) - want).abs() < 1e-9);
+        // peak 110 -> 99: 10 %.
+        assert!((max_drawdown(&eq) - 0.1).abs() < 1e-12);
+        assert_eq!(max_drawdown(&[90.0, 95.0]), 0.0);
+        assert_eq!(max_drawdown(&[]), 0.0);
+    }
+
+    #[test]
+    fn consistency_by_windows() {
+        let d = 24 * 3_600_000;
+        // Windows: [0,30d) bars at 0 and 29d; [30d,60d) empty except 31d; [90d..) at 95d.
+        let ts = [0, 29 * d, 31 * d, 95 * d];
+        let eq = [105.0, 101.0, 99.0, 120.0];
+        // window 0 ends at 101 > 100 (up); window 1 ends 99 < 101 (down); window 3 120 > 99 (up).
+        assert!((consistency(&eq, &ts, 100.0) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(consistency(&[], &[], 100.0), 0.0);
+    }
+
+    #[test]
+    fn degenerate_cases_have_no_nan() {
+        let flat = BacktestReport {
+            equity: vec![100.0; 10],
+            trades: vec![],
+            bars_in_market: 0,
+            cash: 100.0,
+        };
+        let ts: Vec<i64> = (0..10).map(|i| i * 3_600_000).collect();
+        let m = Metrics::compute(&flat, &ts, 8760.0);
+        assert_eq!(m.sharpe, 0.0);
+        assert_eq!(m.sortino, 0.0);
+        assert_eq!(m.max_drawdown, 0.0);
+        assert_eq!(m.consistency, 0.0);
+        assert_eq!(m.total_return, 0.0);
+        assert_eq!((m.trades, m.closed_trades), (0, 0));
+        assert_eq!((m.win_rate, m.profit_factor, m.exposure), (0.0, 0.0, 0.0));
+        let empty = BacktestReport {
+            equity: vec![],
+            trades: vec![],
+            bars_in_market: 0,
+            cash: 100.0,
+        };
+        let m = Metrics::compute(&empty, &[], 8760.0);
+        assert_eq!(m.final_equity, 100.0);
+        assert_eq!(m.turnover, 0.0);
+        assert_eq!(sharpe(&[0.5], 8760.0), 0.0);
+    }
+
+    #[test]
+    fn trade_statistics() {
+        let one = BacktestReport {
+            equity: vec![100.0, 110.0],
+            trades: vec![trade(10.0, ExitReason::Signal)],
+            bars_in_market: 1,
+            cash: 100.0,
+        };
+        let m = Metrics::compute(&one, &[0, 3_600_000], 8760.0);
+        assert_eq!((m.trades, m.closed_trades), (1, 1));
+        assert_eq!(m.win_rate, 1.0);
+        assert_eq!(m.profit_factor, f64::INFINITY);
+        assert_eq!(m.exposure, 0.5);
+        assert!((m.turnover - 8760.0 / 2.0).abs() < 1e-9);
+        assert!(serde_json::to_string(&m).unwrap().contains("\"profit_factor\":null"));
+        let mixed = BacktestReport {
+            trades: vec![
+                trade(10.0, ExitReason::Signal),
+                trade(-4.0, ExitReason::StopLoss),
+                trade(6.0, ExitReason::TakeProfit),
+                trade(-50.0, ExitReason::Open),
+            ],
+            ..one
+        };
+        let m = Metrics::compute(&mixed, &[0, 3_600_000], 8760.0);
+        assert_eq!((m.trades, m.closed_trades), (4, 3));
+        assert!((m.win_rate - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.profit_factor - 4.0).abs() < 1e-12);
+    }
+}

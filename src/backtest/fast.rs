@@ -1,0 +1,205 @@
+//! The fused fast path for the long-only EMA crossover in close-fill mode (with an optional
+//! fixed ATR stop): signals, fills, fees, equity and the four objective metrics in one pass,
+//! no allocation. It exists for speed (parameter sweeps, evolution of this genome) and gives the
+//! same numbers as [`super::run`] + [`crate::fitness::Metrics`] on the same targets; a test
+//! checks that on many random combos.
+//!
+//! Rules are those of `BENCHMARKS.md` (vectorbt `Portfolio.from_signals` defaults): entry on a
+//! cross above, exit on a cross below or `close < stop`, all-in sizing net of fees, fills at the
+//! signal bar's close with adverse slippage, no funding.
+
+use rayon::prelude::*;
+
+use super::BacktestConfig;
+use crate::{fitness::WINDOW_MS, indicators::ema, market::Candles};
+
+/// `fast` crossed above `slow` at bar `t` (`t ≥ 1`): `f[t] > s[t] && f[t−1] <= s[t−1]`.
+/// `NaN` (undefined EMAs) never signals.
+#[inline(always)]
+pub fn crossed_above(f: &[f64], s: &[f64], t: usize) -> bool {
+    f[t] > s[t] && f[t - 1] <= s[t - 1]
+}
+
+/// `fast` crossed below `slow` at bar `t` (`t ≥ 1`): `f[t] < s[t] && f[t−1] >= s[t−1]`.
+#[inline(always)]
+pub fn crossed_below(f: &[f64], s: &[f64], t: usize) -> bool {
+    f[t] < s[t] && f[t - 1] >= s[t - 1]
+}
+
+/// Data shared by every evaluation on one series: closes, consistency-window ends, costs.
+#[derive(Debug, Clone)]
+pub struct FastData {
+    pub close: Vec<f64>,
+    /// `true` at the last bar of each 30-day window.
+    window_end: Vec<bool>,
+    n_windows: usize,
+    pub bars_per_year: f64,
+    pub cash: f64,
+    pub fee: f64,
+    pub slippage: f64,
+}
+
+impl FastData {
+    /// Prepares `candles` with the costs of `cfg` (its fill mode is ignored: always close).
+    pub fn new(candles: &Candles, cfg: &BacktestConfig) -> Self {
+        let n = candles.len();
+        let ts = &candles.ts;
+        let window_end: Vec<bool> = (0..n)
+            .map(|t| t + 1 == n || (ts[t + 1] - ts[0]) / WINDOW_MS != (ts[t] - ts[0]) / WINDOW_MS)
+            .collect();
+        let n_windows = window_end.iter().filter(|&&e| e).count();
+        Self {
+            close: candles.close.clone(),
+            window_end,
+            n_windows,
+            bars_per_year: candles.bars_per_year(),
+            cash: cfg.cash,
+            fee: cfg.fee,
+            slippage: cfg.slippage,
+        }
+    }
+}
+
+/// Metrics from the fast path (the same definitions as [`crate::fitness`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct FastMetrics {
+    pub total_return: f64,
+    pub sharpe: f64,
+    pub max_drawdown: f64,
+    pub consistency: f64,
+    pub turnover: f64,
+    pub trades: usize,
+    pub closed_trades: usize,
+    pub final_equity: f64,
+}
+
+/// Evaluates the long-only crossover of `fast` over `slow` (EMA series of the same length as the
+/// data). `stop`: ATR series and multiple for a fixed stop `close[e] − mult·ATR[e]` set at entry
+/// (no stop when the ATR is undefined at entry).
+pub fn ema_cross_long(
+    d: &FastData,
+    fast: &[f64],
+    slow: &[f64],
+    stop: Option<(&[f64], f64)>,
+) -> FastMetrics {
+    let close = &d.close[..];
+    let n = close.len();
+    let (fast, slow) = (&fast[..n], &slow[..n]);
+    let window_end = &d.window_end[..n];
+    let buy_mult = 1.0 + d.slippage;
+    let sell_mult = 1.0 - d.slippage;
+    let fee = d.fee;
+    let (mut cash, mut size) = (d.cash, 0.0_f64);
+    let mut in_pos = false;
+    let mut stop_px = f64::NEG_INFINITY;
+    let (mut prev_v, mut sum, mut sumsq) = (d.cash, 0.0_f64, 0.0_f64);
+    let mut peak = f64::NEG_INFINITY;
+    let mut dd = 0.0_f64;
+    let (mut entries, mut exits) = (0usize, 0usize);
+    let (mut prev_end, mut up_windows) = (d.cash, 0usize);
+    // Both EMAs are defined at t-1 from this bar on; earlier comparisons are NaN and false.
+    let first = fast
+        .iter()
+        .zip(slow)
+        .position(|(a, b)| !a.is_nan() && !b.is_nan())
+        .map_or(n, |i| i + 1);
+    for t in 0..n {
+        let c = close[t];
+        if t >= first {
+            if in_pos {
+                if crossed_below(fast, slow, t) || c < stop_px {
+                    let proceeds = size * (c * sell_mult);
+                    cash += proceeds - proceeds * fee;
+                    size = 0.0;
+                    in_pos = false;
+                    exits += 1;
+                }
+            } else if crossed_above(fast, slow, t) {
+                let fill = c * buy_mult;
+                size = (cash / (1.0 + fee)) / fill;
+                let value = size * fill;
+                cash -= value + value * fee;
+                in_pos = true;
+                entries += 1;
+                stop_px = match stop {
+                    Some((atr, mult)) if !atr[t].is_nan() => c - mult * atr[t],
+                    _ => f64::NEG_INFINITY,
+                };
+            }
+        }
+        let v = cash + size * c;
+        let r = if prev_v > 0.0 { v / prev_v - 1.0 } else { 0.0 };
+        sum += r;
+        sumsq += r * r;
+        prev_v = v;
+        if v > peak {
+            peak = v;
+        } else if v < peak * (1.0 - dd) {
+            dd = 1.0 - v / peak;
+        }
+        if window_end[t] {
+            up_windows += usize::from(v > prev_end);
+            prev_end = v;
+        }
+    }
+    let nf = n as f64;
+    let sharpe = if n < 2 {
+        0.0
+    } else {
+        let mean = sum / nf;
+        let var = (sumsq - nf * mean * mean) / (nf - 1.0);
+        if var > 0.0 {
+            mean / var.sqrt() * d.bars_per_year.sqrt()
+        } else {
+            0.0
+        }
+    };
+    let final_equity = if n > 0 { prev_v } else { d.cash };
+    FastMetrics {
+        total_return: final_equity / d.cash - 1.0,
+        sharpe,
+        max_drawdown: dd,
+        consistency: if d.n_windows > 0 {
+            up_windows as f64 / d.n_windows as f64
+        } else {
+            0.0
+        },
+        turnover: crate::fitness::turnover(entries, n, d.bars_per_year),
+        trades: entries,
+        closed_trades: exits,
+        final_equity,
+    }
+}
+
+/// The Workload A grid: fast ∈ 2..=51, slow ∈ {10, 20, …, 200}, fast < slow (890 combos).
+pub fn workload_a_grid() -> Vec<(usize, usize)> {
+    let mut grid = Vec::with_capacity(890);
+    for slow in (10..=200).step_by(10) {
+        for fast in 2..=51 {
+            if fast < slow {
+                grid.push((fast, slow));
+            }
+        }
+    }
+    grid
+}
+
+/// Evaluates every `(fast, slow)` combo of `grid` on `d`, computing each EMA period once and
+/// sharing it across combos. Runs on the current rayon pool; results are in grid order.
+pub fn sweep(d: &FastData, grid: &[(usize, usize)]) -> Vec<FastMetrics> {
+    let max_p = grid.iter().map(|&(f, s)| f.max(s)).max().unwrap_or(0);
+    let mut needed = vec![false; max_p + 1];
+    for &(f, s) in grid {
+        needed[f] = true;
+        needed[s] = true;
+    }
+    let periods: Vec<usize> = (0..=max_p).filter(|&p| needed[p]).collect();
+    let series: Vec<Vec<f64>> = periods.par_iter().map(|&p| ema(&d.close, p)).collect();
+    let mut index = vec![usize::MAX; max_p + 1];
+    for (i, &p) in periods.iter().enumerate() {
+        index[p] = i;
+    }
+    grid.par_iter()
+        .map(|&(f, s)| ema_cross_long(d, &series[index[f]], &series[index[s]], None))
+        .collect()
+}
