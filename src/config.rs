@@ -1,0 +1,318 @@
+//! Typed configuration, read from `config/default.toml` (built into the binary, so it always
+//! exists) with an optional user file laid over it.
+//!
+//! A user file only needs the keys it changes. Unknown keys, values of the wrong type and values
+//! out of range are errors that name the file and the key (`costs.taker_fee`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+use crate::{
+    backtest::{BacktestConfig, FillMode},
+    market::{synthetic::SyntheticParams, DataSelection},
+};
+
+/// The defaults, exactly as shipped in `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration error, naming the file and key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {key}: {message}")]
+    Key {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub path: String,
+    pub interval: String,
+    pub source: String,
+    pub coins: Vec<String>,
+}
+
+/// `[costs]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostsConfig {
+    pub taker_fee: f64,
+    pub maker_fee: f64,
+    pub slippage: f64,
+    pub funding: bool,
+}
+
+/// `[backtest]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestSection {
+    pub cash: f64,
+    pub fill: String,
+    pub coin: String,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    pub synthetic: SyntheticParams,
+    pub costs: CostsConfig,
+    pub backtest: BacktestSection,
+}
+
+impl Config {
+    /// The built-in defaults.
+    ///
+    /// # Errors
+    /// Only if the shipped `config/default.toml` is broken (a test guards against that).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_layers(None, "")
+    }
+
+    /// Defaults with `path` laid over them.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, and the key where there is one.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_layers(Some(&path.display().to_string()), &text)
+    }
+
+    /// Defaults with the TOML `text` of `file` laid over them (`None`: defaults only).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, and the key where there is one.
+    pub fn from_layers(file: Option<&str>, text: &str) -> Result<Self, ConfigError> {
+        let mut base: Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| {
+            ConfigError::Parse {
+                file: "config/default.toml (built in)".into(),
+                message: e.to_string(),
+            }
+        })?;
+        if let Some(file) = file {
+            let user: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+                file: file.into(),
+                message: e.to_string().trim_end().replace('\n', " "),
+            })?;
+            overlay(&mut base, user, "", file)?;
+        }
+        let file = file.unwrap_or("config/default.toml (built in)");
+        let cfg = Config::deserialize(Value::Table(base)).map_err(|e| ConfigError::Parse {
+            file: file.into(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(file)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError::Key {
+            file: file.into(),
+            key: key.into(),
+            message,
+        };
+        let range = |key: &str, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && v >= lo && v <= hi {
+                Ok(())
+            } else {
+                Err(err(key, format!("{v} is out of range: must be in [{lo}, {hi}]")))
+            }
+        };
+        range("costs.taker_fee", self.costs.taker_fee, 0.0, 0.01)?;
+        range("costs.maker_fee", self.costs.maker_fee, -0.001, 0.01)?;
+        range("costs.slippage", self.costs.slippage, 0.0, 0.05)?;
+        range("backtest.cash", self.backtest.cash, 1e-6, 1e15)?;
+        range("synthetic.common_share", self.synthetic.common_share, 0.0, 0.99)?;
+        self.backtest
+            .fill
+            .parse::<FillMode>()
+            .map_err(|m| err("backtest.fill", m))?;
+        if self.data.interval.trim().is_empty() {
+            return Err(err("data.interval", "must not be empty".into()));
+        }
+        let s = &self.synthetic;
+        if !(100..=10_000_000).contains(&s.bars) {
+            return Err(err(
+                "synthetic.bars",
+                format!("{} is out of range: must be in [100, 10000000]", s.bars),
+            ));
+        }
+        if s.coins.is_empty() {
+            return Err(err("synthetic.coins", "must list at least one coin".into()));
+        }
+        for (key, v) in [("synthetic.annual_vol", &s.annual_vol), ("synthetic.start_price", &s.start_price)] {
+            if v.len() != s.coins.len() {
+                return Err(err(
+                    key,
+                    format!("has {} values but synthetic.coins has {}", v.len(), s.coins.len()),
+                ));
+            }
+            if let Some(bad) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+                return Err(err(key, format!("{bad} is out of range: values must be > 0")));
+            }
+        }
+        if let Some(bad) = s.annual_vol.iter().find(|v| **v > 5.0) {
+            return Err(err("synthetic.annual_vol", format!("{bad} is out of range: must be <= 5")));
+        }
+        Ok(())
+    }
+
+    /// The data selection for loading.
+    pub fn data_selection(&self) -> DataSelection {
+        DataSelection {
+            path: (!self.data.path.trim().is_empty()).then(|| PathBuf::from(&self.data.path)),
+            interval: self.data.interval.clone(),
+            source: self.data.source.clone(),
+            coins: self.data.coins.clone(),
+            synthetic: self.synthetic.clone(),
+        }
+    }
+
+    /// The backtester settings.
+    pub fn backtest_config(&self) -> BacktestConfig {
+        BacktestConfig {
+            // validated in `validate`
+            fill: self.backtest.fill.parse().unwrap_or_default(),
+            fee: self.costs.taker_fee,
+            slippage: self.costs.slippage,
+            cash: self.backtest.cash,
+            funding: self.costs.funding,
+        }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+/// Lays `user` over `base`: every user key must exist in `base` with a value of the same type
+/// (an integer is accepted where a number is expected, and array elements are checked against
+/// the default's first element).
+fn overlay(base: &mut Table, user: Table, prefix: &str, file: &str) -> Result<(), ConfigError> {
+    for (k, v) in user {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let Some(slot) = base.get_mut(&k) else {
+            let known: Vec<&str> = base.keys().map(String::as_str).collect();
+            return Err(ConfigError::Key {
+                file: file.into(),
+                key,
+                message: format!("unknown key (known here: {})", known.join(", ")),
+            });
+        };
+        let mismatch = |want: &Value, got: &Value| ConfigError::Key {
+            file: file.into(),
+            key: key.clone(),
+            message: format!("expected {}, found {}", type_name(want), type_name(got)),
+        };
+        match (slot, v) {
+            (Value::Table(b), Value::Table(u)) => overlay(b, u, &key, file)?,
+            (slot @ Value::Float(_), Value::Integer(i)) => *slot = Value::Float(i as f64),
+            (Value::Array(b), Value::Array(u)) => {
+                let proto = b.first().cloned();
+                let mut out = Vec::with_capacity(u.len());
+                for item in u {
+                    match (&proto, item) {
+                        (Some(Value::Float(_)), Value::Integer(i)) => out.push(Value::Float(i as f64)),
+                        (Some(p), item) if std::mem::discriminant(p) != std::mem::discriminant(&item) => {
+                            return Err(mismatch(p, &item));
+                        }
+                        (None, item) if !matches!(item, Value::String(_)) => {
+                            return Err(mismatch(&Value::String(String::new()), &item));
+                        }
+                        (_, item) => out.push(item),
+                    }
+                }
+                *b = out;
+            }
+            (slot, v) if std::mem::discriminant(&*slot) == std::mem::discriminant(&v) => *slot = v,
+            (slot, v) => return Err(mismatch(slot, &v)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_load() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.costs.taker_fee, 0.00045);
+        assert_eq!(c.costs.maker_fee, 0.00015);
+        assert_eq!(c.backtest.cash, 10_000.0);
+        assert_eq!(c.backtest_config().fill, FillMode::NextOpen);
+        assert_eq!(c.synthetic, SyntheticParams::default());
+        assert_eq!(c.data_selection().path, None);
+    }
+
+    #[test]
+    fn user_file_overrides_only_its_keys() {
+        let c = Config::from_layers(
+            Some("mine.toml"),
+            "[costs]\ntaker_fee = 0.001\n[backtest]\ncash = 500\nfill = \"close\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.costs.taker_fee, 0.001);
+        assert_eq!(c.costs.slippage, 0.0001);
+        assert_eq!(c.backtest.cash, 500.0);
+        assert_eq!(c.backtest_config().fill, FillMode::Close);
+    }
+
+    fn err(text: &str) -> String {
+        Config::from_layers(Some("mine.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = err("[costs]\ntaker_fe = 0.001\n");
+        assert!(e.starts_with("mine.toml: costs.taker_fe: unknown key"), "{e}");
+        let e = err("[cost]\n");
+        assert!(e.starts_with("mine.toml: cost: unknown key"), "{e}");
+        let e = err("[costs]\ntaker_fee = -0.1\n");
+        assert!(e.starts_with("mine.toml: costs.taker_fee: -0.1 is out of range"), "{e}");
+        let e = err("[costs]\nslippage = \"lots\"\n");
+        assert!(e.contains("costs.slippage: expected a number, found a string"), "{e}");
+        let e = err("[backtest]\nfill = \"tomorrow\"\n");
+        assert!(e.contains("backtest.fill: unknown fill mode `tomorrow`"), "{e}");
+        let e = err("[synthetic]\ncoins = [\"A\"]\n");
+        assert!(e.contains("synthetic.annual_vol: has 4 values but synthetic.coins has 1"), "{e}");
+        let e = err("[data]\ncoins = [1]\n");
+        assert!(e.contains("data.coins: expected a string, found an integer"), "{e}");
+        let e = err("[costs\n");
+        assert!(e.starts_with("mine.toml: "), "{e}");
+    }
+}

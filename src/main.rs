@@ -1,1 +1,43 @@
-fn main() {}
+//! The `organism` command line: parsing and dispatch only; each subcommand lives in `cli/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// organism — evolves trading strategies for crypto perpetual futures.
+#[derive(Parser)]
+#[command(name = "organism", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Backtest one strategy on the configured data and print its metrics.
+    Backtest(cli::backtest::Args),
+    /// Measure this machine's speed on the standard workloads.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
+    /// Market data utilities.
+    #[command(subcommand)]
+    Data(cli::data::DataCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Backtest(args) => cli::backtest::run(args),
+        Command::Bench(cmd) => cli::bench::run(cmd),
+        Command::Data(cmd) => cli::data::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

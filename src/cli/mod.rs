@@ -1,0 +1,89 @@
+//! Subcommands: argument handling, progress and printing. The library does the work.
+
+pub mod backtest;
+pub mod bench;
+pub mod data;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use organism::{
+    config::Config,
+    market::{load_universe, Universe},
+};
+
+/// Options shared by every command that reads market data.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Config file laid over the built-in defaults (config/default.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory, candles folder or single candle CSV (default: data.path, or the
+    /// built-in synthetic market).
+    #[arg(long, value_name = "DIR|FILE")]
+    pub data: Option<PathBuf>,
+    /// Source prefix of candle files, e.g. hyperliquid or binance (default: data.source).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Candle interval in file names, e.g. 1h (default: data.interval).
+    #[arg(long)]
+    pub interval: Option<String>,
+}
+
+impl DataArgs {
+    /// The configuration with this command's data flags applied.
+    pub fn config(&self) -> Result<Config> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::defaults()?,
+        };
+        if let Some(d) = &self.data {
+            cfg.data.path = d.display().to_string();
+        }
+        if let Some(s) = &self.source {
+            cfg.data.source = s.clone();
+        }
+        if let Some(i) = &self.interval {
+            cfg.data.interval = i.clone();
+        }
+        Ok(cfg)
+    }
+}
+
+/// Loads the configured universe and prints its notes (gaps, missing funding) once to stderr.
+pub fn load_data(cfg: &Config) -> Result<Universe> {
+    let u = load_universe(&cfg.data_selection()).context("loading market data")?;
+    for note in &u.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(u)
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) of a millisecond timestamp.
+pub fn format_ts(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_format_as_utc() {
+        assert_eq!(super::format_ts(0), "1970-01-01 00:00");
+        assert_eq!(super::format_ts(1_704_067_200_000), "2024-01-01 00:00");
+        assert_eq!(super::format_ts(1_725_447_600_000), "2024-09-04 11:00");
+        assert_eq!(super::format_ts(951_782_400_000), "2000-02-29 00:00");
+    }
+}

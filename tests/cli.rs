@@ -1,0 +1,244 @@
+//! End-to-end tests through the `organism` binary.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+fn organism(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_organism"))
+        .args(args)
+        .output()
+        .expect("run organism")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "failed: {}", stderr(o));
+    serde_json::from_str(stdout(o).trim()).expect("one JSON object")
+}
+
+fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("organism-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const KEYS: [&str; 12] = [
+    "total_return",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "consistency",
+    "turnover",
+    "trades",
+    "closed_trades",
+    "final_equity",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+];
+
+#[test]
+fn backtest_on_the_bundled_market_prints_plausible_metrics() {
+    let o = organism(&["backtest", "--fast", "12", "--slow", "26"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("BTC on synthetic market"), "{out}");
+    for row in ["total return", "sharpe", "max drawdown", "profit factor"] {
+        assert!(out.contains(row), "{out}");
+    }
+    let v = json(&organism(&["backtest", "--fast", "12", "--slow", "26", "--json"]));
+    let obj = v.as_object().unwrap();
+    assert_eq!(obj.len(), KEYS.len());
+    for k in KEYS {
+        assert!(obj.contains_key(k), "missing {k}");
+    }
+    assert!(v["trades"].as_u64().unwrap() > 0);
+    assert!(v["sharpe"].as_f64().unwrap().is_finite());
+    let eq = v["final_equity"].as_f64().unwrap();
+    assert!((v["total_return"].as_f64().unwrap() - (eq / 10_000.0 - 1.0)).abs() < 1e-12);
+}
+
+#[test]
+fn trade_and_equity_files_are_written() {
+    let dir = scratch("files");
+    let trades = dir.join("trades.csv");
+    let equity = dir.join("equity.csv");
+    let v = json(&organism(&[
+        "backtest",
+        "--coin",
+        "ETH",
+        "--long-only",
+        "--atr-stop",
+        "2",
+        "--json",
+        "--trades",
+        trades.to_str().unwrap(),
+        "--equity",
+        equity.to_str().unwrap(),
+    ]));
+    let t = std::fs::read_to_string(&trades).unwrap();
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("side,entry_time_ms,entry_price"));
+    assert_eq!(lines.len() - 1, v["trades"].as_u64().unwrap() as usize);
+    assert!(t.contains(",stop-loss"), "a 2-ATR stop fires on two years of data");
+    assert!(lines[1..].iter().all(|l| l.starts_with("long,")));
+    let e = std::fs::read_to_string(&equity).unwrap();
+    assert_eq!(e.lines().count(), 17_520 + 1);
+    let last: f64 = e.lines().last().unwrap().split(',').nth(1).unwrap().parse().unwrap();
+    assert_eq!(last, v["final_equity"].as_f64().unwrap());
+}
+
+#[test]
+fn generated_csv_round_trips_to_identical_results() {
+    let dir = scratch("gen");
+    let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("candles/synthetic_SOL_1h.csv").is_file());
+    assert!(dir.join("funding/synthetic_SOL.csv").is_file());
+    let args = ["backtest", "--coin", "SOL", "--json"];
+    let built_in = json(&organism(&args));
+    let mut with_data = args.to_vec();
+    with_data.extend(["--data", dir.to_str().unwrap(), "--source", "synthetic"]);
+    assert_eq!(json(&organism(&with_data)), built_in);
+}
+
+#[test]
+fn malformed_csv_is_one_clear_error() {
+    let dir = scratch("bad");
+    let f = dir.join("bad.csv");
+    std::fs::write(
+        &f,
+        "timestamp_ms,open,high,low,close,volume\n1000,10,12,9,11,5\n2000,10,9,9.5,11,5\n",
+    )
+    .unwrap();
+    let o = organism(&["backtest", "--data", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("bad.csv: line 3: high 9 is below"), "{err}");
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn bad_config_value_is_one_clear_error() {
+    let dir = scratch("cfg");
+    let f = dir.join("my.toml");
+    std::fs::write(&f, "[costs]\nslippage = 0.5\n").unwrap();
+    let o = organism(&["backtest", "--config", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("my.toml: costs.slippage: 0.5 is out of range"), "{err}");
+    std::fs::write(&f, "[backtest]\nleverage = 3\n").unwrap();
+    let err = stderr(&organism(&["backtest", "--config", f.to_str().unwrap()]));
+    assert!(err.contains("backtest.leverage: unknown key"), "{err}");
+    let o = organism(&["backtest", "--fee", "-1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--fee -1 is out of range"));
+    let o = organism(&["backtest", "--coin", "XYZ"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("XYZ"), "{}", stderr(&o));
+}
+
+/// vectorbt 0.28.1 `Portfolio.from_signals(close, ma_crossed_above, ma_crossed_below,
+/// fees=0.00045, slippage=0.0001, init_cash=10000, freq='1h')` on the benchmark file:
+/// (fast, slow, total_return, sharpe_ratio, max_drawdown (vectorbt's sign), closed trades).
+const VECTORBT: [(u32, u32, f64, f64, f64, u64); 5] = [
+    (12, 26, -0.416320137628194, -0.0772964468798894, -0.7210663486011764, 583),
+    (2, 10, -0.979720944635116, -1.9226133067100537, -0.9810175330494212, 2344),
+    (51, 200, -0.21206535950504357, 0.07696858318036817, -0.6031251151073396, 101),
+    (20, 50, -0.4801196940212577, -0.14906337743754008, -0.7044616797232096, 337),
+    (7, 130, 0.41365120924703297, 0.4163138637209969, -0.4801369192842492, 312),
+];
+
+#[test]
+fn close_fill_mode_reproduces_vectorbt() {
+    let file = shared().join("bench/synth_1h_4y_seed42.csv");
+    if !file.is_file() {
+        eprintln!("skipping: {} is absent", file.display());
+        return;
+    }
+    for (fast, slow, tr, sharpe, mdd, closed) in VECTORBT {
+        let v = json(&organism(&[
+            "backtest",
+            "--data",
+            file.to_str().unwrap(),
+            "--fill",
+            "close",
+            "--long-only",
+            "--fast",
+            &fast.to_string(),
+            "--slow",
+            &slow.to_string(),
+            "--fee",
+            "0.00045",
+            "--slippage",
+            "0.0001",
+            "--cash",
+            "10000",
+            "--json",
+        ]));
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+        let ctx = format!("{fast}/{slow}: {v}");
+        assert!(rel(v["total_return"].as_f64().unwrap(), tr) < 1e-9, "{ctx}");
+        assert!(rel(v["sharpe"].as_f64().unwrap(), sharpe) < 1e-9, "{ctx}");
+        assert!(rel(v["max_drawdown"].as_f64().unwrap(), -mdd) < 1e-9, "{ctx}");
+        assert_eq!(v["closed_trades"].as_u64().unwrap(), closed, "{ctx}");
+    }
+}
+
+#[test]
+fn backtest_on_real_hyperliquid_data() {
+    let dir = shared().join("candles");
+    if !dir.is_dir() {
+        eprintln!("skipping: {} is absent", dir.display());
+        return;
+    }
+    for coin in ["BTC", "SOL"] {
+        let v = json(&organism(&[
+            "backtest", "--data", dir.to_str().unwrap(), "--coin", coin, "--fast", "12",
+            "--slow", "26", "--json",
+        ]));
+        assert!(v["trades"].as_u64().unwrap() > 50, "{coin}: {v}");
+        assert!(v["sharpe"].as_f64().unwrap().is_finite(), "{coin}: {v}");
+        assert!(v["max_drawdown"].as_f64().unwrap() > 0.0, "{coin}: {v}");
+    }
+    // Both sources have BTC 1h: without a source choice the selection is ambiguous.
+    let o = organism(&[
+        "backtest", "--data", dir.to_str().unwrap(), "--source", "", "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("choose one with --source"), "{}", stderr(&o));
+}
+
+#[test]
+fn bench_sweep_reports_its_workload() {
+    let dir = scratch("bench");
+    let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success());
+    let f = dir.join("candles/synthetic_BTC_1h.csv");
+    let v = json(&organism(&[
+        "bench", "sweep", "--data", f.to_str().unwrap(), "--threads", "1", "--repeat", "1",
+        "--json",
+    ]));
+    assert_eq!(v["combos"], 890);
+    assert_eq!(v["candles"], 17_520);
+    assert_eq!(v["threads"], 1);
+    let secs = v["seconds"].as_f64().unwrap();
+    let rate = v["candle_combos_per_sec"].as_f64().unwrap();
+    assert!((rate * secs - 890.0 * 17_520.0).abs() < 1.0);
+}
