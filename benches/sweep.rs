@@ -1,1 +1,63 @@
-fn main() {}
+//! Workload A of BENCHMARKS.md: 890 EMA-crossover combos on 35,040 hourly candles, on one and
+//! on two threads. Reads `../shared/data/bench/synth_1h_4y_seed42.csv`; where that file is
+//! absent it says so and uses 35,040 bars of the built-in synthetic market instead.
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use organism::{
+    backtest::{
+        fast::{sweep, workload_a_grid, FastData},
+        BacktestConfig, FillMode,
+    },
+    market::{
+        csv::load_candles,
+        synthetic::{generate, SyntheticParams},
+        Candles,
+    },
+};
+
+fn bench_candles() -> Candles {
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bench/synth_1h_4y_seed42.csv");
+    match load_candles(&file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("benchmark file unavailable ({e}); using 35,040 synthetic bars instead");
+            let u = generate(&SyntheticParams {
+                bars: 35_040,
+                ..SyntheticParams::default()
+            });
+            u.markets[0].candles.clone()
+        }
+    }
+}
+
+fn workload_a(c: &mut Criterion) {
+    let candles = bench_candles();
+    let cfg = BacktestConfig {
+        fill: FillMode::Close,
+        fee: 0.00045,
+        slippage: 0.0001,
+        cash: 10_000.0,
+        funding: false,
+    };
+    let data = FastData::new(&candles, &cfg);
+    let grid = workload_a_grid();
+    let mut group = c.benchmark_group("workload_a_sweep");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements((grid.len() * candles.len()) as u64));
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter(|| pool.install(|| sweep(&data, &grid)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, workload_a);
+criterion_main!(benches);

@@ -102,17 +102,20 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, and the key where there is one.
     pub fn from_layers(file: Option<&str>, text: &str) -> Result<Self, ConfigError> {
-        let mut base: Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| {
-            ConfigError::Parse {
-                file: "config/default.toml (built in)".into(),
-                message: e.to_string(),
-            }
-        })?;
+        let mut base: Table =
+            DEFAULT_TOML
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    file: "config/default.toml (built in)".into(),
+                    message: e.to_string(),
+                })?;
         if let Some(file) = file {
-            let user: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-                file: file.into(),
-                message: e.to_string().trim_end().replace('\n', " "),
-            })?;
+            let user: Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    file: file.into(),
+                    message: e.to_string().trim_end().replace('\n', " "),
+                })?;
             overlay(&mut base, user, "", file)?;
         }
         let file = file.unwrap_or("config/default.toml (built in)");
@@ -134,14 +137,22 @@ impl Config {
             if v.is_finite() && v >= lo && v <= hi {
                 Ok(())
             } else {
-                Err(err(key, format!("{v} is out of range: must be in [{lo}, {hi}]")))
+                Err(err(
+                    key,
+                    format!("{v} is out of range: must be in [{lo}, {hi}]"),
+                ))
             }
         };
         range("costs.taker_fee", self.costs.taker_fee, 0.0, 0.01)?;
         range("costs.maker_fee", self.costs.maker_fee, -0.001, 0.01)?;
         range("costs.slippage", self.costs.slippage, 0.0, 0.05)?;
         range("backtest.cash", self.backtest.cash, 1e-6, 1e15)?;
-        range("synthetic.common_share", self.synthetic.common_share, 0.0, 0.99)?;
+        range(
+            "synthetic.common_share",
+            self.synthetic.common_share,
+            0.0,
+            0.99,
+        )?;
         self.backtest
             .fill
             .parse::<FillMode>()
@@ -159,19 +170,32 @@ impl Config {
         if s.coins.is_empty() {
             return Err(err("synthetic.coins", "must list at least one coin".into()));
         }
-        for (key, v) in [("synthetic.annual_vol", &s.annual_vol), ("synthetic.start_price", &s.start_price)] {
+        for (key, v) in [
+            ("synthetic.annual_vol", &s.annual_vol),
+            ("synthetic.start_price", &s.start_price),
+        ] {
             if v.len() != s.coins.len() {
                 return Err(err(
                     key,
-                    format!("has {} values but synthetic.coins has {}", v.len(), s.coins.len()),
+                    format!(
+                        "has {} values but synthetic.coins has {}",
+                        v.len(),
+                        s.coins.len()
+                    ),
                 ));
             }
             if let Some(bad) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
-                return Err(err(key, format!("{bad} is out of range: values must be > 0")));
+                return Err(err(
+                    key,
+                    format!("{bad} is out of range: values must be > 0"),
+                ));
             }
         }
         if let Some(bad) = s.annual_vol.iter().find(|v| **v > 5.0) {
-            return Err(err("synthetic.annual_vol", format!("{bad} is out of range: must be <= 5")));
+            return Err(err(
+                "synthetic.annual_vol",
+                format!("{bad} is out of range: must be <= 5"),
+            ));
         }
         Ok(())
     }
@@ -243,8 +267,12 @@ fn overlay(base: &mut Table, user: Table, prefix: &str, file: &str) -> Result<()
                 let mut out = Vec::with_capacity(u.len());
                 for item in u {
                     match (&proto, item) {
-                        (Some(Value::Float(_)), Value::Integer(i)) => out.push(Value::Float(i as f64)),
-                        (Some(p), item) if std::mem::discriminant(p) != std::mem::discriminant(&item) => {
+                        (Some(Value::Float(_)), Value::Integer(i)) => {
+                            out.push(Value::Float(i as f64))
+                        }
+                        (Some(p), item)
+                            if std::mem::discriminant(p) != std::mem::discriminant(&item) =>
+                        {
                             return Err(mismatch(p, &item));
                         }
                         (None, item) if !matches!(item, Value::String(_)) => {
@@ -299,19 +327,37 @@ mod tests {
     #[test]
     fn bad_values_name_the_key() {
         let e = err("[costs]\ntaker_fe = 0.001\n");
-        assert!(e.starts_with("mine.toml: costs.taker_fe: unknown key"), "{e}");
+        assert!(
+            e.starts_with("mine.toml: costs.taker_fe: unknown key"),
+            "{e}"
+        );
         let e = err("[cost]\n");
         assert!(e.starts_with("mine.toml: cost: unknown key"), "{e}");
         let e = err("[costs]\ntaker_fee = -0.1\n");
-        assert!(e.starts_with("mine.toml: costs.taker_fee: -0.1 is out of range"), "{e}");
+        assert!(
+            e.starts_with("mine.toml: costs.taker_fee: -0.1 is out of range"),
+            "{e}"
+        );
         let e = err("[costs]\nslippage = \"lots\"\n");
-        assert!(e.contains("costs.slippage: expected a number, found a string"), "{e}");
+        assert!(
+            e.contains("costs.slippage: expected a number, found a string"),
+            "{e}"
+        );
         let e = err("[backtest]\nfill = \"tomorrow\"\n");
-        assert!(e.contains("backtest.fill: unknown fill mode `tomorrow`"), "{e}");
+        assert!(
+            e.contains("backtest.fill: unknown fill mode `tomorrow`"),
+            "{e}"
+        );
         let e = err("[synthetic]\ncoins = [\"A\"]\n");
-        assert!(e.contains("synthetic.annual_vol: has 4 values but synthetic.coins has 1"), "{e}");
+        assert!(
+            e.contains("synthetic.annual_vol: has 4 values but synthetic.coins has 1"),
+            "{e}"
+        );
         let e = err("[data]\ncoins = [1]\n");
-        assert!(e.contains("data.coins: expected a string, found an integer"), "{e}");
+        assert!(
+            e.contains("data.coins: expected a string, found an integer"),
+            "{e}"
+        );
         let e = err("[costs\n");
         assert!(e.starts_with("mine.toml: "), "{e}");
     }

@@ -60,7 +60,9 @@ fn backtest_on_the_bundled_market_prints_plausible_metrics() {
     for row in ["total return", "sharpe", "max drawdown", "profit factor"] {
         assert!(out.contains(row), "{out}");
     }
-    let v = json(&organism(&["backtest", "--fast", "12", "--slow", "26", "--json"]));
+    let v = json(&organism(&[
+        "backtest", "--fast", "12", "--slow", "26", "--json",
+    ]));
     let obj = v.as_object().unwrap();
     assert_eq!(obj.len(), KEYS.len());
     for k in KEYS {
@@ -94,11 +96,22 @@ fn trade_and_equity_files_are_written() {
     let lines: Vec<&str> = t.lines().collect();
     assert!(lines[0].starts_with("side,entry_time_ms,entry_price"));
     assert_eq!(lines.len() - 1, v["trades"].as_u64().unwrap() as usize);
-    assert!(t.contains(",stop-loss"), "a 2-ATR stop fires on two years of data");
+    assert!(
+        t.contains(",stop-loss"),
+        "a 2-ATR stop fires on two years of data"
+    );
     assert!(lines[1..].iter().all(|l| l.starts_with("long,")));
     let e = std::fs::read_to_string(&equity).unwrap();
     assert_eq!(e.lines().count(), 17_520 + 1);
-    let last: f64 = e.lines().last().unwrap().split(',').nth(1).unwrap().parse().unwrap();
+    let last: f64 = e
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(last, v["final_equity"].as_f64().unwrap());
 }
 
@@ -142,7 +155,10 @@ fn bad_config_value_is_one_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("my.toml: costs.slippage: 0.5 is out of range"), "{err}");
+    assert!(
+        err.contains("my.toml: costs.slippage: 0.5 is out of range"),
+        "{err}"
+    );
     std::fs::write(&f, "[backtest]\nleverage = 3\n").unwrap();
     let err = stderr(&organism(&["backtest", "--config", f.to_str().unwrap()]));
     assert!(err.contains("backtest.leverage: unknown key"), "{err}");
@@ -158,11 +174,46 @@ fn bad_config_value_is_one_clear_error() {
 /// fees=0.00045, slippage=0.0001, init_cash=10000, freq='1h')` on the benchmark file:
 /// (fast, slow, total_return, sharpe_ratio, max_drawdown (vectorbt's sign), closed trades).
 const VECTORBT: [(u32, u32, f64, f64, f64, u64); 5] = [
-    (12, 26, -0.416320137628194, -0.0772964468798894, -0.7210663486011764, 583),
-    (2, 10, -0.979720944635116, -1.9226133067100537, -0.9810175330494212, 2344),
-    (51, 200, -0.21206535950504357, 0.07696858318036817, -0.6031251151073396, 101),
-    (20, 50, -0.4801196940212577, -0.14906337743754008, -0.7044616797232096, 337),
-    (7, 130, 0.41365120924703297, 0.4163138637209969, -0.4801369192842492, 312),
+    (
+        12,
+        26,
+        -0.416320137628194,
+        -0.0772964468798894,
+        -0.7210663486011764,
+        583,
+    ),
+    (
+        2,
+        10,
+        -0.979720944635116,
+        -1.9226133067100537,
+        -0.9810175330494212,
+        2344,
+    ),
+    (
+        51,
+        200,
+        -0.21206535950504357,
+        0.07696858318036817,
+        -0.6031251151073396,
+        101,
+    ),
+    (
+        20,
+        50,
+        -0.4801196940212577,
+        -0.14906337743754008,
+        -0.7044616797232096,
+        337,
+    ),
+    (
+        7,
+        130,
+        0.41365120924703297,
+        0.4163138637209969,
+        -0.4801369192842492,
+        312,
+    ),
 ];
 
 #[test]
@@ -196,7 +247,10 @@ fn close_fill_mode_reproduces_vectorbt() {
         let ctx = format!("{fast}/{slow}: {v}");
         assert!(rel(v["total_return"].as_f64().unwrap(), tr) < 1e-9, "{ctx}");
         assert!(rel(v["sharpe"].as_f64().unwrap(), sharpe) < 1e-9, "{ctx}");
-        assert!(rel(v["max_drawdown"].as_f64().unwrap(), -mdd) < 1e-9, "{ctx}");
+        assert!(
+            rel(v["max_drawdown"].as_f64().unwrap(), -mdd) < 1e-9,
+            "{ctx}"
+        );
         assert_eq!(v["closed_trades"].as_u64().unwrap(), closed, "{ctx}");
     }
 }
@@ -210,8 +264,16 @@ fn backtest_on_real_hyperliquid_data() {
     }
     for coin in ["BTC", "SOL"] {
         let v = json(&organism(&[
-            "backtest", "--data", dir.to_str().unwrap(), "--coin", coin, "--fast", "12",
-            "--slow", "26", "--json",
+            "backtest",
+            "--data",
+            dir.to_str().unwrap(),
+            "--coin",
+            coin,
+            "--fast",
+            "12",
+            "--slow",
+            "26",
+            "--json",
         ]));
         assert!(v["trades"].as_u64().unwrap() > 50, "{coin}: {v}");
         assert!(v["sharpe"].as_f64().unwrap().is_finite(), "{coin}: {v}");
@@ -219,10 +281,19 @@ fn backtest_on_real_hyperliquid_data() {
     }
     // Both sources have BTC 1h: without a source choice the selection is ambiguous.
     let o = organism(&[
-        "backtest", "--data", dir.to_str().unwrap(), "--source", "", "--json",
+        "backtest",
+        "--data",
+        dir.to_str().unwrap(),
+        "--source",
+        "",
+        "--json",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("choose one with --source"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("choose one with --source"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -232,7 +303,14 @@ fn bench_sweep_reports_its_workload() {
     assert!(o.status.success());
     let f = dir.join("candles/synthetic_BTC_1h.csv");
     let v = json(&organism(&[
-        "bench", "sweep", "--data", f.to_str().unwrap(), "--threads", "1", "--repeat", "1",
+        "bench",
+        "sweep",
+        "--data",
+        f.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--repeat",
+        "1",
         "--json",
     ]));
     assert_eq!(v["combos"], 890);

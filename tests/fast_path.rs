@@ -61,7 +61,12 @@ fn fast_path_equals_general_simulator() {
             assert!(general.trades > 0, "{ctx}: no trades");
             assert!(rel(fm.final_equity, general.final_equity) < 1e-12, "{ctx}");
             assert!(rel(fm.total_return, general.total_return) < 1e-9, "{ctx}");
-            assert!(rel(fm.sharpe, general.sharpe) < 1e-9, "{ctx}: {} {}", fm.sharpe, general.sharpe);
+            assert!(
+                rel(fm.sharpe, general.sharpe) < 1e-9,
+                "{ctx}: {} {}",
+                fm.sharpe,
+                general.sharpe
+            );
             assert!(rel(fm.max_drawdown, general.max_drawdown) < 1e-12, "{ctx}");
             assert_eq!(fm.consistency, general.consistency, "{ctx}");
             assert!(rel(fm.turnover, general.turnover) < 1e-12, "{ctx}");

@@ -152,7 +152,11 @@ fn synthetic_funding_leans_with_the_trend() {
         assert!(c > 0.3, "{}: corr(trailing return, funding) = {c}", m.coin);
         let mean_rate = mean(&m.funding_per_bar);
         // Real Hyperliquid hourly funding averages about 2e-5 with a 3e-5..5e-5 spread.
-        assert!(mean_rate > 0.0 && mean_rate < 6e-5, "{}: {mean_rate}", m.coin);
+        assert!(
+            mean_rate > 0.0 && mean_rate < 6e-5,
+            "{}: {mean_rate}",
+            m.coin
+        );
     }
 }
 
@@ -174,10 +178,26 @@ fn real_data_targets_are_current() {
     let s = stats(&closes.clone().map(|c| log_returns(&c)));
     for i in 0..3 {
         assert!((s.vol[i] - REAL_VOL[i]).abs() < 1e-3, "vol {}", s.vol[i]);
-        assert!((s.kurt[i] - REAL_KURT[i]).abs() < 1e-2, "kurt {}", s.kurt[i]);
-        assert!((s.acf1[i] - REAL_ACF1[i]).abs() < 1e-3, "acf1 {}", s.acf1[i]);
-        assert!((s.acf24[i] - REAL_ACF24[i]).abs() < 1e-3, "acf24 {}", s.acf24[i]);
+        assert!(
+            (s.kurt[i] - REAL_KURT[i]).abs() < 1e-2,
+            "kurt {}",
+            s.kurt[i]
+        );
+        assert!(
+            (s.acf1[i] - REAL_ACF1[i]).abs() < 1e-3,
+            "acf1 {}",
+            s.acf1[i]
+        );
+        assert!(
+            (s.acf24[i] - REAL_ACF24[i]).abs() < 1e-3,
+            "acf24 {}",
+            s.acf24[i]
+        );
         // All three files share the same hourly timestamps, so returns align.
-        assert!((s.corr[i] - REAL_CORR[i]).abs() < 2e-3, "corr {}", s.corr[i]);
+        assert!(
+            (s.corr[i] - REAL_CORR[i]).abs() < 2e-3,
+            "corr {}",
+            s.corr[i]
+        );
     }
 }

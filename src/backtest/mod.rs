@@ -376,9 +376,17 @@ pub fn run(
     cfg: &BacktestConfig,
 ) -> BacktestReport {
     let n = candles.len();
-    assert_eq!(targets.position.len(), n, "targets must have one entry per bar");
+    assert_eq!(
+        targets.position.len(),
+        n,
+        "targets must have one entry per bar"
+    );
     assert_eq!(targets.stop.len(), n, "stops must have one entry per bar");
-    assert_eq!(targets.take.len(), n, "take-profits must have one entry per bar");
+    assert_eq!(
+        targets.take.len(),
+        n,
+        "take-profits must have one entry per bar"
+    );
     assert!(
         funding_per_bar.is_empty() || funding_per_bar.len() == n,
         "funding must be empty or have one entry per bar"
@@ -499,7 +507,12 @@ mod tests {
     #[test]
     fn close_mode_all_in_net_of_fees() {
         let c = bars(&[100.0, 100.0, 110.0, 121.0], &[100.0, 110.0, 121.0, 110.0]);
-        let r = run(&c, &[], &targets(&[1.0, 1.0, 0.0, 0.0]), &cfg(FillMode::Close, 0.01, 0.0));
+        let r = run(
+            &c,
+            &[],
+            &targets(&[1.0, 1.0, 0.0, 0.0]),
+            &cfg(FillMode::Close, 0.01, 0.0),
+        );
         // Buy at 100: size = (1000/1.01)/100, fee = size*100*0.01, cash 0.
         let size = 1000.0 / 1.01 / 100.0;
         near(r.equity[0], size * 100.0);
@@ -510,7 +523,10 @@ mod tests {
         near(r.equity[3], cash);
         assert_eq!(r.trades.len(), 1);
         let t = &r.trades[0];
-        assert_eq!((t.entry_bar, t.exit_bar, t.exit_reason), (0, 2, ExitReason::Signal));
+        assert_eq!(
+            (t.entry_bar, t.exit_bar, t.exit_reason),
+            (0, 2, ExitReason::Signal)
+        );
         near(t.fees, size * 100.0 * 0.01 + size * 121.0 * 0.01);
         near(t.pnl, cash - 1000.0);
         assert_eq!(r.bars_in_market, 2);
@@ -519,7 +535,12 @@ mod tests {
     #[test]
     fn next_open_fills_with_adverse_slippage() {
         let c = bars(&[100.0, 102.0, 104.0, 103.0], &[101.0, 103.0, 105.0, 104.0]);
-        let r = run(&c, &[], &targets(&[1.0, 1.0, 0.0, 0.0]), &cfg(FillMode::NextOpen, 0.0, 0.01));
+        let r = run(
+            &c,
+            &[],
+            &targets(&[1.0, 1.0, 0.0, 0.0]),
+            &cfg(FillMode::NextOpen, 0.0, 0.01),
+        );
         // Signal at bar 0 fills at bar 1's open 102 * 1.01; exit signal at bar 2 fills at bar 3's open 103 * 0.99.
         let size = 1000.0 / (102.0 * 1.01);
         near(r.equity[0], 1000.0);
@@ -535,7 +556,12 @@ mod tests {
     #[test]
     fn short_side_profits_when_price_falls() {
         let c = bars(&[100.0, 100.0, 80.0], &[100.0, 90.0, 80.0]);
-        let r = run(&c, &[], &targets(&[-0.5, -0.5, 0.0]), &cfg(FillMode::Close, 0.0, 0.0));
+        let r = run(
+            &c,
+            &[],
+            &targets(&[-0.5, -0.5, 0.0]),
+            &cfg(FillMode::Close, 0.0, 0.0),
+        );
         // Short 0.5 * 1000 / 100 = 5 coins at 100, cover at 80: +100.
         near(r.equity[1], 1000.0 + 5.0 * 10.0);
         near(r.equity[2], 1100.0);
@@ -546,7 +572,12 @@ mod tests {
     #[test]
     fn reversal_closes_then_opens() {
         let c = bars(&[100.0; 4], &[100.0, 100.0, 100.0, 100.0]);
-        let r = run(&c, &[], &targets(&[1.0, -1.0, -1.0, 0.0]), &cfg(FillMode::Close, 0.001, 0.0));
+        let r = run(
+            &c,
+            &[],
+            &targets(&[1.0, -1.0, -1.0, 0.0]),
+            &cfg(FillMode::Close, 0.001, 0.0),
+        );
         assert_eq!(r.trades.len(), 2);
         assert_eq!(r.trades[0].side, Side::Long);
         assert_eq!(r.trades[1].side, Side::Short);
@@ -558,7 +589,10 @@ mod tests {
 
     #[test]
     fn intrabar_stop_wins_when_both_levels_are_touched() {
-        let mut c = bars(&[100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0], &[100.0; 7]);
+        let mut c = bars(
+            &[100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0],
+            &[100.0; 7],
+        );
         c.high[2] = 111.0;
         c.low[2] = 94.0;
         let mut tg = targets(&[1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
@@ -567,7 +601,10 @@ mod tests {
         tg.stop[5] = 50.0;
         let r = run(&c, &[], &tg, &cfg(FillMode::NextOpen, 0.0, 0.0));
         let t = &r.trades[0];
-        assert_eq!((t.entry_bar, t.exit_bar, t.exit_reason), (1, 2, ExitReason::StopLoss));
+        assert_eq!(
+            (t.entry_bar, t.exit_bar, t.exit_reason),
+            (1, 2, ExitReason::StopLoss)
+        );
         near(t.exit_price, 95.0);
         // Still long at bars 2-3 but blocked; target flat at 4, long at 5 -> entry at bar 6.
         assert_eq!(r.trades.len(), 2);
@@ -600,7 +637,10 @@ mod tests {
         let mut tg = targets(&[1.0, 1.0, 1.0, 1.0]);
         tg.stop[0] = 95.0;
         let r = run(&c, &[], &tg, &cfg(FillMode::Close, 0.0, 0.0));
-        assert_eq!((r.trades[0].exit_bar, r.trades[0].exit_reason), (2, ExitReason::StopLoss));
+        assert_eq!(
+            (r.trades[0].exit_bar, r.trades[0].exit_reason),
+            (2, ExitReason::StopLoss)
+        );
         near(r.trades[0].exit_price, 94.0);
     }
 
@@ -608,13 +648,23 @@ mod tests {
     fn funding_is_paid_by_longs_and_received_by_shorts() {
         let c = bars(&[100.0; 4], &[100.0; 4]);
         let funding = [0.5, 0.001, -0.002, 0.003];
-        let r = run(&c, &funding, &targets(&[1.0, 1.0, 1.0, 1.0]), &cfg(FillMode::NextOpen, 0.0, 0.0));
+        let r = run(
+            &c,
+            &funding,
+            &targets(&[1.0, 1.0, 1.0, 1.0]),
+            &cfg(FillMode::NextOpen, 0.0, 0.0),
+        );
         // 10 coins from bar 1: pays 1 at bar 1, receives 2 at bar 2, pays 3 at bar 3.
         near(r.equity[1], 999.0);
         near(r.equity[2], 1001.0);
         near(r.equity[3], 998.0);
         near(r.trades[0].funding, -2.0);
-        let r = run(&c, &funding, &targets(&[-1.0; 4]), &cfg(FillMode::NextOpen, 0.0, 0.0));
+        let r = run(
+            &c,
+            &funding,
+            &targets(&[-1.0; 4]),
+            &cfg(FillMode::NextOpen, 0.0, 0.0),
+        );
         near(r.equity[3], 1002.0);
         let off = BacktestConfig {
             funding: false,
@@ -627,7 +677,12 @@ mod tests {
     #[test]
     fn ruin_liquidates_and_stops_trading() {
         let c = bars(&[100.0, 100.0, 100.0, 100.0], &[100.0, 40.0, 100.0, 100.0]);
-        let r = run(&c, &[], &targets(&[2.0, 2.0, 0.0, 2.0]), &cfg(FillMode::Close, 0.0, 0.0));
+        let r = run(
+            &c,
+            &[],
+            &targets(&[2.0, 2.0, 0.0, 2.0]),
+            &cfg(FillMode::Close, 0.0, 0.0),
+        );
         // 2x long: 20 coins bought with 1000 cash (cash -1000); at 40 equity = -200.
         assert_eq!(r.trades[0].exit_reason, ExitReason::Liquidation);
         near(r.equity[1], -200.0);
@@ -638,7 +693,12 @@ mod tests {
     #[test]
     fn no_trades_means_flat_equity() {
         let c = bars(&[100.0, 120.0], &[120.0, 90.0]);
-        let r = run(&c, &[0.01, 0.01], &targets(&[0.0, NAN]), &BacktestConfig::default());
+        let r = run(
+            &c,
+            &[0.01, 0.01],
+            &targets(&[0.0, NAN]),
+            &BacktestConfig::default(),
+        );
         assert_eq!(r.equity, vec![10_000.0, 10_000.0]);
         assert!(r.trades.is_empty());
     }

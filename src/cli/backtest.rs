@@ -82,7 +82,10 @@ pub fn run(args: Args) -> Result<()> {
     // Only the traded coin is loaded from a data directory.
     let dir_data = !cfg.data.path.is_empty() && std::path::Path::new(&cfg.data.path).is_dir();
     if dir_data || cfg.data.path.is_empty() {
-        let coin = args.coin.clone().unwrap_or_else(|| cfg.backtest.coin.clone());
+        let coin = args
+            .coin
+            .clone()
+            .unwrap_or_else(|| cfg.backtest.coin.clone());
         cfg.data.coins = vec![coin];
     }
     let universe = load_data(&cfg)?;
@@ -141,7 +144,11 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string(&m)?);
         return Ok(());
     }
-    let side = if args.long_only { "long only" } else { "long/short" };
+    let side = if args.long_only {
+        "long only"
+    } else {
+        "long/short"
+    };
     let stop = match strategy.atr_stop {
         Some((mult, p)) => format!(", stop {mult} x ATR({p})"),
         None => String::new(),

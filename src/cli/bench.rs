@@ -1,6 +1,9 @@
 //! `organism bench`: the speed workloads of BENCHMARKS.md, so a user can measure a machine.
 
-use std::{path::PathBuf, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::{Context, Result};
 use organism::{
@@ -43,7 +46,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
-fn bench_sweep(path: &PathBuf, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
+fn bench_sweep(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
     let candles = load_candles(path)?;
     let cfg = BacktestConfig {
         fill: FillMode::Close,

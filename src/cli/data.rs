@@ -29,9 +29,13 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let cfg = data.config()?;
             let u = synthetic::generate(&cfg.synthetic);
             for m in &u.markets {
-                let c = out.join("candles").join(format!("synthetic_{}_1h.csv", m.coin));
+                let c = out
+                    .join("candles")
+                    .join(format!("synthetic_{}_1h.csv", m.coin));
                 write_atomic(&c, candles_to_csv(&m.candles).as_bytes())?;
-                let f = out.join("funding").join(format!("synthetic_{}.csv", m.coin));
+                let f = out
+                    .join("funding")
+                    .join(format!("synthetic_{}.csv", m.coin));
                 write_atomic(&f, funding_to_csv(&m.funding).as_bytes())?;
             }
             println!(

@@ -80,7 +80,8 @@ pub fn consistency(equity: &[f64], ts: &[i64], cash: f64) -> f64 {
     let (mut windows, mut up) = (0usize, 0usize);
     let mut prev_end = cash;
     for t in 0..n {
-        let last_of_window = t + 1 == n || (ts[t + 1] - ts[0]) / WINDOW_MS != (ts[t] - ts[0]) / WINDOW_MS;
+        let last_of_window =
+            t + 1 == n || (ts[t + 1] - ts[0]) / WINDOW_MS != (ts[t] - ts[0]) / WINDOW_MS;
         if last_of_window {
             windows += 1;
             if equity[t] > prev_end {
@@ -277,7 +278,9 @@ mod tests {
         assert_eq!(m.profit_factor, f64::INFINITY);
         assert_eq!(m.exposure, 0.5);
         assert!((m.turnover - 8760.0 / 2.0).abs() < 1e-9);
-        assert!(serde_json::to_string(&m).unwrap().contains("\"profit_factor\":null"));
+        assert!(serde_json::to_string(&m)
+            .unwrap()
+            .contains("\"profit_factor\":null"));
         let mixed = BacktestReport {
             trades: vec![
                 trade(10.0, ExitReason::Signal),

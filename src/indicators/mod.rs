@@ -413,7 +413,10 @@ mod tests {
 
     #[test]
     fn sma_by_hand() {
-        close_to(&sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3), &[NAN, NAN, 2.0, 3.0, 4.0]);
+        close_to(
+            &sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3),
+            &[NAN, NAN, 2.0, 3.0, 4.0],
+        );
     }
 
     #[test]
@@ -450,8 +453,14 @@ mod tests {
     #[test]
     fn rolling_extremes_by_hand() {
         let x = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0];
-        close_to(&rolling_max(&x, 3), &[NAN, NAN, 4.0, 4.0, 5.0, 9.0, 9.0, 9.0]);
-        close_to(&rolling_min(&x, 3), &[NAN, NAN, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0]);
+        close_to(
+            &rolling_max(&x, 3),
+            &[NAN, NAN, 4.0, 4.0, 5.0, 9.0, 9.0, 9.0],
+        );
+        close_to(
+            &rolling_min(&x, 3),
+            &[NAN, NAN, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0],
+        );
     }
 
     #[test]
@@ -506,7 +515,12 @@ mod tests {
             let w = &big[t + 1 - 50..=t];
             let mu = w.iter().sum::<f64>() / 50.0;
             let var = w.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / 49.0;
-            assert!((s[t] - var.sqrt()).abs() < 1e-7, "{t}: {} {}", s[t], var.sqrt());
+            assert!(
+                (s[t] - var.sqrt()).abs() < 1e-7,
+                "{t}: {} {}",
+                s[t],
+                var.sqrt()
+            );
         }
         close_to(&zscore(&[1.0, 1.0, 1.0], 2), &[NAN, 0.0, 0.0]);
     }

@@ -260,11 +260,20 @@ mod tests {
     fn each_defect_is_named_with_file_and_line() {
         let e = err("hdr.csv", "ts,o,h,l,c,v\n1,1,1,1,1,1\n");
         assert!(e.contains("hdr.csv: line 1: expected header"), "{e}");
-        let e = err("parse.csv", &format!("{H}1000,10,12,9,11,5\n2000,10,x,9,11,5\n"));
+        let e = err(
+            "parse.csv",
+            &format!("{H}1000,10,12,9,11,5\n2000,10,x,9,11,5\n"),
+        );
         assert!(e.contains("parse.csv: line 3: high `x`"), "{e}");
-        let e = err("dup.csv", &format!("{H}1000,10,12,9,11,5\n1000,10,12,9,11,5\n"));
+        let e = err(
+            "dup.csv",
+            &format!("{H}1000,10,12,9,11,5\n1000,10,12,9,11,5\n"),
+        );
         assert!(e.contains("line 3: duplicate timestamp 1000"), "{e}");
-        let e = err("back.csv", &format!("{H}2000,10,12,9,11,5\n1000,10,12,9,11,5\n"));
+        let e = err(
+            "back.csv",
+            &format!("{H}2000,10,12,9,11,5\n1000,10,12,9,11,5\n"),
+        );
         assert!(e.contains("line 3: timestamp 1000 is before"), "{e}");
         let e = err("hl.csv", &format!("{H}1000,10,10.5,9,11,5\n"));
         assert!(e.contains("line 2: high 10.5 is below"), "{e}");
@@ -273,7 +282,10 @@ mod tests {
         let e = err("neg.csv", &format!("{H}1000,0,12,9,11,5\n"));
         assert!(e.contains("line 2: open must be a positive number"), "{e}");
         let e = err("nan.csv", &format!("{H}1000,NaN,12,9,11,5\n"));
-        assert!(e.contains("line 2: open `NaN` is not a finite number"), "{e}");
+        assert!(
+            e.contains("line 2: open `NaN` is not a finite number"),
+            "{e}"
+        );
         let e = err("short.csv", &format!("{H}1000,10,12,9\n"));
         assert!(e.contains("line 2: expected 6 fields, found 4"), "{e}");
         let e = err("empty.csv", H);

@@ -168,13 +168,20 @@ impl Candles {
 
 /// Checks one bar's prices and volume; `None` when it is consistent.
 pub(crate) fn check_bar(open: f64, high: f64, low: f64, close: f64, volume: f64) -> Option<String> {
-    for (name, v) in [("open", open), ("high", high), ("low", low), ("close", close)] {
+    for (name, v) in [
+        ("open", open),
+        ("high", high),
+        ("low", low),
+        ("close", close),
+    ] {
         if !v.is_finite() || v <= 0.0 {
             return Some(format!("{name} must be a positive number, got {v}"));
         }
     }
     if !volume.is_finite() || volume < 0.0 {
-        return Some(format!("volume must be a non-negative number, got {volume}"));
+        return Some(format!(
+            "volume must be a non-negative number, got {volume}"
+        ));
     }
     if high < open.max(close) {
         return Some(format!(

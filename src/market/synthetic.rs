@@ -85,7 +85,8 @@ impl Garch {
     }
 
     fn step(&mut self, rng: &mut ChaCha8Rng) -> f64 {
-        self.h = (1.0 - self.alpha - self.beta) + self.alpha * self.prev * self.prev
+        self.h = (1.0 - self.alpha - self.beta)
+            + self.alpha * self.prev * self.prev
             + self.beta * self.h;
         let z = self.t.sample(rng) * self.t_scale;
         self.prev = self.h.sqrt() * z;
@@ -117,7 +118,11 @@ pub fn generate(p: &SyntheticParams) -> Universe {
     let mut anchor = log_p.clone();
     let mut trail = vec![0.0_f64; k]; // EMA of hourly log returns (span 72)
     let trail_a = 2.0 / 73.0;
-    let sig_h: Vec<f64> = p.annual_vol.iter().map(|v| v / hours_per_year.sqrt()).collect();
+    let sig_h: Vec<f64> = p
+        .annual_vol
+        .iter()
+        .map(|v| v / hours_per_year.sqrt())
+        .collect();
     let w_common = p.common_share.sqrt();
     let w_idio = (1.0 - p.common_share).sqrt();
     let mut regime = Regime::Range;
@@ -181,16 +186,14 @@ pub fn generate(p: &SyntheticParams) -> Universe {
             let high = open.max(close) * (ex * n1.abs()).exp();
             let low = open.min(close) * (-ex * n2.abs()).exp();
             let vn: f64 = rng.sample(StandardNormal);
-            let volume = base_volume[i]
-                * (1.0 + 1.5 * (r.abs() / sig_h[i]))
-                * (0.35 * vn).exp()
-                * vol_mult;
+            let volume =
+                base_volume[i] * (1.0 + 1.5 * (r.abs() / sig_h[i])) * (0.35 * vn).exp() * vol_mult;
             candles[i].push(ts, open, high, low, close, volume);
             trail[i] += trail_a * (r - trail[i]);
             let fnoise: f64 = rng.sample(StandardNormal);
             let trend_annual = trail[i] * hours_per_year / p.annual_vol[i];
-            let rate = (0.0000125 + 0.000014 * trend_annual + 0.000018 * fnoise)
-                .clamp(-0.004, 0.004);
+            let rate =
+                (0.0000125 + 0.000014 * trend_annual + 0.000018 * fnoise).clamp(-0.004, 0.004);
             funding[i].ts.push(ts);
             funding[i].rate.push(rate);
         }

@@ -129,7 +129,11 @@ pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
             "{}: no candle file matches source `{}`, interval `{}`{} (files are named \
              <source>_<COIN>_<interval>.csv; found: {})",
             candles_dir.display(),
-            if sel.source.is_empty() { "*" } else { &sel.source },
+            if sel.source.is_empty() {
+                "*"
+            } else {
+                &sel.source
+            },
             sel.interval,
             if sel.coins.is_empty() {
                 String::new()
@@ -197,10 +201,7 @@ fn load_single_file(path: &Path) -> Result<Universe, DataError> {
                 .find(|p| p.is_file());
             (coin.to_string(), f)
         }
-        None => (
-            name.strip_suffix(".csv").unwrap_or(&name).to_string(),
-            None,
-        ),
+        None => (name.strip_suffix(".csv").unwrap_or(&name).to_string(), None),
     };
     let candles = load_candles(path)?;
     let mut u = Universe {
@@ -221,7 +222,9 @@ fn load_optional_funding(
     match file {
         Some(f) => load_funding(f),
         None => {
-            notes.push(format!("{coin}: no funding file found; funding counts as zero"));
+            notes.push(format!(
+                "{coin}: no funding file found; funding counts as zero"
+            ));
             Ok(FundingSeries::default())
         }
     }
