@@ -13,6 +13,7 @@
 pub mod backtest;
 pub mod config;
 pub mod fitness;
+pub mod genome;
 pub mod indicators;
 pub mod market;
 pub mod seeds;

@@ -17,7 +17,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Backtest one strategy on the configured data and print its metrics.
-    Backtest(cli::backtest::Args),
+    Backtest(Box<cli::backtest::Args>),
+    /// List the seed strategies and their genes.
+    Seeds,
     /// Measure this machine's speed on the standard workloads.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -29,12 +31,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Backtest(args) => cli::backtest::run(args),
+        Command::Backtest(args) => cli::backtest::run(*args),
+        Command::Seeds => cli::seeds::run(),
         Command::Bench(cmd) => cli::bench::run(cmd),
         Command::Data(cmd) => cli::data::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`organism seeds | head`) is not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

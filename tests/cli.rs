@@ -320,3 +320,74 @@ fn bench_sweep_reports_its_workload() {
     let rate = v["candle_combos_per_sec"].as_f64().unwrap();
     assert!((rate * secs - 890.0 * 17_520.0).abs() < 1.0);
 }
+
+#[test]
+fn seeds_lists_the_twelve_with_their_genes() {
+    let o = organism(&["seeds"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for (name, i) in ["ema_crossover", "donchian_breakout", "pca_tree_quantile"]
+        .iter()
+        .zip([1, 2, 12])
+    {
+        assert!(out.contains(&format!("{i:>2}. {name} — ")), "{out}");
+    }
+    assert!(out.contains("threshold        float  0 .. 0.03"), "{out}");
+    assert!(
+        out.contains("direction        choice both | long | short"),
+        "{out}"
+    );
+}
+
+#[test]
+fn backtest_any_seed_with_genes_set() {
+    let v = json(&organism(&[
+        "backtest",
+        "--seed",
+        "donchian_breakout",
+        "--set",
+        "period=48",
+        "--set",
+        "stop_kind=pct",
+        "--set",
+        "stop_value=3",
+        "--json",
+    ]));
+    assert!(v["trades"].as_u64().unwrap() > 0);
+    // Setting the default explicitly changes nothing.
+    let a = json(&organism(&["backtest", "--seed", "rsi_filter", "--json"]));
+    let b = json(&organism(&[
+        "backtest",
+        "--seed",
+        "rsi_filter",
+        "--set",
+        "period=14",
+        "--json",
+    ]));
+    assert_eq!(a, b);
+    for (args, msg) in [
+        (vec!["--seed", "nope"], "unknown seed `nope`"),
+        (
+            vec!["--seed", "rsi_filter", "--set", "perio=3"],
+            "unknown gene `perio`",
+        ),
+        (
+            vec!["--seed", "rsi_filter", "--set", "period=1"],
+            "gene period: 1 is out of bounds [2, 50]",
+        ),
+        (
+            vec!["--seed", "rsi_filter", "--set", "direction=up"],
+            "`up` is not one of both, long, short",
+        ),
+        (
+            vec!["--seed", "rsi_filter", "--fast", "3"],
+            "--fast and --slow belong to ema_crossover",
+        ),
+    ] {
+        let mut full = vec!["backtest"];
+        full.extend(args);
+        let o = organism(&full);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains(msg), "{}", stderr(&o));
+    }
+}

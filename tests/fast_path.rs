@@ -9,7 +9,7 @@ use organism::{
     fitness::Metrics,
     indicators::{atr, ema},
     market::synthetic::{generate, SyntheticParams},
-    seeds::ema_crossover::EmaCrossover,
+    seeds::{find, Prepared},
 };
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -27,26 +27,33 @@ fn fast_path_equals_general_simulator() {
         funding: false,
         ..BacktestConfig::default()
     };
+    let seed = find("ema_crossover").unwrap();
     let mut checked = 0;
     for m in &u.markets {
         let c = &m.candles;
         let d = FastData::new(c, &cfg);
+        let prepared = Prepared::new(m.clone());
         for &(fast, slow, stop) in &[
             (3, 10, None),
             (12, 26, None),
             (12, 26, Some((2.0, 14))),
             (30, 10, Some((1.0, 5))),
+            (100, 400, None),
             (5, 50, Some((3.5, 30))),
-            (2, 200, None),
+            (2, 100, None),
             (49, 50, Some((0.5, 50))),
         ] {
-            let strat = EmaCrossover {
-                fast,
-                slow,
-                long_only: true,
-                atr_stop: stop,
-            };
-            let report = run(c, &[], &strat.targets(c), &cfg);
+            let mut genome = seed.spec.default_genome();
+            let mut set = |k: &str, v: String| seed.spec.set(&mut genome, k, &v).unwrap();
+            set("fast", fast.to_string());
+            set("slow", slow.to_string());
+            set("direction", "long".into());
+            if let Some((mult, period)) = stop {
+                set("stop_kind", "atr".into());
+                set("stop_value", mult.to_string());
+                set("risk_atr_period", period.to_string());
+            }
+            let report = run(c, &[], &seed.targets(&genome, &prepared), &cfg);
             let general = Metrics::compute(&report, &c.ts, c.bars_per_year());
             let atr_series = stop.map(|(_, p)| atr(&c.high, &c.low, &c.close, p));
             let fm = ema_cross_long(
@@ -73,7 +80,7 @@ fn fast_path_equals_general_simulator() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 28);
+    assert_eq!(checked, 32);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use organism::{
     backtest::{run as simulate, FillMode},
     fitness::Metrics,
     market::csv::write_atomic,
-    seeds::ema_crossover::EmaCrossover,
+    seeds::{self, Prepared},
 };
 
 use super::{format_ts, load_data, DataArgs};
@@ -20,21 +20,28 @@ pub struct Args {
     /// Coin to trade (default: backtest.coin, or the only coin of a single file).
     #[arg(long)]
     pub coin: Option<String>,
-    /// Fast EMA period of the built-in EMA crossover.
-    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub fast: u32,
-    /// Slow EMA period of the built-in EMA crossover.
-    #[arg(long, default_value_t = 26, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub slow: u32,
-    /// Go flat on a cross below instead of short.
+    /// Seed strategy to run (see `organism seeds`).
+    #[arg(long, default_value = "ema_crossover")]
+    pub seed: String,
+    /// Set a gene, e.g. `--set period=30 --set stop_kind=atr` (repeatable; applied last).
+    #[arg(long = "set", value_name = "GENE=VALUE")]
+    pub set: Vec<String>,
+    /// EMA crossover: fast EMA period (gene `fast`).
+    #[arg(long)]
+    pub fast: Option<String>,
+    /// EMA crossover: slow EMA period (gene `slow`).
+    #[arg(long)]
+    pub slow: Option<String>,
+    /// Long only: no short positions (gene `direction=long`).
     #[arg(long)]
     pub long_only: bool,
-    /// Fixed stop at entry, this many ATRs from the entry bar's close.
-    #[arg(long, value_name = "MULT", allow_negative_numbers = true)]
-    pub atr_stop: Option<f64>,
-    /// ATR period of the stop.
-    #[arg(long, value_name = "P", default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub atr_period: u32,
+    /// Fixed stop at entry this many ATRs from the entry bar's close (genes `stop_kind=atr`,
+    /// `stop_value`).
+    #[arg(long, value_name = "MULT", allow_hyphen_values = true)]
+    pub atr_stop: Option<String>,
+    /// ATR period of the stop (gene `risk_atr_period`).
+    #[arg(long, value_name = "P")]
+    pub atr_period: Option<String>,
     /// Taker fee as a fraction (overrides costs.taker_fee).
     #[arg(long, allow_negative_numbers = true)]
     pub fee: Option<f64>,
@@ -76,8 +83,40 @@ pub fn run(args: Args) -> Result<()> {
     check_range("--fee", bt.fee, 0.0, 0.01)?;
     check_range("--slippage", bt.slippage, 0.0, 0.05)?;
     check_range("--cash", bt.cash, 1e-6, 1e15)?;
-    if let Some(m) = args.atr_stop {
-        check_range("--atr-stop", m, 0.0, 1000.0)?;
+    let entry = seeds::find(&args.seed).map_err(anyhow::Error::msg)?;
+    let spec = &entry.spec;
+    let mut genome = spec.default_genome();
+    let mut sets: Vec<(String, String)> = Vec::new();
+    if (args.fast.is_some() || args.slow.is_some()) && spec.name != "ema_crossover" {
+        bail!(
+            "--fast and --slow belong to ema_crossover; use --set for seed {}",
+            spec.name
+        );
+    }
+    for (gene, v) in [
+        ("fast", &args.fast),
+        ("slow", &args.slow),
+        ("risk_atr_period", &args.atr_period),
+    ] {
+        if let Some(v) = v {
+            sets.push((gene.into(), v.clone()));
+        }
+    }
+    if args.long_only {
+        sets.push(("direction".into(), "long".into()));
+    }
+    if let Some(m) = &args.atr_stop {
+        sets.push(("stop_kind".into(), "atr".into()));
+        sets.push(("stop_value".into(), m.clone()));
+    }
+    for s in &args.set {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s}: expected GENE=VALUE"))?;
+        sets.push((k.trim().into(), v.trim().into()));
+    }
+    for (k, v) in &sets {
+        spec.set(&mut genome, k, v)?;
     }
     // Only the traded coin is loaded from a data directory.
     let dir_data = !cfg.data.path.is_empty() && std::path::Path::new(&cfg.data.path).is_dir();
@@ -89,7 +128,7 @@ pub fn run(args: Args) -> Result<()> {
         cfg.data.coins = vec![coin];
     }
     let universe = load_data(&cfg)?;
-    let market = match (&args.coin, universe.markets.len()) {
+    let market: &organism::market::Market = match (&args.coin, universe.markets.len()) {
         (None, 1) => &universe.markets[0],
         (coin, _) => {
             let coin = coin.as_deref().unwrap_or(&cfg.backtest.coin);
@@ -102,14 +141,10 @@ pub fn run(args: Args) -> Result<()> {
             })?
         }
     };
+    let prepared = Prepared::new(market.clone());
+    let targets = entry.targets(&genome, &prepared);
     let c = &market.candles;
-    let strategy = EmaCrossover {
-        fast: args.fast as usize,
-        slow: args.slow as usize,
-        long_only: args.long_only,
-        atr_stop: args.atr_stop.map(|m| (m, args.atr_period as usize)),
-    };
-    let report = simulate(c, &market.funding_per_bar, &strategy.targets(c), &bt);
+    let report = simulate(c, &market.funding_per_bar, &targets, &bt);
     let m = Metrics::compute(&report, &c.ts, c.bars_per_year());
     if let Some(path) = &args.trades {
         let mut s = String::from(
@@ -144,19 +179,16 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string(&m)?);
         return Ok(());
     }
-    let side = if args.long_only {
-        "long only"
-    } else {
-        "long/short"
-    };
-    let stop = match strategy.atr_stop {
-        Some((mult, p)) => format!(", stop {mult} x ATR({p})"),
-        None => String::new(),
-    };
+    let genes: Vec<String> = spec
+        .genes
+        .iter()
+        .zip(&genome)
+        .map(|(g, v)| format!("{}={}", g.name, g.format(*v)))
+        .collect();
     println!(
-        "EMA crossover {}/{} ({side}{stop}), fill {}",
-        args.fast,
-        args.slow,
+        "{} [{}], fill {}",
+        spec.name,
+        genes.join(" "),
         match bt.fill {
             FillMode::NextOpen => "next-open",
             FillMode::Close => "close",

@@ -45,19 +45,50 @@ pub fn ema_into(src: &[f64], period: usize, out: &mut [f64]) {
     }
 }
 
-/// Simple moving average over the last `p` values (including the current), defined from `p-1`.
+/// Index of the first non-`NaN` value: the end of an input's own warm-up. Rolling windows
+/// start there, so an indicator of an indicator is defined once its input is.
+fn defined_from(src: &[f64]) -> usize {
+    src.iter().position(|v| !v.is_nan()).unwrap_or(src.len())
+}
+
+/// Running sum with Neumaier compensation, so adding and removing values leaves no drift
+/// (an SMA of 0, 50, 100, 100 over two bars is exactly 100, as it must be for crossings).
+#[derive(Default)]
+struct CompensatedSum {
+    sum: f64,
+    comp: f64,
+}
+
+impl CompensatedSum {
+    fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.comp += (self.sum - t) + x;
+        } else {
+            self.comp += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+    fn value(&self) -> f64 {
+        self.sum + self.comp
+    }
+}
+
+/// Simple moving average over the last `p` values (including the current), defined from `p-1`
+/// (counted from the input's first defined value). The running sum is compensated.
 pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
     let n = src.len();
     let p = period.max(1);
     let mut out = vec![NAN; n];
-    let mut sum = 0.0;
-    for t in 0..n {
-        sum += src[t];
-        if t >= p {
-            sum -= src[t - p];
+    let s = defined_from(src);
+    let mut sum = CompensatedSum::default();
+    for t in s..n {
+        sum.add(src[t]);
+        if t >= s + p {
+            sum.add(-src[t - p]);
         }
-        if t + 1 >= p {
-            out[t] = sum / p as f64;
+        if t + 1 >= s + p {
+            out[t] = sum.value() / p as f64;
         }
     }
     out
@@ -225,17 +256,8 @@ pub fn stochastic(
             }
         })
         .collect();
-    let dline = sma_defined(&kline, d);
+    let dline = sma(&kline, d);
     (kline, dline)
-}
-
-/// SMA of a series that starts with a `NaN` warm-up: the window starts at the first defined value.
-fn sma_defined(src: &[f64], period: usize) -> Vec<f64> {
-    let start = src.iter().position(|v| !v.is_nan()).unwrap_or(src.len());
-    let mut out = vec![NAN; src.len()];
-    let tail = sma(&src[start..], period);
-    out[start..].copy_from_slice(&tail);
-    out
 }
 
 /// Ichimoku lines (no chikou span: it is the close shifted 26 bars back, which can only be
@@ -306,17 +328,19 @@ pub fn vwap(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], window: us
 }
 
 /// Rolling mean and sample standard deviation (ddof 1) over the last `p` values, by Welford's
-/// add/remove update (numerically stable at price scale). Defined from `p-1`; `p < 2` gives std 0.
+/// add/remove update (numerically stable at price scale). Defined from `p-1` (counted from the
+/// input's first defined value); `p < 2` gives std 0.
 pub fn rolling_mean_std(src: &[f64], period: usize) -> (Vec<f64>, Vec<f64>) {
     let n = src.len();
     let p = period.max(1);
     let mut mean_out = vec![NAN; n];
     let mut std_out = vec![NAN; n];
+    let s = defined_from(src);
     let (mut mean, mut m2) = (0.0_f64, 0.0_f64);
-    for t in 0..n {
+    for t in s..n {
         let x = src[t];
-        if t < p {
-            let k = (t + 1) as f64;
+        if t < s + p {
+            let k = (t + 1 - s) as f64;
             let d = x - mean;
             mean += d / k;
             m2 += d * (x - mean);
@@ -326,7 +350,7 @@ pub fn rolling_mean_std(src: &[f64], period: usize) -> (Vec<f64>, Vec<f64>) {
             m2 += (x - old) * (x - new_mean + old - mean);
             mean = new_mean;
         }
-        if t + 1 >= p {
+        if t + 1 >= s + p {
             mean_out[t] = mean;
             std_out[t] = if p < 2 {
                 0.0

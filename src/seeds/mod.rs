@@ -1,6 +1,237 @@
-//! Strategies that turn market data into per-bar targets for the backtester.
+//! The twelve seed strategies. Each turns a genome (genes described in the top-level
+//! `seeds/<name>.toml`, plus the shared risk genes of `seeds/risk.toml`) and a prepared market
+//! into per-bar [`Targets`] for the backtester.
 //!
-//! For now this holds the built-in EMA crossover used by `organism backtest`; the twelve
-//! genome-driven seeds build on the same [`crate::backtest::Targets`] contract.
+//! A seed's [`Seed::signals`] writes the side it wants after each bar (`+1`, `−1`, `0`, or a
+//! scaled fraction) and any stop levels of its own; [`targets`] then applies the shared risk
+//! genes: direction filter, position size, and stop-loss / take-profit as ATR multiples or
+//! percentages (the tighter of the seed's own level and the risk gene's level wins).
+//! Signals at bar `t` use data up to `t` only.
 
-pub mod ema_crossover;
+pub mod cache;
+pub mod ml;
+pub mod rules;
+pub mod tree;
+
+use std::sync::OnceLock;
+
+pub use cache::{Key, Prepared};
+
+use crate::{
+    backtest::Targets,
+    genome::{parse_risk_genes, Genes, GenomeError, SeedSpec},
+};
+
+/// A seed strategy.
+pub trait Seed: Send + Sync {
+    /// The seed's name, as in its TOML file.
+    fn name(&self) -> &'static str;
+    /// Writes raw signals for every bar into `out` (initially flat, no stops).
+    fn signals(&self, genes: Genes<'_>, data: &Prepared, out: &mut Targets);
+}
+
+/// A seed with its gene spec.
+pub struct SeedEntry {
+    pub spec: SeedSpec,
+    pub seed: Box<dyn Seed>,
+}
+
+impl std::fmt::Debug for SeedEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeedEntry")
+            .field("spec", &self.spec)
+            .finish()
+    }
+}
+
+impl SeedEntry {
+    /// Per-bar targets of `genome` (which must be in bounds; see [`SeedSpec::repair`]).
+    pub fn targets(&self, genome: &[f64], data: &Prepared) -> Targets {
+        targets(self, genome, data)
+    }
+}
+
+const RISK_FILE: (&str, &str) = ("seeds/risk.toml", include_str!("../../seeds/risk.toml"));
+
+/// The spec files, built into the binary so it runs from anywhere.
+const SPEC_FILES: [(&str, &str); 12] = [
+    (
+        "seeds/ema_crossover.toml",
+        include_str!("../../seeds/ema_crossover.toml"),
+    ),
+    (
+        "seeds/donchian_breakout.toml",
+        include_str!("../../seeds/donchian_breakout.toml"),
+    ),
+    (
+        "seeds/rsi_filter.toml",
+        include_str!("../../seeds/rsi_filter.toml"),
+    ),
+    (
+        "seeds/stochastic_oscillator.toml",
+        include_str!("../../seeds/stochastic_oscillator.toml"),
+    ),
+    (
+        "seeds/sma_trend_filter.toml",
+        include_str!("../../seeds/sma_trend_filter.toml"),
+    ),
+    (
+        "seeds/atr_stop_loss.toml",
+        include_str!("../../seeds/atr_stop_loss.toml"),
+    ),
+    (
+        "seeds/ichimoku_cloud.toml",
+        include_str!("../../seeds/ichimoku_cloud.toml"),
+    ),
+    (
+        "seeds/vwap_reversion.toml",
+        include_str!("../../seeds/vwap_reversion.toml"),
+    ),
+    (
+        "seeds/volatility_scaling.toml",
+        include_str!("../../seeds/volatility_scaling.toml"),
+    ),
+    (
+        "seeds/funding_rate_carry.toml",
+        include_str!("../../seeds/funding_rate_carry.toml"),
+    ),
+    (
+        "seeds/linear_svc_classifier.toml",
+        include_str!("../../seeds/linear_svc_classifier.toml"),
+    ),
+    (
+        "seeds/pca_tree_quantile.toml",
+        include_str!("../../seeds/pca_tree_quantile.toml"),
+    ),
+];
+
+fn implementations() -> Vec<Box<dyn Seed>> {
+    vec![
+        Box::new(rules::EmaCrossover),
+        Box::new(rules::DonchianBreakout),
+        Box::new(rules::RsiFilter),
+        Box::new(rules::StochasticOscillator),
+        Box::new(rules::SmaTrendFilter),
+        Box::new(rules::AtrStopLoss),
+        Box::new(rules::IchimokuCloud),
+        Box::new(rules::VwapReversion),
+        Box::new(rules::VolatilityScaling),
+        Box::new(rules::FundingRateCarry),
+        Box::new(ml::LinearSvcClassifier),
+        Box::new(ml::PcaTreeQuantile),
+    ]
+}
+
+/// Loads and validates every spec and pairs it with its implementation.
+///
+/// # Errors
+/// [`GenomeError`] naming the file for a malformed spec, or a spec whose name does not match
+/// its implementation.
+pub fn load_registry() -> Result<Vec<SeedEntry>, GenomeError> {
+    let risk = parse_risk_genes(RISK_FILE.0, RISK_FILE.1)?;
+    SPEC_FILES
+        .iter()
+        .zip(implementations())
+        .map(|(&(file, text), seed)| {
+            let spec = SeedSpec::parse(file, text, &risk)?;
+            if spec.name != seed.name() {
+                return Err(GenomeError::Spec {
+                    file: file.into(),
+                    message: format!("name `{}` does not match seed `{}`", spec.name, seed.name()),
+                });
+            }
+            Ok(SeedEntry { spec, seed })
+        })
+        .collect()
+}
+
+/// The registry, loaded once.
+///
+/// # Errors
+/// As [`load_registry`].
+pub fn registry() -> Result<&'static [SeedEntry], GenomeError> {
+    static REGISTRY: OnceLock<Vec<SeedEntry>> = OnceLock::new();
+    if let Some(r) = REGISTRY.get() {
+        return Ok(r);
+    }
+    let loaded = load_registry()?;
+    Ok(REGISTRY.get_or_init(|| loaded))
+}
+
+/// The seed called `name`.
+///
+/// # Errors
+/// A message listing the seeds when there is none of that name.
+pub fn find(name: &str) -> Result<&'static SeedEntry, String> {
+    let reg = registry().map_err(|e| e.to_string())?;
+    reg.iter().find(|e| e.spec.name == name).ok_or_else(|| {
+        format!(
+            "unknown seed `{name}` (seeds: {})",
+            reg.iter()
+                .map(|e| e.spec.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// Raw signals of `entry` for `genome`, then the shared risk genes applied.
+pub fn targets(entry: &SeedEntry, genome: &[f64], data: &Prepared) -> Targets {
+    let n = data.market.candles.len();
+    let mut out = Targets::flat(n);
+    let genes = entry.spec.view(genome);
+    entry.seed.signals(genes, data, &mut out);
+    apply_risk(genes, data, &mut out);
+    out
+}
+
+/// The shared risk genes: `direction` (both / long / short), `size` (fraction of equity),
+/// `stop_kind`/`stop_value` and `take_kind`/`take_value` (none, ATR multiple of
+/// ATR(`risk_atr_period`), or percent of the signal bar's close).
+fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
+    let close = &data.market.candles.close;
+    let size = g.float("size");
+    let (keep_long, keep_short) = match g.choice("direction") {
+        "long" => (true, false),
+        "short" => (false, true),
+        _ => (true, true),
+    };
+    let atr = data.get(Key::Atr(g.period("risk_atr_period")));
+    let level = |kind: &str, value: f64, t: usize| -> f64 {
+        match kind {
+            "atr" => value * atr[t],
+            "pct" => value / 100.0 * close[t],
+            _ => f64::NAN,
+        }
+    };
+    let (stop_kind, stop_value) = (g.choice("stop_kind"), g.float("stop_value"));
+    let (take_kind, take_value) = (g.choice("take_kind"), g.float("take_value"));
+    for t in 0..close.len() {
+        let mut p = out.position[t];
+        if p.is_nan() || (p > 0.0 && !keep_long) || (p < 0.0 && !keep_short) {
+            p = 0.0;
+        }
+        out.position[t] = p * size;
+        if p == 0.0 {
+            out.stop[t] = f64::NAN;
+            out.take[t] = f64::NAN;
+            continue;
+        }
+        let s = p.signum();
+        let stop = close[t] - s * level(stop_kind, stop_value, t);
+        let take = close[t] + s * level(take_kind, take_value, t);
+        // Tighter of the seed's own level and the risk gene's: the higher stop for a long.
+        out.stop[t] = tighter(out.stop[t], stop, s);
+        out.take[t] = tighter(out.take[t], take, -s);
+    }
+}
+
+/// The higher of two levels for `s > 0`, the lower for `s < 0`; `NaN` counts as absent.
+fn tighter(a: f64, b: f64, s: f64) -> f64 {
+    match (a.is_nan(), b.is_nan()) {
+        (true, _) => b,
+        (_, true) => a,
+        _ if s > 0.0 => a.max(b),
+        _ => a.min(b),
+    }
+}

@@ -1,0 +1,417 @@
+//! Gene specs (read from the top-level `seeds/*.toml`), genomes, and the one repair function.
+//!
+//! A genome is a vector of `f64`, one value per gene of its seed's spec: integers are stored
+//! as whole numbers, choices as the index of the choice. Bounds, defaults and meanings live only
+//! in the TOML files; the code reads genes by name.
+
+use serde::{Deserialize, Serialize};
+
+/// Errors in a gene spec file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenomeError {
+    #[error("{file}: {message}")]
+    Spec { file: String, message: String },
+    #[error("seed {seed}: unknown gene `{gene}` (genes: {known})")]
+    UnknownGene {
+        seed: String,
+        gene: String,
+        known: String,
+    },
+    #[error("seed {seed}: gene {gene}: {message}")]
+    BadValue {
+        seed: String,
+        gene: String,
+        message: String,
+    },
+}
+
+/// What values a gene takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneKind {
+    Int,
+    Float,
+    Choice,
+}
+
+/// One gene: kind, bounds, default and meaning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneSpec {
+    pub name: String,
+    pub kind: GeneKind,
+    /// Lower bound (0 for a choice).
+    pub min: f64,
+    /// Upper bound (number of choices − 1 for a choice).
+    pub max: f64,
+    /// Default value (index for a choice).
+    pub default: f64,
+    /// Names of the choices (empty unless `kind` is `Choice`).
+    pub choices: Vec<String>,
+    /// One line: what the gene means.
+    pub meaning: String,
+}
+
+impl GeneSpec {
+    /// Brings `v` into this gene's domain: `NaN` becomes the default, integers and choices are
+    /// rounded (half away from zero), then everything is clamped to `[min, max]`.
+    pub fn repair(&self, v: f64) -> f64 {
+        if v.is_nan() {
+            return self.default;
+        }
+        let v = match self.kind {
+            GeneKind::Float => v,
+            GeneKind::Int | GeneKind::Choice => v.round(),
+        };
+        v.clamp(self.min, self.max)
+    }
+
+    /// Human-readable value: the choice name for a choice, a whole number for an int.
+    pub fn format(&self, v: f64) -> String {
+        match self.kind {
+            GeneKind::Choice => self
+                .choices
+                .get(v as usize)
+                .cloned()
+                .unwrap_or_else(|| v.to_string()),
+            GeneKind::Int => format!("{}", v as i64),
+            GeneKind::Float => format!("{v}"),
+        }
+    }
+
+    /// Parses a value given on the command line (a number, or a choice name).
+    ///
+    /// # Errors
+    /// A message when the text is not a number / not one of the choices, or is out of bounds.
+    pub fn parse(&self, text: &str) -> Result<f64, String> {
+        let v = match self.kind {
+            GeneKind::Choice => self
+                .choices
+                .iter()
+                .position(|c| c == text)
+                .map(|i| i as f64)
+                .ok_or_else(|| format!("`{text}` is not one of {}", self.choices.join(", ")))?,
+            GeneKind::Int => text
+                .parse::<i64>()
+                .map(|i| i as f64)
+                .map_err(|_| format!("`{text}` is not an integer"))?,
+            GeneKind::Float => text
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("`{text}` is not a number"))?,
+        };
+        if v < self.min || v > self.max {
+            return Err(format!(
+                "{text} is out of bounds [{}, {}]",
+                self.format(self.min),
+                self.format(self.max)
+            ));
+        }
+        Ok(v)
+    }
+}
+
+/// A seed's description and genes (its own genes followed by the shared risk genes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedSpec {
+    pub name: String,
+    pub description: String,
+    pub genes: Vec<GeneSpec>,
+}
+
+impl SeedSpec {
+    /// Position of gene `name`.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.genes.iter().position(|g| g.name == name)
+    }
+
+    /// The default genome.
+    pub fn default_genome(&self) -> Vec<f64> {
+        self.genes.iter().map(|g| g.default).collect()
+    }
+
+    /// Repairs every gene of `genome` into bounds (see [`GeneSpec::repair`]). The one repair
+    /// function: variation operators and the command line all go through it.
+    pub fn repair(&self, genome: &mut [f64]) {
+        for (v, g) in genome.iter_mut().zip(&self.genes) {
+            *v = g.repair(*v);
+        }
+    }
+
+    /// Sets gene `name` from command-line text.
+    ///
+    /// # Errors
+    /// [`GenomeError`] for an unknown gene or a bad value.
+    pub fn set(&self, genome: &mut [f64], name: &str, text: &str) -> Result<(), GenomeError> {
+        let i = self.index(name).ok_or_else(|| GenomeError::UnknownGene {
+            seed: self.name.clone(),
+            gene: name.into(),
+            known: self
+                .genes
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        genome[i] = self.genes[i]
+            .parse(text)
+            .map_err(|message| GenomeError::BadValue {
+                seed: self.name.clone(),
+                gene: name.into(),
+                message,
+            })?;
+        Ok(())
+    }
+
+    /// Reads gene values by name. Panics on an unknown name: seeds only ask for genes their
+    /// spec defines, and the registry test checks every seed against its spec.
+    pub fn view<'a>(&'a self, genome: &'a [f64]) -> Genes<'a> {
+        Genes { spec: self, genome }
+    }
+
+    /// Parses a spec file. `risk` genes (shared by every seed) are appended.
+    ///
+    /// # Errors
+    /// [`GenomeError::Spec`] naming the file and the gene for a malformed file, unordered
+    /// bounds, a default outside its bounds, a duplicate gene or a missing field.
+    pub fn parse(file: &str, text: &str, risk: &[GeneSpec]) -> Result<SeedSpec, GenomeError> {
+        let raw: RawSpec = toml::from_str(text).map_err(|e| GenomeError::Spec {
+            file: file.into(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let mut genes = parse_genes(file, raw.genes)?;
+        genes.extend(risk.iter().cloned());
+        for (i, g) in genes.iter().enumerate() {
+            if genes[..i].iter().any(|h| h.name == g.name) {
+                return Err(GenomeError::Spec {
+                    file: file.into(),
+                    message: format!("gene `{}` is defined twice", g.name),
+                });
+            }
+        }
+        if raw.name.is_empty() {
+            return Err(GenomeError::Spec {
+                file: file.into(),
+                message: "name must not be empty".into(),
+            });
+        }
+        Ok(SeedSpec {
+            name: raw.name,
+            description: raw.description,
+            genes,
+        })
+    }
+}
+
+/// Parses the gene list of a file (used for the shared risk genes too).
+///
+/// # Errors
+/// As [`SeedSpec::parse`].
+pub fn parse_risk_genes(file: &str, text: &str) -> Result<Vec<GeneSpec>, GenomeError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawRisk {
+        genes: Vec<RawGene>,
+    }
+    let raw: RawRisk = toml::from_str(text).map_err(|e| GenomeError::Spec {
+        file: file.into(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })?;
+    parse_genes(file, raw.genes)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    name: String,
+    description: String,
+    genes: Vec<RawGene>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGene {
+    name: String,
+    kind: GeneKind,
+    min: Option<f64>,
+    max: Option<f64>,
+    default: toml::Value,
+    choices: Option<Vec<String>>,
+    meaning: String,
+}
+
+fn parse_genes(file: &str, raw: Vec<RawGene>) -> Result<Vec<GeneSpec>, GenomeError> {
+    raw.into_iter()
+        .map(|g| {
+            let err = |m: String| GenomeError::Spec {
+                file: file.into(),
+                message: format!("gene `{}`: {m}", g.name),
+            };
+            if g.meaning.trim().is_empty() {
+                return Err(err("meaning must not be empty".into()));
+            }
+            let (min, max, default, choices) = match g.kind {
+                GeneKind::Choice => {
+                    let choices = g.choices.clone().unwrap_or_default();
+                    if choices.is_empty() {
+                        return Err(err("a choice gene needs `choices`".into()));
+                    }
+                    if g.min.is_some() || g.max.is_some() {
+                        return Err(err("a choice gene has no min/max".into()));
+                    }
+                    let d = g
+                        .default
+                        .as_str()
+                        .and_then(|d| choices.iter().position(|c| c == d))
+                        .ok_or_else(|| {
+                            err(format!("default must be one of {}", choices.join(", ")))
+                        })?;
+                    (0.0, (choices.len() - 1) as f64, d as f64, choices)
+                }
+                GeneKind::Int | GeneKind::Float => {
+                    let (Some(min), Some(max)) = (g.min, g.max) else {
+                        return Err(err("needs min and max".into()));
+                    };
+                    if g.choices.is_some() {
+                        return Err(err("only a choice gene has `choices`".into()));
+                    }
+                    let d = match &g.default {
+                        toml::Value::Integer(i) => *i as f64,
+                        toml::Value::Float(f) => *f,
+                        _ => return Err(err("default must be a number".into())),
+                    };
+                    if g.kind == GeneKind::Int && [min, max, d].iter().any(|v| v.fract() != 0.0) {
+                        return Err(err(
+                            "an int gene needs whole-number min, max and default".into()
+                        ));
+                    }
+                    if !(min.is_finite() && max.is_finite() && min < max) {
+                        return Err(err(format!(
+                            "bounds must be ordered: min {min} < max {max}"
+                        )));
+                    }
+                    if !(d >= min && d <= max) {
+                        return Err(err(format!("default {d} is outside [{min}, {max}]")));
+                    }
+                    (min, max, d, Vec::new())
+                }
+            };
+            Ok(GeneSpec {
+                name: g.name.clone(),
+                kind: g.kind,
+                min,
+                max,
+                default,
+                choices,
+                meaning: g.meaning.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Gene values of one genome, read by name.
+#[derive(Clone, Copy)]
+pub struct Genes<'a> {
+    spec: &'a SeedSpec,
+    genome: &'a [f64],
+}
+
+impl Genes<'_> {
+    fn at(&self, name: &str) -> f64 {
+        match self.spec.index(name) {
+            Some(i) => self.genome[i],
+            None => panic!("seed {} has no gene `{name}`", self.spec.name),
+        }
+    }
+
+    /// A float gene.
+    pub fn float(&self, name: &str) -> f64 {
+        self.at(name)
+    }
+
+    /// An int gene as a count/period (at least 1).
+    pub fn period(&self, name: &str) -> usize {
+        self.at(name).max(1.0) as usize
+    }
+
+    /// A choice gene's name.
+    pub fn choice(&self, name: &str) -> &str {
+        let i = self.spec.index(name).unwrap_or(usize::MAX);
+        self.spec
+            .genes
+            .get(i)
+            .and_then(|g| g.choices.get(self.genome[i] as usize))
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("seed {} has no choice gene `{name}`", self.spec.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+name = "t"
+description = "test"
+[[genes]]
+name = "p"
+kind = "int"
+min = 2
+max = 10
+default = 5
+meaning = "a period"
+[[genes]]
+name = "x"
+kind = "float"
+min = 0.5
+max = 1.5
+default = 1.0
+meaning = "a level"
+[[genes]]
+name = "mode"
+kind = "choice"
+choices = ["a", "b", "c"]
+default = "b"
+meaning = "a mode"
+"#;
+
+    #[test]
+    fn parses_and_repairs() {
+        let s = SeedSpec::parse("t.toml", SPEC, &[]).unwrap();
+        assert_eq!(s.default_genome(), vec![5.0, 1.0, 1.0]);
+        let mut g = vec![10.6, -3.0, 7.2];
+        s.repair(&mut g);
+        assert_eq!(g, vec![10.0, 0.5, 2.0]);
+        let mut g = vec![f64::NAN, 1.49, 0.4];
+        s.repair(&mut g);
+        assert_eq!(g, vec![5.0, 1.49, 0.0]);
+        let mut g = vec![3.5, 1.0, 1.0];
+        s.repair(&mut g);
+        assert_eq!(g[0], 4.0);
+        assert_eq!(s.view(&g).choice("mode"), "b");
+        assert_eq!(s.view(&g).period("p"), 4);
+        s.set(&mut g, "mode", "c").unwrap();
+        assert_eq!(g[2], 2.0);
+        let e = s.set(&mut g, "p", "11").unwrap_err().to_string();
+        assert_eq!(e, "seed t: gene p: 11 is out of bounds [2, 10]");
+        let e = s.set(&mut g, "q", "1").unwrap_err().to_string();
+        assert!(e.contains("unknown gene `q`"), "{e}");
+    }
+
+    #[test]
+    fn bad_specs_are_named() {
+        let bad = |from: &str, to: &str| {
+            SeedSpec::parse("s.toml", &SPEC.replacen(from, to, 1), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("max = 10", "max = 1").contains("s.toml: gene `p`: bounds must be ordered"));
+        assert!(bad("default = 5", "default = 50").contains("gene `p`: default 50 is outside"));
+        assert!(bad("default = \"b\"", "default = \"z\"")
+            .contains("gene `mode`: default must be one of"));
+        assert!(bad("default = 5", "default = 5.5").contains("whole-number"));
+        assert!(bad("meaning = \"a level\"", "").contains("s.toml"));
+        assert!(bad("name = \"x\"", "name = \"p\"").contains("gene `p` is defined twice"));
+    }
+}

@@ -1,0 +1,126 @@
+//! A market prepared for evaluating many genomes: the market plus a cache of indicator series
+//! keyed by indicator and parameters. Each series is computed once per data set and shared by
+//! every genome (and thread) that asks for it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock, RwLock},
+};
+
+use crate::{indicators as ind, market::Market};
+
+/// An indicator line and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    Ema(usize),
+    Sma(usize),
+    Rsi(usize),
+    Atr(usize),
+    /// Donchian upper / lower over the previous `p` bars.
+    DonchianUpper(usize),
+    DonchianLower(usize),
+    /// Stochastic %K / %D for `(k, d)`.
+    StochK(usize, usize),
+    StochD(usize, usize),
+    Tenkan(usize),
+    Kijun(usize),
+    /// Cloud edges for `(tenkan, kijun, senkou)`.
+    SpanA(usize, usize, usize),
+    SpanB(usize, usize, usize),
+    /// z-score over `z` bars of `close − VWAP(window)`: `(window, z)`.
+    VwapZ(usize, usize),
+    /// Annualized rolling volatility of log returns over `p` bars.
+    RealizedVol(usize),
+    /// z-score over `z` bars of the funding rate smoothed by an SMA of `smooth` bars.
+    FundingZ(usize, usize),
+}
+
+/// A market with its indicator cache.
+#[derive(Debug)]
+pub struct Prepared {
+    pub market: Market,
+    series: RwLock<HashMap<Key, Arc<Vec<f64>>>>,
+    pub(crate) features: OnceLock<Arc<super::ml::Features>>,
+}
+
+impl Prepared {
+    pub fn new(market: Market) -> Self {
+        Self {
+            market,
+            series: RwLock::new(HashMap::new()),
+            features: OnceLock::new(),
+        }
+    }
+
+    /// Number of distinct series computed so far.
+    pub fn cached(&self) -> usize {
+        self.series.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The series for `key`, computed on first use.
+    pub fn get(&self, key: Key) -> Arc<Vec<f64>> {
+        if let Some(s) = self.series.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return s;
+        }
+        let lines = self.compute(key);
+        let mut map = match self.series.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut wanted = None;
+        for (k, v) in lines {
+            let v = map.entry(k).or_insert_with(|| Arc::new(v)).clone();
+            if k == key {
+                wanted = Some(v);
+            }
+        }
+        wanted.unwrap_or_else(|| unreachable!("compute always returns the requested key"))
+    }
+
+    /// Computes `key` and any sibling lines that come for free.
+    fn compute(&self, key: Key) -> Vec<(Key, Vec<f64>)> {
+        let c = &self.market.candles;
+        let (h, l, cl) = (&c.high[..], &c.low[..], &c.close[..]);
+        match key {
+            Key::Ema(p) => vec![(key, ind::ema(cl, p))],
+            Key::Sma(p) => vec![(key, ind::sma(cl, p))],
+            Key::Rsi(p) => vec![(key, ind::rsi(cl, p))],
+            Key::Atr(p) => vec![(key, ind::atr(h, l, cl, p))],
+            Key::DonchianUpper(p) | Key::DonchianLower(p) => {
+                let (u, lo) = ind::donchian(h, l, p);
+                vec![(Key::DonchianUpper(p), u), (Key::DonchianLower(p), lo)]
+            }
+            Key::StochK(k, d) | Key::StochD(k, d) => {
+                let (kl, dl) = ind::stochastic(h, l, cl, k, d);
+                vec![(Key::StochK(k, d), kl), (Key::StochD(k, d), dl)]
+            }
+            Key::Tenkan(p) => vec![(key, ind::ichimoku(h, l, p, 1, 1).tenkan)],
+            Key::Kijun(p) => vec![(key, ind::ichimoku(h, l, 1, p, 1).kijun)],
+            Key::SpanA(t, k, s) | Key::SpanB(t, k, s) => {
+                let ich = ind::ichimoku(h, l, t, k, s);
+                vec![
+                    (Key::SpanA(t, k, s), ich.span_a),
+                    (Key::SpanB(t, k, s), ich.span_b),
+                ]
+            }
+            Key::VwapZ(w, z) => {
+                let v = ind::vwap(h, l, cl, &c.volume, w);
+                let dev: Vec<f64> = cl.iter().zip(&v).map(|(a, b)| a - b).collect();
+                vec![(key, ind::zscore(&dev, z))]
+            }
+            Key::RealizedVol(p) => {
+                let mut r = vec![f64::NAN; cl.len()];
+                for t in 1..cl.len() {
+                    r[t] = (cl[t] / cl[t - 1]).ln();
+                }
+                let scale = c.bars_per_year().sqrt();
+                let vol = ind::rolling_std(&r, p).iter().map(|v| v * scale).collect();
+                vec![(key, vol)]
+            }
+            Key::FundingZ(smooth, z) => {
+                let f = ind::sma(&self.market.funding_per_bar, smooth);
+                vec![(key, ind::zscore(&f, z))]
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The two machine-learning seeds, trained walk-forward without look-ahead: a linear SVC
+//! (linfa-svm), and PCA followed by a decision tree. PCA ([`principal_axes`]) and the tree
+//! ([`super::tree`]) are organism's own: linfa-reduction 0.7's PCA (a randomized LOBPCG
+//! truncated SVD) panics with "NaN values in array" on some feature windows, and linfa-trees
+//! 0.7 is not deterministic. Both replacements are exact and deterministic.
+//!
+//! Features at bar `t` use data up to `t` only: log returns over 1, 4 and 24 bars, RSI(14)
+//! centred, z-score of the close over 48 bars, ATR(14)/close and MACD(12, 26, 9)
+//! histogram/close. A model is refitted every `refit` bars; the fit at bar `t` trains on the
+//! samples `i` of the trailing `window` whose label is known by then (`i + horizon <= t`),
+//! standardizes features with the mean and standard deviation of those training rows only, and
+//! predicts bars `t .. t + refit`. Until the first fit, and whenever a fit fails (for example all
+//! labels equal), the seed stays flat. Everything is deterministic.
+
+use linfa::prelude::*;
+use linfa_svm::Svm;
+use ndarray::{Array1, Array2};
+
+use super::{tree::Tree, Prepared, Seed};
+use crate::{backtest::Targets, genome::Genes, indicators as ind};
+
+/// Number of features per bar.
+pub const N_FEATURES: usize = 7;
+/// Fewest training rows a fit needs.
+const MIN_SAMPLES: usize = 100;
+
+/// The feature matrix of a market: one row per bar, defined from `first` on.
+#[derive(Debug)]
+pub struct Features {
+    pub rows: Vec<[f64; N_FEATURES]>,
+    pub first: usize,
+}
+
+impl Features {
+    fn compute(d: &Prepared) -> Features {
+        let c = &d.market.candles;
+        let close = &c.close;
+        let n = close.len();
+        let rsi = ind::rsi(close, 14);
+        let z = ind::zscore(close, 48);
+        let atr = ind::atr(&c.high, &c.low, close, 14);
+        let macd = ind::macd(close, 12, 26, 9);
+        let lr = |t: usize, k: usize| {
+            if t >= k {
+                (close[t] / close[t - k]).ln()
+            } else {
+                f64::NAN
+            }
+        };
+        let rows: Vec<[f64; N_FEATURES]> = (0..n)
+            .map(|t| {
+                [
+                    lr(t, 1),
+                    lr(t, 4),
+                    lr(t, 24),
+                    rsi[t] / 100.0 - 0.5,
+                    z[t],
+                    atr[t] / close[t],
+                    macd.hist[t] / close[t],
+                ]
+            })
+            .collect();
+        let first = rows
+            .iter()
+            .position(|r| r.iter().all(|v| v.is_finite()))
+            .unwrap_or(n);
+        Features { rows, first }
+    }
+}
+
+fn features(d: &Prepared) -> std::sync::Arc<Features> {
+    d.features
+        .get_or_init(|| std::sync::Arc::new(Features::compute(d)))
+        .clone()
+}
+
+/// Mean and standard deviation of each feature over `rows` (std 1 where it is 0).
+fn standardizer(
+    f: &Features,
+    rows: std::ops::Range<usize>,
+) -> ([f64; N_FEATURES], [f64; N_FEATURES]) {
+    let n = rows.len() as f64;
+    let mut mean = [0.0; N_FEATURES];
+    let mut sd = [0.0; N_FEATURES];
+    for r in &f.rows[rows.clone()] {
+        for j in 0..N_FEATURES {
+            mean[j] += r[j] / n;
+        }
+    }
+    for r in &f.rows[rows] {
+        for j in 0..N_FEATURES {
+            sd[j] += (r[j] - mean[j]).powi(2) / n;
+        }
+    }
+    for s in &mut sd {
+        *s = if *s > 0.0 { s.sqrt() } else { 1.0 };
+    }
+    (mean, sd)
+}
+
+fn matrix(
+    f: &Features,
+    rows: std::ops::Range<usize>,
+    mean: &[f64; N_FEATURES],
+    sd: &[f64; N_FEATURES],
+) -> Array2<f64> {
+    let mut m = Array2::zeros((rows.len(), N_FEATURES));
+    for (i, t) in rows.enumerate() {
+        for j in 0..N_FEATURES {
+            m[[i, j]] = (f.rows[t][j] - mean[j]) / sd[j];
+        }
+    }
+    m
+}
+
+/// Walk-forward driver: at each refit bar `t`, `fit(train_rows, t)` returns a predictor for
+/// the standardized rows of bars `t .. t+refit` (or `None` to stay flat).
+fn walk_forward(
+    d: &Prepared,
+    window: usize,
+    refit: usize,
+    horizon: usize,
+    out: &mut Targets,
+    mut fit_predict: impl FnMut(&Array2<f64>, std::ops::Range<usize>, &Array2<f64>) -> Option<Vec<f64>>,
+) {
+    let f = features(d);
+    let n = f.rows.len();
+    // First fit: exactly MIN_SAMPLES labelled rows, the last one labelled by this bar's close.
+    let mut t = f.first + MIN_SAMPLES + horizon - 1;
+    while t < n {
+        let end = t + 1 - horizon; // training rows i < end satisfy i + horizon <= t
+        let start = end.saturating_sub(window).max(f.first);
+        let pred_end = (t + refit).min(n);
+        if end >= start + MIN_SAMPLES {
+            let (mean, sd) = standardizer(&f, start..end);
+            let train = matrix(&f, start..end, &mean, &sd);
+            let pred = matrix(&f, t..pred_end, &mean, &sd);
+            if let Some(sides) = fit_predict(&train, start..end, &pred) {
+                out.position[t..pred_end].copy_from_slice(&sides);
+            }
+        }
+        t = pred_end;
+    }
+}
+
+/// The `k` leading principal axes (columns, `N_FEATURES × k`) of the centred rows of `x`:
+/// eigenvectors of the covariance matrix by cyclic Jacobi rotations, ordered by eigenvalue
+/// (largest first), each with its largest-magnitude component made positive so the result is
+/// unique.
+pub fn principal_axes(x: &Array2<f64>, k: usize) -> Array2<f64> {
+    let d = x.ncols();
+    let n = x.nrows().max(2) as f64;
+    let mean = x
+        .mean_axis(ndarray::Axis(0))
+        .unwrap_or_else(|| Array1::zeros(d));
+    let centred = x - &mean;
+    let mut a = centred.t().dot(&centred) / (n - 1.0);
+    let mut v = Array2::<f64>::eye(d);
+    for _sweep in 0..100 {
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[[i, j]] * a[[i, j]])
+            .sum();
+        if off < 1e-24 {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                if a[[p, q]].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[[q, q]] - a[[p, p]]) / (2.0 * a[[p, q]]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for r in 0..d {
+                    let (arp, arq) = (a[[r, p]], a[[r, q]]);
+                    a[[r, p]] = c * arp - s * arq;
+                    a[[r, q]] = s * arp + c * arq;
+                }
+                for r in 0..d {
+                    let (apr, aqr) = (a[[p, r]], a[[q, r]]);
+                    a[[p, r]] = c * apr - s * aqr;
+                    a[[q, r]] = s * apr + c * aqr;
+                }
+                for r in 0..d {
+                    let (vrp, vrq) = (v[[r, p]], v[[r, q]]);
+                    v[[r, p]] = c * vrp - s * vrq;
+                    v[[r, q]] = s * vrp + c * vrq;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&i, &j| a[[j, j]].total_cmp(&a[[i, i]]).then(i.cmp(&j)));
+    let k = k.clamp(1, d);
+    let mut axes = Array2::zeros((d, k));
+    for (col, &i) in order.iter().take(k).enumerate() {
+        let mut vec = v.column(i).to_owned();
+        let big = vec
+            .iter()
+            .copied()
+            .fold(0.0_f64, |m, x| if x.abs() > m.abs() { x } else { m });
+        if big < 0.0 {
+            vec.mapv_inplace(|x| -x);
+        }
+        axes.column_mut(col).assign(&vec);
+    }
+    axes
+}
+
+/// Forward log return of bar `i` over `h` bars.
+fn forward(close: &[f64], i: usize, h: usize) -> f64 {
+    (close[i + h] / close[i]).ln()
+}
+
+/// Linear SVC on the features predicting the sign of the `horizon`-bar forward return.
+pub struct LinearSvcClassifier;
+
+impl Seed for LinearSvcClassifier {
+    fn name(&self) -> &'static str {
+        "linear_svc_classifier"
+    }
+    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+        let h = g.period("horizon");
+        let c = g.float("c");
+        let close = &d.market.candles.close;
+        walk_forward(
+            d,
+            g.period("window"),
+            g.period("refit"),
+            h,
+            out,
+            |train, rows, pred| {
+                let labels: Array1<bool> = rows.map(|i| forward(close, i, h) > 0.0).collect();
+                let ups = labels.iter().filter(|&&b| b).count();
+                if ups == 0 || ups == labels.len() {
+                    return None;
+                }
+                let ds = Dataset::new(train.clone(), labels);
+                let model = Svm::<f64, bool>::params()
+                    .pos_neg_weights(c, c)
+                    // LIBSVM's tolerance; linfa's default 1e-7 costs many times the time. (Its
+                    // shrinking heuristic is left off: in linfa-svm 0.7.2 it can index out of bounds.)
+                    .eps(1e-3)
+                    .linear_kernel()
+                    .fit(&ds)
+                    .ok()?;
+                let p: Array1<bool> = model.predict(pred);
+                Some(p.iter().map(|&up| if up { 1.0 } else { -1.0 }).collect())
+            },
+        );
+    }
+}
+
+/// PCA of the features, then a decision tree classifying the forward-return quantile.
+pub struct PcaTreeQuantile;
+
+impl Seed for PcaTreeQuantile {
+    fn name(&self) -> &'static str {
+        "pca_tree_quantile"
+    }
+    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+        let h = g.period("horizon");
+        let k = g.period("components").min(N_FEATURES);
+        let depth = g.period("depth");
+        let q = g.period("quantiles").max(2);
+        let close = &d.market.candles.close;
+        walk_forward(
+            d,
+            g.period("window"),
+            g.period("refit"),
+            h,
+            out,
+            |train, rows, pred| {
+                let fwd: Vec<f64> = rows.map(|i| forward(close, i, h)).collect();
+                let mut sorted = fwd.clone();
+                sorted.sort_by(f64::total_cmp);
+                let cuts: Vec<f64> = (1..q).map(|j| sorted[j * sorted.len() / q]).collect();
+                let labels: Vec<usize> = fwd
+                    .iter()
+                    .map(|r| cuts.iter().filter(|c| r >= c).count())
+                    .collect();
+                let axes = principal_axes(train, k);
+                let emb_train = train.dot(&axes);
+                let emb_pred = pred.dot(&axes);
+                let rows: Vec<Vec<f64>> = emb_train.outer_iter().map(|r| r.to_vec()).collect();
+                let tree = Tree::fit(&rows, &labels, q, depth);
+                Some(
+                    emb_pred
+                        .outer_iter()
+                        .map(|x| match x.as_slice() {
+                            Some(row) => tree.predict(row),
+                            None => tree.predict(&x.to_vec()),
+                        })
+                        .map(|cls| {
+                            if cls + 1 == q {
+                                1.0
+                            } else if cls == 0 {
+                                -1.0
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect(),
+                )
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_axes_of_a_known_covariance() {
+        // Points t·(1, 2) + w·(−2, 1) with t and w uncorrelated and both centred: the first
+        // axis is (1, 2)/sqrt(5), the second (−2, 1)/sqrt(5), flipped so its largest part is
+        // positive.
+        let wobble = [0.01, -0.02, 0.01, 0.01, -0.02, 0.01];
+        let mut x = Array2::zeros((6, 2));
+        for i in 0..6 {
+            let t = i as f64 - 2.5;
+            let w = wobble[i];
+            x[[i, 0]] = t - 2.0 * w;
+            x[[i, 1]] = 2.0 * t + w;
+        }
+        let a = principal_axes(&x, 2);
+        let s5 = 5f64.sqrt();
+        assert!(
+            (a[[0, 0]] - 1.0 / s5).abs() < 1e-9 && (a[[1, 0]] - 2.0 / s5).abs() < 1e-9,
+            "{a}"
+        );
+        assert!(
+            (a[[0, 1]] - 2.0 / s5).abs() < 1e-9 && (a[[1, 1]] + 1.0 / s5).abs() < 1e-9,
+            "{a}"
+        );
+        // Axes are orthonormal.
+        let g = a.t().dot(&a);
+        assert!((g[[0, 0]] - 1.0).abs() < 1e-12 && g[[0, 1]].abs() < 1e-12);
+    }
+}
