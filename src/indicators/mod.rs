@@ -275,24 +275,42 @@ pub struct Ichimoku {
     pub span_b: Vec<f64>,
 }
 
-/// Ichimoku with the usual (9, 26, 52) periods as parameters and displacement = `kijun`.
-pub fn ichimoku(high: &[f64], low: &[f64], tenkan: usize, kijun: usize, senkou: usize) -> Ichimoku {
-    let mid = |p: usize| -> Vec<f64> {
-        let hh = rolling_max(high, p);
-        let ll = rolling_min(low, p);
-        hh.iter().zip(&ll).map(|(h, l)| (h + l) / 2.0).collect()
-    };
-    let tenkan_line = mid(tenkan);
-    let kijun_line = mid(kijun);
-    let b = mid(senkou);
-    let n = high.len();
-    let disp = kijun.max(1);
+/// `(highest high + lowest low) / 2` over the last `p` bars including the current one.
+pub fn midpoint(high: &[f64], low: &[f64], period: usize) -> Vec<f64> {
+    let hh = rolling_max(high, period);
+    let ll = rolling_min(low, period);
+    hh.iter().zip(&ll).map(|(h, l)| (h + l) / 2.0).collect()
+}
+
+/// The cloud edges at each bar from the tenkan, kijun and senkou-B midpoint lines, displaced
+/// `displacement` bars: `span_a[t] = (tenkan[t−d] + kijun[t−d])/2`, `span_b[t] = senkou[t−d]`.
+pub fn ichimoku_cloud(
+    tenkan: &[f64],
+    kijun: &[f64],
+    senkou: &[f64],
+    displacement: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = tenkan.len();
+    let d = displacement.max(1);
     let mut span_a = vec![NAN; n];
     let mut span_b = vec![NAN; n];
-    for t in disp..n {
-        span_a[t] = (tenkan_line[t - disp] + kijun_line[t - disp]) / 2.0;
-        span_b[t] = b[t - disp];
+    for t in d..n {
+        span_a[t] = (tenkan[t - d] + kijun[t - d]) / 2.0;
+        span_b[t] = senkou[t - d];
     }
+    (span_a, span_b)
+}
+
+/// Ichimoku with the usual (9, 26, 52) periods as parameters and displacement = `kijun`.
+pub fn ichimoku(high: &[f64], low: &[f64], tenkan: usize, kijun: usize, senkou: usize) -> Ichimoku {
+    let tenkan_line = midpoint(high, low, tenkan);
+    let kijun_line = midpoint(high, low, kijun);
+    let (span_a, span_b) = ichimoku_cloud(
+        &tenkan_line,
+        &kijun_line,
+        &midpoint(high, low, senkou),
+        kijun,
+    );
     Ichimoku {
         tenkan: tenkan_line,
         kijun: kijun_line,

@@ -22,18 +22,20 @@ pub enum Key {
     /// Stochastic %K / %D for `(k, d)`.
     StochK(usize, usize),
     StochD(usize, usize),
-    Tenkan(usize),
-    Kijun(usize),
-    /// Cloud edges for `(tenkan, kijun, senkou)`.
-    SpanA(usize, usize, usize),
-    SpanB(usize, usize, usize),
-    /// z-score over `z` bars of `close − VWAP(window)`: `(window, z)`.
-    VwapZ(usize, usize),
+    /// `(highest high + lowest low) / 2` over `p` bars: Ichimoku's tenkan, kijun and span B
+    /// source lines.
+    Midpoint(usize),
+    /// Rolling VWAP over `p` bars.
+    Vwap(usize),
     /// Annualized rolling volatility of log returns over `p` bars.
     RealizedVol(usize),
-    /// z-score over `z` bars of the funding rate smoothed by an SMA of `smooth` bars.
-    FundingZ(usize, usize),
+    /// The per-bar funding rate smoothed by an SMA of `p` bars.
+    FundingSma(usize),
 }
+
+/// Most series one prepared market keeps; beyond it new series are computed but not kept, so
+/// a long run over many parameter values cannot exhaust memory.
+pub const MAX_CACHED_SERIES: usize = 4096;
 
 /// A market with its indicator cache.
 #[derive(Debug)]
@@ -69,7 +71,11 @@ impl Prepared {
         };
         let mut wanted = None;
         for (k, v) in lines {
-            let v = map.entry(k).or_insert_with(|| Arc::new(v)).clone();
+            let v = if map.len() < MAX_CACHED_SERIES || map.contains_key(&k) {
+                map.entry(k).or_insert_with(|| Arc::new(v)).clone()
+            } else {
+                Arc::new(v)
+            };
             if k == key {
                 wanted = Some(v);
             }
@@ -94,20 +100,8 @@ impl Prepared {
                 let (kl, dl) = ind::stochastic(h, l, cl, k, d);
                 vec![(Key::StochK(k, d), kl), (Key::StochD(k, d), dl)]
             }
-            Key::Tenkan(p) => vec![(key, ind::ichimoku(h, l, p, 1, 1).tenkan)],
-            Key::Kijun(p) => vec![(key, ind::ichimoku(h, l, 1, p, 1).kijun)],
-            Key::SpanA(t, k, s) | Key::SpanB(t, k, s) => {
-                let ich = ind::ichimoku(h, l, t, k, s);
-                vec![
-                    (Key::SpanA(t, k, s), ich.span_a),
-                    (Key::SpanB(t, k, s), ich.span_b),
-                ]
-            }
-            Key::VwapZ(w, z) => {
-                let v = ind::vwap(h, l, cl, &c.volume, w);
-                let dev: Vec<f64> = cl.iter().zip(&v).map(|(a, b)| a - b).collect();
-                vec![(key, ind::zscore(&dev, z))]
-            }
+            Key::Midpoint(p) => vec![(key, ind::midpoint(h, l, p))],
+            Key::Vwap(w) => vec![(key, ind::vwap(h, l, cl, &c.volume, w))],
             Key::RealizedVol(p) => {
                 let mut r = vec![f64::NAN; cl.len()];
                 for t in 1..cl.len() {
@@ -117,10 +111,7 @@ impl Prepared {
                 let vol = ind::rolling_std(&r, p).iter().map(|v| v * scale).collect();
                 vec![(key, vol)]
             }
-            Key::FundingZ(smooth, z) => {
-                let f = ind::sma(&self.market.funding_per_bar, smooth);
-                vec![(key, ind::zscore(&f, z))]
-            }
+            Key::FundingSma(p) => vec![(key, ind::sma(&self.market.funding_per_bar, p))],
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::{
         Targets,
     },
     genome::Genes,
+    indicators::{ichimoku_cloud, zscore},
 };
 
 /// Runs a state machine over the bars: `step(t, state) -> new state`, written to `out`.
@@ -202,10 +203,9 @@ impl Seed for IchimokuCloud {
     }
     fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
         let (tp, kp, sp) = (g.period("tenkan"), g.period("kijun"), g.period("senkou"));
-        let tenkan = d.get(Key::Tenkan(tp));
-        let kijun = d.get(Key::Kijun(kp));
-        let a = d.get(Key::SpanA(tp, kp, sp));
-        let b = d.get(Key::SpanB(tp, kp, sp));
+        let tenkan = d.get(Key::Midpoint(tp));
+        let kijun = d.get(Key::Midpoint(kp));
+        let (a, b) = ichimoku_cloud(&tenkan, &kijun, &d.get(Key::Midpoint(sp)), kp);
         let close = &d.market.candles.close;
         run_states(out, |t, st| {
             if t == 0 || a[t].is_nan() || b[t].is_nan() {
@@ -235,7 +235,10 @@ impl Seed for VwapReversion {
         "vwap_reversion"
     }
     fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
-        let z = d.get(Key::VwapZ(g.period("window"), g.period("z_window")));
+        let vwap = d.get(Key::Vwap(g.period("window")));
+        let close = &d.market.candles.close;
+        let dev: Vec<f64> = close.iter().zip(vwap.iter()).map(|(c, v)| c - v).collect();
+        let z = zscore(&dev, g.period("z_window"));
         let (entry, exit) = (g.float("entry_z"), g.float("exit_z"));
         run_states(out, |t, st| {
             let z = z[t];
@@ -293,7 +296,10 @@ impl Seed for FundingRateCarry {
         "funding_rate_carry"
     }
     fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
-        let z = d.get(Key::FundingZ(g.period("smooth"), g.period("z_window")));
+        let z = zscore(
+            &d.get(Key::FundingSma(g.period("smooth"))),
+            g.period("z_window"),
+        );
         let e = d.get(Key::Ema(g.period("trend_period")));
         let (entry, exit) = (g.float("entry_z"), g.float("exit_z"));
         let close = &d.market.candles.close;
