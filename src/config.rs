@@ -66,6 +66,25 @@ pub struct BacktestSection {
     pub coin: String,
 }
 
+/// `[evolution]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvolutionConfig {
+    pub generations: u32,
+    pub population: usize,
+    pub seed: u64,
+    pub crossover_prob: f64,
+    pub eta_crossover: f64,
+    pub eta_mutation: f64,
+    pub mutation_prob: f64,
+    pub min_trades: f64,
+    pub worst_coin_weight: f64,
+    pub train_fraction: f64,
+    pub validation_fraction: f64,
+    pub seeds: Vec<String>,
+    pub out: String,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +93,7 @@ pub struct Config {
     pub synthetic: SyntheticParams,
     pub costs: CostsConfig,
     pub backtest: BacktestSection,
+    pub evolution: EvolutionConfig,
 }
 
 impl Config {
@@ -190,6 +210,47 @@ impl Config {
                     format!("{bad} is out of range: values must be > 0"),
                 ));
             }
+        }
+        let e = &self.evolution;
+        if e.population < 4 || e.population > 100_000 || e.population % 2 != 0 {
+            return Err(err(
+                "evolution.population",
+                format!(
+                    "{} is out of range: must be an even number in [4, 100000]",
+                    e.population
+                ),
+            ));
+        }
+        if e.generations > 1_000_000 {
+            return Err(err(
+                "evolution.generations",
+                format!("{} is out of range: must be <= 1000000", e.generations),
+            ));
+        }
+        range("evolution.crossover_prob", e.crossover_prob, 0.0, 1.0)?;
+        range("evolution.mutation_prob", e.mutation_prob, 0.0, 1.0)?;
+        range("evolution.eta_crossover", e.eta_crossover, 1e-9, 200.0)?;
+        range("evolution.eta_mutation", e.eta_mutation, 1e-9, 200.0)?;
+        range("evolution.min_trades", e.min_trades, 0.0, 1e9)?;
+        range("evolution.worst_coin_weight", e.worst_coin_weight, 0.0, 1.0)?;
+        range("evolution.train_fraction", e.train_fraction, 0.05, 0.99)?;
+        range(
+            "evolution.validation_fraction",
+            e.validation_fraction,
+            0.0,
+            0.95,
+        )?;
+        if e.train_fraction + e.validation_fraction >= 1.0 {
+            return Err(err(
+                "evolution.validation_fraction",
+                format!(
+                    "train_fraction + validation_fraction = {} must be < 1 (the rest is the holdout)",
+                    e.train_fraction + e.validation_fraction
+                ),
+            ));
+        }
+        if e.out.trim().is_empty() {
+            return Err(err("evolution.out", "must not be empty".into()));
         }
         if let Some(bad) = s.annual_vol.iter().find(|v| **v > 5.0) {
             return Err(err(
@@ -356,6 +417,13 @@ mod tests {
         let e = err("[data]\ncoins = [1]\n");
         assert!(
             e.contains("data.coins: expected a string, found an integer"),
+            "{e}"
+        );
+        let e = err("[evolution]\npopulation = 7\n");
+        assert!(e.contains("evolution.population: 7 is out of range"), "{e}");
+        let e = err("[evolution]\ntrain_fraction = 0.9\nvalidation_fraction = 0.2\n");
+        assert!(
+            e.contains("evolution.validation_fraction: train_fraction + validation_fraction"),
             "{e}"
         );
         let e = err("[costs\n");

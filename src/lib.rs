@@ -12,6 +12,7 @@
 
 pub mod backtest;
 pub mod config;
+pub mod evolution;
 pub mod fitness;
 pub mod genome;
 pub mod indicators;

@@ -16,6 +16,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Evolve the seed population (NSGA-II), checkpointing every generation; `evolve resume
+    /// FILE` continues a run.
+    Evolve(Box<cli::evolve::Args>),
     /// Backtest one strategy on the configured data and print its metrics.
     Backtest(Box<cli::backtest::Args>),
     /// List the seed strategies and their genes.
@@ -31,6 +34,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Evolve(args) => cli::evolve::run(*args),
         Command::Backtest(args) => cli::backtest::run(*args),
         Command::Seeds => cli::seeds::run(),
         Command::Bench(cmd) => cli::bench::run(cmd),

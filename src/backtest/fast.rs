@@ -30,8 +30,8 @@ pub fn crossed_below(f: &[f64], s: &[f64], t: usize) -> bool {
 #[derive(Debug, Clone)]
 pub struct FastData {
     pub close: Vec<f64>,
-    /// `true` at the last bar of each 30-day window.
-    window_end: Vec<bool>,
+    /// 30-day window index of each bar, counted from the first bar.
+    window_id: Vec<u32>,
     n_windows: usize,
     pub bars_per_year: f64,
     pub cash: f64,
@@ -44,13 +44,15 @@ impl FastData {
     pub fn new(candles: &Candles, cfg: &BacktestConfig) -> Self {
         let n = candles.len();
         let ts = &candles.ts;
-        let window_end: Vec<bool> = (0..n)
-            .map(|t| t + 1 == n || (ts[t + 1] - ts[0]) / WINDOW_MS != (ts[t] - ts[0]) / WINDOW_MS)
+        let window_id: Vec<u32> = ts
+            .iter()
+            .map(|&t| ((t - ts[0]) / WINDOW_MS) as u32)
             .collect();
-        let n_windows = window_end.iter().filter(|&&e| e).count();
+        let n_windows =
+            (1..n).filter(|&t| window_id[t] != window_id[t - 1]).count() + usize::from(n > 0);
         Self {
             close: candles.close.clone(),
-            window_end,
+            window_id,
             n_windows,
             bars_per_year: candles.bars_per_year(),
             cash: cfg.cash,
@@ -76,6 +78,10 @@ pub struct FastMetrics {
 /// Evaluates the long-only crossover of `fast` over `slow` (EMA series of the same length as the
 /// data). `stop`: ATR series and multiple for a fixed stop `close[e] − mult·ATR[e]` set at entry
 /// (no stop when the ATR is undefined at entry).
+///
+/// While flat, equity is constant: every flat bar has return exactly 0 and changes neither the
+/// peak nor the drawdown, so flat stretches are skipped to the next entry signal and only their
+/// consistency windows are booked. The results are those of the bar-by-bar definition.
 pub fn ema_cross_long(
     d: &FastData,
     fast: &[f64],
@@ -85,13 +91,11 @@ pub fn ema_cross_long(
     let close = &d.close[..];
     let n = close.len();
     let (fast, slow) = (&fast[..n], &slow[..n]);
-    let window_end = &d.window_end[..n];
+    let window_id = &d.window_id[..n];
     let buy_mult = 1.0 + d.slippage;
     let sell_mult = 1.0 - d.slippage;
     let fee = d.fee;
-    let (mut cash, mut size) = (d.cash, 0.0_f64);
-    let mut in_pos = false;
-    let mut stop_px = f64::NEG_INFINITY;
+    let mut cash = d.cash;
     let (mut prev_v, mut sum, mut sumsq) = (d.cash, 0.0_f64, 0.0_f64);
     let mut peak = f64::NEG_INFINITY;
     let mut dd = 0.0_f64;
@@ -103,43 +107,76 @@ pub fn ema_cross_long(
         .zip(slow)
         .position(|(a, b)| !a.is_nan() && !b.is_nan())
         .map_or(n, |i| i + 1);
-    for t in 0..n {
-        let c = close[t];
-        if t >= first {
-            if in_pos {
-                if crossed_below(fast, slow, t) || c < stop_px {
-                    let proceeds = size * (c * sell_mult);
-                    cash += proceeds - proceeds * fee;
-                    size = 0.0;
-                    in_pos = false;
-                    exits += 1;
-                }
-            } else if crossed_above(fast, slow, t) {
-                let fill = c * buy_mult;
-                size = (cash / (1.0 + fee)) / fill;
-                let value = size * fill;
-                cash -= value + value * fee;
-                in_pos = true;
-                entries += 1;
-                stop_px = match stop {
-                    Some((atr, mult)) if !atr[t].is_nan() => c - mult * atr[t],
-                    _ => f64::NEG_INFINITY,
-                };
+    let mut t = 0;
+    while t < n {
+        // Flat: find the next entry signal.
+        let mut e = t.max(first);
+        while e < n && !crossed_above(fast, slow, e) {
+            e += 1;
+        }
+        if e > t {
+            // Bars t..e are flat at equity `cash` (return 0 after the first).
+            let v = cash;
+            let r = if prev_v > 0.0 { v / prev_v - 1.0 } else { 0.0 };
+            sum += r;
+            sumsq += r * r;
+            prev_v = v;
+            if v > peak {
+                peak = v;
+            } else if v < peak * (1.0 - dd) {
+                dd = 1.0 - v / peak;
+            }
+            // A window ends inside the stretch when the window id changes by bar e (the last
+            // bar always ends one).
+            if e == n || window_id[e] != window_id[t] {
+                up_windows += usize::from(v > prev_end);
+                prev_end = v;
             }
         }
-        let v = cash + size * c;
-        let r = if prev_v > 0.0 { v / prev_v - 1.0 } else { 0.0 };
-        sum += r;
-        sumsq += r * r;
-        prev_v = v;
-        if v > peak {
-            peak = v;
-        } else if v < peak * (1.0 - dd) {
-            dd = 1.0 - v / peak;
+        if e >= n {
+            break;
         }
-        if window_end[t] {
-            up_windows += usize::from(v > prev_end);
-            prev_end = v;
+        // Entry at bar e's close.
+        let c = close[e];
+        let fill = c * buy_mult;
+        let mut size = (cash / (1.0 + fee)) / fill;
+        let value = size * fill;
+        cash -= value + value * fee;
+        entries += 1;
+        let stop_px = match stop {
+            Some((atr, mult)) if !atr[e].is_nan() => c - mult * atr[e],
+            _ => f64::NEG_INFINITY,
+        };
+        // In position from bar e until the exit bar (inclusive).
+        t = e;
+        let mut in_pos = true;
+        while t < n {
+            let c = close[t];
+            if t > e && (crossed_below(fast, slow, t) || c < stop_px) {
+                let proceeds = size * (c * sell_mult);
+                cash += proceeds - proceeds * fee;
+                size = 0.0;
+                in_pos = false;
+                exits += 1;
+            }
+            let v = cash + size * c;
+            let r = if prev_v > 0.0 { v / prev_v - 1.0 } else { 0.0 };
+            sum += r;
+            sumsq += r * r;
+            prev_v = v;
+            if v > peak {
+                peak = v;
+            } else if v < peak * (1.0 - dd) {
+                dd = 1.0 - v / peak;
+            }
+            if t + 1 == n || window_id[t + 1] != window_id[t] {
+                up_windows += usize::from(v > prev_end);
+                prev_end = v;
+            }
+            t += 1;
+            if !in_pos {
+                break;
+            }
         }
     }
     let nf = n as f64;

@@ -58,7 +58,7 @@ impl std::str::FromStr for FillMode {
 }
 
 /// Costs and execution settings of one backtest.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BacktestConfig {
     pub fill: FillMode,
     /// Taker fee as a fraction of traded notional (0.00045 = 0.045 %).

@@ -183,7 +183,7 @@ pub fn run(args: Args) -> Result<()> {
         .genes
         .iter()
         .zip(&genome)
-        .map(|(g, v)| format!("{}={}", g.name, g.format(*v)))
+        .map(|(g, v)| format!("{}={}", g.name, g.format_short(*v)))
         .collect();
     println!(
         "{} [{}], fill {}",

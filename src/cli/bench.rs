@@ -11,7 +11,8 @@ use organism::{
         fast::{sweep, workload_a_grid, FastData},
         BacktestConfig, FillMode,
     },
-    market::csv::load_candles,
+    evolution::{problem::WorkloadB, Evolver, Settings},
+    market::{csv::load_candles, FundingSeries, Market},
 };
 
 #[derive(clap::Subcommand, Debug)]
@@ -33,10 +34,131 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Workload B: NSGA-II, population 256, 30 generations, the 4-gene EMA crossover + ATR
+    /// stop genome (close fills, long only, fee 0.045 %, slippage 0.01 %), four objectives.
+    /// Prints the median seconds per generation, evaluations per second end to end, and the
+    /// first front's size and best Sharpe.
+    Evolve {
+        /// Candle CSV (timestamp_ms,open,high,low,close,volume).
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// Worker threads (default: all cores).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        threads: Option<u32>,
+        /// Whole runs; medians over all of them are reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: u32,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Workload B's NSGA-II settings (BENCHMARKS.md).
+pub fn workload_b_settings() -> Settings {
+    Settings {
+        population: 256,
+        crossover_prob: 0.9,
+        eta_crossover: 20.0,
+        eta_mutation: 20.0,
+        mutation_prob: 0.25,
+    }
+}
+
+fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
+    let candles = load_candles(path)?;
+    let cfg = BacktestConfig {
+        fill: FillMode::Close,
+        fee: 0.00045,
+        slippage: 0.0001,
+        cash: 10_000.0,
+        funding: false,
+    };
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n as usize);
+    }
+    let pool = builder.build().context("starting the thread pool")?;
+    let market = Market::new("bench", candles, FundingSeries::default());
+    let generations = 30u32;
+    let (mut per_gen, mut totals, mut fresh_rates) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    let mut prep_secs = Vec::new();
+    for _ in 0..repeat {
+        let t0 = Instant::now();
+        let problem = pool.install(|| WorkloadB::new(&market, &cfg))?;
+        prep_secs.push(t0.elapsed().as_secs_f64());
+        let evolver = Evolver::new(&problem, workload_b_settings());
+        let start = Instant::now();
+        let mut state = pool.install(|| evolver.init(42, &|| {}));
+        for _ in 0..generations {
+            let g0 = Instant::now();
+            pool.install(|| evolver.step(&mut state, &|| {}));
+            per_gen.push(g0.elapsed().as_secs_f64());
+        }
+        let total = start.elapsed().as_secs_f64();
+        totals.push(total);
+        let fresh: usize = state.history.iter().map(|h| h.evaluations).sum();
+        fresh_rates.push(fresh as f64 / total);
+        last = Some(state);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let state = last.context("no run")?;
+    let individuals = 256 * (u64::from(generations) + 1);
+    let total = median(&mut totals);
+    let per_gen = median(&mut per_gen);
+    let prep = median(&mut prep_secs);
+    let fresh_rate = median(&mut fresh_rates);
+    let front = state.population.iter().filter(|m| m.rank == 0).count();
+    let best = state
+        .population
+        .iter()
+        .map(|m| m.eval.sharpe())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let rate = individuals as f64 / total;
+    if json {
+        let v = serde_json::json!({
+            "workload": "B",
+            "population": 256,
+            "generations": generations,
+            "threads": pool.current_num_threads(),
+            "repeat": repeat,
+            "seconds_per_generation": per_gen,
+            "seconds_total": total,
+            "seconds_indicator_precompute": prep,
+            "individuals": individuals,
+            "evaluations_per_sec": rate,
+            "fresh_evaluations_per_sec": fresh_rate,
+            "front_size": front,
+            "best_sharpe": best,
+        });
+        println!("{v}");
+    } else {
+        println!("workload B: NSGA-II on {}", path.display());
+        println!("population x gens      {:>12}", "256 x 30");
+        println!("threads                {:>12}", pool.current_num_threads());
+        println!("s / generation (med.)  {:>12.5}", per_gen);
+        println!("total s (init + 30)    {:>12.4}", total);
+        println!("EMA/ATR precompute s   {:>12.4}", prep);
+        println!("evaluations / s        {:>12.0}", rate);
+        println!("  (fresh, not cached)  {:>12.0}", fresh_rate);
+        println!("first front size       {:>12}", front);
+        println!("best Sharpe            {:>12.4}", best);
+    }
+    Ok(())
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Evolve {
+            data,
+            threads,
+            repeat,
+            json,
+        } => bench_evolve(&data, threads, repeat, json),
         BenchCommand::Sweep {
             data,
             threads,

@@ -3,6 +3,7 @@
 pub mod backtest;
 pub mod bench;
 pub mod data;
+pub mod evolve;
 pub mod seeds;
 
 use std::path::PathBuf;

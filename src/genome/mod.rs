@@ -79,6 +79,22 @@ impl GeneSpec {
         }
     }
 
+    /// Like [`GeneSpec::format`], floats rounded to 4 decimals (for tables).
+    pub fn format_short(&self, v: f64) -> String {
+        match self.kind {
+            GeneKind::Float => {
+                let s = format!("{v:.4}");
+                let s = s.trim_end_matches('0').trim_end_matches('.');
+                if s.is_empty() || s == "-" {
+                    "0".into()
+                } else {
+                    s.to_string()
+                }
+            }
+            _ => self.format(v),
+        }
+    }
+
     /// Parses a value given on the command line (a number, or a choice name).
     ///
     /// # Errors

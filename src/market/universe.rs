@@ -14,7 +14,7 @@ use super::{
 };
 
 /// What to load.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DataSelection {
     /// A data directory, a candles folder or one candle CSV; `None` for the synthetic market.
     pub path: Option<PathBuf>,
