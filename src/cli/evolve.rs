@@ -77,6 +77,9 @@ pub enum ResumeCommand {
         /// Data to continue on (default: the data the run started on).
         #[arg(long, value_name = "DIR|FILE")]
         data: Option<PathBuf>,
+        /// Source prefix of the candle files given with --data.
+        #[arg(long)]
+        source: Option<String>,
         /// A config whose evolution, costs and data settings must match the run's.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -157,12 +160,21 @@ pub fn run(args: Args) -> Result<()> {
         generations,
         out,
         data,
+        source,
         config,
         force,
         output,
     }) = args.resume
     {
-        return resume(&file, generations, out, data, config, force, output);
+        return resume(
+            &file,
+            generations,
+            out,
+            (data, source),
+            config,
+            force,
+            output,
+        );
     }
     let mut cfg = args.data.config()?;
     if let Some(p) = args.population {
@@ -218,7 +230,7 @@ fn resume(
     file: &Path,
     generations: Option<u32>,
     out: Option<PathBuf>,
-    data: Option<PathBuf>,
+    (data, source): (Option<PathBuf>, Option<String>),
     config: Option<PathBuf>,
     force: bool,
     output: OutputArgs,
@@ -262,6 +274,9 @@ fn resume(
     }
     if let Some(d) = data {
         ck.run.data.path = Some(d);
+    }
+    if let Some(s) = source {
+        ck.run.data.source = s;
     }
     let (problem, fp, _) = build_problem(&ck.run, output.quiet || output.json)?;
     if fp != ck.fingerprint {

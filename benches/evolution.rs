@@ -1,0 +1,72 @@
+//! Workload B of BENCHMARKS.md: one NSGA-II generation (population 256, the 4-gene EMA
+//! crossover + ATR stop genome, four objectives) on one and two threads. Reads
+//! `../shared/data/bench/synth_1h_4y_seed42.csv`; where it is absent, 35,040 bars of the
+//! built-in synthetic market are used instead (and said so).
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use organism::{
+    backtest::{BacktestConfig, FillMode},
+    evolution::{problem::WorkloadB, Evolver, Settings},
+    market::{
+        csv::load_candles,
+        synthetic::{generate, SyntheticParams},
+        FundingSeries, Market,
+    },
+};
+
+fn workload_b(c: &mut Criterion) {
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bench/synth_1h_4y_seed42.csv");
+    let candles = load_candles(&file).unwrap_or_else(|e| {
+        eprintln!("benchmark file unavailable ({e}); using 35,040 synthetic bars instead");
+        generate(&SyntheticParams {
+            bars: 35_040,
+            ..SyntheticParams::default()
+        })
+        .markets[0]
+            .candles
+            .clone()
+    });
+    let market = Market::new("bench", candles, FundingSeries::default());
+    let cfg = BacktestConfig {
+        fill: FillMode::Close,
+        fee: 0.00045,
+        slippage: 0.0001,
+        cash: 10_000.0,
+        funding: false,
+    };
+    let problem = WorkloadB::new(&market, &cfg).expect("workload B spec");
+    let evolver = Evolver::new(
+        &problem,
+        Settings {
+            population: 256,
+            crossover_prob: 0.9,
+            eta_crossover: 20.0,
+            eta_mutation: 20.0,
+            mutation_prob: 0.25,
+        },
+    );
+    let start = evolver.init(42, &|| {});
+    let mut group = c.benchmark_group("workload_b_generation");
+    group.sample_size(30);
+    group.throughput(Throughput::Elements(256));
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter_batched(
+                || start.clone(),
+                |mut s| pool.install(|| evolver.step(&mut s, &|| {})),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, workload_b);
+criterion_main!(benches);

@@ -1,0 +1,415 @@
+//! Evolution end to end: determinism across thread counts, exact resume, corrupt checkpoints,
+//! refusal on other data or config, Ctrl-C, and improvement of the front.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use organism::{
+    config::Config,
+    evolution::{
+        problem::{Aggregation, Split, UniverseProblem},
+        Evolver, Settings,
+    },
+    market::load_universe,
+    seeds::{registry, Prepared},
+};
+
+const SMALL: &str = r#"
+[synthetic]
+bars = 3000
+[evolution]
+population = 16
+min_trades = 5.0
+seeds = ["ema_crossover", "donchian_breakout", "rsi_filter", "sma_trend_filter", "pca_tree_quantile"]
+"#;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("organism-evo-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn small_config(dir: &Path) -> PathBuf {
+    let p = dir.join("small.toml");
+    std::fs::write(&p, SMALL).unwrap();
+    p
+}
+
+fn organism(args: &[&str], threads: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_organism"));
+    c.args(args);
+    if let Some(t) = threads {
+        c.env("RAYON_NUM_THREADS", t);
+    }
+    c.output().expect("run organism")
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn err(o: &Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+fn evolve(dir: &Path, cfg: &Path, gens: u32, threads: Option<&str>) -> Output {
+    organism(
+        &[
+            "evolve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--generations",
+            &gens.to_string(),
+            "--out",
+            dir.to_str().unwrap(),
+            "--quiet",
+        ],
+        threads,
+    )
+}
+
+fn bytes(p: PathBuf) -> Vec<u8> {
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn checkpoints_are_identical_on_one_and_two_threads() {
+    let base = scratch("threads");
+    let cfg = small_config(&base);
+    let (a, b) = (base.join("one"), base.join("two"));
+    ok(&evolve(&a, &cfg, 3, Some("1")));
+    ok(&evolve(&b, &cfg, 3, Some("2")));
+    for g in 0..=3 {
+        let f = format!("gen{g}.bin");
+        assert_eq!(bytes(a.join(&f)), bytes(b.join(&f)), "{f} differs");
+    }
+    assert_eq!(bytes(a.join("front.csv")), bytes(b.join("front.csv")));
+    assert_eq!(bytes(a.join("history.csv")), bytes(b.join("history.csv")));
+}
+
+#[test]
+fn resume_produces_the_uninterrupted_checkpoints() {
+    let base = scratch("resume");
+    let cfg = small_config(&base);
+    let (full, part) = (base.join("full"), base.join("part"));
+    ok(&evolve(&full, &cfg, 4, None));
+    ok(&evolve(&part, &cfg, 2, None));
+    let o = organism(
+        &[
+            "evolve",
+            "resume",
+            part.join("gen2.bin").to_str().unwrap(),
+            "--generations",
+            "4",
+            "--quiet",
+        ],
+        None,
+    );
+    ok(&o);
+    for g in [3, 4] {
+        let f = format!("gen{g}.bin");
+        assert_eq!(
+            bytes(full.join(&f)),
+            bytes(part.join(&f)),
+            "{f} differs after resume"
+        );
+    }
+    assert_eq!(
+        bytes(full.join("history.csv")),
+        bytes(part.join("history.csv"))
+    );
+    assert_eq!(bytes(full.join("front.csv")), bytes(part.join("front.csv")));
+    // History: one row per generation, front and feasibility reported.
+    let hist = String::from_utf8(bytes(full.join("history.csv"))).unwrap();
+    assert_eq!(hist.lines().count(), 1 + 5);
+    // Already there: nothing to do, exit 0.
+    let o = organism(
+        &[
+            "evolve",
+            "resume",
+            full.join("gen4.bin").to_str().unwrap(),
+            "--generations",
+            "3",
+        ],
+        None,
+    );
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
+}
+
+#[test]
+fn bad_checkpoints_are_clear_errors() {
+    let base = scratch("corrupt");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    ok(&evolve(&run, &cfg, 1, None));
+    let good = bytes(run.join("gen1.bin"));
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated.bin",
+            good[..good.len() / 2].to_vec(),
+            "truncated checkpoint",
+        ),
+        (
+            "flipped.bin",
+            {
+                let mut b = good.clone();
+                let i = b.len() / 2;
+                b[i] ^= 0x40;
+                b
+            },
+            "corrupted checkpoint (checksum mismatch)",
+        ),
+        (
+            "foreign.bin",
+            b"PK\x03\x04 this is a zip file".to_vec(),
+            "not an organism checkpoint",
+        ),
+        ("empty.bin", Vec::new(), "not an organism checkpoint"),
+        (
+            "version.bin",
+            {
+                let mut b = good.clone();
+                b[8] = 99;
+                b
+            },
+            "format version 99",
+        ),
+    ];
+    for (name, content, msg) in cases {
+        let p = base.join(name);
+        std::fs::write(&p, &content).unwrap();
+        let e = err(&organism(
+            &[
+                "evolve",
+                "resume",
+                p.to_str().unwrap(),
+                "--generations",
+                "3",
+            ],
+            None,
+        ));
+        assert!(e.contains(name) && e.contains(msg), "{name}: {e}");
+        assert_eq!(bytes(p), content, "{name} was modified");
+    }
+    let e = err(&organism(
+        &[
+            "evolve",
+            "resume",
+            base.join("missing.bin").to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert!(e.contains("missing.bin: cannot read"), "{e}");
+    // The good checkpoint still resumes.
+    ok(&organism(
+        &[
+            "evolve",
+            "resume",
+            run.join("gen1.bin").to_str().unwrap(),
+            "--generations",
+            "2",
+            "--quiet",
+        ],
+        None,
+    ));
+}
+
+#[test]
+fn resume_refuses_other_data_or_config_unless_forced() {
+    let base = scratch("refuse");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    ok(&evolve(&run, &cfg, 1, None));
+    let ck = run.join("gen1.bin");
+    // Other data: the same shape, a different synthetic seed.
+    let other = base.join("other.toml");
+    std::fs::write(
+        &other,
+        format!("{SMALL}\n").replace("bars = 3000", "bars = 3000\nseed = 99"),
+    )
+    .unwrap();
+    let data = base.join("data");
+    ok(&organism(
+        &[
+            "data",
+            "generate",
+            "--config",
+            other.to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "evolve",
+            "resume",
+            ck.to_str().unwrap(),
+            "--generations",
+            "2",
+            "--quiet",
+        ];
+        v.extend_from_slice(extra);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run_args =
+        |a: Vec<String>| organism(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    let d = data.to_str().unwrap().to_string();
+    let e = err(&run_args(args(&["--data", &d, "--source", "synthetic"])));
+    assert!(
+        e.contains("different market data") && e.contains("--force"),
+        "{e}"
+    );
+    // A config with another population size.
+    let pop = base.join("pop.toml");
+    std::fs::write(&pop, SMALL.replace("population = 16", "population = 20")).unwrap();
+    let e = err(&run_args(args(&["--config", pop.to_str().unwrap()])));
+    assert!(
+        e.contains("different config") && e.contains("evolution settings"),
+        "{e}"
+    );
+    // Forced onto the other data: the population is re-evaluated there and the run goes on.
+    let o = run_args(args(&[
+        "--data",
+        &d,
+        "--source",
+        "synthetic",
+        "--force",
+        "--out",
+        base.join("forced").to_str().unwrap(),
+    ]));
+    ok(&o);
+    assert!(base.join("forced/gen2.bin").is_file());
+}
+
+#[test]
+fn ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume() {
+    let base = scratch("sigint");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_organism"))
+        .args([
+            "evolve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--generations",
+            "100000",
+            "--out",
+            run.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !run.join("gen2.bin").is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("interrupted: generation") && e.contains("organism evolve resume"),
+        "{e}"
+    );
+    // The newest checkpoint is complete and resumes.
+    let newest = (0..100_000)
+        .take_while(|g| run.join(format!("gen{g}.bin")).is_file())
+        .last()
+        .unwrap();
+    assert!(newest >= 2);
+    ok(&organism(
+        &[
+            "evolve",
+            "resume",
+            run.join(format!("gen{newest}.bin")).to_str().unwrap(),
+            "--generations",
+            &(newest + 1).to_string(),
+            "--quiet",
+        ],
+        None,
+    ));
+}
+
+#[test]
+fn the_front_improves_on_the_bundled_market() {
+    // The default synthetic market, all twelve seeds, a fixed seed.
+    let cfg = Config::defaults().unwrap();
+    let u = load_universe(&cfg.data_selection()).unwrap();
+    let seg = Split {
+        train: 0.6,
+        validation: 0.2,
+    }
+    .apply(&u);
+    let problem = UniverseProblem {
+        entries: registry().unwrap().iter().collect(),
+        train: seg.train.into_iter().map(Prepared::new).collect(),
+        validation: seg.validation.into_iter().map(Prepared::new).collect(),
+        backtest: cfg.backtest_config(),
+        aggregation: Aggregation {
+            worst_coin_weight: 0.5,
+            min_trades: 10.0,
+        },
+    };
+    let evolver = Evolver::new(
+        &problem,
+        Settings {
+            population: 32,
+            crossover_prob: 0.9,
+            eta_crossover: 20.0,
+            eta_mutation: 20.0,
+            mutation_prob: 0.25,
+        },
+    );
+    let mut state = evolver.init(7, &|| {});
+    for _ in 0..10 {
+        evolver.step(&mut state, &|| {});
+    }
+    let h0 = &state.history[0];
+    let h10 = &state.history[10];
+    assert_eq!(h10.generation, 10);
+    assert!(
+        h10.hypervolume > h0.hypervolume,
+        "hypervolume {} -> {}",
+        h0.hypervolume,
+        h10.hypervolume
+    );
+    assert!(h10.best_sharpe >= h0.best_sharpe);
+    // The first front is non-dominated.
+    let front: Vec<_> = state.population.iter().filter(|m| m.rank == 0).collect();
+    for a in &front {
+        for b in &front {
+            assert!(!organism::evolution::nsga::dominates(&a.eval, &b.eval));
+        }
+    }
+}
