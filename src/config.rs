@@ -85,6 +85,14 @@ pub struct EvolutionConfig {
     pub out: String,
 }
 
+/// `[exchange]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    pub api_url: String,
+    pub sentiment_url: String,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +102,7 @@ pub struct Config {
     pub costs: CostsConfig,
     pub backtest: BacktestSection,
     pub evolution: EvolutionConfig,
+    pub exchange: ExchangeConfig,
 }
 
 impl Config {
@@ -252,6 +261,14 @@ impl Config {
         if e.out.trim().is_empty() {
             return Err(err("evolution.out", "must not be empty".into()));
         }
+        for (key, url) in [
+            ("exchange.api_url", &self.exchange.api_url),
+            ("exchange.sentiment_url", &self.exchange.sentiment_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(err(key, format!("`{url}` is not an http(s) URL")));
+            }
+        }
         if let Some(bad) = s.annual_vol.iter().find(|v| **v > 5.0) {
             return Err(err(
                 "synthetic.annual_vol",
@@ -270,6 +287,17 @@ impl Config {
             coins: self.data.coins.clone(),
             synthetic: self.synthetic.clone(),
         }
+    }
+
+    /// The Hyperliquid base URL: `flag`, else `HYPERLIQUID_API_URL`, else `exchange.api_url`.
+    pub fn api_url(&self, flag: Option<&str>) -> String {
+        flag.map(String::from)
+            .or_else(|| {
+                std::env::var("HYPERLIQUID_API_URL")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            })
+            .unwrap_or_else(|| self.exchange.api_url.clone())
     }
 
     /// The backtester settings.

@@ -13,6 +13,7 @@
 pub mod backtest;
 pub mod config;
 pub mod evolution;
+pub mod exchange;
 pub mod fitness;
 pub mod genome;
 pub mod indicators;

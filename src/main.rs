@@ -26,9 +26,11 @@ enum Command {
     /// Measure this machine's speed on the standard workloads.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
-    /// Market data utilities.
+    /// Market data: fetch from Hyperliquid, the Fear & Greed index, the synthetic market.
     #[command(subcommand)]
     Data(cli::data::DataCommand),
+    /// Run the local test exchange (Hyperliquid protocol, synthetic market) on 127.0.0.1.
+    TestnetLocal(cli::testnet::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Seeds => cli::seeds::run(),
         Command::Bench(cmd) => cli::bench::run(cmd),
         Command::Data(cmd) => cli::data::run(cmd),
+        Command::TestnetLocal(args) => cli::testnet::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,10 +2,21 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
-use organism::market::{
-    csv::{candles_to_csv, funding_to_csv, write_atomic},
-    synthetic,
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use organism::{
+    exchange::{
+        hyperliquid::{
+            fetch::{fetch, FetchRequest, Progress},
+            info::InfoClient,
+        },
+        sentiment::fetch_fear_greed,
+        Clock, WallClock,
+    },
+    market::{
+        csv::{candles_to_csv, fear_greed_to_csv, funding_to_csv, write_atomic},
+        synthetic,
+    },
 };
 
 use super::DataArgs;
@@ -21,10 +32,148 @@ pub enum DataCommand {
         #[arg(long, value_name = "DIR", default_value = "data/synthetic")]
         out: PathBuf,
     },
+    /// Download Hyperliquid candles and hourly funding into a data directory, incrementally:
+    /// a second run fetches only what is new. Hyperliquid serves only the most recent 5,000
+    /// candles per coin and interval, so run it regularly to build up longer history.
+    Fetch {
+        /// Config file laid over the built-in defaults.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Coins, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        coins: Vec<String>,
+        /// Candle intervals, comma-separated (1m 3m 5m 15m 30m 1h 2h 4h 8h 12h 1d 3d 1w).
+        #[arg(long, value_delimiter = ',', default_value = "1h")]
+        interval: Vec<String>,
+        /// Days of history for files that do not exist yet.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        days: u32,
+        /// Data directory (candles/ and funding/ are created inside).
+        #[arg(long, value_name = "DIR", default_value = "data")]
+        out: PathBuf,
+        /// Skip funding.
+        #[arg(long)]
+        no_funding: bool,
+        /// Hyperliquid API base URL (default: HYPERLIQUID_API_URL, then exchange.api_url).
+        #[arg(long, value_name = "URL")]
+        api_url: Option<String>,
+    },
+    /// Download the alternative.me Fear & Greed index as `date,value` CSV.
+    FetchSentiment {
+        /// Config file laid over the built-in defaults.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Output file.
+        #[arg(long, value_name = "FILE", default_value = "data/fear_greed.csv")]
+        out: PathBuf,
+        /// Index API base URL (default: exchange.sentiment_url).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+}
+
+fn load_config(path: &Option<PathBuf>) -> Result<organism::config::Config> {
+    Ok(match path {
+        Some(p) => organism::config::Config::load(p)?,
+        None => organism::config::Config::defaults()?,
+    })
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
+        DataCommand::Fetch {
+            config,
+            coins,
+            interval,
+            days,
+            out,
+            no_funding,
+            api_url,
+        } => {
+            let cfg = load_config(&config)?;
+            let url = cfg.api_url(api_url.as_deref());
+            let coins: Vec<String> = coins
+                .iter()
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect();
+            if coins.is_empty() {
+                bail!("--coins: give at least one coin, e.g. --coins BTC,ETH");
+            }
+            let client = InfoClient::new(&url)?;
+            let req = FetchRequest {
+                coins,
+                intervals: interval,
+                days,
+                out: out.clone(),
+                now_ms: WallClock.now_ms(),
+                funding: !no_funding,
+            };
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+                bar.set_style(style);
+            }
+            let rows = std::sync::atomic::AtomicUsize::new(0);
+            let progress = |p: Progress| match p {
+                Progress::Page { what, rows: n } => {
+                    let total = rows.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                    bar.set_message(format!("{what}: {total} rows received"));
+                    bar.tick();
+                }
+            };
+            let reports = runtime()?
+                .block_on(fetch(&client, &req, &progress))
+                .with_context(|| format!("fetching from {url}"))?;
+            bar.finish_and_clear();
+            for r in &reports {
+                let gaps = if r.gaps.gaps > 0 {
+                    format!(
+                        ", {} gap(s), {} missing (not filled)",
+                        r.gaps.gaps, r.gaps.missing_bars
+                    )
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{}: {} rows (+{}){gaps}",
+                    r.path.display(),
+                    r.after,
+                    r.after - r.before
+                );
+            }
+            println!(
+                "use it with: organism evolve --data {}   (or backtest --data {})",
+                out.display(),
+                out.display()
+            );
+            Ok(())
+        }
+        DataCommand::FetchSentiment { config, out, url } => {
+            let cfg = load_config(&config)?;
+            let url = url.unwrap_or(cfg.exchange.sentiment_url);
+            let rows = runtime()?
+                .block_on(fetch_fear_greed(&url))
+                .with_context(|| format!("fetching the Fear & Greed index from {url}"))?;
+            if rows.is_empty() {
+                bail!("{url}: the index came back empty");
+            }
+            write_atomic(&out, fear_greed_to_csv(&rows).as_bytes())?;
+            println!(
+                "{}: {} days, {} .. {}",
+                out.display(),
+                rows.len(),
+                rows[0].0,
+                rows[rows.len() - 1].0
+            );
+            Ok(())
+        }
         DataCommand::Generate { data, out } => {
             let cfg = data.config()?;
             let u = synthetic::generate(&cfg.synthetic);

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod evolve;
 pub mod seeds;
+pub mod testnet;
 
 use std::path::PathBuf;
 
@@ -63,24 +64,8 @@ pub fn load_data(cfg: &Config) -> Result<Universe> {
 
 /// `YYYY-MM-DD HH:MM` (UTC) of a millisecond timestamp.
 pub fn format_ts(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    let (y, m, d, hh, mm) = organism::market::civil(ms);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
 }
 
 #[cfg(test)]

@@ -167,6 +167,79 @@ pub fn load_funding(path: &Path) -> Result<FundingSeries, DataError> {
     Ok(f)
 }
 
+/// Header of a Fear & Greed file.
+pub const FEAR_GREED_HEADER: &str = "date,value";
+
+/// The daily Fear & Greed index: `day[i]` in days since 1970-01-01 (UTC), `value[i]` in 0..=100.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FearGreed {
+    pub day: Vec<i64>,
+    pub value: Vec<u8>,
+}
+
+/// Parses `YYYY-MM-DD` to days since 1970-01-01.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = s[..4].parse().ok()?;
+    let m: u32 = s[5..7].parse().ok()?;
+    let d: u32 = s[8..].parse().ok()?;
+    if !(1..=12).contains(&m) || d == 0 {
+        return None;
+    }
+    let days = super::days_from_civil(y, m, d);
+    // Reject dates like 2023-02-30 that normalize to another day.
+    let (y2, m2, d2, _, _) = super::civil(days * 86_400_000);
+    (y2 == y && m2 == m && d2 == d).then_some(days)
+}
+
+/// Loads and validates a Fear & Greed CSV (`date,value`).
+///
+/// # Errors
+/// [`DataError`] naming the file and line for a bad header, date or value, or dates that do not
+/// increase.
+pub fn load_fear_greed(path: &Path) -> Result<FearGreed, DataError> {
+    let text = read(path)?;
+    let mut fg = FearGreed::default();
+    for (line, row) in rows(path, &text, FEAR_GREED_HEADER)? {
+        let [date, value] = fields::<2>(path, line, row)?;
+        let day = parse_date(date).ok_or_else(|| {
+            row_error(path, line, format!("date `{date}` is not a YYYY-MM-DD day"))
+        })?;
+        let v: u8 = value.parse().ok().filter(|v| *v <= 100).ok_or_else(|| {
+            row_error(
+                path,
+                line,
+                format!("value `{value}` is not an integer 0-100"),
+            )
+        })?;
+        if let Some(&prev) = fg.day.last() {
+            if day <= prev {
+                return Err(row_error(
+                    path,
+                    line,
+                    format!("date {date} is not after the previous row's"),
+                ));
+            }
+        }
+        fg.day.push(day);
+        fg.value.push(v);
+    }
+    Ok(fg)
+}
+
+/// Formats `(date, value)` rows as Fear & Greed CSV.
+pub fn fear_greed_to_csv(rows: &[(String, u8)]) -> String {
+    let mut s = String::from(FEAR_GREED_HEADER);
+    s.push('\n');
+    for (d, v) in rows {
+        let _ = writeln!(s, "{d},{v}");
+    }
+    s
+}
+
 /// Writes `contents` to `path` atomically: a temporary file in the same folder, flushed, then
 /// renamed over the target, so a crash never leaves a half-written file.
 ///
@@ -300,6 +373,38 @@ mod tests {
         let p = tmp_file("fbad.csv", "timestamp_ms,rate\n0,1.5\n");
         let e = load_funding(&p).unwrap_err().to_string();
         assert!(e.contains("fbad.csv: line 2: rate 1.5"), "{e}");
+    }
+
+    #[test]
+    fn fear_greed_files_are_validated() {
+        let p = tmp_file(
+            "fg.csv",
+            "date,value\n2024-02-28,40\n2024-02-29,55\n2024-03-01,100\n",
+        );
+        let fg = load_fear_greed(&p).unwrap();
+        assert_eq!(fg.value, vec![40, 55, 100]);
+        assert_eq!(fg.day[1] - fg.day[0], 1);
+        assert_eq!(fg.day[0], 19_781);
+        let bad = |body: &str| {
+            load_fear_greed(&tmp_file("fgb.csv", body))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("date,value\n2023-02-29,40\n").contains("line 2: date `2023-02-29`"));
+        assert!(bad("date,value\n2024-01-01,101\n").contains("line 2: value `101`"));
+        assert!(bad("date,value\n2024-01-02,1\n2024-01-01,2\n")
+            .contains("line 3: date 2024-01-01 is not after"));
+        assert!(bad("day,value\n").contains("line 1: expected header `date,value`"));
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/fear_greed.csv");
+        if shared.is_file() {
+            let fg = load_fear_greed(&shared).unwrap();
+            assert_eq!(fg.value.len(), 2887);
+        } else {
+            eprintln!(
+                "skipping the real Fear & Greed file: {} is absent",
+                shared.display()
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,41 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// Milliseconds in a 365-day year, the basis for annualization.
 pub const YEAR_MS: i64 = 365 * 24 * HOUR_MS;
 
+/// UTC calendar fields `(year, month, day, hour, minute)` of a millisecond timestamp
+/// (proleptic Gregorian, Howard Hinnant's civil-from-days algorithm).
+pub fn civil(ms: i64) -> (i64, u32, u32, u32, u32) {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m as u32,
+        d as u32,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+    )
+}
+
+/// Days since 1970-01-01 of a civil date (the inverse of [`civil`]'s date part).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Errors from reading or validating market data. Every variant names the file, and the line
 /// where there is one.
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +309,17 @@ mod tests {
             c.push(t, 10.0, 11.0, 9.0, 10.0, 1.0);
         }
         c
+    }
+
+    #[test]
+    fn civil_dates_round_trip() {
+        assert_eq!(civil(0), (1970, 1, 1, 0, 0));
+        assert_eq!(civil(951_782_400_000 + 3_660_000), (2000, 2, 29, 1, 1));
+        assert_eq!(civil(-86_400_000), (1969, 12, 31, 0, 0));
+        for days in [-1000, 0, 11_016, 19_723, 20_000] {
+            let (y, m, d, _, _) = civil(days * 86_400_000);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 
     #[test]

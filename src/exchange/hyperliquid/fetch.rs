@@ -1,0 +1,233 @@
+//! `organism data fetch`: Hyperliquid candles and funding into the data layout
+//! (`candles/hyperliquid_<COIN>_<interval>.csv`, `funding/hyperliquid_<COIN>.csv`).
+//!
+//! * Candles are paged through `candleSnapshot` in windows of at most 500 intervals, so every
+//!   answer fits the API's 500-candle cap whatever order it returns them in. Hyperliquid keeps
+//!   only the most recent 5,000 candles per coin and interval; longer history is built up by
+//!   fetching regularly.
+//! * Incremental: an existing file is read (and validated) and only bars after its last one
+//!   are requested. Only closed bars are written (the forming bar is left for next time).
+//! * Funding is paged through `fundingHistory` (at most 500 records per answer) from the day
+//!   after the last stored record.
+//! * Rows are merged in time order without duplicates; every file is written atomically
+//!   (temporary file and rename), so an interrupted fetch leaves the previous file intact.
+//! * Gaps in the result are counted and reported, never filled.
+
+use std::path::{Path, PathBuf};
+
+use super::{info::InfoClient, interval_ms, HlError};
+use crate::market::{
+    check_bar,
+    csv::{candles_to_csv, funding_to_csv, load_candles, load_funding, write_atomic},
+    Candles, DataError, FundingSeries, GapReport,
+};
+
+/// Errors of a fetch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error(transparent)]
+    Api(#[from] HlError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What to fetch.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub coins: Vec<String>,
+    pub intervals: Vec<String>,
+    /// History to request for files that do not exist yet.
+    pub days: u32,
+    /// Data directory.
+    pub out: PathBuf,
+    /// Now, ms (from the caller's clock).
+    pub now_ms: i64,
+    /// Also fetch funding.
+    pub funding: bool,
+}
+
+/// What a fetch did for one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileReport {
+    pub path: PathBuf,
+    /// Rows before and after.
+    pub before: usize,
+    pub after: usize,
+    /// Gaps in the whole file after the fetch.
+    pub gaps: GapReport,
+}
+
+/// Progress callback events.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// A page of `n` rows arrived for `what`.
+    Page { what: String, rows: usize },
+}
+
+fn candle_path(out: &Path, coin: &str, interval: &str) -> PathBuf {
+    out.join("candles")
+        .join(format!("hyperliquid_{coin}_{interval}.csv"))
+}
+
+fn funding_path(out: &Path, coin: &str) -> PathBuf {
+    out.join("funding").join(format!("hyperliquid_{coin}.csv"))
+}
+
+/// Runs the fetch; returns one report per file written.
+///
+/// # Errors
+/// [`FetchError`]: an API failure (after retries), an existing file that does not validate, or
+/// a bad request (unknown interval). Files written before the failure stay written.
+pub async fn fetch(
+    client: &InfoClient,
+    req: &FetchRequest,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Vec<FileReport>, FetchError> {
+    let mut reports = Vec::new();
+    for coin in &req.coins {
+        for interval in &req.intervals {
+            reports.push(fetch_candles(client, req, coin, interval, progress).await?);
+        }
+        if req.funding {
+            reports.push(fetch_funding(client, req, coin, progress).await?);
+        }
+    }
+    Ok(reports)
+}
+
+async fn fetch_candles(
+    client: &InfoClient,
+    req: &FetchRequest,
+    coin: &str,
+    interval: &str,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<FileReport, FetchError> {
+    let iv = interval_ms(interval).ok_or_else(|| {
+        FetchError::Invalid(format!(
+            "unknown interval `{interval}` (1m 3m 5m 15m 30m 1h 2h 4h 8h 12h 1d 3d 1w)"
+        ))
+    })?;
+    let path = candle_path(&req.out, coin, interval);
+    let mut candles = if path.is_file() {
+        load_candles(&path)?
+    } else {
+        Candles::default()
+    };
+    let before = candles.len();
+    let mut cursor = match candles.ts.last() {
+        Some(&last) => last + iv,
+        None => (req.now_ms - i64::from(req.days) * 86_400_000).div_euclid(iv) * iv,
+    };
+    // Only closed bars: open time + interval <= now.
+    let last_closed = (req.now_ms - iv).div_euclid(iv) * iv;
+    while cursor <= last_closed {
+        let window_end = (cursor + 499 * iv).min(last_closed);
+        let mut page = client
+            .candle_snapshot(coin, interval, cursor, window_end)
+            .await?;
+        page.sort_by_key(|c| c.t);
+        progress(Progress::Page {
+            what: format!("{coin} {interval}"),
+            rows: page.len(),
+        });
+        for c in page {
+            let newest = candles.ts.last().copied();
+            if c.t < cursor || c.t > window_end || newest.is_some_and(|n| c.t <= n) {
+                continue; // outside the window, duplicate or out of order
+            }
+            if let Some(msg) = check_bar(c.open, c.high, c.low, c.close, c.volume) {
+                return Err(FetchError::Invalid(format!(
+                    "{coin} {interval} bar at {}: {msg}",
+                    c.t
+                )));
+            }
+            candles.push(c.t, c.open, c.high, c.low, c.close, c.volume);
+        }
+        cursor = window_end + iv;
+    }
+    if candles.len() > before || !path.is_file() {
+        if candles.is_empty() {
+            return Err(FetchError::Invalid(format!(
+                "{coin} {interval}: the exchange returned no candles (is {coin} listed?)"
+            )));
+        }
+        write_atomic(&path, candles_to_csv(&candles).as_bytes())?;
+    }
+    Ok(FileReport {
+        path,
+        before,
+        after: candles.len(),
+        gaps: candles.gaps(),
+    })
+}
+
+async fn fetch_funding(
+    client: &InfoClient,
+    req: &FetchRequest,
+    coin: &str,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<FileReport, FetchError> {
+    let path = funding_path(&req.out, coin);
+    let mut f = if path.is_file() {
+        load_funding(&path)?
+    } else {
+        FundingSeries::default()
+    };
+    let before = f.ts.len();
+    let mut cursor = match f.ts.last() {
+        Some(&last) => last + 1,
+        None => req.now_ms - i64::from(req.days) * 86_400_000,
+    };
+    loop {
+        let page = client
+            .funding_history(coin, cursor, Some(req.now_ms))
+            .await?;
+        progress(Progress::Page {
+            what: format!("{coin} funding"),
+            rows: page.len(),
+        });
+        let mut advanced = false;
+        for r in page {
+            if r.time < cursor || f.ts.last().is_some_and(|&l| r.time <= l) {
+                continue;
+            }
+            if !(r.rate.is_finite() && r.rate.abs() < 1.0) {
+                return Err(FetchError::Invalid(format!(
+                    "{coin} funding at {}: rate {}",
+                    r.time, r.rate
+                )));
+            }
+            f.ts.push(r.time);
+            f.rate.push(r.rate);
+            advanced = true;
+        }
+        match f.ts.last() {
+            Some(&last) if advanced => cursor = last + 1,
+            _ => break,
+        }
+    }
+    if f.ts.len() > before || (!path.is_file() && !f.ts.is_empty()) {
+        write_atomic(&path, funding_to_csv(&f).as_bytes())?;
+    }
+    let gaps = {
+        // Funding gaps: consecutive records more than one hour (plus slack) apart.
+        let mut g = GapReport::default();
+        for w in f.ts.windows(2) {
+            let d = w[1] - w[0];
+            if d > 3_600_000 + 600_000 {
+                g.gaps += 1;
+                g.missing_bars += ((d + 1_800_000) / 3_600_000 - 1) as usize;
+            }
+        }
+        g
+    };
+    Ok(FileReport {
+        path,
+        before,
+        after: f.ts.len(),
+        gaps,
+    })
+}

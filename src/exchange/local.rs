@@ -1,0 +1,568 @@
+//! A local test exchange that speaks Hyperliquid's public protocol: `POST /info`
+//! (`meta`, `metaAndAssetCtxs`, `candleSnapshot`, `fundingHistory`, `allMids`, `l2Book`) and
+//! the WebSocket at `/ws` (`subscribe` to `candle`, `allMids`, `trades`, `l2Book`; `ping`),
+//! plus alternative.me's `GET /fng/` for the Fear & Greed index.
+//!
+//! It serves candles from the built-in synthetic market on a simulated clock: [`LocalExchange::advance`]
+//! moves time one base interval (1h) forward and streams the new bar to WebSocket subscribers
+//! (two updates per bar: its first trade, then its final values). Only closed bars and the
+//! current one are served, at most 500 per `candleSnapshot` and only the most recent 5,000.
+//!
+//! Faults can be injected ([`Faults`]): HTTP error statuses for the next requests, a delay,
+//! malformed JSON replies, dropped WebSocket connections, malformed WebSocket messages and
+//! bars skipped on the stream. Tests start it on 127.0.0.1 with an ephemeral port;
+//! `organism testnet-local` runs it for manual use.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use axum::{
+    extract::{
+        ws::{Message, WebSocket, WebSocketUpgrade},
+        State,
+    },
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use crate::market::{synthetic, Candles, Market, HOUR_MS};
+
+/// Faults to inject; all default to none.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Status codes to answer on the next `/info` requests, in order (e.g. `[429, 500]`).
+    pub fail_next: VecDeque<u16>,
+    /// `Retry-After` seconds sent with 429 answers.
+    pub retry_after: Option<u32>,
+    /// Delay before every `/info` answer.
+    pub delay: Duration,
+    /// Number of next `/info` answers that are malformed JSON.
+    pub malformed_next: usize,
+    /// Close a WebSocket connection after this many messages sent on it...
+    pub ws_drop_after: Option<usize>,
+    /// ...for this many connections (each dropped one counts down).
+    pub ws_drops: usize,
+    /// Send a malformed WebSocket message before every n-th regular one.
+    pub ws_malformed_every: Option<usize>,
+    /// Open times of bars never sent on the WebSocket (they stay available over REST).
+    pub ws_skip_bars: BTreeSet<i64>,
+    /// Close a WebSocket that sends nothing for this long (the real server: 60 s).
+    pub ws_idle_timeout: Option<Duration>,
+}
+
+/// Counters of what the exchange saw.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    /// Every `/info` request body, in order.
+    pub info_requests: Vec<Value>,
+    /// WebSocket connections accepted.
+    pub ws_connections: usize,
+    /// Pings received.
+    pub pings: usize,
+}
+
+struct Series {
+    interval: String,
+    iv: i64,
+    candles: Candles,
+}
+
+struct Inner {
+    now: Arc<AtomicI64>,
+    series: BTreeMap<(String, String), Series>,
+    funding: BTreeMap<String, Vec<(i64, f64)>>,
+    faults: Mutex<Faults>,
+    seen: Mutex<Seen>,
+    ticks: broadcast::Sender<i64>,
+}
+
+/// A running local exchange.
+#[derive(Clone)]
+pub struct LocalExchange {
+    inner: Arc<Inner>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// Most recent candles the exchange keeps per coin and interval (as Hyperliquid).
+pub const MAX_CANDLES_KEPT: usize = 5000;
+/// Most candles per `candleSnapshot` answer.
+pub const MAX_CANDLES_PER_REPLY: usize = 500;
+/// Most records per `fundingHistory` answer.
+pub const MAX_FUNDING_PER_REPLY: usize = 500;
+
+fn aggregate(h: &Candles, k: usize) -> Candles {
+    let mut out = Candles::default();
+    let mut i = 0;
+    while i + k <= h.len() {
+        let hi = h.high[i..i + k].iter().copied().fold(f64::MIN, f64::max);
+        let lo = h.low[i..i + k].iter().copied().fold(f64::MAX, f64::min);
+        let v: f64 = h.volume[i..i + k].iter().sum();
+        out.push(h.ts[i], h.open[i], hi, lo, h.close[i + k - 1], v);
+        i += k;
+    }
+    out
+}
+
+impl LocalExchange {
+    /// Starts on `addr` (port 0 for an ephemeral port) with the synthetic market of `params`
+    /// (its `start_ms` places the history), serving 1h and 4h candles; the simulated clock
+    /// starts at `now_ms`.
+    ///
+    /// # Errors
+    /// If the address cannot be bound.
+    pub async fn start(
+        addr: SocketAddr,
+        params: &synthetic::SyntheticParams,
+        now_ms: i64,
+    ) -> std::io::Result<LocalExchange> {
+        let u = synthetic::generate(params);
+        let mut series = BTreeMap::new();
+        let mut funding = BTreeMap::new();
+        for m in &u.markets {
+            let Market { coin, candles, .. } = m;
+            series.insert(
+                (coin.clone(), "1h".to_string()),
+                Series {
+                    interval: "1h".into(),
+                    iv: HOUR_MS,
+                    candles: candles.clone(),
+                },
+            );
+            series.insert(
+                (coin.clone(), "4h".to_string()),
+                Series {
+                    interval: "4h".into(),
+                    iv: 4 * HOUR_MS,
+                    candles: aggregate(candles, 4),
+                },
+            );
+            // Hyperliquid stamps funding a few milliseconds after the hour.
+            let f: Vec<(i64, f64)> = m
+                .funding
+                .ts
+                .iter()
+                .zip(&m.funding.rate)
+                .map(|(&t, &r)| (t + 37, r))
+                .collect();
+            funding.insert(coin.clone(), f);
+        }
+        let now = Arc::new(AtomicI64::new(now_ms));
+        let (ticks, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            now,
+            series,
+            funding,
+            faults: Mutex::new(Faults::default()),
+            seen: Mutex::new(Seen::default()),
+            ticks,
+        });
+        let app = Router::new()
+            .route("/info", post(info))
+            .route("/ws", get(ws_upgrade))
+            .route("/fng/", get(fear_greed))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(LocalExchange { inner, addr })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/ws`
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// The simulated clock (ms), shared: read it through [`crate::exchange::SharedClock`].
+    pub fn clock(&self) -> Arc<AtomicI64> {
+        self.inner.now.clone()
+    }
+
+    /// Simulated now, ms.
+    pub fn now(&self) -> i64 {
+        self.inner.now.load(Ordering::SeqCst)
+    }
+
+    /// Moves the clock one hour forward and streams the new bars.
+    pub fn advance(&self) {
+        let now = self.inner.now.fetch_add(HOUR_MS, Ordering::SeqCst) + HOUR_MS;
+        let _ = self.inner.ticks.send(now);
+    }
+
+    /// Changes the injected faults.
+    pub fn set_faults(&self, f: impl FnOnce(&mut Faults)) {
+        if let Ok(mut faults) = self.inner.faults.lock() {
+            f(&mut faults);
+        }
+    }
+
+    /// What the exchange has seen so far.
+    pub fn seen(&self) -> Seen {
+        self.inner
+            .seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// The stored candles of `coin` at `interval` (all of history, including the future).
+    pub fn candles(&self, coin: &str, interval: &str) -> Option<Candles> {
+        self.inner
+            .series
+            .get(&(coin.to_string(), interval.to_string()))
+            .map(|s| s.candles.clone())
+    }
+}
+
+fn wire_candle(coin: &str, s: &Series, i: usize) -> Value {
+    let c = &s.candles;
+    json!({"t": c.ts[i], "T": c.ts[i] + s.iv - 1, "s": coin, "i": s.interval,
+        "o": c.open[i].to_string(), "c": c.close[i].to_string(), "h": c.high[i].to_string(),
+        "l": c.low[i].to_string(), "v": c.volume[i].to_string(), "n": 10 + i % 50})
+}
+
+/// Index range of bars visible at `now`: opened at or before now, the most recent 5,000.
+fn visible(s: &Series, now: i64) -> std::ops::Range<usize> {
+    let end = s.candles.ts.partition_point(|&t| t <= now);
+    end.saturating_sub(MAX_CANDLES_KEPT)..end
+}
+
+fn current_index(s: &Series, now: i64) -> Option<usize> {
+    let r = visible(s, now);
+    (r.end > 0).then(|| r.end - 1)
+}
+
+fn bad_request(msg: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("Failed to deserialize the JSON body: {msg}"),
+    )
+        .into_response()
+}
+
+async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
+    let (delay, fail, malformed, retry_after) = {
+        let mut f = match st.faults.lock() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        let malformed = if f.malformed_next > 0 {
+            f.malformed_next -= 1;
+            true
+        } else {
+            false
+        };
+        (f.delay, f.fail_next.pop_front(), malformed, f.retry_after)
+    };
+    let parsed: Option<Value> = serde_json::from_str(&body).ok();
+    if let Ok(mut seen) = st.seen.lock() {
+        seen.info_requests
+            .push(parsed.clone().unwrap_or(Value::Null));
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(code) = fail {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, format!("injected {code}")).into_response();
+        if code == 429 {
+            if let Some(s) = retry_after {
+                if let Ok(v) = s.to_string().parse() {
+                    resp.headers_mut().insert("retry-after", v);
+                }
+            }
+        }
+        return resp;
+    }
+    if malformed {
+        return (StatusCode::OK, "{\"universe\": [oops").into_response();
+    }
+    let Some(req) = parsed else {
+        return bad_request("body is not JSON");
+    };
+    let now = st.now.load(Ordering::SeqCst);
+    let coins: Vec<String> = st.funding.keys().cloned().collect();
+    match req.get("type").and_then(Value::as_str) {
+        Some("meta") => Json(meta(&coins)).into_response(),
+        Some("metaAndAssetCtxs") => {
+            let ctxs: Vec<Value> = coins
+                .iter()
+                .map(|c| {
+                    let s = &st.series[&(c.clone(), "1h".to_string())];
+                    let px = current_index(s, now).map_or(0.0, |i| s.candles.close[i]);
+                    json!({"funding": "0.0000125", "openInterest": "1000.0", "prevDayPx": px.to_string(),
+                        "dayNtlVlm": "1000000.0", "premium": "0.0", "oraclePx": px.to_string(),
+                        "markPx": px.to_string(), "midPx": px.to_string(),
+                        "impactPxs": [px.to_string(), px.to_string()]})
+                })
+                .collect();
+            Json(json!([meta(&coins), ctxs])).into_response()
+        }
+        Some("allMids") => Json(mids(&st, now)).into_response(),
+        Some("l2Book") => {
+            let Some(coin) = req.get("coin").and_then(Value::as_str) else {
+                return bad_request("missing field `coin`");
+            };
+            match book(&st, coin, now) {
+                Some(b) => Json(b).into_response(),
+                None => Json(Value::Null).into_response(),
+            }
+        }
+        Some("candleSnapshot") => {
+            let r = &req["req"];
+            let (Some(coin), Some(interval), Some(start)) = (
+                r.get("coin").and_then(Value::as_str),
+                r.get("interval").and_then(Value::as_str),
+                r.get("startTime").and_then(Value::as_i64),
+            ) else {
+                return bad_request("missing field in `req`");
+            };
+            let end = r.get("endTime").and_then(Value::as_i64).unwrap_or(now);
+            let Some(s) = st.series.get(&(coin.to_string(), interval.to_string())) else {
+                return Json(json!([])).into_response();
+            };
+            let out: Vec<Value> = visible(s, now)
+                .filter(|&i| s.candles.ts[i] >= start && s.candles.ts[i] <= end)
+                .take(MAX_CANDLES_PER_REPLY)
+                .map(|i| wire_candle(coin, s, i))
+                .collect();
+            Json(Value::Array(out)).into_response()
+        }
+        Some("fundingHistory") => {
+            let (Some(coin), Some(start)) = (
+                req.get("coin").and_then(Value::as_str),
+                req.get("startTime").and_then(Value::as_i64),
+            ) else {
+                return bad_request("missing field `coin` or `startTime`");
+            };
+            let end = req
+                .get("endTime")
+                .and_then(Value::as_i64)
+                .unwrap_or(now)
+                .min(now);
+            let out: Vec<Value> = st
+                .funding
+                .get(coin)
+                .map(|f| {
+                    f.iter()
+                        .filter(|(t, _)| *t >= start && *t <= end)
+                        .take(MAX_FUNDING_PER_REPLY)
+                        .map(|(t, r)| json!({"coin": coin, "fundingRate": r.to_string(), "premium": "0.0", "time": t}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Json(Value::Array(out)).into_response()
+        }
+        _ => bad_request("unknown variant of `type`"),
+    }
+}
+
+fn meta(coins: &[String]) -> Value {
+    let universe: Vec<Value> = coins
+        .iter()
+        .map(
+            |c| json!({"name": c, "szDecimals": if c == "BTC" { 5 } else { 2 }, "maxLeverage": 20}),
+        )
+        .collect();
+    json!({"universe": universe})
+}
+
+fn mids(st: &Inner, now: i64) -> Value {
+    let mut m = serde_json::Map::new();
+    for ((coin, iv), s) in &st.series {
+        if iv == "1h" {
+            if let Some(i) = current_index(s, now) {
+                m.insert(coin.clone(), Value::String(s.candles.close[i].to_string()));
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+fn book(st: &Inner, coin: &str, now: i64) -> Option<Value> {
+    let s = st.series.get(&(coin.to_string(), "1h".to_string()))?;
+    let px = s.candles.close[current_index(s, now)?];
+    let lvl = |p: f64, n: u64| json!({"px": format!("{p:.2}"), "sz": "1.5", "n": n});
+    Some(json!({"coin": coin, "time": now,
+        "levels": [[lvl(px * 0.9999, 3), lvl(px * 0.9998, 5)], [lvl(px * 1.0001, 2), lvl(px * 1.0002, 4)]]}))
+}
+
+async fn fear_greed(State(st): State<Arc<Inner>>) -> Response {
+    // Newest first, as alternative.me: one value per day up to the simulated now.
+    let now = st.now.load(Ordering::SeqCst);
+    let today = now.div_euclid(86_400_000);
+    let data: Vec<Value> = (0..400)
+        .map(|k| {
+            let day = today - k;
+            let value = 50 + ((day * 37) % 41 - 20);
+            json!({"value": value.to_string(), "value_classification": "Neutral",
+                "timestamp": (day * 86_400).to_string()})
+        })
+        .collect();
+    Json(json!({"name": "Fear and Greed Index", "data": data, "metadata": {"error": null}}))
+        .into_response()
+}
+
+async fn ws_upgrade(State(st): State<Arc<Inner>>, ws: WebSocketUpgrade) -> Response {
+    if let Ok(mut seen) = st.seen.lock() {
+        seen.ws_connections += 1;
+    }
+    ws.on_upgrade(move |socket| ws_session(st, socket))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Sub {
+    Candle(String, String),
+    AllMids,
+    Trades(String),
+    Book(String),
+}
+
+fn parse_sub(v: &Value) -> Option<Sub> {
+    let s = v.get("subscription")?;
+    let coin = || s.get("coin").and_then(Value::as_str).map(String::from);
+    match s.get("type")?.as_str()? {
+        "candle" => Some(Sub::Candle(
+            coin()?,
+            s.get("interval")?.as_str()?.to_string(),
+        )),
+        "allMids" => Some(Sub::AllMids),
+        "trades" => Some(Sub::Trades(coin()?)),
+        "l2Book" => Some(Sub::Book(coin()?)),
+        _ => None,
+    }
+}
+
+async fn ws_session(st: Arc<Inner>, mut socket: WebSocket) {
+    let mut ticks = st.ticks.subscribe();
+    let mut subs: BTreeSet<Sub> = BTreeSet::new();
+    let mut sent = 0usize;
+    let faults = match st.faults.lock() {
+        Ok(mut f) => {
+            let mut mine = f.clone();
+            if f.ws_drops > 0 {
+                f.ws_drops -= 1;
+            } else {
+                mine.ws_drop_after = None;
+            }
+            mine
+        }
+        Err(_) => Faults::default(),
+    };
+    let idle = faults.ws_idle_timeout.unwrap_or(Duration::from_secs(60));
+    let mut last_heard = tokio::time::Instant::now();
+    // Sends one message, applying the drop and malformed faults; false when the session ends.
+    async fn send(socket: &mut WebSocket, sent: &mut usize, faults: &Faults, text: String) -> bool {
+        if let Some(k) = faults.ws_malformed_every {
+            if k > 0
+                && *sent % k == k - 1
+                && socket
+                    .send(Message::Text(
+                        "{\"channel\": \"candle\", \"data\": {\"t\": oops".into(),
+                    ))
+                    .await
+                    .is_err()
+            {
+                return false;
+            }
+        }
+        if socket.send(Message::Text(text)).await.is_err() {
+            return false;
+        }
+        *sent += 1;
+        !matches!(faults.ws_drop_after, Some(n) if *sent >= n)
+    }
+    loop {
+        tokio::select! {
+            msg = socket.recv() => {
+                let Some(Ok(msg)) = msg else { return };
+                last_heard = tokio::time::Instant::now();
+                let Message::Text(text) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+                match v.get("method").and_then(Value::as_str) {
+                    Some("ping") => {
+                        if let Ok(mut seen) = st.seen.lock() { seen.pings += 1; }
+                        if !send(&mut socket, &mut sent, &faults, json!({"channel": "pong"}).to_string()).await { return; }
+                    }
+                    Some("subscribe") => {
+                        if let Some(sub) = parse_sub(&v) {
+                            subs.insert(sub);
+                            let reply = json!({"channel": "subscriptionResponse", "data": {"method": "subscribe", "subscription": v["subscription"].clone()}});
+                            if !send(&mut socket, &mut sent, &faults, reply.to_string()).await { return; }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            tick = ticks.recv() => {
+                let now = match tick {
+                    Ok(now) => now,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let skip = st.faults.lock().map(|f| f.ws_skip_bars.clone()).unwrap_or_default();
+                for sub in subs.clone() {
+                    let msgs: Vec<Value> = match &sub {
+                        Sub::Candle(coin, interval) => {
+                            let Some(s) = st.series.get(&(coin.clone(), interval.clone())) else { continue };
+                            let Some(i) = current_index(s, now) else { continue };
+                            if skip.contains(&s.candles.ts[i]) {
+                                continue;
+                            }
+                            // A new bar: its first trade, then its values so far (the final ones
+                            // here, since the simulated clock jumps whole hours).
+                            let mut first = wire_candle(coin, s, i);
+                            let o = s.candles.open[i].to_string();
+                            for k in ["c", "h", "l"] {
+                                first[k] = Value::String(o.clone());
+                            }
+                            first["v"] = Value::String("0.001".into());
+                            first["n"] = json!(1);
+                            vec![json!({"channel": "candle", "data": first}),
+                                 json!({"channel": "candle", "data": wire_candle(coin, s, i)})]
+                        }
+                        Sub::AllMids => vec![json!({"channel": "allMids", "data": {"mids": mids(&st, now)}})],
+                        Sub::Trades(coin) => {
+                            let Some(s) = st.series.get(&(coin.clone(), "1h".to_string())) else { continue };
+                            let Some(i) = current_index(s, now) else { continue };
+                            vec![json!({"channel": "trades", "data": [{"coin": coin, "side": "B",
+                                "px": s.candles.close[i].to_string(), "sz": "0.1", "time": now, "hash": "0x0", "tid": i}]})]
+                        }
+                        Sub::Book(coin) => match book(&st, coin, now) {
+                            Some(b) => vec![json!({"channel": "l2Book", "data": b})],
+                            None => continue,
+                        },
+                    };
+                    for m in msgs {
+                        if !send(&mut socket, &mut sent, &faults, m.to_string()).await {
+                            let _ = socket.close().await;
+                            return;
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(last_heard + idle) => {
+                let _ = socket.close().await;
+                return;
+            }
+        }
+    }
+}
