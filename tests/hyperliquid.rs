@@ -1,0 +1,548 @@
+//! The Hyperliquid client, history fetch and WebSocket feed against the local test exchange
+//! (started here on 127.0.0.1 with an ephemeral port). No other network is used.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use organism::{
+    exchange::{
+        hyperliquid::{
+            fetch::{fetch, FetchRequest},
+            info::{InfoClient, RateLimiter, RetryPolicy},
+            ws::{spawn, FeedConfig, FeedEvent, Subscription},
+            HlError,
+        },
+        local::LocalExchange,
+        SharedClock,
+    },
+    market::{csv::load_candles, csv::load_funding, synthetic::SyntheticParams, HOUR_MS},
+};
+
+const START: i64 = 1_704_067_200_000; // 2024-01-01 00:00 UTC
+
+fn params() -> SyntheticParams {
+    SyntheticParams {
+        bars: 9000,
+        start_ms: START,
+        coins: vec!["BTC".into(), "ETH".into()],
+        annual_vol: vec![0.5, 0.7],
+        start_price: vec![42_000.0, 2_300.0],
+        ..SyntheticParams::default()
+    }
+}
+
+/// An exchange whose clock is 30 minutes into bar `bar`.
+async fn exchange(bar: i64) -> LocalExchange {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    LocalExchange::start(addr, &params(), START + bar * HOUR_MS + HOUR_MS / 2)
+        .await
+        .unwrap()
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    }
+}
+
+fn client(ex: &LocalExchange) -> InfoClient {
+    InfoClient::with_policy(&ex.http_url(), fast_retry(), 1200.0).unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("organism-hl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_requests_parse_into_typed_values() {
+    let ex = exchange(100).await;
+    let c = client(&ex);
+    let meta = c.meta().await.unwrap();
+    let names: Vec<&str> = meta.universe.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["BTC", "ETH"]);
+    assert_eq!(meta.universe[0].sz_decimals, 5);
+    let ctxs = c.meta_and_asset_ctxs().await.unwrap();
+    let btc = ex.candles("BTC", "1h").unwrap();
+    // Bar 100 is the current one; its close is the mark price, parsed exactly.
+    assert_eq!(
+        ctxs[0].mark_px.to_string(),
+        btc.close[100].to_string().trim_end_matches(".0")
+    );
+    assert_eq!(ctxs[0].funding, 0.0000125);
+    let mids = c.all_mids().await.unwrap();
+    assert_eq!(mids.len(), 2);
+    let book = c.l2_book("ETH").await.unwrap();
+    assert_eq!((book.bids.len(), book.asks.len()), (2, 2));
+    assert!(book.bids[0].px < book.asks[0].px);
+    let bars = c
+        .candle_snapshot("BTC", "1h", START, START + 9 * HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 10);
+    assert_eq!(bars[3].t, START + 3 * HOUR_MS);
+    assert_eq!(bars[3].close_time, START + 4 * HOUR_MS - 1);
+    assert_eq!(bars[3].close, btc.close[3]);
+    let f = c
+        .funding_history("ETH", START, Some(START + 5 * HOUR_MS))
+        .await
+        .unwrap();
+    assert_eq!(f.len(), 5);
+    assert_eq!(f[0].time, START + 37);
+    // Every request was a POST to /info with the documented body.
+    let seen = ex.seen();
+    assert_eq!(seen.info_requests[0]["type"], "meta");
+    let snap = seen
+        .info_requests
+        .iter()
+        .find(|r| r["type"] == "candleSnapshot")
+        .unwrap();
+    assert_eq!(snap["req"]["coin"], "BTC");
+    assert_eq!(snap["req"]["interval"], "1h");
+    assert_eq!(snap["req"]["startTime"], START);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_retried_or_surfaced_with_the_body() {
+    let ex = exchange(100).await;
+    let c = client(&ex);
+    ex.set_faults(|f| f.fail_next = [429, 500, 503].into());
+    assert_eq!(
+        c.meta().await.unwrap().universe.len(),
+        2,
+        "succeeds on the 4th attempt"
+    );
+    ex.set_faults(|f| f.fail_next = [502; 4].into());
+    let e = c.meta().await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            HlError::Exhausted {
+                attempts: 4,
+                status: 502,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("injected 502"), "{e}");
+    ex.set_faults(|f| f.fail_next = [400].into());
+    let e = c.meta().await.unwrap_err();
+    assert!(matches!(e, HlError::Http { status: 400, .. }), "{e}");
+    let e = c
+        .post(&serde_json::json!({"type": "nope"}), 20.0)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("422") && e.to_string().contains("unknown variant"),
+        "{e}"
+    );
+    ex.set_faults(|f| f.malformed_next = 1);
+    let e = c.meta().await.unwrap_err();
+    assert!(matches!(e, HlError::Parse { .. }), "{e}");
+    // 429 with Retry-After is honoured (0 s here) and retried.
+    ex.set_faults(|f| {
+        f.fail_next = [429].into();
+        f.retry_after = Some(0);
+    });
+    assert!(c.all_mids().await.is_ok());
+    // Nothing listening: a connectivity error after the retries.
+    let dead = InfoClient::with_policy("http://127.0.0.1:9", fast_retry(), 1200.0).unwrap();
+    assert!(matches!(
+        dead.meta().await.unwrap_err(),
+        HlError::Connectivity { .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_limiter_holds_the_weight_budget() {
+    // 60 weight per minute: three weight-20 requests pass at once, the fourth waits 20 s.
+    let l = RateLimiter::new(60.0);
+    let t0 = tokio::time::Instant::now();
+    for _ in 0..3 {
+        l.acquire(20.0).await;
+    }
+    assert!(t0.elapsed() < Duration::from_millis(1));
+    l.acquire(20.0).await;
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_secs(20) && waited < Duration::from_secs(21),
+        "{waited:?}"
+    );
+    // Weight charged after a reply makes later requests wait for it.
+    l.charge(30.0);
+    let t1 = tokio::time::Instant::now();
+    l.acquire(2.0).await;
+    assert!(
+        t1.elapsed() >= Duration::from_secs(31),
+        "{:?}",
+        t1.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_pages_writes_and_resumes_incrementally() {
+    let ex = exchange(3000).await;
+    let c = client(&ex);
+    let out = scratch("fetch");
+    let req = |now: i64, days: u32| FetchRequest {
+        coins: vec!["BTC".into(), "ETH".into()],
+        intervals: vec!["1h".into(), "4h".into()],
+        days,
+        out: out.clone(),
+        now_ms: now,
+        funding: true,
+    };
+    // 60 days of 1h = 1440 bars: three pages of at most 500.
+    let reports = fetch(&c, &req(ex.now(), 60), &|_| {}).await.unwrap();
+    assert_eq!(reports.len(), 6);
+    let btc = load_candles(&out.join("candles/hyperliquid_BTC_1h.csv")).unwrap();
+    let truth = ex.candles("BTC", "1h").unwrap();
+    // Closed bars only: the last written bar is 2999 (bar 3000 is still forming).
+    assert_eq!(btc.ts.last().copied(), Some(truth.ts[2999]));
+    assert_eq!(btc.len(), 1440);
+    let first = 3000 - 1440;
+    assert_eq!(btc.ts[0], truth.ts[first]);
+    assert_eq!(&btc.close[..], &truth.close[first..3000]);
+    assert_eq!(btc.gaps().gaps, 0);
+    let eth4 = load_candles(&out.join("candles/hyperliquid_ETH_4h.csv")).unwrap();
+    assert_eq!(eth4.len(), 360);
+    let f = load_funding(&out.join("funding/hyperliquid_BTC.csv")).unwrap();
+    assert_eq!(f.ts.len(), 1440);
+    let pages = ex
+        .seen()
+        .info_requests
+        .iter()
+        .filter(|r| {
+            r["type"] == "candleSnapshot"
+                && r["req"]["coin"] == "BTC"
+                && r["req"]["interval"] == "1h"
+        })
+        .count();
+    assert_eq!(pages, 3);
+    // Ten hours later: only the new bars are requested and appended.
+    for _ in 0..10 {
+        ex.advance();
+    }
+    let before = ex.seen().info_requests.len();
+    let reports = fetch(&c, &req(ex.now(), 60), &|_| {}).await.unwrap();
+    assert_eq!(reports[0].after - reports[0].before, 10);
+    let new_requests = &ex.seen().info_requests[before..];
+    let snap = new_requests
+        .iter()
+        .find(|r| r["type"] == "candleSnapshot")
+        .unwrap();
+    assert_eq!(snap["req"]["startTime"], truth.ts[3000]);
+    let btc2 = load_candles(&out.join("candles/hyperliquid_BTC_1h.csv")).unwrap();
+    assert_eq!(btc2.len(), 1450);
+    assert_eq!(&btc2.close[..1440], &btc.close[..]);
+    assert_eq!(btc2.ts.last().copied(), Some(truth.ts[3009]));
+    // A third run right away writes nothing new.
+    let reports = fetch(&c, &req(ex.now(), 60), &|_| {}).await.unwrap();
+    assert!(reports.iter().all(|r| r.after == r.before));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_last_5000_candles_are_served_and_gaps_are_reported() {
+    let ex = exchange(8000).await;
+    let c = client(&ex);
+    let out = scratch("limit");
+    let req = FetchRequest {
+        coins: vec!["ETH".into()],
+        intervals: vec!["1h".into()],
+        days: 365,
+        out: out.clone(),
+        now_ms: ex.now(),
+        funding: false,
+    };
+    let r = fetch(&c, &req, &|_| {}).await.unwrap();
+    // 365 days requested, 5,000 bars kept by the exchange, the forming one excluded.
+    assert_eq!(r[0].after, 4999);
+    assert_eq!(r[0].gaps.gaps, 0);
+    // A file with a hole: fetch appends after it and reports the gap, never fills it.
+    let path = out.join("candles/hyperliquid_ETH_1h.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.remove(100);
+    lines.remove(100);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    ex.advance();
+    let r = fetch(
+        &c,
+        &FetchRequest {
+            now_ms: ex.now(),
+            ..req
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((r[0].gaps.gaps, r[0].gaps.missing_bars), (1, 2));
+    assert_eq!(r[0].after, 4998);
+}
+
+async fn collect_candles(
+    feed: &mut organism::exchange::hyperliquid::ws::Feed,
+    until_t: i64,
+    events: &mut Vec<FeedEvent>,
+) -> Vec<organism::exchange::hyperliquid::Candle> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while out
+        .last()
+        .is_none_or(|c: &organism::exchange::hyperliquid::Candle| c.t < until_t)
+    {
+        let e = tokio::time::timeout_at(deadline, feed.events.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "timed out; got {} candles, last {:?}",
+                    out.len(),
+                    out.last().map(|c| c.t)
+                )
+            })
+            .expect("feed ended");
+        if let FeedEvent::Candle { candle, .. } = &e {
+            out.push(*candle);
+        }
+        events.push(e);
+    }
+    out
+}
+
+fn feed_config(ex: &LocalExchange, subs: Vec<Subscription>) -> FeedConfig {
+    let mut cfg = FeedConfig::new(ex.ws_url(), subs);
+    cfg.reconnect_base = Duration::from_millis(20);
+    cfg.reconnect_max = Duration::from_millis(100);
+    cfg.ping_every = Duration::from_millis(200);
+    cfg.close_check_every = Duration::from_millis(50);
+    cfg
+}
+
+fn btc_1h() -> Subscription {
+    Subscription::Candle {
+        coin: "BTC".into(),
+        interval: "1h".into(),
+    }
+}
+
+async fn wait_connected(ex: &LocalExchange, n: usize) {
+    for _ in 0..200 {
+        if ex.seen().ws_connections >= n {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no WebSocket connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_delivers_closed_bars_and_other_channels() {
+    let ex = exchange(500).await;
+    let info = Arc::new(client(&ex));
+    let subs = vec![
+        btc_1h(),
+        Subscription::AllMids,
+        Subscription::Trades { coin: "ETH".into() },
+        Subscription::L2Book { coin: "BTC".into() },
+    ];
+    let mut feed = spawn(
+        feed_config(&ex, subs),
+        info,
+        Arc::new(SharedClock(ex.clock())),
+    );
+    wait_connected(&ex, 1).await;
+    for _ in 0..5 {
+        ex.advance();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let truth = ex.candles("BTC", "1h").unwrap();
+    let mut events = Vec::new();
+    // Bars 501..504 close when the next bar's first update arrives; bar 505 is still open.
+    let got = collect_candles(&mut feed, truth.ts[504], &mut events).await;
+    let ts: Vec<i64> = got.iter().map(|c| c.t).collect();
+    assert_eq!(ts, truth.ts[501..505].to_vec());
+    for (c, i) in got.iter().zip(501..) {
+        assert_eq!(
+            (c.open, c.high, c.low, c.close),
+            (truth.open[i], truth.high[i], truth.low[i], truth.close[i])
+        );
+    }
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, FeedEvent::Mids(m) if m.len() == 2)));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, FeedEvent::Trades(t) if t[0].coin == "ETH")));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, FeedEvent::Book(b) if b.coin == "BTC")));
+    feed.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_backfill_every_bar_exactly_once() {
+    let ex = exchange(1000).await;
+    let truth = ex.candles("BTC", "1h").unwrap();
+    ex.set_faults(|f| {
+        // Two connections are dropped after 9 messages; two bars never appear on the stream;
+        // every 4th message is preceded by garbage.
+        f.ws_drop_after = Some(9);
+        f.ws_drops = 2;
+        f.ws_skip_bars = [truth.ts[1006], truth.ts[1013]].into();
+        f.ws_malformed_every = Some(4);
+    });
+    let info = Arc::new(client(&ex));
+    let mut feed = spawn(
+        feed_config(&ex, vec![btc_1h()]),
+        info,
+        Arc::new(SharedClock(ex.clock())),
+    );
+    wait_connected(&ex, 1).await;
+    for _ in 0..30 {
+        ex.advance();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let mut events = Vec::new();
+    let got = collect_candles(&mut feed, truth.ts[1029], &mut events).await;
+    let ts: Vec<i64> = got.iter().map(|c| c.t).collect();
+    assert_eq!(
+        ts,
+        truth.ts[1001..1030].to_vec(),
+        "every closed bar once, in order"
+    );
+    for (c, i) in got.iter().zip(1001..) {
+        assert_eq!(c.close, truth.close[i], "bar {i}");
+        assert_eq!(c.volume, truth.volume[i], "bar {i} has its final values");
+    }
+    let stats = &feed.stats;
+    assert!(stats.reconnects.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert!(stats.backfilled.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert!(stats.malformed.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert!(events.iter().any(|e| matches!(e, FeedEvent::Malformed(_))));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, FeedEvent::Reconnected(_))));
+    feed.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_keeps_an_idle_connection_open_and_close_time_closes_a_bar() {
+    let ex = exchange(2000).await;
+    ex.set_faults(|f| f.ws_idle_timeout = Some(Duration::from_millis(600)));
+    let info = Arc::new(client(&ex));
+    let mut feed = spawn(
+        feed_config(&ex, vec![btc_1h()]),
+        info,
+        Arc::new(SharedClock(ex.clock())),
+    );
+    wait_connected(&ex, 1).await;
+    ex.advance(); // bar 2001 starts
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(ex.seen().pings >= 3, "pings {}", ex.seen().pings);
+    assert_eq!(
+        ex.seen().ws_connections,
+        1,
+        "the heartbeat kept the connection"
+    );
+    // No later bar arrives, but once the clock passes bar 2001's close time it is delivered.
+    ex.clock()
+        .fetch_add(HOUR_MS, std::sync::atomic::Ordering::SeqCst);
+    let truth = ex.candles("BTC", "1h").unwrap();
+    let mut events = Vec::new();
+    let got = collect_candles(&mut feed, truth.ts[2001], &mut events).await;
+    assert_eq!(got.last().unwrap().t, truth.ts[2001]);
+    feed.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_fetch_and_fetch_sentiment_against_the_local_exchange() {
+    use organism::exchange::{Clock, WallClock};
+    let now = WallClock.now_ms();
+    let p = SyntheticParams {
+        start_ms: now.div_euclid(HOUR_MS) * HOUR_MS - 3000 * HOUR_MS,
+        ..params()
+    };
+    let ex = LocalExchange::start("127.0.0.1:0".parse().unwrap(), &p, now)
+        .await
+        .unwrap();
+    let out = scratch("cli");
+    let bin = env!("CARGO_BIN_EXE_organism");
+    let url = ex.http_url();
+    let o = tokio::process::Command::new(bin)
+        .args([
+            "data",
+            "fetch",
+            "--coins",
+            "BTC,ETH",
+            "--interval",
+            "1h",
+            "--days",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("HYPERLIQUID_API_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("hyperliquid_BTC_1h.csv: 480 rows (+480)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("funding/hyperliquid_ETH.csv"), "{stdout}");
+    // The fetched directory is usable data.
+    let o = tokio::process::Command::new(bin)
+        .args([
+            "backtest",
+            "--data",
+            out.to_str().unwrap(),
+            "--coin",
+            "ETH",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let fg = out.join("fear_greed.csv");
+    let o = tokio::process::Command::new(bin)
+        .args([
+            "data",
+            "fetch-sentiment",
+            "--url",
+            &url,
+            "--out",
+            fg.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let loaded = organism::market::csv::load_fear_greed(&fg).unwrap();
+    assert_eq!(loaded.value.len(), 400);
+    assert!(loaded.day.windows(2).all(|w| w[1] == w[0] + 1));
+    // An unreachable API: one clear error, exit 1.
+    let o = tokio::process::Command::new(bin)
+        .args([
+            "data",
+            "fetch",
+            "--coins",
+            "BTC",
+            "--out",
+            out.to_str().unwrap(),
+            "--api-url",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("connection to http://127.0.0.1:9"));
+}
