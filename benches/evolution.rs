@@ -7,8 +7,11 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use organism::{
-    backtest::{BacktestConfig, FillMode},
-    evolution::{problem::WorkloadB, Evolver, Settings},
+    backtest::fast::benchmark_config,
+    evolution::{
+        problem::{workload_b_settings, WorkloadB},
+        Evolver,
+    },
     market::{
         csv::load_candles,
         synthetic::{generate, SyntheticParams},
@@ -30,24 +33,9 @@ fn workload_b(c: &mut Criterion) {
             .clone()
     });
     let market = Market::new("bench", candles, FundingSeries::default());
-    let cfg = BacktestConfig {
-        fill: FillMode::Close,
-        fee: 0.00045,
-        slippage: 0.0001,
-        cash: 10_000.0,
-        funding: false,
-    };
+    let cfg = benchmark_config();
     let problem = WorkloadB::new(&market, &cfg).expect("workload B spec");
-    let evolver = Evolver::new(
-        &problem,
-        Settings {
-            population: 256,
-            crossover_prob: 0.9,
-            eta_crossover: 20.0,
-            eta_mutation: 20.0,
-            mutation_prob: 0.25,
-        },
-    );
+    let evolver = Evolver::new(&problem, workload_b_settings());
     let start = evolver.init(42, &|| {});
     let mut group = c.benchmark_group("workload_b_generation");
     group.sample_size(30);

@@ -6,10 +6,7 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use organism::{
-    backtest::{
-        fast::{sweep, workload_a_grid, FastData},
-        BacktestConfig, FillMode,
-    },
+    backtest::fast::{benchmark_config, sweep, workload_a_grid, FastData},
     market::{
         csv::load_candles,
         synthetic::{generate, SyntheticParams},
@@ -35,13 +32,7 @@ fn bench_candles() -> Candles {
 
 fn workload_a(c: &mut Criterion) {
     let candles = bench_candles();
-    let cfg = BacktestConfig {
-        fill: FillMode::Close,
-        fee: 0.00045,
-        slippage: 0.0001,
-        cash: 10_000.0,
-        funding: false,
-    };
+    let cfg = benchmark_config();
     let data = FastData::new(&candles, &cfg);
     let grid = workload_a_grid();
     let mut group = c.benchmark_group("workload_a_sweep");

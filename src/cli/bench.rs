@@ -7,11 +7,11 @@ use std::{
 
 use anyhow::{Context, Result};
 use organism::{
-    backtest::{
-        fast::{sweep, workload_a_grid, FastData},
-        BacktestConfig, FillMode,
+    backtest::fast::{benchmark_config, sweep, workload_a_grid, FastData},
+    evolution::{
+        problem::{workload_b_settings, WorkloadB},
+        Evolver,
     },
-    evolution::{problem::WorkloadB, Evolver, Settings},
     market::{csv::load_candles, FundingSeries, Market},
 };
 
@@ -54,31 +54,19 @@ pub enum BenchCommand {
     },
 }
 
-/// Workload B's NSGA-II settings (BENCHMARKS.md).
-pub fn workload_b_settings() -> Settings {
-    Settings {
-        population: 256,
-        crossover_prob: 0.9,
-        eta_crossover: 20.0,
-        eta_mutation: 20.0,
-        mutation_prob: 0.25,
-    }
-}
-
-fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
-    let candles = load_candles(path)?;
-    let cfg = BacktestConfig {
-        fill: FillMode::Close,
-        fee: 0.00045,
-        slippage: 0.0001,
-        cash: 10_000.0,
-        funding: false,
-    };
+/// A rayon pool of `threads` workers (default: all cores).
+fn thread_pool(threads: Option<u32>) -> Result<rayon::ThreadPool> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {
         builder = builder.num_threads(n as usize);
     }
-    let pool = builder.build().context("starting the thread pool")?;
+    builder.build().context("starting the thread pool")
+}
+
+fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
+    let candles = load_candles(path)?;
+    let cfg = benchmark_config();
+    let pool = thread_pool(threads)?;
     let market = Market::new("bench", candles, FundingSeries::default());
     let generations = 30u32;
     let (mut per_gen, mut totals, mut fresh_rates) = (Vec::new(), Vec::new(), Vec::new());
@@ -170,18 +158,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 
 fn bench_sweep(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
     let candles = load_candles(path)?;
-    let cfg = BacktestConfig {
-        fill: FillMode::Close,
-        fee: 0.00045,
-        slippage: 0.0001,
-        cash: 10_000.0,
-        funding: false,
-    };
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = threads {
-        builder = builder.num_threads(n as usize);
-    }
-    let pool = builder.build().context("starting the thread pool")?;
+    let cfg = benchmark_config();
+    let pool = thread_pool(threads)?;
     let grid = workload_a_grid();
     let data = FastData::new(&candles, &cfg);
     // Warm-up run (page faults, thread start-up), not timed.

@@ -149,6 +149,18 @@ impl Problem for UniverseProblem {
     }
 }
 
+/// Workload B's NSGA-II settings (BENCHMARKS.md): population 256, SBX crossover with
+/// probability 0.9 and η 20, polynomial mutation with η 20 and per-gene probability 0.25.
+pub fn workload_b_settings() -> super::Settings {
+    super::Settings {
+        population: 256,
+        crossover_prob: 0.9,
+        eta_crossover: 20.0,
+        eta_mutation: 20.0,
+        mutation_prob: 0.25,
+    }
+}
+
 /// Gene spec of the Workload B genome (`seeds/workload_b.toml`; a benchmark genome, not a seed).
 pub const WORKLOAD_B_SPEC: &str = include_str!("../../seeds/workload_b.toml");
 

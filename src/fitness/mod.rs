@@ -33,10 +33,17 @@ pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {
     }
     let mean = returns.iter().sum::<f64>() / n as f64;
     let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    if var <= 0.0 {
-        return 0.0;
+    sharpe_from(mean, var, bars_per_year)
+}
+
+/// Sharpe from the mean and sample variance of per-bar returns (0 when the variance is not
+/// positive); shared by [`sharpe`] and the streaming fast path.
+pub fn sharpe_from(mean: f64, var: f64, bars_per_year: f64) -> f64 {
+    if var > 0.0 {
+        mean / var.sqrt() * bars_per_year.sqrt()
+    } else {
+        0.0
     }
-    mean / var.sqrt() * bars_per_year.sqrt()
 }
 
 /// Annualized Sortino ratio: `mean(r) / sqrt(mean(min(r, 0)²)) · √bars_per_year` (downside
