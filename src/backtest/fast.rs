@@ -112,7 +112,31 @@ pub fn ema_cross_long(
     let sell_mult = 1.0 - d.slippage;
     let fee = d.fee;
     let mut cash = d.cash;
-    let mut acc = Streaming::new(d.cash);
+    // Streaming versions of the metrics of `crate::fitness`: per-bar returns (sum and sum of
+    // squares for Sharpe), running peak and drawdown, 30-day windows. Plain locals (a struct
+    // here measured 10 % slower), booked by one macro.
+    let (mut prev_v, mut sum, mut sumsq) = (d.cash, 0.0_f64, 0.0_f64);
+    let mut peak = f64::NEG_INFINITY;
+    let mut dd = 0.0_f64;
+    let (mut prev_end, mut up_windows) = (d.cash, 0usize);
+    macro_rules! book {
+        ($v:expr, $window_end:expr) => {{
+            let v = $v;
+            let r = if prev_v > 0.0 { v / prev_v - 1.0 } else { 0.0 };
+            sum += r;
+            sumsq += r * r;
+            prev_v = v;
+            if v > peak {
+                peak = v;
+            } else if v < peak * (1.0 - dd) {
+                dd = 1.0 - v / peak;
+            }
+            if $window_end {
+                up_windows += usize::from(v > prev_end);
+                prev_end = v;
+            }
+        }};
+    }
     let (mut entries, mut exits) = (0usize, 0usize);
     // Both EMAs are defined at t-1 from this bar on; earlier comparisons are NaN and false.
     let first = fast
@@ -131,7 +155,7 @@ pub fn ema_cross_long(
             // Bars t..e are flat at equity `cash` (return 0 after the first).
             // A window ends inside the stretch when the window id changes by bar e (the last
             // bar always ends one).
-            acc.bar(cash, e == n || window_id[e] != window_id[t]);
+            book!(cash, e == n || window_id[e] != window_id[t]);
         }
         if e >= n {
             break;
@@ -159,9 +183,9 @@ pub fn ema_cross_long(
                 in_pos = false;
                 exits += 1;
             }
-            acc.bar(
+            book!(
                 cash + size * c,
-                t + 1 == n || window_id[t + 1] != window_id[t],
+                t + 1 == n || window_id[t + 1] != window_id[t]
             );
             t += 1;
             if !in_pos {
@@ -173,20 +197,20 @@ pub fn ema_cross_long(
     let sharpe = if n < 2 {
         0.0
     } else {
-        let mean = acc.sum / nf;
+        let mean = sum / nf;
         sharpe_from(
             mean,
-            (acc.sumsq - nf * mean * mean) / (nf - 1.0),
+            (sumsq - nf * mean * mean) / (nf - 1.0),
             d.bars_per_year,
         )
     };
-    let final_equity = if n > 0 { acc.prev_v } else { d.cash };
+    let final_equity = if n > 0 { prev_v } else { d.cash };
     FastMetrics {
         total_return: final_equity / d.cash - 1.0,
         sharpe,
-        max_drawdown: acc.dd,
+        max_drawdown: dd,
         consistency: if d.n_windows > 0 {
-            acc.up_windows as f64 / d.n_windows as f64
+            up_windows as f64 / d.n_windows as f64
         } else {
             0.0
         },
@@ -194,54 +218,6 @@ pub fn ema_cross_long(
         trades: entries,
         closed_trades: exits,
         final_equity,
-    }
-}
-
-/// Streaming versions of the metrics of [`crate::fitness`]: per-bar returns (sum and sum of
-/// squares for Sharpe), running peak and drawdown, and 30-day windows.
-struct Streaming {
-    prev_v: f64,
-    sum: f64,
-    sumsq: f64,
-    peak: f64,
-    dd: f64,
-    prev_end: f64,
-    up_windows: usize,
-}
-
-impl Streaming {
-    fn new(cash: f64) -> Self {
-        Self {
-            prev_v: cash,
-            sum: 0.0,
-            sumsq: 0.0,
-            peak: f64::NEG_INFINITY,
-            dd: 0.0,
-            prev_end: cash,
-            up_windows: 0,
-        }
-    }
-
-    /// Books one bar's equity `v`; `window_end` when the bar ends a consistency window.
-    #[inline(always)]
-    fn bar(&mut self, v: f64, window_end: bool) {
-        let r = if self.prev_v > 0.0 {
-            v / self.prev_v - 1.0
-        } else {
-            0.0
-        };
-        self.sum += r;
-        self.sumsq += r * r;
-        self.prev_v = v;
-        if v > self.peak {
-            self.peak = v;
-        } else if v < self.peak * (1.0 - self.dd) {
-            self.dd = 1.0 - v / self.peak;
-        }
-        if window_end {
-            self.up_windows += usize::from(v > self.prev_end);
-            self.prev_end = v;
-        }
     }
 }
 
