@@ -149,6 +149,12 @@ async fn errors_are_retried_or_surfaced_with_the_body() {
         f.retry_after = Some(0);
     });
     assert!(c.all_mids().await.is_ok());
+    // A slow answer is waited for.
+    ex.set_faults(|f| f.delay = Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    assert_eq!(c.meta().await.unwrap().universe.len(), 2);
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    ex.set_faults(|f| f.delay = Duration::ZERO);
     // Nothing listening: a connectivity error after the retries.
     let dead = InfoClient::with_policy("http://127.0.0.1:9", fast_retry(), 1200.0).unwrap();
     assert!(matches!(
