@@ -3,8 +3,9 @@
 //! `../shared/data/bench/synth_1h_4y_seed42.csv`; where it is absent, 35,040 bars of the
 //! built-in synthetic market are used instead (and said so).
 
-use std::path::Path;
+mod common;
 
+use common::{bench_candles, pool};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use organism::{
     backtest::fast::benchmark_config,
@@ -12,26 +13,11 @@ use organism::{
         problem::{workload_b_settings, WorkloadB},
         Evolver,
     },
-    market::{
-        csv::load_candles,
-        synthetic::{generate, SyntheticParams},
-        FundingSeries, Market,
-    },
+    market::{FundingSeries, Market},
 };
 
 fn workload_b(c: &mut Criterion) {
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bench/synth_1h_4y_seed42.csv");
-    let candles = load_candles(&file).unwrap_or_else(|e| {
-        eprintln!("benchmark file unavailable ({e}); using 35,040 synthetic bars instead");
-        generate(&SyntheticParams {
-            bars: 35_040,
-            ..SyntheticParams::default()
-        })
-        .markets[0]
-            .candles
-            .clone()
-    });
+    let candles = bench_candles();
     let market = Market::new("bench", candles, FundingSeries::default());
     let cfg = benchmark_config();
     let problem = WorkloadB::new(&market, &cfg).expect("workload B spec");
@@ -41,10 +27,7 @@ fn workload_b(c: &mut Criterion) {
     group.sample_size(30);
     group.throughput(Throughput::Elements(256));
     for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("thread pool");
+        let pool = pool(threads);
         group.bench_function(format!("{threads}_threads"), |b| {
             b.iter_batched(
                 || start.clone(),

@@ -2,33 +2,11 @@
 //! on two threads. Reads `../shared/data/bench/synth_1h_4y_seed42.csv`; where that file is
 //! absent it says so and uses 35,040 bars of the built-in synthetic market instead.
 
-use std::path::Path;
+mod common;
 
+use common::{bench_candles, pool};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use organism::{
-    backtest::fast::{benchmark_config, sweep, workload_a_grid, FastData},
-    market::{
-        csv::load_candles,
-        synthetic::{generate, SyntheticParams},
-        Candles,
-    },
-};
-
-fn bench_candles() -> Candles {
-    let file =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/bench/synth_1h_4y_seed42.csv");
-    match load_candles(&file) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("benchmark file unavailable ({e}); using 35,040 synthetic bars instead");
-            let u = generate(&SyntheticParams {
-                bars: 35_040,
-                ..SyntheticParams::default()
-            });
-            u.markets[0].candles.clone()
-        }
-    }
-}
+use organism::backtest::fast::{benchmark_config, sweep, workload_a_grid, FastData};
 
 fn workload_a(c: &mut Criterion) {
     let candles = bench_candles();
@@ -39,10 +17,7 @@ fn workload_a(c: &mut Criterion) {
     group.sample_size(20);
     group.throughput(Throughput::Elements((grid.len() * candles.len()) as u64));
     for threads in [1usize, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("thread pool");
+        let pool = pool(threads);
         group.bench_function(format!("{threads}_threads"), |b| {
             b.iter(|| pool.install(|| sweep(&data, &grid)))
         });

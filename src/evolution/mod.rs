@@ -177,40 +177,38 @@ impl<'a, P: Problem> Evolver<'a, P> {
         genomes: Vec<(u16, Vec<f64>)>,
         tick: &(dyn Fn() + Sync),
     ) -> (Vec<Member>, usize) {
+        let keys: Vec<CacheKey> = genomes.iter().map(|(s, g)| key(*s, g)).collect();
         // Fresh genomes in key order (seed, then genes): neighbours share indicator series,
         // which keeps them in the CPU caches. Results go back by key, so order never matters.
-        let mut todo: std::collections::BTreeMap<CacheKey, (u16, Vec<f64>)> =
-            std::collections::BTreeMap::new();
-        for (s, g) in &genomes {
-            let k = key(*s, g);
-            if !state.cache.contains_key(&k) {
-                todo.entry(k).or_insert_with(|| (*s, g.clone()));
+        let mut fresh_keys: BTreeMap<&CacheKey, usize> = BTreeMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            if !state.cache.contains_key(k) {
+                fresh_keys.entry(k).or_insert(i);
             }
         }
-        let todo: Vec<(CacheKey, (u16, Vec<f64>))> = todo.into_iter().collect();
+        let todo: Vec<usize> = fresh_keys.into_values().collect();
         let results: Vec<Evaluation> = todo
             .par_iter()
-            .map(|(_, (s, g))| {
+            .map(|&i| {
+                let (s, g) = &genomes[i];
                 let e = self.problem.evaluate(*s, g);
                 tick();
                 e
             })
             .collect();
         let fresh = todo.len();
-        for ((k, _), e) in todo.into_iter().zip(results) {
-            state.cache.insert(k, e);
+        for (&i, e) in todo.iter().zip(results) {
+            state.cache.insert(keys[i].clone(), e);
         }
         let members = genomes
             .into_iter()
-            .map(|(s, g)| {
-                let eval = state.cache[&key(s, &g)];
-                Member {
-                    seed: s,
-                    genes: g,
-                    eval,
-                    rank: 0,
-                    crowding: 0.0,
-                }
+            .zip(&keys)
+            .map(|((s, g), k)| Member {
+                seed: s,
+                genes: g,
+                eval: state.cache[k],
+                rank: 0,
+                crowding: 0.0,
             })
             .collect();
         (members, fresh)

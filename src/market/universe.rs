@@ -159,13 +159,6 @@ pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
             )));
         }
     }
-    let funding_dirs = [
-        path.join("funding"),
-        candles_dir
-            .parent()
-            .map(|p| p.join("funding"))
-            .unwrap_or_default(),
-    ];
     let mut u = Universe {
         markets: Vec::new(),
         origin: candles_dir.display().to_string(),
@@ -173,14 +166,25 @@ pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
     };
     for (coin, source, file) in found {
         let candles = load_candles(&file)?;
-        let funding_file = funding_dirs
-            .iter()
-            .map(|d| d.join(format!("{source}_{coin}.csv")))
-            .find(|p| p.is_file());
+        let funding_file = find_funding(&candles_dir, &source, &coin);
         let funding = load_optional_funding(funding_file.as_deref(), &coin, &mut u.notes)?;
         push_market(&mut u, coin, candles, funding);
     }
     Ok(u)
+}
+
+/// The funding file of `source`/`coin` for candles in `candles_dir`: in `candles_dir/funding`
+/// or, in the data layout, `candles_dir/../funding`.
+fn find_funding(candles_dir: &Path, source: &str, coin: &str) -> Option<PathBuf> {
+    let name = format!("{source}_{coin}.csv");
+    [
+        Some(candles_dir.join("funding")),
+        candles_dir.parent().map(|p| p.join("funding")),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|d| d.join(&name))
+    .find(|p| p.is_file())
 }
 
 fn load_single_file(path: &Path) -> Result<Universe, DataError> {
@@ -191,15 +195,7 @@ fn load_single_file(path: &Path) -> Result<Universe, DataError> {
     let (coin, funding_file) = match parse_name(&name) {
         Some((source, coin, _)) => {
             let dir = path.parent().unwrap_or(Path::new("."));
-            let candidates = [
-                dir.join("funding"),
-                dir.parent().map(|p| p.join("funding")).unwrap_or_default(),
-            ];
-            let f = candidates
-                .iter()
-                .map(|d| d.join(format!("{source}_{coin}.csv")))
-                .find(|p| p.is_file());
-            (coin.to_string(), f)
+            (coin.to_string(), find_funding(dir, source, coin))
         }
         None => (name.strip_suffix(".csv").unwrap_or(&name).to_string(), None),
     };

@@ -196,16 +196,23 @@ fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
         "short" => (false, true),
         _ => (true, true),
     };
-    let atr = data.get(Key::Atr(g.period("risk_atr_period")));
-    let level = |kind: &str, value: f64, t: usize| -> f64 {
-        match kind {
-            "atr" => value * atr[t],
-            "pct" => value / 100.0 * close[t],
+    // Resolve the stop and take-profit kinds once, not per bar.
+    let distance = |kind: &str, value: f64| match kind {
+        "atr" => Distance::Atr(value),
+        "pct" => Distance::Pct(value / 100.0),
+        _ => Distance::None,
+    };
+    let stop = distance(g.choice("stop_kind"), g.float("stop_value"));
+    let take = distance(g.choice("take_kind"), g.float("take_value"));
+    let uses_atr = matches!(stop, Distance::Atr(_)) || matches!(take, Distance::Atr(_));
+    let atr = uses_atr.then(|| data.get(Key::Atr(g.period("risk_atr_period"))));
+    let level = |d: Distance, t: usize| -> f64 {
+        match (d, &atr) {
+            (Distance::Atr(m), Some(a)) => m * a[t],
+            (Distance::Pct(f), _) => f * close[t],
             _ => f64::NAN,
         }
     };
-    let (stop_kind, stop_value) = (g.choice("stop_kind"), g.float("stop_value"));
-    let (take_kind, take_value) = (g.choice("take_kind"), g.float("take_value"));
     for t in 0..close.len() {
         let mut p = out.position[t];
         if p.is_nan() || (p > 0.0 && !keep_long) || (p < 0.0 && !keep_short) {
@@ -218,12 +225,22 @@ fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
             continue;
         }
         let s = p.signum();
-        let stop = close[t] - s * level(stop_kind, stop_value, t);
-        let take = close[t] + s * level(take_kind, take_value, t);
+        let stop_px = close[t] - s * level(stop, t);
+        let take_px = close[t] + s * level(take, t);
         // Tighter of the seed's own level and the risk gene's: the higher stop for a long.
-        out.stop[t] = tighter(out.stop[t], stop, s);
-        out.take[t] = tighter(out.take[t], take, -s);
+        out.stop[t] = tighter(out.stop[t], stop_px, s);
+        out.take[t] = tighter(out.take[t], take_px, -s);
     }
+}
+
+/// A stop or take-profit distance from the signal bar's close.
+#[derive(Clone, Copy)]
+enum Distance {
+    None,
+    /// A multiple of the ATR.
+    Atr(f64),
+    /// A fraction of the close.
+    Pct(f64),
 }
 
 /// The higher of two levels for `s > 0`, the lower for `s < 0`; `NaN` counts as absent.
