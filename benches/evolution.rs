@@ -8,7 +8,7 @@ mod common;
 use common::{bench_candles, pool};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use organism::{
-    backtest::fast::benchmark_config,
+    bench::benchmark_config,
     evolution::{
         problem::{workload_b_settings, WorkloadB},
         Evolver,

@@ -4,7 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use organism::{
-    backtest::{run, BacktestConfig},
+    backtest::run,
+    execution::EngineConfig,
     market::synthetic::{generate, SyntheticParams},
     seeds::{registry, Prepared},
 };
@@ -17,7 +18,7 @@ fn seeds(c: &mut Criterion) {
         .clone();
     let n = market.candles.len();
     let prepared = Prepared::new(market.clone());
-    let cfg = BacktestConfig::default();
+    let cfg = EngineConfig::default();
     let reg = registry().expect("seed specs load");
     let mut group = c.benchmark_group("seed_default_genome");
     group.sample_size(10);

@@ -6,7 +6,7 @@ mod common;
 
 use common::{bench_candles, pool};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use organism::backtest::fast::{benchmark_config, sweep, workload_a_grid, FastData};
+use organism::bench::{benchmark_config, sweep, workload_a_grid, FastData};
 
 fn workload_a(c: &mut Criterion) {
     let candles = bench_candles();

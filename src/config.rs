@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 use crate::{
-    backtest::{BacktestConfig, FillMode},
+    execution::{EngineConfig, FillMode},
     market::{synthetic::SyntheticParams, DataSelection},
 };
 
@@ -301,8 +301,8 @@ impl Config {
     }
 
     /// The backtester settings.
-    pub fn backtest_config(&self) -> BacktestConfig {
-        BacktestConfig {
+    pub fn backtest_config(&self) -> EngineConfig {
+        EngineConfig {
             // validated in `validate`
             fill: self.backtest.fill.parse().unwrap_or_default(),
             fee: self.costs.taker_fee,

@@ -3,19 +3,27 @@
 //! The crate is laid out as a one-way pipeline (see `DESIGN.md` in the shared folder):
 //!
 //! ```text
-//! market ─▶ indicators ─▶ seeds ─▶ backtest ─▶ fitness ─▶ (evolution ─▶ promotion ─▶ execution)
+//! market ─▶ indicators ─▶ strategy ─▶ seeds ─▶ execution ─▶ backtest ─▶ fitness ─▶ bench ─▶ evolution ─▶ runner
 //! ```
+//!
+//! `strategy` holds what every strategy produces (targets); `seeds` the twelve strategies;
+//! `execution` the one engine (fills, fees, stops, funding) that `backtest`, the paper runner and
+//! the live runner all drive; `bench` the fused benchmark kernels, which use `fitness`'s metric
+//! definitions. `exchange` (Hyperliquid, async) sits at the edge beside `runner`.
 //!
 //! Each module only knows the stages before it. The simulator, indicators and metrics are
 //! synchronous, pure and use `f64`; they never read a clock or touch the network.
 #![forbid(unsafe_code)]
 
 pub mod backtest;
+pub mod bench;
 pub mod config;
 pub mod evolution;
 pub mod exchange;
+pub mod execution;
 pub mod fitness;
 pub mod genome;
 pub mod indicators;
 pub mod market;
 pub mod seeds;
+pub mod strategy;

@@ -2,10 +2,9 @@
 //! same inputs (close fills, long only, with and without the fixed ATR stop).
 
 use organism::{
-    backtest::{
-        fast::{ema_cross_long, sweep, workload_a_grid, FastData},
-        run, BacktestConfig, FillMode,
-    },
+    backtest::run,
+    bench::{ema_cross_long, sweep, workload_a_grid, FastData},
+    execution::{EngineConfig, FillMode},
     fitness::Metrics,
     indicators::{atr, ema},
     market::synthetic::{generate, SyntheticParams},
@@ -22,10 +21,10 @@ fn fast_path_equals_general_simulator() {
         bars: 6000,
         ..SyntheticParams::default()
     });
-    let cfg = BacktestConfig {
+    let cfg = EngineConfig {
         fill: FillMode::Close,
         funding: false,
-        ..BacktestConfig::default()
+        ..EngineConfig::default()
     };
     let seed = find("ema_crossover").unwrap();
     let mut checked = 0;
@@ -94,7 +93,7 @@ fn sweep_matches_single_evaluations_in_grid_order() {
         ..SyntheticParams::default()
     });
     let c = &u.markets[0].candles;
-    let d = FastData::new(c, &BacktestConfig::default());
+    let d = FastData::new(c, &EngineConfig::default());
     let all = sweep(&d, &grid);
     for i in [0, 100, 500, 889] {
         let (f, s) = grid[i];

@@ -2,13 +2,15 @@
 //! bundled market, and robustness of mutated genomes.
 
 use organism::{
-    backtest::{run, BacktestConfig, ExitReason, FillMode, Targets},
+    backtest::run,
+    execution::{EngineConfig, ExitReason, FillMode},
     fitness::Metrics,
     market::{
         synthetic::{generate, SyntheticParams},
         Candles, FundingSeries, Market,
     },
     seeds::{find, registry, Prepared, SeedEntry},
+    strategy::Targets,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -247,10 +249,10 @@ fn atr_stop_loss_bars_and_take_profit_exit() {
     let tg = seed.targets(&g, &Prepared::new(m.clone()));
     // Bar 10 crosses above the EMA (100 -> 104). TR: 0 until bar 10, then 4: ATR5[10] = 4/5.
     assert_eq!(&tg.position[9..], &[0.0, 1.0, 1.0, 1.0, 1.0]);
-    assert!((tg.stop[10] - (104.0 - 0.8)).abs() < 1e-12);
-    assert!((tg.take[10] - (104.0 + 1.6)).abs() < 1e-12);
+    assert!((tg.stop(10).unwrap() - (104.0 - 0.8)).abs() < 1e-12);
+    assert!((tg.take(10).unwrap() - (104.0 + 1.6)).abs() < 1e-12);
     // Next-open fill at bar 11's open (104); bar 11 reaches 106 >= 105.6: take-profit there.
-    let cfg = BacktestConfig {
+    let cfg = EngineConfig {
         fill: FillMode::NextOpen,
         fee: 0.0,
         slippage: 0.0,
@@ -505,13 +507,12 @@ fn perturb_after(m: &Market, t: usize, rng: &mut ChaCha8Rng) -> Market {
 }
 
 fn same_prefix(a: &Targets, b: &Targets, t: usize) -> bool {
-    let eq = |x: &[f64], y: &[f64]| {
-        x[..=t]
-            .iter()
-            .zip(&y[..=t])
-            .all(|(p, q)| p.to_bits() == q.to_bits())
-    };
-    eq(&a.position, &b.position) && eq(&a.stop, &b.stop) && eq(&a.take, &b.take)
+    let bits = |x: Option<f64>| x.map(f64::to_bits);
+    (0..=t).all(|i| {
+        a.position[i].to_bits() == b.position[i].to_bits()
+            && bits(a.stop(i)) == bits(b.stop(i))
+            && bits(a.take(i)) == bits(b.take(i))
+    })
 }
 
 #[test]
@@ -584,7 +585,7 @@ fn default_genomes_trade_on_the_bundled_market() {
             &m.candles,
             &m.funding_per_bar,
             &tg,
-            &BacktestConfig::default(),
+            &EngineConfig::default(),
         );
         let met = Metrics::compute(&r, &m.candles.ts, m.candles.bars_per_year());
         assert!(met.trades >= 1, "{} did not trade", e.spec.name);
@@ -634,7 +635,7 @@ fn mutated_genomes_never_panic() {
                 &m.candles,
                 &m.funding_per_bar,
                 &tg,
-                &BacktestConfig::default(),
+                &EngineConfig::default(),
             );
             let met = Metrics::compute(&r, &m.candles.ts, m.candles.bars_per_year());
             assert!(

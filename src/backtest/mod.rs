@@ -1,191 +1,16 @@
-//! The simulator: turns per-bar target positions into fills, fees, funding, stop exits, an
-//! equity curve and a trade list.
+//! The whole-history backtest: a loop that feeds every bar of a history and the strategy's
+//! targets into the [execution engine](crate::execution), whose module documentation states the
+//! semantics (fills, costs, stops, funding, liquidation). Pure and synchronous:
+//! `run(candles, funding, targets, config) -> BacktestReport`, no clock, no I/O.
 //!
-//! Pure and synchronous: `run(candles, funding, targets, config) -> BacktestReport`, no clock, no
-//! I/O. Semantics (the design contract):
-//!
-//! * **Targets.** `targets.position[t]` is the signed fraction of equity wanted after bar `t`
-//!   closes (`> 0` long, `< 0` short, `0`/`NaN` flat). The position follows the target's *side*:
-//!   a change of side closes the position and opens the new one; a different fraction on the
-//!   same side does not resize an open position (size is set at entry). `stop[t]`/`take[t]` are
-//!   absolute price levels (`NaN` for none) attached to an entry signalled at bar `t` and fixed
-//!   for the life of that position.
-//! * **Fills.** [`FillMode::NextOpen`] (default): the order from bar `t` fills at bar `t+1`'s
-//!   open. [`FillMode::Close`]: at bar `t`'s close (the vectorbt-compatible mode). Slippage is
-//!   adverse: buys at `price·(1+s)`, sells at `price·(1−s)`. Every fill pays the taker fee on its
-//!   notional. Entries size all-in net of fees: `size = (fraction·equity/(1+fee)) / fill`.
-//! * **Stops.** Next-open mode checks stop-loss and take-profit inside each bar with its high and
-//!   low: a bar that touches both counts as the stop; a gap through a level fills at the open.
-//!   Close mode checks them on the close (`close < stop` for a long, `close > stop` for a short;
-//!   take-profit `close > take` / `close < take`), from the bar after entry. After a stop or
-//!   take-profit exit the same side is not re-entered until the target leaves that side.
-//! * **Funding.** The position held at a bar's open time (after any fill at that open) pays
-//!   `size · open · rate` for the funding events inside the bar (a long pays a positive rate,
-//!   a short receives it).
-//! * **Equity** after each bar: `cash + size·close`. If equity falls to zero or below, the
-//!   position is closed at that close (a liquidation) and no further trades are made.
-//! * A position still open at the last bar is not closed; it is reported with exit reason
-//!   `open`, marked at the last close.
+//! A position still open at the last bar is not closed; it is reported with exit reason `open`,
+//! marked at the last close.
 
-pub mod fast;
-
-use serde::{Deserialize, Serialize};
-
-use crate::market::Candles;
-
-/// When orders fill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum FillMode {
-    /// At the next bar's open (default; no look-ahead by construction).
-    #[default]
-    NextOpen,
-    /// At the signal bar's close (vectorbt-compatible; stops checked on the close).
-    Close,
-}
-
-impl std::str::FromStr for FillMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "next-open" => Ok(Self::NextOpen),
-            "close" => Ok(Self::Close),
-            other => Err(format!(
-                "unknown fill mode `{other}` (expected next-open or close)"
-            )),
-        }
-    }
-}
-
-/// Costs and execution settings of one backtest.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BacktestConfig {
-    pub fill: FillMode,
-    /// Taker fee as a fraction of traded notional (0.00045 = 0.045 %).
-    pub fee: f64,
-    /// Adverse slippage as a fraction of price.
-    pub slippage: f64,
-    /// Initial cash.
-    pub cash: f64,
-    /// Whether funding is charged.
-    pub funding: bool,
-}
-
-impl Default for BacktestConfig {
-    fn default() -> Self {
-        Self {
-            fill: FillMode::NextOpen,
-            fee: 0.00045,
-            slippage: 0.0001,
-            cash: 10_000.0,
-            funding: true,
-        }
-    }
-}
-
-/// Per-bar target positions and stop levels (struct of arrays, one entry per bar).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Targets {
-    /// Signed fraction of equity wanted after the bar (`NaN` = flat).
-    pub position: Vec<f64>,
-    /// Stop-loss price for an entry signalled at this bar (`NaN` = none).
-    pub stop: Vec<f64>,
-    /// Take-profit price for an entry signalled at this bar (`NaN` = none).
-    pub take: Vec<f64>,
-}
-
-impl Targets {
-    /// Flat targets with no stops for `n` bars.
-    pub fn flat(n: usize) -> Self {
-        Self {
-            position: vec![0.0; n],
-            stop: vec![f64::NAN; n],
-            take: vec![f64::NAN; n],
-        }
-    }
-}
-
-/// Side of a position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Long,
-    Short,
-}
-
-impl Side {
-    fn sign(self) -> f64 {
-        match self {
-            Side::Long => 1.0,
-            Side::Short => -1.0,
-        }
-    }
-    fn of(x: f64) -> Option<Side> {
-        if x > 0.0 {
-            Some(Side::Long)
-        } else if x < 0.0 {
-            Some(Side::Short)
-        } else {
-            None // also NaN
-        }
-    }
-    /// `long` or `short`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Long => "long",
-            Side::Short => "short",
-        }
-    }
-}
-
-/// Why a trade ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExitReason {
-    Signal,
-    StopLoss,
-    TakeProfit,
-    Liquidation,
-    /// Still open at the end of the data (marked at the last close, not closed).
-    Open,
-}
-
-impl ExitReason {
-    /// The name used in trade files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExitReason::Signal => "signal",
-            ExitReason::StopLoss => "stop-loss",
-            ExitReason::TakeProfit => "take-profit",
-            ExitReason::Liquidation => "liquidation",
-            ExitReason::Open => "open",
-        }
-    }
-}
-
-/// One round trip (or a position still open at the end).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Trade {
-    pub side: Side,
-    pub entry_bar: usize,
-    pub entry_ts: i64,
-    /// Fill price including slippage.
-    pub entry_price: f64,
-    /// Bar of the exit (the last bar for an open trade).
-    pub exit_bar: usize,
-    pub exit_ts: i64,
-    /// Fill price including slippage (the last close for an open trade).
-    pub exit_price: f64,
-    /// Position size in coins (positive).
-    pub size: f64,
-    /// Fees paid on entry and exit.
-    pub fees: f64,
-    /// Net funding received (negative when paid).
-    pub funding: f64,
-    /// Net PnL: price PnL − fees + funding (unrealized for an open trade, entry fee only).
-    pub pnl: f64,
-    pub exit_reason: ExitReason,
-}
+use crate::{
+    execution::{Bar, Engine, EngineConfig, ExitReason, Trade},
+    market::Candles,
+    strategy::Targets,
+};
 
 /// The result of one backtest.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,162 +34,21 @@ impl BacktestReport {
     }
 }
 
-struct Position {
-    side: Side,
-    entry_bar: usize,
-    entry_price: f64,
-    size: f64,
-    fees: f64,
-    funding: f64,
-    stop: f64,
-    take: f64,
-}
-
-struct Sim<'a> {
-    c: &'a Candles,
-    cfg: &'a BacktestConfig,
-    cash: f64,
-    pos: Option<Position>,
-    blocked: Option<Side>,
-    ruined: bool,
-    trades: Vec<Trade>,
-}
-
-impl Sim<'_> {
-    fn signed_size(&self) -> f64 {
-        self.pos.as_ref().map_or(0.0, |p| p.side.sign() * p.size)
-    }
-
-    fn exit(&mut self, t: usize, price: f64, reason: ExitReason) {
-        let Some(p) = self.pos.take() else { return };
-        let fill = price * (1.0 - p.side.sign() * self.cfg.slippage);
-        let proceeds = p.size * fill;
-        let fee = proceeds * self.cfg.fee;
-        self.cash += p.side.sign() * proceeds - fee;
-        let fees = p.fees + fee;
-        let gross = p.side.sign() * p.size * (fill - p.entry_price);
-        if matches!(reason, ExitReason::StopLoss | ExitReason::TakeProfit) {
-            self.blocked = Some(p.side);
-        }
-        self.trades.push(Trade {
-            side: p.side,
-            entry_bar: p.entry_bar,
-            entry_ts: self.c.ts[p.entry_bar],
-            entry_price: p.entry_price,
-            exit_bar: t,
-            exit_ts: self.c.ts[t],
-            exit_price: fill,
-            size: p.size,
-            fees,
-            funding: p.funding,
-            pnl: gross - fees + p.funding,
-            exit_reason: reason,
-        });
-    }
-
-    /// Moves the position to the side of `target` at `price` (signal from `signal_bar`).
-    fn act(&mut self, t: usize, price: f64, targets: &Targets, signal_bar: usize) {
-        let target = targets.position[signal_bar];
-        let want = Side::of(target);
-        if self.blocked.is_some() && self.blocked != want {
-            self.blocked = None;
-        }
-        let have = self.pos.as_ref().map(|p| p.side);
-        if have.is_some() && have != want {
-            self.exit(t, price, ExitReason::Signal);
-        }
-        let Some(side) = want else { return };
-        if self.pos.is_some() || self.blocked == Some(side) || self.ruined {
-            return;
-        }
-        let equity = self.cash;
-        if equity <= 0.0 {
-            return;
-        }
-        let fill = price * (1.0 + side.sign() * self.cfg.slippage);
-        let size = (target.abs() * equity / (1.0 + self.cfg.fee)) / fill;
-        let fee = size * fill * self.cfg.fee;
-        self.cash -= side.sign() * size * fill + fee;
-        self.pos = Some(Position {
-            side,
-            entry_bar: t,
-            entry_price: fill,
-            size,
-            fees: fee,
-            funding: 0.0,
-            stop: targets.stop[signal_bar],
-            take: targets.take[signal_bar],
-        });
-    }
-
-    fn funding(&mut self, t: usize, rate: f64) {
-        if rate == 0.0 {
-            return;
-        }
-        let q = self.signed_size();
-        if let Some(p) = self.pos.as_mut() {
-            let amount = -q * self.c.open[t] * rate;
-            self.cash += amount;
-            p.funding += amount;
-        }
-    }
-
-    /// Intrabar stop/take-profit check with the bar's open, high and low.
-    fn intrabar_stops(&mut self, t: usize) {
-        let Some(p) = self.pos.as_ref() else { return };
-        let (o, h, l) = (self.c.open[t], self.c.high[t], self.c.low[t]);
-        let (stop, take) = (p.stop, p.take);
-        let exit = match p.side {
-            Side::Long => {
-                if stop >= o {
-                    Some((o, ExitReason::StopLoss))
-                } else if take <= o {
-                    Some((o, ExitReason::TakeProfit))
-                } else if l <= stop {
-                    Some((stop, ExitReason::StopLoss))
-                } else if h >= take {
-                    Some((take, ExitReason::TakeProfit))
-                } else {
-                    None
-                }
-            }
-            Side::Short => {
-                if stop <= o {
-                    Some((o, ExitReason::StopLoss))
-                } else if take >= o {
-                    Some((o, ExitReason::TakeProfit))
-                } else if h >= stop {
-                    Some((stop, ExitReason::StopLoss))
-                } else if l <= take {
-                    Some((take, ExitReason::TakeProfit))
-                } else {
-                    None
-                }
-            }
-        };
-        if let Some((price, reason)) = exit {
-            self.exit(t, price, reason);
-        }
-    }
-
-    /// Stop/take-profit check on the close (close fill mode), from the bar after entry.
-    fn close_stops(&mut self, t: usize) {
-        let Some(p) = self.pos.as_ref() else { return };
-        if p.entry_bar >= t {
-            return;
-        }
-        let c = self.c.close[t];
-        let s = p.side.sign();
-        // For a long: close < stop, close > take; mirrored for a short.
-        if s * (p.stop - c) > 0.0 {
-            self.exit(t, c, ExitReason::StopLoss);
-        } else if s * (c - p.take) > 0.0 {
-            self.exit(t, c, ExitReason::TakeProfit);
-        }
+/// Bar `t` of `candles` as the engine sees it.
+#[inline]
+pub fn bar(candles: &Candles, t: usize) -> Bar {
+    Bar {
+        index: t,
+        ts: candles.ts[t],
+        open: candles.open[t],
+        high: candles.high[t],
+        low: candles.low[t],
+        close: candles.close[t],
     }
 }
 
-/// Runs one backtest. `funding_per_bar` is the funding rate summed per bar (may be empty for no
+/// Runs one backtest: every bar through the [execution engine](crate::execution) over a
+/// simulated venue. `funding_per_bar` is the funding rate summed per bar (may be empty for no
 /// funding); `targets` must have one entry per bar.
 ///
 /// # Panics
@@ -373,88 +57,25 @@ pub fn run(
     candles: &Candles,
     funding_per_bar: &[f64],
     targets: &Targets,
-    cfg: &BacktestConfig,
+    cfg: &EngineConfig,
 ) -> BacktestReport {
     let n = candles.len();
-    assert_eq!(
-        targets.position.len(),
-        n,
-        "targets must have one entry per bar"
-    );
-    assert_eq!(targets.stop.len(), n, "stops must have one entry per bar");
-    assert_eq!(
-        targets.take.len(),
-        n,
-        "take-profits must have one entry per bar"
-    );
+    assert_eq!(targets.len(), n, "targets must have one entry per bar");
     assert!(
         funding_per_bar.is_empty() || funding_per_bar.len() == n,
         "funding must be empty or have one entry per bar"
     );
     let use_funding = cfg.funding && !funding_per_bar.is_empty();
-    let mut sim = Sim {
-        c: candles,
-        cfg,
-        cash: cfg.cash,
-        pos: None,
-        blocked: None,
-        ruined: false,
-        trades: Vec::new(),
-    };
+    let mut engine = Engine::simulated(cfg);
     let mut equity = Vec::with_capacity(n);
-    let mut bars_in_market = 0;
     for t in 0..n {
-        match cfg.fill {
-            FillMode::NextOpen => {
-                if t > 0 {
-                    sim.act(t, candles.open[t], targets, t - 1);
-                }
-                if use_funding {
-                    sim.funding(t, funding_per_bar[t]);
-                }
-                sim.intrabar_stops(t);
-            }
-            FillMode::Close => {
-                if use_funding {
-                    sim.funding(t, funding_per_bar[t]);
-                }
-                sim.close_stops(t);
-                sim.act(t, candles.close[t], targets, t);
-            }
-        }
-        let mut v = sim.cash + sim.signed_size() * candles.close[t];
-        if sim.pos.is_some() && v <= 0.0 {
-            sim.exit(t, candles.close[t], ExitReason::Liquidation);
-            sim.ruined = true;
-            v = sim.cash;
-        }
-        if sim.pos.is_some() {
-            bars_in_market += 1;
-        }
-        equity.push(v);
+        let rate = if use_funding { funding_per_bar[t] } else { 0.0 };
+        equity.push(engine.step_bar(bar(candles, t), rate, targets.at(t)));
     }
-    if let Some(p) = sim.pos.take() {
-        let last = n - 1;
-        let mark = candles.close[last];
-        let gross = p.side.sign() * p.size * (mark - p.entry_price);
-        sim.trades.push(Trade {
-            side: p.side,
-            entry_bar: p.entry_bar,
-            entry_ts: candles.ts[p.entry_bar],
-            entry_price: p.entry_price,
-            exit_bar: last,
-            exit_ts: candles.ts[last],
-            exit_price: mark,
-            size: p.size,
-            fees: p.fees,
-            funding: p.funding,
-            pnl: gross - p.fees + p.funding,
-            exit_reason: ExitReason::Open,
-        });
-    }
+    let (trades, bars_in_market) = engine.finish();
     BacktestReport {
         equity,
-        trades: sim.trades,
+        trades,
         bars_in_market,
         cash: cfg.cash,
     }
@@ -463,6 +84,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::execution::{FillMode, Side};
 
     const NAN: f64 = f64::NAN;
 
@@ -483,15 +105,13 @@ mod tests {
     }
 
     fn targets(pos: &[f64]) -> Targets {
-        Targets {
-            position: pos.to_vec(),
-            stop: vec![NAN; pos.len()],
-            take: vec![NAN; pos.len()],
-        }
+        let mut t = Targets::flat(pos.len());
+        t.position.copy_from_slice(pos);
+        t
     }
 
-    fn cfg(fill: FillMode, fee: f64, slippage: f64) -> BacktestConfig {
-        BacktestConfig {
+    fn cfg(fill: FillMode, fee: f64, slippage: f64) -> EngineConfig {
+        EngineConfig {
             fill,
             fee,
             slippage,
@@ -666,7 +286,7 @@ mod tests {
             &cfg(FillMode::NextOpen, 0.0, 0.0),
         );
         near(r.equity[3], 1002.0);
-        let off = BacktestConfig {
+        let off = EngineConfig {
             funding: false,
             ..cfg(FillMode::NextOpen, 0.0, 0.0)
         };
@@ -697,7 +317,7 @@ mod tests {
             &c,
             &[0.01, 0.01],
             &targets(&[0.0, NAN]),
-            &BacktestConfig::default(),
+            &EngineConfig::default(),
         );
         assert_eq!(r.equity, vec![10_000.0, 10_000.0]);
         assert!(r.trades.is_empty());

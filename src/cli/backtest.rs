@@ -5,7 +5,8 @@ use std::{fmt::Write as _, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 use organism::{
-    backtest::{run as simulate, FillMode},
+    backtest::run as simulate,
+    execution::FillMode,
     fitness::Metrics,
     market::csv::write_atomic,
     seeds::{self, Prepared},

@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use organism::{
-    backtest::fast::{benchmark_config, sweep, workload_a_grid, FastData},
+    bench::{benchmark_config, sweep, workload_a_grid, FastData},
     evolution::{
         problem::{workload_b_settings, WorkloadB},
         Evolver,

@@ -15,7 +15,7 @@ use super::{
     Settings, State,
 };
 use crate::{
-    backtest::BacktestConfig,
+    execution::EngineConfig,
     market::{csv::write_atomic, DataSelection, Market},
 };
 
@@ -66,7 +66,7 @@ pub struct RunSpec {
     pub settings: Settings,
     pub split: Split,
     pub aggregation: Aggregation,
-    pub backtest: BacktestConfig,
+    pub backtest: EngineConfig,
     pub data: DataSelection,
     /// Seed names, in seed-index order.
     pub seeds: Vec<String>,

@@ -5,10 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Evaluation, Problem};
 use crate::{
-    backtest::{
-        fast::{ema_cross_long, FastData},
-        run, BacktestConfig,
-    },
+    backtest::run,
+    bench::{ema_cross_long, FastData},
+    execution::EngineConfig,
     fitness::Metrics,
     genome::{GenomeError, SeedSpec},
     indicators::{atr, ema},
@@ -111,7 +110,7 @@ pub struct UniverseProblem {
     pub entries: Vec<&'static SeedEntry>,
     pub train: Vec<Prepared>,
     pub validation: Vec<Prepared>,
-    pub backtest: BacktestConfig,
+    pub backtest: EngineConfig,
     pub aggregation: Aggregation,
 }
 
@@ -178,7 +177,7 @@ impl WorkloadB {
     ///
     /// # Errors
     /// Only if the built-in gene spec is broken.
-    pub fn new(market: &Market, cfg: &BacktestConfig) -> Result<Self, GenomeError> {
+    pub fn new(market: &Market, cfg: &EngineConfig) -> Result<Self, GenomeError> {
         let spec = SeedSpec::parse("seeds/workload_b.toml", WORKLOAD_B_SPEC, &[])?;
         let c = &market.candles;
         let max_period = |name: &str| spec.index(name).map_or(1, |i| spec.genes[i].max as usize);
@@ -202,7 +201,7 @@ impl WorkloadB {
     }
 
     /// The fast-path metrics of one genome.
-    pub fn metrics(&self, genes: &[f64]) -> crate::backtest::fast::FastMetrics {
+    pub fn metrics(&self, genes: &[f64]) -> crate::bench::FastMetrics {
         let g = self.spec.view(genes);
         ema_cross_long(
             &self.data,

@@ -192,7 +192,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backtest::{ExitReason, Side, Trade};
+    use crate::execution::{ExitReason, Side, Trade};
 
     fn trade(pnl: f64, reason: ExitReason) -> Trade {
         Trade {

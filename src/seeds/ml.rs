@@ -17,7 +17,7 @@ use linfa_svm::Svm;
 use ndarray::{Array1, Array2};
 
 use super::{tree::Tree, Prepared, Seed};
-use crate::{backtest::Targets, genome::Genes, indicators as ind};
+use crate::{genome::Genes, indicators as ind, strategy::Targets};
 
 /// Number of features per bar.
 pub const N_FEATURES: usize = 7;

@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 pub use cache::{Key, Prepared};
 
 use crate::{
-    backtest::Targets,
     genome::{parse_risk_genes, Genes, GenomeError, SeedSpec},
+    strategy::Targets,
 };
 
 /// A seed strategy.

@@ -4,12 +4,9 @@
 
 use super::{Key, Prepared, Seed};
 use crate::{
-    backtest::{
-        fast::{crossed_above, crossed_below},
-        Targets,
-    },
     genome::Genes,
     indicators::{ichimoku_cloud, zscore},
+    strategy::{crossed_above, crossed_below, Targets},
 };
 
 /// Runs a state machine over the bars: `step(t, state) -> new state`, written to `out`.

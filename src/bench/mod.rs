@@ -1,7 +1,7 @@
-//! The fused fast path for the long-only EMA crossover in close-fill mode (with an optional
+//! Benchmark kernels. The fused fast path for the long-only EMA crossover in close-fill mode (with an optional
 //! fixed ATR stop): signals, fills, fees, equity and the four objective metrics in one pass,
 //! no allocation. It exists for speed (parameter sweeps, evolution of this genome) and gives the
-//! same numbers as [`super::run`] + [`crate::fitness::Metrics`] on the same targets; a test
+//! same numbers as [`crate::backtest::run`] + [`crate::fitness::Metrics`] on the same targets; a test
 //! checks that on many random combos.
 //!
 //! Rules are those of `BENCHMARKS.md` (vectorbt `Portfolio.from_signals` defaults): entry on a
@@ -10,36 +10,24 @@
 
 use rayon::prelude::*;
 
-use super::BacktestConfig;
 use crate::{
+    execution::{EngineConfig, FillMode},
     fitness::{sharpe_from, WINDOW_MS},
     indicators::ema,
     market::Candles,
+    strategy::{crossed_above, crossed_below},
 };
 
 /// The costs of the BENCHMARKS.md workloads (vectorbt `from_signals` settings): close fills,
 /// fee 0.045 %, slippage 0.01 %, cash 10,000, no funding.
-pub fn benchmark_config() -> BacktestConfig {
-    BacktestConfig {
-        fill: super::FillMode::Close,
+pub fn benchmark_config() -> EngineConfig {
+    EngineConfig {
+        fill: FillMode::Close,
         fee: 0.00045,
         slippage: 0.0001,
         cash: 10_000.0,
         funding: false,
     }
-}
-
-/// `fast` crossed above `slow` at bar `t` (`t ≥ 1`): `f[t] > s[t] && f[t−1] <= s[t−1]`.
-/// `NaN` (undefined EMAs) never signals.
-#[inline(always)]
-pub fn crossed_above(f: &[f64], s: &[f64], t: usize) -> bool {
-    f[t] > s[t] && f[t - 1] <= s[t - 1]
-}
-
-/// `fast` crossed below `slow` at bar `t` (`t ≥ 1`): `f[t] < s[t] && f[t−1] >= s[t−1]`.
-#[inline(always)]
-pub fn crossed_below(f: &[f64], s: &[f64], t: usize) -> bool {
-    f[t] < s[t] && f[t - 1] >= s[t - 1]
 }
 
 /// Data shared by every evaluation on one series: closes, consistency-window ends, costs.
@@ -57,7 +45,7 @@ pub struct FastData {
 
 impl FastData {
     /// Prepares `candles` with the costs of `cfg` (its fill mode is ignored: always close).
-    pub fn new(candles: &Candles, cfg: &BacktestConfig) -> Self {
+    pub fn new(candles: &Candles, cfg: &EngineConfig) -> Self {
         let n = candles.len();
         let ts = &candles.ts;
         let window_id: Vec<u32> = ts

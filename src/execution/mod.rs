@@ -1,0 +1,720 @@
+//! The one execution engine: DESIGN.md's per-bar semantics as a sync state machine fed one event
+//! at a time. `backtest::run` is a loop over it; the paper and live runners drive the same
+//! engine, so the code that was backtested is the code that trades.
+//!
+//! Events of one bar, in order ([`Engine::step_bar`] sends them for a whole bar):
+//!
+//! * [`FillMode::NextOpen`] (default): [`Engine::on_open`] (the target of the previous close
+//!   is traded at this open), [`Engine::on_funding`], [`Engine::on_range`] (intrabar stop-loss /
+//!   take-profit with the bar's high and low), [`Engine::on_close`] (mark, liquidation), then
+//!   [`Engine::on_target`] with the target computed from this bar.
+//! * [`FillMode::Close`] (vectorbt-compatible): funding, [`Engine::on_target`], then
+//!   [`Engine::on_close`], which checks stops on the close and trades the target at it.
+//!
+//! Rules:
+//!
+//! * **Targets.** The position follows the target's *side*: a change of side closes the position
+//!   and opens the new one; a different fraction on the same side does not resize an open
+//!   position (size is set at entry). A target's stop / take-profit levels attach to an entry
+//!   made on it and stay fixed for the life of the position.
+//! * **Fills and costs.** Orders are market orders sent to a [`Venue`]; the simulated venue fills
+//!   them at the event's price with adverse slippage (buys at `price·(1+s)`, sells at
+//!   `price·(1−s)`) and charges the taker fee on the notional ([`Costs`]). Entries size all-in net
+//!   of fees: `size = (fraction·cash/(1+fee)) / fill`.
+//! * **Stops.** Next-open mode checks levels inside each bar: a bar that touches both counts as
+//!   the stop (the conservative case); a gap through a level fills at the open. Close mode checks
+//!   them on the close (`close < stop` for a long, `close > take`; mirrored for a short), from the
+//!   bar after entry. After a stop or take-profit exit the same side is not re-entered until the
+//!   target leaves that side.
+//! * **Funding.** The position held at a bar's open (after any fill there) pays
+//!   `size · open · rate` for the funding of that bar (a long pays a positive rate, a short
+//!   receives it).
+//! * **Liquidation.** If equity (`cash + size·close`) falls to zero or below, the position is
+//!   closed at that close and the engine trades no more.
+//!
+//! The engine never reads a clock and allocates only when it books a trade.
+
+pub mod types;
+
+use serde::{Deserialize, Serialize};
+
+use crate::strategy::Target;
+
+/// When orders fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FillMode {
+    /// At the next bar's open (default; no look-ahead by construction).
+    #[default]
+    NextOpen,
+    /// At the signal bar's close (vectorbt-compatible; stops checked on the close).
+    Close,
+}
+
+impl std::str::FromStr for FillMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "next-open" => Ok(Self::NextOpen),
+            "close" => Ok(Self::Close),
+            other => Err(format!(
+                "unknown fill mode `{other}` (expected next-open or close)"
+            )),
+        }
+    }
+}
+
+/// Costs and execution settings of one engine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    pub fill: FillMode,
+    /// Taker fee as a fraction of traded notional (0.00045 = 0.045 %).
+    pub fee: f64,
+    /// Adverse slippage as a fraction of price.
+    pub slippage: f64,
+    /// Initial cash.
+    pub cash: f64,
+    /// Whether funding is charged.
+    pub funding: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            fill: FillMode::NextOpen,
+            fee: 0.00045,
+            slippage: 0.0001,
+            cash: 10_000.0,
+            funding: true,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The fee and slippage models of this config.
+    pub fn costs(&self) -> Costs {
+        Costs {
+            fee: self.fee,
+            slippage: self.slippage,
+        }
+    }
+}
+
+/// Side of a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Long,
+    Short,
+}
+
+impl Side {
+    /// `+1` for long, `−1` for short.
+    pub fn sign(self) -> f64 {
+        match self {
+            Side::Long => 1.0,
+            Side::Short => -1.0,
+        }
+    }
+    /// The side of a signed fraction (`None` for zero and `NaN`).
+    pub fn of(x: f64) -> Option<Side> {
+        if x > 0.0 {
+            Some(Side::Long)
+        } else if x < 0.0 {
+            Some(Side::Short)
+        } else {
+            None
+        }
+    }
+    /// `long` or `short`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Long => "long",
+            Side::Short => "short",
+        }
+    }
+    /// The order side that opens this side.
+    pub fn opening(self) -> OrderSide {
+        match self {
+            Side::Long => OrderSide::Buy,
+            Side::Short => OrderSide::Sell,
+        }
+    }
+    /// The order side that closes this side.
+    pub fn closing(self) -> OrderSide {
+        match self {
+            Side::Long => OrderSide::Sell,
+            Side::Short => OrderSide::Buy,
+        }
+    }
+}
+
+/// Direction of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderSide {
+    Buy,
+    Sell,
+}
+
+impl OrderSide {
+    /// `+1` for a buy, `−1` for a sell.
+    pub fn sign(self) -> f64 {
+        match self {
+            OrderSide::Buy => 1.0,
+            OrderSide::Sell => -1.0,
+        }
+    }
+}
+
+/// Why a trade ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExitReason {
+    Signal,
+    StopLoss,
+    TakeProfit,
+    Liquidation,
+    /// Still open at the end of the data (marked at the last close, not closed).
+    Open,
+}
+
+impl ExitReason {
+    /// The name used in trade files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Signal => "signal",
+            ExitReason::StopLoss => "stop-loss",
+            ExitReason::TakeProfit => "take-profit",
+            ExitReason::Liquidation => "liquidation",
+            ExitReason::Open => "open",
+        }
+    }
+}
+
+/// One round trip (or a position still open at the end).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trade {
+    pub side: Side,
+    pub entry_bar: usize,
+    pub entry_ts: i64,
+    /// Fill price including slippage.
+    pub entry_price: f64,
+    /// Bar of the exit (the last bar for an open trade).
+    pub exit_bar: usize,
+    pub exit_ts: i64,
+    /// Fill price including slippage (the last close for an open trade).
+    pub exit_price: f64,
+    /// Position size in coins (positive).
+    pub size: f64,
+    /// Fees paid on entry and exit.
+    pub fees: f64,
+    /// Net funding received (negative when paid).
+    pub funding: f64,
+    /// Net PnL: price PnL − fees + funding (unrealized for an open trade, entry fee only).
+    pub pnl: f64,
+    pub exit_reason: ExitReason,
+}
+
+/// The fee and slippage models: taker fee on notional, adverse slippage on price.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Costs {
+    /// Taker fee as a fraction of notional.
+    pub fee: f64,
+    /// Adverse slippage as a fraction of price.
+    pub slippage: f64,
+}
+
+impl Costs {
+    /// The fill price of a market order of `side` against reference `price`.
+    #[inline(always)]
+    pub fn fill_price(&self, side: OrderSide, price: f64) -> f64 {
+        price * (1.0 + side.sign() * self.slippage)
+    }
+    /// The fee on `notional`.
+    #[inline(always)]
+    pub fn fee(&self, notional: f64) -> f64 {
+        notional * self.fee
+    }
+    /// The size an all-in entry of `fraction` of `cash` buys at fill price `fill`.
+    #[inline(always)]
+    pub fn entry_size(&self, fraction: f64, cash: f64, fill: f64) -> f64 {
+        (fraction * cash / (1.0 + self.fee)) / fill
+    }
+}
+
+/// A market order. `price` is the reference price it is sent against (the bar's open, a stop
+/// level or the close); a simulated venue fills at it with slippage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Order {
+    pub side: OrderSide,
+    /// Size in coins (positive).
+    pub qty: f64,
+    pub price: f64,
+}
+
+/// One execution of an order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fill {
+    pub side: OrderSide,
+    pub qty: f64,
+    /// Execution price, slippage included.
+    pub price: f64,
+    /// Fee paid.
+    pub fee: f64,
+}
+
+/// Identifier of an order at a venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderId(pub u64);
+
+/// What a venue did with an order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ack {
+    /// Filled at once.
+    Filled(OrderId, Fill),
+    /// Accepted; fills arrive later through [`Venue::poll_fill`].
+    Accepted(OrderId),
+}
+
+/// Venue errors: connectivity problems may be retried, rejections may not.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VenueError {
+    #[error("venue unreachable: {0}")]
+    Connectivity(String),
+    #[error("order rejected: {0}")]
+    Rejected(String),
+    #[error("unknown order {0:?}")]
+    UnknownOrder(OrderId),
+}
+
+/// Where orders go: the simulated venue here; the paper and Hyperliquid venues implement the
+/// same trait.
+pub trait Venue {
+    /// Sends a market order.
+    ///
+    /// # Errors
+    /// [`VenueError`] when the venue cannot be reached or rejects the order.
+    fn submit(&mut self, order: &Order) -> Result<Ack, VenueError>;
+    /// Cancels an order not yet filled.
+    ///
+    /// # Errors
+    /// [`VenueError::UnknownOrder`] when there is no such open order.
+    fn cancel(&mut self, id: OrderId) -> Result<(), VenueError>;
+    /// A fill of an earlier accepted order, if one arrived.
+    fn poll_fill(&mut self) -> Option<(OrderId, Fill)>;
+    /// Signed position in coins.
+    fn position(&self) -> f64;
+    /// Cash balance.
+    fn balance(&self) -> f64;
+    /// Books funding `amount` (received when positive) for the held position.
+    fn book_funding(&mut self, amount: f64);
+}
+
+/// The simulated venue: every market order fills at once at its reference price with the
+/// configured slippage and fee.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedVenue {
+    costs: Costs,
+    cash: f64,
+    position: f64,
+    next_id: u64,
+}
+
+impl SimulatedVenue {
+    pub fn new(costs: Costs, cash: f64) -> Self {
+        Self {
+            costs,
+            cash,
+            position: 0.0,
+            next_id: 0,
+        }
+    }
+}
+
+impl Venue for SimulatedVenue {
+    #[inline]
+    fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
+        let price = self.costs.fill_price(order.side, order.price);
+        let notional = order.qty * price;
+        let fee = self.costs.fee(notional);
+        match order.side {
+            OrderSide::Buy => self.cash -= notional + fee,
+            OrderSide::Sell => self.cash += notional - fee,
+        }
+        self.position += order.side.sign() * order.qty;
+        self.next_id += 1;
+        Ok(Ack::Filled(
+            OrderId(self.next_id),
+            Fill {
+                side: order.side,
+                qty: order.qty,
+                price,
+                fee,
+            },
+        ))
+    }
+    fn cancel(&mut self, id: OrderId) -> Result<(), VenueError> {
+        Err(VenueError::UnknownOrder(id))
+    }
+    fn poll_fill(&mut self) -> Option<(OrderId, Fill)> {
+        None
+    }
+    fn position(&self) -> f64 {
+        self.position
+    }
+    fn balance(&self) -> f64 {
+        self.cash
+    }
+    #[inline]
+    fn book_funding(&mut self, amount: f64) {
+        self.cash += amount;
+    }
+}
+
+/// The open position as the engine books it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Position {
+    side: Side,
+    entry_bar: usize,
+    entry_ts: i64,
+    entry_price: f64,
+    size: f64,
+    fees: f64,
+    funding: f64,
+    /// Levels; `NaN` = none (never compares true).
+    stop: f64,
+    take: f64,
+}
+
+/// One bar as the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    /// Bar number from the first bar of the history (0-based).
+    pub index: usize,
+    /// Open time, UTC ms.
+    pub ts: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+}
+
+/// The step-driven engine over a venue.
+#[derive(Debug, Clone)]
+pub struct Engine<V: Venue> {
+    fill: FillMode,
+    costs: Costs,
+    venue: V,
+    pos: Option<Position>,
+    /// Side whose re-entry is blocked after a stop or take-profit.
+    blocked: Option<Side>,
+    ruined: bool,
+    /// The latest target (traded at the next open, or at this close in close mode).
+    target: Option<Target>,
+    bar: Bar,
+    trades: Vec<Trade>,
+    bars_in_market: usize,
+}
+
+/// Which error a simulated step can raise: none. Live venues surface theirs to the runner.
+fn filled(ack: Result<Ack, VenueError>) -> Option<Fill> {
+    match ack {
+        Ok(Ack::Filled(_, f)) => Some(f),
+        _ => None,
+    }
+}
+
+impl Engine<SimulatedVenue> {
+    /// An engine over a fresh simulated venue with `cfg`'s costs and cash.
+    pub fn simulated(cfg: &EngineConfig) -> Self {
+        Engine::new(cfg, SimulatedVenue::new(cfg.costs(), cfg.cash))
+    }
+}
+
+impl<V: Venue> Engine<V> {
+    pub fn new(cfg: &EngineConfig, venue: V) -> Self {
+        Self {
+            fill: cfg.fill,
+            costs: cfg.costs(),
+            venue,
+            pos: None,
+            blocked: None,
+            ruined: false,
+            target: None,
+            bar: Bar {
+                index: 0,
+                ts: 0,
+                open: f64::NAN,
+                high: f64::NAN,
+                low: f64::NAN,
+                close: f64::NAN,
+            },
+            trades: Vec::new(),
+            bars_in_market: 0,
+        }
+    }
+
+    /// The venue.
+    pub fn venue(&self) -> &V {
+        &self.venue
+    }
+
+    /// Trades closed so far, in entry order.
+    pub fn trades(&self) -> &[Trade] {
+        &self.trades
+    }
+
+    /// Bars at whose close a position was open.
+    pub fn bars_in_market(&self) -> usize {
+        self.bars_in_market
+    }
+
+    /// Signed position size in coins.
+    pub fn signed_size(&self) -> f64 {
+        self.pos.as_ref().map_or(0.0, |p| p.side.sign() * p.size)
+    }
+
+    /// The side held, if any.
+    pub fn side(&self) -> Option<Side> {
+        self.pos.as_ref().map(|p| p.side)
+    }
+
+    /// Equity marked at `price`.
+    pub fn equity_at(&self, price: f64) -> f64 {
+        self.venue.balance() + self.signed_size() * price
+    }
+
+    /// Sends all events of one bar in the fill mode's order, then records `target` (the target
+    /// computed at this bar's close). `funding` is the rate of the bar's funding events (0 for
+    /// none). Returns the equity after the bar.
+    #[inline]
+    pub fn step_bar(&mut self, bar: Bar, funding: f64, target: Target) -> f64 {
+        match self.fill {
+            FillMode::NextOpen => {
+                self.on_open(bar);
+                self.on_funding(funding);
+                self.on_range(bar.high, bar.low);
+                let v = self.on_close(bar.close);
+                self.on_target(target);
+                v
+            }
+            FillMode::Close => {
+                self.on_open(bar);
+                self.on_funding(funding);
+                self.on_target(target);
+                self.on_close(bar.close)
+            }
+        }
+    }
+
+    /// A bar opens: in next-open mode the latest target is traded at `bar.open`.
+    #[inline]
+    pub fn on_open(&mut self, bar: Bar) {
+        self.bar = bar;
+        if self.fill == FillMode::NextOpen {
+            if let Some(t) = self.target {
+                self.act(bar.open, t);
+            }
+        }
+    }
+
+    /// Funding at `rate` for the position held at the open.
+    #[inline]
+    pub fn on_funding(&mut self, rate: f64) {
+        if rate == 0.0 {
+            return;
+        }
+        let q = self.signed_size();
+        if let Some(p) = self.pos.as_mut() {
+            let amount = -q * self.bar.open * rate;
+            self.venue.book_funding(amount);
+            p.funding += amount;
+        }
+    }
+
+    /// The bar's range so far: intrabar stop-loss / take-profit (next-open mode).
+    #[inline]
+    pub fn on_range(&mut self, high: f64, low: f64) {
+        let Some(p) = self.pos.as_ref() else { return };
+        let o = self.bar.open;
+        let (stop, take) = (p.stop, p.take);
+        let exit = match p.side {
+            Side::Long => {
+                if stop >= o {
+                    Some((o, ExitReason::StopLoss))
+                } else if take <= o {
+                    Some((o, ExitReason::TakeProfit))
+                } else if low <= stop {
+                    Some((stop, ExitReason::StopLoss))
+                } else if high >= take {
+                    Some((take, ExitReason::TakeProfit))
+                } else {
+                    None
+                }
+            }
+            Side::Short => {
+                if stop <= o {
+                    Some((o, ExitReason::StopLoss))
+                } else if take >= o {
+                    Some((o, ExitReason::TakeProfit))
+                } else if high >= stop {
+                    Some((stop, ExitReason::StopLoss))
+                } else if low <= take {
+                    Some((take, ExitReason::TakeProfit))
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some((price, reason)) = exit {
+            self.exit(price, reason);
+        }
+    }
+
+    /// The target computed at a bar's close.
+    #[inline]
+    pub fn on_target(&mut self, target: Target) {
+        self.target = Some(target);
+    }
+
+    /// The bar closes at `close`: in close mode stops are checked on it and the latest target is
+    /// traded at it; then equity is marked and a ruined account liquidated. Returns the equity.
+    #[inline]
+    pub fn on_close(&mut self, close: f64) -> f64 {
+        self.bar.close = close;
+        if self.fill == FillMode::Close {
+            self.close_stops(close);
+            if let Some(t) = self.target {
+                self.act(close, t);
+            }
+        }
+        let mut v = self.equity_at(close);
+        if self.pos.is_some() && v <= 0.0 {
+            self.exit(close, ExitReason::Liquidation);
+            self.ruined = true;
+            v = self.venue.balance();
+        }
+        if self.pos.is_some() {
+            self.bars_in_market += 1;
+        }
+        v
+    }
+
+    /// Ends the history: a position still open is reported as a trade with reason `open`,
+    /// marked at the last close (not closed, no exit fee). Returns the trades and the bars in
+    /// the market.
+    pub fn finish(mut self) -> (Vec<Trade>, usize) {
+        if let Some(p) = self.pos.take() {
+            let mark = self.bar.close;
+            let gross = p.side.sign() * p.size * (mark - p.entry_price);
+            self.trades.push(Trade {
+                side: p.side,
+                entry_bar: p.entry_bar,
+                entry_ts: p.entry_ts,
+                entry_price: p.entry_price,
+                exit_bar: self.bar.index,
+                exit_ts: self.bar.ts,
+                exit_price: mark,
+                size: p.size,
+                fees: p.fees,
+                funding: p.funding,
+                pnl: gross - p.fees + p.funding,
+                exit_reason: ExitReason::Open,
+            });
+        }
+        (self.trades, self.bars_in_market)
+    }
+
+    fn exit(&mut self, price: f64, reason: ExitReason) {
+        let Some(p) = self.pos.take() else { return };
+        let order = Order {
+            side: p.side.closing(),
+            qty: p.size,
+            price,
+        };
+        let Some(fill) = filled(self.venue.submit(&order)) else {
+            self.pos = Some(p);
+            return;
+        };
+        let fees = p.fees + fill.fee;
+        let gross = p.side.sign() * p.size * (fill.price - p.entry_price);
+        if matches!(reason, ExitReason::StopLoss | ExitReason::TakeProfit) {
+            self.blocked = Some(p.side);
+        }
+        self.trades.push(Trade {
+            side: p.side,
+            entry_bar: p.entry_bar,
+            entry_ts: p.entry_ts,
+            entry_price: p.entry_price,
+            exit_bar: self.bar.index,
+            exit_ts: self.bar.ts,
+            exit_price: fill.price,
+            size: p.size,
+            fees,
+            funding: p.funding,
+            pnl: gross - fees + p.funding,
+            exit_reason: reason,
+        });
+    }
+
+    /// Moves the position to the side of `target` at `price`.
+    fn act(&mut self, price: f64, target: Target) {
+        let want = Side::of(target.position);
+        if self.blocked.is_some() && self.blocked != want {
+            self.blocked = None;
+        }
+        let have = self.pos.as_ref().map(|p| p.side);
+        if have.is_some() && have != want {
+            self.exit(price, ExitReason::Signal);
+        }
+        let Some(side) = want else { return };
+        if self.pos.is_some() || self.blocked == Some(side) || self.ruined {
+            return;
+        }
+        let cash = self.venue.balance();
+        if cash <= 0.0 {
+            return;
+        }
+        let order_side = side.opening();
+        let fill_estimate = self.costs.fill_price(order_side, price);
+        let size = self
+            .costs
+            .entry_size(target.position.abs(), cash, fill_estimate);
+        let order = Order {
+            side: order_side,
+            qty: size,
+            price,
+        };
+        let Some(fill) = filled(self.venue.submit(&order)) else {
+            return;
+        };
+        self.pos = Some(Position {
+            side,
+            entry_bar: self.bar.index,
+            entry_ts: self.bar.ts,
+            entry_price: fill.price,
+            size: fill.qty,
+            fees: fill.fee,
+            funding: 0.0,
+            stop: target.stop.unwrap_or(f64::NAN),
+            take: target.take.unwrap_or(f64::NAN),
+        });
+    }
+
+    /// Stop / take-profit on the close (close fill mode), from the bar after entry.
+    fn close_stops(&mut self, c: f64) {
+        let Some(p) = self.pos.as_ref() else { return };
+        if p.entry_bar >= self.bar.index {
+            return;
+        }
+        let s = p.side.sign();
+        // For a long: close < stop, close > take; mirrored for a short.
+        if s * (p.stop - c) > 0.0 {
+            self.exit(c, ExitReason::StopLoss);
+        } else if s * (c - p.take) > 0.0 {
+            self.exit(c, ExitReason::TakeProfit);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! What every strategy produces: per-bar [`Targets`] (the side and fraction of equity wanted
+//! after each bar closes, and the stop-loss / take-profit levels of an entry signalled at that
+//! bar), and the crossing helpers the rule seeds and the benchmark kernels share.
+//!
+//! This module knows nothing of fills, fees or the backtester: strategies only say what they
+//! want; the execution engine decides what that costs.
+
+/// What a strategy wants after one bar closes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    /// Signed fraction of equity (`> 0` long, `< 0` short, `0` flat).
+    pub position: f64,
+    /// Stop-loss price for an entry made on this signal.
+    pub stop: Option<f64>,
+    /// Take-profit price for an entry made on this signal.
+    pub take: Option<f64>,
+}
+
+impl Target {
+    /// Flat, no levels.
+    pub const FLAT: Target = Target {
+        position: 0.0,
+        stop: None,
+        take: None,
+    };
+}
+
+/// Per-bar targets of a whole history (struct of arrays, one entry per bar).
+///
+/// Inside the arrays an absent level or an undefined position is `NaN` (the kernels' form);
+/// outside the crate levels are read as `Option`s through [`Targets::at`], [`Targets::stop`]
+/// and [`Targets::take`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Targets {
+    /// Signed fraction of equity wanted after the bar (`NaN` counts as flat).
+    pub position: Vec<f64>,
+    /// Stop-loss price for an entry signalled at this bar (`NaN` = none).
+    pub(crate) stop: Vec<f64>,
+    /// Take-profit price for an entry signalled at this bar (`NaN` = none).
+    pub(crate) take: Vec<f64>,
+}
+
+fn level(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
+impl Targets {
+    /// Flat targets with no stops for `n` bars.
+    pub fn flat(n: usize) -> Self {
+        Self {
+            position: vec![0.0; n],
+            stop: vec![f64::NAN; n],
+            take: vec![f64::NAN; n],
+        }
+    }
+
+    /// Number of bars.
+    pub fn len(&self) -> usize {
+        self.position.len()
+    }
+
+    /// True when there are no bars.
+    pub fn is_empty(&self) -> bool {
+        self.position.is_empty()
+    }
+
+    /// The target after bar `t` (an undefined position is flat).
+    ///
+    /// # Panics
+    /// When `t` is past the end.
+    pub fn at(&self, t: usize) -> Target {
+        let p = self.position[t];
+        Target {
+            position: if p.is_nan() { 0.0 } else { p },
+            stop: level(self.stop[t]),
+            take: level(self.take[t]),
+        }
+    }
+
+    /// Stop-loss level of an entry signalled at bar `t`.
+    pub fn stop(&self, t: usize) -> Option<f64> {
+        level(self.stop[t])
+    }
+
+    /// Take-profit level of an entry signalled at bar `t`.
+    pub fn take(&self, t: usize) -> Option<f64> {
+        level(self.take[t])
+    }
+
+    /// Sets the levels of an entry signalled at bar `t`.
+    pub fn set_levels(&mut self, t: usize, stop: Option<f64>, take: Option<f64>) {
+        self.stop[t] = stop.unwrap_or(f64::NAN);
+        self.take[t] = take.unwrap_or(f64::NAN);
+    }
+}
+
+/// `fast` crossed above `slow` at bar `t` (`t ≥ 1`): `f[t] > s[t] && f[t−1] <= s[t−1]`.
+/// `NaN` (undefined lines) never signals.
+#[inline(always)]
+pub fn crossed_above(f: &[f64], s: &[f64], t: usize) -> bool {
+    f[t] > s[t] && f[t - 1] <= s[t - 1]
+}
+
+/// `fast` crossed below `slow` at bar `t` (`t ≥ 1`): `f[t] < s[t] && f[t−1] >= s[t−1]`.
+#[inline(always)]
+pub fn crossed_below(f: &[f64], s: &[f64], t: usize) -> bool {
+    f[t] < s[t] && f[t - 1] >= s[t - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_options_outside() {
+        let mut t = Targets::flat(3);
+        t.position[1] = f64::NAN;
+        t.set_levels(2, Some(95.0), None);
+        assert_eq!(t.at(1), Target::FLAT);
+        assert_eq!(t.stop(2), Some(95.0));
+        assert_eq!(t.take(2), None);
+        assert!(t.stop[0].is_nan());
+    }
+
+    #[test]
+    fn crossings_need_both_bars_defined() {
+        let f = [1.0, 2.0, 1.0, f64::NAN, 3.0];
+        let s = [1.5, 1.5, 1.5, 1.5, 1.5];
+        assert!(crossed_above(&f, &s, 1));
+        assert!(crossed_below(&f, &s, 2));
+        assert!(!crossed_above(&f, &s, 4));
+        assert!(!crossed_below(&f, &s, 3));
+    }
+}
