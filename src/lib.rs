@@ -25,5 +25,6 @@ pub mod fitness;
 pub mod genome;
 pub mod indicators;
 pub mod market;
+pub mod runner;
 pub mod seeds;
 pub mod strategy;

@@ -34,19 +34,6 @@ impl BacktestReport {
     }
 }
 
-/// Bar `t` of `candles` as the engine sees it.
-#[inline]
-pub fn bar(candles: &Candles, t: usize) -> Bar {
-    Bar {
-        index: t,
-        ts: candles.ts[t],
-        open: candles.open[t],
-        high: candles.high[t],
-        low: candles.low[t],
-        close: candles.close[t],
-    }
-}
-
 /// Runs one backtest: every bar through the [execution engine](crate::execution) over a
 /// simulated venue. `funding_per_bar` is the funding rate summed per bar (may be empty for no
 /// funding); `targets` must have one entry per bar.
@@ -65,12 +52,11 @@ pub fn run(
         funding_per_bar.is_empty() || funding_per_bar.len() == n,
         "funding must be empty or have one entry per bar"
     );
-    let use_funding = cfg.funding && !funding_per_bar.is_empty();
     let mut engine = Engine::simulated(cfg);
     let mut equity = Vec::with_capacity(n);
     for t in 0..n {
-        let rate = if use_funding { funding_per_bar[t] } else { 0.0 };
-        equity.push(engine.step_bar(bar(candles, t), rate, targets.at(t)));
+        let rate = funding_per_bar.get(t).copied().unwrap_or(0.0);
+        equity.push(engine.step_bar(Bar::of(candles, t), rate, targets.at(t)));
     }
     let (trades, bars_in_market) = engine.finish();
     BacktestReport {

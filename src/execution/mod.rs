@@ -38,7 +38,7 @@ pub mod types;
 
 use serde::{Deserialize, Serialize};
 
-use crate::strategy::Target;
+use crate::{market::Candles, strategy::Target};
 
 /// When orders fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -401,10 +401,30 @@ pub struct Bar {
     pub close: f64,
 }
 
+impl Bar {
+    /// Bar `t` of `candles`.
+    ///
+    /// # Panics
+    /// When `t` is past the end.
+    #[inline]
+    pub fn of(candles: &Candles, t: usize) -> Bar {
+        Bar {
+            index: t,
+            ts: candles.ts[t],
+            open: candles.open[t],
+            high: candles.high[t],
+            low: candles.low[t],
+            close: candles.close[t],
+        }
+    }
+}
+
 /// The step-driven engine over a venue.
 #[derive(Debug, Clone)]
 pub struct Engine<V: Venue> {
     fill: FillMode,
+    /// Whether funding is charged.
+    funding: bool,
     costs: Costs,
     venue: V,
     pos: Option<Position>,
@@ -437,6 +457,7 @@ impl<V: Venue> Engine<V> {
     pub fn new(cfg: &EngineConfig, venue: V) -> Self {
         Self {
             fill: cfg.fill,
+            funding: cfg.funding,
             costs: cfg.costs(),
             venue,
             pos: None,
@@ -520,10 +541,11 @@ impl<V: Venue> Engine<V> {
         }
     }
 
-    /// Funding at `rate` for the position held at the open.
+    /// Funding at `rate` for the position held at the open (ignored when the config charges no
+    /// funding).
     #[inline]
     pub fn on_funding(&mut self, rate: f64) {
-        if rate == 0.0 {
+        if !self.funding || rate == 0.0 {
             return;
         }
         let q = self.signed_size();

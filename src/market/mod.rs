@@ -5,6 +5,7 @@
 
 pub mod csv;
 pub mod synthetic;
+pub mod types;
 pub mod universe;
 
 use std::path::PathBuf;

@@ -7,6 +7,7 @@ use std::{
     sync::{Arc, OnceLock, RwLock},
 };
 
+use super::ml::ModelCache;
 use crate::{indicators as ind, market::Market};
 
 /// An indicator line and its parameters.
@@ -43,15 +44,28 @@ pub struct Prepared {
     pub market: Market,
     series: RwLock<HashMap<Key, Arc<Vec<f64>>>>,
     pub(crate) features: OnceLock<Arc<super::ml::Features>>,
+    pub(crate) models: Arc<ModelCache>,
 }
 
 impl Prepared {
     pub fn new(market: Market) -> Self {
+        Self::with_models(market, Arc::default())
+    }
+
+    /// A prepared market that shares `models`: fits made on an earlier, shorter history with the
+    /// same first bar (the runner, after each new bar) are reused.
+    pub fn with_models(market: Market, models: Arc<ModelCache>) -> Self {
         Self {
             market,
             series: RwLock::new(HashMap::new()),
             features: OnceLock::new(),
+            models,
         }
+    }
+
+    /// The fitted-model cache of the ML seeds.
+    pub fn models(&self) -> &Arc<ModelCache> {
+        &self.models
     }
 
     /// Number of distinct series computed so far.

@@ -11,6 +11,16 @@
 //! standardizes features with the mean and standard deviation of those training rows only, and
 //! predicts bars `t .. t + refit`. Until the first fit, and whenever a fit fails (for example all
 //! labels equal), the seed stays flat. Everything is deterministic.
+//!
+//! A fit depends only on the seed's fit genes and its training rows `start..end`, never on later
+//! bars, so fitted models are kept in a [`ModelCache`] keyed by exactly those: genomes that differ
+//! only in other genes share fits, and a runner that recomputes the newest target after each new
+//! bar refits only when the walk-forward schedule reaches a new refit bar.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use linfa::prelude::*;
 use linfa_svm::Svm;
@@ -113,15 +123,84 @@ fn matrix(
     m
 }
 
-/// Walk-forward driver: at each refit bar `t`, `fit(train_rows, t)` returns a predictor for
-/// the standardized rows of bars `t .. t+refit` (or `None` to stay flat).
+/// A fitted model of one walk-forward step.
+#[derive(Debug)]
+enum Model {
+    Svc(Svm<f64, bool>),
+    PcaTree { axes: Array2<f64>, tree: Tree },
+}
+
+/// One walk-forward fit: the standardization of its training rows and the model (`None` when
+/// the fit failed and the seed stays flat).
+#[derive(Debug)]
+pub struct Fitted {
+    mean: [f64; N_FEATURES],
+    sd: [f64; N_FEATURES],
+    model: Option<Model>,
+}
+
+/// What determines a fit: the seed, its fit genes (as bits) and the training rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModelKey {
+    seed: u8,
+    genes: [u64; 4],
+    start: usize,
+    end: usize,
+}
+
+/// Most fits one cache keeps; beyond it new fits are computed but not kept.
+pub const MAX_CACHED_MODELS: usize = 2048;
+
+/// Fitted walk-forward models of one market (and of any longer history with the same first
+/// bar: a fit only reads rows before its `end`). Shared by threads; a fit computed twice at
+/// once gives the same model, so races never change a result.
+#[derive(Debug, Default)]
+pub struct ModelCache {
+    map: Mutex<HashMap<ModelKey, Arc<Fitted>>>,
+}
+
+impl ModelCache {
+    /// Number of fits kept.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// True when no fit is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get_or_fit(&self, key: ModelKey, fit: impl FnOnce() -> Fitted) -> Arc<Fitted> {
+        if let Some(m) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return m;
+        }
+        let fitted = Arc::new(fit());
+        let mut map = match self.map.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.len() < MAX_CACHED_MODELS {
+            map.entry(key).or_insert_with(|| fitted.clone()).clone()
+        } else {
+            fitted
+        }
+    }
+}
+
+/// Walk-forward driver: at each refit bar `t` the model of the training rows `start..end`
+/// (from the cache, or `fit(standardized training rows, start..end)`) predicts the
+/// standardized rows of bars `t .. t+refit` with `predict`.
+#[allow(clippy::too_many_arguments)]
 fn walk_forward(
     d: &Prepared,
+    seed: u8,
+    genes: [u64; 4],
     window: usize,
     refit: usize,
     horizon: usize,
     out: &mut Targets,
-    mut fit_predict: impl FnMut(&Array2<f64>, std::ops::Range<usize>, &Array2<f64>) -> Option<Vec<f64>>,
+    fit: impl Fn(&Array2<f64>, std::ops::Range<usize>) -> Option<Model>,
+    predict: impl Fn(&Model, &Array2<f64>) -> Vec<f64>,
 ) {
     let f = features(d);
     let n = f.rows.len();
@@ -132,11 +211,24 @@ fn walk_forward(
         let start = end.saturating_sub(window).max(f.first);
         let pred_end = (t + refit).min(n);
         if end >= start + MIN_SAMPLES {
-            let (mean, sd) = standardizer(&f, start..end);
-            let train = matrix(&f, start..end, &mean, &sd);
-            let pred = matrix(&f, t..pred_end, &mean, &sd);
-            if let Some(sides) = fit_predict(&train, start..end, &pred) {
-                out.position[t..pred_end].copy_from_slice(&sides);
+            let key = ModelKey {
+                seed,
+                genes,
+                start,
+                end,
+            };
+            let fitted = d.models.get_or_fit(key, || {
+                let (mean, sd) = standardizer(&f, start..end);
+                let train = matrix(&f, start..end, &mean, &sd);
+                Fitted {
+                    mean,
+                    sd,
+                    model: fit(&train, start..end),
+                }
+            });
+            if let Some(model) = &fitted.model {
+                let pred = matrix(&f, t..pred_end, &fitted.mean, &fitted.sd);
+                out.position[t..pred_end].copy_from_slice(&predict(model, &pred));
             }
         }
         t = pred_end;
@@ -228,27 +320,35 @@ impl Seed for LinearSvcClassifier {
         let close = &d.market.candles.close;
         walk_forward(
             d,
+            0,
+            [h as u64, c.to_bits(), 0, 0],
             g.period("window"),
             g.period("refit"),
             h,
             out,
-            |train, rows, pred| {
+            |train, rows| {
                 let labels: Array1<bool> = rows.map(|i| forward(close, i, h) > 0.0).collect();
                 let ups = labels.iter().filter(|&&b| b).count();
                 if ups == 0 || ups == labels.len() {
                     return None;
                 }
                 let ds = Dataset::new(train.clone(), labels);
-                let model = Svm::<f64, bool>::params()
+                Svm::<f64, bool>::params()
                     .pos_neg_weights(c, c)
                     // LIBSVM's tolerance; linfa's default 1e-7 costs many times the time. (Its
                     // shrinking heuristic is left off: in linfa-svm 0.7.2 it can index out of bounds.)
                     .eps(1e-3)
                     .linear_kernel()
                     .fit(&ds)
-                    .ok()?;
-                let p: Array1<bool> = model.predict(pred);
-                Some(p.iter().map(|&up| if up { 1.0 } else { -1.0 }).collect())
+                    .ok()
+                    .map(Model::Svc)
+            },
+            |model, pred| {
+                let Model::Svc(svm) = model else {
+                    return vec![0.0; pred.nrows()];
+                };
+                let p: Array1<bool> = svm.predict(pred);
+                p.iter().map(|&up| if up { 1.0 } else { -1.0 }).collect()
             },
         );
     }
@@ -269,11 +369,13 @@ impl Seed for PcaTreeQuantile {
         let close = &d.market.candles.close;
         walk_forward(
             d,
+            1,
+            [h as u64, k as u64, depth as u64, q as u64],
             g.period("window"),
             g.period("refit"),
             h,
             out,
-            |train, rows, pred| {
+            |train, rows| {
                 let fwd: Vec<f64> = rows.map(|i| forward(close, i, h)).collect();
                 let mut sorted = fwd.clone();
                 sorted.sort_by(f64::total_cmp);
@@ -284,27 +386,30 @@ impl Seed for PcaTreeQuantile {
                     .collect();
                 let axes = principal_axes(train, k);
                 let emb_train = train.dot(&axes);
-                let emb_pred = pred.dot(&axes);
                 let rows: Vec<Vec<f64>> = emb_train.outer_iter().map(|r| r.to_vec()).collect();
                 let tree = Tree::fit(&rows, &labels, q, depth);
-                Some(
-                    emb_pred
-                        .outer_iter()
-                        .map(|x| match x.as_slice() {
-                            Some(row) => tree.predict(row),
-                            None => tree.predict(&x.to_vec()),
-                        })
-                        .map(|cls| {
-                            if cls + 1 == q {
-                                1.0
-                            } else if cls == 0 {
-                                -1.0
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect(),
-                )
+                Some(Model::PcaTree { axes, tree })
+            },
+            |model, pred| {
+                let Model::PcaTree { axes, tree } = model else {
+                    return vec![0.0; pred.nrows()];
+                };
+                pred.dot(axes)
+                    .outer_iter()
+                    .map(|x| match x.as_slice() {
+                        Some(row) => tree.predict(row),
+                        None => tree.predict(&x.to_vec()),
+                    })
+                    .map(|cls| {
+                        if cls + 1 == q {
+                            1.0
+                        } else if cls == 0 {
+                            -1.0
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
             },
         );
     }

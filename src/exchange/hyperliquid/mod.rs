@@ -287,23 +287,10 @@ pub struct WireTrade {
 
 /// Interval length in milliseconds for a Hyperliquid interval name.
 pub fn interval_ms(interval: &str) -> Option<i64> {
-    const M: i64 = 60_000;
-    Some(match interval {
-        "1m" => M,
-        "3m" => 3 * M,
-        "5m" => 5 * M,
-        "15m" => 15 * M,
-        "30m" => 30 * M,
-        "1h" => 60 * M,
-        "2h" => 120 * M,
-        "4h" => 240 * M,
-        "8h" => 480 * M,
-        "12h" => 720 * M,
-        "1d" => 1440 * M,
-        "3d" => 3 * 1440 * M,
-        "1w" => 7 * 1440 * M,
-        _ => return None,
-    })
+    interval
+        .parse::<crate::market::types::Interval>()
+        .ok()
+        .map(crate::market::types::Interval::ms)
 }
 
 #[cfg(test)]

@@ -1,0 +1,340 @@
+//! The bar-by-bar side of the pipeline: a persisted [`CandleStore`] of closed bars, and a
+//! [`StrategyRunner`] that, on each new closed bar, computes the strategy's newest target with the
+//! seed code `backtest` uses and steps the [execution engine](crate::execution) with it.
+//!
+//! The runner recomputes the seed over the whole stored history from its first bar, so recursive
+//! indicators always see the same warm-up and the newest target is exactly the one the
+//! whole-history backtest computes for that bar (seeds never look ahead). Indicator series are
+//! recomputed per bar (cheap); the ML seeds' fitted models are kept across bars in a
+//! [`ModelCache`], so a new bar refits only when the walk-forward schedule reaches a refit bar.
+
+use std::{
+    fs::{self, OpenOptions},
+    io::Write as _,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use crate::{
+    execution::{Bar, Engine, EngineConfig, Venue},
+    market::{
+        check_bar,
+        csv::{load_candles, load_funding, CANDLE_HEADER, FUNDING_HEADER},
+        types::{Coin, Interval},
+        Candles, DataError, FundingSeries, Market,
+    },
+    seeds::{ml::ModelCache, Prepared, SeedEntry},
+    strategy::Target,
+};
+
+/// Candle-store errors; each names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{file}: {message}")]
+    Rejected { file: PathBuf, message: String },
+}
+
+/// The closed bars (and funding events) of one coin and interval, persisted as append-only CSV
+/// files in the data layout: `<dir>/candles/store_<COIN>_<interval>.csv` and
+/// `<dir>/funding/store_<COIN>.csv`. Every append is flushed to disk before it returns. A line
+/// torn by a crash (no final newline) is cut off when the store is opened again, and a restart
+/// continues from the same first bar.
+#[derive(Debug)]
+pub struct CandleStore {
+    candle_file: PathBuf,
+    funding_file: PathBuf,
+    coin: Coin,
+    interval: Interval,
+    candles: Candles,
+    funding: FundingSeries,
+    /// What opening the store repaired (torn lines cut off).
+    pub notes: Vec<String>,
+}
+
+/// Cuts a torn last line (a crash during an append) and returns a note, or `None`.
+fn repair_tail(path: &Path) -> Result<Option<String>, DataError> {
+    let io = |source| DataError::Io {
+        file: path.to_path_buf(),
+        source,
+    };
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(None);
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let f = OpenOptions::new().write(true).open(path).map_err(io)?;
+    f.set_len(keep as u64).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(Some(format!(
+        "{}: cut off a torn last line ({} bytes) left by a crash",
+        path.display(),
+        bytes.len() - keep
+    )))
+}
+
+/// Whether a file has data rows after its header.
+fn has_rows(path: &Path) -> Result<bool, DataError> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(t.lines().skip(1).any(|l| !l.trim().is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(DataError::Io {
+            file: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Appends one line (after the header, for a new file) and syncs it to disk.
+fn append_line(path: &Path, header: &str, line: &str) -> Result<(), DataError> {
+    let io = |source| DataError::Io {
+        file: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    let mut text = String::new();
+    if f.metadata().map_err(io)?.len() == 0 {
+        text.push_str(header);
+        text.push('\n');
+    }
+    text.push_str(line);
+    text.push('\n');
+    f.write_all(text.as_bytes()).map_err(io)?;
+    f.sync_data().map_err(io)
+}
+
+impl CandleStore {
+    /// Opens (or starts) the store of `coin` at `interval` under `dir`, validating what is there.
+    ///
+    /// # Errors
+    /// [`StoreError`] naming the file and line of a bad row, or a bar off the interval's grid.
+    pub fn open(dir: &Path, coin: &Coin, interval: Interval) -> Result<Self, StoreError> {
+        let candle_file = dir
+            .join("candles")
+            .join(format!("store_{coin}_{interval}.csv"));
+        let funding_file = dir.join("funding").join(format!("store_{coin}.csv"));
+        let mut notes = Vec::new();
+        for f in [&candle_file, &funding_file] {
+            notes.extend(repair_tail(f)?);
+        }
+        let candles = if has_rows(&candle_file)? {
+            load_candles(&candle_file)?
+        } else {
+            Candles::default()
+        };
+        let funding = if has_rows(&funding_file)? {
+            load_funding(&funding_file)?
+        } else {
+            FundingSeries::default()
+        };
+        let iv = interval.ms();
+        if let Some(i) = (1..candles.len()).find(|&i| (candles.ts[i] - candles.ts[0]) % iv != 0) {
+            return Err(StoreError::Rejected {
+                file: candle_file,
+                message: format!(
+                    "bar {} at {} is off the {interval} grid of the first bar",
+                    i + 1,
+                    candles.ts[i]
+                ),
+            });
+        }
+        Ok(Self {
+            candle_file,
+            funding_file,
+            coin: coin.clone(),
+            interval,
+            candles,
+            funding,
+            notes,
+        })
+    }
+
+    /// Bars stored.
+    pub fn len(&self) -> usize {
+        self.candles.len()
+    }
+
+    /// True when no bar is stored.
+    pub fn is_empty(&self) -> bool {
+        self.candles.is_empty()
+    }
+
+    /// The stored bars.
+    pub fn candles(&self) -> &Candles {
+        &self.candles
+    }
+
+    /// The candle file.
+    pub fn file(&self) -> &Path {
+        &self.candle_file
+    }
+
+    /// Appends one closed bar. It must be later than the last stored bar and on its interval
+    /// grid; returns the number of bars missing before it (0 when it follows at once).
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] for a bar out of order, off the grid or inconsistent
+    /// (high/low/prices), leaving the store unchanged; [`StoreError::Data`] on a write failure.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_bar(
+        &mut self,
+        ts: i64,
+        open: f64,
+        high: f64,
+        low: f64,
+        close: f64,
+        volume: f64,
+    ) -> Result<usize, StoreError> {
+        let reject = |message: String| StoreError::Rejected {
+            file: self.candle_file.clone(),
+            message,
+        };
+        let iv = self.interval.ms();
+        let missing = match self.candles.ts.last() {
+            Some(&last) if ts <= last => {
+                return Err(reject(format!(
+                    "bar {ts} is not after the last stored bar {last}"
+                )))
+            }
+            Some(&last) if (ts - last) % iv != 0 => {
+                return Err(reject(format!(
+                    "bar {ts} is off the {} grid of the stored bars",
+                    self.interval
+                )))
+            }
+            Some(&last) => ((ts - last) / iv - 1) as usize,
+            None => 0,
+        };
+        if let Some(msg) = check_bar(open, high, low, close, volume) {
+            return Err(reject(format!("bar {ts}: {msg}")));
+        }
+        append_line(
+            &self.candle_file,
+            CANDLE_HEADER,
+            &format!("{ts},{open},{high},{low},{close},{volume}"),
+        )?;
+        self.candles.push(ts, open, high, low, close, volume);
+        Ok(missing)
+    }
+
+    /// Appends one funding event (rate per funding interval).
+    ///
+    /// # Errors
+    /// [`StoreError::Rejected`] for an event not after the last one or a rate that is not a
+    /// finite fraction below 1 in magnitude; [`StoreError::Data`] on a write failure.
+    pub fn append_funding(&mut self, ts: i64, rate: f64) -> Result<(), StoreError> {
+        let reject = |message: String| StoreError::Rejected {
+            file: self.funding_file.clone(),
+            message,
+        };
+        if let Some(&last) = self.funding.ts.last() {
+            if ts <= last {
+                return Err(reject(format!(
+                    "funding event {ts} is not after the last one {last}"
+                )));
+            }
+        }
+        if !(rate.is_finite() && rate.abs() < 1.0) {
+            return Err(reject(format!(
+                "funding rate {rate} is not a fraction below 1"
+            )));
+        }
+        append_line(&self.funding_file, FUNDING_HEADER, &format!("{ts},{rate}"))?;
+        self.funding.ts.push(ts);
+        self.funding.rate.push(rate);
+        Ok(())
+    }
+
+    /// The stored history as a market (funding aligned to the bars).
+    pub fn market(&self) -> Market {
+        Market::new(
+            self.coin.as_str(),
+            self.candles.clone(),
+            self.funding.clone(),
+        )
+    }
+}
+
+/// One strategy (a seed and its genome) traded bar by bar through an engine.
+pub struct StrategyRunner<V: Venue> {
+    entry: &'static SeedEntry,
+    genome: Vec<f64>,
+    engine: Engine<V>,
+    models: Arc<ModelCache>,
+    /// Bars of the store already stepped.
+    stepped: usize,
+}
+
+/// What one new bar produced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// The target computed at the bar's close.
+    pub target: Target,
+    /// Equity after the bar.
+    pub equity: f64,
+}
+
+impl<V: Venue> StrategyRunner<V> {
+    /// A runner of `genome` (in bounds) for `entry`, trading through `venue` with `cfg`'s rules.
+    pub fn new(entry: &'static SeedEntry, genome: Vec<f64>, cfg: &EngineConfig, venue: V) -> Self {
+        Self {
+            entry,
+            genome,
+            engine: Engine::new(cfg, venue),
+            models: Arc::default(),
+            stepped: 0,
+        }
+    }
+
+    /// The engine (trades, position, venue).
+    pub fn engine(&self) -> &Engine<V> {
+        &self.engine
+    }
+
+    /// Ends the run: trades (an open position marked at the last close) and bars in market.
+    pub fn finish(self) -> (Vec<crate::execution::Trade>, usize) {
+        self.engine.finish()
+    }
+
+    /// Fitted models kept across bars.
+    pub fn models(&self) -> &ModelCache {
+        &self.models
+    }
+
+    /// Steps the engine through the store's newest bar: the seed's targets over the whole stored
+    /// history, the newest one, and the bar's events. Returns `None` when the newest bar was
+    /// already stepped.
+    ///
+    /// # Panics
+    /// When bars were appended to the store without stepping each of them (the runner must see
+    /// every bar).
+    pub fn on_bar(&mut self, store: &CandleStore) -> Option<Step> {
+        let n = store.len();
+        if n == self.stepped {
+            return None;
+        }
+        assert_eq!(n, self.stepped + 1, "the runner must step every stored bar");
+        let prepared = Prepared::with_models(store.market(), self.models.clone());
+        let t = n - 1;
+        let target = self.entry.targets(&self.genome, &prepared).at(t);
+        let m = &prepared.market;
+        let equity = self
+            .engine
+            .step_bar(Bar::of(&m.candles, t), m.funding_per_bar[t], target);
+        self.stepped = n;
+        Some(Step { target, equity })
+    }
+}
