@@ -2,7 +2,7 @@
 //! store, the runner and the engine gives exactly the targets, trades and equity of the
 //! whole-history backtest. Also: the store survives a restart and a torn last line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use organism::{
     backtest::run,
@@ -43,7 +43,7 @@ fn genome(entry: &SeedEntry, sets: &[(&str, &str)]) -> Vec<f64> {
 
 /// Feeds `m` bar by bar (funding events of a bar are stored before the bar closes) and checks
 /// every target, every equity value and the trades against the whole-history backtest.
-fn check(entry: &'static SeedEntry, genome: &[f64], m: &Market, cfg: &EngineConfig, dir: &PathBuf) {
+fn check(entry: &'static SeedEntry, genome: &[f64], m: &Market, cfg: &EngineConfig, dir: &Path) {
     let whole_targets = entry.targets(genome, &Prepared::new(m.clone()));
     let whole = run(&m.candles, &m.funding_per_bar, &whole_targets, cfg);
     let coin = Coin::new(&m.coin).unwrap();
