@@ -83,6 +83,7 @@ pub struct EvolutionConfig {
     pub validation_fraction: f64,
     pub seeds: Vec<String>,
     pub out: String,
+    pub keep_last: u32,
 }
 
 /// `[exchange]`.

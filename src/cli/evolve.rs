@@ -8,7 +8,6 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::Instant,
 };
 
 use anyhow::{bail, Context, Result};
@@ -17,9 +16,12 @@ use organism::{
     config::Config,
     evolution::{
         checkpoint::{self, fingerprint, path_for, Checkpoint, RunSpec},
+        executor::{Checkpointer, Executor, Observer, TerminationReason},
+        folder::{self, RunLock},
         problem::{Aggregation, Split, UniverseProblem},
         Evaluation, Evolver, GenStats, Member, Settings, State,
     },
+    genome::SeedSpec,
     market::{csv::write_atomic, load_universe},
     seeds::{self, Prepared, SeedEntry},
 };
@@ -48,6 +50,12 @@ pub struct Args {
     /// Seeds in the starting population, comma-separated (default: evolution.seeds, all).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<String>>,
+    /// Replace the checkpoints of another run in the checkpoint folder.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Keep only the newest K checkpoints (default: evolution.keep_last; 0 keeps all).
+    #[arg(long, value_name = "K")]
+    pub keep_last: Option<u32>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -87,6 +95,9 @@ pub enum ResumeCommand {
         /// re-evaluated on the new data).
         #[arg(long)]
         force: bool,
+        /// Keep only the newest K checkpoints (default: evolution.keep_last; 0 keeps all).
+        #[arg(long, value_name = "K")]
+        keep_last: Option<u32>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -94,6 +105,9 @@ pub enum ResumeCommand {
 
 fn run_spec(cfg: &Config, names: Vec<String>) -> RunSpec {
     let e = &cfg.evolution;
+    let mut data = cfg.data_selection();
+    // Stored absolute, so a run resumes from any working directory.
+    data.path = data.path.map(|p| std::path::absolute(&p).unwrap_or(p));
     RunSpec {
         seed: e.seed,
         settings: Settings {
@@ -112,7 +126,7 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> RunSpec {
             min_trades: e.min_trades,
         },
         backtest: cfg.backtest_config(),
-        data: cfg.data_selection(),
+        data,
         seeds: names,
     }
 }
@@ -154,7 +168,22 @@ fn build_problem(run: &RunSpec, quiet: bool) -> Result<(UniverseProblem, u64, i6
     ))
 }
 
+/// The Ctrl-C flag, installed before anything else: the first Ctrl-C asks the run to stop after
+/// the generation under way (generation 0 included); a second one exits at once (the last
+/// complete checkpoint is already on disk).
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    stop
+}
+
 pub fn run(args: Args) -> Result<()> {
+    let stop = interrupt_flag();
     if let Some(ResumeCommand::Resume {
         file,
         generations,
@@ -163,6 +192,7 @@ pub fn run(args: Args) -> Result<()> {
         source,
         config,
         force,
+        keep_last,
         output,
     }) = args.resume
     {
@@ -173,7 +203,9 @@ pub fn run(args: Args) -> Result<()> {
             (data, source),
             config,
             force,
+            keep_last,
             output,
+            stop,
         );
     }
     let mut cfg = args.data.config()?;
@@ -198,9 +230,10 @@ pub fn run(args: Args) -> Result<()> {
         .map(|e| e.spec.name.clone())
         .collect();
     let run = run_spec(&cfg, names);
+    let mut lock = RunLock::acquire(&out)?;
+    folder::claim_for_new_run(&out, args.overwrite)?;
     let (problem, fp, holdout_from) = build_problem(&run, args.output.quiet || args.output.json)?;
-    let evolver = Evolver::new(&problem, run.settings.clone());
-    let reporter = Reporter::new(args.output, target, run.settings.population);
+    let mut reporter = Reporter::new(args.output, target, run.settings.population);
     if !args.output.quiet && !args.output.json {
         reporter.println(format!(
             "evolving {} seeds x {} individuals on {} coins ({} training bars each, validation next, \
@@ -213,16 +246,21 @@ pub fn run(args: Args) -> Result<()> {
             out.display()
         ));
     }
-    let start = Instant::now();
-    let state = evolver.init(run.seed, &|| reporter.tick());
-    let ck = Checkpoint {
-        run,
-        fingerprint: fp,
-        state,
-    };
-    checkpoint::write(&path_for(&out, 0), &ck)?;
-    reporter.generation(&ck.state.history[0], start.elapsed().as_secs_f64());
-    continue_run(ck, &problem, target, &out, reporter)
+    let settings = run.settings.clone();
+    let keep_last = Some(args.keep_last.unwrap_or(cfg.evolution.keep_last)).filter(|&k| k > 0);
+    let checkpointer = Checkpointer::new_run(&out, keep_last)?;
+    let reason;
+    let ck;
+    {
+        let mut exec = Executor::new(Evolver::new(&problem, settings), checkpointer, stop);
+        let bar = reporter.bar.clone();
+        exec.observe(&mut reporter);
+        let tick = || bar.inc(1);
+        let mut c = exec.start(run, fp, &tick)?;
+        reason = exec.run(&mut c, target, &tick)?;
+        ck = c;
+    }
+    conclude(&ck, &problem, &out, reporter, reason, target, &mut lock)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -233,7 +271,9 @@ fn resume(
     (data, source): (Option<PathBuf>, Option<String>),
     config: Option<PathBuf>,
     force: bool,
+    keep_last: Option<u32>,
     output: OutputArgs,
+    stop: Arc<AtomicBool>,
 ) -> Result<()> {
     let mut ck = checkpoint::read(file)?;
     let current = match &config {
@@ -242,19 +282,7 @@ fn resume(
     };
     if let Some(path) = config {
         let theirs = run_spec(&current, ck.run.seeds.clone());
-        let mut differ = Vec::new();
-        if theirs.settings != ck.run.settings {
-            differ.push("evolution settings");
-        }
-        if theirs.split != ck.run.split || theirs.aggregation != ck.run.aggregation {
-            differ.push("data split or aggregation");
-        }
-        if theirs.backtest != ck.run.backtest {
-            differ.push("costs or fills");
-        }
-        if theirs.data != ck.run.data {
-            differ.push("data selection");
-        }
+        let differ = ck.run.differences(&theirs);
         if !differ.is_empty() {
             if !force {
                 bail!(
@@ -273,25 +301,19 @@ fn resume(
         }
     }
     if let Some(d) = data {
-        ck.run.data.path = Some(d);
+        ck.run.data.path = Some(std::path::absolute(&d).unwrap_or(d));
     }
     if let Some(s) = source {
         ck.run.data.source = s;
     }
-    let (problem, fp, _) = build_problem(&ck.run, output.quiet || output.json)?;
-    if fp != ck.fingerprint {
-        if !force {
-            bail!(
-                "{}: the run was made on different market data (fingerprint {:016x}, now {:016x}); \
-                 resume on the original data, or add --force to continue on this data",
-                file.display(),
-                ck.fingerprint,
-                fp
-            );
-        }
-        ck.fingerprint = fp;
-        reevaluate(&problem, &mut ck.state);
-    }
+    let entries = seed_entries(&ck.run.seeds)?;
+    let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
+    checkpoint::check_specs(&ck.specs, &specs).map_err(|m| {
+        anyhow::anyhow!(
+            "{}: the seeds' gene specs changed since this run was made ({m}); the run cannot be resumed with this build",
+            file.display()
+        )
+    })?;
     let target = generations.unwrap_or(current.evolution.generations);
     if target <= ck.state.generation {
         println!(
@@ -306,7 +328,28 @@ fn resume(
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     });
-    let reporter = Reporter::new(
+    let keep_last = Some(keep_last.unwrap_or(current.evolution.keep_last)).filter(|&k| k > 0);
+    let mut lock = RunLock::acquire(&out)?;
+    let (problem, fp, _) = build_problem(&ck.run, output.quiet || output.json)?;
+    let evolver = Evolver::new(&problem, ck.run.settings.clone());
+    let checkpointer = if fp != ck.fingerprint {
+        if !force {
+            bail!(
+                "{}: the run was made on different market data (fingerprint {:016x}, now {:016x}); \
+                 resume on the original data, or add --force to continue on this data",
+                file.display(),
+                ck.fingerprint,
+                fp
+            );
+        }
+        ck.fingerprint = fp;
+        evolver.reevaluate(&mut ck.state);
+        // Cached results are stale on the new data: the cache log starts again.
+        Checkpointer::new_run(&out, keep_last)?
+    } else {
+        Checkpointer::resume(file, &mut ck, &out, keep_last)?
+    };
+    let mut reporter = Reporter::new(
         output,
         target - ck.state.generation,
         ck.run.settings.population,
@@ -319,65 +362,69 @@ fn resume(
             out.display()
         ));
     }
-    continue_run(ck, &problem, target, &out, reporter)
+    let reason = {
+        let bar = reporter.bar.clone();
+        let mut exec = Executor::new(evolver, checkpointer, stop);
+        exec.observe(&mut reporter);
+        exec.run(&mut ck, target, &|| bar.inc(1))?
+    };
+    conclude(&ck, &problem, &out, reporter, reason, target, &mut lock)
 }
 
-/// After `--force` on new data: every cached result is stale; re-evaluate the population.
-fn reevaluate(problem: &UniverseProblem, state: &mut State) {
-    use organism::evolution::Problem;
-    state.cache.clear();
-    for m in &mut state.population {
-        m.eval = problem.evaluate(m.seed, &m.genes);
-    }
-    let n = state.population.len();
-    state.population = organism::evolution::nsga::survive(std::mem::take(&mut state.population), n);
-}
-
-fn continue_run(
-    mut ck: Checkpoint,
+/// The end of a run: the front and history files, then the summary, or after an interrupt the
+/// way to continue (exit code 130).
+fn conclude(
+    ck: &Checkpoint,
     problem: &UniverseProblem,
-    target: u32,
     out: &Path,
     reporter: Reporter,
+    reason: TerminationReason,
+    target: u32,
+    lock: &mut RunLock,
 ) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C exits at once; the last complete checkpoint is already on disk.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
-    let evolver = Evolver::new(problem, ck.run.settings.clone());
-    while ck.state.generation < target {
-        let start = Instant::now();
-        let stats = evolver.step(&mut ck.state, &|| reporter.tick());
-        let path = path_for(out, ck.state.generation);
-        checkpoint::write(&path, &ck)?;
-        reporter.generation(&stats, start.elapsed().as_secs_f64());
-        if stop.load(Ordering::SeqCst) && ck.state.generation < target {
-            reporter.finish();
+    reporter.finish();
+    match reason {
+        TerminationReason::TargetReached => finish(ck, problem, out, reporter.output),
+        TerminationReason::Interrupted => {
+            write_files(ck, problem, out)?;
+            lock.release();
             eprintln!(
-                "interrupted: generation {} is complete and saved; continue with\n  organism evolve resume {} --generations {target}",
+                "interrupted: generation {} is complete and saved (with {} and {}); continue with\n  organism evolve resume {} --generations {target}",
                 ck.state.generation,
-                path.display()
+                out.join("front.csv").display(),
+                out.join("history.csv").display(),
+                path_for(out, ck.state.generation).display()
             );
             std::process::exit(130);
         }
     }
-    reporter.finish();
-    finish(&ck, problem, out, reporter.output)
 }
 
-/// Validation of the first front, the front table and the CSV files.
-fn finish(
-    ck: &Checkpoint,
+/// A genome as `gene=value` pairs (`short`: floats to 4 decimals).
+fn genes_of(problem: &UniverseProblem, m: &Member, short: bool) -> String {
+    let spec = &problem.entries[m.seed as usize].spec;
+    spec.genes
+        .iter()
+        .zip(&m.genes)
+        .map(|(g, v)| {
+            let text = if short {
+                g.format_short(*v)
+            } else {
+                g.format(*v)
+            };
+            format!("{}={text}", g.name)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Validates the first front and writes `front.csv` and `history.csv`; returns the front and
+/// its validation evaluations.
+fn write_files<'c>(
+    ck: &'c Checkpoint,
     problem: &UniverseProblem,
     out: &Path,
-    output: OutputArgs,
-) -> Result<()> {
+) -> Result<(Vec<&'c Member>, Vec<Evaluation>)> {
     let front: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
     let validation: Vec<Evaluation> = {
         use rayon::prelude::*;
@@ -386,22 +433,7 @@ fn finish(
             .map(|m| problem.validate(m.seed, &m.genes))
             .collect()
     };
-    let genes_of = |m: &Member, short: bool| -> String {
-        let spec = &problem.entries[m.seed as usize].spec;
-        spec.genes
-            .iter()
-            .zip(&m.genes)
-            .map(|(g, v)| {
-                let text = if short {
-                    g.format_short(*v)
-                } else {
-                    g.format(*v)
-                };
-                format!("{}={text}", g.name)
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let genes_of = |m: &Member, short: bool| genes_of(problem, m, short);
     let mut csv = String::from(
         "seed,genes,feasible,train_sharpe,train_consistency,train_max_drawdown,train_turnover,\
          validation_sharpe,validation_consistency,validation_max_drawdown,validation_turnover\n",
@@ -442,6 +474,18 @@ fn finish(
         );
     }
     write_atomic(&out.join("history.csv"), hist.as_bytes())?;
+    Ok((front, validation))
+}
+
+/// The end of a complete run: the files, then the front table (or JSON).
+fn finish(
+    ck: &Checkpoint,
+    problem: &UniverseProblem,
+    out: &Path,
+    output: OutputArgs,
+) -> Result<()> {
+    let (front, validation) = write_files(ck, problem, out)?;
+    let genes_of = |m: &Member, short: bool| genes_of(problem, m, short);
     if output.json {
         let members: Vec<serde_json::Value> = front
             .iter()
@@ -539,10 +583,6 @@ impl Reporter {
         }
     }
 
-    fn tick(&self) {
-        self.bar.inc(1);
-    }
-
     fn println(&self, line: String) {
         if self.bar.is_hidden() {
             println!("{line}");
@@ -551,7 +591,7 @@ impl Reporter {
         }
     }
 
-    fn generation(&self, s: &GenStats, secs: f64) {
+    fn report(&self, s: &GenStats, secs: f64) {
         let done = self.done_generations.fetch_add(1, Ordering::SeqCst) + 1;
         self.bar.set_position(done * self.population);
         self.bar.set_message(s.generation.to_string());
@@ -579,5 +619,11 @@ impl Reporter {
 
     fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+impl Observer for Reporter {
+    fn generation(&mut self, _state: &State, stats: &GenStats, secs: f64, _checkpoint: &Path) {
+        self.report(stats, secs);
     }
 }

@@ -1,28 +1,43 @@
-//! Checkpoints: `populations/genN.bin`, written atomically after every generation.
+//! Checkpoints: `populations/genN.bin`, written atomically after every generation, and the run's
+//! fitness cache in one append-only side file, `populations/cache.log`.
 //!
-//! Layout: the magic tag `ORGNSMCK`, the format version (u32 little-endian), the payload length
-//! (u64 LE), the payload (serde + bincode 2, standard config), and an FNV-1a 64 checksum of the
-//! payload (u64 LE). The payload holds the run's settings and data selection, a fingerprint of
-//! the data, and the whole [`State`] — population, RNG, fitness cache and history — so that a
-//! resumed run continues exactly.
+//! `genN.bin`: the magic tag `ORGNSMCK`, the format version (u32 little-endian), the payload
+//! length (u64 LE), the payload (serde + bincode 2, standard config), and an FNV-1a 64 checksum
+//! of the payload (u64 LE). The payload holds the run's settings and data selection, a
+//! fingerprint of the data, every seed's gene spec, the [`State`] without its fitness cache, and
+//! a [`CacheRef`]: the length and FNV-1a digest of the cache log as it stood at that generation.
+//!
+//! `cache.log`: one block per generation — `CBLK`, the generation (u32 LE), the payload length
+//! (u64 LE), the payload (the generation's fresh cache entries, bincode) and its FNV-1a 64
+//! checksum. A checkpoint reads exactly its prefix of the log, so the disk a run uses grows
+//! linearly with generations while a resumed run continues exactly.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    fs::{self, File, OpenOptions},
+    io::Write as _,
+    path::{Path, PathBuf},
+};
 
 use serde::{Deserialize, Serialize};
 
 use super::{
     problem::{Aggregation, Split},
-    Settings, State,
+    CacheKey, Evaluation, Settings, State,
 };
 use crate::{
     execution::EngineConfig,
+    genome::{GeneKind, SeedSpec},
     market::{csv::write_atomic, DataSelection, Market},
 };
 
 /// Magic tag at the start of every checkpoint.
 pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Name of the fitness-cache log in a run folder.
+pub const CACHE_FILE: &str = "cache.log";
+const BLOCK_MAGIC: &[u8; 4] = b"CBLK";
 
 /// Checkpoint errors; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +67,16 @@ pub enum CheckpointError {
     Checksum { file: PathBuf },
     #[error("{file}: corrupted checkpoint: {message}")]
     Decode { file: PathBuf, message: String },
+    #[error("{file}: impossible checkpoint content: {message}")]
+    Content { file: PathBuf, message: String },
+    #[error("{file}: {message}")]
+    Cache { file: PathBuf, message: String },
+    #[error("{file}: cannot write: {source}")]
+    WriteIo {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot encode checkpoint: {0}")]
     Encode(String),
     #[error(transparent)]
@@ -72,23 +97,222 @@ pub struct RunSpec {
     pub seeds: Vec<String>,
 }
 
+/// One gene of a recorded spec: what decides how a genome's values are read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenePrint {
+    pub name: String,
+    pub kind: GeneKind,
+    pub min: f64,
+    pub max: f64,
+    pub choices: Vec<String>,
+}
+
+/// A seed's gene spec as a run recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedPrint {
+    pub name: String,
+    pub genes: Vec<GenePrint>,
+}
+
+impl SeedPrint {
+    pub fn of(spec: &SeedSpec) -> Self {
+        Self {
+            name: spec.name.clone(),
+            genes: spec
+                .genes
+                .iter()
+                .map(|g| GenePrint {
+                    name: g.name.clone(),
+                    kind: g.kind,
+                    min: g.min,
+                    max: g.max,
+                    choices: g.choices.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn describe(g: &GenePrint) -> String {
+    match g.kind {
+        GeneKind::Choice => format!("choice of {}", g.choices.join("/")),
+        GeneKind::Int => format!("int {}..{}", g.min, g.max),
+        GeneKind::Float => format!("float {}..{}", g.min, g.max),
+    }
+}
+
+/// Checks that the specs a run recorded are those of this build.
+///
+/// # Errors
+/// A message naming the first seed and gene that differ.
+pub fn check_specs(recorded: &[SeedPrint], current: &[&SeedSpec]) -> Result<(), String> {
+    if recorded.len() != current.len() {
+        return Err(format!(
+            "the run has {} seeds, this build {}",
+            recorded.len(),
+            current.len()
+        ));
+    }
+    for (r, c) in recorded.iter().zip(current) {
+        let c = SeedPrint::of(c);
+        if r.name != c.name {
+            return Err(format!("seed `{}` is now `{}`", r.name, c.name));
+        }
+        for (i, rg) in r.genes.iter().enumerate() {
+            match c.genes.get(i) {
+                None => {
+                    return Err(format!(
+                        "seed {}: gene `{}` no longer exists",
+                        r.name, rg.name
+                    ))
+                }
+                Some(cg) if cg != rg => {
+                    return Err(format!(
+                        "seed {}: gene `{}` ({}) is now `{}` ({})",
+                        r.name,
+                        rg.name,
+                        describe(rg),
+                        cg.name,
+                        describe(cg)
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = c.genes.get(r.genes.len()) {
+            return Err(format!("seed {}: gene `{}` is new", r.name, extra.name));
+        }
+    }
+    Ok(())
+}
+
+/// The prefix of the cache log a checkpoint belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CacheRef {
+    /// Length in bytes.
+    pub bytes: u64,
+    /// FNV-1a 64 of those bytes.
+    pub digest: u64,
+}
+
+impl RunSpec {
+    /// What of the run's definition differs in `other` besides the seed and seed list: evolution
+    /// settings, split or aggregation, costs or fills, data selection.
+    pub fn differences(&self, other: &RunSpec) -> Vec<&'static str> {
+        let mut d = Vec::new();
+        if self.settings != other.settings {
+            d.push("evolution settings");
+        }
+        if self.split != other.split || self.aggregation != other.aggregation {
+            d.push("data split or aggregation");
+        }
+        if self.backtest != other.backtest {
+            d.push("costs or fills");
+        }
+        if self.data != other.data {
+            d.push("data selection");
+        }
+        d
+    }
+}
+
 /// A checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub run: RunSpec,
     /// [`fingerprint`] of the data the run evolves on.
     pub fingerprint: u64,
+    /// Gene specs of the run's seeds, in seed-index order.
+    pub specs: Vec<SeedPrint>,
+    /// The cache log prefix of this generation.
+    pub cache: CacheRef,
     pub state: State,
 }
 
-/// FNV-1a, 64 bits.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+impl Checkpoint {
+    /// Checks that the content is possible: seeds, genes and indices within the recorded specs,
+    /// population and history sizes consistent. (The checksum only proves the bytes are those
+    /// that were written.)
+    ///
+    /// # Errors
+    /// [`CheckpointError::Content`] naming `file` and the first impossible value.
+    pub fn validate(&self, file: &Path) -> Result<(), CheckpointError> {
+        let bad = |message: String| CheckpointError::Content {
+            file: file.to_path_buf(),
+            message,
+        };
+        let s = &self.state;
+        if self.specs.len() != self.run.seeds.len()
+            || self
+                .specs
+                .iter()
+                .zip(&self.run.seeds)
+                .any(|(p, n)| &p.name != n)
+        {
+            return Err(bad(
+                "the recorded gene specs do not match the run's seeds".into()
+            ));
+        }
+        let pop = self.run.settings.population;
+        if pop < 2 || s.population.len() != pop {
+            return Err(bad(format!(
+                "population of {} members, settings say {pop}",
+                s.population.len()
+            )));
+        }
+        if s.history.len() != s.generation as usize + 1 {
+            return Err(bad(format!(
+                "{} history rows for generation {}",
+                s.history.len(),
+                s.generation
+            )));
+        }
+        for (i, m) in s.population.iter().enumerate() {
+            let Some(spec) = self.specs.get(m.seed as usize) else {
+                return Err(bad(format!(
+                    "member {i}: seed index {} past the {} seeds",
+                    m.seed,
+                    self.specs.len()
+                )));
+            };
+            if m.genes.len() != spec.genes.len() {
+                return Err(bad(format!(
+                    "member {i} ({}): {} genes, the spec has {}",
+                    spec.name,
+                    m.genes.len(),
+                    spec.genes.len()
+                )));
+            }
+            for (v, g) in m.genes.iter().zip(&spec.genes) {
+                let whole = g.kind == GeneKind::Float || v.fract() == 0.0;
+                if !(v.is_finite() && *v >= g.min && *v <= g.max && whole) {
+                    return Err(bad(format!(
+                        "member {i} ({}): gene `{}` = {v} outside its spec ({})",
+                        spec.name,
+                        g.name,
+                        describe(g)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Continues an FNV-1a 64 hash `h` over `bytes`.
+pub fn fnv1a_update(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    fnv1a_update(FNV_OFFSET, bytes)
 }
 
 /// A fingerprint of market data: coin names, every candle field and the per-bar funding.
@@ -200,7 +424,8 @@ pub fn write(path: &Path, ck: &Checkpoint) -> Result<(), CheckpointError> {
     Ok(())
 }
 
-/// Reads and verifies a checkpoint.
+/// Reads and verifies a checkpoint (checksum and content); its fitness cache is not loaded (see
+/// [`CacheLog::resume`]).
 ///
 /// # Errors
 /// [`CheckpointError`] naming the file.
@@ -209,7 +434,191 @@ pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
         file: path.to_path_buf(),
         source,
     })?;
-    decode(&bytes, path)
+    let ck = decode(&bytes, path)?;
+    ck.validate(path)?;
+    Ok(ck)
+}
+
+/// The append-only fitness-cache log of a run folder.
+#[derive(Debug)]
+pub struct CacheLog {
+    path: PathBuf,
+    file: File,
+    at: CacheRef,
+}
+
+fn cache_error(file: &Path, message: String) -> CheckpointError {
+    CheckpointError::Cache {
+        file: file.to_path_buf(),
+        message,
+    }
+}
+
+/// Parses log blocks into a cache.
+fn parse_blocks(
+    file: &Path,
+    bytes: &[u8],
+) -> Result<BTreeMap<CacheKey, Evaluation>, CheckpointError> {
+    let mut cache = BTreeMap::new();
+    let mut i = 0usize;
+    while i < bytes.len() {
+        let bad = |m: &str| cache_error(file, format!("corrupted block at byte {i}: {m}"));
+        if bytes.len() - i < 16 || &bytes[i..i + 4] != BLOCK_MAGIC {
+            return Err(bad("no block header"));
+        }
+        let mut len8 = [0u8; 8];
+        len8.copy_from_slice(&bytes[i + 8..i + 16]);
+        let len = usize::try_from(u64::from_le_bytes(len8)).unwrap_or(usize::MAX);
+        let end = i
+            .checked_add(16)
+            .and_then(|a| a.checked_add(len))
+            .and_then(|a| a.checked_add(8))
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| bad("block runs past the end"))?;
+        let payload = &bytes[i + 16..end - 8];
+        let mut sum8 = [0u8; 8];
+        sum8.copy_from_slice(&bytes[end - 8..end]);
+        if u64::from_le_bytes(sum8) != fnv1a(payload) {
+            return Err(bad("checksum mismatch"));
+        }
+        let (entries, used): (Vec<(CacheKey, Evaluation)>, usize) =
+            bincode::serde::decode_from_slice(payload, bincode::config::standard())
+                .map_err(|e| bad(&e.to_string()))?;
+        if used != payload.len() {
+            return Err(bad("trailing bytes"));
+        }
+        cache.extend(entries);
+        i = end;
+    }
+    Ok(cache)
+}
+
+impl CacheLog {
+    /// Starts an empty log in `dir`, replacing any there.
+    ///
+    /// # Errors
+    /// [`CheckpointError::WriteIo`] when the file cannot be created.
+    pub fn create(dir: &Path) -> Result<Self, CheckpointError> {
+        let path = dir.join(CACHE_FILE);
+        let io = |source| CheckpointError::WriteIo {
+            file: path.clone(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(io)?;
+        let file = File::create(&path).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(Self {
+            path,
+            file,
+            at: CacheRef {
+                bytes: 0,
+                digest: FNV_OFFSET,
+            },
+        })
+    }
+
+    /// Reads the cache of checkpoint `ck_file` (its prefix of the log beside it) and continues
+    /// the log in `out_dir` from exactly that prefix: later blocks of the same log are cut off,
+    /// and a log in another folder is started as a copy of the prefix.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Cache`] when the log is missing, shorter than the checkpoint says, or
+    /// does not match its digest (another run's log); write errors.
+    pub fn resume(
+        ck_file: &Path,
+        at: CacheRef,
+        out_dir: &Path,
+    ) -> Result<(Self, BTreeMap<CacheKey, Evaluation>), CheckpointError> {
+        let dir = ck_file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let src = dir.join(CACHE_FILE);
+        let bytes = fs::read(&src).map_err(|e| {
+            cache_error(
+                &src,
+                format!(
+                    "cannot read the fitness cache of {} ({e}); a checkpoint needs the {CACHE_FILE} of its run folder",
+                    ck_file.display()
+                ),
+            )
+        })?;
+        let len = usize::try_from(at.bytes).unwrap_or(usize::MAX);
+        if bytes.len() < len {
+            return Err(cache_error(
+                &src,
+                format!(
+                    "{} bytes, but {} needs the first {}; the log was truncated",
+                    bytes.len(),
+                    ck_file.display(),
+                    at.bytes
+                ),
+            ));
+        }
+        let prefix = &bytes[..len];
+        if fnv1a(prefix) != at.digest {
+            return Err(cache_error(
+                &src,
+                format!(
+                    "does not match {} (digest differs): the log belongs to another run or was rewritten",
+                    ck_file.display()
+                ),
+            ));
+        }
+        let cache = parse_blocks(&src, prefix)?;
+        let path = out_dir.join(CACHE_FILE);
+        let io = |source| CheckpointError::WriteIo {
+            file: path.clone(),
+            source,
+        };
+        fs::create_dir_all(out_dir).map_err(io)?;
+        let same = fs::canonicalize(&src).ok() == fs::canonicalize(&path).ok();
+        let file = if same {
+            let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
+            f.set_len(at.bytes).map_err(io)?;
+            f
+        } else {
+            let mut f = File::create(&path).map_err(io)?;
+            f.write_all(prefix).map_err(io)?;
+            f
+        };
+        file.sync_all().map_err(io)?;
+        let mut file = file;
+        use std::io::Seek as _;
+        file.seek(std::io::SeekFrom::End(0)).map_err(io)?;
+        Ok((Self { path, file, at }, cache))
+    }
+
+    /// Appends generation `generation`'s fresh entries as one block, synced to disk; returns the
+    /// new prefix for the generation's checkpoint.
+    ///
+    /// # Errors
+    /// [`CheckpointError`] when encoding or writing fails.
+    pub fn append(
+        &mut self,
+        generation: u32,
+        entries: &[(CacheKey, Evaluation)],
+    ) -> Result<CacheRef, CheckpointError> {
+        let payload = bincode::serde::encode_to_vec(entries, bincode::config::standard())
+            .map_err(|e| CheckpointError::Encode(e.to_string()))?;
+        let mut block = Vec::with_capacity(payload.len() + 24);
+        block.extend_from_slice(BLOCK_MAGIC);
+        block.extend_from_slice(&generation.to_le_bytes());
+        block.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        block.extend_from_slice(&payload);
+        block.extend_from_slice(&fnv1a(&payload).to_le_bytes());
+        let io = |source| CheckpointError::WriteIo {
+            file: self.path.clone(),
+            source,
+        };
+        self.file.write_all(&block).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.at = CacheRef {
+            bytes: self.at.bytes + block.len() as u64,
+            digest: fnv1a_update(self.at.digest, &block),
+        };
+        Ok(self.at)
+    }
 }
 
 /// The checkpoint file of generation `g` in `dir`.

@@ -8,6 +8,8 @@
 //! thread count never changes a result.
 
 pub mod checkpoint;
+pub mod executor;
+pub mod folder;
 pub mod nsga;
 pub mod operators;
 pub mod problem;
@@ -114,13 +116,21 @@ pub struct GenStats {
 pub type CacheKey = (u16, Vec<u64>);
 
 /// Everything a run needs to continue.
+///
+/// The fitness cache is not serialized with the rest: checkpoints keep it in an append-only side
+/// file ([`checkpoint::CacheLog`]) to which each generation adds only its fresh evaluations
+/// (`fresh`, in evaluation order), so the disk a run uses grows linearly with generations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// Last completed generation (0 = the evaluated initial population).
     pub generation: u32,
     pub rng: ChaCha8Rng,
     pub population: Vec<Member>,
+    #[serde(skip)]
     pub cache: BTreeMap<CacheKey, Evaluation>,
+    /// Cache entries added since the cache log was last written.
+    #[serde(skip)]
+    pub fresh: Vec<(CacheKey, Evaluation)>,
     pub history: Vec<GenStats>,
 }
 
@@ -160,6 +170,7 @@ impl<'a, P: Problem> Evolver<'a, P> {
             rng,
             population: Vec::new(),
             cache: BTreeMap::new(),
+            fresh: Vec::new(),
             history: Vec::new(),
         };
         let (members, evaluations) = self.evaluate(&mut state, genomes, tick);
@@ -199,6 +210,7 @@ impl<'a, P: Problem> Evolver<'a, P> {
         let fresh = todo.len();
         for (&i, e) in todo.iter().zip(results) {
             state.cache.insert(keys[i].clone(), e);
+            state.fresh.push((keys[i].clone(), e));
         }
         let members = genomes
             .into_iter()
@@ -264,6 +276,18 @@ impl<'a, P: Problem> Evolver<'a, P> {
         let stats = self.stats(state, evaluations);
         state.history.push(stats.clone());
         stats
+    }
+
+    /// After a change of data: every cached result is stale. Clears the cache and re-evaluates
+    /// and re-ranks the population (the RNG and history are kept).
+    pub fn reevaluate(&self, state: &mut State) {
+        state.cache.clear();
+        state.fresh.clear();
+        for m in &mut state.population {
+            m.eval = self.problem.evaluate(m.seed, &m.genes);
+        }
+        let n = state.population.len();
+        state.population = nsga::survive(std::mem::take(&mut state.population), n);
     }
 
     fn stats(&self, state: &State, evaluations: usize) -> GenStats {

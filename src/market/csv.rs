@@ -241,7 +241,8 @@ pub fn fear_greed_to_csv(rows: &[(String, u8)]) -> String {
 }
 
 /// Writes `contents` to `path` atomically: a temporary file in the same folder, flushed, then
-/// renamed over the target, so a crash never leaves a half-written file.
+/// renamed over the target, and the folder synced so the rename itself survives a power loss; a
+/// crash never leaves a half-written file.
 ///
 /// # Errors
 /// [`DataError::Io`] when the folder cannot be created or the file cannot be written.
@@ -250,9 +251,11 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DataError> {
         file: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io)?;
-    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = PathBuf::from(path);
     let name = path
         .file_name()
@@ -263,7 +266,8 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DataError> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(contents)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

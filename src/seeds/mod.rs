@@ -185,27 +185,68 @@ pub fn targets(entry: &SeedEntry, genome: &[f64], data: &Prepared) -> Targets {
     out
 }
 
-/// The shared risk genes: `direction` (both / long / short), `size` (fraction of equity),
-/// `stop_kind`/`stop_value` and `take_kind`/`take_value` (none, ATR multiple of
-/// ATR(`risk_atr_period`), or percent of the signal bar's close).
+/// Which sides a genome may trade (the `direction` gene).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Both,
+    Long,
+    Short,
+}
+
+/// The shared risk genes of one genome, decoded once (choice genes become enums).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskGenes {
+    /// Fraction of equity per position.
+    pub size: f64,
+    pub direction: Direction,
+    pub stop: Distance,
+    pub take: Distance,
+    /// ATR period of ATR-multiple levels.
+    pub atr_period: usize,
+}
+
+impl RiskGenes {
+    /// Decodes `direction` (both / long / short), `size`, `stop_kind`/`stop_value` and
+    /// `take_kind`/`take_value` (none, ATR multiple of ATR(`risk_atr_period`), or percent of the
+    /// signal bar's close).
+    pub fn decode(g: Genes<'_>) -> Self {
+        let distance = |kind: &str, value: f64| match kind {
+            "atr" => Distance::Atr(value),
+            "pct" => Distance::Pct(value / 100.0),
+            _ => Distance::None,
+        };
+        Self {
+            size: g.float("size"),
+            direction: match g.choice("direction") {
+                "long" => Direction::Long,
+                "short" => Direction::Short,
+                _ => Direction::Both,
+            },
+            stop: distance(g.choice("stop_kind"), g.float("stop_value")),
+            take: distance(g.choice("take_kind"), g.float("take_value")),
+            atr_period: g.period("risk_atr_period"),
+        }
+    }
+}
+
+/// The shared risk genes applied to a seed's raw signals: direction filter, position size, and
+/// stop-loss / take-profit levels (the tighter of the seed's own and the risk gene's).
 fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
     let close = &data.market.candles.close;
-    let size = g.float("size");
-    let (keep_long, keep_short) = match g.choice("direction") {
-        "long" => (true, false),
-        "short" => (false, true),
-        _ => (true, true),
+    let RiskGenes {
+        size,
+        direction,
+        stop,
+        take,
+        atr_period,
+    } = RiskGenes::decode(g);
+    let (keep_long, keep_short) = match direction {
+        Direction::Long => (true, false),
+        Direction::Short => (false, true),
+        Direction::Both => (true, true),
     };
-    // Resolve the stop and take-profit kinds once, not per bar.
-    let distance = |kind: &str, value: f64| match kind {
-        "atr" => Distance::Atr(value),
-        "pct" => Distance::Pct(value / 100.0),
-        _ => Distance::None,
-    };
-    let stop = distance(g.choice("stop_kind"), g.float("stop_value"));
-    let take = distance(g.choice("take_kind"), g.float("take_value"));
     let uses_atr = matches!(stop, Distance::Atr(_)) || matches!(take, Distance::Atr(_));
-    let atr = uses_atr.then(|| data.get(Key::Atr(g.period("risk_atr_period"))));
+    let atr = uses_atr.then(|| data.get(Key::Atr(atr_period)));
     let level = |d: Distance, t: usize| -> f64 {
         match (d, &atr) {
             (Distance::Atr(m), Some(a)) => m * a[t],
@@ -234,8 +275,8 @@ fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
 }
 
 /// A stop or take-profit distance from the signal bar's close.
-#[derive(Clone, Copy)]
-enum Distance {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Distance {
     None,
     /// A multiple of the ATR.
     Atr(f64),
