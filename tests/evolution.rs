@@ -10,6 +10,7 @@ use std::{
 use organism::{
     config::Config,
     evolution::{
+        checkpoint,
         problem::{Aggregation, Split, UniverseProblem},
         Evolver, Settings,
     },
@@ -412,4 +413,249 @@ fn the_front_improves_on_the_bundled_market() {
             assert!(!organism::evolution::nsga::dominates(&a.eval, &b.eval));
         }
     }
+}
+
+#[test]
+fn checkpoints_stay_small_and_keep_last_prunes() {
+    let base = scratch("small");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    ok(&evolve(&run, &cfg, 3, None));
+    // The fitness cache lives in cache.log: a checkpoint grows only by its history rows.
+    let len = |g: u32| {
+        std::fs::metadata(run.join(format!("gen{g}.bin")))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        len(3) < len(1) + 400,
+        "gen1 {} bytes, gen3 {}",
+        len(1),
+        len(3)
+    );
+    let log = std::fs::metadata(run.join("cache.log")).unwrap().len();
+    assert!(log > 0);
+    // --keep-last 2 on resume: only the newest two remain, and they resume.
+    ok(&organism(
+        &[
+            "evolve",
+            "resume",
+            run.join("gen3.bin").to_str().unwrap(),
+            "--generations",
+            "5",
+            "--keep-last",
+            "2",
+            "--quiet",
+        ],
+        None,
+    ));
+    let kept: Vec<bool> = (0..=5)
+        .map(|g| run.join(format!("gen{g}.bin")).is_file())
+        .collect();
+    assert_eq!(kept, [false, false, false, false, true, true]);
+    ok(&organism(
+        &[
+            "evolve",
+            "resume",
+            run.join("gen4.bin").to_str().unwrap(),
+            "--generations",
+            "6",
+            "--quiet",
+        ],
+        None,
+    ));
+    // A checkpoint away from its run folder's cache log is a clear error.
+    let lone = base.join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::copy(run.join("gen6.bin"), lone.join("gen6.bin")).unwrap();
+    let e = err(&organism(
+        &[
+            "evolve",
+            "resume",
+            lone.join("gen6.bin").to_str().unwrap(),
+            "--generations",
+            "7",
+        ],
+        None,
+    ));
+    assert!(
+        e.contains("cache.log") && e.contains("cannot read the fitness cache"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_run_folder_belongs_to_one_run() {
+    let base = scratch("folder");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    ok(&evolve(&run, &cfg, 1, None));
+    let first = bytes(run.join("gen1.bin"));
+    // A second new run into the same folder is refused and changes nothing.
+    let e = err(&evolve(&run, &cfg, 1, None));
+    assert!(
+        e.contains("another run") && e.contains("--out") && e.contains("--overwrite"),
+        "{e}"
+    );
+    assert_eq!(bytes(run.join("gen1.bin")), first);
+    // A live process holding the lock keeps others out (this test's own pid is alive).
+    std::fs::write(run.join(".organism.lock"), std::process::id().to_string()).unwrap();
+    let e = err(&organism(
+        &[
+            "evolve",
+            "resume",
+            run.join("gen1.bin").to_str().unwrap(),
+            "--generations",
+            "2",
+        ],
+        None,
+    ));
+    assert!(e.contains("in use by another organism process"), "{e}");
+    std::fs::remove_file(run.join(".organism.lock")).unwrap();
+    // --overwrite replaces the old run; a temporary file of a crashed write is cleaned up.
+    std::fs::write(run.join(".gen7.bin.12345.tmp"), b"half a checkpoint").unwrap();
+    let args = [
+        "evolve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--generations",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--overwrite",
+    ];
+    ok(&organism(&args, None));
+    assert_eq!(bytes(run.join("gen1.bin")), first, "same seed, same run");
+    assert!(!run.join(".gen7.bin.12345.tmp").exists());
+    assert!(!run.join(".organism.lock").exists(), "lock released");
+}
+
+/// Rewrites a checkpoint through the library with `edit` applied (checksum recomputed).
+fn mutated(src: &Path, dst: &Path, edit: impl FnOnce(&mut checkpoint::Checkpoint)) {
+    let bytes = std::fs::read(src).unwrap();
+    let mut ck = checkpoint::decode(&bytes, src).unwrap();
+    edit(&mut ck);
+    std::fs::write(dst, checkpoint::encode(&ck).unwrap()).unwrap();
+}
+
+#[test]
+fn impossible_content_and_changed_specs_are_clear_errors() {
+    let base = scratch("content");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    ok(&evolve(&run, &cfg, 1, None));
+    let good = run.join("gen1.bin");
+    type Edit = Box<dyn FnOnce(&mut checkpoint::Checkpoint)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "gene.bin",
+            Box::new(|ck| ck.state.population[0].genes[0] = 1e9),
+            "impossible checkpoint content: member 0",
+        ),
+        (
+            "period.bin",
+            Box::new(|ck| ck.state.population[3].genes[0] = 0.0),
+            "outside its spec",
+        ),
+        (
+            "index.bin",
+            Box::new(|ck| ck.state.population[1].seed = 40),
+            "seed index 40 past the 5 seeds",
+        ),
+        (
+            "genes.bin",
+            Box::new(|ck| {
+                ck.state.population[2].genes.pop();
+            }),
+            "genes, the spec has",
+        ),
+        (
+            "history.bin",
+            Box::new(|ck| {
+                ck.state.history.pop();
+            }),
+            "history rows for generation 1",
+        ),
+        (
+            "spec.bin",
+            Box::new(|ck| ck.specs[0].genes[1].max = 500.0),
+            "gene specs changed",
+        ),
+    ];
+    for (name, edit, msg) in cases {
+        let p = run.join(name);
+        mutated(&good, &p, edit);
+        let before = bytes(p.clone());
+        let e = err(&organism(
+            &[
+                "evolve",
+                "resume",
+                p.to_str().unwrap(),
+                "--generations",
+                "3",
+            ],
+            None,
+        ));
+        assert!(e.contains(name) && e.contains(msg), "{name}: {e}");
+        assert_eq!(bytes(p), before, "{name} was modified");
+    }
+    // The changed spec is named: seed and gene.
+    let e = err(&organism(
+        &[
+            "evolve",
+            "resume",
+            run.join("spec.bin").to_str().unwrap(),
+            "--generations",
+            "3",
+        ],
+        None,
+    ));
+    assert!(
+        e.contains("seed ema_crossover: gene `slow` (int 5..500) is now `slow` (int 5..400)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_generation_zero_saves_it_and_the_front() {
+    let base = scratch("sigint0");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_organism"))
+        .args([
+            "evolve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--generations",
+            "100000",
+            "--out",
+            run.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lock appears once the Ctrl-C handler is installed, before generation 0 is evaluated.
+    let start = Instant::now();
+    while !run.join(".organism.lock").is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no lock appeared"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("interrupted: generation"), "{e}");
+    assert!(run.join("gen0.bin").is_file());
+    assert!(run.join("front.csv").is_file() && run.join("history.csv").is_file());
+    assert!(!run.join(".organism.lock").exists());
 }
