@@ -223,7 +223,62 @@ fn close_fill_mode_reproduces_vectorbt() {
         eprintln!("skipping: {} is absent", file.display());
         return;
     }
-    for (fast, slow, tr, sharpe, mdd, closed) in VECTORBT {
+    check_vectorbt(&file, &VECTORBT);
+}
+
+/// vectorbt 0.28.1 on the committed fixture `tests/data/vbt_fixture_1h.csv`, computed by
+/// `tests/data/vectorbt_reference.py` (same call and columns as [`VECTORBT`]).
+const VECTORBT_FIXTURE: [(u32, u32, f64, f64, f64, u64); 5] = [
+    (
+        12,
+        26,
+        -0.5500732573863547,
+        -5.377504035429863,
+        -0.5550186135195194,
+        47,
+    ),
+    (
+        2,
+        10,
+        -0.3851456164762327,
+        -2.942292342034386,
+        -0.43716148232962626,
+        141,
+    ),
+    (
+        51,
+        200,
+        -0.06436160716148642,
+        -0.3023112540484168,
+        -0.24134463275548368,
+        5,
+    ),
+    (
+        20,
+        50,
+        -0.6325068197418626,
+        -7.180076373936038,
+        -0.6412199278445301,
+        35,
+    ),
+    (
+        7,
+        130,
+        -0.45897044882757526,
+        -4.560732793619198,
+        -0.4599083195142014,
+        31,
+    ),
+];
+
+#[test]
+fn close_fill_mode_reproduces_vectorbt_on_the_committed_fixture() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vbt_fixture_1h.csv");
+    check_vectorbt(&file, &VECTORBT_FIXTURE);
+}
+
+fn check_vectorbt(file: &Path, reference: &[(u32, u32, f64, f64, f64, u64)]) {
+    for &(fast, slow, tr, sharpe, mdd, closed) in reference {
         let v = json(&organism(&[
             "backtest",
             "--data",

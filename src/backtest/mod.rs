@@ -238,6 +238,73 @@ mod tests {
     }
 
     #[test]
+    fn short_intrabar_stop_wins_over_take_profit_and_blocks_reentry() {
+        let mut c = bars(&[100.0; 5], &[100.0; 5]);
+        // Bar 2 touches both the stop (105) and the take-profit (90): the stop counts.
+        c.high[2] = 106.0;
+        c.low[2] = 89.0;
+        let mut tg = targets(&[-1.0; 5]);
+        tg.stop[0] = 105.0;
+        tg.take[0] = 90.0;
+        let r = run(&c, &[], &tg, &cfg(FillMode::NextOpen, 0.0, 0.0));
+        // Short 1000/100 = 10 coins at bar 1's open; covered at 105: -50.
+        assert_eq!(
+            r.trades.len(),
+            1,
+            "no re-entry while the target stays short"
+        );
+        let t = &r.trades[0];
+        assert_eq!(t.side, Side::Short);
+        assert_eq!(
+            (t.entry_bar, t.exit_bar, t.exit_reason),
+            (1, 2, ExitReason::StopLoss)
+        );
+        near(t.exit_price, 105.0);
+        near(t.pnl, -50.0);
+        near(r.equity[4], 950.0);
+    }
+
+    #[test]
+    fn short_take_profit_gapped_through_fills_at_the_open() {
+        let mut c = bars(&[100.0, 100.0, 88.0, 88.0], &[100.0, 100.0, 87.0, 87.0]);
+        c.high[2] = 89.0;
+        let mut tg = targets(&[-1.0; 4]);
+        tg.take[0] = 90.0;
+        let r = run(&c, &[], &tg, &cfg(FillMode::NextOpen, 0.0, 0.01));
+        // Sell 1000/99 coins at 100*0.99 = 99; the bar opens at 88, below the take-profit: buy
+        // back at the open with slippage, 88*1.01 = 88.88.
+        let size = 1000.0 / 99.0;
+        let t = &r.trades[0];
+        assert_eq!((t.exit_bar, t.exit_reason), (2, ExitReason::TakeProfit));
+        near(t.exit_price, 88.88);
+        near(t.pnl, size * (99.0 - 88.88));
+        near(r.equity[2], 1000.0 + size * (99.0 - 88.88));
+    }
+
+    #[test]
+    fn a_stop_already_crossed_at_the_entry_open_exits_at_that_open() {
+        // Long signalled at bar 0 with a stop at 95; bar 1 opens at 94, below it.
+        let c = bars(&[100.0, 94.0, 96.0, 97.0], &[100.0, 96.0, 97.0, 98.0]);
+        let mut tg = targets(&[1.0, 1.0, 1.0, 0.0]);
+        tg.stop[0] = 95.0;
+        let r = run(&c, &[], &tg, &cfg(FillMode::NextOpen, 0.001, 0.0));
+        assert_eq!(r.trades.len(), 1);
+        let t = &r.trades[0];
+        assert_eq!(
+            (t.entry_bar, t.exit_bar, t.exit_reason),
+            (1, 1, ExitReason::StopLoss)
+        );
+        near(t.entry_price, 94.0);
+        near(t.exit_price, 94.0);
+        // All in at 94 net of the fee, out at 94 less the fee: only the fees are lost.
+        let cash = 1000.0 / 1.001 * 0.999;
+        near(r.equity[1], cash);
+        near(r.equity[3], cash);
+        near(t.pnl, cash - 1000.0);
+        assert_eq!(r.bars_in_market, 0);
+    }
+
+    #[test]
     fn close_mode_stop_is_checked_on_the_close_after_entry() {
         let c = bars(&[100.0; 4], &[100.0, 96.0, 94.0, 94.0]);
         let mut tg = targets(&[1.0, 1.0, 1.0, 1.0]);
