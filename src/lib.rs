@@ -17,6 +17,7 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod clock;
 pub mod config;
 pub mod evolution;
 pub mod exchange;

@@ -33,8 +33,22 @@ enum Command {
     TestnetLocal(cli::testnet::Args),
 }
 
+/// Structured logs on stderr, filtered by `RUST_LOG` (default: warnings and errors only), e.g.
+/// `RUST_LOG=organism=debug organism evolve`.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(true)
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     let result = match cli.command {
         Command::Evolve(args) => cli::evolve::run(*args),
         Command::Backtest(args) => cli::backtest::run(*args),

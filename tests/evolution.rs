@@ -1,5 +1,6 @@
 //! Evolution end to end: determinism across thread counts, exact resume, corrupt checkpoints,
 //! refusal on other data or config, Ctrl-C, and improvement of the front.
+#![allow(clippy::disallowed_methods)] // these tests wait on real processes in real time
 
 use std::{
     path::{Path, PathBuf},

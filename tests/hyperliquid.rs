@@ -1,9 +1,11 @@
 //! The Hyperliquid client, history fetch and WebSocket feed against the local test exchange
 //! (started here on 127.0.0.1 with an ephemeral port). No other network is used.
+#![allow(clippy::disallowed_methods)] // these tests measure real waits (rate limits, heartbeats)
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use organism::{
+    clock::SimClock,
     exchange::{
         hyperliquid::{
             fetch::{fetch, FetchRequest},
@@ -12,7 +14,6 @@ use organism::{
             HlError,
         },
         local::LocalExchange,
-        SharedClock,
     },
     market::{csv::load_candles, csv::load_funding, synthetic::SyntheticParams, HOUR_MS},
 };
@@ -356,11 +357,7 @@ async fn feed_delivers_closed_bars_and_other_channels() {
         Subscription::Trades { coin: "ETH".into() },
         Subscription::L2Book { coin: "BTC".into() },
     ];
-    let mut feed = spawn(
-        feed_config(&ex, subs),
-        info,
-        Arc::new(SharedClock(ex.clock())),
-    );
+    let mut feed = spawn(feed_config(&ex, subs), info, Arc::new(SimClock(ex.clock())));
     wait_connected(&ex, 1).await;
     for _ in 0..5 {
         ex.advance();
@@ -406,7 +403,7 @@ async fn reconnects_backfill_every_bar_exactly_once() {
     let mut feed = spawn(
         feed_config(&ex, vec![btc_1h()]),
         info,
-        Arc::new(SharedClock(ex.clock())),
+        Arc::new(SimClock(ex.clock())),
     );
     wait_connected(&ex, 1).await;
     for _ in 0..30 {
@@ -444,7 +441,7 @@ async fn heartbeat_keeps_an_idle_connection_open_and_close_time_closes_a_bar() {
     let mut feed = spawn(
         feed_config(&ex, vec![btc_1h()]),
         info,
-        Arc::new(SharedClock(ex.clock())),
+        Arc::new(SimClock(ex.clock())),
     );
     wait_connected(&ex, 1).await;
     ex.advance(); // bar 2001 starts
@@ -467,7 +464,7 @@ async fn heartbeat_keeps_an_idle_connection_open_and_close_time_closes_a_bar() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_fetch_and_fetch_sentiment_against_the_local_exchange() {
-    use organism::exchange::{Clock, WallClock};
+    use organism::clock::{Clock, WallClock};
     let now = WallClock.now_ms();
     let p = SyntheticParams {
         start_ms: now.div_euclid(HOUR_MS) * HOUR_MS - 3000 * HOUR_MS,

@@ -1,4 +1,5 @@
 //! `organism bench`: the speed workloads of BENCHMARKS.md, so a user can measure a machine.
+#![allow(clippy::disallowed_methods)] // `bench` measures wall time: that is its job
 
 use std::{
     path::{Path, PathBuf},

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use organism::{
+    clock::{Clock, WallClock},
     exchange::{
         hyperliquid::{
             fetch::{fetch, FetchRequest, Progress},
             info::InfoClient,
         },
         sentiment::fetch_fear_greed,
-        Clock, WallClock,
     },
     market::{
         csv::{candles_to_csv, fear_greed_to_csv, funding_to_csv, write_atomic},

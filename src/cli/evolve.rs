@@ -559,6 +559,8 @@ struct Reporter {
     bar: ProgressBar,
     population: u64,
     done_generations: std::sync::atomic::AtomicU64,
+    /// When the previous generation was reported (or the reporter made).
+    last: std::time::Instant,
 }
 
 impl Reporter {
@@ -580,6 +582,8 @@ impl Reporter {
             bar,
             population: population as u64,
             done_generations: 0.into(),
+            #[allow(clippy::disallowed_methods)] // the CLI's progress timing
+            last: std::time::Instant::now(),
         }
     }
 
@@ -623,7 +627,11 @@ impl Reporter {
 }
 
 impl Observer for Reporter {
-    fn generation(&mut self, _state: &State, stats: &GenStats, secs: f64, _checkpoint: &Path) {
+    #[allow(clippy::disallowed_methods)] // the CLI times generations for the progress line
+    fn generation(&mut self, _state: &State, stats: &GenStats, _checkpoint: &Path) {
+        let now = std::time::Instant::now();
+        let secs = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
         self.report(stats, secs);
     }
 }

@@ -4,7 +4,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result};
 use organism::{
-    exchange::{local::LocalExchange, Clock, WallClock},
+    clock::{Clock, WallClock},
+    exchange::local::LocalExchange,
     market::{synthetic::SyntheticParams, HOUR_MS},
 };
 

@@ -10,7 +10,6 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::Instant,
 };
 
 use super::{
@@ -28,9 +27,9 @@ pub enum TerminationReason {
 }
 
 /// Told about every completed generation (generation 0 included), after its checkpoint is on
-/// disk.
+/// disk. (Observers that report speed keep their own clock: the executor reads none.)
 pub trait Observer {
-    fn generation(&mut self, state: &State, stats: &GenStats, secs: f64, checkpoint: &Path);
+    fn generation(&mut self, state: &State, stats: &GenStats, checkpoint: &Path);
 }
 
 /// Writes a run's checkpoints into one folder.
@@ -85,6 +84,13 @@ impl Checkpointer {
         ck.cache = self.log.append(g, &fresh)?;
         let path = path_for(&self.dir, g);
         checkpoint::write(&path, ck)?;
+        tracing::debug!(
+            generation = g,
+            checkpoint = %path.display(),
+            cache_entries = fresh.len(),
+            cache_log_bytes = ck.cache.bytes,
+            "checkpoint written"
+        );
         if let Some(k) = self.keep_last {
             folder::prune(&self.dir, g, k.max(1))?;
         }
@@ -121,11 +127,11 @@ impl<'a, P: Problem> Executor<'a, P> {
         self.observers.push(o);
     }
 
-    fn saved(&mut self, ck: &mut Checkpoint, secs: f64) -> Result<(), CheckpointError> {
+    fn saved(&mut self, ck: &mut Checkpoint) -> Result<(), CheckpointError> {
         let path = self.checkpointer.save(ck)?;
         if let Some(stats) = ck.state.history.last() {
             for o in &mut self.observers {
-                o.generation(&ck.state, stats, secs, &path);
+                o.generation(&ck.state, stats, &path);
             }
         }
         Ok(())
@@ -141,7 +147,6 @@ impl<'a, P: Problem> Executor<'a, P> {
         fingerprint: u64,
         tick: &(dyn Fn() + Sync),
     ) -> Result<Checkpoint, CheckpointError> {
-        let start = Instant::now();
         let specs = self
             .evolver
             .problem
@@ -157,7 +162,7 @@ impl<'a, P: Problem> Executor<'a, P> {
             cache: checkpoint::CacheRef::default(),
             state,
         };
-        self.saved(&mut ck, start.elapsed().as_secs_f64())?;
+        self.saved(&mut ck)?;
         Ok(ck)
     }
 
@@ -175,9 +180,8 @@ impl<'a, P: Problem> Executor<'a, P> {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(TerminationReason::Interrupted);
             }
-            let start = Instant::now();
             self.evolver.step(&mut ck.state, tick);
-            self.saved(ck, start.elapsed().as_secs_f64())?;
+            self.saved(ck)?;
         }
         Ok(TerminationReason::TargetReached)
     }

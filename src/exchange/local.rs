@@ -191,7 +191,7 @@ impl LocalExchange {
         format!("ws://{}/ws", self.addr)
     }
 
-    /// The simulated clock (ms), shared: read it through [`crate::exchange::SharedClock`].
+    /// The simulated clock (ms), shared: read it through [`crate::clock::SimClock`].
     pub fn clock(&self) -> Arc<AtomicI64> {
         self.inner.now.clone()
     }

@@ -128,7 +128,10 @@ impl CandleStore {
         let funding_file = dir.join("funding").join(format!("store_{coin}.csv"));
         let mut notes = Vec::new();
         for f in [&candle_file, &funding_file] {
-            notes.extend(repair_tail(f)?);
+            if let Some(note) = repair_tail(f)? {
+                tracing::warn!(file = %f.display(), "{note}");
+                notes.push(note);
+            }
         }
         let candles = if has_rows(&candle_file)? {
             load_candles(&candle_file)?
@@ -331,6 +334,7 @@ impl<V: Venue> StrategyRunner<V> {
         let t = n - 1;
         let target = self.entry.targets(&self.genome, &prepared).at(t);
         let m = &prepared.market;
+        tracing::debug!(seed = %self.entry.spec.name, bar = t, ts = m.candles.ts[t], position = target.position, "new target");
         let equity = self
             .engine
             .step_bar(Bar::of(&m.candles, t), m.funding_per_bar[t], target);

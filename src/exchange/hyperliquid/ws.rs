@@ -26,7 +26,7 @@ use tokio_tungstenite::{connect_async, tungstenite::Message};
 use super::{
     info::InfoClient, interval_ms, parse_decimal, Book, Candle, WireBook, WireCandle, WireTrade,
 };
-use crate::exchange::Clock;
+use crate::clock::Clock;
 
 /// A subscription.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
