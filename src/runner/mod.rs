@@ -317,6 +317,18 @@ impl<V: Venue> StrategyRunner<V> {
         &self.models
     }
 
+    /// The target at the store's newest bar: the seed over the whole stored history (fitted
+    /// models reused), the last entry. Returns the prepared market too. Reads only; the engine
+    /// is not stepped.
+    ///
+    /// # Panics
+    /// When the store is empty.
+    pub fn newest(&self, store: &CandleStore) -> (Target, Prepared) {
+        let prepared = Prepared::with_models(store.market(), self.models.clone());
+        let t = store.len() - 1;
+        (self.entry.targets(&self.genome, &prepared).at(t), prepared)
+    }
+
     /// Steps the engine through the store's newest bar: the seed's targets over the whole stored
     /// history, the newest one, and the bar's events. Returns `None` when the newest bar was
     /// already stepped.
@@ -330,9 +342,8 @@ impl<V: Venue> StrategyRunner<V> {
             return None;
         }
         assert_eq!(n, self.stepped + 1, "the runner must step every stored bar");
-        let prepared = Prepared::with_models(store.market(), self.models.clone());
+        let (target, prepared) = self.newest(store);
         let t = n - 1;
-        let target = self.entry.targets(&self.genome, &prepared).at(t);
         let m = &prepared.market;
         tracing::debug!(seed = %self.entry.spec.name, bar = t, ts = m.candles.ts[t], position = target.position, "new target");
         let equity = self
