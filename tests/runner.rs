@@ -114,7 +114,7 @@ fn check(entry: &'static SeedEntry, genome: &[f64], m: &Market, cfg: &EngineConf
             ctx(t)
         );
     }
-    let (trades, in_market) = runner.finish();
+    let (trades, in_market) = runner.finish(&store);
     assert_eq!(trades, whole.trades, "{}", entry.spec.name);
     assert_eq!(in_market, whole.bars_in_market, "{}", entry.spec.name);
     assert!(

@@ -7,7 +7,7 @@
 //! marked at the last close.
 
 use crate::{
-    execution::{Bar, Engine, EngineConfig, ExitReason, Trade},
+    execution::{Engine, EngineConfig, ExitReason, Trade},
     market::Candles,
     strategy::Targets,
 };
@@ -55,10 +55,15 @@ pub fn run(
     let mut engine = Engine::simulated(cfg);
     let mut equity = Vec::with_capacity(n);
     for t in 0..n {
-        let rate = funding_per_bar.get(t).copied().unwrap_or(0.0);
-        equity.push(engine.step_bar(Bar::of(candles, t), rate, targets.at(t)));
+        let rate = if funding_per_bar.is_empty() {
+            0.0
+        } else {
+            funding_per_bar[t]
+        };
+        equity.push(engine.step_history(candles, t, rate, targets));
     }
-    let (trades, bars_in_market) = engine.finish();
+    let last_ts = candles.ts.last().copied().unwrap_or(0);
+    let (trades, bars_in_market) = engine.finish(last_ts);
     BacktestReport {
         equity,
         trades,

@@ -419,6 +419,148 @@ impl Bar {
     }
 }
 
+/// What the engine reads of a bar. Reads are lazy: a step reads the high and low only with a
+/// position open and the timestamp only when it books a fill, so a whole-history loop over
+/// [`CandleAt`] streams no column it does not need.
+pub trait BarView: Copy {
+    fn index(self) -> usize;
+    fn ts(self) -> i64;
+    fn open(self) -> f64;
+    fn high(self) -> f64;
+    fn low(self) -> f64;
+    fn close(self) -> f64;
+}
+
+impl BarView for Bar {
+    #[inline(always)]
+    fn index(self) -> usize {
+        self.index
+    }
+    #[inline(always)]
+    fn ts(self) -> i64 {
+        self.ts
+    }
+    #[inline(always)]
+    fn open(self) -> f64 {
+        self.open
+    }
+    #[inline(always)]
+    fn high(self) -> f64 {
+        self.high
+    }
+    #[inline(always)]
+    fn low(self) -> f64 {
+        self.low
+    }
+    #[inline(always)]
+    fn close(self) -> f64 {
+        self.close
+    }
+}
+
+/// Bar `t` of a candle history, read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct CandleAt<'a> {
+    pub candles: &'a Candles,
+    pub t: usize,
+}
+
+impl BarView for CandleAt<'_> {
+    #[inline(always)]
+    fn index(self) -> usize {
+        self.t
+    }
+    #[inline(always)]
+    fn ts(self) -> i64 {
+        self.candles.ts[self.t]
+    }
+    #[inline(always)]
+    fn open(self) -> f64 {
+        self.candles.open[self.t]
+    }
+    #[inline(always)]
+    fn high(self) -> f64 {
+        self.candles.high[self.t]
+    }
+    #[inline(always)]
+    fn low(self) -> f64 {
+        self.candles.low[self.t]
+    }
+    #[inline(always)]
+    fn close(self) -> f64 {
+        self.candles.close[self.t]
+    }
+}
+
+/// What the engine reads of a target: the position every bar, the levels only at an entry.
+/// Levels are `NaN` when absent (inside the engine only); an undefined position is flat.
+pub(crate) trait TargetView: Copy {
+    fn position(self) -> f64;
+    fn stop(self) -> f64;
+    fn take(self) -> f64;
+}
+
+/// A target as the engine keeps it between events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pending {
+    position: f64,
+    stop: f64,
+    take: f64,
+}
+
+impl Pending {
+    const FLAT: Pending = Pending {
+        position: 0.0,
+        stop: f64::NAN,
+        take: f64::NAN,
+    };
+
+    fn of(t: Target) -> Self {
+        Pending {
+            position: t.position,
+            stop: t.stop.unwrap_or(f64::NAN),
+            take: t.take.unwrap_or(f64::NAN),
+        }
+    }
+}
+
+impl TargetView for Pending {
+    #[inline(always)]
+    fn position(self) -> f64 {
+        self.position
+    }
+    #[inline(always)]
+    fn stop(self) -> f64 {
+        self.stop
+    }
+    #[inline(always)]
+    fn take(self) -> f64 {
+        self.take
+    }
+}
+
+/// Bar `t` of whole-history targets, read in place.
+#[derive(Clone, Copy)]
+pub(crate) struct TargetsAt<'a> {
+    pub targets: &'a crate::strategy::Targets,
+    pub t: usize,
+}
+
+impl TargetView for TargetsAt<'_> {
+    #[inline(always)]
+    fn position(self) -> f64 {
+        self.targets.position[self.t]
+    }
+    #[inline(always)]
+    fn stop(self) -> f64 {
+        self.targets.stop[self.t]
+    }
+    #[inline(always)]
+    fn take(self) -> f64 {
+        self.targets.take[self.t]
+    }
+}
+
 /// The step-driven engine over a venue.
 #[derive(Debug, Clone)]
 pub struct Engine<V: Venue> {
@@ -431,25 +573,31 @@ pub struct Engine<V: Venue> {
     /// Side whose re-entry is blocked after a stop or take-profit.
     blocked: Option<Side>,
     ruined: bool,
-    /// The latest target (traded at the next open, or at this close in close mode).
-    target: Option<Target>,
+    /// The latest target given by [`Engine::on_target`] / [`Engine::step_bar`] (traded at the
+    /// next open, or at this close in close mode); flat until the first one arrives.
+    target: Pending,
+    /// The bar of the event methods (`on_open` … `on_close`).
     bar: Bar,
+    /// Index and close of the last bar stepped (for [`Engine::finish`]).
+    last: Option<(usize, f64)>,
     trades: Vec<Trade>,
     bars_in_market: usize,
-}
-
-/// Which error a simulated step can raise: none. Live venues surface theirs to the runner.
-fn filled(ack: Result<Ack, VenueError>) -> Option<Fill> {
-    match ack {
-        Ok(Ack::Filled(_, f)) => Some(f),
-        _ => None,
-    }
 }
 
 impl Engine<SimulatedVenue> {
     /// An engine over a fresh simulated venue with `cfg`'s costs and cash.
     pub fn simulated(cfg: &EngineConfig) -> Self {
         Engine::new(cfg, SimulatedVenue::new(cfg.costs(), cfg.cash))
+    }
+}
+
+/// The fill of an order the venue filled at once. `None` for an order only accepted (its fill
+/// arrives later through [`Venue::poll_fill`]) or rejected: the engine then leaves its books as
+/// they were. The simulated venue always fills at once.
+fn filled(ack: Result<Ack, VenueError>) -> Option<Fill> {
+    match ack {
+        Ok(Ack::Filled(_, f)) => Some(f),
+        _ => None,
     }
 }
 
@@ -463,7 +611,7 @@ impl<V: Venue> Engine<V> {
             pos: None,
             blocked: None,
             ruined: false,
-            target: None,
+            target: Pending::FLAT,
             bar: Bar {
                 index: 0,
                 ts: 0,
@@ -472,6 +620,7 @@ impl<V: Venue> Engine<V> {
                 low: f64::NAN,
                 close: f64::NAN,
             },
+            last: None,
             trades: Vec::new(),
             bars_in_market: 0,
         }
@@ -512,20 +661,53 @@ impl<V: Venue> Engine<V> {
     /// none). Returns the equity after the bar.
     #[inline]
     pub fn step_bar(&mut self, bar: Bar, funding: f64, target: Target) -> f64 {
+        let target = Pending::of(target);
         match self.fill {
             FillMode::NextOpen => {
-                self.on_open(bar);
-                self.on_funding(funding);
-                self.on_range(bar.high, bar.low);
-                let v = self.on_close(bar.close);
-                self.on_target(target);
+                let v = self.step(bar, funding, self.target);
+                self.target = target;
                 v
             }
             FillMode::Close => {
-                self.on_open(bar);
-                self.on_funding(funding);
-                self.on_target(target);
-                self.on_close(bar.close)
+                self.target = target;
+                self.step(bar, funding, target)
+            }
+        }
+    }
+
+    /// [`Engine::step_bar`] for bar `t` of a whole history whose targets are all known: the
+    /// bar and the targets are read in place, only as far as the step needs them.
+    #[inline(always)]
+    pub(crate) fn step_history(
+        &mut self,
+        candles: &Candles,
+        t: usize,
+        funding: f64,
+        targets: &crate::strategy::Targets,
+    ) -> f64 {
+        let bar = CandleAt { candles, t };
+        match self.fill {
+            // The target of the previous close is traded at this open (none before bar 1).
+            FillMode::NextOpen if t == 0 => self.step(bar, funding, Pending::FLAT),
+            FillMode::NextOpen => self.step(bar, funding, TargetsAt { targets, t: t - 1 }),
+            FillMode::Close => self.step(bar, funding, TargetsAt { targets, t }),
+        }
+    }
+
+    /// One bar's events with `target` the target traded in it (the previous close's in
+    /// next-open mode, this close's in close mode).
+    #[inline(always)]
+    fn step<B: BarView, T: TargetView>(&mut self, bar: B, funding: f64, target: T) -> f64 {
+        match self.fill {
+            FillMode::NextOpen => {
+                self.trade_target(bar, bar.open(), target);
+                self.funding_at(bar.open(), funding);
+                self.range_stops(bar);
+                self.close_at(bar, target)
+            }
+            FillMode::Close => {
+                self.funding_at(bar.open(), funding);
+                self.close_at(bar, target)
             }
         }
     }
@@ -535,9 +717,7 @@ impl<V: Venue> Engine<V> {
     pub fn on_open(&mut self, bar: Bar) {
         self.bar = bar;
         if self.fill == FillMode::NextOpen {
-            if let Some(t) = self.target {
-                self.act(bar.open, t);
-            }
+            self.trade_target(bar, bar.open, self.target);
         }
     }
 
@@ -545,60 +725,24 @@ impl<V: Venue> Engine<V> {
     /// funding).
     #[inline]
     pub fn on_funding(&mut self, rate: f64) {
-        if !self.funding || rate == 0.0 {
-            return;
-        }
-        let q = self.signed_size();
-        if let Some(p) = self.pos.as_mut() {
-            let amount = -q * self.bar.open * rate;
-            self.venue.book_funding(amount);
-            p.funding += amount;
-        }
+        self.funding_at(self.bar.open, rate);
     }
 
     /// The bar's range so far: intrabar stop-loss / take-profit (next-open mode).
     #[inline]
     pub fn on_range(&mut self, high: f64, low: f64) {
-        let Some(p) = self.pos.as_ref() else { return };
-        let o = self.bar.open;
-        let (stop, take) = (p.stop, p.take);
-        let exit = match p.side {
-            Side::Long => {
-                if stop >= o {
-                    Some((o, ExitReason::StopLoss))
-                } else if take <= o {
-                    Some((o, ExitReason::TakeProfit))
-                } else if low <= stop {
-                    Some((stop, ExitReason::StopLoss))
-                } else if high >= take {
-                    Some((take, ExitReason::TakeProfit))
-                } else {
-                    None
-                }
-            }
-            Side::Short => {
-                if stop <= o {
-                    Some((o, ExitReason::StopLoss))
-                } else if take >= o {
-                    Some((o, ExitReason::TakeProfit))
-                } else if high >= stop {
-                    Some((stop, ExitReason::StopLoss))
-                } else if low <= take {
-                    Some((take, ExitReason::TakeProfit))
-                } else {
-                    None
-                }
-            }
+        let bar = Bar {
+            high,
+            low,
+            ..self.bar
         };
-        if let Some((price, reason)) = exit {
-            self.exit(price, reason);
-        }
+        self.range_stops(bar);
     }
 
     /// The target computed at a bar's close.
     #[inline]
     pub fn on_target(&mut self, target: Target) {
-        self.target = Some(target);
+        self.target = Pending::of(target);
     }
 
     /// The bar closes at `close`: in close mode stops are checked on it and the latest target is
@@ -606,38 +750,109 @@ impl<V: Venue> Engine<V> {
     #[inline]
     pub fn on_close(&mut self, close: f64) -> f64 {
         self.bar.close = close;
-        if self.fill == FillMode::Close {
-            self.close_stops(close);
-            if let Some(t) = self.target {
-                self.act(close, t);
+        self.close_at(self.bar, self.target)
+    }
+
+    #[inline(always)]
+    fn funding_at(&mut self, open: f64, rate: f64) {
+        if !self.funding || rate == 0.0 {
+            return;
+        }
+        let q = self.signed_size();
+        if let Some(p) = self.pos.as_mut() {
+            let amount = -q * open * rate;
+            self.venue.book_funding(amount);
+            p.funding += amount;
+        }
+    }
+
+    /// Trades `target` at `price` when it asks for a change: another side than the one held,
+    /// or a blocked side to clear. (Holding the wanted side is the common case and stays
+    /// inline.)
+    #[inline(always)]
+    fn trade_target<B: BarView, T: TargetView>(&mut self, bar: B, price: f64, target: T) {
+        let held = self.pos.as_ref().map(|p| p.side);
+        if self.blocked.is_some() || Side::of(target.position()) != held {
+            self.act(bar, price, target);
+        }
+    }
+
+    /// Intrabar stop-loss / take-profit with the bar's open, high and low.
+    #[inline(always)]
+    fn range_stops<B: BarView>(&mut self, bar: B) {
+        let Some(p) = self.pos.as_ref() else { return };
+        let o = bar.open();
+        let (stop, take) = (p.stop, p.take);
+        // Gap through a level: at the open; else the stop first (a bar touching both levels
+        // counts as the stop), then the take-profit.
+        match p.side {
+            Side::Long => {
+                if stop >= o {
+                    self.exit(bar, o, ExitReason::StopLoss);
+                } else if take <= o {
+                    self.exit(bar, o, ExitReason::TakeProfit);
+                } else if bar.low() <= stop {
+                    self.exit(bar, stop, ExitReason::StopLoss);
+                } else if bar.high() >= take {
+                    self.exit(bar, take, ExitReason::TakeProfit);
+                }
+            }
+            Side::Short => {
+                if stop <= o {
+                    self.exit(bar, o, ExitReason::StopLoss);
+                } else if take >= o {
+                    self.exit(bar, o, ExitReason::TakeProfit);
+                } else if bar.high() >= stop {
+                    self.exit(bar, stop, ExitReason::StopLoss);
+                } else if bar.low() <= take {
+                    self.exit(bar, take, ExitReason::TakeProfit);
+                }
             }
         }
-        let mut v = self.equity_at(close);
-        if self.pos.is_some() && v <= 0.0 {
-            self.exit(close, ExitReason::Liquidation);
-            self.ruined = true;
-            v = self.venue.balance();
+    }
+
+    /// The close: stops on the close and the target traded at it (close mode), then the mark,
+    /// liquidation and the bar count.
+    #[inline(always)]
+    fn close_at<B: BarView, T: TargetView>(&mut self, bar: B, target: T) -> f64 {
+        let close = bar.close();
+        self.last = Some((bar.index(), close));
+        if self.fill == FillMode::Close {
+            self.close_stops(bar, close);
+            self.trade_target(bar, close, target);
         }
+        let v = self.equity_at(close);
         if self.pos.is_some() {
+            if v <= 0.0 {
+                return self.liquidate(bar, close);
+            }
             self.bars_in_market += 1;
         }
         v
     }
 
+    /// Equity fell to zero or below: the position is closed at `close` and trading stops.
+    /// Returns the equity left.
+    #[cold]
+    fn liquidate<B: BarView>(&mut self, bar: B, close: f64) -> f64 {
+        self.exit(bar, close, ExitReason::Liquidation);
+        self.ruined = true;
+        self.venue.balance()
+    }
+
     /// Ends the history: a position still open is reported as a trade with reason `open`,
-    /// marked at the last close (not closed, no exit fee). Returns the trades and the bars in
-    /// the market.
-    pub fn finish(mut self) -> (Vec<Trade>, usize) {
-        if let Some(p) = self.pos.take() {
-            let mark = self.bar.close;
+    /// marked at the last close (not closed, no exit fee); `last_ts` is the last bar's open
+    /// time. Returns the trades and the bars in the market.
+    pub fn finish(mut self, last_ts: i64) -> (Vec<Trade>, usize) {
+        if let (Some(p), Some((index, mark))) = (self.pos.take(), self.last) {
             let gross = p.side.sign() * p.size * (mark - p.entry_price);
             self.trades.push(Trade {
                 side: p.side,
                 entry_bar: p.entry_bar,
                 entry_ts: p.entry_ts,
                 entry_price: p.entry_price,
-                exit_bar: self.bar.index,
-                exit_ts: self.bar.ts,
+                exit_bar: index,
+                exit_ts: last_ts,
                 exit_price: mark,
                 size: p.size,
                 fees: p.fees,
@@ -649,7 +864,8 @@ impl<V: Venue> Engine<V> {
         (self.trades, self.bars_in_market)
     }
 
-    fn exit(&mut self, price: f64, reason: ExitReason) {
+    #[inline(never)]
+    fn exit<B: BarView>(&mut self, bar: B, price: f64, reason: ExitReason) {
         let Some(p) = self.pos.take() else { return };
         let order = Order {
             side: p.side.closing(),
@@ -670,8 +886,8 @@ impl<V: Venue> Engine<V> {
             entry_bar: p.entry_bar,
             entry_ts: p.entry_ts,
             entry_price: p.entry_price,
-            exit_bar: self.bar.index,
-            exit_ts: self.bar.ts,
+            exit_bar: bar.index(),
+            exit_ts: bar.ts(),
             exit_price: fill.price,
             size: p.size,
             fees,
@@ -682,14 +898,16 @@ impl<V: Venue> Engine<V> {
     }
 
     /// Moves the position to the side of `target` at `price`.
-    fn act(&mut self, price: f64, target: Target) {
-        let want = Side::of(target.position);
+    #[inline(never)]
+    fn act<B: BarView, T: TargetView>(&mut self, bar: B, price: f64, target: T) {
+        let position = target.position();
+        let want = Side::of(position);
         if self.blocked.is_some() && self.blocked != want {
             self.blocked = None;
         }
         let have = self.pos.as_ref().map(|p| p.side);
         if have.is_some() && have != want {
-            self.exit(price, ExitReason::Signal);
+            self.exit(bar, price, ExitReason::Signal);
         }
         let Some(side) = want else { return };
         if self.pos.is_some() || self.blocked == Some(side) || self.ruined {
@@ -701,9 +919,7 @@ impl<V: Venue> Engine<V> {
         }
         let order_side = side.opening();
         let fill_estimate = self.costs.fill_price(order_side, price);
-        let size = self
-            .costs
-            .entry_size(target.position.abs(), cash, fill_estimate);
+        let size = self.costs.entry_size(position.abs(), cash, fill_estimate);
         let order = Order {
             side: order_side,
             qty: size,
@@ -714,29 +930,30 @@ impl<V: Venue> Engine<V> {
         };
         self.pos = Some(Position {
             side,
-            entry_bar: self.bar.index,
-            entry_ts: self.bar.ts,
+            entry_bar: bar.index(),
+            entry_ts: bar.ts(),
             entry_price: fill.price,
             size: fill.qty,
             fees: fill.fee,
             funding: 0.0,
-            stop: target.stop.unwrap_or(f64::NAN),
-            take: target.take.unwrap_or(f64::NAN),
+            stop: target.stop(),
+            take: target.take(),
         });
     }
 
     /// Stop / take-profit on the close (close fill mode), from the bar after entry.
-    fn close_stops(&mut self, c: f64) {
+    #[inline(always)]
+    fn close_stops<B: BarView>(&mut self, bar: B, c: f64) {
         let Some(p) = self.pos.as_ref() else { return };
-        if p.entry_bar >= self.bar.index {
+        if p.entry_bar >= bar.index() {
             return;
         }
         let s = p.side.sign();
         // For a long: close < stop, close > take; mirrored for a short.
         if s * (p.stop - c) > 0.0 {
-            self.exit(c, ExitReason::StopLoss);
+            self.exit(bar, c, ExitReason::StopLoss);
         } else if s * (c - p.take) > 0.0 {
-            self.exit(c, ExitReason::TakeProfit);
+            self.exit(bar, c, ExitReason::TakeProfit);
         }
     }
 }

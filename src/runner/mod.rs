@@ -308,8 +308,9 @@ impl<V: Venue> StrategyRunner<V> {
     }
 
     /// Ends the run: trades (an open position marked at the last close) and bars in market.
-    pub fn finish(self) -> (Vec<crate::execution::Trade>, usize) {
-        self.engine.finish()
+    pub fn finish(self, store: &CandleStore) -> (Vec<crate::execution::Trade>, usize) {
+        self.engine
+            .finish(store.candles().ts.last().copied().unwrap_or(0))
     }
 
     /// Fitted models kept across bars.
