@@ -304,11 +304,9 @@ fn resume_refuses_other_data_or_config_unless_forced() {
     assert!(base.join("forced/gen2.bin").is_file());
 }
 
-#[test]
-fn ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume() {
-    let base = scratch("sigint");
-    let cfg = small_config(&base);
-    let run = base.join("run");
+/// Starts an endless run into `run`, waits until `file` appears in it (polling every `poll`),
+/// sends SIGINT and returns what the process printed and its status.
+fn interrupt_when(cfg: &Path, run: &Path, file: &str, poll: Duration) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_organism"))
         .args([
             "evolve",
@@ -325,19 +323,27 @@ fn ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !run.join("gen2.bin").is_file() {
+    while !run.join(file).is_file() {
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
+            "{file} did not appear"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(poll);
     }
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume() {
+    let base = scratch("sigint");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    let out = interrupt_when(&cfg, &run, "gen2.bin", Duration::from_millis(20));
     assert_eq!(out.status.code(), Some(130));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -623,36 +629,8 @@ fn ctrl_c_during_generation_zero_saves_it_and_the_front() {
     let base = scratch("sigint0");
     let cfg = small_config(&base);
     let run = base.join("run");
-    let child = Command::new(env!("CARGO_BIN_EXE_organism"))
-        .args([
-            "evolve",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--generations",
-            "100000",
-            "--out",
-            run.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // The lock appears once the Ctrl-C handler is installed, before generation 0 is evaluated.
-    let start = Instant::now();
-    while !run.join(".organism.lock").is_file() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no lock appeared"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt_when(&cfg, &run, ".organism.lock", Duration::from_millis(2));
     assert_eq!(out.status.code(), Some(130));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("interrupted: generation"), "{e}");
