@@ -505,6 +505,22 @@ fn a_run_folder_belongs_to_one_run() {
         "{e}"
     );
     assert_eq!(bytes(run.join("gen1.bin")), first);
+    // Resuming into another run's folder is refused too.
+    let other = base.join("other");
+    ok(&evolve(&other, &cfg, 2, None));
+    let e = err(&organism(
+        &[
+            "evolve",
+            "resume",
+            run.join("gen1.bin").to_str().unwrap(),
+            "--generations",
+            "2",
+            "--out",
+            other.to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert!(e.contains("another run"), "{e}");
     // A live process holding the lock keeps others out (this test's own pid is alive).
     std::fs::write(run.join(".organism.lock"), std::process::id().to_string()).unwrap();
     let e = err(&organism(

@@ -330,6 +330,14 @@ fn resume(
     });
     let keep_last = Some(keep_last.unwrap_or(current.evolution.keep_last)).filter(|&k| k > 0);
     let mut lock = RunLock::acquire(&out)?;
+    // Continuing into another folder: it must not hold another run's checkpoints.
+    let own = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if std::fs::canonicalize(own).ok() != std::fs::canonicalize(&out).ok() {
+        folder::claim_for_new_run(&out, false)?;
+    }
     let (problem, fp, _) = build_problem(&ck.run, output.quiet || output.json)?;
     let evolver = Evolver::new(&problem, ck.run.settings.clone());
     let checkpointer = if fp != ck.fingerprint {
