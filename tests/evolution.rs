@@ -422,6 +422,13 @@ fn the_front_improves_on_the_bundled_market() {
     }
 }
 
+/// `organism evolve resume FILE --generations GENS EXTRA...`.
+fn resume_to(file: &str, gens: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["evolve", "resume", file, "--generations", gens];
+    args.extend_from_slice(extra);
+    organism(&args, None)
+}
+
 #[test]
 fn checkpoints_stay_small_and_keep_last_prunes() {
     let base = scratch("small");
@@ -443,47 +450,28 @@ fn checkpoints_stay_small_and_keep_last_prunes() {
     let log = std::fs::metadata(run.join("cache.log")).unwrap().len();
     assert!(log > 0);
     // --keep-last 2 on resume: only the newest two remain, and they resume.
-    ok(&organism(
-        &[
-            "evolve",
-            "resume",
-            run.join("gen3.bin").to_str().unwrap(),
-            "--generations",
-            "5",
-            "--keep-last",
-            "2",
-            "--quiet",
-        ],
-        None,
+    ok(&resume_to(
+        run.join("gen3.bin").to_str().unwrap(),
+        "5",
+        &["--keep-last", "2", "--quiet"],
     ));
     let kept: Vec<bool> = (0..=5)
         .map(|g| run.join(format!("gen{g}.bin")).is_file())
         .collect();
     assert_eq!(kept, [false, false, false, false, true, true]);
-    ok(&organism(
-        &[
-            "evolve",
-            "resume",
-            run.join("gen4.bin").to_str().unwrap(),
-            "--generations",
-            "6",
-            "--quiet",
-        ],
-        None,
+    ok(&resume_to(
+        run.join("gen4.bin").to_str().unwrap(),
+        "6",
+        &["--quiet"],
     ));
     // A checkpoint away from its run folder's cache log is a clear error.
     let lone = base.join("lone");
     std::fs::create_dir_all(&lone).unwrap();
     std::fs::copy(run.join("gen6.bin"), lone.join("gen6.bin")).unwrap();
-    let e = err(&organism(
-        &[
-            "evolve",
-            "resume",
-            lone.join("gen6.bin").to_str().unwrap(),
-            "--generations",
-            "7",
-        ],
-        None,
+    let e = err(&resume_to(
+        lone.join("gen6.bin").to_str().unwrap(),
+        "7",
+        &[],
     ));
     assert!(
         e.contains("cache.log") && e.contains("cannot read the fitness cache"),
@@ -508,31 +496,15 @@ fn a_run_folder_belongs_to_one_run() {
     // Resuming into another run's folder is refused too.
     let other = base.join("other");
     ok(&evolve(&other, &cfg, 2, None));
-    let e = err(&organism(
-        &[
-            "evolve",
-            "resume",
-            run.join("gen1.bin").to_str().unwrap(),
-            "--generations",
-            "2",
-            "--out",
-            other.to_str().unwrap(),
-        ],
-        None,
+    let e = err(&resume_to(
+        run.join("gen1.bin").to_str().unwrap(),
+        "2",
+        &["--out", other.to_str().unwrap()],
     ));
     assert!(e.contains("another run"), "{e}");
     // A live process holding the lock keeps others out (this test's own pid is alive).
     std::fs::write(run.join(".organism.lock"), std::process::id().to_string()).unwrap();
-    let e = err(&organism(
-        &[
-            "evolve",
-            "resume",
-            run.join("gen1.bin").to_str().unwrap(),
-            "--generations",
-            "2",
-        ],
-        None,
-    ));
+    let e = err(&resume_to(run.join("gen1.bin").to_str().unwrap(), "2", &[]));
     assert!(e.contains("in use by another organism process"), "{e}");
     std::fs::remove_file(run.join(".organism.lock")).unwrap();
     // --overwrite replaces the old run; a temporary file of a crashed write is cleaned up.
@@ -610,30 +582,12 @@ fn impossible_content_and_changed_specs_are_clear_errors() {
         let p = run.join(name);
         mutated(&good, &p, edit);
         let before = bytes(p.clone());
-        let e = err(&organism(
-            &[
-                "evolve",
-                "resume",
-                p.to_str().unwrap(),
-                "--generations",
-                "3",
-            ],
-            None,
-        ));
+        let e = err(&resume_to(p.to_str().unwrap(), "3", &[]));
         assert!(e.contains(name) && e.contains(msg), "{name}: {e}");
         assert_eq!(bytes(p), before, "{name} was modified");
     }
     // The changed spec is named: seed and gene.
-    let e = err(&organism(
-        &[
-            "evolve",
-            "resume",
-            run.join("spec.bin").to_str().unwrap(),
-            "--generations",
-            "3",
-        ],
-        None,
-    ));
+    let e = err(&resume_to(run.join("spec.bin").to_str().unwrap(), "3", &[]));
     assert!(
         e.contains("seed ema_crossover: gene `slow` (int 5..500) is now `slow` (int 5..400)"),
         "{e}"
