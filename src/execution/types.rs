@@ -211,6 +211,12 @@ mod tests {
         assert_eq!(px(&r0, 123456.0), "123456");
         assert_eq!(px(&r0, 12345.6), "12346");
         assert_eq!(px(&r0, 98765.4321), "98765");
+        // "If szDecimals = 1, 0.01234 is valid but 0.012345 is not (more than 6 - szDecimals
+        // decimal places)": it rounds to 5 decimals, ties to even.
+        let r1 = VenueRules::hyperliquid_perp(1);
+        assert_eq!(px(&r1, 0.01234), "0.01234");
+        assert_eq!(px(&r1, 0.012345), "0.01234");
+        assert_eq!(px(&r1, 0.012355), "0.01236");
         // BTC has szDecimals 5: at most 1 decimal.
         let btc = VenueRules::hyperliquid_perp(5);
         assert_eq!(px(&btc, 4321.27), "4321.3");
@@ -229,7 +235,10 @@ mod tests {
 
     #[test]
     fn hyperliquid_size_and_minimum() {
+        // "If szDecimals = 3 then 1.001 is a valid size but 1.0001 is not": sizes round down.
         let r = VenueRules::hyperliquid_perp(3);
+        assert_eq!(r.qty(1.001).unwrap().to_string(), "1.001");
+        assert_eq!(r.qty(1.0001).unwrap().to_string(), "1");
         assert_eq!(r.qty(1.0019).unwrap().to_string(), "1.001");
         assert_eq!(
             r.qty(0.0009).unwrap_err().to_string(),
