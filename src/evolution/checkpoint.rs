@@ -81,6 +81,8 @@ pub enum CheckpointError {
     Encode(String),
     #[error(transparent)]
     Write(#[from] crate::market::DataError),
+    #[error(transparent)]
+    Folder(#[from] super::folder::FolderError),
 }
 
 /// Everything that defines a run besides its state.

@@ -96,11 +96,6 @@ impl Checkpointer {
         }
         Ok(path)
     }
-
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 /// Runs an evolver to a target generation with checkpoints and observers.

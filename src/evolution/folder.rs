@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::checkpoint::{CheckpointError, CACHE_FILE};
+use super::checkpoint::CACHE_FILE;
 
 /// Name of the lock file in a run folder.
 pub const LOCK_FILE: &str = ".organism.lock";
@@ -28,19 +28,6 @@ pub enum FolderError {
         #[source]
         source: std::io::Error,
     },
-}
-
-impl From<FolderError> for CheckpointError {
-    fn from(e: FolderError) -> Self {
-        CheckpointError::Cache {
-            file: match &e {
-                FolderError::Locked { dir, .. }
-                | FolderError::Occupied { dir, .. }
-                | FolderError::Io { dir, .. } => dir.clone(),
-            },
-            message: e.to_string(),
-        }
-    }
 }
 
 /// The exclusive lock of a run folder, released on drop (or by [`RunLock::release`] before the

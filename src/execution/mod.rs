@@ -646,11 +646,6 @@ impl<V: Venue> Engine<V> {
         self.pos.as_ref().map_or(0.0, |p| p.side.sign() * p.size)
     }
 
-    /// The side held, if any.
-    pub fn side(&self) -> Option<Side> {
-        self.pos.as_ref().map(|p| p.side)
-    }
-
     /// Equity marked at `price`.
     pub fn equity_at(&self, price: f64) -> f64 {
         self.venue.balance() + self.signed_size() * price

@@ -79,15 +79,14 @@ fn repair_tail(path: &Path) -> Result<Option<String>, DataError> {
     )))
 }
 
-/// Whether a file has data rows after its header.
-fn has_rows(path: &Path) -> Result<bool, DataError> {
-    match fs::read_to_string(path) {
-        Ok(t) => Ok(t.lines().skip(1).any(|l| !l.trim().is_empty())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(DataError::Io {
-            file: path.to_path_buf(),
-            source,
-        }),
+/// A loaded file, or the empty default when the file is missing or has no rows yet.
+fn or_empty<T: Default>(loaded: Result<T, DataError>) -> Result<T, DataError> {
+    match loaded {
+        Err(DataError::Empty { .. }) => Ok(T::default()),
+        Err(DataError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(T::default())
+        }
+        other => other,
     }
 }
 
@@ -133,16 +132,8 @@ impl CandleStore {
                 notes.push(note);
             }
         }
-        let candles = if has_rows(&candle_file)? {
-            load_candles(&candle_file)?
-        } else {
-            Candles::default()
-        };
-        let funding = if has_rows(&funding_file)? {
-            load_funding(&funding_file)?
-        } else {
-            FundingSeries::default()
-        };
+        let candles = or_empty(load_candles(&candle_file))?;
+        let funding = or_empty(load_funding(&funding_file))?;
         let iv = interval.ms();
         if let Some(i) = (1..candles.len()).find(|&i| (candles.ts[i] - candles.ts[0]) % iv != 0) {
             return Err(StoreError::Rejected {
@@ -311,11 +302,6 @@ impl<V: Venue> StrategyRunner<V> {
     pub fn finish(self, store: &CandleStore) -> (Vec<crate::execution::Trade>, usize) {
         self.engine
             .finish(store.candles().ts.last().copied().unwrap_or(0))
-    }
-
-    /// Fitted models kept across bars.
-    pub fn models(&self) -> &ModelCache {
-        &self.models
     }
 
     /// The target at the store's newest bar: the seed over the whole stored history (fitted

@@ -63,11 +63,6 @@ impl Prepared {
         }
     }
 
-    /// The fitted-model cache of the ML seeds.
-    pub fn models(&self) -> &Arc<ModelCache> {
-        &self.models
-    }
-
     /// Number of distinct series computed so far.
     pub fn cached(&self) -> usize {
         self.series.read().map(|m| m.len()).unwrap_or(0)

@@ -127,7 +127,46 @@ fn matrix(
 #[derive(Debug)]
 enum Model {
     Svc(Svm<f64, bool>),
-    PcaTree { axes: Array2<f64>, tree: Tree },
+    /// Projection on the leading principal axes, then a tree over `quantiles` classes.
+    PcaTree {
+        axes: Array2<f64>,
+        tree: Tree,
+        quantiles: usize,
+    },
+}
+
+impl Model {
+    /// The side of each standardized row: the SVC's sign; the tree's top quantile long, its
+    /// bottom one short, the rest flat.
+    fn sides(&self, pred: &Array2<f64>) -> Vec<f64> {
+        match self {
+            Model::Svc(svm) => {
+                let p: Array1<bool> = svm.predict(pred);
+                p.iter().map(|&up| if up { 1.0 } else { -1.0 }).collect()
+            }
+            Model::PcaTree {
+                axes,
+                tree,
+                quantiles,
+            } => pred
+                .dot(axes)
+                .outer_iter()
+                .map(|x| match x.as_slice() {
+                    Some(row) => tree.predict(row),
+                    None => tree.predict(&x.to_vec()),
+                })
+                .map(|cls| {
+                    if cls + 1 == *quantiles {
+                        1.0
+                    } else if cls == 0 {
+                        -1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One walk-forward fit: the standardization of its training rows and the model (`None` when
@@ -160,16 +199,6 @@ pub struct ModelCache {
 }
 
 impl ModelCache {
-    /// Number of fits kept.
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// True when no fit is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn get_or_fit(&self, key: ModelKey, fit: impl FnOnce() -> Fitted) -> Arc<Fitted> {
         if let Some(m) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return m;
@@ -189,7 +218,7 @@ impl ModelCache {
 
 /// Walk-forward driver: at each refit bar `t` the model of the training rows `start..end`
 /// (from the cache, or `fit(standardized training rows, start..end)`) predicts the
-/// standardized rows of bars `t .. t+refit` with `predict`.
+/// standardized rows of bars `t .. t+refit`.
 #[allow(clippy::too_many_arguments)]
 fn walk_forward(
     d: &Prepared,
@@ -200,7 +229,6 @@ fn walk_forward(
     horizon: usize,
     out: &mut Targets,
     fit: impl Fn(&Array2<f64>, std::ops::Range<usize>) -> Option<Model>,
-    predict: impl Fn(&Model, &Array2<f64>) -> Vec<f64>,
 ) {
     let f = features(d);
     let n = f.rows.len();
@@ -228,7 +256,7 @@ fn walk_forward(
             });
             if let Some(model) = &fitted.model {
                 let pred = matrix(&f, t..pred_end, &fitted.mean, &fitted.sd);
-                out.position[t..pred_end].copy_from_slice(&predict(model, &pred));
+                out.position[t..pred_end].copy_from_slice(&model.sides(&pred));
             }
         }
         t = pred_end;
@@ -343,13 +371,6 @@ impl Seed for LinearSvcClassifier {
                     .ok()
                     .map(Model::Svc)
             },
-            |model, pred| {
-                let Model::Svc(svm) = model else {
-                    return vec![0.0; pred.nrows()];
-                };
-                let p: Array1<bool> = svm.predict(pred);
-                p.iter().map(|&up| if up { 1.0 } else { -1.0 }).collect()
-            },
         );
     }
 }
@@ -388,28 +409,11 @@ impl Seed for PcaTreeQuantile {
                 let emb_train = train.dot(&axes);
                 let rows: Vec<Vec<f64>> = emb_train.outer_iter().map(|r| r.to_vec()).collect();
                 let tree = Tree::fit(&rows, &labels, q, depth);
-                Some(Model::PcaTree { axes, tree })
-            },
-            |model, pred| {
-                let Model::PcaTree { axes, tree } = model else {
-                    return vec![0.0; pred.nrows()];
-                };
-                pred.dot(axes)
-                    .outer_iter()
-                    .map(|x| match x.as_slice() {
-                        Some(row) => tree.predict(row),
-                        None => tree.predict(&x.to_vec()),
-                    })
-                    .map(|cls| {
-                        if cls + 1 == q {
-                            1.0
-                        } else if cls == 0 {
-                            -1.0
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect()
+                Some(Model::PcaTree {
+                    axes,
+                    tree,
+                    quantiles: q,
+                })
             },
         );
     }
