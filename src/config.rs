@@ -11,7 +11,7 @@ use toml::{Table, Value};
 
 use crate::{
     execution::{EngineConfig, FillMode},
-    market::{synthetic::SyntheticParams, DataSelection},
+    market::{synthetic::SyntheticParams, timerange::TimeRange, DataSelection},
 };
 
 /// The defaults, exactly as shipped in `config/default.toml`.
@@ -45,6 +45,8 @@ pub struct DataConfig {
     pub interval: String,
     pub source: String,
     pub coins: Vec<String>,
+    /// freqtrade-style `START-END`; empty keeps every bar.
+    pub timerange: String,
 }
 
 /// `[costs]`.
@@ -187,6 +189,14 @@ impl Config {
             .fill
             .parse::<FillMode>()
             .map_err(|m| err("backtest.fill", m))?;
+        if !self.data.timerange.trim().is_empty() {
+            TimeRange::parse(&self.data.timerange).map_err(|m| {
+                err(
+                    "data.timerange",
+                    m.trim_start_matches("--timerange ").to_string(),
+                )
+            })?;
+        }
         if self.data.interval.trim().is_empty() {
             return Err(err("data.interval", "must not be empty".into()));
         }
@@ -286,6 +296,7 @@ impl Config {
             interval: self.data.interval.clone(),
             source: self.data.source.clone(),
             coins: self.data.coins.clone(),
+            timerange: TimeRange::parse(&self.data.timerange).ok(),
             synthetic: self.synthetic.clone(),
         }
     }

@@ -26,6 +26,7 @@ pub mod fitness;
 pub mod genome;
 pub mod indicators;
 pub mod market;
+pub mod promotion;
 pub mod runner;
 pub mod seeds;
 pub mod strategy;

@@ -12,6 +12,12 @@ mod cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less output: no notes, progress or per-generation lines; results and errors only.
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -21,6 +27,9 @@ enum Command {
     Evolve(Box<cli::evolve::Args>),
     /// Backtest one strategy on the configured data and print its metrics.
     Backtest(Box<cli::backtest::Args>),
+    /// Inspect runs: list them, show one ranked, export a member's genome.
+    #[command(subcommand)]
+    Runs(cli::runs::RunsCommand),
     /// List the seed strategies and their genes.
     Seeds,
     /// Measure this machine's speed on the standard workloads.
@@ -35,9 +44,16 @@ enum Command {
 
 /// Structured logs on stderr, filtered by `RUST_LOG` (default: warnings and errors only), e.g.
 /// `RUST_LOG=organism=debug organism evolve`.
-fn init_tracing() {
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "organism=info,warn",
+        (false, 2) => "organism=debug,info",
+        _ => "organism=trace,debug",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -48,10 +64,12 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.verbose, cli.quiet);
+    cli::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Evolve(args) => cli::evolve::run(*args),
         Command::Backtest(args) => cli::backtest::run(*args),
+        Command::Runs(cmd) => cli::runs::run(cmd),
         Command::Seeds => cli::seeds::run(),
         Command::Bench(cmd) => cli::bench::run(cmd),
         Command::Data(cmd) => cli::data::run(cmd),
@@ -61,8 +79,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`organism seeds | head`) is not an error.
         Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
         {
             ExitCode::SUCCESS
         }

@@ -177,7 +177,7 @@ pub fn run(args: Args) -> Result<()> {
         write_atomic(path, s.as_bytes())?;
     }
     if args.json {
-        println!("{}", serde_json::to_string(&m)?);
+        outln!("{}", serde_json::to_string(&m)?);
         return Ok(());
     }
     let genes: Vec<String> = spec
@@ -186,7 +186,7 @@ pub fn run(args: Args) -> Result<()> {
         .zip(&genome)
         .map(|(g, v)| format!("{}={}", g.name, g.format_short(*v)))
         .collect();
-    println!(
+    outln!(
         "{} [{}], fill {}",
         spec.name,
         genes.join(" "),
@@ -195,7 +195,7 @@ pub fn run(args: Args) -> Result<()> {
             FillMode::Close => "close",
         }
     );
-    println!(
+    outln!(
         "{} on {}: {} bars, {} -> {} UTC",
         market.coin,
         universe.origin,
@@ -203,14 +203,14 @@ pub fn run(args: Args) -> Result<()> {
         format_ts(c.ts[0]),
         format_ts(c.ts[c.len() - 1])
     );
-    println!(
+    outln!(
         "costs: fee {:.4} %, slippage {:.4} %, funding {}, cash {}",
         bt.fee * 100.0,
         bt.slippage * 100.0,
         if bt.funding { "on" } else { "off" },
         bt.cash
     );
-    println!();
+    outln!();
     let pct = |v: f64| format!("{:.2} %", v * 100.0);
     let rows = [
         ("total return", pct(m.total_return)),
@@ -227,7 +227,7 @@ pub fn run(args: Args) -> Result<()> {
         ("exposure", pct(m.exposure)),
     ];
     for (k, v) in rows {
-        println!("{k:<15}{v:>20}");
+        outln!("{k:<15}{v:>20}");
     }
     Ok(())
 }

@@ -124,18 +124,18 @@ fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> R
             "front_size": front,
             "best_sharpe": best,
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!("workload B: NSGA-II on {}", path.display());
-        println!("population x gens      {:>12}", "256 x 30");
-        println!("threads                {:>12}", pool.current_num_threads());
-        println!("s / generation (med.)  {:>12.5}", per_gen);
-        println!("total s (init + 30)    {:>12.4}", total);
-        println!("EMA/ATR precompute s   {:>12.4}", prep);
-        println!("evaluations / s        {:>12.0}", rate);
-        println!("  (fresh, not cached)  {:>12.0}", fresh_rate);
-        println!("first front size       {:>12}", front);
-        println!("best Sharpe            {:>12.4}", best);
+        outln!("workload B: NSGA-II on {}", path.display());
+        outln!("population x gens      {:>12}", "256 x 30");
+        outln!("threads                {:>12}", pool.current_num_threads());
+        outln!("s / generation (med.)  {:>12.5}", per_gen);
+        outln!("total s (init + 30)    {:>12.4}", total);
+        outln!("EMA/ATR precompute s   {:>12.4}", prep);
+        outln!("evaluations / s        {:>12.0}", rate);
+        outln!("  (fresh, not cached)  {:>12.0}", fresh_rate);
+        outln!("first front size       {:>12}", front);
+        outln!("best Sharpe            {:>12.4}", best);
     }
     Ok(())
 }
@@ -192,15 +192,15 @@ fn bench_sweep(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Re
             "candle_combos_per_sec": rate,
             "best": { "fast": grid[best_i].0, "slow": grid[best_i].1, "sharpe": best.sharpe },
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!("workload A: EMA-crossover sweep on {}", path.display());
-        println!("combos            {:>14}", grid.len());
-        println!("candles           {:>14}", candles.len());
-        println!("threads           {:>14}", pool.current_num_threads());
-        println!("seconds (median)  {:>14.4}", median);
-        println!("candle-combos/s   {:>14.3e}", rate);
-        println!(
+        outln!("workload A: EMA-crossover sweep on {}", path.display());
+        outln!("combos            {:>14}", grid.len());
+        outln!("candles           {:>14}", candles.len());
+        outln!("threads           {:>14}", pool.current_num_threads());
+        outln!("seconds (median)  {:>14.4}", median);
+        outln!("candle-combos/s   {:>14.3e}", rate);
+        outln!(
             "best by Sharpe    {:>14}",
             format!("{}/{} {:.3}", grid[best_i].0, grid[best_i].1, best.sharpe)
         );

@@ -141,14 +141,14 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 } else {
                     String::new()
                 };
-                println!(
+                outln!(
                     "{}: {} rows (+{}){gaps}",
                     r.path.display(),
                     r.after,
                     r.after - r.before
                 );
             }
-            println!(
+            outln!(
                 "use it with: organism evolve --data {}   (or backtest --data {})",
                 out.display(),
                 out.display()
@@ -165,7 +165,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 bail!("{url}: the index came back empty");
             }
             write_atomic(&out, fear_greed_to_csv(&rows).as_bytes())?;
-            println!(
+            outln!(
                 "{}: {} days, {} .. {}",
                 out.display(),
                 rows.len(),
@@ -187,7 +187,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     .join(format!("synthetic_{}.csv", m.coin));
                 write_atomic(&f, funding_to_csv(&m.funding).as_bytes())?;
             }
-            println!(
+            outln!(
                 "wrote {} coins x {} bars to {} (use it with --data {} --source synthetic)",
                 u.markets.len(),
                 cfg.synthetic.bars,

@@ -2,7 +2,6 @@
 //! checkpoints after every generation, Ctrl-C handling, and the final front with validation.
 
 use std::{
-    fmt::Write as _,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -10,20 +9,21 @@ use std::{
     },
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use organism::{
     config::Config,
     evolution::{
-        checkpoint::{self, fingerprint, path_for, Checkpoint, RunSpec},
+        checkpoint::{self, path_for, Checkpoint, RunSpec},
         executor::{Checkpointer, Executor, Observer, TerminationReason},
         folder::{self, RunLock},
-        problem::{Aggregation, Split, UniverseProblem},
-        Evaluation, Evolver, GenStats, Member, Settings, State,
+        problem::{load_run, Aggregation, LoadedRun, Split, UniverseProblem},
+        summary::{self, Ranked},
+        Evolver, GenStats, Member, Settings, State,
     },
     genome::SeedSpec,
-    market::{csv::write_atomic, load_universe},
-    seeds::{self, Prepared, SeedEntry},
+    market::csv::write_atomic,
+    seeds,
 };
 
 use super::DataArgs;
@@ -41,9 +41,13 @@ pub struct Args {
     /// Individuals per generation (default: evolution.population).
     #[arg(long)]
     pub population: Option<usize>,
-    /// RNG seed of the run (default: evolution.seed).
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// RNG seed of the run (default: evolution.seed). `--seed` is accepted too.
+    #[arg(long, alias = "seed", value_name = "N")]
+    pub rng_seed: Option<u64>,
+    /// Only bars in this span, freqtrade's format: 20250101-20250601, 20250101- or -20250601
+    /// (start inclusive, end exclusive, UTC; default: data.timerange).
+    #[arg(long, value_name = "START-END")]
+    pub timerange: Option<String>,
     /// Checkpoint folder (default: evolution.out).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -60,11 +64,11 @@ pub struct Args {
     pub output: OutputArgs,
 }
 
-#[derive(clap::Args, Debug, Clone, Copy)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct OutputArgs {
-    /// No progress bar and no per-generation lines; only the final summary.
-    #[arg(long)]
-    pub quiet: bool,
+    /// Also write an HTML report of the run (history, first front, ranked members).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Print one JSON object per generation and a final JSON summary (for scripts).
     #[arg(long)]
     pub json: bool,
@@ -131,41 +135,15 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> RunSpec {
     }
 }
 
-fn seed_entries(names: &[String]) -> Result<Vec<&'static SeedEntry>> {
-    if names.is_empty() {
-        return Ok(seeds::registry()?.iter().collect());
-    }
-    names
-        .iter()
-        .map(|n| seeds::find(n).map_err(anyhow::Error::msg))
-        .collect()
-}
-
-/// Loads the run's data and builds the problem; returns it with the data fingerprint.
-fn build_problem(run: &RunSpec, quiet: bool) -> Result<(UniverseProblem, u64, i64)> {
-    let u = load_universe(&run.data).context("loading market data")?;
+/// Loads the run's data and builds the problem (notes printed unless `quiet`).
+fn build_problem(run: &RunSpec, quiet: bool) -> Result<LoadedRun> {
+    let loaded = load_run(run)?;
     if !quiet {
-        for note in &u.notes {
+        for note in &loaded.notes {
             eprintln!("note: {note}");
         }
     }
-    let fp = fingerprint(&u.markets);
-    let seg = run.split.apply(&u);
-    if seg.train.is_empty() {
-        bail!("no coin has bars in the training part of {}", u.origin);
-    }
-    let entries = seed_entries(&run.seeds)?;
-    Ok((
-        UniverseProblem {
-            entries,
-            train: seg.train.into_iter().map(Prepared::new).collect(),
-            validation: seg.validation.into_iter().map(Prepared::new).collect(),
-            backtest: run.backtest,
-            aggregation: run.aggregation,
-        },
-        fp,
-        seg.holdout_from,
-    ))
+    Ok(loaded)
 }
 
 /// The Ctrl-C flag, installed before anything else: the first Ctrl-C asks the run to stop after
@@ -215,8 +193,12 @@ pub fn run(args: Args) -> Result<()> {
         }
         cfg.evolution.population = p;
     }
-    if let Some(s) = args.seed {
+    if let Some(s) = args.rng_seed {
         cfg.evolution.seed = s;
+    }
+    if let Some(t) = &args.timerange {
+        organism::market::timerange::TimeRange::parse(t).map_err(anyhow::Error::msg)?;
+        cfg.data.timerange = t.clone();
     }
     if let Some(s) = args.seeds {
         cfg.evolution.seeds = s;
@@ -225,16 +207,23 @@ pub fn run(args: Args) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(&cfg.evolution.out));
-    let names: Vec<String> = seed_entries(&cfg.evolution.seeds)?
+    let names: Vec<String> = seeds::select(&cfg.evolution.seeds)
+        .map_err(anyhow::Error::msg)?
         .iter()
         .map(|e| e.spec.name.clone())
         .collect();
     let run = run_spec(&cfg, names);
     let mut lock = RunLock::acquire(&out)?;
     folder::claim_for_new_run(&out, args.overwrite)?;
-    let (problem, fp, holdout_from) = build_problem(&run, args.output.quiet || args.output.json)?;
-    let mut reporter = Reporter::new(args.output, target, run.settings.population);
-    if !args.output.quiet && !args.output.json {
+    let loaded = build_problem(&run, super::quiet() || args.output.json)?;
+    let (problem, fp, holdout_from) = (&loaded.problem, loaded.fingerprint, loaded.holdout_from);
+    let reporter = Reporter::new(
+        args.output.clone(),
+        target,
+        run.settings.population,
+        stop.clone(),
+    );
+    if !super::quiet() && !args.output.json {
         reporter.println(format!(
             "evolving {} seeds x {} individuals on {} coins ({} training bars each, validation next, \
              holdout from {} UTC untouched), checkpoints in {}",
@@ -249,18 +238,18 @@ pub fn run(args: Args) -> Result<()> {
     let settings = run.settings.clone();
     let keep_last = Some(args.keep_last.unwrap_or(cfg.evolution.keep_last)).filter(|&k| k > 0);
     let checkpointer = Checkpointer::new_run(&out, keep_last)?;
+    let mut lines = GenLines(&reporter);
     let reason;
     let ck;
     {
-        let mut exec = Executor::new(Evolver::new(&problem, settings), checkpointer, stop);
-        let bar = reporter.bar.clone();
-        exec.observe(&mut reporter);
-        let tick = || bar.inc(1);
+        let mut exec = Executor::new(Evolver::new(problem, settings), checkpointer, stop);
+        exec.observe(&mut lines);
+        let tick = || reporter.tick();
         let mut c = exec.start(run, fp, &tick)?;
         reason = exec.run(&mut c, target, &tick)?;
         ck = c;
     }
-    conclude(&ck, &problem, &out, reporter, reason, target, &mut lock)
+    conclude(&ck, &loaded, &out, reporter, reason, target, &mut lock)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -306,7 +295,7 @@ fn resume(
     if let Some(s) = source {
         ck.run.data.source = s;
     }
-    let entries = seed_entries(&ck.run.seeds)?;
+    let entries = seeds::select(&ck.run.seeds).map_err(anyhow::Error::msg)?;
     let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
     checkpoint::check_specs(&ck.specs, &specs).map_err(|m| {
         anyhow::anyhow!(
@@ -316,7 +305,7 @@ fn resume(
     })?;
     let target = generations.unwrap_or(current.evolution.generations);
     if target <= ck.state.generation {
-        println!(
+        outln!(
             "{} is at generation {}; nothing to do for --generations {target}",
             file.display(),
             ck.state.generation
@@ -338,8 +327,9 @@ fn resume(
     if std::fs::canonicalize(own).ok() != std::fs::canonicalize(&out).ok() {
         folder::claim_for_new_run(&out, false)?;
     }
-    let (problem, fp, _) = build_problem(&ck.run, output.quiet || output.json)?;
-    let evolver = Evolver::new(&problem, ck.run.settings.clone());
+    let loaded = build_problem(&ck.run, super::quiet() || output.json)?;
+    let (problem, fp) = (&loaded.problem, loaded.fingerprint);
+    let evolver = Evolver::new(problem, ck.run.settings.clone());
     let checkpointer = if fp != ck.fingerprint {
         if !force {
             bail!(
@@ -357,12 +347,13 @@ fn resume(
     } else {
         Checkpointer::resume(file, &mut ck, &out, keep_last)?
     };
-    let mut reporter = Reporter::new(
-        output,
+    let reporter = Reporter::new(
+        output.clone(),
         target - ck.state.generation,
         ck.run.settings.population,
+        stop.clone(),
     );
-    if !output.quiet && !output.json {
+    if !super::quiet() && !output.json {
         reporter.println(format!(
             "resuming {} at generation {} (until {target}), checkpoints in {}",
             file.display(),
@@ -371,19 +362,19 @@ fn resume(
         ));
     }
     let reason = {
-        let bar = reporter.bar.clone();
+        let mut lines = GenLines(&reporter);
         let mut exec = Executor::new(evolver, checkpointer, stop);
-        exec.observe(&mut reporter);
-        exec.run(&mut ck, target, &|| bar.inc(1))?
+        exec.observe(&mut lines);
+        exec.run(&mut ck, target, &|| reporter.tick())?
     };
-    conclude(&ck, &problem, &out, reporter, reason, target, &mut lock)
+    conclude(&ck, &loaded, &out, reporter, reason, target, &mut lock)
 }
 
 /// The end of a run: the front and history files, then the summary, or after an interrupt the
 /// way to continue (exit code 130).
 fn conclude(
     ck: &Checkpoint,
-    problem: &UniverseProblem,
+    loaded: &LoadedRun,
     out: &Path,
     reporter: Reporter,
     reason: TerminationReason,
@@ -391,8 +382,15 @@ fn conclude(
     lock: &mut RunLock,
 ) -> Result<()> {
     reporter.finish();
+    let problem = &loaded.problem;
+    if reporter.closed.load(Ordering::SeqCst) {
+        // Stdout is gone (`organism evolve | head`): save the results and end quietly.
+        write_files(ck, problem, out)?;
+        lock.release();
+        std::process::exit(0);
+    }
     match reason {
-        TerminationReason::TargetReached => finish(ck, problem, out, reporter.output),
+        TerminationReason::TargetReached => finish(ck, loaded, out, &reporter.output, lock),
         TerminationReason::Interrupted => {
             write_files(ck, problem, out)?;
             lock.release();
@@ -408,173 +406,99 @@ fn conclude(
     }
 }
 
-/// A genome as `gene=value` pairs (`short`: floats to 4 decimals).
-fn genes_of(problem: &UniverseProblem, m: &Member, short: bool) -> String {
-    let spec = &problem.entries[m.seed as usize].spec;
-    spec.genes
-        .iter()
-        .zip(&m.genes)
-        .map(|(g, v)| {
-            let text = if short {
-                g.format_short(*v)
-            } else {
-                g.format(*v)
-            };
-            format!("{}={text}", g.name)
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Validates the first front and writes `front.csv` and `history.csv`; returns the front and
-/// its validation evaluations.
-fn write_files<'c>(
-    ck: &'c Checkpoint,
-    problem: &UniverseProblem,
-    out: &Path,
-) -> Result<(Vec<&'c Member>, Vec<Evaluation>)> {
+/// Ranks the first front and writes `front.csv` (ranked, with ids) and `history.csv`.
+fn write_files(ck: &Checkpoint, problem: &UniverseProblem, out: &Path) -> Result<Vec<Ranked>> {
     let front: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
-    let validation: Vec<Evaluation> = {
-        use rayon::prelude::*;
-        front
-            .par_iter()
-            .map(|m| problem.validate(m.seed, &m.genes))
-            .collect()
-    };
-    let genes_of = |m: &Member, short: bool| genes_of(problem, m, short);
-    let mut csv = String::from(
-        "seed,genes,feasible,train_sharpe,train_consistency,train_max_drawdown,train_turnover,\
-         validation_sharpe,validation_consistency,validation_max_drawdown,validation_turnover\n",
-    );
-    for (m, v) in front.iter().zip(&validation) {
-        let e = &m.eval;
-        let _ = writeln!(
-            csv,
-            "{},{},{},{},{},{},{},{},{},{},{}",
-            problem.entries[m.seed as usize].spec.name,
-            genes_of(m, false),
-            e.feasible(),
-            e.sharpe(),
-            e.consistency(),
-            e.drawdown(),
-            e.turnover(),
-            v.sharpe(),
-            v.consistency(),
-            v.drawdown(),
-            v.turnover()
-        );
-    }
-    write_atomic(&out.join("front.csv"), csv.as_bytes())?;
-    let mut hist = String::from(
-        "generation,evaluations,best_sharpe,front_size,feasible,hypervolume,diversity\n",
-    );
-    for h in &ck.state.history {
-        let _ = writeln!(
-            hist,
-            "{},{},{},{},{},{},{}",
-            h.generation,
-            h.evaluations,
-            h.best_sharpe,
-            h.front_size,
-            h.feasible,
-            h.hypervolume,
-            h.diversity
-        );
-    }
-    write_atomic(&out.join("history.csv"), hist.as_bytes())?;
-    Ok((front, validation))
+    let ranked = summary::rank(problem, &front);
+    let specs: Vec<&SeedSpec> = problem.entries.iter().map(|e| &e.spec).collect();
+    write_atomic(
+        &out.join("front.csv"),
+        summary::front_csv(&ranked, &specs).as_bytes(),
+    )?;
+    write_atomic(
+        &out.join("history.csv"),
+        summary::history_csv(&ck.state.history).as_bytes(),
+    )?;
+    Ok(ranked)
 }
 
-/// The end of a complete run: the files, then the front table (or JSON).
+/// The end of a complete run: the files, then the ranked front (top 10) or JSON.
 fn finish(
     ck: &Checkpoint,
-    problem: &UniverseProblem,
+    loaded: &LoadedRun,
     out: &Path,
-    output: OutputArgs,
+    output: &OutputArgs,
+    lock: &mut RunLock,
 ) -> Result<()> {
-    let (front, validation) = write_files(ck, problem, out)?;
-    let genes_of = |m: &Member, short: bool| genes_of(problem, m, short);
+    let problem = &loaded.problem;
+    let ranked = write_files(ck, problem, out)?;
+    lock.release();
+    let checkpoint = path_for(out, ck.state.generation);
+    if let Some(path) = &output.report {
+        let html = super::runs::run_report_html(&checkpoint, ck, &ranked, loaded);
+        write_atomic(path, html.as_bytes())?;
+        if !super::quiet() {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     if output.json {
-        let members: Vec<serde_json::Value> = front
-            .iter()
-            .zip(&validation)
-            .map(|(m, v)| {
-                let spec = &problem.entries[m.seed as usize].spec;
-                let genes: serde_json::Map<String, serde_json::Value> = spec
-                    .genes
-                    .iter()
-                    .zip(&m.genes)
-                    .map(|(g, x)| (g.name.clone(), serde_json::Value::String(g.format(*x))))
-                    .collect();
-                let obj = |e: &Evaluation| {
-                    serde_json::json!({"sharpe": e.sharpe(), "consistency": e.consistency(),
-                        "max_drawdown": e.drawdown(), "turnover": e.turnover()})
-                };
-                serde_json::json!({"seed": spec.name, "genes": genes, "feasible": m.eval.feasible(),
-                    "train": obj(&m.eval), "validation": obj(v)})
-            })
-            .collect();
-        println!(
+        outln!(
             "{}",
-            serde_json::json!({"generation": ck.state.generation, "front": members,
-                "checkpoint": path_for(out, ck.state.generation)})
+            serde_json::json!({"generation": ck.state.generation, "front": ranked,
+                "checkpoint": checkpoint})
         );
         return Ok(());
     }
-    println!();
-    println!(
-        "first front after generation {} ({} members; train | validation):",
-        ck.state.generation,
-        front.len()
-    );
-    println!(
-        "{:<22} {:>7} {:>6} {:>6} {:>7} | {:>7} {:>6} {:>6} {:>7}  genes",
-        "seed", "sharpe", "cons", "mdd", "turn/y", "sharpe", "cons", "mdd", "turn/y"
-    );
-    let mut order: Vec<usize> = (0..front.len()).collect();
-    order.sort_by(|&a, &b| front[b].eval.sharpe().total_cmp(&front[a].eval.sharpe()));
-    for i in order {
-        let (m, v) = (front[i], &validation[i]);
-        let e = &m.eval;
-        println!(
-            "{:<22} {:>7.3} {:>6.2} {:>6.2} {:>7.1} | {:>7.3} {:>6.2} {:>6.2} {:>7.1}  {}{}",
-            problem.entries[m.seed as usize].spec.name,
-            e.sharpe(),
-            e.consistency(),
-            e.drawdown(),
-            e.turnover(),
-            v.sharpe(),
-            v.consistency(),
-            v.drawdown(),
-            v.turnover(),
-            if e.feasible() { "" } else { "(infeasible) " },
-            genes_of(m, true)
-        );
-    }
-    println!();
-    println!(
+    let specs: Vec<&SeedSpec> = problem.entries.iter().map(|e| &e.spec).collect();
+    outln!();
+    super::runs::print_ranked(&ranked, &specs, 10, ck.state.generation);
+    outln!();
+    outln!(
         "wrote {}, {} and {}",
-        path_for(out, ck.state.generation).display(),
+        checkpoint.display(),
         out.join("front.csv").display(),
         out.join("history.csv").display()
+    );
+    outln!(
+        "next: organism runs show {}   |   organism backtest --member {}:{}",
+        checkpoint.display(),
+        checkpoint.display(),
+        ranked.first().map_or("ID", |r| r.id.as_str())
     );
     Ok(())
 }
 
 /// Progress bar and per-generation lines.
+///
+/// On a terminal, a progress bar on stderr with the generation lines above it. When stderr is not
+/// a terminal (a log file, CI), a `progress:` line on stderr at most every 10 seconds instead, and
+/// the generation lines on stdout. When stdout is a closed pipe (`organism evolve | head`), the
+/// run stops after the generation under way, writes its files and exits quietly.
 struct Reporter {
     output: OutputArgs,
     bar: ProgressBar,
+    /// Progress as `progress:` lines on stderr (stderr is not a terminal).
+    lines: bool,
     population: u64,
+    total: u64,
     done_generations: std::sync::atomic::AtomicU64,
     /// When the previous generation was reported (or the reporter made).
-    last: std::time::Instant,
+    last: std::sync::Mutex<std::time::Instant>,
+    started: std::time::Instant,
+    /// When the last `progress:` line was printed.
+    last_line: std::sync::Mutex<std::time::Instant>,
+    /// The run's stop flag (set when stdout closes).
+    stop: Arc<AtomicBool>,
+    /// Stdout could not be written.
+    closed: AtomicBool,
 }
 
 impl Reporter {
-    fn new(output: OutputArgs, generations: u32, population: usize) -> Self {
+    #[allow(clippy::disallowed_methods)] // the CLI's progress timing
+    fn new(output: OutputArgs, generations: u32, population: usize, stop: Arc<AtomicBool>) -> Self {
         let total = (u64::from(generations) + 1) * population as u64;
-        let bar = if output.quiet || output.json {
+        let quiet = super::quiet() || output.json || super::quiet();
+        let bar = if quiet {
             ProgressBar::hidden()
         } else {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -585,22 +509,68 @@ impl Reporter {
             }
             b
         };
+        let now = std::time::Instant::now();
         Self {
             output,
+            lines: !quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr()),
             bar,
             population: population as u64,
+            total,
             done_generations: 0.into(),
-            #[allow(clippy::disallowed_methods)] // the CLI's progress timing
-            last: std::time::Instant::now(),
+            last: std::sync::Mutex::new(now),
+            started: now,
+            last_line: std::sync::Mutex::new(now),
+            stop,
+            closed: AtomicBool::new(false),
         }
     }
 
+    /// One line of results on stdout (above the bar on a terminal).
     fn println(&self, line: String) {
-        if self.bar.is_hidden() {
-            println!("{line}");
-        } else {
-            self.bar.println(line);
+        if self.closed.load(Ordering::SeqCst) {
+            return;
         }
+        if !self.bar.is_hidden() {
+            self.bar.println(line);
+            return;
+        }
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = writeln!(o, "{line}").and_then(|()| o.flush()) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("warning: cannot write to standard output ({e}); stopping after this generation");
+            }
+            self.closed.store(true, Ordering::SeqCst);
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// One evaluation done; on a non-terminal stderr, a progress line every 10 s.
+    #[allow(clippy::disallowed_methods)] // the CLI's progress timing
+    fn tick(&self) {
+        self.bar.inc(1);
+        if !self.lines {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let Ok(mut last) = self.last_line.lock() else {
+            return;
+        };
+        if now.duration_since(*last).as_secs_f64() < 10.0 {
+            return;
+        }
+        *last = now;
+        let pos = self.bar.position();
+        let secs = now.duration_since(self.started).as_secs_f64();
+        let eta = if pos > 0 {
+            secs / pos as f64 * self.total.saturating_sub(pos) as f64
+        } else {
+            f64::NAN
+        };
+        eprintln!(
+            "progress: {pos}/{} evaluations, {secs:.0} s elapsed, about {eta:.0} s left",
+            self.total
+        );
     }
 
     fn report(&self, s: &GenStats, secs: f64) {
@@ -613,15 +583,15 @@ impl Reporter {
             0.0
         };
         if self.output.json {
-            println!(
-                "{}",
+            self.println(
                 serde_json::json!({"generation": s.generation, "evaluations": s.evaluations,
                     "best_sharpe": if s.best_sharpe.is_finite() { Some(s.best_sharpe) } else { None },
                     "front_size": s.front_size, "feasible": s.feasible,
                     "hypervolume": s.hypervolume, "diversity": s.diversity,
                     "evaluations_per_sec": rate, "seconds": secs})
+                .to_string(),
             );
-        } else if !self.output.quiet {
+        } else if !super::quiet() && !super::quiet() {
             self.println(format!(
                 "gen {:>4}  best sharpe {:>7.3}  front {:>3}  feasible {:>3}  HV {:.4}  diversity {:.2}  evals {:>4} ({:.0}/s)",
                 s.generation, s.best_sharpe, s.front_size, s.feasible, s.hypervolume, s.diversity, s.evaluations, rate
@@ -634,12 +604,21 @@ impl Reporter {
     }
 }
 
-impl Observer for Reporter {
+/// The per-generation lines, as an observer of the executor.
+struct GenLines<'r>(&'r Reporter);
+
+impl Observer for GenLines<'_> {
     #[allow(clippy::disallowed_methods)] // the CLI times generations for the progress line
     fn generation(&mut self, _state: &State, stats: &GenStats, _checkpoint: &Path) {
         let now = std::time::Instant::now();
-        let secs = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.report(stats, secs);
+        let secs = match self.0.last.lock() {
+            Ok(mut last) => {
+                let secs = now.duration_since(*last).as_secs_f64();
+                *last = now;
+                secs
+            }
+            Err(_) => 0.0,
+        };
+        self.0.report(stats, secs);
     }
 }

@@ -1,9 +1,22 @@
 //! Subcommands: argument handling, progress and printing. The library does the work.
 
+/// `println!` for results on stdout that never panics: when stdout is a closed pipe
+/// (`organism seeds | head`) the process ends quietly with exit status 0; any other write error
+/// ends it with a message on stderr and status 1.
+macro_rules! outln {
+    () => {
+        $crate::cli::out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod backtest;
 pub mod bench;
 pub mod data;
 pub mod evolve;
+pub mod runs;
 pub mod seeds;
 pub mod testnet;
 
@@ -56,10 +69,44 @@ impl DataArgs {
 /// Loads the configured universe and prints its notes (gaps, missing funding) once to stderr.
 pub fn load_data(cfg: &Config) -> Result<Universe> {
     let u = load_universe(&cfg.data_selection()).context("loading market data")?;
-    for note in &u.notes {
-        eprintln!("note: {note}");
+    if !quiet() {
+        for note in &u.notes {
+            eprintln!("note: {note}");
+        }
     }
     Ok(u)
+}
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the global `-q` level: no notes, progress or per-generation lines, only results and
+/// errors.
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `-q` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Writes `args` to stdout; see [`outln!`].
+pub fn out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|()| o.flush()) {
+        exit_on_write_error(&e);
+    }
+}
+
+/// Ends the process after a failed write to stdout: quietly with status 0 for a closed pipe,
+/// else with the cause and status 1.
+pub fn exit_on_write_error(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(1);
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC) of a millisecond timestamp.

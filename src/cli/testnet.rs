@@ -35,14 +35,14 @@ pub fn run(args: Args) -> Result<()> {
         let ex = LocalExchange::start(addr, &params, now)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        println!(
+        outln!(
             "local test exchange on {} (REST {} , WebSocket {}); one hourly bar every {} ms; Ctrl-C stops",
             ex.addr,
             ex.http_url(),
             ex.ws_url(),
             args.bar_ms
         );
-        println!(
+        outln!(
             "try: HYPERLIQUID_API_URL={} organism data fetch --coins BTC,ETH --interval 1h,4h --days 30 --out data/local",
             ex.http_url()
         );

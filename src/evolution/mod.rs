@@ -13,6 +13,7 @@ pub mod folder;
 pub mod nsga;
 pub mod operators;
 pub mod problem;
+pub mod summary;
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Evaluation, Problem};
 use crate::{
-    backtest::run,
+    backtest::{run, BacktestReport},
     bench::{ema_cross_long, FastData},
     execution::EngineConfig,
     fitness::Metrics,
@@ -27,8 +27,56 @@ pub struct Split {
 pub struct Segments {
     pub train: Vec<Market>,
     pub validation: Vec<Market>,
+    /// The rest: `evolve` never reads it; only `backtest --segment holdout` (and later the
+    /// promotion gauntlet) do.
+    pub holdout: Vec<Market>,
+    /// Start of the validation segment (UTC ms).
+    pub validation_from: i64,
     /// Start of the holdout (UTC ms); `evolve` never reads data from here on.
     pub holdout_from: i64,
+}
+
+/// One of the three segments of a [`Split`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    Train,
+    Validation,
+    Holdout,
+}
+
+impl std::str::FromStr for Segment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "train" | "training" => Ok(Self::Train),
+            "validation" => Ok(Self::Validation),
+            "holdout" => Ok(Self::Holdout),
+            other => Err(format!(
+                "`{other}` is not a segment: train, validation or holdout"
+            )),
+        }
+    }
+}
+
+impl Segment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Validation => "validation",
+            Self::Holdout => "holdout",
+        }
+    }
+}
+
+impl Segments {
+    /// The markets of one segment.
+    pub fn take(self, segment: Segment) -> Vec<Market> {
+        match segment {
+            Segment::Train => self.train,
+            Segment::Validation => self.validation,
+            Segment::Holdout => self.holdout,
+        }
+    }
 }
 
 impl Split {
@@ -58,6 +106,12 @@ impl Split {
         Segments {
             train: u.markets.iter().filter_map(|m| cut(m, first, t1)).collect(),
             validation: u.markets.iter().filter_map(|m| cut(m, t1, t2)).collect(),
+            holdout: u
+                .markets
+                .iter()
+                .filter_map(|m| cut(m, t2, last + 1))
+                .collect(),
+            validation_from: t1,
             holdout_from: t2,
         }
     }
@@ -105,6 +159,39 @@ pub fn aggregate(per_coin: &[Metrics], agg: &Aggregation) -> Evaluation {
     )
 }
 
+/// What a genome did on one segment across coins: the four objectives exactly as evolution
+/// scores them (the [`aggregate`] of the per-coin metrics), the mean total return over coins,
+/// the trades over all coins, and whether the genome is feasible (enough trades).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub sharpe: f64,
+    pub consistency: f64,
+    pub max_drawdown: f64,
+    pub turnover: f64,
+    /// Mean over coins of `V[n−1]/cash − 1`.
+    pub total_return: f64,
+    /// Entries summed over coins.
+    pub trades: usize,
+    pub feasible: bool,
+}
+
+impl Figures {
+    /// The figures of per-coin metrics under `agg`.
+    pub fn of(per_coin: &[Metrics], agg: &Aggregation) -> Self {
+        let e = aggregate(per_coin, agg);
+        let n = per_coin.len().max(1) as f64;
+        Self {
+            sharpe: e.sharpe(),
+            consistency: e.consistency(),
+            max_drawdown: e.drawdown(),
+            turnover: e.turnover(),
+            total_return: per_coin.iter().map(|m| m.total_return).sum::<f64>() / n,
+            trades: per_coin.iter().map(|m| m.trades).sum(),
+            feasible: e.feasible(),
+        }
+    }
+}
+
 /// The seed population over the training segments of a universe.
 pub struct UniverseProblem {
     pub entries: Vec<&'static SeedEntry>,
@@ -114,10 +201,70 @@ pub struct UniverseProblem {
     pub aggregation: Aggregation,
 }
 
+/// A run's problem built from its [`RunSpec`](super::checkpoint::RunSpec), with what was learnt
+/// loading its data.
+pub struct LoadedRun {
+    pub problem: UniverseProblem,
+    /// [`fingerprint`](super::checkpoint::fingerprint) of the data.
+    pub fingerprint: u64,
+    pub validation_from: i64,
+    pub holdout_from: i64,
+    /// Where the data came from, for messages.
+    pub origin: String,
+    /// Notes about the data (gaps, missing funding), for the user.
+    pub notes: Vec<String>,
+}
+
+/// Why a run's problem could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProblemError {
+    #[error("loading market data: {0}")]
+    Data(#[from] crate::market::DataError),
+    #[error("{0}")]
+    Seeds(String),
+    #[error("no coin has bars in the training part of {0}")]
+    NoTraining(String),
+}
+
+/// Loads the run's data, splits it and prepares the training and validation segments.
+///
+/// # Errors
+/// [`ProblemError`] for data that does not load, an unknown seed, or an empty training segment.
+pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemError> {
+    let u = crate::market::load_universe(&run.data)?;
+    let fingerprint = super::checkpoint::fingerprint(&u.markets);
+    let seg = run.split.apply(&u);
+    if seg.train.is_empty() {
+        return Err(ProblemError::NoTraining(u.origin));
+    }
+    let entries = crate::seeds::select(&run.seeds).map_err(ProblemError::Seeds)?;
+    Ok(LoadedRun {
+        problem: UniverseProblem {
+            entries,
+            train: seg.train.into_iter().map(Prepared::new).collect(),
+            validation: seg.validation.into_iter().map(Prepared::new).collect(),
+            backtest: run.backtest,
+            aggregation: run.aggregation,
+        },
+        fingerprint,
+        validation_from: seg.validation_from,
+        holdout_from: seg.holdout_from,
+        origin: u.origin,
+        notes: u.notes,
+    })
+}
+
 impl UniverseProblem {
-    fn score(&self, seed: u16, genes: &[f64], markets: &[Prepared]) -> (Evaluation, Vec<Metrics>) {
+    /// The backtest of one genome on each of `markets`, with its metrics.
+    pub fn backtests(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        markets: &[Prepared],
+    ) -> Vec<(BacktestReport, Metrics)> {
         let e = self.entries[seed as usize];
-        let per_coin: Vec<Metrics> = markets
+        markets
             .iter()
             .map(|p| {
                 let m = &p.market;
@@ -127,15 +274,35 @@ impl UniverseProblem {
                     &e.targets(genes, p),
                     &self.backtest,
                 );
-                Metrics::compute(&r, &m.candles.ts, m.candles.bars_per_year())
+                let metrics = Metrics::compute(&r, &m.candles.ts, m.candles.bars_per_year());
+                (r, metrics)
             })
-            .collect();
-        (aggregate(&per_coin, &self.aggregation), per_coin)
+            .collect()
+    }
+
+    fn score(&self, seed: u16, genes: &[f64], markets: &[Prepared]) -> Vec<Metrics> {
+        self.backtests(seed, genes, markets)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect()
     }
 
     /// The evaluation on the validation segment (same aggregation).
     pub fn validate(&self, seed: u16, genes: &[f64]) -> Evaluation {
-        self.score(seed, genes, &self.validation).0
+        aggregate(
+            &self.score(seed, genes, &self.validation),
+            &self.aggregation,
+        )
+    }
+
+    /// The figures of a genome on the training or the validation segment.
+    pub fn figures(&self, seed: u16, genes: &[f64], validation: bool) -> Figures {
+        let markets = if validation {
+            &self.validation
+        } else {
+            &self.train
+        };
+        Figures::of(&self.score(seed, genes, markets), &self.aggregation)
     }
 }
 
@@ -144,7 +311,7 @@ impl Problem for UniverseProblem {
         self.entries.iter().map(|e| &e.spec).collect()
     }
     fn evaluate(&self, seed: u16, genes: &[f64]) -> Evaluation {
-        self.score(seed, genes, &self.train).0
+        aggregate(&self.score(seed, genes, &self.train), &self.aggregation)
     }
 }
 
@@ -240,6 +407,10 @@ mod tests {
             win_rate: 0.0,
             profit_factor: 0.0,
             exposure: 0.0,
+            cagr: 0.0,
+            calmar: 0.0,
+            avg_trade: 0.0,
+            exits: crate::fitness::ExitCounts::default(),
         }
     }
 

@@ -51,6 +51,16 @@ pub enum FillMode {
     Close,
 }
 
+impl FillMode {
+    /// `next-open` or `close`, as in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NextOpen => "next-open",
+            Self::Close => "close",
+        }
+    }
+}
+
 impl std::str::FromStr for FillMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

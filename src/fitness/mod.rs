@@ -110,6 +110,75 @@ pub fn turnover(entries: usize, bars: usize, bars_per_year: f64) -> f64 {
     }
 }
 
+/// Compound annual growth rate: `(V[n−1]/cash)^(1/years) − 1` with `years = bars /
+/// bars_per_year`; −1 when equity ended at or below zero; 0 for no bars.
+pub fn cagr(final_equity: f64, cash: f64, bars: usize, bars_per_year: f64) -> f64 {
+    if bars == 0 || cash <= 0.0 || bars_per_year <= 0.0 {
+        return 0.0;
+    }
+    if final_equity <= 0.0 {
+        return -1.0;
+    }
+    (final_equity / cash).powf(bars_per_year / bars as f64) - 1.0
+}
+
+/// Calmar ratio: `CAGR / max drawdown`; 0 when the drawdown is 0.
+pub fn calmar(cagr: f64, max_drawdown: f64) -> f64 {
+    if max_drawdown > 0.0 {
+        cagr / max_drawdown
+    } else {
+        0.0
+    }
+}
+
+/// One calendar month's return (UTC): its last bar's equity against the previous month's last
+/// equity (the initial cash for the first month).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MonthlyReturn {
+    pub year: i64,
+    pub month: u32,
+    pub r#return: f64,
+}
+
+/// The return of every calendar month (UTC) that has bars, in order; see [`MonthlyReturn`].
+pub fn monthly_returns(equity: &[f64], ts: &[i64], cash: f64) -> Vec<MonthlyReturn> {
+    let n = equity.len().min(ts.len());
+    let mut out = Vec::new();
+    let mut prev_end = cash;
+    let ym = |t: i64| {
+        let (y, m, _, _, _) = crate::market::civil(t);
+        (y, m)
+    };
+    for t in 0..n {
+        let (y, m) = ym(ts[t]);
+        if t + 1 == n || ym(ts[t + 1]) != (y, m) {
+            let r = if prev_end > 0.0 {
+                equity[t] / prev_end - 1.0
+            } else {
+                0.0
+            };
+            out.push(MonthlyReturn {
+                year: y,
+                month: m,
+                r#return: r,
+            });
+            prev_end = equity[t];
+        }
+    }
+    out
+}
+
+/// How trades ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ExitCounts {
+    pub signal: usize,
+    pub stop_loss: usize,
+    pub take_profit: usize,
+    pub liquidation: usize,
+    /// Still open at the end of the data.
+    pub open: usize,
+}
+
 /// The metrics of one backtest.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Metrics {
@@ -138,6 +207,14 @@ pub struct Metrics {
     pub profit_factor: f64,
     /// Share of bars at whose close a position was open.
     pub exposure: f64,
+    /// See [`cagr`].
+    pub cagr: f64,
+    /// See [`calmar`].
+    pub calmar: f64,
+    /// Mean net PnL of closed trades in quote currency; 0 without closed trades.
+    pub avg_trade: f64,
+    /// How the trades ended.
+    pub exits: ExitCounts,
 }
 
 impl Metrics {
@@ -148,6 +225,16 @@ impl Metrics {
         let r = returns(eq, report.cash);
         let final_equity = eq.last().copied().unwrap_or(report.cash);
         let (mut wins, mut closed, mut profit, mut loss) = (0usize, 0usize, 0.0, 0.0);
+        let mut exits = ExitCounts::default();
+        for t in &report.trades {
+            match t.exit_reason {
+                crate::execution::ExitReason::Signal => exits.signal += 1,
+                crate::execution::ExitReason::StopLoss => exits.stop_loss += 1,
+                crate::execution::ExitReason::TakeProfit => exits.take_profit += 1,
+                crate::execution::ExitReason::Liquidation => exits.liquidation += 1,
+                crate::execution::ExitReason::Open => exits.open += 1,
+            }
+        }
         for t in report.closed_trades() {
             closed += 1;
             if t.pnl > 0.0 {
@@ -164,11 +251,21 @@ impl Metrics {
         } else {
             0.0
         };
+        let max_dd = max_drawdown(eq);
+        let growth = cagr(final_equity, report.cash, n, bars_per_year);
         Metrics {
+            cagr: growth,
+            calmar: calmar(growth, max_dd),
+            avg_trade: if closed > 0 {
+                (profit - loss) / closed as f64
+            } else {
+                0.0
+            },
+            exits,
             total_return: final_equity / report.cash - 1.0,
             sharpe: sharpe(&r, bars_per_year),
             sortino: sortino(&r, bars_per_year),
-            max_drawdown: max_drawdown(eq),
+            max_drawdown: max_dd,
             consistency: consistency(eq, ts, report.cash),
             turnover: turnover(report.trades.len(), n, bars_per_year),
             trades: report.trades.len(),
@@ -301,5 +398,46 @@ mod tests {
         assert_eq!((m.trades, m.closed_trades), (4, 3));
         assert!((m.win_rate - 2.0 / 3.0).abs() < 1e-12);
         assert!((m.profit_factor - 4.0).abs() < 1e-12);
+        // Closed PnL 10 − 4 + 6 = 12 over 3 trades.
+        assert!((m.avg_trade - 4.0).abs() < 1e-12);
+        assert_eq!(
+            m.exits,
+            ExitCounts {
+                signal: 1,
+                stop_loss: 1,
+                take_profit: 1,
+                liquidation: 0,
+                open: 1
+            }
+        );
+    }
+
+    #[test]
+    fn growth_and_calmar() {
+        // Doubling over half a year: (2)^2 − 1 = 3 per year.
+        assert!((cagr(200.0, 100.0, 4380, 8760.0) - 3.0).abs() < 1e-12);
+        // Losing 19 % over two years: 0.81^(1/2) − 1 = −0.1.
+        assert!((cagr(81.0, 100.0, 17_520, 8760.0) + 0.1).abs() < 1e-12);
+        assert_eq!(cagr(-5.0, 100.0, 10, 8760.0), -1.0);
+        assert_eq!(cagr(100.0, 100.0, 0, 8760.0), 0.0);
+        assert!((calmar(0.3, 0.15) - 2.0).abs() < 1e-12);
+        assert_eq!(calmar(0.3, 0.0), 0.0);
+    }
+
+    #[test]
+    fn months_are_calendar_months() {
+        // 2024-01-31 00:00, 2024-01-31 23:00, 2024-02-01 00:00, 2024-03-15 00:00 (UTC).
+        let h = 3_600_000;
+        let jan31 = 1_706_659_200_000;
+        let ts = [jan31, jan31 + 23 * h, jan31 + 24 * h, 1_710_460_800_000];
+        let eq = [101.0, 110.0, 99.0, 108.9];
+        let m = monthly_returns(&eq, &ts, 100.0);
+        assert_eq!(m.len(), 3);
+        assert_eq!((m[0].year, m[0].month), (2024, 1));
+        assert!((m[0].r#return - 0.1).abs() < 1e-12); // 110 / 100
+        assert!((m[1].r#return + 0.1).abs() < 1e-12); // 99 / 110
+        assert_eq!((m[2].year, m[2].month), (2024, 3));
+        assert!((m[2].r#return - 0.1).abs() < 1e-12); // 108.9 / 99
+        assert!(monthly_returns(&[], &[], 100.0).is_empty());
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod csv;
 pub mod synthetic;
+pub mod timerange;
 pub mod types;
 pub mod universe;
 

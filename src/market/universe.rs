@@ -10,6 +10,7 @@ use std::{
 use super::{
     csv::{load_candles, load_funding},
     synthetic::{self, SyntheticParams},
+    timerange::TimeRange,
     DataError, FundingSeries, Market,
 };
 
@@ -24,6 +25,8 @@ pub struct DataSelection {
     pub source: String,
     /// Coins to keep; empty keeps all.
     pub coins: Vec<String>,
+    /// Bars to keep; `None` keeps all.
+    pub timerange: Option<TimeRange>,
     /// Parameters of the synthetic market, used when `path` is `None`.
     pub synthetic: SyntheticParams,
 }
@@ -64,12 +67,49 @@ fn parse_name(file_name: &str) -> Option<(&str, &str, &str)> {
         .then_some((source, coin, interval))
 }
 
-/// Loads the selection.
+/// Loads the selection, cut to its time range.
 ///
 /// # Errors
 /// [`DataError`] for a missing path, no matching candle files, a coin present in several
-/// sources without a source chosen, or any file that fails validation.
+/// sources without a source chosen, any file that fails validation, or a time range that holds
+/// no bar.
 pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
+    let mut u = load_all(sel)?;
+    let Some(range) = sel.timerange else {
+        return Ok(u);
+    };
+    let span = |u: &Universe| {
+        let first = u.markets.iter().map(|m| m.candles.ts[0]).min().unwrap_or(0);
+        let last = u
+            .markets
+            .iter()
+            .map(|m| m.candles.ts[m.candles.len() - 1])
+            .max()
+            .unwrap_or(0);
+        (first, last)
+    };
+    let (first, last) = span(&u);
+    u.markets = u
+        .markets
+        .into_iter()
+        .filter_map(|m| {
+            let r = range.bars(&m.candles);
+            (!r.is_empty()).then(|| Market::new(m.coin, m.candles.slice(r), m.funding))
+        })
+        .collect();
+    if u.markets.is_empty() {
+        let (y0, m0, d0, _, _) = super::civil(first);
+        let (y1, m1, d1, _, _) = super::civil(last);
+        return Err(DataError::Selection(format!(
+            "{}: no bar in timerange {range} (the data spans {y0:04}{m0:02}{d0:02}-{y1:04}{m1:02}{d1:02})",
+            u.origin
+        )));
+    }
+    u.origin = format!("{} [{range}]", u.origin);
+    Ok(u)
+}
+
+fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
     let Some(path) = &sel.path else {
         let mut u = synthetic::generate(&sel.synthetic);
         if !sel.coins.is_empty() {

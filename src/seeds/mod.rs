@@ -175,6 +175,17 @@ pub fn find(name: &str) -> Result<&'static SeedEntry, String> {
     })
 }
 
+/// The seeds called `names`, in that order; every seed for an empty list.
+///
+/// # Errors
+/// As [`find`], for the first unknown name.
+pub fn select(names: &[String]) -> Result<Vec<&'static SeedEntry>, String> {
+    if names.is_empty() {
+        return Ok(registry().map_err(|e| e.to_string())?.iter().collect());
+    }
+    names.iter().map(|n| find(n)).collect()
+}
+
 /// Raw signals of `entry` for `genome`, then the shared risk genes applied.
 pub fn targets(entry: &SeedEntry, genome: &[f64], data: &Prepared) -> Targets {
     let n = data.market.candles.len();

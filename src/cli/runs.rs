@@ -1,0 +1,662 @@
+//! `organism runs`: what a run found. `list` the runs in a folder, `show` one run's settings,
+//! history and ranked members, `export` a member's genome as a TOML file that
+//! `backtest --genome` reads back.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use organism::{
+    evolution::{
+        checkpoint::{self, path_for, Checkpoint, RunSpec},
+        folder,
+        problem::load_run,
+        summary::{self, Ranked},
+        GenStats, Member,
+    },
+    genome::{GeneKind, SeedSpec},
+    market::csv::write_atomic,
+    seeds::{self, SeedEntry},
+};
+
+use super::format_ts;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List the runs in a folder (default: evolution.out, `populations/`) and its subfolders:
+    /// when started, seeds, data, generations done, best training and validation Sharpe.
+    List {
+        /// Folder to look in.
+        dir: Option<PathBuf>,
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run: settings, data fingerprint, per-generation history and its first front
+    /// ranked (duplicates collapsed; training and validation figures side by side; flags on
+    /// members whose validation Sharpe is negative or below half their training Sharpe).
+    Show {
+        /// A checkpoint (populations/gen42.bin) or a run folder (its newest checkpoint).
+        target: Option<PathBuf>,
+        /// Rank the whole population, not only the first front.
+        #[arg(long)]
+        all: bool,
+        /// Print at most this many members (0: all).
+        #[arg(long, default_value_t = 0)]
+        top: usize,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Also write an HTML report with charts.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+    },
+    /// Print a member's genome as TOML (for `backtest --genome FILE`).
+    Export {
+        /// `[CHECKPOINT|front.csv|DIR:]ID`; a bare ID is looked up in the newest checkpoint of
+        /// evolution.out.
+        member: String,
+        /// Write the TOML to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn run(cmd: RunsCommand) -> Result<()> {
+    match cmd {
+        RunsCommand::List { dir, json } => list(dir, json),
+        RunsCommand::Show {
+            target,
+            all,
+            top,
+            json,
+            report,
+        } => show(target, all, top, json, report),
+        RunsCommand::Export { member, out } => {
+            let m = resolve_member(&member)?;
+            let text = genome_toml(&m);
+            match out {
+                Some(p) => {
+                    write_atomic(&p, text.as_bytes())?;
+                    eprintln!(
+                        "wrote {} (backtest it with: organism backtest --genome {})",
+                        p.display(),
+                        p.display()
+                    );
+                }
+                None => outln!("{}", text.trim_end()),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn default_dir() -> Result<PathBuf> {
+    Ok(PathBuf::from(
+        organism::config::Config::defaults()?.evolution.out,
+    ))
+}
+
+/// The newest checkpoint of a run folder.
+pub fn newest_checkpoint(dir: &Path) -> Result<PathBuf> {
+    match folder::generations(dir).last() {
+        Some(&g) => Ok(path_for(dir, g)),
+        None => bail!(
+            "{}: no checkpoints (genN.bin) here; a run folder is what `organism evolve --out DIR` writes",
+            dir.display()
+        ),
+    }
+}
+
+/// Reads a checkpoint or the newest of a folder.
+fn read_target(target: &Path) -> Result<(PathBuf, Checkpoint)> {
+    let file = if target.is_dir() {
+        newest_checkpoint(target)?
+    } else {
+        target.to_path_buf()
+    };
+    let ck = checkpoint::read(&file)?;
+    Ok((file, ck))
+}
+
+/// `synthetic market` or the data path with source and interval, plus the time range.
+fn data_label(run: &RunSpec) -> String {
+    let d = &run.data;
+    let base = match &d.path {
+        None => format!("synthetic (seed {})", d.synthetic.seed),
+        Some(p) => format!(
+            "{} ({} {})",
+            p.display(),
+            if d.source.is_empty() { "*" } else { &d.source },
+            d.interval
+        ),
+    };
+    match d.timerange {
+        Some(r) => format!("{base} [{r}]"),
+        None => base,
+    }
+}
+
+fn best_train_sharpe(history: &[GenStats]) -> Option<f64> {
+    history
+        .iter()
+        .map(|h| h.best_sharpe)
+        .filter(|v| v.is_finite())
+        .max_by(f64::total_cmp)
+}
+
+fn list(dir: Option<PathBuf>, json: bool) -> Result<()> {
+    let dir = match dir {
+        Some(d) => d,
+        None => default_dir()?,
+    };
+    if !dir.is_dir() {
+        bail!("{}: no such folder", dir.display());
+    }
+    let mut folders = vec![dir.clone()];
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("{}: cannot read", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    subs.sort();
+    folders.extend(subs);
+    let mut rows = Vec::new();
+    for f in folders {
+        let gens = folder::generations(&f);
+        let (Some(&first), Some(&last)) = (gens.first(), gens.last()) else {
+            continue;
+        };
+        let file = path_for(&f, last);
+        let ck = match checkpoint::read(&file) {
+            Ok(ck) => ck,
+            Err(e) => {
+                eprintln!("warning: skipping {}: {e}", f.display());
+                continue;
+            }
+        };
+        let started = std::fs::metadata(path_for(&f, first))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64);
+        let validation = std::fs::read_to_string(f.join("front.csv"))
+            .ok()
+            .and_then(|t| summary::read_front_csv("front.csv", &t).ok())
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| r.validation_sharpe)
+                    .filter(|v| v.is_finite())
+                    .max_by(f64::total_cmp)
+            });
+        rows.push(serde_json::json!({
+            "run": f.display().to_string(),
+            "started": started.map(format_ts),
+            "seeds": ck.run.seeds.len().max(ck.specs.len()),
+            "data": data_label(&ck.run),
+            "generations": ck.state.generation,
+            "checkpoint": file.display().to_string(),
+            "best_train_sharpe": best_train_sharpe(&ck.state.history),
+            "best_validation_sharpe": validation,
+        }));
+    }
+    if json {
+        outln!("{}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        outln!(
+            "no runs in {} or its subfolders (a run is a folder of genN.bin checkpoints written by `organism evolve`)",
+            dir.display()
+        );
+        return Ok(());
+    }
+    outln!(
+        "{:<28} {:<16} {:>5} {:>5} {:>11} {:>11}  data",
+        "run",
+        "started (UTC)",
+        "seeds",
+        "gens",
+        "best train",
+        "best valid."
+    );
+    let num = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
+    for r in &rows {
+        outln!(
+            "{:<28} {:<16} {:>5} {:>5} {:>11} {:>11}  {}",
+            r["run"].as_str().unwrap_or(""),
+            r["started"].as_str().unwrap_or("-"),
+            r["seeds"].to_string(),
+            r["generations"].to_string(),
+            num(&r["best_train_sharpe"]),
+            num(&r["best_validation_sharpe"]),
+            r["data"].as_str().unwrap_or("")
+        );
+    }
+    outln!("(best validation Sharpe is read from each run's front.csv, written when a run ends)");
+    Ok(())
+}
+
+/// The ranked-members table (at most `limit` rows; 0: all).
+pub fn print_ranked(rows: &[Ranked], specs: &[&SeedSpec], limit: usize, generation: u32) {
+    let shown = if limit == 0 {
+        rows.len()
+    } else {
+        limit.min(rows.len())
+    };
+    outln!(
+        "first front after generation {generation}: {} distinct members, ranked by score = min(train, validation Sharpe){}",
+        rows.len(),
+        if shown < rows.len() {
+            format!("; top {shown}")
+        } else {
+            String::new()
+        }
+    );
+    outln!(
+        "{:>3} {:<8} {:<20} {:>6} | {:>6} {:>8} {:>6} {:>6} | {:>6} {:>8} {:>6} {:>6} | {:<11} genes",
+        "#", "id", "seed", "score", "sharpe", "return", "mdd", "trades", "sharpe", "return", "mdd",
+        "trades", "flag"
+    );
+    outln!(
+        "{:>3} {:<8} {:<20} {:>6} | {:^29} | {:^29} |",
+        "",
+        "",
+        "",
+        "",
+        "training",
+        "validation"
+    );
+    for (i, r) in rows.iter().take(shown).enumerate() {
+        let (t, v) = (&r.train, &r.validation);
+        let mut flag = r.flag.map_or("", summary::Flag::as_str).to_string();
+        if !t.feasible {
+            flag = if flag.is_empty() {
+                "infeasible".into()
+            } else {
+                format!("{flag},infeasible")
+            };
+        }
+        let copies = if r.copies > 1 {
+            format!(" (x{})", r.copies)
+        } else {
+            String::new()
+        };
+        outln!(
+            "{:>3} {:<8} {:<20} {:>6.3} | {:>6.3} {:>7.1}% {:>5.1}% {:>6} | {:>6.3} {:>7.1}% {:>5.1}% {:>6} | {:<11} {}{copies}",
+            i + 1,
+            r.id,
+            r.seed,
+            r.score,
+            t.sharpe,
+            t.total_return * 100.0,
+            t.max_drawdown * 100.0,
+            t.trades,
+            v.sharpe,
+            v.total_return * 100.0,
+            v.max_drawdown * 100.0,
+            v.trades,
+            flag,
+            r.genes_line(specs[r.seed_index as usize], true)
+        );
+    }
+    let flagged = rows.iter().filter(|r| r.flag.is_some()).count();
+    if flagged > 0 {
+        outln!(
+            "{flagged} of {} flagged: validation Sharpe negative (val<0) or below half the training Sharpe (val<train/2)",
+            rows.len()
+        );
+    }
+}
+
+fn show(
+    target: Option<PathBuf>,
+    all: bool,
+    top: usize,
+    json: bool,
+    report: Option<PathBuf>,
+) -> Result<()> {
+    let target = match target {
+        Some(t) => t,
+        None => default_dir()?,
+    };
+    let (file, ck) = read_target(&target)?;
+    let loaded =
+        load_run(&ck.run).with_context(|| format!("{}: the run's data", file.display()))?;
+    if !super::quiet() && !json {
+        for note in &loaded.notes {
+            eprintln!("note: {note}");
+        }
+    }
+    let problem = &loaded.problem;
+    let specs: Vec<&SeedSpec> = problem.entries.iter().map(|e| &e.spec).collect();
+    checkpoint::check_specs(&ck.specs, &specs).map_err(|m| {
+        anyhow::anyhow!(
+            "{}: the seeds' gene specs changed since this run was made ({m})",
+            file.display()
+        )
+    })?;
+    let members: Vec<&Member> = ck
+        .state
+        .population
+        .iter()
+        .filter(|m| all || m.rank == 0)
+        .collect();
+    let ranked = summary::rank(problem, &members);
+    let run = &ck.run;
+    if let Some(path) = &report {
+        let html = run_report_html(&file, &ck, &ranked, &loaded);
+        write_atomic(path, html.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "checkpoint": file.display().to_string(),
+                "generation": ck.state.generation,
+                "run": run,
+                "fingerprint": format!("{:016x}", ck.fingerprint),
+                "data_fingerprint_now": format!("{:016x}", loaded.fingerprint),
+                "validation_from": format_ts(loaded.validation_from),
+                "holdout_from": format_ts(loaded.holdout_from),
+                "history": ck.state.history,
+                "ranking": "score = min(train sharpe, validation sharpe); feasible first",
+                "members": ranked,
+            })
+        );
+        return Ok(());
+    }
+    let s = &run.settings;
+    outln!(
+        "run {} at generation {}",
+        file.display(),
+        ck.state.generation
+    );
+    outln!(
+        "settings: rng seed {}, population {}, crossover {} (eta {}), mutation {} per gene (eta {})",
+        run.seed, s.population, s.crossover_prob, s.eta_crossover, s.mutation_prob, s.eta_mutation
+    );
+    outln!(
+        "split: train {:.0} %, validation {:.0} % (from {} UTC), holdout from {} UTC; min trades {} per coin, worst-coin weight {}",
+        run.split.train * 100.0,
+        run.split.validation * 100.0,
+        format_ts(loaded.validation_from),
+        format_ts(loaded.holdout_from),
+        run.aggregation.min_trades,
+        run.aggregation.worst_coin_weight
+    );
+    let b = &run.backtest;
+    outln!(
+        "costs: fee {:.4} %, slippage {:.4} %, funding {}, fill {}, cash {}",
+        b.fee * 100.0,
+        b.slippage * 100.0,
+        if b.funding { "on" } else { "off" },
+        b.fill.as_str(),
+        b.cash
+    );
+    let same = if loaded.fingerprint == ck.fingerprint {
+        "unchanged"
+    } else {
+        "CHANGED since the run: figures below are on today's data"
+    };
+    outln!(
+        "data: {}, coins {}, fingerprint {:016x} ({same})",
+        data_label(run),
+        problem
+            .train
+            .iter()
+            .map(|p| p.market.coin.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        ck.fingerprint
+    );
+    outln!("seeds: {}", seeds_label(&specs));
+    outln!();
+    print_history(&ck.state.history);
+    outln!();
+    print_ranked(&ranked, &specs, top, ck.state.generation);
+    if let Some(r) = ranked.first() {
+        outln!();
+        outln!(
+            "backtest one: organism backtest --member {}:{}   |   export: organism runs export {}:{}",
+            file.display(),
+            r.id,
+            file.display(),
+            r.id
+        );
+    }
+    Ok(())
+}
+
+fn seeds_label(specs: &[&SeedSpec]) -> String {
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    format!("{} ({})", names.len(), names.join(", "))
+}
+
+/// The HTML report of a run at checkpoint `file`.
+pub fn run_report_html(
+    file: &Path,
+    ck: &Checkpoint,
+    ranked: &[Ranked],
+    loaded: &organism::evolution::problem::LoadedRun,
+) -> String {
+    let run = &ck.run;
+    let specs: Vec<&SeedSpec> = loaded.problem.entries.iter().map(|e| &e.spec).collect();
+    let b = &run.backtest;
+    let intro = [
+        format!("checkpoint {} at generation {}", file.display(), ck.state.generation),
+        format!(
+            "data: {}, fingerprint {:016x}; training to {} UTC, validation to {} UTC, holdout not read",
+            data_label(run),
+            ck.fingerprint,
+            format_ts(loaded.validation_from),
+            format_ts(loaded.holdout_from)
+        ),
+        format!(
+            "population {}, rng seed {}; costs: fee {:.4} %, slippage {:.4} %, funding {}, fill {}",
+            run.settings.population,
+            run.seed,
+            b.fee * 100.0,
+            b.slippage * 100.0,
+            if b.funding { "on" } else { "off" },
+            b.fill.as_str()
+        ),
+        format!("seeds: {}", seeds_label(&specs)),
+    ];
+    organism::promotion::report::run_report(
+        &format!("organism run: {}", file.display()),
+        &intro,
+        &ck.state.history,
+        ranked,
+    )
+}
+
+/// The history, at most about 20 rows (evenly spaced, first and last always).
+fn print_history(history: &[GenStats]) {
+    outln!(
+        "{:>5} {:>6} {:>11} {:>6} {:>9} {:>8} {:>9}",
+        "gen",
+        "evals",
+        "best sharpe",
+        "front",
+        "feasible",
+        "HV",
+        "diversity"
+    );
+    let step = history.len().div_ceil(20).max(1);
+    for (i, h) in history.iter().enumerate() {
+        if i % step != 0 && i + 1 != history.len() {
+            continue;
+        }
+        outln!(
+            "{:>5} {:>6} {:>11.3} {:>6} {:>9} {:>8.4} {:>9.2}",
+            h.generation,
+            h.evaluations,
+            h.best_sharpe,
+            h.front_size,
+            h.feasible,
+            h.hypervolume,
+            h.diversity
+        );
+    }
+    if step > 1 {
+        outln!("(every {step}th generation; --json has all, and history.csv)");
+    }
+}
+
+/// A member found by `[FILE|DIR:]ID`.
+pub struct MemberRef {
+    pub id: String,
+    pub entry: &'static SeedEntry,
+    pub genes: Vec<f64>,
+    /// The run it came from, when known (a checkpoint, or a checkpoint beside a front.csv).
+    pub run: Option<RunSpec>,
+    /// Where it was found, for messages.
+    pub origin: String,
+}
+
+/// Finds a member: `populations/gen42.bin:ID`, `populations/front.csv:ID`, `DIR:ID`, or a bare
+/// `ID` in the newest checkpoint of evolution.out. The id may be shortened to a unique prefix.
+pub fn resolve_member(text: &str) -> Result<MemberRef> {
+    let (place, id) = match text.rsplit_once(':') {
+        Some((p, id)) if !p.is_empty() => (PathBuf::from(p), id),
+        _ => (default_dir()?, text.trim_start_matches(':')),
+    };
+    let is_csv = place.extension().is_some_and(|e| e == "csv");
+    if is_csv {
+        let body = std::fs::read_to_string(&place)
+            .with_context(|| format!("{}: cannot read", place.display()))?;
+        let rows = summary::read_front_csv(&place.display().to_string(), &body)
+            .map_err(anyhow::Error::msg)?;
+        let row = summary::find_by_id(&rows, |r| &r.id, id, &place.display().to_string())
+            .map_err(anyhow::Error::msg)?;
+        let entry = seeds::find(&row.seed).map_err(anyhow::Error::msg)?;
+        let mut genes = entry.spec.default_genome();
+        for (k, v) in &row.genes {
+            entry
+                .spec
+                .set(&mut genes, k, v)
+                .with_context(|| format!("{}: member {}", place.display(), row.id))?;
+        }
+        let again = summary::member_id(&entry.spec.name, &genes);
+        if again != row.id {
+            bail!(
+                "{}: member {}'s genes do not match its id (the file was edited?); \
+                 use the checkpoint instead",
+                place.display(),
+                row.id
+            );
+        }
+        let dir = place
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let run = folder::generations(dir)
+            .last()
+            .and_then(|&g| checkpoint::read(&path_for(dir, g)).ok())
+            .map(|ck| ck.run);
+        return Ok(MemberRef {
+            id: row.id.clone(),
+            entry,
+            genes,
+            run,
+            origin: place.display().to_string(),
+        });
+    }
+    let (file, ck) = read_target(&place)?;
+    let entries = seeds::select(&ck.run.seeds).map_err(anyhow::Error::msg)?;
+    let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
+    checkpoint::check_specs(&ck.specs, &specs).map_err(|m| {
+        anyhow::anyhow!(
+            "{}: the seeds' gene specs changed since this run was made ({m})",
+            file.display()
+        )
+    })?;
+    let mut found: Vec<(String, &Member)> = ck
+        .state
+        .population
+        .iter()
+        .map(|m| {
+            (
+                summary::member_id(&specs[m.seed as usize].name, &m.genes),
+                m,
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.dedup_by(|a, b| a.0 == b.0);
+    let (id, m) = summary::find_by_id(&found, |f| &f.0, id, &file.display().to_string())
+        .map_err(anyhow::Error::msg)?;
+    Ok(MemberRef {
+        id: id.clone(),
+        entry: entries[m.seed as usize],
+        genes: m.genes.clone(),
+        run: Some(ck.run.clone()),
+        origin: file.display().to_string(),
+    })
+}
+
+/// A genome as TOML: `seed = "..."` and a `[genes]` table, values exact.
+pub fn genome_toml(m: &MemberRef) -> String {
+    let spec = &m.entry.spec;
+    let mut s = format!(
+        "# organism genome: member {} of {}\n# backtest it with: organism backtest --genome FILE\nseed = \"{}\"\n\n[genes]\n",
+        m.id, m.origin, spec.name
+    );
+    for (g, v) in spec.genes.iter().zip(&m.genes) {
+        let value = match g.kind {
+            GeneKind::Choice => format!("\"{}\"", g.format(*v)),
+            GeneKind::Int => g.format(*v),
+            // Debug prints the shortest text that reads back to the same bits, always with a
+            // `.` or an exponent, so TOML reads a float.
+            GeneKind::Float => format!("{v:?}"),
+        };
+        s.push_str(&format!("{} = {value}\n", g.name));
+    }
+    s
+}
+
+/// Reads a genome TOML file (see [`genome_toml`]): the seed, its defaults, then the genes given.
+pub fn read_genome(path: &Path) -> Result<(&'static SeedEntry, Vec<f64>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    for key in table.keys() {
+        if key != "seed" && key != "genes" {
+            bail!(
+                "{}: unknown key `{key}` (a genome file has `seed` and `[genes]`)",
+                path.display()
+            );
+        }
+    }
+    let Some(seed) = table.get("seed").and_then(|v| v.as_str()) else {
+        bail!("{}: `seed = \"NAME\"` is missing", path.display());
+    };
+    let entry = seeds::find(seed).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+    let mut genes = entry.spec.default_genome();
+    if let Some(g) = table.get("genes") {
+        let Some(g) = g.as_table() else {
+            bail!("{}: `genes` must be a table ([genes])", path.display());
+        };
+        for (k, v) in g {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => format!("{f:?}"),
+                other => bail!(
+                    "{}: genes.{k}: expected a number or a choice name, found {}",
+                    path.display(),
+                    other.type_str()
+                ),
+            };
+            entry
+                .spec
+                .set(&mut genes, k, &text)
+                .map_err(|e| anyhow::anyhow!("{}: genes.{k}: {e}", path.display()))?;
+        }
+    }
+    Ok((entry, genes))
+}

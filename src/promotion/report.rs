@@ -1,0 +1,293 @@
+//! HTML reports: one self-contained file (inline SVG, inline CSS, no JavaScript, no network).
+//!
+//! A backtest report has, per coin, the price with entries and exits, equity and drawdown with
+//! the train / validation / holdout boundaries marked, the monthly returns as a heat map and the
+//! metrics. A run report has the hypervolume and the best Sharpe per generation, the first front
+//! as a Sharpe-vs-drawdown scatter (training and validation) and the ranked members.
+
+use std::fmt::Write as _;
+
+use super::svg::{esc, monthly_heatmap, scatter, LineChart, Marker, Series};
+use crate::{
+    backtest::BacktestReport,
+    evolution::{summary::Ranked, GenStats},
+    execution::{ExitReason, Side},
+    fitness::{monthly_returns, Metrics},
+    market::Candles,
+};
+
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:960px}\
+table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ddd;padding:3px 8px;\
+text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}h2{margin-top:32px}\
+p.note{color:#555}svg{display:block;margin:8px 0}";
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n{body}</body></html>\n",
+        esc(title),
+        esc(title)
+    )
+}
+
+/// One coin's backtest, as a report shows it.
+pub struct CoinBacktest<'a> {
+    pub coin: &'a str,
+    pub candles: &'a Candles,
+    pub report: &'a BacktestReport,
+    pub metrics: &'a Metrics,
+}
+
+/// Peak-to-date drawdown of each bar, as a negative fraction (0 at a new high).
+pub fn drawdown_series(equity: &[f64]) -> Vec<f64> {
+    let mut peak = f64::NEG_INFINITY;
+    equity
+        .iter()
+        .map(|&v| {
+            peak = peak.max(v);
+            if peak > 0.0 {
+                v / peak - 1.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+fn metrics_table(m: &Metrics) -> String {
+    let pct = |v: f64| format!("{:.2} %", v * 100.0);
+    let rows = [
+        ("total return", pct(m.total_return)),
+        ("CAGR", pct(m.cagr)),
+        ("Sharpe", format!("{:.3}", m.sharpe)),
+        ("Sortino", format!("{:.3}", m.sortino)),
+        ("Calmar", format!("{:.3}", m.calmar)),
+        ("max drawdown", pct(m.max_drawdown)),
+        ("consistency", pct(m.consistency)),
+        ("trades", m.trades.to_string()),
+        ("win rate", pct(m.win_rate)),
+        ("average trade", format!("{:.2}", m.avg_trade)),
+        ("exposure", pct(m.exposure)),
+        (
+            "exits",
+            format!(
+                "signal {}, stop-loss {}, take-profit {}, liquidation {}, open {}",
+                m.exits.signal,
+                m.exits.stop_loss,
+                m.exits.take_profit,
+                m.exits.liquidation,
+                m.exits.open
+            ),
+        ),
+    ];
+    let mut s = String::from("<table>");
+    for (k, v) in rows {
+        let _ = write!(s, "<tr><th class=\"l\">{k}</th><td>{}</td></tr>", esc(&v));
+    }
+    s.push_str("</table>");
+    s
+}
+
+/// The HTML report of a backtest on one or more coins. `intro` lines are printed first (the
+/// strategy, the data, the costs); `boundaries` are segment starts (UTC ms) with their names.
+pub fn backtest_report(
+    title: &str,
+    intro: &[String],
+    coins: &[CoinBacktest<'_>],
+    boundaries: &[(i64, String)],
+) -> String {
+    let mut body = String::new();
+    for line in intro {
+        let _ = writeln!(body, "<p>{}</p>", esc(line));
+    }
+    let bounds: Vec<(f64, String)> = boundaries
+        .iter()
+        .map(|(t, n)| (*t as f64, n.clone()))
+        .collect();
+    for c in coins {
+        let ts: Vec<f64> = c.candles.ts.iter().map(|&t| t as f64).collect();
+        let mut markers = Vec::new();
+        for t in &c.report.trades {
+            let long = t.side == Side::Long;
+            markers.push(Marker {
+                x: t.entry_ts as f64,
+                y: t.entry_price,
+                entry: true,
+                long,
+            });
+            if t.exit_reason != ExitReason::Open {
+                markers.push(Marker {
+                    x: t.exit_ts as f64,
+                    y: t.exit_price,
+                    entry: false,
+                    long,
+                });
+            }
+        }
+        let price = LineChart {
+            title: format!("{}: close, entries (▲ long, ▼ short) and exits (○)", c.coin),
+            series: vec![Series {
+                name: "close".into(),
+                color: "#555",
+                x: ts.clone(),
+                y: c.candles.close.clone(),
+            }],
+            markers,
+            boundaries: bounds.clone(),
+            time_axis: true,
+            percent: false,
+        };
+        let equity = LineChart {
+            title: format!("{}: equity", c.coin),
+            series: vec![Series {
+                name: "equity".into(),
+                color: "#0969da",
+                x: ts.clone(),
+                y: c.report.equity.clone(),
+            }],
+            boundaries: bounds.clone(),
+            time_axis: true,
+            ..LineChart::default()
+        };
+        let dd = LineChart {
+            title: format!("{}: drawdown", c.coin),
+            series: vec![Series {
+                name: "drawdown".into(),
+                color: "#cf222e",
+                x: ts,
+                y: drawdown_series(&c.report.equity),
+            }],
+            boundaries: bounds.clone(),
+            time_axis: true,
+            percent: true,
+            ..LineChart::default()
+        };
+        let months: Vec<(i64, u32, f64)> =
+            monthly_returns(&c.report.equity, &c.candles.ts, c.report.cash)
+                .into_iter()
+                .map(|m| (m.year, m.month, m.r#return))
+                .collect();
+        let _ = write!(
+            body,
+            "<h2>{}</h2>\n{}\n{}\n{}\n{}\n{}\n",
+            esc(c.coin),
+            metrics_table(c.metrics),
+            price.svg(),
+            equity.svg(),
+            dd.svg(),
+            monthly_heatmap(&format!("{}: monthly returns", c.coin), &months)
+        );
+    }
+    page(title, &body)
+}
+
+/// The HTML report of a run: `intro` lines (settings, data), the history and the ranked members.
+pub fn run_report(
+    title: &str,
+    intro: &[String],
+    history: &[GenStats],
+    ranked: &[Ranked],
+) -> String {
+    let mut body = String::new();
+    for line in intro {
+        let _ = writeln!(body, "<p>{}</p>", esc(line));
+    }
+    let gens: Vec<f64> = history.iter().map(|h| f64::from(h.generation)).collect();
+    let hv = LineChart {
+        title: "hypervolume of the feasible first front, per generation".into(),
+        series: vec![Series {
+            name: "hypervolume".into(),
+            color: "#0969da",
+            x: gens.clone(),
+            y: history.iter().map(|h| h.hypervolume).collect(),
+        }],
+        ..LineChart::default()
+    };
+    let best = LineChart {
+        title: "best training Sharpe (feasible members), per generation".into(),
+        series: vec![Series {
+            name: "best Sharpe".into(),
+            color: "#1a7f37",
+            x: gens,
+            y: history.iter().map(|h| h.best_sharpe).collect(),
+        }],
+        ..LineChart::default()
+    };
+    let mut points = Vec::new();
+    for r in ranked {
+        points.push((
+            r.train.max_drawdown,
+            r.train.sharpe,
+            format!("{} training", r.id),
+            "#0969da",
+        ));
+    }
+    for r in ranked {
+        points.push((
+            r.validation.max_drawdown,
+            r.validation.sharpe,
+            format!("{} validation", r.id),
+            "#bc4c00",
+        ));
+    }
+    let front = scatter(
+        "first front: Sharpe vs max drawdown (blue training, orange validation)",
+        "max drawdown",
+        "Sharpe",
+        &points,
+    );
+    let _ = write!(
+        body,
+        "{}\n{}\n<h2>First front</h2>\n{front}\n",
+        hv.svg(),
+        best.svg()
+    );
+    body.push_str(
+        "<p class=\"note\">Ranked by score = min(training Sharpe, validation Sharpe); flags mark a \
+         validation Sharpe below 0 or below half the training Sharpe.</p>\n<table><tr><th>#</th>\
+         <th class=\"l\">id</th><th class=\"l\">seed</th><th>score</th><th>train Sharpe</th>\
+         <th>train return</th><th>train mdd</th><th>train trades</th><th>val. Sharpe</th>\
+         <th>val. return</th><th>val. mdd</th><th>val. trades</th><th class=\"l\">flag</th>\
+         <th class=\"l\">genes</th></tr>\n",
+    );
+    for (i, r) in ranked.iter().enumerate() {
+        let genes: Vec<String> = r
+            .gene_text
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            body,
+            "<tr class=\"member\"><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td>{:.3}</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            i + 1,
+            esc(&r.id),
+            esc(&r.seed),
+            r.score,
+            r.train.sharpe,
+            r.train.total_return * 100.0,
+            r.train.max_drawdown * 100.0,
+            r.train.trades,
+            r.validation.sharpe,
+            r.validation.total_return * 100.0,
+            r.validation.max_drawdown * 100.0,
+            r.validation.trades,
+            r.flag.map_or("", |f| f.as_str()),
+            esc(&genes.join(" "))
+        );
+    }
+    body.push_str("</table>\n");
+    page(title, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawdown_is_against_the_running_peak() {
+        let d = drawdown_series(&[100.0, 110.0, 99.0, 121.0]);
+        assert_eq!(d[0], 0.0);
+        assert_eq!(d[1], 0.0);
+        assert!((d[2] + 0.1).abs() < 1e-12);
+        assert_eq!(d[3], 0.0);
+    }
+}
