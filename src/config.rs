@@ -312,6 +312,22 @@ impl Config {
             .unwrap_or_else(|| self.exchange.api_url.clone())
     }
 
+    /// The time split of `[evolution]`.
+    pub fn split(&self) -> crate::evolution::problem::Split {
+        crate::evolution::problem::Split {
+            train: self.evolution.train_fraction,
+            validation: self.evolution.validation_fraction,
+        }
+    }
+
+    /// How `[evolution]` combines per-coin metrics.
+    pub fn aggregation(&self) -> crate::evolution::problem::Aggregation {
+        crate::evolution::problem::Aggregation {
+            worst_coin_weight: self.evolution.worst_coin_weight,
+            min_trades: self.evolution.min_trades,
+        }
+    }
+
     /// The backtester settings.
     pub fn backtest_config(&self) -> EngineConfig {
         EngineConfig {

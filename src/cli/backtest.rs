@@ -1,15 +1,18 @@
-//! `organism backtest`: one strategy on one coin, a metrics table (or JSON), optional trade and
-//! equity files.
+//! `organism backtest`: one strategy (a seed with genes, a genome file, or a member of a run)
+//! on one or more coins, a metrics table (or JSON), optional trade and equity files and an
+//! HTML report.
 
 use std::{fmt::Write as _, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 use organism::{
-    backtest::run as simulate,
+    backtest::{run as simulate, BacktestReport},
+    evolution::problem::{Figures, Segment},
     execution::FillMode,
-    fitness::Metrics,
-    market::csv::write_atomic,
-    seeds::{self, Prepared},
+    fitness::{monthly_returns, Metrics},
+    market::{csv::write_atomic, timerange::TimeRange, Market},
+    promotion::report::{backtest_report, CoinBacktest},
+    seeds::{self, Prepared, SeedEntry},
 };
 
 use super::{format_ts, load_data, DataArgs};
@@ -18,12 +21,36 @@ use super::{format_ts, load_data, DataArgs};
 pub struct Args {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Coin to trade (default: backtest.coin, or the only coin of a single file).
-    #[arg(long)]
+    /// Coin to trade (default: backtest.coin, or the only coin of a single file; a member's
+    /// run: all its coins).
+    #[arg(long, conflicts_with = "coins")]
     pub coin: Option<String>,
-    /// Seed strategy to run (see `organism seeds`).
-    #[arg(long, default_value = "ema_crossover")]
-    pub seed: String,
+    /// Several coins, comma-separated, or `all`: one row per coin plus the cross-coin
+    /// aggregate that evolve scores.
+    #[arg(long, value_delimiter = ',')]
+    pub coins: Option<Vec<String>>,
+    /// Seed strategy to run (see `organism seeds`; `--seed` is accepted too).
+    #[arg(long, alias = "seed", value_name = "NAME", conflicts_with_all = ["genome", "member"])]
+    pub strategy: Option<String>,
+    /// A genome file (TOML, as `organism runs export` writes it).
+    #[arg(long, value_name = "FILE", conflicts_with = "member")]
+    pub genome: Option<PathBuf>,
+    /// A member of a run, `populations/gen42.bin:ID` or `populations/front.csv:ID` (a bare ID
+    /// looks in the newest checkpoint of evolution.out). Runs on the run's data, coins and costs
+    /// unless --data, --coin(s) or cost flags say otherwise.
+    #[arg(long, value_name = "FILE:ID")]
+    pub member: Option<String>,
+    /// Only bars in this span, freqtrade's format: 20250101-20250601, 20250101- or -20250601
+    /// (start inclusive, end exclusive, UTC).
+    #[arg(long, value_name = "START-END")]
+    pub timerange: Option<String>,
+    /// Only one segment of the split evolve uses (the run's split for a member, else
+    /// [evolution] train_fraction / validation_fraction).
+    #[arg(long, value_name = "train|validation|holdout")]
+    pub segment: Option<Segment>,
+    /// Write an HTML report (price with trades, equity, drawdown, monthly returns).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Set a gene, e.g. `--set period=30 --set stop_kind=atr` (repeatable; applied last).
     #[arg(long = "set", value_name = "GENE=VALUE")]
     pub set: Vec<String>,
@@ -66,27 +93,43 @@ pub struct Args {
     pub equity: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let mut cfg = args.data.config()?;
-    if let Some(f) = args.fee {
-        cfg.costs.taker_fee = f;
-    }
-    if let Some(s) = args.slippage {
-        cfg.costs.slippage = s;
-    }
-    if let Some(c) = args.cash {
-        cfg.backtest.cash = c;
-    }
-    let mut bt = cfg.backtest_config();
-    if let Some(f) = args.fill {
-        bt.fill = f;
-    }
-    check_range("--fee", bt.fee, 0.0, 0.01)?;
-    check_range("--slippage", bt.slippage, 0.0, 0.05)?;
-    check_range("--cash", bt.cash, 1e-6, 1e15)?;
-    let entry = seeds::find(&args.seed).map_err(anyhow::Error::msg)?;
-    let spec = &entry.spec;
-    let mut genome = spec.default_genome();
+/// The strategy to run, its genes, and the run it came from.
+struct Chosen {
+    entry: &'static SeedEntry,
+    genome: Vec<f64>,
+    label: String,
+    run: Option<organism::evolution::checkpoint::RunSpec>,
+}
+
+fn choose(args: &Args) -> Result<Chosen> {
+    let mut c = if let Some(m) = &args.member {
+        let m = super::runs::resolve_member(m)?;
+        let label = format!("member {} of {}", m.id, m.origin);
+        Chosen {
+            entry: m.entry,
+            genome: m.genes,
+            label,
+            run: m.run,
+        }
+    } else if let Some(path) = &args.genome {
+        let (entry, genome) = super::runs::read_genome(path)?;
+        Chosen {
+            entry,
+            genome,
+            label: format!("genome {}", path.display()),
+            run: None,
+        }
+    } else {
+        let name = args.strategy.as_deref().unwrap_or("ema_crossover");
+        let entry = seeds::find(name).map_err(anyhow::Error::msg)?;
+        Chosen {
+            entry,
+            genome: entry.spec.default_genome(),
+            label: String::new(),
+            run: None,
+        }
+    };
+    let spec = &c.entry.spec;
     let mut sets: Vec<(String, String)> = Vec::new();
     if (args.fast.is_some() || args.slow.is_some()) && spec.name != "ema_crossover" {
         bail!(
@@ -117,41 +160,168 @@ pub fn run(args: Args) -> Result<()> {
         sets.push((k.trim().into(), v.trim().into()));
     }
     for (k, v) in &sets {
-        spec.set(&mut genome, k, v)?;
+        spec.set(&mut c.genome, k, v)?;
     }
-    // Only the traded coin is loaded from a data directory.
-    let dir_data = !cfg.data.path.is_empty() && std::path::Path::new(&cfg.data.path).is_dir();
-    if dir_data || cfg.data.path.is_empty() {
-        let coin = args
-            .coin
-            .clone()
-            .unwrap_or_else(|| cfg.backtest.coin.clone());
-        cfg.data.coins = vec![coin];
+    if !sets.is_empty() && !c.label.is_empty() {
+        c.label.push_str(" with --set changes");
     }
-    let universe = load_data(&cfg)?;
-    let market: &organism::market::Market = match (&args.coin, universe.markets.len()) {
-        (None, 1) => &universe.markets[0],
-        (coin, _) => {
-            let coin = coin.as_deref().unwrap_or(&cfg.backtest.coin);
-            universe.market(coin).with_context(|| {
-                format!(
-                    "coin {coin} is not in {} (coins: {}); choose one with --coin",
-                    universe.origin,
-                    universe.coins().join(", ")
-                )
-            })?
+    Ok(c)
+}
+
+/// One coin's result.
+struct CoinResult {
+    market: Market,
+    report: BacktestReport,
+    metrics: Metrics,
+}
+
+fn coin_json(r: &CoinResult) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(r.metrics)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("coin".into(), r.market.coin.clone().into());
+        o.insert("bars".into(), r.market.candles.len().into());
+        o.insert(
+            "monthly_returns".into(),
+            serde_json::to_value(monthly_returns(
+                &r.report.equity,
+                &r.market.candles.ts,
+                r.report.cash,
+            ))?,
+        );
+    }
+    Ok(v)
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let chosen = choose(&args)?;
+    let from_run = chosen.run.is_some();
+    let cfg = args.data.config()?;
+    let (mut sel, mut bt, split, aggregation) = match &chosen.run {
+        // A member runs on its run's data, costs and split unless told otherwise.
+        Some(run) if args.data.data.is_none() && args.data.config.is_none() => {
+            (run.data.clone(), run.backtest, run.split, run.aggregation)
+        }
+        Some(run) => (
+            cfg.data_selection(),
+            cfg.backtest_config(),
+            run.split,
+            run.aggregation,
+        ),
+        None => (
+            cfg.data_selection(),
+            cfg.backtest_config(),
+            cfg.split(),
+            cfg.aggregation(),
+        ),
+    };
+    if let Some(f) = args.fee {
+        bt.fee = f;
+    }
+    if let Some(s) = args.slippage {
+        bt.slippage = s;
+    }
+    if let Some(c) = args.cash {
+        bt.cash = c;
+    }
+    if let Some(f) = args.fill {
+        bt.fill = f;
+    }
+    check_range("--fee", bt.fee, 0.0, 0.01)?;
+    check_range("--slippage", bt.slippage, 0.0, 0.05)?;
+    check_range("--cash", bt.cash, 1e-6, 1e15)?;
+    if let Some(t) = &args.timerange {
+        sel.timerange = Some(TimeRange::parse(t).map_err(anyhow::Error::msg)?);
+    }
+    // Which coins: --coins, --coin, a member's run's coins, or backtest.coin.
+    let wanted: Option<Vec<String>> = match (&args.coins, &args.coin) {
+        (Some(list), _) if list.iter().any(|c| c.eq_ignore_ascii_case("all")) => None,
+        (Some(list), _) => Some(list.iter().map(|c| c.trim().to_string()).collect()),
+        (None, Some(c)) => Some(vec![c.clone()]),
+        (None, None) if from_run => None,
+        (None, None) => {
+            let single_file = sel.path.as_ref().is_some_and(|p| p.is_file());
+            (!single_file).then(|| vec![cfg.backtest.coin.clone()])
         }
     };
-    let prepared = Prepared::new(market.clone());
-    let targets = entry.targets(&genome, &prepared);
-    let c = &market.candles;
-    let report = simulate(c, &market.funding_per_bar, &targets, &bt);
-    let m = Metrics::compute(&report, &c.ts, c.bars_per_year());
+    // The split is over the whole universe evolve saw; without a segment only the wanted
+    // coins are loaded.
+    if args.segment.is_none() {
+        if let Some(w) = &wanted {
+            sel.coins = w.clone();
+        }
+    }
+    let universe = load_data(&sel)?;
+    let seg = split.apply(&universe);
+    let boundaries = vec![
+        (seg.validation_from, "validation".to_string()),
+        (seg.holdout_from, "holdout".to_string()),
+    ];
+    let mut markets: Vec<Market> = match args.segment {
+        None => universe.markets.clone(),
+        Some(s) => {
+            if s == Segment::Holdout {
+                eprintln!(
+                    "warning: reading the holdout. It is meant to be looked at once, at the end; \
+                     every look that changes a decision makes it less of a test."
+                );
+            }
+            seg.take(s)
+        }
+    };
+    if let Some(w) = &wanted {
+        for c in w {
+            if !markets.iter().any(|m| m.coin.eq_ignore_ascii_case(c)) {
+                bail!(
+                    "coin {c} is not in {}{} (coins: {}); choose with --coin or --coins",
+                    universe.origin,
+                    args.segment
+                        .map(|s| format!(", segment {}", s.as_str()))
+                        .unwrap_or_default(),
+                    markets
+                        .iter()
+                        .map(|m| m.coin.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        markets.retain(|m| w.iter().any(|c| c.eq_ignore_ascii_case(&m.coin)));
+    }
+    if markets.is_empty() {
+        bail!("no coin has bars in the chosen span of {}", universe.origin);
+    }
+    if markets.len() > 1 && (args.trades.is_some() || args.equity.is_some()) {
+        bail!("--trades and --equity write one coin's files; choose one coin with --coin");
+    }
+    let results: Vec<CoinResult> = {
+        use rayon::prelude::*;
+        markets
+            .into_par_iter()
+            .map(|market| {
+                let prepared = Prepared::new(market);
+                let targets = chosen.entry.targets(&chosen.genome, &prepared);
+                let market = prepared.market;
+                let c = &market.candles;
+                let report = simulate(c, &market.funding_per_bar, &targets, &bt);
+                let metrics = Metrics::compute(&report, &c.ts, c.bars_per_year());
+                CoinResult {
+                    market,
+                    report,
+                    metrics,
+                }
+            })
+            .collect()
+    };
+    let aggregate = Figures::of(
+        &results.iter().map(|r| r.metrics).collect::<Vec<_>>(),
+        &aggregation,
+    );
     if let Some(path) = &args.trades {
+        let r = &results[0];
         let mut s = String::from(
             "side,entry_time_ms,entry_price,exit_time_ms,exit_price,size,fees,funding,pnl,exit_reason\n",
         );
-        for t in &report.trades {
+        for t in &r.report.trades {
             let _ = writeln!(
                 s,
                 "{},{},{},{},{},{},{},{},{},{}",
@@ -170,53 +340,168 @@ pub fn run(args: Args) -> Result<()> {
         write_atomic(path, s.as_bytes())?;
     }
     if let Some(path) = &args.equity {
+        let r = &results[0];
         let mut s = String::from("timestamp_ms,equity\n");
-        for (ts, v) in c.ts.iter().zip(&report.equity) {
+        for (ts, v) in r.market.candles.ts.iter().zip(&r.report.equity) {
             let _ = writeln!(s, "{ts},{v}");
         }
         write_atomic(path, s.as_bytes())?;
     }
+    let spec = &chosen.entry.spec;
+    let genes = organism::evolution::summary::genes_line(spec, &chosen.genome, true);
+    let span = args
+        .segment
+        .map(|s| format!(", segment {}", s.as_str()))
+        .unwrap_or_default();
+    let intro = [
+        format!(
+            "{}{} [{}], fill {}",
+            spec.name,
+            if chosen.label.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", chosen.label)
+            },
+            genes,
+            bt.fill.as_str()
+        ),
+        format!("data: {}{span}", universe.origin),
+        format!(
+            "costs: fee {:.4} %, slippage {:.4} %, funding {}, cash {}",
+            bt.fee * 100.0,
+            bt.slippage * 100.0,
+            if bt.funding { "on" } else { "off" },
+            bt.cash
+        ),
+    ];
+    if let Some(path) = &args.report {
+        let coins: Vec<CoinBacktest<'_>> = results
+            .iter()
+            .map(|r| CoinBacktest {
+                coin: &r.market.coin,
+                candles: &r.market.candles,
+                report: &r.report,
+                metrics: &r.metrics,
+            })
+            .collect();
+        let html = backtest_report(
+            &format!("organism backtest: {}", spec.name),
+            &intro,
+            &coins,
+            &boundaries,
+        );
+        write_atomic(path, html.as_bytes())?;
+        if !super::quiet() {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     if args.json {
-        outln!("{}", serde_json::to_string(&m)?);
+        if results.len() == 1 {
+            outln!("{}", coin_json(&results[0])?);
+        } else {
+            let coins = results.iter().map(coin_json).collect::<Result<Vec<_>>>()?;
+            outln!(
+                "{}",
+                serde_json::json!({"coins": coins, "aggregate": aggregate,
+                    "aggregation": aggregation})
+            );
+        }
         return Ok(());
     }
-    let genes: Vec<String> = spec
-        .genes
-        .iter()
-        .zip(&genome)
-        .map(|(g, v)| format!("{}={}", g.name, g.format_short(*v)))
-        .collect();
+    outln!("{}", intro[0]);
+    if results.len() == 1 {
+        let r = &results[0];
+        let c = &r.market.candles;
+        outln!(
+            "{} on {}{span}: {} bars, {} -> {} UTC",
+            r.market.coin,
+            universe.origin,
+            c.len(),
+            format_ts(c.ts[0]),
+            format_ts(c.ts[c.len() - 1])
+        );
+        outln!("{}", intro[2]);
+        outln!();
+        print_metrics(&r.metrics);
+        outln!();
+        print_months(r);
+        return Ok(());
+    }
+    outln!("{}", intro[1]);
+    outln!("{}", intro[2]);
+    outln!();
     outln!(
-        "{} [{}], fill {}",
-        spec.name,
-        genes.join(" "),
-        match bt.fill {
-            FillMode::NextOpen => "next-open",
-            FillMode::Close => "close",
-        }
+        "{:<10} {:>6} {:>9} {:>8} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>8}",
+        "coin",
+        "bars",
+        "return",
+        "CAGR",
+        "sharpe",
+        "calmar",
+        "mdd",
+        "trades",
+        "win",
+        "cons",
+        "turn/y"
     );
+    for r in &results {
+        let m = &r.metrics;
+        outln!(
+            "{:<10} {:>6} {:>8.2}% {:>7.2}% {:>7.3} {:>7.3} {:>6.2}% {:>6} {:>6.1}% {:>5.0}% {:>8.1}",
+            r.market.coin,
+            r.market.candles.len(),
+            m.total_return * 100.0,
+            m.cagr * 100.0,
+            m.sharpe,
+            m.calmar,
+            m.max_drawdown * 100.0,
+            m.trades,
+            m.win_rate * 100.0,
+            m.consistency * 100.0,
+            m.turnover
+        );
+    }
+    let a = &aggregate;
     outln!(
-        "{} on {}: {} bars, {} -> {} UTC",
-        market.coin,
-        universe.origin,
-        c.len(),
-        format_ts(c.ts[0]),
-        format_ts(c.ts[c.len() - 1])
-    );
-    outln!(
-        "costs: fee {:.4} %, slippage {:.4} %, funding {}, cash {}",
-        bt.fee * 100.0,
-        bt.slippage * 100.0,
-        if bt.funding { "on" } else { "off" },
-        bt.cash
+        "{:<10} {:>6} {:>8.2}% {:>8} {:>7.3} {:>7} {:>6.2}% {:>6} {:>7} {:>5.0}% {:>8.1}",
+        "aggregate",
+        "",
+        a.total_return * 100.0,
+        "",
+        a.sharpe,
+        "",
+        a.max_drawdown * 100.0,
+        a.trades,
+        "",
+        a.consistency * 100.0,
+        a.turnover
     );
     outln!();
+    outln!(
+        "aggregate = what evolve scores: (1-w)*mean + w*worst coin with w = {} (Sharpe, consistency, \
+         drawdown, turnover); return is the mean, trades the sum{}",
+        aggregation.worst_coin_weight,
+        if a.feasible {
+            String::new()
+        } else {
+            format!(
+                "; INFEASIBLE for evolve: fewer than {} trades per coin",
+                aggregation.min_trades
+            )
+        }
+    );
+    Ok(())
+}
+
+fn print_metrics(m: &Metrics) {
     let pct = |v: f64| format!("{:.2} %", v * 100.0);
     let rows = [
         ("total return", pct(m.total_return)),
+        ("CAGR", pct(m.cagr)),
         ("final equity", format!("{:.2}", m.final_equity)),
         ("sharpe", format!("{:.3}", m.sharpe)),
         ("sortino", format!("{:.3}", m.sortino)),
+        ("calmar", format!("{:.3}", m.calmar)),
         ("max drawdown", pct(m.max_drawdown)),
         ("consistency", pct(m.consistency)),
         ("turnover", format!("{:.1} entries/yr", m.turnover)),
@@ -224,12 +509,53 @@ pub fn run(args: Args) -> Result<()> {
         ("closed trades", m.closed_trades.to_string()),
         ("win rate", pct(m.win_rate)),
         ("profit factor", format!("{:.3}", m.profit_factor)),
+        ("average trade", format!("{:.2}", m.avg_trade)),
         ("exposure", pct(m.exposure)),
     ];
     for (k, v) in rows {
         outln!("{k:<15}{v:>20}");
     }
-    Ok(())
+    let e = &m.exits;
+    outln!(
+        "exits          signal {}, stop-loss {}, take-profit {}, liquidation {}, open {}",
+        e.signal,
+        e.stop_loss,
+        e.take_profit,
+        e.liquidation,
+        e.open
+    );
+}
+
+/// Monthly returns: one row per year, twelve columns.
+fn print_months(r: &CoinResult) {
+    let months = monthly_returns(&r.report.equity, &r.market.candles.ts, r.report.cash);
+    if months.is_empty() {
+        return;
+    }
+    outln!(
+        "monthly returns (%)  {}",
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            .map(|m| format!("{m:>6}"))
+            .join("")
+    );
+    let mut year = months[0].year;
+    let mut line = [None; 12];
+    let flush = |year: i64, line: &[Option<f64>; 12]| {
+        let cells: String = line
+            .iter()
+            .map(|c| c.map_or(format!("{:>6}", "."), |v| format!("{:>6.1}", v * 100.0)))
+            .collect();
+        outln!("{year:<20} {cells}");
+    };
+    for m in &months {
+        if m.year != year {
+            flush(year, &line);
+            line = [None; 12];
+            year = m.year;
+        }
+        line[(m.month - 1) as usize] = Some(m.r#return);
+    }
+    flush(year, &line);
 }
 
 fn check_range(flag: &str, v: f64, lo: f64, hi: f64) -> Result<()> {

@@ -67,8 +67,8 @@ impl DataArgs {
 }
 
 /// Loads the configured universe and prints its notes (gaps, missing funding) once to stderr.
-pub fn load_data(cfg: &Config) -> Result<Universe> {
-    let u = load_universe(&cfg.data_selection()).context("loading market data")?;
+pub fn load_data(sel: &organism::market::DataSelection) -> Result<Universe> {
+    let u = load_universe(sel).context("loading market data")?;
     if !quiet() {
         for note in &u.notes {
             eprintln!("note: {note}");
