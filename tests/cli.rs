@@ -36,7 +36,14 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 19] = [
+    "coin",
+    "bars",
+    "cagr",
+    "calmar",
+    "avg_trade",
+    "exits",
+    "monthly_returns",
     "total_return",
     "sharpe",
     "sortino",

@@ -42,7 +42,7 @@ pub struct Args {
     pub member: Option<String>,
     /// Only bars in this span, freqtrade's format: 20250101-20250601, 20250101- or -20250601
     /// (start inclusive, end exclusive, UTC).
-    #[arg(long, value_name = "START-END")]
+    #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
     pub timerange: Option<String>,
     /// Only one segment of the split evolve uses (the run's split for a member, else
     /// [evolution] train_fraction / validation_fraction).

@@ -46,7 +46,7 @@ pub struct Args {
     pub rng_seed: Option<u64>,
     /// Only bars in this span, freqtrade's format: 20250101-20250601, 20250101- or -20250601
     /// (start inclusive, end exclusive, UTC; default: data.timerange).
-    #[arg(long, value_name = "START-END")]
+    #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
     pub timerange: Option<String>,
     /// Checkpoint folder (default: evolution.out).
     #[arg(long, value_name = "DIR")]

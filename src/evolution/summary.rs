@@ -390,7 +390,7 @@ mod tests {
     #[test]
     fn ids_resolve_by_unique_prefix() {
         let ids = ["ab12cd34", "ab12ff00", "0011aa22"];
-        let get = |p: &str| find_by_id(&ids, |s| s, p, "x").map(|s| *s);
+        let get = |p: &str| find_by_id(&ids, |s| s, p, "x").copied();
         assert_eq!(get("0011"), Ok("0011aa22"));
         assert_eq!(get("AB12CD34"), Ok("ab12cd34"));
         assert!(get("ab12").unwrap_err().contains("2 members"));

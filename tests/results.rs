@@ -1,0 +1,404 @@
+//! End-to-end tests of the result tools through the binary: the ranked front, `runs`, member
+//! backtests, genome export, time ranges, segments, multi-coin backtests, HTML reports and
+//! closed pipes. All on the bundled synthetic market (hourly bars from 2024-01-01 00:00 UTC).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+fn organism(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_organism"))
+        .args(args)
+        .output()
+        .expect("run organism")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(ok(o).trim()).expect("one JSON value")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("organism-res-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const SMALL: &str = r#"
+[evolution]
+population = 12
+min_trades = 5.0
+seeds = ["ema_crossover", "rsi_filter"]
+"#;
+
+/// A 2-generation run in `dir`; returns (config path, stdout).
+fn small_run(dir: &Path) -> (PathBuf, String) {
+    let cfg = dir.join("small.toml");
+    std::fs::write(&cfg, SMALL).unwrap();
+    let out = dir.join("run");
+    let o = organism(&[
+        "evolve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--generations",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--report",
+        dir.join("run.html").to_str().unwrap(),
+    ]);
+    let text = ok(&o);
+    (cfg, text)
+}
+
+struct Row {
+    id: String,
+    score: f64,
+    flag: String,
+    feasible: bool,
+    train_sharpe: f64,
+    train_trades: u64,
+    validation_sharpe: f64,
+}
+
+fn front(dir: &Path) -> Vec<Row> {
+    let text = std::fs::read_to_string(dir.join("run/front.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Row {
+                id: f[col("id")].into(),
+                score: f[col("score")].parse().unwrap(),
+                flag: f[col("flag")].into(),
+                feasible: f[col("feasible")] == "true",
+                train_sharpe: f[col("train_sharpe")].parse().unwrap(),
+                train_trades: f[col("train_trades")].parse().unwrap(),
+                validation_sharpe: f[col("validation_sharpe")].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn evolve_ranks_the_front_and_members_round_trip() {
+    let dir = scratch("roundtrip");
+    let (_, out) = small_run(&dir);
+    let rows = front(&dir);
+    assert!(!rows.is_empty());
+    // Ranked: feasible first, then score = min(train, validation) descending; ids distinct.
+    for r in &rows {
+        assert_eq!(r.id.len(), 8);
+        assert!(r.id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(r.score, r.train_sharpe.min(r.validation_sharpe));
+        let want = if r.validation_sharpe < 0.0 {
+            "val<0"
+        } else if r.validation_sharpe < 0.5 * r.train_sharpe {
+            "val<train/2"
+        } else {
+            ""
+        };
+        assert_eq!(r.flag, want, "{}", r.id);
+    }
+    for w in rows.windows(2) {
+        assert!(
+            (w[0].feasible && !w[1].feasible)
+                || (w[0].feasible == w[1].feasible && w[0].score >= w[1].score),
+            "{} before {}",
+            w[0].id,
+            w[1].id
+        );
+    }
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), rows.len(), "duplicates collapsed");
+    // The end of evolve prints the same ranking, best first.
+    assert!(out.contains("first front after generation 2"), "{out}");
+    let first_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap();
+    assert!(first_line.contains(&rows[0].id), "{first_line}");
+
+    // The member's training and validation figures, reproduced exactly by backtest --member.
+    let top = &rows[0];
+    let ck = dir.join("run/gen2.bin");
+    for place in [ck.clone(), dir.join("run/front.csv")] {
+        let member = format!("{}:{}", place.display(), top.id);
+        let t = json(&organism(&[
+            "backtest",
+            "--member",
+            &member,
+            "--segment",
+            "train",
+            "--json",
+        ]));
+        assert_eq!(t["aggregate"]["sharpe"].as_f64().unwrap(), top.train_sharpe);
+        assert_eq!(t["aggregate"]["trades"].as_u64().unwrap(), top.train_trades);
+        assert_eq!(t["coins"].as_array().unwrap().len(), 4);
+        let v = json(&organism(&[
+            "backtest",
+            "--member",
+            &member,
+            "--segment",
+            "validation",
+            "--json",
+        ]));
+        assert_eq!(
+            v["aggregate"]["sharpe"].as_f64().unwrap(),
+            top.validation_sharpe
+        );
+    }
+    // A 4-digit prefix is enough.
+    let short = format!("{}:{}", ck.display(), &top.id[..4]);
+    let t = json(&organism(&[
+        "backtest",
+        "--member",
+        &short,
+        "--segment",
+        "train",
+        "--json",
+    ]));
+    assert_eq!(t["aggregate"]["sharpe"].as_f64().unwrap(), top.train_sharpe);
+
+    // Export as TOML, read back with --genome: the same genome, the same figures.
+    let toml_text = ok(&organism(&[
+        "runs",
+        "export",
+        &format!("{}:{}", ck.display(), top.id),
+    ]));
+    assert!(toml_text.contains("[genes]"), "{toml_text}");
+    let g = dir.join("g.toml");
+    std::fs::write(&g, &toml_text).unwrap();
+    let t = json(&organism(&[
+        "backtest",
+        "--genome",
+        g.to_str().unwrap(),
+        "--coins",
+        "all",
+        "--segment",
+        "train",
+        "--json",
+    ]));
+    assert_eq!(t["aggregate"]["sharpe"].as_f64().unwrap(), top.train_sharpe);
+
+    // runs show: the same order, the history; runs list: the run with its figures.
+    let show = json(&organism(&[
+        "runs",
+        "show",
+        dir.join("run").to_str().unwrap(),
+        "--json",
+    ]));
+    let shown: Vec<&str> = show["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    let csv_ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(shown, csv_ids);
+    assert_eq!(show["generation"], 2);
+    assert_eq!(show["history"].as_array().unwrap().len(), 3);
+    let list = json(&organism(&[
+        "runs",
+        "list",
+        dir.to_str().unwrap(),
+        "--json",
+    ]));
+    let runs = list.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{list}");
+    assert_eq!(runs[0]["generations"], 2);
+    assert_eq!(runs[0]["seeds"], 2);
+    let best_train = show["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["best_sharpe"].as_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(runs[0]["best_train_sharpe"].as_f64().unwrap(), best_train);
+    let best_val = rows
+        .iter()
+        .map(|r| r.validation_sharpe)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(
+        runs[0]["best_validation_sharpe"].as_f64().unwrap(),
+        best_val
+    );
+
+    // The run report: one scatter point per member on training and on validation, and the
+    // two per-generation charts.
+    let html = std::fs::read_to_string(dir.join("run.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.contains("<script"));
+    assert_eq!(html.matches("class=\"point\"").count(), 2 * rows.len());
+    assert_eq!(html.matches("class=\"series\"").count(), 2);
+    assert_eq!(html.matches("class=\"member\"").count(), rows.len());
+
+    // Unknown ids and edited files are clear errors.
+    let o = organism(&[
+        "backtest",
+        "--member",
+        &format!("{}:ffffffff", ck.display()),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no member with id ffffffff"));
+}
+
+#[test]
+fn timerange_keeps_the_bars_it_names() {
+    let bars = |range: &str| {
+        json(&organism(&["backtest", "--timerange", range, "--json"]))["bars"]
+            .as_u64()
+            .unwrap()
+    };
+    // January 2025: 31 days of hourly bars.
+    assert_eq!(bars("20250101-20250201"), 744);
+    // From 2024-03-01: 17,520 bars less January and February 2024 (60 days).
+    assert_eq!(bars("20240301-"), 17_520 - 60 * 24);
+    // Up to 2024-01-02: the first day.
+    assert_eq!(bars("-20240102"), 24);
+    let o = organism(&["backtest", "--timerange", "2025-01-01"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--timerange 2025-01-01"));
+    let o = organism(&["backtest", "--timerange", "20300101-"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no bar in timerange 20300101-"));
+}
+
+#[test]
+fn segments_cut_the_split_evolve_uses() {
+    // 17,520 bars span 17,519 hours: training ends at 0.6 x 17,519 = 10,511.4 h (bars 0..=10,511),
+    // validation at 0.8 x 17,519 = 14,015.2 h (bars 10,512..=14,015), the holdout is the rest.
+    let seg = |s: &str| organism(&["backtest", "--segment", s, "--json"]);
+    let bars = |o: &Output| json(o)["bars"].as_u64().unwrap();
+    assert_eq!(bars(&seg("train")), 10_512);
+    assert_eq!(bars(&seg("validation")), 3_504);
+    let h = seg("holdout");
+    assert_eq!(bars(&h), 3_504);
+    assert!(String::from_utf8_lossy(&h.stderr).contains("warning: reading the holdout"));
+    let o = seg("test");
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn multi_coin_backtests_aggregate_like_evolve() {
+    let o = json(&organism(&["backtest", "--coins", "BTC,ETH", "--json"]));
+    let coins = o["coins"].as_array().unwrap();
+    assert_eq!(coins.len(), 2);
+    let s: Vec<f64> = coins
+        .iter()
+        .map(|c| c["sharpe"].as_f64().unwrap())
+        .collect();
+    // (1 - 0.5) * mean + 0.5 * worst, the default aggregation.
+    let want = 0.5 * (s[0] + s[1]) / 2.0 + 0.5 * s[0].min(s[1]);
+    assert!((o["aggregate"]["sharpe"].as_f64().unwrap() - want).abs() < 1e-12);
+    let t: u64 = coins.iter().map(|c| c["trades"].as_u64().unwrap()).sum();
+    assert_eq!(o["aggregate"]["trades"].as_u64().unwrap(), t);
+    for c in coins {
+        for key in [
+            "cagr",
+            "calmar",
+            "avg_trade",
+            "exits",
+            "monthly_returns",
+            "exposure",
+        ] {
+            assert!(c.get(key).is_some(), "{key}");
+        }
+        // Two years of data: 24 calendar months.
+        assert_eq!(c["monthly_returns"].as_array().unwrap().len(), 24);
+        let e = &c["exits"];
+        let n: u64 = ["signal", "stop_loss", "take_profit", "liquidation", "open"]
+            .iter()
+            .map(|k| e[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(n, c["trades"].as_u64().unwrap());
+    }
+    let text = ok(&organism(&["backtest", "--coins", "all"]));
+    for coin in ["BTC", "DOGE", "ETH", "SOL", "aggregate"] {
+        assert!(text.lines().any(|l| l.starts_with(coin)), "{coin}: {text}");
+    }
+}
+
+#[test]
+fn backtest_report_draws_every_trade_and_month() {
+    let dir = scratch("report");
+    let f = dir.join("bt.html");
+    let m = json(&organism(&[
+        "backtest",
+        "--report",
+        f.to_str().unwrap(),
+        "--json",
+    ]));
+    let html = std::fs::read_to_string(&f).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // Self-contained: no script, and no address but the SVG namespace.
+    assert!(!html.contains("<script"));
+    assert_eq!(
+        html.matches("http").count(),
+        html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+    );
+    let trades = m["trades"].as_u64().unwrap() as usize;
+    let closed = m["closed_trades"].as_u64().unwrap() as usize;
+    assert!(trades > 10);
+    assert_eq!(html.matches("class=\"entry\"").count(), trades);
+    assert_eq!(html.matches("class=\"exit\"").count(), closed);
+    // Price, equity and drawdown, each with the validation and holdout boundaries.
+    assert_eq!(html.matches("class=\"series\"").count(), 3);
+    assert_eq!(html.matches("class=\"boundary\"").count(), 6);
+    assert_eq!(html.matches("class=\"cell\"").count(), 24);
+    // The heat map cells carry the monthly returns of --json.
+    let first = m["monthly_returns"][0]["return"].as_f64().unwrap();
+    assert!(html.contains(&format!("data-month=\"2024-01\" data-return=\"{first}\"")));
+}
+
+#[test]
+fn closed_pipes_end_quietly() {
+    for args in [
+        vec!["seeds"],
+        vec!["backtest", "--coins", "all"],
+        vec!["backtest", "--timerange", "20250101-"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_organism"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the program writes.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn strategy_and_rng_seed_names_keep_their_old_spellings() {
+    let a = json(&organism(&[
+        "backtest",
+        "--strategy",
+        "rsi_filter",
+        "--json",
+    ]));
+    let b = json(&organism(&["backtest", "--seed", "rsi_filter", "--json"]));
+    assert_eq!(a, b);
+    let o = organism(&["backtest", "--strategy", "nope"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown seed `nope`"));
+}
