@@ -79,8 +79,31 @@ fn fields<'a, const N: usize>(
 }
 
 fn parse_ts(path: &Path, line: usize, s: &str) -> Result<i64, DataError> {
-    s.parse::<i64>()
-        .map_err(|_| row_error(path, line, format!("timestamp_ms `{s}` is not an integer")))
+    let ts = s
+        .parse::<i64>()
+        .map_err(|_| row_error(path, line, format!("timestamp_ms `{s}` is not an integer")))?;
+    if let Some(unit) = wrong_unit(ts) {
+        return Err(row_error(
+            path,
+            line,
+            format!(
+                "timestamp_ms {ts} looks like {unit}, not milliseconds; convert the column to \
+                 UTC milliseconds"
+            ),
+        ));
+    }
+    Ok(ts)
+}
+
+/// The unit a timestamp looks like when it is not milliseconds of 1973..5138 (values below
+/// 10^8 are taken as milliseconds: small test times).
+fn wrong_unit(ts: i64) -> Option<&'static str> {
+    match ts {
+        100_000_000..=99_999_999_999 => Some("seconds (x1000 to convert)"),
+        100_000_000_000_000..=99_999_999_999_999_999 => Some("microseconds (/1000 to convert)"),
+        100_000_000_000_000_000.. => Some("nanoseconds (/1000000 to convert)"),
+        _ => None,
+    }
 }
 
 fn parse_num(path: &Path, line: usize, name: &str, s: &str) -> Result<f64, DataError> {
@@ -127,6 +150,21 @@ pub fn load_candles(path: &Path) -> Result<Candles, DataError> {
         check_order(path, line, prev, ts)?;
         if let Some(msg) = check_bar(o, h, l, cl, v) {
             return Err(row_error(path, line, msg));
+        }
+        if let Some(&pc) = c.close.last() {
+            let ratio = (o / pc).max(pc / o);
+            if ratio > super::IMPLAUSIBLE {
+                return Err(row_error(
+                    path,
+                    line,
+                    format!(
+                        "implausible bar: open {} is {}x away from the previous close {}",
+                        super::short_num(o),
+                        super::short_num(ratio),
+                        super::short_num(pc)
+                    ),
+                ));
+            }
         }
         prev = Some(ts);
         c.push(ts, o, h, l, cl, v);
@@ -318,6 +356,50 @@ mod tests {
     }
 
     const H: &str = "timestamp_ms,open,high,low,close,volume\n";
+
+    #[test]
+    fn timestamps_in_other_units_are_named() {
+        let e = err("s.csv", &format!("{H}1704067200,10,12,9,11,1\n"));
+        assert!(
+            e.contains("s.csv: line 2") && e.contains("looks like seconds"),
+            "{e}"
+        );
+        let e = err("us.csv", &format!("{H}1704067200000000,10,12,9,11,1\n"));
+        assert!(e.contains("looks like microseconds"), "{e}");
+        let e = err("ns.csv", &format!("{H}1704067200000000000,10,12,9,11,1\n"));
+        assert!(e.contains("looks like nanoseconds"), "{e}");
+        // Milliseconds of 2024 load.
+        let p = tmp_file("ms.csv", &format!("{H}1704067200000,10,12,9,11,1\n"));
+        assert!(load_candles(&p).is_ok());
+    }
+
+    #[test]
+    fn implausible_bars_are_reported_with_their_line() {
+        // A 14x wick above the body.
+        let e = err(
+            "w.csv",
+            &format!("{H}1000,10,12,9,11,1\n2000,11,154,10,11,1\n"),
+        );
+        assert!(
+            e.contains("w.csv: line 3: implausible bar: the high is 14x"),
+            "{e}"
+        );
+        // 1e300 after a normal bar.
+        let e = err(
+            "b.csv",
+            &format!("{H}1000,10,12,9,11,1\n2000,1e300,1e300,1e300,1e300,1\n"),
+        );
+        assert!(
+            e.contains("line 3: implausible bar: open 1.000e300 is 9.091e298x"),
+            "{e}"
+        );
+        // A 30 % move is a market move.
+        let p = tmp_file(
+            "ok2.csv",
+            &format!("{H}1000,10,12,9,11,1\n2000,14.3,15,14,14.5,1\n"),
+        );
+        assert!(load_candles(&p).is_ok());
+    }
 
     #[test]
     fn loads_a_valid_file_exactly() {

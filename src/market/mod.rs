@@ -204,6 +204,22 @@ impl Candles {
 }
 
 /// Checks one bar's prices and volume; `None` when it is consistent.
+/// A price more than this factor away from its neighbours (a wick against its body, a bar
+/// against the previous close) is reported as a data error.
+pub const IMPLAUSIBLE: f64 = 10.0;
+
+/// A number for messages: one decimal for ordinary magnitudes, scientific notation for huge or
+/// tiny ones (`1e300`, not 301 digits).
+pub(crate) fn short_num(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e9 || v.abs() < 1e-4) {
+        format!("{v:.3e}")
+    } else if v.fract() == 0.0 {
+        format!("{v}")
+    } else {
+        format!("{}", (v * 1e6).round() / 1e6)
+    }
+}
+
 pub(crate) fn check_bar(open: f64, high: f64, low: f64, close: f64, volume: f64) -> Option<String> {
     for (name, v) in [
         ("open", open),
@@ -230,6 +246,20 @@ pub(crate) fn check_bar(open: f64, high: f64, low: f64, close: f64, volume: f64)
         return Some(format!(
             "low {low} is above min(open, close) = {}",
             open.min(close)
+        ));
+    }
+    // A wick ten times the body's range is a data error, not a market move.
+    if high > IMPLAUSIBLE * open.max(close) || low < open.min(close) / IMPLAUSIBLE {
+        let (ratio, which) = if high > IMPLAUSIBLE * open.max(close) {
+            (high / open.max(close), "high")
+        } else {
+            (open.min(close) / low, "low")
+        };
+        return Some(format!(
+            "implausible bar: the {which} is {}x away from the body (open {}, close {})",
+            short_num(ratio),
+            short_num(open),
+            short_num(close)
         ));
     }
     None
