@@ -282,12 +282,31 @@ pub fn fear_greed_to_csv(rows: &[(String, u8)]) -> String {
 /// renamed over the target, and the folder synced so the rename itself survives a power loss; a
 /// crash never leaves a half-written file.
 ///
+/// A symbolic link is followed (its target is replaced); anything else that is not a regular
+/// file (a device, a folder) is refused.
+///
 /// # Errors
-/// [`DataError::Io`] when the folder cannot be created or the file cannot be written.
+/// [`DataError::Write`] when the folder cannot be created, the target is not a regular file, or
+/// the file cannot be written.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), DataError> {
-    let io = |source| DataError::Io {
-        file: path.to_path_buf(),
+    let shown = path.to_path_buf();
+    let io = |source| DataError::Write {
+        file: shown.clone(),
         source,
+    };
+    let target;
+    let path = match fs::metadata(path) {
+        Ok(m) if m.is_file() => {
+            target = fs::canonicalize(path).map_err(io)?;
+            target.as_path()
+        }
+        Ok(_) => {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )))
+        }
+        Err(_) => path,
     };
     let dir = path
         .parent()
@@ -498,5 +517,37 @@ mod tests {
         let p = tmp_file("atomic.csv", "old");
         write_atomic(&p, b"new").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+    }
+
+    #[test]
+    fn writes_refuse_what_is_not_a_file_and_name_the_cause_once() {
+        let dir = std::env::temp_dir().join(format!("organism-wr-{}", std::process::id()));
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        let e = write_atomic(&dir.join("sub"), b"x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("sub: cannot write: not a regular file"), "{e}");
+        let e = write_atomic(Path::new("/proc/organism-none/x.csv"), b"x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/proc/organism-none/x.csv: cannot write: "),
+            "{e}"
+        );
+        // A link is followed: the file it points to is replaced, the link stays.
+        #[cfg(unix)]
+        {
+            let real = dir.join("real.csv");
+            fs::write(&real, "old").unwrap();
+            let link = dir.join("link.csv");
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(&real, &link).unwrap();
+            write_atomic(&link, b"new").unwrap();
+            assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+            assert!(fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink());
+        }
     }
 }

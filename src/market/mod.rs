@@ -64,6 +64,12 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{file}: cannot write: {source}")]
+    Write {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{file}: line 1: expected header `{expected}`, found `{found}`")]
     Header {
         file: PathBuf,

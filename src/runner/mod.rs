@@ -92,7 +92,7 @@ fn or_empty<T: Default>(loaded: Result<T, DataError>) -> Result<T, DataError> {
 
 /// Appends one line (after the header, for a new file) and syncs it to disk.
 fn append_line(path: &Path, header: &str, line: &str) -> Result<(), DataError> {
-    let io = |source| DataError::Io {
+    let io = |source| DataError::Write {
         file: path.to_path_buf(),
         source,
     };
