@@ -94,6 +94,8 @@ pub struct EvolutionConfig {
 pub struct ExchangeConfig {
     pub api_url: String,
     pub sentiment_url: String,
+    pub connect_timeout_secs: f64,
+    pub read_timeout_secs: f64,
 }
 
 /// The whole configuration.
@@ -280,6 +282,18 @@ impl Config {
                 return Err(err(key, format!("`{url}` is not an http(s) URL")));
             }
         }
+        range(
+            "exchange.connect_timeout_secs",
+            self.exchange.connect_timeout_secs,
+            0.1,
+            600.0,
+        )?;
+        range(
+            "exchange.read_timeout_secs",
+            self.exchange.read_timeout_secs,
+            0.1,
+            600.0,
+        )?;
         if let Some(bad) = s.annual_vol.iter().find(|v| **v > 5.0) {
             return Err(err(
                 "synthetic.annual_vol",
@@ -298,6 +312,14 @@ impl Config {
             coins: self.data.coins.clone(),
             timerange: TimeRange::parse(&self.data.timerange).ok(),
             synthetic: self.synthetic.clone(),
+        }
+    }
+
+    /// The time limits of exchange requests.
+    pub fn timeouts(&self) -> crate::exchange::hyperliquid::info::Timeouts {
+        crate::exchange::hyperliquid::info::Timeouts {
+            connect: std::time::Duration::from_secs_f64(self.exchange.connect_timeout_secs),
+            read: std::time::Duration::from_secs_f64(self.exchange.read_timeout_secs),
         }
     }
 

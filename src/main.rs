@@ -31,7 +31,7 @@ enum Command {
     #[command(subcommand)]
     Runs(cli::runs::RunsCommand),
     /// List the seed strategies and their genes.
-    Seeds,
+    Seeds(cli::seeds::Args),
     /// Measure this machine's speed on the standard workloads.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Command::Evolve(args) => cli::evolve::run(*args),
         Command::Backtest(args) => cli::backtest::run(*args),
         Command::Runs(cmd) => cli::runs::run(cmd),
-        Command::Seeds => cli::seeds::run(),
+        Command::Seeds(args) => cli::seeds::run(args),
         Command::Bench(cmd) => cli::bench::run(cmd),
         Command::Data(cmd) => cli::data::run(cmd),
         Command::TestnetLocal(args) => cli::testnet::run(args),

@@ -9,7 +9,7 @@ use organism::{
     exchange::{
         hyperliquid::{
             fetch::{fetch, FetchRequest},
-            info::{InfoClient, RateLimiter, RetryPolicy},
+            info::{InfoClient, RateLimiter, RetryPolicy, Timeouts},
             ws::{spawn, FeedConfig, FeedEvent, Subscription},
             HlError,
         },
@@ -250,6 +250,94 @@ async fn fetch_pages_writes_and_resumes_incrementally() {
     // A third run right away writes nothing new.
     let reports = fetch(&c, &req(ex.now(), 60), &|_| {}).await.unwrap();
     assert!(reports.iter().all(|r| r.after == r.before));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_server_cannot_corrupt_or_stall_a_fetch() {
+    let ex = exchange(3000).await;
+    let c = client(&ex);
+    let truth = ex.candles("BTC", "1h").unwrap();
+    let req = |out: &PathBuf, now: i64| FetchRequest {
+        coins: vec!["BTC".into()],
+        intervals: vec!["1h".into()],
+        days: 30,
+        out: out.clone(),
+        now_ms: now,
+        funding: true,
+    };
+    // Rows dated in the future are rejected, and later fetches still add what is new.
+    let out = scratch("future");
+    ex.set_faults(|f| f.future_rows = 3);
+    let r = fetch(&c, &req(&out, ex.now()), &|_| {}).await.unwrap();
+    assert_eq!(r[0].after, 720);
+    assert!(r[0].rejected >= 3, "{r:?}");
+    assert_eq!(r[1].after, 720);
+    assert!(r[1].rejected >= 3, "{r:?}");
+    let f = load_funding(&out.join("funding/hyperliquid_BTC.csv")).unwrap();
+    assert!(*f.ts.last().unwrap() <= ex.now());
+    for _ in 0..5 {
+        ex.advance();
+    }
+    let r = fetch(&c, &req(&out, ex.now()), &|_| {}).await.unwrap();
+    assert_eq!((r[0].after - r[0].before, r[1].after - r[1].before), (5, 5));
+    // A server that ignores endTime (and the clock) cannot make the fetch loop or write the
+    // future: the files hold exactly the closed bars and the funding up to now.
+    ex.set_faults(|f| {
+        f.future_rows = 0;
+        f.ignore_end = true;
+    });
+    let out = scratch("ignore-end");
+    let r = fetch(&c, &req(&out, ex.now()), &|_| {}).await.unwrap();
+    assert!(r[0].rejected > 0 && r[1].rejected > 0, "{r:?}");
+    let btc = load_candles(&out.join("candles/hyperliquid_BTC_1h.csv")).unwrap();
+    assert_eq!(btc.len(), 720);
+    assert_eq!(btc.ts.last().copied(), Some(truth.ts[3004]));
+    assert_eq!(&btc.close[..], &truth.close[3005 - 720..3005]);
+    let f = load_funding(&out.join("funding/hyperliquid_BTC.csv")).unwrap();
+    assert_eq!(f.ts.len(), 720);
+    assert!(*f.ts.last().unwrap() <= ex.now());
+    ex.set_faults(|f| f.ignore_end = false);
+    // A garbage page is summarized, never dumped.
+    ex.set_faults(|f| f.garbage_next = 1);
+    let e = c.meta().await.unwrap_err().to_string();
+    assert!(
+        e.contains("not JSON") && e.contains("bytes starting `<!DOCTYPE html>"),
+        "{e}"
+    );
+    assert!(e.len() < 600, "{} bytes: {e}", e.len());
+    // A huge answer is refused without reading it all.
+    ex.set_faults(|f| f.huge_next = Some(20 << 20));
+    let e = c.meta().await.unwrap_err().to_string();
+    assert!(e.contains("larger than 16 MiB"), "{e}");
+    // A server that does not answer in time: a timeout, said as one.
+    let impatient = InfoClient::with_timeouts(
+        &ex.http_url(),
+        RetryPolicy {
+            max_attempts: 2,
+            ..fast_retry()
+        },
+        1200.0,
+        Timeouts {
+            connect: Duration::from_secs(2),
+            read: Duration::from_millis(200),
+        },
+    )
+    .unwrap();
+    ex.set_faults(|f| f.delay = Duration::from_millis(1500));
+    let e = impatient.meta().await.unwrap_err().to_string();
+    assert!(
+        e.contains("timed out waiting for the answer after 0.2 s"),
+        "{e}"
+    );
+    assert!(e.contains("after 2 attempts"), "{e}");
+    ex.set_faults(|f| f.delay = Duration::ZERO);
+    // Nothing listening: a refused connection, said as one.
+    let dead = InfoClient::with_policy("http://127.0.0.1:9", fast_retry(), 1200.0).unwrap();
+    let e = dead.meta().await.unwrap_err().to_string();
+    assert!(
+        e.contains("could not connect") && e.contains("refused"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,6 +588,32 @@ async fn cli_fetch_and_fetch_sentiment_against_the_local_exchange() {
         "{stdout}"
     );
     assert!(stdout.contains("funding/hyperliquid_ETH.csv"), "{stdout}");
+    // Again with --json: four files, nothing new, nothing rejected.
+    let o = tokio::process::Command::new(bin)
+        .args([
+            "data",
+            "fetch",
+            "--coins",
+            "BTC,ETH",
+            "--days",
+            "20",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("HYPERLIQUID_API_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    assert!(
+        files.iter().all(|f| f["added"] == 0 && f["rejected"] == 0),
+        "{v}"
+    );
+    assert_eq!(files[0]["after"], 480);
     // The fetched directory is usable data.
     let o = tokio::process::Command::new(bin)
         .args([

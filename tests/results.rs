@@ -270,8 +270,8 @@ fn timerange_keeps_the_bars_it_names() {
     assert_eq!(bars("20250101-20250201"), 744);
     // From 2024-03-01: 17,520 bars less January and February 2024 (60 days).
     assert_eq!(bars("20240301-"), 17_520 - 60 * 24);
-    // Up to 2024-01-02: the first day.
-    assert_eq!(bars("-20240102"), 24);
+    // Up to 2024-01-03: the first two days.
+    assert_eq!(bars("-20240103"), 48);
     let o = organism(&["backtest", "--timerange", "2025-01-01"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--timerange 2025-01-01"));
@@ -401,4 +401,93 @@ fn strategy_and_rng_seed_names_keep_their_old_spellings() {
     assert_eq!(a, b);
     let o = organism(&["backtest", "--strategy", "nope"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown seed `nope`"));
+}
+
+/// `n` hourly bars from 2024-01-01 with a gentle oscillation, as candle CSV; `scale` multiplies
+/// the timestamps (1 for milliseconds, 1/1000 for seconds).
+fn candle_csv(n: usize, seconds: bool) -> String {
+    let mut s = String::from("timestamp_ms,open,high,low,close,volume\n");
+    for i in 0..n {
+        let t = 1_704_067_200_000_i64 + i as i64 * 3_600_000;
+        let t = if seconds { t / 1000 } else { t };
+        let c = 100.0 + 5.0 * ((i as f64) / 7.0).sin();
+        s.push_str(&format!("{t},{c},{},{},{c},10\n", c + 1.0, c - 1.0));
+    }
+    s
+}
+
+#[test]
+fn too_little_data_is_an_error_naming_the_minimum() {
+    let dir = scratch("short");
+    let f = dir.join("x_BTC_1h.csv");
+    std::fs::write(&f, candle_csv(200, false)).unwrap();
+    // 200 bars: training holds 120, and sma_trend_filter looks back 200 at its defaults.
+    let o = organism(&[
+        "evolve",
+        "--data",
+        f.to_str().unwrap(),
+        "--out",
+        dir.join("run").to_str().unwrap(),
+        "--generations",
+        "1",
+        "--population",
+        "8",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("the training segment has 120 bars") && e.contains("needs at least 201"),
+        "{e}"
+    );
+    // A backtest shorter than the strategy's longest period.
+    let o = organism(&[
+        "backtest",
+        "--data",
+        f.to_str().unwrap(),
+        "--strategy",
+        "ichimoku_cloud",
+        "--set",
+        "senkou=160",
+        "--timerange",
+        "20240101-20240105",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("96 bars are too few for ichimoku_cloud") && e.contains("at least 161"),
+        "{e}"
+    );
+    // Timestamps in seconds are named as such, with the line.
+    let s = dir.join("secs.csv");
+    std::fs::write(&s, candle_csv(10, true)).unwrap();
+    let o = organism(&["backtest", "--data", s.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("secs.csv: line 2") && e.contains("looks like seconds"),
+        "{e}"
+    );
+}
+
+#[test]
+fn seeds_json_and_quiet() {
+    let v = json(&organism(&["seeds", "--json"]));
+    let seeds = v.as_array().unwrap();
+    assert_eq!(seeds.len(), 12);
+    assert_eq!(seeds[0]["name"], "ema_crossover");
+    let slow = &seeds[0]["genes"][1];
+    assert_eq!(
+        (slow["name"].as_str(), slow["default"].as_str()),
+        (Some("slow"), Some("26"))
+    );
+    assert_eq!(slow["lookback"], true);
+    // -q: results only, no notes on stderr (this file has no funding, which is a note).
+    let dir = scratch("quiet");
+    let f = dir.join("y_ETH_1h.csv");
+    std::fs::write(&f, candle_csv(300, false)).unwrap();
+    let loud = organism(&["backtest", "--data", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("note: ETH: no funding file"));
+    let quiet = organism(&["-q", "backtest", "--data", f.to_str().unwrap()]);
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+    assert_eq!(quiet.stdout, loud.stdout);
 }

@@ -290,6 +290,23 @@ pub fn run(args: Args) -> Result<()> {
     if markets.is_empty() {
         bail!("no coin has bars in the chosen span of {}", universe.origin);
     }
+    if let Some((gene, period)) = chosen.entry.spec.longest_lookback(&chosen.genome) {
+        for m in &markets {
+            if m.candles.len() <= period {
+                bail!(
+                    "{}: {} bars{} are too few for {}: it looks back {period} bars ({gene}) and \
+                     needs at least {}",
+                    m.coin,
+                    m.candles.len(),
+                    args.segment
+                        .map(|s| format!(" in the {} segment", s.as_str()))
+                        .unwrap_or_default(),
+                    chosen.entry.spec.name,
+                    period + 1
+                );
+            }
+        }
+    }
     if markets.len() > 1 && (args.trades.is_some() || args.equity.is_some()) {
         bail!("--trades and --equity write one coin's files; choose one coin with --coin");
     }

@@ -9,7 +9,7 @@ use organism::{
     exchange::{
         hyperliquid::{
             fetch::{fetch, FetchRequest, Progress},
-            info::InfoClient,
+            info::{InfoClient, RetryPolicy, WEIGHT_PER_MINUTE},
         },
         sentiment::fetch_fear_greed,
     },
@@ -57,6 +57,9 @@ pub enum DataCommand {
         /// Hyperliquid API base URL (default: HYPERLIQUID_API_URL, then exchange.api_url).
         #[arg(long, value_name = "URL")]
         api_url: Option<String>,
+        /// One JSON object: every file with its rows before and after, gaps and rejected rows.
+        #[arg(long)]
+        json: bool,
     },
     /// Download the alternative.me Fear & Greed index as `date,value` CSV.
     FetchSentiment {
@@ -96,6 +99,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             out,
             no_funding,
             api_url,
+            json,
         } => {
             let cfg = load_config(&config)?;
             let url = cfg.api_url(api_url.as_deref());
@@ -107,7 +111,12 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             if coins.is_empty() {
                 bail!("--coins: give at least one coin, e.g. --coins BTC,ETH");
             }
-            let client = InfoClient::new(&url)?;
+            let client = InfoClient::with_timeouts(
+                &url,
+                RetryPolicy::default(),
+                WEIGHT_PER_MINUTE,
+                cfg.timeouts(),
+            )?;
             let req = FetchRequest {
                 coins,
                 intervals: interval,
@@ -116,15 +125,35 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 now_ms: WallClock.now_ms(),
                 funding: !no_funding,
             };
-            let bar = ProgressBar::new_spinner();
+            let quiet = super::quiet() || json;
+            let bar = if quiet {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new_spinner()
+            };
             if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
                 bar.set_style(style);
             }
+            // Not a terminal: a `progress:` line on stderr at most every 5 seconds instead.
+            let lines = !quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+            #[allow(clippy::disallowed_methods)] // progress timing at the CLI edge
+            let last_line = std::sync::Mutex::new(std::time::Instant::now());
             let rows = std::sync::atomic::AtomicUsize::new(0);
             let progress = |p: Progress| match p {
                 Progress::Page { what, rows: n } => {
                     let total = rows.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-                    bar.set_message(format!("{what}: {total} rows received"));
+                    let msg = format!("{what}: {total} rows received");
+                    if lines {
+                        #[allow(clippy::disallowed_methods)]
+                        let now = std::time::Instant::now();
+                        if let Ok(mut last) = last_line.lock() {
+                            if now.duration_since(*last).as_secs_f64() >= 5.0 {
+                                *last = now;
+                                eprintln!("progress: {msg}");
+                            }
+                        }
+                    }
+                    bar.set_message(msg);
                     bar.tick();
                 }
             };
@@ -132,6 +161,18 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 .block_on(fetch(&client, &req, &progress))
                 .with_context(|| format!("fetching from {url}"))?;
             bar.finish_and_clear();
+            if json {
+                let files: Vec<serde_json::Value> = reports
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({"path": r.path, "before": r.before, "after": r.after,
+                            "added": r.after - r.before, "gaps": r.gaps.gaps,
+                            "missing_bars": r.gaps.missing_bars, "rejected": r.rejected})
+                    })
+                    .collect();
+                outln!("{}", serde_json::json!({"out": out, "files": files}));
+                return Ok(());
+            }
             for r in &reports {
                 let gaps = if r.gaps.gaps > 0 {
                     format!(
@@ -141,8 +182,16 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 } else {
                     String::new()
                 };
+                let rejected = if r.rejected > 0 {
+                    format!(
+                        "; {} row(s) the server sent outside the requested window or dated in the future were rejected",
+                        r.rejected
+                    )
+                } else {
+                    String::new()
+                };
                 outln!(
-                    "{}: {} rows (+{}){gaps}",
+                    "{}: {} rows (+{}){gaps}{rejected}",
                     r.path.display(),
                     r.after,
                     r.after - r.before

@@ -210,6 +210,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut lock = RunLock::acquire(&out)?;
     folder::claim_for_new_run(&out, args.overwrite)?;
     let loaded = build_problem(&run, super::quiet() || args.output.json)?;
+    if !super::quiet() && !args.output.json {
+        for w in &loaded.warnings {
+            eprintln!("note: {w}");
+        }
+    }
     let (problem, fp, holdout_from) = (&loaded.problem, loaded.fingerprint, loaded.holdout_from);
     let reporter = Reporter::new(
         args.output.clone(),

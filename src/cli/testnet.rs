@@ -14,9 +14,6 @@ pub struct Args {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8787)]
     pub port: u16,
-    /// Real milliseconds per simulated hourly bar.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    pub bar_ms: u64,
     /// Hours of history before now (the synthetic market is placed to end its history now).
     #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub history_bars: u32,
@@ -36,21 +33,27 @@ pub fn run(args: Args) -> Result<()> {
             .await
             .with_context(|| format!("binding {addr}"))?;
         outln!(
-            "local test exchange on {} (REST {} , WebSocket {}); one hourly bar every {} ms; Ctrl-C stops",
+            "local test exchange on {} (REST {} , WebSocket {}); bars follow the real clock \
+             (a new hourly bar on every UTC hour); Ctrl-C stops",
             ex.addr,
             ex.http_url(),
-            ex.ws_url(),
-            args.bar_ms
+            ex.ws_url()
         );
         outln!(
             "try: HYPERLIQUID_API_URL={} organism data fetch --coins BTC,ETH --interval 1h,4h --days 30 --out data/local",
             ex.http_url()
         );
-        let mut tick = tokio::time::interval(Duration::from_millis(args.bar_ms));
-        tick.tick().await;
+        // The exchange's clock is the wall clock, moved on when a new hour starts, so a fetch
+        // (which counts closed bars by the wall clock) sees each new bar once it has closed.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut hour = now.div_euclid(HOUR_MS);
         loop {
             tick.tick().await;
-            ex.advance();
+            let t = WallClock.now_ms();
+            if t.div_euclid(HOUR_MS) > hour {
+                hour = t.div_euclid(HOUR_MS);
+                ex.set_now(t);
+            }
         }
     })
 }

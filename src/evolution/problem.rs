@@ -213,6 +213,9 @@ pub struct LoadedRun {
     pub origin: String,
     /// Notes about the data (gaps, missing funding), for the user.
     pub notes: Vec<String>,
+    /// Segments too short for a seed's default look-back (see [`check_lengths`]): worth saying
+    /// when a run starts.
+    pub warnings: Vec<String>,
 }
 
 /// Why a run's problem could not be built.
@@ -225,6 +228,67 @@ pub enum ProblemError {
     Seeds(String),
     #[error("no coin has bars in the training part of {0}")]
     NoTraining(String),
+    #[error("{0}")]
+    TooShort(String),
+}
+
+/// Fewest bars the training and the validation segment of every coin must hold.
+pub const MIN_SEGMENT_BARS: usize = 50;
+
+/// Checks that the segments can hold the run: at least [`MIN_SEGMENT_BARS`] per coin in training
+/// and validation, and training longer than every seed's longest default look-back period.
+/// Returns notes for a validation segment shorter than a seed's default look-back (that seed
+/// cannot be judged out of sample at its defaults).
+///
+/// # Errors
+/// A message naming the segment, the coin, its bars and the minimum.
+pub fn check_lengths(
+    seg: &Segments,
+    entries: &[&SeedEntry],
+    origin: &str,
+) -> Result<Vec<String>, ProblemError> {
+    let mut notes = Vec::new();
+    for (name, markets) in [("training", &seg.train), ("validation", &seg.validation)] {
+        let Some(shortest) = markets.iter().min_by_key(|m| m.candles.len()) else {
+            return Err(ProblemError::TooShort(format!(
+                "{origin}: the {name} segment has no bars; use more data or change \
+                 evolution.train_fraction / validation_fraction"
+            )));
+        };
+        let n = shortest.candles.len();
+        if n < MIN_SEGMENT_BARS {
+            return Err(ProblemError::TooShort(format!(
+                "{origin}: {}: the {name} segment has {n} bars, fewer than the minimum of \
+                 {MIN_SEGMENT_BARS}; use more data or change the split \
+                 (evolution.train_fraction / validation_fraction)",
+                shortest.coin
+            )));
+        }
+        for e in entries {
+            let Some((gene, period)) = e.spec.longest_lookback(&e.spec.default_genome()) else {
+                continue;
+            };
+            if n > period {
+                continue;
+            }
+            let msg = format!(
+                "the {name} segment has {n} bars ({}), but seed {} looks back {period} bars \
+                 ({gene} at its default) and needs at least {}",
+                shortest.coin,
+                e.spec.name,
+                period + 1
+            );
+            if name == "training" {
+                return Err(ProblemError::TooShort(format!(
+                    "{origin}: {msg}; use more data or leave the seed out (--seeds)"
+                )));
+            }
+            notes.push(format!(
+                "{msg}: it cannot be judged out of sample at its defaults"
+            ));
+        }
+    }
+    Ok(notes)
 }
 
 /// Loads the run's data, splits it and prepares the training and validation segments.
@@ -239,6 +303,7 @@ pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemEr
         return Err(ProblemError::NoTraining(u.origin));
     }
     let entries = crate::seeds::select(&run.seeds).map_err(ProblemError::Seeds)?;
+    let warnings = check_lengths(&seg, &entries, &u.origin)?;
     Ok(LoadedRun {
         problem: UniverseProblem {
             entries,
@@ -252,6 +317,7 @@ pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemEr
         holdout_from: seg.holdout_from,
         origin: u.origin,
         notes: u.notes,
+        warnings,
     })
 }
 

@@ -49,6 +49,15 @@ pub struct Faults {
     pub delay: Duration,
     /// Number of next `/info` answers that are malformed JSON.
     pub malformed_next: usize,
+    /// Number of next `/info` answers that are a long HTML error page with status 200.
+    pub garbage_next: usize,
+    /// The next `/info` answer is a JSON array padded to this many bytes.
+    pub huge_next: Option<usize>,
+    /// `candleSnapshot` and `fundingHistory` ignore `endTime` and the clock: they answer from
+    /// `startTime` on, future rows included (a server that does not honour the window).
+    pub ignore_end: bool,
+    /// Rows dated after now appended to every `candleSnapshot` and `fundingHistory` answer.
+    pub future_rows: usize,
     /// Close a WebSocket connection after this many messages sent on it...
     pub ws_drop_after: Option<usize>,
     /// ...for this many connections (each dropped one counts down).
@@ -207,6 +216,14 @@ impl LocalExchange {
         let _ = self.inner.ticks.send(now);
     }
 
+    /// Moves the clock forward to `ms` (never back) and streams the bars that closed.
+    pub fn set_now(&self, ms: i64) {
+        let before = self.inner.now.fetch_max(ms, Ordering::SeqCst);
+        if ms > before {
+            let _ = self.inner.ticks.send(ms);
+        }
+    }
+
     /// Changes the injected faults.
     pub fn set_faults(&self, f: impl FnOnce(&mut Faults)) {
         if let Ok(mut faults) = self.inner.faults.lock() {
@@ -259,18 +276,31 @@ fn bad_request(msg: &str) -> Response {
 }
 
 async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
-    let (delay, fail, malformed, retry_after) = {
+    let (delay, fail, malformed, retry_after, garbage, huge, ignore_end, future_rows) = {
         let mut f = match st.faults.lock() {
             Ok(f) => f,
             Err(p) => p.into_inner(),
         };
-        let malformed = if f.malformed_next > 0 {
-            f.malformed_next -= 1;
-            true
-        } else {
-            false
+        let take = |n: &mut usize| {
+            if *n > 0 {
+                *n -= 1;
+                true
+            } else {
+                false
+            }
         };
-        (f.delay, f.fail_next.pop_front(), malformed, f.retry_after)
+        let malformed = take(&mut f.malformed_next);
+        let garbage = take(&mut f.garbage_next);
+        (
+            f.delay,
+            f.fail_next.pop_front(),
+            malformed,
+            f.retry_after,
+            garbage,
+            f.huge_next.take(),
+            f.ignore_end,
+            f.future_rows,
+        )
     };
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
     if let Ok(mut seen) = st.seen.lock() {
@@ -294,6 +324,20 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
     }
     if malformed {
         return (StatusCode::OK, "{\"universe\": [oops").into_response();
+    }
+    if garbage {
+        let page = format!(
+            "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>{}</body></html>",
+            "<p>upstream error</p>\n".repeat(500)
+        );
+        return (StatusCode::OK, page).into_response();
+    }
+    if let Some(n) = huge {
+        let mut body = String::with_capacity(n + 2);
+        body.push('[');
+        body.push_str(&" ".repeat(n));
+        body.push(']');
+        return (StatusCode::OK, body).into_response();
     }
     let Some(req) = parsed else {
         return bad_request("body is not JSON");
@@ -339,11 +383,25 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
             let Some(s) = st.series.get(&(coin.to_string(), interval.to_string())) else {
                 return Json(json!([])).into_response();
             };
-            let out: Vec<Value> = visible(s, now)
-                .filter(|&i| s.candles.ts[i] >= start && s.candles.ts[i] <= end)
-                .take(MAX_CANDLES_PER_REPLY)
-                .map(|i| wire_candle(coin, s, i))
-                .collect();
+            let mut out: Vec<Value> = if ignore_end {
+                (0..s.candles.len())
+                    .filter(|&i| s.candles.ts[i] >= start)
+                    .take(MAX_CANDLES_PER_REPLY)
+                    .map(|i| wire_candle(coin, s, i))
+                    .collect()
+            } else {
+                visible(s, now)
+                    .filter(|&i| s.candles.ts[i] >= start && s.candles.ts[i] <= end)
+                    .take(MAX_CANDLES_PER_REPLY)
+                    .map(|i| wire_candle(coin, s, i))
+                    .collect()
+            };
+            let first_future = s.candles.ts.partition_point(|&t| t <= now);
+            out.extend(
+                (first_future..s.candles.len())
+                    .take(future_rows)
+                    .map(|i| wire_candle(coin, s, i)),
+            );
             Json(Value::Array(out)).into_response()
         }
         Some("fundingHistory") => {
@@ -353,22 +411,30 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
             ) else {
                 return bad_request("missing field `coin` or `startTime`");
             };
-            let end = req
-                .get("endTime")
-                .and_then(Value::as_i64)
-                .unwrap_or(now)
-                .min(now);
-            let out: Vec<Value> = st
+            let end = if ignore_end {
+                i64::MAX
+            } else {
+                req.get("endTime")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(now)
+                    .min(now)
+            };
+            let row = |&(t, r): &(i64, f64)| json!({"coin": coin, "fundingRate": r.to_string(), "premium": "0.0", "time": t});
+            let mut out: Vec<Value> = st
                 .funding
                 .get(coin)
                 .map(|f| {
                     f.iter()
                         .filter(|(t, _)| *t >= start && *t <= end)
                         .take(MAX_FUNDING_PER_REPLY)
-                        .map(|(t, r)| json!({"coin": coin, "fundingRate": r.to_string(), "premium": "0.0", "time": t}))
+                        .map(row)
                         .collect()
                 })
                 .unwrap_or_default();
+            if let Some(f) = st.funding.get(coin) {
+                let first_future = f.partition_point(|&(t, _)| t <= now);
+                out.extend(f[first_future..].iter().take(future_rows).map(row));
+            }
             Json(Value::Array(out)).into_response()
         }
         _ => bad_request("unknown variant of `type`"),

@@ -50,6 +50,9 @@ pub struct GeneSpec {
     pub choices: Vec<String>,
     /// One line: what the gene means.
     pub meaning: String,
+    /// An int gene that is a look-back period in bars (`lookback = true` in the spec): the
+    /// strategy needs that many bars before its signal means anything.
+    pub lookback: bool,
 }
 
 impl GeneSpec {
@@ -186,6 +189,17 @@ impl SeedSpec {
         Genes { spec: self, genome }
     }
 
+    /// The longest look-back period of `genome` in bars and its gene (`None` without look-back
+    /// genes).
+    pub fn longest_lookback(&self, genome: &[f64]) -> Option<(&str, usize)> {
+        self.genes
+            .iter()
+            .zip(genome)
+            .filter(|(g, _)| g.lookback)
+            .map(|(g, v)| (g.name.as_str(), *v as usize))
+            .max_by_key(|&(_, v)| v)
+    }
+
     /// Parses a spec file. `risk` genes (shared by every seed) are appended.
     ///
     /// # Errors
@@ -255,6 +269,8 @@ struct RawGene {
     default: toml::Value,
     choices: Option<Vec<String>>,
     meaning: String,
+    #[serde(default)]
+    lookback: bool,
 }
 
 fn parse_genes(file: &str, raw: Vec<RawGene>) -> Result<Vec<GeneSpec>, GenomeError> {
@@ -266,6 +282,9 @@ fn parse_genes(file: &str, raw: Vec<RawGene>) -> Result<Vec<GeneSpec>, GenomeErr
             };
             if g.meaning.trim().is_empty() {
                 return Err(err("meaning must not be empty".into()));
+            }
+            if g.lookback && g.kind != GeneKind::Int {
+                return Err(err("only an int gene can be a `lookback` period".into()));
             }
             let (min, max, default, choices) = match g.kind {
                 GeneKind::Choice => {
@@ -321,6 +340,7 @@ fn parse_genes(file: &str, raw: Vec<RawGene>) -> Result<Vec<GeneSpec>, GenomeErr
                 default,
                 choices,
                 meaning: g.meaning.clone(),
+                lookback: g.lookback,
             })
         })
         .collect()

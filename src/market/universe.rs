@@ -274,20 +274,77 @@ fn push_market(u: &mut Universe, coin: String, candles: super::Candles, funding:
             gaps.gaps, gaps.missing_bars
         ));
     }
-    if !funding.ts.is_empty() {
-        let (first, last) = (funding.ts[0], funding.ts[funding.ts.len() - 1]);
-        if first > candles.ts[0] || last < candles.ts[candles.len() - 1] {
-            u.notes.push(format!(
-                "{coin}: funding covers only part of the candles; bars outside it pay no funding"
-            ));
-        }
+    if let Some(note) = funding_coverage(&funding, &candles) {
+        u.notes.push(format!("{coin}: {note}"));
     }
     u.markets.push(Market::new(coin, candles, funding));
+}
+
+/// A note when the funding series does not cover the candles. The funding interval (the
+/// smallest gap between funding times: 1 h on Hyperliquid, 8 h on Binance) is allowed at each
+/// end: 8-hourly funding that ends at 16:00 covers candles that end at 23:00.
+fn funding_coverage(f: &FundingSeries, c: &super::Candles) -> Option<String> {
+    let (Some(&first), Some(&last)) = (f.ts.first(), f.ts.last()) else {
+        return None;
+    };
+    let iv =
+        f.ts.windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|&d| d > 0)
+            .min()
+            .unwrap_or(super::HOUR_MS);
+    let (c0, c1) = (c.ts[0], c.ts[c.len() - 1]);
+    let late = first >= c0 + iv;
+    let early = last + iv <= c1;
+    let day = |ms: i64| {
+        let (y, m, d, hh, mm) = super::civil(ms);
+        format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+    };
+    match (late, early) {
+        (false, false) => None,
+        _ => Some(format!(
+            "funding ({} to {} UTC, every {} h) covers only part of the candles ({} to {} UTC); \
+             bars outside it pay no funding",
+            day(first),
+            day(last),
+            iv / super::HOUR_MS,
+            day(c0),
+            day(c1)
+        )),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn funding_coverage_allows_one_funding_interval() {
+        let h = super::super::HOUR_MS;
+        let mut c = super::super::Candles::default();
+        for i in 0..48 {
+            c.push(i * h, 1.0, 1.0, 1.0, 1.0, 1.0);
+        }
+        // 8-hourly at 00, 08, 16 for two days: ends 16:00, candles end 23:00. Complete.
+        let every8 = FundingSeries {
+            ts: (0..6).map(|i| i * 8 * h).collect(),
+            rate: vec![0.0; 6],
+        };
+        assert_eq!(funding_coverage(&every8, &c), None);
+        // Hourly funding that stops 10 hours early is not.
+        let hourly = FundingSeries {
+            ts: (0..38).map(|i| i * h).collect(),
+            rate: vec![0.0; 38],
+        };
+        let note = funding_coverage(&hourly, &c).unwrap();
+        assert!(note.contains("every 1 h"), "{note}");
+        // 8-hourly that starts a day late is not.
+        let late = FundingSeries {
+            ts: (3..6).map(|i| i * 8 * h).collect(),
+            rate: vec![0.0; 3],
+        };
+        assert!(funding_coverage(&late, &c).is_some());
+    }
 
     #[test]
     fn file_names_are_parsed() {

@@ -12,6 +12,10 @@
 //! * Rows are merged in time order without duplicates; every file is written atomically
 //!   (temporary file and rename), so an interrupted fetch leaves the previous file intact.
 //! * Gaps in the result are counted and reported, never filled.
+//! * Replies are checked before they are merged: rows outside the requested window or dated
+//!   after now are rejected (and counted), bars must be plausible, funding rates fractions, and
+//!   pagination must advance within a bounded number of pages, so a server that ignores
+//!   `startTime` / `endTime` can neither corrupt a file nor make a fetch loop.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +62,9 @@ pub struct FileReport {
     pub after: usize,
     /// Gaps in the whole file after the fetch.
     pub gaps: GapReport,
+    /// Rows the server sent outside the requested window (before it, after it, or dated after
+    /// now): not merged.
+    pub rejected: usize,
 }
 
 /// Progress callback events.
@@ -123,6 +130,7 @@ async fn fetch_candles(
     };
     // Only closed bars: open time + interval <= now.
     let last_closed = (req.now_ms - iv).div_euclid(iv) * iv;
+    let mut rejected = 0;
     while cursor <= last_closed {
         let window_end = (cursor + 499 * iv).min(last_closed);
         let mut page = client
@@ -135,8 +143,12 @@ async fn fetch_candles(
         });
         for c in page {
             let newest = candles.ts.last().copied();
-            if c.t < cursor || c.t > window_end || newest.is_some_and(|n| c.t <= n) {
-                continue; // outside the window, duplicate or out of order
+            if c.t < cursor || c.t > window_end {
+                rejected += 1; // outside the window asked for (or a bar not closed yet)
+                continue;
+            }
+            if newest.is_some_and(|n| c.t <= n) {
+                continue; // a duplicate in the same answer
             }
             if let Some(msg) = check_bar(c.open, c.high, c.low, c.close, c.volume) {
                 return Err(FetchError::Invalid(format!(
@@ -161,6 +173,7 @@ async fn fetch_candles(
         before,
         after: candles.len(),
         gaps: candles.gaps(),
+        rejected,
     })
 }
 
@@ -181,7 +194,19 @@ async fn fetch_funding(
         Some(&last) => last + 1,
         None => req.now_ms - i64::from(req.days) * 86_400_000,
     };
+    // Hourly funding: at most one record per hour up to now, 500 per page, so this many pages
+    // are enough; more means the server is not paging as asked.
+    let max_pages = ((req.now_ms - cursor).max(0) / 3_600_000 / 500 + 3) as usize;
+    let mut rejected = 0;
+    let mut pages = 0;
     loop {
+        pages += 1;
+        if pages > max_pages {
+            return Err(FetchError::Invalid(format!(
+                "{coin} funding: the server kept sending new records after {max_pages} pages, \
+                 more than hourly funding up to now can fill; it does not page as asked"
+            )));
+        }
         let page = client
             .funding_history(coin, cursor, Some(req.now_ms))
             .await?;
@@ -191,8 +216,12 @@ async fn fetch_funding(
         });
         let mut advanced = false;
         for r in page {
-            if r.time < cursor || f.ts.last().is_some_and(|&l| r.time <= l) {
+            if r.time < cursor || r.time > req.now_ms {
+                rejected += 1; // before the window asked for, or dated in the future
                 continue;
+            }
+            if f.ts.last().is_some_and(|&l| r.time <= l) {
+                continue; // a duplicate or out of order in the same answer
             }
             if !(r.rate.is_finite() && r.rate.abs() < 1.0) {
                 return Err(FetchError::Invalid(format!(
@@ -229,5 +258,6 @@ async fn fetch_funding(
         before,
         after: f.ts.len(),
         gaps,
+        rejected,
     })
 }

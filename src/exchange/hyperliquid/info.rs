@@ -99,6 +99,28 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Time limits of every request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    /// To establish the connection.
+    pub connect: Duration,
+    /// Between two reads of the answer (a server that stops sending).
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            read: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Largest answer read; a longer one is refused as a bad reply (the real API's largest answers,
+/// 5,000 candles, are under 1 MiB).
+pub const MAX_REPLY_BYTES: usize = 16 << 20;
+
 /// The info client.
 #[derive(Debug)]
 pub struct InfoClient {
@@ -106,7 +128,37 @@ pub struct InfoClient {
     base: String,
     limiter: RateLimiter,
     retry: RetryPolicy,
+    timeouts: Timeouts,
     jitter: Mutex<ChaCha8Rng>,
+}
+
+/// What went wrong with a request that got no answer, in words: a timeout, a refused or failed
+/// connection, or a broken transfer.
+fn describe(e: &reqwest::Error, t: &Timeouts) -> String {
+    use std::error::Error as _;
+    let mut root = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        root = s.to_string();
+        src = s.source();
+    }
+    if e.is_timeout() {
+        if e.is_connect() {
+            format!(
+                "timed out connecting after {} s (exchange.connect_timeout_secs)",
+                t.connect.as_secs_f64()
+            )
+        } else {
+            format!(
+                "timed out waiting for the answer after {} s (exchange.read_timeout_secs)",
+                t.read.as_secs_f64()
+            )
+        }
+    } else if e.is_connect() {
+        format!("could not connect ({root})")
+    } else {
+        format!("the transfer failed ({root})")
+    }
 }
 
 impl InfoClient {
@@ -127,12 +179,26 @@ impl InfoClient {
         retry: RetryPolicy,
         weight_per_minute: f64,
     ) -> Result<Self, HlError> {
+        Self::with_timeouts(base_url, retry, weight_per_minute, Timeouts::default())
+    }
+
+    /// A client with an explicit retry policy, weight budget and time limits.
+    ///
+    /// # Errors
+    /// [`HlError::Url`] for a URL that is not http(s).
+    pub fn with_timeouts(
+        base_url: &str,
+        retry: RetryPolicy,
+        weight_per_minute: f64,
+        timeouts: Timeouts,
+    ) -> Result<Self, HlError> {
         let base = base_url.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(HlError::Url(base_url.into()));
         }
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.read)
             .build()
             .map_err(|e| HlError::Connectivity {
                 url: base.clone(),
@@ -143,6 +209,7 @@ impl InfoClient {
             base,
             limiter: RateLimiter::new(weight_per_minute),
             retry,
+            timeouts,
             jitter: Mutex::new(ChaCha8Rng::seed_from_u64(u64::from(std::process::id()))),
         })
     }
@@ -179,8 +246,12 @@ impl InfoClient {
         loop {
             attempt += 1;
             self.limiter.acquire(weight).await;
-            let sent = self.http.post(&url).json(body).send().await;
-            let (status, text, retry_after) = match sent {
+            let what = body
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("info")
+                .to_string();
+            let sent = match self.http.post(&url).json(body).send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = resp
@@ -188,14 +259,31 @@ impl InfoClient {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<f64>().ok());
-                    let text = resp.text().await.unwrap_or_default();
-                    (status, text, retry_after)
+                    read_capped(resp)
+                        .await
+                        .map(|text| (status, text, retry_after))
                 }
-                Err(e) => {
+                Err(e) => Err(Some(e)),
+            };
+            let (status, text, retry_after) = match sent {
+                Ok(t) => t,
+                Err(None) => {
+                    return Err(HlError::Parse {
+                        what,
+                        message: format!(
+                            "the answer is larger than {} MiB; refused",
+                            MAX_REPLY_BYTES >> 20
+                        ),
+                    })
+                }
+                Err(Some(e)) => {
                     if attempt >= self.retry.max_attempts {
                         return Err(HlError::Connectivity {
                             url,
-                            message: e.to_string(),
+                            message: format!(
+                                "{} (after {attempt} attempts)",
+                                describe(&e, &self.timeouts)
+                            ),
                         });
                     }
                     tokio::time::sleep(self.backoff(attempt)).await;
@@ -204,12 +292,8 @@ impl InfoClient {
             };
             if status == 200 {
                 return serde_json::from_str(&text).map_err(|e| HlError::Parse {
-                    what: body
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("info")
-                        .into(),
-                    message: format!("{e}: {}", truncate(&text)),
+                    what,
+                    message: format!("not JSON ({e}): {}", summarize(&text)),
                 });
             }
             let retryable = status == 429 || status >= 500;
@@ -358,6 +442,39 @@ impl InfoClient {
             .typed("l2Book", json!({"type": "l2Book", "coin": coin}), 2.0)
             .await?;
         wire.parse()
+    }
+}
+
+/// Reads an answer's body, refusing one longer than [`MAX_REPLY_BYTES`] (`Err(None)`).
+async fn read_capped(mut resp: reqwest::Response) -> Result<String, Option<reqwest::Error>> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
+    {
+        return Err(None);
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Some)? {
+        if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A body for an error message: its size and its first 200 characters on one line, never the
+/// whole thing.
+fn summarize(s: &str) -> String {
+    let one_line: String = s
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.len() > one_line.len() {
+        format!("{} bytes starting `{}...`", s.len(), one_line.trim())
+    } else {
+        format!("`{}`", one_line.trim())
     }
 }
 
