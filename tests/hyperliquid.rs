@@ -297,6 +297,17 @@ async fn a_bad_server_cannot_corrupt_or_stall_a_fetch() {
     assert_eq!(f.ts.len(), 720);
     assert!(*f.ts.last().unwrap() <= ex.now());
     ex.set_faults(|f| f.ignore_end = false);
+    // A server whose funding pages never run out (records a minute apart): the fetch stops
+    // after the pages hourly funding can fill, with an error, and writes nothing.
+    ex.set_faults(|f| f.funding_step_ms = Some(60_000));
+    let out = scratch("endless");
+    let e = fetch(&c, &req(&out, ex.now()), &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("kept sending new records after 4 pages"), "{e}");
+    assert!(!out.join("funding/hyperliquid_BTC.csv").exists());
+    ex.set_faults(|f| f.funding_step_ms = None);
     // A garbage page is summarized, never dumped.
     ex.set_faults(|f| f.garbage_next = 1);
     let e = c.meta().await.unwrap_err().to_string();

@@ -248,6 +248,18 @@ fn evolve_ranks_the_front_and_members_round_trip() {
     assert_eq!(html.matches("class=\"point\"").count(), 2 * rows.len());
     assert_eq!(html.matches("class=\"series\"").count(), 2);
     assert_eq!(html.matches("class=\"member\"").count(), rows.len());
+    // runs show --report writes the same report.
+    let again = dir.join("again.html");
+    ok(&organism(&[
+        "runs",
+        "show",
+        ck.to_str().unwrap(),
+        "--report",
+        again.to_str().unwrap(),
+    ]));
+    let html2 = std::fs::read_to_string(&again).unwrap();
+    assert_eq!(html2.matches("class=\"point\"").count(), 2 * rows.len());
+    assert_eq!(html2.matches("class=\"member\"").count(), rows.len());
 
     // Unknown ids and edited files are clear errors.
     let o = organism(&[

@@ -58,6 +58,9 @@ pub struct Faults {
     pub ignore_end: bool,
     /// Rows dated after now appended to every `candleSnapshot` and `fundingHistory` answer.
     pub future_rows: usize,
+    /// `fundingHistory` answers 500 made-up records this far apart from `startTime` on (never
+    /// past now): a server whose pages never run out.
+    pub funding_step_ms: Option<i64>,
     /// Close a WebSocket connection after this many messages sent on it...
     pub ws_drop_after: Option<usize>,
     /// ...for this many connections (each dropped one counts down).
@@ -276,7 +279,7 @@ fn bad_request(msg: &str) -> Response {
 }
 
 async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
-    let (delay, fail, malformed, retry_after, garbage, huge, ignore_end, future_rows) = {
+    let (delay, fail, malformed, retry_after, garbage, huge, ignore_end, future_rows, step) = {
         let mut f = match st.faults.lock() {
             Ok(f) => f,
             Err(p) => p.into_inner(),
@@ -300,6 +303,7 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
             f.huge_next.take(),
             f.ignore_end,
             f.future_rows,
+            f.funding_step_ms,
         )
     };
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
@@ -420,6 +424,14 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
                     .min(now)
             };
             let row = |&(t, r): &(i64, f64)| json!({"coin": coin, "fundingRate": r.to_string(), "premium": "0.0", "time": t});
+            if let Some(step) = step {
+                let out: Vec<Value> = (0..MAX_FUNDING_PER_REPLY as i64)
+                    .map(|k| start + k * step.max(1))
+                    .take_while(|&t| t <= now)
+                    .map(|t| row(&(t, 0.00001)))
+                    .collect();
+                return Json(Value::Array(out)).into_response();
+            }
             let mut out: Vec<Value> = st
                 .funding
                 .get(coin)
