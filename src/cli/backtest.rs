@@ -6,8 +6,8 @@ use std::{fmt::Write as _, path::PathBuf};
 
 use anyhow::{bail, Context, Result};
 use organism::{
-    backtest::{run as simulate, BacktestReport},
-    evolution::problem::{Figures, Segment},
+    backtest::BacktestReport,
+    evolution::problem::{backtest_on, Figures, Segment},
     execution::FillMode,
     fitness::{monthly_returns, Metrics},
     market::{csv::write_atomic, timerange::TimeRange, Market},
@@ -316,13 +316,9 @@ pub fn run(args: Args) -> Result<()> {
             .into_par_iter()
             .map(|market| {
                 let prepared = Prepared::new(market);
-                let targets = chosen.entry.targets(&chosen.genome, &prepared);
-                let market = prepared.market;
-                let c = &market.candles;
-                let report = simulate(c, &market.funding_per_bar, &targets, &bt);
-                let metrics = Metrics::compute(&report, &c.ts, c.bars_per_year());
+                let (report, metrics) = backtest_on(chosen.entry, &chosen.genome, &prepared, &bt);
                 CoinResult {
-                    market,
+                    market: prepared.market,
                     report,
                     metrics,
                 }

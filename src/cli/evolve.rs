@@ -294,14 +294,7 @@ fn resume(
     if let Some(s) = source {
         ck.run.data.source = s;
     }
-    let entries = seeds::select(&ck.run.seeds).map_err(anyhow::Error::msg)?;
-    let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
-    checkpoint::check_specs(&ck.specs, &specs).map_err(|m| {
-        anyhow::anyhow!(
-            "{}: the seeds' gene specs changed since this run was made ({m}); the run cannot be resumed with this build",
-            file.display()
-        )
-    })?;
+    ck.seed_entries(file)?;
     let target = generations.unwrap_or(current.evolution.generations);
     if target <= ck.state.generation {
         outln!(

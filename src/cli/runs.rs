@@ -321,6 +321,7 @@ fn show(
         None => default_dir()?,
     };
     let (file, ck) = read_target(&target)?;
+    ck.seed_entries(&file)?;
     let loaded =
         load_run(&ck.run).with_context(|| format!("{}: the run's data", file.display()))?;
     if !super::quiet() && !json {
@@ -330,12 +331,6 @@ fn show(
     }
     let problem = &loaded.problem;
     let specs: Vec<&SeedSpec> = problem.entries.iter().map(|e| &e.spec).collect();
-    checkpoint::check_specs(&ck.specs, &specs).map_err(|m| {
-        anyhow::anyhow!(
-            "{}: the seeds' gene specs changed since this run was made ({m})",
-            file.display()
-        )
-    })?;
     let members: Vec<&Member> = ck
         .state
         .population
@@ -565,14 +560,8 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
         });
     }
     let (file, ck) = read_target(&place)?;
-    let entries = seeds::select(&ck.run.seeds).map_err(anyhow::Error::msg)?;
+    let entries = ck.seed_entries(&file)?;
     let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
-    checkpoint::check_specs(&ck.specs, &specs).map_err(|m| {
-        anyhow::anyhow!(
-            "{}: the seeds' gene specs changed since this run was made ({m})",
-            file.display()
-        )
-    })?;
     let mut found: Vec<(String, &Member)> = ck
         .state
         .population

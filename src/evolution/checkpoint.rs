@@ -83,6 +83,8 @@ pub enum CheckpointError {
     Write(#[from] crate::market::DataError),
     #[error(transparent)]
     Folder(#[from] super::folder::FolderError),
+    #[error("{file}: the seeds' gene specs changed since this run was made ({message}); this build cannot continue or inspect the run")]
+    Specs { file: PathBuf, message: String },
 }
 
 /// Everything that defines a run besides its state.
@@ -232,6 +234,24 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The run's seeds in this build, checked against the gene specs the run recorded.
+    ///
+    /// # Errors
+    /// [`CheckpointError::Specs`] naming `file` and the first seed or gene that differs.
+    pub fn seed_entries(
+        &self,
+        file: &Path,
+    ) -> Result<Vec<&'static crate::seeds::SeedEntry>, CheckpointError> {
+        let err = |message| CheckpointError::Specs {
+            file: file.to_path_buf(),
+            message,
+        };
+        let entries = crate::seeds::select(&self.run.seeds).map_err(err)?;
+        let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
+        check_specs(&self.specs, &specs).map_err(err)?;
+        Ok(entries)
+    }
+
     /// Checks that the content is possible: seeds, genes and indices within the recorded specs,
     /// population and history sizes consistent. (The checksum only proves the bytes are those
     /// that were written.)

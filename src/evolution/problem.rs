@@ -321,6 +321,25 @@ pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemEr
     })
 }
 
+/// The backtest of one genome of `entry` on a prepared market, with its metrics: what
+/// evolution scores and what `organism backtest` prints.
+pub fn backtest_on(
+    entry: &SeedEntry,
+    genes: &[f64],
+    p: &Prepared,
+    cfg: &EngineConfig,
+) -> (BacktestReport, Metrics) {
+    let m = &p.market;
+    let r = run(
+        &m.candles,
+        &m.funding_per_bar,
+        &entry.targets(genes, p),
+        cfg,
+    );
+    let metrics = Metrics::compute(&r, &m.candles.ts, m.candles.bars_per_year());
+    (r, metrics)
+}
+
 impl UniverseProblem {
     /// The backtest of one genome on each of `markets`, with its metrics.
     pub fn backtests(
@@ -332,17 +351,7 @@ impl UniverseProblem {
         let e = self.entries[seed as usize];
         markets
             .iter()
-            .map(|p| {
-                let m = &p.market;
-                let r = run(
-                    &m.candles,
-                    &m.funding_per_bar,
-                    &e.targets(genes, p),
-                    &self.backtest,
-                );
-                let metrics = Metrics::compute(&r, &m.candles.ts, m.candles.bars_per_year());
-                (r, metrics)
-            })
+            .map(|p| backtest_on(e, genes, p, &self.backtest))
             .collect()
     }
 
