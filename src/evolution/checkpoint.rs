@@ -33,8 +33,8 @@ use crate::{
 
 /// Magic tag at the start of every checkpoint.
 pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
-/// Format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// Format version this build reads and writes. 3: the data selection holds a time range.
+pub const FORMAT_VERSION: u32 = 3;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";
@@ -57,7 +57,7 @@ pub enum CheckpointError {
         len: usize,
         expected: usize,
     },
-    #[error("{file}: checkpoint format version {found}; this build reads version {expected}")]
+    #[error("{file}: checkpoint format version {found}; this build reads version {expected} (continue the run with the organism that made it, or start a new one)")]
     Version {
         file: PathBuf,
         found: u32,
