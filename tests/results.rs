@@ -503,3 +503,60 @@ fn seeds_json_and_quiet() {
     assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
     assert_eq!(quiet.stdout, loud.stdout);
 }
+
+#[test]
+fn evolve_timerange_is_the_run_s_data_for_its_members() {
+    let dir = scratch("evolve-range");
+    let run = dir.join("run");
+    ok(&organism(&[
+        "evolve",
+        "--timerange",
+        "20240101-20240701",
+        "--generations",
+        "0",
+        "--population",
+        "8",
+        "--seeds",
+        "ema_crossover",
+        "--out",
+        run.to_str().unwrap(),
+        "-q",
+    ]));
+    let front = std::fs::read_to_string(run.join("front.csv")).unwrap();
+    let id = front
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let member = format!("{}:{id}", run.join("gen0.bin").display());
+    let bars = |extra: &[&str]| -> Vec<u64> {
+        let mut args = vec!["backtest", "--member", &member, "--json"];
+        args.extend_from_slice(extra);
+        json(&organism(&args))["coins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["bars"].as_u64().unwrap())
+            .collect()
+    };
+    // January to June 2024: 182 days of hourly bars on each of the four coins; training is the
+    // first 0.6 of the 4,367-hour span (bars 0..=2,620).
+    assert_eq!(bars(&[]), [4368; 4]);
+    assert_eq!(bars(&["--segment", "train"]), [2621; 4]);
+    let list = json(&organism(&[
+        "runs",
+        "list",
+        dir.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(
+        list[0]["data"]
+            .as_str()
+            .unwrap()
+            .ends_with("[20240101-20240701]"),
+        "{list}"
+    );
+}
