@@ -198,7 +198,12 @@ pub fn run(args: Args) -> Result<()> {
     let cfg = args.data.config()?;
     let (mut sel, mut bt, split, aggregation) = match &chosen.run {
         // A member runs on its run's data, costs and split unless told otherwise.
-        Some(run) if args.data.data.is_none() && args.data.config.is_none() => {
+        Some(run)
+            if args.data.data.is_none()
+                && args.data.config.is_none()
+                && args.data.source.is_none()
+                && args.data.interval.is_none() =>
+        {
             (run.data.clone(), run.backtest, run.split, run.aggregation)
         }
         Some(run) => (

@@ -443,7 +443,12 @@ fn finish(
     }
     let specs: Vec<&SeedSpec> = problem.entries.iter().map(|e| &e.spec).collect();
     outln!();
-    super::runs::print_ranked(&ranked, &specs, 10, ck.state.generation);
+    super::runs::print_ranked(
+        &ranked,
+        &specs,
+        10,
+        &format!("first front after generation {}", ck.state.generation),
+    );
     outln!();
     outln!(
         "wrote {}, {} and {}",

@@ -237,15 +237,16 @@ fn list(dir: Option<PathBuf>, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The ranked-members table (at most `limit` rows; 0: all).
-pub fn print_ranked(rows: &[Ranked], specs: &[&SeedSpec], limit: usize, generation: u32) {
+/// The ranked-members table (at most `limit` rows; 0: all) of `what` (e.g. "first front after
+/// generation 100").
+pub fn print_ranked(rows: &[Ranked], specs: &[&SeedSpec], limit: usize, what: &str) {
     let shown = if limit == 0 {
         rows.len()
     } else {
         limit.min(rows.len())
     };
     outln!(
-        "first front after generation {generation}: {} distinct members, ranked by score = min(train, validation Sharpe){}",
+        "{what}: {} distinct members, ranked by score = min(train, validation Sharpe){}",
         rows.len(),
         if shown < rows.len() {
             format!("; top {shown}")
@@ -410,7 +411,12 @@ fn show(
     outln!();
     print_history(&ck.state.history);
     outln!();
-    print_ranked(&ranked, &specs, top, ck.state.generation);
+    let what = if all {
+        format!("population after generation {}", ck.state.generation)
+    } else {
+        format!("first front after generation {}", ck.state.generation)
+    };
+    print_ranked(&ranked, &specs, top, &what);
     if let Some(r) = ranked.first() {
         outln!();
         outln!(
