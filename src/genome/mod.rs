@@ -4,6 +4,8 @@
 //! as whole numbers, choices as the index of the choice. Bounds, defaults and meanings live only
 //! in the TOML files; the code reads genes by name.
 
+pub mod program;
+
 use serde::{Deserialize, Serialize};
 
 /// Errors in a gene spec file.

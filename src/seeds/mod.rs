@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod ml;
+pub mod program;
 pub mod rules;
 pub mod tree;
 
@@ -51,7 +52,8 @@ impl SeedEntry {
     }
 }
 
-const RISK_FILE: (&str, &str) = ("seeds/risk.toml", include_str!("../../seeds/risk.toml"));
+pub(crate) const RISK_FILE: (&str, &str) =
+    ("seeds/risk.toml", include_str!("../../seeds/risk.toml"));
 
 /// The spec files, built into the binary so it runs from anywhere.
 const SPEC_FILES: [(&str, &str); 12] = [
@@ -242,7 +244,7 @@ impl RiskGenes {
 
 /// The shared risk genes applied to a seed's raw signals: direction filter, position size, and
 /// stop-loss / take-profit levels (the tighter of the seed's own and the risk gene's).
-fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
+pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
     let close = &data.market.candles.close;
     let RiskGenes {
         size,
