@@ -560,3 +560,51 @@ fn evolve_timerange_is_the_run_s_data_for_its_members() {
         "{list}"
     );
 }
+
+#[test]
+fn a_program_written_as_the_ema_crossover_trades_exactly_as_the_seed() {
+    let p = "(program (enter-long (cross-above (ema 12) (ema 26))) (exit-long (cross-below (ema 12) (ema 26)))\n (enter-short (cross-below (ema 12) (ema 26))) (exit-short (cross-above (ema 12) (ema 26))))";
+    let seed = json(&organism(&[
+        "backtest",
+        "--strategy",
+        "ema_crossover",
+        "--coin",
+        "ETH",
+        "--json",
+    ]));
+    let prog = json(&organism(&[
+        "backtest",
+        "--program",
+        p,
+        "--coin",
+        "ETH",
+        "--json",
+    ]));
+    assert!(seed["trades"].as_u64().unwrap() > 100);
+    assert_eq!(prog, seed);
+    // From a file, with a risk gene set: half the size.
+    let dir = scratch("program");
+    let f = dir.join("p.sexp");
+    std::fs::write(&f, p).unwrap();
+    let half = json(&organism(&[
+        "backtest",
+        "--program-file",
+        f.to_str().unwrap(),
+        "--set",
+        "size=0.5",
+        "--coin",
+        "ETH",
+        "--json",
+    ]));
+    assert_eq!(half["trades"], seed["trades"]);
+    assert_ne!(half["final_equity"], seed["final_equity"]);
+    // A type error names the file, line and column.
+    std::fs::write(&f, "(program\n  (enter-long (gt close (rsi 14))))").unwrap();
+    let o = organism(&["backtest", "--program-file", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("p.sexp: line 2, column 26: `rsi` gives osc, but a price is expected"),
+        "{e}"
+    );
+}

@@ -7,12 +7,17 @@ use std::{fmt::Write as _, path::PathBuf};
 use anyhow::{bail, Context, Result};
 use organism::{
     backtest::BacktestReport,
-    evolution::problem::{backtest_on, Figures, Segment},
+    evolution::problem::{backtest_targets, Figures, Segment},
     execution::FillMode,
     fitness::{monthly_returns, Metrics},
+    genome::{
+        program::{parse as parse_program, print as print_program, Program},
+        SeedSpec,
+    },
     market::{csv::write_atomic, timerange::TimeRange, Market},
     promotion::report::{backtest_report, CoinBacktest},
     seeds::{self, Prepared, SeedEntry},
+    strategy::Targets,
 };
 
 use super::{format_ts, load_data, DataArgs};
@@ -30,8 +35,15 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub coins: Option<Vec<String>>,
     /// Seed strategy to run (see `organism seeds`; `--seed` is accepted too).
-    #[arg(long, alias = "seed", value_name = "NAME", conflicts_with_all = ["genome", "member"])]
+    #[arg(long, alias = "seed", value_name = "NAME", conflicts_with_all = ["genome", "member", "program", "program_file"])]
     pub strategy: Option<String>,
+    /// A strategy program, e.g. '(program (enter-long (gt close (ema 50))) (exit-long (lt close
+    /// (ema 50))))'; `--set` sets its risk genes.
+    #[arg(long, value_name = "EXPR", conflicts_with_all = ["genome", "member", "program_file"])]
+    pub program: Option<String>,
+    /// A file holding a strategy program.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["genome", "member"])]
+    pub program_file: Option<PathBuf>,
     /// A genome file (TOML, as `organism runs export` writes it).
     #[arg(long, value_name = "FILE", conflicts_with = "member")]
     pub genome: Option<PathBuf>,
@@ -93,43 +105,100 @@ pub struct Args {
     pub equity: Option<PathBuf>,
 }
 
-/// The strategy to run, its genes, and the run it came from.
+/// The strategy to run (a seed, or a program with the risk genes), its genes, and the run it
+/// came from.
 struct Chosen {
-    entry: &'static SeedEntry,
+    /// The seed; `None` for a program.
+    entry: Option<&'static SeedEntry>,
+    program: Option<Program>,
+    /// The seed's spec, or the program's risk genes.
+    spec: &'static SeedSpec,
     genome: Vec<f64>,
     label: String,
     run: Option<organism::evolution::checkpoint::RunSpec>,
 }
 
-fn choose(args: &Args) -> Result<Chosen> {
-    let mut c = if let Some(m) = &args.member {
-        let m = super::runs::resolve_member(m)?;
-        let label = format!("member {} of {}", m.id, m.origin);
-        Chosen {
-            entry: m.entry,
-            genome: m.genes,
-            label,
-            run: m.run,
-        }
-    } else if let Some(path) = &args.genome {
-        let (entry, genome) = super::runs::read_genome(path)?;
-        Chosen {
-            entry,
+fn seed_spec(name: &str) -> Option<SeedSpec> {
+    seeds::find(name).ok().map(|e| e.spec.clone())
+}
+
+impl Chosen {
+    fn seed(entry: &'static SeedEntry, genome: Vec<f64>, label: String) -> Self {
+        Self {
+            entry: Some(entry),
+            program: None,
+            spec: &entry.spec,
             genome,
-            label: format!("genome {}", path.display()),
+            label,
             run: None,
         }
-    } else {
-        let name = args.strategy.as_deref().unwrap_or("ema_crossover");
-        let entry = seeds::find(name).map_err(anyhow::Error::msg)?;
+    }
+
+    fn targets(&self, data: &Prepared) -> Targets {
+        match (&self.program, self.entry) {
+            (Some(p), _) => seeds::program::targets(p, &self.genome, data),
+            (None, Some(e)) => e.targets(&self.genome, data),
+            (None, None) => Targets::flat(data.market.candles.len()),
+        }
+    }
+
+    /// The longest look-back in bars, and what uses it.
+    fn lookback(&self) -> Option<(String, usize)> {
+        let own = self
+            .spec
+            .longest_lookback(&self.genome)
+            .map(|(g, p)| (g.to_string(), p));
+        let prog = self.program.as_ref().map(|p| {
+            let n = p
+                .roots
+                .iter()
+                .flatten()
+                .map(|r| r.longest_period(&seed_spec))
+                .max()
+                .unwrap_or(0);
+            ("a period of the program".to_string(), n)
+        });
+        own.into_iter().chain(prog).max_by_key(|(_, p)| *p)
+    }
+}
+
+fn choose(args: &Args) -> Result<Chosen> {
+    let program_text = match (&args.program, &args.program_file) {
+        (Some(t), _) => Some(("--program".to_string(), t.clone())),
+        (None, Some(f)) => Some((
+            f.display().to_string(),
+            std::fs::read_to_string(f).with_context(|| format!("{}: cannot read", f.display()))?,
+        )),
+        (None, None) => None,
+    };
+    let mut c = if let Some((origin, text)) = program_text {
+        let program =
+            parse_program(&text, &seed_spec).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let spec = seeds::program::risk_spec()?;
         Chosen {
-            entry,
-            genome: entry.spec.default_genome(),
+            entry: None,
+            program: Some(program),
+            spec,
+            genome: spec.default_genome(),
             label: String::new(),
             run: None,
         }
+    } else if let Some(m) = &args.member {
+        let m = super::runs::resolve_member(m)?;
+        let label = format!("member {} of {}", m.id, m.origin);
+        Chosen {
+            run: m.run,
+            ..Chosen::seed(m.entry, m.genes, label)
+        }
+    } else if let Some(path) = &args.genome {
+        let (entry, genome) = super::runs::read_genome(path)?;
+        Chosen::seed(entry, genome, format!("genome {}", path.display()))
+    } else {
+        let name = args.strategy.as_deref().unwrap_or("ema_crossover");
+        let entry = seeds::find(name).map_err(anyhow::Error::msg)?;
+        Chosen::seed(entry, entry.spec.default_genome(), String::new())
     };
-    let spec = &c.entry.spec;
+    let spec = c.spec;
     let mut sets: Vec<(String, String)> = Vec::new();
     if (args.fast.is_some() || args.slow.is_some()) && spec.name != "ema_crossover" {
         bail!(
@@ -295,7 +364,7 @@ pub fn run(args: Args) -> Result<()> {
     if markets.is_empty() {
         bail!("no coin has bars in the chosen span of {}", universe.origin);
     }
-    if let Some((gene, period)) = chosen.entry.spec.longest_lookback(&chosen.genome) {
+    if let Some((gene, period)) = chosen.lookback() {
         for m in &markets {
             if m.candles.len() <= period {
                 bail!(
@@ -306,7 +375,7 @@ pub fn run(args: Args) -> Result<()> {
                     args.segment
                         .map(|s| format!(" in the {} segment", s.as_str()))
                         .unwrap_or_default(),
-                    chosen.entry.spec.name,
+                    chosen.spec.name,
                     period + 1
                 );
             }
@@ -321,7 +390,8 @@ pub fn run(args: Args) -> Result<()> {
             .into_par_iter()
             .map(|market| {
                 let prepared = Prepared::new(market);
-                let (report, metrics) = backtest_on(chosen.entry, &chosen.genome, &prepared, &bt);
+                let (report, metrics) =
+                    backtest_targets(&chosen.targets(&prepared), &prepared, &bt);
                 CoinResult {
                     market: prepared.market,
                     report,
@@ -365,7 +435,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         write_atomic(path, s.as_bytes())?;
     }
-    let spec = &chosen.entry.spec;
+    let spec = chosen.spec;
     let genes = organism::evolution::summary::genes_line(spec, &chosen.genome, true);
     let span = args
         .segment
@@ -375,10 +445,10 @@ pub fn run(args: Args) -> Result<()> {
         format!(
             "{}{} [{}], fill {}",
             spec.name,
-            if chosen.label.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", chosen.label)
+            match (&chosen.program, chosen.label.is_empty()) {
+                (Some(p), _) => format!(" {}", print_program(p, &seed_spec).replace("\n ", "")),
+                (None, true) => String::new(),
+                (None, false) => format!(" ({})", chosen.label),
             },
             genes,
             bt.fill.as_str()

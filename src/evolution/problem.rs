@@ -321,23 +321,27 @@ pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemEr
     })
 }
 
-/// The backtest of one genome of `entry` on a prepared market, with its metrics: what
-/// evolution scores and what `organism backtest` prints.
+/// The backtest of per-bar targets on a prepared market, with its metrics: what evolution
+/// scores and what `organism backtest` prints.
+pub fn backtest_targets(
+    targets: &crate::strategy::Targets,
+    p: &Prepared,
+    cfg: &EngineConfig,
+) -> (BacktestReport, Metrics) {
+    let m = &p.market;
+    let r = run(&m.candles, &m.funding_per_bar, targets, cfg);
+    let metrics = Metrics::compute(&r, &m.candles.ts, m.candles.bars_per_year());
+    (r, metrics)
+}
+
+/// [`backtest_targets`] of one genome of `entry`.
 pub fn backtest_on(
     entry: &SeedEntry,
     genes: &[f64],
     p: &Prepared,
     cfg: &EngineConfig,
 ) -> (BacktestReport, Metrics) {
-    let m = &p.market;
-    let r = run(
-        &m.candles,
-        &m.funding_per_bar,
-        &entry.targets(genes, p),
-        cfg,
-    );
-    let metrics = Metrics::compute(&r, &m.candles.ts, m.candles.bars_per_year());
-    (r, metrics)
+    backtest_targets(&entry.targets(genes, p), p, cfg)
 }
 
 impl UniverseProblem {
