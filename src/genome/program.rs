@@ -784,6 +784,260 @@ impl Generator {
     }
 }
 
+/// Limits on program size, kept by every variation operator (a child over a limit is replaced
+/// by its parent).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Deepest root (a leaf has depth 1).
+    pub max_depth: usize,
+    /// Most nodes in all roots together.
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 8,
+            max_nodes: 120,
+        }
+    }
+}
+
+impl Limits {
+    /// Whether `p` is within the limits.
+    pub fn allow(&self, p: &Program) -> bool {
+        p.size() <= self.max_nodes
+            && p.roots
+                .iter()
+                .flatten()
+                .all(|r| r.depth() <= self.max_depth)
+    }
+}
+
+/// A node's address: the root index, then child indices.
+pub type Path = (usize, Vec<usize>);
+
+/// Every node of a program with its address and type, in depth-first order (period leaves
+/// included).
+pub fn nodes(p: &Program) -> Vec<(Path, Ty)> {
+    fn walk(n: &Node, root: usize, path: &mut Vec<usize>, out: &mut Vec<(Path, Ty)>) {
+        out.push(((root, path.clone()), n.ty));
+        for (i, a) in n.args.iter().enumerate() {
+            path.push(i);
+            walk(a, root, path, out);
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    for (k, r) in p.roots.iter().enumerate() {
+        if let Some(r) = r {
+            walk(r, k, &mut Vec::new(), &mut out);
+        }
+    }
+    out
+}
+
+/// The node at `path` (which must come from [`nodes`] of the same program).
+pub fn node_at<'a>(p: &'a Program, path: &Path) -> Option<&'a Node> {
+    let mut n = p.roots[path.0].as_ref()?;
+    for &i in &path.1 {
+        n = n.args.get(i)?;
+    }
+    Some(n)
+}
+
+fn node_at_mut<'a>(p: &'a mut Program, path: &Path) -> Option<&'a mut Node> {
+    let mut n = p.roots[path.0].as_mut()?;
+    for &i in &path.1 {
+        n = n.args.get_mut(i)?;
+    }
+    Some(n)
+}
+
+/// Operators interchangeable with `op` at a node of type `ty` whose arguments have types
+/// `args` (for point mutation): same type, same argument types.
+fn same_shape(op: Op, ty: Ty, args: &[Ty]) -> Vec<Op> {
+    let unit = args.first().copied().unwrap_or(Ty::Price);
+    OPS.iter()
+        .map(|(o, _)| *o)
+        .filter(|&o| o != op && !matches!(o, Op::Const | Op::Seed))
+        .filter(|&o| o.args(ty, unit).is_some_and(|a| a == args))
+        .collect()
+}
+
+impl Generator {
+    /// Type-respecting subtree crossover: a random node of `a` and a random node of `b` of the
+    /// same type are swapped. A child over `limits` is replaced by its parent.
+    pub fn crossover<R: Rng>(
+        &self,
+        a: &Program,
+        b: &Program,
+        limits: &Limits,
+        rng: &mut R,
+    ) -> (Program, Program) {
+        let (na, nb) = (nodes(a), nodes(b));
+        if na.is_empty() || nb.is_empty() {
+            return (a.clone(), b.clone());
+        }
+        let (pa, ty) = na[rng.gen_range(0..na.len())].clone();
+        let same: Vec<&Path> = nb
+            .iter()
+            .filter(|(_, t)| *t == ty)
+            .map(|(p, _)| p)
+            .collect();
+        if same.is_empty() {
+            return (a.clone(), b.clone());
+        }
+        let pb = same[rng.gen_range(0..same.len())].clone();
+        let (mut ca, mut cb) = (a.clone(), b.clone());
+        let (sa, sb) = match (node_at(a, &pa), node_at(b, &pb)) {
+            (Some(x), Some(y)) => (x.clone(), y.clone()),
+            _ => return (ca, cb),
+        };
+        if let Some(slot) = node_at_mut(&mut ca, &pa) {
+            *slot = sb;
+        }
+        if let Some(slot) = node_at_mut(&mut cb, &pb) {
+            *slot = sa;
+        }
+        (
+            if limits.allow(&ca) { ca } else { a.clone() },
+            if limits.allow(&cb) { cb } else { b.clone() },
+        )
+    }
+
+    /// One random mutation, each kind with equal probability: **subtree** (a node replaced by a
+    /// new random tree of its type, depth ≤ 3), **point** (an operator swapped for another of
+    /// the same shape, e.g. `gt` ↔ `lt`, `ema` ↔ `sma`), **hoist** (a root replaced by one of its
+    /// boolean subtrees), **constant** (a constant or period moved within its range), or a
+    /// **root** toggled (an absent root grown, a present one removed while another remains). A
+    /// child over `limits` is replaced by its parent.
+    pub fn mutate<R: Rng>(&self, p: &Program, limits: &Limits, rng: &mut R) -> Program {
+        let mut c = p.clone();
+        let all = nodes(&c);
+        match rng.gen_range(0..5) {
+            0 if !all.is_empty() => {
+                let (path, ty) = all[rng.gen_range(0..all.len())].clone();
+                let fresh = self.tree(ty, rng.gen_range(1..=3), false, rng);
+                if let Some(slot) = node_at_mut(&mut c, &path) {
+                    *slot = fresh;
+                }
+            }
+            1 => {
+                let cands: Vec<(Path, Vec<Op>)> = all
+                    .iter()
+                    .filter_map(|(path, ty)| {
+                        let n = node_at(&c, path)?;
+                        let args: Vec<Ty> = n.args.iter().map(|a| a.ty).collect();
+                        let alts = same_shape(n.op, *ty, &args);
+                        (!alts.is_empty()).then(|| (path.clone(), alts))
+                    })
+                    .collect();
+                if !cands.is_empty() {
+                    let (path, alts) = cands[rng.gen_range(0..cands.len())].clone();
+                    let op = alts[rng.gen_range(0..alts.len())];
+                    if let Some(slot) = node_at_mut(&mut c, &path) {
+                        // A constant or a seed call swapped for an operator keeps no value.
+                        slot.op = op;
+                        slot.value = 0.0;
+                        slot.seed = None;
+                    }
+                }
+            }
+            2 => {
+                let roots: Vec<usize> = (0..4).filter(|&k| c.roots[k].is_some()).collect();
+                if !roots.is_empty() {
+                    let k = roots[rng.gen_range(0..roots.len())];
+                    let inner: Vec<Path> = all
+                        .iter()
+                        .filter(|((r, path), ty)| *r == k && !path.is_empty() && *ty == Ty::Bool)
+                        .map(|(p, _)| p.clone())
+                        .collect();
+                    if !inner.is_empty() {
+                        let path = &inner[rng.gen_range(0..inner.len())];
+                        if let Some(sub) = node_at(&c, path).cloned() {
+                            c.roots[k] = Some(sub);
+                        }
+                    }
+                }
+            }
+            3 => {
+                let consts: Vec<Path> = all
+                    .iter()
+                    .filter(|(path, _)| node_at(&c, path).is_some_and(|n| n.op == Op::Const))
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                if !consts.is_empty() {
+                    let path = &consts[rng.gen_range(0..consts.len())];
+                    if let Some(n) = node_at_mut(&mut c, path) {
+                        let (lo, hi) = n.ty.const_range().unwrap_or((0.0, 1.0));
+                        let step = (hi - lo) * 0.1 * (rng.gen::<f64>() * 2.0 - 1.0);
+                        let mut v = (n.value + step).clamp(lo, hi);
+                        if n.ty == Ty::Period {
+                            v = v.round();
+                            if v == n.value {
+                                v = (v + if step >= 0.0 { 1.0 } else { -1.0 }).clamp(lo, hi);
+                            }
+                        }
+                        n.value = v;
+                    }
+                }
+            }
+            _ => {
+                let k = rng.gen_range(0..4);
+                let present = c.roots.iter().filter(|r| r.is_some()).count();
+                if c.roots[k].is_some() && present > 1 {
+                    c.roots[k] = None;
+                } else if c.roots[k].is_none() {
+                    c.roots[k] = Some(self.tree(Ty::Bool, rng.gen_range(2..=4), false, rng));
+                }
+            }
+        }
+        if limits.allow(&c) {
+            c
+        } else {
+            p.clone()
+        }
+    }
+}
+
+/// The canonical form of a node: arguments of commutative operators (`and`, `or`, `add`) in
+/// order of their canonical text, and `gt a b` written as `lt b a`, so programs that differ only
+/// in those ways are one program.
+pub fn canonical_node(n: &Node, specs: SpecLookup<'_>) -> Node {
+    let mut args: Vec<Node> = n.args.iter().map(|a| canonical_node(a, specs)).collect();
+    let mut op = n.op;
+    if op == Op::Gt {
+        op = Op::Lt;
+        args.swap(0, 1);
+    }
+    if matches!(op, Op::And | Op::Or | Op::Add) {
+        let text = |x: &Node| {
+            let mut s = String::new();
+            print_node(x, specs, &mut s);
+            s
+        };
+        args.sort_by_key(|a| text(a));
+    }
+    Node {
+        op,
+        args,
+        ..n.clone()
+    }
+}
+
+/// The canonical text of a program (see [`canonical_node`]): the key under which its fitness is
+/// cached, so equal programs are evaluated once.
+pub fn canonical(p: &Program, specs: SpecLookup<'_>) -> String {
+    let c = Program {
+        roots: p
+            .roots
+            .clone()
+            .map(|r| r.map(|r| canonical_node(&r, specs))),
+    };
+    print(&c, specs)
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -937,6 +1191,84 @@ meaning = "a level"
         }
         // Every operator appears somewhere.
         assert_eq!(seen_ops.len(), OPS.len(), "{seen_ops:?}");
+    }
+
+    #[test]
+    fn variation_keeps_types_and_limits_and_is_deterministic() {
+        let g = Generator::new(vec![spec()], 6);
+        let limits = Limits {
+            max_depth: 8,
+            max_nodes: 60,
+        };
+        let run = |seed: u64| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut pop: Vec<Program> = (0..40)
+                .map(|_| loop {
+                    let p = g.program(&mut rng);
+                    if limits.allow(&p) {
+                        break p;
+                    }
+                })
+                .collect();
+            let mut changed = 0;
+            for _ in 0..30 {
+                let mut next = Vec::new();
+                for pair in pop.chunks(2) {
+                    let (a, b) = g.crossover(&pair[0], &pair[1], &limits, &mut rng);
+                    for (child, parent) in [(a, &pair[0]), (b, &pair[1])] {
+                        let m = g.mutate(&child, &limits, &mut rng);
+                        changed += usize::from(&m != parent);
+                        next.push(m);
+                    }
+                }
+                pop = next;
+            }
+            (pop, changed)
+        };
+        let (pop, changed) = run(5);
+        // Most offspring differ from their parent.
+        assert!(changed > 40 * 30 / 2, "{changed}");
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &pop {
+            assert!(limits.allow(p));
+            assert!(p.roots.iter().any(Option::is_some));
+            for r in p.roots.iter().flatten() {
+                assert_eq!(r.ty, Ty::Bool);
+                check_types(r, &mut seen);
+            }
+            let text = print(p, &lookup);
+            assert_eq!(parse(&text, &lookup).as_ref(), Ok(p), "{text}");
+        }
+        // The same seed gives the same population.
+        assert_eq!(run(5).0, pop);
+    }
+
+    #[test]
+    fn canonical_form_merges_reordered_programs() {
+        let a = parse(
+            "(program (enter-long (and (gt close (ema 5)) (lt (rsi 14) 30.0))))",
+            &lookup,
+        )
+        .unwrap();
+        let b = parse(
+            "(program (enter-long (and (gt 30.0 (rsi 14)) (lt (ema 5) close))))",
+            &lookup,
+        )
+        .unwrap();
+        let c = parse(
+            "(program (enter-long (and (gt close (ema 6)) (lt (rsi 14) 30.0))))",
+            &lookup,
+        )
+        .unwrap();
+        assert_eq!(canonical(&a, &lookup), canonical(&b, &lookup));
+        assert_ne!(canonical(&a, &lookup), canonical(&c, &lookup));
+        assert_eq!(
+            canonical(&a, &lookup),
+            "(program\n  (enter-long (and (lt (ema 5) close) (lt (rsi 14) 30.0))))"
+        );
+        // The canonical text is itself a program with the same canonical form.
+        let again = parse(&canonical(&a, &lookup), &lookup).unwrap();
+        assert_eq!(canonical(&again, &lookup), canonical(&a, &lookup));
     }
 
     fn check_types(n: &Node, seen: &mut std::collections::BTreeSet<Op>) {
