@@ -84,13 +84,7 @@ impl Split {
     /// time span, validation the next `validation`, holdout the rest. Coins with no bars in a
     /// segment are left out of it.
     pub fn apply(&self, u: &Universe) -> Segments {
-        let first = u.markets.iter().map(|m| m.candles.ts[0]).min().unwrap_or(0);
-        let last = u
-            .markets
-            .iter()
-            .map(|m| m.candles.ts[m.candles.len() - 1])
-            .max()
-            .unwrap_or(0);
+        let (first, last) = u.span();
         let span = (last - first) as f64;
         let t1 = first + (span * self.train) as i64;
         let t2 = first + (span * (self.train + self.validation)) as i64;

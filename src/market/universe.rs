@@ -50,6 +50,23 @@ impl Universe {
             .find(|m| m.coin.eq_ignore_ascii_case(coin))
     }
 
+    /// The first and the last bar open time over all coins (0, 0 when there are none).
+    pub fn span(&self) -> (i64, i64) {
+        let first = self
+            .markets
+            .iter()
+            .filter_map(|m| m.candles.ts.first().copied())
+            .min()
+            .unwrap_or(0);
+        let last = self
+            .markets
+            .iter()
+            .filter_map(|m| m.candles.ts.last().copied())
+            .max()
+            .unwrap_or(0);
+        (first, last)
+    }
+
     /// The coin names in order.
     pub fn coins(&self) -> Vec<&str> {
         self.markets.iter().map(|m| m.coin.as_str()).collect()
@@ -78,17 +95,7 @@ pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
     let Some(range) = sel.timerange else {
         return Ok(u);
     };
-    let span = |u: &Universe| {
-        let first = u.markets.iter().map(|m| m.candles.ts[0]).min().unwrap_or(0);
-        let last = u
-            .markets
-            .iter()
-            .map(|m| m.candles.ts[m.candles.len() - 1])
-            .max()
-            .unwrap_or(0);
-        (first, last)
-    };
-    let (first, last) = span(&u);
+    let (first, last) = u.span();
     u.markets = u
         .markets
         .into_iter()
