@@ -25,7 +25,7 @@ fn programs(c: &mut Criterion) {
     // Seed terminals from the ten rule seeds (the ML seeds' cost is timed in the seeds bench).
     let specs = reg
         .iter()
-        .filter(|e| !e.spec.name.contains("classifier") && !e.spec.name.contains("quantile"))
+        .filter(|e| !e.is_ml())
         .map(|e| e.spec.clone())
         .collect();
     let g = Generator::new(specs, 6);
@@ -58,9 +58,7 @@ fn programs(c: &mut Criterion) {
     group.throughput(Throughput::Elements(10));
     group.bench_function("10_rule_seeds_default", |b| {
         b.iter(|| {
-            for e in reg.iter().filter(|e| {
-                !e.spec.name.contains("classifier") && !e.spec.name.contains("quantile")
-            }) {
+            for e in reg.iter().filter(|e| !e.is_ml()) {
                 let gnm = e.spec.default_genome();
                 for m in &markets {
                     let t = e.targets(&gnm, m);

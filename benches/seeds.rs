@@ -48,10 +48,7 @@ fn seeds(c: &mut Criterion) {
     let mut group = c.benchmark_group("ml_seed_one_year_cold");
     group.sample_size(10);
     group.throughput(Throughput::Elements(8760));
-    for e in reg
-        .iter()
-        .filter(|e| e.spec.name.contains("classifier") || e.spec.name.contains("quantile"))
-    {
+    for e in reg.iter().filter(|e| e.is_ml()) {
         let g = e.spec.default_genome();
         group.bench_function(e.spec.name.as_str(), |b| {
             b.iter(|| {

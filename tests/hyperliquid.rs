@@ -575,23 +575,18 @@ async fn cli_fetch_and_fetch_sentiment_against_the_local_exchange() {
     let out = scratch("cli");
     let bin = env!("CARGO_BIN_EXE_organism");
     let url = ex.http_url();
-    let o = tokio::process::Command::new(bin)
-        .args([
-            "data",
-            "fetch",
-            "--coins",
-            "BTC,ETH",
-            "--interval",
-            "1h",
-            "--days",
-            "20",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("HYPERLIQUID_API_URL", &url)
-        .output()
-        .await
-        .unwrap();
+    let fetch_cli = |extra: &[&str]| {
+        let mut args = vec![
+            "data", "fetch", "--coins", "BTC,ETH", "--days", "20", "--out",
+        ];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        tokio::process::Command::new(bin)
+            .args(args)
+            .env("HYPERLIQUID_API_URL", &url)
+            .output()
+    };
+    let o = fetch_cli(&["--interval", "1h"]).await.unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -600,22 +595,7 @@ async fn cli_fetch_and_fetch_sentiment_against_the_local_exchange() {
     );
     assert!(stdout.contains("funding/hyperliquid_ETH.csv"), "{stdout}");
     // Again with --json: four files, nothing new, nothing rejected.
-    let o = tokio::process::Command::new(bin)
-        .args([
-            "data",
-            "fetch",
-            "--coins",
-            "BTC,ETH",
-            "--days",
-            "20",
-            "--json",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("HYPERLIQUID_API_URL", &url)
-        .output()
-        .await
-        .unwrap();
+    let o = fetch_cli(&["--json"]).await.unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let files = v["files"].as_array().unwrap();

@@ -582,36 +582,10 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn print_metrics(m: &Metrics) {
-    let pct = |v: f64| format!("{:.2} %", v * 100.0);
-    let rows = [
-        ("total return", pct(m.total_return)),
-        ("CAGR", pct(m.cagr)),
-        ("final equity", format!("{:.2}", m.final_equity)),
-        ("sharpe", format!("{:.3}", m.sharpe)),
-        ("sortino", format!("{:.3}", m.sortino)),
-        ("calmar", format!("{:.3}", m.calmar)),
-        ("max drawdown", pct(m.max_drawdown)),
-        ("consistency", pct(m.consistency)),
-        ("turnover", format!("{:.1} entries/yr", m.turnover)),
-        ("trades", m.trades.to_string()),
-        ("closed trades", m.closed_trades.to_string()),
-        ("win rate", pct(m.win_rate)),
-        ("profit factor", format!("{:.3}", m.profit_factor)),
-        ("average trade", format!("{:.2}", m.avg_trade)),
-        ("exposure", pct(m.exposure)),
-    ];
-    for (k, v) in rows {
+    for (k, v) in m.rows() {
         outln!("{k:<15}{v:>20}");
     }
-    let e = &m.exits;
-    outln!(
-        "exits          signal {}, stop-loss {}, take-profit {}, liquidation {}, open {}",
-        e.signal,
-        e.stop_loss,
-        e.take_profit,
-        e.liquidation,
-        e.open
-    );
+    outln!("exits          {}", m.exits.describe());
 }
 
 /// Monthly returns: one row per year, twelve columns.

@@ -279,33 +279,30 @@ fn bad_request(msg: &str) -> Response {
 }
 
 async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
-    let (delay, fail, malformed, retry_after, garbage, huge, ignore_end, future_rows, step) = {
+    // This request's faults: the standing ones, and the one-shot ones taken off their queues.
+    let (f, fail, malformed, garbage, huge) = {
         let mut f = match st.faults.lock() {
             Ok(f) => f,
             Err(p) => p.into_inner(),
         };
         let take = |n: &mut usize| {
-            if *n > 0 {
-                *n -= 1;
-                true
-            } else {
-                false
-            }
+            let hit = *n > 0;
+            *n = n.saturating_sub(1);
+            hit
         };
+        let fail = f.fail_next.pop_front();
         let malformed = take(&mut f.malformed_next);
         let garbage = take(&mut f.garbage_next);
-        (
-            f.delay,
-            f.fail_next.pop_front(),
-            malformed,
-            f.retry_after,
-            garbage,
-            f.huge_next.take(),
-            f.ignore_end,
-            f.future_rows,
-            f.funding_step_ms,
-        )
+        let huge = f.huge_next.take();
+        (f.clone(), fail, malformed, garbage, huge)
     };
+    let (delay, retry_after, ignore_end, future_rows, step) = (
+        f.delay,
+        f.retry_after,
+        f.ignore_end,
+        f.future_rows,
+        f.funding_step_ms,
+    );
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
     if let Ok(mut seen) = st.seen.lock() {
         seen.info_requests

@@ -179,6 +179,16 @@ pub struct ExitCounts {
     pub open: usize,
 }
 
+impl ExitCounts {
+    /// `signal 3, stop-loss 1, take-profit 0, liquidation 0, open 1`.
+    pub fn describe(&self) -> String {
+        format!(
+            "signal {}, stop-loss {}, take-profit {}, liquidation {}, open {}",
+            self.signal, self.stop_loss, self.take_profit, self.liquidation, self.open
+        )
+    }
+}
+
 /// The metrics of one backtest.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Metrics {
@@ -218,6 +228,29 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics as labelled, formatted rows (percentages as `12.34 %`), in the order a
+    /// table shows them; exit reasons are [`ExitCounts::describe`].
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let pct = |v: f64| format!("{:.2} %", v * 100.0);
+        vec![
+            ("total return", pct(self.total_return)),
+            ("CAGR", pct(self.cagr)),
+            ("final equity", format!("{:.2}", self.final_equity)),
+            ("sharpe", format!("{:.3}", self.sharpe)),
+            ("sortino", format!("{:.3}", self.sortino)),
+            ("calmar", format!("{:.3}", self.calmar)),
+            ("max drawdown", pct(self.max_drawdown)),
+            ("consistency", pct(self.consistency)),
+            ("turnover", format!("{:.1} entries/yr", self.turnover)),
+            ("trades", self.trades.to_string()),
+            ("closed trades", self.closed_trades.to_string()),
+            ("win rate", pct(self.win_rate)),
+            ("profit factor", format!("{:.3}", self.profit_factor)),
+            ("average trade", format!("{:.2}", self.avg_trade)),
+            ("exposure", pct(self.exposure)),
+        ]
+    }
+
     /// Computes every metric of `report` on bars with timestamps `ts`.
     pub fn compute(report: &BacktestReport, ts: &[i64], bars_per_year: f64) -> Metrics {
         let eq = &report.equity;
@@ -227,15 +260,18 @@ impl Metrics {
         let (mut wins, mut closed, mut profit, mut loss) = (0usize, 0usize, 0.0, 0.0);
         let mut exits = ExitCounts::default();
         for t in &report.trades {
+            use crate::execution::ExitReason;
             match t.exit_reason {
-                crate::execution::ExitReason::Signal => exits.signal += 1,
-                crate::execution::ExitReason::StopLoss => exits.stop_loss += 1,
-                crate::execution::ExitReason::TakeProfit => exits.take_profit += 1,
-                crate::execution::ExitReason::Liquidation => exits.liquidation += 1,
-                crate::execution::ExitReason::Open => exits.open += 1,
+                ExitReason::Signal => exits.signal += 1,
+                ExitReason::StopLoss => exits.stop_loss += 1,
+                ExitReason::TakeProfit => exits.take_profit += 1,
+                ExitReason::Liquidation => exits.liquidation += 1,
+                // Still open: not a closed trade.
+                ExitReason::Open => {
+                    exits.open += 1;
+                    continue;
+                }
             }
-        }
-        for t in report.closed_trades() {
             closed += 1;
             if t.pnl > 0.0 {
                 wins += 1;

@@ -54,37 +54,36 @@ pub fn drawdown_series(equity: &[f64]) -> Vec<f64> {
 }
 
 fn metrics_table(m: &Metrics) -> String {
-    let pct = |v: f64| format!("{:.2} %", v * 100.0);
-    let rows = [
-        ("total return", pct(m.total_return)),
-        ("CAGR", pct(m.cagr)),
-        ("Sharpe", format!("{:.3}", m.sharpe)),
-        ("Sortino", format!("{:.3}", m.sortino)),
-        ("Calmar", format!("{:.3}", m.calmar)),
-        ("max drawdown", pct(m.max_drawdown)),
-        ("consistency", pct(m.consistency)),
-        ("trades", m.trades.to_string()),
-        ("win rate", pct(m.win_rate)),
-        ("average trade", format!("{:.2}", m.avg_trade)),
-        ("exposure", pct(m.exposure)),
-        (
-            "exits",
-            format!(
-                "signal {}, stop-loss {}, take-profit {}, liquidation {}, open {}",
-                m.exits.signal,
-                m.exits.stop_loss,
-                m.exits.take_profit,
-                m.exits.liquidation,
-                m.exits.open
-            ),
-        ),
-    ];
     let mut s = String::from("<table>");
-    for (k, v) in rows {
+    let exits = ("exits", m.exits.describe());
+    for (k, v) in m.rows().into_iter().chain([exits]) {
         let _ = write!(s, "<tr><th class=\"l\">{k}</th><td>{}</td></tr>", esc(&v));
     }
     s.push_str("</table>");
     s
+}
+
+/// A chart of one series over time with the segment boundaries.
+fn time_chart(
+    title: String,
+    name: &str,
+    color: &'static str,
+    x: &[f64],
+    y: Vec<f64>,
+    bounds: &[(f64, String)],
+) -> LineChart {
+    LineChart {
+        title,
+        series: vec![Series {
+            name: name.into(),
+            color,
+            x: x.to_vec(),
+            y,
+        }],
+        boundaries: bounds.to_vec(),
+        time_axis: true,
+        ..LineChart::default()
+    }
 }
 
 /// The HTML report of a backtest on one or more coins. `intro` lines are printed first (the
@@ -124,42 +123,34 @@ pub fn backtest_report(
             }
         }
         let price = LineChart {
-            title: format!("{}: close, entries (▲ long, ▼ short) and exits (○)", c.coin),
-            series: vec![Series {
-                name: "close".into(),
-                color: "#555",
-                x: ts.clone(),
-                y: c.candles.close.clone(),
-            }],
             markers,
-            boundaries: bounds.clone(),
-            time_axis: true,
-            percent: false,
+            ..time_chart(
+                format!("{}: close, entries (▲ long, ▼ short) and exits (○)", c.coin),
+                "close",
+                "#555",
+                &ts,
+                c.candles.close.clone(),
+                &bounds,
+            )
         };
-        let equity = LineChart {
-            title: format!("{}: equity", c.coin),
-            series: vec![Series {
-                name: "equity".into(),
-                color: "#0969da",
-                x: ts.clone(),
-                y: c.report.equity.clone(),
-            }],
-            boundaries: bounds.clone(),
-            time_axis: true,
-            ..LineChart::default()
-        };
+        let equity = time_chart(
+            format!("{}: equity", c.coin),
+            "equity",
+            "#0969da",
+            &ts,
+            c.report.equity.clone(),
+            &bounds,
+        );
         let dd = LineChart {
-            title: format!("{}: drawdown", c.coin),
-            series: vec![Series {
-                name: "drawdown".into(),
-                color: "#cf222e",
-                x: ts,
-                y: drawdown_series(&c.report.equity),
-            }],
-            boundaries: bounds.clone(),
-            time_axis: true,
             percent: true,
-            ..LineChart::default()
+            ..time_chart(
+                format!("{}: drawdown", c.coin),
+                "drawdown",
+                "#cf222e",
+                &ts,
+                drawdown_series(&c.report.equity),
+                &bounds,
+            )
         };
         let months: Vec<(i64, u32, f64)> =
             monthly_returns(&c.report.equity, &c.candles.ts, c.report.cash)

@@ -31,6 +31,11 @@ use crate::{genome::Genes, indicators as ind, strategy::Targets};
 
 /// Number of features per bar.
 pub const N_FEATURES: usize = 7;
+
+/// The seeds in this module, by name.
+pub const SEEDS: [&str; 2] = [SVC_NAME, PCA_TREE_NAME];
+const SVC_NAME: &str = "linear_svc_classifier";
+const PCA_TREE_NAME: &str = "pca_tree_quantile";
 /// Fewest training rows a fit needs.
 const MIN_SAMPLES: usize = 100;
 
@@ -340,7 +345,7 @@ pub struct LinearSvcClassifier;
 
 impl Seed for LinearSvcClassifier {
     fn name(&self) -> &'static str {
-        "linear_svc_classifier"
+        SVC_NAME
     }
     fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
         let h = g.period("horizon");
@@ -380,7 +385,7 @@ pub struct PcaTreeQuantile;
 
 impl Seed for PcaTreeQuantile {
     fn name(&self) -> &'static str {
-        "pca_tree_quantile"
+        PCA_TREE_NAME
     }
     fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
         let h = g.period("horizon");

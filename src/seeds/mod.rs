@@ -46,6 +46,12 @@ impl std::fmt::Debug for SeedEntry {
 }
 
 impl SeedEntry {
+    /// Whether the seed fits ML models (walk-forward, on long windows): `linear_svc_classifier`
+    /// and `pca_tree_quantile`.
+    pub fn is_ml(&self) -> bool {
+        ml::SEEDS.contains(&self.spec.name.as_str())
+    }
+
     /// Per-bar targets of `genome` (which must be in bounds; see [`SeedSpec::repair`]).
     pub fn targets(&self, genome: &[f64], data: &Prepared) -> Targets {
         targets(self, genome, data)

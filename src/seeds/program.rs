@@ -340,7 +340,7 @@ mod tests {
         let specs: Vec<SeedSpec> = super::super::registry()
             .unwrap()
             .iter()
-            .filter(|e| !e.spec.name.contains("classifier") && !e.spec.name.contains("quantile"))
+            .filter(|e| !e.is_ml())
             .map(|e| e.spec.clone())
             .collect();
         let g = Generator::new(specs, 6);
