@@ -79,6 +79,10 @@ pub struct EvolutionConfig {
     pub eta_crossover: f64,
     pub eta_mutation: f64,
     pub mutation_prob: f64,
+    pub mode: String,
+    pub max_depth: usize,
+    pub max_nodes: usize,
+    pub program_mutation_prob: f64,
     pub min_trades: f64,
     pub worst_coin_weight: f64,
     pub train_fraction: f64,
@@ -251,6 +255,27 @@ impl Config {
         }
         range("evolution.crossover_prob", e.crossover_prob, 0.0, 1.0)?;
         range("evolution.mutation_prob", e.mutation_prob, 0.0, 1.0)?;
+        range(
+            "evolution.program_mutation_prob",
+            e.program_mutation_prob,
+            0.0,
+            1.0,
+        )?;
+        e.mode
+            .parse::<crate::evolution::Mode>()
+            .map_err(|m| err("evolution.mode", m))?;
+        if !(2..=17).contains(&e.max_depth) {
+            return Err(err(
+                "evolution.max_depth",
+                format!("{} is out of range: must be in [2, 17]", e.max_depth),
+            ));
+        }
+        if !(4..=1000).contains(&e.max_nodes) {
+            return Err(err(
+                "evolution.max_nodes",
+                format!("{} is out of range: must be in [4, 1000]", e.max_nodes),
+            ));
+        }
         range("evolution.eta_crossover", e.eta_crossover, 1e-9, 200.0)?;
         range("evolution.eta_mutation", e.eta_mutation, 1e-9, 200.0)?;
         range("evolution.min_trades", e.min_trades, 0.0, 1e9)?;
@@ -332,6 +357,27 @@ impl Config {
                     .filter(|v| !v.is_empty())
             })
             .unwrap_or_else(|| self.exchange.api_url.clone())
+    }
+
+    /// The evolution settings of `[evolution]` (checked by `validate`; an unknown mode reads as
+    /// `params`).
+    pub fn settings(&self) -> crate::evolution::Settings {
+        let e = &self.evolution;
+        crate::evolution::Settings {
+            mode: e.mode.parse().unwrap_or(crate::evolution::Mode::Params),
+            limits: crate::genome::program::Limits {
+                max_depth: e.max_depth,
+                max_nodes: e.max_nodes,
+            },
+            program_mutation_prob: e.program_mutation_prob,
+            ..crate::evolution::Settings::params(
+                e.population,
+                e.crossover_prob,
+                e.eta_crossover,
+                e.eta_mutation,
+                e.mutation_prob,
+            )
+        }
     }
 
     /// The time split of `[evolution]`.

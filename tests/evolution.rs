@@ -389,16 +389,7 @@ fn the_front_improves_on_the_bundled_market() {
             min_trades: 10.0,
         },
     };
-    let evolver = Evolver::new(
-        &problem,
-        Settings {
-            population: 32,
-            crossover_prob: 0.9,
-            eta_crossover: 20.0,
-            eta_mutation: 20.0,
-            mutation_prob: 0.25,
-        },
-    );
+    let evolver = Evolver::new(&problem, Settings::params(32, 0.9, 20.0, 20.0, 0.25));
     let mut state = evolver.init(7, &|| {});
     for _ in 0..10 {
         evolver.step(&mut state, &|| {});

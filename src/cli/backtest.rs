@@ -10,17 +10,18 @@ use organism::{
     evolution::problem::{backtest_targets, Figures, Segment},
     execution::FillMode,
     fitness::{monthly_returns, Metrics},
-    genome::{
-        program::{parse as parse_program, print as print_program, Program},
-        SeedSpec,
-    },
+    genome::SeedSpec,
     market::{csv::write_atomic, timerange::TimeRange, Market},
     promotion::report::{backtest_report, CoinBacktest},
-    seeds::{self, Prepared, SeedEntry},
+    seeds::{self, Prepared},
     strategy::Targets,
 };
 
-use super::{format_ts, load_data, DataArgs};
+use super::{
+    format_ts, load_data,
+    runs::{parse_program_text, seed_spec, Genome},
+    DataArgs,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -108,36 +109,27 @@ pub struct Args {
 /// The strategy to run (a seed, or a program with the risk genes), its genes, and the run it
 /// came from.
 struct Chosen {
-    /// The seed; `None` for a program.
-    entry: Option<&'static SeedEntry>,
-    program: Option<Program>,
+    g: Genome,
     /// The seed's spec, or the program's risk genes.
     spec: &'static SeedSpec,
-    genome: Vec<f64>,
     label: String,
     run: Option<organism::evolution::checkpoint::RunSpec>,
 }
 
-fn seed_spec(name: &str) -> Option<SeedSpec> {
-    seeds::find(name).ok().map(|e| e.spec.clone())
-}
-
 impl Chosen {
-    fn seed(entry: &'static SeedEntry, genome: Vec<f64>, label: String) -> Self {
-        Self {
-            entry: Some(entry),
-            program: None,
-            spec: &entry.spec,
-            genome,
+    fn new(g: Genome, label: String) -> Result<Self> {
+        Ok(Self {
+            spec: g.spec()?,
+            g,
             label,
             run: None,
-        }
+        })
     }
 
     fn targets(&self, data: &Prepared) -> Targets {
-        match (&self.program, self.entry) {
-            (Some(p), _) => seeds::program::targets(p, &self.genome, data),
-            (None, Some(e)) => e.targets(&self.genome, data),
+        match (&self.g.program, self.g.entry) {
+            (Some(p), _) => seeds::program::targets(p, &self.g.genes, data),
+            (None, Some(e)) => e.targets(&self.g.genes, data),
             (None, None) => Targets::flat(data.market.candles.len()),
         }
     }
@@ -146,9 +138,9 @@ impl Chosen {
     fn lookback(&self) -> Option<(String, usize)> {
         let own = self
             .spec
-            .longest_lookback(&self.genome)
+            .longest_lookback(&self.g.genes)
             .map(|(g, p)| (g.to_string(), p));
-        let prog = self.program.as_ref().map(|p| {
+        let prog = self.g.program.as_ref().map(|p| {
             let n = p
                 .roots
                 .iter()
@@ -172,31 +164,33 @@ fn choose(args: &Args) -> Result<Chosen> {
         (None, None) => None,
     };
     let mut c = if let Some((origin, text)) = program_text {
-        let program =
-            parse_program(&text, &seed_spec).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let program = parse_program_text(&text, &origin)?;
         let spec = seeds::program::risk_spec()?;
-        Chosen {
+        let g = Genome {
             entry: None,
             program: Some(program),
-            spec,
-            genome: spec.default_genome(),
-            label: String::new(),
-            run: None,
-        }
+            genes: spec.default_genome(),
+        };
+        Chosen::new(g, String::new())?
     } else if let Some(m) = &args.member {
         let m = super::runs::resolve_member(m)?;
         let label = format!("member {} of {}", m.id, m.origin);
         Chosen {
             run: m.run,
-            ..Chosen::seed(m.entry, m.genes, label)
+            ..Chosen::new(m.genome, label)?
         }
     } else if let Some(path) = &args.genome {
-        let (entry, genome) = super::runs::read_genome(path)?;
-        Chosen::seed(entry, genome, format!("genome {}", path.display()))
+        let g = super::runs::read_genome(path)?;
+        Chosen::new(g, format!("genome {}", path.display()))?
     } else {
         let name = args.strategy.as_deref().unwrap_or("ema_crossover");
         let entry = seeds::find(name).map_err(anyhow::Error::msg)?;
-        Chosen::seed(entry, entry.spec.default_genome(), String::new())
+        let g = Genome {
+            entry: Some(entry),
+            program: None,
+            genes: entry.spec.default_genome(),
+        };
+        Chosen::new(g, String::new())?
     };
     let spec = c.spec;
     let mut sets: Vec<(String, String)> = Vec::new();
@@ -229,7 +223,7 @@ fn choose(args: &Args) -> Result<Chosen> {
         sets.push((k.trim().into(), v.trim().into()));
     }
     for (k, v) in &sets {
-        spec.set(&mut c.genome, k, v)?;
+        spec.set(&mut c.g.genes, k, v)?;
     }
     if !sets.is_empty() && !c.label.is_empty() {
         c.label.push_str(" with --set changes");
@@ -436,7 +430,7 @@ pub fn run(args: Args) -> Result<()> {
         write_atomic(path, s.as_bytes())?;
     }
     let spec = chosen.spec;
-    let genes = organism::evolution::summary::genes_line(spec, &chosen.genome, true);
+    let genes = organism::evolution::summary::genes_line(spec, &chosen.g.genes, true);
     let span = args
         .segment
         .map(|s| format!(", segment {}", s.as_str()))
@@ -445,8 +439,9 @@ pub fn run(args: Args) -> Result<()> {
         format!(
             "{}{} [{}], fill {}",
             spec.name,
-            match (&chosen.program, chosen.label.is_empty()) {
-                (Some(p), _) => format!(" {}", print_program(p, &seed_spec).replace("\n ", "")),
+            match (chosen.g.program_line(), chosen.label.is_empty()) {
+                (Some(p), true) => format!(" {p}"),
+                (Some(p), false) => format!(" {p} ({})", chosen.label),
                 (None, true) => String::new(),
                 (None, false) => format!(" ({})", chosen.label),
             },

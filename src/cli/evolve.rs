@@ -19,9 +19,8 @@ use organism::{
         folder::{self, RunLock},
         problem::{load_run, LoadedRun, UniverseProblem},
         summary::{self, Ranked},
-        Evolver, GenStats, Member, Settings, State,
+        Evolver, GenStats, Member, Problem as _, State,
     },
-    genome::SeedSpec,
     market::csv::write_atomic,
     seeds,
 };
@@ -51,6 +50,9 @@ pub struct Args {
     /// Checkpoint folder (default: evolution.out).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// What evolves: params, programs or mixed (default: evolution.mode).
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
     /// Seeds in the starting population, comma-separated (default: evolution.seeds, all).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<String>>,
@@ -114,13 +116,7 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> RunSpec {
     data.path = data.path.map(|p| std::path::absolute(&p).unwrap_or(p));
     RunSpec {
         seed: e.seed,
-        settings: Settings {
-            population: e.population,
-            crossover_prob: e.crossover_prob,
-            eta_crossover: e.eta_crossover,
-            eta_mutation: e.eta_mutation,
-            mutation_prob: e.mutation_prob,
-        },
+        settings: cfg.settings(),
         split: cfg.split(),
         aggregation: cfg.aggregation(),
         backtest: cfg.backtest_config(),
@@ -197,6 +193,11 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(s) = args.seeds {
         cfg.evolution.seeds = s;
     }
+    if let Some(m) = &args.mode {
+        m.parse::<organism::evolution::Mode>()
+            .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+        cfg.evolution.mode = m.clone();
+    }
     let target = args.generations.unwrap_or(cfg.evolution.generations);
     let out = args
         .out
@@ -224,8 +225,13 @@ pub fn run(args: Args) -> Result<()> {
     );
     if !super::quiet() && !args.output.json {
         reporter.println(format!(
-            "evolving {} seeds x {} individuals on {} coins ({} training bars each, validation next, \
+            "evolving {} over {} seeds x {} individuals on {} coins ({} training bars each, validation next, \
              holdout from {} UTC untouched), checkpoints in {}",
+            match run.settings.mode {
+                organism::evolution::Mode::Params => "parameters",
+                organism::evolution::Mode::Programs => "programs",
+                organism::evolution::Mode::Mixed => "parameters and programs",
+            },
             problem.entries.len(),
             run.settings.population,
             problem.train.len(),
@@ -402,7 +408,7 @@ fn conclude(
 fn write_files(ck: &Checkpoint, problem: &UniverseProblem, out: &Path) -> Result<Vec<Ranked>> {
     let front: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
     let ranked = summary::rank(problem, &front);
-    let specs: Vec<&SeedSpec> = problem.entries.iter().map(|e| &e.spec).collect();
+    let specs = problem.specs();
     write_atomic(
         &out.join("front.csv"),
         summary::front_csv(&ranked, &specs).as_bytes(),
@@ -441,7 +447,7 @@ fn finish(
         );
         return Ok(());
     }
-    let specs: Vec<&SeedSpec> = problem.entries.iter().map(|e| &e.spec).collect();
+    let specs = problem.specs();
     outln!();
     super::runs::print_ranked(
         &ranked,
@@ -585,12 +591,18 @@ impl Reporter {
                     "best_sharpe": if s.best_sharpe.is_finite() { Some(s.best_sharpe) } else { None },
                     "front_size": s.front_size, "feasible": s.feasible,
                     "hypervolume": s.hypervolume, "diversity": s.diversity,
+                    "programs": s.programs, "mean_program_size": s.mean_size,
                     "evaluations_per_sec": rate, "seconds": secs})
                 .to_string(),
             );
-        } else if !super::quiet() && !super::quiet() {
+        } else if !super::quiet() {
+            let programs = if s.programs > 0 {
+                format!("  programs {:>3} ({:.0} nodes)", s.programs, s.mean_size)
+            } else {
+                String::new()
+            };
             self.println(format!(
-                "gen {:>4}  best sharpe {:>7.3}  front {:>3}  feasible {:>3}  HV {:.4}  diversity {:.2}  evals {:>4} ({:.0}/s)",
+                "gen {:>4}  best sharpe {:>7.3}  front {:>3}  feasible {:>3}  HV {:.4}  diversity {:.2}{programs}  evals {:>4} ({:.0}/s)",
                 s.generation, s.best_sharpe, s.front_size, s.feasible, s.hypervolume, s.diversity, s.evaluations, rate
             ));
         }

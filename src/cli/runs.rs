@@ -9,11 +9,14 @@ use organism::{
     evolution::{
         checkpoint::{self, path_for, Checkpoint, RunSpec},
         folder,
-        problem::load_run,
+        problem::{load_run, PROGRAM_NAME},
         summary::{self, Ranked},
-        GenStats, Member,
+        GenStats, Member, Problem as _,
     },
-    genome::{GeneKind, SeedSpec},
+    genome::{
+        program::{self, Program},
+        GeneKind, SeedSpec,
+    },
     market::csv::write_atomic,
     seeds::{self, SeedEntry},
 };
@@ -73,7 +76,7 @@ pub fn run(cmd: RunsCommand) -> Result<()> {
         } => show(target, all, top, json, report),
         RunsCommand::Export { member, out } => {
             let m = resolve_member(&member)?;
-            let text = genome_toml(&m);
+            let text = genome_toml(&m)?;
             match out {
                 Some(p) => {
                     write_atomic(&p, text.as_bytes())?;
@@ -192,7 +195,8 @@ fn list(dir: Option<PathBuf>, json: bool) -> Result<()> {
         rows.push(serde_json::json!({
             "run": f.display().to_string(),
             "started": started.map(format_ts),
-            "seeds": ck.run.seeds.len().max(ck.specs.len()),
+            "seeds": ck.run.seeds.len(),
+            "mode": ck.run.settings.mode.as_str(),
             "data": data_label(&ck.run),
             "generations": ck.state.generation,
             "checkpoint": file.display().to_string(),
@@ -298,7 +302,10 @@ pub fn print_ranked(rows: &[Ranked], specs: &[&SeedSpec], limit: usize, what: &s
             v.max_drawdown * 100.0,
             v.trades,
             flag,
-            r.genes_line(specs[r.seed_index as usize], true)
+            match &r.program_text {
+                Some(p) => format!("{p} {}", r.genes_line(specs[r.seed_index as usize], true)),
+                None => r.genes_line(specs[r.seed_index as usize], true),
+            }
         );
     }
     let flagged = rows.iter().filter(|r| r.flag.is_some()).count();
@@ -331,7 +338,7 @@ fn show(
         }
     }
     let problem = &loaded.problem;
-    let specs: Vec<&SeedSpec> = problem.entries.iter().map(|e| &e.spec).collect();
+    let specs = problem.specs();
     let members: Vec<&Member> = ck
         .state
         .population
@@ -370,9 +377,17 @@ fn show(
         ck.state.generation
     );
     outln!(
-        "settings: rng seed {}, population {}, crossover {} (eta {}), mutation {} per gene (eta {})",
-        run.seed, s.population, s.crossover_prob, s.eta_crossover, s.mutation_prob, s.eta_mutation
+        "settings: mode {}, rng seed {}, population {}, crossover {} (eta {}), mutation {} per gene (eta {})",
+        s.mode.as_str(), run.seed, s.population, s.crossover_prob, s.eta_crossover, s.mutation_prob, s.eta_mutation
     );
+    if s.mode != organism::evolution::Mode::Params {
+        outln!(
+            "programs: depth <= {}, nodes <= {}, mutation {} per offspring",
+            s.limits.max_depth,
+            s.limits.max_nodes,
+            s.program_mutation_prob
+        );
+    }
     outln!(
         "split: train {:.0} %, validation {:.0} % (from {} UTC), holdout from {} UTC; min trades {} per coin, worst-coin weight {}",
         run.split.train * 100.0,
@@ -407,7 +422,7 @@ fn show(
             .join(","),
         ck.fingerprint
     );
-    outln!("seeds: {}", seeds_label(&specs));
+    outln!("seeds: {}", seeds_label(&problem.entries));
     outln!();
     print_history(&ck.state.history);
     outln!();
@@ -430,8 +445,8 @@ fn show(
     Ok(())
 }
 
-fn seeds_label(specs: &[&SeedSpec]) -> String {
-    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+fn seeds_label(entries: &[&SeedEntry]) -> String {
+    let names: Vec<&str> = entries.iter().map(|e| e.spec.name.as_str()).collect();
     format!("{} ({})", names.len(), names.join(", "))
 }
 
@@ -443,7 +458,6 @@ pub fn run_report_html(
     loaded: &organism::evolution::problem::LoadedRun,
 ) -> String {
     let run = &ck.run;
-    let specs: Vec<&SeedSpec> = loaded.problem.entries.iter().map(|e| &e.spec).collect();
     let b = &run.backtest;
     let intro = [
         format!("checkpoint {} at generation {}", file.display(), ck.state.generation),
@@ -463,7 +477,7 @@ pub fn run_report_html(
             if b.funding { "on" } else { "off" },
             b.fill.as_str()
         ),
-        format!("seeds: {}", seeds_label(&specs)),
+        format!("seeds: {}", seeds_label(&loaded.problem.entries)),
     ];
     organism::promotion::report::run_report(
         &format!("organism run: {}", file.display()),
@@ -509,19 +523,96 @@ fn print_history(history: &[GenStats]) {
 /// A member found by `[FILE|DIR:]ID`.
 pub struct MemberRef {
     pub id: String,
-    pub entry: &'static SeedEntry,
-    pub genes: Vec<f64>,
+    pub genome: Genome,
     /// The run it came from, when known (a checkpoint, or a checkpoint beside a front.csv).
     pub run: Option<RunSpec>,
     /// Where it was found, for messages.
     pub origin: String,
 }
 
+/// A stored strategy: a seed's genome, or a program with its risk genes.
+pub struct Genome {
+    /// The seed; `None` for a program.
+    pub entry: Option<&'static SeedEntry>,
+    pub program: Option<Program>,
+    /// The seed's genome, or the program's risk genes.
+    pub genes: Vec<f64>,
+}
+
+impl Genome {
+    /// The spec `genes` follow: the seed's, or the programs' risk genes.
+    pub fn spec(&self) -> Result<&'static SeedSpec> {
+        match self.entry {
+            Some(e) => Ok(&e.spec),
+            None => Ok(seeds::program::risk_spec()?),
+        }
+    }
+
+    /// The member id of this genome (see [`summary::member_id`]).
+    pub fn id(&self) -> Result<String> {
+        let canonical = self
+            .program
+            .as_ref()
+            .map(|p| program::canonical(p, &seed_spec));
+        Ok(summary::member_id(
+            &self.spec()?.name,
+            &self.genes,
+            canonical.as_deref(),
+        ))
+    }
+
+    /// A program's text on one line; `None` for a seed.
+    pub fn program_line(&self) -> Option<String> {
+        self.program
+            .as_ref()
+            .map(|p| summary::program_line(p, &seed_spec))
+    }
+}
+
+/// A seed's gene spec by name (for programs' `seed` terminals).
+pub fn seed_spec(name: &str) -> Option<SeedSpec> {
+    seeds::find(name).ok().map(|e| e.spec.clone())
+}
+
+/// Reads a program's text (from `origin`, for messages).
+pub fn parse_program_text(text: &str, origin: &str) -> Result<Program> {
+    program::parse(text, &seed_spec).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
+}
+
+/// A genome of seed `name` (or `program`, with `program_text`): the defaults, then `genes`.
+fn genome_of(
+    name: &str,
+    program_text: Option<&str>,
+    genes: &[(String, String)],
+    origin: &str,
+) -> Result<Genome> {
+    let (entry, program) = if name == PROGRAM_NAME {
+        let Some(text) = program_text else {
+            bail!("{origin}: a `program` member without its program");
+        };
+        (None, Some(parse_program_text(text, origin)?))
+    } else {
+        (Some(seeds::find(name).map_err(anyhow::Error::msg)?), None)
+    };
+    let mut g = Genome {
+        entry,
+        program,
+        genes: Vec::new(),
+    };
+    let spec = g.spec()?;
+    g.genes = spec.default_genome();
+    for (k, v) in genes {
+        spec.set(&mut g.genes, k, v)
+            .with_context(|| origin.to_string())?;
+    }
+    Ok(g)
+}
+
 /// Finds a member: `populations/gen42.bin:ID`, `populations/front.csv:ID`, `DIR:ID`, or a bare
 /// `ID` in the newest checkpoint of evolution.out. The id may be shortened to a unique prefix.
 pub fn resolve_member(text: &str) -> Result<MemberRef> {
     let (place, id) = match text.rsplit_once(':') {
-        Some((p, id)) if !p.is_empty() => (PathBuf::from(p), id),
+        Some((p, id)) if !p.is_empty() && !p.ends_with(')') => (PathBuf::from(p), id),
         _ => (default_dir()?, text.trim_start_matches(':')),
     };
     let is_csv = place.extension().is_some_and(|e| e == "csv");
@@ -532,16 +623,9 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
             .map_err(anyhow::Error::msg)?;
         let row = summary::find_by_id(&rows, |r| &r.id, id, &place.display().to_string())
             .map_err(anyhow::Error::msg)?;
-        let entry = seeds::find(&row.seed).map_err(anyhow::Error::msg)?;
-        let mut genes = entry.spec.default_genome();
-        for (k, v) in &row.genes {
-            entry
-                .spec
-                .set(&mut genes, k, v)
-                .with_context(|| format!("{}: member {}", place.display(), row.id))?;
-        }
-        let again = summary::member_id(&entry.spec.name, &genes);
-        if again != row.id {
+        let origin = format!("{}: member {}", place.display(), row.id);
+        let genome = genome_of(&row.seed, row.program.as_deref(), &row.genes, &origin)?;
+        if genome.id()? != row.id {
             bail!(
                 "{}: member {}'s genes do not match its id (the file was edited?); \
                  use the checkpoint instead",
@@ -559,70 +643,83 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
             .map(|ck| ck.run);
         return Ok(MemberRef {
             id: row.id.clone(),
-            entry,
-            genes,
+            genome,
             run,
             origin: place.display().to_string(),
         });
     }
     let (file, ck) = read_target(&place)?;
     let entries = ck.seed_entries(&file)?;
-    let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
-    let mut found: Vec<(String, &Member)> = ck
+    let mut found: Vec<(String, Genome)> = ck
         .state
         .population
         .iter()
         .map(|m| {
-            (
-                summary::member_id(&specs[m.seed as usize].name, &m.genes),
-                m,
-            )
+            let g = Genome {
+                entry: entries.get(m.seed as usize).copied(),
+                program: m.program.clone(),
+                genes: m.genes.clone(),
+            };
+            Ok((g.id()?, g))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found.dedup_by(|a, b| a.0 == b.0);
-    let (id, m) = summary::find_by_id(&found, |f| &f.0, id, &file.display().to_string())
-        .map_err(anyhow::Error::msg)?;
+    let i = summary::find_by_id(&found, |f| &f.0, id, &file.display().to_string())
+        .map_err(anyhow::Error::msg)?
+        .0
+        .clone();
+    let Some(pos) = found.iter().position(|f| f.0 == i) else {
+        bail!("{}: member {i} vanished", file.display());
+    };
+    let (id, genome) = found.swap_remove(pos);
     Ok(MemberRef {
-        id: id.clone(),
-        entry: entries[m.seed as usize],
-        genes: m.genes.clone(),
+        id,
+        genome,
         run: Some(ck.run.clone()),
         origin: file.display().to_string(),
     })
 }
 
-/// A genome as TOML: `seed = "..."` and a `[genes]` table, values exact.
-pub fn genome_toml(m: &MemberRef) -> String {
-    let spec = &m.entry.spec;
+/// A genome as TOML: `seed = "..."` (for a program, `seed = "program"` and `program = "..."`) and
+/// a `[genes]` table, values exact.
+pub fn genome_toml(m: &MemberRef) -> Result<String> {
+    let g = &m.genome;
+    let spec = g.spec()?;
     let mut s = format!(
-        "# organism genome: member {} of {}\n# backtest it with: organism backtest --genome FILE\nseed = \"{}\"\n\n[genes]\n",
+        "# organism genome: member {} of {}\n# backtest it with: organism backtest --genome FILE\nseed = \"{}\"\n",
         m.id, m.origin, spec.name
     );
-    for (g, v) in spec.genes.iter().zip(&m.genes) {
-        let value = match g.kind {
-            GeneKind::Choice => format!("\"{}\"", g.format(*v)),
-            GeneKind::Int => g.format(*v),
+    if let Some(text) = g.program_line() {
+        // A TOML literal string: programs hold no single quotes.
+        s.push_str(&format!("program = '{text}'\n"));
+    }
+    s.push_str("\n[genes]\n");
+    for (gs, v) in spec.genes.iter().zip(&g.genes) {
+        let value = match gs.kind {
+            GeneKind::Choice => format!("\"{}\"", gs.format(*v)),
+            GeneKind::Int => gs.format(*v),
             // Debug prints the shortest text that reads back to the same bits, always with a
             // `.` or an exponent, so TOML reads a float.
             GeneKind::Float => format!("{v:?}"),
         };
-        s.push_str(&format!("{} = {value}\n", g.name));
+        s.push_str(&format!("{} = {value}\n", gs.name));
     }
-    s
+    Ok(s)
 }
 
-/// Reads a genome TOML file (see [`genome_toml`]): the seed, its defaults, then the genes given.
-pub fn read_genome(path: &Path) -> Result<(&'static SeedEntry, Vec<f64>)> {
+/// Reads a genome TOML file (see [`genome_toml`]): the seed (or program), its defaults, then the
+/// genes given.
+pub fn read_genome(path: &Path) -> Result<Genome> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
     for key in table.keys() {
-        if key != "seed" && key != "genes" {
+        if !["seed", "program", "genes"].contains(&key.as_str()) {
             bail!(
-                "{}: unknown key `{key}` (a genome file has `seed` and `[genes]`)",
+                "{}: unknown key `{key}` (a genome file has `seed`, `program` for a program, and `[genes]`)",
                 path.display()
             );
         }
@@ -630,8 +727,22 @@ pub fn read_genome(path: &Path) -> Result<(&'static SeedEntry, Vec<f64>)> {
     let Some(seed) = table.get("seed").and_then(|v| v.as_str()) else {
         bail!("{}: `seed = \"NAME\"` is missing", path.display());
     };
-    let entry = seeds::find(seed).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
-    let mut genes = entry.spec.default_genome();
+    let program = match table.get("program") {
+        None => None,
+        Some(toml::Value::String(p)) => Some(p.as_str()),
+        Some(other) => bail!(
+            "{}: `program` must be a string, found {}",
+            path.display(),
+            other.type_str()
+        ),
+    };
+    if program.is_some() && seed != PROGRAM_NAME {
+        bail!(
+            "{}: `program` is given but seed is `{seed}`; a program's genome has seed = \"program\"",
+            path.display()
+        );
+    }
+    let mut genes = Vec::new();
     if let Some(g) = table.get("genes") {
         let Some(g) = g.as_table() else {
             bail!("{}: `genes` must be a table ([genes])", path.display());
@@ -647,11 +758,34 @@ pub fn read_genome(path: &Path) -> Result<(&'static SeedEntry, Vec<f64>)> {
                     other.type_str()
                 ),
             };
-            entry
-                .spec
-                .set(&mut genes, k, &text)
-                .map_err(|e| anyhow::anyhow!("{}: genes.{k}: {e}", path.display()))?;
+            genes.push((k.clone(), text));
         }
     }
-    Ok((entry, genes))
+    let origin = path.display().to_string();
+    let (entry, program) = if seed == PROGRAM_NAME {
+        let Some(text) = program else {
+            bail!("{origin}: seed = \"program\" needs `program = '(program ...)'`");
+        };
+        (
+            None,
+            Some(parse_program_text(text, &format!("{origin}: program"))?),
+        )
+    } else {
+        (
+            Some(seeds::find(seed).map_err(|m| anyhow::anyhow!("{origin}: {m}"))?),
+            None,
+        )
+    };
+    let mut g = Genome {
+        entry,
+        program,
+        genes: Vec::new(),
+    };
+    let spec = g.spec()?;
+    g.genes = spec.default_genome();
+    for (k, v) in &genes {
+        spec.set(&mut g.genes, k, v)
+            .map_err(|e| anyhow::anyhow!("{origin}: genes.{k}: {e}"))?;
+    }
+    Ok(g)
 }

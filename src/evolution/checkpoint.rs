@@ -21,20 +21,25 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use super::problem::PROGRAM_NAME;
 use super::{
     problem::{Aggregation, Split},
     CacheKey, Evaluation, Settings, State,
 };
 use crate::{
     execution::EngineConfig,
-    genome::{GeneKind, SeedSpec},
+    genome::{
+        program::{self, Program},
+        GeneKind, SeedSpec,
+    },
     market::{csv::write_atomic, DataSelection, Market},
 };
 
 /// Magic tag at the start of every checkpoint.
 pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// Format version this build reads and writes. 3: the data selection holds a time range.
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: strategy programs (members, settings, the programs' risk genes among the specs).
+pub const FORMAT_VERSION: u32 = 4;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";
@@ -226,7 +231,8 @@ pub struct Checkpoint {
     pub run: RunSpec,
     /// [`fingerprint`] of the data the run evolves on.
     pub fingerprint: u64,
-    /// Gene specs of the run's seeds, in seed-index order.
+    /// Gene specs of the run's seeds, in seed-index order, then the programs' risk genes
+    /// (named `program`).
     pub specs: Vec<SeedPrint>,
     /// The cache log prefix of this generation.
     pub cache: CacheRef,
@@ -247,7 +253,8 @@ impl Checkpoint {
             message,
         };
         let entries = crate::seeds::select(&self.run.seeds).map_err(err)?;
-        let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
+        let mut specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
+        specs.push(crate::seeds::program::risk_spec().map_err(|e| err(e.to_string()))?);
         check_specs(&self.specs, &specs).map_err(err)?;
         Ok(entries)
     }
@@ -264,12 +271,14 @@ impl Checkpoint {
             message,
         };
         let s = &self.state;
-        if self.specs.len() != self.run.seeds.len()
+        let n_seeds = self.run.seeds.len();
+        if self.specs.len() != n_seeds + 1
             || self
                 .specs
                 .iter()
                 .zip(&self.run.seeds)
                 .any(|(p, n)| &p.name != n)
+            || self.specs[n_seeds].name != PROGRAM_NAME
         {
             return Err(bad(
                 "the recorded gene specs do not match the run's seeds".into()
@@ -292,11 +301,30 @@ impl Checkpoint {
         for (i, m) in s.population.iter().enumerate() {
             let Some(spec) = self.specs.get(m.seed as usize) else {
                 return Err(bad(format!(
-                    "member {i}: seed index {} past the {} seeds",
-                    m.seed,
-                    self.specs.len()
+                    "member {i}: seed index {} past the {n_seeds} seeds (index {n_seeds} is a program)",
+                    m.seed
                 )));
             };
+            let is_program = usize::from(m.seed) == n_seeds;
+            match (&m.program, is_program) {
+                (Some(p), true) => self.check_program(p).map_err(|e| {
+                    bad(format!(
+                        "member {i}: its program is not a valid program: {e}"
+                    ))
+                })?,
+                (None, false) => {}
+                (Some(_), false) => {
+                    return Err(bad(format!(
+                        "member {i} ({}): a seed's genome carries a program",
+                        spec.name
+                    )))
+                }
+                (None, true) => {
+                    return Err(bad(format!(
+                        "member {i}: a program member without a program"
+                    )))
+                }
+            }
             if m.genes.len() != spec.genes.len() {
                 return Err(bad(format!(
                     "member {i} ({}): {} genes, the spec has {}",
@@ -319,6 +347,68 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+impl Checkpoint {
+    /// A stored program is one this build reads: its text parses back (types, operators, the
+    /// run's seeds and their genes) to the same program, within the run's limits.
+    fn check_program(&self, p: &Program) -> Result<(), String> {
+        let lookup = |name: &str| -> Option<SeedSpec> {
+            self.run
+                .seeds
+                .iter()
+                .any(|n| n == name)
+                .then(|| crate::seeds::find(name).ok().map(|e| e.spec.clone()))
+                .flatten()
+        };
+        let text = program::print(p, &lookup);
+        let back = program::parse(&text, &lookup).map_err(|e| e.to_string())?;
+        if !same_program(&back, p) {
+            return Err(format!("it does not read back as itself: {text}"));
+        }
+        if !self.run.settings.limits.allow(p) {
+            return Err(format!(
+                "{} nodes, depth {}: over the run's limits",
+                p.size(),
+                p.roots
+                    .iter()
+                    .flatten()
+                    .map(|r| r.depth())
+                    .max()
+                    .unwrap_or(0)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Programs equal up to the bits of their numbers.
+fn same_program(a: &Program, b: &Program) -> bool {
+    fn node(a: &program::Node, b: &program::Node) -> bool {
+        a.op == b.op
+            && a.ty == b.ty
+            && a.value.to_bits() == b.value.to_bits()
+            && match (&a.seed, &b.seed) {
+                (None, None) => true,
+                (Some(x), Some(y)) => {
+                    x.seed == y.seed
+                        && x.long == y.long
+                        && x.genes.len() == y.genes.len()
+                        && x.genes
+                            .iter()
+                            .zip(&y.genes)
+                            .all(|(u, v)| u.to_bits() == v.to_bits())
+                }
+                _ => false,
+            }
+            && a.args.len() == b.args.len()
+            && a.args.iter().zip(&b.args).all(|(x, y)| node(x, y))
+    }
+    a.roots.iter().zip(&b.roots).all(|(x, y)| match (x, y) {
+        (None, None) => true,
+        (Some(x), Some(y)) => node(x, y),
+        _ => false,
+    })
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

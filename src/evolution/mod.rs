@@ -22,7 +22,10 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::genome::SeedSpec;
+use crate::genome::{
+    program::{self, Generator, Limits, Program},
+    SeedSpec,
+};
 
 /// Number of objectives.
 pub const N_OBJ: usize = 4;
@@ -66,22 +69,79 @@ impl Evaluation {
     }
 }
 
-/// One individual: which seed, its genes, its evaluation and its NSGA-II rank and crowding.
+/// One individual: a seed's genome or a strategy program, its evaluation and its NSGA-II rank
+/// and crowding.
+///
+/// A seed's genome: `seed` is the seed's index and `genes` its genome; `program` is `None`. A
+/// program: `seed` is the problem's [`Problem::program_seed`] (the index past the seeds, whose
+/// spec is the shared risk genes), `genes` are the program's risk genes, and `program` holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     pub seed: u16,
     pub genes: Vec<f64>,
+    pub program: Option<Program>,
     pub eval: Evaluation,
     pub rank: u32,
     pub crowding: f64,
 }
 
+impl Member {
+    /// Program size in nodes; 0 for a seed's genome.
+    pub fn size(&self) -> usize {
+        self.program.as_ref().map_or(0, Program::size)
+    }
+}
+
+/// A genome to evaluate: seed index, genes and, for a program, the program.
+pub type Genome = (u16, Vec<f64>, Option<Program>);
+
 /// What is evolved: genome specs per seed index and a pure, thread-safe evaluation.
 pub trait Problem: Sync {
-    /// Gene specs, indexed by seed number.
+    /// Gene specs, indexed by seed number; when programs are evolved the last one is the
+    /// programs' risk genes (see [`Problem::program_seed`]).
     fn specs(&self) -> Vec<&SeedSpec>;
-    /// Evaluates one genome of seed `seed` (genes in bounds).
-    fn evaluate(&self, seed: u16, genes: &[f64]) -> Evaluation;
+    /// The seed index whose spec holds a program's risk genes, when this problem evaluates
+    /// programs; the seeds before it are the `seed` terminals.
+    fn program_seed(&self) -> Option<u16> {
+        None
+    }
+    /// Evaluates one genome of seed `seed` (genes in bounds), or a program with its risk genes.
+    fn evaluate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation;
+}
+
+/// What a run evolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// The seeds' parameters only.
+    Params,
+    /// Strategy programs only; the twelve seeds enter as programs that trade their own signal.
+    Programs,
+    /// Both in one population: the seeds' default genomes, random genomes and random programs.
+    Mixed,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Params => "params",
+            Self::Programs => "programs",
+            Self::Mixed => "mixed",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "params" => Ok(Self::Params),
+            "programs" => Ok(Self::Programs),
+            "mixed" => Ok(Self::Mixed),
+            other => Err(format!(
+                "`{other}` is not a mode: params, programs or mixed"
+            )),
+        }
+    }
 }
 
 /// Evolution settings (from `[evolution]` in the config).
@@ -93,6 +153,34 @@ pub struct Settings {
     pub eta_mutation: f64,
     /// Probability that each gene of an offspring is mutated.
     pub mutation_prob: f64,
+    /// What is evolved.
+    pub mode: Mode,
+    /// Depth and node limits of programs.
+    pub limits: Limits,
+    /// Probability that a program offspring undergoes one random mutation.
+    pub program_mutation_prob: f64,
+}
+
+impl Settings {
+    /// Settings that evolve the seeds' parameters only.
+    pub fn params(
+        population: usize,
+        crossover_prob: f64,
+        eta_crossover: f64,
+        eta_mutation: f64,
+        mutation_prob: f64,
+    ) -> Self {
+        Self {
+            population,
+            crossover_prob,
+            eta_crossover,
+            eta_mutation,
+            mutation_prob,
+            mode: Mode::Params,
+            limits: Limits::default(),
+            program_mutation_prob: 0.3,
+        }
+    }
 }
 
 /// Figures of one generation (all deterministic).
@@ -111,10 +199,15 @@ pub struct GenStats {
     pub hypervolume: f64,
     /// Distinct genomes / population size.
     pub diversity: f64,
+    /// Programs in the population.
+    pub programs: usize,
+    /// Mean size of those programs in nodes (0 without programs).
+    pub mean_size: f64,
 }
 
-/// Key of the fitness cache: seed and the exact bits of each gene.
-pub type CacheKey = (u16, Vec<u64>);
+/// Key of the fitness cache: seed, the exact bits of each gene, and a program's canonical text
+/// ([`program::canonical`]), so equal programs are evaluated once.
+pub type CacheKey = (u16, Vec<u64>, Option<String>);
 
 /// Everything a run needs to continue.
 ///
@@ -139,31 +232,112 @@ pub struct State {
 pub struct Evolver<'a, P: Problem> {
     pub problem: &'a P,
     pub settings: Settings,
+    /// Programs' generator and the seed index of programs, when the problem evaluates programs
+    /// and the mode evolves them.
+    programs: Option<(u16, Generator)>,
 }
 
-fn key(seed: u16, genes: &[f64]) -> CacheKey {
-    (seed, genes.iter().map(|g| g.to_bits()).collect())
+/// Largest depth of the trees of the starting population (DEAP's customary 2..6; variation may
+/// grow them to [`Limits::max_depth`]).
+pub const INIT_MAX_DEPTH: usize = 6;
+
+/// The cache key of a genome; `lookup` gives seed specs for a program's canonical text.
+pub fn key(seed: u16, genes: &[f64], program: Option<&Program>, specs: &[&SeedSpec]) -> CacheKey {
+    (
+        seed,
+        genes.iter().map(|g| g.to_bits()).collect(),
+        program.map(|p| program::canonical(p, &lookup(specs))),
+    )
+}
+
+/// A seed-spec lookup by name over `specs`.
+pub fn lookup<'s>(specs: &'s [&'s SeedSpec]) -> impl Fn(&str) -> Option<SeedSpec> + 's {
+    move |name| specs.iter().find(|s| s.name == name).map(|s| (*s).clone())
 }
 
 impl<'a, P: Problem> Evolver<'a, P> {
     pub fn new(problem: &'a P, settings: Settings) -> Self {
-        Self { problem, settings }
+        let programs = match (settings.mode, problem.program_seed()) {
+            (Mode::Params, _) | (_, None) => None,
+            (_, Some(ps)) => {
+                let specs = problem.specs();
+                let seeds: Vec<SeedSpec> =
+                    specs[..ps as usize].iter().map(|s| (*s).clone()).collect();
+                let inert = specs[ps as usize].genes.len();
+                let depth = INIT_MAX_DEPTH.min(settings.limits.max_depth);
+                Some((ps, Generator::new(seeds, depth).with_inert_tail(inert)))
+            }
+        };
+        Self {
+            problem,
+            settings,
+            programs,
+        }
     }
 
-    /// Generation 0: each seed's default genome, then random genomes spread round-robin over
-    /// the seeds, evaluated and ranked.
+    /// Number of seeds (seed indices below it are seeds' genomes).
+    fn seed_count(&self) -> usize {
+        self.problem
+            .program_seed()
+            .map_or(self.problem.specs().len(), usize::from)
+    }
+
+    /// A random program within the limits, with random risk genes.
+    fn random_program(&self, ps: u16, gen: &Generator, rng: &mut ChaCha8Rng) -> Genome {
+        let specs = self.problem.specs();
+        let p = loop {
+            let p = gen.program(rng);
+            if self.settings.limits.allow(&p) {
+                break p;
+            }
+        };
+        let risk = operators::random_genome(specs[ps as usize], rng);
+        (ps, risk, Some(p))
+    }
+
+    /// Generation 0, by mode. *params*: each seed's default genome, then random genomes spread
+    /// round-robin over the seeds. *programs*: each seed as a program trading its own signal at
+    /// its default genome (default risk genes), then random programs (ramped half-and-half,
+    /// depth 2..=[`INIT_MAX_DEPTH`]). *mixed*: the seeds' default genomes, then random genomes
+    /// and random programs in turn. Evaluated and ranked.
     pub fn init(&self, seed: u64, tick: &(dyn Fn() + Sync)) -> State {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let specs = self.problem.specs();
         let n = self.settings.population;
-        let mut genomes: Vec<(u16, Vec<f64>)> = Vec::with_capacity(n);
-        for (i, s) in specs.iter().enumerate().take(n) {
-            genomes.push((i as u16, s.default_genome()));
+        let seeds = self.seed_count();
+        let mut genomes: Vec<Genome> = Vec::with_capacity(n);
+        match (&self.programs, self.settings.mode) {
+            (Some((ps, _)), Mode::Programs) => {
+                let risk = specs[*ps as usize].default_genome();
+                for s in specs.iter().take(seeds.min(n)) {
+                    let p = program::seed_program(s, &s.default_genome());
+                    genomes.push((*ps, risk.clone(), Some(p)));
+                }
+            }
+            _ => {
+                for (i, s) in specs.iter().take(seeds).enumerate().take(n) {
+                    genomes.push((i as u16, s.default_genome(), None));
+                }
+            }
         }
         let mut i = 0usize;
         while genomes.len() < n {
-            let sid = i % specs.len();
-            genomes.push((sid as u16, operators::random_genome(specs[sid], &mut rng)));
+            match (&self.programs, self.settings.mode) {
+                (Some((ps, gen)), Mode::Programs) => {
+                    genomes.push(self.random_program(*ps, gen, &mut rng));
+                }
+                (Some((ps, gen)), Mode::Mixed) if i % 2 == 1 => {
+                    genomes.push(self.random_program(*ps, gen, &mut rng));
+                }
+                _ => {
+                    let sid = (if self.programs.is_some() { i / 2 } else { i }) % seeds;
+                    genomes.push((
+                        sid as u16,
+                        operators::random_genome(specs[sid], &mut rng),
+                        None,
+                    ));
+                }
+            }
             i += 1;
         }
         let mut state = State {
@@ -186,10 +360,14 @@ impl<'a, P: Problem> Evolver<'a, P> {
     fn evaluate(
         &self,
         state: &mut State,
-        genomes: Vec<(u16, Vec<f64>)>,
+        genomes: Vec<Genome>,
         tick: &(dyn Fn() + Sync),
     ) -> (Vec<Member>, usize) {
-        let keys: Vec<CacheKey> = genomes.iter().map(|(s, g)| key(*s, g)).collect();
+        let specs = self.problem.specs();
+        let keys: Vec<CacheKey> = genomes
+            .iter()
+            .map(|(s, g, p)| key(*s, g, p.as_ref(), &specs))
+            .collect();
         // Fresh genomes in key order (seed, then genes): neighbours share indicator series,
         // which keeps them in the CPU caches. Results go back by key, so order never matters.
         let mut fresh_keys: BTreeMap<&CacheKey, usize> = BTreeMap::new();
@@ -202,8 +380,8 @@ impl<'a, P: Problem> Evolver<'a, P> {
         let results: Vec<Evaluation> = todo
             .par_iter()
             .map(|&i| {
-                let (s, g) = &genomes[i];
-                let e = self.problem.evaluate(*s, g);
+                let (s, g, p) = &genomes[i];
+                let e = self.problem.evaluate(*s, g, p.as_ref());
                 tick();
                 e
             })
@@ -216,9 +394,10 @@ impl<'a, P: Problem> Evolver<'a, P> {
         let members = genomes
             .into_iter()
             .zip(&keys)
-            .map(|((s, g), k)| Member {
+            .map(|((s, g, p), k)| Member {
                 seed: s,
                 genes: g,
+                program: p,
                 eval: state.cache[k],
                 rank: 0,
                 crowding: 0.0,
@@ -227,21 +406,29 @@ impl<'a, P: Problem> Evolver<'a, P> {
         (members, fresh)
     }
 
-    /// One generation: tournament selection, crossover within a seed, mutation, evaluation of
-    /// the offspring, elitist survival. `tick` is called once per fresh evaluation.
+    /// One generation: tournament selection, variation, evaluation of the offspring, elitist
+    /// survival. Two genomes of one seed are crossed (SBX, choice swaps) and mutated
+    /// (polynomial); two programs are crossed (type-respecting subtree crossover, SBX on their
+    /// risk genes) and each mutated with `program_mutation_prob` (one random mutation) and on its
+    /// risk genes; other pairs are only mutated. `tick` is called once per fresh evaluation.
     pub fn step(&self, state: &mut State, tick: &(dyn Fn() + Sync)) -> GenStats {
         let specs = self.problem.specs();
         let n = self.settings.population;
         let s = &self.settings;
-        let mut offspring: Vec<(u16, Vec<f64>)> = Vec::with_capacity(n);
+        let mut offspring: Vec<Genome> = Vec::with_capacity(n);
         while offspring.len() < n {
             let a = nsga::tournament(&state.population, &mut state.rng);
             let b = nsga::tournament(&state.population, &mut state.rng);
             let (pa, pb) = (&state.population[a], &state.population[b]);
             let (mut ga, mut gb) = (pa.genes.clone(), pb.genes.clone());
+            let (mut xa, mut xb) = (pa.program.clone(), pb.program.clone());
             let (sa, sb) = (pa.seed, pb.seed);
             let cross: f64 = state.rng.gen();
             if sa == sb && cross < s.crossover_prob {
+                if let (Some(p), Some(q), Some((_, gen))) = (&xa, &xb, &self.programs) {
+                    let (ca, cb) = gen.crossover(p, q, &s.limits, &mut state.rng);
+                    (xa, xb) = (Some(ca), Some(cb));
+                }
                 operators::crossover(
                     specs[sa as usize],
                     &mut ga,
@@ -250,23 +437,23 @@ impl<'a, P: Problem> Evolver<'a, P> {
                     &mut state.rng,
                 );
             }
-            operators::mutate(
-                specs[sa as usize],
-                &mut ga,
-                s.eta_mutation,
-                s.mutation_prob,
-                &mut state.rng,
-            );
-            operators::mutate(
-                specs[sb as usize],
-                &mut gb,
-                s.eta_mutation,
-                s.mutation_prob,
-                &mut state.rng,
-            );
-            offspring.push((sa, ga));
+            for (x, g, sid) in [(&mut xa, &mut ga, sa), (&mut xb, &mut gb, sb)] {
+                if let (Some(p), Some((_, gen))) = (x.as_mut(), &self.programs) {
+                    if state.rng.gen::<f64>() < s.program_mutation_prob {
+                        *p = gen.mutate(p, &s.limits, &mut state.rng);
+                    }
+                }
+                operators::mutate(
+                    specs[sid as usize],
+                    g,
+                    s.eta_mutation,
+                    s.mutation_prob,
+                    &mut state.rng,
+                );
+            }
+            offspring.push((sa, ga, xa));
             if offspring.len() < n {
-                offspring.push((sb, gb));
+                offspring.push((sb, gb, xb));
             }
         }
         let (children, evaluations) = self.evaluate(state, offspring, tick);
@@ -285,7 +472,7 @@ impl<'a, P: Problem> Evolver<'a, P> {
         state.cache.clear();
         state.fresh.clear();
         for m in &mut state.population {
-            m.eval = self.problem.evaluate(m.seed, &m.genes);
+            m.eval = self.problem.evaluate(m.seed, &m.genes, m.program.as_ref());
         }
         let n = state.population.len();
         state.population = nsga::survive(std::mem::take(&mut state.population), n);
@@ -303,8 +490,16 @@ impl<'a, P: Problem> Evolver<'a, P> {
             .filter(|m| m.eval.feasible())
             .map(|m| m.eval.sharpe())
             .fold(f64::NAN, f64::max);
-        let distinct: std::collections::BTreeSet<CacheKey> =
-            pop.iter().map(|m| key(m.seed, &m.genes)).collect();
+        let specs = self.problem.specs();
+        let distinct: std::collections::BTreeSet<CacheKey> = pop
+            .iter()
+            .map(|m| key(m.seed, &m.genes, m.program.as_ref(), &specs))
+            .collect();
+        let sizes: Vec<usize> = pop
+            .iter()
+            .filter(|m| m.program.is_some())
+            .map(Member::size)
+            .collect();
         GenStats {
             generation: state.generation,
             evaluations,
@@ -313,6 +508,12 @@ impl<'a, P: Problem> Evolver<'a, P> {
             feasible: pop.iter().filter(|m| m.eval.feasible()).count(),
             hypervolume: hypervolume(&front),
             diversity: distinct.len() as f64 / pop.len().max(1) as f64,
+            programs: sizes.len(),
+            mean_size: if sizes.is_empty() {
+                0.0
+            } else {
+                sizes.iter().sum::<usize>() as f64 / sizes.len() as f64
+            },
         }
     }
 }
@@ -365,7 +566,77 @@ pub fn hypervolume(front: &[&Evaluation]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// A problem that counts its evaluations: the programs' risk genes only, no seeds.
+    struct Counting {
+        risk: &'static SeedSpec,
+        calls: AtomicUsize,
+    }
+
+    impl Problem for Counting {
+        fn specs(&self) -> Vec<&SeedSpec> {
+            vec![self.risk]
+        }
+        fn program_seed(&self) -> Option<u16> {
+            Some(0)
+        }
+        fn evaluate(&self, _: u16, _: &[f64], p: Option<&Program>) -> Evaluation {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let size = p.map_or(0, Program::size) as f64;
+            Evaluation::new(size, 0.5, 0.1, 10.0, 0.0)
+        }
+    }
+
+    #[test]
+    fn equal_programs_are_evaluated_once() {
+        let problem = Counting {
+            risk: crate::seeds::program::risk_spec().unwrap(),
+            calls: AtomicUsize::new(0),
+        };
+        let settings = Settings {
+            mode: Mode::Programs,
+            ..Settings::params(4, 0.9, 20.0, 20.0, 0.25)
+        };
+        let evolver = Evolver::new(&problem, settings);
+        let none = |_: &str| None;
+        let prog = |t: &str| program::parse(t, &none).unwrap();
+        // The same program with `and`'s arguments swapped and `lt` written as `gt`: one
+        // canonical form, one evaluation. A different constant, or other risk genes, is another.
+        let a = prog("(program (enter-long (and (lt (rsi 14) 30.0) (lt close (ema 10)))))");
+        let b = prog("(program (enter-long (and (gt (ema 10) close) (lt (rsi 14) 30.0))))");
+        let c = prog("(program (enter-long (and (lt (rsi 14) 31.0) (lt close (ema 10)))))");
+        let risk = problem.risk.default_genome();
+        let mut other = risk.clone();
+        other[0] = 0.5;
+        let mut state = evolver.init(1, &|| {});
+        let before = problem.calls.load(Ordering::SeqCst);
+        let (members, fresh) = evolver.evaluate(
+            &mut state,
+            vec![
+                (0, risk.clone(), Some(a)),
+                (0, risk.clone(), Some(b)),
+                (0, risk.clone(), Some(c)),
+                (
+                    0,
+                    other,
+                    Some(prog("(program (enter-long (lt (rsi 14) 30.0)))")),
+                ),
+                (
+                    0,
+                    risk,
+                    Some(prog("(program (enter-long (gt 30.0 (rsi 14))))")),
+                ),
+            ],
+            &|| {},
+        );
+        assert_eq!(fresh, 4);
+        assert_eq!(problem.calls.load(Ordering::SeqCst) - before, 4);
+        assert_eq!(members[0].eval, members[1].eval);
+        assert_eq!(members.len(), 5);
+    }
 
     #[test]
     fn hypervolume_of_simple_fronts() {

@@ -182,12 +182,19 @@ pub fn survive(pool: Vec<Member>, n: usize) -> Vec<Member> {
 }
 
 /// Binary tournament by crowded comparison: lower rank wins, then larger crowding distance,
-/// then the first drawn.
+/// then the smaller program (bloat control: of two equally good members the one with fewer
+/// nodes breeds; a seed's genome counts as size 0), then the first drawn.
 pub fn tournament(pop: &[Member], rng: &mut ChaCha8Rng) -> usize {
     let a = rng.gen_range(0..pop.len());
     let b = rng.gen_range(0..pop.len());
     let (ma, mb) = (&pop[a], &pop[b]);
-    if mb.rank < ma.rank || (mb.rank == ma.rank && mb.crowding > ma.crowding) {
+    let b_wins = mb
+        .rank
+        .cmp(&ma.rank)
+        .then(ma.crowding.total_cmp(&mb.crowding))
+        .then_with(|| mb.size().cmp(&ma.size()))
+        .is_lt();
+    if b_wins {
         b
     } else {
         a

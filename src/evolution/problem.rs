@@ -9,10 +9,10 @@ use crate::{
     bench::{ema_cross_long, FastData},
     execution::EngineConfig,
     fitness::Metrics,
-    genome::{GenomeError, SeedSpec},
+    genome::{program::Program, GenomeError, SeedSpec},
     indicators::{atr, ema},
     market::{Market, Universe},
-    seeds::{Prepared, SeedEntry},
+    seeds::{self, Prepared, SeedEntry},
 };
 
 /// Time split of the history: training, validation and holdout fractions of the time span.
@@ -339,65 +339,103 @@ pub fn backtest_on(
 }
 
 impl UniverseProblem {
-    /// The backtest of one genome on each of `markets`, with its metrics.
+    /// The backtest of one genome (or, with `program`, one program with risk genes `genes`) on
+    /// each of `markets`, with its metrics.
     pub fn backtests(
         &self,
         seed: u16,
         genes: &[f64],
+        program: Option<&Program>,
         markets: &[Prepared],
     ) -> Vec<(BacktestReport, Metrics)> {
-        let e = self.entries[seed as usize];
         markets
             .iter()
-            .map(|p| backtest_on(e, genes, p, &self.backtest))
+            .map(|p| match program {
+                Some(prog) => {
+                    backtest_targets(&seeds::program::targets(prog, genes, p), p, &self.backtest)
+                }
+                None => backtest_on(self.entries[seed as usize], genes, p, &self.backtest),
+            })
             .collect()
     }
 
-    fn score(&self, seed: u16, genes: &[f64], markets: &[Prepared]) -> Vec<Metrics> {
-        self.backtests(seed, genes, markets)
+    fn score(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        program: Option<&Program>,
+        markets: &[Prepared],
+    ) -> Vec<Metrics> {
+        self.backtests(seed, genes, program, markets)
             .into_iter()
             .map(|(_, m)| m)
             .collect()
     }
 
     /// The evaluation on the validation segment (same aggregation).
-    pub fn validate(&self, seed: u16, genes: &[f64]) -> Evaluation {
+    pub fn validate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation {
         aggregate(
-            &self.score(seed, genes, &self.validation),
+            &self.score(seed, genes, program, &self.validation),
             &self.aggregation,
         )
     }
 
-    /// The figures of a genome on the training or the validation segment.
-    pub fn figures(&self, seed: u16, genes: &[f64], validation: bool) -> Figures {
+    /// The figures of a genome or program on the training or the validation segment.
+    pub fn figures(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        program: Option<&Program>,
+        validation: bool,
+    ) -> Figures {
         let markets = if validation {
             &self.validation
         } else {
             &self.train
         };
-        Figures::of(&self.score(seed, genes, markets), &self.aggregation)
+        Figures::of(
+            &self.score(seed, genes, program, markets),
+            &self.aggregation,
+        )
+    }
+
+    /// The name of a member's strategy: its seed's name, or `program`.
+    pub fn name(&self, seed: u16) -> &str {
+        self.entries
+            .get(seed as usize)
+            .map_or(PROGRAM_NAME, |e| e.spec.name.as_str())
     }
 }
 
+/// The name under which programs appear among the seeds (in checkpoints' specs and tables).
+pub const PROGRAM_NAME: &str = "program";
+
 impl Problem for UniverseProblem {
+    /// The seeds' specs, then the programs' risk genes.
     fn specs(&self) -> Vec<&SeedSpec> {
-        self.entries.iter().map(|e| &e.spec).collect()
+        let mut v: Vec<&SeedSpec> = self.entries.iter().map(|e| &e.spec).collect();
+        if let Ok(risk) = seeds::program::risk_spec() {
+            v.push(risk);
+        }
+        v
     }
-    fn evaluate(&self, seed: u16, genes: &[f64]) -> Evaluation {
-        aggregate(&self.score(seed, genes, &self.train), &self.aggregation)
+    fn program_seed(&self) -> Option<u16> {
+        seeds::program::risk_spec()
+            .ok()
+            .map(|_| self.entries.len() as u16)
+    }
+    fn evaluate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation {
+        aggregate(
+            &self.score(seed, genes, program, &self.train),
+            &self.aggregation,
+        )
     }
 }
 
 /// Workload B's NSGA-II settings (BENCHMARKS.md): population 256, SBX crossover with
 /// probability 0.9 and η 20, polynomial mutation with η 20 and per-gene probability 0.25.
 pub fn workload_b_settings() -> super::Settings {
-    super::Settings {
-        population: 256,
-        crossover_prob: 0.9,
-        eta_crossover: 20.0,
-        eta_mutation: 20.0,
-        mutation_prob: 0.25,
-    }
+    super::Settings::params(256, 0.9, 20.0, 20.0, 0.25)
 }
 
 /// Gene spec of the Workload B genome (`seeds/workload_b.toml`; a benchmark genome, not a seed).
@@ -456,7 +494,7 @@ impl Problem for WorkloadB {
     fn specs(&self) -> Vec<&SeedSpec> {
         vec![&self.spec]
     }
-    fn evaluate(&self, _seed: u16, genes: &[f64]) -> Evaluation {
+    fn evaluate(&self, _seed: u16, genes: &[f64], _program: Option<&Program>) -> Evaluation {
         let m = self.metrics(genes);
         Evaluation::new(m.sharpe, m.consistency, m.max_drawdown, m.turnover, 0.0)
     }

@@ -10,9 +10,9 @@
 //! **Flags.** A member is flagged when its validation Sharpe is negative (`val<0`) or below half
 //! its training Sharpe (`val<train/2`): signs of a training fit that did not carry over.
 //!
-//! **Ids.** A member's id is the first 8 hex digits of the FNV-1a 64 hash of its seed name and the
-//! exact bits of its genes: the same genome has the same id in every checkpoint and in
-//! `front.csv`, and equal genomes collapse into one row.
+//! **Ids.** A member's id is the first 8 hex digits of the FNV-1a 64 hash of its seed name, the
+//! exact bits of its genes and, for a program, its canonical text: the same genome has the same
+//! id in every checkpoint and in `front.csv`, and equal genomes collapse into one row.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
@@ -23,21 +23,32 @@ use super::{
     problem::{Figures, UniverseProblem},
     Member,
 };
-use crate::genome::SeedSpec;
+use crate::genome::{
+    program::{print, Program, SpecLookup},
+    SeedSpec,
+};
 
 /// Columns of `front.csv`, in order.
-pub const FRONT_HEADER: &str = "id,seed,genes,copies,score,flag,feasible,\
+pub const FRONT_HEADER: &str = "id,seed,genes,program,copies,score,flag,feasible,\
 train_sharpe,train_consistency,train_max_drawdown,train_turnover,train_total_return,train_trades,\
 validation_sharpe,validation_consistency,validation_max_drawdown,validation_turnover,\
 validation_total_return,validation_trades";
 
-/// The id of a genome (see the module documentation).
-pub fn member_id(seed: &str, genes: &[f64]) -> String {
+/// The id of a genome, or of a program with its canonical text (see the module documentation).
+pub fn member_id(seed: &str, genes: &[f64], canonical: Option<&str>) -> String {
     let mut h = fnv1a_update(0xcbf2_9ce4_8422_2325, seed.as_bytes());
     for g in genes {
         h = fnv1a_update(h, &g.to_bits().to_le_bytes());
     }
+    if let Some(c) = canonical {
+        h = fnv1a_update(h, c.as_bytes());
+    }
     format!("{:08x}", h >> 32)
+}
+
+/// A program on one line (the printer's layout without its line breaks).
+pub fn program_line(p: &Program, specs: SpecLookup<'_>) -> String {
+    print(p, specs).replace("\n  ", " ")
 }
 
 /// Why a member is flagged.
@@ -81,9 +92,15 @@ pub struct Ranked {
     pub seed: String,
     #[serde(skip)]
     pub genes: Vec<f64>,
-    /// Gene name → value as text (exact; choices by name).
+    /// Gene name → value as text (exact; choices by name); a program's risk genes.
     #[serde(rename = "genes")]
     pub gene_text: BTreeMap<String, String>,
+    /// A program member's program.
+    #[serde(skip)]
+    pub program: Option<Program>,
+    /// The program on one line.
+    #[serde(rename = "program")]
+    pub program_text: Option<String>,
     /// How many members of the population have this genome.
     pub copies: usize,
     /// The ranking score (see the module documentation).
@@ -132,27 +149,32 @@ pub fn order(rows: &mut [Ranked]) {
 /// Collapses `members` into distinct genomes, evaluates each on training and validation (in
 /// parallel) and ranks them.
 pub fn rank(problem: &UniverseProblem, members: &[&Member]) -> Vec<Ranked> {
+    use super::Problem as _;
     use rayon::prelude::*;
-    let mut distinct: Vec<(&Member, usize)> = Vec::new();
-    let mut seen: BTreeMap<(u16, Vec<u64>), usize> = BTreeMap::new();
+    let specs = problem.specs();
+    let mut distinct: Vec<(&Member, super::CacheKey, usize)> = Vec::new();
+    let mut seen: BTreeMap<super::CacheKey, usize> = BTreeMap::new();
     for m in members {
-        let key = (m.seed, m.genes.iter().map(|g| g.to_bits()).collect());
+        let key = super::key(m.seed, &m.genes, m.program.as_ref(), &specs);
         match seen.get(&key) {
-            Some(&i) => distinct[i].1 += 1,
+            Some(&i) => distinct[i].2 += 1,
             None => {
-                seen.insert(key, distinct.len());
-                distinct.push((m, 1));
+                seen.insert(key.clone(), distinct.len());
+                distinct.push((m, key, 1));
             }
         }
     }
+    let lookup = super::lookup(&specs);
     let mut rows: Vec<Ranked> = distinct
         .par_iter()
-        .map(|&(m, copies)| {
-            let spec = &problem.entries[m.seed as usize].spec;
-            let train = problem.figures(m.seed, &m.genes, false);
-            let validation = problem.figures(m.seed, &m.genes, true);
+        .map(|(m, key, copies)| {
+            let copies = *copies;
+            let spec = specs[m.seed as usize];
+            let p = m.program.as_ref();
+            let train = problem.figures(m.seed, &m.genes, p, false);
+            let validation = problem.figures(m.seed, &m.genes, p, true);
             Ranked {
-                id: member_id(&spec.name, &m.genes),
+                id: member_id(&spec.name, &m.genes, key.2.as_deref()),
                 seed_index: m.seed,
                 seed: spec.name.clone(),
                 genes: m.genes.clone(),
@@ -162,6 +184,8 @@ pub fn rank(problem: &UniverseProblem, members: &[&Member]) -> Vec<Ranked> {
                     .zip(&m.genes)
                     .map(|(g, v)| (g.name.clone(), g.format(*v)))
                     .collect(),
+                program: m.program.clone(),
+                program_text: p.map(|p| program_line(p, &lookup)),
                 copies,
                 score: train.sharpe.min(validation.sharpe),
                 flag: Flag::of(train.sharpe, validation.sharpe),
@@ -182,10 +206,11 @@ pub fn front_csv(rows: &[Ranked], specs: &[&SeedSpec]) -> String {
         let (t, v) = (&r.train, &r.validation);
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.id,
             r.seed,
             r.genes_line(specs[r.seed_index as usize], false),
+            r.program_text.as_deref().unwrap_or(""),
             r.copies,
             r.score,
             r.flag.map_or("", Flag::as_str),
@@ -210,19 +235,21 @@ pub fn front_csv(rows: &[Ranked], specs: &[&SeedSpec]) -> String {
 /// `history.csv`: one line per generation (see the README for the columns).
 pub fn history_csv(history: &[super::GenStats]) -> String {
     let mut hist = String::from(
-        "generation,evaluations,best_sharpe,front_size,feasible,hypervolume,diversity\n",
+        "generation,evaluations,best_sharpe,front_size,feasible,hypervolume,diversity,programs,mean_size\n",
     );
     for h in history {
         let _ = writeln!(
             hist,
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             h.generation,
             h.evaluations,
             h.best_sharpe,
             h.front_size,
             h.feasible,
             h.hypervolume,
-            h.diversity
+            h.diversity,
+            h.programs,
+            h.mean_size
         );
     }
     hist
@@ -235,6 +262,8 @@ pub struct FrontRow {
     pub seed: String,
     /// `name=value` pairs.
     pub genes: Vec<(String, String)>,
+    /// A program member's program text.
+    pub program: Option<String>,
     pub train_sharpe: f64,
     pub validation_sharpe: f64,
 }
@@ -286,6 +315,9 @@ pub fn read_front_csv(file: &str, text: &str) -> Result<Vec<FrontRow>, String> {
             id: f[0].to_string(),
             seed: f[1].to_string(),
             genes,
+            program: Some(f[3].trim())
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
             train_sharpe: num(ts)?,
             validation_sharpe: num(vs)?,
         });
@@ -348,6 +380,8 @@ mod tests {
             seed: "s".into(),
             genes: vec![],
             gene_text: BTreeMap::new(),
+            program: None,
+            program_text: None,
             copies: 1,
             score: train.min(validation),
             flag: Flag::of(train, validation),
@@ -378,13 +412,15 @@ mod tests {
     fn ids_are_stable_and_distinct() {
         // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c (the published test vector); with no genes
         // the id is its upper 32 bits.
-        assert_eq!(member_id("a", &[]), "af63dc4c");
-        assert_eq!(member_id("ema_crossover", &[12.0, 26.0]).len(), 8);
+        assert_eq!(member_id("a", &[], None), "af63dc4c");
+        // A program's canonical text follows: "a" then "b" hashes as "ab" (0x089c4407b545986a).
+        assert_eq!(member_id("a", &[], Some("b")), "089c4407");
+        assert_eq!(member_id("ema_crossover", &[12.0, 26.0], None).len(), 8);
         assert_ne!(
-            member_id("ema_crossover", &[12.0, 26.0]),
-            member_id("ema_crossover", &[12.0, 27.0])
+            member_id("ema_crossover", &[12.0, 26.0], None),
+            member_id("ema_crossover", &[12.0, 27.0], None)
         );
-        assert_ne!(member_id("a", &[0.0]), member_id("a", &[-0.0]));
+        assert_ne!(member_id("a", &[0.0], None), member_id("a", &[-0.0], None));
     }
 
     #[test]
@@ -401,12 +437,19 @@ mod tests {
     #[test]
     fn front_csv_reads_back() {
         let text = format!(
-            "{FRONT_HEADER}\nab12cd34,rsi_filter,period=14 band=12.5,2,0.4,val<train/2,true,\
+            "{FRONT_HEADER}\nab12cd34,rsi_filter,period=14 band=12.5,,2,0.4,val<train/2,true,\
+             1,0.5,0.1,10,0.2,30,0.4,0.5,0.1,10,0.1,12\n\
+             00ff00ff,program,size=0.5,(program (enter-long true)),1,0.1,,true,\
              1,0.5,0.1,10,0.2,30,0.4,0.5,0.1,10,0.1,12\n"
         );
         let rows = read_front_csv("f.csv", &text).unwrap();
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].seed, "rsi_filter");
+        assert_eq!(rows[0].program, None);
+        assert_eq!(
+            rows[1].program.as_deref(),
+            Some("(program (enter-long true))")
+        );
         assert_eq!(
             rows[0].genes,
             [

@@ -598,8 +598,12 @@ pub fn print_node(n: &Node, specs: SpecLookup<'_>, out: &mut String) {
                 s.seed,
                 if s.long { "long" } else { "short" }
             );
+            // Genes at their defaults are left out (the parser fills them in).
             if let Some(spec) = specs(&s.seed) {
-                for (g, v) in spec.genes.iter().zip(&s.genes) {
+                for ((g, v), d) in spec.genes.iter().zip(&s.genes).zip(spec.default_genome()) {
+                    if v.to_bits() == d.to_bits() {
+                        continue;
+                    }
                     let text = match g.kind {
                         super::GeneKind::Float => format!("{v:?}"),
                         _ => g.format(*v),
@@ -636,12 +640,21 @@ pub fn print(p: &Program, specs: SpecLookup<'_>) -> String {
     s
 }
 
+/// A generated or mutated constant, to two decimals: readable, and no finer than any series'
+/// meaningful resolution (oscillators run 0–100, ratios −3–3).
+fn round_const(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 /// Random typed generation.
 pub struct Generator {
     /// The seeds whose signals are terminals, with their specs.
     pub seeds: Vec<SeedSpec>,
     /// Largest depth of a generated tree (period leaves under an indicator not counted).
     pub max_depth: usize,
+    /// Genes at the end of every seed's genome that a `seed` terminal ignores (the shared risk
+    /// genes: a program applies its own); mutation leaves them alone.
+    pub inert_tail: usize,
 }
 
 /// Operators that can produce `ty` (with a comparison unit when `ty` is bool), in a fixed order.
@@ -685,7 +698,14 @@ impl Generator {
         Self {
             seeds,
             max_depth: max_depth.max(1),
+            inert_tail: 0,
         }
+    }
+
+    /// The same generator, told that the last `n` genes of every seed are inert in a terminal.
+    pub fn with_inert_tail(mut self, n: usize) -> Self {
+        self.inert_tail = n;
+        self
     }
 
     /// A random constant of type `ty` (periods whole).
@@ -694,7 +714,7 @@ impl Generator {
         let v = if ty == Ty::Period {
             rng.gen_range(lo as i64..=hi as i64) as f64
         } else {
-            rng.gen_range(lo..=hi)
+            round_const(rng.gen_range(lo..=hi))
         };
         Node::constant(ty, v)
     }
@@ -964,22 +984,30 @@ impl Generator {
             3 => {
                 let consts: Vec<Path> = all
                     .iter()
-                    .filter(|(path, _)| node_at(&c, path).is_some_and(|n| n.op == Op::Const))
+                    .filter(|(path, _)| {
+                        node_at(&c, path).is_some_and(|n| {
+                            n.op == Op::Const || (n.op == Op::Seed && self.tunable(n).is_some())
+                        })
+                    })
                     .map(|(p, _)| p.clone())
                     .collect();
                 if !consts.is_empty() {
                     let path = &consts[rng.gen_range(0..consts.len())];
                     if let Some(n) = node_at_mut(&mut c, path) {
-                        let (lo, hi) = n.ty.const_range().unwrap_or((0.0, 1.0));
-                        let step = (hi - lo) * 0.1 * (rng.gen::<f64>() * 2.0 - 1.0);
-                        let mut v = (n.value + step).clamp(lo, hi);
-                        if n.ty == Ty::Period {
-                            v = v.round();
-                            if v == n.value {
-                                v = (v + if step >= 0.0 { 1.0 } else { -1.0 }).clamp(lo, hi);
+                        if n.op == Op::Seed {
+                            self.mutate_call(n, rng);
+                        } else {
+                            let (lo, hi) = n.ty.const_range().unwrap_or((0.0, 1.0));
+                            let step = (hi - lo) * 0.1 * (rng.gen::<f64>() * 2.0 - 1.0);
+                            let mut v = round_const((n.value + step).clamp(lo, hi));
+                            if n.ty == Ty::Period {
+                                v = v.round();
+                                if v == n.value {
+                                    v = (v + if step >= 0.0 { 1.0 } else { -1.0 }).clamp(lo, hi);
+                                }
                             }
+                            n.value = v;
                         }
-                        n.value = v;
                     }
                 }
             }
@@ -998,6 +1026,80 @@ impl Generator {
         } else {
             p.clone()
         }
+    }
+}
+
+impl Generator {
+    /// The spec of a `seed` terminal and how many of its genes mutation may move.
+    fn tunable(&self, n: &Node) -> Option<(&SeedSpec, usize)> {
+        let call = n.seed.as_ref()?;
+        let spec = self.seeds.iter().find(|s| s.name == call.seed)?;
+        let k = spec.genes.len().saturating_sub(self.inert_tail);
+        (k > 0 && call.genes.len() == spec.genes.len()).then_some((spec, k))
+    }
+
+    /// Moves one gene of a `seed` terminal's genome: a number by up to a tenth of its range
+    /// (a whole number by at least 1), a choice to another choice; then the seed's repair.
+    fn mutate_call<R: Rng>(&self, n: &mut Node, rng: &mut R) {
+        let Some((spec, k)) = self.tunable(n) else {
+            return;
+        };
+        let Some(call) = n.seed.as_mut() else {
+            return;
+        };
+        let i = rng.gen_range(0..k);
+        let g = &spec.genes[i];
+        let x = call.genes[i];
+        call.genes[i] = match g.kind {
+            super::GeneKind::Choice => {
+                let m = g.choices.len();
+                if m > 1 {
+                    let j = rng.gen_range(0..m - 1);
+                    let cur = x as usize;
+                    (if j >= cur { j + 1 } else { j }) as f64
+                } else {
+                    x
+                }
+            }
+            kind => {
+                let step = (g.max - g.min) * 0.1 * (rng.gen::<f64>() * 2.0 - 1.0);
+                let mut v = (x + step).clamp(g.min, g.max);
+                if kind == super::GeneKind::Int {
+                    v = v.round();
+                    if v == x {
+                        v = (v + if step >= 0.0 { 1.0 } else { -1.0 }).clamp(g.min, g.max);
+                    }
+                }
+                v
+            }
+        };
+        spec.repair(&mut call.genes);
+    }
+}
+
+/// A seed's own trading as a program: long while the seed says long, short while it says short,
+/// flat otherwise (the seed's signal for `genes` in all four roots). Its risk genes are the
+/// program's own; the seed's position scaling and its own stop levels are not carried over.
+pub fn seed_program(spec: &SeedSpec, genes: &[f64]) -> Program {
+    let call = |long: bool| Node {
+        seed: Some(Box::new(SeedCall {
+            seed: spec.name.clone(),
+            genes: genes.to_vec(),
+            long,
+        })),
+        ..Node::leaf(Op::Seed, Ty::Bool)
+    };
+    let not = |n: Node| Node {
+        args: vec![n],
+        ..Node::leaf(Op::Not, Ty::Bool)
+    };
+    Program {
+        roots: [
+            Some(call(true)),
+            Some(not(call(true))),
+            Some(call(false)),
+            Some(not(call(false))),
+        ],
     }
 }
 
@@ -1086,11 +1188,9 @@ meaning = "a level"
         assert_eq!(e.args[1].args[0].ty, Ty::Osc);
         assert_eq!(e.args[1].args[1].value, 70.0);
         assert!(p.roots[2].is_none());
+        // Genes at their defaults (level=0.5) are left out: the text prints back as written.
         let printed = print(&p, &lookup);
-        assert_eq!(
-            printed,
-            "(program\n  (enter-long (and (seed toy long period=20 level=0.5) (lt (rsi 14) 70.0)))\n  (exit-long (cross-below close (ema 50))))"
-        );
+        assert_eq!(printed, text);
         assert_eq!(parse(&printed, &lookup).unwrap(), p);
         assert_eq!(p.roots[0].as_ref().unwrap().longest_period(&lookup), 20);
         assert_eq!(p.size(), 10);

@@ -38,11 +38,18 @@ pub enum Key {
 /// a long run over many parameter values cannot exhaust memory.
 pub const MAX_CACHED_SERIES: usize = 4096;
 
+/// Most seed signals one prepared market keeps (see [`Prepared::seed_sides`]).
+pub const MAX_CACHED_SIGNALS: usize = 1024;
+
+/// A seed's name and the bits of its genome.
+type SignalKey = (String, Vec<u64>);
+
 /// A market with its indicator cache.
 #[derive(Debug)]
 pub struct Prepared {
     pub market: Market,
     series: RwLock<HashMap<Key, Arc<Vec<f64>>>>,
+    signals: RwLock<HashMap<SignalKey, Arc<Vec<i8>>>>,
     pub(crate) features: OnceLock<Arc<super::ml::Features>>,
     pub(crate) models: Arc<ModelCache>,
 }
@@ -58,6 +65,7 @@ impl Prepared {
         Self {
             market,
             series: RwLock::new(HashMap::new()),
+            signals: RwLock::new(HashMap::new()),
             features: OnceLock::new(),
             models,
         }
@@ -90,6 +98,44 @@ impl Prepared {
             }
         }
         wanted.unwrap_or_else(|| unreachable!("compute always returns the requested key"))
+    }
+
+    /// The side a seed wants to hold at each bar for one genome (+1 long, −1 short, 0 flat):
+    /// what a program's `seed` terminal reads. Computed once per genome and market; at most
+    /// [`MAX_CACHED_SIGNALS`] are kept.
+    pub fn seed_sides(&self, entry: &super::SeedEntry, genes: &[f64]) -> Arc<Vec<i8>> {
+        let key: SignalKey = (
+            entry.spec.name.clone(),
+            genes.iter().map(|g| g.to_bits()).collect(),
+        );
+        if let Some(s) = self.signals.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return s;
+        }
+        let mut raw = crate::strategy::Targets::flat(self.market.candles.len());
+        entry.seed.signals(entry.spec.view(genes), self, &mut raw);
+        let sides: Arc<Vec<i8>> = Arc::new(
+            raw.position
+                .iter()
+                .map(|&x| {
+                    if x > 0.0 {
+                        1
+                    } else if x < 0.0 {
+                        -1
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+        );
+        let mut map = match self.signals.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.len() < MAX_CACHED_SIGNALS || map.contains_key(&key) {
+            map.entry(key).or_insert(sides).clone()
+        } else {
+            sides
+        }
     }
 
     /// Computes `key` and any sibling lines that come for free.

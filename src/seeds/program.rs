@@ -171,16 +171,9 @@ pub fn eval(node: &Node, data: &Prepared) -> Val {
             let Ok(entry) = super::find(&call.seed) else {
                 return Val::Cond(vec![false; n]);
             };
-            let mut raw = Targets::flat(n);
-            entry
-                .seed
-                .signals(entry.spec.view(&call.genes), data, &mut raw);
-            Val::Cond(
-                raw.position
-                    .iter()
-                    .map(|&x| if call.long { x > 0.0 } else { x < 0.0 })
-                    .collect(),
-            )
+            let sides = data.seed_sides(entry, &call.genes);
+            let want = if call.long { 1 } else { -1 };
+            Val::Cond(sides.iter().map(|&x| x == want).collect())
         }
     }
 }
