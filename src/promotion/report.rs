@@ -241,11 +241,8 @@ pub fn run_report(
          <th class=\"l\">genes</th></tr>\n",
     );
     for (i, r) in ranked.iter().enumerate() {
-        let genes: Vec<String> = r
-            .gene_text
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let mut genes: Vec<String> = r.program_text.iter().cloned().collect();
+        genes.extend(r.gene_text.iter().map(|(k, v)| format!("{k}={v}")));
         let _ = writeln!(
             body,
             "<tr class=\"member\"><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td>{:.3}</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",

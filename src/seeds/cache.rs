@@ -32,11 +32,22 @@ pub enum Key {
     RealizedVol(usize),
     /// The per-bar funding rate smoothed by an SMA of `p` bars.
     FundingSma(usize),
+    /// The close's z-score over `p` bars.
+    Zscore(usize),
+    /// The `p`-bar return of the close, `close[t] / close[t − p] − 1`.
+    Ret(usize),
+    /// The close itself.
+    Close,
+    /// The per-bar funding rate itself.
+    Funding,
 }
 
 /// Most series one prepared market keeps; beyond it new series are computed but not kept, so
 /// a long run over many parameter values cannot exhaust memory.
 pub const MAX_CACHED_SERIES: usize = 4096;
+/// Most bytes of series one prepared market keeps (programs ask for every period of every
+/// indicator): with long histories fewer than [`MAX_CACHED_SERIES`] series are kept.
+pub const MAX_CACHED_BYTES: usize = 256 << 20;
 
 /// Most seed signals one prepared market keeps (see [`Prepared::seed_sides`]).
 pub const MAX_CACHED_SIGNALS: usize = 1024;
@@ -71,6 +82,13 @@ impl Prepared {
         }
     }
 
+    /// How many series this market keeps: [`MAX_CACHED_BYTES`] of them, at least 16 and at
+    /// most [`MAX_CACHED_SERIES`].
+    pub fn capacity(&self) -> usize {
+        let per_series = 8 * self.market.candles.len().max(1);
+        (MAX_CACHED_BYTES / per_series).clamp(16, MAX_CACHED_SERIES)
+    }
+
     /// Number of distinct series computed so far.
     pub fn cached(&self) -> usize {
         self.series.read().map(|m| m.len()).unwrap_or(0)
@@ -87,8 +105,9 @@ impl Prepared {
             Err(poisoned) => poisoned.into_inner(),
         };
         let mut wanted = None;
+        let room = self.capacity();
         for (k, v) in lines {
-            let v = if map.len() < MAX_CACHED_SERIES || map.contains_key(&k) {
+            let v = if map.len() < room || map.contains_key(&k) {
                 map.entry(k).or_insert_with(|| Arc::new(v)).clone()
             } else {
                 Arc::new(v)
@@ -167,6 +186,21 @@ impl Prepared {
                 vec![(key, vol)]
             }
             Key::FundingSma(p) => vec![(key, ind::sma(&self.market.funding_per_bar, p))],
+            Key::Zscore(p) => vec![(key, ind::zscore(cl, p))],
+            Key::Ret(p) => {
+                let r = (0..cl.len())
+                    .map(|t| {
+                        if t >= p {
+                            cl[t] / cl[t - p] - 1.0
+                        } else {
+                            f64::NAN
+                        }
+                    })
+                    .collect();
+                vec![(key, r)]
+            }
+            Key::Close => vec![(key, cl.to_vec())],
+            Key::Funding => vec![(key, self.market.funding_per_bar.clone())],
         }
     }
 }

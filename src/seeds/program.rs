@@ -20,7 +20,6 @@ use crate::{
         program::{Node, Op, Program},
         GenomeError, SeedSpec,
     },
-    indicators as ind,
     strategy::Targets,
 };
 
@@ -79,7 +78,7 @@ pub fn eval(node: &Node, data: &Prepared) -> Val {
         Op::True => Val::Cond(vec![true; n]),
         Op::False => Val::Cond(vec![false; n]),
         Op::Const => s(Arc::new(vec![node.value; n])),
-        Op::Close => s(Arc::new(c.close.clone())),
+        Op::Close => s(data.get(Key::Close)),
         Op::Ema => s(data.get(Key::Ema(p(0)))),
         Op::Sma => s(data.get(Key::Sma(p(0)))),
         Op::Vwap => s(data.get(Key::Vwap(p(0)))),
@@ -89,21 +88,9 @@ pub fn eval(node: &Node, data: &Prepared) -> Val {
         Op::Rsi => s(data.get(Key::Rsi(p(0)))),
         Op::StochK => s(data.get(Key::StochK(p(0), p(1)))),
         Op::StochD => s(data.get(Key::StochD(p(0), p(1)))),
-        Op::Zscore => s(Arc::new(ind::zscore(&c.close, p(0)))),
-        Op::Ret => {
-            let k = p(0);
-            let r = (0..n)
-                .map(|t| {
-                    if t >= k {
-                        c.close[t] / c.close[t - k] - 1.0
-                    } else {
-                        f64::NAN
-                    }
-                })
-                .collect();
-            s(Arc::new(r))
-        }
-        Op::Funding => s(Arc::new(data.market.funding_per_bar.clone())),
+        Op::Zscore => s(data.get(Key::Zscore(p(0)))),
+        Op::Ret => s(data.get(Key::Ret(p(0)))),
+        Op::Funding => s(data.get(Key::Funding)),
         Op::FundingSma => s(data.get(Key::FundingSma(p(0)))),
         Op::Add | Op::Sub => {
             let (a, b) = (series(arg(0)), series(arg(1)));
