@@ -280,6 +280,9 @@ fn mixed_runs_are_identical_on_one_and_two_threads_and_resume_exactly() {
     assert!(n0 > 0, "no program in generation 0");
 }
 
+/// A change made to a checkpoint.
+type Edit = Box<dyn Fn(&mut checkpoint::Checkpoint)>;
+
 #[test]
 fn impossible_programs_in_a_checkpoint_are_clear_errors() {
     let dir = scratch("badprog");
@@ -295,7 +298,7 @@ fn impossible_programs_in_a_checkpoint_are_clear_errors() {
         .iter()
         .position(|m| m.program.is_some())
         .unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut checkpoint::Checkpoint)>)> = vec![
+    let cases: Vec<(&str, Edit)> = vec![
         (
             // A comparison of a price with an oscillator: the types forbid it.
             "not a valid program",
@@ -361,4 +364,75 @@ fn impossible_programs_in_a_checkpoint_are_clear_errors() {
         assert!(e.contains("gen7.bin") && e.contains(want), "{want}: {e}");
         assert!(!e.contains("panicked"), "{e}");
     }
+}
+
+#[test]
+fn fear_greed_is_read_from_the_next_day_and_only_where_the_data_has_it() {
+    let fg_program = "(program (enter-long (lt fear-greed 25.0)) (exit-long (gt fear-greed 75.0)))";
+    // The bundled market has no index: a clear error, not a program that silently never trades.
+    let o = organism(&["backtest", "--program", fg_program], None);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("has no Fear & Greed index"), "{e}");
+
+    // The synthetic market as files (bars hourly from 2024-01-01 00:00 UTC), with an index of
+    // 10 on Jan 1 and 2 and 90 from Jan 3 on.
+    let dir = scratch("feargreed");
+    let data = dir.join("data");
+    ok(&organism(
+        &["data", "generate", "--out", data.to_str().unwrap()],
+        None,
+    ));
+    let mut fg = String::from("date,value\n");
+    for i in 0..731 {
+        let day = 19_723 + i; // 2024-01-01 + i
+        let (y, m, d) = civil(day);
+        fg.push_str(&format!(
+            "{y:04}-{m:02}-{d:02},{}\n",
+            if i < 2 { 10 } else { 90 }
+        ));
+    }
+    std::fs::write(data.join("fear_greed.csv"), fg).unwrap();
+    let trades = dir.join("trades.csv");
+    let t = json(&organism(
+        &[
+            "backtest",
+            "--data",
+            data.to_str().unwrap(),
+            "--source",
+            "synthetic",
+            "--coin",
+            "BTC",
+            "--program",
+            fg_program,
+            "--trades",
+            trades.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    ));
+    // Jan 1's 10 is known from Jan 2 00:00 (bar 24): the long fills at bar 25's open. Jan 3's
+    // 90 is known from Jan 4 00:00 (bar 72): the exit fills at bar 73's open. One trade.
+    assert_eq!(t["trades"].as_u64(), Some(1));
+    assert_eq!(t["exits"]["signal"].as_u64(), Some(1));
+    let csv = std::fs::read_to_string(&trades).unwrap();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let start = 1_704_067_200_000_i64;
+    let hour = 3_600_000;
+    assert_eq!(row[1].parse::<i64>().unwrap(), start + 25 * hour);
+    assert_eq!(row[3].parse::<i64>().unwrap(), start + 73 * hour);
+}
+
+/// (year, month, day) of a day number since 1970-01-01 (Howard Hinnant's civil_from_days).
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }

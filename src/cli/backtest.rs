@@ -375,6 +375,20 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
+    let reads_sentiment = chosen
+        .g
+        .program
+        .as_ref()
+        .is_some_and(|p| p.roots.iter().flatten().any(|r| r.uses_sentiment()));
+    if reads_sentiment {
+        if let Some(m) = markets.iter().find(|m| m.fear_greed.is_none()) {
+            bail!(
+                "the program reads fear-greed, but the data of {} has no Fear & Greed index \
+                 (put fear_greed.csv beside the candles: organism data fetch-sentiment --out DIR/fear_greed.csv)",
+                m.coin
+            );
+        }
+    }
     if markets.len() > 1 && (args.trades.is_some() || args.equity.is_some()) {
         bail!("--trades and --equity write one coin's files; choose one coin with --coin");
     }

@@ -427,7 +427,8 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     fnv1a_update(FNV_OFFSET, bytes)
 }
 
-/// A fingerprint of market data: coin names, every candle field and the per-bar funding.
+/// A fingerprint of market data: coin names, every candle field, the per-bar funding and the
+/// per-bar Fear & Greed values when the data has them.
 pub fn fingerprint(markets: &[Market]) -> u64 {
     let mut bytes = Vec::new();
     for m in markets {
@@ -444,6 +445,12 @@ pub fn fingerprint(markets: &[Market]) -> u64 {
                 c.volume[i],
                 m.funding_per_bar[i],
             ] {
+                bytes.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+        }
+        if let Some(fg) = &m.fear_greed {
+            bytes.extend_from_slice(b"fear_greed");
+            for v in fg {
                 bytes.extend_from_slice(&v.to_bits().to_le_bytes());
             }
         }

@@ -105,6 +105,10 @@ pub trait Problem: Sync {
     fn program_seed(&self) -> Option<u16> {
         None
     }
+    /// Whether the data has the Fear & Greed index (programs may then read it).
+    fn sentiment(&self) -> bool {
+        false
+    }
     /// Evaluates one genome of seed `seed` (genes in bounds), or a program with its risk genes.
     fn evaluate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation;
 }
@@ -265,7 +269,10 @@ impl<'a, P: Problem> Evolver<'a, P> {
                     specs[..ps as usize].iter().map(|s| (*s).clone()).collect();
                 let inert = specs[ps as usize].genes.len();
                 let depth = INIT_MAX_DEPTH.min(settings.limits.max_depth);
-                Some((ps, Generator::new(seeds, depth).with_inert_tail(inert)))
+                let gen = Generator::new(seeds, depth)
+                    .with_inert_tail(inert)
+                    .with_sentiment(problem.sentiment());
+                Some((ps, gen))
             }
         };
         Self {

@@ -92,10 +92,7 @@ impl Split {
             let ts = &m.candles.ts;
             let a = ts.partition_point(|&t| t < from);
             let b = ts.partition_point(|&t| t < to);
-            (b > a).then(|| {
-                let c = m.candles.slice(a..b);
-                Market::new(m.coin.clone(), c, m.funding.clone())
-            })
+            (b > a).then(|| m.slice(a..b))
         };
         Segments {
             train: u.markets.iter().filter_map(|m| cut(m, first, t1)).collect(),
@@ -423,6 +420,9 @@ impl Problem for UniverseProblem {
         seeds::program::risk_spec()
             .ok()
             .map(|_| self.entries.len() as u16)
+    }
+    fn sentiment(&self) -> bool {
+        !self.train.is_empty() && self.train.iter().all(|p| p.market.fear_greed.is_some())
     }
     fn evaluate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation {
         aggregate(

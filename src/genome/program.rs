@@ -109,10 +109,13 @@ pub enum Op {
     Sub,
     /// A constant of the node's type (`value`).
     Const,
+    /// The Fear & Greed index (0–100), a day's value from the next day's first bar on; only
+    /// when the data has it.
+    FearGreed,
 }
 
 /// Every operator with its text name.
-pub const OPS: [(Op, &str); 28] = [
+pub const OPS: [(Op, &str); 29] = [
     (Op::And, "and"),
     (Op::Or, "or"),
     (Op::Not, "not"),
@@ -141,6 +144,7 @@ pub const OPS: [(Op, &str); 28] = [
     (Op::Add, "add"),
     (Op::Sub, "sub"),
     (Op::Const, "const"),
+    (Op::FearGreed, "fear-greed"),
 ];
 
 impl Op {
@@ -159,7 +163,7 @@ impl Op {
         Some(match self {
             And | Or | Not | Gt | Lt | CrossAbove | CrossBelow | True | False | Seed => Ty::Bool,
             Close | Ema | Sma | Vwap | DonchianUpper | DonchianLower | Midpoint => Ty::Price,
-            Rsi | StochK | StochD => Ty::Osc,
+            Rsi | StochK | StochD | FearGreed => Ty::Osc,
             Zscore | Ret | Funding | FundingSma => Ty::Ratio,
             If | Add | Sub | Const => return None,
         })
@@ -186,7 +190,9 @@ impl Op {
                 vec![Ty::Period]
             }
             StochK | StochD if ty == Ty::Osc => vec![Ty::Period, Ty::Period],
-            True | False | Seed | Close | Funding if self.fixed_type() == Some(ty) => vec![],
+            True | False | Seed | Close | Funding | FearGreed if self.fixed_type() == Some(ty) => {
+                vec![]
+            }
             _ => return None,
         };
         Some(v)
@@ -214,6 +220,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// Whether this subtree reads the Fear & Greed index.
+    pub fn uses_sentiment(&self) -> bool {
+        self.op == Op::FearGreed || self.args.iter().any(Node::uses_sentiment)
+    }
+
     fn leaf(op: Op, ty: Ty) -> Self {
         Node {
             op,
@@ -655,13 +666,15 @@ pub struct Generator {
     /// Genes at the end of every seed's genome that a `seed` terminal ignores (the shared risk
     /// genes: a program applies its own); mutation leaves them alone.
     pub inert_tail: usize,
+    /// Whether the data has the Fear & Greed index (`fear-greed` is generated only then).
+    pub sentiment: bool,
 }
 
 /// Operators that can produce `ty` (with a comparison unit when `ty` is bool), in a fixed order.
-fn producers(ty: Ty, seeds: bool) -> Vec<(Op, Ty)> {
+fn producers(ty: Ty, seeds: bool, sentiment: bool) -> Vec<(Op, Ty)> {
     let mut v = Vec::new();
     for &(op, _) in OPS.iter() {
-        if op == Op::Seed && !seeds {
+        if (op == Op::Seed && !seeds) || (op == Op::FearGreed && !sentiment) {
             continue;
         }
         if matches!(op, Op::Gt | Op::Lt | Op::CrossAbove | Op::CrossBelow) {
@@ -699,7 +712,14 @@ impl Generator {
             seeds,
             max_depth: max_depth.max(1),
             inert_tail: 0,
+            sentiment: false,
         }
+    }
+
+    /// The same generator, with `fear-greed` among the terminals when `on`.
+    pub fn with_sentiment(mut self, on: bool) -> Self {
+        self.sentiment = on;
+        self
     }
 
     /// The same generator, told that the last `n` genes of every seed are inert in a terminal.
@@ -725,7 +745,7 @@ impl Generator {
         if ty == Ty::Period {
             return self.constant(ty, rng);
         }
-        let all = producers(ty, !self.seeds.is_empty());
+        let all = producers(ty, !self.seeds.is_empty(), self.sentiment);
         let leaves: Vec<(Op, Ty)> = all
             .iter()
             .copied()
@@ -772,7 +792,7 @@ impl Generator {
 
     /// A random non-constant leaf of series type `ty` (`close`, `rsi 14`, `funding`, ...).
     fn series_leaf<R: Rng>(&self, ty: Ty, rng: &mut R) -> Node {
-        let leaves: Vec<Op> = producers(ty, false)
+        let leaves: Vec<Op> = producers(ty, false, self.sentiment)
             .into_iter()
             .map(|(o, _)| o)
             .filter(|&o| o != Op::Const && leaf_like(o, ty, Ty::Price))
@@ -880,7 +900,7 @@ fn same_shape(op: Op, ty: Ty, args: &[Ty]) -> Vec<Op> {
     let unit = args.first().copied().unwrap_or(Ty::Price);
     OPS.iter()
         .map(|(o, _)| *o)
-        .filter(|&o| o != op && !matches!(o, Op::Const | Op::Seed))
+        .filter(|&o| o != op && !matches!(o, Op::Const | Op::Seed | Op::FearGreed))
         .filter(|&o| o.args(ty, unit).is_some_and(|a| a == args))
         .collect()
 }
@@ -1273,7 +1293,7 @@ meaning = "a level"
 
     #[test]
     fn random_programs_round_trip_and_respect_types_and_depth() {
-        let g = Generator::new(vec![spec()], 6);
+        let g = Generator::new(vec![spec()], 6).with_sentiment(true);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut seen_ops = std::collections::BTreeSet::new();
         for _ in 0..2000 {
@@ -1397,9 +1417,18 @@ meaning = "a level"
                         let n = g.tree(ty, depth, full, &mut rng);
                         assert_eq!(n.ty, ty);
                         assert!(n.depth() <= depth.max(1) + 1);
+                        assert!(!n.uses_sentiment(), "fear-greed without the index");
                     }
                 }
             }
         }
+        // With the index, `fear-greed` is among the oscillator terminals.
+        let g = Generator::new(vec![], 4).with_sentiment(true);
+        let hits = (0..500)
+            .filter(|_| g.tree(Ty::Bool, 4, false, &mut rng).uses_sentiment())
+            .count();
+        assert!(hits > 0, "fear-greed never generated");
+        let p = parse("(program (enter-long (lt fear-greed 25.0)))", &lookup).unwrap();
+        assert_eq!(p.roots[0].as_ref().unwrap().args[0].ty, Ty::Osc);
     }
 }

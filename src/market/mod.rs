@@ -322,6 +322,10 @@ pub struct Market {
     pub funding: FundingSeries,
     /// Funding rate summed per bar (see [`FundingSeries::per_bar`]).
     pub funding_per_bar: Vec<f64>,
+    /// The Fear & Greed index usable at each bar, when the data has it: the value of the latest
+    /// UTC day before the bar's day (a day's value is known only once the day is over), `NaN`
+    /// before the index starts.
+    pub fear_greed: Option<Vec<f64>>,
 }
 
 impl Market {
@@ -333,7 +337,37 @@ impl Market {
             candles,
             funding,
             funding_per_bar,
+            fear_greed: None,
         }
+    }
+
+    /// The same market with the daily Fear & Greed index aligned to its bars (see
+    /// [`Market::fear_greed`]).
+    pub fn with_fear_greed(mut self, fg: &csv::FearGreed) -> Self {
+        let mut out = Vec::with_capacity(self.candles.len());
+        let mut j = 0usize;
+        let mut value = f64::NAN;
+        for &t in &self.candles.ts {
+            let day = t.div_euclid(86_400_000);
+            while j < fg.day.len() && fg.day[j] < day {
+                value = f64::from(fg.value[j]);
+                j += 1;
+            }
+            out.push(value);
+        }
+        self.fear_greed = Some(out);
+        self
+    }
+
+    /// Bars `range` of this market (candles, their funding and their Fear & Greed values).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        let mut m = Market::new(
+            self.coin.clone(),
+            self.candles.slice(range.clone()),
+            self.funding.clone(),
+        );
+        m.fear_greed = self.fear_greed.as_ref().map(|v| v[range].to_vec());
+        m
     }
 }
 
@@ -358,6 +392,29 @@ mod tests {
             let (y, m, d, _, _) = civil(days * 86_400_000);
             assert_eq!(days_from_civil(y, m, d), days);
         }
+    }
+
+    #[test]
+    fn fear_greed_is_known_from_the_next_day_on() {
+        let day = 86_400_000;
+        // 2024-01-01 is day 19723. Bars: day 1 at 00:00 and 23:00, day 2 at 00:00, day 4 at
+        // 12:00 (day 3 missing from the index: day 2's value is the latest known).
+        let d1 = 19_723 * day;
+        let c = candles(&[d1, d1 + 23 * HOUR_MS, d1 + day, d1 + 3 * day + 12 * HOUR_MS]);
+        let fg = csv::FearGreed {
+            day: vec![19_723, 19_724, 19_726],
+            value: vec![10, 20, 40],
+        };
+        let m = Market::new("T", c, FundingSeries::default()).with_fear_greed(&fg);
+        let v = m.fear_greed.as_ref().unwrap();
+        assert!(
+            v[0].is_nan() && v[1].is_nan(),
+            "day 1's value is not known on day 1"
+        );
+        assert_eq!((v[2], v[3]), (10.0, 20.0));
+        let s = m.slice(2..4);
+        assert_eq!(s.fear_greed, Some(vec![10.0, 20.0]));
+        assert_eq!(s.candles.ts, vec![d1 + day, d1 + 3 * day + 12 * HOUR_MS]);
     }
 
     #[test]

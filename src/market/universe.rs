@@ -101,7 +101,7 @@ pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
         .into_iter()
         .filter_map(|m| {
             let r = range.bars(&m.candles);
-            (!r.is_empty()).then(|| Market::new(m.coin, m.candles.slice(r), m.funding))
+            (!r.is_empty()).then(|| m.slice(r))
         })
         .collect();
     if u.markets.is_empty() {
@@ -115,6 +115,9 @@ pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
     u.origin = format!("{} [{range}]", u.origin);
     Ok(u)
 }
+
+/// The Fear & Greed file a data folder may hold (`date,value`, see [`super::csv::load_fear_greed`]).
+pub const FEAR_GREED_FILE: &str = "fear_greed.csv";
 
 fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
     let Some(path) = &sel.path else {
@@ -216,6 +219,27 @@ fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
         let funding_file = find_funding(&candles_dir, &source, &coin);
         let funding = load_optional_funding(funding_file.as_deref(), &coin, &mut u.notes)?;
         push_market(&mut u, coin, candles, funding);
+    }
+    // The Fear & Greed index beside the candles: in the data folder, or next to `candles/`.
+    let fg_file = [
+        path.join(FEAR_GREED_FILE),
+        candles_dir.join(FEAR_GREED_FILE),
+        candles_dir.join("..").join(FEAR_GREED_FILE),
+    ]
+    .into_iter()
+    .find(|f| f.is_file());
+    if let Some(f) = fg_file {
+        let fg = super::csv::load_fear_greed(&f)?;
+        u.markets = u
+            .markets
+            .into_iter()
+            .map(|m| m.with_fear_greed(&fg))
+            .collect();
+        u.notes.push(format!(
+            "Fear & Greed index from {} ({} days)",
+            f.display(),
+            fg.day.len()
+        ));
     }
     Ok(u)
 }

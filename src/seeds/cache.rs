@@ -40,6 +40,8 @@ pub enum Key {
     Close,
     /// The per-bar funding rate itself.
     Funding,
+    /// The Fear & Greed index per bar (`NaN` where the data has none).
+    FearGreed,
 }
 
 /// Most series one prepared market keeps; beyond it new series are computed but not kept, so
@@ -201,6 +203,11 @@ impl Prepared {
             }
             Key::Close => vec![(key, cl.to_vec())],
             Key::Funding => vec![(key, self.market.funding_per_bar.clone())],
+            Key::FearGreed => {
+                let v =
+                    (self.market.fear_greed.clone()).unwrap_or_else(|| vec![f64::NAN; cl.len()]);
+                vec![(key, v)]
+            }
         }
     }
 }

@@ -91,6 +91,7 @@ pub fn eval(node: &Node, data: &Prepared) -> Val {
         Op::Zscore => s(data.get(Key::Zscore(p(0)))),
         Op::Ret => s(data.get(Key::Ret(p(0)))),
         Op::Funding => s(data.get(Key::Funding)),
+        Op::FearGreed => s(data.get(Key::FearGreed)),
         Op::FundingSma => s(data.get(Key::FundingSma(p(0)))),
         Op::Add | Op::Sub => {
             let (a, b) = (series(arg(0)), series(arg(1)));
@@ -305,7 +306,15 @@ mod tests {
                 *r = -*r * 3.0;
             }
         }
-        Market::new(m.coin.clone(), c, fund)
+        let mut out = Market::new(m.coin.clone(), c, fund);
+        // The Fear & Greed values usable after `t` change too.
+        out.fear_greed = m.fear_greed.as_ref().map(|v| {
+            v.iter()
+                .enumerate()
+                .map(|(i, &x)| if i > t { 100.0 - x } else { x })
+                .collect()
+        });
+        out
     }
 
     #[test]
@@ -316,6 +325,13 @@ mod tests {
         })
         .markets
         .remove(1);
+        // A daily Fear & Greed index over the span, so programs can read it.
+        let first_day = m.candles.ts[0].div_euclid(86_400_000);
+        let fg = crate::market::csv::FearGreed {
+            day: (first_day - 1..first_day + 30).collect(),
+            value: (0..31).map(|i| ((i * 37) % 101) as u8).collect(),
+        };
+        let m = m.with_fear_greed(&fg);
         // Every seed but the two ML ones (which need longer windows than 600 bars to fit).
         let specs: Vec<SeedSpec> = super::super::registry()
             .unwrap()
@@ -323,7 +339,7 @@ mod tests {
             .filter(|e| !e.is_ml())
             .map(|e| e.spec.clone())
             .collect();
-        let g = Generator::new(specs, 6);
+        let g = Generator::new(specs, 6).with_sentiment(true);
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let full = Prepared::new(m.clone());
         let risk = risk_spec().unwrap().default_genome();
@@ -332,11 +348,12 @@ mod tests {
             .iter()
             .map(|&t| Prepared::new(changed_after(&m, t)))
             .collect();
-        let mut traded = 0;
+        let (mut traded, mut sentiment) = (0, 0);
         for _ in 0..1500 {
             let p = g.program(&mut rng);
             let base = targets(&p, &risk, &full);
             traded += usize::from(base.position.iter().any(|&x| x != 0.0));
+            sentiment += usize::from(p.roots.iter().flatten().any(|r| r.uses_sentiment()));
             for (&t, data) in cuts.iter().zip(&changed) {
                 let other = targets(&p, &risk, data);
                 assert_eq!(
@@ -349,5 +366,6 @@ mod tests {
         }
         // The test is not vacuous: most random programs trade.
         assert!(traded > 500, "{traded} of 1500 traded");
+        assert!(sentiment > 50, "{sentiment} of 1500 read fear-greed");
     }
 }
