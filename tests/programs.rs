@@ -144,6 +144,11 @@ fn programs_mode_ends_with_a_front_of_programs_that_members_reproduce() {
     }
     let ck = checkpoint::read(&out.join("gen30.bin")).unwrap();
     assert!(ck.state.population.iter().all(|m| m.program.is_some()));
+    // Every checkpoint reads back: each stored program parses from its text within the limits.
+    for g in 0..30 {
+        let f = out.join(format!("gen{g}.bin"));
+        checkpoint::read(&f).unwrap_or_else(|e| panic!("{e}"));
+    }
     // Generation 0 held the twelve seeds as programs trading their own signal.
     let g0 = checkpoint::read(&out.join("gen0.bin")).unwrap();
     let seeded = g0

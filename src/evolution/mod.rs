@@ -294,7 +294,7 @@ impl<'a, P: Problem> Evolver<'a, P> {
         let specs = self.problem.specs();
         let p = loop {
             let p = gen.program(rng);
-            if self.settings.limits.allow(&p) {
+            if self.settings.limits.allow(&p) && program::readable(&p) {
                 break p;
             }
         };

@@ -699,6 +699,18 @@ fn says_type(n: &Node) -> bool {
     }
 }
 
+/// Whether a program's text says every type: each comparison has a side that is not only
+/// constants (the parser's rule; a comparison of two numbers would have no unit). Variation
+/// keeps it, so every program reads back from its text.
+pub fn readable(p: &Program) -> bool {
+    fn node(n: &Node) -> bool {
+        let typed = !matches!(n.op, Op::Gt | Op::Lt | Op::CrossAbove | Op::CrossBelow)
+            || n.args.iter().any(says_type);
+        typed && n.args.iter().all(node)
+    }
+    p.roots.iter().flatten().all(node)
+}
+
 /// Whether an operator's arguments are all periods (it is a leaf for depth purposes).
 fn leaf_like(op: Op, ty: Ty, unit: Ty) -> bool {
     op.args(ty, unit)
@@ -907,7 +919,8 @@ fn same_shape(op: Op, ty: Ty, args: &[Ty]) -> Vec<Op> {
 
 impl Generator {
     /// Type-respecting subtree crossover: a random node of `a` and a random node of `b` of the
-    /// same type are swapped. A child over `limits` is replaced by its parent.
+    /// same type are swapped. A child over `limits`, or not [`readable`], is replaced by its
+    /// parent.
     pub fn crossover<R: Rng>(
         &self,
         a: &Program,
@@ -940,18 +953,22 @@ impl Generator {
         if let Some(slot) = node_at_mut(&mut cb, &pb) {
             *slot = sa;
         }
-        (
-            if limits.allow(&ca) { ca } else { a.clone() },
-            if limits.allow(&cb) { cb } else { b.clone() },
-        )
+        let keep = |c: Program, parent: &Program| {
+            if limits.allow(&c) && readable(&c) {
+                c
+            } else {
+                parent.clone()
+            }
+        };
+        (keep(ca, a), keep(cb, b))
     }
 
     /// One random mutation, each kind with equal probability: **subtree** (a node replaced by a
     /// new random tree of its type, depth ≤ 3), **point** (an operator swapped for another of
     /// the same shape, e.g. `gt` ↔ `lt`, `ema` ↔ `sma`), **hoist** (a root replaced by one of its
-    /// boolean subtrees), **constant** (a constant or period moved within its range), or a
-    /// **root** toggled (an absent root grown, a present one removed while another remains). A
-    /// child over `limits` is replaced by its parent.
+    /// boolean subtrees), **constant** (a constant, period or `seed` terminal's gene moved within
+    /// its range), or a **root** toggled (an absent root grown, a present one removed while
+    /// another remains). A child over `limits`, or not [`readable`], is replaced by its parent.
     pub fn mutate<R: Rng>(&self, p: &Program, limits: &Limits, rng: &mut R) -> Program {
         let mut c = p.clone();
         let all = nodes(&c);
@@ -1041,7 +1058,7 @@ impl Generator {
                 }
             }
         }
-        if limits.allow(&c) {
+        if limits.allow(&c) && readable(&c) {
             c
         } else {
             p.clone()
@@ -1124,10 +1141,18 @@ pub fn seed_program(spec: &SeedSpec, genes: &[f64]) -> Program {
 }
 
 /// The canonical form of a node: arguments of commutative operators (`and`, `or`, `add`) in
-/// order of their canonical text, and `gt a b` written as `lt b a`, so programs that differ only
-/// in those ways are one program.
+/// order of their canonical text, `gt a b` written as `lt b a`, double negations and `if` on a
+/// constant condition removed, so programs that differ only in those ways are one program.
 pub fn canonical_node(n: &Node, specs: SpecLookup<'_>) -> Node {
     let mut args: Vec<Node> = n.args.iter().map(|a| canonical_node(a, specs)).collect();
+    // Exact simplifications: `(not (not x))` is `x`; `(if true a b)` is `a`, `(if false a b)`
+    // is `b`.
+    match (n.op, args.first().map(|a| a.op)) {
+        (Op::Not, Some(Op::Not)) => return args.swap_remove(0).args.swap_remove(0),
+        (Op::If, Some(Op::True)) => return args.swap_remove(1),
+        (Op::If, Some(Op::False)) => return args.swap_remove(2),
+        _ => {}
+    }
     let mut op = n.op;
     if op == Op::Gt {
         op = Op::Lt;
@@ -1151,13 +1176,18 @@ pub fn canonical_node(n: &Node, specs: SpecLookup<'_>) -> Node {
 /// The canonical text of a program (see [`canonical_node`]): the key under which its fitness is
 /// cached, so equal programs are evaluated once.
 pub fn canonical(p: &Program, specs: SpecLookup<'_>) -> String {
-    let c = Program {
+    print(&canonical_program(p, specs), specs)
+}
+
+/// The program in canonical form (see [`canonical_node`]). It trades exactly as `p`; its text
+/// may not parse (a comparison whose typed side was simplified away leaves two numbers).
+pub fn canonical_program(p: &Program, specs: SpecLookup<'_>) -> Program {
+    Program {
         roots: p
             .roots
             .clone()
             .map(|r| r.map(|r| canonical_node(&r, specs))),
-    };
-    print(&c, specs)
+    }
 }
 
 #[cfg(test)]
@@ -1338,6 +1368,9 @@ meaning = "a level"
                     for (child, parent) in [(a, &pair[0]), (b, &pair[1])] {
                         let m = g.mutate(&child, &limits, &mut rng);
                         changed += usize::from(&m != parent);
+                        // Every child reads back from its text (a checkpoint stores it so).
+                        let text = print(&m, &lookup);
+                        assert_eq!(parse(&text, &lookup).as_ref(), Ok(&m), "{text}");
                         next.push(m);
                     }
                 }
@@ -1345,6 +1378,9 @@ meaning = "a level"
             }
             (pop, changed)
         };
+        for seed in 6..12 {
+            run(seed);
+        }
         let (pop, changed) = run(5);
         // Most offspring differ from their parent.
         assert!(changed > 40 * 30 / 2, "{changed}");
@@ -1389,6 +1425,14 @@ meaning = "a level"
         // The canonical text is itself a program with the same canonical form.
         let again = parse(&canonical(&a, &lookup), &lookup).unwrap();
         assert_eq!(canonical(&again, &lookup), canonical(&a, &lookup));
+        // Double negations and `if` on a constant condition go.
+        let d = parse(
+            "(program (enter-long (not (not (and (if true (gt close (ema 5)) false) \
+             (if false (gt close (ema 9)) (lt (rsi 14) 30.0)))))))",
+            &lookup,
+        )
+        .unwrap();
+        assert_eq!(canonical(&d, &lookup), canonical(&a, &lookup));
     }
 
     fn check_types(n: &Node, seen: &mut std::collections::BTreeSet<Op>) {

@@ -318,6 +318,41 @@ mod tests {
     }
 
     #[test]
+    fn a_program_and_its_canonical_form_trade_alike() {
+        // The fitness cache keys programs by canonical text: it must never merge two programs
+        // that trade differently.
+        let m = synthetic::generate(&synthetic::SyntheticParams {
+            bars: 400,
+            ..Default::default()
+        })
+        .markets
+        .remove(0);
+        let data = Prepared::new(m);
+        let specs: Vec<SeedSpec> = super::super::registry()
+            .unwrap()
+            .iter()
+            .filter(|e| !e.is_ml())
+            .map(|e| e.spec.clone())
+            .collect();
+        let g = Generator::new(specs, 5);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let risk = risk_spec().unwrap().default_genome();
+        let mut changed = 0;
+        for _ in 0..400 {
+            let p = g.program(&mut rng);
+            let c = crate::genome::program::canonical_program(&p, &lookup);
+            let text = crate::genome::program::print(&c, &lookup);
+            changed += usize::from(c != p);
+            let (a, b) = (targets(&p, &risk, &data), targets(&c, &risk, &data));
+            assert_eq!(a.position, b.position, "{text}");
+        }
+        assert!(
+            changed > 100,
+            "only {changed} of 400 canonical forms differ"
+        );
+    }
+
+    #[test]
     fn random_programs_never_look_ahead() {
         let m = synthetic::generate(&synthetic::SyntheticParams {
             bars: 600,
