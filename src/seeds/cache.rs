@@ -49,7 +49,7 @@ pub enum Key {
 pub const MAX_CACHED_SERIES: usize = 4096;
 /// Most bytes of series one prepared market keeps (programs ask for every period of every
 /// indicator): with long histories fewer than [`MAX_CACHED_SERIES`] series are kept.
-pub const MAX_CACHED_BYTES: usize = 256 << 20;
+pub const MAX_CACHED_BYTES: usize = 128 << 20;
 
 /// Most seed signals one prepared market keeps (see [`Prepared::seed_sides`]).
 pub const MAX_CACHED_SIGNALS: usize = 1024;
