@@ -580,6 +580,7 @@ pub fn parse_program_text(text: &str, origin: &str) -> Result<Program> {
 }
 
 /// A genome of seed `name` (or `program`, with `program_text`): the defaults, then `genes`.
+/// Errors name `origin`.
 fn genome_of(
     name: &str,
     program_text: Option<&str>,
@@ -588,11 +589,20 @@ fn genome_of(
 ) -> Result<Genome> {
     let (entry, program) = if name == PROGRAM_NAME {
         let Some(text) = program_text else {
-            bail!("{origin}: a `program` member without its program");
+            bail!("{origin}: a program's genome needs its program (`program = '(program ...)'`)");
         };
-        (None, Some(parse_program_text(text, origin)?))
+        (
+            None,
+            Some(parse_program_text(text, &format!("{origin}: program"))?),
+        )
     } else {
-        (Some(seeds::find(name).map_err(anyhow::Error::msg)?), None)
+        if program_text.is_some() {
+            bail!("{origin}: a program is given but the seed is `{name}`; a program's genome has seed `program`");
+        }
+        (
+            Some(seeds::find(name).map_err(|m| anyhow::anyhow!("{origin}: {m}"))?),
+            None,
+        )
     };
     let mut g = Genome {
         entry,
@@ -603,7 +613,7 @@ fn genome_of(
     g.genes = spec.default_genome();
     for (k, v) in genes {
         spec.set(&mut g.genes, k, v)
-            .with_context(|| origin.to_string())?;
+            .map_err(|e| anyhow::anyhow!("{origin}: genes.{k}: {e}"))?;
     }
     Ok(g)
 }
@@ -736,12 +746,6 @@ pub fn read_genome(path: &Path) -> Result<Genome> {
             other.type_str()
         ),
     };
-    if program.is_some() && seed != PROGRAM_NAME {
-        bail!(
-            "{}: `program` is given but seed is `{seed}`; a program's genome has seed = \"program\"",
-            path.display()
-        );
-    }
     let mut genes = Vec::new();
     if let Some(g) = table.get("genes") {
         let Some(g) = g.as_table() else {
@@ -761,31 +765,5 @@ pub fn read_genome(path: &Path) -> Result<Genome> {
             genes.push((k.clone(), text));
         }
     }
-    let origin = path.display().to_string();
-    let (entry, program) = if seed == PROGRAM_NAME {
-        let Some(text) = program else {
-            bail!("{origin}: seed = \"program\" needs `program = '(program ...)'`");
-        };
-        (
-            None,
-            Some(parse_program_text(text, &format!("{origin}: program"))?),
-        )
-    } else {
-        (
-            Some(seeds::find(seed).map_err(|m| anyhow::anyhow!("{origin}: {m}"))?),
-            None,
-        )
-    };
-    let mut g = Genome {
-        entry,
-        program,
-        genes: Vec::new(),
-    };
-    let spec = g.spec()?;
-    g.genes = spec.default_genome();
-    for (k, v) in &genes {
-        spec.set(&mut g.genes, k, v)
-            .map_err(|e| anyhow::anyhow!("{origin}: genes.{k}: {e}"))?;
-    }
-    Ok(g)
+    genome_of(seed, program, &genes, &path.display().to_string())
 }

@@ -317,6 +317,16 @@ mod tests {
         out
     }
 
+    /// Every seed but the two ML ones (which need longer windows than these tests' markets).
+    fn rule_seed_specs() -> Vec<SeedSpec> {
+        super::super::registry()
+            .unwrap()
+            .iter()
+            .filter(|e| !e.is_ml())
+            .map(|e| e.spec.clone())
+            .collect()
+    }
+
     #[test]
     fn a_program_and_its_canonical_form_trade_alike() {
         // The fitness cache keys programs by canonical text: it must never merge two programs
@@ -328,13 +338,7 @@ mod tests {
         .markets
         .remove(0);
         let data = Prepared::new(m);
-        let specs: Vec<SeedSpec> = super::super::registry()
-            .unwrap()
-            .iter()
-            .filter(|e| !e.is_ml())
-            .map(|e| e.spec.clone())
-            .collect();
-        let g = Generator::new(specs, 5);
+        let g = Generator::new(rule_seed_specs(), 5);
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let risk = risk_spec().unwrap().default_genome();
         let mut changed = 0;
@@ -367,14 +371,7 @@ mod tests {
             value: (0..31).map(|i| ((i * 37) % 101) as u8).collect(),
         };
         let m = m.with_fear_greed(&fg);
-        // Every seed but the two ML ones (which need longer windows than 600 bars to fit).
-        let specs: Vec<SeedSpec> = super::super::registry()
-            .unwrap()
-            .iter()
-            .filter(|e| !e.is_ml())
-            .map(|e| e.spec.clone())
-            .collect();
-        let g = Generator::new(specs, 6).with_sentiment(true);
+        let g = Generator::new(rule_seed_specs(), 6).with_sentiment(true);
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let full = Prepared::new(m.clone());
         let risk = risk_spec().unwrap().default_genome();
