@@ -32,6 +32,21 @@ pub enum DataCommand {
         #[arg(long, value_name = "DIR", default_value = "data/synthetic")]
         out: PathBuf,
     },
+    /// Write a return-permuted copy of the data (the null hypothesis: every bar's move and
+    /// shape kept, their order shuffled with a seeded RNG, prices rebuilt, timestamps, funding
+    /// and Fear & Greed kept) as OUT/candles/permuted_<COIN>_<interval>.csv and
+    /// OUT/funding/permuted_<COIN>.csv. Evolution that finds as much on it as on the real
+    /// data is finding luck.
+    Permute {
+        #[command(flatten)]
+        data: DataArgs,
+        /// RNG seed of the permutation; each seed is another copy.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output data directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Download Hyperliquid candles and hourly funding into a data directory, incrementally:
     /// a second run fetches only what is new. Hyperliquid serves only the most recent 5,000
     /// candles per coin and interval, so run it regularly to build up longer history.
@@ -220,6 +235,40 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 rows.len(),
                 rows[0].0,
                 rows[rows.len() - 1].0
+            );
+            Ok(())
+        }
+        DataCommand::Permute { data, seed, out } => {
+            let cfg = data.config()?;
+            let sel = cfg.data_selection();
+            let u = super::load_data(&sel)?;
+            let p = organism::market::permute::permute(&u, seed);
+            for m in &p.markets {
+                let c = out
+                    .join("candles")
+                    .join(format!("permuted_{}_{}.csv", m.coin, sel.interval));
+                write_atomic(&c, candles_to_csv(&m.candles).as_bytes())?;
+                let f = out.join("funding").join(format!("permuted_{}.csv", m.coin));
+                write_atomic(&f, funding_to_csv(&m.funding).as_bytes())?;
+            }
+            let fg = sel
+                .path
+                .as_deref()
+                .and_then(organism::market::universe::fear_greed_file);
+            if let Some(fg) = fg {
+                let body =
+                    std::fs::read(&fg).with_context(|| format!("{}: cannot read", fg.display()))?;
+                write_atomic(
+                    &out.join(organism::market::universe::FEAR_GREED_FILE),
+                    &body,
+                )?;
+            }
+            outln!(
+                "wrote {} coins of {}, returns permuted with seed {seed}, to {} (use it with --data {} --source permuted)",
+                p.markets.len(),
+                u.origin,
+                out.display(),
+                out.display()
             );
             Ok(())
         }

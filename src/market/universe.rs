@@ -119,6 +119,22 @@ pub fn load_universe(sel: &DataSelection) -> Result<Universe, DataError> {
 /// The Fear & Greed file a data folder may hold (`date,value`, see [`super::csv::load_fear_greed`]).
 pub const FEAR_GREED_FILE: &str = "fear_greed.csv";
 
+/// The Fear & Greed file of data folder `path`: in it, in its candles folder, or beside that.
+pub fn fear_greed_file(path: &Path) -> Option<PathBuf> {
+    let candles_dir = if path.join("candles").is_dir() {
+        path.join("candles")
+    } else {
+        path.to_path_buf()
+    };
+    [
+        path.join(FEAR_GREED_FILE),
+        candles_dir.join(FEAR_GREED_FILE),
+        candles_dir.join("..").join(FEAR_GREED_FILE),
+    ]
+    .into_iter()
+    .find(|f| f.is_file())
+}
+
 fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
     let Some(path) = &sel.path else {
         let mut u = synthetic::generate(&sel.synthetic);
@@ -220,15 +236,7 @@ fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
         let funding = load_optional_funding(funding_file.as_deref(), &coin, &mut u.notes)?;
         push_market(&mut u, coin, candles, funding);
     }
-    // The Fear & Greed index beside the candles: in the data folder, or next to `candles/`.
-    let fg_file = [
-        path.join(FEAR_GREED_FILE),
-        candles_dir.join(FEAR_GREED_FILE),
-        candles_dir.join("..").join(FEAR_GREED_FILE),
-    ]
-    .into_iter()
-    .find(|f| f.is_file());
-    if let Some(f) = fg_file {
+    if let Some(f) = fear_greed_file(path) {
         let fg = super::csv::load_fear_greed(&f)?;
         u.markets = u
             .markets
