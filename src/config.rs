@@ -84,6 +84,7 @@ pub struct EvolutionConfig {
     pub max_nodes: usize,
     pub program_mutation_prob: f64,
     pub min_trades: f64,
+    pub sharpe_objective: String,
     pub worst_coin_weight: f64,
     pub train_fraction: f64,
     pub validation_fraction: f64,
@@ -264,6 +265,9 @@ impl Config {
         e.mode
             .parse::<crate::evolution::Mode>()
             .map_err(|m| err("evolution.mode", m))?;
+        e.sharpe_objective
+            .parse::<crate::evolution::problem::SharpeObjective>()
+            .map_err(|m| err("evolution.sharpe_objective", m))?;
         if !(2..=17).contains(&e.max_depth) {
             return Err(err(
                 "evolution.max_depth",
@@ -393,6 +397,11 @@ impl Config {
         crate::evolution::problem::Aggregation {
             worst_coin_weight: self.evolution.worst_coin_weight,
             min_trades: self.evolution.min_trades,
+            sharpe: self
+                .evolution
+                .sharpe_objective
+                .parse()
+                .unwrap_or(crate::evolution::problem::SharpeObjective::Plain),
         }
     }
 

@@ -36,7 +36,7 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "coin",
     "bars",
     "cagr",
@@ -46,6 +46,7 @@ const KEYS: [&str; 19] = [
     "monthly_returns",
     "total_return",
     "sharpe",
+    "fold_sharpe",
     "sortino",
     "max_drawdown",
     "consistency",

@@ -12,7 +12,7 @@ use organism::{
     config::Config,
     evolution::{
         checkpoint,
-        problem::{Aggregation, Split, UniverseProblem},
+        problem::{Aggregation, SharpeObjective, Split, UniverseProblem},
         Evolver, Settings,
     },
     market::load_universe,
@@ -387,6 +387,7 @@ fn the_front_improves_on_the_bundled_market() {
         aggregation: Aggregation {
             worst_coin_weight: 0.5,
             min_trades: 10.0,
+            sharpe: SharpeObjective::Plain,
         },
     };
     let evolver = Evolver::new(&problem, Settings::params(32, 0.9, 20.0, 20.0, 0.25));

@@ -118,6 +118,29 @@ pub struct Aggregation {
     /// Fewest trades per coin (mean over coins) for a feasible genome; fewer is infeasible,
     /// with violation `min_trades − mean trades`.
     pub min_trades: f64,
+    /// Which Sharpe is the first objective.
+    pub sharpe: SharpeObjective,
+}
+
+/// The Sharpe objective: the plain annualized Sharpe of the span, or the fold lower bound
+/// ([`crate::fitness::fold_sharpe`]) that discounts luck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SharpeObjective {
+    Plain,
+    Folds,
+}
+
+impl std::str::FromStr for SharpeObjective {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sharpe" => Ok(Self::Plain),
+            "folds" => Ok(Self::Folds),
+            other => Err(format!(
+                "`{other}` is not a Sharpe objective: sharpe or folds"
+            )),
+        }
+    }
 }
 
 /// Per-coin metrics aggregated into an evaluation.
@@ -141,8 +164,12 @@ pub fn aggregate(per_coin: &[Metrics], agg: &Aggregation) -> Evaluation {
         }
     };
     let trades = per_coin.iter().map(|m| m.trades as f64).sum::<f64>() / n;
+    let sharpe = match agg.sharpe {
+        SharpeObjective::Plain => combine(&|m| m.sharpe, true),
+        SharpeObjective::Folds => combine(&|m| m.fold_sharpe, true),
+    };
     Evaluation::new(
-        combine(&|m| m.sharpe, true),
+        sharpe,
         combine(&|m| m.consistency, true),
         combine(&|m| m.max_drawdown, false),
         combine(&|m| m.turnover, false),
@@ -508,6 +535,8 @@ mod tests {
         Metrics {
             total_return: 0.0,
             sharpe,
+            // A lower bound below the plain figure, to tell the two objectives apart.
+            fold_sharpe: sharpe - 1.0,
             sortino: 0.0,
             max_drawdown: sharpe.abs() / 10.0,
             consistency: 0.5,
@@ -527,9 +556,10 @@ mod tests {
 
     #[test]
     fn aggregation_penalizes_the_worst_coin() {
-        let agg = Aggregation {
+        let mut agg = Aggregation {
             worst_coin_weight: 0.5,
             min_trades: 10.0,
+            sharpe: SharpeObjective::Plain,
         };
         let e = aggregate(
             &[metrics(2.0, 20), metrics(1.0, 10), metrics(-0.5, 0)],
@@ -543,5 +573,9 @@ mod tests {
         assert_eq!(e.violation, 0.0);
         let e = aggregate(&[metrics(2.0, 4), metrics(1.0, 2)], &agg);
         assert_eq!(e.violation, 7.0);
+        // The fold objective aggregates the fold lower bounds the same way.
+        agg.sharpe = SharpeObjective::Folds;
+        let e = aggregate(&[metrics(2.0, 20), metrics(1.0, 10)], &agg);
+        assert!((e.sharpe() - (0.5 * 0.5 + 0.5 * 0.0)).abs() < 1e-12);
     }
 }

@@ -46,6 +46,28 @@ pub fn sharpe_from(mean: f64, var: f64, bars_per_year: f64) -> f64 {
     }
 }
 
+/// Folds of [`fold_sharpe`].
+pub const SHARPE_FOLDS: usize = 4;
+
+/// A Sharpe ratio that discounts luck: the training span's per-bar returns cut into `k`
+/// contiguous folds of equal length, the annualized [`sharpe`] of each, and their mean less one
+/// standard error, `mean − sd(ddof 1) / √k`. A strategy whose result rests on a few trades or one
+/// lucky stretch has folds near zero beside one large fold: the spread pulls it down. A strategy
+/// that earns in every fold keeps nearly its mean. Fewer than `2·k` returns: the plain
+/// [`sharpe`].
+pub fn fold_sharpe(returns: &[f64], bars_per_year: f64, k: usize) -> f64 {
+    let n = returns.len();
+    if k < 2 || n < 2 * k {
+        return sharpe(returns, bars_per_year);
+    }
+    let folds: Vec<f64> = (0..k)
+        .map(|i| sharpe(&returns[i * n / k..(i + 1) * n / k], bars_per_year))
+        .collect();
+    let mean = folds.iter().sum::<f64>() / k as f64;
+    let var = folds.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
+    mean - (var / k as f64).sqrt()
+}
+
 /// Annualized Sortino ratio: `mean(r) / sqrt(mean(min(r, 0)²)) · √bars_per_year` (downside
 /// deviation against 0 over all bars); 0 when there are no negative returns or no returns.
 pub fn sortino(returns: &[f64], bars_per_year: f64) -> f64 {
@@ -196,6 +218,8 @@ pub struct Metrics {
     pub total_return: f64,
     /// See [`sharpe`].
     pub sharpe: f64,
+    /// See [`fold_sharpe`] ([`SHARPE_FOLDS`] folds).
+    pub fold_sharpe: f64,
     /// See [`sortino`].
     pub sortino: f64,
     /// See [`max_drawdown`].
@@ -237,6 +261,7 @@ impl Metrics {
             ("CAGR", pct(self.cagr)),
             ("final equity", format!("{:.2}", self.final_equity)),
             ("sharpe", format!("{:.3}", self.sharpe)),
+            ("sharpe (folds)", format!("{:.3}", self.fold_sharpe)),
             ("sortino", format!("{:.3}", self.sortino)),
             ("calmar", format!("{:.3}", self.calmar)),
             ("max drawdown", pct(self.max_drawdown)),
@@ -300,6 +325,7 @@ impl Metrics {
             exits,
             total_return: final_equity / report.cash - 1.0,
             sharpe: sharpe(&r, bars_per_year),
+            fold_sharpe: fold_sharpe(&r, bars_per_year, SHARPE_FOLDS),
             sortino: sortino(&r, bars_per_year),
             max_drawdown: max_dd,
             consistency: consistency(eq, ts, report.cash),
@@ -325,6 +351,30 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_sharpe_is_the_mean_less_one_standard_error() {
+        // Four folds of four returns each; bars_per_year 1 so each fold's Sharpe is
+        // mean / sd (ddof 1). Folds: [1,3,1,3] -> 2/1.1547 = 1.7321; [0,2,0,2] -> 1/1.1547 =
+        // 0.8660; [2,2,2,4] -> 2.5/1 = 2.5; [-1,1,-1,1] -> 0.
+        let r = [
+            1.0, 3.0, 1.0, 3.0, 0.0, 2.0, 0.0, 2.0, 2.0, 2.0, 2.0, 4.0, -1.0, 1.0, -1.0, 1.0,
+        ];
+        let folds = [3.0_f64.sqrt(), 3.0_f64.sqrt() / 2.0, 2.5, 0.0];
+        let mean = folds.iter().sum::<f64>() / 4.0;
+        let var = folds.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / 3.0;
+        let want = mean - (var / 4.0).sqrt();
+        assert!((fold_sharpe(&r, 1.0, 4) - want).abs() < 1e-12);
+        assert!((want - 0.7343).abs() < 1e-4, "{want}");
+        // Equal folds: no penalty, each fold's Sharpe (2 / √2). Too few returns: the plain
+        // Sharpe.
+        let even = [1.0, 3.0, 1.0, 3.0, 1.0, 3.0, 1.0, 3.0];
+        assert!((fold_sharpe(&even, 1.0, 4) - 2.0_f64.sqrt()).abs() < 1e-12);
+        assert_eq!(
+            fold_sharpe(&[1.0, 2.0, 3.0], 1.0, 4),
+            sharpe(&[1.0, 2.0, 3.0], 1.0)
+        );
+    }
     use crate::execution::{ExitReason, Side, Trade};
 
     fn trade(pnl: f64, reason: ExitReason) -> Trade {
