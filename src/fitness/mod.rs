@@ -4,6 +4,8 @@
 //! `r[0] = V[0]/cash − 1`, `r[t] = V[t]/V[t−1] − 1` (0 once equity has reached zero). No metric
 //! returns `NaN`: degenerate cases (no trades, flat equity, one bar) have stated values.
 
+pub mod luck;
+
 use serde::Serialize;
 
 use crate::backtest::BacktestReport;
