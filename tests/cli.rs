@@ -36,7 +36,7 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
     "coin",
     "bars",
     "cagr",
@@ -47,6 +47,7 @@ const KEYS: [&str; 20] = [
     "total_return",
     "sharpe",
     "fold_sharpe",
+    "psr",
     "sortino",
     "max_drawdown",
     "consistency",

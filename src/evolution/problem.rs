@@ -128,6 +128,8 @@ pub struct Aggregation {
 pub enum SharpeObjective {
     Plain,
     Folds,
+    /// The probabilistic Sharpe ratio against zero ([`crate::fitness::psr_zero`]).
+    Psr,
 }
 
 impl std::str::FromStr for SharpeObjective {
@@ -136,8 +138,9 @@ impl std::str::FromStr for SharpeObjective {
         match s {
             "sharpe" => Ok(Self::Plain),
             "folds" => Ok(Self::Folds),
+            "psr" => Ok(Self::Psr),
             other => Err(format!(
-                "`{other}` is not a Sharpe objective: sharpe or folds"
+                "`{other}` is not a Sharpe objective: sharpe, folds or psr"
             )),
         }
     }
@@ -167,6 +170,7 @@ pub fn aggregate(per_coin: &[Metrics], agg: &Aggregation) -> Evaluation {
     let sharpe = match agg.sharpe {
         SharpeObjective::Plain => combine(&|m| m.sharpe, true),
         SharpeObjective::Folds => combine(&|m| m.fold_sharpe, true),
+        SharpeObjective::Psr => combine(&|m| m.psr, true),
     };
     Evaluation::new(
         sharpe,
@@ -537,6 +541,7 @@ mod tests {
             sharpe,
             // A lower bound below the plain figure, to tell the two objectives apart.
             fold_sharpe: sharpe - 1.0,
+            psr: 0.5,
             sortino: 0.0,
             max_drawdown: sharpe.abs() / 10.0,
             consistency: 0.5,

@@ -48,6 +48,28 @@ pub fn sharpe_from(mean: f64, var: f64, bars_per_year: f64) -> f64 {
     }
 }
 
+/// The probabilistic Sharpe ratio against zero ([`luck::psr`]) of per-bar returns: the
+/// probability that the true per-bar Sharpe is above 0, given the estimate, the number of bars,
+/// and the returns' skewness and kurtosis. 0.5 when there is no variance (no trades).
+pub fn psr_zero(returns: &[f64]) -> f64 {
+    let n = returns.len();
+    if n < 2 {
+        return 0.5;
+    }
+    let mean = returns.iter().sum::<f64>() / n as f64;
+    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    if var <= 0.0 {
+        return 0.5;
+    }
+    let (skew, kurt) = luck::moments(returns);
+    let p = luck::psr(mean / var.sqrt(), n, skew, kurt, 0.0);
+    if p.is_nan() {
+        0.5
+    } else {
+        p
+    }
+}
+
 /// Folds of [`fold_sharpe`].
 pub const SHARPE_FOLDS: usize = 4;
 
@@ -222,6 +244,8 @@ pub struct Metrics {
     pub sharpe: f64,
     /// See [`fold_sharpe`] ([`SHARPE_FOLDS`] folds).
     pub fold_sharpe: f64,
+    /// See [`psr_zero`].
+    pub psr: f64,
     /// See [`sortino`].
     pub sortino: f64,
     /// See [`max_drawdown`].
@@ -264,6 +288,7 @@ impl Metrics {
             ("final equity", format!("{:.2}", self.final_equity)),
             ("sharpe", format!("{:.3}", self.sharpe)),
             ("sharpe (folds)", format!("{:.3}", self.fold_sharpe)),
+            ("P(sharpe > 0)", format!("{:.3}", self.psr)),
             ("sortino", format!("{:.3}", self.sortino)),
             ("calmar", format!("{:.3}", self.calmar)),
             ("max drawdown", pct(self.max_drawdown)),
@@ -328,6 +353,7 @@ impl Metrics {
             total_return: final_equity / report.cash - 1.0,
             sharpe: sharpe(&r, bars_per_year),
             fold_sharpe: fold_sharpe(&r, bars_per_year, SHARPE_FOLDS),
+            psr: psr_zero(&r),
             sortino: sortino(&r, bars_per_year),
             max_drawdown: max_dd,
             consistency: consistency(eq, ts, report.cash),
@@ -353,6 +379,18 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn psr_against_zero_by_hand() {
+        // No edge: 0.5. Alternating +2 % / −1 %, 200 bars: per-bar Sharpe 0.005 / 0.015038 =
+        // 0.33250, skew 0, kurtosis 1 (two points): z = 0.3325·√199 = 4.6905, Φ(z) ≈ 0.9999986.
+        let flat: Vec<f64> = (0..100).flat_map(|_| [0.01, -0.01]).collect();
+        assert!((psr_zero(&flat) - 0.5).abs() < 1e-12);
+        let up: Vec<f64> = (0..100).flat_map(|_| [0.02, -0.01]).collect();
+        let p = psr_zero(&up);
+        assert!((p - 0.999_998_6).abs() < 5e-7, "{p}");
+        assert_eq!(psr_zero(&[0.0; 10]), 0.5);
+    }
 
     #[test]
     fn fold_sharpe_is_the_mean_less_one_standard_error() {
