@@ -78,18 +78,7 @@ pub fn min_track_record(sr: f64, skew: f64, kurt: f64, sr_star: f64, prob: f64) 
 /// Sample skewness and non-excess kurtosis of `x` (population moments, as the papers use);
 /// `(0, 3)` for fewer than two values or no variance.
 pub fn moments(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    if x.len() < 2 {
-        return (0.0, 3.0);
-    }
-    let mean = x.iter().sum::<f64>() / n;
-    let m2 = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    if m2 <= 0.0 {
-        return (0.0, 3.0);
-    }
-    let m3 = x.iter().map(|v| (v - mean).powi(3)).sum::<f64>() / n;
-    let m4 = x.iter().map(|v| (v - mean).powi(4)).sum::<f64>() / n;
-    (m3 / m2.powf(1.5), m4 / (m2 * m2))
+    super::Moments::of(x).shape()
 }
 
 #[cfg(test)]

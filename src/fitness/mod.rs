@@ -26,16 +26,84 @@ pub fn returns(equity: &[f64], cash: f64) -> Vec<f64> {
         .collect()
 }
 
+/// Sums of a return series for its moments: the count, the mean, and the sums of squared,
+/// cubed and fourth-power deviations from the mean (two passes, in order). [`sharpe`],
+/// [`psr_zero`] and [`luck::moments`] all read it, so a backtest's metrics take it once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moments {
+    pub n: usize,
+    pub mean: f64,
+    pub sum2: f64,
+    pub sum3: f64,
+    pub sum4: f64,
+}
+
+impl Moments {
+    pub fn of(x: &[f64]) -> Self {
+        let n = x.len();
+        let mean = if n == 0 {
+            0.0
+        } else {
+            x.iter().sum::<f64>() / n as f64
+        };
+        let (mut sum2, mut sum3, mut sum4) = (0.0, 0.0, 0.0);
+        for v in x {
+            let d = v - mean;
+            sum2 += d.powi(2);
+            sum3 += d.powi(3);
+            sum4 += d.powi(4);
+        }
+        Self {
+            n,
+            mean,
+            sum2,
+            sum3,
+            sum4,
+        }
+    }
+
+    /// Annualized Sharpe (see [`sharpe`]).
+    pub fn sharpe(&self, bars_per_year: f64) -> f64 {
+        if self.n < 2 {
+            return 0.0;
+        }
+        sharpe_from(self.mean, self.sum2 / (self.n - 1) as f64, bars_per_year)
+    }
+
+    /// Skewness and non-excess kurtosis (population moments); `(0, 3)` for fewer than two
+    /// values or no variance.
+    pub fn shape(&self) -> (f64, f64) {
+        let n = self.n as f64;
+        let m2 = self.sum2 / n;
+        if self.n < 2 || m2 <= 0.0 {
+            return (0.0, 3.0);
+        }
+        (self.sum3 / n / m2.powf(1.5), self.sum4 / n / (m2 * m2))
+    }
+
+    /// The probabilistic Sharpe ratio against zero (see [`psr_zero`]).
+    pub fn psr_zero(&self) -> f64 {
+        if self.n < 2 {
+            return 0.5;
+        }
+        let var = self.sum2 / (self.n - 1) as f64;
+        if var <= 0.0 {
+            return 0.5;
+        }
+        let (skew, kurt) = self.shape();
+        let p = luck::psr(self.mean / var.sqrt(), self.n, skew, kurt, 0.0);
+        if p.is_nan() {
+            0.5
+        } else {
+            p
+        }
+    }
+}
+
 /// Annualized Sharpe ratio: `mean(r) / std(r, ddof 1) · √bars_per_year`, risk-free 0; 0 when
 /// there are fewer than two returns or the standard deviation is 0.
 pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {
-    let n = returns.len();
-    if n < 2 {
-        return 0.0;
-    }
-    let mean = returns.iter().sum::<f64>() / n as f64;
-    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    sharpe_from(mean, var, bars_per_year)
+    Moments::of(returns).sharpe(bars_per_year)
 }
 
 /// Sharpe from the mean and sample variance of per-bar returns (0 when the variance is not
@@ -52,22 +120,7 @@ pub fn sharpe_from(mean: f64, var: f64, bars_per_year: f64) -> f64 {
 /// probability that the true per-bar Sharpe is above 0, given the estimate, the number of bars,
 /// and the returns' skewness and kurtosis. 0.5 when there is no variance (no trades).
 pub fn psr_zero(returns: &[f64]) -> f64 {
-    let n = returns.len();
-    if n < 2 {
-        return 0.5;
-    }
-    let mean = returns.iter().sum::<f64>() / n as f64;
-    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    if var <= 0.0 {
-        return 0.5;
-    }
-    let (skew, kurt) = luck::moments(returns);
-    let p = luck::psr(mean / var.sqrt(), n, skew, kurt, 0.0);
-    if p.is_nan() {
-        0.5
-    } else {
-        p
-    }
+    Moments::of(returns).psr_zero()
 }
 
 /// Folds of [`fold_sharpe`].
@@ -308,6 +361,7 @@ impl Metrics {
         let eq = &report.equity;
         let n = eq.len();
         let r = returns(eq, report.cash);
+        let moments = Moments::of(&r);
         let final_equity = eq.last().copied().unwrap_or(report.cash);
         let (mut wins, mut closed, mut profit, mut loss) = (0usize, 0usize, 0.0, 0.0);
         let mut exits = ExitCounts::default();
@@ -351,9 +405,9 @@ impl Metrics {
             },
             exits,
             total_return: final_equity / report.cash - 1.0,
-            sharpe: sharpe(&r, bars_per_year),
+            sharpe: moments.sharpe(bars_per_year),
             fold_sharpe: fold_sharpe(&r, bars_per_year, SHARPE_FOLDS),
-            psr: psr_zero(&r),
+            psr: moments.psr_zero(),
             sortino: sortino(&r, bars_per_year),
             max_drawdown: max_dd,
             consistency: consistency(eq, ts, report.cash),
