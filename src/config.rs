@@ -75,6 +75,7 @@ pub struct EvolutionConfig {
     pub generations: u32,
     pub population: usize,
     pub seed: u64,
+    pub algorithm: String,
     pub crossover_prob: f64,
     pub eta_crossover: f64,
     pub eta_mutation: f64,
@@ -265,6 +266,9 @@ impl Config {
         e.mode
             .parse::<crate::evolution::Mode>()
             .map_err(|m| err("evolution.mode", m))?;
+        e.algorithm
+            .parse::<crate::evolution::nsga::Algorithm>()
+            .map_err(|m| err("evolution.algorithm", m))?;
         e.sharpe_objective
             .parse::<crate::evolution::problem::SharpeObjective>()
             .map_err(|m| err("evolution.sharpe_objective", m))?;
@@ -374,6 +378,10 @@ impl Config {
                 max_nodes: e.max_nodes,
             },
             program_mutation_prob: e.program_mutation_prob,
+            algorithm: e
+                .algorithm
+                .parse()
+                .unwrap_or(crate::evolution::nsga::Algorithm::Nsga2),
             ..crate::evolution::Settings::params(
                 e.population,
                 e.crossover_prob,

@@ -53,6 +53,9 @@ pub struct Args {
     /// What evolves: params, programs or mixed (default: evolution.mode).
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
+    /// Survival rule: nsga2 or nsga3 (default: evolution.algorithm).
+    #[arg(long, value_name = "NAME")]
+    pub algorithm: Option<String>,
     /// Seeds in the starting population, comma-separated (default: evolution.seeds, all).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<String>>,
@@ -197,6 +200,11 @@ pub fn run(args: Args) -> Result<()> {
         m.parse::<organism::evolution::Mode>()
             .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
         cfg.evolution.mode = m.clone();
+    }
+    if let Some(a) = &args.algorithm {
+        a.parse::<organism::evolution::nsga::Algorithm>()
+            .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
+        cfg.evolution.algorithm = a.clone();
     }
     let target = args.generations.unwrap_or(cfg.evolution.generations);
     let out = args
@@ -589,7 +597,9 @@ impl Reporter {
             self.println(
                 serde_json::json!({"generation": s.generation, "evaluations": s.evaluations,
                     "best_sharpe": if s.best_sharpe.is_finite() { Some(s.best_sharpe) } else { None },
-                    "front_size": s.front_size, "feasible": s.feasible,
+                    "front_size": s.front_size,
+                    "front_share": s.front_size as f64 / self.population.max(1) as f64,
+                    "feasible": s.feasible,
                     "hypervolume": s.hypervolume, "diversity": s.diversity,
                     "programs": s.programs, "mean_program_size": s.mean_size,
                     "evaluations_per_sec": rate, "seconds": secs})
@@ -602,8 +612,9 @@ impl Reporter {
                 String::new()
             };
             self.println(format!(
-                "gen {:>4}  best sharpe {:>7.3}  front {:>3}  feasible {:>3}  HV {:.4}  diversity {:.2}{programs}  evals {:>4} ({:.0}/s)",
-                s.generation, s.best_sharpe, s.front_size, s.feasible, s.hypervolume, s.diversity, s.evaluations, rate
+                "gen {:>4}  best sharpe {:>7.3}  front {:>3} ({:>3.0}%)  feasible {:>3}  HV {:.4}  diversity {:.2}{programs}  evals {:>4} ({:.0}/s)",
+                s.generation, s.best_sharpe, s.front_size,
+                100.0 * s.front_size as f64 / self.population.max(1) as f64, s.feasible, s.hypervolume, s.diversity, s.evaluations, rate
             ));
         }
     }

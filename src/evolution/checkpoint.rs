@@ -39,7 +39,8 @@ use crate::{
 pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// Format version this build reads and writes. 3: the data selection holds a time range.
 /// 4: strategy programs (members, settings, the programs' risk genes among the specs).
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: the survival algorithm among the settings.
+pub const FORMAT_VERSION: u32 = 5;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";

@@ -1,4 +1,4 @@
-//! The multi-objective evolution loop (NSGA-II), organism's own.
+//! The multi-objective evolution loop (NSGA-II or NSGA-III), organism's own.
 //!
 //! Shaped like argmin: a [`Problem`] evaluates genomes; [`Evolver`] holds the settings and
 //! advances a [`State`] one generation per [`Evolver::step`]. The state is everything a run
@@ -163,6 +163,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Probability that a program offspring undergoes one random mutation.
     pub program_mutation_prob: f64,
+    /// The survival rule.
+    pub algorithm: nsga::Algorithm,
 }
 
 impl Settings {
@@ -183,6 +185,7 @@ impl Settings {
             mode: Mode::Params,
             limits: Limits::default(),
             program_mutation_prob: 0.3,
+            algorithm: nsga::Algorithm::Nsga2,
         }
     }
 }
@@ -232,13 +235,15 @@ pub struct State {
     pub history: Vec<GenStats>,
 }
 
-/// The NSGA-II loop over a problem.
+/// The evolution loop over a problem.
 pub struct Evolver<'a, P: Problem> {
     pub problem: &'a P,
     pub settings: Settings,
     /// Programs' generator and the seed index of programs, when the problem evaluates programs
     /// and the mode evolves them.
     programs: Option<(u16, Generator)>,
+    /// NSGA-III's reference directions (empty under NSGA-II).
+    refs: Vec<Vec<f64>>,
 }
 
 /// Largest depth of the trees of the starting population (DEAP's customary 2..6; variation may
@@ -275,10 +280,25 @@ impl<'a, P: Problem> Evolver<'a, P> {
                 Some((ps, gen))
             }
         };
+        let refs = match settings.algorithm {
+            nsga::Algorithm::Nsga2 => Vec::new(),
+            nsga::Algorithm::Nsga3 => {
+                nsga::reference_directions(N_OBJ, nsga::divisions_for(settings.population))
+            }
+        };
         Self {
             problem,
             settings,
             programs,
+            refs,
+        }
+    }
+
+    /// Elitist survival of `n` members of `pool` by the run's algorithm.
+    fn survive(&self, pool: Vec<Member>, n: usize, rng: &mut ChaCha8Rng) -> Vec<Member> {
+        match self.settings.algorithm {
+            nsga::Algorithm::Nsga2 => nsga::survive(pool, n),
+            nsga::Algorithm::Nsga3 => nsga::survive_nsga3(pool, n, &self.refs, rng),
         }
     }
 
@@ -356,7 +376,7 @@ impl<'a, P: Problem> Evolver<'a, P> {
             history: Vec::new(),
         };
         let (members, evaluations) = self.evaluate(&mut state, genomes, tick);
-        state.population = nsga::survive(members, n);
+        state.population = self.survive(members, n, &mut state.rng);
         let stats = self.stats(&state, evaluations);
         state.history.push(stats);
         state
@@ -466,7 +486,7 @@ impl<'a, P: Problem> Evolver<'a, P> {
         let (children, evaluations) = self.evaluate(state, offspring, tick);
         let mut pool = std::mem::take(&mut state.population);
         pool.extend(children);
-        state.population = nsga::survive(pool, n);
+        state.population = self.survive(pool, n, &mut state.rng);
         state.generation += 1;
         let stats = self.stats(state, evaluations);
         state.history.push(stats.clone());
@@ -482,7 +502,8 @@ impl<'a, P: Problem> Evolver<'a, P> {
             m.eval = self.problem.evaluate(m.seed, &m.genes, m.program.as_ref());
         }
         let n = state.population.len();
-        state.population = nsga::survive(std::mem::take(&mut state.population), n);
+        let pop = std::mem::take(&mut state.population);
+        state.population = self.survive(pop, n, &mut state.rng);
     }
 
     fn stats(&self, state: &State, evaluations: usize) -> GenStats {

@@ -1,11 +1,45 @@
-//! NSGA-II selection: constrained domination, fast non-dominated sorting, crowding distance on
-//! objectives normalized to their range in the pool, binary tournament, elitist (μ+λ) survival.
-//! All ties are broken by position, so selection is deterministic.
+//! Selection: constrained domination, fast non-dominated sorting, binary tournament and two
+//! elitist (μ+λ) survival rules over the same fronts:
+//!
+//! - **NSGA-II** (Deb et al. 2002): the last front that fits is cut by crowding distance on
+//!   objectives normalized to their range in the pool. All ties are broken by position.
+//! - **NSGA-III** (Deb & Jain 2014): the last front is cut by niching around Das–Dennis
+//!   reference directions on adaptively normalized objectives ([`survive_nsga3`]). Its random
+//!   choices are drawn from the run's RNG, so it is deterministic too.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use serde::{Deserialize, Serialize};
+
 use super::{Evaluation, Member, N_OBJ};
+
+/// The survival rule of a run (`evolution.algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    Nsga2,
+    Nsga3,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nsga2 => "nsga2",
+            Self::Nsga3 => "nsga3",
+        }
+    }
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "nsga2" => Ok(Self::Nsga2),
+            "nsga3" => Ok(Self::Nsga3),
+            other => Err(format!("`{other}` is not an algorithm: nsga2 or nsga3")),
+        }
+    }
+}
 
 /// Constrained domination (Deb): a feasible solution beats an infeasible one; of two
 /// infeasible ones the smaller violation wins; of two feasible ones, Pareto domination on the
@@ -181,6 +215,246 @@ pub fn survive(pool: Vec<Member>, n: usize) -> Vec<Member> {
         .collect()
 }
 
+/// Das–Dennis reference directions: every point of the unit simplex in `m` dimensions whose
+/// coordinates are multiples of `1/p` — C(p+m−1, m−1) of them, in lexicographic order.
+pub fn reference_directions(m: usize, p: usize) -> Vec<Vec<f64>> {
+    fn walk(m: usize, p: usize, left: usize, prefix: &mut Vec<usize>, out: &mut Vec<Vec<f64>>) {
+        if prefix.len() == m - 1 {
+            prefix.push(left);
+            out.push(prefix.iter().map(|&k| k as f64 / p as f64).collect());
+            prefix.pop();
+            return;
+        }
+        for k in (0..=left).rev() {
+            prefix.push(k);
+            walk(m, p, left - k, prefix, out);
+            prefix.pop();
+        }
+    }
+    let mut out = Vec::new();
+    if m == 0 || p == 0 {
+        return out;
+    }
+    walk(m, p, p, &mut Vec::with_capacity(m), &mut out);
+    out
+}
+
+/// The divisions NSGA-III uses for a population of `n` with [`N_OBJ`] objectives: the largest
+/// `p` whose C(p+3, 3) reference directions do not outnumber the population (at least 1), as
+/// Deb & Jain size them (population ≈ number of directions).
+pub fn divisions_for(n: usize) -> usize {
+    let count = |p: usize| (1..N_OBJ).fold(1usize, |c, k| c * (p + k) / k);
+    let mut p = 1;
+    while count(p + 1) <= n {
+        p += 1;
+    }
+    p
+}
+
+/// Solves `a x = b` for a small square system by Gaussian elimination with partial pivoting;
+/// `None` when it is (nearly) singular.
+fn solve(mut a: [[f64; N_OBJ]; N_OBJ], mut b: [f64; N_OBJ]) -> Option<[f64; N_OBJ]> {
+    for c in 0..N_OBJ {
+        let piv = (c..N_OBJ).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[piv][c].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(c, piv);
+        b.swap(c, piv);
+        for r in c + 1..N_OBJ {
+            let f = a[r][c] / a[c][c];
+            for k in c..N_OBJ {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = [0.0; N_OBJ];
+    for r in (0..N_OBJ).rev() {
+        let s: f64 = (r + 1..N_OBJ).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    x.iter().all(|v| v.is_finite()).then_some(x)
+}
+
+/// Adaptive normalization of Deb & Jain §IV-C over the points `objs` (the survivors so far
+/// and the last front): the ideal point (each objective's minimum) and the intercepts of the
+/// hyperplane through the extreme points (each axis's minimizer, after translation by the
+/// ideal point, of the achievement scalarizing function with weights 10⁻⁶ off the axis). A
+/// point `o` normalizes to `(o − ideal) / intercepts`. When the hyperplane is degenerate —
+/// singular, or an intercept not positive — each intercept falls back to the largest
+/// translated value of its objective among `front0` (indices into `objs` of the first front),
+/// then among all points, then 1.
+pub fn normalization(
+    objs: &[[f64; N_OBJ]],
+    front0: &[usize],
+) -> ([f64; N_OBJ], [f64; N_OBJ]) {
+    let mut ideal = [f64::INFINITY; N_OBJ];
+    for o in objs {
+        for k in 0..N_OBJ {
+            ideal[k] = ideal[k].min(o[k]);
+        }
+    }
+    let t: Vec<[f64; N_OBJ]> = objs
+        .iter()
+        .map(|o| std::array::from_fn(|k| o[k] - ideal[k]))
+        .collect();
+    let mut extremes = [[0.0; N_OBJ]; N_OBJ];
+    for (axis, e) in extremes.iter_mut().enumerate() {
+        let asf = |p: &[f64; N_OBJ]| {
+            (0..N_OBJ)
+                .map(|k| p[k] / if k == axis { 1.0 } else { 1e-6 })
+                .fold(f64::NEG_INFINITY, f64::max)
+        };
+        if let Some(best) = t.iter().min_by(|a, b| asf(a).total_cmp(&asf(b))) {
+            *e = *best;
+        }
+    }
+    let intercepts = solve(extremes, [1.0; N_OBJ])
+        .map(|x| x.map(|v| 1.0 / v))
+        .filter(|a| a.iter().all(|&v| v.is_finite() && v > 1e-10));
+    let a = intercepts.unwrap_or_else(|| {
+        std::array::from_fn(|k| {
+            let w0 = front0.iter().map(|&i| t[i][k]).fold(0.0_f64, f64::max);
+            let w = t.iter().map(|p| p[k]).fold(0.0_f64, f64::max);
+            if w0 > 1e-10 {
+                w0
+            } else if w > 1e-10 {
+                w
+            } else {
+                1.0
+            }
+        })
+    });
+    (ideal, a)
+}
+
+/// The reference direction nearest to a normalized point (perpendicular distance to the line
+/// through the origin along it) and that distance; ties go to the first direction.
+pub fn associate(p: &[f64; N_OBJ], refs: &[Vec<f64>]) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (j, w) in refs.iter().enumerate() {
+        let ww: f64 = w.iter().map(|x| x * x).sum();
+        let pw: f64 = (0..N_OBJ).map(|k| p[k] * w[k]).sum();
+        let s = pw / ww;
+        let d2: f64 = (0..N_OBJ).map(|k| (p[k] - s * w[k]).powi(2)).sum();
+        let d = d2.max(0.0).sqrt();
+        if d < best.1 {
+            best = (j, d);
+        }
+    }
+    best
+}
+
+/// NSGA-III survival (Deb & Jain 2014, Algorithms 1–4, with Jain & Deb's constrained
+/// domination): whole fronts are kept while they fit; the last front that does not fit is cut
+/// by niching. Every point kept so far and in that front is normalized ([`normalize`], over the
+/// feasible ones when there are any) and associated with its nearest reference direction;
+/// then, one member at a time, the direction with the fewest kept members is chosen (ties
+/// drawn at random), and of the last front's members associated with it the nearest to its
+/// line is kept if it has none yet, else a random one. Survivors keep pool order and record
+/// their front as rank; crowding is 0 (the tournament then decides by rank, as in the paper's
+/// constrained variant).
+pub fn survive_nsga3(
+    pool: Vec<Member>,
+    n: usize,
+    refs: &[Vec<f64>],
+    rng: &mut ChaCha8Rng,
+) -> Vec<Member> {
+    let evals: Vec<&Evaluation> = pool.iter().map(|m| &m.eval).collect();
+    let mut keep: Vec<(usize, u32)> = Vec::with_capacity(n);
+    let all = fronts(&evals);
+    let mut last: Option<(u32, Vec<usize>)> = None;
+    for (rank, front) in all.iter().enumerate() {
+        if keep.len() >= n {
+            break;
+        }
+        if keep.len() + front.len() <= n {
+            keep.extend(front.iter().map(|&i| (i, rank as u32)));
+        } else {
+            last = Some((rank as u32, front.clone()));
+            break;
+        }
+    }
+    if let Some((rank, front)) = last {
+        let k = n - keep.len();
+        let mut considered: Vec<usize> = keep.iter().map(|&(i, _)| i).collect();
+        considered.extend(&front);
+        let feasible: Vec<usize> = considered
+            .iter()
+            .copied()
+            .filter(|&i| evals[i].feasible())
+            .collect();
+        let basis = if feasible.is_empty() {
+            &considered
+        } else {
+            &feasible
+        };
+        let objs: Vec<[f64; N_OBJ]> = basis.iter().map(|&i| evals[i].objectives).collect();
+        let first: Vec<usize> = (0..basis.len())
+            .filter(|&j| all[0].binary_search(&basis[j]).is_ok())
+            .collect();
+        let (ideal, intercepts) = normalization(&objs, &first);
+        // Infeasible members outside the basis are placed with the same normalization.
+        let place = |i: usize| -> [f64; N_OBJ] {
+            std::array::from_fn(|q| (evals[i].objectives[q] - ideal[q]) / intercepts[q])
+        };
+        let mut niche = vec![0usize; refs.len()];
+        for &(i, _) in &keep {
+            niche[associate(&place(i), refs).0] += 1;
+        }
+        let mut candidates: Vec<(usize, usize, f64)> = front
+            .iter()
+            .map(|&i| {
+                let (j, d) = associate(&place(i), refs);
+                (i, j, d)
+            })
+            .collect();
+        let mut open: Vec<bool> = vec![true; refs.len()];
+        let mut chosen = 0;
+        while chosen < k {
+            let min = (0..refs.len())
+                .filter(|&j| open[j])
+                .map(|j| niche[j])
+                .min()
+                .expect("a direction stays open while candidates remain");
+            let ties: Vec<usize> = (0..refs.len())
+                .filter(|&j| open[j] && niche[j] == min)
+                .collect();
+            let j = ties[rng.gen_range(0..ties.len())];
+            let members: Vec<usize> = (0..candidates.len())
+                .filter(|&c| candidates[c].1 == j)
+                .collect();
+            if members.is_empty() {
+                open[j] = false;
+                continue;
+            }
+            let c = if niche[j] == 0 {
+                *members
+                    .iter()
+                    .min_by(|&&a, &&b| candidates[a].2.total_cmp(&candidates[b].2))
+                    .expect("not empty")
+            } else {
+                members[rng.gen_range(0..members.len())]
+            };
+            keep.push((candidates.remove(c).0, rank));
+            niche[j] += 1;
+            chosen += 1;
+        }
+    }
+    keep.sort_by_key(|&(i, _)| i);
+    let mut slots: Vec<Option<Member>> = pool.into_iter().map(Some).collect();
+    keep.into_iter()
+        .filter_map(|(i, rank)| {
+            slots[i].take().map(|mut m| {
+                m.rank = rank;
+                m.crowding = 0.0;
+                m
+            })
+        })
+        .collect()
+}
+
 /// Binary tournament by crowded comparison: lower rank wins, then larger crowding distance,
 /// then the smaller program (bloat control: of two equally good members the one with fewer
 /// nodes breeds; a seed's genome counts as size 0), then the first drawn.
@@ -268,5 +542,106 @@ mod tests {
         assert_eq!(cd[0], f64::INFINITY);
         assert_eq!(cd[2], f64::INFINITY);
         assert!((cd[1] - 1.5).abs() < 1e-12);
+    }
+
+    fn member(o: [f64; N_OBJ]) -> Member {
+        Member {
+            seed: 0,
+            genes: vec![],
+            program: None,
+            eval: ev(o, 0.0),
+            rank: 9,
+            crowding: 9.0,
+        }
+    }
+
+    #[test]
+    fn das_dennis_directions() {
+        let r = reference_directions(3, 2);
+        let want: Vec<Vec<f64>> = vec![
+            vec![1.0, 0.0, 0.0],
+            vec![0.5, 0.5, 0.0],
+            vec![0.5, 0.0, 0.5],
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.5, 0.5],
+            vec![0.0, 0.0, 1.0],
+        ];
+        assert_eq!(r, want);
+        // C(p+3, 3) directions in four objectives: p = 5 gives 56.
+        assert_eq!(reference_directions(4, 5).len(), 56);
+        assert_eq!(reference_directions(4, 1).len(), 4);
+        assert_eq!(divisions_for(64), 5);
+        assert_eq!(divisions_for(10), 2);
+        assert_eq!(divisions_for(9), 1);
+        assert_eq!(divisions_for(4), 1);
+    }
+
+    #[test]
+    fn normalization_by_hand() {
+        // Axis points 1 + (2, 3, 4, 5) on each axis and an inner point: ideal (1,1,1,1), the
+        // hyperplane through the translated axis points has intercepts 2, 3, 4, 5.
+        let pts = [
+            [3.0, 1.0, 1.0, 1.0],
+            [1.0, 4.0, 1.0, 1.0],
+            [1.0, 1.0, 5.0, 1.0],
+            [1.0, 1.0, 1.0, 6.0],
+            [2.0, 2.0, 2.0, 2.0],
+        ];
+        let (ideal, a) = normalization(&pts, &[0, 1, 2, 3, 4]);
+        assert_eq!(ideal, [1.0; N_OBJ]);
+        for (got, want) in a.iter().zip([2.0, 3.0, 4.0, 5.0]) {
+            assert!((got - want).abs() < 1e-9, "{a:?}");
+        }
+        // All points on one line: the extreme points coincide, the plane is singular, and the
+        // intercepts fall back to the first front's worst values (then 1 for a constant
+        // objective).
+        let line = [[1.0, 1.0, 0.0, 0.0], [2.0, 3.0, 0.0, 0.0], [4.0, 7.0, 0.0, 0.0]];
+        let (ideal, a) = normalization(&line, &[0, 1]);
+        assert_eq!(ideal, [1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(a, [1.0, 2.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn nsga3_keeps_whole_fronts_then_one_per_direction() {
+        // Whole fronts that fit are kept with their rank, in pool order, without niching.
+        let pool: Vec<Member> = [
+            [3.0, 3.0, 0.0, 0.0],
+            [1.0, 4.0, 0.0, 0.0],
+            [4.0, 4.0, 0.0, 0.0],
+            [2.0, 2.0, 0.0, 0.0],
+            [5.0, 5.0, 0.0, 0.0],
+            [4.0, 1.0, 0.0, 0.0],
+        ]
+        .into_iter()
+        .map(member)
+        .collect();
+        let refs = reference_directions(4, 1);
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+        let kept = survive_nsga3(pool.clone(), 4, &refs, &mut rng);
+        let got: Vec<(f64, u32)> = kept.iter().map(|m| (m.eval.objectives[0], m.rank)).collect();
+        assert_eq!(got, vec![(3.0, 1), (1.0, 0), (2.0, 0), (4.0, 0)]);
+
+        // One front of seven on the simplex: four crowd the first axis, one sits near each
+        // other axis. Four survivors with the four axes as directions: one per direction, and
+        // of the crowd the one nearest its axis — whatever the random draws.
+        let simplex: Vec<Member> = [
+            [0.94, 0.02, 0.02, 0.02],
+            [0.97, 0.01, 0.01, 0.01],
+            [0.91, 0.03, 0.03, 0.03],
+            [0.01, 0.97, 0.01, 0.01],
+            [0.88, 0.04, 0.04, 0.04],
+            [0.01, 0.01, 0.97, 0.01],
+            [0.01, 0.01, 0.01, 0.97],
+        ]
+        .into_iter()
+        .map(member)
+        .collect();
+        for seed in 0..20 {
+            let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+            let kept = survive_nsga3(simplex.clone(), 4, &refs, &mut rng);
+            let firsts: Vec<f64> = kept.iter().map(|m| m.eval.objectives[0]).collect();
+            assert_eq!(firsts, vec![0.97, 0.01, 0.01, 0.01], "rng seed {seed}");
+            assert!(kept.iter().all(|m| m.rank == 0 && m.crowding == 0.0));
+        }
     }
 }
