@@ -22,11 +22,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Evolve the seed population (NSGA-II), checkpointing every generation; `evolve resume
+    /// Evolve the seed population (NSGA-II or NSGA-III), checkpointing every generation; `evolve resume
     /// FILE` continues a run.
     Evolve(Box<cli::evolve::Args>),
     /// Backtest one strategy on the configured data and print its metrics.
     Backtest(Box<cli::backtest::Args>),
+    /// Walk-forward: evolve on rolling training windows and trade the selected members on the
+    /// window after each; does evolution find edges on this market at all?
+    Walkforward(Box<cli::walkforward::Args>),
     /// Inspect runs: list them, show one ranked, export a member's genome.
     #[command(subcommand)]
     Runs(cli::runs::RunsCommand),
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Evolve(args) => cli::evolve::run(*args),
         Command::Backtest(args) => cli::backtest::run(*args),
+        Command::Walkforward(args) => cli::walkforward::run(*args),
         Command::Runs(cmd) => cli::runs::run(cmd),
         Command::Seeds(args) => cli::seeds::run(args),
         Command::Bench(cmd) => cli::bench::run(cmd),

@@ -19,6 +19,7 @@ pub mod evolve;
 pub mod runs;
 pub mod seeds;
 pub mod testnet;
+pub mod walkforward;
 
 use std::path::PathBuf;
 

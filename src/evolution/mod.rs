@@ -14,6 +14,7 @@ pub mod nsga;
 pub mod operators;
 pub mod problem;
 pub mod summary;
+pub mod walkforward;
 
 use std::collections::BTreeMap;
 

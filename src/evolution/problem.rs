@@ -378,13 +378,22 @@ impl UniverseProblem {
     ) -> Vec<(BacktestReport, Metrics)> {
         markets
             .iter()
-            .map(|p| match program {
-                Some(prog) => {
-                    backtest_targets(&seeds::program::targets(prog, genes, p), p, &self.backtest)
-                }
-                None => backtest_on(self.entries[seed as usize], genes, p, &self.backtest),
-            })
+            .map(|p| backtest_targets(&self.targets(seed, genes, program, p), p, &self.backtest))
             .collect()
+    }
+
+    /// The per-bar targets of one genome (or program with risk genes `genes`) on `p`.
+    pub fn targets(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        program: Option<&Program>,
+        p: &Prepared,
+    ) -> crate::strategy::Targets {
+        match program {
+            Some(prog) => seeds::program::targets(prog, genes, p),
+            None => self.entries[seed as usize].targets(genes, p),
+        }
     }
 
     fn score(

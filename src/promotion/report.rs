@@ -10,7 +10,11 @@ use std::fmt::Write as _;
 use super::svg::{esc, monthly_heatmap, scatter, LineChart, Marker, Series};
 use crate::{
     backtest::BacktestReport,
-    evolution::{summary::Ranked, GenStats},
+    evolution::{
+        summary::Ranked,
+        walkforward::{Summary, Window},
+        GenStats,
+    },
     execution::{ExitReason, Side},
     fitness::{monthly_returns, Metrics},
     market::Candles,
@@ -278,4 +282,114 @@ mod tests {
         assert!((d[2] + 0.1).abs() < 1e-12);
         assert_eq!(d[3], 0.0);
     }
+}
+
+/// The HTML report of a walk-forward: `intro` lines, the stitched out-of-sample equity of the
+/// selected members beside buy & hold (compounded from 1, test windows marked), and the
+/// windows' table.
+pub fn walkforward_report(
+    title: &str,
+    intro: &[String],
+    windows: &[Window],
+    summary: &Summary,
+) -> String {
+    let mut body = String::new();
+    for line in intro {
+        let _ = writeln!(body, "<p>{}</p>", esc(line));
+    }
+    let compound = |r: &mut dyn Iterator<Item = f64>| {
+        let mut v = 1.0;
+        r.map(|x| {
+            v *= 1.0 + x;
+            v
+        })
+        .collect::<Vec<f64>>()
+    };
+    let x: Vec<f64> = windows
+        .iter()
+        .flat_map(|w| w.ts.iter().map(|&t| t as f64))
+        .collect();
+    let oos = compound(&mut windows.iter().flat_map(|w| w.returns.iter().copied()));
+    let hold = compound(&mut windows.iter().flat_map(|w| w.buy_hold.iter().copied()));
+    let chart = LineChart {
+        title: "stitched out-of-sample equity (selected members, equal weight) and buy & hold"
+            .into(),
+        series: vec![
+            Series {
+                name: "out of sample".into(),
+                color: "#0969da",
+                x: x.clone(),
+                y: oos,
+            },
+            Series {
+                name: "buy & hold".into(),
+                color: "#888",
+                x,
+                y: hold,
+            },
+        ],
+        boundaries: windows
+            .iter()
+            .map(|w| (w.span.test_from as f64, format!("test {}", w.index)))
+            .collect(),
+        time_axis: true,
+        ..LineChart::default()
+    };
+    let f = |v: f64| {
+        if v.is_finite() {
+            format!("{v:.2}")
+        } else {
+            "n/a".into()
+        }
+    };
+    let _ = write!(
+        body,
+        "{}\n<table><tr><th class=\"l\">stitched out-of-sample Sharpe</th><td>{}</td></tr>\
+         <tr><th class=\"l\">mean in-sample Sharpe</th><td>{}</td></tr>\
+         <tr><th class=\"l\">out-of-sample / in-sample</th><td>{}</td></tr>\
+         <tr><th class=\"l\">windows with positive out-of-sample Sharpe</th><td>{} of {}</td></tr>\
+         <tr><th class=\"l\">buy &amp; hold Sharpe, same windows</th><td>{}</td></tr></table>\n",
+        chart.svg(),
+        f(summary.stitched_oos_sharpe),
+        f(summary.mean_in_sample_sharpe),
+        f(summary.oos_is_ratio),
+        summary.positive_windows,
+        summary.windows,
+        f(summary.stitched_buy_hold_sharpe)
+    );
+    body.push_str(
+        "<h2>Windows</h2>\n<table><tr><th>#</th><th class=\"l\">train from</th>\
+         <th class=\"l\">test from</th><th class=\"l\">test to</th><th>in-sample Sharpe</th>\
+         <th>out-of-sample Sharpe</th><th>buy &amp; hold Sharpe</th><th class=\"l\">selected</th></tr>\n",
+    );
+    let day = |ms: i64| {
+        let (y, m, dd, _, _) = crate::market::civil(ms);
+        format!("{y:04}-{m:02}-{dd:02}")
+    };
+    for w in windows {
+        let sel = if w.selected.is_empty() {
+            "none: flat".to_string()
+        } else {
+            w.selected
+                .iter()
+                .map(|s| format!("{} ({}, test {})", s.id, s.seed, f(s.test_sharpe)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            body,
+            "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            w.index,
+            day(w.span.train_from),
+            day(w.span.test_from),
+            day(w.span.test_to),
+            f(w.in_sample_sharpe),
+            f(w.out_of_sample_sharpe),
+            f(w.buy_hold_sharpe),
+            esc(&sel)
+        );
+    }
+    body.push_str("</table>\n");
+    page(title, &body)
 }

@@ -59,6 +59,19 @@ impl Targets {
         self.position.len()
     }
 
+    /// The targets of bars `range` (targets computed on a longer history, so that indicators
+    /// are warm at the range's first bar).
+    ///
+    /// # Panics
+    /// When `range` is out of bounds.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        Self {
+            position: self.position[range.clone()].to_vec(),
+            stop: self.stop[range.clone()].to_vec(),
+            take: self.take[range].to_vec(),
+        }
+    }
+
     /// True when there are no bars.
     pub fn is_empty(&self) -> bool {
         self.position.is_empty()

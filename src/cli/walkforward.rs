@@ -1,0 +1,328 @@
+//! `organism walkforward`: evolution on rolling training windows, its selected members traded on
+//! the window after each; the library does the work (`evolution::walkforward`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use organism::{
+    evolution::walkforward::{self, parse_length, Plan, Setup, Window},
+    market::{csv::write_atomic, timerange::TimeRange},
+    seeds,
+};
+
+use super::{format_ts, load_data, DataArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Length of each training window: a whole number and m, h, d or w.
+    #[arg(long, default_value = "180d", value_name = "LENGTH")]
+    pub train: String,
+    /// Length of each test window.
+    #[arg(long, default_value = "60d", value_name = "LENGTH")]
+    pub test: String,
+    /// How far each window moves on (default: the test length, so test windows tile).
+    #[arg(long, value_name = "LENGTH")]
+    pub step: Option<String>,
+    /// Members of each window's run traded on its test window (the top by the ranking score).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub top: usize,
+    /// Last generation of each window's evolution (default: evolution.generations).
+    #[arg(long)]
+    pub generations: Option<u32>,
+    /// Individuals per generation (default: evolution.population).
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// RNG seed of the first window; window k uses seed + k (default: evolution.seed).
+    #[arg(long, alias = "seed", value_name = "N")]
+    pub rng_seed: Option<u64>,
+    /// What evolves: params, programs or mixed (default: evolution.mode).
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// Survival rule: nsga2 or nsga3 (default: evolution.algorithm).
+    #[arg(long, value_name = "NAME")]
+    pub algorithm: Option<String>,
+    /// Seeds in each starting population, comma-separated (default: evolution.seeds, all).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<String>>,
+    /// Only bars in this span (freqtrade's format, as for evolve).
+    #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
+    pub timerange: Option<String>,
+    /// Also walk over the holdout (the split's last segment, which is otherwise left sealed
+    /// for the promotion gauntlet).
+    #[arg(long)]
+    pub include_holdout: bool,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write an HTML report (stitched out-of-sample equity, windows).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+fn length(flag: &str, text: &str) -> Result<i64> {
+    parse_length(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut cfg = args.data.config()?;
+    if let Some(p) = args.population {
+        if p < 4 || p % 2 != 0 {
+            bail!("--population {p} must be an even number >= 4");
+        }
+        cfg.evolution.population = p;
+    }
+    if let Some(m) = &args.mode {
+        m.parse::<organism::evolution::Mode>()
+            .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+        cfg.evolution.mode = m.clone();
+    }
+    if let Some(a) = &args.algorithm {
+        a.parse::<organism::evolution::nsga::Algorithm>()
+            .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
+        cfg.evolution.algorithm = a.clone();
+    }
+    if let Some(s) = &args.seeds {
+        cfg.evolution.seeds = s.clone();
+    }
+    if let Some(t) = &args.timerange {
+        TimeRange::parse(t).map_err(anyhow::Error::msg)?;
+        cfg.data.timerange = t.clone();
+    }
+    if args.top == 0 {
+        bail!("--top must be at least 1");
+    }
+    let train_ms = length("--train", &args.train)?;
+    let test_ms = length("--test", &args.test)?;
+    let step_ms = match &args.step {
+        Some(s) => length("--step", s)?,
+        None => test_ms,
+    };
+    let plan = Plan {
+        train_ms,
+        test_ms,
+        step_ms,
+    };
+    let generations = args.generations.unwrap_or(cfg.evolution.generations);
+    let entries = seeds::select(&cfg.evolution.seeds).map_err(anyhow::Error::msg)?;
+    let universe = load_data(&cfg.data_selection())?;
+    let (first, last) = universe.span();
+    let split = cfg.split();
+    let holdout_from = split.apply(&universe).holdout_from;
+    let end = if args.include_holdout {
+        last + 1
+    } else {
+        holdout_from
+    };
+    let inner = split.train / (split.train + split.validation);
+    let spans = walkforward::windows(first, end, &plan, inner);
+    if spans.is_empty() {
+        return Err(walkforward::WalkError::TooShort {
+            have_days: (end - first) as f64 / 86_400_000.0,
+            need_days: (train_ms + test_ms) as f64 / 86_400_000.0,
+        })
+        .with_context(|| {
+            format!(
+                "{}{}",
+                universe.origin,
+                if args.include_holdout {
+                    ""
+                } else {
+                    " (without the holdout; --include-holdout uses it)"
+                }
+            )
+        });
+    }
+    let talk = !super::quiet() && !args.json;
+    if talk {
+        outln!(
+            "walk-forward on {}: {} windows; train {} (evolution fits the first {:.0} %, validates \
+             on the rest), test {}, step {}; top {} members of each run; {} generations x {} ({}, {}, {})",
+            universe.origin,
+            spans.len(),
+            args.train,
+            inner * 100.0,
+            args.test,
+            args.step.as_deref().unwrap_or(&args.test),
+            args.top,
+            generations,
+            cfg.evolution.population,
+            cfg.evolution.mode,
+            cfg.evolution.algorithm,
+            cfg.evolution.sharpe_objective,
+        );
+        if !args.include_holdout {
+            outln!(
+                "the holdout (from {} UTC) is not read; --include-holdout walks over it too",
+                format_ts(holdout_from)
+            );
+        }
+        outln!(
+            "{:>3}  {:<16} {:<16} {:<16} {:>9} {:>9} {:>9}  selected",
+            "win",
+            "train from",
+            "test from",
+            "test to",
+            "IS sharpe",
+            "OOS",
+            "B&H"
+        );
+    }
+    let bar = if talk && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} window {msg} | {pos} evaluations | {per_sec}")
+        {
+            b.set_style(style);
+        }
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let tick = || bar.inc(1);
+    let setup = Setup {
+        entries,
+        settings: cfg.settings(),
+        aggregation: cfg.aggregation(),
+        backtest: cfg.backtest_config(),
+        generations,
+        seed: args.rng_seed.unwrap_or(cfg.evolution.seed),
+        top: args.top,
+        tick: &tick,
+    };
+    let mut done: Vec<Window> = Vec::with_capacity(spans.len());
+    for (k, span) in spans.iter().enumerate() {
+        bar.set_message(format!("{}/{}", k + 1, spans.len()));
+        let w = walkforward::run_window(&universe.markets, k, *span, &setup)?;
+        if talk {
+            bar.suspend(|| print_window(&w));
+        }
+        done.push(w);
+    }
+    bar.finish_and_clear();
+    let bars_per_year = universe
+        .markets
+        .first()
+        .map_or(8760.0, |m| m.candles.bars_per_year());
+    let summary = walkforward::summarize(&done, bars_per_year);
+    let verdict = verdict(&summary);
+    if args.json {
+        let v = serde_json::json!({
+            "data": universe.origin,
+            "plan": plan,
+            "generations": generations,
+            "population": cfg.evolution.population,
+            "mode": cfg.evolution.mode,
+            "algorithm": cfg.evolution.algorithm,
+            "sharpe_objective": cfg.evolution.sharpe_objective,
+            "top": args.top,
+            "include_holdout": args.include_holdout,
+            "windows": done,
+            "summary": summary,
+            "verdict": verdict,
+        });
+        outln!("{v}");
+    } else {
+        outln!(
+            "stitched out-of-sample Sharpe {:.2} over {} windows (total return {:.1} %; buy & hold \
+             {:.2}); mean in-sample Sharpe {:.2}; ratio out-of-sample / in-sample {}; {} of {} \
+             windows positive",
+            summary.stitched_oos_sharpe,
+            summary.windows,
+            summary.oos_total_return * 100.0,
+            summary.stitched_buy_hold_sharpe,
+            summary.mean_in_sample_sharpe,
+            if summary.oos_is_ratio.is_finite() {
+                format!("{:.2}", summary.oos_is_ratio)
+            } else {
+                "n/a".into()
+            },
+            summary.positive_windows,
+            summary.windows
+        );
+        outln!("{verdict}");
+    }
+    if let Some(file) = &args.report {
+        let intro = vec![
+            format!("data: {}", universe.origin),
+            format!(
+                "{} windows: train {}, test {}, step {}; top {} members; {} generations x {}; mode {}, algorithm {}, Sharpe objective {}",
+                done.len(),
+                args.train,
+                args.test,
+                args.step.as_deref().unwrap_or(&args.test),
+                args.top,
+                generations,
+                cfg.evolution.population,
+                cfg.evolution.mode,
+                cfg.evolution.algorithm,
+                cfg.evolution.sharpe_objective
+            ),
+            verdict.clone(),
+        ];
+        let html = organism::promotion::report::walkforward_report(
+            "organism walk-forward",
+            &intro,
+            &done,
+            &summary,
+        );
+        write_atomic(file, html.as_bytes())
+            .with_context(|| format!("writing the report {}", file.display()))?;
+        if talk {
+            outln!("wrote {}", file.display());
+        }
+    }
+    Ok(())
+}
+
+fn print_window(w: &Window) {
+    let sel = if w.selected.is_empty() {
+        format!(
+            "none ({} feasible in the first front): flat",
+            w.front_feasible
+        )
+    } else {
+        w.selected
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    outln!(
+        "{:>3}  {:<16} {:<16} {:<16} {:>9.2} {:>9.2} {:>9.2}  {sel}",
+        w.index,
+        format_ts(w.span.train_from),
+        format_ts(w.span.test_from),
+        format_ts(w.span.test_to),
+        w.in_sample_sharpe,
+        w.out_of_sample_sharpe,
+        w.buy_hold_sharpe
+    );
+}
+
+/// One plain sentence on what the figures say.
+fn verdict(s: &walkforward::Summary) -> String {
+    let oos = s.stitched_oos_sharpe;
+    if !oos.is_finite() || oos <= 0.0 {
+        "verdict: what evolution found in-sample did not carry forward: the stitched \
+         out-of-sample Sharpe is not positive. On this market and with these settings, treat its \
+         results as luck."
+            .into()
+    } else if s.oos_is_ratio.is_finite() && s.oos_is_ratio < 0.25 {
+        format!(
+            "verdict: out-of-sample Sharpe is positive but keeps only {:.0} % of the in-sample \
+             figure: most of what evolution finds here is fitted noise.",
+            s.oos_is_ratio * 100.0
+        )
+    } else if oos < s.stitched_buy_hold_sharpe {
+        "verdict: positive out of sample, but below buy & hold over the same windows: no \
+         evidence of an edge beyond the market's drift."
+            .into()
+    } else {
+        "verdict: the selected members kept a positive Sharpe out of sample, above buy & hold. \
+         That is evidence the search works on this market, not proof that any one strategy will."
+            .into()
+    }
+}
