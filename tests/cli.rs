@@ -511,3 +511,61 @@ fn data_permute_writes_a_null_copy_that_loads() {
     ]));
     assert_eq!(t["bars"].as_u64(), Some(17_520));
 }
+
+#[test]
+fn walkforward_runs_end_to_end_with_json_and_report() {
+    let dir = scratch("walkforward");
+    let cfg = dir.join("small.toml");
+    std::fs::write(
+        &cfg,
+        "[synthetic]\nbars = 3025\ncoins = [\"BTC\", \"ETH\"]\nannual_vol = [0.5, 0.7]\n\
+         start_price = [42000.0, 2300.0]\n[evolution]\npopulation = 8\nmin_trades = 2.0\n\
+         seeds = [\"ema_crossover\", \"rsi_filter\"]\n",
+    )
+    .unwrap();
+    let report = dir.join("wf.html");
+    let c = cfg.to_str().unwrap();
+    // 3025 bars span 126 days; without the holdout (the last 20 %) 100.8: train 40d, test
+    // 20d, step 20d gives windows at 0, 20 and 40 days (40 + 60 fits, 60 + 60 does not).
+    let v = json(&organism(&[
+        "walkforward",
+        "--config",
+        c,
+        "--train",
+        "40d",
+        "--test",
+        "20d",
+        "--generations",
+        "1",
+        "--json",
+        "--report",
+        report.to_str().unwrap(),
+    ]));
+    let windows = v["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 3);
+    let day = 86_400_000_i64;
+    let start = 1_704_067_200_000_i64;
+    for (k, w) in windows.iter().enumerate() {
+        let k = k as i64;
+        assert_eq!(w["train_from"].as_i64().unwrap(), start + k * 20 * day);
+        assert_eq!(w["validation_from"].as_i64().unwrap(), start + k * 20 * day + 30 * day);
+        assert_eq!(w["test_from"].as_i64().unwrap(), start + (k * 20 + 40) * day);
+        assert_eq!(w["test_to"].as_i64().unwrap(), start + (k * 20 + 60) * day);
+        assert!(w["selected"].as_array().unwrap().len() <= 5);
+    }
+    assert_eq!(v["summary"]["windows"], 3);
+    assert!(v["summary"]["stitched_oos_sharpe"].is_number());
+    assert!(v["verdict"].as_str().unwrap().starts_with("verdict: "));
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("stitched out-of-sample Sharpe") && html.contains("<svg"));
+
+    // Windows longer than the data: one clear error, no panic.
+    let o = organism(&["walkforward", "--config", c, "--train", "180d", "--test", "60d"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("fewer than one window needs (240.0"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    let o = organism(&["walkforward", "--config", c, "--train", "40x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--train: `40x` is not a length"), "{}", stderr(&o));
+}

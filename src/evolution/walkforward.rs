@@ -73,7 +73,7 @@ pub fn windows(first: i64, end: i64, plan: &Plan, inner_train: f64) -> Vec<Span>
         let test_from = from + plan.train_ms;
         out.push(Span {
             train_from: from,
-            validation_from: from + (plan.train_ms as f64 * inner_train) as i64,
+            validation_from: from + (plan.train_ms as f64 * inner_train).round() as i64,
             test_from,
             test_to: test_from + plan.test_ms,
         });

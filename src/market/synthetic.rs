@@ -15,7 +15,15 @@
 //! * high and low extend the open–close body by half-normal excursions; volume rises with
 //!   volatility and the size of the move;
 //! * the hourly funding rate is the 0.00125 %/h baseline plus a term that leans with the
-//!   trailing three-day return (longs pay more in up-trends) plus noise.
+//!   trailing three-day return (longs pay more in up-trends) plus noise;
+//! * optionally, a **planted edge** (`trend_edge` > 0, off by default): each coin's expected
+//!   return gets a persistent drift `trend_edge · σ_t · d_t`, where `d_t` is a unit-variance
+//!   AR(1) process of mean life `trend_edge_hours` and `σ_t` the bar's volatility. Past returns
+//!   then predict the next ones (momentum), so a trend follower has a real, known edge, of
+//!   annualized Sharpe up to about `trend_edge · √8760` before costs. A return permutation
+//!   ([`super::permute`]) keeps every bar's move but destroys the edge, which makes the pair a
+//!   market with a known edge and one without. Its draws come from their own RNG stream, so
+//!   the market without an edge is unchanged.
 //!
 //! Calibrated against Hyperliquid hourly data (2024-09 → 2025-07); the test
 //! `tests/synthetic_market.rs` checks the fit.
@@ -45,6 +53,11 @@ pub struct SyntheticParams {
     pub start_price: Vec<f64>,
     /// Share of each coin's variance that comes from the common market factor.
     pub common_share: f64,
+    /// Strength of the planted momentum edge: the drift's standard deviation as a fraction of
+    /// each bar's volatility (0 = no edge).
+    pub trend_edge: f64,
+    /// Mean life of the planted drift, in hours.
+    pub trend_edge_hours: f64,
 }
 
 impl Default for SyntheticParams {
@@ -57,6 +70,8 @@ impl Default for SyntheticParams {
             annual_vol: vec![0.50, 0.72, 0.90, 1.05],
             start_price: vec![42_000.0, 2_300.0, 100.0, 0.09],
             common_share: 0.77,
+            trend_edge: 0.0,
+            trend_edge_hours: 48.0,
         }
     }
 }
@@ -135,6 +150,14 @@ pub fn generate(p: &SyntheticParams) -> Universe {
     let (jump_p, jump_sd) = (0.003_f64, 4.5_f64);
     let diffusion_scale = 1.0 / (1.0 + jump_p * jump_sd * jump_sd).sqrt();
     let base_volume: Vec<f64> = p.start_price.iter().map(|px| 4.0e6 / px).collect();
+    // The planted edge: one AR(1) drift per coin with unit stationary variance, from its own
+    // stream so the rest of the market does not change with it.
+    let mut edge_rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0xed6e_5eed);
+    let edge_phi = (-1.0 / p.trend_edge_hours.max(1.0)).exp();
+    let edge_eta = (1.0 - edge_phi * edge_phi).sqrt();
+    let mut edge_d: Vec<f64> = (0..k)
+        .map(|_| edge_rng.sample::<f64, _>(StandardNormal))
+        .collect();
     for t in 0..n {
         // Regime switches: trends last about three weeks, ranges about a month.
         let u: f64 = rng.gen();
@@ -175,6 +198,11 @@ pub fn generate(p: &SyntheticParams) -> Universe {
                 mu -= 0.004 * (log_p[i] - anchor[i]);
             } else {
                 anchor[i] = log_p[i];
+            }
+            if p.trend_edge > 0.0 {
+                let z: f64 = edge_rng.sample(StandardNormal);
+                edge_d[i] = edge_phi * edge_d[i] + edge_eta * z;
+                mu += p.trend_edge * s * edge_d[i];
             }
             let r = mu - 0.5 * s * s + s * e;
             let open = log_p[i].exp();
