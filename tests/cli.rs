@@ -548,8 +548,14 @@ fn walkforward_runs_end_to_end_with_json_and_report() {
     for (k, w) in windows.iter().enumerate() {
         let k = k as i64;
         assert_eq!(w["train_from"].as_i64().unwrap(), start + k * 20 * day);
-        assert_eq!(w["validation_from"].as_i64().unwrap(), start + k * 20 * day + 30 * day);
-        assert_eq!(w["test_from"].as_i64().unwrap(), start + (k * 20 + 40) * day);
+        assert_eq!(
+            w["validation_from"].as_i64().unwrap(),
+            start + k * 20 * day + 30 * day
+        );
+        assert_eq!(
+            w["test_from"].as_i64().unwrap(),
+            start + (k * 20 + 40) * day
+        );
         assert_eq!(w["test_to"].as_i64().unwrap(), start + (k * 20 + 60) * day);
         assert!(w["selected"].as_array().unwrap().len() <= 5);
     }
@@ -560,12 +566,24 @@ fn walkforward_runs_end_to_end_with_json_and_report() {
     assert!(html.contains("stitched out-of-sample Sharpe") && html.contains("<svg"));
 
     // Windows longer than the data: one clear error, no panic.
-    let o = organism(&["walkforward", "--config", c, "--train", "180d", "--test", "60d"]);
+    let o = organism(&[
+        "walkforward",
+        "--config",
+        c,
+        "--train",
+        "180d",
+        "--test",
+        "60d",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("fewer than one window needs (240.0"), "{e}");
     assert!(!e.contains("panicked"), "{e}");
     let o = organism(&["walkforward", "--config", c, "--train", "40x"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("--train: `40x` is not a length"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--train: `40x` is not a length"),
+        "{}",
+        stderr(&o)
+    );
 }

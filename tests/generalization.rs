@@ -119,7 +119,12 @@ fn evolution_finds_the_planted_edge_and_it_holds_on_the_holdout() {
             // The edge is momentum: trend followers find it; the mean-reversion seed does not
             // rank at the top.
             assert_ne!(r.seed, "rsi_filter", "{algorithm:?}: {}", r.id);
-            assert!(r.train.sharpe > 1.0, "{algorithm:?}: {} {:?}", r.id, r.train);
+            assert!(
+                r.train.sharpe > 1.0,
+                "{algorithm:?}: {} {:?}",
+                r.id,
+                r.train
+            );
             let per_coin: Vec<_> = problem
                 .backtests(r.seed_index, &r.genes, None, &holdout)
                 .into_iter()

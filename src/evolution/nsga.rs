@@ -285,10 +285,7 @@ fn solve(mut a: [[f64; N_OBJ]; N_OBJ], mut b: [f64; N_OBJ]) -> Option<[f64; N_OB
 /// singular, or an intercept not positive — each intercept falls back to the largest
 /// translated value of its objective among `front0` (indices into `objs` of the first front),
 /// then among all points, then 1.
-pub fn normalization(
-    objs: &[[f64; N_OBJ]],
-    front0: &[usize],
-) -> ([f64; N_OBJ], [f64; N_OBJ]) {
+pub fn normalization(objs: &[[f64; N_OBJ]], front0: &[usize]) -> ([f64; N_OBJ], [f64; N_OBJ]) {
     let mut ideal = [f64::INFINITY; N_OBJ];
     for o in objs {
         for k in 0..N_OBJ {
@@ -595,7 +592,11 @@ mod tests {
         // All points on one line: the extreme points coincide, the plane is singular, and the
         // intercepts fall back to the first front's worst values (then 1 for a constant
         // objective).
-        let line = [[1.0, 1.0, 0.0, 0.0], [2.0, 3.0, 0.0, 0.0], [4.0, 7.0, 0.0, 0.0]];
+        let line = [
+            [1.0, 1.0, 0.0, 0.0],
+            [2.0, 3.0, 0.0, 0.0],
+            [4.0, 7.0, 0.0, 0.0],
+        ];
         let (ideal, a) = normalization(&line, &[0, 1]);
         assert_eq!(ideal, [1.0, 1.0, 0.0, 0.0]);
         assert_eq!(a, [1.0, 2.0, 1.0, 1.0]);
@@ -618,7 +619,10 @@ mod tests {
         let refs = reference_directions(4, 1);
         let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
         let kept = survive_nsga3(pool.clone(), 4, &refs, &mut rng);
-        let got: Vec<(f64, u32)> = kept.iter().map(|m| (m.eval.objectives[0], m.rank)).collect();
+        let got: Vec<(f64, u32)> = kept
+            .iter()
+            .map(|m| (m.eval.objectives[0], m.rank))
+            .collect();
         assert_eq!(got, vec![(3.0, 1), (1.0, 0), (2.0, 0), (4.0, 0)]);
 
         // One front of seven on the simplex: four crowd the first axis, one sits near each

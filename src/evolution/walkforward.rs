@@ -274,7 +274,10 @@ pub fn run_window(
     for r in &chosen {
         let reports = problem.backtests(r.seed_index, &r.genes, r.program.as_ref(), &problem.train);
         for (p, (rep, _)) in problem.train.iter().zip(reports) {
-            is_series.push((p.market.candles.ts.clone(), fitness::returns(&rep.equity, rep.cash)));
+            is_series.push((
+                p.market.candles.ts.clone(),
+                fitness::returns(&rep.equity, rep.cash),
+            ));
         }
     }
     let bars_per_year = problem.train[0].market.candles.bars_per_year();
@@ -307,13 +310,21 @@ pub fn run_window(
             let targets = problem
                 .targets(r.seed_index, &r.genes, r.program.as_ref(), p)
                 .slice(*a..p.market.candles.len());
-            let rep = run(&test.candles, &test.funding_per_bar, &targets, &setup.backtest);
+            let rep = run(
+                &test.candles,
+                &test.funding_per_bar,
+                &targets,
+                &setup.backtest,
+            );
             per_coin.push(Metrics::compute(
                 &rep,
                 &test.candles.ts,
                 test.candles.bars_per_year(),
             ));
-            oos_series.push((test.candles.ts.clone(), fitness::returns(&rep.equity, rep.cash)));
+            oos_series.push((
+                test.candles.ts.clone(),
+                fitness::returns(&rep.equity, rep.cash),
+            ));
         }
         let fig = Figures::of(&per_coin, &setup.aggregation);
         selected.push(Selected {
@@ -358,8 +369,14 @@ pub fn run_window(
 
 /// The overall figures of finished windows; `bars_per_year` annualizes the stitched Sharpe.
 pub fn summarize(windows: &[Window], bars_per_year: f64) -> Summary {
-    let returns: Vec<f64> = windows.iter().flat_map(|w| w.returns.iter().copied()).collect();
-    let hold: Vec<f64> = windows.iter().flat_map(|w| w.buy_hold.iter().copied()).collect();
+    let returns: Vec<f64> = windows
+        .iter()
+        .flat_map(|w| w.returns.iter().copied())
+        .collect();
+    let hold: Vec<f64> = windows
+        .iter()
+        .flat_map(|w| w.buy_hold.iter().copied())
+        .collect();
     let is: Vec<f64> = windows
         .iter()
         .map(|w| w.in_sample_sharpe)
@@ -375,8 +392,15 @@ pub fn summarize(windows: &[Window], bars_per_year: f64) -> Summary {
         windows: windows.len(),
         stitched_oos_sharpe: oos,
         mean_in_sample_sharpe: mean_is,
-        oos_is_ratio: if mean_is > 0.0 { oos / mean_is } else { f64::NAN },
-        positive_windows: windows.iter().filter(|w| w.out_of_sample_sharpe > 0.0).count(),
+        oos_is_ratio: if mean_is > 0.0 {
+            oos / mean_is
+        } else {
+            f64::NAN
+        },
+        positive_windows: windows
+            .iter()
+            .filter(|w| w.out_of_sample_sharpe > 0.0)
+            .count(),
         stitched_buy_hold_sharpe: fitness::sharpe(&hold, bars_per_year),
         oos_total_return: returns.iter().fold(1.0, |v, r| v * (1.0 + r)) - 1.0,
     }

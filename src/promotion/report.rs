@@ -270,20 +270,6 @@ pub fn run_report(
     page(title, &body)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn drawdown_is_against_the_running_peak() {
-        let d = drawdown_series(&[100.0, 110.0, 99.0, 121.0]);
-        assert_eq!(d[0], 0.0);
-        assert_eq!(d[1], 0.0);
-        assert!((d[2] + 0.1).abs() < 1e-12);
-        assert_eq!(d[3], 0.0);
-    }
-}
-
 /// The HTML report of a walk-forward: `intro` lines, the stitched out-of-sample equity of the
 /// selected members beside buy & hold (compounded from 1, test windows marked), and the
 /// windows' table.
@@ -392,4 +378,18 @@ pub fn walkforward_report(
     }
     body.push_str("</table>\n");
     page(title, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawdown_is_against_the_running_peak() {
+        let d = drawdown_series(&[100.0, 110.0, 99.0, 121.0]);
+        assert_eq!(d[0], 0.0);
+        assert_eq!(d[1], 0.0);
+        assert!((d[2] + 0.1).abs() < 1e-12);
+        assert_eq!(d[3], 0.0);
+    }
 }
