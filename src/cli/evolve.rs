@@ -53,7 +53,7 @@ pub struct Args {
     /// What evolves: params, programs or mixed (default: evolution.mode).
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
-    /// Survival rule: nsga2 or nsga3 (default: evolution.algorithm).
+    /// Survival rule: nsga2, nsga3 or theta-dea (default: evolution.algorithm).
     #[arg(long, value_name = "NAME")]
     pub algorithm: Option<String>,
     /// Seeds in the starting population, comma-separated (default: evolution.seeds, all).

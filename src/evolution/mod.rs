@@ -283,7 +283,7 @@ impl<'a, P: Problem> Evolver<'a, P> {
         };
         let refs = match settings.algorithm {
             nsga::Algorithm::Nsga2 => Vec::new(),
-            nsga::Algorithm::Nsga3 => {
+            nsga::Algorithm::Nsga3 | nsga::Algorithm::ThetaDea => {
                 nsga::reference_directions(N_OBJ, nsga::divisions_for(settings.population))
             }
         };
@@ -300,6 +300,7 @@ impl<'a, P: Problem> Evolver<'a, P> {
         match self.settings.algorithm {
             nsga::Algorithm::Nsga2 => nsga::survive(pool, n),
             nsga::Algorithm::Nsga3 => nsga::survive_nsga3(pool, n, &self.refs, rng),
+            nsga::Algorithm::ThetaDea => nsga::survive_theta(pool, n, &self.refs, rng),
         }
     }
 

@@ -6,6 +6,11 @@
 //! - **NSGA-III** (Deb & Jain 2014): the last front is cut by niching around Das–Dennis
 //!   reference directions on adaptively normalized objectives ([`survive_nsga3`]). Its random
 //!   choices are drawn from the run's RNG, so it is deterministic too.
+//! - **θ-DEA** (Yuan, Xu, Wang & Yao 2016): the same normalization and directions, but members
+//!   are ranked by θ-dominance — within each direction's cluster by the penalty-based distance
+//!   `d1 + θ·d2` — instead of Pareto dominance ([`survive_theta`]). Its first front holds at
+//!   most one member per direction, so selection keeps pressure where Pareto fronts with four
+//!   objectives swallow the population.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -19,6 +24,7 @@ use super::{Evaluation, Member, N_OBJ};
 pub enum Algorithm {
     Nsga2,
     Nsga3,
+    ThetaDea,
 }
 
 impl Algorithm {
@@ -26,6 +32,7 @@ impl Algorithm {
         match self {
             Self::Nsga2 => "nsga2",
             Self::Nsga3 => "nsga3",
+            Self::ThetaDea => "theta-dea",
         }
     }
 }
@@ -36,7 +43,10 @@ impl std::str::FromStr for Algorithm {
         match s {
             "nsga2" => Ok(Self::Nsga2),
             "nsga3" => Ok(Self::Nsga3),
-            other => Err(format!("`{other}` is not an algorithm: nsga2 or nsga3")),
+            "theta-dea" => Ok(Self::ThetaDea),
+            other => Err(format!(
+                "`{other}` is not an algorithm: nsga2, nsga3 or theta-dea"
+            )),
         }
     }
 }
@@ -452,6 +462,105 @@ pub fn survive_nsga3(
         .collect()
 }
 
+/// θ of the penalty-based distance for directions off the axes (Yuan et al.'s setting);
+/// directions along an axis use 10⁶, which keeps the extremes of each objective.
+pub const THETA: f64 = 5.0;
+
+/// The distance of a normalized point along direction `w` from the ideal point (`d1`) and
+/// from the line through it (`d2`).
+pub fn pbi_parts(p: &[f64; N_OBJ], w: &[f64]) -> (f64, f64) {
+    let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let d1 = (0..N_OBJ).map(|k| p[k] * w[k]).sum::<f64>() / norm;
+    let d2 = (0..N_OBJ)
+        .map(|k| (p[k] - d1 * w[k] / norm).powi(2))
+        .sum::<f64>()
+        .max(0.0)
+        .sqrt();
+    (d1, d2)
+}
+
+/// θ-DEA survival (Yuan, Xu, Wang & Yao 2016, Algorithm 2). The union of Pareto fronts that
+/// first holds `n` members is normalized as in NSGA-III ([`normalization`]); each member joins
+/// the cluster of its nearest reference direction; within a cluster members are ordered by
+/// `d1 + θ·d2` ([`pbi_parts`], [`THETA`]); θ-front `k` is the `k`-th member of every cluster.
+/// θ-fronts are kept whole while they fit and the last one is sampled at random (the run's
+/// RNG). Survivors record their θ-front as rank, so the first front is the best member of
+/// each occupied direction. With fewer than `n` feasible members the constrained NSGA-II rule
+/// ([`survive`]) applies instead: feasibility comes first.
+pub fn survive_theta(
+    pool: Vec<Member>,
+    n: usize,
+    refs: &[Vec<f64>],
+    rng: &mut ChaCha8Rng,
+) -> Vec<Member> {
+    let evals: Vec<&Evaluation> = pool.iter().map(|m| &m.eval).collect();
+    let all = fronts(&evals);
+    let mut union: Vec<usize> = Vec::with_capacity(pool.len());
+    for f in &all {
+        if union.len() >= n {
+            break;
+        }
+        union.extend(f);
+    }
+    if union.iter().filter(|&&i| evals[i].feasible()).count() < n {
+        return survive(pool, n);
+    }
+    // Every member of the union is feasible here: infeasible fronts come after feasible ones.
+    let objs: Vec<[f64; N_OBJ]> = union.iter().map(|&i| evals[i].objectives).collect();
+    let first: Vec<usize> = (0..union.len())
+        .filter(|&j| all[0].binary_search(&union[j]).is_ok())
+        .collect();
+    let (ideal, intercepts) = normalization(&objs, &first);
+    let mut clusters: Vec<Vec<(f64, usize)>> = vec![Vec::new(); refs.len()];
+    for (&i, o) in union.iter().zip(&objs) {
+        let p: [f64; N_OBJ] = std::array::from_fn(|q| (o[q] - ideal[q]) / intercepts[q]);
+        let (j, _) = associate(&p, refs);
+        let (d1, d2) = pbi_parts(&p, &refs[j]);
+        let theta = if refs[j].iter().any(|&x| x == 1.0) {
+            1e6
+        } else {
+            THETA
+        };
+        clusters[j].push((d1 + theta * d2, i));
+    }
+    for c in &mut clusters {
+        c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    }
+    let depth = clusters.iter().map(Vec::len).max().unwrap_or(0);
+    let mut keep: Vec<(usize, u32)> = Vec::with_capacity(n);
+    for k in 0..depth {
+        let mut front: Vec<usize> = clusters
+            .iter()
+            .filter_map(|c| c.get(k).map(|x| x.1))
+            .collect();
+        front.sort_unstable();
+        let room = n - keep.len();
+        if front.len() > room {
+            // A random `room` of them (partial Fisher–Yates).
+            for a in 0..room {
+                let b = rng.gen_range(a..front.len());
+                front.swap(a, b);
+            }
+            front.truncate(room);
+        }
+        keep.extend(front.into_iter().map(|i| (i, k as u32)));
+        if keep.len() >= n {
+            break;
+        }
+    }
+    keep.sort_by_key(|&(i, _)| i);
+    let mut slots: Vec<Option<Member>> = pool.into_iter().map(Some).collect();
+    keep.into_iter()
+        .filter_map(|(i, rank)| {
+            slots[i].take().map(|mut m| {
+                m.rank = rank;
+                m.crowding = 0.0;
+                m
+            })
+        })
+        .collect()
+}
+
 /// Binary tournament by crowded comparison: lower rank wins, then larger crowding distance,
 /// then the smaller program (bloat control: of two equally good members the one with fewer
 /// nodes breeds; a seed's genome counts as size 0), then the first drawn.
@@ -647,5 +756,65 @@ mod tests {
             assert_eq!(firsts, vec![0.97, 0.01, 0.01, 0.01], "rng seed {seed}");
             assert!(kept.iter().all(|m| m.rank == 0 && m.crowding == 0.0));
         }
+    }
+
+    #[test]
+    fn theta_dea_ranks_within_each_direction() {
+        // The simplex of the NSGA-III test: four points crowd the first axis, one sits near
+        // each other axis; the four axes are the directions (θ = 10⁶ on axes, so the order in
+        // a cluster is by distance to its axis). θ-front 0 is the best of each cluster:
+        // 0.97 (index 1) and the three others; θ-front 1 is the second of the crowd, 0.94
+        // (index 0), then 0.91 (2), then 0.88 (4).
+        let simplex: Vec<Member> = [
+            [0.94, 0.02, 0.02, 0.02],
+            [0.97, 0.01, 0.01, 0.01],
+            [0.91, 0.03, 0.03, 0.03],
+            [0.01, 0.97, 0.01, 0.01],
+            [0.88, 0.04, 0.04, 0.04],
+            [0.01, 0.01, 0.97, 0.01],
+            [0.01, 0.01, 0.01, 0.97],
+        ]
+        .into_iter()
+        .map(member)
+        .collect();
+        let refs = reference_directions(4, 1);
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+        let kept = survive_theta(simplex.clone(), 6, &refs, &mut rng);
+        let got: Vec<(f64, u32)> = kept
+            .iter()
+            .map(|m| (m.eval.objectives[0], m.rank))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0.94, 1),
+                (0.97, 0),
+                (0.91, 2),
+                (0.01, 0),
+                (0.01, 0),
+                (0.01, 0)
+            ]
+        );
+        // Pareto ranks would call all seven one front; θ-ranks tell them apart.
+        let refs_all: Vec<&Evaluation> = simplex.iter().map(|m| &m.eval).collect();
+        assert_eq!(fronts(&refs_all).len(), 1);
+
+        // Fewer feasible members than survivors: the constrained NSGA-II rule decides.
+        let mut mixed = simplex;
+        mixed[2].eval.violation = 2.0;
+        mixed[4].eval.violation = 1.0;
+        let kept = survive_theta(mixed.clone(), 6, &refs, &mut rng);
+        assert_eq!(kept, survive(mixed, 6));
+    }
+
+    #[test]
+    fn pbi_parts_by_hand() {
+        // p = (3, 4, 0, 0) along w = (1, 0, 0, 0): 3 along, 4 off; along (1, 1, 0, 0)/√2 …
+        let (d1, d2) = pbi_parts(&[3.0, 4.0, 0.0, 0.0], &[1.0, 0.0, 0.0, 0.0]);
+        assert!((d1 - 3.0).abs() < 1e-12 && (d2 - 4.0).abs() < 1e-12);
+        // … 7/√2 along and 1/√2 off.
+        let (d1, d2) = pbi_parts(&[3.0, 4.0, 0.0, 0.0], &[0.5, 0.5, 0.0, 0.0]);
+        let r = std::f64::consts::SQRT_2;
+        assert!((d1 - 7.0 / r).abs() < 1e-12 && (d2 - 1.0 / r).abs() < 1e-12);
     }
 }
