@@ -516,11 +516,7 @@ pub fn survive_theta(
         let p: [f64; N_OBJ] = std::array::from_fn(|q| (o[q] - ideal[q]) / intercepts[q]);
         let (j, _) = associate(&p, refs);
         let (d1, d2) = pbi_parts(&p, &refs[j]);
-        let theta = if refs[j].iter().any(|&x| x == 1.0) {
-            1e6
-        } else {
-            THETA
-        };
+        let theta = if refs[j].contains(&1.0) { 1e6 } else { THETA };
         clusters[j].push((d1 + theta * d2, i));
     }
     for c in &mut clusters {
