@@ -600,3 +600,51 @@ fn ctrl_c_during_generation_zero_saves_it_and_the_front() {
     assert!(run.join("front.csv").is_file() && run.join("history.csv").is_file());
     assert!(!run.join(".organism.lock").exists());
 }
+
+#[test]
+fn reference_direction_rules_are_deterministic_across_threads_and_resume() {
+    // NSGA-III and θ-DEA draw random choices during survival, from the run's RNG: one and two
+    // threads give the same checkpoints, and a resumed run the uninterrupted one's.
+    let base = scratch("refdirs");
+    for alg in ["nsga3", "theta-dea"] {
+        let cfg = base.join(format!("{alg}.toml"));
+        std::fs::write(
+            &cfg,
+            SMALL.replace(
+                "[evolution]\n",
+                &format!("[evolution]\nalgorithm = \"{alg}\"\n"),
+            ),
+        )
+        .unwrap();
+        let (one, two, part) = (
+            base.join(format!("{alg}-one")),
+            base.join(format!("{alg}-two")),
+            base.join(format!("{alg}-part")),
+        );
+        ok(&evolve(&one, &cfg, 4, Some("1")));
+        ok(&evolve(&two, &cfg, 4, Some("2")));
+        ok(&evolve(&part, &cfg, 2, None));
+        ok(&organism(
+            &[
+                "evolve",
+                "resume",
+                part.join("gen2.bin").to_str().unwrap(),
+                "--generations",
+                "4",
+                "--quiet",
+            ],
+            None,
+        ));
+        for g in 0..=4 {
+            let f = format!("gen{g}.bin");
+            assert_eq!(bytes(one.join(&f)), bytes(two.join(&f)), "{alg}: {f}");
+            assert_eq!(bytes(one.join(&f)), bytes(part.join(&f)), "{alg}: {f}");
+        }
+        assert_eq!(bytes(one.join("front.csv")), bytes(part.join("front.csv")));
+    }
+    // The key took effect: the two rules keep different populations.
+    assert_ne!(
+        bytes(base.join("nsga3-one/gen4.bin")),
+        bytes(base.join("theta-dea-one/gen4.bin"))
+    );
+}
