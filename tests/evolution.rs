@@ -644,7 +644,7 @@ fn reference_direction_rules_are_deterministic_across_threads_and_resume() {
     }
     // The key took effect: the two rules keep different populations.
     assert_ne!(
-        bytes(base.join("nsga3-one/gen4.bin")),
-        bytes(base.join("theta-dea-one/gen4.bin"))
+        bytes(base.join("nsga3-one/front.csv")),
+        bytes(base.join("theta-dea-one/front.csv"))
     );
 }
