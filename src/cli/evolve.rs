@@ -180,31 +180,16 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let mut cfg = args.data.config()?;
-    if let Some(p) = args.population {
-        if p < 4 || p % 2 != 0 {
-            bail!("--population {p} must be an even number >= 4");
-        }
-        cfg.evolution.population = p;
-    }
+    super::evolution_overrides(
+        &mut cfg,
+        args.population,
+        args.mode.as_ref(),
+        args.algorithm.as_ref(),
+        args.seeds.as_ref(),
+        args.timerange.as_ref(),
+    )?;
     if let Some(s) = args.rng_seed {
         cfg.evolution.seed = s;
-    }
-    if let Some(t) = &args.timerange {
-        organism::market::timerange::TimeRange::parse(t).map_err(anyhow::Error::msg)?;
-        cfg.data.timerange = t.clone();
-    }
-    if let Some(s) = args.seeds {
-        cfg.evolution.seeds = s;
-    }
-    if let Some(m) = &args.mode {
-        m.parse::<organism::evolution::Mode>()
-            .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
-        cfg.evolution.mode = m.clone();
-    }
-    if let Some(a) = &args.algorithm {
-        a.parse::<organism::evolution::nsga::Algorithm>()
-            .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
-        cfg.evolution.algorithm = a.clone();
     }
     let target = args.generations.unwrap_or(cfg.evolution.generations);
     let out = args
@@ -475,6 +460,11 @@ fn finish(
         checkpoint.display(),
         checkpoint.display(),
         ranked.first().map_or("ID", |r| r.id.as_str())
+    );
+    outln!(
+        "training Sharpe is not evidence: evolution finds as much on shuffled noise. \
+         `organism walkforward` with the same data tests whether the search works out of sample \
+         here; `organism data permute` builds a null copy to evolve on."
     );
     Ok(())
 }

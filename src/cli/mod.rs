@@ -29,6 +29,44 @@ use organism::{
     market::{load_universe, Universe},
 };
 
+/// Applies the evolution flags shared by `evolve` and `walkforward` to `cfg`, checking each.
+///
+/// # Errors
+/// A message naming the flag whose value is not valid.
+pub fn evolution_overrides(
+    cfg: &mut Config,
+    population: Option<usize>,
+    mode: Option<&String>,
+    algorithm: Option<&String>,
+    seeds: Option<&Vec<String>>,
+    timerange: Option<&String>,
+) -> Result<()> {
+    if let Some(p) = population {
+        if p < 4 || p % 2 != 0 {
+            anyhow::bail!("--population {p} must be an even number >= 4");
+        }
+        cfg.evolution.population = p;
+    }
+    if let Some(m) = mode {
+        m.parse::<organism::evolution::Mode>()
+            .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+        cfg.evolution.mode = m.clone();
+    }
+    if let Some(a) = algorithm {
+        a.parse::<organism::evolution::nsga::Algorithm>()
+            .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
+        cfg.evolution.algorithm = a.clone();
+    }
+    if let Some(s) = seeds {
+        cfg.evolution.seeds = s.clone();
+    }
+    if let Some(t) = timerange {
+        organism::market::timerange::TimeRange::parse(t).map_err(anyhow::Error::msg)?;
+        cfg.data.timerange = t.clone();
+    }
+    Ok(())
+}
+
 /// Options shared by every command that reads market data.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use organism::{
     evolution::walkforward::{self, parse_length, Plan, Setup, Window},
-    market::{csv::write_atomic, timerange::TimeRange},
+    market::csv::write_atomic,
     seeds,
 };
 
@@ -68,29 +68,14 @@ fn length(flag: &str, text: &str) -> Result<i64> {
 
 pub fn run(args: Args) -> Result<()> {
     let mut cfg = args.data.config()?;
-    if let Some(p) = args.population {
-        if p < 4 || p % 2 != 0 {
-            bail!("--population {p} must be an even number >= 4");
-        }
-        cfg.evolution.population = p;
-    }
-    if let Some(m) = &args.mode {
-        m.parse::<organism::evolution::Mode>()
-            .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
-        cfg.evolution.mode = m.clone();
-    }
-    if let Some(a) = &args.algorithm {
-        a.parse::<organism::evolution::nsga::Algorithm>()
-            .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
-        cfg.evolution.algorithm = a.clone();
-    }
-    if let Some(s) = &args.seeds {
-        cfg.evolution.seeds = s.clone();
-    }
-    if let Some(t) = &args.timerange {
-        TimeRange::parse(t).map_err(anyhow::Error::msg)?;
-        cfg.data.timerange = t.clone();
-    }
+    super::evolution_overrides(
+        &mut cfg,
+        args.population,
+        args.mode.as_ref(),
+        args.algorithm.as_ref(),
+        args.seeds.as_ref(),
+        args.timerange.as_ref(),
+    )?;
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
@@ -136,23 +121,24 @@ pub fn run(args: Args) -> Result<()> {
         });
     }
     let talk = !super::quiet() && !args.json;
+    let settings = format!(
+        "{} windows; train {} (evolution fits the first {:.0} %, validates on the rest), test {}, \
+         step {}; top {} members of each run; {} generations x {}; mode {}, algorithm {}, Sharpe \
+         objective {}",
+        spans.len(),
+        args.train,
+        inner * 100.0,
+        args.test,
+        args.step.as_deref().unwrap_or(&args.test),
+        args.top,
+        generations,
+        cfg.evolution.population,
+        cfg.evolution.mode,
+        cfg.evolution.algorithm,
+        cfg.evolution.sharpe_objective,
+    );
     if talk {
-        outln!(
-            "walk-forward on {}: {} windows; train {} (evolution fits the first {:.0} %, validates \
-             on the rest), test {}, step {}; top {} members of each run; {} generations x {} ({}, {}, {})",
-            universe.origin,
-            spans.len(),
-            args.train,
-            inner * 100.0,
-            args.test,
-            args.step.as_deref().unwrap_or(&args.test),
-            args.top,
-            generations,
-            cfg.evolution.population,
-            cfg.evolution.mode,
-            cfg.evolution.algorithm,
-            cfg.evolution.sharpe_objective,
-        );
+        outln!("walk-forward on {}: {settings}", universe.origin);
         if !args.include_holdout {
             outln!(
                 "the holdout (from {} UTC) is not read; --include-holdout walks over it too",
@@ -247,19 +233,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(file) = &args.report {
         let intro = vec![
             format!("data: {}", universe.origin),
-            format!(
-                "{} windows: train {}, test {}, step {}; top {} members; {} generations x {}; mode {}, algorithm {}, Sharpe objective {}",
-                done.len(),
-                args.train,
-                args.test,
-                args.step.as_deref().unwrap_or(&args.test),
-                args.top,
-                generations,
-                cfg.evolution.population,
-                cfg.evolution.mode,
-                cfg.evolution.algorithm,
-                cfg.evolution.sharpe_objective
-            ),
+            settings.clone(),
             verdict.clone(),
         ];
         let html = organism::promotion::report::walkforward_report(

@@ -213,6 +213,11 @@ pub fn survive(pool: Vec<Member>, n: usize) -> Vec<Member> {
         }
         keep.extend(members);
     }
+    take(pool, keep)
+}
+
+/// The members of `pool` at the indices of `keep` (ascending), with their rank and crowding.
+fn take(pool: Vec<Member>, keep: Vec<(usize, u32, f64)>) -> Vec<Member> {
     let mut slots: Vec<Option<Member>> = pool.into_iter().map(Some).collect();
     keep.into_iter()
         .filter_map(|(i, rank, c)| {
@@ -450,16 +455,7 @@ pub fn survive_nsga3(
         }
     }
     keep.sort_by_key(|&(i, _)| i);
-    let mut slots: Vec<Option<Member>> = pool.into_iter().map(Some).collect();
-    keep.into_iter()
-        .filter_map(|(i, rank)| {
-            slots[i].take().map(|mut m| {
-                m.rank = rank;
-                m.crowding = 0.0;
-                m
-            })
-        })
-        .collect()
+    take(pool, keep.into_iter().map(|(i, r)| (i, r, 0.0)).collect())
 }
 
 /// θ of the penalty-based distance for directions off the axes (Yuan et al.'s setting);
@@ -545,16 +541,7 @@ pub fn survive_theta(
         }
     }
     keep.sort_by_key(|&(i, _)| i);
-    let mut slots: Vec<Option<Member>> = pool.into_iter().map(Some).collect();
-    keep.into_iter()
-        .filter_map(|(i, rank)| {
-            slots[i].take().map(|mut m| {
-                m.rank = rank;
-                m.crowding = 0.0;
-                m
-            })
-        })
-        .collect()
+    take(pool, keep.into_iter().map(|(i, r)| (i, r, 0.0)).collect())
 }
 
 /// Binary tournament by crowded comparison: lower rank wins, then larger crowding distance,
