@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Evolve the seed population (NSGA-II or NSGA-III), checkpointing every generation; `evolve resume
+    /// Evolve the seed population (theta-DEA, NSGA-III or NSGA-II), checkpointing every generation; `evolve resume
     /// FILE` continues a run.
     Evolve(Box<cli::evolve::Args>),
     /// Backtest one strategy on the configured data and print its metrics.

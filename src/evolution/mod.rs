@@ -1,4 +1,4 @@
-//! The multi-objective evolution loop (NSGA-II or NSGA-III), organism's own.
+//! The multi-objective evolution loop (theta-DEA, NSGA-III or NSGA-II), organism's own.
 //!
 //! Shaped like argmin: a [`Problem`] evaluates genomes; [`Evolver`] holds the settings and
 //! advances a [`State`] one generation per [`Evolver::step`]. The state is everything a run
