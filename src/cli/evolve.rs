@@ -34,31 +34,11 @@ pub struct Args {
     pub resume: Option<ResumeCommand>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Run until this generation (default: evolution.generations).
-    #[arg(long)]
-    pub generations: Option<u32>,
-    /// Individuals per generation (default: evolution.population).
-    #[arg(long)]
-    pub population: Option<usize>,
-    /// RNG seed of the run (default: evolution.seed). `--seed` is accepted too.
-    #[arg(long, alias = "seed", value_name = "N")]
-    pub rng_seed: Option<u64>,
-    /// Only bars in this span, freqtrade's format: 20250101-20250601, 20250101- or -20250601
-    /// (start inclusive, end exclusive, UTC; default: data.timerange).
-    #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
-    pub timerange: Option<String>,
+    #[command(flatten)]
+    pub evolution: super::EvolutionArgs,
     /// Checkpoint folder (default: evolution.out).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// What evolves: params, programs or mixed (default: evolution.mode).
-    #[arg(long, value_name = "MODE")]
-    pub mode: Option<String>,
-    /// Survival rule: nsga2, nsga3 or theta-dea (default: evolution.algorithm).
-    #[arg(long, value_name = "NAME")]
-    pub algorithm: Option<String>,
-    /// Seeds in the starting population, comma-separated (default: evolution.seeds, all).
-    #[arg(long, value_delimiter = ',')]
-    pub seeds: Option<Vec<String>>,
     /// Replace the checkpoints of another run in the checkpoint folder.
     #[arg(long)]
     pub overwrite: bool,
@@ -180,18 +160,8 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let mut cfg = args.data.config()?;
-    super::evolution_overrides(
-        &mut cfg,
-        args.population,
-        args.mode.as_ref(),
-        args.algorithm.as_ref(),
-        args.seeds.as_ref(),
-        args.timerange.as_ref(),
-    )?;
-    if let Some(s) = args.rng_seed {
-        cfg.evolution.seed = s;
-    }
-    let target = args.generations.unwrap_or(cfg.evolution.generations);
+    args.evolution.apply(&mut cfg)?;
+    let target = cfg.evolution.generations;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(&cfg.evolution.out));

@@ -29,42 +29,71 @@ use organism::{
     market::{load_universe, Universe},
 };
 
-/// Applies the evolution flags shared by `evolve` and `walkforward` to `cfg`, checking each.
-///
-/// # Errors
-/// A message naming the flag whose value is not valid.
-pub fn evolution_overrides(
-    cfg: &mut Config,
-    population: Option<usize>,
-    mode: Option<&String>,
-    algorithm: Option<&String>,
-    seeds: Option<&Vec<String>>,
-    timerange: Option<&String>,
-) -> Result<()> {
-    if let Some(p) = population {
-        if p < 4 || p % 2 != 0 {
-            anyhow::bail!("--population {p} must be an even number >= 4");
+/// The evolution flags shared by `evolve` and `walkforward`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvolutionArgs {
+    /// Last generation (default: evolution.generations); for walkforward, of each window's run.
+    #[arg(long)]
+    pub generations: Option<u32>,
+    /// Individuals per generation (default: evolution.population).
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// RNG seed (default: evolution.seed); walkforward's window k uses seed + k. `--seed` is
+    /// accepted too.
+    #[arg(long, alias = "seed", value_name = "N")]
+    pub rng_seed: Option<u64>,
+    /// Only bars in this span, freqtrade's format: 20250101-20250601, 20250101- or -20250601
+    /// (start inclusive, end exclusive, UTC; default: data.timerange).
+    #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
+    pub timerange: Option<String>,
+    /// What evolves: params, programs or mixed (default: evolution.mode).
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// Survival rule: theta-dea, nsga3 or nsga2 (default: evolution.algorithm).
+    #[arg(long, value_name = "NAME")]
+    pub algorithm: Option<String>,
+    /// Seeds in the starting population, comma-separated (default: evolution.seeds, all).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<String>>,
+}
+
+impl EvolutionArgs {
+    /// Lays these flags over `cfg`, checking each.
+    ///
+    /// # Errors
+    /// A message naming the flag whose value is not valid.
+    pub fn apply(&self, cfg: &mut Config) -> Result<()> {
+        if let Some(p) = self.population {
+            if p < 4 || p % 2 != 0 {
+                anyhow::bail!("--population {p} must be an even number >= 4");
+            }
+            cfg.evolution.population = p;
         }
-        cfg.evolution.population = p;
+        if let Some(g) = self.generations {
+            cfg.evolution.generations = g;
+        }
+        if let Some(s) = self.rng_seed {
+            cfg.evolution.seed = s;
+        }
+        if let Some(t) = &self.timerange {
+            organism::market::timerange::TimeRange::parse(t).map_err(anyhow::Error::msg)?;
+            cfg.data.timerange = t.clone();
+        }
+        if let Some(m) = &self.mode {
+            m.parse::<organism::evolution::Mode>()
+                .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+            cfg.evolution.mode = m.clone();
+        }
+        if let Some(a) = &self.algorithm {
+            a.parse::<organism::evolution::nsga::Algorithm>()
+                .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
+            cfg.evolution.algorithm = a.clone();
+        }
+        if let Some(s) = &self.seeds {
+            cfg.evolution.seeds = s.clone();
+        }
+        Ok(())
     }
-    if let Some(m) = mode {
-        m.parse::<organism::evolution::Mode>()
-            .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
-        cfg.evolution.mode = m.clone();
-    }
-    if let Some(a) = algorithm {
-        a.parse::<organism::evolution::nsga::Algorithm>()
-            .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
-        cfg.evolution.algorithm = a.clone();
-    }
-    if let Some(s) = seeds {
-        cfg.evolution.seeds = s.clone();
-    }
-    if let Some(t) = timerange {
-        organism::market::timerange::TimeRange::parse(t).map_err(anyhow::Error::msg)?;
-        cfg.data.timerange = t.clone();
-    }
-    Ok(())
 }
 
 /// Options shared by every command that reads market data.

@@ -29,27 +29,8 @@ pub struct Args {
     /// Members of each window's run traded on its test window (the top by the ranking score).
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub top: usize,
-    /// Last generation of each window's evolution (default: evolution.generations).
-    #[arg(long)]
-    pub generations: Option<u32>,
-    /// Individuals per generation (default: evolution.population).
-    #[arg(long)]
-    pub population: Option<usize>,
-    /// RNG seed of the first window; window k uses seed + k (default: evolution.seed).
-    #[arg(long, alias = "seed", value_name = "N")]
-    pub rng_seed: Option<u64>,
-    /// What evolves: params, programs or mixed (default: evolution.mode).
-    #[arg(long, value_name = "MODE")]
-    pub mode: Option<String>,
-    /// Survival rule: nsga2, nsga3 or theta-dea (default: evolution.algorithm).
-    #[arg(long, value_name = "NAME")]
-    pub algorithm: Option<String>,
-    /// Seeds in each starting population, comma-separated (default: evolution.seeds, all).
-    #[arg(long, value_delimiter = ',')]
-    pub seeds: Option<Vec<String>>,
-    /// Only bars in this span (freqtrade's format, as for evolve).
-    #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
-    pub timerange: Option<String>,
+    #[command(flatten)]
+    pub evolution: super::EvolutionArgs,
     /// Also walk over the holdout (the split's last segment, which is otherwise left sealed
     /// for the promotion gauntlet).
     #[arg(long)]
@@ -68,14 +49,7 @@ fn length(flag: &str, text: &str) -> Result<i64> {
 
 pub fn run(args: Args) -> Result<()> {
     let mut cfg = args.data.config()?;
-    super::evolution_overrides(
-        &mut cfg,
-        args.population,
-        args.mode.as_ref(),
-        args.algorithm.as_ref(),
-        args.seeds.as_ref(),
-        args.timerange.as_ref(),
-    )?;
+    args.evolution.apply(&mut cfg)?;
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
@@ -90,7 +64,7 @@ pub fn run(args: Args) -> Result<()> {
         test_ms,
         step_ms,
     };
-    let generations = args.generations.unwrap_or(cfg.evolution.generations);
+    let generations = cfg.evolution.generations;
     let entries = seeds::select(&cfg.evolution.seeds).map_err(anyhow::Error::msg)?;
     let universe = load_data(&cfg.data_selection())?;
     let (first, last) = universe.span();
@@ -174,7 +148,7 @@ pub fn run(args: Args) -> Result<()> {
         aggregation: cfg.aggregation(),
         backtest: cfg.backtest_config(),
         generations,
-        seed: args.rng_seed.unwrap_or(cfg.evolution.seed),
+        seed: cfg.evolution.seed,
         top: args.top,
         tick: &tick,
     };

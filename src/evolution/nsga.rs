@@ -644,6 +644,23 @@ mod tests {
         }
     }
 
+    /// Seven mutually non-dominated points on the simplex: four crowd the first axis (indices
+    /// 0, 1, 2, 4 at 0.94, 0.97, 0.91, 0.88), one sits near each other axis.
+    fn simplex() -> Vec<Member> {
+        [
+            [0.94, 0.02, 0.02, 0.02],
+            [0.97, 0.01, 0.01, 0.01],
+            [0.91, 0.03, 0.03, 0.03],
+            [0.01, 0.97, 0.01, 0.01],
+            [0.88, 0.04, 0.04, 0.04],
+            [0.01, 0.01, 0.97, 0.01],
+            [0.01, 0.01, 0.01, 0.97],
+        ]
+        .into_iter()
+        .map(member)
+        .collect()
+    }
+
     #[test]
     fn das_dennis_directions() {
         let r = reference_directions(3, 2);
@@ -720,18 +737,7 @@ mod tests {
         // One front of seven on the simplex: four crowd the first axis, one sits near each
         // other axis. Four survivors with the four axes as directions: one per direction, and
         // of the crowd the one nearest its axis — whatever the random draws.
-        let simplex: Vec<Member> = [
-            [0.94, 0.02, 0.02, 0.02],
-            [0.97, 0.01, 0.01, 0.01],
-            [0.91, 0.03, 0.03, 0.03],
-            [0.01, 0.97, 0.01, 0.01],
-            [0.88, 0.04, 0.04, 0.04],
-            [0.01, 0.01, 0.97, 0.01],
-            [0.01, 0.01, 0.01, 0.97],
-        ]
-        .into_iter()
-        .map(member)
-        .collect();
+        let simplex = simplex();
         for seed in 0..20 {
             let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
             let kept = survive_nsga3(simplex.clone(), 4, &refs, &mut rng);
@@ -748,18 +754,7 @@ mod tests {
         // a cluster is by distance to its axis). θ-front 0 is the best of each cluster:
         // 0.97 (index 1) and the three others; θ-front 1 is the second of the crowd, 0.94
         // (index 0), then 0.91 (2), then 0.88 (4).
-        let simplex: Vec<Member> = [
-            [0.94, 0.02, 0.02, 0.02],
-            [0.97, 0.01, 0.01, 0.01],
-            [0.91, 0.03, 0.03, 0.03],
-            [0.01, 0.97, 0.01, 0.01],
-            [0.88, 0.04, 0.04, 0.04],
-            [0.01, 0.01, 0.97, 0.01],
-            [0.01, 0.01, 0.01, 0.97],
-        ]
-        .into_iter()
-        .map(member)
-        .collect();
+        let simplex = simplex();
         let refs = reference_directions(4, 1);
         let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
         let kept = survive_theta(simplex.clone(), 6, &refs, &mut rng);
