@@ -69,7 +69,7 @@ pub fn run(args: Args) -> Result<()> {
     let universe = load_data(&cfg.data_selection())?;
     let (first, last) = universe.span();
     let split = cfg.split();
-    let holdout_from = split.apply(&universe).holdout_from;
+    let (_, holdout_from) = split.bounds(&universe);
     let end = if args.include_holdout {
         last + 1
     } else {

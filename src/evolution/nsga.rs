@@ -27,16 +27,6 @@ pub enum Algorithm {
     ThetaDea,
 }
 
-impl Algorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Nsga2 => "nsga2",
-            Self::Nsga3 => "nsga3",
-            Self::ThetaDea => "theta-dea",
-        }
-    }
-}
-
 impl std::str::FromStr for Algorithm {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -341,6 +331,22 @@ pub fn normalization(objs: &[[f64; N_OBJ]], front0: &[usize]) -> ([f64; N_OBJ], 
     (ideal, a)
 }
 
+/// Where [`normalization`] over the members `basis` (indices into `evals`; the first front
+/// `front0`, ascending, gives its fallback) places any member `i` of the pool:
+/// `(objectives − ideal) / intercepts`.
+fn placement<'e>(
+    evals: &'e [&'e Evaluation],
+    basis: &[usize],
+    front0: &[usize],
+) -> impl Fn(usize) -> [f64; N_OBJ] + 'e {
+    let objs: Vec<[f64; N_OBJ]> = basis.iter().map(|&i| evals[i].objectives).collect();
+    let first: Vec<usize> = (0..basis.len())
+        .filter(|&j| front0.binary_search(&basis[j]).is_ok())
+        .collect();
+    let (ideal, intercepts) = normalization(&objs, &first);
+    move |i| std::array::from_fn(|q| (evals[i].objectives[q] - ideal[q]) / intercepts[q])
+}
+
 /// The reference direction nearest to a normalized point (perpendicular distance to the line
 /// through the origin along it) and that distance; ties go to the first direction.
 pub fn associate(p: &[f64; N_OBJ], refs: &[Vec<f64>]) -> (usize, f64) {
@@ -360,7 +366,7 @@ pub fn associate(p: &[f64; N_OBJ], refs: &[Vec<f64>]) -> (usize, f64) {
 
 /// NSGA-III survival (Deb & Jain 2014, Algorithms 1–4, with Jain & Deb's constrained
 /// domination): whole fronts are kept while they fit; the last front that does not fit is cut
-/// by niching. Every point kept so far and in that front is normalized ([`normalize`], over the
+/// by niching. Every point kept so far and in that front is normalized ([`normalization`], over the
 /// feasible ones when there are any) and associated with its nearest reference direction;
 /// then, one member at a time, the direction with the fewest kept members is chosen (ties
 /// drawn at random), and of the last front's members associated with it the nearest to its
@@ -402,15 +408,8 @@ pub fn survive_nsga3(
         } else {
             &feasible
         };
-        let objs: Vec<[f64; N_OBJ]> = basis.iter().map(|&i| evals[i].objectives).collect();
-        let first: Vec<usize> = (0..basis.len())
-            .filter(|&j| all[0].binary_search(&basis[j]).is_ok())
-            .collect();
-        let (ideal, intercepts) = normalization(&objs, &first);
         // Infeasible members outside the basis are placed with the same normalization.
-        let place = |i: usize| -> [f64; N_OBJ] {
-            std::array::from_fn(|q| (evals[i].objectives[q] - ideal[q]) / intercepts[q])
-        };
+        let place = placement(&evals, basis, &all[0]);
         let mut niche = vec![0usize; refs.len()];
         for &(i, _) in &keep {
             niche[associate(&place(i), refs).0] += 1;
@@ -502,18 +501,16 @@ pub fn survive_theta(
         return survive(pool, n);
     }
     // Every member of the union is feasible here: infeasible fronts come after feasible ones.
-    let objs: Vec<[f64; N_OBJ]> = union.iter().map(|&i| evals[i].objectives).collect();
-    let first: Vec<usize> = (0..union.len())
-        .filter(|&j| all[0].binary_search(&union[j]).is_ok())
-        .collect();
-    let (ideal, intercepts) = normalization(&objs, &first);
     let mut clusters: Vec<Vec<(f64, usize)>> = vec![Vec::new(); refs.len()];
-    for (&i, o) in union.iter().zip(&objs) {
-        let p: [f64; N_OBJ] = std::array::from_fn(|q| (o[q] - ideal[q]) / intercepts[q]);
-        let (j, _) = associate(&p, refs);
-        let (d1, d2) = pbi_parts(&p, &refs[j]);
-        let theta = if refs[j].contains(&1.0) { 1e6 } else { THETA };
-        clusters[j].push((d1 + theta * d2, i));
+    {
+        let place = placement(&evals, &union, &all[0]);
+        for &i in &union {
+            let p = place(i);
+            let (j, _) = associate(&p, refs);
+            let (d1, d2) = pbi_parts(&p, &refs[j]);
+            let theta = if refs[j].contains(&1.0) { 1e6 } else { THETA };
+            clusters[j].push((d1 + theta * d2, i));
+        }
     }
     for c in &mut clusters {
         c.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));

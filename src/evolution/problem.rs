@@ -80,28 +80,33 @@ impl Segments {
 }
 
 impl Split {
+    /// Where validation and the holdout start (UTC ms): `train` and `train + validation` of
+    /// the universe's time span from its first bar.
+    pub fn bounds(&self, u: &Universe) -> (i64, i64) {
+        let (first, last) = u.span();
+        let span = (last - first) as f64;
+        (
+            first + (span * self.train) as i64,
+            first + (span * (self.train + self.validation)) as i64,
+        )
+    }
+
     /// Cuts every coin at the same timestamps: training is the first `train` of the universe's
     /// time span, validation the next `validation`, holdout the rest. Coins with no bars in a
     /// segment are left out of it.
     pub fn apply(&self, u: &Universe) -> Segments {
         let (first, last) = u.span();
-        let span = (last - first) as f64;
-        let t1 = first + (span * self.train) as i64;
-        let t2 = first + (span * (self.train + self.validation)) as i64;
-        let cut = |m: &Market, from: i64, to: i64| -> Option<Market> {
-            let ts = &m.candles.ts;
-            let a = ts.partition_point(|&t| t < from);
-            let b = ts.partition_point(|&t| t < to);
-            (b > a).then(|| m.slice(a..b))
+        let (t1, t2) = self.bounds(u);
+        let cut = |from: i64, to: i64| -> Vec<Market> {
+            u.markets
+                .iter()
+                .filter_map(|m| m.between(from, to))
+                .collect()
         };
         Segments {
-            train: u.markets.iter().filter_map(|m| cut(m, first, t1)).collect(),
-            validation: u.markets.iter().filter_map(|m| cut(m, t1, t2)).collect(),
-            holdout: u
-                .markets
-                .iter()
-                .filter_map(|m| cut(m, t2, last + 1))
-                .collect(),
+            train: cut(first, t1),
+            validation: cut(t1, t2),
+            holdout: cut(t2, last + 1),
             validation_from: t1,
             holdout_from: t2,
         }

@@ -188,13 +188,6 @@ pub enum WalkError {
     Window { index: usize, message: String },
 }
 
-fn cut(m: &Market, from: i64, to: i64) -> Option<Market> {
-    let ts = &m.candles.ts;
-    let a = ts.partition_point(|&t| t < from);
-    let b = ts.partition_point(|&t| t < to);
-    (b > a).then(|| m.slice(a..b))
-}
-
 /// Equal-weight mean per timestamp of several return series.
 fn mean_by_time(series: &[(Vec<i64>, Vec<f64>)]) -> (Vec<i64>, Vec<f64>) {
     let mut acc: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
@@ -237,11 +230,11 @@ pub fn run_window(
     let seg = Segments {
         train: markets
             .iter()
-            .filter_map(|m| cut(m, span.train_from, span.validation_from))
+            .filter_map(|m| m.between(span.train_from, span.validation_from))
             .collect(),
         validation: markets
             .iter()
-            .filter_map(|m| cut(m, span.validation_from, span.test_from))
+            .filter_map(|m| m.between(span.validation_from, span.test_from))
             .collect(),
         holdout: Vec::new(),
         validation_from: span.validation_from,
@@ -291,7 +284,7 @@ pub fn run_window(
     // Out of sample: targets on [train_from, test_to), traded on the test window only.
     let wide: Vec<Prepared> = markets
         .iter()
-        .filter_map(|m| cut(m, span.train_from, span.test_to))
+        .filter_map(|m| m.between(span.train_from, span.test_to))
         .filter(|m| m.candles.ts.last().is_some_and(|&t| t >= span.test_from))
         .map(Prepared::new)
         .collect();
@@ -350,17 +343,14 @@ pub fn run_window(
         debug_assert_eq!(oos_ts, ts);
         r
     };
-    let test_bpy = tests
-        .first()
-        .map_or(bars_per_year, |(_, m)| m.candles.bars_per_year());
     Ok(Window {
         index,
         span,
         selected,
         front_feasible,
         in_sample_sharpe,
-        out_of_sample_sharpe: fitness::sharpe(&returns, test_bpy),
-        buy_hold_sharpe: fitness::sharpe(&buy_hold, test_bpy),
+        out_of_sample_sharpe: fitness::sharpe(&returns, bars_per_year),
+        buy_hold_sharpe: fitness::sharpe(&buy_hold, bars_per_year),
         ts,
         returns,
         buy_hold,

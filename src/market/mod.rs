@@ -360,6 +360,15 @@ impl Market {
         self
     }
 
+    /// The bars opening in `[from, to)` (UTC ms), as [`Market::slice`]; `None` when there are
+    /// none.
+    pub fn between(&self, from: i64, to: i64) -> Option<Self> {
+        let ts = &self.candles.ts;
+        let a = ts.partition_point(|&t| t < from);
+        let b = ts.partition_point(|&t| t < to);
+        (b > a).then(|| self.slice(a..b))
+    }
+
     /// Bars `range` of this market (candles, their funding and their Fear & Greed values).
     pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
         let mut m = Market::new(
