@@ -94,6 +94,23 @@ pub struct EvolutionConfig {
     pub keep_last: u32,
 }
 
+/// `[promotion]`: the validation gauntlet's thresholds and the strategy registry.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromotionConfig {
+    pub registry: String,
+    pub top: usize,
+    pub nulls: usize,
+    pub null_quantile: f64,
+    pub oos_fraction: f64,
+    pub oos_windows: usize,
+    pub min_dsr: f64,
+    pub pbo_blocks: usize,
+    pub max_pbo: f64,
+    pub holdout_fraction: f64,
+    pub max_correlation: f64,
+}
+
 /// `[exchange]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +130,7 @@ pub struct Config {
     pub costs: CostsConfig,
     pub backtest: BacktestSection,
     pub evolution: EvolutionConfig,
+    pub promotion: PromotionConfig,
     pub exchange: ExchangeConfig,
 }
 
@@ -314,6 +332,40 @@ impl Config {
         if e.out.trim().is_empty() {
             return Err(err("evolution.out", "must not be empty".into()));
         }
+        let p = &self.promotion;
+        if p.registry.trim().is_empty() {
+            return Err(err("promotion.registry", "must not be empty".into()));
+        }
+        for (key, v, lo, hi) in [
+            ("promotion.top", p.top, 1, 1000),
+            ("promotion.nulls", p.nulls, 1, 100_000),
+            ("promotion.oos_windows", p.oos_windows, 1, 1000),
+            (
+                "promotion.pbo_blocks",
+                p.pbo_blocks,
+                2,
+                crate::fitness::pbo::MAX_BLOCKS,
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(err(
+                    key,
+                    format!("{v} is out of range: must be in [{lo}, {hi}]"),
+                ));
+            }
+        }
+        if p.pbo_blocks % 2 != 0 {
+            return Err(err(
+                "promotion.pbo_blocks",
+                format!("{} must be even", p.pbo_blocks),
+            ));
+        }
+        range("promotion.null_quantile", p.null_quantile, 0.5, 1.0)?;
+        range("promotion.oos_fraction", p.oos_fraction, 0.0, 10.0)?;
+        range("promotion.min_dsr", p.min_dsr, 0.0, 1.0)?;
+        range("promotion.max_pbo", p.max_pbo, 0.0, 1.0)?;
+        range("promotion.holdout_fraction", p.holdout_fraction, 0.0, 10.0)?;
+        range("promotion.max_correlation", p.max_correlation, -1.0, 1.0)?;
         for (key, url) in [
             ("exchange.api_url", &self.exchange.api_url),
             ("exchange.sentiment_url", &self.exchange.sentiment_url),

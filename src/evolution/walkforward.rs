@@ -29,6 +29,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::fitness::mean_by_time;
+
 use super::{
     problem::{check_lengths, Aggregation, Figures, Segments, UniverseProblem},
     summary::{self, Ranked},
@@ -186,19 +188,6 @@ pub enum WalkError {
     TooShort { have_days: f64, need_days: f64 },
     #[error("window {index}: {message}")]
     Window { index: usize, message: String },
-}
-
-/// Equal-weight mean per timestamp of several return series.
-fn mean_by_time(series: &[(Vec<i64>, Vec<f64>)]) -> (Vec<i64>, Vec<f64>) {
-    let mut acc: BTreeMap<i64, (f64, usize)> = BTreeMap::new();
-    for (ts, r) in series {
-        for (t, x) in ts.iter().zip(r) {
-            let e = acc.entry(*t).or_insert((0.0, 0));
-            e.0 += x;
-            e.1 += 1;
-        }
-    }
-    acc.into_iter().map(|(t, (s, n))| (t, s / n as f64)).unzip()
 }
 
 /// Close-to-close returns of holding `m` long (the first bar from its open).

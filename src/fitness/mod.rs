@@ -5,6 +5,7 @@
 //! returns `NaN`: degenerate cases (no trades, flat equity, one bar) have stated values.
 
 pub mod luck;
+pub mod pbo;
 
 use serde::Serialize;
 
@@ -24,6 +25,57 @@ pub fn returns(equity: &[f64], cash: f64) -> Vec<f64> {
             r
         })
         .collect()
+}
+
+/// The equal-weight portfolio of several return series: at each timestamp that any series has,
+/// the mean of the returns of the series that have it (timestamps ascending).
+pub fn mean_by_time(series: &[(Vec<i64>, Vec<f64>)]) -> (Vec<i64>, Vec<f64>) {
+    let mut acc: std::collections::BTreeMap<i64, (f64, usize)> = std::collections::BTreeMap::new();
+    for (ts, r) in series {
+        for (t, x) in ts.iter().zip(r) {
+            let e = acc.entry(*t).or_insert((0.0, 0));
+            e.0 += x;
+            e.1 += 1;
+        }
+    }
+    acc.into_iter().map(|(t, (s, n))| (t, s / n as f64)).unzip()
+}
+
+/// Per-bar returns compounded into UTC calendar days: `∏(1 + r) − 1` over the bars whose
+/// timestamp falls on each day, days ascending (`(day number since 1970-01-01, return)`).
+pub fn daily_returns(ts: &[i64], r: &[f64]) -> Vec<(i64, f64)> {
+    const DAY_MS: i64 = 86_400_000;
+    let mut out: Vec<(i64, f64)> = Vec::new();
+    for (&t, &x) in ts.iter().zip(r) {
+        let day = t.div_euclid(DAY_MS);
+        match out.last_mut() {
+            Some((d, g)) if *d == day => *g = (1.0 + *g) * (1.0 + x) - 1.0,
+            _ => out.push((day, x)),
+        }
+    }
+    out
+}
+
+/// Pearson correlation of two equally long series; 0 when either has no variance or there are
+/// fewer than two values.
+pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    if n < 2 {
+        return 0.0;
+    }
+    let ma = a[..n].iter().sum::<f64>() / n as f64;
+    let mb = b[..n].iter().sum::<f64>() / n as f64;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a[..n].iter().zip(&b[..n]) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    if saa > 0.0 && sbb > 0.0 {
+        sab / (saa * sbb).sqrt()
+    } else {
+        0.0
+    }
 }
 
 /// Sums of a return series for its moments: the count, the mean, and the sums of squared,

@@ -1,5 +1,7 @@
-//! What comes after evolution: reports now; the validation gauntlet and the strategy registry
-//! later (see DESIGN.md).
+//! What comes after evolution: the validation gauntlet, the strategy registry and the reports
+//! (see DESIGN.md).
 
+pub mod gauntlet;
+pub mod registry;
 pub mod report;
 pub mod svg;

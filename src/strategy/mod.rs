@@ -100,6 +100,28 @@ impl Targets {
         level(self.take[t])
     }
 
+    /// The opposite strategy: every position negated (long ↔ short), and each stop-loss and
+    /// take-profit mirrored around its signal bar's close (`2·close − level`), so a long's stop
+    /// 2 % below becomes a short's stop 2 % above. `close` has one price per bar.
+    ///
+    /// # Panics
+    /// When `close` is shorter than the targets.
+    pub fn flipped(&self, close: &[f64]) -> Self {
+        let mirror = |levels: &[f64]| -> Vec<f64> {
+            levels
+                .iter()
+                .zip(close)
+                .map(|(&l, &c)| if l.is_nan() { l } else { 2.0 * c - l })
+                .collect()
+        };
+        assert!(close.len() >= self.len(), "one close per bar");
+        Self {
+            position: self.position.iter().map(|p| -p).collect(),
+            stop: mirror(&self.stop),
+            take: mirror(&self.take),
+        }
+    }
+
     /// Sets the levels of an entry signalled at bar `t`.
     pub fn set_levels(&mut self, t: usize, stop: Option<f64>, take: Option<f64>) {
         self.stop[t] = stop.unwrap_or(f64::NAN);
@@ -123,6 +145,21 @@ pub fn crossed_below(f: &[f64], s: &[f64], t: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flipped_negates_and_mirrors() {
+        let mut t = Targets::flat(3);
+        t.position = vec![0.5, -1.0, f64::NAN];
+        t.set_levels(0, Some(98.0), Some(104.0));
+        let f = t.flipped(&[100.0, 50.0, 10.0]);
+        assert_eq!(f.at(0).position, -0.5);
+        assert_eq!(f.at(1).position, 1.0);
+        assert_eq!(f.at(2).position, 0.0);
+        // Stop 2 below the close of 100 becomes 2 above; take 4 above becomes 4 below.
+        assert_eq!(f.stop(0), Some(102.0));
+        assert_eq!(f.take(0), Some(96.0));
+        assert_eq!(f.stop(1), None);
+    }
 
     #[test]
     fn levels_are_options_outside() {

@@ -1,0 +1,932 @@
+//! The validation gauntlet: what a strategy found by evolution must survive before it is
+//! promoted.
+//!
+//! Search over past data finds "edges" in pure noise, so each candidate of a run's first front
+//! (in the order `runs show` ranks them) goes through seven stages, stopping at the first it
+//! fails. Each stage reports its figures and its rule; every threshold is in `[promotion]`.
+//!
+//! 1. **Costs**: net total return and Sharpe on training, after fees, slippage and funding,
+//!    both positive (and a run evolved with neither fees nor slippage fails).
+//! 2. **Nulls**: the validation Sharpe beats the same strategy with its signal flipped, and the
+//!    `null_quantile` quantile of its Sharpe on `nulls` return-permuted copies of the validation
+//!    span (see [`crate::market::permute`]; copy `k` draws from its own seeded stream).
+//! 3. **Out of sample**: validation Sharpe > 0 and ≥ `oos_fraction` × training Sharpe, and
+//!    positive in more than half of `oos_windows` equal windows of the validation span.
+//! 4. **Deflated Sharpe** ([`crate::fitness::luck::deflated_sharpe`]): the training Sharpe
+//!    against the expected best of all the run's trials (every distinct genome or program in its
+//!    fitness cache, with the variance of their training Sharpe ratios); at least `min_dsr`.
+//! 5. **Overfitting** ([`crate::fitness::pbo`]): the probability of backtest overfitting of
+//!    the whole front, by CSCV over its training-and-validation returns; above `max_pbo` no
+//!    candidate of the run is promoted.
+//! 6. **Holdout**: the split's last segment, read here and only here (the caller records each
+//!    read before it happens): holdout Sharpe > 0 and ≥ `holdout_fraction` × validation Sharpe.
+//! 7. **Diversity**: among those that pass, up to `top` are admitted greedily in rank order,
+//!    each only if its daily returns correlate at most `max_correlation` with every one
+//!    admitted before it.
+//!
+//! Every Sharpe here is the annualized Sharpe aggregated over coins as evolution aggregates it
+//! (`(1 − w)·mean + w·worst`, `evolution.worst_coin_weight`), on the plain per-coin Sharpe
+//! whatever the run's Sharpe objective was. A strategy's return series (for windows, PBO, the
+//! deflated Sharpe's moments and correlations) is the equal-weight mean of its coins' per-bar
+//! returns.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    config::PromotionConfig,
+    evolution::{
+        checkpoint::RunSpec,
+        problem::{backtest_targets, Aggregation, Figures, SharpeObjective, UniverseProblem},
+        summary::Ranked,
+    },
+    fitness::{self, luck, pbo::Pbo},
+    market::{permute::permute_market, Market},
+    seeds::Prepared,
+};
+
+/// The stages, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Costs,
+    Nulls,
+    OutOfSample,
+    DeflatedSharpe,
+    Overfitting,
+    Holdout,
+    Diversity,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Costs => "costs",
+            Self::Nulls => "nulls",
+            Self::OutOfSample => "out_of_sample",
+            Self::DeflatedSharpe => "deflated_sharpe",
+            Self::Overfitting => "overfitting",
+            Self::Holdout => "holdout",
+            Self::Diversity => "diversity",
+        }
+    }
+}
+
+/// One stage's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub stage: Stage,
+    pub passed: bool,
+    /// The rule, with its thresholds.
+    pub rule: String,
+    /// What was found, in words.
+    pub reason: String,
+    /// The inputs and results, by name.
+    pub figures: serde_json::Value,
+}
+
+fn outcome(stage: Stage, passed: bool, rule: String, reason: String, figures: serde_json::Value) -> Outcome {
+    Outcome {
+        stage,
+        passed,
+        rule,
+        reason,
+        figures,
+    }
+}
+
+/// Stage 1 on a candidate's training figures and the run's costs.
+pub fn costs(train: &Figures, fee: f64, slippage: f64, funding: bool) -> Outcome {
+    let figures = json!({
+        "train_sharpe": train.sharpe,
+        "train_total_return": train.total_return,
+        "train_trades": train.trades,
+        "fee": fee,
+        "slippage": slippage,
+        "funding": funding,
+    });
+    let rule = "training net return > 0 and Sharpe > 0 after fees, slippage and funding".to_string();
+    let (passed, reason) = if fee <= 0.0 && slippage <= 0.0 {
+        (
+            false,
+            "the run was evolved without fees or slippage: its figures are not net of costs".into(),
+        )
+    } else if train.total_return <= 0.0 || train.sharpe <= 0.0 {
+        (
+            false,
+            format!(
+                "loses after costs on training: return {:+.2} %, Sharpe {:.2}",
+                train.total_return * 100.0,
+                train.sharpe
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "return {:+.2} %, Sharpe {:.2} on training after costs",
+                train.total_return * 100.0,
+                train.sharpe
+            ),
+        )
+    };
+    outcome(Stage::Costs, passed, rule, reason, figures)
+}
+
+/// The `q` quantile of `x` with linear interpolation between order statistics (numpy's
+/// default): position `q·(n − 1)` in the sorted values. `NaN` for no values.
+pub fn quantile(x: &[f64], q: f64) -> f64 {
+    if x.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = x.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// Stage 2: validation Sharpe against the flipped signal's and the nulls' `quantile`.
+pub fn nulls(validation: f64, flipped: f64, null_sharpes: &[f64], q: f64) -> Outcome {
+    let bar = quantile(null_sharpes, q);
+    let mean = null_sharpes.iter().sum::<f64>() / null_sharpes.len().max(1) as f64;
+    let beaten = null_sharpes.iter().filter(|&&s| s >= validation).count();
+    let figures = json!({
+        "validation_sharpe": validation,
+        "flipped_sharpe": flipped,
+        "nulls": null_sharpes.len(),
+        "null_quantile": q,
+        "null_sharpe_at_quantile": bar,
+        "null_sharpe_mean": mean,
+        "nulls_at_or_above": beaten,
+    });
+    let rule = format!(
+        "validation Sharpe > the flipped signal's and > the {:.0}th percentile of {} permuted copies",
+        q * 100.0,
+        null_sharpes.len()
+    );
+    let (passed, reason) = if validation <= flipped {
+        (
+            false,
+            format!(
+                "no better than its own signal flipped: validation Sharpe {validation:.2}, flipped {flipped:.2}"
+            ),
+        )
+    } else if !(validation > bar) {
+        (
+            false,
+            format!(
+                "indistinguishable from noise: validation Sharpe {validation:.2} is not above {bar:.2}, \
+                 the {:.0}th percentile on permuted data ({beaten} of {} copies did as well)",
+                q * 100.0,
+                null_sharpes.len()
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "validation Sharpe {validation:.2} > flipped {flipped:.2} and > null {:.0}th percentile {bar:.2}",
+                q * 100.0
+            ),
+        )
+    };
+    outcome(Stage::Nulls, passed, rule, reason, figures)
+}
+
+/// Stage 3: validation against training, and the validation span's windows.
+pub fn out_of_sample(train: f64, validation: f64, windows: &[f64], fraction: f64) -> Outcome {
+    let positive = windows.iter().filter(|&&s| s > 0.0).count();
+    let figures = json!({
+        "train_sharpe": train,
+        "validation_sharpe": validation,
+        "ratio": if train != 0.0 { validation / train } else { f64::NAN },
+        "window_sharpes": windows,
+        "positive_windows": positive,
+    });
+    let rule = format!(
+        "validation Sharpe > 0 and >= {fraction} x training Sharpe; positive in more than half of {} windows",
+        windows.len()
+    );
+    let (passed, reason) = if validation <= 0.0 {
+        (false, format!("validation Sharpe {validation:.2} is not positive"))
+    } else if validation < fraction * train {
+        (
+            false,
+            format!(
+                "validation Sharpe {validation:.2} is below {fraction} x training Sharpe {train:.2}"
+            ),
+        )
+    } else if positive * 2 <= windows.len() {
+        (
+            false,
+            format!(
+                "positive in only {positive} of {} validation windows",
+                windows.len()
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "validation Sharpe {validation:.2} vs training {train:.2}; {positive} of {} windows positive",
+                windows.len()
+            ),
+        )
+    };
+    outcome(Stage::OutOfSample, passed, rule, reason, figures)
+}
+
+/// The inputs of the deflated Sharpe ratio.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DsrInput {
+    /// The candidate's annualized training Sharpe.
+    pub sharpe: f64,
+    pub bars_per_year: f64,
+    /// Returns in the training series.
+    pub t: usize,
+    pub skew: f64,
+    /// Non-excess kurtosis.
+    pub kurtosis: f64,
+    /// Trials the run made (distinct genomes and programs evaluated).
+    pub trials: usize,
+    /// Variance (ddof 1) of the trials' annualized training Sharpe ratios; `None` when the run
+    /// did not record them (a Sharpe objective other than the plain Sharpe).
+    pub trial_var: Option<f64>,
+}
+
+/// Stage 4: the deflated Sharpe ratio of the training Sharpe over all trials.
+pub fn deflated(d: &DsrInput, min_dsr: f64) -> Outcome {
+    let rule = format!("deflated Sharpe ratio >= {min_dsr} over all trials");
+    let Some(var_annual) = d.trial_var else {
+        return outcome(
+            Stage::DeflatedSharpe,
+            false,
+            rule,
+            "the run's trials are scored by another Sharpe objective (evolution.sharpe_objective), \
+             so their Sharpe variance is unknown and the deflated Sharpe cannot be computed; \
+             promote runs evolved with sharpe_objective = \"sharpe\""
+                .into(),
+            json!({ "trials": d.trials }),
+        );
+    };
+    let root = d.bars_per_year.sqrt();
+    let sr = d.sharpe / root;
+    let var = var_annual / d.bars_per_year;
+    let sr0 = luck::expected_max_sharpe(d.trials, var);
+    let dsr = luck::deflated_sharpe(sr, d.t, d.skew, d.kurtosis, d.trials, var);
+    let psr = luck::psr(sr, d.t, d.skew, d.kurtosis, 0.0);
+    let min_trl = luck::min_track_record(sr, d.skew, d.kurtosis, sr0, min_dsr);
+    let figures = json!({
+        "sharpe_per_bar": sr,
+        "sharpe": d.sharpe,
+        "t": d.t,
+        "skew": d.skew,
+        "kurtosis": d.kurtosis,
+        "trials": d.trials,
+        "trial_sharpe_var": var_annual,
+        "expected_max_sharpe_per_bar": sr0,
+        "expected_max_sharpe": sr0 * root,
+        "psr": psr,
+        "dsr": dsr,
+        "min_track_record_bars": if min_trl.is_finite() { json!(min_trl) } else { json!(null) },
+    });
+    let (passed, reason) = if dsr.is_nan() {
+        (
+            false,
+            "the deflated Sharpe is undefined (too few returns, or skew too strong for this Sharpe)"
+                .into(),
+        )
+    } else if dsr < min_dsr {
+        (
+            false,
+            format!(
+                "could be luck: DSR {dsr:.3} < {min_dsr}; the best of {} trials reaches a Sharpe of \
+                 {:.2} by chance, this one has {:.2} (PSR against 0: {psr:.3})",
+                d.trials,
+                sr0 * root,
+                d.sharpe
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "DSR {dsr:.3}: Sharpe {:.2} against {:.2} expected from the best of {} trials",
+                d.sharpe,
+                sr0 * root,
+                d.trials
+            ),
+        )
+    };
+    outcome(Stage::DeflatedSharpe, passed, rule, reason, figures)
+}
+
+/// Stage 5: the run's probability of backtest overfitting.
+pub fn overfitting(pbo: Option<&Pbo>, max_pbo: f64) -> Outcome {
+    let rule = format!("the front's probability of backtest overfitting (CSCV) <= {max_pbo}");
+    match pbo {
+        None => outcome(
+            Stage::Overfitting,
+            true,
+            rule,
+            "not computable (fewer than two distinct strategies in the front, or too few bars); \
+             the other stages stand alone"
+                .into(),
+            json!({ "pbo": null }),
+        ),
+        Some(p) => {
+            let figures = serde_json::to_value(p).unwrap_or(serde_json::Value::Null);
+            if p.pbo > max_pbo {
+                outcome(
+                    Stage::Overfitting,
+                    false,
+                    rule,
+                    format!(
+                        "the run is overfit: PBO {:.2} > {max_pbo} (the in-sample best of the front is below the \
+                         out-of-sample median in {:.0} % of {} splits); nothing from this run is promoted",
+                        p.pbo,
+                        p.pbo * 100.0,
+                        p.combinations
+                    ),
+                    figures,
+                )
+            } else {
+                outcome(
+                    Stage::Overfitting,
+                    true,
+                    rule,
+                    format!("PBO {:.2} over {} splits", p.pbo, p.combinations),
+                    figures,
+                )
+            }
+        }
+    }
+}
+
+/// Stage 6: the sealed holdout against validation. `earlier_reads` is how often this
+/// strategy's holdout was read before (reported: a holdout read often is no longer sealed).
+pub fn holdout(validation: f64, holdout: f64, fraction: f64, earlier_reads: usize) -> Outcome {
+    let figures = json!({
+        "validation_sharpe": validation,
+        "holdout_sharpe": holdout,
+        "earlier_reads": earlier_reads,
+    });
+    let rule = format!("holdout Sharpe > 0 and >= {fraction} x validation Sharpe");
+    let note = if earlier_reads > 0 {
+        format!(" (its holdout was read {earlier_reads} time(s) before: not a first look)")
+    } else {
+        String::new()
+    };
+    let (passed, reason) = if holdout <= 0.0 {
+        (false, format!("holdout Sharpe {holdout:.2} is not positive{note}"))
+    } else if holdout < fraction * validation {
+        (
+            false,
+            format!(
+                "holdout Sharpe {holdout:.2} is below {fraction} x validation Sharpe {validation:.2}{note}"
+            ),
+        )
+    } else {
+        (
+            true,
+            format!("holdout Sharpe {holdout:.2} vs validation {validation:.2}{note}"),
+        )
+    };
+    outcome(Stage::Holdout, passed, rule, reason, figures)
+}
+
+/// Stage 7: which of `daily` (each strategy's daily returns, in rank order, on the same days)
+/// are admitted: greedily, at most `top`, each correlating at most `max_corr` with every one
+/// admitted before it.
+pub fn diversify(daily: &[Vec<f64>], max_corr: f64, top: usize) -> Vec<Outcome> {
+    let mut chosen: Vec<usize> = Vec::new();
+    let rule = format!(
+        "at most {top} admitted, in rank order, each with daily-return correlation <= {max_corr} to those before it"
+    );
+    daily
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let worst = chosen
+                .iter()
+                .map(|&j| (j, fitness::correlation(d, &daily[j])))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let figures = json!({
+                "max_correlation": worst.map(|w| w.1),
+                "with": worst.map(|w| w.0),
+                "admitted_before": chosen.len(),
+            });
+            let (passed, reason) = if chosen.len() >= top {
+                (false, format!("{top} strategies already admitted (--top)"))
+            } else if let Some((j, c)) = worst.filter(|w| w.1 > max_corr) {
+                (
+                    false,
+                    format!("correlates {c:.2} with candidate #{} admitted before it", j + 1),
+                )
+            } else {
+                chosen.push(i);
+                (
+                    true,
+                    match worst {
+                        Some((_, c)) => format!("admitted; highest correlation {c:.2}"),
+                        None => "admitted first".into(),
+                    },
+                )
+            };
+            outcome(Stage::Diversity, passed, rule.clone(), reason, figures)
+        })
+        .collect()
+}
+
+/// The run's trials: what the deflated Sharpe deflates by.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Trials {
+    pub count: usize,
+    /// See [`DsrInput::trial_var`].
+    pub sharpe_var: Option<f64>,
+}
+
+impl Trials {
+    /// The trials of a run's fitness cache, whose Sharpe objective is `objective`.
+    pub fn of<'a>(
+        evaluations: impl Iterator<Item = &'a crate::evolution::Evaluation>,
+        objective: SharpeObjective,
+    ) -> Self {
+        let sharpes: Vec<f64> = evaluations
+            .map(|e| e.sharpe())
+            .filter(|s| s.is_finite())
+            .collect();
+        let n = sharpes.len();
+        let var = (n >= 2 && objective == SharpeObjective::Plain).then(|| {
+            let m = sharpes.iter().sum::<f64>() / n as f64;
+            sharpes.iter().map(|s| (s - m) * (s - m)).sum::<f64>() / (n - 1) as f64
+        });
+        Self {
+            count: n,
+            sharpe_var: var,
+        }
+    }
+}
+
+/// A strategy's returns on one segment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct SegmentRun {
+    pub figures: Option<Figures>,
+    /// The equal-weight portfolio of its coins: timestamps and per-bar returns.
+    #[serde(skip)]
+    pub ts: Vec<i64>,
+    #[serde(skip)]
+    pub returns: Vec<f64>,
+}
+
+/// One candidate's passage through the gauntlet.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judged {
+    /// Its place in the ranking (0 = first).
+    pub rank: usize,
+    /// The member hash of `runs show`.
+    pub id: String,
+    pub seed: String,
+    pub stages: Vec<Outcome>,
+    /// Passed every stage up to the holdout.
+    pub passed: bool,
+    /// Admitted by the diversity stage.
+    pub admitted: bool,
+    #[serde(skip)]
+    pub train: SegmentRun,
+    #[serde(skip)]
+    pub validation: SegmentRun,
+    #[serde(skip)]
+    pub holdout: Option<SegmentRun>,
+    /// Validation Sharpe on each permuted copy (empty if it stopped before the nulls).
+    #[serde(skip)]
+    pub null_sharpes: Vec<f64>,
+}
+
+impl Judged {
+    /// The stage where it stopped: the first failed one.
+    pub fn stopped_at(&self) -> Option<&Outcome> {
+        self.stages.iter().find(|o| !o.passed)
+    }
+}
+
+/// What the gauntlet needs besides the candidates.
+pub struct Setup<'a> {
+    pub problem: &'a UniverseProblem,
+    pub run: &'a RunSpec,
+    pub cfg: &'a PromotionConfig,
+    pub trials: Trials,
+    /// How many admissions this promotion may make.
+    pub top: usize,
+}
+
+/// The gauntlet's result for a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub candidates: Vec<Judged>,
+    pub pbo: Option<Pbo>,
+    pub trials: Trials,
+    /// Whether the holdout was loaded (some candidate reached it).
+    pub holdout_read: bool,
+}
+
+/// The aggregation the gauntlet uses: the run's, on the plain Sharpe.
+fn plain(agg: &Aggregation) -> Aggregation {
+    Aggregation {
+        sharpe: SharpeObjective::Plain,
+        ..*agg
+    }
+}
+
+/// Backtests `r` on `markets` (targets from `targets_of`) and makes its segment run.
+fn segment_run(
+    markets: &[Prepared],
+    agg: &Aggregation,
+    setup: &Setup<'_>,
+    targets_of: &(dyn Fn(&Prepared) -> crate::strategy::Targets + Sync),
+) -> SegmentRun {
+    let mut metrics = Vec::with_capacity(markets.len());
+    let mut series = Vec::with_capacity(markets.len());
+    for p in markets {
+        let (report, m) = backtest_targets(&targets_of(p), p, &setup.problem.backtest);
+        series.push((
+            p.market.candles.ts.clone(),
+            fitness::returns(&report.equity, report.cash),
+        ));
+        metrics.push(m);
+    }
+    let (ts, returns) = fitness::mean_by_time(&series);
+    SegmentRun {
+        figures: Some(Figures::of(&metrics, agg)),
+        ts,
+        returns,
+    }
+}
+
+/// Annualized Sharpe of each of `k` equal contiguous windows of `returns`.
+pub fn window_sharpes(returns: &[f64], k: usize, bars_per_year: f64) -> Vec<f64> {
+    let n = returns.len();
+    (0..k)
+        .map(|i| {
+            let (a, b) = (i * n / k, (i + 1) * n / k);
+            fitness::sharpe(&returns[a..b], bars_per_year)
+        })
+        .collect()
+}
+
+/// Seed of the permuted copies' streams (XORed with the run's seed).
+const NULL_STREAM: u64 = 0x6e75_6c6c_5eed_0001;
+
+/// Permuted copy `k` of the validation markets.
+fn null_copy(validation: &[Prepared], seed: u64, k: usize) -> Vec<Prepared> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ NULL_STREAM);
+    rng.set_stream(k as u64);
+    validation
+        .iter()
+        .map(|p| Prepared::new(permute_market(&p.market, &mut rng)))
+        .collect()
+}
+
+/// Runs the gauntlet on `ranked` (a run's first front, in rank order). `read_holdout` is called
+/// once per candidate that reaches the holdout, before it is read, with the candidate's index in
+/// `ranked`; it returns how often that strategy's holdout was read before, or an error that
+/// stops the gauntlet. `load_holdout` loads the holdout segment (called at most once).
+///
+/// # Errors
+/// The first error of `read_holdout` or `load_holdout`.
+pub fn run<E>(
+    ranked: &[Ranked],
+    setup: &Setup<'_>,
+    read_holdout: &mut dyn FnMut(usize) -> Result<usize, E>,
+    load_holdout: &mut dyn FnMut() -> Result<Vec<Market>, E>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Verdict, E> {
+    let agg = plain(&setup.problem.aggregation);
+    let problem = setup.problem;
+    let bpy = problem
+        .train
+        .first()
+        .map_or(365.0 * 24.0, |p| p.market.candles.bars_per_year());
+    let cfg = setup.cfg;
+    progress(&format!("backtesting {} candidates on training and validation", ranked.len()));
+    let runs: Vec<(SegmentRun, SegmentRun)> = ranked
+        .par_iter()
+        .map(|r| {
+            let t = |p: &Prepared| problem.targets(r.seed_index, &r.genes, r.program.as_ref(), p);
+            (
+                segment_run(&problem.train, &agg, setup, &t),
+                segment_run(&problem.validation, &agg, setup, &t),
+            )
+        })
+        .collect();
+    // PBO over the front: each candidate's training then validation returns.
+    let columns: Vec<Vec<f64>> = runs
+        .iter()
+        .map(|(t, v)| t.returns.iter().chain(&v.returns).copied().collect())
+        .collect();
+    let pbo = fitness::pbo::pbo(&columns, cfg.pbo_blocks);
+    let b = &problem.backtest;
+    let mut holdout_markets: Option<Vec<Prepared>> = None;
+    let mut out = Vec::with_capacity(ranked.len());
+    for (i, (r, (train, validation))) in ranked.iter().zip(runs).enumerate() {
+        let mut judged = Judged {
+            rank: i,
+            id: r.id.clone(),
+            seed: r.seed.clone(),
+            stages: Vec::new(),
+            passed: false,
+            admitted: false,
+            train,
+            validation,
+            holdout: None,
+            null_sharpes: Vec::new(),
+        };
+        let tf = judged.train.figures.unwrap_or(r.train);
+        let vf = judged.validation.figures.unwrap_or(r.validation);
+        let targets = |p: &Prepared| problem.targets(r.seed_index, &r.genes, r.program.as_ref(), p);
+        let go = |o: Outcome, stages: &mut Vec<Outcome>| {
+            let ok = o.passed;
+            stages.push(o);
+            ok
+        };
+        let stages = &mut judged.stages;
+        'stages: {
+            if !go(costs(&tf, b.fee, b.slippage, b.funding), stages) {
+                break 'stages;
+            }
+            progress(&format!("candidate {} ({}): nulls", i + 1, r.id));
+            let flipped = segment_run(&problem.validation, &agg, setup, &|p: &Prepared| {
+                targets(p).flipped(&p.market.candles.close)
+            });
+            let null_sharpes: Vec<f64> = (0..cfg.nulls)
+                .into_par_iter()
+                .map(|k| {
+                    let copy = null_copy(&problem.validation, setup.run.seed, k);
+                    segment_run(&copy, &agg, setup, &targets)
+                        .figures
+                        .map_or(0.0, |f| f.sharpe)
+                })
+                .collect();
+            let flipped_sharpe = flipped.figures.map_or(0.0, |f| f.sharpe);
+            let ok = go(
+                nulls(vf.sharpe, flipped_sharpe, &null_sharpes, cfg.null_quantile),
+                stages,
+            );
+            judged.null_sharpes = null_sharpes;
+            if !ok {
+                break 'stages;
+            }
+            let windows = window_sharpes(&judged.validation.returns, cfg.oos_windows, bpy);
+            if !go(
+                out_of_sample(tf.sharpe, vf.sharpe, &windows, cfg.oos_fraction),
+                stages,
+            ) {
+                break 'stages;
+            }
+            let (skew, kurtosis) = luck::moments(&judged.train.returns);
+            let d = DsrInput {
+                sharpe: tf.sharpe,
+                bars_per_year: bpy,
+                t: judged.train.returns.len(),
+                skew,
+                kurtosis,
+                trials: setup.trials.count,
+                trial_var: setup.trials.sharpe_var,
+            };
+            if !go(deflated(&d, cfg.min_dsr), stages) {
+                break 'stages;
+            }
+            if !go(overfitting(pbo.as_ref(), cfg.max_pbo), stages) {
+                break 'stages;
+            }
+            let earlier = read_holdout(i)?;
+            if holdout_markets.is_none() {
+                progress("reading the holdout");
+                holdout_markets = Some(load_holdout()?.into_iter().map(Prepared::new).collect());
+            }
+            let hm = holdout_markets.as_deref().unwrap_or_default();
+            let h = segment_run(hm, &agg, setup, &targets);
+            let hs = h.figures.map_or(0.0, |f| f.sharpe);
+            judged.holdout = Some(h);
+            if !go(holdout(vf.sharpe, hs, cfg.holdout_fraction, earlier), stages) {
+                break 'stages;
+            }
+            judged.passed = true;
+        }
+        out.push(judged);
+    }
+    // Diversity over the passers, on daily returns of all three segments.
+    let passers: Vec<usize> = (0..out.len()).filter(|&i| out[i].passed).collect();
+    let daily: Vec<Vec<(i64, f64)>> = passers
+        .iter()
+        .map(|&i| {
+            let j = &out[i];
+            let mut ts = j.train.ts.clone();
+            let mut r = j.train.returns.clone();
+            for s in std::iter::once(&j.validation).chain(j.holdout.as_ref()) {
+                ts.extend(&s.ts);
+                r.extend(&s.returns);
+            }
+            fitness::daily_returns(&ts, &r)
+        })
+        .collect();
+    let aligned = align_days(&daily);
+    for (k, o) in diversify(&aligned, cfg.max_correlation, setup.top)
+        .into_iter()
+        .enumerate()
+    {
+        let j = &mut out[passers[k]];
+        j.admitted = o.passed;
+        j.stages.push(o);
+    }
+    Ok(Verdict {
+        candidates: out,
+        pbo,
+        trials: setup.trials,
+        holdout_read: holdout_markets.is_some(),
+    })
+}
+
+/// The values of several daily series on the days all of them have.
+fn align_days(series: &[Vec<(i64, f64)>]) -> Vec<Vec<f64>> {
+    let Some(first) = series.first() else {
+        return Vec::new();
+    };
+    let common: Vec<i64> = first
+        .iter()
+        .map(|d| d.0)
+        .filter(|day| series.iter().all(|s| s.binary_search_by_key(day, |d| d.0).is_ok()))
+        .collect();
+    series
+        .iter()
+        .map(|s| {
+            common
+                .iter()
+                .filter_map(|day| s.binary_search_by_key(day, |d| d.0).ok().map(|i| s[i].1))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(sharpe: f64, total_return: f64) -> Figures {
+        Figures {
+            sharpe,
+            consistency: 0.5,
+            max_drawdown: 0.1,
+            turnover: 10.0,
+            total_return,
+            trades: 40,
+            feasible: true,
+        }
+    }
+
+    #[test]
+    fn costs_on_both_sides() {
+        assert!(costs(&figures(1.2, 0.3), 0.00045, 0.0005, true).passed);
+        let o = costs(&figures(1.2, -0.01), 0.00045, 0.0005, true);
+        assert!(!o.passed && o.reason.contains("loses after costs"), "{}", o.reason);
+        assert!(!costs(&figures(-0.1, 0.02), 0.00045, 0.0005, true).passed);
+        let o = costs(&figures(1.2, 0.3), 0.0, 0.0, true);
+        assert!(!o.passed && o.reason.contains("without fees"), "{}", o.reason);
+    }
+
+    #[test]
+    fn quantile_by_hand() {
+        // Sorted 1..=5: the 0.95 quantile sits at position 0.95·4 = 3.8 → 4 + 0.8·1 = 4.8.
+        assert!((quantile(&[5.0, 1.0, 3.0, 2.0, 4.0], 0.95) - 4.8).abs() < 1e-12);
+        assert_eq!(quantile(&[2.0], 0.95), 2.0);
+        assert_eq!(quantile(&[0.0, 10.0], 0.5), 5.0);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn nulls_on_both_sides() {
+        let null: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect(); // 0.00 .. 0.99
+        // 95th percentile: position 94.05 → 0.94 + 0.05·0.01 = 0.9405.
+        let bar = quantile(&null, 0.95);
+        assert!((bar - 0.9405).abs() < 1e-12);
+        let o = nulls(0.95, -0.5, &null, 0.95);
+        assert!(o.passed, "{}", o.reason);
+        let o = nulls(0.94, -0.5, &null, 0.95);
+        assert!(!o.passed && o.reason.contains("noise"), "{}", o.reason);
+        // 0.94 ..= 0.99: six copies did as well.
+        assert_eq!(o.figures["nulls_at_or_above"], 6);
+        // Beating the nulls is not enough when the flipped signal does better.
+        let o = nulls(2.0, 2.1, &null, 0.95);
+        assert!(!o.passed && o.reason.contains("flipped"), "{}", o.reason);
+    }
+
+    #[test]
+    fn out_of_sample_on_both_sides() {
+        let w = [0.5, 1.0, -0.2, 0.3];
+        assert!(out_of_sample(2.0, 1.0, &w, 0.5).passed);
+        assert!(!out_of_sample(2.0, 0.99, &w, 0.5).passed);
+        assert!(!out_of_sample(-1.0, -0.1, &w, 0.5).passed);
+        // Two of four windows positive is not "most".
+        let o = out_of_sample(2.0, 1.5, &[0.5, 1.0, -0.2, -0.3], 0.5);
+        assert!(!o.passed && o.reason.contains("2 of 4"), "{}", o.reason);
+    }
+
+    #[test]
+    fn window_sharpes_cut_evenly() {
+        // Six returns in three windows of two: [1, 3] (mean 2, std √2), [−1, −1] (std 0 → 0),
+        // [2, 4] (mean 3, std √2); one bar per "year" so nothing is scaled.
+        let s = window_sharpes(&[1.0, 3.0, -1.0, -1.0, 2.0, 4.0], 3, 1.0);
+        assert!((s[0] - 2.0 / 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(s[1], 0.0);
+        assert!((s[2] - 3.0 / 2f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn deflated_on_both_sides() {
+        // The paper's example (annual SR 2.5 over 1,250 daily returns, 100 trials with Sharpe
+        // variance 0.5, skew −3, kurtosis 10) gives DSR 0.9004: below 0.95, above 0.9.
+        let d = DsrInput {
+            sharpe: 2.5,
+            bars_per_year: 250.0,
+            t: 1250,
+            skew: -3.0,
+            kurtosis: 10.0,
+            trials: 100,
+            trial_var: Some(0.5),
+        };
+        let o = deflated(&d, 0.95);
+        assert!(!o.passed && o.reason.contains("could be luck"), "{}", o.reason);
+        let dsr = o.figures["dsr"].as_f64().unwrap();
+        assert!((dsr - 0.9004).abs() < 5e-4, "{dsr}");
+        let sr0 = o.figures["expected_max_sharpe_per_bar"].as_f64().unwrap();
+        assert!((sr0 - 0.1132).abs() < 5e-5, "{sr0}");
+        assert!(deflated(&d, 0.90).passed);
+        let o = deflated(&DsrInput { trial_var: None, ..d }, 0.5);
+        assert!(!o.passed && o.reason.contains("sharpe_objective"), "{}", o.reason);
+    }
+
+    #[test]
+    fn overfitting_on_both_sides() {
+        let p = |v: f64| Pbo {
+            pbo: v,
+            prob_oos_loss: 0.1,
+            combinations: 12870,
+            strategies: 10,
+            block_rows: 100,
+            median_logit: 0.3,
+        };
+        assert!(overfitting(Some(&p(0.5)), 0.5).passed);
+        let o = overfitting(Some(&p(0.51)), 0.5);
+        assert!(!o.passed && o.reason.contains("nothing from this run"), "{}", o.reason);
+        assert!(overfitting(None, 0.5).passed);
+    }
+
+    #[test]
+    fn holdout_on_both_sides() {
+        assert!(holdout(2.0, 1.0, 0.5, 0).passed);
+        assert!(!holdout(2.0, 0.99, 0.5, 0).passed);
+        assert!(!holdout(-1.0, -0.01, 0.5, 0).passed);
+        let o = holdout(2.0, 1.5, 0.5, 3);
+        assert!(o.passed && o.reason.contains("read 3 time"), "{}", o.reason);
+    }
+
+    #[test]
+    fn diversity_is_greedy_in_rank_order() {
+        let a = vec![1.0, 2.0, 3.0, 4.0, 5.0];
+        let a2 = vec![1.1, 2.0, 3.1, 4.0, 5.2]; // correlation ~0.998 with a
+        // Deviations −2 −1 0 1 2 and 2 −2 1 −1 0: Σxy = −3, Σx² = Σy² = 10 → −0.3.
+        let b = vec![5.0, 1.0, 4.0, 2.0, 3.0];
+        let c = vec![2.0, 1.0, 2.0, 1.0, 2.0];
+        let o = diversify(&[a.clone(), a2, b, c], 0.7, 2);
+        assert!(o[0].passed);
+        assert!(!o[1].passed && o[1].reason.contains("candidate #1"), "{}", o[1].reason);
+        assert!(o[2].passed);
+        assert!((o[2].figures["max_correlation"].as_f64().unwrap() + 0.3).abs() < 1e-12);
+        assert!(!o[3].passed && o[3].reason.contains("already admitted"));
+    }
+
+    #[test]
+    fn trials_from_evaluations() {
+        use crate::evolution::Evaluation;
+        let e: Vec<Evaluation> = [1.0, 2.0, 3.0, f64::NAN]
+            .iter()
+            .map(|&s| Evaluation::new(s, 0.5, 0.1, 1.0, 0.0))
+            .collect();
+        let t = Trials::of(e.iter(), SharpeObjective::Plain);
+        assert_eq!(t.count, 3);
+        assert_eq!(t.sharpe_var, Some(1.0));
+        assert_eq!(Trials::of(e.iter(), SharpeObjective::Folds).sharpe_var, None);
+    }
+
+    #[test]
+    fn days_align_on_common_days() {
+        let a = vec![(1, 0.1), (2, 0.2), (3, 0.3)];
+        let b = vec![(2, 1.0), (3, 2.0), (4, 3.0)];
+        assert_eq!(align_days(&[a, b]), vec![vec![0.2, 0.3], vec![1.0, 2.0]]);
+    }
+}
