@@ -105,6 +105,7 @@ pub struct PromotionConfig {
     pub oos_fraction: f64,
     pub oos_windows: usize,
     pub min_dsr: f64,
+    pub trial_variance: String,
     pub pbo_blocks: usize,
     pub max_pbo: f64,
     pub holdout_fraction: f64,
@@ -363,6 +364,12 @@ impl Config {
         range("promotion.null_quantile", p.null_quantile, 0.5, 1.0)?;
         range("promotion.oos_fraction", p.oos_fraction, 0.0, 10.0)?;
         range("promotion.min_dsr", p.min_dsr, 0.0, 1.0)?;
+        if !["capped", "empirical"].contains(&p.trial_variance.as_str()) {
+            return Err(err(
+                "promotion.trial_variance",
+                format!("`{}` is not capped or empirical", p.trial_variance),
+            ));
+        }
         range("promotion.max_pbo", p.max_pbo, 0.0, 1.0)?;
         range("promotion.holdout_fraction", p.holdout_fraction, 0.0, 10.0)?;
         range("promotion.max_correlation", p.max_correlation, -1.0, 1.0)?;

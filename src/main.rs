@@ -30,6 +30,12 @@ enum Command {
     /// Walk-forward: evolve on rolling training windows and trade the selected members on the
     /// window after each; does evolution find edges on this market at all?
     Walkforward(Box<cli::walkforward::Args>),
+    /// Runs the validation gauntlet on a run's first front and promotes the survivors into the
+    /// strategy registry.
+    Promote(Box<cli::promote::Args>),
+    /// The strategy registry: list, show, retire.
+    #[command(subcommand)]
+    Strategies(cli::strategies::StrategiesCommand),
     /// Inspect runs: list them, show one ranked, export a member's genome.
     #[command(subcommand)]
     Runs(cli::runs::RunsCommand),
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
         Command::Evolve(args) => cli::evolve::run(*args),
         Command::Backtest(args) => cli::backtest::run(*args),
         Command::Walkforward(args) => cli::walkforward::run(*args),
+        Command::Promote(args) => cli::promote::run(*args),
+        Command::Strategies(cmd) => cli::strategies::run(cmd),
         Command::Runs(cmd) => cli::runs::run(cmd),
         Command::Seeds(args) => cli::seeds::run(args),
         Command::Bench(cmd) => cli::bench::run(cmd),

@@ -16,8 +16,10 @@ pub mod backtest;
 pub mod bench;
 pub mod data;
 pub mod evolve;
+pub mod promote;
 pub mod runs;
 pub mod seeds;
+pub mod strategies;
 pub mod testnet;
 pub mod walkforward;
 

@@ -111,7 +111,7 @@ pub fn newest_checkpoint(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Reads a checkpoint or the newest of a folder.
-fn read_target(target: &Path) -> Result<(PathBuf, Checkpoint)> {
+pub fn read_target(target: &Path) -> Result<(PathBuf, Checkpoint)> {
     let file = if target.is_dir() {
         newest_checkpoint(target)?
     } else {

@@ -613,6 +613,63 @@ fn parse_blocks(
     Ok(cache)
 }
 
+/// The fitness cache of checkpoint `ck_file`: its prefix `at` of the `cache.log` beside it,
+/// checked against the digest. Also returns the log's path and the prefix's bytes.
+fn read_prefix(
+    ck_file: &Path,
+    at: CacheRef,
+) -> Result<(PathBuf, Vec<u8>, BTreeMap<CacheKey, Evaluation>), CheckpointError> {
+    let dir = ck_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let src = dir.join(CACHE_FILE);
+    let mut bytes = fs::read(&src).map_err(|e| {
+            cache_error(
+                &src,
+                format!(
+                    "cannot read the fitness cache of {} ({e}); a checkpoint needs the {CACHE_FILE} of its run folder",
+                    ck_file.display()
+                ),
+            )
+        })?;
+    let len = usize::try_from(at.bytes).unwrap_or(usize::MAX);
+    if bytes.len() < len {
+        return Err(cache_error(
+            &src,
+            format!(
+                "{} bytes, but {} needs the first {}; the log was truncated",
+                bytes.len(),
+                ck_file.display(),
+                at.bytes
+            ),
+        ));
+    }
+    bytes.truncate(len);
+    if fnv1a(&bytes) != at.digest {
+        return Err(cache_error(
+                &src,
+                format!(
+                    "does not match {} (digest differs): the log belongs to another run or was rewritten",
+                    ck_file.display()
+                ),
+            ));
+    }
+    let cache = parse_blocks(&src, &bytes)?;
+    Ok((src, bytes, cache))
+}
+
+/// Every evaluation checkpoint `ck_file` knows (the run's trials), read without writing.
+///
+/// # Errors
+/// As [`CacheLog::resume`].
+pub fn read_cache(
+    ck_file: &Path,
+    at: CacheRef,
+) -> Result<BTreeMap<CacheKey, Evaluation>, CheckpointError> {
+    Ok(read_prefix(ck_file, at)?.2)
+}
+
 impl CacheLog {
     /// Starts an empty log in `dir`, replacing any there.
     ///
@@ -649,43 +706,8 @@ impl CacheLog {
         at: CacheRef,
         out_dir: &Path,
     ) -> Result<(Self, BTreeMap<CacheKey, Evaluation>), CheckpointError> {
-        let dir = ck_file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let src = dir.join(CACHE_FILE);
-        let bytes = fs::read(&src).map_err(|e| {
-            cache_error(
-                &src,
-                format!(
-                    "cannot read the fitness cache of {} ({e}); a checkpoint needs the {CACHE_FILE} of its run folder",
-                    ck_file.display()
-                ),
-            )
-        })?;
-        let len = usize::try_from(at.bytes).unwrap_or(usize::MAX);
-        if bytes.len() < len {
-            return Err(cache_error(
-                &src,
-                format!(
-                    "{} bytes, but {} needs the first {}; the log was truncated",
-                    bytes.len(),
-                    ck_file.display(),
-                    at.bytes
-                ),
-            ));
-        }
-        let prefix = &bytes[..len];
-        if fnv1a(prefix) != at.digest {
-            return Err(cache_error(
-                &src,
-                format!(
-                    "does not match {} (digest differs): the log belongs to another run or was rewritten",
-                    ck_file.display()
-                ),
-            ));
-        }
-        let cache = parse_blocks(&src, prefix)?;
+        let (src, prefix, cache) = read_prefix(ck_file, at)?;
+        let prefix = &prefix[..];
         let path = out_dir.join(CACHE_FILE);
         let io = |source| CheckpointError::WriteIo {
             file: path.clone(),

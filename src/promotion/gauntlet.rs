@@ -88,7 +88,13 @@ pub struct Outcome {
     pub figures: serde_json::Value,
 }
 
-fn outcome(stage: Stage, passed: bool, rule: String, reason: String, figures: serde_json::Value) -> Outcome {
+fn outcome(
+    stage: Stage,
+    passed: bool,
+    rule: String,
+    reason: String,
+    figures: serde_json::Value,
+) -> Outcome {
     Outcome {
         stage,
         passed,
@@ -108,7 +114,8 @@ pub fn costs(train: &Figures, fee: f64, slippage: f64, funding: bool) -> Outcome
         "slippage": slippage,
         "funding": funding,
     });
-    let rule = "training net return > 0 and Sharpe > 0 after fees, slippage and funding".to_string();
+    let rule =
+        "training net return > 0 and Sharpe > 0 after fees, slippage and funding".to_string();
     let (passed, reason) = if fee <= 0.0 && slippage <= 0.0 {
         (
             false,
@@ -213,7 +220,10 @@ pub fn out_of_sample(train: f64, validation: f64, windows: &[f64], fraction: f64
         windows.len()
     );
     let (passed, reason) = if validation <= 0.0 {
-        (false, format!("validation Sharpe {validation:.2} is not positive"))
+        (
+            false,
+            format!("validation Sharpe {validation:.2} is not positive"),
+        )
     } else if validation < fraction * train {
         (
             false,
@@ -257,6 +267,31 @@ pub struct DsrInput {
     /// Variance (ddof 1) of the trials' annualized training Sharpe ratios; `None` when the run
     /// did not record them (a Sharpe objective other than the plain Sharpe).
     pub trial_var: Option<f64>,
+    /// Cap the trials' variance at the null's (see [`deflated`]).
+    pub capped: bool,
+}
+
+/// The variance (per period) that the deflated Sharpe uses for the trials' Sharpe ratios.
+///
+/// The expected maximum `SR₀` is that of `N` trials whose true Sharpe is zero, so the variance
+/// it needs is the variance of a Sharpe *estimate* under that null. Bailey & López de Prado
+/// estimate it by the variance `V` of the trials' Sharpe ratios, which is right when the trials
+/// are independent and all null. When a market has real structure, strategies differ truly
+/// (followers of a trend gain, faders lose) and `V` measures that spread too: the best of the
+/// trials then sits near `√V · E[max]` by construction and no strategy can pass, however real
+/// its edge. Under the null a Sharpe estimate from `T` returns has variance `1 / (T − 1)` per
+/// period (at `SR = 0` skew and kurtosis drop out of the PSR variance), so `capped` uses
+/// `min(V, 1 / (T − 1))`: `V` when the trials are no more dispersed than noise makes them
+/// (correlated trials disperse less, which offsets counting them as `N` independent ones), and
+/// the null's variance when they are more dispersed than noise can explain. Not capped, it is
+/// the paper's `V` as is (`promotion.trial_variance = "empirical"`).
+pub fn dsr_variance(trial_var_annual: f64, bars_per_year: f64, t: usize, capped: bool) -> f64 {
+    let v = trial_var_annual / bars_per_year;
+    if capped && t >= 2 {
+        v.min(1.0 / (t - 1) as f64)
+    } else {
+        v
+    }
 }
 
 /// Stage 4: the deflated Sharpe ratio of the training Sharpe over all trials.
@@ -276,7 +311,12 @@ pub fn deflated(d: &DsrInput, min_dsr: f64) -> Outcome {
     };
     let root = d.bars_per_year.sqrt();
     let sr = d.sharpe / root;
-    let var = var_annual / d.bars_per_year;
+    let var = dsr_variance(var_annual, d.bars_per_year, d.t, d.capped);
+    let null_var = if d.t >= 2 {
+        d.bars_per_year / (d.t - 1) as f64
+    } else {
+        f64::NAN
+    };
     let sr0 = luck::expected_max_sharpe(d.trials, var);
     let dsr = luck::deflated_sharpe(sr, d.t, d.skew, d.kurtosis, d.trials, var);
     let psr = luck::psr(sr, d.t, d.skew, d.kurtosis, 0.0);
@@ -289,6 +329,9 @@ pub fn deflated(d: &DsrInput, min_dsr: f64) -> Outcome {
         "kurtosis": d.kurtosis,
         "trials": d.trials,
         "trial_sharpe_var": var_annual,
+        "null_sharpe_var": null_var,
+        "used_sharpe_var": var * d.bars_per_year,
+        "variance": if d.capped { "capped" } else { "empirical" },
         "expected_max_sharpe_per_bar": sr0,
         "expected_max_sharpe": sr0 * root,
         "psr": psr,
@@ -383,7 +426,10 @@ pub fn holdout(validation: f64, holdout: f64, fraction: f64, earlier_reads: usiz
         String::new()
     };
     let (passed, reason) = if holdout <= 0.0 {
-        (false, format!("holdout Sharpe {holdout:.2} is not positive{note}"))
+        (
+            false,
+            format!("holdout Sharpe {holdout:.2} is not positive{note}"),
+        )
     } else if holdout < fraction * validation {
         (
             false,
@@ -426,7 +472,10 @@ pub fn diversify(daily: &[Vec<f64>], max_corr: f64, top: usize) -> Vec<Outcome> 
             } else if let Some((j, c)) = worst.filter(|w| w.1 > max_corr) {
                 (
                     false,
-                    format!("correlates {c:.2} with candidate #{} admitted before it", j + 1),
+                    format!(
+                        "correlates {c:.2} with candidate #{} admitted before it",
+                        j + 1
+                    ),
                 )
             } else {
                 chosen.push(i);
@@ -613,7 +662,10 @@ pub fn run<E>(
         .first()
         .map_or(365.0 * 24.0, |p| p.market.candles.bars_per_year());
     let cfg = setup.cfg;
-    progress(&format!("backtesting {} candidates on training and validation", ranked.len()));
+    progress(&format!(
+        "backtesting {} candidates on training and validation",
+        ranked.len()
+    ));
     let runs: Vec<(SegmentRun, SegmentRun)> = ranked
         .par_iter()
         .map(|r| {
@@ -697,6 +749,7 @@ pub fn run<E>(
                 kurtosis,
                 trials: setup.trials.count,
                 trial_var: setup.trials.sharpe_var,
+                capped: setup.cfg.trial_variance == "capped",
             };
             if !go(deflated(&d, cfg.min_dsr), stages) {
                 break 'stages;
@@ -713,7 +766,10 @@ pub fn run<E>(
             let h = segment_run(hm, &agg, setup, &targets);
             let hs = h.figures.map_or(0.0, |f| f.sharpe);
             judged.holdout = Some(h);
-            if !go(holdout(vf.sharpe, hs, cfg.holdout_fraction, earlier), stages) {
+            if !go(
+                holdout(vf.sharpe, hs, cfg.holdout_fraction, earlier),
+                stages,
+            ) {
                 break 'stages;
             }
             judged.passed = true;
@@ -760,7 +816,11 @@ fn align_days(series: &[Vec<(i64, f64)>]) -> Vec<Vec<f64>> {
     let common: Vec<i64> = first
         .iter()
         .map(|d| d.0)
-        .filter(|day| series.iter().all(|s| s.binary_search_by_key(day, |d| d.0).is_ok()))
+        .filter(|day| {
+            series
+                .iter()
+                .all(|s| s.binary_search_by_key(day, |d| d.0).is_ok())
+        })
         .collect();
     series
         .iter()
@@ -793,10 +853,18 @@ mod tests {
     fn costs_on_both_sides() {
         assert!(costs(&figures(1.2, 0.3), 0.00045, 0.0005, true).passed);
         let o = costs(&figures(1.2, -0.01), 0.00045, 0.0005, true);
-        assert!(!o.passed && o.reason.contains("loses after costs"), "{}", o.reason);
+        assert!(
+            !o.passed && o.reason.contains("loses after costs"),
+            "{}",
+            o.reason
+        );
         assert!(!costs(&figures(-0.1, 0.02), 0.00045, 0.0005, true).passed);
         let o = costs(&figures(1.2, 0.3), 0.0, 0.0, true);
-        assert!(!o.passed && o.reason.contains("without fees"), "{}", o.reason);
+        assert!(
+            !o.passed && o.reason.contains("without fees"),
+            "{}",
+            o.reason
+        );
     }
 
     #[test]
@@ -811,7 +879,7 @@ mod tests {
     #[test]
     fn nulls_on_both_sides() {
         let null: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect(); // 0.00 .. 0.99
-        // 95th percentile: position 94.05 → 0.94 + 0.05·0.01 = 0.9405.
+                                                                           // 95th percentile: position 94.05 → 0.94 + 0.05·0.01 = 0.9405.
         let bar = quantile(&null, 0.95);
         assert!((bar - 0.9405).abs() < 1e-12);
         let o = nulls(0.95, -0.5, &null, 0.95);
@@ -858,16 +926,46 @@ mod tests {
             kurtosis: 10.0,
             trials: 100,
             trial_var: Some(0.5),
+            capped: false,
         };
         let o = deflated(&d, 0.95);
-        assert!(!o.passed && o.reason.contains("could be luck"), "{}", o.reason);
+        assert!(
+            !o.passed && o.reason.contains("could be luck"),
+            "{}",
+            o.reason
+        );
         let dsr = o.figures["dsr"].as_f64().unwrap();
         assert!((dsr - 0.9004).abs() < 5e-4, "{dsr}");
         let sr0 = o.figures["expected_max_sharpe_per_bar"].as_f64().unwrap();
         assert!((sr0 - 0.1132).abs() < 5e-5, "{sr0}");
         assert!(deflated(&d, 0.90).passed);
-        let o = deflated(&DsrInput { trial_var: None, ..d }, 0.5);
-        assert!(!o.passed && o.reason.contains("sharpe_objective"), "{}", o.reason);
+        // Capped: the null's variance, 1/1249 per day (0.2002 a year), is below the trials'
+        // 0.5/250, so SR0 = √(1/1249)·(0.4228·Φ⁻¹(0.99) + 0.5772·Φ⁻¹(1 − 1/(100e)))
+        // = 0.028296·(0.4228·2.32635 + 0.5772·2.68009) = 0.07160 per day; then
+        // z = (0.158114 − 0.071605)·√1249 / √(1 + 3·0.158114 + 2.25·0.025) = 3.05731 / 1.23717
+        // = 2.4712 → Φ = 0.99327.
+        let capped = deflated(&DsrInput { capped: true, ..d }, 0.95);
+        assert!(capped.passed, "{}", capped.reason);
+        let sr0 = capped.figures["expected_max_sharpe_per_bar"]
+            .as_f64()
+            .unwrap();
+        assert!((sr0 - 0.07160).abs() < 5e-5, "{sr0}");
+        let dsr = capped.figures["dsr"].as_f64().unwrap();
+        assert!((dsr - 0.99327).abs() < 5e-5, "{dsr}");
+        // Trials less dispersed than noise keep their own variance.
+        assert_eq!(dsr_variance(0.1, 250.0, 1250, true), 0.1 / 250.0);
+        let o = deflated(
+            &DsrInput {
+                trial_var: None,
+                ..d
+            },
+            0.5,
+        );
+        assert!(
+            !o.passed && o.reason.contains("sharpe_objective"),
+            "{}",
+            o.reason
+        );
     }
 
     #[test]
@@ -882,7 +980,11 @@ mod tests {
         };
         assert!(overfitting(Some(&p(0.5)), 0.5).passed);
         let o = overfitting(Some(&p(0.51)), 0.5);
-        assert!(!o.passed && o.reason.contains("nothing from this run"), "{}", o.reason);
+        assert!(
+            !o.passed && o.reason.contains("nothing from this run"),
+            "{}",
+            o.reason
+        );
         assert!(overfitting(None, 0.5).passed);
     }
 
@@ -899,12 +1001,16 @@ mod tests {
     fn diversity_is_greedy_in_rank_order() {
         let a = vec![1.0, 2.0, 3.0, 4.0, 5.0];
         let a2 = vec![1.1, 2.0, 3.1, 4.0, 5.2]; // correlation ~0.998 with a
-        // Deviations −2 −1 0 1 2 and 2 −2 1 −1 0: Σxy = −3, Σx² = Σy² = 10 → −0.3.
+                                                // Deviations −2 −1 0 1 2 and 2 −2 1 −1 0: Σxy = −3, Σx² = Σy² = 10 → −0.3.
         let b = vec![5.0, 1.0, 4.0, 2.0, 3.0];
         let c = vec![2.0, 1.0, 2.0, 1.0, 2.0];
         let o = diversify(&[a.clone(), a2, b, c], 0.7, 2);
         assert!(o[0].passed);
-        assert!(!o[1].passed && o[1].reason.contains("candidate #1"), "{}", o[1].reason);
+        assert!(
+            !o[1].passed && o[1].reason.contains("candidate #1"),
+            "{}",
+            o[1].reason
+        );
         assert!(o[2].passed);
         assert!((o[2].figures["max_correlation"].as_f64().unwrap() + 0.3).abs() < 1e-12);
         assert!(!o[3].passed && o[3].reason.contains("already admitted"));
@@ -920,7 +1026,10 @@ mod tests {
         let t = Trials::of(e.iter(), SharpeObjective::Plain);
         assert_eq!(t.count, 3);
         assert_eq!(t.sharpe_var, Some(1.0));
-        assert_eq!(Trials::of(e.iter(), SharpeObjective::Folds).sharpe_var, None);
+        assert_eq!(
+            Trials::of(e.iter(), SharpeObjective::Folds).sharpe_var,
+            None
+        );
     }
 
     #[test]

@@ -207,7 +207,8 @@ pub struct Strategy {
     pub verdict: String,
     /// The stage where it stopped (`None` when it passed every one).
     pub stopped_at: Option<String>,
-    /// The gauntlet's figures per stage (JSON).
+    /// The gauntlet's figures (JSON): `train`, `validation` and `holdout` (each segment's
+    /// figures, `null` where not measured) and `stages` (each stage's outcome).
     pub figures: serde_json::Value,
     /// Share of capital (equal among the strategies one promotion admits).
     pub weight: f64,
@@ -273,7 +274,9 @@ impl Registry {
             .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
             .map_err(|e| open_err(format!("not a usable SQLite database ({e})")))?;
         if mode != "wal" {
-            return Err(open_err(format!("cannot use the WAL journal (mode {mode})")));
+            return Err(open_err(format!(
+                "cannot use the WAL journal (mode {mode})"
+            )));
         }
         r.conn
             .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
@@ -352,7 +355,7 @@ impl Registry {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Records the outcome of promotion `id`.
+    /// Records the outcome of promotion `id` (and the run's PBO, known only at the end).
     ///
     /// # Errors
     /// [`RegistryError::Sql`].
@@ -361,12 +364,14 @@ impl Registry {
         id: i64,
         candidates: usize,
         promoted: usize,
+        pbo: Option<f64>,
         summary: &str,
     ) -> Result<(), RegistryError> {
         self.conn
             .execute(
-                "UPDATE promotions SET candidates = ?2, promoted = ?3, summary = ?4 WHERE id = ?1",
-                params![id, candidates as i64, promoted as i64, summary],
+                "UPDATE promotions SET candidates = ?2, promoted = ?3, pbo = ?4, summary = ?5 \
+                 WHERE id = ?1",
+                params![id, candidates as i64, promoted as i64, pbo, summary],
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
@@ -666,7 +671,10 @@ impl Registry {
         if let Some(s) = self.find_exact(id)? {
             return Ok(s);
         }
-        let escaped = id.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = id
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         let mut v = self.query(
             &format!(
                 "SELECT {STRATEGY_COLUMNS} FROM strategies WHERE id LIKE ?1 || '%' ESCAPE '\\'"
@@ -758,7 +766,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("organism-registry-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("organism-registry-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d.join("sub").join("registry.db")
     }
@@ -882,7 +891,10 @@ mod tests {
         let junk = b"this is not a database, it is a note that must survive".repeat(100);
         std::fs::write(&file, &junk).unwrap();
         let e = Registry::open(&file).err().unwrap().to_string();
-        assert!(e.contains("registry.db") && e.contains("not a usable SQLite"), "{e}");
+        assert!(
+            e.contains("registry.db") && e.contains("not a usable SQLite"),
+            "{e}"
+        );
         assert_eq!(std::fs::read(&file).unwrap(), junk);
         std::fs::remove_file(&file).unwrap();
         {
@@ -890,7 +902,10 @@ mod tests {
             c.execute_batch("PRAGMA user_version = 99").unwrap();
         }
         let e = Registry::open(&file).err().unwrap().to_string();
-        assert!(e.contains("schema version 99") && e.contains("knows (1)"), "{e}");
+        assert!(
+            e.contains("schema version 99") && e.contains("knows (1)"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(file.parent().unwrap().parent().unwrap());
     }
 }

@@ -3,11 +3,14 @@
 //! A backtest report has, per coin, the price with entries and exits, equity and drawdown with
 //! the train / validation / holdout boundaries marked, the monthly returns as a heat map and the
 //! metrics. A run report has the hypervolume and the best Sharpe per generation, the first front
-//! as a Sharpe-vs-drawdown scatter (training and validation) and the ranked members.
+//! as a Sharpe-vs-drawdown scatter (training and validation) and the ranked members. A
+//! promotion report has the gauntlet's table and, for each candidate that reached the nulls,
+//! its equity over training, validation and (when read) the holdout with the segments marked,
+//! and the distribution of its Sharpe on the permuted copies with its own marked.
 
 use std::fmt::Write as _;
 
-use super::svg::{esc, monthly_heatmap, scatter, LineChart, Marker, Series};
+use super::svg::{esc, histogram, monthly_heatmap, scatter, LineChart, Marker, Series};
 use crate::{
     backtest::BacktestReport,
     evolution::{
@@ -377,6 +380,143 @@ pub fn walkforward_report(
         );
     }
     body.push_str("</table>\n");
+    page(title, &body)
+}
+
+/// Equity compounded from 1 over consecutive return series.
+fn compounded(parts: &[&[f64]]) -> Vec<f64> {
+    let mut v = 1.0;
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|x| {
+            v *= 1.0 + x;
+            v
+        })
+        .collect()
+}
+
+/// The HTML report of a promotion: `intro` lines, the gauntlet table, and per candidate that
+/// reached the nulls its equity by segment and its null distribution.
+pub fn promotion_report(
+    title: &str,
+    intro: &[String],
+    verdict: &crate::promotion::gauntlet::Verdict,
+) -> String {
+    use crate::promotion::gauntlet::Stage;
+    let mut body = String::new();
+    for line in intro {
+        let _ = writeln!(body, "<p>{}</p>", esc(line));
+    }
+    let f = |v: Option<f64>| match v {
+        Some(v) if v.is_finite() => format!("{v:.2}"),
+        _ => "".into(),
+    };
+    let stages = [
+        Stage::Costs,
+        Stage::Nulls,
+        Stage::OutOfSample,
+        Stage::DeflatedSharpe,
+        Stage::Overfitting,
+        Stage::Holdout,
+        Stage::Diversity,
+    ];
+    body.push_str("<h2>Gauntlet</h2>\n<table><tr><th>#</th><th class=\"l\">id</th><th class=\"l\">seed</th><th>train Sharpe</th><th>validation Sharpe</th><th>holdout Sharpe</th>");
+    for st in stages {
+        let _ = write!(body, "<th>{}</th>", st.as_str().replace('_', " "));
+    }
+    body.push_str("<th class=\"l\">verdict</th></tr>\n");
+    for j in &verdict.candidates {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            j.rank + 1,
+            esc(&j.id),
+            esc(&j.seed),
+            f(j.train.figures.map(|x| x.sharpe)),
+            f(j.validation.figures.map(|x| x.sharpe)),
+            f(j.holdout.as_ref().and_then(|h| h.figures).map(|x| x.sharpe)),
+        );
+        for st in stages {
+            let cell = match j.stages.iter().find(|o| o.stage == st) {
+                Some(o) if o.passed => "pass",
+                Some(_) => "FAIL",
+                None => "",
+            };
+            let _ = write!(body, "<td>{cell}</td>");
+        }
+        let verdict_text = match j.stopped_at() {
+            Some(o) => format!("{}: {}", o.stage.as_str(), o.reason),
+            None => "promoted".into(),
+        };
+        let _ = writeln!(body, "<td class=\"l\">{}</td></tr>", esc(&verdict_text));
+    }
+    body.push_str("</table>\n");
+    for j in verdict
+        .candidates
+        .iter()
+        .filter(|j| !j.null_sharpes.is_empty())
+    {
+        let _ = writeln!(
+            body,
+            "<h2>#{} {} ({})</h2>",
+            j.rank + 1,
+            esc(&j.id),
+            esc(&j.seed)
+        );
+        let hold: &[f64] = j.holdout.as_ref().map_or(&[], |h| &h.returns);
+        let x: Vec<f64> = j
+            .train
+            .ts
+            .iter()
+            .chain(&j.validation.ts)
+            .chain(j.holdout.iter().flat_map(|h| &h.ts))
+            .map(|&t| t as f64)
+            .collect();
+        let mut boundaries = Vec::new();
+        if let Some(&t) = j.validation.ts.first() {
+            boundaries.push((t as f64, "validation".to_string()));
+        }
+        if let Some(&t) = j.holdout.as_ref().and_then(|h| h.ts.first()) {
+            boundaries.push((t as f64, "holdout".to_string()));
+        }
+        let chart = LineChart {
+            title:
+                "equity of the coins' equal-weight portfolio (each segment backtested on its own)"
+                    .into(),
+            series: vec![Series {
+                name: "equity".into(),
+                color: "#0969da",
+                x,
+                y: compounded(&[&j.train.returns, &j.validation.returns, hold]),
+            }],
+            boundaries,
+            time_axis: true,
+            ..LineChart::default()
+        };
+        body.push_str(&chart.svg());
+        let own = j.validation.figures.map_or(f64::NAN, |x| x.sharpe);
+        body.push_str(&histogram(
+            &format!(
+                "validation Sharpe on {} return-permuted copies; the candidate's own marked",
+                j.null_sharpes.len()
+            ),
+            &j.null_sharpes,
+            30,
+            (own, &format!("candidate {own:.2}")),
+        ));
+        body.push_str("<table>");
+        for o in &j.stages {
+            let _ = writeln!(
+                body,
+                "<tr><th class=\"l\">{}</th><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                o.stage.as_str(),
+                if o.passed { "pass" } else { "FAIL" },
+                esc(&format!("{} (rule: {})", o.reason, o.rule))
+            );
+        }
+        body.push_str("</table>\n");
+    }
     page(title, &body)
 }
 

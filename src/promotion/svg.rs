@@ -3,7 +3,8 @@
 //!
 //! Every data element carries a class, so a reader (or a test) can count them: `series`
 //! (one `polyline` per series), `entry` / `exit` (trade markers), `boundary` (vertical lines
-//! between data segments), `point` (scatter points), `cell` (heat-map cells).
+//! between data segments), `point` (scatter points), `cell` (heat-map cells), `bar`
+//! (histogram bars) and `mark` (a marked value on a histogram).
 
 use std::fmt::Write as _;
 
@@ -302,6 +303,57 @@ pub fn scatter(
         HEIGHT / 2.0,
         esc(y_name)
     );
+    s.push_str("</svg>");
+    s
+}
+
+/// A histogram of `values` in `bins` equal bins, with `mark` (a value and its label) drawn as a
+/// vertical line: where one figure stands in a distribution.
+pub fn histogram(title: &str, values: &[f64], bins: usize, mark: (f64, &str)) -> String {
+    let fin: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let lo = fin.iter().copied().fold(mark.0, f64::min);
+    let hi = fin.iter().copied().fold(mark.0, f64::max);
+    let bins = bins.max(1);
+    let width = if hi > lo {
+        (hi - lo) / bins as f64
+    } else {
+        1.0
+    };
+    let mut counts = vec![0usize; bins];
+    for v in &fin {
+        let b = (((v - lo) / width) as usize).min(bins - 1);
+        counts[b] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let f = Frame::new(
+        [lo, lo + width * bins as f64].into_iter(),
+        [0.0, top].into_iter(),
+    );
+    let mut s = String::new();
+    open(&mut s, title);
+    axes(&mut s, &f, false, false);
+    for (b, &c) in counts.iter().enumerate() {
+        let x0 = f.px(lo + width * b as f64);
+        let x1 = f.px(lo + width * (b + 1) as f64);
+        let (y0, y1) = (f.py(c as f64), f.py(0.0));
+        let _ = write!(
+            s,
+            r##"<rect class="bar" data-count="{c}" x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" fill="#9ab" stroke="#fff"/>"##,
+            (x1 - x0).max(0.5),
+            (y1 - y0).max(0.0)
+        );
+    }
+    if mark.0.is_finite() {
+        let px = f.px(mark.0);
+        let _ = write!(
+            s,
+            r##"<line class="mark" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}" stroke="#cf222e" stroke-width="2"/><text x="{:.1}" y="{}" fill="#cf222e">{}</text>"##,
+            HEIGHT - BOTTOM,
+            px + 4.0,
+            TOP + 12.0,
+            esc(mark.1)
+        );
+    }
     s.push_str("</svg>");
     s
 }

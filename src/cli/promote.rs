@@ -1,0 +1,418 @@
+//! `organism promote`: the validation gauntlet on a run's first front, and the survivors into
+//! the strategy registry. The library does the work (`promotion::gauntlet`,
+//! `promotion::registry`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use organism::{
+    clock::{Clock, WallClock},
+    evolution::{
+        checkpoint::{self, fnv1a, SeedPrint},
+        problem::load_run,
+        summary, Member,
+    },
+    market::csv::write_atomic,
+    promotion::{
+        gauntlet::{self, Setup, Trials, Verdict},
+        registry::{PromotionRecord, Recorded, Registry, Status, Strategy},
+        report::promotion_report,
+    },
+};
+
+use super::{
+    format_ts,
+    runs::{genome_toml, read_target, Genome, MemberRef},
+};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Config file laid over the built-in defaults (its [promotion] section sets the
+    /// gauntlet's thresholds).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Checkpoint or run folder to judge (default: the newest checkpoint in evolution.out).
+    #[arg(long, value_name = "FILE|DIR")]
+    pub from: Option<PathBuf>,
+    /// Most strategies admitted (default: promotion.top).
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// The strategy registry (default: promotion.registry).
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+    /// Return-permuted copies for the null test (default: promotion.nulls).
+    #[arg(long, value_name = "N")]
+    pub nulls: Option<usize>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write an HTML report (gauntlet table, equity by segment, null distributions).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+/// The registry id of a candidate: `{seed-or-program}_{generation}_{hash8}`.
+pub fn strategy_id(seed: &str, generation: u32, hash: &str) -> String {
+    format!("{seed}_{generation}_{hash}")
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut cfg = match &args.config {
+        Some(p) => organism::config::Config::load(p)?,
+        None => organism::config::Config::defaults()?,
+    };
+    if let Some(t) = args.top {
+        if t == 0 {
+            bail!("--top must be at least 1");
+        }
+        cfg.promotion.top = t;
+    }
+    if let Some(n) = args.nulls {
+        if n == 0 {
+            bail!("--nulls must be at least 1");
+        }
+        cfg.promotion.nulls = n;
+    }
+    let registry_path = args
+        .registry
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cfg.promotion.registry));
+    let target = args
+        .from
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&cfg.evolution.out));
+    let (file, ck) = read_target(&target)?;
+    let entries = ck.seed_entries(&file)?;
+    let say = |m: &str| {
+        if !super::quiet() && !args.json {
+            eprintln!("{m}");
+        }
+    };
+    let loaded =
+        load_run(&ck.run).with_context(|| format!("{}: the run's data", file.display()))?;
+    if loaded.fingerprint != ck.fingerprint {
+        bail!(
+            "{}: the run's data changed since it was evolved (fingerprint {:016x}, now {:016x}); \
+             the gauntlet judges a run on the data it was evolved on",
+            file.display(),
+            ck.fingerprint,
+            loaded.fingerprint
+        );
+    }
+    for note in &loaded.notes {
+        say(&format!("note: {note}"));
+    }
+    let cache = checkpoint::read_cache(&file, ck.cache)?;
+    let trials = Trials::of(cache.values(), ck.run.aggregation.sharpe);
+    let problem = &loaded.problem;
+    let members: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
+    let ranked = summary::rank(problem, &members);
+    let run_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let run_name = std::fs::canonicalize(run_dir)
+        .unwrap_or_else(|_| run_dir.to_path_buf())
+        .display()
+        .to_string();
+    let generation = ck.state.generation;
+    let clock = WallClock;
+    let mut registry = Registry::open(&registry_path)?;
+    let promotion = registry.begin_promotion(&PromotionRecord {
+        at_ms: clock.now_ms(),
+        run: run_name.clone(),
+        checkpoint: file.display().to_string(),
+        generation,
+        data_fingerprint: format!("{:016x}", ck.fingerprint),
+        trials: trials.count,
+        trial_sharpe_var: trials.sharpe_var,
+        pbo: None,
+    })?;
+    say(&format!(
+        "promotion {promotion}: {} distinct candidates in the first front of {} (generation {generation}); \
+         {} trials",
+        ranked.len(),
+        file.display(),
+        trials.count
+    ));
+    let ids: Vec<String> = ranked
+        .iter()
+        .map(|r| strategy_id(&r.seed, generation, &r.id))
+        .collect();
+    let setup = Setup {
+        problem,
+        run: &ck.run,
+        cfg: &cfg.promotion,
+        trials,
+        top: cfg.promotion.top,
+    };
+    let mut read_holdout = |i: usize| -> Result<usize> {
+        let earlier = registry.holdout_reads(&ids[i], &run_name)?;
+        registry.record_holdout_read(promotion, &ids[i], &run_name, clock.now_ms())?;
+        Ok(earlier)
+    };
+    let mut load_holdout = || -> Result<Vec<organism::market::Market>> {
+        let u = organism::market::load_universe(&ck.run.data)?;
+        Ok(ck.run.split.apply(&u).holdout)
+    };
+    let progress = |m: &str| say(m);
+    let verdict = gauntlet::run(
+        &ranked,
+        &setup,
+        &mut read_holdout,
+        &mut load_holdout,
+        &progress,
+    )?;
+    let admitted = verdict.candidates.iter().filter(|j| j.admitted).count();
+    let weight = if admitted > 0 {
+        1.0 / admitted as f64
+    } else {
+        0.0
+    };
+    let now = clock.now_ms();
+    let mut notes = Vec::new();
+    for (j, r) in verdict.candidates.iter().zip(&ranked) {
+        let genome = Genome {
+            entry: entries.get(r.seed_index as usize).copied(),
+            program: r.program.clone(),
+            genes: r.genes.clone(),
+        };
+        let spec = genome.spec()?;
+        let member = MemberRef {
+            id: r.id.clone(),
+            genome,
+            run: Some(ck.run.clone()),
+            origin: file.display().to_string(),
+        };
+        let stopped = j.stopped_at();
+        let s = Strategy {
+            id: ids[j.rank].clone(),
+            name: r.seed.clone(),
+            generation,
+            hash: r.id.clone(),
+            genome: genome_toml(&member)?,
+            program: r.program_text.clone(),
+            spec_fingerprint: format!(
+                "{:016x}",
+                fnv1a(format!("{:?}", SeedPrint::of(spec)).as_bytes())
+            ),
+            run: run_name.clone(),
+            checkpoint: file.display().to_string(),
+            data_fingerprint: format!("{:016x}", ck.fingerprint),
+            promotion_id: promotion,
+            verdict: match stopped {
+                Some(o) => format!("failed: {}", o.stage.as_str()),
+                None => "passed".into(),
+            },
+            stopped_at: stopped.map(|o| o.stage.as_str().to_string()),
+            figures: serde_json::json!({
+                "train": j.train.figures,
+                "validation": j.validation.figures,
+                "holdout": j.holdout.as_ref().and_then(|h| h.figures),
+                "stages": j.stages,
+            }),
+            weight: if j.admitted { weight } else { 0.0 },
+            status: Status::Candidate,
+            reason: stopped.map_or_else(String::new, |o| o.reason.clone()),
+            created_ms: now,
+            updated_ms: now,
+        };
+        match registry.record(&s, j.admitted, now)? {
+            Recorded::Updated { before, now } if j.admitted && now != Status::Promoted => {
+                notes.push(format!(
+                    "{} passed but stays {before} (a retired strategy is not promoted again)",
+                    s.id
+                ));
+            }
+            Recorded::Updated { before, .. }
+                if !j.admitted
+                    && matches!(before, Status::Promoted | Status::Paper | Status::Live) =>
+            {
+                notes.push(format!(
+                    "{} is {before} but did not pass today ({}); consider `organism strategies retire {} --reason ...`",
+                    s.id, s.verdict, s.id
+                ));
+            }
+            _ => {}
+        }
+    }
+    let summary_line = summary_line(&verdict, admitted);
+    registry.finish_promotion(
+        promotion,
+        verdict.candidates.len(),
+        admitted,
+        verdict.pbo.as_ref().map(|p| p.pbo),
+        &summary_line,
+    )?;
+    if let Some(path) = &args.report {
+        let intro = [
+            format!(
+                "promotion {promotion}: checkpoint {} at generation {generation}",
+                file.display()
+            ),
+            format!(
+                "trials {}, their training Sharpe variance {}; PBO of the front {}",
+                trials.count,
+                trials
+                    .sharpe_var
+                    .map_or("unknown".into(), |v| format!("{v:.3}")),
+                verdict
+                    .pbo
+                    .as_ref()
+                    .map_or("not computable".into(), |p| format!("{:.2}", p.pbo))
+            ),
+            format!(
+                "validation from {} UTC, holdout from {} UTC{}",
+                format_ts(loaded.validation_from),
+                format_ts(loaded.holdout_from),
+                if verdict.holdout_read {
+                    " (read by this promotion)"
+                } else {
+                    " (not read: no candidate reached it)"
+                }
+            ),
+            summary_line.clone(),
+        ];
+        let html = promotion_report("organism promotion", &intro, &verdict);
+        write_atomic(path, html.as_bytes())?;
+        say(&format!("wrote {}", path.display()));
+    }
+    if args.json {
+        let candidates: Vec<serde_json::Value> = verdict
+            .candidates
+            .iter()
+            .zip(&ranked)
+            .map(|(j, r)| {
+                serde_json::json!({
+                    "strategy": ids[j.rank],
+                    "member": r.id,
+                    "seed": r.seed,
+                    "genes": r.gene_text,
+                    "program": r.program_text,
+                    "train": j.train.figures,
+                    "validation": j.validation.figures,
+                    "holdout": j.holdout.as_ref().and_then(|h| h.figures),
+                    "stopped_at": j.stopped_at().map(|o| o.stage.as_str()),
+                    "admitted": j.admitted,
+                    "stages": j.stages,
+                })
+            })
+            .collect();
+        outln!(
+            "{}",
+            serde_json::json!({
+                "promotion": promotion,
+                "registry": registry_path.display().to_string(),
+                "checkpoint": file.display().to_string(),
+                "generation": generation,
+                "run": run_name,
+                "data_fingerprint": format!("{:016x}", ck.fingerprint),
+                "trials": verdict.trials,
+                "pbo": verdict.pbo,
+                "holdout_read": verdict.holdout_read,
+                "thresholds": cfg.promotion,
+                "candidates": candidates,
+                "promoted": verdict.candidates.iter().filter(|j| j.admitted).map(|j| &ids[j.rank]).collect::<Vec<_>>(),
+                "notes": notes,
+                "summary": summary_line,
+            })
+        );
+        return Ok(());
+    }
+    print_table(&verdict, &ids);
+    outln!();
+    for n in &notes {
+        outln!("note: {n}");
+    }
+    outln!("{summary_line}");
+    if admitted > 0 {
+        outln!(
+            "registry: {} (organism strategies list --status promoted)",
+            registry_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// One line saying what came of the promotion, plainly.
+fn summary_line(v: &Verdict, admitted: usize) -> String {
+    if admitted > 0 {
+        let ids: Vec<&str> = v
+            .candidates
+            .iter()
+            .filter(|j| j.admitted)
+            .map(|j| j.id.as_str())
+            .collect();
+        return format!(
+            "promoted {admitted} of {} candidates: {}",
+            v.candidates.len(),
+            ids.join(", ")
+        );
+    }
+    if v.candidates.is_empty() {
+        return "nothing promoted: the front is empty".into();
+    }
+    let mut counts: std::collections::BTreeMap<usize, (&str, usize)> = Default::default();
+    for o in v.candidates.iter().filter_map(|j| j.stopped_at()) {
+        counts
+            .entry(o.stage as usize)
+            .or_insert((o.stage.as_str(), 0))
+            .1 += 1;
+    }
+    let parts: Vec<String> = counts
+        .values()
+        .map(|(s, n)| format!("{n} at {s}"))
+        .collect();
+    format!(
+        "nothing promoted: none of the {} candidates passed the gauntlet (stopped: {})",
+        v.candidates.len(),
+        parts.join(", ")
+    )
+}
+
+fn print_table(v: &Verdict, ids: &[String]) {
+    let f = |x: Option<f64>| match x {
+        Some(x) if x.is_finite() => format!("{x:>6.2}"),
+        _ => format!("{:>6}", "-"),
+    };
+    outln!(
+        "{:>3}  {:<34} {:>6} {:>6} {:>6}  verdict",
+        "#",
+        "strategy",
+        "train",
+        "valid",
+        "hold"
+    );
+    for j in &v.candidates {
+        let verdict = match j.stopped_at() {
+            Some(o) => format!("{}: {}", o.stage.as_str(), o.reason),
+            None => "PROMOTED".into(),
+        };
+        outln!(
+            "{:>3}  {:<34} {} {} {}  {}",
+            j.rank + 1,
+            ids[j.rank],
+            f(j.train.figures.map(|x| x.sharpe)),
+            f(j.validation.figures.map(|x| x.sharpe)),
+            f(j.holdout.as_ref().and_then(|h| h.figures).map(|x| x.sharpe)),
+            verdict
+        );
+    }
+    if let Some(p) = &v.pbo {
+        outln!(
+            "PBO of the front: {:.2} ({} splits of {} strategies; probability of out-of-sample loss {:.2})",
+            p.pbo,
+            p.combinations,
+            p.strategies,
+            p.prob_oos_loss
+        );
+    }
+    let t = &v.trials;
+    outln!(
+        "trials: {}{}",
+        t.count,
+        t.sharpe_var.map_or(String::new(), |v| format!(
+            ", training Sharpe variance {v:.3}"
+        ))
+    );
+}
