@@ -142,7 +142,15 @@ fn the_planted_edge_is_promoted_and_recorded() {
             assert!(c["holdout"]["sharpe"].as_f64().unwrap() > 0.0);
             assert!(promoted.contains(&c["strategy"].as_str().unwrap()));
             let d = &stage(c, "deflated_sharpe").unwrap()["figures"];
-            for key in ["sharpe", "t", "skew", "kurtosis", "trials", "trial_sharpe_var", "dsr"] {
+            for key in [
+                "sharpe",
+                "t",
+                "skew",
+                "kurtosis",
+                "trials",
+                "trial_sharpe_var",
+                "dsr",
+            ] {
                 assert!(!d[key].is_null(), "{key}");
             }
             assert!(d["dsr"].as_f64().unwrap() >= 0.95);
@@ -157,7 +165,11 @@ fn the_planted_edge_is_promoted_and_recorded() {
         // Strategy ids: {seed}_{generation}_{hash8}.
         assert_eq!(
             c["strategy"].as_str().unwrap(),
-            format!("{}_40_{}", c["seed"].as_str().unwrap(), c["member"].as_str().unwrap())
+            format!(
+                "{}_40_{}",
+                c["seed"].as_str().unwrap(),
+                c["member"].as_str().unwrap()
+            )
         );
     }
     // The report: the gauntlet table, equity with the segments marked, the null histograms.
@@ -168,7 +180,13 @@ fn the_planted_edge_is_promoted_and_recorded() {
     assert!(html.contains(">holdout</text>"));
 
     // The registry holds every candidate; the promoted ones as promoted, with equal weights.
-    let list = json(organism(&["strategies", "list", "--registry", s(&reg), "--json"]));
+    let list = json(organism(&[
+        "strategies",
+        "list",
+        "--registry",
+        s(&reg),
+        "--json",
+    ]));
     assert_eq!(list.as_array().unwrap().len(), candidates.len());
     let listed = json(organism(&[
         "strategies",
@@ -246,10 +264,11 @@ fn the_planted_edge_is_promoted_and_recorded() {
     let j2 = promote(&[]);
     assert_eq!(j2["promoted"], j["promoted"]);
     assert!(
-        j2["notes"].as_array().unwrap().iter().any(|n| n
-            .as_str()
+        j2["notes"]
+            .as_array()
             .unwrap()
-            .contains("stays retired")),
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("stays retired")),
         "{}",
         j2["notes"]
     );
@@ -312,7 +331,11 @@ fn return_permuted_copies_promote_nothing() {
             s(&reg),
             "--json",
         ]));
-        assert_eq!(j["promoted"].as_array().unwrap().len(), 0, "seed {seed}: {j}");
+        assert_eq!(
+            j["promoted"].as_array().unwrap().len(),
+            0,
+            "seed {seed}: {j}"
+        );
         let summary = j["summary"].as_str().unwrap();
         assert!(summary.starts_with("nothing promoted"), "{summary}");
     }
@@ -327,7 +350,11 @@ fn return_permuted_copies_promote_nothing() {
         "--registry",
         s(&reg),
     ]));
-    assert!(stdout(&o).contains("nothing promoted: none of the"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("nothing promoted: none of the"),
+        "{}",
+        stdout(&o)
+    );
     let listed = json(organism(&[
         "strategies",
         "list",
@@ -345,7 +372,13 @@ fn return_permuted_copies_promote_nothing() {
 fn bad_input_gets_one_clear_message() {
     let dir = scratch("errors");
     // No checkpoints.
-    let o = organism(&["promote", "--from", s(&dir), "--registry", s(&dir.join("r.db"))]);
+    let o = organism(&[
+        "promote",
+        "--from",
+        s(&dir),
+        "--registry",
+        s(&dir.join("r.db")),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no checkpoints"), "{}", stderr(&o));
     // A registry that is not a database is named and left untouched.
@@ -355,7 +388,10 @@ fn bad_input_gets_one_clear_message() {
     let o = organism(&["strategies", "list", "--registry", s(&junk)]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("junk.db") && e.contains("not a usable SQLite"), "{e}");
+    assert!(
+        e.contains("junk.db") && e.contains("not a usable SQLite"),
+        "{e}"
+    );
     assert!(!e.contains("panicked"));
     assert_eq!(std::fs::read_to_string(&junk).unwrap(), text);
     // No registry yet.
@@ -364,7 +400,14 @@ fn bad_input_gets_one_clear_message() {
     assert!(stderr(&o).contains("no registry yet"), "{}", stderr(&o));
     assert!(!dir.join("none.db").exists());
     // Bad status, bad config value.
-    let o = organism(&["strategies", "list", "--registry", s(&junk), "--status", "gone"]);
+    let o = organism(&[
+        "strategies",
+        "list",
+        "--registry",
+        s(&junk),
+        "--status",
+        "gone",
+    ]);
     assert!(stderr(&o).contains("--status") && stderr(&o).contains("not a status"));
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[promotion]\npbo_blocks = 15\n").unwrap();

@@ -118,6 +118,7 @@ pub fn run(args: Args) -> Result<()> {
     let generation = ck.state.generation;
     let clock = WallClock;
     let mut registry = Registry::open(&registry_path)?;
+    let earlier_promotions = registry.promotions_reading_holdout(&run_name)?;
     let promotion = registry.begin_promotion(&PromotionRecord {
         at_ms: clock.now_ms(),
         run: run_name.clone(),
@@ -171,6 +172,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     let now = clock.now_ms();
     let mut notes = Vec::new();
+    if earlier_promotions > 0 && verdict.holdout_read {
+        notes.push(format!(
+            "this run's holdout had been read by {earlier_promotions} earlier promotion(s): \
+             a holdout consulted again and again is no longer an unseen test"
+        ));
+    }
     for (j, r) in verdict.candidates.iter().zip(&ranked) {
         let genome = Genome {
             entry: entries.get(r.seed_index as usize).copied(),

@@ -613,12 +613,12 @@ fn parse_blocks(
     Ok(cache)
 }
 
+/// A run's fitness cache: every distinct genome or program evaluated, with its evaluation.
+pub type Cache = BTreeMap<CacheKey, Evaluation>;
+
 /// The fitness cache of checkpoint `ck_file`: its prefix `at` of the `cache.log` beside it,
 /// checked against the digest. Also returns the log's path and the prefix's bytes.
-fn read_prefix(
-    ck_file: &Path,
-    at: CacheRef,
-) -> Result<(PathBuf, Vec<u8>, BTreeMap<CacheKey, Evaluation>), CheckpointError> {
+fn read_prefix(ck_file: &Path, at: CacheRef) -> Result<(PathBuf, Vec<u8>, Cache), CheckpointError> {
     let dir = ck_file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -663,10 +663,7 @@ fn read_prefix(
 ///
 /// # Errors
 /// As [`CacheLog::resume`].
-pub fn read_cache(
-    ck_file: &Path,
-    at: CacheRef,
-) -> Result<BTreeMap<CacheKey, Evaluation>, CheckpointError> {
+pub fn read_cache(ck_file: &Path, at: CacheRef) -> Result<Cache, CheckpointError> {
     Ok(read_prefix(ck_file, at)?.2)
 }
 

@@ -183,7 +183,7 @@ pub fn nulls(validation: f64, flipped: f64, null_sharpes: &[f64], q: f64) -> Out
                 "no better than its own signal flipped: validation Sharpe {validation:.2}, flipped {flipped:.2}"
             ),
         )
-    } else if !(validation > bar) {
+    } else if validation.partial_cmp(&bar) != Some(std::cmp::Ordering::Greater) {
         (
             false,
             format!(

@@ -415,6 +415,22 @@ impl Registry {
         Ok(n as usize)
     }
 
+    /// How many earlier promotions read run `run`'s holdout (for any strategy).
+    ///
+    /// # Errors
+    /// [`RegistryError::Sql`].
+    pub fn promotions_reading_holdout(&self, run: &str) -> Result<usize, RegistryError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(DISTINCT promotion_id) FROM holdout_reads WHERE run = ?1",
+                params![run],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(n as usize)
+    }
+
     /// Stores a judged strategy (figures, verdict, weight) and, with `admit`, promotes it.
     ///
     /// A new strategy becomes `candidate`, or `promoted` when admitted. A known one keeps its
@@ -877,6 +893,7 @@ mod tests {
         r.record_holdout_read(p, id, "populations", 1600).unwrap();
         assert_eq!(r.holdout_reads(id, "populations").unwrap(), 2);
         assert_eq!(r.holdout_reads(id, "elsewhere").unwrap(), 0);
+        assert_eq!(r.promotions_reading_holdout("populations").unwrap(), 1);
         drop(r);
         // Reopening keeps everything and does not migrate twice.
         let r = Registry::open(&file).unwrap();
