@@ -121,6 +121,15 @@ pub fn costs(train: &Figures, fee: f64, slippage: f64, funding: bool) -> Outcome
             false,
             "the run was evolved without fees or slippage: its figures are not net of costs".into(),
         )
+    } else if !train.feasible {
+        (
+            false,
+            format!(
+                "too few trades on training ({} over all coins) for the run's minimum \
+                 (evolution.min_trades per coin)",
+                train.trades
+            ),
+        )
     } else if train.total_return <= 0.0 || train.sharpe <= 0.0 {
         (
             false,
@@ -711,7 +720,13 @@ pub fn run<E>(
             if !go(costs(&tf, b.fee, b.slippage, b.funding), stages) {
                 break 'stages;
             }
-            progress(&format!("candidate {} ({}): nulls", i + 1, r.id));
+            progress(&format!(
+                "candidate {} of {} ({}): {} permuted copies",
+                i + 1,
+                ranked.len(),
+                r.id,
+                cfg.nulls
+            ));
             let flipped = segment_run(&problem.validation, &agg, setup, &|p: &Prepared| {
                 targets(p).flipped(&p.market.candles.close)
             });
@@ -859,6 +874,16 @@ mod tests {
             o.reason
         );
         assert!(!costs(&figures(-0.1, 0.02), 0.00045, 0.0005, true).passed);
+        let thin = Figures {
+            feasible: false,
+            ..figures(1.2, 0.3)
+        };
+        let o = costs(&thin, 0.00045, 0.0005, true);
+        assert!(
+            !o.passed && o.reason.contains("too few trades"),
+            "{}",
+            o.reason
+        );
         let o = costs(&figures(1.2, 0.3), 0.0, 0.0, true);
         assert!(
             !o.passed && o.reason.contains("without fees"),
