@@ -76,6 +76,22 @@ nulls = 40
     c
 }
 
+/// `promote --json` of run folder `pop` into registry `reg`, with `extra` flags.
+fn promote(cfg: &Path, pop: &Path, reg: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut a = vec![
+        "promote",
+        "--config",
+        s(cfg),
+        "--from",
+        s(pop),
+        "--registry",
+        s(reg),
+        "--json",
+    ];
+    a.extend_from_slice(extra);
+    json(organism(&a))
+}
+
 fn stage<'a>(candidate: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
     candidate["stages"]
         .as_array()
@@ -99,20 +115,7 @@ fn the_planted_edge_is_promoted_and_recorded() {
         "--out",
         s(&pop),
     ]));
-    let promote = |extra: &[&str]| {
-        let mut a = vec![
-            "promote",
-            "--config",
-            s(&cfg),
-            "--from",
-            s(&pop),
-            "--registry",
-            s(&reg),
-            "--json",
-        ];
-        a.extend_from_slice(extra);
-        json(organism(&a))
-    };
+    let promote = |extra: &[&str]| promote(&cfg, &pop, &reg, extra);
     let j = promote(&["--report", s(&report)]);
     let promoted: Vec<&str> = j["promoted"]
         .as_array()
@@ -321,16 +324,7 @@ fn return_permuted_copies_promote_nothing() {
             "--out",
             s(&pop),
         ]));
-        let j = json(organism(&[
-            "promote",
-            "--config",
-            s(&cfg),
-            "--from",
-            s(&pop),
-            "--registry",
-            s(&reg),
-            "--json",
-        ]));
+        let j = promote(&cfg, &pop, &reg, &[]);
         assert_eq!(
             j["promoted"].as_array().unwrap().len(),
             0,

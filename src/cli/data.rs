@@ -90,13 +90,6 @@ pub enum DataCommand {
     },
 }
 
-fn load_config(path: &Option<PathBuf>) -> Result<organism::config::Config> {
-    Ok(match path {
-        Some(p) => organism::config::Config::load(p)?,
-        None => organism::config::Config::defaults()?,
-    })
-}
-
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -116,7 +109,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             api_url,
             json,
         } => {
-            let cfg = load_config(&config)?;
+            let cfg = super::load_config(config.as_deref())?;
             let url = cfg.api_url(api_url.as_deref());
             let coins: Vec<String> = coins
                 .iter()
@@ -220,7 +213,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             Ok(())
         }
         DataCommand::FetchSentiment { config, out, url } => {
-            let cfg = load_config(&config)?;
+            let cfg = super::load_config(config.as_deref())?;
             let url = url.unwrap_or(cfg.exchange.sentiment_url);
             let rows = runtime()?
                 .block_on(fetch_fear_greed(&url))

@@ -233,10 +233,7 @@ fn resume(
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
     let mut ck = checkpoint::read(file)?;
-    let current = match &config {
-        Some(p) => Config::load(p)?,
-        None => Config::defaults()?,
-    };
+    let current = super::load_config(config.as_deref())?;
     if let Some(path) = config {
         let theirs = run_spec(&current, ck.run.seeds.clone());
         let differ = ck.run.differences(&theirs);

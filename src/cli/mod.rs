@@ -116,13 +116,18 @@ pub struct DataArgs {
     pub interval: Option<String>,
 }
 
+/// The built-in defaults with `file` (a `--config`) laid over them.
+pub fn load_config(file: Option<&std::path::Path>) -> Result<Config> {
+    Ok(match file {
+        Some(p) => Config::load(p)?,
+        None => Config::defaults()?,
+    })
+}
+
 impl DataArgs {
     /// The configuration with this command's data flags applied.
     pub fn config(&self) -> Result<Config> {
-        let mut cfg = match &self.config {
-            Some(p) => Config::load(p)?,
-            None => Config::defaults()?,
-        };
+        let mut cfg = load_config(self.config.as_deref())?;
         if let Some(d) = &self.data {
             cfg.data.path = d.display().to_string();
         }

@@ -57,10 +57,7 @@ pub fn strategy_id(seed: &str, generation: u32, hash: &str) -> String {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut cfg = match &args.config {
-        Some(p) => organism::config::Config::load(p)?,
-        None => organism::config::Config::defaults()?,
-    };
+    let mut cfg = super::load_config(args.config.as_deref())?;
     if let Some(t) = args.top {
         if t == 0 {
             bail!("--top must be at least 1");

@@ -63,13 +63,11 @@ impl Place {
     fn open(&self) -> Result<Registry> {
         let path = match &self.registry {
             Some(p) => p.clone(),
-            None => {
-                let cfg = match &self.config {
-                    Some(p) => organism::config::Config::load(p)?,
-                    None => organism::config::Config::defaults()?,
-                };
-                PathBuf::from(cfg.promotion.registry)
-            }
+            None => PathBuf::from(
+                super::load_config(self.config.as_deref())?
+                    .promotion
+                    .registry,
+            ),
         };
         if !path.exists() {
             anyhow::bail!(

@@ -306,6 +306,21 @@ impl Registry {
         Ok(usize::try_from(v).unwrap_or(usize::MAX))
     }
 
+    /// Runs `f` in one transaction: all of it is written, or none.
+    fn in_transaction(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), RegistryError> {
+        let file = &self.file;
+        let sql = |source| RegistryError::Sql {
+            file: file.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        f(&tx).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
     fn migrate(&mut self) -> Result<(), RegistryError> {
         let found = self.version()?;
         if found > MIGRATIONS.len() {
@@ -316,17 +331,10 @@ impl Registry {
             });
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(found) {
-            let tx = self.conn.transaction().map_err(|e| RegistryError::Sql {
-                file: self.file.clone(),
-                source: e,
+            self.in_transaction(|tx| {
+                tx.execute_batch(m)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
             })?;
-            tx.execute_batch(m)
-                .and_then(|()| tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)))
-                .and_then(|()| tx.commit())
-                .map_err(|e| RegistryError::Sql {
-                    file: self.file.clone(),
-                    source: e,
-                })?;
         }
         Ok(())
     }
@@ -458,11 +466,7 @@ impl Registry {
             s.reason.clone()
         };
         let figures = s.figures.to_string();
-        let tx = self.conn.transaction().map_err(|e| RegistryError::Sql {
-            file: self.file.clone(),
-            source: e,
-        })?;
-        let run = || -> rusqlite::Result<()> {
+        self.in_transaction(|tx| {
             match before {
                 None => {
                     tx.execute(
@@ -492,11 +496,7 @@ impl Registry {
                             at_ms
                         ],
                     )?;
-                    tx.execute(
-                        "INSERT INTO status_changes (strategy_id, from_status, to_status, at_ms, \
-                         reason) VALUES (?1, NULL, ?2, ?3, ?4)",
-                        params![s.id, now.as_str(), at_ms, reason],
-                    )?;
+                    log_change(tx, &s.id, None, now, at_ms, &reason)?;
                 }
                 Some(b) => {
                     let weight = if now == Status::Promoted && admit {
@@ -528,23 +528,12 @@ impl Registry {
                         ],
                     )?;
                     if b != now {
-                        tx.execute(
-                            "INSERT INTO status_changes (strategy_id, from_status, to_status, \
-                             at_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-                            params![s.id, b.as_str(), now.as_str(), at_ms, reason],
-                        )?;
+                        log_change(tx, &s.id, Some(b), now, at_ms, &reason)?;
                     }
                 }
             }
             Ok(())
-        };
-        let file = &self.file;
-        let sql = |source| RegistryError::Sql {
-            file: file.clone(),
-            source,
-        };
-        run().map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        })?;
         Ok(match before {
             None => Recorded::New(now),
             Some(b) => Recorded::Updated { before: b, now },
@@ -573,30 +562,13 @@ impl Registry {
                 to,
             });
         }
-        let tx = self.conn.transaction().map_err(|e| RegistryError::Sql {
-            file: self.file.clone(),
-            source: e,
-        })?;
-        let run = || -> rusqlite::Result<()> {
+        self.in_transaction(|tx| {
             tx.execute(
                 "UPDATE strategies SET status = ?2, reason = ?3, updated_ms = ?4 WHERE id = ?1",
                 params![id, to.as_str(), reason, at_ms],
             )?;
-            tx.execute(
-                "INSERT INTO status_changes (strategy_id, from_status, to_status, at_ms, reason) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, s.status.as_str(), to.as_str(), at_ms, reason],
-            )?;
-            Ok(())
-        };
-        let file = &self.file;
-        let sql = |source| RegistryError::Sql {
-            file: file.clone(),
-            source,
-        };
-        run().map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(())
+            log_change(tx, id, Some(s.status), to, at_ms, reason)
+        })
     }
 
     fn row(&self, row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Strategy, RegistryError>> {
@@ -775,6 +747,23 @@ impl Registry {
             .optional()
             .map_err(|e| self.sql(e))
     }
+}
+
+/// Appends one row to `status_changes`.
+fn log_change(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    from: Option<Status>,
+    to: Status,
+    at_ms: i64,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO status_changes (strategy_id, from_status, to_status, at_ms, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, from.map(Status::as_str), to.as_str(), at_ms, reason],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
