@@ -778,6 +778,21 @@ pub fn run<E>(
                 holdout_markets = Some(load_holdout()?.into_iter().map(Prepared::new).collect());
             }
             let hm = holdout_markets.as_deref().unwrap_or_default();
+            if hm.is_empty() {
+                go(
+                    outcome(
+                        Stage::Holdout,
+                        false,
+                        "holdout Sharpe > 0".into(),
+                        "the run's holdout holds no bars (train_fraction + validation_fraction \
+                         leaves nothing)"
+                            .into(),
+                        json!({}),
+                    ),
+                    stages,
+                );
+                break 'stages;
+            }
             let h = segment_run(hm, &agg, setup, &targets);
             let hs = h.figures.map_or(0.0, |f| f.sharpe);
             judged.holdout = Some(h);
