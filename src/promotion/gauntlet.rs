@@ -261,6 +261,11 @@ pub fn out_of_sample(train: f64, validation: f64, windows: &[f64], fraction: f64
 }
 
 /// The inputs of the deflated Sharpe ratio.
+///
+/// `sharpe` and `trial_var` are the statistic evolution scored (the Sharpe combined over coins,
+/// `(1 − w)·mean + w·worst`), so the candidate is compared with its trials on the same footing;
+/// `t`, `skew` and `kurtosis` are those of the candidate's equal-weight portfolio returns, the
+/// one return series it has. The two are close but not the same statistic.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct DsrInput {
     /// The candidate's annualized training Sharpe.
