@@ -112,6 +112,79 @@ pub struct PromotionConfig {
     pub max_correlation: f64,
 }
 
+/// `[regime]`: the market-regime filter (`--regime` on `backtest` and `evolve`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegimeConfig {
+    pub enabled: bool,
+    pub vol_window: usize,
+    pub lookback: usize,
+    pub low_quantile: f64,
+    pub high_quantile: f64,
+    pub low_volatility: String,
+    pub normal_volatility: String,
+    pub high_volatility: String,
+    pub extreme_fear: String,
+    pub fear: String,
+    pub greed: String,
+    pub extreme_greed: String,
+}
+
+impl RegimeConfig {
+    /// How the volatility regime is measured.
+    pub fn params(&self) -> crate::strategy::regime::VolatilityParams {
+        crate::strategy::regime::VolatilityParams {
+            vol_window: self.vol_window,
+            lookback: self.lookback,
+            low_quantile: self.low_quantile,
+            high_quantile: self.high_quantile,
+        }
+    }
+
+    /// The filter when `enabled` (`--regime`), else `None`.
+    ///
+    /// # Errors
+    /// `(key, message)` for an action that does not parse (refused when the config loads).
+    pub fn filter(
+        &self,
+    ) -> Result<Option<crate::strategy::regime::RegimeFilter>, (String, String)> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        Ok(Some(crate::strategy::regime::RegimeFilter {
+            volatility: self.params(),
+            policy: self.policy()?,
+        }))
+    }
+
+    fn actions(&self) -> [(&'static str, &str); 7] {
+        [
+            ("low_volatility", &self.low_volatility),
+            ("normal_volatility", &self.normal_volatility),
+            ("high_volatility", &self.high_volatility),
+            ("extreme_fear", &self.extreme_fear),
+            ("fear", &self.fear),
+            ("greed", &self.greed),
+            ("extreme_greed", &self.extreme_greed),
+        ]
+    }
+
+    /// The policy; `Err((key, message))` for an action that does not parse.
+    pub fn policy(&self) -> Result<crate::strategy::regime::Policy, (String, String)> {
+        use crate::strategy::regime::{Action, Policy};
+        let mut a = [Action::Trade; 7];
+        for (i, (key, text)) in self.actions().iter().enumerate() {
+            a[i] = text
+                .parse()
+                .map_err(|m| (format!("regime.{key}"), m))?;
+        }
+        Ok(Policy {
+            volatility: [a[0], a[1], a[2]],
+            sentiment: [a[3], a[4], a[5], a[6]],
+        })
+    }
+}
+
 /// `[exchange]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +205,7 @@ pub struct Config {
     pub backtest: BacktestSection,
     pub evolution: EvolutionConfig,
     pub promotion: PromotionConfig,
+    pub regime: RegimeConfig,
     pub exchange: ExchangeConfig,
 }
 
@@ -373,6 +447,22 @@ impl Config {
         range("promotion.max_pbo", p.max_pbo, 0.0, 1.0)?;
         range("promotion.holdout_fraction", p.holdout_fraction, 0.0, 10.0)?;
         range("promotion.max_correlation", p.max_correlation, -1.0, 1.0)?;
+        let g = &self.regime;
+        if !(2..=100_000).contains(&g.vol_window) {
+            return Err(err(
+                "regime.vol_window",
+                format!("{} is out of range: must be in [2, 100000]", g.vol_window),
+            ));
+        }
+        if !(1..=1_000_000).contains(&g.lookback) {
+            return Err(err(
+                "regime.lookback",
+                format!("{} is out of range: must be in [1, 1000000]", g.lookback),
+            ));
+        }
+        range("regime.low_quantile", g.low_quantile, 0.0, 1.0)?;
+        range("regime.high_quantile", g.high_quantile, g.low_quantile, 1.0)?;
+        g.policy().map_err(|(key, m)| err(&key, m))?;
         for (key, url) in [
             ("exchange.api_url", &self.exchange.api_url),
             ("exchange.sentiment_url", &self.exchange.sentiment_url),

@@ -389,6 +389,7 @@ fn the_front_improves_on_the_bundled_market() {
             min_trades: 10.0,
             sharpe: SharpeObjective::Plain,
         },
+        regime: None,
     };
     let evolver = Evolver::new(&problem, Settings::params(32, 0.9, 20.0, 20.0, 0.25));
     let mut state = evolver.init(7, &|| {});

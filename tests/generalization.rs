@@ -70,6 +70,7 @@ fn walk(u: &Universe, backtest: EngineConfig) -> Summary {
         seed: 42,
         top: 5,
         tick: &tick,
+        regime: None,
     };
     let windows: Vec<_> = spans
         .iter()
@@ -98,6 +99,7 @@ fn evolution_finds_the_planted_edge_and_it_holds_on_the_holdout() {
         validation: seg.validation.into_iter().map(Prepared::new).collect(),
         backtest: cfg.backtest_config(),
         aggregation: cfg.aggregation(),
+        regime: None,
     };
     for algorithm in [Algorithm::Nsga2, Algorithm::Nsga3, Algorithm::ThetaDea] {
         let ev = Evolver::new(

@@ -14,7 +14,10 @@ use organism::{
     market::{csv::write_atomic, timerange::TimeRange, Market},
     promotion::report::{backtest_report, CoinBacktest},
     seeds::{self, Prepared},
-    strategy::Targets,
+    strategy::{
+        regime::{figures_by_regime, RegimeFilter},
+        Targets,
+    },
 };
 
 use super::{
@@ -98,6 +101,10 @@ pub struct Args {
     /// Print the metrics as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Apply the regime filter ([regime] in the config) and report the Sharpe of the bars each
+    /// regime decided (a member of a run evolved with --regime gets its run's filter anyway).
+    #[arg(long)]
+    pub regime: bool,
     /// Write the trade list as CSV.
     #[arg(long, value_name = "FILE")]
     pub trades: Option<PathBuf>,
@@ -236,6 +243,49 @@ struct CoinResult {
     market: Market,
     report: BacktestReport,
     metrics: Metrics,
+    /// With a regime filter: `(regime, bars, Sharpe)` of the bars each regime decided.
+    regimes: Option<Vec<(&'static str, usize, f64)>>,
+}
+
+/// The regime filter's policy and, per coin, the Sharpe of the bars each regime decided.
+fn print_regimes(results: &[CoinResult], filter: Option<&RegimeFilter>) {
+    let Some(f) = filter else {
+        return;
+    };
+    let v = &f.volatility;
+    let p = &f.policy;
+    outln!();
+    outln!(
+        "regime filter: volatility of {} bars ranked over {} (low < {}, high > {}): {} / {} / {}; \
+         sentiment extreme fear / fear / greed / extreme greed: {} / {} / {} / {}",
+        v.vol_window,
+        v.lookback,
+        v.low_quantile,
+        v.high_quantile,
+        p.volatility[0],
+        p.volatility[1],
+        p.volatility[2],
+        p.sentiment[0],
+        p.sentiment[1],
+        p.sentiment[2],
+        p.sentiment[3]
+    );
+    for r in results {
+        let Some(g) = &r.regimes else { continue };
+        let parts: Vec<String> = g
+            .iter()
+            .map(|(name, bars, sharpe)| format!("{name} {sharpe:.2} ({bars} bars)"))
+            .collect();
+        outln!(
+            "{}: Sharpe of the bars each regime decided: {}",
+            r.market.coin,
+            if parts.is_empty() {
+                "no regime known yet (too few bars)".to_string()
+            } else {
+                parts.join(", ")
+            }
+        );
+    }
 }
 
 fn coin_json(r: &CoinResult) -> Result<serde_json::Value> {
@@ -243,6 +293,16 @@ fn coin_json(r: &CoinResult) -> Result<serde_json::Value> {
     if let Some(o) = v.as_object_mut() {
         o.insert("coin".into(), r.market.coin.clone().into());
         o.insert("bars".into(), r.market.candles.len().into());
+        if let Some(g) = &r.regimes {
+            o.insert(
+                "regimes".into(),
+                g.iter()
+                    .map(|(name, bars, sharpe)| {
+                        serde_json::json!({"regime": name, "bars": bars, "sharpe": sharpe})
+                    })
+                    .collect(),
+            );
+        }
         o.insert(
             "monthly_returns".into(),
             serde_json::to_value(monthly_returns(
@@ -392,18 +452,40 @@ pub fn run(args: Args) -> Result<()> {
     if markets.len() > 1 && (args.trades.is_some() || args.equity.is_some()) {
         bail!("--trades and --equity write one coin's files; choose one coin with --coin");
     }
+    let regime = match &chosen.run {
+        _ if args.regime => {
+            let mut c = cfg.clone();
+            c.regime.enabled = true;
+            super::regime_filter(&c)?
+        }
+        Some(run) if run.regime.is_some() && args.data.config.is_none() => run.regime,
+        _ => super::regime_filter(&cfg)?,
+    };
     let results: Vec<CoinResult> = {
         use rayon::prelude::*;
         markets
             .into_par_iter()
             .map(|market| {
                 let prepared = Prepared::new(market);
-                let (report, metrics) =
-                    backtest_targets(&chosen.targets(&prepared), &prepared, &bt);
+                let mut targets = chosen.targets(&prepared);
+                let regimes = regime.map(|f| {
+                    let r = prepared.regimes(&f.volatility);
+                    r.apply(&f.policy, &mut targets);
+                    r
+                });
+                let (report, metrics) = backtest_targets(&targets, &prepared, &bt);
+                let regimes = regimes.map(|r| {
+                    figures_by_regime(
+                        &r,
+                        &organism::fitness::returns(&report.equity, report.cash),
+                        prepared.market.candles.bars_per_year(),
+                    )
+                });
                 CoinResult {
                     market: prepared.market,
                     report,
                     metrics,
+                    regimes,
                 }
             })
             .collect()
@@ -522,6 +604,7 @@ pub fn run(args: Args) -> Result<()> {
         print_metrics(&r.metrics);
         outln!();
         print_months(r);
+        print_regimes(&results, regime.as_ref());
         return Ok(());
     }
     outln!("{}", intro[1]);
@@ -587,6 +670,7 @@ pub fn run(args: Args) -> Result<()> {
             )
         }
     );
+    print_regimes(&results, regime.as_ref());
     Ok(())
 }
 

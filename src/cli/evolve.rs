@@ -92,12 +92,12 @@ pub enum ResumeCommand {
     },
 }
 
-fn run_spec(cfg: &Config, names: Vec<String>) -> RunSpec {
+fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
     let e = &cfg.evolution;
     let mut data = cfg.data_selection();
     // Stored absolute, so a run resumes from any working directory.
     data.path = data.path.map(|p| std::path::absolute(&p).unwrap_or(p));
-    RunSpec {
+    Ok(RunSpec {
         seed: e.seed,
         settings: cfg.settings(),
         split: cfg.split(),
@@ -105,7 +105,8 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> RunSpec {
         backtest: cfg.backtest_config(),
         data,
         seeds: names,
-    }
+        regime: super::regime_filter(cfg)?,
+    })
 }
 
 /// Loads the run's data and builds the problem (notes printed unless `quiet`).
@@ -170,7 +171,7 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|e| e.spec.name.clone())
         .collect();
-    let run = run_spec(&cfg, names);
+    let run = run_spec(&cfg, names)?;
     let mut lock = RunLock::acquire(&out)?;
     folder::claim_for_new_run(&out, args.overwrite)?;
     let loaded = build_problem(&run, super::quiet() || args.output.json)?;
@@ -235,7 +236,7 @@ fn resume(
     let mut ck = checkpoint::read(file)?;
     let current = super::load_config(config.as_deref())?;
     if let Some(path) = config {
-        let theirs = run_spec(&current, ck.run.seeds.clone());
+        let theirs = run_spec(&current, ck.run.seeds.clone())?;
         let differ = ck.run.differences(&theirs);
         if !differ.is_empty() {
             if !force {

@@ -57,6 +57,9 @@ pub struct EvolutionArgs {
     /// Seeds in the starting population, comma-separated (default: evolution.seeds, all).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<String>>,
+    /// Apply the regime filter ([regime] in the config) to every strategy's targets.
+    #[arg(long)]
+    pub regime: bool,
 }
 
 impl EvolutionArgs {
@@ -94,6 +97,9 @@ impl EvolutionArgs {
         if let Some(s) = &self.seeds {
             cfg.evolution.seeds = s.clone();
         }
+        if self.regime {
+            cfg.regime.enabled = true;
+        }
         Ok(())
     }
 }
@@ -114,6 +120,13 @@ pub struct DataArgs {
     /// Candle interval in file names, e.g. 1h (default: data.interval).
     #[arg(long)]
     pub interval: Option<String>,
+}
+
+/// The regime filter of `cfg` (`None` unless `regime.enabled` or `--regime`).
+pub fn regime_filter(cfg: &Config) -> Result<Option<organism::strategy::regime::RegimeFilter>> {
+    cfg.regime
+        .filter()
+        .map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))
 }
 
 /// The built-in defaults with `file` (a `--config`) laid over them.

@@ -151,6 +151,7 @@ pub fn run(args: Args) -> Result<()> {
         seed: cfg.evolution.seed,
         top: args.top,
         tick: &tick,
+        regime: super::regime_filter(&cfg)?,
     };
     let mut done: Vec<Window> = Vec::with_capacity(spans.len());
     for (k, span) in spans.iter().enumerate() {

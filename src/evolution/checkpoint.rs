@@ -39,8 +39,8 @@ use crate::{
 pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// Format version this build reads and writes. 3: the data selection holds a time range.
 /// 4: strategy programs (members, settings, the programs' risk genes among the specs).
-/// 5: the survival algorithm among the settings.
-pub const FORMAT_VERSION: u32 = 5;
+/// 5: the survival algorithm among the settings. 6: the regime filter in the run spec.
+pub const FORMAT_VERSION: u32 = 6;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";
@@ -105,6 +105,8 @@ pub struct RunSpec {
     pub data: DataSelection,
     /// Seed names, in seed-index order.
     pub seeds: Vec<String>,
+    /// The regime filter applied to every strategy's targets, if any.
+    pub regime: Option<crate::strategy::regime::RegimeFilter>,
 }
 
 /// One gene of a recorded spec: what decides how a genome's values are read.
@@ -221,6 +223,9 @@ impl RunSpec {
         }
         if self.data != other.data {
             d.push("data selection");
+        }
+        if self.regime != other.regime {
+            d.push("regime filter");
         }
         d
     }

@@ -226,6 +226,8 @@ pub struct UniverseProblem {
     pub validation: Vec<Prepared>,
     pub backtest: EngineConfig,
     pub aggregation: Aggregation,
+    /// Applied to every strategy's targets (`--regime`).
+    pub regime: Option<crate::strategy::regime::RegimeFilter>,
 }
 
 /// A run's problem built from its [`RunSpec`](super::checkpoint::RunSpec), with what was learnt
@@ -338,6 +340,7 @@ pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemEr
             validation: seg.validation.into_iter().map(Prepared::new).collect(),
             backtest: run.backtest,
             aggregation: run.aggregation,
+            regime: run.regime,
         },
         fingerprint,
         validation_from: seg.validation_from,
@@ -387,7 +390,8 @@ impl UniverseProblem {
             .collect()
     }
 
-    /// The per-bar targets of one genome (or program with risk genes `genes`) on `p`.
+    /// The per-bar targets of one genome (or program with risk genes `genes`) on `p`, through
+    /// the run's regime filter if it has one.
     pub fn targets(
         &self,
         seed: u16,
@@ -395,10 +399,14 @@ impl UniverseProblem {
         program: Option<&Program>,
         p: &Prepared,
     ) -> crate::strategy::Targets {
-        match program {
+        let mut t = match program {
             Some(prog) => seeds::program::targets(prog, genes, p),
             None => self.entries[seed as usize].targets(genes, p),
+        };
+        if let Some(f) = &self.regime {
+            p.regimes(&f.volatility).apply(&f.policy, &mut t);
         }
+        t
     }
 
     fn score(

@@ -124,6 +124,8 @@ pub struct Setup<'a> {
     pub top: usize,
     /// Called once per fresh evaluation (progress).
     pub tick: &'a (dyn Fn() + Sync),
+    /// Applied to every strategy's targets, in training and test windows alike.
+    pub regime: Option<crate::strategy::regime::RegimeFilter>,
 }
 
 /// One selected member and its figures (aggregated over coins as evolution scores them).
@@ -236,6 +238,7 @@ pub fn run_window(
         validation: seg.validation.into_iter().map(Prepared::new).collect(),
         backtest: setup.backtest,
         aggregation: setup.aggregation,
+        regime: setup.regime,
     };
     let evolver = Evolver::new(&problem, setup.settings.clone());
     let mut state = evolver.init(setup.seed.wrapping_add(index as u64), setup.tick);

@@ -8,7 +8,11 @@ use std::{
 };
 
 use super::ml::ModelCache;
-use crate::{indicators as ind, market::Market};
+use crate::{
+    indicators as ind,
+    market::Market,
+    strategy::regime::{Regimes, VolatilityParams},
+};
 
 /// An indicator line and its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,6 +69,8 @@ pub struct Prepared {
     signals: RwLock<HashMap<SignalKey, Arc<Vec<i8>>>>,
     pub(crate) features: OnceLock<Arc<super::ml::Features>>,
     pub(crate) models: Arc<ModelCache>,
+    /// Regimes computed so far, by how volatility was measured (one entry in practice).
+    regimes: RwLock<Vec<(VolatilityParams, Arc<Regimes>)>>,
 }
 
 impl Prepared {
@@ -81,7 +87,25 @@ impl Prepared {
             signals: RwLock::new(HashMap::new()),
             features: OnceLock::new(),
             models,
+            regimes: RwLock::new(Vec::new()),
         }
+    }
+
+    /// The market's regimes under `p` (see [`crate::strategy::regime`]), computed on first use.
+    pub fn regimes(&self, p: &VolatilityParams) -> Arc<Regimes> {
+        if let Ok(v) = self.regimes.read() {
+            if let Some((_, r)) = v.iter().find(|(q, _)| q == p) {
+                return Arc::clone(r);
+            }
+        }
+        let r = Arc::new(Regimes::of(&self.market, p));
+        if let Ok(mut v) = self.regimes.write() {
+            if let Some((_, old)) = v.iter().find(|(q, _)| q == p) {
+                return Arc::clone(old);
+            }
+            v.push((*p, Arc::clone(&r)));
+        }
+        r
     }
 
     /// How many series this market keeps: [`MAX_CACHED_BYTES`] of them, at least 16 and at
