@@ -174,9 +174,7 @@ impl RegimeConfig {
         use crate::strategy::regime::{Action, Policy};
         let mut a = [Action::Trade; 7];
         for (i, (key, text)) in self.actions().iter().enumerate() {
-            a[i] = text
-                .parse()
-                .map_err(|m| (format!("regime.{key}"), m))?;
+            a[i] = text.parse().map_err(|m| (format!("regime.{key}"), m))?;
         }
         Ok(Policy {
             volatility: [a[0], a[1], a[2]],

@@ -186,7 +186,7 @@ impl std::str::FromStr for Action {
             "flat" => Ok(Self::Flat),
             other => match other.parse::<f64>() {
                 Ok(f) if f > 0.0 && f < 1.0 => Ok(Self::Scale(f)),
-                Ok(f) if f == 1.0 => Ok(Self::Trade),
+                Ok(1.0) => Ok(Self::Trade),
                 _ => Err(format!(
                     "`{other}` is not an action: trade, flat, or a scale in (0, 1]"
                 )),
