@@ -165,6 +165,22 @@ fn the_planted_edge_is_promoted_and_recorded() {
             assert_eq!(stages.last().unwrap()["passed"], false);
             assert_eq!(c["stopped_at"], stages.last().unwrap()["stage"]);
         }
+        // Figures per volatility regime (no Fear & Greed index here), and the policy they
+        // suggest.
+        let regimes: Vec<&str> = c["regimes"]["validation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["regime"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            regimes,
+            ["low_volatility", "normal_volatility", "high_volatility"]
+        );
+        assert_eq!(
+            c["regime_policy"]["volatility"].as_array().unwrap().len(),
+            3
+        );
         // Strategy ids: {seed}_{generation}_{hash8}.
         assert_eq!(
             c["strategy"].as_str().unwrap(),
@@ -181,6 +197,7 @@ fn the_planted_edge_is_promoted_and_recorded() {
     assert!(html.contains("class=\"mark\""));
     assert!(html.matches("class=\"bar\"").count() >= 30);
     assert!(html.contains(">holdout</text>"));
+    assert!(html.contains("policy from the validation figures"));
 
     // The registry holds every candidate; the promoted ones as promoted, with equal weights.
     let list = json(organism(&[

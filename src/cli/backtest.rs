@@ -15,7 +15,7 @@ use organism::{
     promotion::report::{backtest_report, CoinBacktest},
     seeds::{self, Prepared},
     strategy::{
-        regime::{figures_by_regime, RegimeFilter},
+        regime::{figures_by_regime, RegimeFigure, RegimeFilter},
         Targets,
     },
 };
@@ -244,7 +244,7 @@ struct CoinResult {
     report: BacktestReport,
     metrics: Metrics,
     /// With a regime filter: `(regime, bars, Sharpe)` of the bars each regime decided.
-    regimes: Option<Vec<(&'static str, usize, f64)>>,
+    regimes: Option<Vec<RegimeFigure>>,
 }
 
 /// The regime filter's policy and, per coin, the Sharpe of the bars each regime decided.
@@ -274,7 +274,7 @@ fn print_regimes(results: &[CoinResult], filter: Option<&RegimeFilter>) {
         let Some(g) = &r.regimes else { continue };
         let parts: Vec<String> = g
             .iter()
-            .map(|(name, bars, sharpe)| format!("{name} {sharpe:.2} ({bars} bars)"))
+            .map(|f| format!("{} {:.2} ({} bars)", f.regime, f.sharpe, f.bars))
             .collect();
         outln!(
             "{}: Sharpe of the bars each regime decided: {}",
@@ -294,14 +294,7 @@ fn coin_json(r: &CoinResult) -> Result<serde_json::Value> {
         o.insert("coin".into(), r.market.coin.clone().into());
         o.insert("bars".into(), r.market.candles.len().into());
         if let Some(g) = &r.regimes {
-            o.insert(
-                "regimes".into(),
-                g.iter()
-                    .map(|(name, bars, sharpe)| {
-                        serde_json::json!({"regime": name, "bars": bars, "sharpe": sharpe})
-                    })
-                    .collect(),
-            );
+            o.insert("regimes".into(), serde_json::to_value(g)?);
         }
         o.insert(
             "monthly_returns".into(),

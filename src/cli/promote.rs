@@ -143,6 +143,10 @@ pub fn run(args: Args) -> Result<()> {
         cfg: &cfg.promotion,
         trials,
         top: cfg.promotion.top,
+        regime: ck
+            .run
+            .regime
+            .map_or_else(|| cfg.regime.params(), |f| f.volatility),
     };
     let mut read_holdout = |i: usize| -> Result<usize> {
         let earlier = registry.holdout_reads(&ids[i], &run_name)?;
@@ -214,6 +218,12 @@ pub fn run(args: Args) -> Result<()> {
                 "validation": j.validation.figures,
                 "holdout": j.holdout.as_ref().and_then(|h| h.figures),
                 "stages": j.stages,
+                "regimes": {
+                    "train": j.train.regimes,
+                    "validation": j.validation.regimes,
+                    "holdout": j.holdout.as_ref().map(|h| &h.regimes),
+                },
+                "regime_policy": j.regime_policy,
             }),
             weight: if j.admitted { weight } else { 0.0 },
             status: Status::Candidate,
@@ -297,6 +307,12 @@ pub fn run(args: Args) -> Result<()> {
                     "validation": j.validation.figures,
                     "holdout": j.holdout.as_ref().and_then(|h| h.figures),
                     "stopped_at": j.stopped_at().map(|o| o.stage.as_str()),
+                    "regimes": {
+                        "train": j.train.regimes,
+                        "validation": j.validation.regimes,
+                        "holdout": j.holdout.as_ref().map(|h| &h.regimes),
+                    },
+                    "regime_policy": j.regime_policy,
                     "admitted": j.admitted,
                     "stages": j.stages,
                 })

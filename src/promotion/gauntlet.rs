@@ -46,6 +46,9 @@ use crate::{
     fitness::{self, luck, pbo::Pbo},
     market::{permute::permute_market, Market},
     seeds::Prepared,
+    strategy::regime::{
+        policy_from_figures, pooled_figures, Policy, RegimeFigure, Regimes, VolatilityParams,
+    },
 };
 
 /// The stages, in order.
@@ -540,6 +543,8 @@ impl Trials {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct SegmentRun {
     pub figures: Option<Figures>,
+    /// The Sharpe each regime decided, pooled over coins (training, validation, holdout).
+    pub regimes: Vec<RegimeFigure>,
     /// The equal-weight portfolio of its coins: timestamps and per-bar returns.
     #[serde(skip)]
     pub ts: Vec<i64>,
@@ -569,6 +574,9 @@ pub struct Judged {
     /// Validation Sharpe on each permuted copy (empty if it stopped before the nulls).
     #[serde(skip)]
     pub null_sharpes: Vec<f64>,
+    /// The regime policy its validation figures suggest: flat where it lost over at least a
+    /// month of bars ([`policy_from_figures`]).
+    pub regime_policy: Policy,
 }
 
 impl Judged {
@@ -586,6 +594,8 @@ pub struct Setup<'a> {
     pub trials: Trials,
     /// How many admissions this promotion may make.
     pub top: usize,
+    /// How volatility regimes are measured for the figures per regime.
+    pub regime: VolatilityParams,
 }
 
 /// The gauntlet's result for a run.
@@ -607,11 +617,13 @@ fn plain(agg: &Aggregation) -> Aggregation {
 }
 
 /// Backtests `r` on `markets` (targets from `targets_of`) and makes its segment run.
+/// With `by_regime`, also the figures per regime.
 fn segment_run(
     markets: &[Prepared],
     agg: &Aggregation,
     setup: &Setup<'_>,
     targets_of: &(dyn Fn(&Prepared) -> crate::strategy::Targets + Sync),
+    by_regime: bool,
 ) -> SegmentRun {
     let mut metrics = Vec::with_capacity(markets.len());
     let mut series = Vec::with_capacity(markets.len());
@@ -623,9 +635,24 @@ fn segment_run(
         ));
         metrics.push(m);
     }
+    let regimes = if by_regime {
+        let r: Vec<_> = markets.iter().map(|p| p.regimes(&setup.regime)).collect();
+        let parts: Vec<(&Regimes, &[f64])> = r
+            .iter()
+            .zip(&series)
+            .map(|(g, (_, ret))| (g.as_ref(), ret.as_slice()))
+            .collect();
+        let bpy = markets
+            .first()
+            .map_or(365.0 * 24.0, |p| p.market.candles.bars_per_year());
+        pooled_figures(&parts, bpy)
+    } else {
+        Vec::new()
+    };
     let (ts, returns) = fitness::mean_by_time(&series);
     SegmentRun {
         figures: Some(Figures::of(&metrics, agg)),
+        regimes,
         ts,
         returns,
     }
@@ -685,8 +712,8 @@ pub fn run<E>(
         .map(|r| {
             let t = |p: &Prepared| problem.targets(r.seed_index, &r.genes, r.program.as_ref(), p);
             (
-                segment_run(&problem.train, &agg, setup, &t),
-                segment_run(&problem.validation, &agg, setup, &t),
+                segment_run(&problem.train, &agg, setup, &t, true),
+                segment_run(&problem.validation, &agg, setup, &t, true),
             )
         })
         .collect();
@@ -711,7 +738,11 @@ pub fn run<E>(
             validation,
             holdout: None,
             null_sharpes: Vec::new(),
+            regime_policy: Policy::TRADE,
         };
+        // A month of bars per regime before a loss there counts.
+        judged.regime_policy =
+            policy_from_figures(&judged.validation.regimes, (bpy / 12.0) as usize);
         let tf = judged.train.figures.unwrap_or(r.train);
         let vf = judged.validation.figures.unwrap_or(r.validation);
         let targets = |p: &Prepared| problem.targets(r.seed_index, &r.genes, r.program.as_ref(), p);
@@ -732,14 +763,18 @@ pub fn run<E>(
                 r.id,
                 cfg.nulls
             ));
-            let flipped = segment_run(&problem.validation, &agg, setup, &|p: &Prepared| {
-                targets(p).flipped(&p.market.candles.close)
-            });
+            let flipped = segment_run(
+                &problem.validation,
+                &agg,
+                setup,
+                &|p: &Prepared| targets(p).flipped(&p.market.candles.close),
+                false,
+            );
             let null_sharpes: Vec<f64> = (0..cfg.nulls)
                 .into_par_iter()
                 .map(|k| {
                     let copy = null_copy(&problem.validation, setup.run.seed, k);
-                    segment_run(&copy, &agg, setup, &targets)
+                    segment_run(&copy, &agg, setup, &targets, false)
                         .figures
                         .map_or(0.0, |f| f.sharpe)
                 })
@@ -798,7 +833,7 @@ pub fn run<E>(
                 );
                 break 'stages;
             }
-            let h = segment_run(hm, &agg, setup, &targets);
+            let h = segment_run(hm, &agg, setup, &targets, true);
             let hs = h.figures.map_or(0.0, |f| f.sharpe);
             judged.holdout = Some(h);
             if !go(

@@ -6,7 +6,8 @@
 //! as a Sharpe-vs-drawdown scatter (training and validation) and the ranked members. A
 //! promotion report has the gauntlet's table and, for each candidate that reached the nulls,
 //! its equity over training, validation and (when read) the holdout with the segments marked,
-//! and the distribution of its Sharpe on the permuted copies with its own marked.
+//! the distribution of its Sharpe on the permuted copies with its own marked, and its Sharpe per
+//! market regime with the regime policy its validation figures suggest.
 
 use std::fmt::Write as _;
 
@@ -505,6 +506,33 @@ pub fn promotion_report(
             30,
             (own, &format!("candidate {own:.2}")),
         ));
+        if !j.validation.regimes.is_empty() {
+            body.push_str(
+                "<table><tr><th class=\"l\">regime</th><th>train Sharpe</th><th>validation Sharpe</th>\
+                 <th>holdout Sharpe</th><th>validation bars</th></tr>\n",
+            );
+            let find = |v: &[crate::strategy::regime::RegimeFigure], name: &str| {
+                v.iter().find(|f| f.regime == name).map(|f| f.sharpe)
+            };
+            for v in &j.validation.regimes {
+                let _ = writeln!(
+                    body,
+                    "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    v.regime.replace('_', " "),
+                    f(find(&j.train.regimes, v.regime)),
+                    f(Some(v.sharpe)),
+                    f(j.holdout.as_ref().and_then(|h| find(&h.regimes, v.regime))),
+                    v.bars
+                );
+            }
+            let p = &j.regime_policy;
+            let _ = writeln!(
+                body,
+                "</table>\n<p class=\"note\">policy from the validation figures (flat where it lost over a month of bars or more): volatility low / normal / high {} / {} / {}; extreme fear / fear / greed / extreme greed {} / {} / {} / {}</p>",
+                p.volatility[0], p.volatility[1], p.volatility[2],
+                p.sentiment[0], p.sentiment[1], p.sentiment[2], p.sentiment[3]
+            );
+        }
         body.push_str("<table>");
         for o in &j.stages {
             let _ = writeln!(
