@@ -30,7 +30,7 @@ enum Command {
     /// Walk-forward: evolve on rolling training windows and trade the selected members on the
     /// window after each; does evolution find edges on this market at all?
     Walkforward(Box<cli::walkforward::Args>),
-    /// Runs the validation gauntlet on a run's first front and promotes the survivors into the
+    /// Run the validation gauntlet on a run's first front and promote the survivors into the
     /// strategy registry.
     Promote(Box<cli::promote::Args>),
     /// The strategy registry: list, show, retire.

@@ -78,7 +78,16 @@ pub fn run(args: Args) -> Result<()> {
         .from
         .clone()
         .unwrap_or_else(|| PathBuf::from(&cfg.evolution.out));
+    if !target.exists() {
+        bail!(
+            "{}: no such run folder or checkpoint; evolve a run first (organism evolve) or name \
+             one with --from",
+            target.display()
+        );
+    }
     let (file, ck) = read_target(&target)?;
+    // Opened first: a registry that cannot be used stops the promotion before any work.
+    let mut registry = Registry::open(&registry_path)?;
     let entries = ck.seed_entries(&file)?;
     let say = |m: &str| {
         if !super::quiet() && !args.json {
@@ -114,7 +123,6 @@ pub fn run(args: Args) -> Result<()> {
         .to_string();
     let generation = ck.state.generation;
     let clock = WallClock;
-    let mut registry = Registry::open(&registry_path)?;
     let earlier_promotions = registry.promotions_reading_holdout(&run_name)?;
     let promotion = registry.begin_promotion(&PromotionRecord {
         at_ms: clock.now_ms(),
