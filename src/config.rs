@@ -112,6 +112,23 @@ pub struct PromotionConfig {
     pub max_correlation: f64,
 }
 
+/// `[portfolio]`: how capital is split across strategies.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioConfig {
+    pub allocation: String,
+    pub max_weight: f64,
+}
+
+impl PortfolioConfig {
+    /// The allocation method (validated when the config loads; equal if it somehow is not).
+    pub fn method(&self) -> crate::execution::risk::Allocation {
+        self.allocation
+            .parse()
+            .unwrap_or(crate::execution::risk::Allocation::Equal)
+    }
+}
+
 /// `[regime]`: the market-regime filter (`--regime` on `backtest` and `evolve`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,6 +220,7 @@ pub struct Config {
     pub backtest: BacktestSection,
     pub evolution: EvolutionConfig,
     pub promotion: PromotionConfig,
+    pub portfolio: PortfolioConfig,
     pub regime: RegimeConfig,
     pub exchange: ExchangeConfig,
 }
@@ -445,6 +463,16 @@ impl Config {
         range("promotion.max_pbo", p.max_pbo, 0.0, 1.0)?;
         range("promotion.holdout_fraction", p.holdout_fraction, 0.0, 10.0)?;
         range("promotion.max_correlation", p.max_correlation, -1.0, 1.0)?;
+        self.portfolio
+            .allocation
+            .parse::<crate::execution::risk::Allocation>()
+            .map_err(|m| err("portfolio.allocation", m))?;
+        range(
+            "portfolio.max_weight",
+            self.portfolio.max_weight,
+            0.01,
+            crate::execution::risk::HARD_CAP,
+        )?;
         let g = &self.regime;
         if !(2..=100_000).contains(&g.vol_window) {
             return Err(err(

@@ -199,7 +199,7 @@ fn the_planted_edge_is_promoted_and_recorded() {
     assert!(html.contains(">holdout</text>"));
     assert!(html.contains("policy from the validation figures"));
 
-    // The registry holds every candidate; the promoted ones as promoted, with equal weights.
+    // The registry holds every candidate; the promoted ones as promoted, with their weights.
     let list = json(organism(&[
         "strategies",
         "list",
@@ -227,8 +227,25 @@ fn the_planted_edge_is_promoted_and_recorded() {
     let mut want = promoted.clone();
     want.sort_unstable();
     assert_eq!(ids, want);
-    for v in listed.as_array().unwrap() {
-        assert!((v["weight"].as_f64().unwrap() - 1.0 / promoted.len() as f64).abs() < 1e-12);
+    // Inverse-volatility shares capped at 25 % (portfolio.*): with four or fewer strategies
+    // each gets the cap and the rest stays in cash; with more they sum to 1.
+    let weights: Vec<f64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["weight"].as_f64().unwrap())
+        .collect();
+    if promoted.len() <= 4 {
+        assert!(
+            weights.iter().all(|w| (w - 0.25).abs() < 1e-12),
+            "{weights:?}"
+        );
+    } else {
+        assert!(weights.iter().all(|w| *w <= 0.25 + 1e-12), "{weights:?}");
+        assert!(
+            (weights.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+            "{weights:?}"
+        );
     }
     let first = promoted[0];
     let shown = json(organism(&[

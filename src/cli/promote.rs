@@ -12,6 +12,7 @@ use organism::{
         problem::load_run,
         summary, Member,
     },
+    execution::risk::allocate,
     market::csv::write_atomic,
     promotion::{
         gauntlet::{self, Setup, Trials, Verdict},
@@ -173,12 +174,31 @@ pub fn run(args: Args) -> Result<()> {
         &mut load_holdout,
         &progress,
     )?;
-    let admitted = verdict.candidates.iter().filter(|j| j.admitted).count();
-    let weight = if admitted > 0 {
-        1.0 / admitted as f64
-    } else {
-        0.0
+    let admitted: Vec<usize> = (0..verdict.candidates.len())
+        .filter(|&i| verdict.candidates[i].admitted)
+        .collect();
+    let vols: Vec<f64> = admitted
+        .iter()
+        .map(|&i| {
+            let j = &verdict.candidates[i];
+            let r: Vec<f64> = j
+                .validation
+                .returns
+                .iter()
+                .chain(j.holdout.iter().flat_map(|h| &h.returns))
+                .copied()
+                .collect();
+            organism::fitness::Moments::of(&r).std()
+        })
+        .collect();
+    let shares = allocate(&vols, cfg.portfolio.method(), cfg.portfolio.max_weight);
+    let weight_of = |rank: usize| {
+        admitted
+            .iter()
+            .position(|&i| i == rank)
+            .map_or(0.0, |k| shares[k])
     };
+    let admitted = admitted.len();
     let now = clock.now_ms();
     let mut notes = Vec::new();
     if earlier_promotions > 0 && verdict.holdout_read {
@@ -233,7 +253,7 @@ pub fn run(args: Args) -> Result<()> {
                 },
                 "regime_policy": j.regime_policy,
             }),
-            weight: if j.admitted { weight } else { 0.0 },
+            weight: weight_of(j.rank),
             status: Status::Candidate,
             reason: stopped.map_or_else(String::new, |o| o.reason.clone()),
             created_ms: now,

@@ -34,6 +34,7 @@
 //!
 //! The engine never reads a clock and allocates only when it books a trade.
 
+pub mod risk;
 pub mod types;
 
 use serde::{Deserialize, Serialize};

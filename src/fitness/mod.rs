@@ -114,6 +114,14 @@ impl Moments {
         }
     }
 
+    /// Standard deviation (ddof 1); 0 for fewer than two values.
+    pub fn std(&self) -> f64 {
+        if self.n < 2 {
+            return 0.0;
+        }
+        (self.sum2 / (self.n - 1) as f64).sqrt()
+    }
+
     /// Annualized Sharpe (see [`sharpe`]).
     pub fn sharpe(&self, bars_per_year: f64) -> f64 {
         if self.n < 2 {

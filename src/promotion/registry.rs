@@ -210,7 +210,8 @@ pub struct Strategy {
     /// The gauntlet's figures (JSON): `train`, `validation` and `holdout` (each segment's
     /// figures, `null` where not measured) and `stages` (each stage's outcome).
     pub figures: serde_json::Value,
-    /// Share of capital (equal among the strategies one promotion admits).
+    /// Share of capital among the strategies one promotion admits (`[portfolio]`,
+    /// [`crate::execution::risk::allocate`]); 0 for those not admitted.
     pub weight: f64,
     pub status: Status,
     /// Why it has its status.
