@@ -92,6 +92,14 @@ fn promote(cfg: &Path, pop: &Path, reg: &Path, extra: &[&str]) -> serde_json::Va
     json(organism(&a))
 }
 
+/// `strategies ARGS --registry REG --json`.
+fn strategies(reg: &Path, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["strategies", args[0], "--registry", s(reg)];
+    a.extend_from_slice(&args[1..]);
+    a.push("--json");
+    json(organism(&a))
+}
+
 fn stage<'a>(candidate: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
     candidate["stages"]
         .as_array()
@@ -200,23 +208,9 @@ fn the_planted_edge_is_promoted_and_recorded() {
     assert!(html.contains("policy from the validation figures"));
 
     // The registry holds every candidate; the promoted ones as promoted, with their weights.
-    let list = json(organism(&[
-        "strategies",
-        "list",
-        "--registry",
-        s(&reg),
-        "--json",
-    ]));
+    let list = strategies(&reg, &["list"]);
     assert_eq!(list.as_array().unwrap().len(), candidates.len());
-    let listed = json(organism(&[
-        "strategies",
-        "list",
-        "--registry",
-        s(&reg),
-        "--status",
-        "promoted",
-        "--json",
-    ]));
+    let listed = strategies(&reg, &["list", "--status", "promoted"]);
     let mut ids: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -248,14 +242,7 @@ fn the_planted_edge_is_promoted_and_recorded() {
         );
     }
     let first = promoted[0];
-    let shown = json(organism(&[
-        "strategies",
-        "show",
-        "--registry",
-        s(&reg),
-        first,
-        "--json",
-    ]));
+    let shown = strategies(&reg, &["show", first]);
     assert_eq!(shown["strategy"]["status"], "promoted");
     assert_eq!(shown["strategy"]["verdict"], "passed");
     assert_eq!(shown["history"].as_array().unwrap().len(), 1);
@@ -272,16 +259,7 @@ fn the_planted_edge_is_promoted_and_recorded() {
         "--json",
     ]));
     // Retire: recorded with its reason, final.
-    let r = json(organism(&[
-        "strategies",
-        "retire",
-        "--registry",
-        s(&reg),
-        first,
-        "--reason",
-        "superseded",
-        "--json",
-    ]));
+    let r = strategies(&reg, &["retire", first, "--reason", "superseded"]);
     assert_eq!(r["status"], "retired");
     assert_eq!(r["reason"], "superseded");
     let again = organism(&[
@@ -314,14 +292,7 @@ fn the_planted_edge_is_promoted_and_recorded() {
             assert_eq!(h["figures"]["earlier_reads"], 1);
         }
     }
-    let shown = json(organism(&[
-        "strategies",
-        "show",
-        "--registry",
-        s(&reg),
-        first,
-        "--json",
-    ]));
+    let shown = strategies(&reg, &["show", first]);
     assert_eq!(shown["strategy"]["status"], "retired");
     assert_eq!(shown["history"].as_array().unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
@@ -383,15 +354,7 @@ fn return_permuted_copies_promote_nothing() {
         "{}",
         stdout(&o)
     );
-    let listed = json(organism(&[
-        "strategies",
-        "list",
-        "--registry",
-        s(&reg),
-        "--status",
-        "promoted",
-        "--json",
-    ]));
+    let listed = strategies(&reg, &["list", "--status", "promoted"]);
     assert!(listed.as_array().unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
