@@ -196,6 +196,20 @@ fn bad_checkpoints_are_clear_errors() {
             },
             "format version 99",
         ),
+        (
+            // A valid frame and checksum around a payload this build's layout cannot read:
+            // what a checkpoint of another build with the same format version looks like.
+            "other_build.bin",
+            {
+                let payload = [0xffu8; 16];
+                let mut b = good[..12].to_vec();
+                b.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+                b.extend_from_slice(&payload);
+                b.extend_from_slice(&checkpoint::fnv1a(&payload).to_le_bytes());
+                b
+            },
+            "another build of organism",
+        ),
     ];
     for (name, content, msg) in cases {
         let p = base.join(name);

@@ -71,7 +71,7 @@ pub enum CheckpointError {
     },
     #[error("{file}: corrupted checkpoint (checksum mismatch)")]
     Checksum { file: PathBuf },
-    #[error("{file}: corrupted checkpoint: {message}")]
+    #[error("{file}: this build cannot read the checkpoint ({message}); its checksum is intact, so another build of organism with the same format version wrote it: use that build, or start a new run")]
     Decode { file: PathBuf, message: String },
     #[error("{file}: impossible checkpoint content: {message}")]
     Content { file: PathBuf, message: String },
