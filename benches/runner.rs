@@ -12,7 +12,7 @@ use organism::{
         types::{Coin, Interval},
     },
     runner::{CandleStore, StrategyRunner},
-    seeds::registry,
+    seeds::{registry, Genome},
 };
 
 fn runner(c: &mut Criterion) {
@@ -43,14 +43,16 @@ fn runner(c: &mut Criterion) {
     group.sample_size(10);
     for e in registry().expect("seed specs") {
         let r = StrategyRunner::new(
-            e,
-            e.spec.default_genome(),
+            Genome::seed(e, e.spec.default_genome()),
             &cfg,
             SimulatedVenue::new(cfg.costs(), cfg.cash),
         );
         // The models of the history are fitted once, as a running runner has them.
-        let _ = r.newest(&store);
-        group.bench_function(e.spec.name.as_str(), |b| b.iter(|| r.newest(&store).0));
+        let history = store.market();
+        let _ = r.newest(&history);
+        group.bench_function(e.spec.name.as_str(), |b| {
+            b.iter(|| r.newest(&store.market()).target)
+        });
     }
     group.finish();
     let mut group = c.benchmark_group("candle_store");

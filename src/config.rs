@@ -200,6 +200,31 @@ impl RegimeConfig {
     }
 }
 
+/// `[paper]`: paper trading.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperConfig {
+    pub account: String,
+    pub capital: f64,
+    pub coins: Vec<String>,
+    pub interval: String,
+    pub store: String,
+    pub warmup_bars: usize,
+    pub stop_file: String,
+    pub gap_pause_bars: i64,
+    pub bar_wait_secs: f64,
+    pub regime_policy: String,
+    pub max_gross_leverage: f64,
+    pub daily_loss: f64,
+    pub max_drawdown: f64,
+    pub portfolio_max_gross_leverage: f64,
+    pub portfolio_daily_loss: f64,
+    pub portfolio_max_drawdown: f64,
+    pub min_days: f64,
+    pub max_tracking: f64,
+    pub min_sharpe_z: f64,
+}
+
 /// `[exchange]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +247,7 @@ pub struct Config {
     pub promotion: PromotionConfig,
     pub portfolio: PortfolioConfig,
     pub regime: RegimeConfig,
+    pub paper: PaperConfig,
     pub exchange: ExchangeConfig,
 }
 
@@ -473,6 +499,74 @@ impl Config {
             0.01,
             crate::execution::risk::HARD_CAP,
         )?;
+        let pp = &self.paper;
+        if pp.account.trim().is_empty() {
+            return Err(err("paper.account", "must not be empty".into()));
+        }
+        range("paper.capital", pp.capital, 1.0, 1e15)?;
+        if pp.coins.is_empty() || pp.coins.iter().any(|c| c.trim().is_empty()) {
+            return Err(err(
+                "paper.coins",
+                "must list at least one coin, none empty".into(),
+            ));
+        }
+        if crate::exchange::hyperliquid::interval_ms(&pp.interval).is_none() {
+            return Err(err(
+                "paper.interval",
+                format!("`{}` is not a Hyperliquid candle interval", pp.interval),
+            ));
+        }
+        if !(1..=5000).contains(&pp.warmup_bars) {
+            return Err(err(
+                "paper.warmup_bars",
+                format!("{} is out of range: must be in [1, 5000]", pp.warmup_bars),
+            ));
+        }
+        if !(0..=10_000).contains(&pp.gap_pause_bars) {
+            return Err(err(
+                "paper.gap_pause_bars",
+                format!(
+                    "{} is out of range: must be in [0, 10000]",
+                    pp.gap_pause_bars
+                ),
+            ));
+        }
+        range("paper.bar_wait_secs", pp.bar_wait_secs, 0.1, 86_400.0)?;
+        if !["suggested", "config"].contains(&pp.regime_policy.as_str()) {
+            return Err(err(
+                "paper.regime_policy",
+                format!("`{}` is not suggested or config", pp.regime_policy),
+            ));
+        }
+        range(
+            "paper.max_gross_leverage",
+            pp.max_gross_leverage,
+            0.1,
+            100.0,
+        )?;
+        range("paper.daily_loss", pp.daily_loss, 0.001, 1.0)?;
+        range("paper.max_drawdown", pp.max_drawdown, 0.001, 1.0)?;
+        range(
+            "paper.portfolio_max_gross_leverage",
+            pp.portfolio_max_gross_leverage,
+            0.1,
+            100.0,
+        )?;
+        range(
+            "paper.portfolio_daily_loss",
+            pp.portfolio_daily_loss,
+            0.001,
+            1.0,
+        )?;
+        range(
+            "paper.portfolio_max_drawdown",
+            pp.portfolio_max_drawdown,
+            0.001,
+            1.0,
+        )?;
+        range("paper.min_days", pp.min_days, 0.0, 3650.0)?;
+        range("paper.max_tracking", pp.max_tracking, 0.0, 1.0)?;
+        range("paper.min_sharpe_z", pp.min_sharpe_z, -100.0, 0.0)?;
         let g = &self.regime;
         if !(2..=100_000).contains(&g.vol_window) {
             return Err(err(

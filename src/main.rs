@@ -36,6 +36,9 @@ enum Command {
     /// The strategy registry: list, show, retire.
     #[command(subcommand)]
     Strategies(cli::strategies::StrategiesCommand),
+    /// Paper trading of the promoted strategies: run, replay, status, stop, resume.
+    #[command(subcommand)]
+    Paper(cli::paper::PaperCommand),
     /// Inspect runs: list them, show one ranked, export a member's genome.
     #[command(subcommand)]
     Runs(cli::runs::RunsCommand),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Walkforward(args) => cli::walkforward::run(*args),
         Command::Promote(args) => cli::promote::run(*args),
         Command::Strategies(cmd) => cli::strategies::run(cmd),
+        Command::Paper(cmd) => cli::paper::run(cmd),
         Command::Runs(cmd) => cli::runs::run(cmd),
         Command::Seeds(args) => cli::seeds::run(args),
         Command::Bench(cmd) => cli::bench::run(cmd),

@@ -13,7 +13,7 @@ use organism::{
         Market,
     },
     runner::{CandleStore, StoreError, StrategyRunner},
-    seeds::{registry, Prepared, SeedEntry},
+    seeds::{registry, Genome, Prepared, SeedEntry},
 };
 
 const BARS: usize = 2_200;
@@ -50,8 +50,7 @@ fn check(entry: &'static SeedEntry, genome: &[f64], m: &Market, cfg: &EngineConf
     let mut store = CandleStore::open(dir, &coin, Interval::H1).unwrap();
     assert!(store.is_empty());
     let mut runner = StrategyRunner::new(
-        entry,
-        genome.to_vec(),
+        Genome::seed(entry, genome.to_vec()),
         cfg,
         SimulatedVenue::new(cfg.costs(), cfg.cash),
     );
@@ -86,8 +85,9 @@ fn check(entry: &'static SeedEntry, genome: &[f64], m: &Market, cfg: &EngineConf
             )
             .unwrap();
         assert_eq!(missing, 0);
-        let step = runner.on_bar(&store).unwrap();
-        assert!(runner.on_bar(&store).is_none(), "stepped twice");
+        let history = store.market();
+        let step = runner.on_bar(&history).unwrap();
+        assert!(runner.on_bar(&history).is_none(), "stepped twice");
         let want = whole_targets.at(t);
         assert_eq!(
             step.target.position.to_bits(),
@@ -114,7 +114,7 @@ fn check(entry: &'static SeedEntry, genome: &[f64], m: &Market, cfg: &EngineConf
             ctx(t)
         );
     }
-    let (trades, in_market) = runner.finish(&store);
+    let (trades, in_market) = runner.finish(store.candles());
     assert_eq!(trades, whole.trades, "{}", entry.spec.name);
     assert_eq!(in_market, whole.bars_in_market, "{}", entry.spec.name);
     assert!(

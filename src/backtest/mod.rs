@@ -34,6 +34,42 @@ impl BacktestReport {
     }
 }
 
+/// The trade list as CSV (what `backtest --trades` and `paper replay --trades` write): one row
+/// per trade, prices and money as the shortest decimals that read back exactly.
+pub fn trades_csv(trades: &[Trade]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "side,entry_time_ms,entry_price,exit_time_ms,exit_price,size,fees,funding,pnl,exit_reason\n",
+    );
+    for t in trades {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{}",
+            t.side.as_str(),
+            t.entry_ts,
+            t.entry_price,
+            t.exit_ts,
+            t.exit_price,
+            t.size,
+            t.fees,
+            t.funding,
+            t.pnl,
+            t.exit_reason.as_str()
+        );
+    }
+    s
+}
+
+/// The equity curve as CSV (`timestamp_ms,equity`), one row per bar.
+pub fn equity_csv(ts: &[i64], equity: &[f64]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from("timestamp_ms,equity\n");
+    for (ts, v) in ts.iter().zip(equity) {
+        let _ = writeln!(s, "{ts},{v}");
+    }
+    s
+}
+
 /// Runs one backtest: every bar through the [execution engine](crate::execution) over a
 /// simulated venue. `funding_per_bar` is the funding rate summed per bar (may be empty for no
 /// funding); `targets` must have one entry per bar.

@@ -2,11 +2,11 @@
 //! on one or more coins, a metrics table (or JSON), optional trade and equity files and an
 //! HTML report.
 
-use std::{fmt::Write as _, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use organism::{
-    backtest::BacktestReport,
+    backtest::{equity_csv, trades_csv, BacktestReport},
     evolution::problem::{backtest_targets, Figures, Segment},
     execution::FillMode,
     fitness::{monthly_returns, Metrics},
@@ -134,11 +134,7 @@ impl Chosen {
     }
 
     fn targets(&self, data: &Prepared) -> Targets {
-        match (&self.g.program, self.g.entry) {
-            (Some(p), _) => seeds::program::targets(p, &self.g.genes, data),
-            (None, Some(e)) => e.targets(&self.g.genes, data),
-            (None, None) => Targets::flat(data.market.candles.len()),
-        }
+        self.g.targets(data)
     }
 
     /// The longest look-back in bars, and what uses it.
@@ -489,34 +485,14 @@ pub fn run(args: Args) -> Result<()> {
     );
     if let Some(path) = &args.trades {
         let r = &results[0];
-        let mut s = String::from(
-            "side,entry_time_ms,entry_price,exit_time_ms,exit_price,size,fees,funding,pnl,exit_reason\n",
-        );
-        for t in &r.report.trades {
-            let _ = writeln!(
-                s,
-                "{},{},{},{},{},{},{},{},{},{}",
-                t.side.as_str(),
-                t.entry_ts,
-                t.entry_price,
-                t.exit_ts,
-                t.exit_price,
-                t.size,
-                t.fees,
-                t.funding,
-                t.pnl,
-                t.exit_reason.as_str()
-            );
-        }
-        write_atomic(path, s.as_bytes())?;
+        write_atomic(path, trades_csv(&r.report.trades).as_bytes())?;
     }
     if let Some(path) = &args.equity {
         let r = &results[0];
-        let mut s = String::from("timestamp_ms,equity\n");
-        for (ts, v) in r.market.candles.ts.iter().zip(&r.report.equity) {
-            let _ = writeln!(s, "{ts},{v}");
-        }
-        write_atomic(path, s.as_bytes())?;
+        write_atomic(
+            path,
+            equity_csv(&r.market.candles.ts, &r.report.equity).as_bytes(),
+        )?;
     }
     let spec = chosen.spec;
     let genes = organism::evolution::summary::genes_line(spec, &chosen.g.genes, true);
@@ -528,7 +504,10 @@ pub fn run(args: Args) -> Result<()> {
         format!(
             "{}{} [{}], fill {}",
             spec.name,
-            match (chosen.g.program_line(), chosen.label.is_empty()) {
+            match (
+                super::runs::program_line(&chosen.g),
+                chosen.label.is_empty()
+            ) {
                 (Some(p), true) => format!(" {p}"),
                 (Some(p), false) => format!(" {p} ({})", chosen.label),
                 (None, true) => String::new(),

@@ -530,43 +530,26 @@ pub struct MemberRef {
     pub origin: String,
 }
 
-/// A stored strategy: a seed's genome, or a program with its risk genes.
-pub struct Genome {
-    /// The seed; `None` for a program.
-    pub entry: Option<&'static SeedEntry>,
-    pub program: Option<Program>,
-    /// The seed's genome, or the program's risk genes.
-    pub genes: Vec<f64>,
+pub use organism::seeds::Genome;
+
+/// The member id of `g` (see [`summary::member_id`]).
+pub fn genome_id(g: &Genome) -> Result<String> {
+    let canonical = g
+        .program
+        .as_ref()
+        .map(|p| program::canonical(p, &seed_spec));
+    Ok(summary::member_id(
+        &g.spec()?.name,
+        &g.genes,
+        canonical.as_deref(),
+    ))
 }
 
-impl Genome {
-    /// The spec `genes` follow: the seed's, or the programs' risk genes.
-    pub fn spec(&self) -> Result<&'static SeedSpec> {
-        match self.entry {
-            Some(e) => Ok(&e.spec),
-            None => Ok(seeds::program::risk_spec()?),
-        }
-    }
-
-    /// The member id of this genome (see [`summary::member_id`]).
-    pub fn id(&self) -> Result<String> {
-        let canonical = self
-            .program
-            .as_ref()
-            .map(|p| program::canonical(p, &seed_spec));
-        Ok(summary::member_id(
-            &self.spec()?.name,
-            &self.genes,
-            canonical.as_deref(),
-        ))
-    }
-
-    /// A program's text on one line; `None` for a seed.
-    pub fn program_line(&self) -> Option<String> {
-        self.program
-            .as_ref()
-            .map(|p| summary::program_line(p, &seed_spec))
-    }
+/// A program's text on one line; `None` for a seed.
+pub fn program_line(g: &Genome) -> Option<String> {
+    g.program
+        .as_ref()
+        .map(|p| summary::program_line(p, &seed_spec))
 }
 
 /// A seed's gene spec by name (for programs' `seed` terminals).
@@ -635,7 +618,7 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
             .map_err(anyhow::Error::msg)?;
         let origin = format!("{}: member {}", place.display(), row.id);
         let genome = genome_of(&row.seed, row.program.as_deref(), &row.genes, &origin)?;
-        if genome.id()? != row.id {
+        if genome_id(&genome)? != row.id {
             bail!(
                 "{}: member {}'s genes do not match its id (the file was edited?); \
                  use the checkpoint instead",
@@ -670,7 +653,7 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
                 program: m.program.clone(),
                 genes: m.genes.clone(),
             };
-            Ok((g.id()?, g))
+            Ok((genome_id(&g)?, g))
         })
         .collect::<Result<_>>()?;
     found.sort_by(|a, b| a.0.cmp(&b.0));
@@ -700,7 +683,7 @@ pub fn genome_toml(m: &MemberRef) -> Result<String> {
         "# organism genome: member {} of {}\n# backtest it with: organism backtest --genome FILE\nseed = \"{}\"\n",
         m.id, m.origin, spec.name
     );
-    if let Some(text) = g.program_line() {
+    if let Some(text) = program_line(g) {
         // A TOML literal string: programs hold no single quotes.
         s.push_str(&format!("program = '{text}'\n"));
     }
@@ -723,33 +706,38 @@ pub fn genome_toml(m: &MemberRef) -> Result<String> {
 pub fn read_genome(path: &Path) -> Result<Genome> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
+    parse_genome(&text, &path.display().to_string())
+}
+
+/// Reads a genome from its TOML `text` (see [`genome_toml`]); errors name `origin`.
+pub fn parse_genome(text: &str, origin: &str) -> Result<Genome> {
     let table: toml::Table = text
         .parse()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", origin, e.message()))?;
     for key in table.keys() {
         if !["seed", "program", "genes"].contains(&key.as_str()) {
             bail!(
                 "{}: unknown key `{key}` (a genome file has `seed`, `program` for a program, and `[genes]`)",
-                path.display()
+                origin
             );
         }
     }
     let Some(seed) = table.get("seed").and_then(|v| v.as_str()) else {
-        bail!("{}: `seed = \"NAME\"` is missing", path.display());
+        bail!("{}: `seed = \"NAME\"` is missing", origin);
     };
     let program = match table.get("program") {
         None => None,
         Some(toml::Value::String(p)) => Some(p.as_str()),
         Some(other) => bail!(
             "{}: `program` must be a string, found {}",
-            path.display(),
+            origin,
             other.type_str()
         ),
     };
     let mut genes = Vec::new();
     if let Some(g) = table.get("genes") {
         let Some(g) = g.as_table() else {
-            bail!("{}: `genes` must be a table ([genes])", path.display());
+            bail!("{}: `genes` must be a table ([genes])", origin);
         };
         for (k, v) in g {
             let text = match v {
@@ -758,12 +746,12 @@ pub fn read_genome(path: &Path) -> Result<Genome> {
                 toml::Value::Float(f) => format!("{f:?}"),
                 other => bail!(
                     "{}: genes.{k}: expected a number or a choice name, found {}",
-                    path.display(),
+                    origin,
                     other.type_str()
                 ),
             };
             genes.push((k.clone(), text));
         }
     }
-    genome_of(seed, program, &genes, &path.display().to_string())
+    genome_of(seed, program, &genes, origin)
 }

@@ -34,6 +34,8 @@
 //!
 //! The engine never reads a clock and allocates only when it books a trade.
 
+pub mod journal;
+pub mod paper;
 pub mod risk;
 pub mod types;
 
@@ -186,6 +188,8 @@ pub enum ExitReason {
     StopLoss,
     TakeProfit,
     Liquidation,
+    /// Closed by the risk manager or the kill switch (paper and live only).
+    Risk,
     /// Still open at the end of the data (marked at the last close, not closed).
     Open,
 }
@@ -198,13 +202,14 @@ impl ExitReason {
             ExitReason::StopLoss => "stop-loss",
             ExitReason::TakeProfit => "take-profit",
             ExitReason::Liquidation => "liquidation",
+            ExitReason::Risk => "risk",
             ExitReason::Open => "open",
         }
     }
 }
 
 /// One round trip (or a position still open at the end).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trade {
     pub side: Side,
     pub entry_bar: usize,
@@ -256,7 +261,7 @@ impl Costs {
 
 /// A market order. `price` is the reference price it is sent against (the bar's open, a stop
 /// level or the close); a simulated venue fills at it with slippage.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     pub side: OrderSide,
     /// Size in coins (positive).
@@ -265,7 +270,7 @@ pub struct Order {
 }
 
 /// One execution of an order.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Fill {
     pub side: OrderSide,
     pub qty: f64,
@@ -325,7 +330,7 @@ pub trait Venue {
 
 /// The simulated venue: every market order fills at once at its reference price with the
 /// configured slippage and fee.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimulatedVenue {
     costs: Costs,
     cash: f64,
@@ -572,6 +577,39 @@ impl TargetView for TargetsAt<'_> {
     }
 }
 
+/// The open position of an [`EngineState`] (levels `None` when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PositionState {
+    pub side: Side,
+    pub entry_bar: usize,
+    pub entry_ts: i64,
+    pub entry_price: f64,
+    pub size: f64,
+    pub fees: f64,
+    pub funding: f64,
+    pub stop: Option<f64>,
+    pub take: Option<f64>,
+}
+
+/// Everything an engine carries from one bar to the next, apart from its venue and the trades
+/// already booked: what a journal stores so that a restarted runner continues exactly where it
+/// stopped. (`f64`s round-trip exactly through JSON: serde_json's `float_roundtrip`.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    pub position: Option<PositionState>,
+    pub blocked: Option<Side>,
+    pub ruined: bool,
+    /// The latest target (traded at the next open in next-open mode).
+    pub target: Target,
+    /// Index and close of the last bar stepped.
+    pub last: Option<(usize, f64)>,
+    pub bars_in_market: usize,
+}
+
+fn level(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
 /// The step-driven engine over a venue.
 #[derive(Debug, Clone)]
 pub struct Engine<V: Venue> {
@@ -640,6 +678,79 @@ impl<V: Venue> Engine<V> {
     /// The venue.
     pub fn venue(&self) -> &V {
         &self.venue
+    }
+
+    /// The venue, to drain what it recorded.
+    pub fn venue_mut(&mut self) -> &mut V {
+        &mut self.venue
+    }
+
+    /// The state to continue from (see [`Engine::restore`]).
+    pub fn state(&self) -> EngineState {
+        EngineState {
+            position: self.pos.map(|p| PositionState {
+                side: p.side,
+                entry_bar: p.entry_bar,
+                entry_ts: p.entry_ts,
+                entry_price: p.entry_price,
+                size: p.size,
+                fees: p.fees,
+                funding: p.funding,
+                stop: level(p.stop),
+                take: level(p.take),
+            }),
+            blocked: self.blocked,
+            ruined: self.ruined,
+            target: Target {
+                // An undefined position is flat to the engine; JSON has no NaN.
+                position: if self.target.position.is_nan() {
+                    0.0
+                } else {
+                    self.target.position
+                },
+                stop: level(self.target.stop),
+                take: level(self.target.take),
+            },
+            last: self.last,
+            bars_in_market: self.bars_in_market,
+        }
+    }
+
+    /// An engine that continues from `state` over `venue` (whose own state must be the one
+    /// saved with it), with no trades booked yet.
+    pub fn restore(cfg: &EngineConfig, venue: V, state: &EngineState) -> Self {
+        let mut e = Engine::new(cfg, venue);
+        e.pos = state.position.map(|p| Position {
+            side: p.side,
+            entry_bar: p.entry_bar,
+            entry_ts: p.entry_ts,
+            entry_price: p.entry_price,
+            size: p.size,
+            fees: p.fees,
+            funding: p.funding,
+            stop: p.stop.unwrap_or(f64::NAN),
+            take: p.take.unwrap_or(f64::NAN),
+        });
+        e.blocked = state.blocked;
+        e.ruined = state.ruined;
+        e.target = Pending::of(state.target);
+        e.last = state.last;
+        e.bars_in_market = state.bars_in_market;
+        e
+    }
+
+    /// The trades closed since the last call (they leave the engine's list).
+    pub fn take_trades(&mut self) -> Vec<Trade> {
+        std::mem::take(&mut self.trades)
+    }
+
+    /// Closes any open position at `price` (a market order, reason [`ExitReason::Risk`]) and
+    /// forgets the pending target, so nothing is traded at the next open. `bar` is the bar the
+    /// exit is booked at. The risk manager and the kill switch use this.
+    pub fn flatten(&mut self, bar: Bar, price: f64) {
+        self.exit(bar, price, ExitReason::Risk);
+        self.target = Pending::FLAT;
+        self.blocked = None;
     }
 
     /// Trades closed so far, in entry order.

@@ -334,16 +334,32 @@ pub struct ExitCounts {
     pub stop_loss: usize,
     pub take_profit: usize,
     pub liquidation: usize,
+    /// Closed by the risk manager or the kill switch (paper and live; never in a backtest).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub risk: usize,
     /// Still open at the end of the data.
     pub open: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl ExitCounts {
     /// `signal 3, stop-loss 1, take-profit 0, liquidation 0, open 1`.
     pub fn describe(&self) -> String {
         format!(
-            "signal {}, stop-loss {}, take-profit {}, liquidation {}, open {}",
-            self.signal, self.stop_loss, self.take_profit, self.liquidation, self.open
+            "signal {}, stop-loss {}, take-profit {}, liquidation {}, {}open {}",
+            self.signal,
+            self.stop_loss,
+            self.take_profit,
+            self.liquidation,
+            if self.risk > 0 {
+                format!("risk {}, ", self.risk)
+            } else {
+                String::new()
+            },
+            self.open
         )
     }
 }
@@ -432,6 +448,7 @@ impl Metrics {
                 ExitReason::StopLoss => exits.stop_loss += 1,
                 ExitReason::TakeProfit => exits.take_profit += 1,
                 ExitReason::Liquidation => exits.liquidation += 1,
+                ExitReason::Risk => exits.risk += 1,
                 // Still open: not a closed trade.
                 ExitReason::Open => {
                     exits.open += 1;
@@ -647,6 +664,7 @@ mod tests {
                 stop_loss: 1,
                 take_profit: 1,
                 liquidation: 0,
+                risk: 0,
                 open: 1
             }
         );

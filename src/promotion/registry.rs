@@ -70,6 +70,8 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX holdout_reads_by_strategy ON holdout_reads(strategy_id, run);
     CREATE INDEX status_changes_by_strategy ON status_changes(strategy_id);",
+    // Version 2: the paper / live journal.
+    crate::execution::journal::SCHEMA,
 ];
 
 /// Why the registry could not be used.
@@ -291,6 +293,16 @@ impl Registry {
             file: self.file.clone(),
             source,
         }
+    }
+
+    /// The connection, for the journal (same database, same settings).
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The connection alone (for a journal kept apart from the registry's other uses).
+    pub fn into_connection(self) -> Connection {
+        self.conn
     }
 
     /// The file.
@@ -910,7 +922,7 @@ mod tests {
         }
         let e = Registry::open(&file).err().unwrap().to_string();
         assert!(
-            e.contains("schema version 99") && e.contains("knows (1)"),
+            e.contains("schema version 99") && e.contains("knows (2)"),
             "{e}"
         );
         let _ = std::fs::remove_dir_all(file.parent().unwrap().parent().unwrap());

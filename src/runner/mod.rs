@@ -1,6 +1,7 @@
-//! The bar-by-bar side of the pipeline: a persisted [`CandleStore`] of closed bars, and a
+//! The bar-by-bar side of the pipeline: a persisted [`CandleStore`] of closed bars, a
 //! [`StrategyRunner`] that, on each new closed bar, computes the strategy's newest target with the
-//! seed code `backtest` uses and steps the [execution engine](crate::execution) with it.
+//! code `backtest` uses and steps the [execution engine](crate::execution) with it, and the
+//! [paper trading session](paper) built on both.
 //!
 //! The runner recomputes the seed over the whole stored history from its first bar, so recursive
 //! indicators always see the same warm-up and the newest target is exactly the one the
@@ -15,6 +16,8 @@ use std::{
     sync::Arc,
 };
 
+pub mod paper;
+
 use crate::{
     execution::{Bar, Engine, EngineConfig, Venue},
     market::{
@@ -23,8 +26,11 @@ use crate::{
         types::{Coin, Interval},
         Candles, DataError, FundingSeries, Market,
     },
-    seeds::{ml::ModelCache, Prepared, SeedEntry},
-    strategy::Target,
+    seeds::{ml::ModelCache, Genome, Prepared},
+    strategy::{
+        regime::{RegimeFilter, Sentiment, Volatility},
+        Target,
+    },
 };
 
 /// Candle-store errors; each names the file.
@@ -262,13 +268,14 @@ impl CandleStore {
     }
 }
 
-/// One strategy (a seed and its genome) traded bar by bar through an engine.
+/// One strategy (a seed with its genome, or a program) traded bar by bar through an engine,
+/// with an optional regime filter.
 pub struct StrategyRunner<V: Venue> {
-    entry: &'static SeedEntry,
-    genome: Vec<f64>,
+    genome: Genome,
+    regime: Option<RegimeFilter>,
     engine: Engine<V>,
     models: Arc<ModelCache>,
-    /// Bars of the store already stepped.
+    /// Bars of the history already stepped (or skipped as warm-up).
     stepped: usize,
 }
 
@@ -281,16 +288,57 @@ pub struct Step {
     pub equity: f64,
 }
 
+/// The strategy's newest target and how the regime filter changed it.
+pub struct Decision {
+    /// The strategy's own target at the newest bar.
+    pub raw: Target,
+    /// After the regime filter (the raw target without one).
+    pub target: Target,
+    /// The newest bar's regimes (`None` when not known yet or without a filter).
+    pub volatility: Option<Volatility>,
+    pub sentiment: Option<Sentiment>,
+    /// The prepared history (indicator caches), for reuse.
+    pub prepared: Prepared,
+}
+
 impl<V: Venue> StrategyRunner<V> {
-    /// A runner of `genome` (in bounds) for `entry`, trading through `venue` with `cfg`'s rules.
-    pub fn new(entry: &'static SeedEntry, genome: Vec<f64>, cfg: &EngineConfig, venue: V) -> Self {
+    /// A runner of `genome` (genes in bounds), trading through `venue` with `cfg`'s rules.
+    pub fn new(genome: Genome, cfg: &EngineConfig, venue: V) -> Self {
+        Self::with_engine(genome, Engine::new(cfg, venue))
+    }
+
+    /// A runner over an engine already set up (a restored one, see [`Engine::restore`]).
+    pub fn with_engine(genome: Genome, engine: Engine<V>) -> Self {
         Self {
-            entry,
             genome,
-            engine: Engine::new(cfg, venue),
+            regime: None,
+            engine,
             models: Arc::default(),
             stepped: 0,
         }
+    }
+
+    /// The same runner with `filter` applied to every target.
+    pub fn with_regime(mut self, filter: Option<RegimeFilter>) -> Self {
+        self.regime = filter;
+        self
+    }
+
+    /// The same runner with the first `bars` of the history taken as already stepped: warm-up
+    /// bars that indicators see but that are not traded, or bars stepped before a restart.
+    pub fn after(mut self, bars: usize) -> Self {
+        self.stepped = bars;
+        self
+    }
+
+    /// Bars of the history stepped (or skipped).
+    pub fn stepped(&self) -> usize {
+        self.stepped
+    }
+
+    /// The traded genome.
+    pub fn genome(&self) -> &Genome {
+        &self.genome
     }
 
     /// The engine (trades, position, venue).
@@ -298,45 +346,79 @@ impl<V: Venue> StrategyRunner<V> {
         &self.engine
     }
 
+    /// The engine, for the risk manager's interventions and to drain its venue.
+    pub fn engine_mut(&mut self) -> &mut Engine<V> {
+        &mut self.engine
+    }
+
     /// Ends the run: trades (an open position marked at the last close) and bars in market.
-    pub fn finish(self, store: &CandleStore) -> (Vec<crate::execution::Trade>, usize) {
-        self.engine
-            .finish(store.candles().ts.last().copied().unwrap_or(0))
+    pub fn finish(self, history: &Candles) -> (Vec<crate::execution::Trade>, usize) {
+        self.engine.finish(history.ts.last().copied().unwrap_or(0))
     }
 
-    /// The target at the store's newest bar: the seed over the whole stored history (fitted
-    /// models reused), the last entry. Returns the prepared market too. Reads only; the engine
-    /// is not stepped.
+    /// The target at the newest bar of `history` (every bar from the first one the strategy
+    /// sees): the strategy over the whole history (fitted models reused), the regime filter
+    /// applied as `backtest --regime` applies it, the last entry. Reads only.
     ///
     /// # Panics
-    /// When the store is empty.
-    pub fn newest(&self, store: &CandleStore) -> (Target, Prepared) {
-        let prepared = Prepared::with_models(store.market(), self.models.clone());
-        let t = store.len() - 1;
-        (self.entry.targets(&self.genome, &prepared).at(t), prepared)
+    /// When `history` is empty.
+    pub fn newest(&self, history: &Market) -> Decision {
+        let prepared = Prepared::with_models(history.clone(), self.models.clone());
+        let t = history.candles.len() - 1;
+        let mut targets = self.genome.targets(&prepared);
+        let raw = targets.at(t);
+        let (mut volatility, mut sentiment) = (None, None);
+        if let Some(f) = &self.regime {
+            let r = prepared.regimes(&f.volatility);
+            r.apply(&f.policy, &mut targets);
+            volatility = r.volatility[t];
+            sentiment = r.sentiment[t];
+        }
+        Decision {
+            raw,
+            target: targets.at(t),
+            volatility,
+            sentiment,
+            prepared,
+        }
     }
 
-    /// Steps the engine through the store's newest bar: the seed's targets over the whole stored
-    /// history, the newest one, and the bar's events. Returns `None` when the newest bar was
-    /// already stepped.
+    /// Steps the engine through the newest bar of `history` with `target` as the target
+    /// computed at its close; returns the equity after the bar.
     ///
     /// # Panics
-    /// When bars were appended to the store without stepping each of them (the runner must see
-    /// every bar).
-    pub fn on_bar(&mut self, store: &CandleStore) -> Option<Step> {
-        let n = store.len();
-        if n == self.stepped {
+    /// When the history did not grow by exactly one bar since the last step (the runner must
+    /// see every bar).
+    pub fn step(&mut self, history: &Market, target: Target) -> f64 {
+        let n = history.candles.len();
+        assert_eq!(n, self.stepped + 1, "the runner must step every stored bar");
+        let t = n - 1;
+        tracing::debug!(
+            bar = t,
+            ts = history.candles.ts[t],
+            position = target.position,
+            "new target"
+        );
+        let equity = self.engine.step_bar(
+            Bar::of(&history.candles, t),
+            history.funding_per_bar[t],
+            target,
+        );
+        self.stepped = n;
+        equity
+    }
+
+    /// The newest target of `history` and the engine stepped with it. Returns `None` when the
+    /// newest bar was already stepped.
+    ///
+    /// # Panics
+    /// As [`StrategyRunner::step`].
+    pub fn on_bar(&mut self, history: &Market) -> Option<Step> {
+        if history.candles.len() == self.stepped {
             return None;
         }
-        assert_eq!(n, self.stepped + 1, "the runner must step every stored bar");
-        let (target, prepared) = self.newest(store);
-        let t = n - 1;
-        let m = &prepared.market;
-        tracing::debug!(seed = %self.entry.spec.name, bar = t, ts = m.candles.ts[t], position = target.position, "new target");
-        let equity = self
-            .engine
-            .step_bar(Bar::of(&m.candles, t), m.funding_per_bar[t], target);
-        self.stepped = n;
+        let target = self.newest(history).target;
+        let equity = self.step(history, target);
         Some(Step { target, equity })
     }
 }

@@ -45,6 +45,47 @@ impl std::fmt::Debug for SeedEntry {
     }
 }
 
+/// A tradeable strategy: a seed with its genome, or a program with the shared risk genes.
+#[derive(Debug, Clone)]
+pub struct Genome {
+    /// The seed; `None` for a program.
+    pub entry: Option<&'static SeedEntry>,
+    pub program: Option<crate::genome::program::Program>,
+    /// The seed's genome, or the program's risk genes (in bounds).
+    pub genes: Vec<f64>,
+}
+
+impl Genome {
+    /// A seed with its genome.
+    pub fn seed(entry: &'static SeedEntry, genes: Vec<f64>) -> Self {
+        Self {
+            entry: Some(entry),
+            program: None,
+            genes,
+        }
+    }
+
+    /// The spec `genes` follow: the seed's, or the programs' risk genes.
+    ///
+    /// # Errors
+    /// When the built-in risk spec does not parse (a build defect).
+    pub fn spec(&self) -> Result<&'static SeedSpec, GenomeError> {
+        match self.entry {
+            Some(e) => Ok(&e.spec),
+            None => program::risk_spec(),
+        }
+    }
+
+    /// Per-bar targets over `data` (flat for a genome with neither seed nor program).
+    pub fn targets(&self, data: &Prepared) -> Targets {
+        match (&self.program, self.entry) {
+            (Some(p), _) => program::targets(p, &self.genes, data),
+            (None, Some(e)) => e.targets(&self.genes, data),
+            (None, None) => Targets::flat(data.market.candles.len()),
+        }
+    }
+}
+
 impl SeedEntry {
     /// Whether the seed fits ML models (walk-forward, on long windows): `linear_svc_classifier`
     /// and `pca_tree_quantile`.

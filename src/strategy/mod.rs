@@ -8,7 +8,7 @@
 pub mod regime;
 
 /// What a strategy wants after one bar closes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     /// Signed fraction of equity (`> 0` long, `< 0` short, `0` flat).
     pub position: f64,

@@ -82,6 +82,10 @@ pub struct FeedConfig {
     pub reconnect_max: Duration,
     /// How often pending bars are checked against their close time.
     pub close_check_every: Duration,
+    /// Per `(coin, interval)`: the open time of the last bar the consumer already has. Bars up
+    /// to it are never delivered; bars after it that the stream does not send are backfilled
+    /// before the first one it does (a restarted runner misses nothing).
+    pub resume_from: BTreeMap<(String, String), i64>,
 }
 
 impl FeedConfig {
@@ -94,6 +98,7 @@ impl FeedConfig {
             reconnect_base: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(30),
             close_check_every: Duration::from_secs(1),
+            resume_from: BTreeMap::new(),
         }
     }
 }
@@ -348,7 +353,10 @@ async fn run(cfg: FeedConfig, ctx: Ctx) {
                 coin: coin.clone(),
                 interval: interval.clone(),
                 iv: interval_ms(interval)?,
-                last: None,
+                last: cfg
+                    .resume_from
+                    .get(&(coin.clone(), interval.clone()))
+                    .copied(),
                 pending: None,
             }),
             _ => None,

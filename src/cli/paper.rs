@@ -1,0 +1,872 @@
+//! `organism paper run | replay | status | stop | resume`: paper trading of the promoted
+//! strategies (see `organism::runner::paper`).
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context, Result};
+use organism::{
+    backtest::{equity_csv, trades_csv},
+    clock::{Clock, WallClock},
+    config::Config,
+    exchange::hyperliquid::{
+        info::InfoClient,
+        interval_ms,
+        ws::{self, FeedConfig, FeedEvent, Subscription},
+    },
+    execution::journal::{self, Kind, PORTFOLIO},
+    market::{csv::write_atomic, timerange::TimeRange, types::Coin, types::Interval, Market},
+    promotion::registry::{Registry, Status, Strategy},
+    runner::{
+        paper::{replay, BookSpec, Limits, Session, SessionConfig},
+        CandleStore,
+    },
+    seeds::Genome,
+    strategy::regime::{Policy, RegimeFilter},
+};
+use serde_json::{json, Value};
+
+use super::{format_ts, load_config, load_data, DataArgs};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PaperCommand {
+    /// Trade the promoted strategies on live market data (the WebSocket feed, backfilled over
+    /// REST) with simulated fills, journaling every bar; after a crash it continues from the
+    /// journal and processes the bars it missed.
+    Run(RunArgs),
+    /// Replay stored history through the paper session, one bar at a time: the trades, fills
+    /// and equity are those of `backtest` over the same span.
+    Replay(Box<ReplayArgs>),
+    /// Strategies, positions, PnL, regime, limits and the last bar of the paper session.
+    Status(StatusArgs),
+    /// The kill switch: the running session flattens everything and stops.
+    Stop(ControlArgs),
+    /// Lift the pauses (risk breaches, kill switch) of one strategy or of all.
+    Resume(ControlArgs),
+}
+
+/// Where the registry and the config are.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Where {
+    /// Config file laid over the built-in defaults ([paper], promotion.registry).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The registry and journal (default: promotion.registry).
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+}
+
+impl Where {
+    fn load(&self) -> Result<(Config, PathBuf)> {
+        let cfg = load_config(self.config.as_deref())?;
+        let reg = self
+            .registry
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&cfg.promotion.registry));
+        Ok((cfg, reg))
+    }
+
+    fn open_existing(&self) -> Result<(Config, Registry)> {
+        let (cfg, path) = self.load()?;
+        if !path.exists() {
+            bail!(
+                "{}: no registry yet; `organism promote` creates it",
+                path.display()
+            );
+        }
+        Ok((cfg, Registry::open(&path)?))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub at: Where,
+    /// Hyperliquid API base URL (default: HYPERLIQUID_API_URL, then exchange.api_url), e.g. a
+    /// local test exchange's http://127.0.0.1:8787.
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Stop after processing the bar that opens at this time (UTC ms): for tests and bounded runs.
+    #[arg(long, value_name = "MS")]
+    pub until_ts: Option<i64>,
+    /// No status line (logs only).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A strategy of the registry (id or unique prefix).
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "genome",
+        conflicts_with = "genome"
+    )]
+    pub strategy: Option<String>,
+    /// A genome file instead (TOML, as `organism runs export` writes it).
+    #[arg(long, value_name = "FILE")]
+    pub genome: Option<PathBuf>,
+    /// The registry (default: promotion.registry).
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+    /// First bar (UTC date YYYYMMDD, inclusive; default: the data's first).
+    #[arg(long, value_name = "YYYYMMDD")]
+    pub from: Option<String>,
+    /// End (UTC date YYYYMMDD, exclusive; default: after the data's last bar).
+    #[arg(long, value_name = "YYYYMMDD")]
+    pub to: Option<String>,
+    /// Coin (default: backtest.coin).
+    #[arg(long)]
+    pub coin: Option<String>,
+    /// Starting cash (default: backtest.cash).
+    #[arg(long)]
+    pub cash: Option<f64>,
+    /// Apply the regime filter: the strategy's suggested policy (with --strategy and
+    /// paper.regime_policy = "suggested"), else the [regime] actions.
+    #[arg(long)]
+    pub regime: bool,
+    /// Keep the journal in this database (default: in memory, discarded).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Write the trade list as CSV (the format of `backtest --trades`).
+    #[arg(long, value_name = "FILE")]
+    pub trades: Option<PathBuf>,
+    /// Write the equity curve as CSV (the format of `backtest --equity`).
+    #[arg(long, value_name = "FILE")]
+    pub equity: Option<PathBuf>,
+    /// One JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub at: Where,
+    /// One JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ControlArgs {
+    #[command(flatten)]
+    pub at: Where,
+    /// Only this strategy (id or `id/COIN`; resume only).
+    #[arg(long, value_name = "ID")]
+    pub strategy: Option<String>,
+    /// Why (recorded in the journal).
+    #[arg(long, default_value = "operator")]
+    pub reason: String,
+}
+
+pub fn run(cmd: PaperCommand) -> Result<()> {
+    match cmd {
+        PaperCommand::Run(a) => run_session(a),
+        PaperCommand::Replay(a) => run_replay(*a),
+        PaperCommand::Status(a) => status(a),
+        PaperCommand::Stop(a) => control(a, "stop"),
+        PaperCommand::Resume(a) => control(a, "resume"),
+    }
+}
+
+fn now_ms() -> i64 {
+    WallClock.now_ms()
+}
+
+/// The session settings of `cfg`.
+fn session_config(cfg: &Config) -> Result<SessionConfig> {
+    let p = &cfg.paper;
+    let engine = cfg.backtest_config();
+    Ok(SessionConfig {
+        engine,
+        book_limits: Limits {
+            max_gross_leverage: p.max_gross_leverage,
+            daily_loss: p.daily_loss,
+            max_drawdown: p.max_drawdown,
+        },
+        portfolio_limits: Limits {
+            max_gross_leverage: p.portfolio_max_gross_leverage,
+            daily_loss: p.portfolio_daily_loss,
+            max_drawdown: p.portfolio_max_drawdown,
+        },
+        interval_ms: interval_ms(&p.interval)
+            .with_context(|| format!("paper.interval `{}`", p.interval))?,
+        gap_pause_bars: p.gap_pause_bars,
+    })
+}
+
+/// A registry strategy's genome.
+fn genome_of(s: &Strategy) -> Result<Genome> {
+    super::runs::parse_genome(&s.genome, &format!("registry strategy {}", s.id))
+}
+
+/// The regime filter a strategy trades with: none unless enabled; the strategy's suggested
+/// policy or the config's actions.
+fn regime_of(cfg: &Config, enabled: bool, s: Option<&Strategy>) -> Result<Option<RegimeFilter>> {
+    if !enabled {
+        return Ok(None);
+    }
+    let mut c = cfg.clone();
+    c.regime.enabled = true;
+    let Some(mut f) = super::regime_filter(&c)? else {
+        return Ok(None);
+    };
+    if let Some(s) = s.filter(|_| cfg.paper.regime_policy == "suggested") {
+        if let Some(p) = s.figures.get("regime_policy") {
+            f.policy = serde_json::from_value::<Policy>(p.clone())
+                .with_context(|| format!("registry strategy {}: figures.regime_policy", s.id))?;
+        }
+    }
+    Ok(Some(f))
+}
+
+fn run_replay(a: ReplayArgs) -> Result<()> {
+    let cfg = a.data.config()?;
+    let (genome, strategy, label) = match (&a.strategy, &a.genome) {
+        (Some(id), _) => {
+            let path = a
+                .registry
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&cfg.promotion.registry));
+            if !path.exists() {
+                bail!(
+                    "{}: no registry yet; `organism promote` creates it",
+                    path.display()
+                );
+            }
+            let reg = Registry::open(&path)?;
+            let s = reg.get(id)?;
+            (genome_of(&s)?, Some(s.clone()), s.id)
+        }
+        (None, Some(f)) => (super::runs::read_genome(f)?, None, f.display().to_string()),
+        (None, None) => bail!("give --strategy ID or --genome FILE"),
+    };
+    let mut sel = cfg.data_selection();
+    let coin = a.coin.clone().unwrap_or_else(|| cfg.backtest.coin.clone());
+    sel.coins = vec![coin.clone()];
+    if a.from.is_some() || a.to.is_some() {
+        let text = format!(
+            "{}-{}",
+            a.from.as_deref().unwrap_or(""),
+            a.to.as_deref().unwrap_or("")
+        );
+        sel.timerange = Some(TimeRange::parse(&text).map_err(|m| {
+            anyhow::anyhow!("--from/--to: {}", m.trim_start_matches("--timerange "))
+        })?);
+    }
+    let universe = load_data(&sel)?;
+    let Some(market) = universe
+        .markets
+        .iter()
+        .find(|m| m.coin.eq_ignore_ascii_case(&coin))
+    else {
+        bail!("coin {coin} is not in {}", universe.origin);
+    };
+    let mut scfg = session_config(&cfg)?;
+    if let Some(c) = a.cash {
+        if !(c.is_finite() && c > 0.0) {
+            bail!("--cash {c}: must be a positive amount");
+        }
+        scfg.engine.cash = c;
+    }
+    // A replay is the backtest through the paper session: no risk limits.
+    scfg.book_limits = Limits::NONE;
+    scfg.portfolio_limits = Limits::NONE;
+    if let Some(iv) = market.candles.interval_ms() {
+        scfg.interval_ms = iv;
+    }
+    let regime = regime_of(&cfg, a.regime || cfg.regime.enabled, strategy.as_ref())?;
+    let spec = BookSpec {
+        strategy: strategy.as_ref().map_or("replay".into(), |s| s.id.clone()),
+        coin: market.coin.clone(),
+        genome,
+        regime,
+        cash: scfg.engine.cash,
+    };
+    let mut conn = match &a.journal {
+        Some(p) => Registry::open(p)?.into_connection(),
+        None => {
+            let c = rusqlite::Connection::open_in_memory()?;
+            c.execute_batch(journal::SCHEMA)?;
+            c
+        }
+    };
+    let account = format!("replay-{}", now_ms());
+    let r = replay(&mut conn, &account, scfg, spec, market, now_ms())?;
+    if let Some(p) = &a.trades {
+        write_atomic(p, trades_csv(&r.trades).as_bytes())?;
+    }
+    if let Some(p) = &a.equity {
+        write_atomic(p, equity_csv(&market.candles.ts, &r.equity).as_bytes())?;
+    }
+    let last = r.equity.last().copied().unwrap_or(scfg.engine.cash);
+    let closed = r
+        .trades
+        .iter()
+        .filter(|t| t.exit_reason != organism::execution::ExitReason::Open)
+        .count();
+    if a.json {
+        let v = json!({
+            "strategy": label, "coin": market.coin, "bars": market.candles.len(),
+            "from_ms": market.candles.ts.first(), "to_ms": market.candles.ts.last(),
+            "trades": r.trades.len(), "closed_trades": closed, "fills": r.fills,
+            "fees": r.fees.normalize().to_string(), "funding": r.funding.normalize().to_string(),
+            "final_equity": journal::decimal(last).normalize().to_string(),
+            "bars_in_market": r.bars_in_market, "account": a.journal.as_ref().map(|_| account.clone()),
+        });
+        outln!("{v}");
+    } else {
+        outln!(
+            "paper replay of {label} on {} ({} bars, {} to {}): {} trades ({} closed), {} fills, \
+             fees {}, funding {}, final equity {} ({:+.2} %)",
+            market.coin,
+            market.candles.len(),
+            format_ts(market.candles.ts[0]),
+            format_ts(*market.candles.ts.last().unwrap_or(&0)),
+            r.trades.len(),
+            closed,
+            r.fills,
+            r.fees.round_dp(2),
+            r.funding.round_dp(2),
+            journal::decimal(last).round_dp(2),
+            100.0 * (last / scfg.engine.cash - 1.0)
+        );
+        if let Some(p) = &a.journal {
+            outln!("journal: {} (account {account})", p.display());
+        }
+    }
+    Ok(())
+}
+
+fn control(a: ControlArgs, action: &str) -> Result<()> {
+    let (cfg, reg) = a.at.open_existing()?;
+    if action == "stop" && a.strategy.is_some() {
+        bail!("the kill switch stops every strategy; --strategy is for resume");
+    }
+    journal::request(
+        &reg.into_connection(),
+        &cfg.paper.account,
+        action,
+        a.strategy.as_deref(),
+        &a.reason,
+        now_ms(),
+    )?;
+    match action {
+        "stop" => outln!(
+            "kill switch filed for account `{}`: the running session flattens everything and stops \
+             (a session that is not running does it when it starts)",
+            cfg.paper.account
+        ),
+        _ => outln!(
+            "resume of {} filed for account `{}`; the session applies it within a second, or when it next starts",
+            a.strategy.as_deref().unwrap_or("every strategy"),
+            cfg.paper.account
+        ),
+    }
+    Ok(())
+}
+
+fn status(a: StatusArgs) -> Result<()> {
+    let (cfg, mut reg) = a.at.open_existing()?;
+    let account = cfg.paper.account.clone();
+    let conn = reg.connection();
+    let Some(p) = journal::latest(conn, &account, PORTFOLIO, Kind::Equity)? else {
+        if a.json {
+            outln!("{}", json!({"account": account, "session": null}));
+        } else {
+            outln!(
+                "no paper session in account `{account}` yet; start one with `organism paper run`"
+            );
+        }
+        return Ok(());
+    };
+    let session = journal::latest(conn, &account, PORTFOLIO, Kind::Session)?;
+    let capital: f64 = session
+        .as_ref()
+        .and_then(|s| s.body["capital"].as_str())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN);
+    let books: Vec<String> = session
+        .as_ref()
+        .and_then(|s| s.body["books"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| b["book"].as_str().map(String::from))
+        .collect();
+    let mut rows = Vec::new();
+    for b in &books {
+        let eq = journal::latest(conn, &account, b, Kind::Equity)?;
+        let dec = journal::latest(conn, &account, b, Kind::Decision)?;
+        rows.push(json!({
+            "book": b,
+            "equity": eq.as_ref().map(|e| e.body["equity"].clone()),
+            "position": eq.as_ref().map(|e| e.body["position"].clone()),
+            "close": eq.as_ref().map(|e| e.body["close"].clone()),
+            "paused": eq.as_ref().map(|e| e.body["paused"].clone()),
+            "peak": eq.as_ref().map(|e| e.body["state"]["risk"]["peak"].clone()),
+            "volatility": dec.as_ref().map(|d| d.body["volatility"].clone()),
+            "sentiment": dec.as_ref().map(|d| d.body["sentiment"].clone()),
+            "target": dec.as_ref().map(|d| d.body["target"]["position"].clone()),
+        }));
+    }
+    let equity: f64 = p.body["equity"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN);
+    let pending = journal::pending(conn, &account)?;
+    let breaches = journal::of_kind(conn, &account, Kind::Breach)?;
+    let last_breach = breaches.last().map(|b| b.body["reason"].clone());
+    if a.json {
+        outln!(
+            "{}",
+            json!({
+                "account": account, "last_bar_ms": p.bar_ts, "equity": p.body["equity"],
+                "capital": session.as_ref().map(|s| s.body["capital"].clone()),
+                "gross": p.body["gross"], "killed": p.body["killed"],
+                "portfolio_paused": p.body["state"]["risk"]["pause"],
+                "book_limits": session.as_ref().map(|s| s.body["book_limits"].clone()),
+                "portfolio_limits": session.as_ref().map(|s| s.body["portfolio_limits"].clone()),
+                "books": rows, "breaches": breaches.len(), "last_breach": last_breach,
+                "pending_requests": pending.iter().map(|c| json!({"action": c.action, "book": c.book, "reason": c.reason})).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(());
+    }
+    outln!(
+        "paper account `{account}`: last bar {} | equity {} ({:+.2} % on {}) | gross {}{}",
+        format_ts(p.bar_ts),
+        journal::decimal(equity).round_dp(2),
+        100.0 * (equity / capital - 1.0),
+        journal::decimal(capital).round_dp(2),
+        p.body["gross"].as_str().unwrap_or("?"),
+        if p.body["killed"] == Value::Bool(true) {
+            " | STOPPED by the kill switch (organism paper resume)"
+        } else {
+            ""
+        }
+    );
+    outln!(
+        "{:<40} {:>12} {:>12} {:>10} {:>8} {:>8}  {}",
+        "strategy/coin",
+        "equity",
+        "position",
+        "target",
+        "vol",
+        "sent.",
+        "state"
+    );
+    for r in &rows {
+        let s = |v: &Value| -> String {
+            match v {
+                Value::String(x) => x.clone(),
+                Value::Null => "-".into(),
+                other => other.to_string(),
+            }
+        };
+        let eq: f64 = r["equity"]
+            .as_str()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(f64::NAN);
+        outln!(
+            "{:<40} {:>12} {:>12} {:>10} {:>8} {:>8}  {}",
+            s(&r["book"]),
+            journal::decimal(eq).round_dp(2),
+            r["position"]
+                .as_str()
+                .and_then(|x| x.parse::<f64>().ok())
+                .map_or("-".into(), |x| format!("{x:.6}")),
+            s(&r["target"]),
+            s(&r["volatility"]),
+            s(&r["sentiment"]),
+            match &r["paused"] {
+                Value::String(x) => format!("paused: {x}"),
+                _ => "trading".into(),
+            }
+        );
+    }
+    if let Some(b) = last_breach {
+        outln!("risk breaches so far: {} (last: {})", breaches.len(), b);
+    }
+    for c in pending {
+        outln!(
+            "pending request: {} {} ({})",
+            c.action,
+            c.book.as_deref().unwrap_or("all"),
+            c.reason
+        );
+    }
+    Ok(())
+}
+
+/// Every bar the exchange has closed after `after` (open time) for `coin`, oldest first: pages
+/// of `candleSnapshot` until nothing newer comes; the newest bar returned is the one still
+/// forming and is left out.
+async fn closed_bars_after(
+    info: &InfoClient,
+    coin: &str,
+    interval: &str,
+    iv: i64,
+    after: i64,
+) -> Result<Vec<organism::exchange::hyperliquid::Candle>> {
+    let mut out: Vec<organism::exchange::hyperliquid::Candle> = Vec::new();
+    let mut start = after + iv;
+    loop {
+        let mut page = info
+            .candle_snapshot(coin, interval, start, i64::MAX / 4)
+            .await
+            .with_context(|| {
+                format!(
+                    "fetching {coin} {interval} candles from {}",
+                    format_ts(start)
+                )
+            })?;
+        page.sort_by_key(|c| c.t);
+        page.retain(|c| c.t >= start && (c.t - after) % iv == 0);
+        let Some(last) = page.last().map(|c| c.t) else {
+            break;
+        };
+        out.extend(page);
+        start = last + iv;
+    }
+    out.pop();
+    Ok(out)
+}
+
+/// Appends `bars` to `store` with the funding events of their hours (fetched once).
+async fn store_bars(
+    info: &InfoClient,
+    store: &mut CandleStore,
+    coin: &str,
+    iv: i64,
+    bars: &[organism::exchange::hyperliquid::Candle],
+) -> Result<()> {
+    let (Some(first), Some(last)) = (bars.first(), bars.last()) else {
+        return Ok(());
+    };
+    let mut funding = Vec::new();
+    let mut from = first.t;
+    let end = last.t + iv - 1;
+    loop {
+        let page = match info.funding_history(coin, from, Some(end)).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(
+                    coin,
+                    "funding history unavailable ({e}); these bars carry no funding"
+                );
+                break;
+            }
+        };
+        let Some(newest) = page.iter().map(|f| f.time).max() else {
+            break;
+        };
+        funding.extend(page.into_iter().filter(|f| f.time >= from && f.time <= end));
+        if newest >= end || newest < from {
+            break;
+        }
+        from = newest + 1;
+    }
+    funding.sort_by_key(|f| f.time);
+    funding.dedup_by_key(|f| f.time);
+    let mut k = 0;
+    for c in bars {
+        if store.candles().ts.last().is_some_and(|&l| c.t <= l) {
+            continue;
+        }
+        while k < funding.len() && funding[k].time < c.t + iv {
+            let f = funding[k];
+            let after_last = store_last_funding(store).is_none_or(|l| f.time > l);
+            if f.time >= c.t && after_last {
+                store.append_funding(f.time, f.rate)?;
+            }
+            k += 1;
+        }
+        let missing = store.append_bar(c.t, c.open, c.high, c.low, c.close, c.volume)?;
+        if missing > 0 {
+            tracing::warn!(
+                coin,
+                missing,
+                "bars before {} could not be had",
+                format_ts(c.t)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn store_last_funding(store: &CandleStore) -> Option<i64> {
+    store.market().funding.ts.last().copied()
+}
+
+/// Each coin's stored bars up to and including `ts`.
+fn histories_upto(stores: &BTreeMap<String, CandleStore>, ts: i64) -> BTreeMap<String, Market> {
+    stores
+        .iter()
+        .map(|(c, s)| {
+            let m = s.market();
+            let k = m.candles.ts.partition_point(|&t| t <= ts);
+            let h = if k == m.candles.len() {
+                m
+            } else {
+                m.slice(0..k)
+            };
+            (c.clone(), h)
+        })
+        .collect()
+}
+
+/// Where the session stands, one line.
+fn status_line(session: &Session, rows: &[journal::Entry]) -> String {
+    let p = rows
+        .iter()
+        .rev()
+        .find(|e| e.book == PORTFOLIO && e.kind == Kind::Equity);
+    let eq = p.and_then(|e| e.body["equity"].as_str()).unwrap_or("?");
+    let fills = rows.iter().filter(|e| e.kind == Kind::Fill).count();
+    let paused = session
+        .books()
+        .iter()
+        .filter(|b| {
+            rows.iter().rev().any(|e| {
+                e.kind == Kind::Equity && e.book == b.spec.key() && !e.body["paused"].is_null()
+            })
+        })
+        .count();
+    let eqd: f64 = eq.parse().unwrap_or(f64::NAN);
+    format!(
+        "bar {} | equity {} | {} books, {} paused | {} fills{}",
+        format_ts(session.last_ts().unwrap_or(0)),
+        journal::decimal(eqd).round_dp(2),
+        session.books().len(),
+        paused,
+        fills,
+        if session.killed() { " | STOPPED" } else { "" }
+    )
+}
+
+fn run_session(a: RunArgs) -> Result<()> {
+    let (cfg, reg_path) = a.at.load()?;
+    if !reg_path.exists() {
+        bail!(
+            "{}: no registry yet; `organism promote` creates it",
+            reg_path.display()
+        );
+    }
+    let mut reg = Registry::open(&reg_path)?;
+    let scfg = session_config(&cfg)?;
+    let p = cfg.paper.clone();
+    let account = p.account.clone();
+    let iv = scfg.interval_ms;
+    let interval: Interval = p
+        .interval
+        .parse()
+        .map_err(|m: String| anyhow::anyhow!("paper.interval: {m}"))?;
+    let mut strategies = reg.list(Some(Status::Paper))?;
+    strategies.extend(reg.list(Some(Status::Promoted))?);
+    strategies.sort_by(|x, y| x.id.cmp(&y.id));
+    if strategies.is_empty() {
+        bail!(
+            "{}: no promoted strategy to trade; `organism promote` admits them",
+            reg_path.display()
+        );
+    }
+    // Capital: each strategy's registry weight (equal shares when none has one), split
+    // equally across the coins; the rest stays in reserve.
+    let total_w: f64 = strategies.iter().map(|s| s.weight.max(0.0)).sum();
+    let n = strategies.len() as f64;
+    let mut specs = Vec::new();
+    for s in &strategies {
+        let w = if total_w > 0.0 {
+            s.weight.max(0.0)
+        } else {
+            1.0 / n
+        };
+        let genome = genome_of(s)?;
+        let regime = regime_of(&cfg, cfg.regime.enabled, Some(s))?;
+        for coin in &p.coins {
+            specs.push(BookSpec {
+                strategy: s.id.clone(),
+                coin: coin.clone(),
+                genome: genome.clone(),
+                regime,
+                cash: p.capital * w / p.coins.len() as f64,
+            });
+        }
+    }
+    let reserve = p.capital - specs.iter().map(|b| b.cash).sum::<f64>();
+    for s in strategies.iter().filter(|s| s.status == Status::Promoted) {
+        reg.set_status(
+            &s.id,
+            Status::Paper,
+            &format!("paper trading in account `{account}`"),
+            now_ms(),
+        )?;
+    }
+    let mut conn = reg.into_connection();
+    let url = cfg.api_url(a.api_url.as_deref());
+    let store_dir = PathBuf::from(&p.store);
+    let stop_file = PathBuf::from(&p.stop_file);
+    super::data::runtime()?.block_on(async move {
+        let info = std::sync::Arc::new(InfoClient::new(&url)?);
+        let mut stores = BTreeMap::new();
+        for c in &p.coins {
+            let coin = Coin::new(c).map_err(anyhow::Error::msg)?;
+            let s = CandleStore::open(&store_dir, &coin, interval)?;
+            for note in &s.notes {
+                tracing::warn!("{note}");
+            }
+            stores.insert(c.clone(), s);
+        }
+        let everything = |stores: &BTreeMap<String, CandleStore>| histories_upto(stores, i64::MAX);
+        let restored = Session::restore(&conn, &account, scfg, specs.clone(), &everything(&stores))?;
+        let mut session = match restored {
+            Some(s) => {
+                tracing::info!(account, "continuing the session from the journal at bar {}", format_ts(s.last_ts().unwrap_or(0)));
+                s
+            }
+            None => {
+                for (coin, store) in stores.iter_mut() {
+                    if store.is_empty() {
+                        let after = now_ms() - (p.warmup_bars as i64 + 2) * iv;
+                        let after = after.div_euclid(iv) * iv;
+                        let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
+                        let keep = bars.len().saturating_sub(p.warmup_bars);
+                        store_bars(&info, store, coin, iv, &bars[keep..]).await?;
+                    }
+                }
+                let (s, rows) = Session::start(&account, scfg, specs, reserve, &everything(&stores));
+                journal::append(&mut conn, &account, &rows, now_ms())?;
+                tracing::info!(account, books = s.books().len(), "paper session started after {} warm-up bars", p.warmup_bars);
+                s
+            }
+        };
+        // Bars closed while the runner was away.
+        for (coin, store) in stores.iter_mut() {
+            let after = store.candles().ts.last().copied().unwrap_or(now_ms());
+            let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
+            store_bars(&info, store, coin, iv, &bars).await?;
+        }
+        let subs: Vec<Subscription> = p
+            .coins
+            .iter()
+            .map(|c| Subscription::Candle { coin: c.clone(), interval: p.interval.clone() })
+            .collect();
+        let mut fc = FeedConfig::new(ws::ws_url(&url), subs);
+        fc.resume_from = stores
+            .iter()
+            .filter_map(|(c, s)| s.candles().ts.last().map(|&t| ((c.clone(), p.interval.clone()), t)))
+            .collect();
+        let mut feed = ws::spawn(fc, info.clone(), std::sync::Arc::new(WallClock));
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut waiting_since: Option<(i64, i64)> = None;
+        let wait_ms = p.bar_wait_secs * 1000.0;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let done = |s: &Session| a.until_ts.is_some_and(|u| s.last_ts().is_some_and(|l| l >= u));
+        loop {
+            // Every bar that all coins have (or that waited long enough), in time order.
+            loop {
+                if done(&session) {
+                    break;
+                }
+                let last = session.last_ts().unwrap_or(i64::MIN);
+                let next = stores
+                    .values()
+                    .filter_map(|s| {
+                        let ts = &s.candles().ts;
+                        ts.get(ts.partition_point(|&t| t <= last)).copied()
+                    })
+                    .min();
+                let Some(next) = next else { break };
+                let lagging = stores.values().any(|s| s.candles().ts.last().is_none_or(|&l| l < next));
+                if lagging {
+                    let since = match waiting_since {
+                        Some((t, at)) if t == next => at,
+                        _ => {
+                            waiting_since = Some((next, now_ms()));
+                            now_ms()
+                        }
+                    };
+                    if ((now_ms() - since) as f64) < wait_ms {
+                        break;
+                    }
+                }
+                let h = histories_upto(&stores, next);
+                let rows = session.on_bar(next, &h);
+                journal::append(&mut conn, &account, &rows, now_ms())?;
+                if !a.quiet {
+                    eprintln!("{}", status_line(&session, &rows));
+                }
+            }
+            if done(&session) {
+                tracing::info!(account, "reached --until-ts; stopping");
+                break;
+            }
+            // The kill switch and resume requests.
+            let mut requests = journal::pending(&conn, &account)?;
+            if stop_file.exists() {
+                requests.insert(0, journal::Control {
+                    id: -1,
+                    action: "stop".into(),
+                    book: None,
+                    reason: format!("stop file {}", stop_file.display()),
+                });
+            }
+            let mut stop = false;
+            for r in requests {
+                let h = everything_processed(&stores, &session);
+                let rows = if r.action == "stop" {
+                    stop = true;
+                    session.kill(&r.reason, &h)
+                } else {
+                    session.resume(r.book.as_deref(), &r.reason, &h)
+                };
+                let done_ids: Vec<i64> = [r.id].into_iter().filter(|&i| i >= 0).collect();
+                journal::append_acting_on(&mut conn, &account, &rows, &done_ids, now_ms())?;
+                if r.id < 0 {
+                    std::fs::remove_file(&stop_file).with_context(|| format!("{}: cannot remove after acting on it", stop_file.display()))?;
+                }
+                if stop {
+                    break;
+                }
+            }
+            if stop {
+                outln!("kill switch: every position flattened; the session is stopped (organism paper resume, then paper run, to trade again)");
+                break;
+            }
+            tokio::select! {
+                ev = feed.events.recv() => match ev {
+                    Some(FeedEvent::Candle { coin, candle, .. }) => {
+                        if session.last_ts().is_some_and(|l| candle.t <= l) {
+                            tracing::warn!(coin, "bar {} arrived after the session moved past it; dropped", format_ts(candle.t));
+                        } else if let Some(store) = stores.get_mut(&coin) {
+                            store_bars(&info, store, &coin, iv, &[candle]).await?;
+                        }
+                    }
+                    Some(FeedEvent::Malformed(m)) => tracing::warn!("feed: skipped a message: {m}"),
+                    Some(FeedEvent::Reconnected(n)) => tracing::info!("feed reconnected ({n} so far)"),
+                    Some(_) => {}
+                    None => bail!("the market feed stopped"),
+                },
+                _ = tick.tick() => {}
+                _ = &mut ctrl_c => {
+                    tracing::info!("interrupted; the journal holds every processed bar");
+                    break;
+                }
+            }
+        }
+        feed.stop();
+        Ok(())
+    })
+}
+
+/// Each coin's bars up to the last one the session processed.
+fn everything_processed(
+    stores: &BTreeMap<String, CandleStore>,
+    s: &Session,
+) -> BTreeMap<String, Market> {
+    histories_upto(stores, s.last_ts().unwrap_or(i64::MIN))
+}

@@ -1,0 +1,108 @@
+//! The paper venue: the [simulated venue](super::SimulatedVenue)'s fills, fees and funding
+//! (the very same code, not a copy), plus a record of every order, fill and funding payment so
+//! the runner can journal them. Paper trading therefore books exactly what a backtest books.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Ack, Costs, Fill, Order, OrderId, SimulatedVenue, Venue, VenueError};
+
+/// What the paper venue did, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum VenueEvent {
+    /// An order was sent.
+    Order { id: u64, order: Order },
+    /// It was filled.
+    Fill { id: u64, fill: Fill },
+    /// Funding was booked for the held position (received when positive).
+    Funding { amount: f64 },
+}
+
+/// The paper venue (see the module documentation). Its state is the simulated venue's: cash,
+/// position and the last order id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaperVenue {
+    sim: SimulatedVenue,
+    #[serde(skip)]
+    events: Vec<VenueEvent>,
+}
+
+impl PaperVenue {
+    /// A paper account with `cash` and `costs`.
+    pub fn new(costs: Costs, cash: f64) -> Self {
+        Self {
+            sim: SimulatedVenue::new(costs, cash),
+            events: Vec::new(),
+        }
+    }
+
+    /// The events since the last call.
+    pub fn drain(&mut self) -> Vec<VenueEvent> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+impl Venue for PaperVenue {
+    fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
+        let ack = self.sim.submit(order)?;
+        if let Ack::Filled(OrderId(id), fill) = ack {
+            self.events.push(VenueEvent::Order { id, order: *order });
+            self.events.push(VenueEvent::Fill { id, fill });
+        }
+        Ok(ack)
+    }
+    fn cancel(&mut self, id: OrderId) -> Result<(), VenueError> {
+        self.sim.cancel(id)
+    }
+    fn poll_fill(&mut self) -> Option<(OrderId, Fill)> {
+        self.sim.poll_fill()
+    }
+    fn position(&self) -> f64 {
+        self.sim.position()
+    }
+    fn balance(&self) -> f64 {
+        self.sim.balance()
+    }
+    fn book_funding(&mut self, amount: f64) {
+        self.sim.book_funding(amount);
+        self.events.push(VenueEvent::Funding { amount });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::OrderSide;
+
+    #[test]
+    fn books_as_the_simulated_venue_and_records_what_it_did() {
+        let costs = Costs {
+            fee: 0.001,
+            slippage: 0.01,
+        };
+        let mut p = PaperVenue::new(costs, 1000.0);
+        let order = Order {
+            side: OrderSide::Buy,
+            qty: 2.0,
+            price: 100.0,
+        };
+        let Ok(Ack::Filled(_, fill)) = p.submit(&order) else {
+            panic!("a paper order fills at once")
+        };
+        // 100 · 1.01 = 101; notional 202; fee 0.202.
+        assert_eq!(fill.price, 101.0);
+        assert!((fill.fee - 0.202).abs() < 1e-12);
+        assert!((p.balance() - (1000.0 - 202.0 - 0.202)).abs() < 1e-9);
+        assert_eq!(p.position(), 2.0);
+        p.book_funding(-1.5);
+        let ev = p.drain();
+        assert_eq!(ev.len(), 3);
+        assert_eq!(ev[0], VenueEvent::Order { id: 1, order });
+        assert_eq!(ev[1], VenueEvent::Fill { id: 1, fill });
+        assert_eq!(ev[2], VenueEvent::Funding { amount: -1.5 });
+        assert!(p.drain().is_empty());
+        // The state survives JSON exactly (the journal's snapshots).
+        let back: PaperVenue = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+}

@@ -1,0 +1,904 @@
+//! A paper trading session: several strategies on several coins, each a [`Book`] of its own
+//! cash traded through a [`StrategyRunner`] over the [paper venue](PaperVenue), with the regime
+//! filter, per-book and portfolio risk limits and a kill switch. Every bar's rows go to the
+//! [journal](crate::execution::journal) in one transaction before the session moves on, and a
+//! session is rebuilt from the journal after a crash.
+//!
+//! Bars are processed in time order across coins: bar `T` once every coin has delivered it (or
+//! is known to have skipped it), so the portfolio is marked at one instant and two runs over
+//! the same bars write the same journal whatever order the feed delivered them in.
+//!
+//! **Risk.** After each bar every book, then the portfolio, is marked at the close:
+//! * daily loss: equity below the last close of the previous UTC day by more than
+//!   `daily_loss` → flattened and paused until the next UTC day;
+//! * drawdown: equity below its peak since the session (or the last resume) started by more
+//!   than `max_drawdown` → flattened and paused until an operator resumes it;
+//! * gross leverage: open notional over equity above `max_gross_leverage` → flattened and
+//!   paused until the next UTC day.
+//!
+//! A portfolio breach flattens and pauses every book. Flattening closes at the bar's close with
+//! the engine's slippage and fee (exit reason `risk`); a paused book's targets are flat. The
+//! kill switch flattens every book at its coin's last close and pauses all until resumed.
+//!
+//! **Gaps.** A coin without bar `T` when the other coins have moved past it is a gap the feed
+//! could not fill: that coin's books are flattened at their last close and paused for
+//! `gap_pause_bars` bars after the gap, so they never trade across it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::StrategyRunner;
+use crate::{
+    execution::{
+        journal::{self, money, Entry, JournalError, Kind, PORTFOLIO},
+        paper::{PaperVenue, VenueEvent},
+        Bar, Engine, EngineConfig, EngineState, Trade, Venue as _,
+    },
+    market::Market,
+    seeds::Genome,
+    strategy::{regime::RegimeFilter, Target},
+};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Risk limits of a book or of the portfolio, as fractions (`f64::INFINITY`: none).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Open notional over equity.
+    pub max_gross_leverage: f64,
+    /// Loss since the last close of the previous UTC day, as a fraction of it.
+    pub daily_loss: f64,
+    /// Fall from the peak, as a fraction of it.
+    pub max_drawdown: f64,
+}
+
+impl Limits {
+    /// No limits.
+    pub const NONE: Limits = Limits {
+        max_gross_leverage: f64::INFINITY,
+        daily_loss: f64::INFINITY,
+        max_drawdown: f64::INFINITY,
+    };
+
+    fn to_json(self) -> Value {
+        let f = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
+        json!({"max_gross_leverage": f(self.max_gross_leverage), "daily_loss": f(self.daily_loss),
+            "max_drawdown": f(self.max_drawdown)})
+    }
+}
+
+/// Why and until when a book is paused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    pub reason: String,
+    /// Bar at whose close it started.
+    pub since_ts: i64,
+    /// First bar (open time) it may trade again; `None`: until an operator resumes it.
+    pub until_ts: Option<i64>,
+}
+
+/// The risk manager's memory of one book or of the portfolio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskState {
+    /// Highest equity since the start or the last resume.
+    pub peak: f64,
+    /// UTC day (days since the epoch) of the last mark.
+    pub day: i64,
+    /// Equity at the last close of the previous day.
+    pub day_start: f64,
+    /// Equity at the last mark.
+    pub last: f64,
+    pub pause: Option<Pause>,
+}
+
+impl RiskState {
+    fn new(equity: f64, day: i64) -> Self {
+        Self {
+            peak: equity,
+            day,
+            day_start: equity,
+            last: equity,
+            pause: None,
+        }
+    }
+
+    /// Marks `equity` at a close at `close_ms` with open notional `gross`; the breach, if any
+    /// (reason, first bar it may trade again).
+    fn mark(
+        &mut self,
+        close_ms: i64,
+        equity: f64,
+        gross: f64,
+        limits: &Limits,
+    ) -> Option<(String, Option<i64>)> {
+        // The bar closing at midnight belongs to the day it traded in.
+        let day = (close_ms - 1).div_euclid(DAY_MS);
+        if day != self.day {
+            self.day = day;
+            self.day_start = self.last;
+        }
+        self.last = equity;
+        self.peak = self.peak.max(equity);
+        let next_day = Some((day + 1) * DAY_MS);
+        let pct = |x: f64| format!("{:.2} %", 100.0 * x);
+        let daily = 1.0 - equity / self.day_start;
+        let drawdown = 1.0 - equity / self.peak;
+        let leverage = if equity > 0.0 {
+            gross / equity
+        } else {
+            f64::INFINITY
+        };
+        if daily > limits.daily_loss {
+            Some((
+                format!(
+                    "daily loss {} is over the limit {}",
+                    pct(daily),
+                    pct(limits.daily_loss)
+                ),
+                next_day,
+            ))
+        } else if drawdown > limits.max_drawdown {
+            Some((
+                format!(
+                    "drawdown {} is over the limit {}",
+                    pct(drawdown),
+                    pct(limits.max_drawdown)
+                ),
+                None,
+            ))
+        } else if leverage > limits.max_gross_leverage {
+            Some((
+                format!(
+                    "gross leverage {leverage:.2} is over the limit {:.2}",
+                    limits.max_gross_leverage
+                ),
+                next_day,
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// One strategy on one coin with its cash.
+#[derive(Debug, Clone)]
+pub struct BookSpec {
+    /// Registry id of the strategy.
+    pub strategy: String,
+    pub coin: String,
+    pub genome: Genome,
+    pub regime: Option<RegimeFilter>,
+    pub cash: f64,
+}
+
+impl BookSpec {
+    /// `strategy/coin`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.strategy, self.coin)
+    }
+}
+
+/// Settings of a session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionConfig {
+    pub engine: EngineConfig,
+    pub book_limits: Limits,
+    pub portfolio_limits: Limits,
+    /// Bar interval, ms.
+    pub interval_ms: i64,
+    /// Bars a book stays paused after a gap.
+    pub gap_pause_bars: i64,
+}
+
+/// A book's state as the journal keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BookState {
+    stepped: usize,
+    engine: EngineState,
+    venue: PaperVenue,
+    risk: RiskState,
+}
+
+/// The portfolio's state as the journal keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PortfolioState {
+    risk: RiskState,
+    /// Capital no book holds.
+    reserve: f64,
+    killed: bool,
+}
+
+/// One strategy on one coin, traded.
+pub struct Book {
+    pub spec: BookSpec,
+    runner: StrategyRunner<PaperVenue>,
+    risk: RiskState,
+}
+
+impl Book {
+    fn key(&self) -> String {
+        self.spec.key()
+    }
+
+    fn engine(&self) -> &Engine<PaperVenue> {
+        self.runner.engine()
+    }
+
+    /// Equity marked at `close`.
+    fn equity(&self, close: f64) -> f64 {
+        self.engine().equity_at(close)
+    }
+
+    /// What the book holds, for the journal and `paper status`.
+    fn snapshot(&self, close: f64) -> Value {
+        let e = self.engine();
+        let state = BookState {
+            stepped: self.runner.stepped(),
+            engine: e.state(),
+            venue: e.venue().clone(),
+            risk: self.risk.clone(),
+        };
+        json!({
+            "equity": money(self.equity(close)),
+            "cash": money(e.venue().balance()),
+            "position": money(e.signed_size()),
+            "close": money(close),
+            "paused": self.risk.pause.as_ref().map(|p| p.reason.clone()),
+            "state": state,
+        })
+    }
+
+    /// The venue's events and the closed trades since the last call, as rows.
+    fn drain(&mut self, bar_ts: i64, out: &mut Vec<Entry>) {
+        let key = self.key();
+        let events = self.runner.engine_mut().venue_mut().drain();
+        for ev in events {
+            let (kind, body) = match ev {
+                VenueEvent::Order { id, order } => (
+                    Kind::Order,
+                    json!({"id": id, "side": order.side, "qty": money(order.qty),
+                        "reference_price": money(order.price), "type": "market"}),
+                ),
+                VenueEvent::Fill { id, fill } => (
+                    Kind::Fill,
+                    json!({"id": id, "side": fill.side, "qty": money(fill.qty),
+                        "price": money(fill.price), "fee": money(fill.fee),
+                        "notional": money(fill.qty * fill.price)}),
+                ),
+                VenueEvent::Funding { amount } => (Kind::Funding, json!({"amount": money(amount)})),
+            };
+            out.push(Entry::new(key.clone(), bar_ts, kind, body));
+        }
+        for t in self.runner.engine_mut().take_trades() {
+            out.push(Entry::new(key.clone(), bar_ts, Kind::Trade, trade_json(&t)));
+        }
+    }
+}
+
+/// A trade as a journal body: every field, money as decimal strings.
+fn trade_json(t: &Trade) -> Value {
+    json!({
+        "side": t.side, "entry_bar": t.entry_bar, "entry_ts": t.entry_ts,
+        "entry_price": money(t.entry_price), "exit_bar": t.exit_bar, "exit_ts": t.exit_ts,
+        "exit_price": money(t.exit_price), "size": money(t.size), "fees": money(t.fees),
+        "funding": money(t.funding), "pnl": money(t.pnl), "exit_reason": t.exit_reason,
+    })
+}
+
+/// Reads a trade back from its journal body.
+///
+/// # Errors
+/// A message naming the field that is missing or malformed.
+pub fn trade_from_json(v: &Value) -> Result<Trade, String> {
+    let num = |k: &str| -> Result<f64, String> {
+        v.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<f64>().ok())
+            .ok_or_else(|| format!("trade field `{k}` is missing or not a number"))
+    };
+    let int = |k: &str| -> Result<i64, String> {
+        v.get(k)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("trade field `{k}` is missing or not an integer"))
+    };
+    let de = |k: &str| -> Result<Value, String> {
+        v.get(k)
+            .cloned()
+            .ok_or_else(|| format!("trade field `{k}` is missing"))
+    };
+    Ok(Trade {
+        side: serde_json::from_value(de("side")?).map_err(|e| format!("trade side: {e}"))?,
+        entry_bar: int("entry_bar")? as usize,
+        entry_ts: int("entry_ts")?,
+        entry_price: num("entry_price")?,
+        exit_bar: int("exit_bar")? as usize,
+        exit_ts: int("exit_ts")?,
+        exit_price: num("exit_price")?,
+        size: num("size")?,
+        fees: num("fees")?,
+        funding: num("funding")?,
+        pnl: num("pnl")?,
+        exit_reason: serde_json::from_value(de("exit_reason")?)
+            .map_err(|e| format!("trade exit_reason: {e}"))?,
+    })
+}
+
+fn target_json(t: &Target) -> Value {
+    json!({"position": if t.position.is_nan() { 0.0 } else { t.position }, "stop": t.stop, "take": t.take})
+}
+
+/// Session errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("journal of `{account}`, book {book}: {message}")]
+    State {
+        account: String,
+        book: String,
+        message: String,
+    },
+}
+
+/// A paper trading session (see the module documentation).
+pub struct Session {
+    account: String,
+    cfg: SessionConfig,
+    books: Vec<Book>,
+    portfolio: RiskState,
+    reserve: f64,
+    killed: bool,
+    /// Open time of the last bar processed.
+    last_ts: Option<i64>,
+}
+
+fn fresh_runner(spec: &BookSpec, cfg: &EngineConfig, stepped: usize) -> StrategyRunner<PaperVenue> {
+    let mut c = *cfg;
+    c.cash = spec.cash;
+    StrategyRunner::new(
+        spec.genome.clone(),
+        &c,
+        PaperVenue::new(c.costs(), spec.cash),
+    )
+    .with_regime(spec.regime)
+    .after(stepped)
+}
+
+impl Session {
+    /// A new session of `specs` whose coins' histories so far (`warmup`, keyed by coin) are
+    /// only warm-up: trading starts with the next bar. `reserve` is capital no book holds.
+    /// Returns the session and its first rows (to journal before anything else).
+    pub fn start(
+        account: &str,
+        cfg: SessionConfig,
+        specs: Vec<BookSpec>,
+        reserve: f64,
+        warmup: &BTreeMap<String, Market>,
+    ) -> (Session, Vec<Entry>) {
+        let last_ts = warmup
+            .values()
+            .filter_map(|m| m.candles.ts.last().copied())
+            .max();
+        let day = last_ts.map_or(0, |t| (t + cfg.interval_ms - 1).div_euclid(DAY_MS));
+        let books: Vec<Book> = specs
+            .into_iter()
+            .map(|spec| {
+                let stepped = warmup.get(&spec.coin).map_or(0, |m| m.candles.len());
+                Book {
+                    runner: fresh_runner(&spec, &cfg.engine, stepped),
+                    risk: RiskState::new(spec.cash, day),
+                    spec,
+                }
+            })
+            .collect();
+        let capital = reserve + books.iter().map(|b| b.spec.cash).sum::<f64>();
+        let s = Session {
+            account: account.to_string(),
+            cfg,
+            portfolio: RiskState::new(capital, day),
+            books,
+            reserve,
+            killed: false,
+            last_ts,
+        };
+        let ts = last_ts.unwrap_or(0);
+        let mut rows = vec![Entry::new(
+            PORTFOLIO,
+            ts,
+            Kind::Session,
+            json!({
+                "capital": money(capital),
+                "reserve": money(reserve),
+                "books": s.books.iter().map(|b| json!({"book": b.key(), "cash": money(b.spec.cash),
+                    "warmup_bars": b.runner.stepped(), "regime": b.spec.regime.is_some()})).collect::<Vec<_>>(),
+                "fee": s.cfg.engine.fee, "slippage": s.cfg.engine.slippage,
+                "fill": s.cfg.engine.fill.as_str(), "funding": s.cfg.engine.funding,
+                "book_limits": s.cfg.book_limits.to_json(),
+                "portfolio_limits": s.cfg.portfolio_limits.to_json(),
+            }),
+        )];
+        s.snapshots(ts, &last_closes(warmup), &mut rows);
+        (s, rows)
+    }
+
+    /// The session of `account` as its journal left it, with `specs` as its books (a book the
+    /// journal does not know starts fresh after the history it has now), or `None` when the
+    /// journal has no session of `account`.
+    ///
+    /// # Errors
+    /// [`SessionError`] when a stored state cannot be read or does not fit the history.
+    pub fn restore(
+        conn: &rusqlite::Connection,
+        account: &str,
+        cfg: SessionConfig,
+        specs: Vec<BookSpec>,
+        histories: &BTreeMap<String, Market>,
+    ) -> Result<Option<Session>, SessionError> {
+        let Some(p) = journal::latest(conn, account, PORTFOLIO, Kind::Equity)? else {
+            return Ok(None);
+        };
+        let bad = |book: &str, message: String| SessionError::State {
+            account: account.to_string(),
+            book: book.to_string(),
+            message,
+        };
+        let ps: PortfolioState = serde_json::from_value(p.body["state"].clone())
+            .map_err(|e| bad(PORTFOLIO, format!("portfolio state: {e}")))?;
+        let last_ts = p.bar_ts;
+        let mut books = Vec::new();
+        for spec in specs {
+            let key = spec.key();
+            let history_len = histories
+                .get(&spec.coin)
+                .map_or(0, |m| m.candles.ts.partition_point(|&t| t <= last_ts));
+            let book = match journal::latest(conn, account, &key, Kind::Equity)? {
+                Some(e) => {
+                    let st: BookState = serde_json::from_value(e.body["state"].clone())
+                        .map_err(|err| bad(&key, format!("state: {err}")))?;
+                    if st.stepped > history_len {
+                        return Err(bad(
+                            &key,
+                            format!(
+                                "the journal has stepped {} bars of {} but the candle store has only {history_len} up to {last_ts}",
+                                st.stepped, spec.coin
+                            ),
+                        ));
+                    }
+                    let mut c = cfg.engine;
+                    c.cash = spec.cash;
+                    let engine = Engine::restore(&c, st.venue, &st.engine);
+                    Book {
+                        runner: StrategyRunner::with_engine(spec.genome.clone(), engine)
+                            .with_regime(spec.regime)
+                            .after(st.stepped),
+                        risk: st.risk,
+                        spec,
+                    }
+                }
+                None => {
+                    let day = (last_ts + cfg.interval_ms - 1).div_euclid(DAY_MS);
+                    Book {
+                        runner: fresh_runner(&spec, &cfg.engine, history_len),
+                        risk: RiskState::new(spec.cash, day),
+                        spec,
+                    }
+                }
+            };
+            books.push(book);
+        }
+        Ok(Some(Session {
+            account: account.to_string(),
+            cfg,
+            books,
+            portfolio: ps.risk,
+            reserve: ps.reserve,
+            killed: ps.killed,
+            last_ts: Some(last_ts),
+        }))
+    }
+
+    /// The journal account.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// Open time of the last bar processed.
+    pub fn last_ts(&self) -> Option<i64> {
+        self.last_ts
+    }
+
+    /// Whether the kill switch has stopped the session.
+    pub fn killed(&self) -> bool {
+        self.killed
+    }
+
+    /// The books.
+    pub fn books(&self) -> &[Book] {
+        &self.books
+    }
+
+    /// Processes bar `ts`: `histories` holds each coin's bars up to and including `ts` (a coin
+    /// whose last bar is earlier skipped `ts`: a gap). Returns the rows to journal, in one
+    /// transaction, before the next bar.
+    ///
+    /// # Panics
+    /// When `ts` is not after the last bar processed.
+    pub fn on_bar(&mut self, ts: i64, histories: &BTreeMap<String, Market>) -> Vec<Entry> {
+        assert!(
+            self.last_ts.is_none_or(|l| ts > l),
+            "bars are processed once each, in order"
+        );
+        let mut rows = Vec::new();
+        for (coin, m) in histories {
+            let c = &m.candles;
+            if c.ts.last() == Some(&ts) {
+                let t = c.len() - 1;
+                rows.push(Entry::new(
+                    coin.clone(),
+                    ts,
+                    Kind::Bar,
+                    json!({"open": money(c.open[t]), "high": money(c.high[t]), "low": money(c.low[t]),
+                        "close": money(c.close[t]), "volume": money(c.volume[t]),
+                        "funding_rate": m.funding_per_bar[t]}),
+                ));
+            }
+        }
+        let close_ms = ts + self.cfg.interval_ms;
+        let gap_until = ts + (1 + self.cfg.gap_pause_bars) * self.cfg.interval_ms;
+        for b in &mut self.books {
+            let key = b.key();
+            let Some(m) = histories.get(&b.spec.coin) else {
+                continue;
+            };
+            let n = m.candles.len();
+            if m.candles.ts.last() != Some(&ts) {
+                // The coin skipped this bar: flatten at the last close, pause past the gap.
+                if n > 0 && b.runner.stepped() == n && m.candles.ts[n - 1] < ts {
+                    let last = Bar::of(&m.candles, n - 1);
+                    let held = b.engine().signed_size() != 0.0;
+                    b.runner.engine_mut().flatten(last, last.close);
+                    b.drain(ts, &mut rows);
+                    let reason = format!(
+                        "bar {ts} of {} is missing and could not be backfilled",
+                        b.spec.coin
+                    );
+                    rows.push(Entry::new(
+                        key.clone(),
+                        ts,
+                        Kind::Gap,
+                        json!({"reason": reason, "flattened": held, "until_ts": gap_until}),
+                    ));
+                    pause(b, &mut rows, ts, reason, Some(gap_until));
+                }
+                continue;
+            }
+            if n != b.runner.stepped() + 1 {
+                continue; // not this book's bar yet (a book added mid-history steps from now)
+            }
+            if let Some(p) = &b.risk.pause {
+                if p.until_ts.is_some_and(|u| u <= ts) && !self.killed {
+                    let reason = p.reason.clone();
+                    b.risk.pause = None;
+                    rows.push(Entry::new(
+                        key.clone(),
+                        ts,
+                        Kind::Resume,
+                        json!({"reason": format!("the pause ({reason}) is over")}),
+                    ));
+                }
+            }
+            let d = b.runner.newest(m);
+            let paused = b.risk.pause.is_some() || self.killed;
+            let traded = if paused { Target::FLAT } else { d.target };
+            rows.push(Entry::new(
+                key.clone(),
+                ts,
+                Kind::Decision,
+                json!({"raw": target_json(&d.raw), "regime_target": target_json(&d.target),
+                    "target": target_json(&traded),
+                    "volatility": d.volatility.map(|v| v.as_str()),
+                    "sentiment": d.sentiment.map(|s| s.as_str()),
+                    "paused": paused}),
+            ));
+            let equity = b.runner.step(m, traded);
+            b.drain(ts, &mut rows);
+            let close = m.candles.close[n - 1];
+            let gross = b.engine().signed_size().abs() * close;
+            if let Some((reason, until)) =
+                b.risk.mark(close_ms, equity, gross, &self.cfg.book_limits)
+            {
+                if b.risk.pause.is_none() {
+                    breach(b, Bar::of(&m.candles, n - 1), ts, &reason, until, &mut rows);
+                }
+            }
+        }
+        // The portfolio, marked at this close.
+        let closes = last_closes(histories);
+        let (equity, gross) = self.portfolio_marks(&closes);
+        if let Some((reason, until)) =
+            self.portfolio
+                .mark(close_ms, equity, gross, &self.cfg.portfolio_limits)
+        {
+            if self.portfolio.pause.is_none() {
+                rows.push(Entry::new(
+                    PORTFOLIO,
+                    ts,
+                    Kind::Breach,
+                    json!({"reason": format!("portfolio: {reason}"), "equity": money(equity)}),
+                ));
+                self.portfolio.pause = Some(Pause {
+                    reason: reason.clone(),
+                    since_ts: ts,
+                    until_ts: until,
+                });
+                for b in &mut self.books {
+                    if let Some(m) = histories
+                        .get(&b.spec.coin)
+                        .filter(|m| !m.candles.is_empty())
+                    {
+                        let last = Bar::of(&m.candles, m.candles.len() - 1);
+                        breach(
+                            b,
+                            last,
+                            ts,
+                            &format!("portfolio: {reason}"),
+                            until,
+                            &mut rows,
+                        );
+                    }
+                }
+            }
+        } else if self
+            .portfolio
+            .pause
+            .as_ref()
+            .is_some_and(|p| p.until_ts.is_some_and(|u| u <= ts + self.cfg.interval_ms))
+        {
+            self.portfolio.pause = None;
+        }
+        self.last_ts = Some(ts);
+        self.snapshots(ts, &closes, &mut rows);
+        rows
+    }
+
+    /// The kill switch: every book flattened at its coin's last close and paused until resumed.
+    pub fn kill(&mut self, reason: &str, histories: &BTreeMap<String, Market>) -> Vec<Entry> {
+        let ts = self.last_ts.unwrap_or(0);
+        let mut rows = vec![Entry::new(
+            PORTFOLIO,
+            ts,
+            Kind::Kill,
+            json!({"reason": reason}),
+        )];
+        self.killed = true;
+        for b in &mut self.books {
+            let Some(m) = histories.get(&b.spec.coin) else {
+                continue;
+            };
+            let n = b.runner.stepped().min(m.candles.len());
+            if n == 0 {
+                continue;
+            }
+            let last = Bar::of(&m.candles, n - 1);
+            b.runner.engine_mut().flatten(last, last.close);
+            b.drain(ts, &mut rows);
+            pause(b, &mut rows, ts, format!("kill switch: {reason}"), None);
+        }
+        self.snapshots(ts, &last_closes(histories), &mut rows);
+        rows
+    }
+
+    /// Lifts the pauses of `book` (every book for `None`) and the kill switch; peaks and day
+    /// starts are reset to the current equity. Returns the rows to journal.
+    pub fn resume(
+        &mut self,
+        book: Option<&str>,
+        reason: &str,
+        histories: &BTreeMap<String, Market>,
+    ) -> Vec<Entry> {
+        let ts = self.last_ts.unwrap_or(0);
+        let closes = last_closes(histories);
+        let mut rows = Vec::new();
+        if book.is_none() {
+            self.killed = false;
+            self.portfolio.pause = None;
+            let (equity, _) = self.portfolio_marks(&closes);
+            self.portfolio.peak = equity;
+            self.portfolio.day_start = equity;
+        }
+        for b in &mut self.books {
+            let key = b.key();
+            if book.is_some_and(|k| k != key && k != b.spec.strategy) {
+                continue;
+            }
+            if let Some(p) = b.risk.pause.take() {
+                let close = closes.get(&b.spec.coin).copied().unwrap_or(f64::NAN);
+                let equity = b.equity(close);
+                if equity.is_finite() {
+                    b.risk.peak = equity;
+                    b.risk.day_start = equity;
+                }
+                rows.push(Entry::new(
+                    key,
+                    ts,
+                    Kind::Resume,
+                    json!({"reason": reason, "was": p.reason}),
+                ));
+            }
+        }
+        self.snapshots(ts, &closes, &mut rows);
+        rows
+    }
+
+    /// Portfolio equity (reserve plus every book) and open notional at `closes`.
+    fn portfolio_marks(&self, closes: &BTreeMap<String, f64>) -> (f64, f64) {
+        let mut equity = self.reserve;
+        let mut gross = 0.0;
+        for b in &self.books {
+            let close = closes.get(&b.spec.coin).copied().unwrap_or(f64::NAN);
+            if close.is_finite() {
+                equity += b.equity(close);
+                gross += b.engine().signed_size().abs() * close;
+            } else {
+                equity += b.engine().venue().balance();
+            }
+        }
+        (equity, gross)
+    }
+
+    /// Equity rows: every book's and the portfolio's state.
+    fn snapshots(&self, ts: i64, closes: &BTreeMap<String, f64>, rows: &mut Vec<Entry>) {
+        for b in &self.books {
+            let close = closes.get(&b.spec.coin).copied().unwrap_or(0.0);
+            rows.push(Entry::new(b.key(), ts, Kind::Equity, b.snapshot(close)));
+        }
+        let (equity, gross) = self.portfolio_marks(closes);
+        let state = PortfolioState {
+            risk: self.portfolio.clone(),
+            reserve: self.reserve,
+            killed: self.killed,
+        };
+        rows.push(Entry::new(
+            PORTFOLIO,
+            ts,
+            Kind::Equity,
+            json!({"equity": money(equity), "gross": money(gross), "killed": self.killed,
+                "state": state}),
+        ));
+    }
+}
+
+/// Each coin's last close.
+fn last_closes(histories: &BTreeMap<String, Market>) -> BTreeMap<String, f64> {
+    histories
+        .iter()
+        .filter_map(|(c, m)| m.candles.close.last().map(|&x| (c.clone(), x)))
+        .collect()
+}
+
+fn pause(b: &mut Book, rows: &mut Vec<Entry>, ts: i64, reason: String, until: Option<i64>) {
+    rows.push(Entry::new(
+        b.key(),
+        ts,
+        Kind::Pause,
+        json!({"reason": reason, "until_ts": until}),
+    ));
+    b.risk.pause = Some(Pause {
+        reason,
+        since_ts: ts,
+        until_ts: until,
+    });
+}
+
+/// A breach: the book flattened at `bar`'s close and paused.
+fn breach(
+    b: &mut Book,
+    bar: Bar,
+    ts: i64,
+    reason: &str,
+    until: Option<i64>,
+    rows: &mut Vec<Entry>,
+) {
+    let held = b.engine().signed_size() != 0.0;
+    b.runner.engine_mut().flatten(bar, bar.close);
+    rows.push(Entry::new(
+        b.key(),
+        ts,
+        Kind::Breach,
+        json!({"reason": reason, "flattened": held}),
+    ));
+    b.drain(ts, rows);
+    pause(b, rows, ts, reason.to_string(), until);
+}
+
+/// What a replay booked, read back from its journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    /// Equity after each bar.
+    pub equity: Vec<f64>,
+    /// Trades in entry order; a position still open at the end is the last, reason `open`.
+    pub trades: Vec<Trade>,
+    pub bars_in_market: usize,
+    /// Fill rows journaled.
+    pub fills: usize,
+    /// Sum of the fills' fees and of the funding rows, exact decimals.
+    pub fees: rust_decimal::Decimal,
+    pub funding: rust_decimal::Decimal,
+}
+
+/// Replays every bar of `market`, from its first, through a session of the one book `spec`
+/// (the session's limits apply), journaling each bar into `conn` as `account`; then reads the
+/// equity, trades, fills and funding back from the journal.
+///
+/// # Errors
+/// [`SessionError`] when the journal refuses a write or a row cannot be read back.
+pub fn replay(
+    conn: &mut rusqlite::Connection,
+    account: &str,
+    cfg: SessionConfig,
+    spec: BookSpec,
+    market: &Market,
+    written_ms: i64,
+) -> Result<Replay, SessionError> {
+    let key = spec.key();
+    let coin = spec.coin.clone();
+    let (mut session, rows) = Session::start(account, cfg, vec![spec], 0.0, &BTreeMap::new());
+    journal::append(conn, account, &rows, written_ms)?;
+    let mut histories = BTreeMap::new();
+    for t in 0..market.candles.len() {
+        histories.insert(coin.clone(), market.slice(0..t + 1));
+        let rows = session.on_bar(market.candles.ts[t], &histories);
+        journal::append(conn, account, &rows, written_ms)?;
+    }
+    let bad = |message: String| SessionError::State {
+        account: account.to_string(),
+        book: key.clone(),
+        message,
+    };
+    let mut out = Replay {
+        equity: Vec::with_capacity(market.candles.len()),
+        trades: Vec::new(),
+        bars_in_market: 0,
+        fills: 0,
+        fees: rust_decimal::Decimal::ZERO,
+        funding: rust_decimal::Decimal::ZERO,
+    };
+    let dec = |v: &Value, k: &str| -> Result<rust_decimal::Decimal, SessionError> {
+        v.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad(format!("field `{k}` is missing or not a decimal")))
+    };
+    let mut seen_first = false;
+    for (_, e) in journal::entries(conn, account)? {
+        if e.book != key {
+            continue;
+        }
+        match e.kind {
+            // The first snapshot is the session's start, before any bar.
+            Kind::Equity if !seen_first => seen_first = true,
+            Kind::Equity => out.equity.push(
+                e.body["equity"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad("equity is not a number".into()))?,
+            ),
+            Kind::Trade => out.trades.push(trade_from_json(&e.body).map_err(bad)?),
+            Kind::Fill => {
+                out.fills += 1;
+                out.fees += dec(&e.body, "fee")?;
+            }
+            Kind::Funding => out.funding += dec(&e.body, "amount")?,
+            _ => {}
+        }
+    }
+    if let Some(b) = session.books.pop() {
+        let (open, in_market) = b.runner.finish(&market.candles);
+        out.trades.extend(open);
+        out.bars_in_market = in_market;
+    }
+    Ok(out)
+}
