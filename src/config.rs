@@ -233,6 +233,7 @@ pub struct ExchangeConfig {
     pub sentiment_url: String,
     pub connect_timeout_secs: f64,
     pub read_timeout_secs: f64,
+    pub weight_per_minute: f64,
 }
 
 /// The whole configuration.
@@ -503,6 +504,12 @@ impl Config {
         if pp.account.trim().is_empty() {
             return Err(err("paper.account", "must not be empty".into()));
         }
+        range(
+            "exchange.weight_per_minute",
+            self.exchange.weight_per_minute,
+            1.0,
+            1e7,
+        )?;
         range("paper.capital", pp.capital, 1.0, 1e15)?;
         if pp.coins.is_empty() || pp.coins.iter().any(|c| c.trim().is_empty()) {
             return Err(err(

@@ -9,7 +9,7 @@ use organism::{
     exchange::{
         hyperliquid::{
             fetch::{fetch, FetchRequest, Progress},
-            info::{InfoClient, RetryPolicy, WEIGHT_PER_MINUTE},
+            info::{InfoClient, RetryPolicy},
         },
         sentiment::fetch_fear_greed,
     },
@@ -122,7 +122,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let client = InfoClient::with_timeouts(
                 &url,
                 RetryPolicy::default(),
-                WEIGHT_PER_MINUTE,
+                cfg.exchange.weight_per_minute,
                 cfg.timeouts(),
             )?;
             let req = FetchRequest {

@@ -9,19 +9,17 @@ use organism::{
     clock::{Clock, WallClock},
     config::Config,
     exchange::hyperliquid::{
-        info::InfoClient,
-        interval_ms,
+        info::{InfoClient, RetryPolicy},
         ws::{self, FeedConfig, FeedEvent, Subscription},
     },
     execution::journal::{self, Kind, PORTFOLIO},
     market::{csv::write_atomic, timerange::TimeRange, types::Coin, types::Interval, Market},
-    promotion::registry::{Registry, Status, Strategy},
+    promotion::registry::{Registry, Status},
     runner::{
-        paper::{replay, BookSpec, Limits, Session, SessionConfig},
+        paper::{book_specs, regime_of, replay, BookSpec, Limits, Session, SessionConfig},
         CandleStore,
     },
     seeds::Genome,
-    strategy::regime::{Policy, RegimeFilter},
 };
 use serde_json::{json, Value};
 
@@ -176,53 +174,6 @@ fn now_ms() -> i64 {
     WallClock.now_ms()
 }
 
-/// The session settings of `cfg`.
-fn session_config(cfg: &Config) -> Result<SessionConfig> {
-    let p = &cfg.paper;
-    let engine = cfg.backtest_config();
-    Ok(SessionConfig {
-        engine,
-        book_limits: Limits {
-            max_gross_leverage: p.max_gross_leverage,
-            daily_loss: p.daily_loss,
-            max_drawdown: p.max_drawdown,
-        },
-        portfolio_limits: Limits {
-            max_gross_leverage: p.portfolio_max_gross_leverage,
-            daily_loss: p.portfolio_daily_loss,
-            max_drawdown: p.portfolio_max_drawdown,
-        },
-        interval_ms: interval_ms(&p.interval)
-            .with_context(|| format!("paper.interval `{}`", p.interval))?,
-        gap_pause_bars: p.gap_pause_bars,
-    })
-}
-
-/// A registry strategy's genome.
-fn genome_of(s: &Strategy) -> Result<Genome> {
-    super::runs::parse_genome(&s.genome, &format!("registry strategy {}", s.id))
-}
-
-/// The regime filter a strategy trades with: none unless enabled; the strategy's suggested
-/// policy or the config's actions.
-fn regime_of(cfg: &Config, enabled: bool, s: Option<&Strategy>) -> Result<Option<RegimeFilter>> {
-    if !enabled {
-        return Ok(None);
-    }
-    let mut c = cfg.clone();
-    c.regime.enabled = true;
-    let Some(mut f) = super::regime_filter(&c)? else {
-        return Ok(None);
-    };
-    if let Some(s) = s.filter(|_| cfg.paper.regime_policy == "suggested") {
-        if let Some(p) = s.figures.get("regime_policy") {
-            f.policy = serde_json::from_value::<Policy>(p.clone())
-                .with_context(|| format!("registry strategy {}: figures.regime_policy", s.id))?;
-        }
-    }
-    Ok(Some(f))
-}
-
 fn run_replay(a: ReplayArgs) -> Result<()> {
     let cfg = a.data.config()?;
     let (genome, strategy, label) = match (&a.strategy, &a.genome) {
@@ -239,7 +190,9 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
             }
             let reg = Registry::open(&path)?;
             let s = reg.get(id)?;
-            (genome_of(&s)?, Some(s.clone()), s.id)
+            let g = Genome::from_toml(&s.genome, &format!("registry strategy {}", s.id))
+                .map_err(anyhow::Error::msg)?;
+            (g, Some(s.clone()), s.id)
         }
         (None, Some(f)) => (super::runs::read_genome(f)?, None, f.display().to_string()),
         (None, None) => bail!("give --strategy ID or --genome FILE"),
@@ -265,7 +218,7 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     else {
         bail!("coin {coin} is not in {}", universe.origin);
     };
-    let mut scfg = session_config(&cfg)?;
+    let mut scfg = SessionConfig::of(&cfg);
     if let Some(c) = a.cash {
         if !(c.is_finite() && c > 0.0) {
             bail!("--cash {c}: must be a positive amount");
@@ -278,7 +231,8 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     if let Some(iv) = market.candles.interval_ms() {
         scfg.interval_ms = iv;
     }
-    let regime = regime_of(&cfg, a.regime || cfg.regime.enabled, strategy.as_ref())?;
+    let regime = regime_of(&cfg, a.regime || cfg.regime.enabled, strategy.as_ref())
+        .map_err(anyhow::Error::msg)?;
     let spec = BookSpec {
         strategy: strategy.as_ref().map_or("replay".into(), |s| s.id.clone()),
         coin: market.coin.clone(),
@@ -441,7 +395,10 @@ fn status(a: StatusArgs) -> Result<()> {
         journal::decimal(equity).round_dp(2),
         100.0 * (equity / capital - 1.0),
         journal::decimal(capital).round_dp(2),
-        p.body["gross"].as_str().unwrap_or("?"),
+        p.body["gross"]
+            .as_str()
+            .and_then(|g| g.parse::<f64>().ok())
+            .map_or("?".into(), |g| format!("{:.2}", g)),
         if p.body["killed"] == Value::Bool(true) {
             " | STOPPED by the kill switch (organism paper resume)"
         } else {
@@ -478,7 +435,9 @@ fn status(a: StatusArgs) -> Result<()> {
                 .as_str()
                 .and_then(|x| x.parse::<f64>().ok())
                 .map_or("-".into(), |x| format!("{x:.6}")),
-            s(&r["target"]),
+            r["target"]
+                .as_f64()
+                .map_or("-".into(), |x| format!("{x:.3}")),
             s(&r["volatility"]),
             s(&r["sentiment"]),
             match &r["paused"] {
@@ -656,7 +615,7 @@ fn run_session(a: RunArgs) -> Result<()> {
         );
     }
     let mut reg = Registry::open(&reg_path)?;
-    let scfg = session_config(&cfg)?;
+    let scfg = SessionConfig::of(&cfg);
     let p = cfg.paper.clone();
     let account = p.account.clone();
     let iv = scfg.interval_ms;
@@ -673,30 +632,7 @@ fn run_session(a: RunArgs) -> Result<()> {
             reg_path.display()
         );
     }
-    // Capital: each strategy's registry weight (equal shares when none has one), split
-    // equally across the coins; the rest stays in reserve.
-    let total_w: f64 = strategies.iter().map(|s| s.weight.max(0.0)).sum();
-    let n = strategies.len() as f64;
-    let mut specs = Vec::new();
-    for s in &strategies {
-        let w = if total_w > 0.0 {
-            s.weight.max(0.0)
-        } else {
-            1.0 / n
-        };
-        let genome = genome_of(s)?;
-        let regime = regime_of(&cfg, cfg.regime.enabled, Some(s))?;
-        for coin in &p.coins {
-            specs.push(BookSpec {
-                strategy: s.id.clone(),
-                coin: coin.clone(),
-                genome: genome.clone(),
-                regime,
-                cash: p.capital * w / p.coins.len() as f64,
-            });
-        }
-    }
-    let reserve = p.capital - specs.iter().map(|b| b.cash).sum::<f64>();
+    let (specs, reserve) = book_specs(&strategies, &cfg).map_err(anyhow::Error::msg)?;
     for s in strategies.iter().filter(|s| s.status == Status::Promoted) {
         reg.set_status(
             &s.id,
@@ -707,10 +643,16 @@ fn run_session(a: RunArgs) -> Result<()> {
     }
     let mut conn = reg.into_connection();
     let url = cfg.api_url(a.api_url.as_deref());
+    let (weight_per_minute, timeouts) = (cfg.exchange.weight_per_minute, cfg.timeouts());
     let store_dir = PathBuf::from(&p.store);
     let stop_file = PathBuf::from(&p.stop_file);
     super::data::runtime()?.block_on(async move {
-        let info = std::sync::Arc::new(InfoClient::new(&url)?);
+        let info = std::sync::Arc::new(InfoClient::with_timeouts(
+            &url,
+            RetryPolicy::default(),
+            weight_per_minute,
+            timeouts,
+        )?);
         let mut stores = BTreeMap::new();
         for c in &p.coins {
             let coin = Coin::new(c).map_err(anyhow::Error::msg)?;
@@ -808,7 +750,7 @@ fn run_session(a: RunArgs) -> Result<()> {
             // The kill switch and resume requests.
             let mut requests = journal::pending(&conn, &account)?;
             if stop_file.exists() {
-                requests.insert(0, journal::Control {
+                requests.push(journal::Control {
                     id: -1,
                     action: "stop".into(),
                     book: None,

@@ -9,7 +9,7 @@ use organism::{
     evolution::{
         checkpoint::{self, path_for, Checkpoint, RunSpec},
         folder,
-        problem::{load_run, PROGRAM_NAME},
+        problem::load_run,
         summary::{self, Ranked},
         GenStats, Member, Problem as _,
     },
@@ -554,51 +554,12 @@ pub fn program_line(g: &Genome) -> Option<String> {
 
 /// A seed's gene spec by name (for programs' `seed` terminals).
 pub fn seed_spec(name: &str) -> Option<SeedSpec> {
-    seeds::find(name).ok().map(|e| e.spec.clone())
+    seeds::spec_of(name)
 }
 
 /// Reads a program's text (from `origin`, for messages).
 pub fn parse_program_text(text: &str, origin: &str) -> Result<Program> {
     program::parse(text, &seed_spec).map_err(|e| anyhow::anyhow!("{origin}: {e}"))
-}
-
-/// A genome of seed `name` (or `program`, with `program_text`): the defaults, then `genes`.
-/// Errors name `origin`.
-fn genome_of(
-    name: &str,
-    program_text: Option<&str>,
-    genes: &[(String, String)],
-    origin: &str,
-) -> Result<Genome> {
-    let (entry, program) = if name == PROGRAM_NAME {
-        let Some(text) = program_text else {
-            bail!("{origin}: a program's genome needs its program (`program = '(program ...)'`)");
-        };
-        (
-            None,
-            Some(parse_program_text(text, &format!("{origin}: program"))?),
-        )
-    } else {
-        if program_text.is_some() {
-            bail!("{origin}: a program is given but the seed is `{name}`; a program's genome has seed `program`");
-        }
-        (
-            Some(seeds::find(name).map_err(|m| anyhow::anyhow!("{origin}: {m}"))?),
-            None,
-        )
-    };
-    let mut g = Genome {
-        entry,
-        program,
-        genes: Vec::new(),
-    };
-    let spec = g.spec()?;
-    g.genes = spec.default_genome();
-    for (k, v) in genes {
-        spec.set(&mut g.genes, k, v)
-            .map_err(|e| anyhow::anyhow!("{origin}: genes.{k}: {e}"))?;
-    }
-    Ok(g)
 }
 
 /// Finds a member: `populations/gen42.bin:ID`, `populations/front.csv:ID`, `DIR:ID`, or a bare
@@ -617,7 +578,8 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
         let row = summary::find_by_id(&rows, |r| &r.id, id, &place.display().to_string())
             .map_err(anyhow::Error::msg)?;
         let origin = format!("{}: member {}", place.display(), row.id);
-        let genome = genome_of(&row.seed, row.program.as_deref(), &row.genes, &origin)?;
+        let genome = Genome::of(&row.seed, row.program.as_deref(), &row.genes, &origin)
+            .map_err(anyhow::Error::msg)?;
         if genome_id(&genome)? != row.id {
             bail!(
                 "{}: member {}'s genes do not match its id (the file was edited?); \
@@ -711,47 +673,5 @@ pub fn read_genome(path: &Path) -> Result<Genome> {
 
 /// Reads a genome from its TOML `text` (see [`genome_toml`]); errors name `origin`.
 pub fn parse_genome(text: &str, origin: &str) -> Result<Genome> {
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", origin, e.message()))?;
-    for key in table.keys() {
-        if !["seed", "program", "genes"].contains(&key.as_str()) {
-            bail!(
-                "{}: unknown key `{key}` (a genome file has `seed`, `program` for a program, and `[genes]`)",
-                origin
-            );
-        }
-    }
-    let Some(seed) = table.get("seed").and_then(|v| v.as_str()) else {
-        bail!("{}: `seed = \"NAME\"` is missing", origin);
-    };
-    let program = match table.get("program") {
-        None => None,
-        Some(toml::Value::String(p)) => Some(p.as_str()),
-        Some(other) => bail!(
-            "{}: `program` must be a string, found {}",
-            origin,
-            other.type_str()
-        ),
-    };
-    let mut genes = Vec::new();
-    if let Some(g) = table.get("genes") {
-        let Some(g) = g.as_table() else {
-            bail!("{}: `genes` must be a table ([genes])", origin);
-        };
-        for (k, v) in g {
-            let text = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => format!("{f:?}"),
-                other => bail!(
-                    "{}: genes.{k}: expected a number or a choice name, found {}",
-                    origin,
-                    other.type_str()
-                ),
-            };
-            genes.push((k.clone(), text));
-        }
-    }
-    genome_of(seed, program, &genes, origin)
+    Genome::from_toml(text, origin).map_err(anyhow::Error::msg)
 }

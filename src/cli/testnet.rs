@@ -17,6 +17,10 @@ pub struct Args {
     /// Hours of history before now (the synthetic market is placed to end its history now).
     #[arg(long, default_value_t = 6000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub history_bars: u32,
+    /// Accelerated bars: a new hourly bar every this many seconds instead of every UTC hour
+    /// (the exchange's clock then runs ahead of the wall clock), e.g. for `paper run`.
+    #[arg(long, value_name = "SECS")]
+    pub bar_secs: Option<f64>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -29,20 +33,42 @@ pub fn run(args: Args) -> Result<()> {
             bars: args.history_bars as usize + 100_000,
             ..SyntheticParams::default()
         };
-        let ex = LocalExchange::start(addr, &params, now)
+        if let Some(b) = args.bar_secs {
+            if !(b.is_finite() && (0.01..=3600.0).contains(&b)) {
+                anyhow::bail!("--bar-secs {b}: must be in [0.01, 3600]");
+            }
+        }
+        // Accelerated, the clock starts half way into the current hour and moves a whole hour
+        // per tick, always ahead of the wall clock (so a bar closes when the next one starts).
+        let start = match args.bar_secs {
+            Some(_) => now.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS / 2,
+            None => now,
+        };
+        let ex = LocalExchange::start(addr, &params, start)
             .await
             .with_context(|| format!("binding {addr}"))?;
         outln!(
-            "local test exchange on {} (REST {} , WebSocket {}); bars follow the real clock \
-             (a new hourly bar on every UTC hour); Ctrl-C stops",
+            "local test exchange on {} (REST {} , WebSocket {}); {}; Ctrl-C stops",
             ex.addr,
             ex.http_url(),
-            ex.ws_url()
+            ex.ws_url(),
+            match args.bar_secs {
+                Some(b) => format!("accelerated: a new hourly bar every {b} s"),
+                None => "bars follow the real clock (a new hourly bar on every UTC hour)".into(),
+            }
         );
         outln!(
             "try: HYPERLIQUID_API_URL={} organism data fetch --coins BTC,ETH --interval 1h,4h --days 30 --out data/local",
             ex.http_url()
         );
+        if let Some(b) = args.bar_secs {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(b));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                ex.advance();
+            }
+        }
         // The exchange's clock is the wall clock, moved on when a new hour starts, so a fetch
         // (which counts closed bars by the wall clock) sees each new bar once it has closed.
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -192,6 +192,94 @@ pub struct SessionConfig {
     pub gap_pause_bars: i64,
 }
 
+impl SessionConfig {
+    /// The settings of `[paper]`, with the engine of `[costs]` and `[backtest]`.
+    pub fn of(cfg: &crate::config::Config) -> Self {
+        let p = &cfg.paper;
+        SessionConfig {
+            engine: cfg.backtest_config(),
+            book_limits: Limits {
+                max_gross_leverage: p.max_gross_leverage,
+                daily_loss: p.daily_loss,
+                max_drawdown: p.max_drawdown,
+            },
+            portfolio_limits: Limits {
+                max_gross_leverage: p.portfolio_max_gross_leverage,
+                daily_loss: p.portfolio_daily_loss,
+                max_drawdown: p.portfolio_max_drawdown,
+            },
+            // Validated when the config loads.
+            interval_ms: crate::exchange::hyperliquid::interval_ms(&p.interval)
+                .unwrap_or(crate::market::HOUR_MS),
+            gap_pause_bars: p.gap_pause_bars,
+        }
+    }
+}
+
+/// The regime filter a strategy trades with: none unless `enabled`; with
+/// `paper.regime_policy = "suggested"` the policy promote derived from the strategy's
+/// validation figures (`figures.regime_policy` in the registry), else the `[regime]` actions.
+///
+/// # Errors
+/// A message naming the config key or the registry field that is wrong.
+pub fn regime_of(
+    cfg: &crate::config::Config,
+    enabled: bool,
+    s: Option<&crate::promotion::registry::Strategy>,
+) -> Result<Option<RegimeFilter>, String> {
+    if !enabled {
+        return Ok(None);
+    }
+    let mut r = cfg.regime.clone();
+    r.enabled = true;
+    let Some(mut f) = r.filter().map_err(|(k, m)| format!("{k}: {m}"))? else {
+        return Ok(None);
+    };
+    if let Some(s) = s.filter(|_| cfg.paper.regime_policy == "suggested") {
+        if let Some(p) = s.figures.get("regime_policy") {
+            f.policy = serde_json::from_value(p.clone())
+                .map_err(|e| format!("registry strategy {}: figures.regime_policy: {e}", s.id))?;
+        }
+    }
+    Ok(Some(f))
+}
+
+/// The books of `strategies` under `cfg`: every strategy on every `paper.coins`, with its
+/// registry weight of `paper.capital` (equal shares when no strategy has a weight) split
+/// equally across the coins. Returns the books and the capital no book holds.
+///
+/// # Errors
+/// A message naming the strategy whose genome or regime policy cannot be read.
+pub fn book_specs(
+    strategies: &[crate::promotion::registry::Strategy],
+    cfg: &crate::config::Config,
+) -> Result<(Vec<BookSpec>, f64), String> {
+    let p = &cfg.paper;
+    let total_w: f64 = strategies.iter().map(|s| s.weight.max(0.0)).sum();
+    let n = strategies.len() as f64;
+    let mut specs = Vec::new();
+    for s in strategies {
+        let w = if total_w > 0.0 {
+            s.weight.max(0.0)
+        } else {
+            1.0 / n
+        };
+        let genome = Genome::from_toml(&s.genome, &format!("registry strategy {}", s.id))?;
+        let regime = regime_of(cfg, cfg.regime.enabled, Some(s))?;
+        for coin in &p.coins {
+            specs.push(BookSpec {
+                strategy: s.id.clone(),
+                coin: coin.clone(),
+                genome: genome.clone(),
+                regime,
+                cash: p.capital * w / p.coins.len() as f64,
+            });
+        }
+    }
+    let reserve = p.capital - specs.iter().map(|b| b.cash).sum::<f64>();
+    Ok((specs, reserve))
+}
+
 /// A book's state as the journal keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct BookState {

@@ -76,6 +76,107 @@ impl Genome {
         }
     }
 
+    /// A genome of seed `name` (or `program`, with `program_text`): the defaults, then
+    /// `genes` (name, value as text). Errors name `origin`.
+    ///
+    /// # Errors
+    /// A message for an unknown seed, a program that does not parse, a program given to a seed
+    /// (or missing for `program`), or a gene that does not exist or is out of bounds.
+    pub fn of(
+        name: &str,
+        program_text: Option<&str>,
+        genes: &[(String, String)],
+        origin: &str,
+    ) -> Result<Genome, String> {
+        let risk = program::risk_spec().map_err(|e| e.to_string())?;
+        let (entry, program) = if name == risk.name {
+            let Some(text) = program_text else {
+                return Err(format!(
+                    "{origin}: a program's genome needs its program (`program = '(program ...)'`)"
+                ));
+            };
+            let p = crate::genome::program::parse(text, &spec_of)
+                .map_err(|e| format!("{origin}: program: {e}"))?;
+            (None, Some(p))
+        } else {
+            if program_text.is_some() {
+                return Err(format!(
+                    "{origin}: a program is given but the seed is `{name}`; a program's genome has seed `program`"
+                ));
+            }
+            (
+                Some(find(name).map_err(|m| format!("{origin}: {m}"))?),
+                None,
+            )
+        };
+        let mut g = Genome {
+            entry,
+            program,
+            genes: Vec::new(),
+        };
+        let spec = g.spec().map_err(|e| e.to_string())?;
+        g.genes = spec.default_genome();
+        for (k, v) in genes {
+            spec.set(&mut g.genes, k, v)
+                .map_err(|e| format!("{origin}: genes.{k}: {e}"))?;
+        }
+        Ok(g)
+    }
+
+    /// Reads a genome TOML (`seed = "..."`, `program = '...'` for a program, and a `[genes]`
+    /// table; what `organism runs export` writes and the registry stores). Errors name
+    /// `origin`.
+    ///
+    /// # Errors
+    /// A message naming the key or gene that is wrong.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Genome, String> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| format!("{origin}: {}", e.message()))?;
+        if let Some(key) = table
+            .keys()
+            .find(|k| !["seed", "program", "genes"].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "{origin}: unknown key `{key}` (a genome file has `seed`, `program` for a program, and `[genes]`)"
+            ));
+        }
+        let Some(seed) = table.get("seed").and_then(|v| v.as_str()) else {
+            return Err(format!("{origin}: `seed = \"NAME\"` is missing"));
+        };
+        let program = match table.get("program") {
+            None => None,
+            Some(toml::Value::String(p)) => Some(p.as_str()),
+            Some(other) => {
+                return Err(format!(
+                    "{origin}: `program` must be a string, found {}",
+                    other.type_str()
+                ))
+            }
+        };
+        let mut genes = Vec::new();
+        if let Some(g) = table.get("genes") {
+            let Some(g) = g.as_table() else {
+                return Err(format!("{origin}: `genes` must be a table ([genes])"));
+            };
+            for (k, v) in g {
+                let text = match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => format!("{f:?}"),
+                    other => {
+                        return Err(format!(
+                            "{origin}: genes.{k}: expected a number or a choice name, found {}",
+                            other.type_str()
+                        ))
+                    }
+                };
+                genes.push((k.clone(), text));
+            }
+        }
+        Genome::of(seed, program, &genes, origin)
+    }
+
     /// Per-bar targets over `data` (flat for a genome with neither seed nor program).
     pub fn targets(&self, data: &Prepared) -> Targets {
         match (&self.program, self.entry) {
@@ -84,6 +185,11 @@ impl Genome {
             (None, None) => Targets::flat(data.market.candles.len()),
         }
     }
+}
+
+/// A seed's gene spec by name (for programs' `seed` terminals).
+pub fn spec_of(name: &str) -> Option<SeedSpec> {
+    find(name).ok().map(|e| e.spec.clone())
 }
 
 impl SeedEntry {

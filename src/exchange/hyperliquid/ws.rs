@@ -396,9 +396,12 @@ async fn run(cfg: FeedConfig, ctx: Ctx) {
             if !ctx.send(FeedEvent::Reconnected(n)).await {
                 return;
             }
-            // Deliver what closed while we were away.
+            // The bar that was forming may have missed updates while the connection was down:
+            // it is fetched over REST once it has closed instead. Then deliver what closed
+            // while we were away.
             let now = ctx.clock.now_ms();
             for s in streams.iter_mut() {
+                s.pending = None;
                 let current = now.div_euclid(s.iv) * s.iv;
                 if s.last.is_some() && !ctx.close_before(s, current).await {
                     return;

@@ -1,0 +1,443 @@
+//! `organism paper run` end to end against the local test exchange with accelerated bars:
+//!
+//! * an uninterrupted run journals exactly what the paper session computes in-process over
+//!   the bars (and funding) the exchange served;
+//! * a run killed with SIGKILL at 24 random instants (during warm-up, catch-up, between and
+//!   inside bars) and restarted each time ends with the same journal, row for row;
+//! * a run through dropped connections, malformed messages, bars the stream skipped and failed
+//!   REST requests ends with the same journal too;
+//! * the kill switch (`paper stop`) flattens everything and stops the runner; `paper status`
+//!   reports it.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use organism::{
+    clock::{Clock, WallClock},
+    config::Config,
+    exchange::local::{Faults, LocalExchange},
+    execution::journal::{self, Entry, Kind},
+    market::{
+        synthetic::{generate, SyntheticParams},
+        Market, HOUR_MS,
+    },
+    promotion::registry::{Registry, Status},
+    runner::paper::{book_specs, Session, SessionConfig},
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const WARMUP: i64 = 300;
+/// Bars traded after the warm-up.
+const BARS: i64 = 48;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_organism")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("organism-paperrun-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let o = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "organism {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A folder with a config and a registry holding the strategies a promotion admitted on the
+/// planted-edge market (the same run each time: evolution and promotion are deterministic).
+fn setup(dir: &Path) -> PathBuf {
+    let cfg = dir.join("paper.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[synthetic]
+seed = 10
+bars = 26280
+coins = ["BTC", "ETH"]
+annual_vol = [0.5, 0.7]
+start_price = [42000.0, 2300.0]
+trend_edge = 0.25
+
+[evolution]
+seeds = ["ema_crossover", "donchian_breakout", "rsi_filter"]
+population = 16
+generations = 40
+out = "{pop}"
+
+[promotion]
+nulls = 40
+registry = "{reg}"
+
+[paper]
+coins = ["BTC", "ETH"]
+store = "{store}"
+stop_file = "{stop}"
+warmup_bars = {WARMUP}
+bar_wait_secs = 600.0
+# Tight enough that the session breaches on this market: risk state must survive restarts.
+daily_loss = 0.01
+max_drawdown = 0.03
+
+[exchange]
+# The local test exchange has no rate limit; accelerated bars need more than Hyperliquid's.
+weight_per_minute = 1000000.0
+"#,
+            pop = s(&dir.join("pop")),
+            reg = s(&dir.join("reg.db")),
+            store = s(&dir.join("store")),
+            stop = s(&dir.join("STOP")),
+        ),
+    )
+    .unwrap();
+    run_ok(&["evolve", "--config", s(&cfg), "-q"]);
+    run_ok(&[
+        "promote",
+        "--config",
+        s(&cfg),
+        "--from",
+        s(&dir.join("pop")),
+    ]);
+    cfg
+}
+
+/// The exchange's market: BTC and ETH, history ending half an hour into the bar that opens at
+/// `t0`, which is ahead of the wall clock (so bars close when the next one starts).
+fn exchange_params(t0: i64) -> SyntheticParams {
+    SyntheticParams {
+        seed: 3,
+        bars: (WARMUP + 2 * BARS + 100) as usize,
+        start_ms: t0 - (WARMUP + 20) * HOUR_MS,
+        coins: vec!["BTC".into(), "ETH".into()],
+        annual_vol: vec![0.9, 1.2],
+        start_price: vec![42_000.0, 2_300.0],
+        ..SyntheticParams::default()
+    }
+}
+
+fn t0() -> i64 {
+    let now = WallClock.now_ms();
+    now.div_euclid(HOUR_MS) * HOUR_MS + 2 * HOUR_MS
+}
+
+fn spawn(cfg: &Path, url: &str, until: i64, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(bin())
+        .args([
+            "paper",
+            "run",
+            "--config",
+            s(cfg),
+            "--api-url",
+            url,
+            "--until-ts",
+            &until.to_string(),
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn session_started(reg: &Path) -> bool {
+    let Ok(c) =
+        rusqlite::Connection::open_with_flags(reg, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return false;
+    };
+    c.query_row(
+        "SELECT COUNT(*) FROM journal WHERE kind = 'session'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n > 0)
+}
+
+fn journal_of(reg: &Path) -> Vec<Entry> {
+    let r = Registry::open(reg).unwrap();
+    let c = r.into_connection();
+    journal::entries(&c, "paper")
+        .unwrap()
+        .into_iter()
+        .map(|x| x.1)
+        .collect()
+}
+
+async fn wait_exit(child: &mut Child, secs: u64, log: &Path) {
+    for _ in 0..secs * 20 {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(
+                st.success(),
+                "paper run failed: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!(
+        "paper run did not finish: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Runs a paper session against a fresh exchange (clock at `t0` + 30 min) until the bar
+/// `BARS` hours after `t0` is processed; `kills` SIGKILLs at random instants, each followed by
+/// a restart. Returns the journal.
+async fn session(
+    dir: &Path,
+    cfg: &Path,
+    t0: i64,
+    kills: usize,
+    faults: impl FnOnce(&mut Faults),
+    seed: u64,
+) -> Vec<Entry> {
+    let ex = LocalExchange::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &exchange_params(t0),
+        t0 + HOUR_MS / 2,
+    )
+    .await
+    .unwrap();
+    ex.set_faults(faults);
+    let url = ex.http_url();
+    let until = t0 + (BARS - 1) * HOUR_MS;
+    let reg = dir.join("reg.db");
+    let log = dir.join("run.log");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut child = spawn(cfg, &url, until, &log);
+    let mut killed = 0;
+    // Kills during start-up and warm-up (the exchange's clock stands still until the session
+    // has started, so every restart warms up on the same bars).
+    while !session_started(&reg) {
+        if killed < kills / 6 {
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
+            let _ = child.kill();
+            let _ = child.wait();
+            killed += 1;
+            child = spawn(cfg, &url, until, &log);
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Accelerated bars: one hour every 80 ms; kills at random instants in between.
+    for _ in 0..BARS {
+        ex.advance();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        if killed < kills && rng.gen_bool(0.75) {
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..120))).await;
+            let _ = child.kill();
+            let _ = child.wait();
+            killed += 1;
+            child = spawn(cfg, &url, until, &log);
+        }
+    }
+    while killed < kills {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        killed += 1;
+        child = spawn(cfg, &url, until, &log);
+    }
+    wait_exit(&mut child, 120, &log).await;
+    assert_eq!(killed, kills);
+    journal_of(&reg)
+}
+
+/// The session computed in-process over the exchange's own bars and funding: the warm-up
+/// bars before `t0`, then one bar at a time up to the last one the runner processed.
+fn expected(cfg: &Path, reg: &Path, t0: i64) -> Vec<Entry> {
+    let config = Config::load(cfg).unwrap();
+    let r = Registry::open(reg).unwrap();
+    let mut strategies = r.list(Some(Status::Paper)).unwrap();
+    strategies.sort_by(|a, b| a.id.cmp(&b.id));
+    assert!(!strategies.is_empty());
+    let (specs, reserve) = book_specs(&strategies, &config).unwrap();
+    let u = generate(&exchange_params(t0));
+    let span = |m: &Market, to: i64| m.between(t0 - WARMUP * HOUR_MS, to).unwrap();
+    let warm: BTreeMap<String, Market> = u
+        .markets
+        .iter()
+        .map(|m| (m.coin.clone(), span(m, t0)))
+        .collect();
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(journal::SCHEMA).unwrap();
+    let (mut session, rows) =
+        Session::start("paper", SessionConfig::of(&config), specs, reserve, &warm);
+    journal::append(&mut conn, "paper", &rows, 0).unwrap();
+    for k in 0..BARS {
+        let ts = t0 + k * HOUR_MS;
+        let h: BTreeMap<String, Market> = u
+            .markets
+            .iter()
+            .map(|m| (m.coin.clone(), span(m, ts + 1)))
+            .collect();
+        let rows = session.on_bar(ts, &h);
+        journal::append(&mut conn, "paper", &rows, 0).unwrap();
+    }
+    journal::entries(&conn, "paper")
+        .unwrap()
+        .into_iter()
+        .map(|x| x.1)
+        .collect()
+}
+
+fn assert_same(what: &str, got: &[Entry], want: &[Entry]) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g, w, "{what}: row {i} differs");
+    }
+    assert_eq!(got.len(), want.len(), "{what}: row counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_run_survives_kill_9_and_faults_and_journals_what_the_bars_imply() {
+    let t0 = t0();
+    // Uninterrupted.
+    let a = scratch("a");
+    let cfg_a = setup(&a);
+    let ja = session(&a, &cfg_a, t0, 0, |_| {}, 1).await;
+    let want = expected(&cfg_a, &a.join("reg.db"), t0);
+    assert_same("uninterrupted run vs in-process session", &ja, &want);
+    let count = |k: Kind| ja.iter().filter(|e| e.kind == k).count();
+    assert_eq!(count(Kind::Bar), 2 * BARS as usize);
+    assert!(count(Kind::Fill) >= 4, "{}", count(Kind::Fill));
+    assert!(count(Kind::Funding) > 0);
+    assert!(
+        count(Kind::Breach) >= 1,
+        "the limits should bind on this market"
+    );
+    // Killed 24 times.
+    let b = scratch("b");
+    let cfg_b = setup(&b);
+    let jb = session(&b, &cfg_b, t0, 24, |_| {}, 2).await;
+    assert_same("killed 24 times vs uninterrupted", &jb, &ja);
+    // Faults: dropped connections, malformed messages, skipped bars, failing REST requests.
+    let c = scratch("c");
+    let cfg_c = setup(&c);
+    let jc = session(
+        &c,
+        &cfg_c,
+        t0,
+        0,
+        |f| {
+            f.ws_drop_after = Some(9);
+            f.ws_drops = 3;
+            f.ws_malformed_every = Some(4);
+            f.ws_skip_bars = [t0 + 5 * HOUR_MS, t0 + 6 * HOUR_MS, t0 + 20 * HOUR_MS].into();
+            f.fail_next = [500, 429, 502].into();
+            f.retry_after = Some(0);
+        },
+        3,
+    )
+    .await;
+    assert_same("through faults vs uninterrupted", &jc, &ja);
+    for d in [a, b, c] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
+    let t0 = t0();
+    let d = scratch("stop");
+    let cfg = setup(&d);
+    let ex = LocalExchange::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &exchange_params(t0),
+        t0 + HOUR_MS / 2,
+    )
+    .await
+    .unwrap();
+    let reg = d.join("reg.db");
+    let log = d.join("run.log");
+    // No --until-ts: only the kill switch ends it.
+    let mut child = spawn(&cfg, &ex.http_url(), i64::MAX, &log);
+    while !session_started(&reg) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..30 {
+        ex.advance();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let out = run_ok(&[
+        "paper",
+        "stop",
+        "--config",
+        s(&cfg),
+        "--reason",
+        "test stop",
+    ]);
+    assert!(out.contains("kill switch filed"), "{out}");
+    wait_exit(&mut child, 60, &log).await;
+    let j = journal_of(&reg);
+    let kill = j
+        .iter()
+        .position(|e| e.kind == Kind::Kill)
+        .expect("a kill row");
+    assert_eq!(j[kill].body["reason"], "test stop");
+    // Every book flat afterwards.
+    for e in j[kill..]
+        .iter()
+        .filter(|e| e.kind == Kind::Equity && e.book != journal::PORTFOLIO)
+    {
+        assert_eq!(e.body["position"], "0", "{}", e.book);
+    }
+    let status = run_ok(&["paper", "status", "--config", s(&cfg), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(v["killed"], true);
+    assert_eq!(v["books"].as_array().unwrap().len(), 4);
+    for b in v["books"].as_array().unwrap() {
+        assert_eq!(b["position"], "0");
+        assert!(b["paused"]
+            .as_str()
+            .unwrap()
+            .starts_with("kill switch: test stop"));
+    }
+    assert!(v["pending_requests"].as_array().unwrap().is_empty());
+    // Resume is filed, and a stop file works as well as the command.
+    run_ok(&["paper", "resume", "--config", s(&cfg)]);
+    std::fs::write(d.join("STOP"), "").unwrap();
+    let mut child = spawn(&cfg, &ex.http_url(), i64::MAX, &log);
+    wait_exit(&mut child, 60, &log).await;
+    assert!(
+        !d.join("STOP").exists(),
+        "the stop file is removed once acted on"
+    );
+    let j = journal_of(&reg);
+    let kinds: Vec<Kind> = j.iter().map(|e| e.kind).collect();
+    let resume = kinds.iter().rposition(|k| *k == Kind::Resume).unwrap();
+    let second_kill = kinds.iter().rposition(|k| *k == Kind::Kill).unwrap();
+    assert!(resume < second_kill && second_kill > kill);
+    assert!(j[second_kill].body["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("stop file "));
+    let _ = std::fs::remove_dir_all(d);
+}
