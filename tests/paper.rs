@@ -17,7 +17,7 @@ use organism::{
         synthetic::{generate, SyntheticParams},
         Candles, FundingSeries, Market, HOUR_MS,
     },
-    runner::paper::{BookSpec, Limits, Session, SessionConfig},
+    runner::paper::{BookSpec, Lifecycle, Limits, Session, SessionConfig},
     seeds::{self, Genome},
 };
 use rust_decimal::Decimal;
@@ -217,6 +217,7 @@ fn cfg(book: Limits) -> SessionConfig {
         portfolio_limits: Limits::NONE,
         interval_ms: HOUR_MS,
         gap_pause_bars: 2,
+        lifecycle: Lifecycle::NONE,
     }
 }
 
@@ -227,6 +228,7 @@ fn spec(strategy: &str, coin: &str, genome: Genome, cash: f64) -> BookSpec {
         genome,
         regime: None,
         cash,
+        validation_sharpe: None,
     }
 }
 
@@ -552,5 +554,141 @@ fn a_bar_the_feed_never_delivered_flattens_and_pauses_that_coins_books() {
         let t = ((d.bar_ts - markets[0].candles.ts[0]) / HOUR_MS) as usize;
         let want = d.book.ends_with(&format!("/{coin}")) && (gap + 1..gap + 3).contains(&t);
         assert_eq!(d.body["paused"], want, "{} bar {t}", d.book);
+    }
+}
+
+fn lifecycle_session(
+    validation_sharpe: Option<f64>,
+    lifecycle: Lifecycle,
+    markets: &[Market],
+    days: usize,
+) -> (rusqlite::Connection, Session) {
+    let mut conn = db();
+    let e = seeds::find("ema_crossover").unwrap();
+    let specs = markets
+        .iter()
+        .map(|m| BookSpec {
+            validation_sharpe,
+            ..spec(
+                "ema",
+                &m.coin,
+                Genome::seed(e, e.spec.default_genome()),
+                5000.0,
+            )
+        })
+        .collect();
+    let c = SessionConfig {
+        lifecycle,
+        ..cfg(Limits::NONE)
+    };
+    let (mut s, start) = Session::start("l", c, specs, 0.0, &BTreeMap::new());
+    journal::append(&mut conn, "l", &start, 0).unwrap();
+    feed(&mut s, &mut conn, markets, 0..days * 24);
+    (conn, s)
+}
+
+#[test]
+fn a_strategy_within_tolerance_for_min_days_becomes_eligible_once() {
+    // The synthetic market starts at midnight: each day ends at bar 24k + 23.
+    let markets = two_coin_markets(24 * 5);
+    let lc = Lifecycle {
+        min_days: 3.0,
+        max_tracking: 0.001,
+        min_sharpe_z: -3.0,
+    };
+    let (conn, s) = lifecycle_session(None, lc, &markets, 5);
+    let checks = journal::of_kind(&conn, "l", Kind::Lifecycle).unwrap();
+    // One check per day end, for the one strategy.
+    assert_eq!(checks.len(), 5);
+    let verdicts: Vec<&str> = checks
+        .iter()
+        .map(|c| c.body["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["ok", "ok", "eligible", "ok", "ok"]);
+    assert_eq!(checks[2].bar_ts, markets[0].candles.ts[3 * 24 - 1]);
+    assert_eq!(checks[2].body["days"], 3.0);
+    // Without interventions paper and replay are the same engine on the same targets: the
+    // tracking difference is exactly zero.
+    for c in &checks {
+        assert_eq!(c.body["tracking"], "0");
+        assert_eq!(c.body["paper_return"], c.body["replay_return"]);
+        assert_eq!(c.body["interventions"], 0);
+    }
+    assert_eq!(s.eligible(), vec!["ema".to_string()]);
+    assert!(s.retired().is_empty());
+}
+
+#[test]
+fn a_paper_sharpe_far_below_validation_retires_the_strategy_for_good() {
+    let markets = two_coin_markets(24 * 40);
+    let lc = Lifecycle {
+        min_days: 30.0,
+        max_tracking: 0.02,
+        min_sharpe_z: -3.0,
+    };
+    let validation = 25.0;
+    let (conn, mut s) = lifecycle_session(Some(validation), lc, &markets, 40);
+    let checks = journal::of_kind(&conn, "l", Kind::Lifecycle).unwrap();
+    let retired = checks
+        .iter()
+        .position(|c| c.body["verdict"] == "retire")
+        .expect("retired");
+    // Not before min_days, and on the first check after it.
+    assert_eq!(retired, 29);
+    let c = &checks[retired];
+    // The z, recomputed from the journal's own equity rows: per-bar returns of the strategy's
+    // two books summed, annualized Sharpe, Lo's standard error.
+    let eq = journal::of_kind(&conn, "l", Kind::Equity).unwrap();
+    let mut total: BTreeMap<i64, f64> = BTreeMap::new();
+    for e in eq
+        .iter()
+        .filter(|e| e.book.starts_with("ema/") && e.bar_ts <= c.bar_ts)
+    {
+        *total.entry(e.bar_ts).or_default() +=
+            e.body["equity"].as_str().unwrap().parse::<f64>().unwrap();
+    }
+    let mut v: Vec<f64> = total.values().copied().collect();
+    // At the retiring bar the equity rows are after the flattening; the check marked the
+    // equity before it: the paper return it reports.
+    let ret: f64 = c.body["paper_return"].as_str().unwrap().parse().unwrap();
+    *v.last_mut().unwrap() = 10_000.0 * (1.0 + ret);
+    // The first row is the session's start (10 000).
+    assert_eq!(v[0], 10_000.0);
+    let r: Vec<f64> = v.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    let n = r.len() as f64;
+    assert_eq!(r.len(), 30 * 24);
+    let mean = r.iter().sum::<f64>() / n;
+    let sd = (r.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)).sqrt();
+    let bpy = 8760.0f64;
+    let sharpe = mean / sd * bpy.sqrt();
+    let pb = validation / bpy.sqrt();
+    let z = (sharpe - validation) / (((1.0 + pb * pb / 2.0) / n).sqrt() * bpy.sqrt());
+    assert!(
+        (c.body["sharpe"].as_f64().unwrap() - sharpe).abs() < 1e-9,
+        "{} {sharpe}",
+        c.body["sharpe"]
+    );
+    assert!((c.body["z"].as_f64().unwrap() - z).abs() < 1e-9, "{z}");
+    assert!(z < -3.0);
+    assert!(c.body["reason"]
+        .as_str()
+        .unwrap()
+        .contains("standard errors below the validation Sharpe 25.00"));
+    assert_eq!(s.retired().len(), 1);
+    // Flat and paused for good: no more checks, resume does not lift it.
+    assert_eq!(checks.len(), 30);
+    let h: BTreeMap<String, Market> = markets
+        .iter()
+        .map(|m| (m.coin.clone(), m.slice(0..40 * 24)))
+        .collect();
+    let rows = s.resume(None, "operator", &h);
+    assert!(rows.iter().all(|e| e.kind != Kind::Resume));
+    for m in &markets {
+        let b = &format!("ema/{}", m.coin);
+        let e = journal::latest(&conn, "l", b, Kind::Equity)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.body["position"], "0");
+        assert!(e.body["paused"].as_str().unwrap().starts_with("retired: "));
     }
 }

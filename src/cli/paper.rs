@@ -16,7 +16,9 @@ use organism::{
     market::{csv::write_atomic, timerange::TimeRange, types::Coin, types::Interval, Market},
     promotion::registry::{Registry, Status},
     runner::{
-        paper::{book_specs, regime_of, replay, BookSpec, Limits, Session, SessionConfig},
+        paper::{
+            book_specs, regime_of, replay, BookSpec, Lifecycle, Limits, Session, SessionConfig,
+        },
         CandleStore,
     },
     seeds::Genome,
@@ -228,6 +230,7 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     // A replay is the backtest through the paper session: no risk limits.
     scfg.book_limits = Limits::NONE;
     scfg.portfolio_limits = Limits::NONE;
+    scfg.lifecycle = Lifecycle::NONE;
     if let Some(iv) = market.candles.interval_ms() {
         scfg.interval_ms = iv;
     }
@@ -239,6 +242,7 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
         genome,
         regime,
         cash: scfg.engine.cash,
+        validation_sharpe: None,
     };
     let mut conn = match &a.journal {
         Some(p) => Registry::open(p)?.into_connection(),
@@ -370,6 +374,17 @@ fn status(a: StatusArgs) -> Result<()> {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or(f64::NAN);
+    let mut strategies: Vec<String> = books
+        .iter()
+        .filter_map(|b| b.rsplit_once('/').map(|x| x.0.to_string()))
+        .collect();
+    strategies.dedup();
+    let mut lifecycle = Vec::new();
+    for st in &strategies {
+        if let Some(l) = journal::latest(conn, &account, st, Kind::Lifecycle)? {
+            lifecycle.push(json!({"strategy": st, "at_ms": l.bar_ts, "check": l.body}));
+        }
+    }
     let pending = journal::pending(conn, &account)?;
     let breaches = journal::of_kind(conn, &account, Kind::Breach)?;
     let last_breach = breaches.last().map(|b| b.body["reason"].clone());
@@ -383,7 +398,7 @@ fn status(a: StatusArgs) -> Result<()> {
                 "portfolio_paused": p.body["state"]["risk"]["pause"],
                 "book_limits": session.as_ref().map(|s| s.body["book_limits"].clone()),
                 "portfolio_limits": session.as_ref().map(|s| s.body["portfolio_limits"].clone()),
-                "books": rows, "breaches": breaches.len(), "last_breach": last_breach,
+                "books": rows, "lifecycle": lifecycle, "breaches": breaches.len(), "last_breach": last_breach,
                 "pending_requests": pending.iter().map(|c| json!({"action": c.action, "book": c.book, "reason": c.reason})).collect::<Vec<_>>(),
             })
         );
@@ -443,6 +458,25 @@ fn status(a: StatusArgs) -> Result<()> {
             match &r["paused"] {
                 Value::String(x) => format!("paused: {x}"),
                 _ => "trading".into(),
+            }
+        );
+    }
+    for l in &lifecycle {
+        let c = &l["check"];
+        outln!(
+            "{}: {:.1} days on paper, return {} (replay {}), Sharpe {:.2} vs validation {}{}",
+            l["strategy"].as_str().unwrap_or("?"),
+            c["days"].as_f64().unwrap_or(0.0),
+            c["paper_return"].as_str().unwrap_or("?"),
+            c["replay_return"].as_str().unwrap_or("?"),
+            c["sharpe"].as_f64().unwrap_or(0.0),
+            c["validation_sharpe"]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.2}")),
+            match c["verdict"].as_str() {
+                Some("retire") => format!(" | RETIRED: {}", c["reason"].as_str().unwrap_or("")),
+                _ if c["eligible"] == Value::Bool(true) => " | eligible for live".into(),
+                _ => String::new(),
             }
         );
     }
@@ -641,7 +675,6 @@ fn run_session(a: RunArgs) -> Result<()> {
             now_ms(),
         )?;
     }
-    let mut conn = reg.into_connection();
     let url = cfg.api_url(a.api_url.as_deref());
     let (weight_per_minute, timeouts) = (cfg.exchange.weight_per_minute, cfg.timeouts());
     let store_dir = PathBuf::from(&p.store);
@@ -663,7 +696,7 @@ fn run_session(a: RunArgs) -> Result<()> {
             stores.insert(c.clone(), s);
         }
         let everything = |stores: &BTreeMap<String, CandleStore>| histories_upto(stores, i64::MAX);
-        let restored = Session::restore(&conn, &account, scfg, specs.clone(), &everything(&stores))?;
+        let restored = Session::restore(reg.connection(), &account, scfg, specs.clone(), &everything(&stores))?;
         let mut session = match restored {
             Some(s) => {
                 tracing::info!(account, "continuing the session from the journal at bar {}", format_ts(s.last_ts().unwrap_or(0)));
@@ -680,11 +713,12 @@ fn run_session(a: RunArgs) -> Result<()> {
                     }
                 }
                 let (s, rows) = Session::start(&account, scfg, specs, reserve, &everything(&stores));
-                journal::append(&mut conn, &account, &rows, now_ms())?;
+                journal::append(reg.connection(), &account, &rows, now_ms())?;
                 tracing::info!(account, books = s.books().len(), "paper session started after {} warm-up bars", p.warmup_bars);
                 s
             }
         };
+        sync_registry(&mut reg, &session)?;
         // Bars closed while the runner was away.
         for (coin, store) in stores.iter_mut() {
             let after = store.candles().ts.last().copied().unwrap_or(now_ms());
@@ -738,7 +772,8 @@ fn run_session(a: RunArgs) -> Result<()> {
                 }
                 let h = histories_upto(&stores, next);
                 let rows = session.on_bar(next, &h);
-                journal::append(&mut conn, &account, &rows, now_ms())?;
+                journal::append(reg.connection(), &account, &rows, now_ms())?;
+                sync_registry(&mut reg, &session)?;
                 if !a.quiet {
                     eprintln!("{}", status_line(&session, &rows));
                 }
@@ -748,7 +783,7 @@ fn run_session(a: RunArgs) -> Result<()> {
                 break;
             }
             // The kill switch and resume requests.
-            let mut requests = journal::pending(&conn, &account)?;
+            let mut requests = journal::pending(reg.connection(), &account)?;
             if stop_file.exists() {
                 requests.push(journal::Control {
                     id: -1,
@@ -767,7 +802,7 @@ fn run_session(a: RunArgs) -> Result<()> {
                     session.resume(r.book.as_deref(), &r.reason, &h)
                 };
                 let done_ids: Vec<i64> = [r.id].into_iter().filter(|&i| i >= 0).collect();
-                journal::append_acting_on(&mut conn, &account, &rows, &done_ids, now_ms())?;
+                journal::append_acting_on(reg.connection(), &account, &rows, &done_ids, now_ms())?;
                 if r.id < 0 {
                     std::fs::remove_file(&stop_file).with_context(|| format!("{}: cannot remove after acting on it", stop_file.display()))?;
                 }
@@ -803,6 +838,19 @@ fn run_session(a: RunArgs) -> Result<()> {
         feed.stop();
         Ok(())
     })
+}
+
+/// Retires in the registry the strategies the session's lifecycle retired (again after a
+/// crash between the journal and the registry: the journal decides).
+fn sync_registry(reg: &mut Registry, session: &Session) -> Result<()> {
+    for (id, reason) in session.retired() {
+        if reg.get(&id)?.status != Status::Retired {
+            reg.set_status(&id, Status::Retired, &format!("paper: {reason}"), now_ms())?;
+            tracing::warn!(strategy = id, "retired: {reason}");
+            outln!("retired {id}: {reason}");
+        }
+    }
+    Ok(())
 }
 
 /// Each coin's bars up to the last one the session processed.

@@ -34,7 +34,7 @@ use crate::{
     execution::{
         journal::{self, money, Entry, JournalError, Kind, PORTFOLIO},
         paper::{PaperVenue, VenueEvent},
-        Bar, Engine, EngineConfig, EngineState, Trade, Venue as _,
+        Bar, Engine, EngineConfig, EngineState, SimulatedVenue, Trade, Venue as _,
     },
     market::Market,
     seeds::Genome,
@@ -171,6 +171,8 @@ pub struct BookSpec {
     pub genome: Genome,
     pub regime: Option<RegimeFilter>,
     pub cash: f64,
+    /// The strategy's validation Sharpe (annualized), what its paper Sharpe is held to.
+    pub validation_sharpe: Option<f64>,
 }
 
 impl BookSpec {
@@ -190,6 +192,28 @@ pub struct SessionConfig {
     pub interval_ms: i64,
     /// Bars a book stays paused after a gap.
     pub gap_pause_bars: i64,
+    pub lifecycle: Lifecycle,
+}
+
+/// When a strategy is retired or eligible for live (checked at the end of each UTC day).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// Days on paper, within tolerance, before a strategy is eligible for live.
+    pub min_days: f64,
+    /// Most the paper equity return may stray from the replay's (the same bars, the same
+    /// targets, no risk interventions) while no intervention explains it.
+    pub max_tracking: f64,
+    /// Lowest z of the paper Sharpe against the validation Sharpe (after `min_days`).
+    pub min_sharpe_z: f64,
+}
+
+impl Lifecycle {
+    /// Never retires, never eligible.
+    pub const NONE: Lifecycle = Lifecycle {
+        min_days: f64::INFINITY,
+        max_tracking: f64::INFINITY,
+        min_sharpe_z: f64::NEG_INFINITY,
+    };
 }
 
 impl SessionConfig {
@@ -212,6 +236,11 @@ impl SessionConfig {
             interval_ms: crate::exchange::hyperliquid::interval_ms(&p.interval)
                 .unwrap_or(crate::market::HOUR_MS),
             gap_pause_bars: p.gap_pause_bars,
+            lifecycle: Lifecycle {
+                min_days: p.min_days,
+                max_tracking: p.max_tracking,
+                min_sharpe_z: p.min_sharpe_z,
+            },
         }
     }
 }
@@ -266,6 +295,7 @@ pub fn book_specs(
         };
         let genome = Genome::from_toml(&s.genome, &format!("registry strategy {}", s.id))?;
         let regime = regime_of(cfg, cfg.regime.enabled, Some(s))?;
+        let validation_sharpe = s.figures["validation"]["sharpe"].as_f64();
         for coin in &p.coins {
             specs.push(BookSpec {
                 strategy: s.id.clone(),
@@ -273,6 +303,7 @@ pub fn book_specs(
                 genome: genome.clone(),
                 regime,
                 cash: p.capital * w / p.coins.len() as f64,
+                validation_sharpe,
             });
         }
     }
@@ -287,12 +318,17 @@ struct BookState {
     engine: EngineState,
     venue: PaperVenue,
     risk: RiskState,
+    shadow: EngineState,
+    shadow_venue: SimulatedVenue,
+    /// Risk interventions (breaches, gaps, the kill switch) since the book started.
+    interventions: usize,
 }
 
 /// The portfolio's state as the journal keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PortfolioState {
     risk: RiskState,
+    trackers: BTreeMap<String, Tracker>,
     /// Capital no book holds.
     reserve: f64,
     killed: bool,
@@ -303,6 +339,56 @@ pub struct Book {
     pub spec: BookSpec,
     runner: StrategyRunner<PaperVenue>,
     risk: RiskState,
+    /// The replay of the same bars: the strategy's targets with no risk intervention, over the
+    /// simulated venue (what its backtest expects).
+    shadow: Engine<SimulatedVenue>,
+    interventions: usize,
+}
+
+/// A strategy's paper record across its coins, for the lifecycle checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracker {
+    /// Open time of the last bar before the record starts (the last warm-up bar); set at the
+    /// first mark when the session had no warm-up.
+    pub start_ts: Option<i64>,
+    pub start_equity: f64,
+    pub last_equity: f64,
+    /// Bars and the sums of their returns and squared returns.
+    pub bars: usize,
+    pub sum: f64,
+    pub sum2: f64,
+    pub eligible: bool,
+    pub retired: Option<String>,
+}
+
+impl Tracker {
+    fn new(ts: Option<i64>, equity: f64) -> Self {
+        Self {
+            start_ts: ts,
+            start_equity: equity,
+            last_equity: equity,
+            bars: 0,
+            sum: 0.0,
+            sum2: 0.0,
+            eligible: false,
+            retired: None,
+        }
+    }
+
+    /// Annualized Sharpe of the returns so far (0 without dispersion).
+    fn sharpe(&self, bars_per_year: f64) -> f64 {
+        let n = self.bars as f64;
+        if self.bars < 2 {
+            return 0.0;
+        }
+        let mean = self.sum / n;
+        let var = (self.sum2 - n * mean * mean) / (n - 1.0);
+        if var > 0.0 {
+            mean / var.sqrt() * bars_per_year.sqrt()
+        } else {
+            0.0
+        }
+    }
 }
 
 impl Book {
@@ -327,6 +413,9 @@ impl Book {
             engine: e.state(),
             venue: e.venue().clone(),
             risk: self.risk.clone(),
+            shadow: self.shadow.state(),
+            shadow_venue: self.shadow.venue().clone(),
+            interventions: self.interventions,
         };
         json!({
             "equity": money(self.equity(close)),
@@ -334,6 +423,7 @@ impl Book {
             "position": money(e.signed_size()),
             "close": money(close),
             "paused": self.risk.pause.as_ref().map(|p| p.reason.clone()),
+            "replay_equity": money(self.shadow.equity_at(close)),
             "state": state,
         })
     }
@@ -441,18 +531,43 @@ pub struct Session {
     killed: bool,
     /// Open time of the last bar processed.
     last_ts: Option<i64>,
+    trackers: BTreeMap<String, Tracker>,
 }
 
-fn fresh_runner(spec: &BookSpec, cfg: &EngineConfig, stepped: usize) -> StrategyRunner<PaperVenue> {
+fn book_engine(cfg: &EngineConfig, cash: f64) -> EngineConfig {
     let mut c = *cfg;
-    c.cash = spec.cash;
-    StrategyRunner::new(
-        spec.genome.clone(),
-        &c,
-        PaperVenue::new(c.costs(), spec.cash),
-    )
-    .with_regime(spec.regime)
-    .after(stepped)
+    c.cash = cash;
+    c
+}
+
+fn fresh_book(spec: BookSpec, cfg: &EngineConfig, stepped: usize, day: i64) -> Book {
+    let c = book_engine(cfg, spec.cash);
+    Book {
+        runner: StrategyRunner::new(
+            spec.genome.clone(),
+            &c,
+            PaperVenue::new(c.costs(), spec.cash),
+        )
+        .with_regime(spec.regime)
+        .after(stepped),
+        risk: RiskState::new(spec.cash, day),
+        shadow: Engine::simulated(&c),
+        interventions: 0,
+        spec,
+    }
+}
+
+/// A tracker per strategy of `books` missing from `trackers`, starting at `ts`.
+fn add_trackers(trackers: &mut BTreeMap<String, Tracker>, books: &[Book], ts: Option<i64>) {
+    let mut equity: BTreeMap<&str, f64> = BTreeMap::new();
+    for b in books {
+        *equity.entry(b.spec.strategy.as_str()).or_default() += b.spec.cash;
+    }
+    for (k, e) in equity {
+        trackers
+            .entry(k.to_string())
+            .or_insert_with(|| Tracker::new(ts, e));
+    }
 }
 
 impl Session {
@@ -475,13 +590,11 @@ impl Session {
             .into_iter()
             .map(|spec| {
                 let stepped = warmup.get(&spec.coin).map_or(0, |m| m.candles.len());
-                Book {
-                    runner: fresh_runner(&spec, &cfg.engine, stepped),
-                    risk: RiskState::new(spec.cash, day),
-                    spec,
-                }
+                fresh_book(spec, &cfg.engine, stepped, day)
             })
             .collect();
+        let mut trackers = BTreeMap::new();
+        add_trackers(&mut trackers, &books, last_ts);
         let capital = reserve + books.iter().map(|b| b.spec.cash).sum::<f64>();
         let s = Session {
             account: account.to_string(),
@@ -491,6 +604,7 @@ impl Session {
             reserve,
             killed: false,
             last_ts,
+            trackers,
         };
         let ts = last_ts.unwrap_or(0);
         let mut rows = vec![Entry::new(
@@ -555,29 +669,29 @@ impl Session {
                             ),
                         ));
                     }
-                    let mut c = cfg.engine;
-                    c.cash = spec.cash;
+                    let c = book_engine(&cfg.engine, spec.cash);
                     let engine = Engine::restore(&c, st.venue, &st.engine);
                     Book {
                         runner: StrategyRunner::with_engine(spec.genome.clone(), engine)
                             .with_regime(spec.regime)
                             .after(st.stepped),
                         risk: st.risk,
+                        shadow: Engine::restore(&c, st.shadow_venue, &st.shadow),
+                        interventions: st.interventions,
                         spec,
                     }
                 }
                 None => {
                     let day = (last_ts + cfg.interval_ms - 1).div_euclid(DAY_MS);
-                    Book {
-                        runner: fresh_runner(&spec, &cfg.engine, history_len),
-                        risk: RiskState::new(spec.cash, day),
-                        spec,
-                    }
+                    fresh_book(spec, &cfg.engine, history_len, day)
                 }
             };
             books.push(book);
         }
+        let mut trackers = ps.trackers;
+        add_trackers(&mut trackers, &books, Some(last_ts));
         Ok(Some(Session {
+            trackers,
             account: account.to_string(),
             cfg,
             books,
@@ -692,6 +806,12 @@ impl Session {
                     "paused": paused}),
             ));
             let equity = b.runner.step(m, traded);
+            b.shadow.step_bar(
+                Bar::of(&m.candles, n - 1),
+                m.funding_per_bar[n - 1],
+                d.target,
+            );
+            let _ = b.shadow.take_trades();
             b.drain(ts, &mut rows);
             let close = m.candles.close[n - 1];
             let gross = b.engine().signed_size().abs() * close;
@@ -748,8 +868,156 @@ impl Session {
             self.portfolio.pause = None;
         }
         self.last_ts = Some(ts);
+        self.lifecycle(ts, &closes, histories, &mut rows);
         self.snapshots(ts, &closes, &mut rows);
         rows
+    }
+
+    /// The strategies' records after bar `ts` and, at the end of a UTC day, the lifecycle
+    /// checks: retire (flattened and paused for good; the caller retires it in the registry)
+    /// or eligible for live.
+    fn lifecycle(
+        &mut self,
+        ts: i64,
+        closes: &BTreeMap<String, f64>,
+        histories: &BTreeMap<String, Market>,
+        rows: &mut Vec<Entry>,
+    ) {
+        let iv = self.cfg.interval_ms;
+        let close_ms = ts + iv;
+        let bars_per_year = 365.0 * DAY_MS as f64 / iv as f64;
+        let lc = self.cfg.lifecycle;
+        // Per strategy: paper equity, replay equity, interventions, validation Sharpe.
+        let mut marks: BTreeMap<String, (f64, f64, usize, Option<f64>)> = BTreeMap::new();
+        for b in &self.books {
+            let close = closes.get(&b.spec.coin).copied().unwrap_or(f64::NAN);
+            let (p, r) = if close.is_finite() {
+                (b.equity(close), b.shadow.equity_at(close))
+            } else {
+                (b.engine().venue().balance(), b.shadow.venue().balance())
+            };
+            let e = marks.entry(b.spec.strategy.clone()).or_insert((
+                0.0,
+                0.0,
+                0,
+                b.spec.validation_sharpe,
+            ));
+            e.0 += p;
+            e.1 += r;
+            e.2 += b.interventions;
+        }
+        let mut retire = Vec::new();
+        for (id, (paper, replay, interventions, validation)) in marks {
+            let Some(t) = self.trackers.get_mut(&id) else {
+                continue;
+            };
+            if t.retired.is_some() {
+                continue;
+            }
+            let start = *t.start_ts.get_or_insert(ts - iv);
+            if t.last_equity > 0.0 {
+                let r = paper / t.last_equity - 1.0;
+                t.bars += 1;
+                t.sum += r;
+                t.sum2 += r * r;
+            }
+            t.last_equity = paper;
+            if close_ms % DAY_MS != 0 {
+                continue;
+            }
+            let days = (close_ms - start - iv) as f64 / DAY_MS as f64;
+            let paper_ret = paper / t.start_equity - 1.0;
+            let replay_ret = replay / t.start_equity - 1.0;
+            let tracking = paper_ret - replay_ret;
+            let sharpe = t.sharpe(bars_per_year);
+            // Lo (2002): the standard error of a Sharpe estimate over T bars is, per bar,
+            // sqrt((1 + SR²/2) / T); annualized here.
+            let z = validation.filter(|_| t.bars >= 2).map(|v| {
+                let per_bar = v / bars_per_year.sqrt();
+                let se =
+                    ((1.0 + per_bar * per_bar / 2.0) / t.bars as f64).sqrt() * bars_per_year.sqrt();
+                (sharpe - v) / se
+            });
+            let pct = |x: f64| format!("{:.2} %", 100.0 * x);
+            let (verdict, reason) = if interventions == 0 && tracking.abs() > lc.max_tracking {
+                (
+                    "retire",
+                    format!(
+                        "paper return {} strays {} from the replay of the same bars ({}), over {}",
+                        pct(paper_ret),
+                        pct(tracking.abs()),
+                        pct(replay_ret),
+                        pct(lc.max_tracking)
+                    ),
+                )
+            } else if days >= lc.min_days && z.is_some_and(|z| z < lc.min_sharpe_z) {
+                (
+                    "retire",
+                    format!(
+                        "paper Sharpe {sharpe:.2} over {days:.1} days is {:.1} standard errors \
+                         below the validation Sharpe {:.2} (limit {})",
+                        -z.unwrap_or(0.0),
+                        validation.unwrap_or(f64::NAN),
+                        lc.min_sharpe_z
+                    ),
+                )
+            } else if days >= lc.min_days && !t.eligible {
+                t.eligible = true;
+                (
+                    "eligible",
+                    format!(
+                        "{days:.1} days on paper within tolerance: eligible for live (which \
+                         still needs an explicit command)"
+                    ),
+                )
+            } else {
+                ("ok", String::new())
+            };
+            rows.push(Entry::new(
+                id.clone(),
+                ts,
+                Kind::Lifecycle,
+                json!({"verdict": verdict, "reason": reason, "days": days,
+                    "paper_return": money(paper_ret), "replay_return": money(replay_ret),
+                    "tracking": money(tracking), "interventions": interventions,
+                    "sharpe": sharpe, "validation_sharpe": validation, "z": z,
+                    "eligible": t.eligible}),
+            ));
+            if verdict == "retire" {
+                t.retired = Some(reason.clone());
+                retire.push((id, reason));
+            }
+        }
+        for (id, reason) in retire {
+            for b in self.books.iter_mut().filter(|b| b.spec.strategy == id) {
+                if let Some(m) = histories
+                    .get(&b.spec.coin)
+                    .filter(|m| !m.candles.is_empty())
+                {
+                    let last = Bar::of(&m.candles, m.candles.len() - 1);
+                    b.runner.engine_mut().flatten(last, last.close);
+                    b.drain(ts, rows);
+                }
+                pause(b, rows, ts, format!("retired: {reason}"), None);
+            }
+        }
+    }
+
+    /// The strategies the lifecycle retired, with the reason (for the registry).
+    pub fn retired(&self) -> Vec<(String, String)> {
+        self.trackers
+            .iter()
+            .filter_map(|(id, t)| t.retired.clone().map(|r| (id.clone(), r)))
+            .collect()
+    }
+
+    /// The strategies eligible for live.
+    pub fn eligible(&self) -> Vec<String> {
+        self.trackers
+            .iter()
+            .filter(|(_, t)| t.eligible && t.retired.is_none())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// The kill switch: every book flattened at its coin's last close and paused until resumed.
@@ -802,6 +1070,14 @@ impl Session {
             if book.is_some_and(|k| k != key && k != b.spec.strategy) {
                 continue;
             }
+            // Retirement is final.
+            if self
+                .trackers
+                .get(&b.spec.strategy)
+                .is_some_and(|t| t.retired.is_some())
+            {
+                continue;
+            }
             if let Some(p) = b.risk.pause.take() {
                 let close = closes.get(&b.spec.coin).copied().unwrap_or(f64::NAN);
                 let equity = b.equity(close);
@@ -846,6 +1122,7 @@ impl Session {
         let (equity, gross) = self.portfolio_marks(closes);
         let state = PortfolioState {
             risk: self.portfolio.clone(),
+            trackers: self.trackers.clone(),
             reserve: self.reserve,
             killed: self.killed,
         };
@@ -868,6 +1145,7 @@ fn last_closes(histories: &BTreeMap<String, Market>) -> BTreeMap<String, f64> {
 }
 
 fn pause(b: &mut Book, rows: &mut Vec<Entry>, ts: i64, reason: String, until: Option<i64>) {
+    b.interventions += 1;
     rows.push(Entry::new(
         b.key(),
         ts,
