@@ -692,3 +692,29 @@ fn a_paper_sharpe_far_below_validation_retires_the_strategy_for_good() {
         assert!(e.body["paused"].as_str().unwrap().starts_with("retired: "));
     }
 }
+
+#[test]
+fn warm_ups_of_different_lengths_start_trading_at_the_same_bar() {
+    // A coin fetched a moment later may bring one more closed bar: the warm-up ends at the
+    // last bar every coin has, and every book steps every bar after it.
+    let markets = two_coin_markets(400);
+    let warmup: BTreeMap<String, Market> = markets
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.coin.clone(), m.slice(0..300 + i)))
+        .collect();
+    let mut conn = db();
+    let (mut s, start) = Session::start(
+        "w",
+        cfg(Limits::NONE),
+        two_strategies(&markets),
+        0.0,
+        &warmup,
+    );
+    assert_eq!(s.last_ts(), Some(markets[0].candles.ts[299]));
+    journal::append(&mut conn, "w", &start, 0).unwrap();
+    feed(&mut s, &mut conn, &markets, 300..400);
+    let decisions = journal::of_kind(&conn, "w", Kind::Decision).unwrap();
+    assert_eq!(decisions.len(), 4 * 100);
+    assert!(journal::of_kind(&conn, "w", Kind::Gap).unwrap().is_empty());
+}

@@ -439,5 +439,56 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
         .as_str()
         .unwrap()
         .starts_with("stop file "));
+    // `paper replay --strategy` reads the registry's genome and books what `backtest` books
+    // with that genome (the config's built-in planted market).
+    let list = run_ok(&["strategies", "list", "--config", s(&cfg), "--json"]);
+    let list: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["status"] == "paper")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = run_ok(&["strategies", "show", &id, "--config", s(&cfg), "--json"]);
+    let show: serde_json::Value = serde_json::from_str(show.trim()).unwrap();
+    let g = d.join("g.toml");
+    std::fs::write(&g, show["strategy"]["genome"].as_str().unwrap()).unwrap();
+    let (bt, pt) = (d.join("bt.csv"), d.join("pt.csv"));
+    run_ok(&[
+        "backtest",
+        "--config",
+        s(&cfg),
+        "--genome",
+        s(&g),
+        "--coin",
+        "ETH",
+        "--timerange",
+        "20240601-20240801",
+        "--trades",
+        s(&bt),
+        "-q",
+    ]);
+    run_ok(&[
+        "paper",
+        "replay",
+        "--config",
+        s(&cfg),
+        "--strategy",
+        &id,
+        "--coin",
+        "ETH",
+        "--from",
+        "20240601",
+        "--to",
+        "20240801",
+        "--trades",
+        s(&pt),
+    ]);
+    let trades = std::fs::read_to_string(&bt).unwrap();
+    assert!(trades.lines().count() > 3, "{trades}");
+    assert_eq!(trades, std::fs::read_to_string(&pt).unwrap());
     let _ = std::fs::remove_dir_all(d);
 }

@@ -13,7 +13,14 @@ use organism::{
         ws::{self, FeedConfig, FeedEvent, Subscription},
     },
     execution::journal::{self, Kind, PORTFOLIO},
-    market::{csv::write_atomic, timerange::TimeRange, types::Coin, types::Interval, Market},
+    market::{
+        csv::{fear_greed_to_csv, load_fear_greed, write_atomic},
+        timerange::TimeRange,
+        types::Coin,
+        types::Interval,
+        universe::FEAR_GREED_FILE,
+        Market,
+    },
     promotion::registry::{Registry, Status},
     runner::{
         paper::{
@@ -596,10 +603,25 @@ fn store_last_funding(store: &CandleStore) -> Option<i64> {
 
 /// Each coin's stored bars up to and including `ts`.
 fn histories_upto(stores: &BTreeMap<String, CandleStore>, ts: i64) -> BTreeMap<String, Market> {
+    let fg = stores
+        .values()
+        .next()
+        .and_then(|s| s.file().parent()?.parent().map(|d| d.join(FEAR_GREED_FILE)))
+        .filter(|f| f.exists())
+        .and_then(|f| match load_fear_greed(&f) {
+            Ok(fg) => Some(fg),
+            Err(e) => {
+                tracing::warn!("{e}; no sentiment regime for this bar");
+                None
+            }
+        });
     stores
         .iter()
         .map(|(c, s)| {
-            let m = s.market();
+            let mut m = s.market();
+            if let Some(fg) = &fg {
+                m = m.with_fear_greed(fg);
+            }
             let k = m.candles.ts.partition_point(|&t| t <= ts);
             let h = if k == m.candles.len() {
                 m
@@ -609,6 +631,20 @@ fn histories_upto(stores: &BTreeMap<String, CandleStore>, ts: i64) -> BTreeMap<S
             (c.clone(), h)
         })
         .collect()
+}
+
+/// Writes the live Fear & Greed index into the store folder (kept as it was when the index
+/// cannot be had).
+async fn refresh_fear_greed(url: &str, dir: &std::path::Path) {
+    match organism::exchange::sentiment::fetch_fear_greed(url).await {
+        Ok(rows) => {
+            let path = dir.join(FEAR_GREED_FILE);
+            if let Err(e) = write_atomic(&path, fear_greed_to_csv(&rows).as_bytes()) {
+                tracing::warn!("{}: {e}", path.display());
+            }
+        }
+        Err(e) => tracing::warn!("Fear & Greed index unavailable ({e}); keeping the stored one"),
+    }
 }
 
 /// Where the session stands, one line.
@@ -677,6 +713,7 @@ fn run_session(a: RunArgs) -> Result<()> {
     }
     let url = cfg.api_url(a.api_url.as_deref());
     let (weight_per_minute, timeouts) = (cfg.exchange.weight_per_minute, cfg.timeouts());
+    let (cfg_regime_on, sentiment_url) = (cfg.regime.enabled, cfg.exchange.sentiment_url.clone());
     let store_dir = PathBuf::from(&p.store);
     let stop_file = PathBuf::from(&p.stop_file);
     super::data::runtime()?.block_on(async move {
@@ -694,6 +731,14 @@ fn run_session(a: RunArgs) -> Result<()> {
                 tracing::warn!("{note}");
             }
             stores.insert(c.clone(), s);
+        }
+        // The sentiment regime reads the index of the day before each bar; it is refreshed at
+        // the start and once a UTC day.
+        let sentiment = cfg_regime_on.then(|| sentiment_url.clone());
+        let mut fg_day = None;
+        if let Some(u) = &sentiment {
+            refresh_fear_greed(u, &store_dir).await;
+            fg_day = Some(now_ms().div_euclid(86_400_000));
         }
         let everything = |stores: &BTreeMap<String, CandleStore>| histories_upto(stores, i64::MAX);
         let restored = Session::restore(reg.connection(), &account, scfg, specs.clone(), &everything(&stores))?;
@@ -768,6 +813,13 @@ fn run_session(a: RunArgs) -> Result<()> {
                     };
                     if ((now_ms() - since) as f64) < wait_ms {
                         break;
+                    }
+                }
+                if let Some(u) = &sentiment {
+                    let day = now_ms().div_euclid(86_400_000);
+                    if fg_day != Some(day) {
+                        refresh_fear_greed(u, &store_dir).await;
+                        fg_day = Some(day);
                     }
                 }
                 let h = histories_upto(&stores, next);

@@ -331,6 +331,12 @@ impl<V: Venue> StrategyRunner<V> {
         self
     }
 
+    /// Takes the first `bars` of the history as stepped without trading them (bars a gap made
+    /// the runner skip; see [`StrategyRunner::after`]).
+    pub fn skip_to(&mut self, bars: usize) {
+        self.stepped = bars;
+    }
+
     /// Bars of the history stepped (or skipped).
     pub fn stepped(&self) -> usize {
         self.stepped

@@ -581,15 +581,20 @@ impl Session {
         reserve: f64,
         warmup: &BTreeMap<String, Market>,
     ) -> (Session, Vec<Entry>) {
+        // Warm-up ends at the last bar every coin has; later bars are traded.
         let last_ts = warmup
             .values()
             .filter_map(|m| m.candles.ts.last().copied())
-            .max();
+            .min();
         let day = last_ts.map_or(0, |t| (t + cfg.interval_ms - 1).div_euclid(DAY_MS));
         let books: Vec<Book> = specs
             .into_iter()
             .map(|spec| {
-                let stepped = warmup.get(&spec.coin).map_or(0, |m| m.candles.len());
+                let stepped = warmup.get(&spec.coin).map_or(0, |m| {
+                    m.candles
+                        .ts
+                        .partition_point(|&t| last_ts.is_some_and(|l| t <= l))
+                });
                 fresh_book(spec, &cfg.engine, stepped, day)
             })
             .collect();
@@ -622,7 +627,14 @@ impl Session {
                 "portfolio_limits": s.cfg.portfolio_limits.to_json(),
             }),
         )];
-        s.snapshots(ts, &last_closes(warmup), &mut rows);
+        let warm: BTreeMap<String, Market> = warmup
+            .iter()
+            .map(|(c, m)| {
+                let k = m.candles.ts.partition_point(|&t| t <= ts);
+                (c.clone(), m.slice(0..k))
+            })
+            .collect();
+        s.snapshots(ts, &last_closes(&warm), &mut rows);
         (s, rows)
     }
 
@@ -777,8 +789,26 @@ impl Session {
                 }
                 continue;
             }
-            if n != b.runner.stepped() + 1 {
-                continue; // not this book's bar yet (a book added mid-history steps from now)
+            if n > b.runner.stepped() + 1 {
+                // Bars this book never stepped: as a gap, it does not trade across them.
+                let last = Bar::of(&m.candles, n - 2);
+                let held = b.engine().signed_size() != 0.0;
+                b.runner.engine_mut().flatten(last, last.close);
+                b.drain(ts, &mut rows);
+                let reason = format!(
+                    "{} bars of {} before {ts} were never stepped",
+                    n - 1 - b.runner.stepped(),
+                    b.spec.coin
+                );
+                rows.push(Entry::new(
+                    key.clone(),
+                    ts,
+                    Kind::Gap,
+                    json!({"reason": reason, "flattened": held, "until_ts": gap_until}),
+                ));
+                pause(b, &mut rows, ts, reason, Some(gap_until));
+                b.runner.skip_to(n - 1);
+                b.shadow.flatten(last, last.close);
             }
             if let Some(p) = &b.risk.pause {
                 if p.until_ts.is_some_and(|u| u <= ts) && !self.killed {
