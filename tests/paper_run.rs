@@ -162,6 +162,13 @@ fn spawn(cfg: &Path, url: &str, until: i64, log: &Path) -> Child {
         .unwrap()
 }
 
+/// SIGKILL, then a new runner.
+fn restart(mut child: Child, cfg: &Path, url: &str, until: i64, log: &Path) -> Child {
+    let _ = child.kill();
+    let _ = child.wait();
+    spawn(cfg, url, until, log)
+}
+
 fn session_started(reg: &Path) -> bool {
     let Ok(c) =
         rusqlite::Connection::open_with_flags(reg, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -236,10 +243,8 @@ async fn session(
     while !session_started(&reg) {
         if killed < kills / 6 {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
-            let _ = child.kill();
-            let _ = child.wait();
+            child = restart(child, cfg, &url, until, &log);
             killed += 1;
-            child = spawn(cfg, &url, until, &log);
         } else {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -250,10 +255,8 @@ async fn session(
         tokio::time::sleep(Duration::from_millis(80)).await;
         if killed < kills && rng.gen_bool(0.75) {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(0..120))).await;
-            let _ = child.kill();
-            let _ = child.wait();
+            child = restart(child, cfg, &url, until, &log);
             killed += 1;
-            child = spawn(cfg, &url, until, &log);
         }
     }
     while killed < kills {
@@ -261,10 +264,8 @@ async fn session(
         if child.try_wait().unwrap().is_some() {
             break;
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        child = restart(child, cfg, &url, until, &log);
         killed += 1;
-        child = spawn(cfg, &url, until, &log);
     }
     wait_exit(&mut child, 120, &log).await;
     assert_eq!(killed, kills);
@@ -336,7 +337,16 @@ async fn paper_run_survives_kill_9_and_faults_and_journals_what_the_bars_imply()
     // Killed 24 times.
     let b = scratch("b");
     let cfg_b = setup(&b);
-    let jb = session(&b, &cfg_b, t0, 24, |_| {}, 2).await;
+    // Slow answers make the warm-up long enough that kills land inside it.
+    let jb = session(
+        &b,
+        &cfg_b,
+        t0,
+        24,
+        |f| f.delay = Duration::from_millis(25),
+        2,
+    )
+    .await;
     assert_same("killed 24 times vs uninterrupted", &jb, &ja);
     // Faults: dropped connections, malformed messages, skipped bars, failing REST requests.
     let c = scratch("c");

@@ -749,13 +749,19 @@ fn run_session(a: RunArgs) -> Result<()> {
             }
             None => {
                 for (coin, store) in stores.iter_mut() {
-                    if store.is_empty() {
-                        let after = now_ms() - (p.warmup_bars as i64 + 2) * iv;
-                        let after = after.div_euclid(iv) * iv;
-                        let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
-                        let keep = bars.len().saturating_sub(p.warmup_bars);
-                        store_bars(&info, store, coin, iv, &bars[keep..]).await?;
-                    }
+                    // A warm-up cut short by a crash is completed up to the exchange's last
+                    // closed bar before the session starts.
+                    let bars = match store.candles().ts.last() {
+                        Some(&last) => closed_bars_after(&info, coin, &p.interval, iv, last).await?,
+                        None => {
+                            let after = now_ms() - (p.warmup_bars as i64 + 2) * iv;
+                            let after = after.div_euclid(iv) * iv;
+                            let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
+                            let keep = bars.len().saturating_sub(p.warmup_bars);
+                            bars[keep..].to_vec()
+                        }
+                    };
+                    store_bars(&info, store, coin, iv, &bars).await?;
                 }
                 let (s, rows) = Session::start(&account, scfg, specs, reserve, &everything(&stores));
                 journal::append(reg.connection(), &account, &rows, now_ms())?;

@@ -11,7 +11,7 @@
 //! Bodies hold nothing that depends on when they were written (that is the `written_ms`
 //! column), so two runs over the same bars give identical journals.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -186,15 +186,21 @@ fn row(seq: i64, book: String, bar_ts: i64, kind: &str, body: &str) -> Result<En
     })
 }
 
-/// Every row of `account`, in order (`seq`, entry).
-///
-/// # Errors
-/// [`JournalError`] on a database error or a row this build cannot read.
-pub fn entries(conn: &Connection, account: &str) -> Result<Vec<(i64, Entry)>, JournalError> {
-    let mut st = conn.prepare(
-        "SELECT seq, book, bar_ts, kind, body FROM journal WHERE account = ?1 ORDER BY seq",
-    )?;
-    let rows = st.query_map(params![account], |r| {
+/// Rows of `account` matching `filter` (SQL over `book` and `kind`, parameters from `?2`),
+/// in `order`.
+fn select(
+    conn: &Connection,
+    account: &str,
+    filter: &str,
+    args: &[&str],
+    order: &str,
+) -> Result<Vec<(i64, Entry)>, JournalError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT seq, book, bar_ts, kind, body FROM journal WHERE account = ?1{filter} ORDER BY {order}"
+    ))?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&account];
+    values.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
+    let rows = st.query_map(values.as_slice(), |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
@@ -211,6 +217,14 @@ pub fn entries(conn: &Connection, account: &str) -> Result<Vec<(i64, Entry)>, Jo
     Ok(out)
 }
 
+/// Every row of `account`, in order (`seq`, entry).
+///
+/// # Errors
+/// [`JournalError`] on a database error or a row this build cannot read.
+pub fn entries(conn: &Connection, account: &str) -> Result<Vec<(i64, Entry)>, JournalError> {
+    select(conn, account, "", &[], "seq")
+}
+
 /// The latest row of `kind` for `book` of `account`.
 ///
 /// # Errors
@@ -221,25 +235,14 @@ pub fn latest(
     book: &str,
     kind: Kind,
 ) -> Result<Option<Entry>, JournalError> {
-    let found = conn
-        .query_row(
-            "SELECT seq, book, bar_ts, kind, body FROM journal
-             WHERE account = ?1 AND book = ?2 AND kind = ?3 ORDER BY seq DESC LIMIT 1",
-            params![account, book, kind.as_str()],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            },
-        )
-        .optional()?;
-    found
-        .map(|(seq, book, ts, kind, body)| row(seq, book, ts, &kind, &body))
-        .transpose()
+    let mut found = select(
+        conn,
+        account,
+        " AND book = ?2 AND kind = ?3",
+        &[book, kind.as_str()],
+        "seq DESC LIMIT 1",
+    )?;
+    Ok(found.pop().map(|x| x.1))
 }
 
 /// Rows of `kind` of `account` (all books), in order.
@@ -247,25 +250,12 @@ pub fn latest(
 /// # Errors
 /// As [`entries`].
 pub fn of_kind(conn: &Connection, account: &str, kind: Kind) -> Result<Vec<Entry>, JournalError> {
-    let mut st = conn.prepare(
-        "SELECT seq, book, bar_ts, kind, body FROM journal
-         WHERE account = ?1 AND kind = ?2 ORDER BY seq",
-    )?;
-    let rows = st.query_map(params![account, kind.as_str()], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (seq, book, ts, kind, body) = r?;
-        out.push(row(seq, book, ts, &kind, &body)?);
-    }
-    Ok(out)
+    Ok(
+        select(conn, account, " AND kind = ?2", &[kind.as_str()], "seq")?
+            .into_iter()
+            .map(|x| x.1)
+            .collect(),
+    )
 }
 
 /// An operator's request to a running session.

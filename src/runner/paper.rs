@@ -771,44 +771,37 @@ impl Session {
             if m.candles.ts.last() != Some(&ts) {
                 // The coin skipped this bar: flatten at the last close, pause past the gap.
                 if n > 0 && b.runner.stepped() == n && m.candles.ts[n - 1] < ts {
-                    let last = Bar::of(&m.candles, n - 1);
-                    let held = b.engine().signed_size() != 0.0;
-                    b.runner.engine_mut().flatten(last, last.close);
-                    b.drain(ts, &mut rows);
                     let reason = format!(
                         "bar {ts} of {} is missing and could not be backfilled",
                         b.spec.coin
                     );
-                    rows.push(Entry::new(
-                        key.clone(),
+                    gap(
+                        b,
+                        Bar::of(&m.candles, n - 1),
                         ts,
-                        Kind::Gap,
-                        json!({"reason": reason, "flattened": held, "until_ts": gap_until}),
-                    ));
-                    pause(b, &mut rows, ts, reason, Some(gap_until));
+                        reason,
+                        gap_until,
+                        &mut rows,
+                    );
                 }
                 continue;
             }
             if n > b.runner.stepped() + 1 {
                 // Bars this book never stepped: as a gap, it does not trade across them.
-                let last = Bar::of(&m.candles, n - 2);
-                let held = b.engine().signed_size() != 0.0;
-                b.runner.engine_mut().flatten(last, last.close);
-                b.drain(ts, &mut rows);
                 let reason = format!(
                     "{} bars of {} before {ts} were never stepped",
                     n - 1 - b.runner.stepped(),
                     b.spec.coin
                 );
-                rows.push(Entry::new(
-                    key.clone(),
+                gap(
+                    b,
+                    Bar::of(&m.candles, n - 2),
                     ts,
-                    Kind::Gap,
-                    json!({"reason": reason, "flattened": held, "until_ts": gap_until}),
-                ));
-                pause(b, &mut rows, ts, reason, Some(gap_until));
+                    reason,
+                    gap_until,
+                    &mut rows,
+                );
                 b.runner.skip_to(n - 1);
-                b.shadow.flatten(last, last.close);
             }
             if let Some(p) = &b.risk.pause {
                 if p.until_ts.is_some_and(|u| u <= ts) && !self.killed {
@@ -1187,6 +1180,20 @@ fn pause(b: &mut Book, rows: &mut Vec<Entry>, ts: i64, reason: String, until: Op
         since_ts: ts,
         until_ts: until,
     });
+}
+
+/// A gap: the book flattened at `last`'s close (the last bar it has) and paused until `until`.
+fn gap(b: &mut Book, last: Bar, ts: i64, reason: String, until: i64, rows: &mut Vec<Entry>) {
+    let held = b.engine().signed_size() != 0.0;
+    b.runner.engine_mut().flatten(last, last.close);
+    b.drain(ts, rows);
+    rows.push(Entry::new(
+        b.key(),
+        ts,
+        Kind::Gap,
+        json!({"reason": reason, "flattened": held, "until_ts": until}),
+    ));
+    pause(b, rows, ts, reason, Some(until));
 }
 
 /// A breach: the book flattened at `bar`'s close and paused.
