@@ -468,14 +468,19 @@ fn status(a: StatusArgs) -> Result<()> {
             }
         );
     }
+    let pct = |v: &Value| {
+        v.as_str()
+            .and_then(|x| x.parse::<f64>().ok())
+            .map_or("?".into(), |x| format!("{:+.2} %", 100.0 * x))
+    };
     for l in &lifecycle {
         let c = &l["check"];
         outln!(
             "{}: {:.1} days on paper, return {} (replay {}), Sharpe {:.2} vs validation {}{}",
             l["strategy"].as_str().unwrap_or("?"),
             c["days"].as_f64().unwrap_or(0.0),
-            c["paper_return"].as_str().unwrap_or("?"),
-            c["replay_return"].as_str().unwrap_or("?"),
+            pct(&c["paper_return"]),
+            pct(&c["replay_return"]),
             c["sharpe"].as_f64().unwrap_or(0.0),
             c["validation_sharpe"]
                 .as_f64()
