@@ -7,6 +7,7 @@
 
 pub mod fetch;
 pub mod info;
+pub mod signing;
 pub mod ws;
 
 use rust_decimal::Decimal;
