@@ -8,6 +8,7 @@
 pub mod fetch;
 pub mod info;
 pub mod signing;
+pub mod wire;
 pub mod ws;
 
 use rust_decimal::Decimal;

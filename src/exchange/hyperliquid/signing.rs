@@ -188,6 +188,22 @@ impl Signer {
         })
     }
 
+    /// Signs a user-signed action (see [`user_signed_digest`]).
+    ///
+    /// # Errors
+    /// As [`user_signed_digest`] and [`Signer::sign_digest`].
+    pub fn sign_user_action(
+        &self,
+        primary_type: &str,
+        fields: &[(&str, Field)],
+    ) -> Result<EthSignature, SignError> {
+        self.sign_digest(&user_signed_digest(
+            primary_type,
+            fields,
+            SIGNATURE_CHAIN_ID,
+        )?)
+    }
+
     /// Signs an L1 action (see the module documentation).
     ///
     /// # Errors
@@ -204,6 +220,111 @@ impl Signer {
         self.sign_digest(&phantom_agent_digest(&h, mainnet))
     }
 }
+
+/// A field of a user-signed action, as EIP-712 encodes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    String(String),
+    Address(String),
+    Uint64(u64),
+    Bool(bool),
+    Bytes32([u8; 32]),
+}
+
+impl Field {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Field::String(_) => "string",
+            Field::Address(_) => "address",
+            Field::Uint64(_) => "uint64",
+            Field::Bool(_) => "bool",
+            Field::Bytes32(_) => "bytes32",
+        }
+    }
+
+    fn encode(&self) -> Result<[u8; 32], SignError> {
+        let mut w = [0u8; 32];
+        match self {
+            Field::String(s) => return Ok(keccak(s.as_bytes())),
+            Field::Address(a) => w[12..].copy_from_slice(&address_bytes(a)?),
+            Field::Uint64(n) => w[24..].copy_from_slice(&n.to_be_bytes()),
+            Field::Bool(b) => w[31] = u8::from(*b),
+            Field::Bytes32(b) => w = *b,
+        }
+        Ok(w)
+    }
+}
+
+/// The chain id user-signed actions are signed on (`signatureChainId` `0x66eee`, as the SDK).
+pub const SIGNATURE_CHAIN_ID: u64 = 0x66eee;
+
+/// The EIP-712 digest of a user-signed action (`HyperliquidSignTransaction` domain, version 1,
+/// `chain_id`): `primary_type` is e.g. `HyperliquidTransaction:ApproveAgent`, `fields` the
+/// named fields in their type order (the first is `hyperliquidChain`).
+///
+/// # Errors
+/// [`SignError::BadAddress`] for an address field that is not 20 bytes of hex.
+pub fn user_signed_digest(
+    primary_type: &str,
+    fields: &[(&str, Field)],
+    chain_id: u64,
+) -> Result<[u8; 32], SignError> {
+    let mut chain = [0u8; 32];
+    chain[24..].copy_from_slice(&chain_id.to_be_bytes());
+    let mut domain = Vec::with_capacity(5 * 32);
+    domain.extend_from_slice(&keccak(
+        b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)",
+    ));
+    domain.extend_from_slice(&keccak(b"HyperliquidSignTransaction"));
+    domain.extend_from_slice(&keccak(b"1"));
+    domain.extend_from_slice(&chain);
+    domain.extend_from_slice(&[0u8; 32]);
+    let members: Vec<String> = fields
+        .iter()
+        .map(|(n, f)| format!("{} {n}", f.type_name()))
+        .collect();
+    let type_string = format!("{primary_type}({})", members.join(","));
+    let mut data = Vec::with_capacity((fields.len() + 1) * 32);
+    data.extend_from_slice(&keccak(type_string.as_bytes()));
+    for (_, f) in fields {
+        data.extend_from_slice(&f.encode()?);
+    }
+    let mut msg = Vec::with_capacity(66);
+    msg.extend_from_slice(&[0x19, 0x01]);
+    msg.extend_from_slice(&keccak(&domain));
+    msg.extend_from_slice(&keccak(&data));
+    Ok(keccak(&msg))
+}
+
+/// `Mainnet` or `Testnet`: the `hyperliquidChain` of user-signed actions.
+pub fn hyperliquid_chain(mainnet: bool) -> &'static str {
+    if mainnet {
+        "Mainnet"
+    } else {
+        "Testnet"
+    }
+}
+
+/// The fields of `approveAgent` (an agent wallet allowed to sign for the account).
+pub fn approve_agent_fields(
+    mainnet: bool,
+    agent: &str,
+    name: &str,
+    nonce: u64,
+) -> Vec<(&'static str, Field)> {
+    vec![
+        (
+            "hyperliquidChain",
+            Field::String(hyperliquid_chain(mainnet).into()),
+        ),
+        ("agentAddress", Field::Address(agent.into())),
+        ("agentName", Field::String(name.into())),
+        ("nonce", Field::Uint64(nonce)),
+    ]
+}
+
+/// The primary type of `approveAgent`.
+pub const APPROVE_AGENT: &str = "HyperliquidTransaction:ApproveAgent";
 
 /// The address of a public key: the last 20 bytes of the keccak of its uncompressed point.
 fn address_of(key: &VerifyingKey) -> String {
@@ -309,5 +430,147 @@ mod tests {
         assert_eq!(e.to_string(), "the private key is not 32 bytes of hex");
         let w = Signer::from_hex(KEY).unwrap();
         assert!(!format!("{w:?}").contains("0123456789"));
+    }
+
+    use super::super::wire::{Action, Cloid, OrderTypeWire, OrderWire, Tif, Tpsl};
+
+    fn order(t: OrderTypeWire, cloid: Option<&str>) -> Action {
+        Action::orders(vec![OrderWire {
+            a: 1,
+            b: true,
+            p: "100".into(),
+            s: "100".into(),
+            r: false,
+            t,
+            c: cloid.map(|c| Cloid::parse(c).unwrap().to_hex()),
+        }])
+    }
+
+    #[test]
+    fn phantom_agent_creation_matches_production() {
+        let a = Action::orders(vec![OrderWire {
+            a: 4,
+            b: true,
+            p: "1670.1".into(),
+            s: "0.0147".into(),
+            r: false,
+            t: OrderTypeWire::limit(Tif::Ioc),
+            c: None,
+        }]);
+        let h = action_hash(&a, None, 1677777606040, None).unwrap();
+        let hex: String = h.iter().map(|x| format!("{x:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0fcbeda5ae3c4950a548021552a4fea2226858c4453571bf3f24ba017eac2908"
+        );
+    }
+
+    #[test]
+    fn l1_action_signing_order_matches() {
+        let w = Signer::from_hex(KEY).unwrap();
+        let a = order(OrderTypeWire::limit(Tif::Gtc), None);
+        check(
+            &w.sign_l1_action(&a, None, 0, None, true).unwrap(),
+            "0xd65369825a9df5d80099e513cce430311d7d26ddf477f5b3a33d2806b100d78e",
+            "0x2b54116ff64054968aa237c20ca9ff68000f977c93289157748a3162b6ea940e",
+            28,
+        );
+        check(
+            &w.sign_l1_action(&a, None, 0, None, false).unwrap(),
+            "0x82b2ba28e76b3d761093aaded1b1cdad4960b3af30212b343fb2e6cdfa4e3d54",
+            "0x6b53878fc99d26047f4d7e8c90eb98955a109f44209163f52d8dc4278cbbd9f5",
+            27,
+        );
+    }
+
+    #[test]
+    fn l1_action_signing_order_with_cloid_matches() {
+        let w = Signer::from_hex(KEY).unwrap();
+        let a = order(
+            OrderTypeWire::limit(Tif::Gtc),
+            Some("0x00000000000000000000000000000001"),
+        );
+        check(
+            &w.sign_l1_action(&a, None, 0, None, true).unwrap(),
+            "0x41ae18e8239a56cacbc5dad94d45d0b747e5da11ad564077fcac71277a946e3",
+            "0x3c61f667e747404fe7eea8f90ab0e76cc12ce60270438b2058324681a00116da",
+            27,
+        );
+        check(
+            &w.sign_l1_action(&a, None, 0, None, false).unwrap(),
+            "0xeba0664bed2676fc4e5a743bf89e5c7501aa6d870bdb9446e122c9466c5cd16d",
+            "0x7f3e74825c9114bc59086f1eebea2928c190fdfbfde144827cb02b85bbe90988",
+            28,
+        );
+    }
+
+    #[test]
+    fn l1_action_signing_tpsl_order_matches() {
+        let w = Signer::from_hex(KEY).unwrap();
+        let a = order(OrderTypeWire::trigger("103".into(), true, Tpsl::Sl), None);
+        check(
+            &w.sign_l1_action(&a, None, 0, None, true).unwrap(),
+            "0x98343f2b5ae8e26bb2587daad3863bc70d8792b09af1841b6fdd530a2065a3f9",
+            "0x6b5bb6bb0633b710aa22b721dd9dee6d083646a5f8e581a20b545be6c1feb405",
+            27,
+        );
+        check(
+            &w.sign_l1_action(&a, None, 0, None, false).unwrap(),
+            "0x971c554d917c44e0e1b6cc45d8f9404f32172a9d3b3566262347d0302896a2e4",
+            "0x206257b104788f80450f8e786c329daa589aa0b32ba96948201ae556d5637eac",
+            28,
+        );
+    }
+
+    #[test]
+    fn schedule_cancel_matches() {
+        let w = Signer::from_hex(KEY).unwrap();
+        let none = Action::ScheduleCancel { time: None };
+        check(
+            &w.sign_l1_action(&none, None, 0, None, true).unwrap(),
+            "0x6cdfb286702f5917e76cd9b3b8bf678fcc49aec194c02a73e6d4f16891195df9",
+            "0x6557ac307fa05d25b8d61f21fb8a938e703b3d9bf575f6717ba21ec61261b2a0",
+            27,
+        );
+        let at = Action::ScheduleCancel {
+            time: Some(123456789),
+        };
+        check(
+            &w.sign_l1_action(&at, None, 0, None, false).unwrap(),
+            "0x4e4f2dbd4107c69783e251b7e1057d9f2b9d11cee213441ccfa2be63516dc5bc",
+            "0x706c656b23428c8ba356d68db207e11139ede1670481a9e01ae2dfcdb0e1a678",
+            27,
+        );
+    }
+
+    fn transfer(chain: &str) -> Vec<(&'static str, Field)> {
+        vec![
+            ("hyperliquidChain", Field::String(chain.into())),
+            (
+                "destination",
+                Field::String("0x5e9ee1089755c3435139848e47e6635505d5a13a".into()),
+            ),
+            ("amount", Field::String("1".into())),
+            ("time", Field::Uint64(1687816341423)),
+        ]
+    }
+
+    #[test]
+    fn user_signed_actions_match() {
+        let w = Signer::from_hex(KEY).unwrap();
+        check(
+            &w.sign_user_action("HyperliquidTransaction:UsdSend", &transfer("Testnet"))
+                .unwrap(),
+            "0x637b37dd731507cdd24f46532ca8ba6eec616952c56218baeff04144e4a77073",
+            "0x11a6a24900e6e314136d2592e2f8d502cd89b7c15b198e1bee043c9589f9fad7",
+            27,
+        );
+        check(
+            &w.sign_user_action("HyperliquidTransaction:Withdraw", &transfer("Testnet"))
+                .unwrap(),
+            "0x8363524c799e90ce9bc41022f7c39b4e9bdba786e5f9c72b20e43e1462c37cf9",
+            "0x58b1411a775938b83e29182e8ef74975f9054c8e97ebf5ec2dc8d51bfc893881",
+            28,
+        );
     }
 }
