@@ -322,6 +322,39 @@ impl InfoClient {
         }
     }
 
+    /// Posts a signed request to `/exchange` once (never retried here: whether a request
+    /// that got no answer reached the exchange is for the caller to find out). Returns the
+    /// status and the body, or `Err((sent, message))` when no answer came; `sent` is false
+    /// only when the connection was never established (the request cannot have arrived).
+    pub async fn post_exchange(&self, body: &Value) -> Result<(u16, String), (bool, String)> {
+        let url = format!("{}/exchange", self.base);
+        self.limiter.acquire(1.0).await;
+        match self.http.post(&url).json(body).send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                match read_capped(resp).await {
+                    Ok(text) => Ok((status, text)),
+                    Err(Some(e)) => Err((true, describe(&e, &self.timeouts))),
+                    Err(None) => Err((true, "the answer is too large".into())),
+                }
+            }
+            Err(e) => Err((!e.is_connect(), describe(&e, &self.timeouts))),
+        }
+    }
+
+    /// Posts an info request (with the retries of [`InfoClient::post`]) and decodes the reply.
+    ///
+    /// # Errors
+    /// As [`InfoClient::post`], and [`HlError::Parse`] for a reply of another shape.
+    pub async fn query<T: DeserializeOwned>(&self, body: Value, weight: f64) -> Result<T, HlError> {
+        let what = body
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("info")
+            .to_string();
+        self.typed(&what, body, weight).await
+    }
+
     async fn typed<T: DeserializeOwned>(
         &self,
         what: &str,
