@@ -358,9 +358,8 @@ impl std::fmt::Debug for ExchangeClient {
 
 /// Wall-clock milliseconds.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    use crate::clock::Clock as _;
+    crate::clock::WallClock.now_ms().max(0) as u64
 }
 
 impl ExchangeClient {

@@ -1,7 +1,8 @@
 //! A local test exchange that speaks Hyperliquid's public protocol: `POST /info`
 //! (`meta`, `metaAndAssetCtxs`, `candleSnapshot`, `fundingHistory`, `allMids`, `l2Book`) and
-//! the WebSocket at `/ws` (`subscribe` to `candle`, `allMids`, `trades`, `l2Book`; `ping`),
-//! plus alternative.me's `GET /fng/` for the Fear & Greed index.
+//! the WebSocket at `/ws` (`subscribe` to `candle`, `allMids`, `trades`, `l2Book`, `userFills`,
+//! `orderUpdates`; `ping`), plus alternative.me's `GET /fng/` for the Fear & Greed index, and the
+//! trading side ([`trading`]): signed `POST /exchange` and the account queries of `/info`.
 //!
 //! It serves candles from the built-in synthetic market on a simulated clock: [`LocalExchange::advance`]
 //! moves time one base interval (1h) forward and streams the new bar to WebSocket subscribers
@@ -37,6 +38,11 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use crate::market::{synthetic, Candles, Market, HOUR_MS};
+
+pub mod trading;
+
+use rust_decimal::Decimal;
+use trading::{Prices, Trading, TradingFaults, TradingSeen};
 
 /// Faults to inject; all default to none.
 #[derive(Debug, Default, Clone)]
@@ -97,6 +103,75 @@ struct Inner {
     faults: Mutex<Faults>,
     seen: Mutex<Seen>,
     ticks: broadcast::Sender<i64>,
+    trading: Mutex<Trading>,
+    /// Account events for the WebSocket: (channel, user, data).
+    events: broadcast::Sender<trading::Event>,
+}
+
+impl Prices for Inner {
+    fn coins(&self) -> Vec<(String, u32)> {
+        self.funding
+            .keys()
+            .map(|c| (c.clone(), sz_decimals(c)))
+            .collect()
+    }
+    fn bar(&self, coin: &str, now: i64) -> Option<(i64, f64, f64, f64, f64)> {
+        let s = self.series.get(&(coin.to_string(), "1h".to_string()))?;
+        let i = current_index(s, now)?;
+        let c = &s.candles;
+        Some((c.ts[i], c.open[i], c.high[i], c.low[i], c.close[i]))
+    }
+    fn bars_between(&self, coin: &str, after: i64, upto: i64) -> Vec<(i64, f64, f64, f64, f64)> {
+        let Some(s) = self.series.get(&(coin.to_string(), "1h".to_string())) else {
+            return Vec::new();
+        };
+        let c = &s.candles;
+        let a = c.ts.partition_point(|&t| t <= after);
+        let b = c.ts.partition_point(|&t| t <= upto);
+        (a..b)
+            .map(|i| (c.ts[i], c.open[i], c.high[i], c.low[i], c.close[i]))
+            .collect()
+    }
+    fn funding_between(&self, coin: &str, after: i64, upto: i64) -> Vec<(i64, f64)> {
+        self.funding
+            .get(coin)
+            .map(|f| {
+                f.iter()
+                    .filter(|(t, _)| *t > after && *t <= upto)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Size decimals of the local exchange's coins (BTC 5, others 2).
+fn sz_decimals(coin: &str) -> u32 {
+    if coin == "BTC" {
+        5
+    } else {
+        2
+    }
+}
+
+fn wall_ms() -> u64 {
+    crate::exchange::hyperliquid::exchange::now_ms()
+}
+
+impl Inner {
+    fn trading(&self) -> std::sync::MutexGuard<'_, Trading> {
+        match self.trading.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Sends the account events the last request produced to WebSocket subscribers.
+    fn flush_events(&self, t: &mut Trading) {
+        for e in t.events.drain(..) {
+            let _ = self.events.send(e);
+        }
+    }
 }
 
 /// A running local exchange.
@@ -172,6 +247,7 @@ impl LocalExchange {
         }
         let now = Arc::new(AtomicI64::new(now_ms));
         let (ticks, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
             now,
             series,
@@ -179,9 +255,12 @@ impl LocalExchange {
             faults: Mutex::new(Faults::default()),
             seen: Mutex::new(Seen::default()),
             ticks,
+            trading: Mutex::new(Trading::new()),
+            events,
         });
         let app = Router::new()
             .route("/info", post(info))
+            .route("/exchange", post(exchange))
             .route("/ws", get(ws_upgrade))
             .route("/fng/", get(fear_greed))
             .with_state(inner.clone());
@@ -241,6 +320,36 @@ impl LocalExchange {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default()
+    }
+
+    /// Credits `usd` to the account `user` (creating it).
+    pub fn fund(&self, user: &str, usd: Decimal) {
+        self.inner.trading().fund(user, usd);
+    }
+
+    /// Makes `vault` an account with `usd`, led by `leader` (who signs for it).
+    pub fn add_vault(&self, vault: &str, leader: &str, usd: Decimal) {
+        self.inner.trading().add_vault(vault, leader, usd);
+    }
+
+    /// Changes the injected faults of `/exchange`.
+    pub fn set_trading_faults(&self, f: impl FnOnce(&mut TradingFaults)) {
+        f(&mut self.inner.trading().faults);
+    }
+
+    /// What `/exchange` has seen.
+    pub fn trading_seen(&self) -> TradingSeen {
+        self.inner.trading().seen.clone()
+    }
+
+    /// The signed position of `user` in `coin`.
+    pub fn position(&self, user: &str, coin: &str) -> Decimal {
+        self.inner.trading().position(user, coin)
+    }
+
+    /// Every fill of `user`, oldest first.
+    pub fn fills(&self, user: &str) -> Vec<Value> {
+        self.inner.trading().fills(user)
     }
 
     /// The stored candles of `coin` at `interval` (all of history, including the future).
@@ -344,6 +453,13 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
         return bad_request("body is not JSON");
     };
     let now = st.now.load(Ordering::SeqCst);
+    {
+        let mut t = st.trading();
+        if let Some(v) = t.info(&*st, &req, now, wall_ms()) {
+            st.flush_events(&mut t);
+            return Json(v).into_response();
+        }
+    }
     let coins: Vec<String> = st.funding.keys().cloned().collect();
     match req.get("type").and_then(Value::as_str) {
         Some("meta") => Json(meta(&coins)).into_response(),
@@ -450,12 +566,31 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
     }
 }
 
+async fn exchange(State(st): State<Arc<Inner>>, body: String) -> Response {
+    let (answer, hang) = {
+        let mut t = st.trading();
+        if let Some(code) = t.take_fail() {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, format!("injected {code}")).into_response();
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&body) else {
+            return bad_request("body is not JSON");
+        };
+        let now = st.now.load(Ordering::SeqCst);
+        let answer = t.exchange(&*st, &v, now, wall_ms());
+        st.flush_events(&mut t);
+        (answer, t.take_hang())
+    };
+    if let Some(h) = hang {
+        tokio::time::sleep(h).await;
+    }
+    Json(answer).into_response()
+}
+
 fn meta(coins: &[String]) -> Value {
     let universe: Vec<Value> = coins
         .iter()
-        .map(
-            |c| json!({"name": c, "szDecimals": if c == "BTC" { 5 } else { 2 }, "maxLeverage": 20}),
-        )
+        .map(|c| json!({"name": c, "szDecimals": sz_decimals(c), "maxLeverage": 20}))
         .collect();
     json!({"universe": universe})
 }
@@ -509,6 +644,8 @@ enum Sub {
     AllMids,
     Trades(String),
     Book(String),
+    UserFills(String),
+    OrderUpdates(String),
 }
 
 fn parse_sub(v: &Value) -> Option<Sub> {
@@ -522,12 +659,19 @@ fn parse_sub(v: &Value) -> Option<Sub> {
         "allMids" => Some(Sub::AllMids),
         "trades" => Some(Sub::Trades(coin()?)),
         "l2Book" => Some(Sub::Book(coin()?)),
+        "userFills" => Some(Sub::UserFills(
+            s.get("user")?.as_str()?.to_ascii_lowercase(),
+        )),
+        "orderUpdates" => Some(Sub::OrderUpdates(
+            s.get("user")?.as_str()?.to_ascii_lowercase(),
+        )),
         _ => None,
     }
 }
 
 async fn ws_session(st: Arc<Inner>, mut socket: WebSocket) {
     let mut ticks = st.ticks.subscribe();
+    let mut events = st.events.subscribe();
     let mut subs: BTreeSet<Sub> = BTreeSet::new();
     let mut sent = 0usize;
     let faults = match st.faults.lock() {
@@ -587,6 +731,30 @@ async fn ws_session(st: Arc<Inner>, mut socket: WebSocket) {
                     _ => {}
                 }
             }
+            ev = events.recv() => {
+                let (channel, user, data) = match ev {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let wanted = match channel.as_str() {
+                    "userFills" => subs.contains(&Sub::UserFills(user.clone())),
+                    "orderUpdates" => subs.contains(&Sub::OrderUpdates(user.clone())),
+                    _ => false,
+                };
+                if !wanted {
+                    continue;
+                }
+                let msg = if channel == "userFills" {
+                    json!({"channel": "userFills", "data": {"user": user, "fills": [data]}})
+                } else {
+                    json!({"channel": "orderUpdates", "data": data})
+                };
+                if !send(&mut socket, &mut sent, &faults, msg.to_string()).await {
+                    let _ = socket.close().await;
+                    return;
+                }
+            }
             tick = ticks.recv() => {
                 let now = match tick {
                     Ok(now) => now,
@@ -625,6 +793,7 @@ async fn ws_session(st: Arc<Inner>, mut socket: WebSocket) {
                             Some(b) => vec![json!({"channel": "l2Book", "data": b})],
                             None => continue,
                         },
+                        Sub::UserFills(_) | Sub::OrderUpdates(_) => continue,
                     };
                     for m in msgs {
                         if !send(&mut socket, &mut sent, &faults, m.to_string()).await {
