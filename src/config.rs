@@ -236,6 +236,113 @@ pub struct ExchangeConfig {
     pub weight_per_minute: f64,
 }
 
+/// `[live]`: real orders on Hyperliquid. Absent from the built-in defaults on purpose: `live
+/// run` refuses to start until a config file has this section. Only `capital` and
+/// `strategies` have no default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Journal account of the session.
+    #[serde(default = "live_defaults::account")]
+    pub account: String,
+    /// Capital organism trades on the exchange account (at most the account's value).
+    pub capital: f64,
+    /// Strategy ids of the registry traded live (an explicit list; nothing is added by itself).
+    pub strategies: Vec<String>,
+    /// Coins traded (default: paper.coins).
+    #[serde(default)]
+    pub coins: Option<Vec<String>>,
+    /// Refuse a strategy the paper lifecycle has not found eligible.
+    #[serde(default = "live_defaults::yes")]
+    pub require_paper_eligible: bool,
+    #[serde(default = "live_defaults::store")]
+    pub store: String,
+    #[serde(default = "live_defaults::stop_file")]
+    pub stop_file: String,
+    #[serde(default = "live_defaults::warmup_bars")]
+    pub warmup_bars: usize,
+    /// File holding the private key (hex); empty: the environment's HYPERLIQUID_PRIVATE_KEY.
+    #[serde(default)]
+    pub key_file: String,
+    /// The account an agent (API wallet) key trades for; empty: the key's own address.
+    #[serde(default)]
+    pub account_address: String,
+    /// A vault (or sub-account) traded instead of the account.
+    #[serde(default)]
+    pub vault_address: String,
+    /// Largest notional of one order, USD: larger orders are refused before they are signed.
+    #[serde(default = "live_defaults::max_order_notional")]
+    pub max_order_notional: f64,
+    /// Limit price of the IOC orders, away from the reference price (fraction).
+    #[serde(default = "live_defaults::max_slippage")]
+    pub max_slippage: f64,
+    /// Portfolio daily loss limit (fraction of the previous day's last equity).
+    #[serde(default = "live_defaults::daily_loss")]
+    pub daily_loss: f64,
+    /// Portfolio drawdown limit (fraction of the peak).
+    #[serde(default = "live_defaults::max_drawdown")]
+    pub max_drawdown: f64,
+    /// Cross leverage set on every coin at start.
+    #[serde(default = "live_defaults::leverage")]
+    pub leverage: u32,
+    /// Seconds between reconciliations with the exchange.
+    #[serde(default = "live_defaults::reconcile_secs")]
+    pub reconcile_secs: f64,
+    /// The dead-man's switch: open orders are cancelled this many seconds after the runner
+    /// last refreshed it (0: off).
+    #[serde(default = "live_defaults::dead_man_secs")]
+    pub dead_man_secs: f64,
+    /// Cancel open orders organism did not send (else they are only reported).
+    #[serde(default)]
+    pub cancel_unknown_orders: bool,
+    /// Seconds an order request stays valid (its `expiresAfter`): after that an unanswered
+    /// request can no longer execute, so it may be sent again.
+    #[serde(default = "live_defaults::order_expiry_secs")]
+    pub order_expiry_secs: f64,
+}
+
+mod live_defaults {
+    pub fn account() -> String {
+        "live".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn store() -> String {
+        "live/store".into()
+    }
+    pub fn stop_file() -> String {
+        "live/STOP".into()
+    }
+    pub fn warmup_bars() -> usize {
+        1000
+    }
+    pub fn max_order_notional() -> f64 {
+        1000.0
+    }
+    pub fn max_slippage() -> f64 {
+        0.005
+    }
+    pub fn daily_loss() -> f64 {
+        0.03
+    }
+    pub fn max_drawdown() -> f64 {
+        0.10
+    }
+    pub fn leverage() -> u32 {
+        3
+    }
+    pub fn reconcile_secs() -> f64 {
+        300.0
+    }
+    pub fn dead_man_secs() -> f64 {
+        120.0
+    }
+    pub fn order_expiry_secs() -> f64 {
+        15.0
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,6 +357,9 @@ pub struct Config {
     pub regime: RegimeConfig,
     pub paper: PaperConfig,
     pub exchange: ExchangeConfig,
+    /// `[live]`, only from a config file.
+    #[serde(default)]
+    pub live: Option<LiveConfig>,
 }
 
 impl Config {
@@ -286,12 +396,16 @@ impl Config {
                     message: e.to_string(),
                 })?;
         if let Some(file) = file {
-            let user: Table = text
+            let mut user: Table = text
                 .parse()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
                     file: file.into(),
                     message: e.to_string().trim_end().replace('\n', " "),
                 })?;
+            // `[live]` has no built-in defaults to lay it over: it is taken as written.
+            if let Some(live) = user.remove("live") {
+                base.insert("live".into(), live);
+            }
             overlay(&mut base, user, "", file)?;
         }
         let file = file.unwrap_or("config/default.toml (built in)");
@@ -572,6 +686,59 @@ impl Config {
             1.0,
         )?;
         range("paper.min_days", pp.min_days, 0.0, 3650.0)?;
+        if let Some(l) = &self.live {
+            if l.account.trim().is_empty() || l.account == pp.account {
+                return Err(err(
+                    "live.account",
+                    "must not be empty nor the paper account".into(),
+                ));
+            }
+            range("live.capital", l.capital, 10.0, 1e12)?;
+            if l.strategies.is_empty() {
+                return Err(err(
+                    "live.strategies",
+                    "must list the strategy ids to trade live".into(),
+                ));
+            }
+            if l
+                .coins
+                .as_ref()
+                .is_some_and(|c| c.is_empty() || c.iter().any(|x| x.trim().is_empty()))
+            {
+                return Err(err("live.coins", "must list at least one coin".into()));
+            }
+            if !(1..=5000).contains(&l.warmup_bars) {
+                return Err(err(
+                    "live.warmup_bars",
+                    format!("{} is out of range: must be in [1, 5000]", l.warmup_bars),
+                ));
+            }
+            range("live.max_order_notional", l.max_order_notional, 10.0, 1e12)?;
+            range("live.max_slippage", l.max_slippage, 0.0001, 0.1)?;
+            range("live.daily_loss", l.daily_loss, 0.001, 1.0)?;
+            range("live.max_drawdown", l.max_drawdown, 0.001, 1.0)?;
+            if !(1..=50).contains(&l.leverage) {
+                return Err(err(
+                    "live.leverage",
+                    format!("{} is out of range: must be in [1, 50]", l.leverage),
+                ));
+            }
+            range("live.reconcile_secs", l.reconcile_secs, 1.0, 86_400.0)?;
+            if l.dead_man_secs != 0.0 {
+                range("live.dead_man_secs", l.dead_man_secs, 10.0, 86_400.0)?;
+            }
+            range("live.order_expiry_secs", l.order_expiry_secs, 1.0, 3600.0)?;
+            for (k, v) in [
+                ("live.account_address", &l.account_address),
+                ("live.vault_address", &l.vault_address),
+            ] {
+                if !v.is_empty()
+                    && crate::exchange::hyperliquid::signing::address_bytes(v).is_err()
+                {
+                    return Err(err(k, format!("`{v}` is not a 0x address of 40 hex digits")));
+                }
+            }
+        }
         range("paper.max_tracking", pp.max_tracking, 0.0, 1.0)?;
         range("paper.min_sharpe_z", pp.min_sharpe_z, -100.0, 0.0)?;
         let g = &self.regime;

@@ -11,7 +11,7 @@
 //! Bodies hold nothing that depends on when they were written (that is the `written_ms`
 //! column), so two runs over the same bars give identical journals.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,6 +36,66 @@ pub const SCHEMA: &str = "CREATE TABLE journal (
         at_ms INTEGER NOT NULL,
         done_ms INTEGER
     );";
+
+/// Live trading's additions (migration 3 of the registry): the last nonce of each signer,
+/// so nonces stay strictly increasing across restarts.
+pub const LIVE_SCHEMA: &str = "CREATE TABLE nonces (
+        signer TEXT PRIMARY KEY,
+        last INTEGER NOT NULL
+    );";
+
+/// The last nonce `signer` used (0 for none).
+///
+/// # Errors
+/// [`JournalError::Sql`].
+pub fn last_nonce(conn: &Connection, signer: &str) -> Result<u64, JournalError> {
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT last FROM nonces WHERE signer = ?1",
+            params![signer],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.map_or(0, |x| x.max(0) as u64))
+}
+
+/// Records `nonce` as the last one `signer` used (durable when it returns).
+///
+/// # Errors
+/// [`JournalError::Sql`].
+pub fn save_nonce(conn: &Connection, signer: &str, nonce: u64) -> Result<(), JournalError> {
+    conn.execute(
+        "INSERT INTO nonces (signer, last) VALUES (?1, ?2)
+         ON CONFLICT(signer) DO UPDATE SET last = MAX(last, excluded.last)",
+        params![signer, nonce as i64],
+    )?;
+    Ok(())
+}
+
+/// The rows of `kind` of `account` whose body has `field` = `value` (e.g. the intent of a
+/// cloid), in order.
+///
+/// # Errors
+/// As [`entries`].
+pub fn with_field(
+    conn: &Connection,
+    account: &str,
+    kind: Kind,
+    field: &str,
+    value: &str,
+) -> Result<Vec<Entry>, JournalError> {
+    let path = format!("$.{field}");
+    Ok(select(
+        conn,
+        account,
+        " AND kind = ?2 AND json_extract(body, ?3) = ?4",
+        &[kind.as_str(), &path, value],
+        "seq",
+    )?
+    .into_iter()
+    .map(|x| x.1)
+    .collect())
+}
 
 /// The book name of portfolio-wide rows.
 pub const PORTFOLIO: &str = "*";
@@ -67,10 +127,16 @@ pub enum Kind {
     Gap,
     /// A lifecycle check: tracking against the replay, rolling Sharpe, eligibility, retirement.
     Lifecycle,
+    /// Live: an order about to be sent (its cloid), written before it is sent.
+    Intent,
+    /// Live: what the exchange answered to an intent (or what `orderStatus` later said).
+    Ack,
+    /// Live: a reconciliation with the exchange and what it found.
+    Reconcile,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Session,
         Kind::Bar,
         Kind::Decision,
@@ -85,6 +151,9 @@ impl Kind {
         Kind::Kill,
         Kind::Gap,
         Kind::Lifecycle,
+        Kind::Intent,
+        Kind::Ack,
+        Kind::Reconcile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +172,9 @@ impl Kind {
             Kind::Kill => "kill",
             Kind::Gap => "gap",
             Kind::Lifecycle => "lifecycle",
+            Kind::Intent => "intent",
+            Kind::Ack => "ack",
+            Kind::Reconcile => "reconcile",
         }
     }
 

@@ -347,29 +347,38 @@ impl SimulatedVenue {
             next_id: 0,
         }
     }
+
+    /// Books a fill into cash and position (the one ledger rule: a buy pays notional and fee,
+    /// a sell receives notional less fee). The live venue books the exchange's fills with it.
+    #[inline]
+    pub fn book(&mut self, fill: &Fill) {
+        let notional = fill.qty * fill.price;
+        match fill.side {
+            OrderSide::Buy => self.cash -= notional + fill.fee,
+            OrderSide::Sell => self.cash += notional - fill.fee,
+        }
+        self.position += fill.side.sign() * fill.qty;
+    }
+
+    /// The costs simulated fills pay.
+    pub fn costs(&self) -> Costs {
+        self.costs
+    }
 }
 
 impl Venue for SimulatedVenue {
     #[inline]
     fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
         let price = self.costs.fill_price(order.side, order.price);
-        let notional = order.qty * price;
-        let fee = self.costs.fee(notional);
-        match order.side {
-            OrderSide::Buy => self.cash -= notional + fee,
-            OrderSide::Sell => self.cash += notional - fee,
-        }
-        self.position += order.side.sign() * order.qty;
+        let fill = Fill {
+            side: order.side,
+            qty: order.qty,
+            price,
+            fee: self.costs.fee(order.qty * price),
+        };
+        self.book(&fill);
         self.next_id += 1;
-        Ok(Ack::Filled(
-            OrderId(self.next_id),
-            Fill {
-                side: order.side,
-                qty: order.qty,
-                price,
-                fee,
-            },
-        ))
+        Ok(Ack::Filled(OrderId(self.next_id), fill))
     }
     fn cancel(&mut self, id: OrderId) -> Result<(), VenueError> {
         Err(VenueError::UnknownOrder(id))
@@ -827,6 +836,17 @@ impl<V: Venue> Engine<V> {
                 self.close_at(bar, target)
             }
         }
+    }
+
+    /// The fill mode.
+    pub fn fill_mode(&self) -> FillMode {
+        self.fill
+    }
+
+    /// Sets the bar of the event methods without trading (live: the bar whose open was
+    /// traded at the previous close, before its remaining events are applied).
+    pub fn set_bar(&mut self, bar: Bar) {
+        self.bar = bar;
     }
 
     /// A bar opens: in next-open mode the latest target is traded at `bar.open`.

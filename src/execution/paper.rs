@@ -1,6 +1,14 @@
 //! The paper venue: the [simulated venue](super::SimulatedVenue)'s fills, fees and funding
 //! (the very same code, not a copy), plus a record of every order, fill and funding payment so
 //! the runner can journal them. Paper trading therefore books exactly what a backtest books.
+//!
+//! Linked to an [`Executor`] (live trading), the same venue sends each order to the exchange
+//! instead of simulating its fill, and books the exchange's fill with the simulated venue's
+//! ledger rule ([`SimulatedVenue::book`]). Each order carries an intent name (the bar, the
+//! phase and its number within them) that is the same when a restart replays the same
+//! decisions, so the executor can recognise an order it already sent.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,13 +26,65 @@ pub enum VenueEvent {
     Funding { amount: f64 },
 }
 
+/// Executes a book's market orders on a real exchange (the live link).
+pub trait Executor: Send + Sync {
+    /// Executes `order` for `book` on `coin` under `intent` (unique within the book, and the
+    /// same when a restart replays the same decision): returns the exchange's order id and the
+    /// fill (its size may be short of the order's).
+    ///
+    /// # Errors
+    /// [`VenueError`] when nothing was filled.
+    fn execute(
+        &self,
+        book: &str,
+        coin: &str,
+        intent: &str,
+        order: &Order,
+    ) -> Result<(u64, Fill), VenueError>;
+}
+
+/// Where a live book's orders go.
+#[derive(Clone)]
+pub struct Link {
+    pub executor: Arc<dyn Executor>,
+    pub book: String,
+    pub coin: String,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("book", &self.book)
+            .field("coin", &self.coin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The intent counter: orders are numbered within a bar and a phase (`bar`, `kill`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intents {
+    pub ts: i64,
+    pub phase: String,
+    pub seq: u32,
+}
+
 /// The paper venue (see the module documentation). Its state is the simulated venue's: cash,
-/// position and the last order id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// position and the last order id, and the intent counter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PaperVenue {
     sim: SimulatedVenue,
+    #[serde(default)]
+    intents: Intents,
+    #[serde(skip)]
+    link: Option<Link>,
     #[serde(skip)]
     events: Vec<VenueEvent>,
+}
+
+impl PartialEq for PaperVenue {
+    fn eq(&self, other: &Self) -> bool {
+        self.sim == other.sim && self.intents == other.intents
+    }
 }
 
 impl PaperVenue {
@@ -32,8 +92,29 @@ impl PaperVenue {
     pub fn new(costs: Costs, cash: f64) -> Self {
         Self {
             sim: SimulatedVenue::new(costs, cash),
+            intents: Intents::default(),
+            link: None,
             events: Vec::new(),
         }
+    }
+
+    /// Sends orders to `link` from now on (live).
+    pub fn link(&mut self, link: Link) {
+        self.link = Some(link);
+    }
+
+    /// Whether orders go to an exchange.
+    pub fn is_live(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Orders from now on belong to bar `ts` and `phase`, numbered from 0.
+    pub fn begin(&mut self, ts: i64, phase: &str) {
+        self.intents = Intents {
+            ts,
+            phase: phase.to_string(),
+            seq: 0,
+        };
     }
 
     /// The events since the last call.
@@ -44,6 +125,18 @@ impl PaperVenue {
 
 impl Venue for PaperVenue {
     fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
+        if let Some(link) = &self.link {
+            let i = &mut self.intents;
+            let intent = format!("{}|{}|{}", i.phase, i.ts, i.seq);
+            i.seq += 1;
+            let (id, fill) = link
+                .executor
+                .execute(&link.book, &link.coin, &intent, order)?;
+            self.sim.book(&fill);
+            self.events.push(VenueEvent::Order { id, order: *order });
+            self.events.push(VenueEvent::Fill { id, fill });
+            return Ok(Ack::Filled(OrderId(id), fill));
+        }
         let ack = self.sim.submit(order)?;
         if let Ack::Filled(OrderId(id), fill) = ack {
             self.events.push(VenueEvent::Order { id, order: *order });

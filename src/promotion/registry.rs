@@ -72,6 +72,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX status_changes_by_strategy ON status_changes(strategy_id);",
     // Version 2: the paper / live journal.
     crate::execution::journal::SCHEMA,
+    // Version 3: live trading (persisted nonces).
+    crate::execution::journal::LIVE_SCHEMA,
 ];
 
 /// Why the registry could not be used.

@@ -532,6 +532,8 @@ pub struct Session {
     /// Open time of the last bar processed.
     last_ts: Option<i64>,
     trackers: BTreeMap<String, Tracker>,
+    /// Orders go to an exchange (live): bars are stepped with [`StrategyRunner::step_live`].
+    live: bool,
 }
 
 fn book_engine(cfg: &EngineConfig, cash: f64) -> EngineConfig {
@@ -610,6 +612,7 @@ impl Session {
             killed: false,
             last_ts,
             trackers,
+            live: false,
         };
         let ts = last_ts.unwrap_or(0);
         let mut rows = vec![Entry::new(
@@ -711,7 +714,45 @@ impl Session {
             reserve: ps.reserve,
             killed: ps.killed,
             last_ts: Some(last_ts),
+            live: false,
         }))
+    }
+
+    /// Sends every book's orders through `executor` from now on (live trading): each book's
+    /// venue books the exchange's fills instead of simulating them.
+    pub fn link(&mut self, executor: std::sync::Arc<dyn crate::execution::paper::Executor>) {
+        for b in &mut self.books {
+            let link = crate::execution::paper::Link {
+                executor: executor.clone(),
+                book: b.key(),
+                coin: b.spec.coin.clone(),
+            };
+            b.runner.engine_mut().venue_mut().link(link);
+        }
+        self.live = true;
+    }
+
+    /// Each coin's net position over the books (what the exchange should hold).
+    pub fn net_positions(&self) -> BTreeMap<String, f64> {
+        let mut out: BTreeMap<String, f64> = BTreeMap::new();
+        for b in &self.books {
+            *out.entry(b.spec.coin.clone()).or_default() += b.engine().signed_size();
+        }
+        out
+    }
+
+    /// Halts the books of `coin` (paused until resumed) with `reason`, without trading: what
+    /// reconciliation does when the exchange disagrees with the journal. Returns the rows.
+    pub fn halt(&mut self, coin: &str, reason: &str) -> Vec<Entry> {
+        let ts = self.last_ts.unwrap_or(0);
+        let mut rows = Vec::new();
+        for b in self.books.iter_mut().filter(|b| b.spec.coin == coin) {
+            if b.risk.pause.as_ref().is_some_and(|p| p.reason == reason) {
+                continue;
+            }
+            pause(b, &mut rows, ts, reason.to_string(), None);
+        }
+        rows
     }
 
     /// The journal account.
@@ -767,6 +808,9 @@ impl Session {
             let Some(m) = histories.get(&b.spec.coin) else {
                 continue;
             };
+            if self.live {
+                b.runner.engine_mut().venue_mut().begin(ts, "bar");
+            }
             let n = m.candles.len();
             if m.candles.ts.last() != Some(&ts) {
                 // The coin skipped this bar: flatten at the last close, pause past the gap.
@@ -828,7 +872,11 @@ impl Session {
                     "sentiment": d.sentiment.map(|s| s.as_str()),
                     "paused": paused}),
             ));
-            let equity = b.runner.step(m, traded);
+            let equity = if self.live {
+                b.runner.step_live(m, traded, ts + self.cfg.interval_ms)
+            } else {
+                b.runner.step(m, traded)
+            };
             b.shadow.step_bar(
                 Bar::of(&m.candles, n - 1),
                 m.funding_per_bar[n - 1],
@@ -1062,6 +1110,9 @@ impl Session {
                 continue;
             }
             let last = Bar::of(&m.candles, n - 1);
+            if self.live {
+                b.runner.engine_mut().venue_mut().begin(ts, "kill");
+            }
             b.runner.engine_mut().flatten(last, last.close);
             b.drain(ts, &mut rows);
             pause(b, &mut rows, ts, format!("kill switch: {reason}"), None);

@@ -1,0 +1,629 @@
+//! Live trading: the paper session's books linked to Hyperliquid through a [`LiveExecutor`].
+//!
+//! **Idempotency.** Each order of a book has an intent name (bar, phase, number; see
+//! [`crate::execution::paper`]) and a cloid derived from the book and the intent. Before an order
+//! is signed, an `intent` row with its cloid is committed to the journal. A restart replays the
+//! bar from the previous bar's journaled state, so the same decisions produce the same intents
+//! and cloids: the executor finds the intent, asks `orderStatus` by cloid, and books the fills
+//! the exchange reports instead of sending anything. An order whose request got no answer is
+//! sent again only once `orderStatus` says the exchange never saw it *and* the first request
+//! has expired (every request carries `expiresAfter`), so no order is ever placed twice.
+//!
+//! **Reconciliation** ([`reconcile`]) compares the exchange's positions, open orders and fills
+//! with the journal: a coin whose position disagrees halts its books with a message; orders
+//! organism did not send are reported (and cancelled by config); fills the journal does not
+//! know are reported.
+//!
+//! **Dry run.** With [`DryRun`], orders are signed exactly as they would be sent, printed as
+//! one JSON line each, and filled as paper fills (the simulated venue's costs).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::Write,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rusqlite::Connection;
+use rust_decimal::{prelude::ToPrimitive, Decimal};
+use serde_json::{json, Value};
+
+use crate::{
+    clock::Clock,
+    exchange::hyperliquid::{
+        exchange::{ExchangeClient, ExchangeError, NonceStore, OrderState, PlacedStatus},
+        signing::{SignError, Signer},
+        wire::{to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Rules, Tif, MIN_NOTIONAL},
+    },
+    execution::{
+        journal::{self, Entry, Kind, PORTFOLIO},
+        paper::Executor,
+        Costs, Fill, Order, OrderSide, VenueError,
+    },
+};
+
+use super::paper::Session;
+
+/// The environment variable a private key may come from.
+pub const KEY_ENV: &str = "HYPERLIQUID_PRIVATE_KEY";
+
+/// Loads the signing key: from `key_file` when given (refused when group- or world-readable),
+/// else from [`KEY_ENV`]. Error messages never contain the key.
+///
+/// # Errors
+/// A message naming the file or the variable.
+pub fn load_key(key_file: &str) -> Result<Signer, String> {
+    let text = if key_file.is_empty() {
+        std::env::var(KEY_ENV).map_err(|_| {
+            format!("no key: set {KEY_ENV} or live.key_file (a file only you can read)")
+        })?
+    } else {
+        let path = Path::new(key_file);
+        let meta = std::fs::metadata(path).map_err(|e| format!("{key_file}: {e}"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(format!(
+                    "{key_file}: the key file is readable by others (mode {mode:o}); \
+                     run `chmod 600 {key_file}` first"
+                ));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = meta;
+        std::fs::read_to_string(path).map_err(|e| format!("{key_file}: {e}"))?
+    };
+    Signer::from_hex(text.trim()).map_err(|e| match e {
+        SignError::BadKey if key_file.is_empty() => format!("{KEY_ENV}: {e}"),
+        SignError::BadKey => format!("{key_file}: {e}"),
+        other => other.to_string(),
+    })
+}
+
+/// Nonces kept in the journal's database (table `nonces`), one connection of its own.
+pub struct DbNonces {
+    conn: Connection,
+    signer: String,
+    last: u64,
+}
+
+impl DbNonces {
+    /// The nonce store of `signer` in the database at `path`.
+    ///
+    /// # Errors
+    /// [`journal::JournalError`] when the database cannot be read.
+    pub fn open(path: &Path, signer: &str) -> Result<Self, journal::JournalError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        let last = journal::last_nonce(&conn, signer)?;
+        Ok(Self {
+            conn,
+            signer: signer.to_string(),
+            last,
+        })
+    }
+}
+
+impl NonceStore for DbNonces {
+    fn last(&self) -> u64 {
+        self.last
+    }
+    fn save(&mut self, nonce: u64) -> Result<(), String> {
+        journal::save_nonce(&self.conn, &self.signer, nonce).map_err(|e| e.to_string())?;
+        self.last = nonce;
+        Ok(())
+    }
+}
+
+/// Limits and timings of the executor.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecLimits {
+    /// Largest notional of one order, USD.
+    pub max_order_notional: f64,
+    /// IOC limit price away from the reference (fraction).
+    pub max_slippage: f64,
+    /// How long a request stays valid (`expiresAfter`), ms.
+    pub expiry_ms: u64,
+    /// Attempts for requests that were not sent or were turned away (429, 5xx).
+    pub attempts: u32,
+    /// Wait between attempts.
+    pub backoff: Duration,
+}
+
+/// Where a dry run prints the signed requests.
+pub struct DryRun {
+    pub out: Mutex<Box<dyn Write + Send>>,
+    /// The costs of the simulated fills.
+    pub costs: Costs,
+}
+
+/// Executes books' orders on Hyperliquid (see the module documentation).
+pub struct LiveExecutor {
+    client: Arc<ExchangeClient>,
+    handle: tokio::runtime::Handle,
+    journal: Mutex<Connection>,
+    account: String,
+    assets: BTreeMap<String, (u32, Rules)>,
+    limits: ExecLimits,
+    clock: Arc<dyn Clock>,
+    dry: Option<DryRun>,
+}
+
+/// What the exchange did with one intent.
+#[derive(Debug, Clone)]
+struct Done {
+    oid: u64,
+    qty: Decimal,
+    price: Decimal,
+    fee: Decimal,
+}
+
+fn d(x: f64) -> Decimal {
+    crate::execution::journal::decimal(x)
+}
+
+fn f(x: Decimal) -> f64 {
+    x.to_f64().unwrap_or(f64::NAN)
+}
+
+impl LiveExecutor {
+    /// An executor for journal `account` in the database at `db`, with the exchange's assets
+    /// (`coin → (asset index, rules)`).
+    ///
+    /// # Errors
+    /// When the journal cannot be opened.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Arc<ExchangeClient>,
+        handle: tokio::runtime::Handle,
+        db: &Path,
+        account: &str,
+        assets: BTreeMap<String, (u32, Rules)>,
+        limits: ExecLimits,
+        clock: Arc<dyn Clock>,
+        dry: Option<DryRun>,
+    ) -> Result<Self, journal::JournalError> {
+        let conn = Connection::open(db)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(Self {
+            client,
+            handle,
+            journal: Mutex::new(conn),
+            account: account.to_string(),
+            assets,
+            limits,
+            clock,
+            dry,
+        })
+    }
+
+    fn block<F: std::future::Future>(&self, fut: F) -> F::Output {
+        tokio::task::block_in_place(|| self.handle.block_on(fut))
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms().max(0) as u64
+    }
+
+    fn write(&self, book: &str, ts: i64, kind: Kind, body: Value) -> Result<(), VenueError> {
+        let mut conn = self
+            .journal
+            .lock()
+            .map_err(|_| VenueError::Connectivity("journal lock poisoned".into()))?;
+        journal::append(
+            &mut conn,
+            &self.account,
+            &[Entry::new(book, ts, kind, body)],
+            self.now() as i64,
+        )
+        .map_err(|e| VenueError::Connectivity(format!("journal: {e}")))
+    }
+
+    fn rows(&self, kind: Kind, cloid: &Cloid) -> Result<Vec<Entry>, VenueError> {
+        let conn = self
+            .journal
+            .lock()
+            .map_err(|_| VenueError::Connectivity("journal lock poisoned".into()))?;
+        journal::with_field(&conn, &self.account, kind, "cloid", &cloid.to_hex())
+            .map_err(|e| VenueError::Connectivity(format!("journal: {e}")))
+    }
+
+    /// The fills of exchange order `oid`, summed (size, average price, fee).
+    fn fills_of(&self, oid: u64) -> Result<Option<Done>, ExchangeError> {
+        let fills = self.block(self.client.user_fills())?;
+        let mine: Vec<_> = fills.iter().filter(|x| x.oid == oid).collect();
+        if mine.is_empty() {
+            return Ok(None);
+        }
+        let qty: Decimal = mine.iter().map(|x| x.sz).sum();
+        let value: Decimal = mine.iter().map(|x| x.sz * x.px).sum();
+        Ok(Some(Done {
+            oid,
+            qty,
+            price: (value / qty).round_dp(8),
+            fee: mine.iter().map(|x| x.fee).sum(),
+        }))
+    }
+
+    /// Asks the exchange what became of `cloid`: `Some(done)` when it knows the order (filled
+    /// in part or in whole; a zero fill when it had none), `None` when it never saw it.
+    fn status(&self, cloid: &Cloid) -> Result<Option<Done>, ExchangeError> {
+        match self.block(self.client.order_status(&OidOrCloid::Cloid(cloid.to_hex())))? {
+            OrderState::Unknown => Ok(None),
+            OrderState::Known { status, order } => {
+                if status == "open" {
+                    // An IOC never rests; if it does, it is cancelled before it is booked.
+                    let asset = self.assets.get(&order.coin).map_or(0, |a| a.0);
+                    let _ = self.block(self.client.cancel_by_cloid(asset, cloid));
+                }
+                Ok(Some(self.fills_of(order.oid)?.unwrap_or(Done {
+                    oid: order.oid,
+                    qty: Decimal::ZERO,
+                    price: Decimal::ZERO,
+                    fee: Decimal::ZERO,
+                })))
+            }
+        }
+    }
+
+    /// Sends one IOC order under `cloid` and returns what filled (idempotent: see the module
+    /// documentation).
+    fn once(&self, book: &str, ts: i64, cloid: &Cloid, wire: OrderWire) -> Result<Done, VenueError> {
+        let hex = cloid.to_hex();
+        let rejected = |m: String| VenueError::Rejected(m);
+        let conn_err = |e: ExchangeError| VenueError::Connectivity(e.to_string());
+        // Already answered (a replay after a restart): book what the exchange said.
+        if let Some(a) = self.rows(Kind::Ack, cloid)?.pop() {
+            let b = &a.body;
+            if let Some(m) = b.get("rejected").and_then(Value::as_str) {
+                return Err(rejected(m.to_string()));
+            }
+            let dec = |k: &str| b.get(k).and_then(Value::as_str).and_then(|s| s.parse().ok());
+            if let (Some(qty), Some(price), Some(fee)) = (dec("qty"), dec("price"), dec("fee")) {
+                return Ok(Done {
+                    oid: b.get("oid").and_then(Value::as_u64).unwrap_or(0),
+                    qty,
+                    price,
+                    fee,
+                });
+            }
+        }
+        // Sent before but not answered: ask before anything is signed again.
+        if let Some(intent) = self.rows(Kind::Intent, cloid)?.pop() {
+            let expires = intent.body.get("expires_ms").and_then(Value::as_u64).unwrap_or(0);
+            loop {
+                match self.status(cloid).map_err(conn_err)? {
+                    Some(done) => return self.ack(book, ts, cloid, &done, "order status"),
+                    None if self.now() > expires + 1000 => break,
+                    None => std::thread::sleep(Duration::from_millis(
+                        (expires + 1100).saturating_sub(self.now()).min(2000),
+                    )),
+                }
+            }
+            tracing::info!(book, cloid = hex, "an earlier request for this order never reached the exchange and has expired; sending it");
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let expires = self.now() + self.limits.expiry_ms;
+            self.write(
+                book,
+                ts,
+                Kind::Intent,
+                json!({"cloid": hex, "coin_asset": wire.a, "buy": wire.b, "px": wire.p, "sz": wire.s,
+                    "reduce_only": wire.r, "expires_ms": expires, "attempt": attempt}),
+            )?;
+            let mut req = self
+                .client
+                .sign(Action::orders(vec![wire.clone()]))
+                .map_err(conn_err)?;
+            req.expires_after = Some(expires);
+            if let Some(dry) = &self.dry {
+                return self.dry_fill(dry, book, ts, cloid, &req, &wire);
+            }
+            match self.block(self.client.send(&req)) {
+                Ok(resp) => {
+                    let statuses = ExchangeClient::placed(&resp).map_err(conn_err)?;
+                    return match statuses.into_iter().next() {
+                        Some(PlacedStatus::Filled { oid, total_sz, avg_px }) => {
+                            let done = match self.fills_of(oid) {
+                                Ok(Some(x)) => x,
+                                // The fill list lags: the answer's size and price; the fee is
+                                // not known yet (reconciliation reports the fill).
+                                _ => {
+                                    tracing::warn!(book, oid, "the fill is not in userFills yet; booked without its fee");
+                                    Done { oid, qty: total_sz, price: avg_px, fee: Decimal::ZERO }
+                                }
+                            };
+                            self.ack(book, ts, cloid, &done, "filled")
+                        }
+                        Some(PlacedStatus::Resting { .. }) => match self.status(cloid).map_err(conn_err)? {
+                            Some(done) => self.ack(book, ts, cloid, &done, "rested; cancelled"),
+                            None => Err(VenueError::Connectivity("an IOC order rested and vanished".into())),
+                        },
+                        Some(PlacedStatus::Rejected { message, .. }) => {
+                            self.write(book, ts, Kind::Ack, json!({"cloid": hex, "rejected": message}))?;
+                            Err(rejected(message))
+                        }
+                        None => Err(VenueError::Connectivity("empty answer".into())),
+                    };
+                }
+                Err(ExchangeError::Rejected { message, .. }) => {
+                    self.write(book, ts, Kind::Ack, json!({"cloid": hex, "rejected": message}))?;
+                    return Err(rejected(message));
+                }
+                Err(e @ ExchangeError::Unknown(_)) | Err(e @ ExchangeError::Busy { .. }) => {
+                    // It may have been acted on: find out before anything is signed again.
+                    tracing::warn!(book, cloid = hex, "{e}; asking the exchange");
+                    loop {
+                        match self.status(cloid) {
+                            Ok(Some(done)) => return self.ack(book, ts, cloid, &done, "order status after no answer"),
+                            Ok(None) if self.now() > expires + 1000 => break,
+                            Ok(None) | Err(_) => std::thread::sleep(self.limits.backoff),
+                        }
+                    }
+                }
+                Err(e @ ExchangeError::NotSent(_)) => {
+                    tracing::warn!(book, cloid = hex, "{e}");
+                    std::thread::sleep(self.limits.backoff);
+                }
+                Err(e) => return Err(conn_err(e)),
+            }
+            if attempt >= self.limits.attempts {
+                return Err(VenueError::Connectivity(format!(
+                    "order {hex} not placed after {attempt} attempts"
+                )));
+            }
+        }
+    }
+
+    fn ack(&self, book: &str, ts: i64, cloid: &Cloid, done: &Done, how: &str) -> Result<Done, VenueError> {
+        self.write(
+            book,
+            ts,
+            Kind::Ack,
+            json!({"cloid": cloid.to_hex(), "oid": done.oid, "qty": done.qty.normalize().to_string(),
+                "price": done.price.normalize().to_string(), "fee": done.fee.normalize().to_string(), "how": how}),
+        )?;
+        Ok(done.clone())
+    }
+
+    fn dry_fill(
+        &self,
+        dry: &DryRun,
+        book: &str,
+        ts: i64,
+        cloid: &Cloid,
+        req: &crate::exchange::hyperliquid::exchange::SignedRequest,
+        wire: &OrderWire,
+    ) -> Result<Done, VenueError> {
+        if let Ok(mut out) = dry.out.lock() {
+            let line = serde_json::to_string(req).unwrap_or_default();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        let qty: Decimal = wire.s.parse().unwrap_or_default();
+        let reference: f64 = wire.p.parse::<f64>().unwrap_or(f64::NAN)
+            / if wire.b { 1.0 + self.limits.max_slippage } else { 1.0 - self.limits.max_slippage };
+        let side = if wire.b { OrderSide::Buy } else { OrderSide::Sell };
+        let px = dry.costs.fill_price(side, reference);
+        let done = Done {
+            oid: 0,
+            qty,
+            price: d(px),
+            fee: d(dry.costs.fee(f(qty) * px)),
+        };
+        self.ack(book, ts, cloid, &done, "dry run")
+    }
+}
+
+impl Executor for LiveExecutor {
+    fn execute(&self, book: &str, coin: &str, intent: &str, order: &Order) -> Result<(u64, Fill), VenueError> {
+        let ts: i64 = intent.split('|').nth(1).and_then(|t| t.parse().ok()).unwrap_or(0);
+        let kill = intent.starts_with("kill|");
+        let Some(&(asset, rules)) = self.assets.get(coin) else {
+            return Err(VenueError::Rejected(format!("{coin} is not traded on this exchange")));
+        };
+        let notional = order.qty * order.price;
+        if notional > self.limits.max_order_notional && !kill {
+            let m = format!(
+                "order of {notional:.2} USD over live.max_order_notional = {}; not sent",
+                self.limits.max_order_notional
+            );
+            tracing::warn!(book, "{m}");
+            return Err(VenueError::Rejected(m));
+        }
+        let buy = order.side == OrderSide::Buy;
+        let slip = if buy { 1.0 + self.limits.max_slippage } else { 1.0 - self.limits.max_slippage };
+        let limit = rules.price(d(order.price * slip));
+        let want = rules.size(d(order.qty));
+        // Reduce-only for the kill switch when the order reduces the account's position.
+        let reduce_only = kill
+            && self.dry.is_none()
+            && self
+                .block(self.client.account_state())
+                .map(|s| {
+                    let p = s.position(coin);
+                    (buy && p < Decimal::ZERO) || (!buy && p > Decimal::ZERO)
+                })
+                .unwrap_or(false);
+        if want.is_zero() || (!reduce_only && want * limit < MIN_NOTIONAL && !kill) {
+            let m = format!(
+                "order of {} {coin} is under the exchange's $10 minimum or its lot; not sent",
+                want
+            );
+            return Err(VenueError::Rejected(m));
+        }
+        // The order, and its remainder up to twice if it filled in part.
+        let mut total = Done { oid: 0, qty: Decimal::ZERO, price: Decimal::ZERO, fee: Decimal::ZERO };
+        let mut value = Decimal::ZERO;
+        for round in 0..3 {
+            let left = want - total.qty;
+            if left <= Decimal::ZERO || (round > 0 && left * limit < MIN_NOTIONAL && !reduce_only) {
+                break;
+            }
+            let name = if round == 0 { intent.to_string() } else { format!("{intent}|rest{round}") };
+            let cloid = Cloid::derive(&[book, &name]);
+            let wire = OrderWire {
+                a: asset,
+                b: buy,
+                p: to_wire(limit).unwrap_or_default(),
+                s: to_wire(left).unwrap_or_default(),
+                r: reduce_only,
+                t: OrderTypeWire::limit(Tif::Ioc),
+                c: Some(cloid.to_hex()),
+            };
+            let done = match self.once(book, ts, &cloid, wire) {
+                Ok(x) => x,
+                Err(e) if round == 0 => return Err(e),
+                Err(_) => break,
+            };
+            if total.oid == 0 {
+                total.oid = done.oid;
+            }
+            total.qty += done.qty;
+            value += done.qty * done.price;
+            total.fee += done.fee;
+            if done.qty.is_zero() {
+                break;
+            }
+        }
+        if total.qty.is_zero() {
+            return Err(VenueError::Rejected("nothing filled".into()));
+        }
+        total.price = value / total.qty;
+        Ok((
+            total.oid,
+            Fill {
+                side: order.side,
+                qty: f(total.qty),
+                price: f(total.price),
+                fee: f(total.fee),
+            },
+        ))
+    }
+}
+
+/// What a reconciliation found.
+#[derive(Debug, Default)]
+pub struct Reconciliation {
+    /// Coins halted, with the reason.
+    pub halted: Vec<(String, String)>,
+    /// Open orders organism did not send.
+    pub unknown_orders: usize,
+    /// Of them, cancelled.
+    pub cancelled: usize,
+    /// Exchange fills the journal does not know.
+    pub unknown_fills: usize,
+    /// Rows to journal.
+    pub rows: Vec<Entry>,
+}
+
+/// Reconciles the session with the exchange (see the module documentation); `assets` gives
+/// each coin's asset index and rules, `conn` reads the journal of `account`.
+///
+/// # Errors
+/// [`ExchangeError`] when the exchange cannot be asked.
+pub async fn reconcile(
+    client: &ExchangeClient,
+    session: &mut Session,
+    conn: &Connection,
+    account: &str,
+    assets: &BTreeMap<String, (u32, Rules)>,
+    cancel_unknown: bool,
+) -> Result<Reconciliation, ExchangeError> {
+    let mut out = Reconciliation::default();
+    let state = client.account_state().await?;
+    let ts = session.last_ts().unwrap_or(0);
+    let mut positions = BTreeMap::new();
+    for (coin, held) in session.net_positions() {
+        let on_exchange = state.position(&coin);
+        let lot = assets.get(&coin).map_or(2, |a| a.1.sz_decimals);
+        let tolerance = 0.5 * 10f64.powi(-(lot as i32));
+        positions.insert(coin.clone(), json!({"exchange": on_exchange.to_string(), "journal": held}));
+        if (f(on_exchange) - held).abs() > tolerance {
+            let reason = format!(
+                "reconcile: the exchange holds {on_exchange} {coin} but the journal's books hold {held}; \
+                 {coin} is halted until the difference is resolved and `organism live resume` is run"
+            );
+            tracing::error!("{reason}");
+            out.rows.extend(session.halt(&coin, &reason));
+            out.halted.push((coin, reason));
+        }
+    }
+    let known_cloids: BTreeSet<String> = journal::of_kind(conn, account, Kind::Intent)
+        .map_err(|e| ExchangeError::Malformed(format!("journal: {e}")))?
+        .into_iter()
+        .filter_map(|e| e.body.get("cloid").and_then(Value::as_str).map(String::from))
+        .collect();
+    let mut unknown = Vec::new();
+    for o in client.open_orders().await? {
+        if o.cloid.as_ref().is_some_and(|c| known_cloids.contains(c)) {
+            continue;
+        }
+        out.unknown_orders += 1;
+        unknown.push(json!({"coin": o.coin, "oid": o.oid, "side": o.side, "sz": o.sz.to_string(),
+            "limit_px": o.limit_px.to_string(), "cloid": o.cloid}));
+        if cancel_unknown {
+            if let Some(&(asset, _)) = assets.get(&o.coin) {
+                if client.cancel(asset, o.oid).await.is_ok() {
+                    out.cancelled += 1;
+                }
+            }
+        }
+    }
+    let known_oids: BTreeSet<u64> = journal::of_kind(conn, account, Kind::Ack)
+        .map_err(|e| ExchangeError::Malformed(format!("journal: {e}")))?
+        .into_iter()
+        .filter_map(|e| e.body.get("oid").and_then(Value::as_u64))
+        .collect();
+    let mut fills = Vec::new();
+    for x in client.user_fills().await? {
+        if !known_oids.contains(&x.oid) && assets.contains_key(&x.coin) {
+            out.unknown_fills += 1;
+            fills.push(json!({"coin": x.coin, "oid": x.oid, "tid": x.tid, "side": x.side,
+                "sz": x.sz.to_string(), "px": x.px.to_string(), "time": x.time}));
+        }
+    }
+    out.rows.push(Entry::new(
+        PORTFOLIO,
+        ts,
+        Kind::Reconcile,
+        json!({"positions": positions, "account_value": state.account_value.to_string(),
+            "halted": out.halted.iter().map(|h| h.0.clone()).collect::<Vec<_>>(),
+            "unknown_orders": unknown, "cancelled": out.cancelled, "unknown_fills": fills}),
+    ));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused_and_errors_never_show_the_key() {
+        let dir = std::env::temp_dir().join(format!("organism-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        let key = "0x0123456789012345678901234567890123456789012345678901234567890123";
+        std::fs::write(&file, format!("{key}\n")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = load_key(file.to_str().unwrap()).unwrap_err();
+            assert!(e.contains("readable by others (mode 644)"), "{e}");
+            assert!(e.contains("chmod 600"), "{e}");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let s = load_key(file.to_str().unwrap()).unwrap();
+        assert_eq!(s.address(), Signer::from_hex(key).unwrap().address());
+        std::fs::write(&file, "0xsecretbutbroken").unwrap();
+        let e = load_key(file.to_str().unwrap()).unwrap_err();
+        assert!(!e.contains("secretbutbroken"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
