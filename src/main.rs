@@ -39,6 +39,9 @@ enum Command {
     /// Paper trading of the promoted strategies: run, replay, status, stop, resume.
     #[command(subcommand)]
     Paper(cli::paper::PaperCommand),
+    /// Live trading on Hyperliquid (real money; explicit opt-in): run, status, stop, resume.
+    #[command(subcommand)]
+    Live(cli::live::LiveCommand),
     /// Inspect runs: list them, show one ranked, export a member's genome.
     #[command(subcommand)]
     Runs(cli::runs::RunsCommand),
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Promote(args) => cli::promote::run(*args),
         Command::Strategies(cmd) => cli::strategies::run(cmd),
         Command::Paper(cmd) => cli::paper::run(cmd),
+        Command::Live(cmd) => cli::live::run(cmd),
         Command::Runs(cmd) => cli::runs::run(cmd),
         Command::Seeds(args) => cli::seeds::run(args),
         Command::Bench(cmd) => cli::bench::run(cmd),

@@ -16,6 +16,7 @@ pub mod backtest;
 pub mod bench;
 pub mod data;
 pub mod evolve;
+pub mod live;
 pub mod paper;
 pub mod promote;
 pub mod runs;

@@ -51,6 +51,50 @@ pub enum PaperCommand {
     Resume(ControlArgs),
 }
 
+/// Paper trading, or live trading (the same session and loop, orders sent to Hyperliquid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Paper,
+    Live { dry_run: bool },
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Paper => "paper",
+            Mode::Live { .. } => "live",
+        }
+    }
+}
+
+/// The config live trading runs with: `[live]` laid over `[paper]` (journal account, capital,
+/// coins, store, stop file, warm-up, portfolio loss limits); the session code reads `[paper]`.
+///
+/// # Errors
+/// When the config has no `[live]` section.
+pub fn live_overlay(cfg: &Config, file: Option<&std::path::Path>) -> Result<Config> {
+    let Some(l) = cfg.live.clone() else {
+        bail!(
+            "{}: no [live] section; live trading needs one (see the README: capital, strategies, \
+             limits), written on purpose",
+            file.map_or("the built-in config".to_string(), |f| f.display().to_string())
+        );
+    };
+    let mut c = cfg.clone();
+    let p = &mut c.paper;
+    p.account = l.account.clone();
+    p.capital = l.capital;
+    if let Some(coins) = &l.coins {
+        p.coins = coins.clone();
+    }
+    p.store = l.store.clone();
+    p.stop_file = l.stop_file.clone();
+    p.warmup_bars = l.warmup_bars;
+    p.portfolio_daily_loss = l.daily_loss;
+    p.portfolio_max_drawdown = l.max_drawdown;
+    Ok(c)
+}
+
 /// Where the registry and the config are.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Where {
@@ -63,6 +107,20 @@ pub struct Where {
 }
 
 impl Where {
+    fn load_mode(&self, mode: Mode) -> Result<(Config, PathBuf)> {
+        let (cfg, reg) = self.load()?;
+        match mode {
+            Mode::Paper => Ok((cfg, reg)),
+            Mode::Live { .. } => Ok((live_overlay(&cfg, self.config.as_deref())?, reg)),
+        }
+    }
+
+    fn open_existing_mode(&self, mode: Mode) -> Result<(Config, Registry)> {
+        let (cfg, _) = self.load_mode(mode)?;
+        let (_, reg) = self.open_existing()?;
+        Ok((cfg, reg))
+    }
+
     fn load(&self) -> Result<(Config, PathBuf)> {
         let cfg = load_config(self.config.as_deref())?;
         let reg = self
@@ -171,11 +229,11 @@ pub struct ControlArgs {
 
 pub fn run(cmd: PaperCommand) -> Result<()> {
     match cmd {
-        PaperCommand::Run(a) => run_session(a),
+        PaperCommand::Run(a) => run_session(a, Mode::Paper),
         PaperCommand::Replay(a) => run_replay(*a),
-        PaperCommand::Status(a) => status(a),
-        PaperCommand::Stop(a) => control(a, "stop"),
-        PaperCommand::Resume(a) => control(a, "resume"),
+        PaperCommand::Status(a) => status(a, Mode::Paper),
+        PaperCommand::Stop(a) => control(a, "stop", Mode::Paper),
+        PaperCommand::Resume(a) => control(a, "resume", Mode::Paper),
     }
 }
 
@@ -306,8 +364,8 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     Ok(())
 }
 
-fn control(a: ControlArgs, action: &str) -> Result<()> {
-    let (cfg, reg) = a.at.open_existing()?;
+pub fn control(a: ControlArgs, action: &str, mode: Mode) -> Result<()> {
+    let (cfg, reg) = a.at.open_existing_mode(mode)?;
     if action == "stop" && a.strategy.is_some() {
         bail!("the kill switch stops every strategy; --strategy is for resume");
     }
@@ -334,8 +392,8 @@ fn control(a: ControlArgs, action: &str) -> Result<()> {
     Ok(())
 }
 
-fn status(a: StatusArgs) -> Result<()> {
-    let (cfg, mut reg) = a.at.open_existing()?;
+pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
+    let (cfg, mut reg) = a.at.open_existing_mode(mode)?;
     let account = cfg.paper.account.clone();
     let conn = reg.connection();
     let Some(p) = journal::latest(conn, &account, PORTFOLIO, Kind::Equity)? else {
@@ -343,7 +401,9 @@ fn status(a: StatusArgs) -> Result<()> {
             outln!("{}", json!({"account": account, "session": null}));
         } else {
             outln!(
-                "no paper session in account `{account}` yet; start one with `organism paper run`"
+                "no {} session in account `{account}` yet; start one with `organism {} run`",
+                mode.name(),
+                mode.name()
             );
         }
         return Ok(());
@@ -681,8 +741,9 @@ fn status_line(session: &Session, rows: &[journal::Entry]) -> String {
     )
 }
 
-fn run_session(a: RunArgs) -> Result<()> {
-    let (cfg, reg_path) = a.at.load()?;
+/// `paper run`, and `live run` with `mode` live: the same session and loop.
+pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
+    let (cfg, reg_path) = a.at.load_mode(mode)?;
     if !reg_path.exists() {
         bail!(
             "{}: no registry yet; `organism promote` creates it",
@@ -698,17 +759,29 @@ fn run_session(a: RunArgs) -> Result<()> {
         .interval
         .parse()
         .map_err(|m: String| anyhow::anyhow!("paper.interval: {m}"))?;
-    let mut strategies = reg.list(Some(Status::Paper))?;
-    strategies.extend(reg.list(Some(Status::Promoted))?);
-    strategies.sort_by(|x, y| x.id.cmp(&y.id));
-    if strategies.is_empty() {
-        bail!(
-            "{}: no promoted strategy to trade; `organism promote` admits them",
-            reg_path.display()
-        );
-    }
+    let strategies = match mode {
+        Mode::Paper => {
+            let mut v = reg.list(Some(Status::Paper))?;
+            v.extend(reg.list(Some(Status::Promoted))?);
+            v.sort_by(|x, y| x.id.cmp(&y.id));
+            if v.is_empty() {
+                bail!(
+                    "{}: no promoted strategy to trade; `organism promote` admits them",
+                    reg_path.display()
+                );
+            }
+            v
+        }
+        Mode::Live { .. } => {
+            let paper_account = a.at.load()?.0.paper.account;
+            super::live::strategies(&mut reg, &cfg, &paper_account)?
+        }
+    };
     let (specs, reserve) = book_specs(&strategies, &cfg).map_err(anyhow::Error::msg)?;
-    for s in strategies.iter().filter(|s| s.status == Status::Promoted) {
+    for s in strategies
+        .iter()
+        .filter(|s| s.status == Status::Promoted && mode == Mode::Paper)
+    {
         reg.set_status(
             &s.id,
             Status::Paper,
@@ -728,6 +801,10 @@ fn run_session(a: RunArgs) -> Result<()> {
             weight_per_minute,
             timeouts,
         )?);
+        let rig = match mode {
+            Mode::Live { dry_run } => Some(super::live::rig(&cfg, &reg_path, &url, info.clone(), dry_run).await?),
+            Mode::Paper => None,
+        };
         let mut stores = BTreeMap::new();
         for c in &p.coins {
             let coin = Coin::new(c).map_err(anyhow::Error::msg)?;
@@ -774,6 +851,9 @@ fn run_session(a: RunArgs) -> Result<()> {
                 s
             }
         };
+        if let Some(r) = &rig {
+            session.link(r.executor.clone());
+        }
         sync_registry(&mut reg, &session)?;
         // Bars closed while the runner was away.
         for (coin, store) in stores.iter_mut() {
@@ -841,6 +921,13 @@ fn run_session(a: RunArgs) -> Result<()> {
                     eprintln!("{}", status_line(&session, &rows));
                 }
             }
+            if let Some(r) = &rig {
+                // Reconciliation (first once the bars missed are processed) and the dead-man's switch.
+                let rows = r.tend(&mut session, reg.connection()).await?;
+                if !rows.is_empty() {
+                    journal::append(reg.connection(), &account, &rows, now_ms())?;
+                }
+            }
             if done(&session) {
                 tracing::info!(account, "reached --until-ts; stopping");
                 break;
@@ -860,7 +947,11 @@ fn run_session(a: RunArgs) -> Result<()> {
                 let h = everything_processed(&stores, &session);
                 let rows = if r.action == "stop" {
                     stop = true;
-                    session.kill(&r.reason, &h)
+                    let mut rows = session.kill(&r.reason, &h);
+                    if let Some(live) = &rig {
+                        rows.extend(live.cancel_all(&session).await);
+                    }
+                    rows
                 } else {
                     session.resume(r.book.as_deref(), &r.reason, &h)
                 };
@@ -874,7 +965,10 @@ fn run_session(a: RunArgs) -> Result<()> {
                 }
             }
             if stop {
-                outln!("kill switch: every position flattened; the session is stopped (organism paper resume, then paper run, to trade again)");
+                outln!(
+                    "kill switch: every position flattened; the session is stopped (organism {m} resume, then {m} run, to trade again)",
+                    m = mode.name()
+                );
                 break;
             }
             tokio::select! {

@@ -21,6 +21,10 @@ pub struct Args {
     /// (the exchange's clock then runs ahead of the wall clock), e.g. for `paper run`.
     #[arg(long, value_name = "SECS")]
     pub bar_secs: Option<f64>,
+    /// An account with USDC to trade with (`0xADDRESS=USD`; repeat for more): `live run`
+    /// against this exchange signs for it.
+    #[arg(long, value_name = "ADDRESS=USD")]
+    pub fund: Vec<String>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -44,9 +48,24 @@ pub fn run(args: Args) -> Result<()> {
             Some(_) => now.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS / 2,
             None => now,
         };
+        let mut funds = Vec::new();
+        for f in &args.fund {
+            let parsed = f.split_once('=').and_then(|(a, u)| {
+                organism::exchange::hyperliquid::signing::address_bytes(a).ok()?;
+                Some((a.to_ascii_lowercase(), u.parse::<rust_decimal::Decimal>().ok()?))
+            });
+            match parsed {
+                Some(x) => funds.push(x),
+                None => anyhow::bail!("--fund {f}: expected 0xADDRESS=USD (40 hex digits, a number)"),
+            }
+        }
         let ex = LocalExchange::start(addr, &params, start)
             .await
             .with_context(|| format!("binding {addr}"))?;
+        for (a, usd) in &funds {
+            ex.fund(a, *usd);
+            outln!("funded {a} with {usd} USDC");
+        }
         outln!(
             "local test exchange on {} (REST {} , WebSocket {}); {}; Ctrl-C stops",
             ex.addr,
