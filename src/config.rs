@@ -396,12 +396,12 @@ impl Config {
                     message: e.to_string(),
                 })?;
         if let Some(file) = file {
-            let mut user: Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    file: file.into(),
-                    message: e.to_string().trim_end().replace('\n', " "),
-                })?;
+            let mut user: Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Parse {
+                        file: file.into(),
+                        message: e.to_string().trim_end().replace('\n', " "),
+                    })?;
             // `[live]` has no built-in defaults to lay it over: it is taken as written.
             if let Some(live) = user.remove("live") {
                 base.insert("live".into(), live);
@@ -700,8 +700,7 @@ impl Config {
                     "must list the strategy ids to trade live".into(),
                 ));
             }
-            if l
-                .coins
+            if l.coins
                 .as_ref()
                 .is_some_and(|c| c.is_empty() || c.iter().any(|x| x.trim().is_empty()))
             {
@@ -732,10 +731,12 @@ impl Config {
                 ("live.account_address", &l.account_address),
                 ("live.vault_address", &l.vault_address),
             ] {
-                if !v.is_empty()
-                    && crate::exchange::hyperliquid::signing::address_bytes(v).is_err()
+                if !v.is_empty() && crate::exchange::hyperliquid::signing::address_bytes(v).is_err()
                 {
-                    return Err(err(k, format!("`{v}` is not a 0x address of 40 hex digits")));
+                    return Err(err(
+                        k,
+                        format!("`{v}` is not a 0x address of 40 hex digits"),
+                    ));
                 }
             }
         }

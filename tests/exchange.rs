@@ -84,11 +84,11 @@ fn round_dp(x: f64, dp: i32) -> f64 {
 }
 
 /// ETH's mid, bid and ask at the exchange's clock: the current bar's close rounded to 5
-/// significant figures (1 decimal near 2,300), ± 0.01 %.
+/// significant figures (1 decimal near 2,300), ± 0.01 %. Orders meet the current bar's open.
 fn eth_touch(ex: &LocalExchange) -> (f64, f64, f64) {
     let c = ex.candles("ETH", "1h").unwrap();
     let i = c.ts.partition_point(|&t| t <= ex.now()) - 1;
-    let mid = round_dp(c.close[i], 1);
+    let mid = round_dp(c.open[i], 1);
     assert!(
         (1000.0..10000.0).contains(&mid),
         "ETH stays in 4 digits: {mid}"
@@ -145,8 +145,12 @@ async fn orders_fill_rest_and_are_refused_as_hyperliquid_does() {
     assert_eq!(avg_px.to_string(), format!("{ask}"));
     let fills = c.user_fills().await.unwrap();
     assert_eq!(fills.len(), 1);
-    let fee = round_dp(0.5 * ask * 0.00045, 6);
-    assert!((fills[0].fee.to_string().parse::<f64>().unwrap() - fee).abs() < 1e-9);
+    // 0.5 × ask × 0.045 %, to 6 decimals, halves away from zero (exactly, in decimal).
+    let fee_exact = dec("0.5") * dec(&format!("{ask}")) * dec("0.00045");
+    let fee_dec =
+        fee_exact.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    assert_eq!(fills[0].fee, fee_dec);
+    let fee: f64 = fee_dec.to_string().parse().unwrap();
     assert_eq!(fills[0].dir, "Open Long");
     let st = c.account_state().await.unwrap();
     assert_eq!(st.position("ETH"), dec("0.5"));

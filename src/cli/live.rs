@@ -5,7 +5,7 @@ use std::{
     collections::BTreeMap,
     path::Path,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
@@ -78,9 +78,7 @@ pub fn run(cmd: LiveCommand) -> Result<()> {
 }
 
 fn live_cfg(cfg: &Config) -> Result<&LiveConfig> {
-    cfg.live
-        .as_ref()
-        .context("no [live] section in the config")
+    cfg.live.as_ref().context("no [live] section in the config")
 }
 
 /// The strategies of `live.strategies`, checked: in the registry, not retired and, unless
@@ -120,8 +118,8 @@ pub struct LiveRig {
     live: LiveConfig,
     account: String,
     dry_run: bool,
-    last_reconcile: Mutex<Option<Instant>>,
-    last_dead_man: Mutex<Option<Instant>>,
+    last_reconcile: Mutex<Option<i64>>,
+    last_dead_man: Mutex<Option<i64>>,
 }
 
 /// Sets up the signed client and the executor; checks the coins, the account's value and
@@ -165,7 +163,11 @@ pub async fn rig(
     tracing::info!(
         account = client.account(),
         signer = signer_address,
-        network = if mainnet { "mainnet" } else { "testnet or local" },
+        network = if mainnet {
+            "mainnet"
+        } else {
+            "testnet or local"
+        },
         dry_run,
         "live trading"
     );
@@ -223,28 +225,38 @@ pub async fn rig(
     })
 }
 
-fn due(at: &Mutex<Option<Instant>>, every: Duration) -> bool {
+/// Whether `every` has passed since `at` (then `at` becomes now); true the first time.
+fn due(at: &Mutex<Option<i64>>, every: Duration) -> bool {
+    use organism::clock::Clock as _;
+    let now = WallClock.now_ms();
     let mut g = match at.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    if g.is_some_and(|t| t.elapsed() < every) {
+    if g.is_some_and(|t| now - t < every.as_millis() as i64) {
         return false;
     }
-    *g = Some(Instant::now());
+    *g = Some(now);
     true
 }
 
 impl LiveRig {
     /// Between bars: reconciliation every `live.reconcile_secs` (the first at once) and the
     /// dead-man's switch refreshed every third of `live.dead_man_secs`. Returns rows to journal.
-    pub async fn tend(&self, session: &mut Session, conn: &rusqlite::Connection) -> Result<Vec<Entry>> {
+    pub async fn tend(
+        &self,
+        session: &mut Session,
+        conn: &rusqlite::Connection,
+    ) -> Result<Vec<Entry>> {
         let mut rows = Vec::new();
         if self.dry_run {
             return Ok(rows);
         }
         if self.live.dead_man_secs > 0.0
-            && due(&self.last_dead_man, Duration::from_secs_f64(self.live.dead_man_secs / 3.0))
+            && due(
+                &self.last_dead_man,
+                Duration::from_secs_f64(self.live.dead_man_secs / 3.0),
+            )
         {
             let at = organism::exchange::hyperliquid::exchange::now_ms()
                 + (self.live.dead_man_secs * 1000.0) as u64;
@@ -252,7 +264,10 @@ impl LiveRig {
                 tracing::warn!("dead-man's switch not refreshed: {e}");
             }
         }
-        if due(&self.last_reconcile, Duration::from_secs_f64(self.live.reconcile_secs)) {
+        if due(
+            &self.last_reconcile,
+            Duration::from_secs_f64(self.live.reconcile_secs),
+        ) {
             match reconcile(
                 &self.client,
                 session,

@@ -77,7 +77,9 @@ pub fn live_overlay(cfg: &Config, file: Option<&std::path::Path>) -> Result<Conf
         bail!(
             "{}: no [live] section; live trading needs one (see the README: capital, strategies, \
              limits), written on purpose",
-            file.map_or("the built-in config".to_string(), |f| f.display().to_string())
+            file.map_or("the built-in config".to_string(), |f| f
+                .display()
+                .to_string())
         );
     };
     let mut c = cfg.clone();
@@ -111,7 +113,14 @@ impl Where {
         let (cfg, reg) = self.load()?;
         match mode {
             Mode::Paper => Ok((cfg, reg)),
-            Mode::Live { .. } => Ok((live_overlay(&cfg, self.config.as_deref())?, reg)),
+            Mode::Live { dry_run } => {
+                let mut c = live_overlay(&cfg, self.config.as_deref())?;
+                if dry_run {
+                    // A dry run journals apart from the real session.
+                    c.paper.account.push_str("-dry-run");
+                }
+                Ok((c, reg))
+            }
         }
     }
 

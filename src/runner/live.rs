@@ -34,7 +34,9 @@ use crate::{
     exchange::hyperliquid::{
         exchange::{ExchangeClient, ExchangeError, NonceStore, OrderState, PlacedStatus},
         signing::{SignError, Signer},
-        wire::{to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Rules, Tif, MIN_NOTIONAL},
+        wire::{
+            to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Rules, Tif, MIN_NOTIONAL,
+        },
     },
     execution::{
         journal::{self, Entry, Kind, PORTFOLIO},
@@ -271,7 +273,13 @@ impl LiveExecutor {
 
     /// Sends one IOC order under `cloid` and returns what filled (idempotent: see the module
     /// documentation).
-    fn once(&self, book: &str, ts: i64, cloid: &Cloid, wire: OrderWire) -> Result<Done, VenueError> {
+    fn once(
+        &self,
+        book: &str,
+        ts: i64,
+        cloid: &Cloid,
+        wire: OrderWire,
+    ) -> Result<Done, VenueError> {
         let hex = cloid.to_hex();
         let rejected = |m: String| VenueError::Rejected(m);
         let conn_err = |e: ExchangeError| VenueError::Connectivity(e.to_string());
@@ -281,7 +289,11 @@ impl LiveExecutor {
             if let Some(m) = b.get("rejected").and_then(Value::as_str) {
                 return Err(rejected(m.to_string()));
             }
-            let dec = |k: &str| b.get(k).and_then(Value::as_str).and_then(|s| s.parse().ok());
+            let dec = |k: &str| {
+                b.get(k)
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+            };
             if let (Some(qty), Some(price), Some(fee)) = (dec("qty"), dec("price"), dec("fee")) {
                 return Ok(Done {
                     oid: b.get("oid").and_then(Value::as_u64).unwrap_or(0),
@@ -293,7 +305,11 @@ impl LiveExecutor {
         }
         // Sent before but not answered: ask before anything is signed again.
         if let Some(intent) = self.rows(Kind::Intent, cloid)?.pop() {
-            let expires = intent.body.get("expires_ms").and_then(Value::as_u64).unwrap_or(0);
+            let expires = intent
+                .body
+                .get("expires_ms")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             loop {
                 match self.status(cloid).map_err(conn_err)? {
                     Some(done) => return self.ack(book, ts, cloid, &done, "order status"),
@@ -316,11 +332,10 @@ impl LiveExecutor {
                 json!({"cloid": hex, "coin_asset": wire.a, "buy": wire.b, "px": wire.p, "sz": wire.s,
                     "reduce_only": wire.r, "expires_ms": expires, "attempt": attempt}),
             )?;
-            let mut req = self
+            let req = self
                 .client
-                .sign(Action::orders(vec![wire.clone()]))
+                .sign_expiring(Action::orders(vec![wire.clone()]), Some(expires))
                 .map_err(conn_err)?;
-            req.expires_after = Some(expires);
             if let Some(dry) = &self.dry {
                 return self.dry_fill(dry, book, ts, cloid, &req, &wire);
             }
@@ -328,31 +343,58 @@ impl LiveExecutor {
                 Ok(resp) => {
                     let statuses = ExchangeClient::placed(&resp).map_err(conn_err)?;
                     return match statuses.into_iter().next() {
-                        Some(PlacedStatus::Filled { oid, total_sz, avg_px }) => {
+                        Some(PlacedStatus::Filled {
+                            oid,
+                            total_sz,
+                            avg_px,
+                        }) => {
                             let done = match self.fills_of(oid) {
                                 Ok(Some(x)) => x,
                                 // The fill list lags: the answer's size and price; the fee is
                                 // not known yet (reconciliation reports the fill).
                                 _ => {
-                                    tracing::warn!(book, oid, "the fill is not in userFills yet; booked without its fee");
-                                    Done { oid, qty: total_sz, price: avg_px, fee: Decimal::ZERO }
+                                    tracing::warn!(
+                                        book,
+                                        oid,
+                                        "the fill is not in userFills yet; booked without its fee"
+                                    );
+                                    Done {
+                                        oid,
+                                        qty: total_sz,
+                                        price: avg_px,
+                                        fee: Decimal::ZERO,
+                                    }
                                 }
                             };
                             self.ack(book, ts, cloid, &done, "filled")
                         }
-                        Some(PlacedStatus::Resting { .. }) => match self.status(cloid).map_err(conn_err)? {
-                            Some(done) => self.ack(book, ts, cloid, &done, "rested; cancelled"),
-                            None => Err(VenueError::Connectivity("an IOC order rested and vanished".into())),
-                        },
+                        Some(PlacedStatus::Resting { .. }) => {
+                            match self.status(cloid).map_err(conn_err)? {
+                                Some(done) => self.ack(book, ts, cloid, &done, "rested; cancelled"),
+                                None => Err(VenueError::Connectivity(
+                                    "an IOC order rested and vanished".into(),
+                                )),
+                            }
+                        }
                         Some(PlacedStatus::Rejected { message, .. }) => {
-                            self.write(book, ts, Kind::Ack, json!({"cloid": hex, "rejected": message}))?;
+                            self.write(
+                                book,
+                                ts,
+                                Kind::Ack,
+                                json!({"cloid": hex, "rejected": message}),
+                            )?;
                             Err(rejected(message))
                         }
                         None => Err(VenueError::Connectivity("empty answer".into())),
                     };
                 }
                 Err(ExchangeError::Rejected { message, .. }) => {
-                    self.write(book, ts, Kind::Ack, json!({"cloid": hex, "rejected": message}))?;
+                    self.write(
+                        book,
+                        ts,
+                        Kind::Ack,
+                        json!({"cloid": hex, "rejected": message}),
+                    )?;
                     return Err(rejected(message));
                 }
                 Err(e @ ExchangeError::Unknown(_)) | Err(e @ ExchangeError::Busy { .. }) => {
@@ -360,7 +402,15 @@ impl LiveExecutor {
                     tracing::warn!(book, cloid = hex, "{e}; asking the exchange");
                     loop {
                         match self.status(cloid) {
-                            Ok(Some(done)) => return self.ack(book, ts, cloid, &done, "order status after no answer"),
+                            Ok(Some(done)) => {
+                                return self.ack(
+                                    book,
+                                    ts,
+                                    cloid,
+                                    &done,
+                                    "order status after no answer",
+                                )
+                            }
                             Ok(None) if self.now() > expires + 1000 => break,
                             Ok(None) | Err(_) => std::thread::sleep(self.limits.backoff),
                         }
@@ -380,7 +430,14 @@ impl LiveExecutor {
         }
     }
 
-    fn ack(&self, book: &str, ts: i64, cloid: &Cloid, done: &Done, how: &str) -> Result<Done, VenueError> {
+    fn ack(
+        &self,
+        book: &str,
+        ts: i64,
+        cloid: &Cloid,
+        done: &Done,
+        how: &str,
+    ) -> Result<Done, VenueError> {
         self.write(
             book,
             ts,
@@ -407,8 +464,16 @@ impl LiveExecutor {
         }
         let qty: Decimal = wire.s.parse().unwrap_or_default();
         let reference: f64 = wire.p.parse::<f64>().unwrap_or(f64::NAN)
-            / if wire.b { 1.0 + self.limits.max_slippage } else { 1.0 - self.limits.max_slippage };
-        let side = if wire.b { OrderSide::Buy } else { OrderSide::Sell };
+            / if wire.b {
+                1.0 + self.limits.max_slippage
+            } else {
+                1.0 - self.limits.max_slippage
+            };
+        let side = if wire.b {
+            OrderSide::Buy
+        } else {
+            OrderSide::Sell
+        };
         let px = dry.costs.fill_price(side, reference);
         let done = Done {
             oid: 0,
@@ -421,11 +486,23 @@ impl LiveExecutor {
 }
 
 impl Executor for LiveExecutor {
-    fn execute(&self, book: &str, coin: &str, intent: &str, order: &Order) -> Result<(u64, Fill), VenueError> {
-        let ts: i64 = intent.split('|').nth(1).and_then(|t| t.parse().ok()).unwrap_or(0);
+    fn execute(
+        &self,
+        book: &str,
+        coin: &str,
+        intent: &str,
+        order: &Order,
+    ) -> Result<(u64, Fill), VenueError> {
+        let ts: i64 = intent
+            .split('|')
+            .nth(1)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
         let kill = intent.starts_with("kill|");
         let Some(&(asset, rules)) = self.assets.get(coin) else {
-            return Err(VenueError::Rejected(format!("{coin} is not traded on this exchange")));
+            return Err(VenueError::Rejected(format!(
+                "{coin} is not traded on this exchange"
+            )));
         };
         let notional = order.qty * order.price;
         if notional > self.limits.max_order_notional && !kill {
@@ -437,7 +514,11 @@ impl Executor for LiveExecutor {
             return Err(VenueError::Rejected(m));
         }
         let buy = order.side == OrderSide::Buy;
-        let slip = if buy { 1.0 + self.limits.max_slippage } else { 1.0 - self.limits.max_slippage };
+        let slip = if buy {
+            1.0 + self.limits.max_slippage
+        } else {
+            1.0 - self.limits.max_slippage
+        };
         let limit = rules.price(d(order.price * slip));
         let want = rules.size(d(order.qty));
         // Reduce-only for the kill switch when the order reduces the account's position.
@@ -458,14 +539,23 @@ impl Executor for LiveExecutor {
             return Err(VenueError::Rejected(m));
         }
         // The order, and its remainder up to twice if it filled in part.
-        let mut total = Done { oid: 0, qty: Decimal::ZERO, price: Decimal::ZERO, fee: Decimal::ZERO };
+        let mut total = Done {
+            oid: 0,
+            qty: Decimal::ZERO,
+            price: Decimal::ZERO,
+            fee: Decimal::ZERO,
+        };
         let mut value = Decimal::ZERO;
         for round in 0..3 {
             let left = want - total.qty;
             if left <= Decimal::ZERO || (round > 0 && left * limit < MIN_NOTIONAL && !reduce_only) {
                 break;
             }
-            let name = if round == 0 { intent.to_string() } else { format!("{intent}|rest{round}") };
+            let name = if round == 0 {
+                intent.to_string()
+            } else {
+                format!("{intent}|rest{round}")
+            };
             let cloid = Cloid::derive(&[book, &name]);
             let wire = OrderWire {
                 a: asset,
@@ -543,7 +633,10 @@ pub async fn reconcile(
         let on_exchange = state.position(&coin);
         let lot = assets.get(&coin).map_or(2, |a| a.1.sz_decimals);
         let tolerance = 0.5 * 10f64.powi(-(lot as i32));
-        positions.insert(coin.clone(), json!({"exchange": on_exchange.to_string(), "journal": held}));
+        positions.insert(
+            coin.clone(),
+            json!({"exchange": on_exchange.to_string(), "journal": held}),
+        );
         if (f(on_exchange) - held).abs() > tolerance {
             let reason = format!(
                 "reconcile: the exchange holds {on_exchange} {coin} but the journal's books hold {held}; \
@@ -557,7 +650,12 @@ pub async fn reconcile(
     let known_cloids: BTreeSet<String> = journal::of_kind(conn, account, Kind::Intent)
         .map_err(|e| ExchangeError::Malformed(format!("journal: {e}")))?
         .into_iter()
-        .filter_map(|e| e.body.get("cloid").and_then(Value::as_str).map(String::from))
+        .filter_map(|e| {
+            e.body
+                .get("cloid")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
         .collect();
     let mut unknown = Vec::new();
     for o in client.open_orders().await? {
@@ -565,8 +663,10 @@ pub async fn reconcile(
             continue;
         }
         out.unknown_orders += 1;
-        unknown.push(json!({"coin": o.coin, "oid": o.oid, "side": o.side, "sz": o.sz.to_string(),
-            "limit_px": o.limit_px.to_string(), "cloid": o.cloid}));
+        unknown.push(
+            json!({"coin": o.coin, "oid": o.oid, "side": o.side, "sz": o.sz.to_string(),
+            "limit_px": o.limit_px.to_string(), "cloid": o.cloid}),
+        );
         if cancel_unknown {
             if let Some(&(asset, _)) = assets.get(&o.coin) {
                 if client.cancel(asset, o.oid).await.is_ok() {
@@ -584,8 +684,10 @@ pub async fn reconcile(
     for x in client.user_fills().await? {
         if !known_oids.contains(&x.oid) && assets.contains_key(&x.coin) {
             out.unknown_fills += 1;
-            fills.push(json!({"coin": x.coin, "oid": x.oid, "tid": x.tid, "side": x.side,
-                "sz": x.sz.to_string(), "px": x.px.to_string(), "time": x.time}));
+            fills.push(
+                json!({"coin": x.coin, "oid": x.oid, "tid": x.tid, "side": x.side,
+                "sz": x.sz.to_string(), "px": x.px.to_string(), "time": x.time}),
+            );
         }
     }
     out.rows.push(Entry::new(

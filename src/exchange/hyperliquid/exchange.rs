@@ -420,12 +420,25 @@ impl ExchangeClient {
     /// # Errors
     /// [`ExchangeError::Sign`], [`ExchangeError::Nonce`].
     pub fn sign(&self, action: Action) -> Result<SignedRequest, ExchangeError> {
+        self.sign_expiring(action, None)
+    }
+
+    /// Signs `action` valid until `expires_after` (ms): after that the exchange refuses it, so
+    /// a request that got no answer can be known to be dead.
+    ///
+    /// # Errors
+    /// As [`ExchangeClient::sign`].
+    pub fn sign_expiring(
+        &self,
+        action: Action,
+        expires_after: Option<u64>,
+    ) -> Result<SignedRequest, ExchangeError> {
         let nonce = self.next_nonce()?;
         let sig = self.signer.sign_l1_action(
             &action,
             self.vault.as_deref(),
             nonce,
-            None,
+            expires_after,
             self.mainnet,
         )?;
         Ok(SignedRequest {
@@ -433,7 +446,7 @@ impl ExchangeClient {
             nonce,
             signature: SignatureWire::of(&sig),
             vault_address: self.vault.clone(),
-            expires_after: None,
+            expires_after,
         })
     }
 

@@ -579,7 +579,7 @@ async fn exchange(State(st): State<Arc<Inner>>, body: String) -> Response {
         let now = st.now.load(Ordering::SeqCst);
         let answer = t.exchange(&*st, &v, now, wall_ms());
         st.flush_events(&mut t);
-        (answer, t.take_hang())
+        (answer, t.take_hang(&v))
     };
     if let Some(h) = hang {
         tokio::time::sleep(h).await;

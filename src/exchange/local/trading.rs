@@ -8,7 +8,8 @@
 //! before and one day after the exchange's wall clock.
 //!
 //! Orders are matched against a synthetic book one tick-rounded 0.01 % either side of the
-//! current bar's close (the price `l2Book` shows), with unlimited depth: IOC and GTC orders
+//! current bar's open (the clock moves in whole bars: the bar that just opened has traded at
+//! its open, the rest of it lies ahead), with unlimited depth: IOC and GTC orders
 //! that cross fill at once at the touch (taker fee 0.045 %); GTC orders that do not cross
 //! rest; ALO orders that would cross are refused. Resting orders and triggers are settled
 //! against each later bar's range (resting orders at their limit, maker fee 0.015 %; triggers
@@ -20,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use rust_decimal::{prelude::FromPrimitive, Decimal};
+use rust_decimal::{prelude::FromPrimitive, Decimal, RoundingStrategy};
 use serde_json::{json, Value};
 
 use crate::exchange::hyperliquid::{
@@ -31,6 +32,9 @@ use crate::exchange::hyperliquid::{
     },
     wire::{Action, OidOrCloid, OrderWire, Rules, Tif, Tpsl, MIN_NOTIONAL},
 };
+
+/// Money (fees, funding, PnL) is kept to 6 decimals, halves away from zero.
+const MONEY: RoundingStrategy = RoundingStrategy::MidpointAwayFromZero;
 
 /// Taker fee of the local exchange (Hyperliquid's base tier).
 pub const TAKER_FEE: Decimal = Decimal::from_parts(45, 0, 0, false, 5);
@@ -47,8 +51,8 @@ const DAY_MS: u64 = 86_400_000;
 pub struct TradingFaults {
     /// Status codes answered to the next `/exchange` requests without acting on them.
     pub fail_next: VecDeque<u16>,
-    /// The next this many requests are acted on, then answered only after `hang` (a client
-    /// with a shorter read timeout sees no answer: accept-then-time-out).
+    /// The next this many `order` requests are acted on, then answered only after `hang` (a
+    /// client with a shorter read timeout sees no answer: accept-then-time-out).
     pub hang_next: usize,
     pub hang: std::time::Duration,
     /// The next this many taker orders fill only half their size (the rest is cancelled for
@@ -232,8 +236,10 @@ impl Trading {
         Rules { sz_decimals }
     }
 
+    /// The price orders meet: the current bar's open (the clock moves in whole bars, so the
+    /// bar that just opened has traded at its open; the rest of it lies ahead).
     fn mid(p: &dyn Prices, coin: &str, now: i64) -> Option<Decimal> {
-        p.bar(coin, now).map(|b| Self::rules(p, coin).price(d(b.4)))
+        p.bar(coin, now).map(|b| Self::rules(p, coin).price(d(b.1)))
     }
 
     fn touch(p: &dyn Prices, coin: &str, now: i64) -> Option<(Decimal, Decimal)> {
@@ -289,7 +295,7 @@ impl Trading {
             if pos.szi.is_zero() {
                 continue;
             }
-            let usdc = (-pos.szi * px * rate).round_dp(6);
+            let usdc = (-pos.szi * px * rate).round_dp_with_strategy(6, MONEY);
             acc.cash += usdc;
             let row = json!({"time": time, "hash": format!("0x{:064x}", time),
                 "delta": {"type": "funding", "coin": coin, "usdc": s(usdc), "szi": s(pos.szi),
@@ -396,7 +402,7 @@ impl Trading {
             return;
         };
         let signed = if o.is_buy { sz } else { -sz };
-        let fee = (sz * px * fee_rate).round_dp(6);
+        let fee = (sz * px * fee_rate).round_dp_with_strategy(6, MONEY);
         let pos = acc.positions.entry(o.coin.clone()).or_default();
         let start = pos.szi;
         // Realized PnL of the part that reduces the position.
@@ -460,7 +466,7 @@ impl Trading {
             }
         };
         let mut f = json!({"coin": o.coin, "px": s(px), "sz": s(sz), "side": if o.is_buy { "B" } else { "A" },
-            "time": time, "startPosition": s(start), "dir": dir, "closedPnl": s(closed_pnl.round_dp(6)),
+            "time": time, "startPosition": s(start), "dir": dir, "closedPnl": s(closed_pnl.round_dp_with_strategy(6, MONEY)),
             "hash": format!("0x{tid:064x}"), "oid": o.oid, "crossed": crossed, "fee": s(fee), "tid": tid,
             "feeToken": "USDC"});
         if let Some(c) = &o.cloid {
@@ -871,17 +877,19 @@ impl Trading {
                         ntl += q.szi.abs() * m;
                         let lev = *acc.leverage.get(c).unwrap_or(&20);
                         json!({"type": "oneWay", "position": {"coin": c, "szi": s(q.szi), "entryPx": s(q.entry_px),
-                            "positionValue": s((q.szi.abs() * m).round_dp(6)),
-                            "unrealizedPnl": s((q.szi * (m - q.entry_px)).round_dp(6)),
+                            "positionValue": s((q.szi.abs() * m).round_dp_with_strategy(6, MONEY)),
+                            "unrealizedPnl": s((q.szi * (m - q.entry_px)).round_dp_with_strategy(6, MONEY)),
                             "returnOnEquity": "0.0", "liquidationPx": null,
                             "leverage": {"type": "cross", "value": lev},
-                            "marginUsed": s((q.szi.abs() * m / Decimal::from(lev)).round_dp(6)),
+                            "marginUsed": s((q.szi.abs() * m / Decimal::from(lev)).round_dp_with_strategy(6, MONEY)),
                             "maxLeverage": 20}})
                     })
                     .collect();
-                let value = self.value_of(p, &user, now).round_dp(6);
-                let summary = json!({"accountValue": s(value), "totalNtlPos": s(ntl.round_dp(6)),
-                    "totalRawUsd": s(acc.cash.round_dp(6)), "totalMarginUsed": "0.0"});
+                let value = self
+                    .value_of(p, &user, now)
+                    .round_dp_with_strategy(6, MONEY);
+                let summary = json!({"accountValue": s(value), "totalNtlPos": s(ntl.round_dp_with_strategy(6, MONEY)),
+                    "totalRawUsd": s(acc.cash.round_dp_with_strategy(6, MONEY)), "totalMarginUsed": "0.0"});
                 json!({"assetPositions": positions, "marginSummary": summary.clone(),
                     "crossMarginSummary": summary, "crossMaintenanceMarginUsed": "0.0",
                     "withdrawable": s(value), "time": now})
@@ -931,9 +939,10 @@ impl Trading {
         })
     }
 
-    /// Whether an `/exchange` request should hang after it is acted on.
-    pub fn take_hang(&mut self) -> Option<std::time::Duration> {
-        (self.faults.hang_next > 0).then(|| {
+    /// Whether the `/exchange` request `body` (acted on) should hang before it is answered.
+    pub fn take_hang(&mut self, body: &Value) -> Option<std::time::Duration> {
+        let order = body.pointer("/action/type").and_then(Value::as_str) == Some("order");
+        (order && self.faults.hang_next > 0).then(|| {
             self.faults.hang_next -= 1;
             self.faults.hang
         })

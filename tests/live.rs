@@ -1,0 +1,592 @@
+//! `organism live run` end to end against the local test exchange (in process, 127.0.0.1) with
+//! accelerated bars and the `organism` binary:
+//!
+//! * an uninterrupted run: every order the exchange placed came from a journaled intent, every
+//!   exchange fill is booked in the journal, the exchange's positions equal the books';
+//! * a run killed with SIGKILL at 24 random instants (start-up, between and inside bars) and
+//!   restarted each time, with accept-then-time-out faults: no cloid placed twice, no fill
+//!   lost, positions reconcile, and the strategies' raw decisions are the uninterrupted run's;
+//! * the kill switch (`live stop`) cancels and flattens with reduce-only IOC orders;
+//! * `--dry-run` prints signed requests the exchange's own check accepts as the account's;
+//! * the private key appears in no log, output, config, journal or registry;
+//! * the safety switches: no flag, no [live] section, a key file others can read.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use organism::{
+    clock::{Clock, WallClock},
+    exchange::{
+        hyperliquid::{
+            exchange::SignedRequest,
+            signing::{action_hash, phantom_agent_digest, recover, Signer},
+        },
+        local::LocalExchange,
+    },
+    execution::journal::{self, Entry, Kind},
+    market::{synthetic::SyntheticParams, HOUR_MS},
+    promotion::registry::{Registry, Status},
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_decimal::Decimal;
+
+const WARMUP: i64 = 300;
+const BARS: i64 = 36;
+/// The test account's key (the SDK's test key): never to be found in any output.
+const KEY: &str = "0x0123456789012345678901234567890123456789012345678901234567890123";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_organism")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("organism-live-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn account() -> String {
+    Signer::from_hex(KEY).unwrap().address()
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let o = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "organism {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Config and registry: strategies promoted on the planted-edge market, then a `[live]`
+/// section trading them (the key comes from the environment).
+fn setup(dir: &Path, extra_live: &str) -> PathBuf {
+    let cfg = dir.join("live.toml");
+    let base = format!(
+        r#"
+[synthetic]
+seed = 10
+bars = 26280
+coins = ["BTC", "ETH"]
+annual_vol = [0.5, 0.7]
+start_price = [42000.0, 2300.0]
+trend_edge = 0.25
+
+[evolution]
+seeds = ["ema_crossover", "donchian_breakout", "rsi_filter"]
+population = 16
+generations = 40
+out = "{pop}"
+
+[promotion]
+nulls = 40
+registry = "{reg}"
+
+[paper]
+coins = ["BTC", "ETH"]
+bar_wait_secs = 600.0
+
+[exchange]
+weight_per_minute = 1000000.0
+# Requests the exchange holds longer than this get no answer (the accept-then-time-out fault).
+read_timeout_secs = 1.0
+"#,
+        pop = s(&dir.join("pop")),
+        reg = s(&dir.join("reg.db")),
+    );
+    std::fs::write(&cfg, &base).unwrap();
+    run_ok(&["evolve", "--config", s(&cfg), "-q"]);
+    run_ok(&[
+        "promote",
+        "--config",
+        s(&cfg),
+        "--from",
+        s(&dir.join("pop")),
+    ]);
+    let reg = Registry::open(&dir.join("reg.db")).unwrap();
+    let ids: Vec<String> = reg
+        .list(Some(Status::Promoted))
+        .unwrap()
+        .into_iter()
+        .map(|x| format!("\"{}\"", x.id))
+        .collect();
+    assert!(!ids.is_empty(), "the promotion admits strategies");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{base}
+[live]
+capital = 20000.0
+strategies = [{ids}]
+require_paper_eligible = false
+store = "{store}"
+stop_file = "{stop}"
+warmup_bars = {WARMUP}
+max_order_notional = 1000000.0
+order_expiry_secs = 2.0
+reconcile_secs = 1.0
+dead_man_secs = 60.0
+{extra_live}
+"#,
+            ids = ids.join(", "),
+            store = s(&dir.join("store")),
+            stop = s(&dir.join("STOP")),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn exchange_params(t0: i64) -> SyntheticParams {
+    SyntheticParams {
+        seed: 3,
+        bars: (WARMUP + 3 * BARS + 100) as usize,
+        start_ms: t0 - (WARMUP + 20) * HOUR_MS,
+        coins: vec!["BTC".into(), "ETH".into()],
+        annual_vol: vec![0.9, 1.2],
+        start_price: vec![42_000.0, 2_300.0],
+        ..SyntheticParams::default()
+    }
+}
+
+fn t0() -> i64 {
+    let now = WallClock.now_ms();
+    now.div_euclid(HOUR_MS) * HOUR_MS + 2 * HOUR_MS
+}
+
+async fn exchange(t0: i64) -> LocalExchange {
+    let ex = LocalExchange::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &exchange_params(t0),
+        t0 + HOUR_MS / 2,
+    )
+    .await
+    .unwrap();
+    ex.fund(&account(), Decimal::from(100_000));
+    ex
+}
+
+fn spawn(cfg: &Path, url: &str, until: i64, log: &Path, extra: &[&str], out: Stdio) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(bin())
+        .args(["live", "run", "--config", s(cfg), "--api-url", url])
+        .args(["--until-ts", &until.to_string(), "--quiet"])
+        .args(extra)
+        .env("HYPERLIQUID_PRIVATE_KEY", KEY)
+        .env("RUST_LOG", "info")
+        .stdout(out)
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+const REAL: &[&str] = &["--i-understand-this-trades-real-money"];
+
+fn restart(mut child: Child, cfg: &Path, url: &str, until: i64, log: &Path) -> Child {
+    let _ = child.kill();
+    let _ = child.wait();
+    spawn(cfg, url, until, log, REAL, Stdio::null())
+}
+
+fn session_started(reg: &Path) -> bool {
+    started(reg, "live")
+}
+
+fn started(reg: &Path, account: &str) -> bool {
+    let Ok(c) =
+        rusqlite::Connection::open_with_flags(reg, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return false;
+    };
+    c.query_row(
+        "SELECT COUNT(*) FROM journal WHERE kind = 'session' AND account = ?1",
+        [account],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n > 0)
+}
+
+fn journal_of(reg: &Path) -> Vec<Entry> {
+    let c = Registry::open(reg).unwrap().into_connection();
+    journal::entries(&c, "live")
+        .unwrap()
+        .into_iter()
+        .map(|x| x.1)
+        .collect()
+}
+
+async fn wait_exit(child: &mut Child, secs: u64, log: &Path) {
+    for _ in 0..secs * 20 {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(
+                st.success(),
+                "live run failed: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!(
+        "live run did not finish: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// A live session against `ex` until `BARS` bars after `t0`, with `kills` SIGKILLs.
+async fn session(ex: &LocalExchange, dir: &Path, cfg: &Path, t0: i64, kills: usize, seed: u64) {
+    let url = ex.http_url();
+    let until = t0 + (BARS - 1) * HOUR_MS;
+    let reg = dir.join("reg.db");
+    let log = dir.join("run.log");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut child = spawn(cfg, &url, until, &log, REAL, Stdio::null());
+    let mut killed = 0;
+    while !session_started(&reg) {
+        if killed < kills / 6 {
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
+            child = restart(child, cfg, &url, until, &log);
+            killed += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for _ in 0..BARS {
+        ex.advance();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if killed < kills && rng.gen_bool(0.75) {
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..150))).await;
+            child = restart(child, cfg, &url, until, &log);
+            killed += 1;
+        }
+    }
+    while killed < kills {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child = restart(child, cfg, &url, until, &log);
+        killed += 1;
+    }
+    wait_exit(&mut child, 180, &log).await;
+    assert_eq!(killed, kills);
+}
+
+/// Checks the invariants of a live journal against the exchange; returns the raw decisions.
+fn check(ex: &LocalExchange, rows: &[Entry], what: &str) -> Vec<(String, i64, String)> {
+    let me = account();
+    // No order placed twice.
+    let placed = ex.trading_seen().placed_cloids;
+    let unique: BTreeSet<&String> = placed.iter().collect();
+    assert_eq!(
+        unique.len(),
+        placed.len(),
+        "{what}: a cloid was placed twice"
+    );
+    assert!(!placed.is_empty(), "{what}: orders were placed");
+    // Every placed cloid was journaled as an intent first.
+    let intents: BTreeSet<String> = rows
+        .iter()
+        .filter(|e| e.kind == Kind::Intent)
+        .map(|e| e.body["cloid"].as_str().unwrap().to_string())
+        .collect();
+    for c in &placed {
+        assert!(
+            intents.contains(c),
+            "{what}: cloid {c} placed without an intent"
+        );
+    }
+    // No fill lost: every exchange fill's order is acknowledged in the journal with its size.
+    let mut acked: BTreeMap<u64, Decimal> = BTreeMap::new();
+    for e in rows.iter().filter(|e| e.kind == Kind::Ack) {
+        if let (Some(oid), Some(q)) = (e.body["oid"].as_u64(), e.body["qty"].as_str()) {
+            acked.insert(oid, q.parse().unwrap());
+        }
+    }
+    let mut by_oid: BTreeMap<u64, Decimal> = BTreeMap::new();
+    for f in ex.fills(&me) {
+        let q: Decimal = f["sz"].as_str().unwrap().parse().unwrap();
+        *by_oid.entry(f["oid"].as_u64().unwrap()).or_default() += q;
+    }
+    for (oid, q) in &by_oid {
+        assert_eq!(
+            acked.get(oid),
+            Some(q),
+            "{what}: fill of order {oid} not booked"
+        );
+    }
+    // Positions reconcile: the exchange's equal the books' in their last snapshots.
+    let mut books: BTreeMap<String, f64> = BTreeMap::new();
+    let mut last: BTreeMap<String, f64> = BTreeMap::new();
+    for e in rows
+        .iter()
+        .filter(|e| e.kind == Kind::Equity && e.book != "*")
+    {
+        let p: f64 = e.body["position"].as_str().unwrap().parse().unwrap();
+        last.insert(e.book.clone(), p);
+    }
+    for (book, p) in last {
+        let coin = book.rsplit('/').next().unwrap().to_string();
+        *books.entry(coin).or_default() += p;
+    }
+    for (coin, p) in &books {
+        let on: f64 = ex.position(&me, coin).to_string().parse().unwrap();
+        assert!(
+            (on - p).abs() < 1e-6,
+            "{what}: {coin}: exchange {on}, books {p}"
+        );
+    }
+    // No reconciliation found a difference.
+    for e in rows.iter().filter(|e| e.kind == Kind::Reconcile) {
+        assert_eq!(
+            e.body["halted"],
+            serde_json::json!([]),
+            "{what}: {}",
+            e.body
+        );
+        assert_eq!(
+            e.body["unknown_fills"],
+            serde_json::json!([]),
+            "{what}: {}",
+            e.body
+        );
+    }
+    assert!(
+        rows.iter().any(|e| e.kind == Kind::Reconcile),
+        "{what}: reconciled"
+    );
+    rows.iter()
+        .filter(|e| e.kind == Kind::Decision)
+        .map(|e| (e.book.clone(), e.bar_ts, e.body["raw"].to_string()))
+        .collect()
+}
+
+/// Every file under `dir`, as bytes.
+fn all_files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+}
+
+fn assert_no_key(dir: &Path) {
+    let hex = KEY.trim_start_matches("0x");
+    let mut files = Vec::new();
+    all_files(dir, &mut files);
+    assert!(files.len() > 5);
+    for (p, bytes) in files {
+        let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        assert!(!text.contains(hex), "the private key is in {}", p.display());
+        // Nor its bytes.
+        let raw: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        assert!(
+            !bytes.windows(32).any(|w| w == raw.as_slice()),
+            "key bytes in {}",
+            p.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
+    let t0 = t0();
+    let a = scratch("a");
+    let cfg_a = setup(&a, "");
+    let ex_a = exchange(t0).await;
+    session(&ex_a, &a, &cfg_a, t0, 0, 1).await;
+    let ja = journal_of(&a.join("reg.db"));
+    let da = check(&ex_a, &ja, "uninterrupted");
+    let fills = ja.iter().filter(|e| e.kind == Kind::Fill).count();
+    assert!(fills >= 4, "the strategies trade: {fills} fills");
+
+    // The kill switch: filed while no runner is up, acted on at the next start.
+    run_ok(&["live", "stop", "--config", s(&cfg_a), "--reason", "test"]);
+    let log = a.join("stop.log");
+    let mut child = spawn(
+        &cfg_a,
+        &ex_a.http_url(),
+        t0 + 1000 * HOUR_MS,
+        &log,
+        REAL,
+        Stdio::null(),
+    );
+    wait_exit(&mut child, 60, &log).await;
+    let me = account();
+    for coin in ["BTC", "ETH"] {
+        assert_eq!(
+            ex_a.position(&me, coin),
+            Decimal::ZERO,
+            "{coin} flat after the kill switch"
+        );
+    }
+    let ja = journal_of(&a.join("reg.db"));
+    assert!(ja.iter().any(|e| e.kind == Kind::Kill));
+    let status = run_ok(&["live", "status", "--config", s(&cfg_a), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["killed"], true, "{status}");
+
+    // 24 SIGKILLs, with requests that are acted on but never answered in time.
+    let b = scratch("b");
+    let cfg_b = setup(&b, "");
+    let ex_b = exchange(t0).await;
+    ex_b.set_trading_faults(|f| {
+        f.hang_next = 3;
+        f.hang = Duration::from_secs(3);
+        f.partial_next = 2;
+    });
+    session(&ex_b, &b, &cfg_b, t0, 24, 7).await;
+    let jb = journal_of(&b.join("reg.db"));
+    let db = check(&ex_b, &jb, "killed 24 times");
+    assert_eq!(db, da, "the raw decisions are the uninterrupted run's");
+
+    assert_no_key(&a);
+    assert_no_key(&b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold() {
+    let t0 = t0();
+    let d = scratch("dry");
+    let cfg = setup(&d, "");
+    let ex = exchange(t0).await;
+    // No flag.
+    let o = Command::new(bin())
+        .args([
+            "live",
+            "run",
+            "--config",
+            s(&cfg),
+            "--api-url",
+            &ex.http_url(),
+        ])
+        .env("HYPERLIQUID_PRIVATE_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--i-understand-this-trades-real-money"));
+    // No [live] section.
+    let bare = d.join("bare.toml");
+    std::fs::write(
+        &bare,
+        format!("[promotion]\nregistry = \"{}\"\n", s(&d.join("reg.db"))),
+    )
+    .unwrap();
+    let o = Command::new(bin())
+        .args([
+            "live",
+            "run",
+            "--config",
+            s(&bare),
+            "--api-url",
+            &ex.http_url(),
+        ])
+        .args(REAL)
+        .env("HYPERLIQUID_PRIVATE_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no [live] section"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A key file others can read.
+    let key_file = d.join("key");
+    std::fs::write(&key_file, KEY).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let with_file = d.join("file.toml");
+        let text =
+            std::fs::read_to_string(&cfg).unwrap() + &format!("key_file = \"{}\"\n", s(&key_file));
+        std::fs::write(&with_file, text).unwrap();
+        let o = Command::new(bin())
+            .args([
+                "live",
+                "run",
+                "--config",
+                s(&with_file),
+                "--api-url",
+                &ex.http_url(),
+            ])
+            .args(REAL)
+            .env_remove("HYPERLIQUID_PRIVATE_KEY")
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("readable by others"), "{err}");
+        assert!(!err.contains(KEY.trim_start_matches("0x")));
+    }
+    std::fs::remove_file(&key_file).unwrap();
+
+    // The dry run: signed requests on stdout, nothing sent.
+    let out_file = d.join("dry.jsonl");
+    let log = d.join("dry.log");
+    let until = t0 + 12 * HOUR_MS;
+    let mut child = spawn(
+        &cfg,
+        &ex.http_url(),
+        until,
+        &log,
+        &["--dry-run"],
+        Stdio::from(std::fs::File::create(&out_file).unwrap()),
+    );
+    while !started(&d.join("reg.db"), "live-dry-run") {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..13 {
+        ex.advance();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    wait_exit(&mut child, 60, &log).await;
+    assert_eq!(
+        ex.trading_seen().requests.len(),
+        0,
+        "a dry run sends nothing"
+    );
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!lines.is_empty(), "orders were signed: {text}");
+    for l in &lines {
+        let req: SignedRequest = serde_json::from_str(l).unwrap();
+        let h = action_hash(
+            &req.action,
+            req.vault_address.as_deref(),
+            req.nonce,
+            req.expires_after,
+        )
+        .unwrap();
+        let sig = req.signature.parse().unwrap();
+        assert_eq!(
+            recover(&phantom_agent_digest(&h, false), &sig).unwrap(),
+            account()
+        );
+        assert!(req.expires_after.is_some());
+    }
+    assert_no_key(&d);
+}
