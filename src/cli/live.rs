@@ -15,11 +15,11 @@ use organism::{
     exchange::hyperliquid::{
         exchange::{ExchangeClient, MemoryNonces, NonceStore},
         info::InfoClient,
-        wire::Rules,
         MAINNET_URL,
     },
     execution::{
         journal::{self, Entry, Kind, PORTFOLIO},
+        types::VenueRules,
         Costs,
     },
     promotion::registry::{Registry, Status, Strategy},
@@ -114,7 +114,7 @@ pub fn strategies(reg: &mut Registry, cfg: &Config, paper_account: &str) -> Resu
 pub struct LiveRig {
     pub executor: Arc<LiveExecutor>,
     client: Arc<ExchangeClient>,
-    assets: BTreeMap<String, (u32, Rules)>,
+    assets: BTreeMap<String, (u32, VenueRules)>,
     live: LiveConfig,
     account: String,
     dry_run: bool,
@@ -155,9 +155,7 @@ pub async fn rig(
         let Some(i) = meta.universe.iter().position(|a| &a.name == coin) else {
             bail!("live.coins: {coin} is not a perpetual on {url}");
         };
-        let rules = Rules {
-            sz_decimals: meta.universe[i].sz_decimals,
-        };
+        let rules = VenueRules::hyperliquid_perp(meta.universe[i].sz_decimals);
         assets.insert(coin.clone(), (i as u32, rules));
     }
     tracing::info!(

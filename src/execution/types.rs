@@ -138,6 +138,38 @@ impl VenueRules {
         Ok(Qty(r.normalize()))
     }
 
+    /// Rounds a decimal `size` down to the lot.
+    ///
+    /// # Errors
+    /// As [`VenueRules::qty`].
+    pub fn qty_decimal(&self, d: Decimal) -> Result<Qty, MoneyError> {
+        if d <= Decimal::ZERO {
+            return Err(MoneyError::NotPositive {
+                what: "size",
+                value: d.to_string(),
+            });
+        }
+        let r = d.round_dp_with_strategy(self.sz_decimals, RoundingStrategy::ToZero);
+        if r.is_zero() {
+            return Err(MoneyError::RoundsToZero {
+                what: "size",
+                value: d.to_string(),
+                decimals: self.sz_decimals,
+            });
+        }
+        Ok(Qty(r.normalize()))
+    }
+
+    /// Whether `px` is a valid price as it is (what the exchange checks).
+    pub fn is_valid_price(&self, px: Decimal) -> bool {
+        px > Decimal::ZERO && self.price_decimal(px).is_ok_and(|p| p.0 == px)
+    }
+
+    /// Whether `size` is a valid size as it is.
+    pub fn is_valid_qty(&self, size: Decimal) -> bool {
+        self.qty_decimal(size).is_ok_and(|q| q.0 == size)
+    }
+
     /// Checks the venue's minimum order value.
     ///
     /// # Errors
@@ -231,6 +263,20 @@ mod tests {
         ));
         assert!(r2.price(f64::NAN).is_err());
         assert!(r2.price(-1.0).is_err());
+        // What the exchange accepts as written.
+        let eth = VenueRules::hyperliquid_perp(4);
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert!(eth.is_valid_price(d("1891.4")));
+        assert!(eth.is_valid_price(d("123457")));
+        assert!(!eth.is_valid_price(d("1891.41")));
+        assert!(!eth.is_valid_price(d("12.345")));
+        assert!(!eth.is_valid_price(d("0")));
+        assert!(eth.is_valid_qty(d("0.1234")));
+        assert!(!eth.is_valid_qty(d("0.12345")));
+        assert_eq!(
+            eth.qty_decimal(d("0.123456")).unwrap().to_string(),
+            "0.1234"
+        );
     }
 
     #[test]

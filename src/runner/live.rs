@@ -34,13 +34,12 @@ use crate::{
     exchange::hyperliquid::{
         exchange::{ExchangeClient, ExchangeError, NonceStore, OrderState, PlacedStatus},
         signing::{SignError, Signer},
-        wire::{
-            to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Rules, Tif, MIN_NOTIONAL,
-        },
+        wire::{to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Tif},
     },
     execution::{
         journal::{self, Entry, Kind, PORTFOLIO},
         paper::Executor,
+        types::VenueRules,
         Costs, Fill, Order, OrderSide, VenueError,
     },
 };
@@ -148,7 +147,7 @@ pub struct LiveExecutor {
     handle: tokio::runtime::Handle,
     journal: Mutex<Connection>,
     account: String,
-    assets: BTreeMap<String, (u32, Rules)>,
+    assets: BTreeMap<String, (u32, VenueRules)>,
     limits: ExecLimits,
     clock: Arc<dyn Clock>,
     dry: Option<DryRun>,
@@ -183,7 +182,7 @@ impl LiveExecutor {
         handle: tokio::runtime::Handle,
         db: &Path,
         account: &str,
-        assets: BTreeMap<String, (u32, Rules)>,
+        assets: BTreeMap<String, (u32, VenueRules)>,
         limits: ExecLimits,
         clock: Arc<dyn Clock>,
         dry: Option<DryRun>,
@@ -519,8 +518,15 @@ impl Executor for LiveExecutor {
         } else {
             1.0 - self.limits.max_slippage
         };
-        let limit = rules.price(d(order.price * slip));
-        let want = rules.size(d(order.qty));
+        let limit = rules
+            .price(order.price * slip)
+            .map_err(|e| VenueError::Rejected(format!("{e}; not sent")))?
+            .get();
+        let want = rules
+            .qty(order.qty)
+            .map_err(|e| VenueError::Rejected(format!("{e}; not sent")))?
+            .get();
+        let min_notional = rules.min_notional;
         // Reduce-only for the kill switch when the order reduces the account's position.
         let reduce_only = kill
             && self.dry.is_none()
@@ -531,7 +537,7 @@ impl Executor for LiveExecutor {
                     (buy && p < Decimal::ZERO) || (!buy && p > Decimal::ZERO)
                 })
                 .unwrap_or(false);
-        if want.is_zero() || (!reduce_only && want * limit < MIN_NOTIONAL && !kill) {
+        if want.is_zero() || (!reduce_only && want * limit < min_notional && !kill) {
             let m = format!(
                 "order of {} {coin} is under the exchange's $10 minimum or its lot; not sent",
                 want
@@ -548,7 +554,7 @@ impl Executor for LiveExecutor {
         let mut value = Decimal::ZERO;
         for round in 0..3 {
             let left = want - total.qty;
-            if left <= Decimal::ZERO || (round > 0 && left * limit < MIN_NOTIONAL && !reduce_only) {
+            if left <= Decimal::ZERO || (round > 0 && left * limit < min_notional && !reduce_only) {
                 break;
             }
             let name = if round == 0 {
@@ -622,7 +628,7 @@ pub async fn reconcile(
     session: &mut Session,
     conn: &Connection,
     account: &str,
-    assets: &BTreeMap<String, (u32, Rules)>,
+    assets: &BTreeMap<String, (u32, VenueRules)>,
     cancel_unknown: bool,
 ) -> Result<Reconciliation, ExchangeError> {
     let mut out = Reconciliation::default();

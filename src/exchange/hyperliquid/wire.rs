@@ -1,14 +1,12 @@
 //! The exchange endpoint's actions as the wire carries them (field names and order as the
-//! official SDK sends them: the msgpack of these structs is what gets signed), client order
-//! ids, and the price and size rules every order is rounded by before it is signed.
+//! official SDK sends them: the msgpack of these structs is what gets signed) and client order
+//! ids. Prices and sizes are rounded by [`crate::execution::types::VenueRules`] before they
+//! are written here.
 
-use rust_decimal::{prelude::ToPrimitive, Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::signing::keccak;
-
-/// Orders below this notional (USD) are refused by the exchange.
-pub const MIN_NOTIONAL: Decimal = Decimal::TEN;
 
 /// A price or size as the wire writes it: at most 8 decimals, no trailing zeros, no exponent
 /// (the SDK's `float_to_wire`). `None` when the value has more than 8 decimals.
@@ -61,65 +59,6 @@ impl Cloid {
 impl std::fmt::Display for Cloid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_hex())
-    }
-}
-
-/// A perpetual's price and size rules: sizes have at most `sz_decimals` decimals; prices at
-/// most 5 significant figures and at most `6 - sz_decimals` decimals (integers always pass).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rules {
-    pub sz_decimals: u32,
-}
-
-impl Rules {
-    fn price_decimals(&self) -> u32 {
-        6u32.saturating_sub(self.sz_decimals)
-    }
-
-    /// `px` rounded (half away from zero) to 5 significant figures and the allowed decimals,
-    /// as the SDK's market orders do.
-    pub fn price(&self, px: Decimal) -> Decimal {
-        if px.is_zero() {
-            return px;
-        }
-        let digits = px.abs().trunc().to_string().trim_start_matches('0').len() as i64;
-        // Decimals that keep 5 significant figures (prices below 1 keep more).
-        let sig_dp = if digits == 0 {
-            let lead = px.abs().to_f64().map_or(0.0, |v| -v.log10().floor()) as i64;
-            (lead - 1 + 5).max(0)
-        } else {
-            (5 - digits).max(0)
-        };
-        let dp = sig_dp.min(i64::from(self.price_decimals())) as u32;
-        let r = px.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
-        if digits > 5 { r.trunc() } else { r }.normalize()
-    }
-
-    /// Whether `px` is a valid price (what the exchange checks).
-    pub fn valid_price(&self, px: Decimal) -> bool {
-        if px <= Decimal::ZERO {
-            return false;
-        }
-        if px.fract().is_zero() {
-            return true;
-        }
-        let n = px.normalize();
-        if n.scale() > self.price_decimals() {
-            return false;
-        }
-        let mantissa = n.mantissa().abs().to_string();
-        mantissa.trim_start_matches('0').len() <= 5
-    }
-
-    /// `sz` rounded down to the lot (never more than asked).
-    pub fn size(&self, sz: Decimal) -> Decimal {
-        sz.round_dp_with_strategy(self.sz_decimals, RoundingStrategy::ToZero)
-            .normalize()
-    }
-
-    /// Whether `sz` is a valid size.
-    pub fn valid_size(&self, sz: Decimal) -> bool {
-        sz > Decimal::ZERO && sz.normalize().scale() <= self.sz_decimals
     }
 }
 
@@ -297,30 +236,6 @@ mod tests {
         assert_eq!(to_wire(d("-0.0")).unwrap(), "0");
         assert_eq!(to_wire(d("0.00001231")).unwrap(), "0.00001231");
         assert!(to_wire(d("0.000012312")).is_none());
-    }
-
-    #[test]
-    fn prices_keep_five_significant_figures_and_the_decimals_allowed() {
-        // ETH: 4 size decimals, so prices have at most 2 decimals.
-        let eth = Rules { sz_decimals: 4 };
-        assert_eq!(eth.price(d("1891.4321")), d("1891.4"));
-        assert_eq!(eth.price(d("1891.45")), d("1891.5"));
-        assert_eq!(eth.price(d("12.34567")), d("12.35"));
-        assert_eq!(eth.price(d("123456.7")), d("123457"));
-        // BTC: 5 size decimals, 1 price decimal.
-        let btc = Rules { sz_decimals: 5 };
-        assert_eq!(btc.price(d("0.123456")), d("0.1"));
-        // A coin with 0 size decimals: up to 6 price decimals, 5 significant figures.
-        let small = Rules { sz_decimals: 0 };
-        assert_eq!(small.price(d("0.0123456")), d("0.012346"));
-        assert!(eth.valid_price(d("1891.4")));
-        assert!(eth.valid_price(d("123457")));
-        assert!(!eth.valid_price(d("1891.41")));
-        assert!(!eth.valid_price(d("12.345")));
-        assert!(!eth.valid_price(d("0")));
-        assert_eq!(eth.size(d("0.123456")), d("0.1234"));
-        assert!(eth.valid_size(d("0.1234")));
-        assert!(!eth.valid_size(d("0.12345")));
     }
 
     #[test]

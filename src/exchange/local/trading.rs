@@ -30,8 +30,9 @@ use crate::exchange::hyperliquid::{
         action_hash, approve_agent_fields, phantom_agent_digest, recover, user_signed_digest,
         APPROVE_AGENT,
     },
-    wire::{Action, OidOrCloid, OrderWire, Rules, Tif, Tpsl, MIN_NOTIONAL},
+    wire::{Action, OidOrCloid, OrderWire, Tif, Tpsl},
 };
+use crate::execution::types::VenueRules;
 
 /// Money (fees, funding, PnL) is kept to 6 decimals, halves away from zero.
 const MONEY: RoundingStrategy = RoundingStrategy::MidpointAwayFromZero;
@@ -227,27 +228,33 @@ impl Trading {
             .insert(vault.to_ascii_lowercase(), leader.to_ascii_lowercase());
     }
 
-    fn rules(p: &dyn Prices, coin: &str) -> Rules {
+    fn rules(p: &dyn Prices, coin: &str) -> VenueRules {
         let sz_decimals = p
             .coins()
             .into_iter()
             .find(|(c, _)| c == coin)
             .map_or(2, |(_, s)| s);
-        Rules { sz_decimals }
+        VenueRules::hyperliquid_perp(sz_decimals)
     }
 
     /// The price orders meet: the current bar's open (the clock moves in whole bars, so the
     /// bar that just opened has traded at its open; the rest of it lies ahead).
     fn mid(p: &dyn Prices, coin: &str, now: i64) -> Option<Decimal> {
-        p.bar(coin, now).map(|b| Self::rules(p, coin).price(d(b.1)))
+        p.bar(coin, now)
+            .and_then(|b| Self::rules(p, coin).price(b.1).ok())
+            .map(|x| x.get())
     }
 
     fn touch(p: &dyn Prices, coin: &str, now: i64) -> Option<(Decimal, Decimal)> {
         let mid = Self::mid(p, coin, now)?;
         let r = Self::rules(p, coin);
         Some((
-            r.price(mid * (Decimal::ONE - HALF_SPREAD)),
-            r.price(mid * (Decimal::ONE + HALF_SPREAD)),
+            r.price_decimal(mid * (Decimal::ONE - HALF_SPREAD))
+                .ok()?
+                .get(),
+            r.price_decimal(mid * (Decimal::ONE + HALF_SPREAD))
+                .ok()?
+                .get(),
         ))
     }
 
@@ -709,14 +716,14 @@ impl Trading {
         if let Some(m) = self.faults.reject_next.pop_front() {
             return json!({"error": m});
         }
-        let rules = Rules { sz_decimals };
+        let rules = VenueRules::hyperliquid_perp(sz_decimals);
         let (Ok(px), Ok(sz)) = (w.p.parse::<Decimal>(), w.s.parse::<Decimal>()) else {
             return json!({"error": format!("Order has invalid price. asset={a}")});
         };
-        if !rules.valid_price(px) {
+        if !rules.is_valid_price(px) {
             return json!({"error": format!("Price must be divisible by tick size. asset={a}")});
         }
-        if !rules.valid_size(sz) {
+        if !rules.is_valid_qty(sz) {
             return json!({"error": format!("Order has invalid size. asset={a}")});
         }
         let Some((bid, ask)) = Self::touch(p, &coin, now) else {
@@ -724,7 +731,7 @@ impl Trading {
         };
         let trigger = match &w.t.trigger {
             Some(t) => match t.trigger_px.parse::<Decimal>() {
-                Ok(x) if rules.valid_price(x) => Some(Trigger {
+                Ok(x) if rules.is_valid_price(x) => Some(Trigger {
                     px: x,
                     is_market: t.is_market,
                     tpsl: t.tpsl,
@@ -738,7 +745,7 @@ impl Trading {
             return json!({"error": format!("Invalid order type. asset={a}")});
         }
         let ref_px = trigger.as_ref().map_or(px, |t| t.px);
-        if !w.r && sz * ref_px < MIN_NOTIONAL {
+        if !w.r && sz * ref_px < rules.min_notional {
             return json!({"error": format!("Order must have minimum value of $10. asset={a}")});
         }
         let acc = self.accounts.get(user).expect("authorized accounts exist");
@@ -804,9 +811,8 @@ impl Trading {
         }
         if self.faults.partial_next > 0 {
             self.faults.partial_next -= 1;
-            let half = rules.size(fill / Decimal::TWO);
-            if !half.is_zero() {
-                fill = half;
+            if let Ok(half) = rules.qty_decimal(fill / Decimal::TWO) {
+                fill = half.get();
             }
         }
         let at = if w.b { ask } else { bid };
