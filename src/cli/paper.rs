@@ -481,7 +481,8 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
         return Ok(());
     }
     outln!(
-        "paper account `{account}`: last bar {} | equity {} ({:+.2} % on {}) | gross {}{}",
+        "{} account `{account}`: last bar {} | equity {} ({:+.2} % on {}) | gross {}{}",
+        mode.name(),
         format_ts(p.bar_ts),
         journal::decimal(equity).round_dp(2),
         100.0 * (equity / capital - 1.0),
@@ -545,9 +546,10 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
     for l in &lifecycle {
         let c = &l["check"];
         outln!(
-            "{}: {:.1} days on paper, return {} (replay {}), Sharpe {:.2} vs validation {}{}",
+            "{}: {:.1} days on {}, return {} (replay {}), Sharpe {:.2} vs validation {}{}",
             l["strategy"].as_str().unwrap_or("?"),
             c["days"].as_f64().unwrap_or(0.0),
+            mode.name(),
             pct(&c["paper_return"]),
             pct(&c["replay_return"]),
             c["sharpe"].as_f64().unwrap_or(0.0),
