@@ -32,9 +32,11 @@ use organism::{
     market::{synthetic::SyntheticParams, HOUR_MS},
     promotion::registry::{Registry, Status},
 };
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
+
+mod common;
 
 const WARMUP: i64 = 300;
 const BARS: i64 = 36;
@@ -198,30 +200,6 @@ fn spawn(cfg: &Path, url: &str, until: i64, log: &Path, extra: &[&str], out: Std
 
 const REAL: &[&str] = &["--i-understand-this-trades-real-money"];
 
-fn restart(mut child: Child, cfg: &Path, url: &str, until: i64, log: &Path) -> Child {
-    let _ = child.kill();
-    let _ = child.wait();
-    spawn(cfg, url, until, log, REAL, Stdio::null())
-}
-
-fn session_started(reg: &Path) -> bool {
-    started(reg, "live")
-}
-
-fn started(reg: &Path, account: &str) -> bool {
-    let Ok(c) =
-        rusqlite::Connection::open_with_flags(reg, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return false;
-    };
-    c.query_row(
-        "SELECT COUNT(*) FROM journal WHERE kind = 'session' AND account = ?1",
-        [account],
-        |r| r.get::<_, i64>(0),
-    )
-    .is_ok_and(|n| n > 0)
-}
-
 fn journal_of(reg: &Path) -> Vec<Entry> {
     let c = Registry::open(reg).unwrap().into_connection();
     journal::entries(&c, "live")
@@ -231,25 +209,6 @@ fn journal_of(reg: &Path) -> Vec<Entry> {
         .collect()
 }
 
-async fn wait_exit(child: &mut Child, secs: u64, log: &Path) {
-    for _ in 0..secs * 20 {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(
-                st.success(),
-                "live run failed: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    panic!(
-        "live run did not finish: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
 /// A live session against `ex` until `BARS` bars after `t0`, with `kills` SIGKILLs.
 async fn session(ex: &LocalExchange, dir: &Path, cfg: &Path, t0: i64, kills: usize, seed: u64) {
     let url = ex.http_url();
@@ -257,36 +216,19 @@ async fn session(ex: &LocalExchange, dir: &Path, cfg: &Path, t0: i64, kills: usi
     let reg = dir.join("reg.db");
     let log = dir.join("run.log");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut child = spawn(cfg, &url, until, &log, REAL, Stdio::null());
-    let mut killed = 0;
-    while !session_started(&reg) {
-        if killed < kills / 6 {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
-            child = restart(child, cfg, &url, until, &log);
-            killed += 1;
-        } else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    for _ in 0..BARS {
-        ex.advance();
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        if killed < kills && rng.gen_bool(0.75) {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..150))).await;
-            child = restart(child, cfg, &url, until, &log);
-            killed += 1;
-        }
-    }
-    while killed < kills {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        child = restart(child, cfg, &url, until, &log);
-        killed += 1;
-    }
-    wait_exit(&mut child, 180, &log).await;
-    assert_eq!(killed, kills);
+    let respawn = || spawn(cfg, &url, until, &log, REAL, Stdio::null());
+    let mut child = common::drive(
+        respawn(),
+        &mut rng,
+        kills,
+        BARS,
+        Duration::from_millis(150),
+        || common::started(&reg, "live"),
+        || ex.advance(),
+        respawn,
+    )
+    .await;
+    common::wait_exit("live run", &mut child, 180, &log).await;
 }
 
 /// Checks the invariants of a live journal against the exchange; returns the raw decisions.
@@ -433,7 +375,7 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
         REAL,
         Stdio::null(),
     );
-    wait_exit(&mut child, 60, &log).await;
+    common::wait_exit("live run", &mut child, 60, &log).await;
     let me = account();
     for coin in ["BTC", "ETH"] {
         assert_eq!(
@@ -556,14 +498,14 @@ async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold(
         &["--dry-run"],
         Stdio::from(std::fs::File::create(&out_file).unwrap()),
     );
-    while !started(&d.join("reg.db"), "live-dry-run") {
+    while !common::started(&d.join("reg.db"), "live-dry-run") {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for _ in 0..13 {
         ex.advance();
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    wait_exit(&mut child, 60, &log).await;
+    common::wait_exit("live run", &mut child, 60, &log).await;
     assert_eq!(
         ex.trading_seen().requests.len(),
         0,

@@ -29,8 +29,10 @@ use organism::{
     promotion::registry::{Registry, Status},
     runner::paper::{book_specs, Session, SessionConfig},
 };
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+mod common;
 
 const WARMUP: i64 = 300;
 /// Bars traded after the warm-up.
@@ -162,27 +164,6 @@ fn spawn(cfg: &Path, url: &str, until: i64, log: &Path) -> Child {
         .unwrap()
 }
 
-/// SIGKILL, then a new runner.
-fn restart(mut child: Child, cfg: &Path, url: &str, until: i64, log: &Path) -> Child {
-    let _ = child.kill();
-    let _ = child.wait();
-    spawn(cfg, url, until, log)
-}
-
-fn session_started(reg: &Path) -> bool {
-    let Ok(c) =
-        rusqlite::Connection::open_with_flags(reg, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return false;
-    };
-    c.query_row(
-        "SELECT COUNT(*) FROM journal WHERE kind = 'session'",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .is_ok_and(|n| n > 0)
-}
-
 fn journal_of(reg: &Path) -> Vec<Entry> {
     let r = Registry::open(reg).unwrap();
     let c = r.into_connection();
@@ -191,25 +172,6 @@ fn journal_of(reg: &Path) -> Vec<Entry> {
         .into_iter()
         .map(|x| x.1)
         .collect()
-}
-
-async fn wait_exit(child: &mut Child, secs: u64, log: &Path) {
-    for _ in 0..secs * 20 {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(
-                st.success(),
-                "paper run failed: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    panic!(
-        "paper run did not finish: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
 }
 
 /// Runs a paper session against a fresh exchange (clock at `t0` + 30 min) until the bar
@@ -236,39 +198,20 @@ async fn session(
     let reg = dir.join("reg.db");
     let log = dir.join("run.log");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut child = spawn(cfg, &url, until, &log);
-    let mut killed = 0;
-    // Kills during start-up and warm-up (the exchange's clock stands still until the session
-    // has started, so every restart warms up on the same bars).
-    while !session_started(&reg) {
-        if killed < kills / 6 {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
-            child = restart(child, cfg, &url, until, &log);
-            killed += 1;
-        } else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    let child = spawn(cfg, &url, until, &log);
     // Accelerated bars: one hour every 80 ms; kills at random instants in between.
-    for _ in 0..BARS {
-        ex.advance();
-        tokio::time::sleep(Duration::from_millis(80)).await;
-        if killed < kills && rng.gen_bool(0.75) {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..120))).await;
-            child = restart(child, cfg, &url, until, &log);
-            killed += 1;
-        }
-    }
-    while killed < kills {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        child = restart(child, cfg, &url, until, &log);
-        killed += 1;
-    }
-    wait_exit(&mut child, 120, &log).await;
-    assert_eq!(killed, kills);
+    let mut child = common::drive(
+        child,
+        &mut rng,
+        kills,
+        BARS,
+        Duration::from_millis(80),
+        || common::started(&reg, "paper"),
+        || ex.advance(),
+        || spawn(cfg, &url, until, &log),
+    )
+    .await;
+    common::wait_exit("paper run", &mut child, 120, &log).await;
     journal_of(&reg)
 }
 
@@ -389,7 +332,7 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     let log = d.join("run.log");
     // No --until-ts: only the kill switch ends it.
     let mut child = spawn(&cfg, &ex.http_url(), i64::MAX, &log);
-    while !session_started(&reg) {
+    while !common::started(&reg, "paper") {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for _ in 0..30 {
@@ -405,7 +348,7 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
         "test stop",
     ]);
     assert!(out.contains("kill switch filed"), "{out}");
-    wait_exit(&mut child, 60, &log).await;
+    common::wait_exit("paper run", &mut child, 60, &log).await;
     let j = journal_of(&reg);
     let kill = j
         .iter()
@@ -435,7 +378,7 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     run_ok(&["paper", "resume", "--config", s(&cfg)]);
     std::fs::write(d.join("STOP"), "").unwrap();
     let mut child = spawn(&cfg, &ex.http_url(), i64::MAX, &log);
-    wait_exit(&mut child, 60, &log).await;
+    common::wait_exit("paper run", &mut child, 60, &log).await;
     assert!(
         !d.join("STOP").exists(),
         "the stop file is removed once acted on"

@@ -126,16 +126,7 @@ impl VenueRules {
     /// # Errors
     /// [`MoneyError`] for a non-finite or non-positive size, or one below one lot.
     pub fn qty(&self, size: f64) -> Result<Qty, MoneyError> {
-        let d = positive("size", size)?;
-        let r = d.round_dp_with_strategy(self.sz_decimals, RoundingStrategy::ToZero);
-        if r.is_zero() {
-            return Err(MoneyError::RoundsToZero {
-                what: "size",
-                value: d.to_string(),
-                decimals: self.sz_decimals,
-            });
-        }
-        Ok(Qty(r.normalize()))
+        self.qty_decimal(positive("size", size)?)
     }
 
     /// Rounds a decimal `size` down to the lot.

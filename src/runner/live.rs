@@ -376,25 +376,13 @@ impl LiveExecutor {
                             }
                         }
                         Some(PlacedStatus::Rejected { message, .. }) => {
-                            self.write(
-                                book,
-                                ts,
-                                Kind::Ack,
-                                json!({"cloid": hex, "rejected": message}),
-                            )?;
-                            Err(rejected(message))
+                            self.refused(book, ts, cloid, message)
                         }
                         None => Err(VenueError::Connectivity("empty answer".into())),
                     };
                 }
                 Err(ExchangeError::Rejected { message, .. }) => {
-                    self.write(
-                        book,
-                        ts,
-                        Kind::Ack,
-                        json!({"cloid": hex, "rejected": message}),
-                    )?;
-                    return Err(rejected(message));
+                    return self.refused(book, ts, cloid, message);
                 }
                 Err(e @ ExchangeError::Unknown(_)) | Err(e @ ExchangeError::Busy { .. }) => {
                     // It may have been acted on: find out before anything is signed again.
@@ -427,6 +415,23 @@ impl LiveExecutor {
                 )));
             }
         }
+    }
+
+    /// Journals the exchange's refusal of `cloid` and returns it as the venue's error.
+    fn refused(
+        &self,
+        book: &str,
+        ts: i64,
+        cloid: &Cloid,
+        message: String,
+    ) -> Result<Done, VenueError> {
+        self.write(
+            book,
+            ts,
+            Kind::Ack,
+            json!({"cloid": cloid.to_hex(), "rejected": message}),
+        )?;
+        Err(VenueError::Rejected(message))
     }
 
     fn ack(
