@@ -16,6 +16,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::Duration,
 };
 
@@ -23,8 +24,10 @@ use organism::{
     clock::{Clock, WallClock},
     exchange::{
         hyperliquid::{
-            exchange::SignedRequest,
+            exchange::{ExchangeClient, MemoryNonces, PlacedStatus, SignedRequest},
+            info::InfoClient,
             signing::{action_hash, phantom_agent_digest, recover, Signer},
+            wire::{OrderTypeWire, OrderWire, Tif},
         },
         local::LocalExchange,
     },
@@ -364,7 +367,91 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
     let fills = ja.iter().filter(|e| e.kind == Kind::Fill).count();
     assert!(fills >= 4, "the strategies trade: {fills} fills");
 
-    // The kill switch: filed while no runner is up, acted on at the next start.
+    // Someone else trades the account: an order organism did not send, and a fill that
+    // changes the ETH position. The next start reconciles: ETH is halted, both are reported.
+    let me = account();
+    let info = Arc::new(InfoClient::new(&ex_a.http_url()).unwrap());
+    let other = ExchangeClient::new(
+        info,
+        Signer::from_hex(KEY).unwrap(),
+        None,
+        None,
+        false,
+        Box::new(MemoryNonces::default()),
+    );
+    let mids = other.info().all_mids().await.unwrap();
+    let eth = mids["ETH"];
+    let order = |px: Decimal, sz: &str, tif: Tif| OrderWire {
+        a: 1,
+        b: true,
+        p: px.round_dp(0).to_string(),
+        s: sz.into(),
+        r: false,
+        t: OrderTypeWire::limit(tif),
+        c: None,
+    };
+    let rest = other
+        .place(vec![order(eth / Decimal::TWO, "0.02", Tif::Gtc)])
+        .await
+        .unwrap();
+    assert!(matches!(rest[0], PlacedStatus::Resting { .. }), "{rest:?}");
+    let took = other
+        .place(vec![order(eth * Decimal::new(102, 2), "0.05", Tif::Ioc)])
+        .await
+        .unwrap();
+    assert!(matches!(took[0], PlacedStatus::Filled { .. }), "{took:?}");
+    let before = journal_of(&a.join("reg.db")).len();
+    let log = a.join("reconcile.log");
+    let mut child = spawn(
+        &cfg_a,
+        &ex_a.http_url(),
+        t0 + (BARS - 1) * HOUR_MS,
+        &log,
+        REAL,
+        Stdio::null(),
+    );
+    common::wait_exit("live run", &mut child, 60, &log).await;
+    let ja = journal_of(&a.join("reg.db"));
+    let rec = ja[before..]
+        .iter()
+        .find(|e| e.kind == Kind::Reconcile)
+        .expect("reconciled at start");
+    assert_eq!(
+        rec.body["halted"],
+        serde_json::json!(["ETH"]),
+        "{}",
+        rec.body
+    );
+    assert_eq!(
+        rec.body["unknown_orders"].as_array().unwrap().len(),
+        1,
+        "{}",
+        rec.body
+    );
+    assert_eq!(
+        rec.body["unknown_fills"].as_array().unwrap().len(),
+        1,
+        "{}",
+        rec.body
+    );
+    let halts: Vec<&Entry> = ja[before..]
+        .iter()
+        .filter(|e| e.kind == Kind::Pause && e.book.ends_with("/ETH"))
+        .collect();
+    assert!(!halts.is_empty());
+    assert!(
+        halts
+            .iter()
+            .all(|e| e.body.to_string().contains("the exchange holds")),
+        "{:?}",
+        halts
+    );
+    assert!(!ja[before..]
+        .iter()
+        .any(|e| e.kind == Kind::Pause && e.book.ends_with("/BTC")));
+
+    // The kill switch: filed while no runner is up, acted on at the next start. It cancels the
+    // stray order and closes the stray position too.
     run_ok(&["live", "stop", "--config", s(&cfg_a), "--reason", "test"]);
     let log = a.join("stop.log");
     let mut child = spawn(
@@ -376,7 +463,6 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
         Stdio::null(),
     );
     common::wait_exit("live run", &mut child, 60, &log).await;
-    let me = account();
     for coin in ["BTC", "ETH"] {
         assert_eq!(
             ex_a.position(&me, coin),
@@ -384,6 +470,10 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
             "{coin} flat after the kill switch"
         );
     }
+    assert!(
+        other.open_orders().await.unwrap().is_empty(),
+        "orders cancelled"
+    );
     let ja = journal_of(&a.join("reg.db"));
     assert!(ja.iter().any(|e| e.kind == Kind::Kill));
     let status = run_ok(&["live", "status", "--config", s(&cfg_a), "--json"]);

@@ -13,8 +13,9 @@ use organism::{
     clock::WallClock,
     config::{Config, LiveConfig},
     exchange::hyperliquid::{
-        exchange::{ExchangeClient, MemoryNonces, NonceStore},
+        exchange::{ExchangeClient, ExchangeError, MemoryNonces, NonceStore, OrderState},
         info::InfoClient,
+        wire::{to_wire, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Tif},
         MAINNET_URL,
     },
     execution::{
@@ -296,11 +297,15 @@ impl LiveRig {
         Ok(rows)
     }
 
-    /// The kill switch's last step: every open order of the traded coins cancelled.
+    /// The kill switch's last steps: every open order of the traded coins cancelled, then
+    /// whatever position the account still holds in them (the books are flat by now) closed
+    /// with reduce-only IOC orders. Each closing order's cloid is derived from the bar, the coin
+    /// and the size, and asked for before it is sent, so a repeated kill sends it once.
     pub async fn cancel_all(&self, session: &Session) -> Vec<Entry> {
         if self.dry_run {
             return Vec::new();
         }
+        let ts = session.last_ts().unwrap_or(0);
         let mut cancelled = Vec::new();
         match self.client.open_orders().await {
             Ok(orders) => {
@@ -315,11 +320,73 @@ impl LiveRig {
             }
             Err(e) => tracing::warn!("kill switch: open orders unknown: {e}"),
         }
+        let mut closed = Vec::new();
+        let state = self.client.account_state().await;
+        let mids = self
+            .client
+            .info()
+            .all_mids()
+            .await
+            .map_err(ExchangeError::from);
+        match (state, mids) {
+            (Ok(state), Ok(mids)) => {
+                for (coin, &(asset, rules)) in &self.assets {
+                    let held = state.position(coin);
+                    let Some(mid) = mids.get(coin).copied() else {
+                        continue;
+                    };
+                    if held.is_zero() {
+                        continue;
+                    }
+                    let buy = held < rust_decimal::Decimal::ZERO;
+                    let slip = organism::execution::journal::decimal(self.live.max_slippage);
+                    let px = mid
+                        * if buy {
+                            rust_decimal::Decimal::ONE + slip
+                        } else {
+                            rust_decimal::Decimal::ONE - slip
+                        };
+                    let (Ok(px), Ok(sz)) = (rules.price_decimal(px), rules.qty_decimal(held.abs()))
+                    else {
+                        continue;
+                    };
+                    let cloid =
+                        Cloid::derive(&["kill-residue", coin, &ts.to_string(), &held.to_string()]);
+                    if matches!(
+                        self.client
+                            .order_status(&OidOrCloid::Cloid(cloid.to_hex()))
+                            .await,
+                        Ok(OrderState::Known { .. })
+                    ) {
+                        continue;
+                    }
+                    let wire = OrderWire {
+                        a: asset,
+                        b: buy,
+                        p: to_wire(px.get()).unwrap_or_default(),
+                        s: to_wire(sz.get()).unwrap_or_default(),
+                        r: true,
+                        t: OrderTypeWire::limit(Tif::Ioc),
+                        c: Some(cloid.to_hex()),
+                    };
+                    match self.client.place(vec![wire]).await {
+                        Ok(st) => closed.push(json!({"coin": coin, "size": held.to_string(),
+                            "cloid": cloid.to_hex(), "status": format!("{:?}", st.first())})),
+                        Err(e) => {
+                            tracing::error!(coin, "kill switch: {held} {coin} not closed: {e}")
+                        }
+                    }
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("kill switch: the account's positions are unknown: {e}")
+            }
+        }
         vec![Entry::new(
             PORTFOLIO,
             session.last_ts().unwrap_or(0),
             Kind::Kill,
-            json!({"cancelled_orders": cancelled}),
+            json!({"cancelled_orders": cancelled, "closed_positions": closed}),
         )]
     }
 }

@@ -599,8 +599,9 @@ fn mids(st: &Inner, now: i64) -> Value {
     let mut m = serde_json::Map::new();
     for ((coin, iv), s) in &st.series {
         if iv == "1h" {
+            // The price the trading side matches at: the current bar's open.
             if let Some(i) = current_index(s, now) {
-                m.insert(coin.clone(), Value::String(s.candles.close[i].to_string()));
+                m.insert(coin.clone(), Value::String(s.candles.open[i].to_string()));
             }
         }
     }
@@ -609,7 +610,7 @@ fn mids(st: &Inner, now: i64) -> Value {
 
 fn book(st: &Inner, coin: &str, now: i64) -> Option<Value> {
     let s = st.series.get(&(coin.to_string(), "1h".to_string()))?;
-    let px = s.candles.close[current_index(s, now)?];
+    let px = s.candles.open[current_index(s, now)?];
     let lvl = |p: f64, n: u64| json!({"px": format!("{p:.2}"), "sz": "1.5", "n": n});
     Some(json!({"coin": coin, "time": now,
         "levels": [[lvl(px * 0.9999, 3), lvl(px * 0.9998, 5)], [lvl(px * 1.0001, 2), lvl(px * 1.0002, 4)]]}))
