@@ -539,6 +539,66 @@ async fn triggers_resting_orders_and_funding_settle_as_the_clock_moves() {
 }
 
 #[tokio::test]
+async fn the_feed_delivers_the_accounts_fills_and_order_updates() {
+    use organism::{
+        clock::SimClock,
+        exchange::hyperliquid::ws::{spawn, ws_url, FeedConfig, FeedEvent, Subscription},
+    };
+    let ex = exchange().await;
+    let c = client(&ex, ACCOUNT_KEY, None, None);
+    let me = c.account().to_string();
+    ex.fund(&me, dec("10000"));
+    let subs = vec![
+        Subscription::UserFills { user: me.clone() },
+        Subscription::OrderUpdates { user: me.clone() },
+    ];
+    let mut feed = spawn(
+        FeedConfig::new(ws_url(&ex.http_url()), subs),
+        info(&ex, Duration::from_secs(5)),
+        Arc::new(SimClock(ex.clock())),
+    );
+    // Subscribed once the exchange has seen the connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, _, ask) = eth_touch(&ex);
+    let cl = Cloid::derive(&["feed"]);
+    c.place(vec![order(
+        ETH,
+        true,
+        round_dp(ask * 1.01, 1),
+        "0.3",
+        Tif::Ioc,
+        Some(cl),
+    )])
+    .await
+    .unwrap();
+    let (mut fill, mut update) = (None, None);
+    while fill.is_none() || update.is_none() {
+        match tokio::time::timeout(Duration::from_secs(5), feed.events.recv())
+            .await
+            .unwrap()
+        {
+            Some(FeedEvent::UserFills { user, fills, .. }) => {
+                assert_eq!(user, me);
+                fill = fills.into_iter().next();
+            }
+            Some(FeedEvent::OrderUpdates(u)) => update = u.into_iter().next(),
+            Some(_) => {}
+            None => panic!("feed ended"),
+        }
+    }
+    let fill = fill.unwrap();
+    assert_eq!(
+        (fill.sz, fill.cloid.as_deref()),
+        (dec("0.3"), Some(cl.to_hex().as_str()))
+    );
+    assert_eq!(fill.px.to_string(), format!("{ask}"));
+    let update = update.unwrap();
+    assert_eq!(update.status, "filled");
+    assert_eq!(update.order.oid, fill.oid);
+    feed.stop();
+}
+
+#[tokio::test]
 async fn fills_and_order_updates_stream_on_the_websocket() {
     let ex = exchange().await;
     let c = client(&ex, ACCOUNT_KEY, None, None);

@@ -31,10 +31,25 @@ use crate::clock::Clock;
 /// A subscription.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Subscription {
-    Candle { coin: String, interval: String },
+    Candle {
+        coin: String,
+        interval: String,
+    },
     AllMids,
-    Trades { coin: String },
-    L2Book { coin: String },
+    Trades {
+        coin: String,
+    },
+    L2Book {
+        coin: String,
+    },
+    /// The account's fills (signed-in data needs no signature: the address is public).
+    UserFills {
+        user: String,
+    },
+    /// The account's order status changes.
+    OrderUpdates {
+        user: String,
+    },
 }
 
 impl Subscription {
@@ -46,6 +61,8 @@ impl Subscription {
             Subscription::AllMids => json!({"type": "allMids"}),
             Subscription::Trades { coin } => json!({"type": "trades", "coin": coin}),
             Subscription::L2Book { coin } => json!({"type": "l2Book", "coin": coin}),
+            Subscription::UserFills { user } => json!({"type": "userFills", "user": user}),
+            Subscription::OrderUpdates { user } => json!({"type": "orderUpdates", "user": user}),
         };
         json!({"method": "subscribe", "subscription": sub})
     }
@@ -63,10 +80,27 @@ pub enum FeedEvent {
     Mids(BTreeMap<String, Decimal>),
     Trades(Vec<WireTrade>),
     Book(Book),
+    /// Fills of a `userFills` subscription (a snapshot first on the real server).
+    UserFills {
+        user: String,
+        snapshot: bool,
+        fills: Vec<super::exchange::UserFill>,
+    },
+    /// Order status changes of an `orderUpdates` subscription.
+    OrderUpdates(Vec<OrderUpdate>),
     /// The connection was re-established (count so far).
     Reconnected(u64),
     /// A message that could not be understood was skipped.
     Malformed(String),
+}
+
+/// One order status change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderUpdate {
+    pub order: super::exchange::OpenOrder,
+    pub status: String,
+    pub status_timestamp: i64,
 }
 
 /// Feed settings.
@@ -295,6 +329,31 @@ impl Ctx {
             {
                 Ok(b) => self.send(FeedEvent::Book(b)).await,
                 Err(e) => self.malformed(format!("l2Book: {e}")).await,
+            },
+            "userFills" => {
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Msg {
+                    user: String,
+                    #[serde(default)]
+                    is_snapshot: bool,
+                    fills: Vec<super::exchange::UserFill>,
+                }
+                match serde_json::from_value::<Msg>(data) {
+                    Ok(m) => {
+                        self.send(FeedEvent::UserFills {
+                            user: m.user,
+                            snapshot: m.is_snapshot,
+                            fills: m.fills,
+                        })
+                        .await
+                    }
+                    Err(e) => self.malformed(format!("userFills: {e}")).await,
+                }
+            }
+            "orderUpdates" => match serde_json::from_value::<Vec<OrderUpdate>>(data) {
+                Ok(u) => self.send(FeedEvent::OrderUpdates(u)).await,
+                Err(e) => self.malformed(format!("orderUpdates: {e}")).await,
             },
             "pong" | "subscriptionResponse" => true,
             "error" => {
