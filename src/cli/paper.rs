@@ -865,7 +865,7 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
         if let Some(r) = &rig {
             session.link(r.executor.clone());
         }
-        sync_registry(&mut reg, &session)?;
+        sync_registry(&mut reg, &session, mode)?;
         // Bars closed while the runner was away.
         for (coin, store) in stores.iter_mut() {
             let after = store.candles().ts.last().copied().unwrap_or(now_ms());
@@ -927,7 +927,7 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
                 let h = histories_upto(&stores, next);
                 let rows = session.on_bar(next, &h);
                 journal::append(reg.connection(), &account, &rows, now_ms())?;
-                sync_registry(&mut reg, &session)?;
+                sync_registry(&mut reg, &session, mode)?;
                 if !a.quiet {
                     eprintln!("{}", status_line(&session, &rows));
                 }
@@ -1010,10 +1010,15 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
 
 /// Retires in the registry the strategies the session's lifecycle retired (again after a
 /// crash between the journal and the registry: the journal decides).
-fn sync_registry(reg: &mut Registry, session: &Session) -> Result<()> {
+fn sync_registry(reg: &mut Registry, session: &Session, mode: Mode) -> Result<()> {
     for (id, reason) in session.retired() {
         if reg.get(&id)?.status != Status::Retired {
-            reg.set_status(&id, Status::Retired, &format!("paper: {reason}"), now_ms())?;
+            reg.set_status(
+                &id,
+                Status::Retired,
+                &format!("{}: {reason}", mode.name()),
+                now_ms(),
+            )?;
             tracing::warn!(strategy = id, "retired: {reason}");
             outln!("retired {id}: {reason}");
         }
