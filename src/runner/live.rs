@@ -270,6 +270,29 @@ impl LiveExecutor {
         }
     }
 
+    /// Asks `orderStatus(cloid)` until the exchange knows the order (its fills) or, not
+    /// knowing it, the request that carried it has expired (`None`: it can never execute).
+    /// Nothing is signed again before this returns.
+    fn resolve(&self, book: &str, cloid: &Cloid, expires: u64) -> Option<Done> {
+        loop {
+            match self.status(cloid) {
+                Ok(Some(done)) => return Some(done),
+                Ok(None) if self.now() > expires + 1000 => return None,
+                Ok(None) => std::thread::sleep(Duration::from_millis(
+                    (expires + 1100).saturating_sub(self.now()).clamp(50, 2000),
+                )),
+                Err(e) => {
+                    tracing::warn!(
+                        book,
+                        cloid = cloid.to_hex(),
+                        "order status unknown, asking again: {e}"
+                    );
+                    std::thread::sleep(self.limits.backoff);
+                }
+            }
+        }
+    }
+
     /// Sends one IOC order under `cloid` and returns what filled (idempotent: see the module
     /// documentation).
     fn once(
@@ -309,14 +332,8 @@ impl LiveExecutor {
                 .get("expires_ms")
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            loop {
-                match self.status(cloid).map_err(conn_err)? {
-                    Some(done) => return self.ack(book, ts, cloid, &done, "order status"),
-                    None if self.now() > expires + 1000 => break,
-                    None => std::thread::sleep(Duration::from_millis(
-                        (expires + 1100).saturating_sub(self.now()).min(2000),
-                    )),
-                }
+            if let Some(done) = self.resolve(book, cloid, expires) {
+                return self.ack(book, ts, cloid, &done, "order status");
             }
             tracing::info!(book, cloid = hex, "an earlier request for this order never reached the exchange and has expired; sending it");
         }
@@ -340,7 +357,22 @@ impl LiveExecutor {
             }
             match self.block(self.client.send(&req)) {
                 Ok(resp) => {
-                    let statuses = ExchangeClient::placed(&resp).map_err(conn_err)?;
+                    let statuses = match ExchangeClient::placed(&resp) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(book, cloid = hex, "{e}; asking the exchange");
+                            return match self.resolve(book, cloid, expires) {
+                                Some(done) => self.ack(
+                                    book,
+                                    ts,
+                                    cloid,
+                                    &done,
+                                    "order status after a bad answer",
+                                ),
+                                None => Err(conn_err(e)),
+                            };
+                        }
+                    };
                     return match statuses.into_iter().next() {
                         Some(PlacedStatus::Filled {
                             oid,
@@ -387,20 +419,8 @@ impl LiveExecutor {
                 Err(e @ ExchangeError::Unknown(_)) | Err(e @ ExchangeError::Busy { .. }) => {
                     // It may have been acted on: find out before anything is signed again.
                     tracing::warn!(book, cloid = hex, "{e}; asking the exchange");
-                    loop {
-                        match self.status(cloid) {
-                            Ok(Some(done)) => {
-                                return self.ack(
-                                    book,
-                                    ts,
-                                    cloid,
-                                    &done,
-                                    "order status after no answer",
-                                )
-                            }
-                            Ok(None) if self.now() > expires + 1000 => break,
-                            Ok(None) | Err(_) => std::thread::sleep(self.limits.backoff),
-                        }
+                    if let Some(done) = self.resolve(book, cloid, expires) {
+                        return self.ack(book, ts, cloid, &done, "order status after no answer");
                     }
                 }
                 Err(e @ ExchangeError::NotSent(_)) => {
