@@ -21,7 +21,6 @@ use std::{
 };
 
 use organism::{
-    clock::{Clock, WallClock},
     exchange::{
         hyperliquid::{
             exchange::{ExchangeClient, MemoryNonces, PlacedStatus, SignedRequest},
@@ -41,64 +40,25 @@ use rust_decimal::Decimal;
 
 mod common;
 
+use common::{bin, promoted, run_ok, s, t0};
+
+fn scratch(name: &str) -> PathBuf {
+    common::scratch("live", name)
+}
+
 const WARMUP: i64 = 300;
 const BARS: i64 = 36;
 /// The test account's key (the SDK's test key): never to be found in any output.
 const KEY: &str = "0x0123456789012345678901234567890123456789012345678901234567890123";
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_organism")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-live-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn account() -> String {
     Signer::from_hex(KEY).unwrap().address()
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let o = Command::new(bin()).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "organism {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// Config and registry: strategies promoted on the planted-edge market, then a `[live]`
 /// section trading them (the key comes from the environment).
 fn setup(dir: &Path, extra_live: &str) -> PathBuf {
-    let cfg = dir.join("live.toml");
-    let base = format!(
-        r#"
-[synthetic]
-seed = 10
-bars = 26280
-coins = ["BTC", "ETH"]
-annual_vol = [0.5, 0.7]
-start_price = [42000.0, 2300.0]
-trend_edge = 0.25
-
-[evolution]
-seeds = ["ema_crossover", "donchian_breakout", "rsi_filter"]
-population = 16
-generations = 40
-out = "{pop}"
-
-[promotion]
-nulls = 40
-registry = "{reg}"
-
+    let rest = r#"
 [paper]
 coins = ["BTC", "ETH"]
 bar_wait_secs = 600.0
@@ -107,19 +67,8 @@ bar_wait_secs = 600.0
 weight_per_minute = 1000000.0
 # Requests the exchange holds longer than this get no answer (the accept-then-time-out fault).
 read_timeout_secs = 1.0
-"#,
-        pop = s(&dir.join("pop")),
-        reg = s(&dir.join("reg.db")),
-    );
-    std::fs::write(&cfg, &base).unwrap();
-    run_ok(&["evolve", "--config", s(&cfg), "-q"]);
-    run_ok(&[
-        "promote",
-        "--config",
-        s(&cfg),
-        "--from",
-        s(&dir.join("pop")),
-    ]);
+"#;
+    let (cfg, base) = promoted(dir, "live.toml", rest);
     let reg = Registry::open(&dir.join("reg.db")).unwrap();
     let ids: Vec<String> = reg
         .list(Some(Status::Promoted))
@@ -155,20 +104,7 @@ dead_man_secs = 60.0
 }
 
 fn exchange_params(t0: i64) -> SyntheticParams {
-    SyntheticParams {
-        seed: 3,
-        bars: (WARMUP + 3 * BARS + 100) as usize,
-        start_ms: t0 - (WARMUP + 20) * HOUR_MS,
-        coins: vec!["BTC".into(), "ETH".into()],
-        annual_vol: vec![0.9, 1.2],
-        start_price: vec![42_000.0, 2_300.0],
-        ..SyntheticParams::default()
-    }
-}
-
-fn t0() -> i64 {
-    let now = WallClock.now_ms();
-    now.div_euclid(HOUR_MS) * HOUR_MS + 2 * HOUR_MS
+    common::exchange_params(t0, WARMUP, 3 * BARS)
 }
 
 async fn exchange(t0: i64) -> LocalExchange {

@@ -18,7 +18,6 @@ use std::{
 };
 
 use organism::{
-    clock::{Clock, WallClock},
     config::Config,
     exchange::local::{Faults, LocalExchange},
     execution::journal::{self, Entry, Kind},
@@ -34,61 +33,25 @@ use rand_chacha::ChaCha8Rng;
 
 mod common;
 
+use common::{promoted, run_ok, s, t0};
+
+fn scratch(name: &str) -> PathBuf {
+    common::scratch("paperrun", name)
+}
+
+fn bin() -> &'static str {
+    common::bin()
+}
+
 const WARMUP: i64 = 300;
 /// Bars traded after the warm-up.
 const BARS: i64 = 48;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_organism")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-paperrun-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let o = Command::new(bin()).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "organism {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A folder with a config and a registry holding the strategies a promotion admitted on the
 /// planted-edge market (the same run each time: evolution and promotion are deterministic).
 fn setup(dir: &Path) -> PathBuf {
-    let cfg = dir.join("paper.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[synthetic]
-seed = 10
-bars = 26280
-coins = ["BTC", "ETH"]
-annual_vol = [0.5, 0.7]
-start_price = [42000.0, 2300.0]
-trend_edge = 0.25
-
-[evolution]
-seeds = ["ema_crossover", "donchian_breakout", "rsi_filter"]
-population = 16
-generations = 40
-out = "{pop}"
-
-[promotion]
-nulls = 40
-registry = "{reg}"
-
+    let rest = format!(
+        r#"
 [paper]
 coins = ["BTC", "ETH"]
 store = "{store}"
@@ -103,41 +66,15 @@ max_drawdown = 0.03
 # The local test exchange has no rate limit; accelerated bars need more than Hyperliquid's.
 weight_per_minute = 1000000.0
 "#,
-            pop = s(&dir.join("pop")),
-            reg = s(&dir.join("reg.db")),
-            store = s(&dir.join("store")),
-            stop = s(&dir.join("STOP")),
-        ),
-    )
-    .unwrap();
-    run_ok(&["evolve", "--config", s(&cfg), "-q"]);
-    run_ok(&[
-        "promote",
-        "--config",
-        s(&cfg),
-        "--from",
-        s(&dir.join("pop")),
-    ]);
-    cfg
+        store = s(&dir.join("store")),
+        stop = s(&dir.join("STOP")),
+    );
+    promoted(dir, "paper.toml", &rest).0
 }
 
-/// The exchange's market: BTC and ETH, history ending half an hour into the bar that opens at
-/// `t0`, which is ahead of the wall clock (so bars close when the next one starts).
+/// The exchange's market: history ending half an hour into the bar that opens at `t0`.
 fn exchange_params(t0: i64) -> SyntheticParams {
-    SyntheticParams {
-        seed: 3,
-        bars: (WARMUP + 2 * BARS + 100) as usize,
-        start_ms: t0 - (WARMUP + 20) * HOUR_MS,
-        coins: vec!["BTC".into(), "ETH".into()],
-        annual_vol: vec![0.9, 1.2],
-        start_price: vec![42_000.0, 2_300.0],
-        ..SyntheticParams::default()
-    }
-}
-
-fn t0() -> i64 {
-    let now = WallClock.now_ms();
-    now.div_euclid(HOUR_MS) * HOUR_MS + 2 * HOUR_MS
+    common::exchange_params(t0, WARMUP, 2 * BARS)
 }
 
 fn spawn(cfg: &Path, url: &str, until: i64, log: &Path) -> Child {

@@ -13,15 +13,15 @@ use organism::{
     clock::WallClock,
     config::{Config, LiveConfig},
     exchange::hyperliquid::{
-        exchange::{ExchangeClient, ExchangeError, MemoryNonces, NonceStore, OrderState},
+        exchange::{ExchangeClient, ExchangeError, MemoryNonces, NonceStore},
         info::InfoClient,
-        wire::{to_wire, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Tif},
         MAINNET_URL,
     },
     execution::{
         journal::{self, Entry, Kind, PORTFOLIO},
+        paper::Executor as _,
         types::VenueRules,
-        Costs,
+        Costs, Order, OrderSide,
     },
     promotion::registry::{Registry, Status, Strategy},
     runner::{
@@ -29,6 +29,7 @@ use organism::{
         paper::Session,
     },
 };
+use rust_decimal::{prelude::ToPrimitive, Decimal};
 use serde_json::json;
 
 use super::paper::{control, run_session, status, ControlArgs, Mode, RunArgs, StatusArgs};
@@ -299,8 +300,8 @@ impl LiveRig {
 
     /// The kill switch's last steps: every open order of the traded coins cancelled, then
     /// whatever position the account still holds in them (the books are flat by now) closed
-    /// with reduce-only IOC orders. Each closing order's cloid is derived from the bar, the coin
-    /// and the size, and asked for before it is sent, so a repeated kill sends it once.
+    /// through the executor, as a kill-phase order of the portfolio: reduce-only, journaled,
+    /// and asked for by cloid before it is sent, so a repeated kill sends it once.
     pub async fn cancel_all(&self, session: &Session) -> Vec<Entry> {
         if self.dry_run {
             return Vec::new();
@@ -330,7 +331,7 @@ impl LiveRig {
             .map_err(ExchangeError::from);
         match (state, mids) {
             (Ok(state), Ok(mids)) => {
-                for (coin, &(asset, rules)) in &self.assets {
+                for coin in self.assets.keys() {
                     let held = state.position(coin);
                     let Some(mid) = mids.get(coin).copied() else {
                         continue;
@@ -338,40 +339,21 @@ impl LiveRig {
                     if held.is_zero() {
                         continue;
                     }
-                    let buy = held < rust_decimal::Decimal::ZERO;
-                    let slip = organism::execution::journal::decimal(self.live.max_slippage);
-                    let px = mid
-                        * if buy {
-                            rust_decimal::Decimal::ONE + slip
+                    // Through the executor: journaled intent, cloid asked for first, reduce-only.
+                    let order = Order {
+                        side: if held < Decimal::ZERO {
+                            OrderSide::Buy
                         } else {
-                            rust_decimal::Decimal::ONE - slip
-                        };
-                    let (Ok(px), Ok(sz)) = (rules.price_decimal(px), rules.qty_decimal(held.abs()))
-                    else {
-                        continue;
+                            OrderSide::Sell
+                        },
+                        qty: held.abs().to_f64().unwrap_or(0.0),
+                        price: mid.to_f64().unwrap_or(f64::NAN),
                     };
-                    let cloid =
-                        Cloid::derive(&["kill-residue", coin, &ts.to_string(), &held.to_string()]);
-                    if matches!(
-                        self.client
-                            .order_status(&OidOrCloid::Cloid(cloid.to_hex()))
-                            .await,
-                        Ok(OrderState::Known { .. })
-                    ) {
-                        continue;
-                    }
-                    let wire = OrderWire {
-                        a: asset,
-                        b: buy,
-                        p: to_wire(px.get()).unwrap_or_default(),
-                        s: to_wire(sz.get()).unwrap_or_default(),
-                        r: true,
-                        t: OrderTypeWire::limit(Tif::Ioc),
-                        c: Some(cloid.to_hex()),
-                    };
-                    match self.client.place(vec![wire]).await {
-                        Ok(st) => closed.push(json!({"coin": coin, "size": held.to_string(),
-                            "cloid": cloid.to_hex(), "status": format!("{:?}", st.first())})),
+                    let intent = format!("kill|{ts}|residue {held}");
+                    match self.executor.execute(PORTFOLIO, coin, &intent, &order) {
+                        Ok((oid, fill)) => closed
+                            .push(json!({"coin": coin, "size": held.to_string(),
+                            "oid": oid, "filled": fill.qty})),
                         Err(e) => {
                             tracing::error!(coin, "kill switch: {held} {coin} not closed: {e}")
                         }

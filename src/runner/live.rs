@@ -154,7 +154,7 @@ pub struct LiveExecutor {
 }
 
 /// What the exchange did with one intent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Done {
     oid: u64,
     qty: Decimal,
@@ -262,9 +262,7 @@ impl LiveExecutor {
                 }
                 Ok(Some(self.fills_of(order.oid)?.unwrap_or(Done {
                     oid: order.oid,
-                    qty: Decimal::ZERO,
-                    price: Decimal::ZERO,
-                    fee: Decimal::ZERO,
+                    ..Done::default()
                 })))
             }
         }
@@ -562,20 +560,13 @@ impl Executor for LiveExecutor {
                     (buy && p < Decimal::ZERO) || (!buy && p > Decimal::ZERO)
                 })
                 .unwrap_or(false);
-        if want.is_zero() || (!reduce_only && want * limit < min_notional && !kill) {
-            let m = format!(
-                "order of {} {coin} is under the exchange's $10 minimum or its lot; not sent",
-                want
-            );
+        // (A kill-phase order is sent whatever its size.)
+        if !kill && want * limit < min_notional {
+            let m = format!("order of {want} {coin} is under the exchange's $10 minimum; not sent");
             return Err(VenueError::Rejected(m));
         }
         // The order, and its remainder up to twice if it filled in part.
-        let mut total = Done {
-            oid: 0,
-            qty: Decimal::ZERO,
-            price: Decimal::ZERO,
-            fee: Decimal::ZERO,
-        };
+        let mut total = Done::default();
         let mut value = Decimal::ZERO;
         for round in 0..3 {
             let left = want - total.qty;
