@@ -284,44 +284,42 @@ pub struct Fill {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OrderId(pub u64);
 
-/// What a venue did with an order.
+/// What a venue did with an order: its id and the fill (whose size may be short of the
+/// order's on a live exchange).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Ack {
-    /// Filled at once.
-    Filled(OrderId, Fill),
-    /// Accepted; fills arrive later through [`Venue::poll_fill`].
-    Accepted(OrderId),
+pub struct Ack {
+    pub id: OrderId,
+    pub fill: Fill,
 }
 
-/// Venue errors: connectivity problems may be retried, rejections may not.
+/// Why a venue filled nothing, kept as the exchange said it: whether the order left, whether
+/// its outcome is known, and the exchange's reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VenueError {
-    #[error("venue unreachable: {0}")]
-    Connectivity(String),
-    #[error("order rejected: {0}")]
-    Rejected(String),
-    #[error("unknown order {0:?}")]
-    UnknownOrder(OrderId),
+    /// Nothing was sent (a local rule or limit refused it, or it could not be signed or
+    /// recorded): sending it again is safe.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// It was sent and no answer tells what became of it: the venue may have acted on it.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The venue refused it, with the venue's reason.
+    #[error("rejected: {reason}")]
+    Rejected { reason: String },
+    /// The venue was busy (rate limit, server error) and did not act on it: try later.
+    #[error("venue busy: {0}")]
+    Busy(String),
 }
 
-/// Where orders go: the simulated venue here; the paper and Hyperliquid venues implement the
-/// same trait.
+/// Where orders go: the simulated venue here; the paper venue (and through it the Hyperliquid
+/// execution adapter) implements the same trait.
 pub trait Venue {
-    /// Sends a market order.
+    /// Sends a market order: what filled, or why nothing did.
     ///
     /// # Errors
-    /// [`VenueError`] when the venue cannot be reached or rejects the order.
+    /// [`VenueError`] when nothing was filled.
     fn submit(&mut self, order: &Order) -> Result<Ack, VenueError>;
-    /// Cancels an order not yet filled.
-    ///
-    /// # Errors
-    /// [`VenueError::UnknownOrder`] when there is no such open order.
-    fn cancel(&mut self, id: OrderId) -> Result<(), VenueError>;
-    /// A fill of an earlier accepted order, if one arrived.
-    fn poll_fill(&mut self) -> Option<(OrderId, Fill)>;
-    /// Signed position in coins.
-    fn position(&self) -> f64;
     /// Cash balance.
     fn balance(&self) -> f64;
     /// Books funding `amount` (received when positive) for the held position.
@@ -364,6 +362,11 @@ impl SimulatedVenue {
     pub fn costs(&self) -> Costs {
         self.costs
     }
+
+    /// Signed position in coins.
+    pub fn position(&self) -> f64 {
+        self.position
+    }
 }
 
 impl Venue for SimulatedVenue {
@@ -378,16 +381,10 @@ impl Venue for SimulatedVenue {
         };
         self.book(&fill);
         self.next_id += 1;
-        Ok(Ack::Filled(OrderId(self.next_id), fill))
-    }
-    fn cancel(&mut self, id: OrderId) -> Result<(), VenueError> {
-        Err(VenueError::UnknownOrder(id))
-    }
-    fn poll_fill(&mut self) -> Option<(OrderId, Fill)> {
-        None
-    }
-    fn position(&self) -> f64 {
-        self.position
+        Ok(Ack {
+            id: OrderId(self.next_id),
+            fill,
+        })
     }
     fn balance(&self) -> f64 {
         self.cash
@@ -649,14 +646,10 @@ impl Engine<SimulatedVenue> {
     }
 }
 
-/// The fill of an order the venue filled at once. `None` for an order only accepted (its fill
-/// arrives later through [`Venue::poll_fill`]) or rejected: the engine then leaves its books as
-/// they were. The simulated venue always fills at once.
+/// The fill of an order, or `None` when the venue filled nothing: the engine then leaves its
+/// books as they were. The simulated venue always fills in whole.
 fn filled(ack: Result<Ack, VenueError>) -> Option<Fill> {
-    match ack {
-        Ok(Ack::Filled(_, f)) => Some(f),
-        _ => None,
-    }
+    ack.ok().map(|a| a.fill)
 }
 
 impl<V: Venue> Engine<V> {
@@ -1013,6 +1006,10 @@ impl<V: Venue> Engine<V> {
             self.pos = Some(p);
             return;
         };
+        if fill.qty < p.size {
+            self.exit_part(bar, p, fill, reason);
+            return;
+        }
         let fees = p.fees + fill.fee;
         let gross = p.side.sign() * p.size * (fill.price - p.entry_price);
         if matches!(reason, ExitReason::StopLoss | ExitReason::TakeProfit) {
@@ -1031,6 +1028,39 @@ impl<V: Venue> Engine<V> {
             funding: p.funding,
             pnl: gross - fees + p.funding,
             exit_reason: reason,
+        });
+    }
+
+    /// An exit the venue filled in part (a live exchange's short fill): the filled quantity is
+    /// booked as a closed trade carrying its share of the entry fees and the funding, and the
+    /// rest stays the open position with the remaining share, so the engine holds what the
+    /// exchange holds. The next bar's target or stop sends the rest again; re-entry is not
+    /// blocked until the position is gone.
+    #[cold]
+    fn exit_part<B: BarView>(&mut self, bar: B, p: Position, fill: Fill, reason: ExitReason) {
+        let share = fill.qty / p.size;
+        let (entry_fees, funding) = (p.fees * share, p.funding * share);
+        let fees = entry_fees + fill.fee;
+        let gross = p.side.sign() * fill.qty * (fill.price - p.entry_price);
+        self.trades.push(Trade {
+            side: p.side,
+            entry_bar: p.entry_bar,
+            entry_ts: p.entry_ts,
+            entry_price: p.entry_price,
+            exit_bar: bar.index(),
+            exit_ts: bar.ts(),
+            exit_price: fill.price,
+            size: fill.qty,
+            fees,
+            funding,
+            pnl: gross - fees + funding,
+            exit_reason: reason,
+        });
+        self.pos = Some(Position {
+            size: p.size - fill.qty,
+            fees: p.fees - entry_fees,
+            funding: p.funding - funding,
+            ..p
         });
     }
 
@@ -1092,5 +1122,99 @@ impl<V: Venue> Engine<V> {
         } else if s * (c - p.take) > 0.0 {
             self.exit(bar, c, ExitReason::TakeProfit);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The simulated venue, except that the first sell fills only half its size (a live
+    /// exchange's short fill).
+    struct HalfFirstSell {
+        sim: SimulatedVenue,
+        halved: bool,
+    }
+
+    impl Venue for HalfFirstSell {
+        fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
+            let mut o = *order;
+            if o.side == OrderSide::Sell && !self.halved {
+                self.halved = true;
+                o.qty /= 2.0;
+            }
+            self.sim.submit(&o)
+        }
+        fn balance(&self) -> f64 {
+            self.sim.balance()
+        }
+        fn book_funding(&mut self, amount: f64) {
+            self.sim.book_funding(amount);
+        }
+    }
+
+    fn bar(index: usize, price: f64) -> Bar {
+        Bar {
+            index,
+            ts: index as i64 * 3_600_000,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+        }
+    }
+
+    #[test]
+    fn a_partial_exit_fill_books_what_was_filled_and_keeps_the_rest() {
+        let cfg = EngineConfig {
+            fill: FillMode::NextOpen,
+            fee: 0.01,
+            slippage: 0.0,
+            cash: 1000.0,
+            funding: false,
+        };
+        let venue = HalfFirstSell {
+            sim: SimulatedVenue::new(cfg.costs(), cfg.cash),
+            halved: false,
+        };
+        let mut e = Engine::new(&cfg, venue);
+        let long = Target {
+            position: 0.505,
+            stop: None,
+            take: None,
+        };
+        let flat = Target {
+            position: 0.0,
+            ..long
+        };
+        e.step_bar(bar(0, 100.0), 0.0, long);
+        // Entry at 100: 0.505 · 1000 / 1.01 / 100 = 5 coins, fee 5; cash 1000 − 500 − 5 = 495.
+        e.step_bar(bar(1, 100.0), 0.0, flat);
+        assert!((e.signed_size() - 5.0).abs() < 1e-12);
+        // Exit at 110, half filled: 2.5 coins, fee 2.75; cash 495 + 275 − 2.75 = 767.25. The
+        // trade carries half the entry fee: fees 2.5 + 2.75, PnL 2.5 · 10 − 5.25 = 19.75.
+        let eq = e.step_bar(bar(2, 110.0), 0.0, flat);
+        assert!((e.signed_size() - 2.5).abs() < 1e-12, "the rest stays open");
+        assert!(
+            (e.venue().sim.position() - 2.5).abs() < 1e-12,
+            "as the venue holds"
+        );
+        assert!((eq - (767.25 + 2.5 * 110.0)).abs() < 1e-9);
+        let t = &e.trades()[0];
+        assert_eq!((t.exit_bar, t.exit_reason), (2, ExitReason::Signal));
+        assert!((t.size - 2.5).abs() < 1e-12);
+        assert!((t.fees - 5.25).abs() < 1e-9);
+        assert!((t.pnl - 19.75).abs() < 1e-9);
+        // The rest goes at the next open, 120: fee 3, PnL 2.5 · 20 − (2.5 + 3) = 44.5.
+        let eq = e.step_bar(bar(3, 120.0), 0.0, flat);
+        assert_eq!(e.signed_size(), 0.0);
+        assert!((eq - 1064.25).abs() < 1e-9);
+        let t = &e.trades()[1];
+        assert!((t.size - 2.5).abs() < 1e-12);
+        assert!((t.fees - 5.5).abs() < 1e-9);
+        assert!((t.pnl - 44.5).abs() < 1e-9);
+        // Both parts add up to the account's gain.
+        let pnl: f64 = e.trades().iter().map(|t| t.pnl).sum();
+        assert!((pnl - 64.25).abs() < 1e-9);
     }
 }

@@ -135,23 +135,16 @@ impl Venue for PaperVenue {
             self.sim.book(&fill);
             self.events.push(VenueEvent::Order { id, order: *order });
             self.events.push(VenueEvent::Fill { id, fill });
-            return Ok(Ack::Filled(OrderId(id), fill));
+            return Ok(Ack {
+                id: OrderId(id),
+                fill,
+            });
         }
         let ack = self.sim.submit(order)?;
-        if let Ack::Filled(OrderId(id), fill) = ack {
-            self.events.push(VenueEvent::Order { id, order: *order });
-            self.events.push(VenueEvent::Fill { id, fill });
-        }
+        let (OrderId(id), fill) = (ack.id, ack.fill);
+        self.events.push(VenueEvent::Order { id, order: *order });
+        self.events.push(VenueEvent::Fill { id, fill });
         Ok(ack)
-    }
-    fn cancel(&mut self, id: OrderId) -> Result<(), VenueError> {
-        self.sim.cancel(id)
-    }
-    fn poll_fill(&mut self) -> Option<(OrderId, Fill)> {
-        self.sim.poll_fill()
-    }
-    fn position(&self) -> f64 {
-        self.sim.position()
     }
     fn balance(&self) -> f64 {
         self.sim.balance()
@@ -179,14 +172,12 @@ mod tests {
             qty: 2.0,
             price: 100.0,
         };
-        let Ok(Ack::Filled(_, fill)) = p.submit(&order) else {
-            panic!("a paper order fills at once")
-        };
+        let fill = p.submit(&order).expect("a paper order fills at once").fill;
         // 100 · 1.01 = 101; notional 202; fee 0.202.
         assert_eq!(fill.price, 101.0);
         assert!((fill.fee - 0.202).abs() < 1e-12);
         assert!((p.balance() - (1000.0 - 202.0 - 0.202)).abs() < 1e-9);
-        assert_eq!(p.position(), 2.0);
+        assert_eq!(p.sim.position(), 2.0);
         p.book_funding(-1.5);
         let ev = p.drain();
         assert_eq!(ev.len(), 3);

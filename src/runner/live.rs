@@ -209,27 +209,36 @@ impl LiveExecutor {
         self.clock.now_ms().max(0) as u64
     }
 
-    fn write(&self, book: &str, ts: i64, kind: Kind, body: Value) -> Result<(), VenueError> {
+    /// Journals one row. An error is the venue's: nothing is sent after a failed intent row,
+    /// and after a failed answer row the book cannot know what it booked.
+    fn write(
+        &self,
+        book: &str,
+        ts: i64,
+        kind: Kind,
+        body: Value,
+        fail: fn(String) -> VenueError,
+    ) -> Result<(), VenueError> {
         let mut conn = self
             .journal
             .lock()
-            .map_err(|_| VenueError::Connectivity("journal lock poisoned".into()))?;
+            .map_err(|_| fail("journal lock poisoned".into()))?;
         journal::append(
             &mut conn,
             &self.account,
             &[Entry::new(book, ts, kind, body)],
             self.now() as i64,
         )
-        .map_err(|e| VenueError::Connectivity(format!("journal: {e}")))
+        .map_err(|e| fail(format!("journal: {e}")))
     }
 
     fn rows(&self, kind: Kind, cloid: &Cloid) -> Result<Vec<Entry>, VenueError> {
         let conn = self
             .journal
             .lock()
-            .map_err(|_| VenueError::Connectivity("journal lock poisoned".into()))?;
+            .map_err(|_| VenueError::NotSent("journal lock poisoned".into()))?;
         journal::with_field(&conn, &self.account, kind, "cloid", &cloid.to_hex())
-            .map_err(|e| VenueError::Connectivity(format!("journal: {e}")))
+            .map_err(|e| VenueError::NotSent(format!("journal: {e}")))
     }
 
     /// The fills of exchange order `oid`, summed (size, average price, fee).
@@ -301,8 +310,8 @@ impl LiveExecutor {
         wire: OrderWire,
     ) -> Result<Done, VenueError> {
         let hex = cloid.to_hex();
-        let rejected = |m: String| VenueError::Rejected(m);
-        let conn_err = |e: ExchangeError| VenueError::Connectivity(e.to_string());
+        let rejected = |reason: String| VenueError::Rejected { reason };
+        let conn_err = VenueError::from;
         // Already answered (a replay after a restart): book what the exchange said.
         if let Some(a) = self.rows(Kind::Ack, cloid)?.pop() {
             let b = &a.body;
@@ -345,6 +354,7 @@ impl LiveExecutor {
                 Kind::Intent,
                 json!({"cloid": hex, "coin_asset": wire.a, "buy": wire.b, "px": wire.p, "sz": wire.s,
                     "reduce_only": wire.r, "expires_ms": expires, "attempt": attempt}),
+                VenueError::NotSent,
             )?;
             let req = self
                 .client
@@ -400,7 +410,7 @@ impl LiveExecutor {
                         Some(PlacedStatus::Resting { .. }) => {
                             match self.status(cloid).map_err(conn_err)? {
                                 Some(done) => self.ack(book, ts, cloid, &done, "rested; cancelled"),
-                                None => Err(VenueError::Connectivity(
+                                None => Err(VenueError::Unknown(
                                     "an IOC order rested and vanished".into(),
                                 )),
                             }
@@ -408,7 +418,7 @@ impl LiveExecutor {
                         Some(PlacedStatus::Rejected { message, .. }) => {
                             self.refused(book, ts, cloid, message)
                         }
-                        None => Err(VenueError::Connectivity("empty answer".into())),
+                        None => Err(VenueError::Unknown("empty answer".into())),
                     };
                 }
                 Err(ExchangeError::Rejected { message, .. }) => {
@@ -428,7 +438,7 @@ impl LiveExecutor {
                 Err(e) => return Err(conn_err(e)),
             }
             if attempt >= self.limits.attempts {
-                return Err(VenueError::Connectivity(format!(
+                return Err(VenueError::NotSent(format!(
                     "order {hex} not placed after {attempt} attempts"
                 )));
             }
@@ -448,8 +458,9 @@ impl LiveExecutor {
             ts,
             Kind::Ack,
             json!({"cloid": cloid.to_hex(), "rejected": message}),
+            VenueError::Unknown,
         )?;
-        Err(VenueError::Rejected(message))
+        Err(VenueError::Rejected { reason: message })
     }
 
     fn ack(
@@ -466,6 +477,7 @@ impl LiveExecutor {
             Kind::Ack,
             json!({"cloid": cloid.to_hex(), "oid": done.oid, "qty": done.qty.normalize().to_string(),
                 "price": done.price.normalize().to_string(), "fee": done.fee.normalize().to_string(), "how": how}),
+            VenueError::Unknown,
         )?;
         Ok(done.clone())
     }
@@ -522,7 +534,7 @@ impl Executor for LiveExecutor {
             .unwrap_or(0);
         let kill = intent.starts_with("kill|");
         let Some(&(asset, rules)) = self.assets.get(coin) else {
-            return Err(VenueError::Rejected(format!(
+            return Err(VenueError::NotSent(format!(
                 "{coin} is not traded on this exchange"
             )));
         };
@@ -533,7 +545,7 @@ impl Executor for LiveExecutor {
                 self.limits.max_order_notional
             );
             tracing::warn!(book, "{m}");
-            return Err(VenueError::Rejected(m));
+            return Err(VenueError::NotSent(m));
         }
         let buy = order.side == OrderSide::Buy;
         let slip = if buy {
@@ -543,11 +555,11 @@ impl Executor for LiveExecutor {
         };
         let limit = rules
             .price(order.price * slip)
-            .map_err(|e| VenueError::Rejected(format!("{e}; not sent")))?
+            .map_err(|e| VenueError::NotSent(e.to_string()))?
             .get();
         let want = rules
             .qty(order.qty)
-            .map_err(|e| VenueError::Rejected(format!("{e}; not sent")))?
+            .map_err(|e| VenueError::NotSent(e.to_string()))?
             .get();
         let min_notional = rules.min_notional;
         // Reduce-only for the kill switch when the order reduces the account's position.
@@ -563,7 +575,7 @@ impl Executor for LiveExecutor {
         // (A kill-phase order is sent whatever its size.)
         if !kill && want * limit < min_notional {
             let m = format!("order of {want} {coin} is under the exchange's $10 minimum; not sent");
-            return Err(VenueError::Rejected(m));
+            return Err(VenueError::NotSent(m));
         }
         // The order, and its remainder up to twice if it filled in part.
         let mut total = Done::default();
@@ -604,7 +616,9 @@ impl Executor for LiveExecutor {
             }
         }
         if total.qty.is_zero() {
-            return Err(VenueError::Rejected("nothing filled".into()));
+            return Err(VenueError::Rejected {
+                reason: "nothing filled".into(),
+            });
         }
         total.price = value / total.qty;
         Ok((

@@ -131,6 +131,24 @@ impl ExchangeError {
     }
 }
 
+/// The execution engine's view of an exchange error: whether the request left, whether its
+/// outcome is known, the exchange's reason.
+impl From<ExchangeError> for crate::execution::VenueError {
+    fn from(e: ExchangeError) -> Self {
+        use crate::execution::VenueError as V;
+        match e {
+            ExchangeError::NotSent(_) | ExchangeError::Sign(_) | ExchangeError::Nonce(_) => {
+                V::NotSent(e.to_string())
+            }
+            ExchangeError::Busy { .. } => V::Busy(e.to_string()),
+            ExchangeError::Rejected { message, .. } => V::Rejected { reason: message },
+            ExchangeError::Unknown(_) | ExchangeError::Malformed(_) | ExchangeError::Info(_) => {
+                V::Unknown(e.to_string())
+            }
+        }
+    }
+}
+
 /// Where the last nonce of a signer is kept across restarts.
 pub trait NonceStore: Send {
     /// The last nonce used (0 for none).
