@@ -189,4 +189,100 @@ mod tests {
         let back: PaperVenue = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
     }
+
+    /// An exchange that fills only half of the first sell.
+    struct HalfFirstSell(std::sync::Mutex<bool>);
+
+    impl Executor for HalfFirstSell {
+        fn execute(
+            &self,
+            _book: &str,
+            _coin: &str,
+            _intent: &str,
+            order: &Order,
+        ) -> Result<(u64, Fill), VenueError> {
+            let mut halved = self.0.lock().expect("not poisoned");
+            let qty = if order.side == OrderSide::Sell && !*halved {
+                *halved = true;
+                order.qty / 2.0
+            } else {
+                order.qty
+            };
+            Ok((
+                7,
+                Fill {
+                    side: order.side,
+                    qty,
+                    price: order.price,
+                    fee: 0.0,
+                },
+            ))
+        }
+    }
+
+    #[test]
+    fn a_linked_book_holds_what_the_exchange_filled_after_a_partial_exit() {
+        use crate::execution::{Bar, Engine, EngineConfig, FillMode};
+        use crate::strategy::Target;
+        let cfg = EngineConfig {
+            fill: FillMode::NextOpen,
+            fee: 0.0,
+            slippage: 0.0,
+            cash: 1000.0,
+            funding: false,
+        };
+        let mut venue = PaperVenue::new(cfg.costs(), cfg.cash);
+        venue.link(Link {
+            executor: Arc::new(HalfFirstSell(std::sync::Mutex::new(false))),
+            book: "s/BTC".into(),
+            coin: "BTC".into(),
+        });
+        let mut e = Engine::new(&cfg, venue);
+        let bar = |index: usize, p: f64| Bar {
+            index,
+            ts: index as i64,
+            open: p,
+            high: p,
+            low: p,
+            close: p,
+        };
+        let (long, flat) = (
+            Target {
+                position: 0.5,
+                stop: None,
+                take: None,
+            },
+            Target {
+                position: 0.0,
+                stop: None,
+                take: None,
+            },
+        );
+        e.step_bar(bar(0, 100.0), 0.0, long);
+        e.step_bar(bar(1, 100.0), 0.0, flat);
+        // 0.5 · 1000 / 100 = 5 coins bought.
+        assert_eq!(e.signed_size(), 5.0);
+        e.step_bar(bar(2, 110.0), 0.0, flat);
+        // 2.5 sold of 5: the engine, the venue's ledger and the exchange all hold 2.5.
+        assert_eq!(e.signed_size(), 2.5);
+        assert_eq!(e.venue().sim.position(), 2.5);
+        let fills: Vec<f64> = e
+            .venue_mut()
+            .drain()
+            .iter()
+            .filter_map(|v| match v {
+                VenueEvent::Fill { fill, .. } => Some(fill.side.sign() * fill.qty),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fills, vec![5.0, -2.5], "the journal's fills");
+        assert_eq!(e.trades().len(), 1);
+        assert_eq!(e.trades()[0].size, 2.5);
+        // The rest is sold at the next open.
+        e.step_bar(bar(3, 120.0), 0.0, flat);
+        assert_eq!(e.signed_size(), 0.0);
+        assert_eq!(e.venue().sim.position(), 0.0);
+        // 1000 − 500 + 275 + 300.
+        assert_eq!(e.venue().balance(), 1075.0);
+    }
 }
