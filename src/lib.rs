@@ -3,7 +3,8 @@
 //! The crate is laid out as a one-way pipeline (see `DESIGN.md` in the shared folder):
 //!
 //! ```text
-//! market ─▶ indicators ─▶ strategy ─▶ seeds ─▶ execution ─▶ backtest ─▶ fitness ─▶ bench ─▶ evolution ─▶ runner
+//! clock, market ─▶ indicators ─▶ genome ─▶ strategy ─▶ seeds ─▶ execution ─▶ backtest ─▶ fitness
+//!     ─▶ bench ─▶ evolution ─▶ promotion ─▶ exchange ─▶ runner          (config: the CLI's layering)
 //! ```
 //!
 //! `strategy` holds what every strategy produces (targets); `seeds` the twelve strategies;
@@ -11,8 +12,11 @@
 //! the live runner all drive; `bench` the fused benchmark kernels, which use `fitness`'s metric
 //! definitions. `exchange` (Hyperliquid, async) sits at the edge beside `runner`.
 //!
-//! Each module only knows the stages before it. The simulator, indicators and metrics are
-//! synchronous, pure and use `f64`; they never read a clock or touch the network.
+//! Each module only knows the stages before it, and nothing below the CLI should know `config`:
+//! `tests/layering.rs` reads every `crate::` import and fails on a new one against this order.
+//! Two old ones remain and are listed there (`strategy` → `fitness`, `runner` → `config`).
+//! The simulator, indicators and metrics are synchronous, pure and use `f64`; they never read a
+//! clock or touch the network.
 #![forbid(unsafe_code)]
 
 pub mod backtest;
