@@ -1006,38 +1006,10 @@ impl<V: Venue> Engine<V> {
             self.pos = Some(p);
             return;
         };
-        if fill.qty < p.size {
-            self.exit_part(bar, p, fill, reason);
-            return;
-        }
-        let fees = p.fees + fill.fee;
-        let gross = p.side.sign() * p.size * (fill.price - p.entry_price);
-        if matches!(reason, ExitReason::StopLoss | ExitReason::TakeProfit) {
-            self.blocked = Some(p.side);
-        }
-        self.trades.push(Trade {
-            side: p.side,
-            entry_bar: p.entry_bar,
-            entry_ts: p.entry_ts,
-            entry_price: p.entry_price,
-            exit_bar: bar.index(),
-            exit_ts: bar.ts(),
-            exit_price: fill.price,
-            size: p.size,
-            fees,
-            funding: p.funding,
-            pnl: gross - fees + p.funding,
-            exit_reason: reason,
-        });
-    }
-
-    /// An exit the venue filled in part (a live exchange's short fill): the filled quantity is
-    /// booked as a closed trade carrying its share of the entry fees and the funding, and the
-    /// rest stays the open position with the remaining share, so the engine holds what the
-    /// exchange holds. The next bar's target or stop sends the rest again; re-entry is not
-    /// blocked until the position is gone.
-    #[cold]
-    fn exit_part<B: BarView>(&mut self, bar: B, p: Position, fill: Fill, reason: ExitReason) {
+        // A live exchange may fill part of it: the filled quantity is booked as a closed trade
+        // with its share of the entry fees and the funding, and the rest stays the position
+        // (the next bar's target or stop sends it again), so the engine holds what the
+        // exchange holds. A whole fill has share 1: the trade is the whole position.
         let share = fill.qty / p.size;
         let (entry_fees, funding) = (p.fees * share, p.funding * share);
         let fees = entry_fees + fill.fee;
@@ -1056,12 +1028,17 @@ impl<V: Venue> Engine<V> {
             pnl: gross - fees + funding,
             exit_reason: reason,
         });
-        self.pos = Some(Position {
-            size: p.size - fill.qty,
-            fees: p.fees - entry_fees,
-            funding: p.funding - funding,
-            ..p
-        });
+        if fill.qty < p.size {
+            self.pos = Some(Position {
+                size: p.size - fill.qty,
+                fees: p.fees - entry_fees,
+                funding: p.funding - funding,
+                ..p
+            });
+        } else if matches!(reason, ExitReason::StopLoss | ExitReason::TakeProfit) {
+            // Re-entry on the stopped side waits for a target that leaves it.
+            self.blocked = Some(p.side);
+        }
     }
 
     /// Moves the position to the side of `target` at `price`.
