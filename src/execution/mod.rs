@@ -480,6 +480,37 @@ impl BarView for Bar {
     }
 }
 
+/// The open of a bar that has just started (live, [`Engine::step_closed`]): only its index,
+/// time and opening price are known, and only they are read (a trade at the open reads no
+/// range).
+#[derive(Debug, Clone, Copy)]
+struct Opening {
+    index: usize,
+    ts: i64,
+    price: f64,
+}
+
+impl BarView for Opening {
+    fn index(self) -> usize {
+        self.index
+    }
+    fn ts(self) -> i64 {
+        self.ts
+    }
+    fn open(self) -> f64 {
+        self.price
+    }
+    fn high(self) -> f64 {
+        self.price
+    }
+    fn low(self) -> f64 {
+        self.price
+    }
+    fn close(self) -> f64 {
+        self.price
+    }
+}
+
 /// Bar `t` of a candle history, read in place.
 #[derive(Debug, Clone, Copy)]
 pub struct CandleAt<'a> {
@@ -628,11 +659,9 @@ pub struct Engine<V: Venue> {
     /// Side whose re-entry is blocked after a stop or take-profit.
     blocked: Option<Side>,
     ruined: bool,
-    /// The latest target given by [`Engine::on_target`] / [`Engine::step_bar`] (traded at the
-    /// next open, or at this close in close mode); flat until the first one arrives.
+    /// The latest target given by [`Engine::step_bar`] / [`Engine::step_closed`] (traded at
+    /// the next open, or at this close in close mode); flat until the first one arrives.
     target: Pending,
-    /// The bar of the event methods (`on_open` … `on_close`).
-    bar: Bar,
     /// Index and close of the last bar stepped (for [`Engine::finish`]).
     last: Option<(usize, f64)>,
     trades: Vec<Trade>,
@@ -663,14 +692,6 @@ impl<V: Venue> Engine<V> {
             blocked: None,
             ruined: false,
             target: Pending::FLAT,
-            bar: Bar {
-                index: 0,
-                ts: 0,
-                open: f64::NAN,
-                high: f64::NAN,
-                low: f64::NAN,
-                close: f64::NAN,
-            },
             last: None,
             trades: Vec::new(),
             bars_in_market: 0,
@@ -836,51 +857,29 @@ impl<V: Venue> Engine<V> {
         self.fill
     }
 
-    /// Sets the bar of the event methods without trading (live: the bar whose open was
-    /// traded at the previous close, before its remaining events are applied).
-    pub fn set_bar(&mut self, bar: Bar) {
-        self.bar = bar;
-    }
-
-    /// A bar opens: in next-open mode the latest target is traded at `bar.open`.
-    #[inline]
-    pub fn on_open(&mut self, bar: Bar) {
-        self.bar = bar;
+    /// Live: `bar` is over and the orders it decided leave now. Its events after its open are
+    /// applied (funding, the intrabar stops on its range in next-open mode, the close; in close
+    /// mode `target` is traded at the close), then, in next-open mode, `target` is traded at once
+    /// as the open of the bar that starts at `next_ts`, with the close as the reference price:
+    /// that is when the backtest trades it, so the order leaves when the bar it belongs to
+    /// opens, not a bar later. The open of `bar` was traded by the previous call. Returns the
+    /// equity marked at the close.
+    pub fn step_closed(&mut self, bar: Bar, funding: f64, target: Target, next_ts: i64) -> f64 {
+        self.funding_at(bar.open, funding);
         if self.fill == FillMode::NextOpen {
-            self.trade_target(bar, bar.open, self.target);
+            self.range_stops(bar);
         }
-    }
-
-    /// Funding at `rate` for the position held at the open (ignored when the config charges no
-    /// funding).
-    #[inline]
-    pub fn on_funding(&mut self, rate: f64) {
-        self.funding_at(self.bar.open, rate);
-    }
-
-    /// The bar's range so far: intrabar stop-loss / take-profit (next-open mode).
-    #[inline]
-    pub fn on_range(&mut self, high: f64, low: f64) {
-        let bar = Bar {
-            high,
-            low,
-            ..self.bar
-        };
-        self.range_stops(bar);
-    }
-
-    /// The target computed at a bar's close.
-    #[inline]
-    pub fn on_target(&mut self, target: Target) {
         self.target = Pending::of(target);
-    }
-
-    /// The bar closes at `close`: in close mode stops are checked on it and the latest target is
-    /// traded at it; then equity is marked and a ruined account liquidated. Returns the equity.
-    #[inline]
-    pub fn on_close(&mut self, close: f64) -> f64 {
-        self.bar.close = close;
-        self.close_at(self.bar, self.target)
+        self.close_at(bar, self.target);
+        if self.fill == FillMode::NextOpen {
+            let open = Opening {
+                index: bar.index + 1,
+                ts: next_ts,
+                price: bar.close,
+            };
+            self.trade_target(open, bar.close, self.target);
+        }
+        self.equity_at(bar.close)
     }
 
     #[inline(always)]

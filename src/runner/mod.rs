@@ -415,12 +415,9 @@ impl<V: Venue> StrategyRunner<V> {
         equity
     }
 
-    /// Live: the newest bar of `history` is over and its orders are sent now. The bar's events
-    /// after its open (funding, intrabar stops on its range, the close; in close mode the
-    /// target traded at the close) are applied, then, in next-open mode, `target` is traded
-    /// at once as the open of the bar that starts at `next_ts`, with the close as the
-    /// reference price. That is when the backtest trades it, so the live order leaves when the
-    /// bar it belongs to opens, not a bar later. Returns the equity marked at the close.
+    /// Live: the newest bar of `history` is over and its orders leave now (see
+    /// [`Engine::step_closed`]; the next bar opens at `next_ts`). Returns the equity marked at
+    /// the close.
     ///
     /// # Panics
     /// As [`StrategyRunner::step`].
@@ -428,27 +425,14 @@ impl<V: Venue> StrategyRunner<V> {
         let n = history.candles.len();
         assert_eq!(n, self.stepped + 1, "the runner must step every stored bar");
         let t = n - 1;
-        let c = &history.candles;
-        self.engine.set_bar(Bar::of(c, t));
-        self.engine.on_funding(history.funding_per_bar[t]);
-        let next_open = self.engine.fill_mode() == crate::execution::FillMode::NextOpen;
-        if next_open {
-            self.engine.on_range(c.high[t], c.low[t]);
-        }
-        self.engine.on_target(target);
-        self.engine.on_close(c.close[t]);
-        if next_open {
-            self.engine.on_open(Bar {
-                index: n,
-                ts: next_ts,
-                open: c.close[t],
-                high: f64::NAN,
-                low: f64::NAN,
-                close: f64::NAN,
-            });
-        }
+        let equity = self.engine.step_closed(
+            Bar::of(&history.candles, t),
+            history.funding_per_bar[t],
+            target,
+            next_ts,
+        );
         self.stepped = n;
-        self.engine.equity_at(c.close[t])
+        equity
     }
 
     /// The newest target of `history` and the engine stepped with it. Returns `None` when the
