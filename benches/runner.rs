@@ -48,10 +48,11 @@ fn runner(c: &mut Criterion) {
             SimulatedVenue::new(cfg.costs(), cfg.cash),
         );
         // The models of the history are fitted once, as a running runner has them.
-        let history = store.market();
+        // The session shares one history per coin with its books (no copy per decision).
+        let history = std::sync::Arc::new(store.market());
         let _ = r.newest(&history);
         group.bench_function(e.spec.name.as_str(), |b| {
-            b.iter(|| r.newest(&store.market()).target)
+            b.iter(|| r.newest(&history).target)
         });
     }
     group.finish();

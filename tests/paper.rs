@@ -8,6 +8,8 @@ use std::{
     process::{Command, Output},
 };
 
+use std::sync::Arc;
+
 use organism::{
     execution::{
         journal::{self, Entry, Kind, PORTFOLIO},
@@ -17,6 +19,7 @@ use organism::{
         synthetic::{generate, SyntheticParams},
         Candles, FundingSeries, Market, HOUR_MS,
     },
+    runner::history::Histories,
     runner::paper::{BookSpec, Lifecycle, Limits, Session, SessionConfig},
     seeds::{self, Genome},
 };
@@ -241,9 +244,9 @@ fn feed(
     bars: std::ops::Range<usize>,
 ) {
     for t in bars {
-        let h: BTreeMap<String, Market> = markets
+        let h: Histories = markets
             .iter()
-            .map(|m| (m.coin.clone(), m.slice(0..t + 1)))
+            .map(|m| (m.coin.clone(), Arc::new(m.slice(0..t + 1))))
             .collect();
         let rows = session.on_bar(markets[0].candles.ts[t], &h);
         journal::append(conn, session.account(), &rows, 0).unwrap();
@@ -375,7 +378,7 @@ fn a_drawdown_breach_waits_for_resume_and_the_kill_switch_flattens_everything() 
         .unwrap()
         .unwrap();
     assert_eq!(last.body["paused"], true);
-    let h: BTreeMap<String, Market> = [("BTC".to_string(), m.slice(0..100))].into();
+    let h: Histories = [("BTC".to_string(), Arc::new(m.slice(0..100)))].into();
     let rows = session.resume(None, "operator", &h);
     assert_eq!(rows.iter().filter(|e| e.kind == Kind::Resume).count(), 1);
     journal::append(&mut conn, "t", &rows, 0).unwrap();
@@ -385,7 +388,7 @@ fn a_drawdown_breach_waits_for_resume_and_the_kill_switch_flattens_everything() 
         .unwrap();
     assert_eq!(last.body["paused"], false);
     // The kill switch, with the portfolio's reserve untouched.
-    let h: BTreeMap<String, Market> = [("BTC".to_string(), m.slice(0..110))].into();
+    let h: Histories = [("BTC".to_string(), Arc::new(m.slice(0..110)))].into();
     let rows = session.kill("test", &h);
     assert_eq!(rows[0].kind, Kind::Kill);
     assert!(session.killed());
@@ -455,9 +458,9 @@ fn a_session_rebuilt_from_its_journal_continues_as_if_it_never_stopped() {
         daily_loss: 0.03,
         max_drawdown: 0.08,
     };
-    let warmup: BTreeMap<String, Market> = markets
+    let warmup: Histories = markets
         .iter()
-        .map(|m| (m.coin.clone(), m.slice(0..warm)))
+        .map(|m| (m.coin.clone(), Arc::new(m.slice(0..warm))))
         .collect();
     // Uninterrupted.
     let mut a = db();
@@ -474,9 +477,9 @@ fn a_session_rebuilt_from_its_journal_continues_as_if_it_never_stopped() {
     for stop in [450, 451, 700, 900] {
         feed(&mut sb, &mut b, &markets, at..stop);
         at = stop;
-        let h: BTreeMap<String, Market> = markets
+        let h: Histories = markets
             .iter()
-            .map(|m| (m.coin.clone(), m.slice(0..stop)))
+            .map(|m| (m.coin.clone(), Arc::new(m.slice(0..stop))))
             .collect();
         drop(sb);
         sb = Session::restore(&b, "p", cfg(limits), two_strategies(&markets), &h)
@@ -514,7 +517,7 @@ fn a_bar_the_feed_never_delivered_flattens_and_pauses_that_coins_books() {
     );
     journal::append(&mut conn, "g", &start, 0).unwrap();
     let gap = 250usize;
-    let mut h: BTreeMap<String, Market> = BTreeMap::new();
+    let mut h: Histories = BTreeMap::new();
     for t in 0..300 {
         for m in &markets {
             // The second coin's bar `gap` never arrives.
@@ -535,7 +538,7 @@ fn a_bar_the_feed_never_delivered_flattens_and_pauses_that_coins_books() {
             } else {
                 m.slice(0..t + 1)
             };
-            h.insert(m.coin.clone(), hist);
+            h.insert(m.coin.clone(), Arc::new(hist));
         }
         let rows = s.on_bar(markets[0].candles.ts[t], &h);
         journal::append(&mut conn, "g", &rows, 0).unwrap();
@@ -677,9 +680,9 @@ fn a_paper_sharpe_far_below_validation_retires_the_strategy_for_good() {
     assert_eq!(s.retired().len(), 1);
     // Flat and paused for good: no more checks, resume does not lift it.
     assert_eq!(checks.len(), 30);
-    let h: BTreeMap<String, Market> = markets
+    let h: Histories = markets
         .iter()
-        .map(|m| (m.coin.clone(), m.slice(0..40 * 24)))
+        .map(|m| (m.coin.clone(), Arc::new(m.slice(0..40 * 24))))
         .collect();
     let rows = s.resume(None, "operator", &h);
     assert!(rows.iter().all(|e| e.kind != Kind::Resume));
@@ -698,10 +701,10 @@ fn warm_ups_of_different_lengths_start_trading_at_the_same_bar() {
     // A coin fetched a moment later may bring one more closed bar: the warm-up ends at the
     // last bar every coin has, and every book steps every bar after it.
     let markets = two_coin_markets(400);
-    let warmup: BTreeMap<String, Market> = markets
+    let warmup: Histories = markets
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.coin.clone(), m.slice(0..300 + i)))
+        .map(|(i, m)| (m.coin.clone(), Arc::new(m.slice(0..300 + i))))
         .collect();
     let mut conn = db();
     let (mut s, start) = Session::start(

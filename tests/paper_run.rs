@@ -10,12 +10,13 @@
 //!   reports it.
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
 };
+
+use std::sync::Arc;
 
 use organism::{
     config::Config,
@@ -26,6 +27,7 @@ use organism::{
         Market, HOUR_MS,
     },
     promotion::registry::{Registry, Status},
+    runner::history::Histories,
     runner::paper::{book_specs, Session, SessionConfig},
 };
 use rand::SeedableRng;
@@ -163,10 +165,10 @@ fn expected(cfg: &Path, reg: &Path, t0: i64) -> Vec<Entry> {
     let (specs, reserve) = book_specs(&strategies, &config).unwrap();
     let u = generate(&exchange_params(t0));
     let span = |m: &Market, to: i64| m.between(t0 - WARMUP * HOUR_MS, to).unwrap();
-    let warm: BTreeMap<String, Market> = u
+    let warm: Histories = u
         .markets
         .iter()
-        .map(|m| (m.coin.clone(), span(m, t0)))
+        .map(|m| (m.coin.clone(), Arc::new(span(m, t0))))
         .collect();
     let mut conn = rusqlite::Connection::open_in_memory().unwrap();
     conn.execute_batch(journal::SCHEMA).unwrap();
@@ -175,10 +177,10 @@ fn expected(cfg: &Path, reg: &Path, t0: i64) -> Vec<Entry> {
     journal::append(&mut conn, "paper", &rows, 0).unwrap();
     for k in 0..BARS {
         let ts = t0 + k * HOUR_MS;
-        let h: BTreeMap<String, Market> = u
+        let h: Histories = u
             .markets
             .iter()
-            .map(|m| (m.coin.clone(), span(m, ts + 1)))
+            .map(|m| (m.coin.clone(), Arc::new(span(m, ts + 1))))
             .collect();
         let rows = session.on_bar(ts, &h);
         journal::append(&mut conn, "paper", &rows, 0).unwrap();

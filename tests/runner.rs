@@ -85,7 +85,7 @@ fn check(entry: &'static SeedEntry, genome: &[f64], m: &Market, cfg: &EngineConf
             )
             .unwrap();
         assert_eq!(missing, 0);
-        let history = store.market();
+        let history = std::sync::Arc::new(store.market());
         let step = runner.on_bar(&history).unwrap();
         assert!(runner.on_bar(&history).is_none(), "stepped twice");
         let want = whole_targets.at(t);
@@ -235,7 +235,7 @@ fn live_steps_make_the_backtests_trades() {
                 SimulatedVenue::new(cfg.costs(), cfg.cash),
             );
             for t in 0..c.len() {
-                let history = m.slice(0..t + 1);
+                let history = std::sync::Arc::new(m.slice(0..t + 1));
                 let target = runner.newest(&history).target;
                 runner.step_live(&history, target, c.ts[t] + Interval::H1.ms());
             }

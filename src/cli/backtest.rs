@@ -471,7 +471,7 @@ pub fn run(args: Args) -> Result<()> {
                     )
                 });
                 CoinResult {
-                    market: prepared.market,
+                    market: std::sync::Arc::unwrap_or_clone(prepared.market),
                     report,
                     metrics,
                     regimes,

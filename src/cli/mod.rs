@@ -199,19 +199,4 @@ pub fn exit_on_write_error(e: &std::io::Error) -> ! {
     std::process::exit(1);
 }
 
-/// `YYYY-MM-DD HH:MM` (UTC) of a millisecond timestamp.
-pub fn format_ts(ms: i64) -> String {
-    let (y, m, d, hh, mm) = organism::market::civil(ms);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps_format_as_utc() {
-        assert_eq!(super::format_ts(0), "1970-01-01 00:00");
-        assert_eq!(super::format_ts(1_704_067_200_000), "2024-01-01 00:00");
-        assert_eq!(super::format_ts(1_725_447_600_000), "2024-09-04 11:00");
-        assert_eq!(super::format_ts(951_782_400_000), "2000-02-29 00:00");
-    }
-}
+pub use organism::market::format_ts;

@@ -1,32 +1,19 @@
 //! `organism paper run | replay | status | stop | resume`: paper trading of the promoted
 //! strategies (see `organism::runner::paper`).
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use organism::{
     backtest::{equity_csv, trades_csv},
     clock::{Clock, WallClock},
     config::Config,
-    exchange::hyperliquid::{
-        info::{InfoClient, RetryPolicy},
-        ws::{self, FeedConfig, FeedEvent, Subscription},
-    },
     execution::journal::{self, Kind, PORTFOLIO},
-    market::{
-        csv::{fear_greed_to_csv, load_fear_greed, write_atomic},
-        timerange::TimeRange,
-        types::Coin,
-        types::Interval,
-        universe::FEAR_GREED_FILE,
-        Market,
-    },
-    promotion::registry::{Registry, Status},
+    market::{csv::write_atomic, timerange::TimeRange},
+    promotion::registry::Registry,
     runner::{
-        paper::{
-            book_specs, regime_of, replay, BookSpec, Lifecycle, Limits, Session, SessionConfig,
-        },
-        CandleStore,
+        driver::{self, Mode, Notice, RunSetup},
+        paper::{regime_of, replay, BookSpec, Lifecycle, Limits, SessionConfig},
     },
     seeds::Genome,
 };
@@ -49,22 +36,6 @@ pub enum PaperCommand {
     Stop(ControlArgs),
     /// Lift the pauses (risk breaches, kill switch) of one strategy or of all.
     Resume(ControlArgs),
-}
-
-/// Paper trading, or live trading (the same session and loop, orders sent to Hyperliquid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Paper,
-    Live { dry_run: bool },
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Paper => "paper",
-            Mode::Live { .. } => "live",
-        }
-    }
 }
 
 /// The config live trading runs with: `[live]` laid over `[paper]` (journal account, capital,
@@ -577,182 +548,8 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
     Ok(())
 }
 
-/// Every bar the exchange has closed after `after` (open time) for `coin`, oldest first: pages
-/// of `candleSnapshot` until nothing newer comes; the newest bar returned is the one still
-/// forming and is left out.
-async fn closed_bars_after(
-    info: &InfoClient,
-    coin: &str,
-    interval: &str,
-    iv: i64,
-    after: i64,
-) -> Result<Vec<organism::exchange::hyperliquid::Candle>> {
-    let mut out: Vec<organism::exchange::hyperliquid::Candle> = Vec::new();
-    let mut start = after + iv;
-    loop {
-        let mut page = info
-            .candle_snapshot(coin, interval, start, i64::MAX / 4)
-            .await
-            .with_context(|| {
-                format!(
-                    "fetching {coin} {interval} candles from {}",
-                    format_ts(start)
-                )
-            })?;
-        page.sort_by_key(|c| c.t);
-        page.retain(|c| c.t >= start && (c.t - after) % iv == 0);
-        let Some(last) = page.last().map(|c| c.t) else {
-            break;
-        };
-        out.extend(page);
-        start = last + iv;
-    }
-    out.pop();
-    Ok(out)
-}
-
-/// Appends `bars` to `store` with the funding events of their hours (fetched once).
-async fn store_bars(
-    info: &InfoClient,
-    store: &mut CandleStore,
-    coin: &str,
-    iv: i64,
-    bars: &[organism::exchange::hyperliquid::Candle],
-) -> Result<()> {
-    let (Some(first), Some(last)) = (bars.first(), bars.last()) else {
-        return Ok(());
-    };
-    let mut funding = Vec::new();
-    let mut from = first.t;
-    let end = last.t + iv - 1;
-    loop {
-        let page = match info.funding_history(coin, from, Some(end)).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(
-                    coin,
-                    "funding history unavailable ({e}); these bars carry no funding"
-                );
-                break;
-            }
-        };
-        let Some(newest) = page.iter().map(|f| f.time).max() else {
-            break;
-        };
-        funding.extend(page.into_iter().filter(|f| f.time >= from && f.time <= end));
-        if newest >= end || newest < from {
-            break;
-        }
-        from = newest + 1;
-    }
-    funding.sort_by_key(|f| f.time);
-    funding.dedup_by_key(|f| f.time);
-    let mut k = 0;
-    for c in bars {
-        if store.candles().ts.last().is_some_and(|&l| c.t <= l) {
-            continue;
-        }
-        while k < funding.len() && funding[k].time < c.t + iv {
-            let f = funding[k];
-            let after_last = store_last_funding(store).is_none_or(|l| f.time > l);
-            if f.time >= c.t && after_last {
-                store.append_funding(f.time, f.rate)?;
-            }
-            k += 1;
-        }
-        let missing = store.append_bar(c.t, c.open, c.high, c.low, c.close, c.volume)?;
-        if missing > 0 {
-            tracing::warn!(
-                coin,
-                missing,
-                "bars before {} could not be had",
-                format_ts(c.t)
-            );
-        }
-    }
-    Ok(())
-}
-
-fn store_last_funding(store: &CandleStore) -> Option<i64> {
-    store.market().funding.ts.last().copied()
-}
-
-/// Each coin's stored bars up to and including `ts`.
-fn histories_upto(stores: &BTreeMap<String, CandleStore>, ts: i64) -> BTreeMap<String, Market> {
-    let fg = stores
-        .values()
-        .next()
-        .and_then(|s| s.file().parent()?.parent().map(|d| d.join(FEAR_GREED_FILE)))
-        .filter(|f| f.exists())
-        .and_then(|f| match load_fear_greed(&f) {
-            Ok(fg) => Some(fg),
-            Err(e) => {
-                tracing::warn!("{e}; no sentiment regime for this bar");
-                None
-            }
-        });
-    stores
-        .iter()
-        .map(|(c, s)| {
-            let mut m = s.market();
-            if let Some(fg) = &fg {
-                m = m.with_fear_greed(fg);
-            }
-            let k = m.candles.ts.partition_point(|&t| t <= ts);
-            let h = if k == m.candles.len() {
-                m
-            } else {
-                m.slice(0..k)
-            };
-            (c.clone(), h)
-        })
-        .collect()
-}
-
-/// Writes the live Fear & Greed index into the store folder (kept as it was when the index
-/// cannot be had).
-async fn refresh_fear_greed(url: &str, dir: &std::path::Path) {
-    match organism::exchange::sentiment::fetch_fear_greed(url).await {
-        Ok(rows) => {
-            let path = dir.join(FEAR_GREED_FILE);
-            if let Err(e) = write_atomic(&path, fear_greed_to_csv(&rows).as_bytes()) {
-                tracing::warn!("{}: {e}", path.display());
-            }
-        }
-        Err(e) => tracing::warn!("Fear & Greed index unavailable ({e}); keeping the stored one"),
-    }
-}
-
-/// Where the session stands, one line.
-fn status_line(session: &Session, rows: &[journal::Entry]) -> String {
-    let p = rows
-        .iter()
-        .rev()
-        .find(|e| e.book == PORTFOLIO && e.kind == Kind::Equity);
-    let eq = p.and_then(|e| e.body["equity"].as_str()).unwrap_or("?");
-    let fills = rows.iter().filter(|e| e.kind == Kind::Fill).count();
-    let paused = session
-        .books()
-        .iter()
-        .filter(|b| {
-            rows.iter().rev().any(|e| {
-                e.kind == Kind::Equity && e.book == b.spec.key() && !e.body["paused"].is_null()
-            })
-        })
-        .count();
-    let eqd: f64 = eq.parse().unwrap_or(f64::NAN);
-    format!(
-        "bar {} | equity {} | {} books, {} paused | {} fills{}",
-        format_ts(session.last_ts().unwrap_or(0)),
-        journal::decimal(eqd).round_dp(2),
-        session.books().len(),
-        paused,
-        fills,
-        if session.killed() { " | STOPPED" } else { "" }
-    )
-}
-
-/// `paper run`, and `live run` with `mode` live: the same session and loop.
+/// `paper run`, and `live run` with `mode` live: the same session and loop
+/// ([`organism::runner::driver::run`]).
 pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
     let (cfg, reg_path) = a.at.load_mode(mode)?;
     if !reg_path.exists() {
@@ -762,274 +559,27 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
         );
     }
     let mut reg = Registry::open(&reg_path)?;
-    let scfg = SessionConfig::of(&cfg);
-    let p = cfg.paper.clone();
-    let account = p.account.clone();
-    let iv = scfg.interval_ms;
-    let interval: Interval = p
-        .interval
-        .parse()
-        .map_err(|m: String| anyhow::anyhow!("paper.interval: {m}"))?;
-    let strategies = match mode {
-        Mode::Paper => {
-            let mut v = reg.list(Some(Status::Paper))?;
-            v.extend(reg.list(Some(Status::Promoted))?);
-            v.sort_by(|x, y| x.id.cmp(&y.id));
-            if v.is_empty() {
-                bail!(
-                    "{}: no promoted strategy to trade; `organism promote` admits them",
-                    reg_path.display()
-                );
-            }
-            v
-        }
-        Mode::Live { .. } => {
-            let paper_account = a.at.load()?.0.paper.account;
-            super::live::strategies(&mut reg, &cfg, &paper_account)?
-        }
+    let paper_account = match mode {
+        Mode::Paper => cfg.paper.account.clone(),
+        Mode::Live { .. } => a.at.load()?.0.paper.account,
     };
-    let (specs, reserve) = book_specs(&strategies, &cfg).map_err(anyhow::Error::msg)?;
-    for s in strategies
-        .iter()
-        .filter(|s| s.status == Status::Promoted && mode == Mode::Paper)
-    {
-        reg.set_status(
-            &s.id,
-            Status::Paper,
-            &format!("paper trading in account `{account}`"),
-            now_ms(),
-        )?;
-    }
+    let strategies = driver::strategies(&mut reg, &reg_path, mode, &cfg, &paper_account)?;
     let url = cfg.api_url(a.api_url.as_deref());
-    let (weight_per_minute, timeouts) = (cfg.exchange.weight_per_minute, cfg.timeouts());
-    let (cfg_regime_on, sentiment_url) = (cfg.regime.enabled, cfg.exchange.sentiment_url.clone());
-    let store_dir = PathBuf::from(&p.store);
-    let stop_file = PathBuf::from(&p.stop_file);
-    super::data::runtime()?.block_on(async move {
-        let info = std::sync::Arc::new(InfoClient::with_timeouts(
-            &url,
-            RetryPolicy::default(),
-            weight_per_minute,
-            timeouts,
-        )?);
-        let rig = match mode {
-            Mode::Live { dry_run } => Some(super::live::rig(&cfg, &reg_path, &url, info.clone(), dry_run).await?),
-            Mode::Paper => None,
-        };
-        let mut stores = BTreeMap::new();
-        for c in &p.coins {
-            let coin = Coin::new(c).map_err(anyhow::Error::msg)?;
-            let s = CandleStore::open(&store_dir, &coin, interval)?;
-            for note in &s.notes {
-                tracing::warn!("{note}");
-            }
-            stores.insert(c.clone(), s);
-        }
-        // The sentiment regime reads the index of the day before each bar; it is refreshed at
-        // the start and once a UTC day.
-        let sentiment = cfg_regime_on.then(|| sentiment_url.clone());
-        let mut fg_day = None;
-        if let Some(u) = &sentiment {
-            refresh_fear_greed(u, &store_dir).await;
-            fg_day = Some(now_ms().div_euclid(86_400_000));
-        }
-        let everything = |stores: &BTreeMap<String, CandleStore>| histories_upto(stores, i64::MAX);
-        let restored = Session::restore(reg.connection(), &account, scfg, specs.clone(), &everything(&stores))?;
-        let mut session = match restored {
-            Some(s) => {
-                tracing::info!(account, "continuing the session from the journal at bar {}", format_ts(s.last_ts().unwrap_or(0)));
-                s
-            }
-            None => {
-                for (coin, store) in stores.iter_mut() {
-                    // A warm-up cut short by a crash is completed up to the exchange's last
-                    // closed bar before the session starts.
-                    let bars = match store.candles().ts.last() {
-                        Some(&last) => closed_bars_after(&info, coin, &p.interval, iv, last).await?,
-                        None => {
-                            let after = now_ms() - (p.warmup_bars as i64 + 2) * iv;
-                            let after = after.div_euclid(iv) * iv;
-                            let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
-                            let keep = bars.len().saturating_sub(p.warmup_bars);
-                            bars[keep..].to_vec()
-                        }
-                    };
-                    store_bars(&info, store, coin, iv, &bars).await?;
-                }
-                let (s, rows) = Session::start(&account, scfg, specs, reserve, &everything(&stores));
-                journal::append(reg.connection(), &account, &rows, now_ms())?;
-                tracing::info!(account, books = s.books().len(), "paper session started after {} warm-up bars", p.warmup_bars);
-                s
-            }
-        };
-        if let Some(r) = &rig {
-            session.link(r.executor.clone());
-        }
-        sync_registry(&mut reg, &session, mode)?;
-        // Bars closed while the runner was away.
-        for (coin, store) in stores.iter_mut() {
-            let after = store.candles().ts.last().copied().unwrap_or(now_ms());
-            let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
-            store_bars(&info, store, coin, iv, &bars).await?;
-        }
-        let subs: Vec<Subscription> = p
-            .coins
-            .iter()
-            .map(|c| Subscription::Candle { coin: c.clone(), interval: p.interval.clone() })
-            .collect();
-        let mut fc = FeedConfig::new(ws::ws_url(&url), subs);
-        fc.resume_from = stores
-            .iter()
-            .filter_map(|(c, s)| s.candles().ts.last().map(|&t| ((c.clone(), p.interval.clone()), t)))
-            .collect();
-        let mut feed = ws::spawn(fc, info.clone(), std::sync::Arc::new(WallClock));
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut waiting_since: Option<(i64, i64)> = None;
-        let wait_ms = p.bar_wait_secs * 1000.0;
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let done = |s: &Session| a.until_ts.is_some_and(|u| s.last_ts().is_some_and(|l| l >= u));
-        loop {
-            // Every bar that all coins have (or that waited long enough), in time order.
-            loop {
-                if done(&session) {
-                    break;
-                }
-                let last = session.last_ts().unwrap_or(i64::MIN);
-                let next = stores
-                    .values()
-                    .filter_map(|s| {
-                        let ts = &s.candles().ts;
-                        ts.get(ts.partition_point(|&t| t <= last)).copied()
-                    })
-                    .min();
-                let Some(next) = next else { break };
-                let lagging = stores.values().any(|s| s.candles().ts.last().is_none_or(|&l| l < next));
-                if lagging {
-                    let since = match waiting_since {
-                        Some((t, at)) if t == next => at,
-                        _ => {
-                            waiting_since = Some((next, now_ms()));
-                            now_ms()
-                        }
-                    };
-                    if ((now_ms() - since) as f64) < wait_ms {
-                        break;
-                    }
-                }
-                if let Some(u) = &sentiment {
-                    let day = now_ms().div_euclid(86_400_000);
-                    if fg_day != Some(day) {
-                        refresh_fear_greed(u, &store_dir).await;
-                        fg_day = Some(day);
-                    }
-                }
-                let h = histories_upto(&stores, next);
-                let rows = session.on_bar(next, &h);
-                journal::append(reg.connection(), &account, &rows, now_ms())?;
-                sync_registry(&mut reg, &session, mode)?;
-                if !a.quiet {
-                    eprintln!("{}", status_line(&session, &rows));
-                }
-            }
-            if let Some(r) = &rig {
-                // Reconciliation (first once the bars missed are processed) and the dead-man's switch.
-                let rows = r.tend(&mut session, reg.connection()).await?;
-                if !rows.is_empty() {
-                    journal::append(reg.connection(), &account, &rows, now_ms())?;
-                }
-            }
-            if done(&session) {
-                tracing::info!(account, "reached --until-ts; stopping");
-                break;
-            }
-            // The kill switch and resume requests.
-            let mut requests = journal::pending(reg.connection(), &account)?;
-            if stop_file.exists() {
-                requests.push(journal::Control {
-                    id: -1,
-                    action: "stop".into(),
-                    book: None,
-                    reason: format!("stop file {}", stop_file.display()),
-                });
-            }
-            let mut stop = false;
-            for r in requests {
-                let h = everything_processed(&stores, &session);
-                let rows = if r.action == "stop" {
-                    stop = true;
-                    let mut rows = session.kill(&r.reason, &h);
-                    if let Some(live) = &rig {
-                        rows.extend(live.cancel_all(&session).await);
-                    }
-                    rows
-                } else {
-                    session.resume(r.book.as_deref(), &r.reason, &h)
-                };
-                let done_ids: Vec<i64> = [r.id].into_iter().filter(|&i| i >= 0).collect();
-                journal::append_acting_on(reg.connection(), &account, &rows, &done_ids, now_ms())?;
-                if r.id < 0 {
-                    std::fs::remove_file(&stop_file).with_context(|| format!("{}: cannot remove after acting on it", stop_file.display()))?;
-                }
-                if stop {
-                    break;
-                }
-            }
-            if stop {
-                outln!(
-                    "kill switch: every position flattened; the session is stopped (organism {m} resume, then {m} run, to trade again)",
-                    m = mode.name()
-                );
-                break;
-            }
-            tokio::select! {
-                ev = feed.events.recv() => match ev {
-                    Some(FeedEvent::Candle { coin, candle, .. }) => {
-                        if session.last_ts().is_some_and(|l| candle.t <= l) {
-                            tracing::warn!(coin, "bar {} arrived after the session moved past it; dropped", format_ts(candle.t));
-                        } else if let Some(store) = stores.get_mut(&coin) {
-                            store_bars(&info, store, &coin, iv, &[candle]).await?;
-                        }
-                    }
-                    Some(FeedEvent::Malformed(m)) => tracing::warn!("feed: skipped a message: {m}"),
-                    Some(FeedEvent::Reconnected(n)) => tracing::info!("feed reconnected ({n} so far)"),
-                    Some(_) => {}
-                    None => bail!("the market feed stopped"),
-                },
-                _ = tick.tick() => {}
-                _ = &mut ctrl_c => {
-                    tracing::info!("interrupted; the journal holds every processed bar");
-                    break;
-                }
-            }
-        }
-        feed.stop();
-        Ok(())
-    })
-}
-
-/// Retires in the registry the strategies the session's lifecycle retired (again after a
-/// crash between the journal and the registry: the journal decides).
-fn sync_registry(reg: &mut Registry, session: &Session, mode: Mode) -> Result<()> {
-    for (id, reason) in session.retired() {
-        if reg.get(&id)?.status != Status::Retired {
-            reg.set_status(
-                &id,
-                Status::Retired,
-                &format!("{}: {reason}", mode.name()),
-                now_ms(),
-            )?;
-            tracing::warn!(strategy = id, "retired: {reason}");
-            outln!("retired {id}: {reason}");
-        }
-    }
+    let quiet = a.quiet;
+    let mut report = |n: Notice| match n {
+        Notice::Bar(line) if !quiet => eprintln!("{line}"),
+        Notice::Bar(_) => {}
+        Notice::Say(line) => outln!("{line}"),
+    };
+    let setup = RunSetup {
+        mode,
+        cfg: &cfg,
+        reg,
+        reg_path: &reg_path,
+        strategies,
+        url: &url,
+        until_ts: a.until_ts,
+    };
+    super::data::runtime()?.block_on(driver::run(setup, &mut report))?;
     Ok(())
-}
-
-/// Each coin's bars up to the last one the session processed.
-fn everything_processed(
-    stores: &BTreeMap<String, CandleStore>,
-    s: &Session,
-) -> BTreeMap<String, Market> {
-    histories_upto(stores, s.last_ts().unwrap_or(i64::MIN))
 }

@@ -19,6 +19,12 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// Milliseconds in a 365-day year, the basis for annualization.
 pub const YEAR_MS: i64 = 365 * 24 * HOUR_MS;
 
+/// `YYYY-MM-DD HH:MM` (UTC) of a millisecond timestamp.
+pub fn format_ts(ms: i64) -> String {
+    let (y, m, d, hh, mm) = civil(ms);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+}
+
 /// UTC calendar fields `(year, month, day, hour, minute)` of a millisecond timestamp
 /// (proleptic Gregorian, Howard Hinnant's civil-from-days algorithm).
 pub fn civil(ms: i64) -> (i64, u32, u32, u32, u32) {
@@ -391,6 +397,14 @@ mod tests {
             c.push(t, 10.0, 11.0, 9.0, 10.0, 1.0);
         }
         c
+    }
+
+    #[test]
+    fn timestamps_format_as_utc() {
+        assert_eq!(format_ts(0), "1970-01-01 00:00");
+        assert_eq!(format_ts(1_704_067_200_000), "2024-01-01 00:00");
+        assert_eq!(format_ts(1_725_447_600_000), "2024-09-04 11:00");
+        assert_eq!(format_ts(951_782_400_000), "2000-02-29 00:00");
     }
 
     #[test]

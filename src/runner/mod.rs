@@ -16,8 +16,11 @@ use std::{
     sync::Arc,
 };
 
+pub mod driver;
+pub mod history;
 pub mod live;
 pub mod paper;
+pub mod rig;
 
 use crate::{
     execution::{Bar, Engine, EngineConfig, Venue},
@@ -259,6 +262,21 @@ impl CandleStore {
         Ok(())
     }
 
+    /// The coin.
+    pub fn coin(&self) -> &str {
+        self.coin.as_str()
+    }
+
+    /// The stored funding events.
+    pub fn funding(&self) -> &FundingSeries {
+        &self.funding
+    }
+
+    /// Time of the last stored funding event.
+    pub fn last_funding_ts(&self) -> Option<i64> {
+        self.funding.ts.last().copied()
+    }
+
     /// The stored history as a market (funding aligned to the bars).
     pub fn market(&self) -> Market {
         Market::new(
@@ -369,8 +387,8 @@ impl<V: Venue> StrategyRunner<V> {
     ///
     /// # Panics
     /// When `history` is empty.
-    pub fn newest(&self, history: &Market) -> Decision {
-        let prepared = Prepared::with_models(history.clone(), self.models.clone());
+    pub fn newest(&self, history: &Arc<Market>) -> Decision {
+        let prepared = Prepared::with_models(Arc::clone(history), self.models.clone());
         let t = history.candles.len() - 1;
         let mut targets = self.genome.targets(&prepared);
         let raw = targets.at(t);
@@ -440,7 +458,7 @@ impl<V: Venue> StrategyRunner<V> {
     ///
     /// # Panics
     /// As [`StrategyRunner::step`].
-    pub fn on_bar(&mut self, history: &Market) -> Option<Step> {
+    pub fn on_bar(&mut self, history: &Arc<Market>) -> Option<Step> {
         if history.candles.len() == self.stepped {
             return None;
         }

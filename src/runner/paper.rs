@@ -29,7 +29,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::StrategyRunner;
+use super::{
+    history::{Histories, History, Source},
+    StrategyRunner,
+};
 use crate::{
     execution::{
         journal::{self, money, Entry, JournalError, Kind, PORTFOLIO},
@@ -581,7 +584,7 @@ impl Session {
         cfg: SessionConfig,
         specs: Vec<BookSpec>,
         reserve: f64,
-        warmup: &BTreeMap<String, Market>,
+        warmup: &Histories,
     ) -> (Session, Vec<Entry>) {
         // Warm-up ends at the last bar every coin has; later bars are traded.
         let last_ts = warmup
@@ -630,14 +633,15 @@ impl Session {
                 "portfolio_limits": s.cfg.portfolio_limits.to_json(),
             }),
         )];
-        let warm: BTreeMap<String, Market> = warmup
+        // Each coin's close at the end of the warm-up.
+        let closes: BTreeMap<String, f64> = warmup
             .iter()
-            .map(|(c, m)| {
+            .filter_map(|(c, m)| {
                 let k = m.candles.ts.partition_point(|&t| t <= ts);
-                (c.clone(), m.slice(0..k))
+                (k > 0).then(|| (c.clone(), m.candles.close[k - 1]))
             })
             .collect();
-        s.snapshots(ts, &last_closes(&warm), &mut rows);
+        s.snapshots(ts, &closes, &mut rows);
         (s, rows)
     }
 
@@ -652,7 +656,7 @@ impl Session {
         account: &str,
         cfg: SessionConfig,
         specs: Vec<BookSpec>,
-        histories: &BTreeMap<String, Market>,
+        histories: &Histories,
     ) -> Result<Option<Session>, SessionError> {
         let Some(p) = journal::latest(conn, account, PORTFOLIO, Kind::Equity)? else {
             return Ok(None);
@@ -781,7 +785,7 @@ impl Session {
     ///
     /// # Panics
     /// When `ts` is not after the last bar processed.
-    pub fn on_bar(&mut self, ts: i64, histories: &BTreeMap<String, Market>) -> Vec<Entry> {
+    pub fn on_bar(&mut self, ts: i64, histories: &Histories) -> Vec<Entry> {
         assert!(
             self.last_ts.is_none_or(|l| ts > l),
             "bars are processed once each, in order"
@@ -951,7 +955,7 @@ impl Session {
         &mut self,
         ts: i64,
         closes: &BTreeMap<String, f64>,
-        histories: &BTreeMap<String, Market>,
+        histories: &Histories,
         rows: &mut Vec<Entry>,
     ) {
         let iv = self.cfg.interval_ms;
@@ -1092,7 +1096,7 @@ impl Session {
     }
 
     /// The kill switch: every book flattened at its coin's last close and paused until resumed.
-    pub fn kill(&mut self, reason: &str, histories: &BTreeMap<String, Market>) -> Vec<Entry> {
+    pub fn kill(&mut self, reason: &str, histories: &Histories) -> Vec<Entry> {
         let ts = self.last_ts.unwrap_or(0);
         let mut rows = vec![Entry::new(
             PORTFOLIO,
@@ -1127,7 +1131,7 @@ impl Session {
         &mut self,
         book: Option<&str>,
         reason: &str,
-        histories: &BTreeMap<String, Market>,
+        histories: &Histories,
     ) -> Vec<Entry> {
         let ts = self.last_ts.unwrap_or(0);
         let closes = last_closes(histories);
@@ -1211,7 +1215,7 @@ impl Session {
 }
 
 /// Each coin's last close.
-fn last_closes(histories: &BTreeMap<String, Market>) -> BTreeMap<String, f64> {
+fn last_closes(histories: &Histories) -> BTreeMap<String, f64> {
     histories
         .iter()
         .filter_map(|(c, m)| m.candles.close.last().map(|&x| (c.clone(), x)))
@@ -1301,10 +1305,14 @@ pub fn replay(
     let coin = spec.coin.clone();
     let (mut session, rows) = Session::start(account, cfg, vec![spec], 0.0, &BTreeMap::new());
     journal::append(conn, account, &rows, written_ms)?;
-    let mut histories = BTreeMap::new();
-    for t in 0..market.candles.len() {
-        histories.insert(coin.clone(), market.slice(0..t + 1));
-        let rows = session.on_bar(market.candles.ts[t], &histories);
+    let mut history = History::new(&market.coin);
+    let mut histories = Histories::new();
+    for &ts in &market.candles.ts {
+        // The session's strategies hold the history only while they decide.
+        histories.clear();
+        history.advance(Source::of(market), ts);
+        histories.insert(coin.clone(), history.market().clone());
+        let rows = session.on_bar(ts, &histories);
         journal::append(conn, account, &rows, written_ms)?;
     }
     let bad = |message: String| SessionError::State {

@@ -64,7 +64,8 @@ type SignalKey = (String, Vec<u64>);
 /// A market with its indicator cache.
 #[derive(Debug)]
 pub struct Prepared {
-    pub market: Market,
+    /// The history, shared (a session's store hands the same history to every book of a coin).
+    pub market: Arc<Market>,
     series: RwLock<HashMap<Key, Arc<Vec<f64>>>>,
     signals: RwLock<HashMap<SignalKey, Arc<Vec<i8>>>>,
     pub(crate) features: OnceLock<Arc<super::ml::Features>>,
@@ -74,15 +75,15 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(market: Market) -> Self {
+    pub fn new(market: impl Into<Arc<Market>>) -> Self {
         Self::with_models(market, Arc::default())
     }
 
     /// A prepared market that shares `models`: fits made on an earlier, shorter history with the
     /// same first bar (the runner, after each new bar) are reused.
-    pub fn with_models(market: Market, models: Arc<ModelCache>) -> Self {
+    pub fn with_models(market: impl Into<Arc<Market>>, models: Arc<ModelCache>) -> Self {
         Self {
-            market,
+            market: market.into(),
             series: RwLock::new(HashMap::new()),
             signals: RwLock::new(HashMap::new()),
             features: OnceLock::new(),

@@ -1,0 +1,836 @@
+//! The paper / live session loop: one sync [`Trader`] (a [`Session`] with its candle stores,
+//! the histories it hands the strategies and its journal) that takes the session's events —
+//! closed bars with their funding, the clock, control requests — and [`run`], the async driver
+//! that feeds it from Hyperliquid's WebSocket feed and REST backfill and, live, tends the
+//! exchange between bars. `paper run` and `live run` are this loop; `paper replay` drives a
+//! session over stored bars with [`super::paper::replay`].
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use crate::{
+    clock::{Clock, WallClock},
+    config::Config,
+    exchange::hyperliquid::{
+        exchange::ExchangeError,
+        info::{InfoClient, RetryPolicy},
+        ws::{self, FeedConfig, FeedEvent, Subscription},
+        Candle, Funding, HlError,
+    },
+    execution::journal::{self, Control, Entry, JournalError, Kind, PORTFOLIO},
+    market::{
+        csv::{fear_greed_to_csv, load_fear_greed, write_atomic, FearGreed},
+        format_ts,
+        types::{Coin, Interval},
+        universe::FEAR_GREED_FILE,
+    },
+    promotion::registry::{Registry, RegistryError, Status, Strategy},
+};
+
+use super::{
+    history::{FearGreedSource, Histories, History, Source},
+    paper::{book_specs, Session, SessionConfig, SessionError},
+    rig::{self, LiveRig},
+    CandleStore, StoreError,
+};
+
+/// Paper trading, or live trading (the same session and loop, orders sent to Hyperliquid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Paper,
+    Live { dry_run: bool },
+}
+
+impl Mode {
+    /// `paper` or `live`, as the commands say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Paper => "paper",
+            Mode::Live { .. } => "live",
+        }
+    }
+}
+
+/// What the loop has to say to the person running it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// Where the session stands after a bar, one line (the status line).
+    Bar(String),
+    /// Something the user must see: a retirement, a reconciliation halt, the kill switch.
+    Say(String),
+}
+
+/// Errors of the session loop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// A request to the exchange failed.
+    #[error("{context}")]
+    Fetch {
+        context: String,
+        #[source]
+        source: HlError,
+    },
+    /// The session cannot start or go on as set up (the message says why and what to do).
+    #[error("{0}")]
+    Refused(String),
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+fn now_ms() -> i64 {
+    WallClock.now_ms()
+}
+
+/// The strategies a session of `mode` trades: on paper every promoted strategy and every one
+/// already on paper (by id); live those of `live.strategies`, checked (see
+/// [`rig::strategies`]).
+///
+/// # Errors
+/// [`RunError::Refused`] when there is none to trade, or a live strategy may not trade.
+pub fn strategies(
+    reg: &mut Registry,
+    reg_path: &Path,
+    mode: Mode,
+    cfg: &Config,
+    paper_account: &str,
+) -> Result<Vec<Strategy>, RunError> {
+    match mode {
+        Mode::Paper => {
+            let mut v = reg.list(Some(Status::Paper))?;
+            v.extend(reg.list(Some(Status::Promoted))?);
+            v.sort_by(|x, y| x.id.cmp(&y.id));
+            if v.is_empty() {
+                return Err(RunError::Refused(format!(
+                    "{}: no promoted strategy to trade; `organism promote` admits them",
+                    reg_path.display()
+                )));
+            }
+            Ok(v)
+        }
+        Mode::Live { .. } => rig::strategies(reg, cfg, paper_account),
+    }
+}
+
+/// A session with its stores, histories and journal: the sync half of the loop.
+pub struct Trader {
+    mode: Mode,
+    reg: Registry,
+    session: Session,
+    stores: BTreeMap<String, CandleStore>,
+    histories: BTreeMap<String, History>,
+    fear_greed: Option<FearGreed>,
+    store_dir: PathBuf,
+    stop_file: PathBuf,
+    wait_ms: f64,
+    /// The bar waited for (every coin but some has it) and since when.
+    waiting_since: Option<(i64, i64)>,
+}
+
+/// Opens the candle store of every coin (the notes of a repaired file are logged).
+///
+/// # Errors
+/// [`RunError`] naming the coin or the file.
+pub fn open_stores(
+    dir: &Path,
+    coins: &[String],
+    interval: Interval,
+) -> Result<BTreeMap<String, CandleStore>, RunError> {
+    let mut stores = BTreeMap::new();
+    for c in coins {
+        let coin = Coin::new(c).map_err(RunError::Refused)?;
+        let s = CandleStore::open(dir, &coin, interval)?;
+        for note in &s.notes {
+            tracing::warn!("{note}");
+        }
+        stores.insert(c.clone(), s);
+    }
+    Ok(stores)
+}
+
+/// The Fear & Greed index stored beside the candle stores, when there is one that reads.
+fn stored_fear_greed(dir: &Path) -> Option<FearGreed> {
+    let f = dir.join(FEAR_GREED_FILE);
+    if !f.exists() {
+        return None;
+    }
+    match load_fear_greed(&f) {
+        Ok(fg) => Some(fg),
+        Err(e) => {
+            tracing::warn!("{e}; no sentiment regime for this bar");
+            None
+        }
+    }
+}
+
+/// Appends `bars` to `store` with the funding events of their hours (`funding`, sorted, those
+/// after the store's last event and inside a new bar's hour are kept); bars the store already
+/// has are skipped.
+///
+/// # Errors
+/// [`StoreError`] when the store refuses a row.
+pub fn store_bars(
+    store: &mut CandleStore,
+    coin: &str,
+    iv: i64,
+    bars: &[Candle],
+    funding: &[Funding],
+) -> Result<(), StoreError> {
+    let mut k = 0;
+    for c in bars {
+        if store.candles().ts.last().is_some_and(|&l| c.t <= l) {
+            continue;
+        }
+        while k < funding.len() && funding[k].time < c.t + iv {
+            let f = funding[k];
+            let after_last = store.last_funding_ts().is_none_or(|l| f.time > l);
+            if f.time >= c.t && after_last {
+                store.append_funding(f.time, f.rate)?;
+            }
+            k += 1;
+        }
+        let missing = store.append_bar(c.t, c.open, c.high, c.low, c.close, c.volume)?;
+        if missing > 0 {
+            tracing::warn!(
+                coin,
+                missing,
+                "bars before {} could not be had",
+                format_ts(c.t)
+            );
+        }
+    }
+    Ok(())
+}
+
+impl Trader {
+    /// The trader of a session over `stores`, journaling into the registry's database.
+    pub fn new(
+        mode: Mode,
+        reg: Registry,
+        session: Session,
+        stores: BTreeMap<String, CandleStore>,
+        cfg: &crate::config::PaperConfig,
+    ) -> Self {
+        let store_dir = PathBuf::from(&cfg.store);
+        Trader {
+            mode,
+            reg,
+            session,
+            stores,
+            histories: BTreeMap::new(),
+            fear_greed: stored_fear_greed(&store_dir),
+            store_dir,
+            stop_file: PathBuf::from(&cfg.stop_file),
+            wait_ms: cfg.bar_wait_secs * 1000.0,
+            waiting_since: None,
+        }
+    }
+
+    /// The session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session, for the live rig (linking, reconciliation).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The session and the journal's database, together (reconciliation halts books and reads
+    /// the journal).
+    pub fn session_and_journal(&mut self) -> (&mut Session, &rusqlite::Connection) {
+        (&mut self.session, self.reg.connection())
+    }
+
+    /// The candle stores, by coin.
+    pub fn stores(&self) -> &BTreeMap<String, CandleStore> {
+        &self.stores
+    }
+
+    /// Stores `bars` of `coin` with their hours' `funding` (see [`store_bars`]).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store refuses a row.
+    pub fn store(
+        &mut self,
+        coin: &str,
+        iv: i64,
+        bars: &[Candle],
+        funding: &[Funding],
+    ) -> Result<(), StoreError> {
+        match self.stores.get_mut(coin) {
+            Some(s) => store_bars(s, coin, iv, bars, funding),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the stored Fear & Greed index again (after a refresh); the histories are rebuilt
+    /// with it.
+    pub fn reload_fear_greed(&mut self) {
+        self.fear_greed = stored_fear_greed(&self.store_dir);
+        self.histories.clear();
+    }
+
+    /// Each coin's stored bars up to and including `ts`, shared with the strategies.
+    pub fn histories_upto(&mut self, ts: i64) -> Histories {
+        histories_upto(
+            &self.stores,
+            self.fear_greed.as_ref(),
+            &mut self.histories,
+            ts,
+        )
+    }
+
+    fn processed(&mut self) -> Histories {
+        let last = self.session.last_ts().unwrap_or(i64::MIN);
+        self.histories_upto(last)
+    }
+
+    /// Journals `rows` (one transaction).
+    ///
+    /// # Errors
+    /// [`JournalError`] when the write fails.
+    pub fn journal(&mut self, rows: &[Entry]) -> Result<(), JournalError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let account = self.session.account().to_string();
+        journal::append(self.reg.connection(), &account, rows, now_ms())
+    }
+
+    /// Processes, in time order, every bar that all coins have, or that waited
+    /// `paper.bar_wait_secs` for the coins without it (at `now_ms`), stopping after
+    /// `until_ts`: each bar's rows journaled before the next, the registry kept in step.
+    /// Returns the bars processed.
+    ///
+    /// # Errors
+    /// [`RunError`] when the journal or the registry refuses a write.
+    pub fn process_ready(
+        &mut self,
+        now_ms: i64,
+        until_ts: Option<i64>,
+        report: &mut dyn FnMut(Notice),
+    ) -> Result<usize, RunError> {
+        let mut done = 0;
+        loop {
+            if self.reached(until_ts) {
+                break;
+            }
+            let last = self.session.last_ts().unwrap_or(i64::MIN);
+            let next = self
+                .stores
+                .values()
+                .filter_map(|s| {
+                    let ts = &s.candles().ts;
+                    ts.get(ts.partition_point(|&t| t <= last)).copied()
+                })
+                .min();
+            let Some(next) = next else { break };
+            let lagging = self
+                .stores
+                .values()
+                .any(|s| s.candles().ts.last().is_none_or(|&l| l < next));
+            if lagging {
+                let since = match self.waiting_since {
+                    Some((t, at)) if t == next => at,
+                    _ => {
+                        self.waiting_since = Some((next, now_ms));
+                        now_ms
+                    }
+                };
+                if ((now_ms - since) as f64) < self.wait_ms {
+                    break;
+                }
+            }
+            let h = self.histories_upto(next);
+            let rows = self.session.on_bar(next, &h);
+            drop(h);
+            self.journal(&rows)?;
+            self.sync_registry(report)?;
+            report(Notice::Bar(status_line(&self.session, &rows)));
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Whether the session has processed the bar opening at `until_ts`.
+    pub fn reached(&self, until_ts: Option<i64>) -> bool {
+        until_ts.is_some_and(|u| self.session.last_ts().is_some_and(|l| l >= u))
+    }
+
+    /// The control requests waiting: the journal's, then the stop file (id −1).
+    ///
+    /// # Errors
+    /// [`JournalError`] when the journal cannot be read.
+    pub fn requests(&mut self) -> Result<Vec<Control>, JournalError> {
+        let account = self.session.account().to_string();
+        let mut requests = journal::pending(self.reg.connection(), &account)?;
+        if self.stop_file.exists() {
+            requests.push(Control {
+                id: -1,
+                action: "stop".into(),
+                book: None,
+                reason: format!("stop file {}", self.stop_file.display()),
+            });
+        }
+        Ok(requests)
+    }
+
+    /// Acts on request `r` (the kill switch flattens every book; resume lifts pauses) and
+    /// returns the rows, not yet journaled (live adds the exchange's side of a stop).
+    pub fn act(&mut self, r: &Control) -> Vec<Entry> {
+        let h = self.processed();
+        if r.action == "stop" {
+            self.session.kill(&r.reason, &h)
+        } else {
+            self.session.resume(r.book.as_deref(), &r.reason, &h)
+        }
+    }
+
+    /// Journals what acting on `r` wrote, with `r` marked done in the same transaction (a
+    /// stop file is removed after).
+    ///
+    /// # Errors
+    /// [`RunError`] when the journal refuses the write or the stop file cannot be removed.
+    pub fn acted(&mut self, r: &Control, rows: &[Entry]) -> Result<(), RunError> {
+        let done_ids: Vec<i64> = [r.id].into_iter().filter(|&i| i >= 0).collect();
+        let account = self.session.account().to_string();
+        journal::append_acting_on(self.reg.connection(), &account, rows, &done_ids, now_ms())?;
+        if r.id < 0 {
+            std::fs::remove_file(&self.stop_file).map_err(|e| RunError::File {
+                path: self.stop_file.clone(),
+                message: format!("cannot remove after acting on it: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Retires in the registry the strategies the session's lifecycle retired (again after a
+    /// crash between the journal and the registry: the journal decides).
+    ///
+    /// # Errors
+    /// [`RegistryError`] when the registry cannot be read or written.
+    pub fn sync_registry(&mut self, report: &mut dyn FnMut(Notice)) -> Result<(), RegistryError> {
+        for (id, reason) in self.session.retired() {
+            if self.reg.get(&id)?.status != Status::Retired {
+                self.reg.set_status(
+                    &id,
+                    Status::Retired,
+                    &format!("{}: {reason}", self.mode.name()),
+                    now_ms(),
+                )?;
+                tracing::warn!(strategy = id, "retired: {reason}");
+                report(Notice::Say(format!("retired {id}: {reason}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each coin's stored bars up to and including `ts` (with the stored Fear & Greed index), the
+/// coin's [`History`] grown to it.
+fn histories_upto(
+    stores: &BTreeMap<String, CandleStore>,
+    fear_greed: Option<&FearGreed>,
+    histories: &mut BTreeMap<String, History>,
+    ts: i64,
+) -> Histories {
+    stores
+        .iter()
+        .map(|(c, s)| {
+            let src = Source {
+                coin: s.coin(),
+                candles: s.candles(),
+                funding: s.funding(),
+                fear_greed: fear_greed.map_or(FearGreedSource::None, FearGreedSource::Daily),
+            };
+            let h = histories
+                .entry(c.clone())
+                .or_insert_with(|| History::new(s.coin()));
+            h.advance(src, ts);
+            (c.clone(), h.market().clone())
+        })
+        .collect()
+}
+
+/// Where the session stands, one line.
+pub fn status_line(session: &Session, rows: &[Entry]) -> String {
+    let p = rows
+        .iter()
+        .rev()
+        .find(|e| e.book == PORTFOLIO && e.kind == Kind::Equity);
+    let eq = p.and_then(|e| e.body["equity"].as_str()).unwrap_or("?");
+    let fills = rows.iter().filter(|e| e.kind == Kind::Fill).count();
+    let paused = session
+        .books()
+        .iter()
+        .filter(|b| {
+            rows.iter().rev().any(|e| {
+                e.kind == Kind::Equity && e.book == b.spec.key() && !e.body["paused"].is_null()
+            })
+        })
+        .count();
+    let eqd: f64 = eq.parse().unwrap_or(f64::NAN);
+    format!(
+        "bar {} | equity {} | {} books, {} paused | {} fills{}",
+        format_ts(session.last_ts().unwrap_or(0)),
+        journal::decimal(eqd).round_dp(2),
+        session.books().len(),
+        paused,
+        fills,
+        if session.killed() { " | STOPPED" } else { "" }
+    )
+}
+
+/// Every bar the exchange has closed after `after` (open time) for `coin`, oldest first: pages
+/// of `candleSnapshot` until nothing newer comes; the newest bar returned is the one still
+/// forming and is left out.
+async fn closed_bars_after(
+    info: &InfoClient,
+    coin: &str,
+    interval: &str,
+    iv: i64,
+    after: i64,
+) -> Result<Vec<Candle>, RunError> {
+    let mut out: Vec<Candle> = Vec::new();
+    let mut start = after + iv;
+    loop {
+        let mut page = info
+            .candle_snapshot(coin, interval, start, i64::MAX / 4)
+            .await
+            .map_err(|source| RunError::Fetch {
+                context: format!(
+                    "fetching {coin} {interval} candles from {}",
+                    format_ts(start)
+                ),
+                source,
+            })?;
+        page.sort_by_key(|c| c.t);
+        page.retain(|c| c.t >= start && (c.t - after) % iv == 0);
+        let Some(last) = page.last().map(|c| c.t) else {
+            break;
+        };
+        out.extend(page);
+        start = last + iv;
+    }
+    out.pop();
+    Ok(out)
+}
+
+/// The funding events of the hours of `bars` (fetched once, sorted, without duplicates);
+/// none, with a warning, when the exchange cannot say.
+async fn funding_of(info: &InfoClient, coin: &str, iv: i64, bars: &[Candle]) -> Vec<Funding> {
+    let (Some(first), Some(last)) = (bars.first(), bars.last()) else {
+        return Vec::new();
+    };
+    let mut funding = Vec::new();
+    let mut from = first.t;
+    let end = last.t + iv - 1;
+    loop {
+        let page = match info.funding_history(coin, from, Some(end)).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(
+                    coin,
+                    "funding history unavailable ({e}); these bars carry no funding"
+                );
+                break;
+            }
+        };
+        let Some(newest) = page.iter().map(|f| f.time).max() else {
+            break;
+        };
+        funding.extend(page.into_iter().filter(|f| f.time >= from && f.time <= end));
+        if newest >= end || newest < from {
+            break;
+        }
+        from = newest + 1;
+    }
+    funding.sort_by_key(|f| f.time);
+    funding.dedup_by_key(|f| f.time);
+    funding
+}
+
+/// Fetches `bars`' funding and stores both.
+async fn fetch_and_store(
+    info: &InfoClient,
+    store: &mut CandleStore,
+    coin: &str,
+    iv: i64,
+    bars: &[Candle],
+) -> Result<(), RunError> {
+    let funding = funding_of(info, coin, iv, bars).await;
+    Ok(store_bars(store, coin, iv, bars, &funding)?)
+}
+
+/// Writes the live Fear & Greed index into the store folder (kept as it was when the index
+/// cannot be had).
+async fn refresh_fear_greed(url: &str, dir: &Path) {
+    match crate::exchange::sentiment::fetch_fear_greed(url).await {
+        Ok(rows) => {
+            let path = dir.join(FEAR_GREED_FILE);
+            if let Err(e) = write_atomic(&path, fear_greed_to_csv(&rows).as_bytes()) {
+                tracing::warn!("{}: {e}", path.display());
+            }
+        }
+        Err(e) => tracing::warn!("Fear & Greed index unavailable ({e}); keeping the stored one"),
+    }
+}
+
+/// How a session is run.
+pub struct RunSetup<'a> {
+    pub mode: Mode,
+    /// The config the session trades with (live: `[live]` laid over `[paper]`).
+    pub cfg: &'a Config,
+    /// The registry and journal, and where it is.
+    pub reg: Registry,
+    pub reg_path: &'a Path,
+    /// The strategies to trade (see [`strategies`]).
+    pub strategies: Vec<Strategy>,
+    /// The exchange's API base URL.
+    pub url: &'a str,
+    /// Stop after the bar opening at this time.
+    pub until_ts: Option<i64>,
+}
+
+/// `paper run` and `live run`: the session continued from its journal (or started after a
+/// warm-up fetched over REST), the bars missed while away processed, then the WebSocket feed's
+/// bars as they close, until `until_ts`, the kill switch or Ctrl-C.
+///
+/// # Errors
+/// [`RunError`] when the exchange, a store, the journal or the registry fails in a way the
+/// session cannot go on from.
+pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(), RunError> {
+    let RunSetup {
+        mode,
+        cfg,
+        mut reg,
+        reg_path,
+        strategies,
+        url,
+        until_ts,
+    } = spec;
+    let scfg = SessionConfig::of(cfg);
+    let p = &cfg.paper;
+    let account = p.account.clone();
+    let iv = scfg.interval_ms;
+    let interval: Interval = p
+        .interval
+        .parse()
+        .map_err(|m: String| RunError::Refused(format!("paper.interval: {m}")))?;
+    let (specs, reserve) = book_specs(&strategies, cfg).map_err(RunError::Refused)?;
+    for s in strategies
+        .iter()
+        .filter(|s| s.status == Status::Promoted && mode == Mode::Paper)
+    {
+        reg.set_status(
+            &s.id,
+            Status::Paper,
+            &format!("paper trading in account `{account}`"),
+            now_ms(),
+        )?;
+    }
+    let info = Arc::new(
+        InfoClient::with_timeouts(
+            url,
+            RetryPolicy::default(),
+            cfg.exchange.weight_per_minute,
+            cfg.timeouts(),
+        )
+        .map_err(|source| RunError::Fetch {
+            context: format!("connecting to {url}"),
+            source,
+        })?,
+    );
+    let rig: Option<LiveRig> = match mode {
+        Mode::Live { dry_run } => Some(rig::rig(cfg, reg_path, url, info.clone(), dry_run).await?),
+        Mode::Paper => None,
+    };
+    let store_dir = PathBuf::from(&p.store);
+    let mut stores = open_stores(&store_dir, &p.coins, interval)?;
+    // The sentiment regime reads the index of the day before each bar; it is refreshed at the
+    // start and once a UTC day.
+    let sentiment = cfg
+        .regime
+        .enabled
+        .then(|| cfg.exchange.sentiment_url.clone());
+    let mut fg_day = None;
+    if let Some(u) = &sentiment {
+        refresh_fear_greed(u, &store_dir).await;
+        fg_day = Some(now_ms().div_euclid(86_400_000));
+    }
+    let fear_greed = stored_fear_greed(&store_dir);
+    let everything = |stores: &BTreeMap<String, CandleStore>| {
+        histories_upto(stores, fear_greed.as_ref(), &mut BTreeMap::new(), i64::MAX)
+    };
+    let restored = Session::restore(
+        reg.connection(),
+        &account,
+        scfg,
+        specs.clone(),
+        &everything(&stores),
+    )?;
+    let session = match restored {
+        Some(s) => {
+            tracing::info!(
+                account,
+                "continuing the session from the journal at bar {}",
+                format_ts(s.last_ts().unwrap_or(0))
+            );
+            s
+        }
+        None => {
+            for (coin, store) in stores.iter_mut() {
+                // A warm-up cut short by a crash is completed up to the exchange's last closed
+                // bar before the session starts.
+                let bars = match store.candles().ts.last() {
+                    Some(&last) => closed_bars_after(&info, coin, &p.interval, iv, last).await?,
+                    None => {
+                        let after = now_ms() - (p.warmup_bars as i64 + 2) * iv;
+                        let after = after.div_euclid(iv) * iv;
+                        let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
+                        let keep = bars.len().saturating_sub(p.warmup_bars);
+                        bars[keep..].to_vec()
+                    }
+                };
+                fetch_and_store(&info, store, coin, iv, &bars).await?;
+            }
+            let (s, rows) = Session::start(&account, scfg, specs, reserve, &everything(&stores));
+            journal::append(reg.connection(), &account, &rows, now_ms())?;
+            tracing::info!(
+                account,
+                books = s.books().len(),
+                "paper session started after {} warm-up bars",
+                p.warmup_bars
+            );
+            s
+        }
+    };
+    let mut trader = Trader::new(mode, reg, session, stores, p);
+    if let Some(r) = &rig {
+        trader.session_mut().link(r.executor.clone());
+    }
+    trader.sync_registry(report)?;
+    // Bars closed while the runner was away.
+    for (coin, store) in trader.stores.iter_mut() {
+        let after = store.candles().ts.last().copied().unwrap_or(now_ms());
+        let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
+        fetch_and_store(&info, store, coin, iv, &bars).await?;
+    }
+    let subs: Vec<Subscription> = p
+        .coins
+        .iter()
+        .map(|c| Subscription::Candle {
+            coin: c.clone(),
+            interval: p.interval.clone(),
+        })
+        .collect();
+    let mut fc = FeedConfig::new(ws::ws_url(url), subs);
+    fc.resume_from = trader
+        .stores
+        .iter()
+        .filter_map(|(c, s)| {
+            s.candles()
+                .ts
+                .last()
+                .map(|&t| ((c.clone(), p.interval.clone()), t))
+        })
+        .collect();
+    let mut feed = ws::spawn(fc, info.clone(), Arc::new(WallClock));
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let outcome = 'session: loop {
+        if let Some(u) = &sentiment {
+            let day = now_ms().div_euclid(86_400_000);
+            if fg_day != Some(day) && !trader.reached(until_ts) {
+                refresh_fear_greed(u, &store_dir).await;
+                trader.reload_fear_greed();
+                fg_day = Some(day);
+            }
+        }
+        // Every bar that all coins have (or that waited long enough), in time order.
+        if let Err(e) = trader.process_ready(now_ms(), until_ts, report) {
+            break Err(e);
+        }
+        if let Some(r) = &rig {
+            // Reconciliation (first once the bars missed are processed) and the dead-man's
+            // switch.
+            let rows = r.tend(&mut trader, report).await;
+            if let Err(e) = trader.journal(&rows) {
+                break Err(e.into());
+            }
+        }
+        if trader.reached(until_ts) {
+            tracing::info!(account, "reached --until-ts; stopping");
+            break Ok(());
+        }
+        // The kill switch and resume requests.
+        let requests = match trader.requests() {
+            Ok(r) => r,
+            Err(e) => break Err(e.into()),
+        };
+        let mut stop = false;
+        for r in requests {
+            let mut rows = trader.act(&r);
+            if r.action == "stop" {
+                stop = true;
+                if let Some(live) = &rig {
+                    rows.extend(live.cancel_all(trader.session()).await);
+                }
+            }
+            if let Err(e) = trader.acted(&r, &rows) {
+                break 'session Err(e);
+            }
+            if stop {
+                break;
+            }
+        }
+        if stop {
+            report(Notice::Say(format!(
+                "kill switch: every position flattened; the session is stopped (organism {m} \
+                 resume, then {m} run, to trade again)",
+                m = mode.name()
+            )));
+            break Ok(());
+        }
+        tokio::select! {
+            ev = feed.events.recv() => match ev {
+                Some(FeedEvent::Candle { coin, candle, .. }) => {
+                    if trader.session().last_ts().is_some_and(|l| candle.t <= l) {
+                        tracing::warn!(coin, "bar {} arrived after the session moved past it; dropped", format_ts(candle.t));
+                    } else if let Some(store) = trader.stores.get_mut(&coin) {
+                        if let Err(e) = fetch_and_store(&info, store, &coin, iv, &[candle]).await {
+                            break Err(e);
+                        }
+                    }
+                }
+                Some(FeedEvent::Malformed(m)) => tracing::warn!("feed: skipped a message: {m}"),
+                Some(FeedEvent::Reconnected(n)) => tracing::info!("feed reconnected ({n} so far)"),
+                Some(_) => {}
+                None => break Err(RunError::Refused("the market feed stopped".into())),
+            },
+            _ = tick.tick() => {}
+            _ = &mut ctrl_c => {
+                tracing::info!("interrupted; the journal holds every processed bar");
+                break Ok(());
+            }
+        }
+    };
+    feed.stop();
+    outcome
+}

@@ -1,0 +1,349 @@
+//! What `live run` adds to the session loop (see [`super::driver`]): the signed client and
+//! the executor set up and checked against the account, and between bars reconciliation, the
+//! dead-man's switch and the kill switch's last steps on the exchange.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use rust_decimal::{prelude::ToPrimitive, Decimal};
+use serde_json::json;
+
+use crate::{
+    clock::WallClock,
+    config::{Config, LiveConfig},
+    exchange::hyperliquid::{
+        exchange::{ExchangeClient, ExchangeError, MemoryNonces, NonceStore},
+        info::InfoClient,
+        MAINNET_URL,
+    },
+    execution::{
+        journal::{self, Entry, Kind, PORTFOLIO},
+        paper::Executor as _,
+        types::VenueRules,
+        Costs, Order, OrderSide,
+    },
+    promotion::registry::{Registry, Status, Strategy},
+};
+
+use super::{
+    driver::{Notice, RunError, Trader},
+    live::{load_key, reconcile, DbNonces, DryRun, ExecLimits, LiveExecutor},
+    paper::Session,
+};
+
+fn live_cfg(cfg: &Config) -> Result<&LiveConfig, RunError> {
+    cfg.live
+        .as_ref()
+        .ok_or_else(|| RunError::Refused("no [live] section in the config".into()))
+}
+
+/// The strategies of `live.strategies`, checked: in the registry, not retired and, unless
+/// `live.require_paper_eligible = false`, found eligible by the paper lifecycle.
+///
+/// # Errors
+/// [`RunError::Refused`] naming the strategy that may not trade live and why.
+pub fn strategies(
+    reg: &mut Registry,
+    cfg: &Config,
+    paper_account: &str,
+) -> Result<Vec<Strategy>, RunError> {
+    let l = live_cfg(cfg)?;
+    let mut out = Vec::new();
+    for id in &l.strategies {
+        let s = reg
+            .get(id)
+            .map_err(|e| RunError::Refused(format!("live.strategies: `{id}`: {e}")))?;
+        if s.status == Status::Retired {
+            return Err(RunError::Refused(format!(
+                "live.strategies: {} is retired; it cannot trade live",
+                s.id
+            )));
+        }
+        if l.require_paper_eligible {
+            let eligible = journal::of_kind(reg.connection(), paper_account, Kind::Lifecycle)?
+                .iter()
+                .any(|e| e.book == s.id && e.body["eligible"] == json!(true));
+            if !eligible {
+                return Err(RunError::Refused(format!(
+                    "live.strategies: {} has not been found eligible on paper (paper.min_days \
+                     within tolerance); set live.require_paper_eligible = false to override",
+                    s.id
+                )));
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// What `live run` adds to the paper loop.
+pub struct LiveRig {
+    pub executor: Arc<LiveExecutor>,
+    client: Arc<ExchangeClient>,
+    assets: BTreeMap<String, (u32, VenueRules)>,
+    live: LiveConfig,
+    account: String,
+    dry_run: bool,
+    last_reconcile: Mutex<Option<i64>>,
+    last_dead_man: Mutex<Option<i64>>,
+}
+
+/// Sets up the signed client and the executor; checks the coins, the account's value and
+/// sets the leverage (not in a dry run).
+///
+/// # Errors
+/// [`RunError`] when the key, the exchange's metadata or the account refuse, or a coin is not
+/// a perpetual there.
+pub async fn rig(
+    cfg: &Config,
+    registry: &Path,
+    url: &str,
+    info: Arc<InfoClient>,
+    dry_run: bool,
+) -> Result<LiveRig, RunError> {
+    let l = live_cfg(cfg)?.clone();
+    let signer = load_key(&l.key_file).map_err(RunError::Refused)?;
+    let signer_address = signer.address();
+    let nonces: Box<dyn NonceStore> = if dry_run {
+        Box::new(MemoryNonces::default())
+    } else {
+        Box::new(DbNonces::open(registry, &signer_address)?)
+    };
+    let mainnet = url.trim_end_matches('/') == MAINNET_URL;
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let client = Arc::new(ExchangeClient::new(
+        info.clone(),
+        signer,
+        opt(&l.account_address),
+        opt(&l.vault_address),
+        mainnet,
+        nonces,
+    ));
+    let meta = info.meta().await.map_err(|source| RunError::Fetch {
+        context: format!("reading the perpetuals of {url}"),
+        source,
+    })?;
+    let mut assets = BTreeMap::new();
+    for coin in &cfg.paper.coins {
+        let Some(i) = meta.universe.iter().position(|a| &a.name == coin) else {
+            return Err(RunError::Refused(format!(
+                "live.coins: {coin} is not a perpetual on {url}"
+            )));
+        };
+        let rules = VenueRules::hyperliquid_perp(meta.universe[i].sz_decimals);
+        assets.insert(coin.clone(), (i as u32, rules));
+    }
+    tracing::info!(
+        account = client.account(),
+        signer = signer_address,
+        network = if mainnet {
+            "mainnet"
+        } else {
+            "testnet or local"
+        },
+        dry_run,
+        "live trading"
+    );
+    if !dry_run {
+        let state = client.account_state().await?;
+        let capital = journal::decimal(l.capital);
+        if state.account_value < capital {
+            return Err(RunError::Refused(format!(
+                "live.capital is {} but the account {} is worth {} on {url}",
+                l.capital,
+                client.account(),
+                state.account_value
+            )));
+        }
+        for (coin, (asset, _)) in &assets {
+            client
+                .update_leverage(*asset, true, l.leverage)
+                .await
+                .map_err(|e| RunError::Refused(format!("setting the leverage of {coin}: {e}")))?;
+        }
+    }
+    let limits = ExecLimits {
+        max_order_notional: l.max_order_notional,
+        max_slippage: l.max_slippage,
+        expiry_ms: (l.order_expiry_secs * 1000.0) as u64,
+        attempts: 5,
+        backoff: Duration::from_millis(500),
+    };
+    let dry = dry_run.then(|| DryRun {
+        out: Mutex::new(Box::new(std::io::stdout())),
+        costs: Costs {
+            fee: cfg.costs.taker_fee,
+            slippage: cfg.costs.slippage,
+        },
+    });
+    let executor = Arc::new(LiveExecutor::new(
+        client.clone(),
+        tokio::runtime::Handle::current(),
+        registry,
+        &cfg.paper.account,
+        assets.clone(),
+        limits,
+        Arc::new(WallClock),
+        dry,
+    )?);
+    Ok(LiveRig {
+        executor,
+        client,
+        assets,
+        live: l,
+        account: cfg.paper.account.clone(),
+        dry_run,
+        last_reconcile: Mutex::new(None),
+        last_dead_man: Mutex::new(None),
+    })
+}
+
+/// Whether `every` has passed since `at` (then `at` becomes now); true the first time.
+fn due(at: &Mutex<Option<i64>>, every: Duration) -> bool {
+    use crate::clock::Clock as _;
+    let now = WallClock.now_ms();
+    let mut g = match at.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    if g.is_some_and(|t| now - t < every.as_millis() as i64) {
+        return false;
+    }
+    *g = Some(now);
+    true
+}
+
+impl LiveRig {
+    /// Between bars: reconciliation every `live.reconcile_secs` (the first at once) and the
+    /// dead-man's switch refreshed every third of `live.dead_man_secs`. Returns rows to journal;
+    /// a failure is logged and tried again later.
+    pub async fn tend(&self, trader: &mut Trader, report: &mut dyn FnMut(Notice)) -> Vec<Entry> {
+        let mut rows = Vec::new();
+        if self.dry_run {
+            return rows;
+        }
+        if self.live.dead_man_secs > 0.0
+            && due(
+                &self.last_dead_man,
+                Duration::from_secs_f64(self.live.dead_man_secs / 3.0),
+            )
+        {
+            let at = crate::exchange::hyperliquid::exchange::now_ms()
+                + (self.live.dead_man_secs * 1000.0) as u64;
+            if let Err(e) = self.client.schedule_cancel(Some(at)).await {
+                tracing::warn!("dead-man's switch not refreshed: {e}");
+            }
+        }
+        if due(
+            &self.last_reconcile,
+            Duration::from_secs_f64(self.live.reconcile_secs),
+        ) {
+            let (session, conn) = trader.session_and_journal();
+            match reconcile(
+                &self.client,
+                session,
+                conn,
+                &self.account,
+                &self.assets,
+                self.live.cancel_unknown_orders,
+            )
+            .await
+            {
+                Ok(r) => {
+                    for (_, reason) in &r.halted {
+                        report(Notice::Say(reason.clone()));
+                    }
+                    if r.unknown_orders > 0 || r.unknown_fills > 0 {
+                        tracing::warn!(
+                            unknown_orders = r.unknown_orders,
+                            cancelled = r.cancelled,
+                            unknown_fills = r.unknown_fills,
+                            "reconciliation found orders or fills organism did not make (see the journal's reconcile row)"
+                        );
+                    }
+                    rows.extend(r.rows);
+                }
+                Err(e) => tracing::warn!("reconciliation failed, retried later: {e}"),
+            }
+        }
+        rows
+    }
+
+    /// The kill switch's last steps: every open order of the traded coins cancelled, then
+    /// whatever position the account still holds in them (the books are flat by now) closed
+    /// through the executor, as a kill-phase order of the portfolio: reduce-only, journaled,
+    /// and asked for by cloid before it is sent, so a repeated kill sends it once.
+    pub async fn cancel_all(&self, session: &Session) -> Vec<Entry> {
+        if self.dry_run {
+            return Vec::new();
+        }
+        let ts = session.last_ts().unwrap_or(0);
+        let mut cancelled = Vec::new();
+        match self.client.open_orders().await {
+            Ok(orders) => {
+                for o in orders {
+                    if let Some(&(asset, _)) = self.assets.get(&o.coin) {
+                        match self.client.cancel(asset, o.oid).await {
+                            Ok(()) => cancelled.push(o.oid),
+                            Err(e) => tracing::warn!(oid = o.oid, "cancel failed: {e}"),
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("kill switch: open orders unknown: {e}"),
+        }
+        let mut closed = Vec::new();
+        let state = self.client.account_state().await;
+        let mids = self
+            .client
+            .info()
+            .all_mids()
+            .await
+            .map_err(ExchangeError::from);
+        match (state, mids) {
+            (Ok(state), Ok(mids)) => {
+                for coin in self.assets.keys() {
+                    let held = state.position(coin);
+                    let Some(mid) = mids.get(coin).copied() else {
+                        continue;
+                    };
+                    if held.is_zero() {
+                        continue;
+                    }
+                    // Through the executor: journaled intent, cloid asked for first, reduce-only.
+                    let order = Order {
+                        side: if held < Decimal::ZERO {
+                            OrderSide::Buy
+                        } else {
+                            OrderSide::Sell
+                        },
+                        qty: held.abs().to_f64().unwrap_or(0.0),
+                        price: mid.to_f64().unwrap_or(f64::NAN),
+                    };
+                    let intent = format!("kill|{ts}|residue {held}");
+                    match self.executor.execute(PORTFOLIO, coin, &intent, &order) {
+                        Ok((oid, fill)) => closed
+                            .push(json!({"coin": coin, "size": held.to_string(),
+                            "oid": oid, "filled": fill.qty})),
+                        Err(e) => {
+                            tracing::error!(coin, "kill switch: {held} {coin} not closed: {e}")
+                        }
+                    }
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("kill switch: the account's positions are unknown: {e}")
+            }
+        }
+        vec![Entry::new(
+            PORTFOLIO,
+            session.last_ts().unwrap_or(0),
+            Kind::Kill,
+            json!({"cancelled_orders": cancelled, "closed_positions": closed}),
+        )]
+    }
+}
