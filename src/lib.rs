@@ -10,11 +10,13 @@
 //! `strategy` holds what every strategy produces (targets); `seeds` the twelve strategies;
 //! `execution` the one engine (fills, fees, stops, funding) that `backtest`, the paper runner and
 //! the live runner all drive; `bench` the fused benchmark kernels, which use `fitness`'s metric
-//! definitions. `exchange` (Hyperliquid, async) sits at the edge beside `runner`.
+//! definitions. `exchange` (Hyperliquid, async) sits at the edge beside `runner`, which owns the
+//! paper / live session loop (`runner::driver`) that the CLI only starts.
 //!
 //! Each module only knows the stages before it, and nothing below the CLI should know `config`:
 //! `tests/layering.rs` reads every `crate::` import and fails on a new one against this order.
-//! Two old ones remain and are listed there (`strategy` → `fitness`, `runner` → `config`).
+//! One old one remains and is listed there (`runner` → `config`: the session's settings are
+//! still read from the whole config).
 //! The simulator, indicators and metrics are synchronous, pure and use `f64`; they never read a
 //! clock or touch the network.
 #![forbid(unsafe_code)]

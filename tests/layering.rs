@@ -26,8 +26,6 @@ const ORDER: &[&str] = &[
 /// Imports against the order that the shape issue (#23) removes; none may be added, and each
 /// goes from here when its import does.
 const KNOWN: &[(&str, &str)] = &[
-    // The regime figures are validation analytics and move under `fitness`.
-    ("strategy", "fitness"),
     // The session's settings are to be its own typed section.
     ("runner", "config"),
 ];

@@ -9,15 +9,16 @@ use organism::{
     backtest::{equity_csv, trades_csv, BacktestReport},
     evolution::problem::{backtest_targets, Figures, Segment},
     execution::FillMode,
-    fitness::{monthly_returns, Metrics},
+    fitness::{
+        monthly_returns,
+        regime::{figures_by_regime, RegimeFigure},
+        Metrics,
+    },
     genome::SeedSpec,
     market::{csv::write_atomic, timerange::TimeRange, Market},
     promotion::report::{backtest_report, CoinBacktest},
     seeds::{self, Prepared},
-    strategy::{
-        regime::{figures_by_regime, RegimeFigure, RegimeFilter},
-        Targets,
-    },
+    strategy::{regime::RegimeFilter, Targets},
 };
 
 use super::{

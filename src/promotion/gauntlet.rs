@@ -43,12 +43,14 @@ use crate::{
         problem::{backtest_targets, Aggregation, Figures, SharpeObjective, UniverseProblem},
         summary::Ranked,
     },
-    fitness::{self, luck, pbo::Pbo},
+    fitness::{
+        self, luck,
+        pbo::Pbo,
+        regime::{policy_from_figures, pooled_figures, RegimeFigure},
+    },
     market::{permute::permute_market, Market},
     seeds::Prepared,
-    strategy::regime::{
-        policy_from_figures, pooled_figures, Policy, RegimeFigure, Regimes, VolatilityParams,
-    },
+    strategy::regime::{Policy, Regimes, VolatilityParams},
 };
 
 /// The stages, in order.

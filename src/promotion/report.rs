@@ -511,7 +511,7 @@ pub fn promotion_report(
                 "<table><tr><th class=\"l\">regime</th><th>train Sharpe</th><th>validation Sharpe</th>\
                  <th>holdout Sharpe</th><th>validation bars</th></tr>\n",
             );
-            let find = |v: &[crate::strategy::regime::RegimeFigure], name: &str| {
+            let find = |v: &[crate::fitness::regime::RegimeFigure], name: &str| {
                 v.iter().find(|f| f.regime == name).map(|f| f.sharpe)
             };
             for v in &j.validation.regimes {
