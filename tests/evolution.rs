@@ -419,7 +419,16 @@ fn the_front_improves_on_the_bundled_market() {
         h0.hypervolume,
         h10.hypervolume
     );
-    assert!(h10.best_sharpe >= h0.best_sharpe);
+    // Elitist survival keeps each objective's best member (an end of the first front); that
+    // survival by hand is `nsga::tests::survival_keeps_whole_fronts_then_the_least_crowded_by_hand`.
+    // Here the search must do better than keep: the best Sharpe rises (−0.07 to 0.98 with
+    // seed 7 when this was written), which elitism alone does not give.
+    assert!(
+        h10.best_sharpe > h0.best_sharpe,
+        "best Sharpe {} -> {}",
+        h0.best_sharpe,
+        h10.best_sharpe
+    );
     // The first front is non-dominated.
     let front: Vec<_> = state.population.iter().filter(|m| m.rank == 0).collect();
     for a in &front {

@@ -641,6 +641,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn survival_keeps_whole_fronts_then_the_least_crowded_by_hand() {
+        // The points of `fronts_by_hand`: front 0 is (1,4) (2,2) (4,1) at indices 1, 3, 5;
+        // front 1 is (3,3); then (4,4); the infeasible point last.
+        let pool = || {
+            [
+                [3.0, 3.0, 0.0, 0.0],
+                [1.0, 4.0, 0.0, 0.0],
+                [4.0, 4.0, 0.0, 0.0],
+                [2.0, 2.0, 0.0, 0.0],
+                [0.0, 0.0, 0.0, 0.0],
+                [4.0, 1.0, 0.0, 0.0],
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| Member {
+                seed: i as u16,
+                eval: ev(o, if i == 4 { 1.0 } else { 0.0 }),
+                ..member(o)
+            })
+            .collect::<Vec<_>>()
+        };
+        let kept = |n| -> Vec<(u16, u32)> {
+            survive(pool(), n)
+                .iter()
+                .map(|m| (m.seed, m.rank))
+                .collect()
+        };
+        // Four: the whole first front, then the second.
+        assert_eq!(kept(4), vec![(1, 0), (3, 0), (5, 0), (0, 1)]);
+        // Two: the first front cut by crowding; its two ends (infinite distance) stay, (2,2)
+        // (distance 1.5) goes: the best member of each objective survives.
+        assert_eq!(kept(2), vec![(1, 0), (5, 0)]);
+        // Five: every feasible point but (4,4)'s front is taken whole before it.
+        assert_eq!(kept(5), vec![(1, 0), (3, 0), (5, 0), (0, 1), (2, 2)]);
+    }
+
     /// Seven mutually non-dominated points on the simplex: four crowd the first axis (indices
     /// 0, 1, 2, 4 at 0.94, 0.97, 0.91, 0.88), one sits near each other axis.
     fn simplex() -> Vec<Member> {

@@ -141,12 +141,23 @@ mod tests {
         }
         // With p = 1 a choice always changes.
         assert_eq!(changed_choice, 2000);
+        // SBX against DEAP's `cxSimulatedBinaryBounded` (eta 20, bounds [0, 1]), computed in
+        // Python with the same two uniforms: this stream's first draws are u = 0.114122751984878
+        // (the spread) and 0.782008636498824 (> 0.5: the children keep their order), and DEAP's
+        // formula gives children 0.12039536152331609 and 0.6796204788439998.
         let mut r1 = ChaCha8Rng::seed_from_u64(9);
-        let mut r2 = ChaCha8Rng::seed_from_u64(9);
-        assert_eq!(
-            sbx(0.1, 0.7, 0.0, 1.0, 20.0, &mut r1),
-            sbx(0.1, 0.7, 0.0, 1.0, 20.0, &mut r2)
+        let mut probe = ChaCha8Rng::seed_from_u64(9);
+        let (u1, u2): (f64, f64) = (rand::Rng::gen(&mut probe), rand::Rng::gen(&mut probe));
+        assert!(
+            (u1 - 0.114_122_751_984_878).abs() < 1e-15
+                && (u2 - 0.782_008_636_498_824).abs() < 1e-15
         );
+        let (c1, c2) = sbx(0.1, 0.7, 0.0, 1.0, 20.0, &mut r1);
+        assert!((c1 - 0.120_395_361_523_316_09).abs() < 1e-12, "{c1}");
+        assert!((c2 - 0.679_620_478_843_999_8).abs() < 1e-12, "{c2}");
+        // Swapped parents give the same children (SBX orders them first).
+        let mut r3 = ChaCha8Rng::seed_from_u64(9);
+        assert_eq!(sbx(0.7, 0.1, 0.0, 1.0, 20.0, &mut r3), (c1, c2));
         // Equal parents are returned unchanged.
         assert_eq!(sbx(0.5, 0.5, 0.0, 1.0, 20.0, &mut r1), (0.5, 0.5));
         // Children of SBX keep the parents' mean when neither is clamped (spread is symmetric
