@@ -32,11 +32,24 @@ pub enum FolderError {
 
 /// The exclusive lock of a run folder, released on drop (or by [`RunLock::release`] before the
 /// process exits).
+///
+/// Taking it is atomic: the process first takes an operating-system lock (`flock`) on
+/// [`GUARD_FILE`], a file that is never removed, and holds it for as long as it owns the folder
+/// (the system drops it when the process dies, `kill -9` included). Only while holding it does
+/// a process look at [`LOCK_FILE`], which says who owns the folder: a live owner's pid keeps it
+/// out, a dead one's is taken over, and its own pid is written there (to a temporary file
+/// renamed into place, so a reader never sees it half written). Two processes started at the
+/// same moment cannot both pass.
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    /// The guard file, locked while this value lives.
+    guard: Option<fs::File>,
     released: bool,
 }
+
+/// Name of the file a run folder's owner holds an operating-system lock on.
+pub const GUARD_FILE: &str = ".organism.guard";
 
 fn alive(pid: u32) -> bool {
     if pid == std::process::id() {
@@ -48,6 +61,12 @@ fn alive(pid: u32) -> bool {
         // Without /proc a lock is trusted; remove it by hand after a crash.
         true
     }
+}
+
+fn holder(path: &Path) -> Option<u32> {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
 }
 
 impl RunLock {
@@ -63,53 +82,54 @@ impl RunLock {
         };
         fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join(LOCK_FILE);
-        for _ in 0..3 {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    f.write_all(std::process::id().to_string().as_bytes())
-                        .map_err(io)?;
-                    f.sync_all().map_err(io)?;
-                    let lock = Self {
-                        path,
-                        released: false,
-                    };
-                    remove_temporaries(dir).map_err(io)?;
-                    return Ok(lock);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|t| t.trim().parse::<u32>().ok());
-                    match holder {
-                        Some(pid) if alive(pid) => {
-                            return Err(FolderError::Locked {
-                                dir: dir.to_path_buf(),
-                                pid,
-                            })
-                        }
-                        // Stale (the holder is gone) or unreadable: take it over.
-                        _ => {
-                            let _ = fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(e) => return Err(io(e)),
+        let guard = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(GUARD_FILE))
+            .map_err(io)?;
+        match guard.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(FolderError::Locked {
+                    dir: dir.to_path_buf(),
+                    pid: holder(&path).unwrap_or(0),
+                })
             }
+            Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        Err(FolderError::Locked {
-            dir: dir.to_path_buf(),
-            pid: 0,
-        })
+        // Alone now: the lock file says whether a live process (one that predates the guard,
+        // or this one) owns the folder.
+        if let Some(pid) = holder(&path).filter(|&p| alive(p)) {
+            return Err(FolderError::Locked {
+                dir: dir.to_path_buf(),
+                pid,
+            });
+        }
+        let me = std::process::id();
+        let tmp = dir.join(format!(".organism.lock.{me}.tmp"));
+        {
+            let mut f = fs::File::create(&tmp).map_err(io)?;
+            f.write_all(me.to_string().as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        fs::rename(&tmp, &path).map_err(io)?;
+        let lock = Self {
+            path,
+            guard: Some(guard),
+            released: false,
+        };
+        remove_temporaries(dir).map_err(io)?;
+        Ok(lock)
     }
 
     /// Removes the lock now (before `std::process::exit`, which skips destructors).
     pub fn release(&mut self) {
         if !self.released {
             let _ = fs::remove_file(&self.path);
+            // Unlocked when the file closes.
+            self.guard = None;
             self.released = true;
         }
     }
@@ -219,6 +239,8 @@ mod tests {
         assert!(e.contains("in use by another organism process"), "{e}");
         a.release();
         assert!(!d.join(LOCK_FILE).exists());
+        // Released: taken again at once.
+        RunLock::acquire(&d).unwrap().release();
         // A lock of a process that is gone (pid beyond pid_max) is taken over.
         fs::write(d.join(LOCK_FILE), "4294967295").unwrap();
         let b = RunLock::acquire(&d).unwrap();
