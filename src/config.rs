@@ -475,6 +475,10 @@ impl Config {
         if s.coins.is_empty() {
             return Err(err("synthetic.coins", "must list at least one coin".into()));
         }
+        // A coin name becomes part of a file name (`data generate`).
+        for c in &s.coins {
+            crate::market::types::Coin::new(c).map_err(|m| err("synthetic.coins", m))?;
+        }
         for (key, v) in [
             ("synthetic.annual_vol", &s.annual_vol),
             ("synthetic.start_price", &s.start_price),
@@ -630,6 +634,9 @@ impl Config {
                 "paper.coins",
                 "must list at least one coin, none empty".into(),
             ));
+        }
+        for c in &pp.coins {
+            crate::market::types::Coin::new(c).map_err(|m| err("paper.coins", m))?;
         }
         if crate::exchange::hyperliquid::interval_ms(&pp.interval).is_none() {
             return Err(err(
@@ -975,6 +982,18 @@ mod tests {
         Config::from_layers(Some("mine.toml"), text)
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn coin_names_that_would_leave_the_folder_are_refused() {
+        for (text, key) in [
+            ("[synthetic]\ncoins = [\"../../../../X\"]\nannual_vol = [0.5]\nstart_price = [10.0]\n", "synthetic.coins"),
+            ("[synthetic]\ncoins = [\"a/b\"]\nannual_vol = [0.5]\nstart_price = [10.0]\n", "synthetic.coins"),
+            ("[paper]\ncoins = [\"../X\"]\n", "paper.coins"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key) && e.contains("is not a coin name"), "{e}");
+        }
     }
 
     #[test]

@@ -587,3 +587,47 @@ fn walkforward_runs_end_to_end_with_json_and_report() {
         stderr(&o)
     );
 }
+
+#[test]
+fn coin_names_never_leave_the_output_folder() {
+    // Issue 30: `data fetch --coins ../../../../X` (when a server answered for the name) and
+    // `synthetic.coins = ["../../../../X"]` in `data generate` wrote outside --out. Both are
+    // refused before anything is written or asked (the URL is one nothing listens on).
+    let dir = scratch("coin-paths");
+    let out = dir.join("out");
+    for coins in ["../../../../X", "a/b"] {
+        let o = organism(&[
+            "data",
+            "fetch",
+            "--coins",
+            coins,
+            "--out",
+            out.to_str().unwrap(),
+            "--api-url",
+            "http://127.0.0.1:9",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("--coins: `{coins}` is not a coin name")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let cfg = dir.join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[synthetic]\ncoins = [\"../../../../X\"]\nannual_vol = [0.5]\nstart_price = [10.0]\n",
+    )
+    .unwrap();
+    let o = organism(&[
+        "data",
+        "generate",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("synthetic.coins"), "{}", stderr(&o));
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
+}

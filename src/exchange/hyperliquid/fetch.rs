@@ -93,6 +93,11 @@ pub async fn fetch(
     req: &FetchRequest,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Vec<FileReport>, FetchError> {
+    // A coin name becomes part of a file name: only a real one is joined into a path.
+    for coin in &req.coins {
+        crate::market::types::Coin::new(coin)
+            .map_err(|m| FetchError::Invalid(format!("--coins: {m}")))?;
+    }
     let mut reports = Vec::new();
     for coin in &req.coins {
         for interval in &req.intervals {
