@@ -501,7 +501,7 @@ impl Config {
             }
         }
         let e = &self.evolution;
-        if e.population < 4 || e.population > 100_000 || e.population % 2 != 0 {
+        if e.population < 4 || e.population > 100_000 || !e.population.is_multiple_of(2) {
             return Err(err(
                 "evolution.population",
                 format!(
@@ -590,7 +590,7 @@ impl Config {
                 ));
             }
         }
-        if p.pbo_blocks % 2 != 0 {
+        if !p.pbo_blocks.is_multiple_of(2) {
             return Err(err(
                 "promotion.pbo_blocks",
                 format!("{} must be even", p.pbo_blocks),

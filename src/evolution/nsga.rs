@@ -603,18 +603,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn fronts_by_hand() {
-        // Two objectives used (others 0): points (1,4) (2,2) (4,1) are front 0; (3,3) is
-        // dominated by (2,2); (4,4) by all three; an infeasible point comes last.
-        let pts = [
+    /// Six points in two objectives (the others 0): (3,3) (1,4) (4,4) (2,2), an infeasible
+    /// (0,0), then (4,1).
+    fn by_hand() -> [Evaluation; 6] {
+        [
             ev([3.0, 3.0, 0.0, 0.0], 0.0),
             ev([1.0, 4.0, 0.0, 0.0], 0.0),
             ev([4.0, 4.0, 0.0, 0.0], 0.0),
             ev([2.0, 2.0, 0.0, 0.0], 0.0),
             ev([0.0, 0.0, 0.0, 0.0], 1.0),
             ev([4.0, 1.0, 0.0, 0.0], 0.0),
-        ];
+        ]
+    }
+
+    #[test]
+    fn fronts_by_hand() {
+        // Two objectives used (others 0): points (1,4) (2,2) (4,1) are front 0; (3,3) is
+        // dominated by (2,2); (4,4) by all three; an infeasible point comes last.
+        let pts = by_hand();
         let refs: Vec<&Evaluation> = pts.iter().collect();
         assert_eq!(
             fronts(&refs),
@@ -646,22 +652,15 @@ mod tests {
         // The points of `fronts_by_hand`: front 0 is (1,4) (2,2) (4,1) at indices 1, 3, 5;
         // front 1 is (3,3); then (4,4); the infeasible point last.
         let pool = || {
-            [
-                [3.0, 3.0, 0.0, 0.0],
-                [1.0, 4.0, 0.0, 0.0],
-                [4.0, 4.0, 0.0, 0.0],
-                [2.0, 2.0, 0.0, 0.0],
-                [0.0, 0.0, 0.0, 0.0],
-                [4.0, 1.0, 0.0, 0.0],
-            ]
-            .into_iter()
-            .enumerate()
-            .map(|(i, o)| Member {
-                seed: i as u16,
-                eval: ev(o, if i == 4 { 1.0 } else { 0.0 }),
-                ..member(o)
-            })
-            .collect::<Vec<_>>()
+            by_hand()
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| Member {
+                    seed: i as u16,
+                    eval: e,
+                    ..member(e.objectives)
+                })
+                .collect::<Vec<_>>()
         };
         let kept = |n| -> Vec<(u16, u32)> {
             survive(pool(), n)

@@ -87,7 +87,7 @@ pub const MAX_BLOCKS: usize = 24;
 /// columns differ in length, or there are fewer than two rows per block.
 pub fn pbo(columns: &[Vec<f64>], blocks: usize) -> Option<Pbo> {
     let n = columns.len();
-    if n < 2 || !(2..=MAX_BLOCKS).contains(&blocks) || blocks % 2 != 0 {
+    if n < 2 || !(2..=MAX_BLOCKS).contains(&blocks) || !blocks.is_multiple_of(2) {
         return None;
     }
     let t = columns[0].len();
