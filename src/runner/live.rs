@@ -78,8 +78,10 @@ pub fn load_key(key_file: &str) -> Result<Signer, String> {
         std::fs::read_to_string(path).map_err(|e| format!("{key_file}: {e}"))?
     };
     Signer::from_hex(text.trim()).map_err(|e| match e {
-        SignError::BadKey if key_file.is_empty() => format!("{KEY_ENV}: {e}"),
-        SignError::BadKey => format!("{key_file}: {e}"),
+        SignError::BadKey | SignError::InvalidKey if key_file.is_empty() => {
+            format!("{KEY_ENV}: {e}")
+        }
+        SignError::BadKey | SignError::InvalidKey => format!("{key_file}: {e}"),
         other => other.to_string(),
     })
 }

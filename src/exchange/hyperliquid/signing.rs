@@ -24,6 +24,9 @@ use sha3::{Digest, Keccak256};
 pub enum SignError {
     #[error("the private key is not 32 bytes of hex")]
     BadKey,
+    /// 32 bytes, but not a secp256k1 secret (zero, or not below the curve order).
+    #[error("the private key is not a valid secp256k1 key (zero, or not below the curve order)")]
+    InvalidKey,
     #[error("address `{0}` is not 20 bytes of hex")]
     BadAddress(String),
     #[error("the action cannot be encoded as msgpack: {0}")]
@@ -157,8 +160,10 @@ impl Signer {
     /// # Errors
     /// [`SignError::BadKey`] (the message never contains the key).
     pub fn from_hex(key: &str) -> Result<Self, SignError> {
-        let bytes = hex_bytes(key.trim()).ok_or(SignError::BadKey)?;
-        let key = SigningKey::from_slice(&bytes).map_err(|_| SignError::BadKey)?;
+        let bytes = hex_bytes(key.trim())
+            .filter(|b| b.len() == 32)
+            .ok_or(SignError::BadKey)?;
+        let key = SigningKey::from_slice(&bytes).map_err(|_| SignError::InvalidKey)?;
         Ok(Self { key })
     }
 
@@ -428,6 +433,16 @@ mod tests {
     fn a_key_that_is_not_hex_is_refused_without_echoing_it() {
         let e = Signer::from_hex("0xnot-a-key-but-secret").unwrap_err();
         assert_eq!(e.to_string(), "the private key is not 32 bytes of hex");
+        assert_eq!(Signer::from_hex("0xabcd").unwrap_err(), SignError::BadKey);
+        // 32 bytes that are no key: zero, and the curve order n itself (issue 30: an all-zero
+        // key was called "not 32 bytes of hex").
+        let zero = format!("0x{}", "00".repeat(32));
+        assert_eq!(Signer::from_hex(&zero).unwrap_err(), SignError::InvalidKey);
+        let n = "0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141";
+        assert_eq!(Signer::from_hex(n).unwrap_err(), SignError::InvalidKey);
+        assert!(SignError::InvalidKey
+            .to_string()
+            .contains("not a valid secp256k1 key"));
         let w = Signer::from_hex(KEY).unwrap();
         assert!(!format!("{w:?}").contains("0123456789"));
     }
