@@ -12,7 +12,8 @@ use organism::{
     market::{csv::write_atomic, timerange::TimeRange},
     promotion::registry::Registry,
     runner::{
-        driver::{self, Mode, Notice, RunSetup},
+        driver::{self, Mode, Notice},
+        feed::{self, RunSetup},
         paper::{regime_of, replay, BookSpec, Lifecycle, Limits, SessionConfig},
     },
     seeds::Genome,
@@ -549,7 +550,7 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
 }
 
 /// `paper run`, and `live run` with `mode` live: the same session and loop
-/// ([`organism::runner::driver::run`]).
+/// ([`organism::runner::feed::run`]).
 pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
     let (cfg, reg_path) = a.at.load_mode(mode)?;
     if !reg_path.exists() {
@@ -580,6 +581,6 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
         url: &url,
         until_ts: a.until_ts,
     };
-    super::data::runtime()?.block_on(driver::run(setup, &mut report))?;
+    super::data::runtime()?.block_on(feed::run(setup, &mut report))?;
     Ok(())
 }

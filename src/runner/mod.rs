@@ -17,6 +17,7 @@ use std::{
 };
 
 pub mod driver;
+pub mod feed;
 pub mod history;
 pub mod live;
 pub mod paper;
