@@ -85,7 +85,7 @@ pub enum RunError {
     File { path: PathBuf, message: String },
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     WallClock.now_ms()
 }
 
@@ -210,12 +210,14 @@ pub fn store_bars(
 }
 
 impl Trader {
-    /// The trader of a session over `stores`, journaling into the registry's database.
+    /// The trader of a session over `stores` (with the stored Fear & Greed index
+    /// `fear_greed`), journaling into the registry's database.
     pub fn new(
         mode: Mode,
         reg: Registry,
         session: Session,
         stores: BTreeMap<String, CandleStore>,
+        fear_greed: Option<FearGreed>,
         cfg: &crate::config::PaperConfig,
     ) -> Self {
         let store_dir = PathBuf::from(&cfg.store);
@@ -225,7 +227,7 @@ impl Trader {
             session,
             stores,
             histories: BTreeMap::new(),
-            fear_greed: stored_fear_greed(&store_dir),
+            fear_greed,
             store_dir,
             stop_file: PathBuf::from(&cfg.stop_file),
             wait_ms: cfg.bar_wait_secs * 1000.0,
@@ -247,28 +249,6 @@ impl Trader {
     /// the journal).
     pub fn session_and_journal(&mut self) -> (&mut Session, &rusqlite::Connection) {
         (&mut self.session, self.reg.connection())
-    }
-
-    /// The candle stores, by coin.
-    pub fn stores(&self) -> &BTreeMap<String, CandleStore> {
-        &self.stores
-    }
-
-    /// Stores `bars` of `coin` with their hours' `funding` (see [`store_bars`]).
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store refuses a row.
-    pub fn store(
-        &mut self,
-        coin: &str,
-        iv: i64,
-        bars: &[Candle],
-        funding: &[Funding],
-    ) -> Result<(), StoreError> {
-        match self.stores.get_mut(coin) {
-            Some(s) => store_bars(s, coin, iv, bars, funding),
-            None => Ok(()),
-        }
     }
 
     /// Reads the stored Fear & Greed index again (after a refresh); the histories are rebuilt

@@ -11,7 +11,7 @@ use std::{
 };
 
 use crate::{
-    clock::{Clock, WallClock},
+    clock::WallClock,
     config::Config,
     exchange::hyperliquid::{
         info::{InfoClient, RetryPolicy},
@@ -30,16 +30,13 @@ use crate::{
 
 use super::{
     driver::{
-        histories_upto, open_stores, store_bars, stored_fear_greed, Mode, Notice, RunError, Trader,
+        histories_upto, now_ms, open_stores, store_bars, stored_fear_greed, Mode, Notice, RunError,
+        Trader,
     },
     paper::{book_specs, Session, SessionConfig},
     rig::{self, LiveRig},
     CandleStore,
 };
-
-fn now_ms() -> i64 {
-    WallClock.now_ms()
-}
 
 /// Every bar the exchange has closed after `after` (open time) for `coin`, oldest first: pages
 /// of `candleSnapshot` until nothing newer comes; the newest bar returned is the one still
@@ -265,7 +262,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
             s
         }
     };
-    let mut trader = Trader::new(mode, reg, session, stores, p);
+    let mut trader = Trader::new(mode, reg, session, stores, fear_greed, p);
     if let Some(r) = &rig {
         trader.session_mut().link(r.executor.clone());
     }
