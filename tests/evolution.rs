@@ -19,6 +19,10 @@ use organism::{
     seeds::{registry, Prepared},
 };
 
+mod common;
+
+use common::{organism_threads as organism, Proc};
+
 const SMALL: &str = r#"
 [synthetic]
 bars = 3000
@@ -29,25 +33,13 @@ seeds = ["ema_crossover", "donchian_breakout", "rsi_filter", "sma_trend_filter",
 "#;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-evo-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("evo", name)
 }
 
 fn small_config(dir: &Path) -> PathBuf {
     let p = dir.join("small.toml");
     std::fs::write(&p, SMALL).unwrap();
     p
-}
-
-fn organism(args: &[&str], threads: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_organism"));
-    c.args(args);
-    if let Some(t) = threads {
-        c.env("RAYON_NUM_THREADS", t);
-    }
-    c.output().expect("run organism")
 }
 
 fn ok(o: &Output) {
@@ -320,36 +312,98 @@ fn resume_refuses_other_data_or_config_unless_forced() {
 
 /// Starts an endless run into `run`, waits until `file` appears in it (polling every `poll`),
 /// sends SIGINT and returns what the process printed and its status.
-fn interrupt_when(cfg: &Path, run: &Path, file: &str, poll: Duration) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_organism"))
-        .args([
-            "evolve",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--generations",
-            "100000",
-            "--out",
-            run.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !run.join(file).is_file() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{file} did not appear"
-        );
-        std::thread::sleep(poll);
-    }
+fn interrupt_when(cfg: &Path, run: &Path, file: &str) -> Output {
+    let mut child = endless(cfg, run);
+    child.wait_for(
+        &format!("{file} appeared"),
+        Duration::from_secs(120),
+        || run.join(file).is_file(),
+    );
+    signal("-INT", &child);
+    child.wait(Duration::from_secs(120))
+}
+
+/// An evolution into `run` that only a signal ends.
+fn endless(cfg: &Path, run: &Path) -> Proc {
+    Proc::spawn(
+        "evolve",
+        Command::new(env!("CARGO_BIN_EXE_organism"))
+            .args(["evolve", "--config", cfg.to_str().unwrap()])
+            .args(["--generations", "100000", "--out", run.to_str().unwrap()])
+            .arg("--quiet")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+}
+
+fn signal(sig: &str, child: &Proc) {
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([sig, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    child.wait_with_output().unwrap()
+}
+
+/// The harness itself: a child that dies during start-up fails the wait at once (with its
+/// stderr), not at the deadline and never by hanging; a child that never gets there fails at
+/// the deadline and is killed.
+#[test]
+fn a_child_that_dies_or_stalls_during_start_up_fails_its_wait_within_the_deadline() {
+    let base = scratch("harness");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    let panic_text = |e: Box<dyn std::any::Any + Send>| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
+    // Killed from outside (as a crash would) before its checkpoint appears.
+    let mut child = endless(&cfg, &run);
+    signal("-KILL", &child);
+    let start = Instant::now();
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        child.wait_for("gen100000.bin appeared", Duration::from_secs(60), || {
+            run.join("gen100000.bin").is_file()
+        })
+    }))
+    .expect_err("a dead child cannot reach the condition");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    let text = panic_text(failed);
+    assert!(text.starts_with("evolve exited"), "{text}");
+    assert!(text.contains("before gen100000.bin appeared"), "{text}");
+    // Alive but never there: fails at the deadline, and the child is gone.
+    let mut child = endless(&cfg, &base.join("run2"));
+    let pid = child.id();
+    let start = Instant::now();
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        child.wait_for(
+            "a file that never appears",
+            Duration::from_millis(500),
+            || base.join("never").is_file(),
+        )
+    }))
+    .expect_err("the condition never holds");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    let text = panic_text(failed);
+    assert!(
+        text.contains("did not reach a file that never appears within 500ms"),
+        "{text}"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the stalled child was killed and reaped"
+    );
+    drop(child);
+    let _ = std::fs::remove_dir_all(base);
 }
 
 #[test]
@@ -357,7 +411,7 @@ fn ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume() {
     let base = scratch("sigint");
     let cfg = small_config(&base);
     let run = base.join("run");
-    let out = interrupt_when(&cfg, &run, "gen2.bin", Duration::from_millis(20));
+    let out = interrupt_when(&cfg, &run, "gen2.bin");
     assert_eq!(out.status.code(), Some(130));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -616,7 +670,7 @@ fn ctrl_c_during_generation_zero_saves_it_and_the_front() {
     let cfg = small_config(&base);
     let run = base.join("run");
     // The lock appears once the Ctrl-C handler is installed, before generation 0 is evaluated.
-    let out = interrupt_when(&cfg, &run, ".organism.lock", Duration::from_millis(2));
+    let out = interrupt_when(&cfg, &run, ".organism.lock");
     assert_eq!(out.status.code(), Some(130));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("interrupted: generation"), "{e}");
@@ -693,22 +747,23 @@ fn two_runs_started_together_into_one_folder_never_both_run() {
             std::fs::write(run.join(".organism.lock"), "4294967295").unwrap();
         }
         let start = || {
-            Command::new(env!("CARGO_BIN_EXE_organism"))
-                .args([
-                    "evolve",
-                    "--config",
-                    cfg.to_str().unwrap(),
-                    "--generations",
-                    "1",
-                ])
-                .args(["--out", run.to_str().unwrap(), "--quiet"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start organism")
+            Proc::spawn(
+                "evolve",
+                Command::new(env!("CARGO_BIN_EXE_organism"))
+                    .args([
+                        "evolve",
+                        "--config",
+                        cfg.to_str().unwrap(),
+                        "--generations",
+                        "1",
+                    ])
+                    .args(["--out", run.to_str().unwrap(), "--quiet"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped()),
+            )
         };
         let (a, b) = (start(), start());
-        let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+        let outs = [a.wait(common::DEADLINE), b.wait(common::DEADLINE)];
         let ran = outs.iter().filter(|o| o.status.success()).count();
         assert_eq!(ran, 1, "trial {trial}: {ran} of 2 ran");
         let loser = outs.iter().find(|o| !o.status.success()).unwrap();

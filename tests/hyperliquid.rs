@@ -18,6 +18,8 @@ use organism::{
     market::{csv::load_candles, csv::load_funding, synthetic::SyntheticParams, HOUR_MS},
 };
 
+mod common;
+
 const START: i64 = 1_704_067_200_000; // 2024-01-01 00:00 UTC
 
 fn params() -> SyntheticParams {
@@ -52,10 +54,7 @@ fn client(ex: &LocalExchange) -> InfoClient {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-hl-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("hl", name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,12 +580,11 @@ async fn cli_fetch_and_fetch_sentiment_against_the_local_exchange() {
         ];
         args.push(out.to_str().unwrap());
         args.extend_from_slice(extra);
-        tokio::process::Command::new(bin)
-            .args(args)
-            .env("HYPERLIQUID_API_URL", &url)
-            .output()
+        let mut c = tokio::process::Command::new(bin);
+        c.args(args).env("HYPERLIQUID_API_URL", &url);
+        c
     };
-    let o = fetch_cli(&["--interval", "1h"]).await.unwrap();
+    let o = within(&mut fetch_cli(&["--interval", "1h"])).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -595,7 +593,7 @@ async fn cli_fetch_and_fetch_sentiment_against_the_local_exchange() {
     );
     assert!(stdout.contains("funding/hyperliquid_ETH.csv"), "{stdout}");
     // Again with --json: four files, nothing new, nothing rejected.
-    let o = fetch_cli(&["--json"]).await.unwrap();
+    let o = within(&mut fetch_cli(&["--json"])).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let files = v["files"].as_array().unwrap();
@@ -606,51 +604,57 @@ async fn cli_fetch_and_fetch_sentiment_against_the_local_exchange() {
     );
     assert_eq!(files[0]["after"], 480);
     // The fetched directory is usable data.
-    let o = tokio::process::Command::new(bin)
-        .args([
-            "backtest",
-            "--data",
-            out.to_str().unwrap(),
-            "--coin",
-            "ETH",
-            "--json",
-        ])
-        .output()
-        .await
-        .unwrap();
+    let o = within(tokio::process::Command::new(bin).args([
+        "backtest",
+        "--data",
+        out.to_str().unwrap(),
+        "--coin",
+        "ETH",
+        "--json",
+    ]))
+    .await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let fg = out.join("fear_greed.csv");
-    let o = tokio::process::Command::new(bin)
-        .args([
-            "data",
-            "fetch-sentiment",
-            "--url",
-            &url,
-            "--out",
-            fg.to_str().unwrap(),
-        ])
-        .output()
-        .await
-        .unwrap();
+    let o = within(tokio::process::Command::new(bin).args([
+        "data",
+        "fetch-sentiment",
+        "--url",
+        &url,
+        "--out",
+        fg.to_str().unwrap(),
+    ]))
+    .await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let loaded = organism::market::csv::load_fear_greed(&fg).unwrap();
     assert_eq!(loaded.value.len(), 400);
     assert!(loaded.day.windows(2).all(|w| w[1] == w[0] + 1));
     // An unreachable API: one clear error, exit 1.
-    let o = tokio::process::Command::new(bin)
-        .args([
-            "data",
-            "fetch",
-            "--coins",
-            "BTC",
-            "--out",
-            out.to_str().unwrap(),
-            "--api-url",
-            "http://127.0.0.1:9",
-        ])
-        .output()
-        .await
-        .unwrap();
+    let o = within(tokio::process::Command::new(bin).args([
+        "data",
+        "fetch",
+        "--coins",
+        "BTC",
+        "--out",
+        out.to_str().unwrap(),
+        "--api-url",
+        "http://127.0.0.1:9",
+    ]))
+    .await;
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("connection to http://127.0.0.1:9"));
+}
+
+/// Runs `cmd` to its end within [`common::DEADLINE`] (killed on the way out if it does not).
+async fn within(cmd: &mut tokio::process::Command) -> std::process::Output {
+    let what = format!("{:?}", cmd.as_std().get_args().collect::<Vec<_>>());
+    let run = cmd.kill_on_drop(true).output();
+    tokio::time::timeout(common::DEADLINE, run)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "organism {what} did not finish within {:?}",
+                common::DEADLINE
+            )
+        })
+        .unwrap_or_else(|e| panic!("organism {what}: cannot run: {e}"))
 }

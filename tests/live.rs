@@ -15,7 +15,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::Duration,
 };
@@ -40,7 +40,7 @@ use rust_decimal::Decimal;
 
 mod common;
 
-use common::{bin, promoted, run_ok, s, t0};
+use common::{bin, promoted, run_ok, s, t0, Proc};
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch("live", name)
@@ -119,22 +119,24 @@ async fn exchange(t0: i64) -> LocalExchange {
     ex
 }
 
-fn spawn(cfg: &Path, url: &str, until: i64, log: &Path, extra: &[&str], out: Stdio) -> Child {
-    let log = std::fs::OpenOptions::new()
+fn spawn(cfg: &Path, url: &str, until: i64, log: &Path, extra: &[&str], out: Stdio) -> Proc {
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(bin())
-        .args(["live", "run", "--config", s(cfg), "--api-url", url])
-        .args(["--until-ts", &until.to_string(), "--quiet"])
-        .args(extra)
-        .env("HYPERLIQUID_PRIVATE_KEY", KEY)
-        .env("RUST_LOG", "info")
-        .stdout(out)
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    Proc::spawn(
+        "live run",
+        Command::new(bin())
+            .args(["live", "run", "--config", s(cfg), "--api-url", url])
+            .args(["--until-ts", &until.to_string(), "--quiet"])
+            .args(extra)
+            .env("HYPERLIQUID_PRIVATE_KEY", KEY)
+            .env("RUST_LOG", "info")
+            .stdout(out)
+            .stderr(file),
+    )
+    .log(log)
 }
 
 const REAL: &[&str] = &["--i-understand-this-trades-real-money"];
@@ -156,7 +158,7 @@ async fn session(ex: &LocalExchange, dir: &Path, cfg: &Path, t0: i64, kills: usi
     let log = dir.join("run.log");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let respawn = || spawn(cfg, &url, until, &log, REAL, Stdio::null());
-    let mut child = common::drive(
+    let child = common::drive(
         respawn(),
         &mut rng,
         kills,
@@ -167,7 +169,7 @@ async fn session(ex: &LocalExchange, dir: &Path, cfg: &Path, t0: i64, kills: usi
         respawn,
     )
     .await;
-    common::wait_exit("live run", &mut child, 180, &log).await;
+    child.exit_ok(Duration::from_secs(180)).await;
 }
 
 /// Checks the invariants of a live journal against the exchange; returns the raw decisions.
@@ -338,7 +340,7 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
     assert!(matches!(took[0], PlacedStatus::Filled { .. }), "{took:?}");
     let before = journal_of(&a.join("reg.db")).len();
     let log = a.join("reconcile.log");
-    let mut child = spawn(
+    let child = spawn(
         &cfg_a,
         &ex_a.http_url(),
         t0 + (BARS - 1) * HOUR_MS,
@@ -346,7 +348,7 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
         REAL,
         Stdio::null(),
     );
-    common::wait_exit("live run", &mut child, 60, &log).await;
+    child.exit_ok(Duration::from_secs(60)).await;
     let ja = journal_of(&a.join("reg.db"));
     let rec = ja[before..]
         .iter()
@@ -390,7 +392,7 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
     // stray order and closes the stray position too.
     run_ok(&["live", "stop", "--config", s(&cfg_a), "--reason", "test"]);
     let log = a.join("stop.log");
-    let mut child = spawn(
+    let child = spawn(
         &cfg_a,
         &ex_a.http_url(),
         t0 + 1000 * HOUR_MS,
@@ -398,7 +400,7 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
         REAL,
         Stdio::null(),
     );
-    common::wait_exit("live run", &mut child, 60, &log).await;
+    child.exit_ok(Duration::from_secs(60)).await;
     for coin in ["BTC", "ETH"] {
         assert_eq!(
             ex_a.position(&me, coin),
@@ -441,18 +443,18 @@ async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold(
     let cfg = setup(&d, "");
     let ex = exchange(t0).await;
     // No flag.
-    let o = Command::new(bin())
-        .args([
-            "live",
-            "run",
-            "--config",
-            s(&cfg),
-            "--api-url",
-            &ex.http_url(),
-        ])
-        .env("HYPERLIQUID_PRIVATE_KEY", KEY)
-        .output()
-        .unwrap();
+    let o = common::output(
+        Command::new(bin())
+            .args([
+                "live",
+                "run",
+                "--config",
+                s(&cfg),
+                "--api-url",
+                &ex.http_url(),
+            ])
+            .env("HYPERLIQUID_PRIVATE_KEY", KEY),
+    );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--i-understand-this-trades-real-money"));
     // No [live] section.
@@ -462,19 +464,19 @@ async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold(
         format!("[promotion]\nregistry = \"{}\"\n", s(&d.join("reg.db"))),
     )
     .unwrap();
-    let o = Command::new(bin())
-        .args([
-            "live",
-            "run",
-            "--config",
-            s(&bare),
-            "--api-url",
-            &ex.http_url(),
-        ])
-        .args(REAL)
-        .env("HYPERLIQUID_PRIVATE_KEY", KEY)
-        .output()
-        .unwrap();
+    let o = common::output(
+        Command::new(bin())
+            .args([
+                "live",
+                "run",
+                "--config",
+                s(&bare),
+                "--api-url",
+                &ex.http_url(),
+            ])
+            .args(REAL)
+            .env("HYPERLIQUID_PRIVATE_KEY", KEY),
+    );
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("no [live] section"),
@@ -492,19 +494,19 @@ async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold(
         let text =
             std::fs::read_to_string(&cfg).unwrap() + &format!("key_file = \"{}\"\n", s(&key_file));
         std::fs::write(&with_file, text).unwrap();
-        let o = Command::new(bin())
-            .args([
-                "live",
-                "run",
-                "--config",
-                s(&with_file),
-                "--api-url",
-                &ex.http_url(),
-            ])
-            .args(REAL)
-            .env_remove("HYPERLIQUID_PRIVATE_KEY")
-            .output()
-            .unwrap();
+        let o = common::output(
+            Command::new(bin())
+                .args([
+                    "live",
+                    "run",
+                    "--config",
+                    s(&with_file),
+                    "--api-url",
+                    &ex.http_url(),
+                ])
+                .args(REAL)
+                .env_remove("HYPERLIQUID_PRIVATE_KEY"),
+        );
         assert!(!o.status.success());
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("readable by others"), "{err}");
@@ -524,14 +526,16 @@ async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold(
         &["--dry-run"],
         Stdio::from(std::fs::File::create(&out_file).unwrap()),
     );
-    while !common::started(&d.join("reg.db"), "live-dry-run") {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    child
+        .wait_for_async("its session started", common::START, || {
+            common::started(&d.join("reg.db"), "live-dry-run")
+        })
+        .await;
     for _ in 0..13 {
         ex.advance();
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    common::wait_exit("live run", &mut child, 60, &log).await;
+    child.exit_ok(Duration::from_secs(60)).await;
     assert_eq!(
         ex.trading_seen().requests.len(),
         0,

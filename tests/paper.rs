@@ -2,11 +2,7 @@
 //! the risk manager and the kill switch flatten and pause as documented, and a session rebuilt
 //! from its journal after a crash continues exactly as one that never stopped.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::{collections::BTreeMap, path::PathBuf, process::Output};
 
 use std::sync::Arc;
 
@@ -25,12 +21,9 @@ use organism::{
 };
 use rust_decimal::Decimal;
 
-fn organism(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_organism"))
-        .args(args)
-        .output()
-        .expect("run organism")
-}
+mod common;
+
+use common::{organism, s};
 
 fn ok(o: Output) -> Output {
     assert!(
@@ -42,14 +35,7 @@ fn ok(o: Output) -> Output {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-paper-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::scratch("paper", name)
 }
 
 /// Sum of one column of a trades CSV, as exact decimals.

@@ -12,7 +12,7 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
@@ -35,7 +35,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod common;
 
-use common::{promoted, run_ok, s, t0};
+use common::{promoted, run_ok, s, t0, Proc};
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch("paperrun", name)
@@ -79,28 +79,30 @@ fn exchange_params(t0: i64) -> SyntheticParams {
     common::exchange_params(t0, WARMUP, 2 * BARS)
 }
 
-fn spawn(cfg: &Path, url: &str, until: i64, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
+fn spawn(cfg: &Path, url: &str, until: i64, log: &Path) -> Proc {
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(bin())
-        .args([
-            "paper",
-            "run",
-            "--config",
-            s(cfg),
-            "--api-url",
-            url,
-            "--until-ts",
-            &until.to_string(),
-            "--quiet",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    Proc::spawn(
+        "paper run",
+        Command::new(bin())
+            .args([
+                "paper",
+                "run",
+                "--config",
+                s(cfg),
+                "--api-url",
+                url,
+                "--until-ts",
+                &until.to_string(),
+                "--quiet",
+            ])
+            .stdout(Stdio::null())
+            .stderr(file),
+    )
+    .log(log)
 }
 
 fn journal_of(reg: &Path) -> Vec<Entry> {
@@ -139,7 +141,7 @@ async fn session(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let child = spawn(cfg, &url, until, &log);
     // Accelerated bars: one hour every 80 ms; kills at random instants in between.
-    let mut child = common::drive(
+    let child = common::drive(
         child,
         &mut rng,
         kills,
@@ -150,7 +152,7 @@ async fn session(
         || spawn(cfg, &url, until, &log),
     )
     .await;
-    common::wait_exit("paper run", &mut child, 120, &log).await;
+    child.exit_ok(Duration::from_secs(120)).await;
     journal_of(&reg)
 }
 
@@ -270,10 +272,13 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     let reg = d.join("reg.db");
     let log = d.join("run.log");
     // No --until-ts: only the kill switch ends it.
+    // Held in a guard: a failing assertion below kills it instead of leaving it to run forever.
     let mut child = spawn(&cfg, &ex.http_url(), i64::MAX, &log);
-    while !common::started(&reg, "paper") {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    child
+        .wait_for_async("its session started", common::START, || {
+            common::started(&reg, "paper")
+        })
+        .await;
     for _ in 0..30 {
         ex.advance();
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -287,7 +292,7 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
         "test stop",
     ]);
     assert!(out.contains("kill switch filed"), "{out}");
-    common::wait_exit("paper run", &mut child, 60, &log).await;
+    child.exit_ok(Duration::from_secs(60)).await;
     let j = journal_of(&reg);
     let kill = j
         .iter()
@@ -316,8 +321,8 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     // Resume is filed, and a stop file works as well as the command.
     run_ok(&["paper", "resume", "--config", s(&cfg)]);
     std::fs::write(d.join("STOP"), "").unwrap();
-    let mut child = spawn(&cfg, &ex.http_url(), i64::MAX, &log);
-    common::wait_exit("paper run", &mut child, 60, &log).await;
+    let child = spawn(&cfg, &ex.http_url(), i64::MAX, &log);
+    child.exit_ok(Duration::from_secs(60)).await;
     assert!(
         !d.join("STOP").exists(),
         "the stop file is removed once acted on"

@@ -4,13 +4,17 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
 };
 
 use organism::{
     evolution::checkpoint,
     genome::program::{self, Node, Op, Ty},
 };
+
+mod common;
+
+use common::organism_threads as organism;
 
 /// Five seeds (one ML) on the bundled market, a small population: quick, and every variation
 /// path (programs, genomes, both crossed) runs in a mixed population.
@@ -22,19 +26,7 @@ seeds = ["ema_crossover", "donchian_breakout", "rsi_filter", "sma_trend_filter",
 "#;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-gp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn organism(args: &[&str], threads: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_organism"));
-    c.args(args);
-    if let Some(t) = threads {
-        c.env("RAYON_NUM_THREADS", t);
-    }
-    c.output().expect("run organism")
+    common::scratch("gp", name)
 }
 
 fn ok(o: &Output) -> String {

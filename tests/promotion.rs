@@ -10,23 +10,12 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
 };
 
-fn organism(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_organism"))
-        .args(args)
-        .output()
-        .expect("run organism")
-}
+mod common;
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{organism, s, stderr, stdout};
 
 fn ok(o: Output) -> Output {
     assert!(o.status.success(), "failed: {}", stderr(&o));
@@ -39,14 +28,7 @@ fn json(o: Output) -> serde_json::Value {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-promote-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::scratch("promote", name)
 }
 
 /// The planted-edge configuration in `dir`.

@@ -3,17 +3,11 @@
 //! trades less; `evolve --regime` records the filter in its run, and the run's members are
 //! backtested with it.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+use std::{path::PathBuf, process::Output};
 
-fn organism(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_organism"))
-        .args(args)
-        .output()
-        .expect("run organism")
-}
+mod common;
+
+use common::{organism, s};
 
 fn json(o: Output) -> serde_json::Value {
     assert!(
@@ -25,14 +19,7 @@ fn json(o: Output) -> serde_json::Value {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-regime-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::scratch("regime", name)
 }
 
 #[test]

@@ -7,12 +7,9 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-fn organism(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_organism"))
-        .args(args)
-        .output()
-        .expect("run organism")
-}
+mod common;
+
+use common::organism;
 
 fn ok(o: &Output) -> String {
     assert!(
@@ -30,10 +27,7 @@ fn json(o: &Output) -> serde_json::Value {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-res-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("res", name)
 }
 
 const SMALL: &str = r#"
@@ -394,7 +388,7 @@ fn closed_pipes_end_quietly() {
             .unwrap();
         // Close the reading end before the program writes.
         drop(child.stdout.take());
-        let o = child.wait_with_output().unwrap();
+        let o = common::Proc::new("organism", child).wait(common::DEADLINE);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");

@@ -16,13 +16,12 @@ use organism::{
     seeds::{registry, Genome, Prepared, SeedEntry},
 };
 
+mod common;
+
 const BARS: usize = 2_200;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("organism-runner-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("runner", name)
 }
 
 fn market() -> Market {

@@ -1,17 +1,268 @@
-//! Helpers shared by the end-to-end runner tests (`paper_run.rs`, `live.rs`): a runner process
-//! driven against the local exchange's accelerated bars and killed with SIGKILL at random
-//! instants.
+//! Helpers shared by every test binary: scratch folders, the `organism` binary run with a
+//! deadline, spawned children held in a guard that kills them on drop, and the runner tests'
+//! driver (a runner process driven against the local exchange's accelerated bars and killed with
+//! SIGKILL at random instants).
+//!
+//! No test waits on a child process without a deadline: [`output`] and [`Proc::wait`] kill the
+//! child and fail with its stderr when it runs past one, and [`Proc::wait_for`] fails as soon as
+//! the child exits before the awaited condition holds.
 
 #![allow(dead_code)]
+// Deadlines on real processes are wall time: the one thing these helpers must read a clock for.
+#![allow(clippy::disallowed_methods)]
 
 use std::{
-    path::Path,
-    process::{Child, ExitStatus},
-    time::Duration,
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+
+/// How long a one-shot `organism` command may run before the test fails (the slowest in the
+/// suite takes well under a minute on 2 cores; this is for a hang, not for speed).
+pub const DEADLINE: Duration = Duration::from_secs(600);
+
+/// What a pipe has delivered so far, read on a thread so that a chatty child never blocks.
+struct Drain {
+    buf: Arc<Mutex<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drain {
+    fn new(mut pipe: impl Read + Send + 'static) -> Self {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Self {
+            buf,
+            thread: Some(thread),
+        }
+    }
+
+    fn so_far(&self) -> Vec<u8> {
+        self.buf.lock().unwrap().clone()
+    }
+
+    /// Everything, once the child has exited (the pipe then closes).
+    fn finish(mut self) -> Vec<u8> {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.so_far()
+    }
+}
+
+/// A spawned child, killed (SIGKILL) and reaped when dropped, so a failing assertion never
+/// leaves an orphan behind. Its piped stdout and stderr are drained as it runs; a child whose
+/// stderr goes to a file names that file with [`Proc::log`], and failures quote it.
+pub struct Proc {
+    what: String,
+    child: Option<Child>,
+    stdout: Option<Drain>,
+    stderr: Option<Drain>,
+    log: Option<PathBuf>,
+}
+
+impl Proc {
+    /// Spawns `cmd` (named `what` in failures).
+    pub fn spawn(what: &str, cmd: &mut Command) -> Self {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+        Self::new(what, child)
+    }
+
+    /// Holds an already spawned child; its remaining pipes are drained from here on.
+    pub fn new(what: &str, mut child: Child) -> Self {
+        let stdout = child.stdout.take().map(Drain::new);
+        let stderr = child.stderr.take().map(Drain::new);
+        Self {
+            what: what.to_string(),
+            child: Some(child),
+            stdout,
+            stderr,
+            log: None,
+        }
+    }
+
+    /// The file the child's stderr goes to.
+    pub fn log(mut self, path: &Path) -> Self {
+        self.log = Some(path.to_path_buf());
+        self
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().expect("a live child").id()
+    }
+
+    /// Its stderr so far (piped, or the log file's contents).
+    pub fn stderr(&self) -> String {
+        let mut text = self
+            .stderr
+            .as_ref()
+            .map(|d| String::from_utf8_lossy(&d.so_far()).into_owned())
+            .unwrap_or_default();
+        if let Some(log) = &self.log {
+            text.push_str(&std::fs::read_to_string(log).unwrap_or_default());
+        }
+        text
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .expect("a live child")
+            .try_wait()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.what))
+    }
+
+    /// Kills the child and fails the test with `why` and its stderr.
+    fn fail(&mut self, why: &str) -> ! {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        panic!("{} {why}; its stderr:\n{}", self.what, self.stderr());
+    }
+
+    /// Waits up to `deadline` for the child to exit; returns its status and output. Past the
+    /// deadline the child is killed and the test fails with its stderr.
+    pub fn wait(mut self, deadline: Duration) -> Output {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = self.try_exit() {
+                break st;
+            }
+            if start.elapsed() > deadline {
+                self.fail(&format!("did not finish within {deadline:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.child = None;
+        let stdout = self.stdout.take().map(Drain::finish).unwrap_or_default();
+        let stderr = self.stderr.take().map(Drain::finish).unwrap_or_default();
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits (async) up to `deadline` seconds for the child to exit successfully.
+    pub async fn exit_ok(mut self, deadline: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.try_exit() {
+                if !st.success() {
+                    self.fail(&format!("failed ({st})"));
+                }
+                self.child = None;
+                return;
+            }
+            if start.elapsed() > deadline {
+                self.fail(&format!("did not finish within {deadline:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `ready` until it holds. Fails the test if the child exits first, or at the deadline.
+    pub fn wait_for(&mut self, what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !ready() {
+            self.check_waiting(what, start, deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// [`Proc::wait_for`] inside an async test.
+    pub async fn wait_for_async(
+        &mut self,
+        what: &str,
+        deadline: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) {
+        let start = Instant::now();
+        while !ready() {
+            self.check_waiting(what, start, deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn check_waiting(&mut self, what: &str, start: Instant, deadline: Duration) {
+        if let Some(st) = self.try_exit() {
+            self.fail(&format!("exited ({st}) before {what}"));
+        }
+        if start.elapsed() > deadline {
+            self.fail(&format!("did not reach {what} within {deadline:?}"));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = c.kill();
+        c.wait().ok()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to its end (stdin closed, stdout and stderr captured) within [`DEADLINE`].
+pub fn output(cmd: &mut Command) -> Output {
+    let what = format!("{:?}", cmd.get_args().collect::<Vec<_>>());
+    Proc::spawn(
+        &what,
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait(DEADLINE)
+}
+
+/// `organism args` to its end within [`DEADLINE`].
+pub fn organism(args: &[&str]) -> Output {
+    output(Command::new(bin()).args(args))
+}
+
+/// `organism args` with `RAYON_NUM_THREADS` set when `threads` is.
+pub fn organism_threads(args: &[&str], threads: Option<&str>) -> Output {
+    let mut c = Command::new(bin());
+    c.args(args);
+    if let Some(t) = threads {
+        c.env("RAYON_NUM_THREADS", t);
+    }
+    output(&mut c)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
 
 /// Whether the journal in `reg` has a session of `account` (the warm-up is over).
 pub fn started(reg: &Path, account: &str) -> bool {
@@ -28,53 +279,33 @@ pub fn started(reg: &Path, account: &str) -> bool {
     .is_ok_and(|n| n > 0)
 }
 
-/// Waits up to `secs` for `child` to exit successfully (its stderr is in `log`).
-pub async fn wait_exit(what: &str, child: &mut Child, secs: u64, log: &Path) {
-    for _ in 0..secs * 20 {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(
-                st.success(),
-                "{what} failed: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    panic!(
-        "{what} did not finish: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
-/// SIGKILL and wait.
-pub fn kill(mut child: Child) -> Option<ExitStatus> {
-    let _ = child.kill();
-    child.wait().ok()
-}
+/// How long a runner may take to start (load, warm up, write its session row).
+pub const START: Duration = Duration::from_secs(180);
 
 /// Drives a runner through `bars` accelerated bars, `step` apart, with `kills` SIGKILLs at
 /// seeded random instants, each followed by `respawn()`: a sixth of them during start-up
-/// (until `is_started()`), the rest between and inside bars. Returns the last runner.
+/// (until `is_started()`), the rest between and inside bars. Returns the last runner. A runner
+/// that exits on its own during start-up, or does not start within [`START`], fails the test.
 #[allow(clippy::too_many_arguments)]
 pub async fn drive(
-    mut child: Child,
+    mut child: Proc,
     rng: &mut ChaCha8Rng,
     kills: usize,
     bars: i64,
     step: Duration,
     is_started: impl Fn() -> bool,
     advance: impl Fn(),
-    respawn: impl Fn() -> Child,
-) -> Child {
+    respawn: impl Fn() -> Proc,
+) -> Proc {
     let mut killed = 0;
     // Kills during start-up and warm-up (the exchange's clock stands still until the session
     // has started, so every restart warms up on the same bars).
+    let start = Instant::now();
     while !is_started() {
+        child.check_waiting("its session started", start, START);
         if killed < kills / 6 {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
-            kill(child);
+            child.kill();
             child = respawn();
             killed += 1;
         } else {
@@ -87,17 +318,17 @@ pub async fn drive(
         if killed < kills && rng.gen_bool(0.75) {
             let within = step.as_millis() as u64;
             tokio::time::sleep(Duration::from_millis(rng.gen_range(0..within.max(1)))).await;
-            kill(child);
+            child.kill();
             child = respawn();
             killed += 1;
         }
     }
     while killed < kills {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
-        if child.try_wait().unwrap().is_some() {
+        if child.try_exit().is_some() {
             break;
         }
-        kill(child);
+        child.kill();
         child = respawn();
         killed += 1;
     }
@@ -115,7 +346,7 @@ pub fn s(p: &Path) -> &str {
 }
 
 /// An empty scratch folder `organism-<prefix>-<pid>-<name>` in the temp dir.
-pub fn scratch(prefix: &str, name: &str) -> std::path::PathBuf {
+pub fn scratch(prefix: &str, name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("organism-{prefix}-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
@@ -124,10 +355,7 @@ pub fn scratch(prefix: &str, name: &str) -> std::path::PathBuf {
 
 /// Runs `organism args`, asserts success and returns stdout.
 pub fn run_ok(args: &[&str]) -> String {
-    let o = std::process::Command::new(bin())
-        .args(args)
-        .output()
-        .unwrap();
+    let o = organism(args);
     assert!(
         o.status.success(),
         "organism {args:?} failed: {}",
@@ -139,7 +367,7 @@ pub fn run_ok(args: &[&str]) -> String {
 /// Writes `dir/<file>`: the planted-edge market, a small evolution into `dir/pop`, the registry
 /// `dir/reg.db`, then `rest`; runs `evolve` and `promote` on it (the same strategies each time:
 /// both are deterministic). Returns the config's path and text.
-pub fn promoted(dir: &Path, file: &str, rest: &str) -> (std::path::PathBuf, String) {
+pub fn promoted(dir: &Path, file: &str, rest: &str) -> (PathBuf, String) {
     let cfg = dir.join(file);
     let text = format!(
         r#"
