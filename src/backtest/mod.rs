@@ -6,6 +6,8 @@
 //! A position still open at the last bar is not closed; it is reported with exit reason `open`,
 //! marked at the last close.
 
+pub mod portfolio;
+
 use crate::{
     execution::{Engine, EngineConfig, ExitReason, Trade},
     market::Candles,

@@ -36,6 +36,7 @@
 
 pub mod journal;
 pub mod paper;
+pub mod portfolio;
 pub mod risk;
 pub mod types;
 
@@ -326,6 +327,40 @@ pub trait Venue {
     fn book_funding(&mut self, amount: f64);
 }
 
+/// The one ledger rule, for one coin's position and the account's cash: a buy pays notional
+/// and fee, a sell receives notional less fee; the position moves by the signed quantity. The
+/// single-coin venue and the [portfolio book](portfolio) both book with it.
+#[inline(always)]
+pub fn book_fill(cash: &mut f64, position: &mut f64, fill: &Fill) {
+    let notional = fill.qty * fill.price;
+    match fill.side {
+        OrderSide::Buy => *cash -= notional + fill.fee,
+        OrderSide::Sell => *cash += notional - fill.fee,
+    }
+    *position += fill.side.sign() * fill.qty;
+}
+
+/// Funding on a signed position of `qty` coins at reference price `price` for a funding rate
+/// `rate`: received when positive (a long pays a positive rate, a short receives it). The
+/// engine and the portfolio book both charge it.
+#[inline(always)]
+pub fn funding_amount(qty: f64, price: f64, rate: f64) -> f64 {
+    -qty * price * rate
+}
+
+/// Fills a market order at its reference price with slippage and the fee ([`Costs`]): what a
+/// simulated venue does with every order.
+#[inline(always)]
+pub fn simulated_fill(costs: &Costs, order: &Order) -> Fill {
+    let price = costs.fill_price(order.side, order.price);
+    Fill {
+        side: order.side,
+        qty: order.qty,
+        price,
+        fee: costs.fee(order.qty * price),
+    }
+}
+
 /// The simulated venue: every market order fills at once at its reference price with the
 /// configured slippage and fee.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,16 +381,11 @@ impl SimulatedVenue {
         }
     }
 
-    /// Books a fill into cash and position (the one ledger rule: a buy pays notional and fee,
-    /// a sell receives notional less fee). The live venue books the exchange's fills with it.
+    /// Books a fill into cash and position ([`book_fill`]). The live venue books the
+    /// exchange's fills with it.
     #[inline]
     pub fn book(&mut self, fill: &Fill) {
-        let notional = fill.qty * fill.price;
-        match fill.side {
-            OrderSide::Buy => self.cash -= notional + fill.fee,
-            OrderSide::Sell => self.cash += notional - fill.fee,
-        }
-        self.position += fill.side.sign() * fill.qty;
+        book_fill(&mut self.cash, &mut self.position, fill);
     }
 
     /// The costs simulated fills pay.
@@ -372,13 +402,7 @@ impl SimulatedVenue {
 impl Venue for SimulatedVenue {
     #[inline]
     fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
-        let price = self.costs.fill_price(order.side, order.price);
-        let fill = Fill {
-            side: order.side,
-            qty: order.qty,
-            price,
-            fee: self.costs.fee(order.qty * price),
-        };
+        let fill = simulated_fill(&self.costs, order);
         self.book(&fill);
         self.next_id += 1;
         Ok(Ack {
@@ -889,7 +913,7 @@ impl<V: Venue> Engine<V> {
         }
         let q = self.signed_size();
         if let Some(p) = self.pos.as_mut() {
-            let amount = -q * open * rate;
+            let amount = funding_amount(q, open, rate);
             self.venue.book_funding(amount);
             p.funding += amount;
         }

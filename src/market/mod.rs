@@ -4,6 +4,7 @@
 //! bundled synthetic market in [`synthetic`]. Nothing here computes signals or trades.
 
 pub mod csv;
+pub mod panel;
 pub mod permute;
 pub mod synthetic;
 pub mod timerange;
