@@ -10,7 +10,7 @@ use organism::{
     exchange::{
         hyperliquid::{
             exchange::{
-                ExchangeClient, ExchangeError, MemoryNonces, OrderState, PlacedStatus, RejectKind,
+                ExchangeClient, ExchangeError, NonceStore, OrderState, PlacedStatus, RejectKind,
             },
             info::{InfoClient, RetryPolicy, Timeouts},
             signing::Signer,
@@ -61,6 +61,24 @@ fn info(ex: &LocalExchange, read: Duration) -> Arc<InfoClient> {
     Arc::new(InfoClient::with_timeouts(&ex.http_url(), retry, 100_000.0, t).unwrap())
 }
 
+/// The last nonce any client of this test process used. Clients of one key made within the
+/// same millisecond would otherwise sign with the same wall-clock nonce, which the exchange
+/// refuses as a duplicate (as Hyperliquid does).
+static LAST_NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A nonce store shared by every client of the test process.
+struct SharedNonces;
+
+impl NonceStore for SharedNonces {
+    fn last(&self) -> u64 {
+        LAST_NONCE.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn save(&mut self, nonce: u64) -> Result<(), String> {
+        LAST_NONCE.fetch_max(nonce, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 fn client(
     ex: &LocalExchange,
     key: &str,
@@ -73,7 +91,7 @@ fn client(
         account,
         vault,
         false,
-        Box::new(MemoryNonces::default()),
+        Box::new(SharedNonces),
     )
 }
 
@@ -360,7 +378,7 @@ async fn only_the_account_its_agents_and_fresh_nonces_are_accepted() {
         None,
         None,
         false,
-        Box::new(MemoryNonces::default()),
+        Box::new(SharedNonces),
     );
     let _ = &mut old;
     let stale = organism::exchange::hyperliquid::exchange::now_ms() - 3 * 86_400_000;
@@ -413,7 +431,7 @@ async fn faults_leave_the_outcome_to_be_asked_by_cloid() {
         None,
         None,
         false,
-        Box::new(MemoryNonces::default()),
+        Box::new(SharedNonces),
     );
     let me = quick.account().to_string();
     ex.fund(&me, dec("10000"));

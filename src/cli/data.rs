@@ -15,7 +15,8 @@ use organism::{
     },
     market::{
         csv::{candles_to_csv, fear_greed_to_csv, funding_to_csv, write_atomic},
-        synthetic,
+        format_ts, synthetic,
+        universe::{self, CoinPick, PanelSelection},
     },
 };
 
@@ -73,6 +74,23 @@ pub enum DataCommand {
         #[arg(long, value_name = "URL")]
         api_url: Option<String>,
         /// One JSON object: every file with its rows before and after, gaps and rejected rows.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a data directory covers, per coin: first and last bar, bars, gaps, funding
+    /// coverage, median daily notional volume and bars the plausibility check doubts. Reads
+    /// every coin of one source and interval; one unreadable file is a note, not an error.
+    Coverage {
+        /// Data directory (candles/ and funding/) or candles folder.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Source prefix in file names (empty: any, as long as each coin has one).
+        #[arg(long, default_value = "hyperliquid")]
+        source: String,
+        /// Candle interval in file names.
+        #[arg(long, default_value = "1h")]
+        interval: String,
+        /// One JSON object: the coins and the notes.
         #[arg(long)]
         json: bool,
     },
@@ -212,6 +230,12 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             );
             Ok(())
         }
+        DataCommand::Coverage {
+            dir,
+            source,
+            interval,
+            json,
+        } => coverage(dir, source, interval, json),
         DataCommand::FetchSentiment { config, out, url } => {
             let cfg = super::load_config(config.as_deref())?;
             let url = url.unwrap_or(cfg.exchange.sentiment_url);
@@ -288,4 +312,70 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn coverage(dir: PathBuf, source: String, interval: String, json: bool) -> Result<()> {
+    let sel = PanelSelection {
+        path: dir,
+        source,
+        interval,
+        pick: CoinPick::All,
+        exclude: Vec::new(),
+        timerange: None,
+        keep_not_crypto: true,
+    };
+    let loaded = super::load_panel(&sel)?;
+    let rows = universe::coverage(&loaded);
+    if json {
+        outln!(
+            "{}",
+            serde_json::json!({"origin": loaded.origin, "coins": rows, "notes": loaded.notes})
+        );
+        return Ok(());
+    }
+    let day = |ms: i64| format_ts(ms)[..10].to_string();
+    outln!(
+        "{:<10} {:>10} {:>10} {:>7} {:>12} {:>23} {:>6} {:>14} {:>7}",
+        "coin",
+        "first",
+        "last",
+        "bars",
+        "gaps (bars)",
+        "funding",
+        "cover",
+        "median $/day",
+        "doubted"
+    );
+    for r in &rows {
+        let funding = match (r.funding_first_ms, r.funding_last_ms) {
+            (Some(a), Some(b)) => format!("{}..{}", day(a), day(b)),
+            _ => "none".to_string(),
+        };
+        outln!(
+            "{:<10} {:>10} {:>10} {:>7} {:>12} {:>23} {:>5.0}% {:>14} {:>7}",
+            r.coin,
+            day(r.first_ms),
+            day(r.last_ms),
+            r.bars,
+            format!("{} ({})", r.gaps, r.missing_bars),
+            funding,
+            100.0 * r.funding_coverage,
+            r.median_daily_volume
+                .map_or("-".to_string(), |v| format!("{v:.0}")),
+            r.doubted
+        );
+    }
+    let (first, last) = (
+        rows.iter().map(|r| r.first_ms).min().unwrap_or(0),
+        rows.iter().map(|r| r.last_ms).max().unwrap_or(0),
+    );
+    outln!(
+        "{} coins from {}, {} to {}",
+        rows.len(),
+        loaded.origin,
+        day(first),
+        day(last)
+    );
+    super::say_notes(&loaded.notes);
+    Ok(())
 }

@@ -159,12 +159,39 @@ impl DataArgs {
 /// Loads the configured universe and prints its notes (gaps, missing funding) once to stderr.
 pub fn load_data(sel: &organism::market::DataSelection) -> Result<Universe> {
     let u = load_universe(sel).context("loading market data")?;
+    say_notes(&u.notes);
+    Ok(u)
+}
+
+/// Prints notes about the data to stderr, one line each (none with `-q`).
+pub fn say_notes(notes: &[String]) {
     if !quiet() {
-        for note in &u.notes {
+        for note in notes {
             eprintln!("note: {note}");
         }
     }
-    Ok(u)
+}
+
+/// Loads many coins onto one grid with a progress bar on stderr (none with `-q`); the notes
+/// are the caller's to print.
+pub fn load_panel(
+    sel: &organism::market::universe::PanelSelection,
+) -> Result<organism::market::universe::LoadedPanel> {
+    let bar = if quiet() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("loading {pos}/{len} coins {wide_bar}")
+                .expect("a valid template"),
+        )
+    };
+    let loaded = organism::market::universe::load_panel(sel, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .context("loading the universe");
+    bar.finish_and_clear();
+    loaded
 }
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{check_bar, Candles, DataError, FundingSeries};
+use super::{check_shape, implausible, Candles, DataError, FundingSeries};
 
 /// Header of a candle file.
 pub const CANDLE_HEADER: &str = "timestamp_ms,open,high,low,close,volume";
@@ -136,6 +136,35 @@ fn check_order(path: &Path, line: usize, prev: Option<i64>, ts: i64) -> Result<(
 /// does not parse, a non-increasing or duplicate timestamp, a non-positive price or a high/low
 /// inconsistent with open/close; [`DataError::Empty`] when there are no rows.
 pub fn load_candles(path: &Path) -> Result<Candles, DataError> {
+    load_checked(path, None)
+}
+
+/// A bar the plausibility check doubts (a wick or a jump more than
+/// [`IMPLAUSIBLE`](super::IMPLAUSIBLE) times away), kept by [`load_candles_lenient`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doubt {
+    /// Index of the bar in the loaded candles.
+    pub bar: usize,
+    /// Its line in the file.
+    pub line: usize,
+    /// What the check found, as [`load_candles`] would say it.
+    pub message: String,
+}
+
+/// [`load_candles`] for one coin among many: a bar the plausibility check doubts is kept and
+/// reported instead of refused (a universe keeps that coin out of trading around it); every
+/// other error is as strict.
+///
+/// # Errors
+/// As [`load_candles`], except for implausible bars.
+pub fn load_candles_lenient(path: &Path) -> Result<(Candles, Vec<Doubt>), DataError> {
+    let mut doubts = Vec::new();
+    let c = load_checked(path, Some(&mut doubts))?;
+    Ok((c, doubts))
+}
+
+/// Loads a candle CSV; an implausible bar is an error, or with `doubts` a note there.
+fn load_checked(path: &Path, mut doubts: Option<&mut Vec<Doubt>>) -> Result<Candles, DataError> {
     let text = read(path)?;
     let mut c = Candles::with_capacity(text.len() / 48);
     let mut prev = None;
@@ -148,22 +177,29 @@ pub fn load_candles(path: &Path) -> Result<Candles, DataError> {
         let cl = parse_num(path, line, "close", cl)?;
         let v = parse_num(path, line, "volume", v)?;
         check_order(path, line, prev, ts)?;
-        if let Some(msg) = check_bar(o, h, l, cl, v) {
+        if let Some(msg) = check_shape(o, h, l, cl, v) {
             return Err(row_error(path, line, msg));
         }
-        if let Some(&pc) = c.close.last() {
+        let doubt = implausible(o, h, l, cl).or_else(|| {
+            let &pc = c.close.last()?;
             let ratio = (o / pc).max(pc / o);
-            if ratio > super::IMPLAUSIBLE {
-                return Err(row_error(
-                    path,
+            (ratio > super::IMPLAUSIBLE).then(|| {
+                format!(
+                    "implausible bar: open {} is {}x away from the previous close {}",
+                    super::short_num(o),
+                    super::short_num(ratio),
+                    super::short_num(pc)
+                )
+            })
+        });
+        if let Some(message) = doubt {
+            match doubts.as_deref_mut() {
+                Some(d) => d.push(Doubt {
+                    bar: c.len(),
                     line,
-                    format!(
-                        "implausible bar: open {} is {}x away from the previous close {}",
-                        super::short_num(o),
-                        super::short_num(ratio),
-                        super::short_num(pc)
-                    ),
-                ));
+                    message,
+                }),
+                None => return Err(row_error(path, line, message)),
             }
         }
         prev = Some(ts);

@@ -4,6 +4,7 @@
 //! bundled synthetic market in [`synthetic`]. Nothing here computes signals or trades.
 
 pub mod csv;
+pub mod membership;
 pub mod panel;
 pub mod permute;
 pub mod synthetic;
@@ -235,6 +236,18 @@ pub(crate) fn short_num(v: f64) -> String {
 }
 
 pub(crate) fn check_bar(open: f64, high: f64, low: f64, close: f64, volume: f64) -> Option<String> {
+    check_shape(open, high, low, close, volume).or_else(|| implausible(open, high, low, close))
+}
+
+/// [`check_bar`] without the plausibility check: positive prices, a non-negative volume, and a
+/// high and low around the body.
+pub(crate) fn check_shape(
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: f64,
+) -> Option<String> {
     for (name, v) in [
         ("open", open),
         ("high", high),
@@ -262,7 +275,12 @@ pub(crate) fn check_bar(open: f64, high: f64, low: f64, close: f64, volume: f64)
             open.min(close)
         ));
     }
-    // A wick ten times the body's range is a data error, not a market move.
+    None
+}
+
+/// A wick ten times away from the body is a data error, not a market move: what the check
+/// found, or `None`.
+pub(crate) fn implausible(open: f64, high: f64, low: f64, close: f64) -> Option<String> {
     if high > IMPLAUSIBLE * open.max(close) || low < open.min(close) / IMPLAUSIBLE {
         let (ratio, which) = if high > IMPLAUSIBLE * open.max(close) {
             (high / open.max(close), "high")

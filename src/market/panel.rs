@@ -19,6 +19,9 @@ pub struct PanelCoin {
     /// For each grid bar from `first` to `last`, the index of its own bar there (`NONE` where
     /// it has none).
     rows: Vec<u32>,
+    /// Its own bars the plausibility check doubts, ascending (the coin is not a member for a
+    /// while after each).
+    pub doubted: Vec<usize>,
 }
 
 impl PanelCoin {
@@ -80,6 +83,7 @@ impl Panel {
                     first,
                     last,
                     rows,
+                    doubted: Vec::new(),
                 }
             })
             .collect();
@@ -101,15 +105,18 @@ impl Panel {
         self.coins.iter().map(|c| c.market.coin.as_str()).collect()
     }
 
-    /// Bars per year of the grid (from its smallest step; hourly when it has one bar).
-    pub fn bars_per_year(&self) -> f64 {
-        let step = self
-            .ts
+    /// The grid's bar length: its smallest step (an hour when it has one bar).
+    pub fn interval_ms(&self) -> i64 {
+        self.ts
             .windows(2)
             .map(|w| w[1] - w[0])
             .min()
-            .unwrap_or(super::HOUR_MS);
-        365.0 * 24.0 * super::HOUR_MS as f64 / step as f64
+            .unwrap_or(super::HOUR_MS)
+    }
+
+    /// Bars per year of the grid.
+    pub fn bars_per_year(&self) -> f64 {
+        365.0 * 24.0 * super::HOUR_MS as f64 / self.interval_ms() as f64
     }
 }
 

@@ -8,7 +8,8 @@ use std::{
 };
 
 use super::{
-    csv::{load_candles, load_funding},
+    csv::{load_candles, load_candles_lenient, load_funding},
+    panel::Panel,
     synthetic::{self, SyntheticParams},
     timerange::TimeRange,
     DataError, FundingSeries, Market,
@@ -160,71 +161,7 @@ fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
             path.display()
         )));
     }
-    let candles_dir = if path.join("candles").is_dir() {
-        path.join("candles")
-    } else {
-        path.clone()
-    };
-    let entries = fs::read_dir(&candles_dir).map_err(|source| DataError::Io {
-        file: candles_dir.clone(),
-        source,
-    })?;
-    let mut found: Vec<(String, String, PathBuf)> = Vec::new(); // (coin, source, path)
-    let mut seen_any = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((source, coin, interval)) = parse_name(&name) else {
-            continue;
-        };
-        seen_any.push(name.clone());
-        if interval != sel.interval {
-            continue;
-        }
-        if !sel.source.is_empty() && source != sel.source {
-            continue;
-        }
-        if !sel.coins.is_empty() && !sel.coins.iter().any(|c| c.eq_ignore_ascii_case(coin)) {
-            continue;
-        }
-        found.push((coin.to_string(), source.to_string(), entry.path()));
-    }
-    found.sort();
-    if found.is_empty() {
-        seen_any.sort();
-        return Err(DataError::Selection(format!(
-            "{}: no candle file matches source `{}`, interval `{}`{} (files are named \
-             <source>_<COIN>_<interval>.csv; found: {})",
-            candles_dir.display(),
-            if sel.source.is_empty() {
-                "*"
-            } else {
-                &sel.source
-            },
-            sel.interval,
-            if sel.coins.is_empty() {
-                String::new()
-            } else {
-                format!(", coins {}", sel.coins.join(","))
-            },
-            if seen_any.is_empty() {
-                "none".to_string()
-            } else {
-                seen_any.join(", ")
-            }
-        )));
-    }
-    for w in found.windows(2) {
-        if w[0].0 == w[1].0 {
-            return Err(DataError::Selection(format!(
-                "{}: coin {} has files from sources `{}` and `{}`; choose one with --source \
-                 or data.source",
-                candles_dir.display(),
-                w[0].0,
-                w[0].1,
-                w[1].1
-            )));
-        }
-    }
+    let (candles_dir, found) = discover(path, &sel.interval, &sel.source, &sel.coins)?;
     let mut u = Universe {
         markets: Vec::new(),
         origin: candles_dir.display().to_string(),
@@ -250,6 +187,392 @@ fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
         ));
     }
     Ok(u)
+}
+
+/// A candle file found: (coin, source, path).
+type Found = (String, String, PathBuf);
+
+/// The candle files of `path` (a data directory or a candles folder) with `interval`, from
+/// `source` (any when empty) and of `coins` (all when empty), sorted by coin: (coin, source,
+/// file). Returns the candles folder too.
+///
+/// # Errors
+/// [`DataError`] when the folder cannot be read, no file matches, or a coin has files from two
+/// sources and no source is chosen.
+fn discover(
+    path: &Path,
+    interval: &str,
+    source: &str,
+    coins: &[String],
+) -> Result<(PathBuf, Vec<Found>), DataError> {
+    let candles_dir = if path.join("candles").is_dir() {
+        path.join("candles")
+    } else {
+        path.to_path_buf()
+    };
+    let entries = fs::read_dir(&candles_dir).map_err(|source| DataError::Io {
+        file: candles_dir.clone(),
+        source,
+    })?;
+    let mut found: Vec<Found> = Vec::new();
+    let mut seen_any = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((file_source, coin, file_interval)) = parse_name(&name) else {
+            continue;
+        };
+        seen_any.push(name.clone());
+        if file_interval != interval {
+            continue;
+        }
+        if !source.is_empty() && file_source != source {
+            continue;
+        }
+        if !coins.is_empty() && !coins.iter().any(|c| c.eq_ignore_ascii_case(coin)) {
+            continue;
+        }
+        found.push((coin.to_string(), file_source.to_string(), entry.path()));
+    }
+    found.sort();
+    if found.is_empty() {
+        seen_any.sort();
+        return Err(DataError::Selection(format!(
+            "{}: no candle file matches source `{}`, interval `{}`{} (files are named \
+             <source>_<COIN>_<interval>.csv; found: {})",
+            candles_dir.display(),
+            if source.is_empty() { "*" } else { source },
+            interval,
+            if coins.is_empty() {
+                String::new()
+            } else {
+                format!(", coins {}", coins.join(","))
+            },
+            match seen_any.len() {
+                0 => "none".to_string(),
+                1..=12 => seen_any.join(", "),
+                n => format!("{}, … and {} more", seen_any[..12].join(", "), n - 12),
+            }
+        )));
+    }
+    for w in found.windows(2) {
+        if w[0].0 == w[1].0 {
+            return Err(DataError::Selection(format!(
+                "{}: coin {} has files from sources `{}` and `{}`; choose one with --source \
+                 or data.source",
+                candles_dir.display(),
+                w[0].0,
+                w[0].1,
+                w[1].1
+            )));
+        }
+    }
+    Ok((candles_dir, found))
+}
+
+/// What `--coins` picks from a universe of many coins.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CoinPick {
+    /// Every coin found, less [`NOT_CRYPTO`] and the exclusions.
+    All,
+    /// At each rebalance, the N members of largest trailing volume (point in time; loading
+    /// keeps every coin, as [`CoinPick::All`]).
+    Top(usize),
+    /// These coins (case-insensitive), and only they.
+    List(Vec<String>),
+}
+
+impl std::str::FromStr for CoinPick {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(Self::All);
+        }
+        if let Some(n) = s.strip_prefix("top:") {
+            return match n.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Self::Top(n)),
+                _ => Err(format!("`{s}`: top:N needs a whole number N of at least 1")),
+            };
+        }
+        let coins: Vec<String> = s
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if coins.is_empty() {
+            return Err("no coin named (use all, top:N or A,B,C)".into());
+        }
+        if let Some(bad) = coins.iter().find(|c| super::types::Coin::new(c).is_err()) {
+            return Err(format!(
+                "`{bad}` is not a coin name (letters and digits only)"
+            ));
+        }
+        Ok(Self::List(coins))
+    }
+}
+
+impl std::fmt::Display for CoinPick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Top(n) => write!(f, "top:{n}"),
+            Self::List(c) => f.write_str(&c.join(",")),
+        }
+    }
+}
+
+/// Metals and stablecoin instruments, not crypto: `--coins all` and `top:N` leave them out
+/// (naming one in a list trades it).
+pub const NOT_CRYPTO: &[&str] = &[
+    "XAU", "XAUT", "XAG", "PAXG", "USD1", "USDC", "USDT", "USDE", "FDUSD", "TUSD", "BUSD", "DAI",
+    "PYUSD", "EURC", "EUR",
+];
+
+/// What a portfolio backtest loads: many coins of one source and interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelSelection {
+    /// A data directory or a candles folder.
+    pub path: PathBuf,
+    /// Source prefix in file names; empty accepts any single source.
+    pub source: String,
+    /// Candle interval in file names.
+    pub interval: String,
+    pub pick: CoinPick,
+    /// Coins left out (case-insensitive).
+    pub exclude: Vec<String>,
+    /// Bars to keep; `None` keeps all.
+    pub timerange: Option<TimeRange>,
+    /// Keep [`NOT_CRYPTO`] instruments with [`CoinPick::All`] and [`CoinPick::Top`] too
+    /// (`data coverage` lists every file).
+    pub keep_not_crypto: bool,
+}
+
+/// A panel and what loading it found, for the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedPanel {
+    pub panel: Panel,
+    /// Where the data came from, for messages.
+    pub origin: String,
+    /// One line per coin that needs one (left out, doubted bars, no funding), and the
+    /// exclusions.
+    pub notes: Vec<String>,
+}
+
+/// Loads many coins onto one grid ([`Panel`]). One coin never fails the whole: a file that does
+/// not load is left out with a note naming it; a bar the plausibility check doubts is kept and
+/// counted (one note per coin) and [membership](super::membership) keeps the coin out of
+/// trading after it; a coin too young for anything is simply not a member yet. `progress` is
+/// called with (files done, files) as they load.
+///
+/// # Errors
+/// [`DataError`] when the folder has no matching file, no coin loads, or the time range holds
+/// no bar.
+pub fn load_panel(
+    sel: &PanelSelection,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<LoadedPanel, DataError> {
+    let named = match &sel.pick {
+        CoinPick::List(c) => c.clone(),
+        _ => Vec::new(),
+    };
+    let (candles_dir, mut found) = discover(&sel.path, &sel.interval, &sel.source, &named)?;
+    let mut notes = Vec::new();
+    let is = |list: &[&str], coin: &str| list.iter().any(|x| x.eq_ignore_ascii_case(coin));
+    let mut dropped: Vec<String> = Vec::new();
+    found.retain(|(coin, _, _)| {
+        let excluded = sel.exclude.iter().any(|x| x.eq_ignore_ascii_case(coin))
+            || (named.is_empty() && !sel.keep_not_crypto && is(NOT_CRYPTO, coin));
+        if excluded {
+            dropped.push(coin.clone());
+        }
+        !excluded
+    });
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "left out by --exclude or as metals / stablecoins: {}",
+            dropped.join(", ")
+        ));
+    }
+    if let CoinPick::List(c) = &sel.pick {
+        let missing: Vec<&String> = c
+            .iter()
+            .filter(|x| !found.iter().any(|f| f.0.eq_ignore_ascii_case(x)))
+            .filter(|x| !dropped.iter().any(|d| d.eq_ignore_ascii_case(x)))
+            .collect();
+        if !missing.is_empty() {
+            notes.push(format!(
+                "no {} {} file for: {}",
+                sel.source,
+                sel.interval,
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let total = found.len();
+    let mut markets = Vec::with_capacity(total);
+    let mut doubts = Vec::with_capacity(total);
+    for (done, (coin, source, file)) in found.into_iter().enumerate() {
+        progress(done, total);
+        let (candles, doubted) = match load_candles_lenient(&file) {
+            Ok(x) => x,
+            Err(e) => {
+                notes.push(format!("{coin}: left out: {e}"));
+                continue;
+            }
+        };
+        if let Some(first) = doubted.first() {
+            notes.push(format!(
+                "{coin}: {} bar(s) the plausibility check doubts (first: {}: line {}: {}); not \
+                 traded for a day after each",
+                doubted.len(),
+                file.display(),
+                first.line,
+                first.message
+            ));
+        }
+        let funding = match find_funding(&candles_dir, &source, &coin) {
+            Some(f) => match load_funding(&f) {
+                Ok(x) => x,
+                Err(e) => {
+                    notes.push(format!("{coin}: funding not used ({e}); it counts as zero"));
+                    FundingSeries::default()
+                }
+            },
+            None => FundingSeries::default(),
+        };
+        let mut market = Market::new(coin, candles, funding);
+        let mut bars: Vec<usize> = doubted.iter().map(|d| d.bar).collect();
+        if let Some(range) = sel.timerange {
+            let r = range.bars(&market.candles);
+            if r.is_empty() {
+                continue;
+            }
+            market = market.slice(r.clone());
+            bars = bars
+                .into_iter()
+                .filter(|b| r.contains(b))
+                .map(|b| b - r.start)
+                .collect();
+        }
+        markets.push(market);
+        doubts.push(bars);
+    }
+    progress(total, total);
+    let without_funding: Vec<&str> = markets
+        .iter()
+        .filter(|m| m.funding.ts.is_empty())
+        .map(|m| m.coin.as_str())
+        .collect();
+    if !without_funding.is_empty() && without_funding.len() < markets.len() {
+        notes.push(format!(
+            "no funding file (funding counts as zero): {}",
+            without_funding.join(", ")
+        ));
+    } else if !markets.is_empty() && without_funding.len() == markets.len() {
+        notes.push("no funding files: funding counts as zero".into());
+    }
+    let origin = format!(
+        "{} ({} {}{})",
+        candles_dir.display(),
+        if sel.source.is_empty() {
+            "*"
+        } else {
+            &sel.source
+        },
+        sel.interval,
+        sel.timerange.map(|r| format!(" [{r}]")).unwrap_or_default()
+    );
+    if markets.is_empty() {
+        return Err(DataError::Selection(format!(
+            "{origin}: no coin could be loaded{}",
+            if sel.timerange.is_some() {
+                " with a bar in the time range"
+            } else {
+                ""
+            }
+        )));
+    }
+    let mut panel = Panel::new(markets);
+    for (c, d) in panel.coins.iter_mut().zip(doubts) {
+        c.doubted = d;
+    }
+    Ok(LoadedPanel {
+        panel,
+        origin,
+        notes,
+    })
+}
+
+/// What one coin's data covers (`data coverage`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CoinCoverage {
+    pub coin: String,
+    /// Open time of its first and last bar, UTC ms.
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub bars: usize,
+    /// Places where bars are missing, and how many are.
+    pub gaps: usize,
+    pub missing_bars: usize,
+    /// Funding events, and the first and last (UTC ms; `None` without funding).
+    pub funding_events: usize,
+    pub funding_first_ms: Option<i64>,
+    pub funding_last_ms: Option<i64>,
+    /// Share of the candle span (first open to last close) that the funding series spans.
+    pub funding_coverage: f64,
+    /// Median daily notional volume (`close · volume` per UTC day) over its history.
+    pub median_daily_volume: Option<f64>,
+    /// Bars the plausibility check doubts.
+    pub doubted: usize,
+}
+
+/// Per coin of `loaded`, what its data covers.
+pub fn coverage(loaded: &LoadedPanel) -> Vec<CoinCoverage> {
+    let panel = &loaded.panel;
+    let m = super::membership::Membership::new(panel);
+    let interval = panel.interval_ms();
+    panel
+        .coins
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let k = &c.market.candles;
+            let f = &c.market.funding;
+            let gaps = k.gaps();
+            let (first, last) = (k.ts[0], k.ts[k.len() - 1]);
+            let span = (last + interval - first) as f64;
+            let covered = match (f.ts.first(), f.ts.last()) {
+                (Some(&a), Some(&b)) => {
+                    let step =
+                        f.ts.windows(2)
+                            .map(|w| w[1] - w[0])
+                            .filter(|d| *d > 0)
+                            .min();
+                    let end = b + step.unwrap_or(super::HOUR_MS);
+                    ((end.min(last + interval) - a.max(first)).max(0) as f64 / span).min(1.0)
+                }
+                _ => 0.0,
+            };
+            CoinCoverage {
+                coin: c.market.coin.clone(),
+                first_ms: first,
+                last_ms: last,
+                bars: k.len(),
+                gaps: gaps.gaps,
+                missing_bars: gaps.missing_bars,
+                funding_events: f.ts.len(),
+                funding_first_ms: f.ts.first().copied(),
+                funding_last_ms: f.ts.last().copied(),
+                funding_coverage: covered,
+                median_daily_volume: m.median_daily(i),
+                doubted: c.doubted.len(),
+            }
+        })
+        .collect()
 }
 
 /// The funding file of `source`/`coin` for candles in `candles_dir`: in `candles_dir/funding`
