@@ -129,6 +129,30 @@ impl PortfolioConfig {
     }
 }
 
+/// `[universe]`: which coins of a many-coin universe a portfolio strategy may hold at each bar
+/// (point in time; see [`crate::market::membership`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniverseConfig {
+    pub min_history: usize,
+    pub min_volume_usd: f64,
+    pub volume_days: usize,
+    /// Coins never held.
+    pub exclude: Vec<String>,
+}
+
+impl UniverseConfig {
+    /// The membership rule, with `top` coins by trailing volume when given.
+    pub fn rule(&self, top: Option<usize>) -> crate::market::membership::MembershipRule {
+        crate::market::membership::MembershipRule {
+            min_history: self.min_history,
+            min_volume_usd: self.min_volume_usd,
+            volume_days: self.volume_days,
+            top,
+        }
+    }
+}
+
 /// `[regime]`: the market-regime filter (`--regime` on `backtest` and `evolve`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -354,6 +378,8 @@ pub struct Config {
     pub evolution: EvolutionConfig,
     pub promotion: PromotionConfig,
     pub portfolio: PortfolioConfig,
+    pub universe: UniverseConfig,
+    pub book: crate::execution::portfolio::Limits,
     pub regime: RegimeConfig,
     pub paper: PaperConfig,
     pub exchange: ExchangeConfig,
@@ -454,6 +480,29 @@ impl Config {
             .fill
             .parse::<FillMode>()
             .map_err(|m| err("backtest.fill", m))?;
+        self.universe.rule(None).validate().map_err(|m| {
+            let key = m
+                .split_whitespace()
+                .next()
+                .unwrap_or("universe")
+                .to_string();
+            err(&key, m)
+        })?;
+        if let Some(bad) = self
+            .universe
+            .exclude
+            .iter()
+            .find(|c| crate::market::types::Coin::new(c).is_err())
+        {
+            return Err(err(
+                "universe.exclude",
+                format!("`{bad}` is not a coin name (letters and digits only)"),
+            ));
+        }
+        self.book.validate().map_err(|m| {
+            let key = m.split_whitespace().next().unwrap_or("book").to_string();
+            err(&key, m)
+        })?;
         if !self.data.timerange.trim().is_empty() {
             TimeRange::parse(&self.data.timerange).map_err(|m| {
                 err(

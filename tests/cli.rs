@@ -372,7 +372,7 @@ fn bench_sweep_reports_its_workload() {
 }
 
 #[test]
-fn seeds_lists_the_twelve_with_their_genes() {
+fn seeds_lists_the_twelve_then_the_portfolio_seeds_with_their_genes() {
     let o = organism(&["seeds"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
@@ -380,8 +380,21 @@ fn seeds_lists_the_twelve_with_their_genes() {
         .iter()
         .zip([1, 2, 12])
     {
-        assert!(out.contains(&format!("{i:>2}. {name} — ")), "{out}");
+        assert!(
+            out.contains(&format!("{i:>2}. coin      {name} — ")),
+            "{out}"
+        );
     }
+    for (name, i) in ["xs_momentum", "xs_rule_rank"].iter().zip([13, 17]) {
+        assert!(
+            out.contains(&format!("{i:>2}. portfolio {name} — ")),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("weighting        choice equal | inverse_volatility | score"),
+        "{out}"
+    );
     assert!(out.contains("threshold        float  0 .. 0.03"), "{out}");
     assert!(
         out.contains("direction        choice both | long | short"),

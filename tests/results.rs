@@ -478,8 +478,11 @@ fn too_little_data_is_an_error_naming_the_minimum() {
 fn seeds_json_and_quiet() {
     let v = json(&organism(&["seeds", "--json"]));
     let seeds = v.as_array().unwrap();
-    assert_eq!(seeds.len(), 12);
+    assert_eq!(seeds.len(), 17);
     assert_eq!(seeds[0]["name"], "ema_crossover");
+    assert_eq!(seeds[0]["kind"], "coin");
+    assert_eq!(seeds[12]["name"], "xs_momentum");
+    assert_eq!(seeds[12]["kind"], "portfolio");
     let slow = &seeds[0]["genes"][1];
     assert_eq!(
         (slow["name"].as_str(), slow["default"].as_str()),

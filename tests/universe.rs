@@ -12,6 +12,7 @@ use organism::market::{
     universe::{load_panel, load_universe, CoinPick, DataSelection, PanelSelection},
     Market,
 };
+use organism::seeds::portfolio::PortfolioGenome;
 use proptest::prelude::*;
 
 mod common;
@@ -112,6 +113,27 @@ proptest! {
         }
         prop_assert_eq!(&after.ts[..=t], &panel.ts[..=t]);
         prop_assert_eq!(decisions(&after, &rule, t), before);
+        // The portfolio seeds' scores and weights up to t are unchanged too.
+        let seed = ["xs_momentum", "xs_reversal", "xs_low_volatility", "xs_funding_carry",
+            "xs_rule_rank"][t % 5];
+        let direction = ["long_short", "long_only", "short_only"][t % 3];
+        let weighting = ["equal", "inverse_volatility", "score"][(t / 3) % 3];
+        let set = [("direction", direction), ("weighting", weighting), ("rebalance", "5"),
+            ("vol_target", if t % 2 == 0 { "0.5" } else { "0" }), ("rule", "rsi_filter")];
+        let set: Vec<(String, String)> = set
+            .iter()
+            .filter(|(k, _)| *k != "rule" || seed == "xs_rule_rank")
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let g = PortfolioGenome::of(seed, &set).unwrap();
+        let upto = |p: &Panel| -> Vec<(usize, Vec<u64>)> {
+            g.schedule(p, &rule)
+                .into_iter()
+                .filter(|r| r.t <= t)
+                .map(|r| (r.t, r.weights.iter().map(|w| w.to_bits()).collect()))
+                .collect()
+        };
+        prop_assert_eq!(upto(&after), upto(&panel), "{}", seed);
     }
 }
 
@@ -294,4 +316,223 @@ fn data_coverage_reports_each_coin_by_hand() {
     let table = common::run_ok(&["data", "coverage", common::s(&d), "--source", "t"]);
     assert!(table.contains("3 coins from"), "{table}");
     let _ = std::fs::remove_dir_all(d);
+}
+
+/// The property test above compares real weights: on its panel every portfolio seed holds
+/// coins at most rebalances once the coins are old enough.
+#[test]
+fn the_property_panel_is_traded_by_every_portfolio_seed() {
+    let panel = Panel::new(markets());
+    let rule = MembershipRule {
+        min_history: 48,
+        min_volume_usd: 50_000.0,
+        volume_days: 7,
+        top: None,
+    };
+    for seed in organism::seeds::portfolio::registry().unwrap() {
+        let g = PortfolioGenome::of(&seed.spec.name, &[("rebalance".into(), "5".into())]).unwrap();
+        let s = g.schedule(&panel, &rule);
+        let held = s
+            .iter()
+            .filter(|r| r.weights.iter().any(|w| *w != 0.0))
+            .count();
+        assert!(s.len() > 200, "{}: {} rebalances", seed.spec.name, s.len());
+        assert!(
+            held * 2 > s.len(),
+            "{}: {held} of {} hold coins",
+            seed.spec.name,
+            s.len()
+        );
+    }
+}
+
+/// A universe of six synthetic coins written by `organism data generate` into `dir`, and a
+/// config that reads it with no volume floor.
+fn synthetic_universe(dir: &Path) -> PathBuf {
+    let cfg = dir.join("u.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[data]
+path = "{data}"
+source = "synthetic"
+interval = "1h"
+
+[synthetic]
+seed = 3
+bars = 3000
+coins = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
+annual_vol = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+start_price = [100.0, 50.0, 20.0, 10.0, 5.0, 1.0]
+
+[universe]
+min_history = 100
+min_volume_usd = 0.0
+"#,
+            data = common::s(&dir.join("data"))
+        ),
+    )
+    .unwrap();
+    common::run_ok(&[
+        "data",
+        "generate",
+        "--config",
+        common::s(&cfg),
+        "--out",
+        common::s(&dir.join("data")),
+    ]);
+    cfg
+}
+
+fn json_of(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).expect("one JSON object")
+}
+
+/// `backtest --portfolio` end to end on a generated universe: the figures agree with the
+/// equity file and with Lo's standard error worked here; a genome file of the same genes gives
+/// the same result; top:N holds at most N coins; an HTML report is written; bad input is one
+/// clear error.
+#[test]
+fn backtest_portfolio_on_a_generated_universe() {
+    let d = common::scratch("universe", "portfolio");
+    let cfg = synthetic_universe(&d);
+    let (eq, html) = (d.join("eq.csv"), d.join("r.html"));
+    let base = [
+        "-q",
+        "backtest",
+        "--config",
+        common::s(&cfg),
+        "--portfolio",
+        "xs_momentum",
+        "--set",
+        "lookback=24",
+        "--set",
+        "rebalance=4",
+    ];
+    let mut args = base.to_vec();
+    args.extend([
+        "--json",
+        "--equity",
+        common::s(&eq),
+        "--report",
+        common::s(&html),
+    ]);
+    let v = json_of(&common::run_ok(&args));
+    assert_eq!(v["coins_loaded"], 6);
+    let f = &v["figures"];
+    let bars = f["bars"].as_u64().unwrap() as f64;
+    assert_eq!(bars, 3000.0);
+    // Lo: √((1 + SR²/2)/T) per bar, annualized, with SR per bar = sharpe/√8760.
+    let s = f["sharpe"].as_f64().unwrap();
+    let per_bar = s / 8760f64.sqrt();
+    let se = ((1.0 + per_bar * per_bar / 2.0) / bars).sqrt() * 8760f64.sqrt();
+    assert!((f["sharpe_se"].as_f64().unwrap() - se).abs() < 1e-12);
+    // The equity file's last row is the final equity; 3000 rows and a header.
+    let text = std::fs::read_to_string(&eq).unwrap();
+    assert_eq!(text.lines().count(), 3001);
+    let last: f64 = text
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(last, f["final_equity"].as_f64().unwrap());
+    assert!(f["rebalances"].as_u64().unwrap() > 600);
+    assert!(f["avg_held"].as_f64().unwrap() > 1.5);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<svg") && page.contains("monthly rank IC"),
+        "report"
+    );
+    // The genome it printed, as a file, is the same strategy.
+    let g = d.join("g.toml");
+    std::fs::write(&g, v["genome"].as_str().unwrap()).unwrap();
+    let w = json_of(&common::run_ok(&[
+        "-q",
+        "backtest",
+        "--config",
+        common::s(&cfg),
+        "--genome",
+        common::s(&g),
+        "--json",
+    ]));
+    assert_eq!(w["figures"], v["figures"]);
+    // top:2 → one coin per side at most.
+    let mut args = base.to_vec();
+    args.extend(["--coins", "top:2", "--json"]);
+    let t = json_of(&common::run_ok(&args));
+    assert!(t["figures"]["avg_held"].as_f64().unwrap() <= 2.0);
+    // --exclude leaves a coin out of the panel.
+    let mut args = base.to_vec();
+    args.extend(["--exclude", "AAA,BBB", "--json"]);
+    assert_eq!(json_of(&common::run_ok(&args))["coins_loaded"], 4);
+    // Bad input: one clear error each.
+    let o = common::organism(&[
+        "backtest",
+        "--config",
+        common::s(&cfg),
+        "--portfolio",
+        "nope",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = common::stderr(&o);
+    assert!(
+        e.contains("unknown portfolio seed `nope`") && e.contains("xs_momentum"),
+        "{e}"
+    );
+    let o = common::organism(&["backtest", "--portfolio", "xs_momentum"]);
+    assert!(common::stderr(&o).contains("needs a universe of coins on disk"));
+    let o = common::organism(&[
+        "backtest",
+        "--config",
+        common::s(&cfg),
+        "--portfolio",
+        "xs_momentum",
+        "--coins",
+        "top:0",
+    ]);
+    assert!(common::stderr(&o).contains("top:N needs a whole number N of at least 1"));
+    let o = common::organism(&[
+        "backtest",
+        "--config",
+        common::s(&cfg),
+        "--portfolio",
+        "xs_momentum",
+        "--set",
+        "skip=900",
+    ]);
+    assert!(
+        common::stderr(&o).contains("skip"),
+        "{}",
+        common::stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// Hyperliquid 1d with every coin once stopped at `CYBER: 13 bars are too few`; as a portfolio
+/// it runs over all of them.
+#[test]
+fn a_portfolio_runs_over_every_hyperliquid_coin() {
+    let Some(dir) = universe() else { return };
+    let v = json_of(&common::run_ok(&[
+        "-q",
+        "backtest",
+        "--portfolio",
+        "xs_low_volatility",
+        "--data",
+        common::s(&dir),
+        "--source",
+        "hyperliquid",
+        "--interval",
+        "1d",
+        "--coins",
+        "all",
+        "--json",
+    ]));
+    assert!(v["coins_loaded"].as_u64().unwrap() >= 180);
+    assert!(v["coins_traded"].as_u64().unwrap() > 30);
 }

@@ -23,15 +23,8 @@ use crate::{
         EngineConfig, FillMode,
     },
     market::panel::Panel,
+    strategy::portfolio::Rebalance,
 };
-
-/// One rebalance: the grid bar whose close decided it and the signed target weight of every
-/// coin of the panel (fractions of equity).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rebalance {
-    pub t: usize,
-    pub weights: Vec<f64>,
-}
 
 /// What one portfolio backtest booked.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,10 +204,12 @@ mod tests {
             Rebalance {
                 t: 1,
                 weights: vec![0.4, -0.4, 0.2],
+                scores: Vec::new(),
             },
             Rebalance {
                 t: 5,
                 weights: vec![0.5, -0.5, 0.0],
+                scores: Vec::new(),
             },
         ];
         let r = run(&panel, &schedule, &cfg, &Limits::default());
@@ -323,6 +318,7 @@ mod tests {
                 schedule.push(Rebalance {
                     t,
                     weights: vec![s],
+                    scores: Vec::new(),
                 });
                 last = s;
             }

@@ -39,6 +39,14 @@ pub struct Args {
     /// aggregate that evolve scores.
     #[arg(long, value_delimiter = ',')]
     pub coins: Option<Vec<String>>,
+    /// A portfolio (cross-sectional) seed over a universe of coins (see `organism seeds`):
+    /// one account across --coins all, top:N or a list, from --data (README: "Portfolio
+    /// strategies").
+    #[arg(long, value_name = "SEED", conflicts_with_all = ["strategy", "member", "program", "program_file", "coin", "segment", "regime", "trades"])]
+    pub portfolio: Option<String>,
+    /// Coins a portfolio never holds, comma-separated (added to universe.exclude).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub exclude: Vec<String>,
     /// Seed strategy to run (see `organism seeds`; `--seed` is accepted too).
     #[arg(long, alias = "seed", value_name = "NAME", conflicts_with_all = ["genome", "member", "program", "program_file"])]
     pub strategy: Option<String>,
@@ -112,6 +120,17 @@ pub struct Args {
     /// Write the equity curve as CSV.
     #[arg(long, value_name = "FILE")]
     pub equity: Option<PathBuf>,
+}
+
+/// Whether `path` is a genome file of a portfolio seed.
+fn is_portfolio_genome(path: Option<&std::path::Path>) -> Result<bool> {
+    let Some(path) = path else { return Ok(false) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(
+        seeds::GenomeFields::parse(&text, &path.display().to_string())
+            .is_ok_and(|f| seeds::portfolio::is_portfolio_seed(&f.seed)),
+    )
 }
 
 /// The strategy to run (a seed, or a program with the risk genes), its genes, and the run it
@@ -306,6 +325,12 @@ fn coin_json(r: &CoinResult) -> Result<serde_json::Value> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.portfolio.is_some() || is_portfolio_genome(args.genome.as_deref())? {
+        return super::portfolio::run(&args);
+    }
+    if !args.exclude.is_empty() {
+        bail!("--exclude belongs to a portfolio (--portfolio SEED)");
+    }
     let chosen = choose(&args)?;
     let from_run = chosen.run.is_some();
     let cfg = args.data.config()?;
@@ -686,7 +711,7 @@ fn print_months(r: &CoinResult) {
     flush(year, &line);
 }
 
-fn check_range(flag: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
+pub(super) fn check_range(flag: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
     if !(v.is_finite() && v >= lo && v <= hi) {
         bail!("{flag} {v} is out of range: must be in [{lo}, {hi}]");
     }

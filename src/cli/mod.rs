@@ -18,6 +18,7 @@ pub mod data;
 pub mod evolve;
 pub mod live;
 pub mod paper;
+pub mod portfolio;
 pub mod promote;
 pub mod runs;
 pub mod seeds;

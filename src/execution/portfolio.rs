@@ -27,7 +27,7 @@ use super::{
     book_fill, funding_amount, simulated_fill, Costs, EngineConfig, Fill, Order, OrderSide,
 };
 
-/// Caps on target weights and the smallest trade (config `[portfolio]`).
+/// Caps on target weights and the smallest trade (config `[book]`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -63,7 +63,7 @@ impl Limits {
             if v.is_finite() && (lo..=hi).contains(&v) {
                 Ok(())
             } else {
-                Err(format!("portfolio.{name} = {v} is outside [{lo}, {hi}]"))
+                Err(format!("book.{name} = {v} is outside [{lo}, {hi}]"))
             }
         };
         check("max_weight", self.max_weight, 0.0, 10.0)?;

@@ -6,6 +6,7 @@
 
 pub mod luck;
 pub mod pbo;
+pub mod portfolio;
 pub mod regime;
 
 use serde::Serialize;

@@ -133,11 +133,34 @@ impl GeneSpec {
     }
 }
 
-/// A seed's description and genes (its own genes followed by the shared risk genes).
+/// What a seed trades: one coin, or one account across the coins of a universe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedKind {
+    /// One coin: per-bar targets (the twelve single-coin seeds, programs).
+    #[default]
+    Coin,
+    /// A cross-sectional seed: per-coin scores become weights of one account.
+    Portfolio,
+}
+
+impl SeedKind {
+    /// `coin` or `portfolio`, as in the spec files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Coin => "coin",
+            Self::Portfolio => "portfolio",
+        }
+    }
+}
+
+/// A seed's description and genes (its own genes followed by the shared risk genes, or for a
+/// portfolio seed the shared construction genes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeedSpec {
     pub name: String,
     pub description: String,
+    pub kind: SeedKind,
     pub genes: Vec<GeneSpec>,
 }
 
@@ -231,6 +254,7 @@ impl SeedSpec {
         Ok(SeedSpec {
             name: raw.name,
             description: raw.description,
+            kind: raw.kind,
             genes,
         })
     }
@@ -258,6 +282,8 @@ pub fn parse_risk_genes(file: &str, text: &str) -> Result<Vec<GeneSpec>, GenomeE
 struct RawSpec {
     name: String,
     description: String,
+    #[serde(default)]
+    kind: SeedKind,
     genes: Vec<RawGene>,
 }
 

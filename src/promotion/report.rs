@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 
 use super::svg::{esc, histogram, monthly_heatmap, scatter, LineChart, Marker, Series};
 use crate::{
+    backtest::portfolio::PortfolioReport,
     backtest::BacktestReport,
     evolution::{
         summary::Ranked,
@@ -20,8 +21,12 @@ use crate::{
         GenStats,
     },
     execution::{ExitReason, Side},
-    fitness::{monthly_returns, Metrics},
-    market::Candles,
+    fitness::{
+        monthly_returns,
+        portfolio::{MonthlyIc, PortfolioFigures},
+        Metrics,
+    },
+    market::{panel::Panel, Candles},
 };
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:960px}\
@@ -176,6 +181,164 @@ pub fn backtest_report(
             monthly_heatmap(&format!("{}: monthly returns", c.coin), &months)
         );
     }
+    page(title, &body)
+}
+
+/// The HTML report of a portfolio backtest: the figures; equity and drawdown; gross and net
+/// exposure and coins held over time; each coin's contribution (the 15 best and the 15 worst);
+/// the monthly returns; and the monthly rank IC of the scores against the next period's returns.
+pub fn portfolio_report(
+    title: &str,
+    genes: &str,
+    panel: &Panel,
+    report: &PortfolioReport,
+    f: &PortfolioFigures,
+    monthly_ic: &[MonthlyIc],
+) -> String {
+    let mut body = String::new();
+    let _ = writeln!(body, "<p>{}</p>", esc(genes));
+    let rows: Vec<(&str, String)> = vec![
+        ("bars", f.bars.to_string()),
+        ("years", format!("{:.2}", f.years)),
+        (
+            "sharpe ± standard error (Lo)",
+            format!("{:.2} ± {:.2}", f.sharpe, f.sharpe_se),
+        ),
+        ("P(sharpe > 0)", format!("{:.3}", f.psr)),
+        ("total return", format!("{:.2} %", 100.0 * f.total_return)),
+        ("cagr", format!("{:.2} %", 100.0 * f.cagr)),
+        ("max drawdown", format!("{:.2} %", 100.0 * f.max_drawdown)),
+        ("turnover (× equity a year)", format!("{:.1}", f.turnover)),
+        (
+            "cost drag (a year)",
+            format!("{:.2} %", 100.0 * f.cost_drag),
+        ),
+        ("funding (a year)", format!("{:+.2} %", 100.0 * f.funding)),
+        ("coins held (average)", format!("{:.1}", f.avg_held)),
+        (
+            "gross / net (average)",
+            format!("{:.2} / {:+.2}", f.avg_gross, f.avg_net),
+        ),
+        (
+            "rebalances / fills / delisted",
+            format!("{} / {} / {}", f.rebalances, f.fills, f.delisted),
+        ),
+    ];
+    body.push_str("<table>");
+    for (k, v) in rows {
+        let _ = write!(
+            body,
+            "<tr><th class=\"l\">{}</th><td>{}</td></tr>",
+            esc(k),
+            esc(&v)
+        );
+    }
+    body.push_str("</table>");
+    let ts: Vec<f64> = panel.ts.iter().map(|&t| t as f64).collect();
+    let equity = time_chart(
+        "equity".into(),
+        "equity",
+        "#0969da",
+        &ts,
+        report.equity.clone(),
+        &[],
+    );
+    let dd = LineChart {
+        percent: true,
+        ..time_chart(
+            "drawdown".into(),
+            "drawdown",
+            "#cf222e",
+            &ts,
+            drawdown_series(&report.equity),
+            &[],
+        )
+    };
+    let exposure = LineChart {
+        title: "gross and net exposure (fractions of equity)".into(),
+        series: vec![
+            Series {
+                name: "gross".into(),
+                color: "#0969da",
+                x: ts.clone(),
+                y: report.gross.clone(),
+            },
+            Series {
+                name: "net".into(),
+                color: "#bf8700",
+                x: ts.clone(),
+                y: report.net.clone(),
+            },
+        ],
+        time_axis: true,
+        ..LineChart::default()
+    };
+    let held = time_chart(
+        "coins held".into(),
+        "coins",
+        "#555",
+        &ts,
+        report.held.iter().map(|&h| h as f64).collect(),
+        &[],
+    );
+    let _ = write!(
+        body,
+        "{}\n{}\n{}\n{}\n",
+        equity.svg(),
+        dd.svg(),
+        exposure.svg(),
+        held.svg()
+    );
+    let mut coins: Vec<(usize, f64)> = report
+        .coins
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.fills > 0)
+        .map(|(i, c)| (i, c.pnl()))
+        .collect();
+    coins.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let table = |title: &str, list: &mut dyn Iterator<Item = &(usize, f64)>| {
+        let mut t = format!(
+            "<h2>{}</h2><table><tr><th class=\"l\">coin</th><th>P&amp;L</th><th>fees</th>\
+             <th>slippage</th><th>funding</th><th>traded</th><th>fills</th></tr>",
+            esc(title)
+        );
+        for &(i, pnl) in list {
+            let c = &report.coins[i];
+            let _ = write!(
+                t,
+                "<tr><td class=\"l\">{}</td><td>{pnl:.2}</td><td>{:.2}</td><td>{:.2}</td>\
+                 <td>{:+.2}</td><td>{:.0}</td><td>{}</td></tr>",
+                esc(&panel.coins[i].market.coin),
+                c.fees,
+                c.slippage,
+                c.funding,
+                c.traded,
+                c.fills
+            );
+        }
+        t.push_str("</table>");
+        t
+    };
+    body.push_str(&table(
+        "the 15 coins that contributed most",
+        &mut coins.iter().take(15),
+    ));
+    body.push_str(&table(
+        "the 15 coins that contributed least",
+        &mut coins.iter().rev().take(15),
+    ));
+    let months: Vec<(i64, u32, f64)> = f
+        .monthly
+        .iter()
+        .map(|m| (m.year, m.month, m.r#return))
+        .collect();
+    body.push_str(&monthly_heatmap("monthly returns", &months));
+    let ic: Vec<(i64, u32, f64)> = monthly_ic.iter().map(|m| (m.year, m.month, m.ic)).collect();
+    body.push_str(&monthly_heatmap(
+        "monthly rank IC: score against the return to the next rebalance",
+        &ic,
+    ));
     page(title, &body)
 }
 

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod ml;
+pub mod portfolio;
 pub mod program;
 pub mod rules;
 pub mod tree;
@@ -130,6 +131,36 @@ impl Genome {
     /// # Errors
     /// A message naming the key or gene that is wrong.
     pub fn from_toml(text: &str, origin: &str) -> Result<Genome, String> {
+        let f = GenomeFields::parse(text, origin)?;
+        Genome::of(&f.seed, f.program.as_deref(), &f.genes, origin)
+    }
+
+    /// Per-bar targets over `data` (flat for a genome with neither seed nor program).
+    pub fn targets(&self, data: &Prepared) -> Targets {
+        match (&self.program, self.entry) {
+            (Some(p), _) => program::targets(p, &self.genes, data),
+            (None, Some(e)) => e.targets(&self.genes, data),
+            (None, None) => Targets::flat(data.market.candles.len()),
+        }
+    }
+}
+
+/// The fields of a genome TOML (`seed = "..."`, `program = '...'` for a program, and a
+/// `[genes]` table of values as text), before they are checked against a seed's spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenomeFields {
+    pub seed: String,
+    pub program: Option<String>,
+    pub genes: Vec<(String, String)>,
+}
+
+impl GenomeFields {
+    /// Reads the fields; errors name `origin` and the key.
+    ///
+    /// # Errors
+    /// A message for TOML that does not parse, an unknown key, a missing seed or a value of the
+    /// wrong type.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
         let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| format!("{origin}: {}", e.message()))?;
@@ -146,7 +177,7 @@ impl Genome {
         };
         let program = match table.get("program") {
             None => None,
-            Some(toml::Value::String(p)) => Some(p.as_str()),
+            Some(toml::Value::String(p)) => Some(p.clone()),
             Some(other) => {
                 return Err(format!(
                     "{origin}: `program` must be a string, found {}",
@@ -174,16 +205,11 @@ impl Genome {
                 genes.push((k.clone(), text));
             }
         }
-        Genome::of(seed, program, &genes, origin)
-    }
-
-    /// Per-bar targets over `data` (flat for a genome with neither seed nor program).
-    pub fn targets(&self, data: &Prepared) -> Targets {
-        match (&self.program, self.entry) {
-            (Some(p), _) => program::targets(p, &self.genes, data),
-            (None, Some(e)) => e.targets(&self.genes, data),
-            (None, None) => Targets::flat(data.market.candles.len()),
-        }
+        Ok(Self {
+            seed: seed.to_string(),
+            program,
+            genes,
+        })
     }
 }
 

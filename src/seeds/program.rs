@@ -43,6 +43,7 @@ pub fn risk_spec() -> Result<&'static SeedSpec, GenomeError> {
     Ok(SPEC.get_or_init(|| SeedSpec {
         name: "program".into(),
         description: "a strategy program with the shared risk genes".into(),
+        kind: crate::genome::SeedKind::Coin,
         genes,
     }))
 }

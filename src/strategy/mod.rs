@@ -5,6 +5,7 @@
 //! This module knows nothing of fills, fees or the backtester: strategies only say what they
 //! want; the execution engine decides what that costs.
 
+pub mod portfolio;
 pub mod regime;
 
 /// What a strategy wants after one bar closes.
