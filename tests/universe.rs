@@ -536,3 +536,121 @@ fn a_portfolio_runs_over_every_hyperliquid_coin() {
     assert!(v["coins_loaded"].as_u64().unwrap() >= 180);
     assert!(v["coins_traded"].as_u64().unwrap() > 30);
 }
+
+/// Among several coins of a single-coin strategy's universe: a coin with a doubted bar keeps
+/// its longest stretch without one, a file that does not load is left out, and a coin too young
+/// for the strategy is not traded; named alone, each is refused as before.
+#[test]
+fn single_coin_strategies_over_many_coins_skip_what_cannot_trade() {
+    let d = common::scratch("universe", "many");
+    std::fs::create_dir_all(d.join("candles")).unwrap();
+    let h = 3_600_000i64;
+    let t0 = 1_704_067_200_000i64;
+    let header = "timestamp_ms,open,high,low,close,volume\n";
+    let series = |n: i64, wick_at: Option<i64>| {
+        let mut s = header.to_string();
+        for i in 0..n {
+            let p = 100.0 + (i as f64 * 0.7).sin() * 5.0;
+            let high = if Some(i) == wick_at {
+                p * 50.0
+            } else {
+                p + 1.0
+            };
+            s += &format!("{},{p},{high},{},{p},10\n", t0 + i * h, p - 1.0);
+        }
+        s
+    };
+    // A: 400 clean bars. B: 400 bars, a 50x wick at bar 300: bars 0..300 are the longest
+    // clean stretch (after it, 300 + 24 .. 400 is shorter). C: 10 bars. D: unreadable.
+    std::fs::write(d.join("candles/t_A_1h.csv"), series(400, None)).unwrap();
+    std::fs::write(d.join("candles/t_B_1h.csv"), series(400, Some(300))).unwrap();
+    std::fs::write(d.join("candles/t_C_1h.csv"), series(10, None)).unwrap();
+    std::fs::write(d.join("candles/t_D_1h.csv"), "garbage\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "backtest",
+            "--data",
+            common::s(&d),
+            "--source",
+            "t",
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        common::organism(&a)
+    };
+    let o = run(&["--coins", "all"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(common::stdout(&o).trim()).unwrap();
+    let coins: Vec<(String, u64)> = v["coins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["coin"].as_str().unwrap().to_string(),
+                c["bars"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(coins, vec![("A".into(), 400), ("B".into(), 300)], "{v}");
+    let e = common::stderr(&o);
+    assert!(
+        e.contains("B: 1 bar(s) the plausibility check doubts"),
+        "{e}"
+    );
+    assert!(
+        e.contains("kept the 300 bars from 2024-01-01 00:00 to 2024-01-13 11:00"),
+        "{e}"
+    );
+    assert!(
+        e.contains("D: left out:") && e.contains("t_D_1h.csv: line 1"),
+        "{e}"
+    );
+    assert!(
+        e.contains("too young for ema_crossover") && e.contains("C (10 bars)"),
+        "{e}"
+    );
+    // Named alone: refused as before.
+    let o = run(&["--coin", "B"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("t_B_1h.csv: line 302: implausible bar"),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = run(&["--coin", "C"]);
+    assert!(common::stderr(&o).contains("C: 10 bars are too few for ema_crossover"));
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// An evolution over Hyperliquid 4h once stopped at `RENDER: the training segment has 46
+/// bars`: such a coin is left out of that segment with a note, and the run goes on.
+#[test]
+fn an_evolution_over_every_hyperliquid_coin_runs() {
+    let Some(dir) = universe() else { return };
+    let out = common::scratch("universe", "evolve");
+    let o = common::organism(&[
+        "evolve",
+        "--data",
+        common::s(&dir),
+        "--source",
+        "hyperliquid",
+        "--interval",
+        "4h",
+        "--generations",
+        "1",
+        "--population",
+        "8",
+        "--seeds",
+        "ema_crossover,rsi_filter",
+        "--out",
+        common::s(&out.join("run")),
+    ]);
+    let e = common::stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("RENDER: left out of the training segment: 46 bars there, it needs 50"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}

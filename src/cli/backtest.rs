@@ -434,6 +434,24 @@ pub fn run(args: Args) -> Result<()> {
         bail!("no coin has bars in the chosen span of {}", universe.origin);
     }
     if let Some((gene, period)) = chosen.lookback() {
+        // Among several coins, one too young for the strategy is simply not traded yet; a coin
+        // named alone is refused as before.
+        let named_alone = wanted.as_ref().is_some_and(|w| w.len() == 1) || markets.len() == 1;
+        if !named_alone && markets.iter().any(|m| m.candles.len() > period) {
+            let young: Vec<String> = markets
+                .iter()
+                .filter(|m| m.candles.len() <= period)
+                .map(|m| format!("{} ({} bars)", m.coin, m.candles.len()))
+                .collect();
+            if !young.is_empty() {
+                super::say_notes(&[format!(
+                    "left out, too young for {} (it looks back {period} bars, {gene}): {}",
+                    chosen.spec.name,
+                    young.join(", ")
+                )]);
+            }
+            markets.retain(|m| m.candles.len() > period);
+        }
         for m in &markets {
             if m.candles.len() <= period {
                 bail!(

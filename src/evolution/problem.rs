@@ -264,6 +264,48 @@ pub enum ProblemError {
 /// Fewest bars the training and the validation segment of every coin must hold.
 pub const MIN_SEGMENT_BARS: usize = 50;
 
+impl Segments {
+    /// In a universe of several coins, leaves out of a segment every coin too young for it: fewer
+    /// than [`MIN_SEGMENT_BARS`] bars there, or (in training) no more bars than the longest
+    /// default look-back of `entries` — a coin too young is simply not traded yet. Returns one
+    /// note per coin left out. A segment of one coin, or one where every coin is too short, is
+    /// left alone, for [`check_lengths`] to refuse as before.
+    pub fn drop_short(&mut self, entries: &[&SeedEntry]) -> Vec<String> {
+        let lookback = entries
+            .iter()
+            .filter_map(|e| e.spec.longest_lookback(&e.spec.default_genome()))
+            .map(|(_, p)| p)
+            .max()
+            .unwrap_or(0);
+        let mut notes = Vec::new();
+        for (name, markets) in [
+            ("training", &mut self.train),
+            ("validation", &mut self.validation),
+        ] {
+            let need = if name == "training" {
+                MIN_SEGMENT_BARS.max(lookback + 1)
+            } else {
+                MIN_SEGMENT_BARS
+            };
+            let long_enough = markets.iter().filter(|m| m.candles.len() >= need).count();
+            if markets.len() < 2 || long_enough == 0 {
+                continue;
+            }
+            markets.retain(|m| {
+                let n = m.candles.len();
+                if n < need {
+                    notes.push(format!(
+                        "{}: left out of the {name} segment: {n} bars there, it needs {need}",
+                        m.coin
+                    ));
+                }
+                n >= need
+            });
+        }
+        notes
+    }
+}
+
 /// Checks that the segments can hold the run: at least [`MIN_SEGMENT_BARS`] per coin in training
 /// and validation, and training longer than every seed's longest default look-back period.
 /// Returns notes for a validation segment shorter than a seed's default look-back (that seed
@@ -327,11 +369,13 @@ pub fn check_lengths(
 pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemError> {
     let u = crate::market::load_universe(&run.data)?;
     let fingerprint = super::checkpoint::fingerprint(&u.markets);
-    let seg = run.split.apply(&u);
+    let mut seg = run.split.apply(&u);
     if seg.train.is_empty() {
         return Err(ProblemError::NoTraining(u.origin));
     }
     let entries = crate::seeds::select(&run.seeds).map_err(ProblemError::Seeds)?;
+    let mut notes = u.notes;
+    notes.extend(seg.drop_short(&entries));
     let warnings = check_lengths(&seg, &entries, &u.origin)?;
     Ok(LoadedRun {
         problem: UniverseProblem {
@@ -346,7 +390,7 @@ pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemEr
         validation_from: seg.validation_from,
         holdout_from: seg.holdout_from,
         origin: u.origin,
-        notes: u.notes,
+        notes,
         warnings,
     })
 }
@@ -556,6 +600,52 @@ impl Problem for WorkloadB {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn coin(name: &str, bars: usize) -> Market {
+        let mut c = crate::market::Candles::default();
+        for i in 0..bars as i64 {
+            c.push(i * crate::market::HOUR_MS, 1.0, 1.0, 1.0, 1.0, 1.0);
+        }
+        Market::new(name, c, crate::market::FundingSeries::default())
+    }
+
+    #[test]
+    fn coins_too_young_for_a_segment_are_left_out_of_it_unless_alone() {
+        // ema_crossover looks back 26 bars at its defaults: training needs max(50, 27) bars.
+        let entries = crate::seeds::select(&["ema_crossover".to_string()]).unwrap();
+        let mut seg = Segments {
+            train: vec![coin("A", 200), coin("B", 49), coin("C", 50)],
+            validation: vec![coin("A", 60), coin("B", 10)],
+            holdout: Vec::new(),
+            validation_from: 0,
+            holdout_from: 0,
+        };
+        let notes = seg.drop_short(&entries);
+        let names = |v: &[Market]| v.iter().map(|m| m.coin.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&seg.train), vec!["A", "C"]);
+        assert_eq!(names(&seg.validation), vec!["A"]);
+        assert_eq!(
+            notes,
+            vec![
+                "B: left out of the training segment: 49 bars there, it needs 50",
+                "B: left out of the validation segment: 10 bars there, it needs 50"
+            ]
+        );
+        assert!(check_lengths(&seg, &entries, "x").is_ok());
+        // One coin alone, or every coin short: left for check_lengths to refuse.
+        let mut alone = Segments {
+            train: vec![coin("B", 49)],
+            validation: vec![coin("B", 60)],
+            holdout: Vec::new(),
+            validation_from: 0,
+            holdout_from: 0,
+        };
+        assert!(alone.drop_short(&entries).is_empty());
+        let e = check_lengths(&alone, &entries, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("B: the training segment has 49 bars"), "{e}");
+    }
 
     fn metrics(sharpe: f64, trades: usize) -> Metrics {
         Metrics {

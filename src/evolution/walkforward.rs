@@ -218,7 +218,7 @@ pub fn run_window(
     setup: &Setup<'_>,
 ) -> Result<Window, WalkError> {
     let err = |message: String| WalkError::Window { index, message };
-    let seg = Segments {
+    let mut seg = Segments {
         train: markets
             .iter()
             .filter_map(|m| m.between(span.train_from, span.validation_from))
@@ -231,6 +231,9 @@ pub fn run_window(
         validation_from: span.validation_from,
         holdout_from: span.test_from,
     };
+    // Coins too young for this window are not traded in it (what was left out is not reported
+    // per window: it changes as the windows roll).
+    seg.drop_short(&setup.entries);
     check_lengths(&seg, &setup.entries, "the training window").map_err(|e| err(e.to_string()))?;
     let problem = UniverseProblem {
         entries: setup.entries.clone(),

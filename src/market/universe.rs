@@ -167,11 +167,33 @@ fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
         origin: candles_dir.display().to_string(),
         notes: Vec::new(),
     };
+    // One coin named alone is checked as strictly as ever; among several, one coin's bad file
+    // or doubted bar never stops the rest.
+    let strict = sel.coins.len() == 1 || found.len() == 1;
     for (coin, source, file) in found {
-        let candles = load_candles(&file)?;
+        let candles = if strict {
+            load_candles(&file)?
+        } else {
+            match load_candles_lenient(&file) {
+                Ok((c, doubts)) => match clean_stretch(c, &doubts, &coin, &file, &mut u.notes) {
+                    Some(c) => c,
+                    None => continue,
+                },
+                Err(e) => {
+                    u.notes.push(format!("{coin}: left out: {e}"));
+                    continue;
+                }
+            }
+        };
         let funding_file = find_funding(&candles_dir, &source, &coin);
         let funding = load_optional_funding(funding_file.as_deref(), &coin, &mut u.notes)?;
         push_market(&mut u, coin, candles, funding);
+    }
+    if u.markets.is_empty() {
+        return Err(DataError::Selection(format!(
+            "{}: no coin could be loaded",
+            candles_dir.display()
+        )));
     }
     if let Some(f) = fear_greed_file(path) {
         let fg = super::csv::load_fear_greed(&f)?;
@@ -267,6 +289,52 @@ fn discover(
         }
     }
     Ok((candles_dir, found))
+}
+
+/// The longest stretch of `c` that a doubted bar does not touch: each doubted bar and the day
+/// after it are cut out, and a single-coin strategy trades what is left on one side of them
+/// (one note per coin says what was kept).
+fn clean_stretch(
+    c: super::Candles,
+    doubts: &[super::csv::Doubt],
+    coin: &str,
+    file: &Path,
+    notes: &mut Vec<String>,
+) -> Option<super::Candles> {
+    let Some(first) = doubts.first() else {
+        return Some(c);
+    };
+    let mut best = 0..0;
+    let mut from = 0;
+    for d in doubts {
+        if d.bar > from && d.bar - from > best.len() {
+            best = from..d.bar;
+        }
+        let until = c.ts[d.bar] + super::membership::DAY_MS;
+        from = from.max(c.ts.partition_point(|&x| x < until));
+    }
+    if c.len() > from && c.len() - from > best.len() {
+        best = from..c.len();
+    }
+    let kept = if best.is_empty() {
+        String::from("no bar is left")
+    } else {
+        format!(
+            "kept the {} bars from {} to {}",
+            best.len(),
+            super::format_ts(c.ts[best.start]),
+            super::format_ts(c.ts[best.end - 1])
+        )
+    };
+    notes.push(format!(
+        "{coin}: {} bar(s) the plausibility check doubts (first: {}: line {}: {}); {kept}, the \
+         longest stretch without one (a day after each left out too)",
+        doubts.len(),
+        file.display(),
+        first.line,
+        first.message
+    ));
+    (!best.is_empty()).then(|| c.slice(best))
 }
 
 /// What `--coins` picks from a universe of many coins.
