@@ -106,6 +106,8 @@ pub struct PromotionConfig {
     pub oos_windows: usize,
     pub min_dsr: f64,
     pub trial_variance: String,
+    pub trials: String,
+    pub cluster_sample: usize,
     pub pbo_blocks: usize,
     pub max_pbo: f64,
     pub holdout_fraction: f64,
@@ -652,6 +654,21 @@ impl Config {
             return Err(err(
                 "promotion.trial_variance",
                 format!("`{}` is not capped or empirical", p.trial_variance),
+            ));
+        }
+        if !["raw", "clustered"].contains(&p.trials.as_str()) {
+            return Err(err(
+                "promotion.trials",
+                format!("`{}` is not raw or clustered", p.trials),
+            ));
+        }
+        if !(10..=5000).contains(&p.cluster_sample) {
+            return Err(err(
+                "promotion.cluster_sample",
+                format!(
+                    "{} is out of range: must be in [10, 5000]",
+                    p.cluster_sample
+                ),
             ));
         }
         range("promotion.max_pbo", p.max_pbo, 0.0, 1.0)?;

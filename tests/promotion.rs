@@ -117,6 +117,15 @@ fn the_planted_edge_is_promoted_and_recorded() {
     assert!(promoted.len() <= 5);
     assert!(j["holdout_read"].as_bool().unwrap());
     assert!(j["trials"]["count"].as_u64().unwrap() > 300);
+    // The trials' clusters are counted beside them (400 sampled of the run's trials), and the
+    // raw count is what the deflated Sharpe used (the default).
+    let e = &j["trials"]["effective"];
+    assert_eq!(e["clustered"], 400);
+    let k = e["clusters"].as_u64().unwrap();
+    assert!((1..=20).contains(&k), "{e}");
+    assert_eq!(j["trials"]["clustered"], false);
+    let noise = &j["noise_max_sharpe"];
+    assert!(noise["raw"].as_f64().unwrap() > 0.0, "{noise}");
     assert!(j["pbo"]["pbo"].as_f64().unwrap() <= 0.5);
     let candidates = j["candidates"].as_array().unwrap();
     for c in candidates {
@@ -146,6 +155,8 @@ fn the_planted_edge_is_promoted_and_recorded() {
             ] {
                 assert!(!d[key].is_null(), "{key}");
             }
+            assert_eq!(d["trials"], d["raw_trials"]);
+            assert_eq!(d["trials"], j["trials"]["count"]);
             assert!(d["dsr"].as_f64().unwrap() >= 0.95);
             let n = &stage(c, "nulls").unwrap()["figures"];
             assert_eq!(n["nulls"], 40);

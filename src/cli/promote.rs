@@ -110,8 +110,21 @@ pub fn run(args: Args) -> Result<()> {
         say(&format!("note: {note}"));
     }
     let cache = checkpoint::read_cache(&file, ck.cache)?;
-    let trials = Trials::of(cache.values(), ck.run.aggregation.sharpe);
     let problem = &loaded.problem;
+    let mut trials = Trials::of(cache.values(), ck.run.aggregation.sharpe);
+    let keys: Vec<&organism::evolution::CacheKey> = cache.keys().collect();
+    say(&format!(
+        "clustering the training returns of {} of the {} trials",
+        keys.len().min(cfg.promotion.cluster_sample),
+        keys.len()
+    ));
+    trials.effective = Some(gauntlet::cluster_trials(
+        problem,
+        &keys,
+        cfg.promotion.cluster_sample,
+        ck.run.seed,
+    ));
+    trials.clustered = cfg.promotion.trials == "clustered";
     let members: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
     let ranked = summary::rank(problem, &members);
     let run_dir = file
@@ -356,6 +369,7 @@ pub fn run(args: Args) -> Result<()> {
                 "run": run_name,
                 "data_fingerprint": format!("{:016x}", ck.fingerprint),
                 "trials": verdict.trials,
+                "noise_max_sharpe": verdict.noise,
                 "pbo": verdict.pbo,
                 "holdout_read": verdict.holdout_read,
                 "thresholds": cfg.promotion,
@@ -463,4 +477,28 @@ fn print_table(v: &Verdict, ids: &[String]) {
             ", training Sharpe variance {v:.3}"
         ))
     );
+    if let Some(e) = &t.effective {
+        outln!(
+            "effective trials: {} clusters of the training returns of {} trials{}{}",
+            e.clusters,
+            e.clustered,
+            e.sharpe_var.map_or(String::new(), |v| format!(
+                ", the clusters' Sharpe variance {v:.3}"
+            )),
+            if t.clustered {
+                "; the deflated Sharpe counts these (promotion.trials = \"clustered\")"
+            } else {
+                "; the deflated Sharpe counts every trial (promotion.trials = \"raw\")"
+            }
+        );
+    }
+    if let Some(noise) = &v.noise {
+        outln!(
+            "expected best Sharpe of noise: {:.2} over every trial, {} over the clusters",
+            noise.raw,
+            noise
+                .clustered
+                .map_or("-".to_string(), |x| format!("{x:.2}"))
+        );
+    }
 }

@@ -42,11 +42,13 @@ use crate::{
         checkpoint::RunSpec,
         problem::{backtest_targets, Aggregation, Figures, SharpeObjective, UniverseProblem},
         summary::Ranked,
+        CacheKey,
     },
     fitness::{
         self, luck,
         pbo::Pbo,
         regime::{policy_from_figures, pooled_figures, RegimeFigure},
+        trials::EffectiveTrials,
     },
     market::{permute::permute_market, Market},
     seeds::Prepared,
@@ -288,6 +290,8 @@ pub struct DsrInput {
     pub trial_var: Option<f64>,
     /// Cap the trials' variance at the null's (see [`deflated`]).
     pub capped: bool,
+    /// Every trial the run made, when `trials` counts clusters of them.
+    pub raw_trials: usize,
 }
 
 /// The variance (per period) that the deflated Sharpe uses for the trials' Sharpe ratios.
@@ -315,7 +319,14 @@ pub fn dsr_variance(trial_var_annual: f64, bars_per_year: f64, t: usize, capped:
 
 /// Stage 4: the deflated Sharpe ratio of the training Sharpe over all trials.
 pub fn deflated(d: &DsrInput, min_dsr: f64) -> Outcome {
-    let rule = format!("deflated Sharpe ratio >= {min_dsr} over all trials");
+    let rule = if d.trials == d.raw_trials {
+        format!("deflated Sharpe ratio >= {min_dsr} over all trials")
+    } else {
+        format!(
+            "deflated Sharpe ratio >= {min_dsr} over the trials' clusters ({} of {} trials)",
+            d.trials, d.raw_trials
+        )
+    };
     let Some(var_annual) = d.trial_var else {
         return outcome(
             Stage::DeflatedSharpe,
@@ -347,6 +358,7 @@ pub fn deflated(d: &DsrInput, min_dsr: f64) -> Outcome {
         "skew": d.skew,
         "kurtosis": d.kurtosis,
         "trials": d.trials,
+        "raw_trials": d.raw_trials,
         "trial_sharpe_var": var_annual,
         "null_sharpe_var": null_var,
         "used_sharpe_var": var * d.bars_per_year,
@@ -514,9 +526,15 @@ pub fn diversify(daily: &[Vec<f64>], max_corr: f64, top: usize) -> Vec<Outcome> 
 /// The run's trials: what the deflated Sharpe deflates by.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Trials {
+    /// Distinct genomes and programs evaluated.
     pub count: usize,
     /// See [`DsrInput::trial_var`].
     pub sharpe_var: Option<f64>,
+    /// The trials clustered by their training returns ([`cluster_trials`]), when computed.
+    pub effective: Option<EffectiveTrials>,
+    /// Whether the deflated Sharpe counts the clusters (`promotion.trials = "clustered"`)
+    /// instead of every trial.
+    pub clustered: bool,
 }
 
 impl Trials {
@@ -537,8 +555,95 @@ impl Trials {
         Self {
             count: n,
             sharpe_var: var,
+            effective: None,
+            clustered: false,
         }
     }
+
+    /// The number of trials and their Sharpe variance (annual) the deflated Sharpe uses: the
+    /// clusters' when counting clusters and they are known, else every trial's.
+    pub fn for_dsr(&self) -> (usize, Option<f64>) {
+        match (self.clustered, self.effective) {
+            (true, Some(e)) => (e.clusters, e.sharpe_var),
+            _ => (self.count, self.sharpe_var),
+        }
+    }
+}
+
+/// The annualized Sharpe the best of `n` zero-Sharpe trials reaches by chance, with the trials'
+/// annual Sharpe variance `var_annual` over `t` returns ([`dsr_variance`]).
+pub fn noise_max_sharpe(
+    n: usize,
+    var_annual: f64,
+    bars_per_year: f64,
+    t: usize,
+    capped: bool,
+) -> f64 {
+    let var = dsr_variance(var_annual, bars_per_year, t, capped);
+    luck::expected_max_sharpe(n, var) * bars_per_year.sqrt()
+}
+
+/// Seed of the sample of trials that is clustered (XORed with the run's seed).
+const CLUSTER_STREAM: u64 = 0x636c_7573_7465_7201;
+
+/// The effective number of trials of a run: up to `sample` of its trials (`keys`, the fitness
+/// cache's genomes; a seeded sample when there are more) backtested on the training segment,
+/// each as the daily sums of its equal-weight portfolio's returns, clustered by correlation
+/// ([`crate::fitness::trials`]). Costs one training backtest per sampled trial, in parallel, and
+/// no disk.
+pub fn cluster_trials(
+    problem: &UniverseProblem,
+    keys: &[&CacheKey],
+    sample: usize,
+    seed: u64,
+) -> EffectiveTrials {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ CLUSTER_STREAM);
+    let mut picked: Vec<usize> = if keys.len() > sample {
+        rand::seq::index::sample(&mut rng, keys.len(), sample).into_vec()
+    } else {
+        (0..keys.len()).collect()
+    };
+    picked.sort_unstable();
+    let series: Vec<Vec<f64>> = picked
+        .par_iter()
+        .filter_map(|&i| {
+            let (seed_index, bits, text) = keys[i];
+            let genes: Vec<f64> = bits.iter().map(|b| f64::from_bits(*b)).collect();
+            let program = match text {
+                Some(t) => Some(crate::genome::program::parse(t, &crate::seeds::spec_of).ok()?),
+                None => None,
+            };
+            let mut parts = Vec::with_capacity(problem.train.len());
+            for p in &problem.train {
+                let targets = problem.targets(*seed_index, &genes, program.as_ref(), p);
+                let (report, _) = backtest_targets(&targets, p, &problem.backtest);
+                parts.push((
+                    p.market.candles.ts.clone(),
+                    fitness::returns(&report.equity, report.cash),
+                ));
+            }
+            let (ts, r) = fitness::mean_by_time(&parts);
+            Some(daily_sums(&ts, &r))
+        })
+        .collect();
+    crate::fitness::trials::effective_trials(&series, 365.0, seed)
+}
+
+/// Per-bar returns summed per UTC day.
+fn daily_sums(ts: &[i64], r: &[f64]) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    let mut day = i64::MIN;
+    for (&t, &x) in ts.iter().zip(r) {
+        let d = t.div_euclid(crate::market::membership::DAY_MS);
+        if d != day {
+            out.push(0.0);
+            day = d;
+        }
+        if let Some(last) = out.last_mut() {
+            *last += x;
+        }
+    }
+    out
 }
 
 /// A strategy's returns on one segment.
@@ -606,6 +711,9 @@ pub struct Verdict {
     pub candidates: Vec<Judged>,
     pub pbo: Option<Pbo>,
     pub trials: Trials,
+    /// The expected best Sharpe of noise, raw and clustered (`None` without the trials'
+    /// Sharpe variance).
+    pub noise: Option<NoiseSharpe>,
     /// Whether the holdout was loaded (some candidate reached it).
     pub holdout_read: bool,
 }
@@ -804,9 +912,10 @@ pub fn run<E>(
                 t: judged.train.returns.len(),
                 skew,
                 kurtosis,
-                trials: setup.trials.count,
-                trial_var: setup.trials.sharpe_var,
+                trials: setup.trials.for_dsr().0,
+                trial_var: setup.trials.for_dsr().1,
                 capped: setup.cfg.trial_variance == "capped",
+                raw_trials: setup.trials.count,
             };
             if !go(deflated(&d, cfg.min_dsr), stages) {
                 break 'stages;
@@ -872,12 +981,39 @@ pub fn run<E>(
         j.admitted = o.passed;
         j.stages.push(o);
     }
+    let t = {
+        let mut ts: Vec<i64> = problem
+            .train
+            .iter()
+            .flat_map(|p| p.market.candles.ts.iter().copied())
+            .collect();
+        ts.sort_unstable();
+        ts.dedup();
+        ts.len()
+    };
+    let capped = cfg.trial_variance == "capped";
+    let noise = setup.trials.sharpe_var.map(|v| NoiseSharpe {
+        raw: noise_max_sharpe(setup.trials.count, v, bpy, t, capped),
+        clustered: setup
+            .trials
+            .effective
+            .and_then(|e| Some(noise_max_sharpe(e.clusters, e.sharpe_var?, bpy, t, capped))),
+    });
     Ok(Verdict {
         candidates: out,
         pbo,
         trials: setup.trials,
+        noise,
         holdout_read: holdout_markets.is_some(),
     })
+}
+
+/// The annualized Sharpe the best trial reaches by chance ([`noise_max_sharpe`]), counting
+/// every trial and counting the trials' clusters, over the training span.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NoiseSharpe {
+    pub raw: f64,
+    pub clustered: Option<f64>,
 }
 
 /// The values of several daily series on the days all of them have.
@@ -997,6 +1133,32 @@ mod tests {
     }
 
     #[test]
+    fn the_deflated_sharpe_counts_clusters_only_when_asked_and_known() {
+        let mut t = Trials {
+            count: 641,
+            sharpe_var: Some(1.048),
+            effective: Some(EffectiveTrials {
+                clustered: 400,
+                clusters: 2,
+                sharpe_var: Some(2.751),
+            }),
+            clustered: false,
+        };
+        assert_eq!(t.for_dsr(), (641, Some(1.048)));
+        t.clustered = true;
+        assert_eq!(t.for_dsr(), (2, Some(2.751)));
+        t.effective = None;
+        assert_eq!(t.for_dsr(), (641, Some(1.048)));
+        // Daily sums of per-bar returns by UTC day.
+        let h = 3_600_000;
+        let d = crate::market::membership::DAY_MS;
+        assert_eq!(
+            daily_sums(&[0, h, d, d + h, 3 * d], &[0.1, 0.2, 0.3, -0.1, 0.5]),
+            vec![0.1 + 0.2, 0.3 - 0.1, 0.5]
+        );
+    }
+
+    #[test]
     fn deflated_on_both_sides() {
         // The paper's example (annual SR 2.5 over 1,250 daily returns, 100 trials with Sharpe
         // variance 0.5, skew −3, kurtosis 10) gives DSR 0.9004: below 0.95, above 0.9.
@@ -1009,6 +1171,7 @@ mod tests {
             trials: 100,
             trial_var: Some(0.5),
             capped: false,
+            raw_trials: 100,
         };
         let o = deflated(&d, 0.95);
         assert!(
