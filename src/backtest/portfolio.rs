@@ -58,6 +58,19 @@ impl PortfolioReport {
         self.coins.iter().map(|c| c.funding).sum()
     }
 
+    /// The coins that traded, with their P&L, largest first (ties in panel order).
+    pub fn by_pnl(&self) -> Vec<(usize, f64)> {
+        let mut rows: Vec<(usize, f64)> = self
+            .coins
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.fills > 0)
+            .map(|(i, c)| (i, c.pnl()))
+            .collect();
+        rows.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        rows
+    }
+
     /// Notional traded, over all coins.
     pub fn traded(&self) -> f64 {
         self.coins.iter().map(|c| c.traded).sum()

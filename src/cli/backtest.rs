@@ -42,7 +42,7 @@ pub struct Args {
     /// A portfolio (cross-sectional) seed over a universe of coins (see `organism seeds`):
     /// one account across --coins all, top:N or a list, from --data (README: "Portfolio
     /// strategies").
-    #[arg(long, value_name = "SEED", conflicts_with_all = ["strategy", "member", "program", "program_file", "coin", "segment", "regime", "trades"])]
+    #[arg(long, value_name = "SEED", conflicts_with_all = ["strategy", "member", "program", "program_file", "genome", "coin", "segment", "regime", "trades", "fast", "slow", "long_only", "atr_stop", "atr_period"])]
     pub portfolio: Option<String>,
     /// Coins a portfolio never holds, comma-separated (added to universe.exclude).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
@@ -357,21 +357,7 @@ pub fn run(args: Args) -> Result<()> {
             cfg.aggregation(),
         ),
     };
-    if let Some(f) = args.fee {
-        bt.fee = f;
-    }
-    if let Some(s) = args.slippage {
-        bt.slippage = s;
-    }
-    if let Some(c) = args.cash {
-        bt.cash = c;
-    }
-    if let Some(f) = args.fill {
-        bt.fill = f;
-    }
-    check_range("--fee", bt.fee, 0.0, 0.01)?;
-    check_range("--slippage", bt.slippage, 0.0, 0.05)?;
-    check_range("--cash", bt.cash, 1e-6, 1e15)?;
+    cost_flags(&args, &mut bt)?;
     if let Some(t) = &args.timerange {
         sel.timerange = Some(TimeRange::parse(t).map_err(anyhow::Error::msg)?);
     }
@@ -729,7 +715,27 @@ fn print_months(r: &CoinResult) {
     flush(year, &line);
 }
 
-pub(super) fn check_range(flag: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
+/// The cost flags (`--fee`, `--slippage`, `--cash`, `--fill`) laid over `bt`, checked against
+/// the bounds of their config keys.
+pub(super) fn cost_flags(args: &Args, bt: &mut organism::execution::EngineConfig) -> Result<()> {
+    if let Some(f) = args.fee {
+        bt.fee = f;
+    }
+    if let Some(s) = args.slippage {
+        bt.slippage = s;
+    }
+    if let Some(c) = args.cash {
+        bt.cash = c;
+    }
+    if let Some(f) = args.fill {
+        bt.fill = f;
+    }
+    check_range("--fee", bt.fee, 0.0, 0.01)?;
+    check_range("--slippage", bt.slippage, 0.0, 0.05)?;
+    check_range("--cash", bt.cash, 1e-6, 1e15)
+}
+
+fn check_range(flag: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
     if !(v.is_finite() && v >= lo && v <= hi) {
         bail!("{flag} {v} is out of range: must be in [{lo}, {hi}]");
     }

@@ -49,24 +49,16 @@ fn genome(args: &Args) -> Result<(PortfolioGenome, String)> {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.coin.is_some() || args.segment.is_some() || args.regime || args.trades.is_some() {
+        bail!(
+            "--coin, --segment, --regime and --trades belong to single-coin strategies; a \
+             portfolio takes --coins all, top:N or A,B,C"
+        );
+    }
     let (g, label) = genome(args)?;
     let cfg = args.data.config()?;
     let mut bt = cfg.backtest_config();
-    if let Some(f) = args.fee {
-        bt.fee = f;
-    }
-    if let Some(s) = args.slippage {
-        bt.slippage = s;
-    }
-    if let Some(c) = args.cash {
-        bt.cash = c;
-    }
-    if let Some(f) = args.fill {
-        bt.fill = f;
-    }
-    super::backtest::check_range("--fee", bt.fee, 0.0, 0.01)?;
-    super::backtest::check_range("--slippage", bt.slippage, 0.0, 0.05)?;
-    super::backtest::check_range("--cash", bt.cash, 1e-6, 1e15)?;
+    super::backtest::cost_flags(args, &mut bt)?;
     let Some(path) = cfg.data_selection().path else {
         bail!(
             "a portfolio needs a universe of coins on disk: --data DIR (e.g. ../shared/universe) \
@@ -164,15 +156,9 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// Each coin's P&L, fees, slippage and funding, largest P&L first.
 fn contributions(panel: &Panel, report: &PortfolioReport) -> Vec<serde_json::Value> {
-    let mut rows: Vec<(usize, f64)> = report
-        .coins
+    report
+        .by_pnl()
         .iter()
-        .enumerate()
-        .filter(|(_, c)| c.fills > 0)
-        .map(|(i, c)| (i, c.pnl()))
-        .collect();
-    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-    rows.iter()
         .map(|&(i, pnl)| {
             let c = &report.coins[i];
             serde_json::json!({"coin": panel.coins[i].market.coin, "pnl": pnl, "fees": c.fees,

@@ -289,14 +289,7 @@ pub fn portfolio_report(
         exposure.svg(),
         held.svg()
     );
-    let mut coins: Vec<(usize, f64)> = report
-        .coins
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.fills > 0)
-        .map(|(i, c)| (i, c.pnl()))
-        .collect();
-    coins.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let coins = report.by_pnl();
     let table = |title: &str, list: &mut dyn Iterator<Item = &(usize, f64)>| {
         let mut t = format!(
             "<h2>{}</h2><table><tr><th class=\"l\">coin</th><th>P&amp;L</th><th>fees</th>\
