@@ -33,6 +33,9 @@ enum Command {
     /// Run the validation gauntlet on a run's first front and promote the survivors into the
     /// strategy registry.
     Promote(Box<cli::promote::Args>),
+    /// How often the pipeline (evolve + promote, your settings) promotes noise, and how often it
+    /// finds planted edges of known true Sharpe: share promoted per row with a 95 % interval.
+    Calibrate(Box<cli::calibrate::Args>),
     /// The strategy registry: list, show, retire.
     #[command(subcommand)]
     Strategies(cli::strategies::StrategiesCommand),
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Backtest(args) => cli::backtest::run(*args),
         Command::Walkforward(args) => cli::walkforward::run(*args),
         Command::Promote(args) => cli::promote::run(*args),
+        Command::Calibrate(args) => cli::calibrate::run(*args),
         Command::Strategies(cmd) => cli::strategies::run(cmd),
         Command::Paper(cmd) => cli::paper::run(cmd),
         Command::Live(cmd) => cli::live::run(cmd),

@@ -404,3 +404,66 @@ fn bad_input_gets_one_clear_message() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `organism calibrate` at small size (fixed seeds, so deterministic): return-permuted nulls
+/// promote nothing and a strong planted edge (true Sharpe 11) is promoted on both markets; a
+/// calibration killed after its first market continues where it stopped.
+#[test]
+fn calibrate_nulls_promote_nothing_and_a_strong_edge_is_found() {
+    let dir = scratch("calibrate");
+    let cfg = dir.join("small.toml");
+    std::fs::write(
+        &cfg,
+        "[evolution]\nseeds = [\"ema_crossover\", \"donchian_breakout\", \"rsi_filter\"]\n\
+         population = 16\ngenerations = 40\n\n[promotion]\nnulls = 40\n",
+    )
+    .unwrap();
+    let out = dir.join("cal");
+    let args = [
+        "calibrate",
+        "--config",
+        s(&cfg),
+        "--markets",
+        "2",
+        "--sharpe",
+        "11",
+        "--years",
+        "3",
+        "--jobs",
+        "1",
+        "--out",
+        s(&out),
+        "--json",
+    ];
+    // Killed once its first market has its result.
+    let mut first = common::Proc::spawn(
+        "calibrate",
+        std::process::Command::new(env!("CARGO_BIN_EXE_organism"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
+    first.wait_for(
+        "its first market's result",
+        std::time::Duration::from_secs(300),
+        || out.join("null-000/result.json").is_file(),
+    );
+    first.kill();
+    let v = json(organism(&args));
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0]["row"].as_str(), rows[0]["markets"].as_u64()),
+        (Some("null"), Some(2))
+    );
+    assert_eq!(rows[0]["promoted"], 0, "{v}");
+    assert_eq!(rows[1]["row"], "sharpe11");
+    assert_eq!(rows[1]["promoted"], 2, "{v}");
+    // Wilson 95 % upper bound of 0 of 2: z²/(2 + z²).
+    let z2 = 1.959_963_984_540_054f64.powi(2);
+    assert!((rows[0]["high"].as_f64().unwrap() - z2 / (2.0 + z2)).abs() < 1e-12);
+    for m in ["null-000", "null-001", "sharpe11-000", "sharpe11-001"] {
+        assert!(out.join(m).join("result.json").is_file(), "{m}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

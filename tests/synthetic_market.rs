@@ -201,3 +201,52 @@ fn real_data_targets_are_current() {
         );
     }
 }
+
+/// The planted edge set by its true Sharpe: a long-or-flat oracle that knows the planted state
+/// (long when `d_t > 0`, no costs) reaches the Sharpe `trend_edge_for_sharpe` was asked for,
+/// within two standard errors, over ten years of four coins.
+#[test]
+fn the_planted_edge_has_the_sharpe_it_was_set_to() {
+    use organism::{
+        backtest::run,
+        execution::EngineConfig,
+        fitness::{returns, sharpe},
+        market::synthetic::{planted_signal, trend_edge_for_sharpe},
+        strategy::Targets,
+    };
+    for (target, seed) in [(1.5, 101u64), (3.0, 202)] {
+        let p = SyntheticParams {
+            seed,
+            bars: 87_600,
+            trend_edge: trend_edge_for_sharpe(target),
+            ..SyntheticParams::default()
+        };
+        let u = generate(&p);
+        let signal = planted_signal(&p);
+        let cfg = EngineConfig {
+            fee: 0.0,
+            slippage: 0.0,
+            funding: false,
+            ..EngineConfig::default()
+        };
+        let mut sharpes = Vec::new();
+        for (m, (coin, d)) in u.markets.iter().zip(&signal) {
+            assert_eq!(&m.coin, coin);
+            let n = m.candles.len();
+            let mut t = Targets::flat(n);
+            for i in 0..n - 1 {
+                t.position[i] = if d[i + 1] > 0.0 { 1.0 } else { 0.0 };
+            }
+            let r = run(&m.candles, &[], &t, &cfg);
+            sharpes.push(sharpe(&returns(&r.equity, r.cash), 8760.0));
+        }
+        let mean = sharpes.iter().sum::<f64>() / sharpes.len() as f64;
+        eprintln!("target {target}: oracle Sharpe per coin {sharpes:?}, mean {mean}");
+        // Standard error of the mean of four ten-year Sharpes: about 1/√40.
+        let se = 1.0 / 40f64.sqrt();
+        assert!(
+            (mean - target).abs() < 2.0 * se,
+            "target {target}: {sharpes:?}"
+        );
+    }
+}

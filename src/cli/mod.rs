@@ -14,6 +14,7 @@ macro_rules! outln {
 
 pub mod backtest;
 pub mod bench;
+pub mod calibrate;
 pub mod data;
 pub mod evolve;
 pub mod live;

@@ -120,6 +120,60 @@ enum Regime {
 ///
 /// # Panics
 /// Never for parameters that passed config validation (vectors as long as `coins`).
+/// The planted edge's unit AR(1) state `d_t` of every coin (sorted by coin name, as
+/// [`generate`] returns them), one value per bar: the drift of bar `t` is
+/// `trend_edge · σ_t · d_t`. Empty series when `trend_edge` is 0. For checking the edge (an
+/// oracle that knows `d_t`), never for strategies.
+pub fn planted_signal(p: &SyntheticParams) -> Vec<(String, Vec<f64>)> {
+    let k = p.coins.len();
+    let mut out: Vec<(String, Vec<f64>)> =
+        p.coins.iter().map(|c| (c.clone(), Vec::new())).collect();
+    if p.trend_edge > 0.0 {
+        let mut edge_rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0xed6e_5eed);
+        let edge_phi = (-1.0 / p.trend_edge_hours.max(1.0)).exp();
+        let edge_eta = (1.0 - edge_phi * edge_phi).sqrt();
+        let mut d: Vec<f64> = (0..k)
+            .map(|_| edge_rng.sample::<f64, _>(StandardNormal))
+            .collect();
+        for _ in 0..p.bars {
+            for i in 0..k {
+                let z: f64 = edge_rng.sample(StandardNormal);
+                d[i] = edge_phi * d[i] + edge_eta * z;
+                out[i].1.push(d[i]);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The `trend_edge` whose planted signal gives a long-or-flat oracle (long when `d_t > 0`,
+/// before costs) the annualized Sharpe `sharpe` on hourly bars. With returns
+/// `σ_t·(e·d_t + ε_t)`, the oracle earns `e·φ(0)` per unit of volatility with variance
+/// `1/2 + e²·(1/2 − 1/(2π))`, so its per-bar Sharpe is
+/// `κ · (e/√(2π)) / √(1/2 + e²(1/2 − 1/(2π)))`, where `κ = E[σ]/√E[σ²]` is what the market's
+/// volatility clustering takes off ([`ORACLE_KAPPA`], measured). Solved for `e`.
+pub fn trend_edge_for_sharpe(sharpe: f64) -> f64 {
+    if sharpe <= 0.0 {
+        return 0.0;
+    }
+    let s = sharpe / 8760f64.sqrt() / ORACLE_KAPPA;
+    let a = 1.0 / (2.0 * std::f64::consts::PI);
+    // s² (1/2 + e²(1/2 − a)) = a e²  →  e² = s²/2 / (a − s²(1/2 − a))
+    let den = a - s * s * (0.5 - a);
+    if den <= 0.0 {
+        return 1.0;
+    }
+    (s * s / 2.0 / den).sqrt().min(1.0)
+}
+
+/// `E[σ]/√E[σ²]` of the synthetic market's bar volatility (GARCH, regimes, seasonality, the slow
+/// factor): how much of the planted edge's Sharpe volatility clustering leaves. Measured with
+/// the oracle over 120 coin-years at true Sharpe 0.5 to 5 (ratios 0.95, 0.90, 0.88, 0.87, 0.87 with
+/// κ = 1: the larger edges settle at 0.87); `tests/synthetic_market.rs` checks the mapping on
+/// other seeds.
+pub const ORACLE_KAPPA: f64 = 0.87;
+
 pub fn generate(p: &SyntheticParams) -> Universe {
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     let n = p.bars;
