@@ -472,6 +472,13 @@ impl Config {
             0.99,
         )?;
         range("synthetic.trend_edge", self.synthetic.trend_edge, 0.0, 1.0)?;
+        range("synthetic.xs_edge", self.synthetic.xs_edge, 0.0, 1.0)?;
+        range(
+            "synthetic.xs_edge_hours",
+            self.synthetic.xs_edge_hours,
+            1.0,
+            1e6,
+        )?;
         range(
             "synthetic.trend_edge_hours",
             self.synthetic.trend_edge_hours,

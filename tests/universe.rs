@@ -654,3 +654,42 @@ fn an_evolution_over_every_hyperliquid_coin_runs() {
     );
     let _ = std::fs::remove_dir_all(out);
 }
+
+/// `data generate --coins` writes a universe of 40 coins, and with a planted cross-sectional
+/// factor says what the factor-sorted portfolio earns.
+#[test]
+fn data_generate_writes_a_universe_and_the_factor_s_sharpe() {
+    let d = common::scratch("universe", "generate");
+    let cfg = d.join("xs.toml");
+    std::fs::write(&cfg, "[synthetic]\nxs_edge = 0.02\nbars = 2000\n").unwrap();
+    let out = common::run_ok(&[
+        "data",
+        "generate",
+        "--config",
+        common::s(&cfg),
+        "--coins",
+        "--out",
+        common::s(&d.join("u")),
+    ]);
+    assert!(out.contains("wrote 40 coins x 2000 bars"), "{out}");
+    assert!(
+        out.contains("the factor-sorted long-short portfolio"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_dir(d.join("u/candles")).unwrap().count(), 40);
+    assert!(d.join("u/candles/synthetic_X40_1h.csv").is_file());
+    // Without a factor, nothing is said about one.
+    let plain = common::run_ok(&[
+        "data",
+        "generate",
+        "--coins",
+        "6",
+        "--out",
+        common::s(&d.join("p")),
+    ]);
+    assert!(
+        plain.contains("wrote 6 coins") && !plain.contains("factor"),
+        "{plain}"
+    );
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -40,7 +40,8 @@ pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// Format version this build reads and writes. 3: the data selection holds a time range.
 /// 4: strategy programs (members, settings, the programs' risk genes among the specs).
 /// 5: the survival algorithm among the settings. 6: the regime filter in the run spec.
-pub const FORMAT_VERSION: u32 = 6;
+/// 7: the synthetic market's planted cross-sectional factor (`xs_edge`, `xs_edge_hours`).
+pub const FORMAT_VERSION: u32 = 7;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";

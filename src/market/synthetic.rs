@@ -25,6 +25,14 @@
 //!   market with a known edge and one without. Its draws come from their own RNG stream, so
 //!   the market without an edge is unchanged.
 //!
+//! * optionally, a **planted cross-sectional factor** (`xs_edge` > 0, off by default): each coin
+//!   has a latent score `c_i,t`, a unit AR(1) process of mean life `xs_edge_hours`, and its
+//!   expected return gets `xs_edge · σ_t · (c_i,t − mean_j c_j,t)`: across coins the drifts sum
+//!   to zero, so only a portfolio that holds the high scores against the low ones earns it.
+//!   Scores are latent; their trace is in each coin's past returns (cross-sectional momentum).
+//!   [`xs_oracle_sharpe`] measures the factor-sorted long–short portfolio's Sharpe. Its own RNG
+//!   stream too.
+//!
 //! Calibrated against Hyperliquid hourly data (2024-09 → 2025-07); the test
 //! `tests/synthetic_market.rs` checks the fit.
 
@@ -58,6 +66,11 @@ pub struct SyntheticParams {
     pub trend_edge: f64,
     /// Mean life of the planted drift, in hours.
     pub trend_edge_hours: f64,
+    /// Strength of the planted cross-sectional factor: each coin's drift leans with its latent
+    /// score less the cross-sectional mean, as a fraction of the bar's volatility (0 = none).
+    pub xs_edge: f64,
+    /// Mean life of the latent scores, in hours.
+    pub xs_edge_hours: f64,
 }
 
 impl Default for SyntheticParams {
@@ -72,8 +85,80 @@ impl Default for SyntheticParams {
             common_share: 0.77,
             trend_edge: 0.0,
             trend_edge_hours: 48.0,
+            xs_edge: 0.0,
+            xs_edge_hours: 336.0,
         }
     }
+}
+
+/// Seed of the cross-sectional factor's stream (XORed with the market's seed).
+const XS_STREAM: u64 = 0x0078_5f65_6467_6531;
+
+/// The latent scores of the planted cross-sectional factor, per coin in `p.coins` order, per
+/// bar: unit AR(1) processes of mean life `xs_edge_hours`, from their own stream.
+fn xs_scores(p: &SyntheticParams) -> Vec<Vec<f64>> {
+    let k = p.coins.len();
+    if p.xs_edge <= 0.0 {
+        return vec![Vec::new(); k];
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ XS_STREAM);
+    let phi = (-1.0 / p.xs_edge_hours.max(1.0)).exp();
+    let eta = (1.0 - phi * phi).sqrt();
+    let mut c: Vec<f64> = (0..k)
+        .map(|_| rng.sample::<f64, _>(StandardNormal))
+        .collect();
+    let mut out = vec![Vec::with_capacity(p.bars); k];
+    for _ in 0..p.bars {
+        for i in 0..k {
+            let z: f64 = rng.sample(StandardNormal);
+            c[i] = phi * c[i] + eta * z;
+            out[i].push(c[i]);
+        }
+    }
+    out
+}
+
+/// The planted cross-sectional factor's latent scores (sorted by coin name, as [`generate`]
+/// returns the coins), one per bar; empty when `xs_edge` is 0. For checking the factor (an
+/// oracle), never for strategies.
+pub fn planted_factor(p: &SyntheticParams) -> Vec<(String, Vec<f64>)> {
+    let mut out: Vec<(String, Vec<f64>)> = p.coins.iter().cloned().zip(xs_scores(p)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The annualized Sharpe, before costs, of the factor-sorted long–short portfolio on `u` (the
+/// market of `p`): before each bar, long the fifth of the coins with the highest latent score and
+/// short the fifth with the lowest (at least one each), equal weights, gross 1, held for the
+/// bar. `None` without a planted factor or with fewer than two coins.
+pub fn xs_oracle_sharpe(p: &SyntheticParams, u: &Universe) -> Option<f64> {
+    let f = planted_factor(p);
+    let k = f.len();
+    if p.xs_edge <= 0.0 || k < 2 {
+        return None;
+    }
+    let side = (k / 5).max(1);
+    let n = p.bars;
+    let mut r = Vec::with_capacity(n);
+    let mut order: Vec<usize> = (0..k).collect();
+    for t in 0..n {
+        order.sort_by(|&a, &b| f[b].1[t].total_cmp(&f[a].1[t]).then(a.cmp(&b)));
+        let ret = |i: usize| {
+            let c = &u.markets[i].candles;
+            c.close[t] / c.open[t] - 1.0
+        };
+        let long: f64 = order[..side].iter().map(|&i| ret(i)).sum::<f64>() / side as f64;
+        let short: f64 = order[k - side..].iter().map(|&i| ret(i)).sum::<f64>() / side as f64;
+        r.push((long - short) / 2.0);
+    }
+    // mean / std (ddof 1) · √8760, as fitness::sharpe defines it (market cannot import it).
+    let m = r.iter().sum::<f64>() / n as f64;
+    let var = r.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n.max(2) - 1) as f64;
+    Some(if var > 0.0 {
+        m / var.sqrt() * 8760f64.sqrt()
+    } else {
+        0.0
+    })
 }
 
 /// GARCH(1,1) with unit unconditional variance and Student-t shocks of unit variance.
@@ -212,7 +297,14 @@ pub fn generate(p: &SyntheticParams) -> Universe {
     let mut edge_d: Vec<f64> = (0..k)
         .map(|_| edge_rng.sample::<f64, _>(StandardNormal))
         .collect();
+    // The planted cross-sectional factor: latent scores from their own stream.
+    let xs = xs_scores(p);
     for t in 0..n {
+        let xs_mean = if p.xs_edge > 0.0 {
+            xs.iter().map(|c| c[t]).sum::<f64>() / k as f64
+        } else {
+            0.0
+        };
         // Regime switches: trends last about three weeks, ranges about a month.
         let u: f64 = rng.gen();
         regime = match regime {
@@ -257,6 +349,9 @@ pub fn generate(p: &SyntheticParams) -> Universe {
                 let z: f64 = edge_rng.sample(StandardNormal);
                 edge_d[i] = edge_phi * edge_d[i] + edge_eta * z;
                 mu += p.trend_edge * s * edge_d[i];
+            }
+            if p.xs_edge > 0.0 {
+                mu += p.xs_edge * s * (xs[i][t] - xs_mean);
             }
             let r = mu - 0.5 * s * s + s * e;
             let open = log_p[i].exp();
