@@ -630,3 +630,57 @@ fn coin_names_never_leave_the_output_folder() {
     assert!(stderr(&o).contains("synthetic.coins"), "{}", stderr(&o));
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none());
 }
+
+/// A misspelled coin is an error naming it and every coin there is, never silently dropped:
+/// in a data folder (`--coins`, `data.coins`) and in the synthetic market, for backtest and
+/// evolve alike.
+#[test]
+fn an_unknown_coin_is_named_with_every_coin_there_is() {
+    let d = scratch("unknown-coin");
+    let header = "timestamp_ms,open,high,low,close,volume\n";
+    std::fs::create_dir_all(d.join("candles")).unwrap();
+    for coin in ["AAA", "BBB", "CCC"] {
+        let mut s = header.to_string();
+        for i in 0..100i64 {
+            s += &format!("{},10,11,9,10,1\n", 1_704_067_200_000 + i * 3_600_000);
+        }
+        std::fs::write(d.join(format!("candles/t_{coin}_1h.csv")), s).unwrap();
+    }
+    let o = organism(&[
+        "backtest",
+        "--data",
+        d.to_str().unwrap(),
+        "--source",
+        "t",
+        "--coins",
+        "AAA,BBX",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("no t 1h candles for BBX (coins: AAA, BBB, CCC)"),
+        "{e}"
+    );
+    let cfg = d.join("c.toml");
+    std::fs::write(&cfg, "[data]\ncoins = [\"BTC\", \"ETHH\"]\n").unwrap();
+    for args in [
+        vec!["backtest", "--coins", "all"],
+        vec!["evolve", "--generations", "1"],
+    ] {
+        let mut a = args.clone();
+        a.extend(["--config", cfg.to_str().unwrap()]);
+        let out = d.join("run");
+        if args[0] == "evolve" {
+            a.extend(["--out", out.to_str().unwrap()]);
+        }
+        let o = organism(&a);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("coin ETHH is not in the synthetic market (coins: BTC, ETH, SOL, DOGE)"),
+            "{args:?}: {e}"
+        );
+        assert!(!out.join("gen0.bin").exists());
+    }
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -140,6 +140,16 @@ fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
     let Some(path) = &sel.path else {
         let mut u = synthetic::generate(&sel.synthetic);
         if !sel.coins.is_empty() {
+            if let Some(bad) = sel
+                .coins
+                .iter()
+                .find(|c| !u.markets.iter().any(|m| m.coin.eq_ignore_ascii_case(c)))
+            {
+                return Err(DataError::Selection(format!(
+                    "coin {bad} is not in the synthetic market (coins: {})",
+                    sel.synthetic.coins.join(", ")
+                )));
+            }
             u.markets
                 .retain(|m| sel.coins.iter().any(|c| c.eq_ignore_ascii_case(&m.coin)));
             if u.markets.is_empty() {
@@ -238,6 +248,9 @@ fn discover(
     })?;
     let mut found: Vec<Found> = Vec::new();
     let mut seen_any = Vec::new();
+    // Every coin of this source and interval, for naming the choices when one asked for is not
+    // among them.
+    let mut available: Vec<String> = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some((file_source, coin, file_interval)) = parse_name(&name) else {
@@ -250,12 +263,32 @@ fn discover(
         if !source.is_empty() && file_source != source {
             continue;
         }
+        available.push(coin.to_string());
         if !coins.is_empty() && !coins.iter().any(|c| c.eq_ignore_ascii_case(coin)) {
             continue;
         }
         found.push((coin.to_string(), file_source.to_string(), entry.path()));
     }
     found.sort();
+    available.sort();
+    available.dedup();
+    let unknown: Vec<&String> = coins
+        .iter()
+        .filter(|c| !available.iter().any(|a| a.eq_ignore_ascii_case(c)))
+        .collect();
+    if !unknown.is_empty() && !available.is_empty() {
+        return Err(DataError::Selection(format!(
+            "{}: no {} {interval} candles for {} (coins: {})",
+            candles_dir.display(),
+            if source.is_empty() { "*" } else { source },
+            unknown
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            available.join(", ")
+        )));
+    }
     if found.is_empty() {
         seen_any.sort();
         return Err(DataError::Selection(format!(
@@ -460,25 +493,6 @@ pub fn load_panel(
             "left out by --exclude or as metals / stablecoins: {}",
             dropped.join(", ")
         ));
-    }
-    if let CoinPick::List(c) = &sel.pick {
-        let missing: Vec<&String> = c
-            .iter()
-            .filter(|x| !found.iter().any(|f| f.0.eq_ignore_ascii_case(x)))
-            .filter(|x| !dropped.iter().any(|d| d.eq_ignore_ascii_case(x)))
-            .collect();
-        if !missing.is_empty() {
-            notes.push(format!(
-                "no {} {} file for: {}",
-                sel.source,
-                sel.interval,
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
     }
     let total = found.len();
     let mut markets = Vec::with_capacity(total);
