@@ -271,6 +271,17 @@ fn the_planted_edge_is_promoted_and_recorded() {
     // and each holdout read is counted.
     let j2 = promote(&[]);
     assert_eq!(j2["promoted"], j["promoted"]);
+    // The summary says what happened: nothing new, the rest already promoted, one retired.
+    let n = j["promoted"].as_array().unwrap().len();
+    let summary = j2["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(&format!("passed {n} of "))
+            && summary.contains(&format!(
+                "0 newly promoted, {} already promoted, paper or live, 1 retired (stay retired)",
+                n - 1
+            )),
+        "{summary}"
+    );
     assert!(
         j2["notes"]
             .as_array()

@@ -214,6 +214,9 @@ pub fn run(args: Args) -> Result<()> {
     let admitted = admitted.len();
     let now = clock.now_ms();
     let mut notes = Vec::new();
+    // What became of each strategy that passed: newly promoted, or kept at a later status
+    // (paper, live, promoted before) or retired.
+    let mut kept: Vec<Status> = Vec::new();
     if earlier_promotions > 0 && verdict.holdout_read {
         notes.push(format!(
             "this run's holdout had been read by {earlier_promotions} earlier promotion(s): \
@@ -272,12 +275,27 @@ pub fn run(args: Args) -> Result<()> {
             created_ms: now,
             updated_ms: now,
         };
-        match registry.record(&s, j.admitted, now)? {
+        let recorded = registry.record(&s, j.admitted, now)?;
+        if j.admitted {
+            if let Recorded::Updated { before, .. } = recorded {
+                if before != Status::Candidate {
+                    kept.push(before);
+                }
+            }
+        }
+        match recorded {
             Recorded::Updated { before, now } if j.admitted && now != Status::Promoted => {
-                notes.push(format!(
-                    "{} passed but stays {before} (a retired strategy is not promoted again)",
-                    s.id
-                ));
+                notes.push(if before == Status::Retired {
+                    format!(
+                        "{} passed but stays retired (a retired strategy is not promoted again)",
+                        s.id
+                    )
+                } else {
+                    format!(
+                        "{} passed again and stays {before}: it is already past promotion",
+                        s.id
+                    )
+                });
             }
             Recorded::Updated { before, .. }
                 if !j.admitted
@@ -291,7 +309,7 @@ pub fn run(args: Args) -> Result<()> {
             _ => {}
         }
     }
-    let summary_line = summary_line(&verdict, admitted);
+    let summary_line = summary_line(&verdict, admitted, &kept);
     registry.finish_promotion(
         promotion,
         verdict.candidates.len(),
@@ -397,7 +415,9 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// One line saying what came of the promotion, plainly.
-fn summary_line(v: &Verdict, admitted: usize) -> String {
+/// The promotion in one line. `kept` holds the earlier status of each strategy that passed but
+/// was in the registry already at promoted or beyond (or retired).
+fn summary_line(v: &Verdict, admitted: usize, kept: &[Status]) -> String {
     if admitted > 0 {
         let ids: Vec<&str> = v
             .candidates
@@ -405,10 +425,21 @@ fn summary_line(v: &Verdict, admitted: usize) -> String {
             .filter(|j| j.admitted)
             .map(|j| j.id.as_str())
             .collect();
+        if kept.is_empty() {
+            return format!(
+                "promoted {admitted} of {} candidates: {}",
+                v.candidates.len(),
+                ids.join(", ")
+            );
+        }
+        let retired = kept.iter().filter(|s| **s == Status::Retired).count();
+        let further = kept.len() - retired;
         return format!(
-            "promoted {admitted} of {} candidates: {}",
+            "passed {admitted} of {} candidates ({}): {} newly promoted, {further} already \
+             promoted, paper or live, {retired} retired (stay retired)",
             v.candidates.len(),
-            ids.join(", ")
+            ids.join(", "),
+            admitted - kept.len()
         );
     }
     if v.candidates.is_empty() {
