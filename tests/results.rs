@@ -158,6 +158,35 @@ fn evolve_ranks_the_front_and_members_round_trip() {
             top.validation_sharpe
         );
     }
+    // A bare --member reads training and validation only (their bars add up), says so, and
+    // reads the holdout only when asked, with the warning.
+    let member = format!("{}:{}", ck.display(), top.id);
+    let bars = |extra: &[&str]| {
+        let mut a = vec!["backtest", "--member", member.as_str(), "--json"];
+        a.extend_from_slice(extra);
+        let o = organism(&a);
+        let v = json(&o);
+        let n: u64 = v["coins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["bars"].as_u64().unwrap())
+            .sum();
+        (n, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (bare, said) = bars(&[]);
+    let (train, _) = bars(&["--segment", "train"]);
+    let (validation, _) = bars(&["--segment", "validation"]);
+    let (holdout, warned) = bars(&["--segment", "holdout"]);
+    assert_eq!(bare, train + validation);
+    assert!(holdout > 0);
+    assert!(
+        said.contains("training and validation only") && !said.contains("warning"),
+        "{said}"
+    );
+    assert!(warned.contains("warning: reading the holdout"), "{warned}");
+    let (_, warned) = bars(&["--timerange", "20200101-"]);
+    assert!(warned.contains("warning: reading the holdout"), "{warned}");
     // A 4-digit prefix is enough.
     let short = format!("{}:{}", ck.display(), &top.id[..4]);
     let t = json(&organism(&[
@@ -539,10 +568,12 @@ fn evolve_timerange_is_the_run_s_data_for_its_members() {
             .map(|c| c["bars"].as_u64().unwrap())
             .collect()
     };
-    // January to June 2024: 182 days of hourly bars on each of the four coins; training is the
-    // first 0.6 of the 4,367-hour span (bars 0..=2,620).
-    assert_eq!(bars(&[]), [4368; 4]);
+    // January to June 2024: 182 days of hourly bars on each of the four coins (4,368); training
+    // is the first 0.6 of the 4,367-hour span (bars 0..=2,620), validation the next 0.2: a
+    // bare --member reads those two (3,494 bars), the holdout the other 874.
+    assert_eq!(bars(&[]), [3494; 4]);
     assert_eq!(bars(&["--segment", "train"]), [2621; 4]);
+    assert_eq!(bars(&["--segment", "holdout"]), [874; 4]);
     let list = json(&organism(&[
         "runs",
         "list",

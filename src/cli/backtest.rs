@@ -385,14 +385,37 @@ pub fn run(args: Args) -> Result<()> {
         (seg.validation_from, "validation".to_string()),
         (seg.holdout_from, "holdout".to_string()),
     ];
+    const HOLDOUT_WARNING: &str = "warning: reading the holdout. It is meant to be looked at \
+        once, at the end; every look that changes a decision makes it less of a test.";
     let mut markets: Vec<Market> = match args.segment {
-        None => universe.markets.clone(),
+        // A member of a run without a segment or a time range: training and validation, the
+        // holdout left unread.
+        None if from_run && args.timerange.is_none() => {
+            let (first, _) = universe.span();
+            super::say_notes(&[format!(
+                "a member of a run: training and validation only, up to {} (the holdout is left \
+                 unread; --segment holdout reads it)",
+                format_ts(seg.holdout_from)
+            )]);
+            universe
+                .markets
+                .iter()
+                .filter_map(|m| m.between(first, seg.holdout_from))
+                .collect()
+        }
+        None => {
+            let reads = universe
+                .markets
+                .iter()
+                .any(|m| m.candles.ts.last().is_some_and(|&t| t >= seg.holdout_from));
+            if from_run && reads {
+                eprintln!("{HOLDOUT_WARNING}");
+            }
+            universe.markets.clone()
+        }
         Some(s) => {
             if s == Segment::Holdout {
-                eprintln!(
-                    "warning: reading the holdout. It is meant to be looked at once, at the end; \
-                     every look that changes a decision makes it less of a test."
-                );
+                eprintln!("{HOLDOUT_WARNING}");
             }
             seg.take(s)
         }

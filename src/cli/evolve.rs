@@ -424,7 +424,7 @@ fn finish(
         out.join("history.csv").display()
     );
     outln!(
-        "next: organism runs show {}   |   organism backtest --member {}:{}",
+        "next: organism runs show {}   |   organism backtest --member {}:{}   (training and validation; the holdout stays unread)",
         checkpoint.display(),
         checkpoint.display(),
         ranked.first().map_or("ID", |r| r.id.as_str())
