@@ -130,7 +130,43 @@ fn open(s: &mut String, title: &str) {
     );
 }
 
+/// A plain number for an axis whose ticks are `step` apart: enough decimals to tell the ticks
+/// apart (drawdowns of 0.10 to 0.30 are not all `0`).
+fn number_label(v: f64, step: f64) -> String {
+    let decimals = if step > 0.0 && step.is_finite() {
+        (-(step.log10().floor()) + 1.0).clamp(0.0, 6.0) as usize
+    } else {
+        1
+    };
+    let d = if v.abs() >= 1e4 { 0 } else { decimals };
+    format!("{v:.d$}")
+}
+
+/// How an axis' ticks read.
+#[derive(Clone, Copy, PartialEq)]
+enum Ticks {
+    /// Numbers with the decimals the tick step needs.
+    Number,
+    /// Percentages.
+    Percent,
+    /// Whole counts.
+    Count,
+}
+
 fn axes(s: &mut String, f: &Frame, time_axis: bool, percent: bool) {
+    axes_with(
+        s,
+        f,
+        time_axis,
+        if percent {
+            Ticks::Percent
+        } else {
+            Ticks::Number
+        },
+    );
+}
+
+fn axes_with(s: &mut String, f: &Frame, time_axis: bool, y_ticks: Ticks) {
     let (l, r, t, b) = (LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM);
     let _ = write!(
         s,
@@ -141,12 +177,17 @@ fn axes(s: &mut String, f: &Frame, time_axis: bool, percent: bool) {
     for i in 0..=4 {
         let v = f.y0 + (f.y1 - f.y0) * f64::from(i) / 4.0;
         let y = f.py(v);
+        let label = match y_ticks {
+            Ticks::Percent => tick_label(v, true),
+            Ticks::Count => format!("{}", v.round()),
+            Ticks::Number => tick_label(v, false),
+        };
         let _ = write!(
             s,
             r##"<line x1="{l}" x2="{r}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
             l - 4.0,
             y + 4.0,
-            tick_label(v, percent)
+            label
         );
     }
     for i in 0..=4 {
@@ -155,11 +196,13 @@ fn axes(s: &mut String, f: &Frame, time_axis: bool, percent: bool) {
         let label = if time_axis {
             date(v)
         } else {
-            format!("{v:.0}")
+            number_label(v, (f.x1 - f.x0) / 4.0)
         };
+        // The last label ends at the frame's right edge instead of running past the picture.
+        let anchor = if i == 4 { "end" } else { "middle" };
         let _ = write!(
             s,
-            r#"<text x="{x:.1}" y="{}" text-anchor="middle">{label}</text>"#,
+            r#"<text x="{x:.1}" y="{}" text-anchor="{anchor}">{label}</text>"#,
             b + 16.0
         );
     }
@@ -325,13 +368,16 @@ pub fn histogram(title: &str, values: &[f64], bins: usize, mark: (f64, &str)) ->
         counts[b] += 1;
     }
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let f = Frame::new(
+    let mut f = Frame::new(
         [lo, lo + width * bins as f64].into_iter(),
         [0.0, top].into_iter(),
     );
+    // Counts start at 0 and are whole: four ticks of a whole step.
+    f.y0 = 0.0;
+    f.y1 = (top / 4.0).ceil() * 4.0;
     let mut s = String::new();
     open(&mut s, title);
-    axes(&mut s, &f, false, false);
+    axes_with(&mut s, &f, false, Ticks::Count);
     for (b, &c) in counts.iter().enumerate() {
         let x0 = f.px(lo + width * b as f64);
         let x1 = f.px(lo + width * (b + 1) as f64);
@@ -345,11 +391,17 @@ pub fn histogram(title: &str, values: &[f64], bins: usize, mark: (f64, &str)) ->
     }
     if mark.0.is_finite() {
         let px = f.px(mark.0);
+        // The label goes on the side of the line where it fits (about 6.5 px a character).
+        let fits_right = px + 4.0 + 6.5 * mark.1.chars().count() as f64 <= WIDTH;
+        let (tx, anchor) = if fits_right {
+            (px + 4.0, "start")
+        } else {
+            (px - 4.0, "end")
+        };
         let _ = write!(
             s,
-            r##"<line class="mark" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}" stroke="#cf222e" stroke-width="2"/><text x="{:.1}" y="{}" fill="#cf222e">{}</text>"##,
+            r##"<line class="mark" x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}" stroke="#cf222e" stroke-width="2"/><text x="{tx:.1}" y="{}" fill="#cf222e" text-anchor="{anchor}">{}</text>"##,
             HEIGHT - BOTTOM,
-            px + 4.0,
             TOP + 12.0,
             esc(mark.1)
         );
@@ -426,6 +478,64 @@ pub fn monthly_heatmap(title: &str, months: &[(i64, u32, f64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `<text>` labels of an SVG, in order.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn axes_say_what_the_values_are() {
+        // A front's drawdowns of 0.10 to 0.30 on the x axis: not all `0`.
+        let pts: Vec<(f64, f64, String, &str)> = [(0.1, 1.0), (0.2, 2.0), (0.3, 1.5)]
+            .iter()
+            .map(|&(x, y)| (x, y, "m".to_string(), "#000"))
+            .collect();
+        let t = texts(&scatter("front", "drawdown", "sharpe", &pts));
+        assert!(
+            t.contains(&"0.100".to_string()) && t.contains(&"0.300".to_string()),
+            "{t:?}"
+        );
+        // A histogram's count axis starts at 0 with whole counts: the top bin holds 23 (16 at
+        // 0.5 and 7 between 0.4 and 0.56), and the axis rounds up to 24 for four whole steps.
+        let values: Vec<f64> = (0..40)
+            .map(|i| if i < 16 { 0.5 } else { f64::from(i) / 40.0 })
+            .collect();
+        let svg = histogram("nulls", &values, 10, (2.0, "candidate 1"));
+        let t = texts(&svg);
+        assert!(
+            t.contains(&"0".to_string()) && t.contains(&"24".to_string()),
+            "{t:?}"
+        );
+        assert!(!t.iter().any(|x| x.starts_with('-')), "{t:?}");
+        // The mark at the right edge puts its label on its left, whole.
+        assert!(
+            svg.contains(r#"text-anchor="end">candidate 1</text>"#),
+            "{svg}"
+        );
+        // The last date of a time axis ends at the frame instead of being cut.
+        let c = LineChart {
+            series: vec![Series {
+                name: "e".into(),
+                color: "#000",
+                x: vec![1.7e12, 1.8e12],
+                y: vec![1.0, 2.0],
+            }],
+            time_axis: true,
+            ..LineChart::default()
+        };
+        let svg = c.svg();
+        assert!(
+            svg.contains(r#"text-anchor="end">2027-01-15</text>"#),
+            "{svg}"
+        );
+    }
 
     #[test]
     fn long_series_are_thinned_keeping_extremes() {
