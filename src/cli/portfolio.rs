@@ -101,7 +101,7 @@ pub fn run(args: &Args) -> Result<()> {
     let report = run_book(panel, &schedule, &bt, &cfg.book);
     let figures = PortfolioFigures::of(&report, &panel.ts, panel.bars_per_year());
     let (monthly_ic, mean_ic) = monthly_rank_ic(panel, &schedule);
-    let held_ever = report.coins.iter().filter(|c| c.fills > 0).count();
+    let contributions = contributions(panel, &report);
 
     if let Some(f) = &args.equity {
         write_atomic(f, equity_csv(&panel.ts, &report.equity).as_bytes())?;
@@ -126,13 +126,13 @@ pub fn run(args: &Args) -> Result<()> {
                 "universe": loaded.origin,
                 "coins": pick.to_string(),
                 "coins_loaded": panel.coins.len(),
-                "coins_traded": held_ever,
+                "coins_traded": contributions.len(),
                 "first_ts": panel.ts.first(),
                 "last_ts": panel.ts.last(),
                 "figures": figures,
                 "rank_ic": mean_ic,
                 "monthly_rank_ic": monthly_ic,
-                "contributions": contributions(panel, &report),
+                "contributions": contributions,
             })
         );
         return Ok(());
@@ -143,7 +143,7 @@ pub fn run(args: &Args) -> Result<()> {
         &loaded.origin,
         panel,
         &pick,
-        &report,
+        &contributions,
         &figures,
         mean_ic,
         &monthly_ic,
@@ -174,7 +174,7 @@ fn print_text(
     origin: &str,
     panel: &Panel,
     pick: &CoinPick,
-    report: &PortfolioReport,
+    rows: &[serde_json::Value],
     f: &PortfolioFigures,
     mean_ic: Option<f64>,
     monthly_ic: &[MonthlyIc],
@@ -234,7 +234,6 @@ fn print_text(
         }
         None => outln!("rank IC               - (no rebalance had three members)"),
     }
-    let rows = contributions(panel, report);
     let show = |title: &str, it: &mut dyn Iterator<Item = &serde_json::Value>| {
         let line: Vec<String> = it
             .map(|r| {

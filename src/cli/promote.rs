@@ -275,27 +275,20 @@ pub fn run(args: Args) -> Result<()> {
             created_ms: now,
             updated_ms: now,
         };
-        let recorded = registry.record(&s, j.admitted, now)?;
-        if j.admitted {
-            if let Recorded::Updated { before, .. } = recorded {
-                if before != Status::Candidate {
-                    kept.push(before);
-                }
-            }
-        }
-        match recorded {
-            Recorded::Updated { before, now } if j.admitted && now != Status::Promoted => {
-                notes.push(if before == Status::Retired {
-                    format!(
+        match registry.record(&s, j.admitted, now)? {
+            Recorded::Updated { before, now } if j.admitted && before != Status::Candidate => {
+                kept.push(before);
+                if before == Status::Retired {
+                    notes.push(format!(
                         "{} passed but stays retired (a retired strategy is not promoted again)",
                         s.id
-                    )
-                } else {
-                    format!(
+                    ));
+                } else if now != Status::Promoted {
+                    notes.push(format!(
                         "{} passed again and stays {before}: it is already past promotion",
                         s.id
-                    )
-                });
+                    ));
+                }
             }
             Recorded::Updated { before, .. }
                 if !j.admitted

@@ -58,23 +58,17 @@ impl PortfolioFigures {
         let n = report.equity.len();
         let r = returns(&report.equity, report.cash);
         let years = n as f64 / bars_per_year;
+        let avg = |total: f64| if n == 0 { 0.0 } else { total / n as f64 };
         let mean_equity = if n == 0 {
             report.cash
         } else {
-            report.equity.iter().sum::<f64>() / n as f64
+            avg(report.equity.iter().sum())
         };
         let per_year = |x: f64| {
             if years > 0.0 && mean_equity > 0.0 {
                 x / mean_equity / years
             } else {
                 0.0
-            }
-        };
-        let avg = |v: &mut dyn Iterator<Item = f64>| {
-            if n == 0 {
-                0.0
-            } else {
-                v.sum::<f64>() / n as f64
             }
         };
         let final_equity = report.equity.last().copied().unwrap_or(report.cash);
@@ -92,9 +86,9 @@ impl PortfolioFigures {
             turnover: per_year(report.traded()),
             cost_drag: per_year(report.costs()),
             funding: per_year(report.funding()),
-            avg_held: avg(&mut report.held.iter().map(|&h| h as f64)),
-            avg_gross: avg(&mut report.gross.iter().copied()),
-            avg_net: avg(&mut report.net.iter().copied()),
+            avg_held: avg(report.held.iter().map(|&h| f64::from(h)).sum()),
+            avg_gross: avg(report.gross.iter().sum()),
+            avg_net: avg(report.net.iter().sum()),
             rebalances: report.rebalances,
             fills: report.coins.iter().map(|c| c.fills).sum(),
             delisted: report.delisted.len(),

@@ -176,7 +176,7 @@ impl Membership {
 }
 
 /// The median of a sorted, non-empty slice (the mean of the middle two for an even length).
-fn median_sorted(w: &[f64]) -> f64 {
+pub fn median_sorted(w: &[f64]) -> f64 {
     let m = w.len();
     if m % 2 == 1 {
         w[m / 2]

@@ -91,40 +91,26 @@ impl Default for SyntheticParams {
     }
 }
 
+/// Seed of the planted trend edge's stream (XORed with the market's seed).
+const EDGE_STREAM: u64 = 0xed6e_5eed;
+
 /// Seed of the cross-sectional factor's stream (XORed with the market's seed).
 const XS_STREAM: u64 = 0x0078_5f65_6467_6531;
 
 /// The latent scores of the planted cross-sectional factor, per coin in `p.coins` order, per
 /// bar: unit AR(1) processes of mean life `xs_edge_hours`, from their own stream.
 fn xs_scores(p: &SyntheticParams) -> Vec<Vec<f64>> {
-    let k = p.coins.len();
     if p.xs_edge <= 0.0 {
-        return vec![Vec::new(); k];
+        return vec![Vec::new(); p.coins.len()];
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(p.seed ^ XS_STREAM);
-    let phi = (-1.0 / p.xs_edge_hours.max(1.0)).exp();
-    let eta = (1.0 - phi * phi).sqrt();
-    let mut c: Vec<f64> = (0..k)
-        .map(|_| rng.sample::<f64, _>(StandardNormal))
-        .collect();
-    let mut out = vec![Vec::with_capacity(p.bars); k];
-    for _ in 0..p.bars {
-        for i in 0..k {
-            let z: f64 = rng.sample(StandardNormal);
-            c[i] = phi * c[i] + eta * z;
-            out[i].push(c[i]);
-        }
-    }
-    out
+    ar1_states(p.seed ^ XS_STREAM, p.coins.len(), p.bars, p.xs_edge_hours)
 }
 
 /// The planted cross-sectional factor's latent scores (sorted by coin name, as [`generate`]
 /// returns the coins), one per bar; empty when `xs_edge` is 0. For checking the factor (an
 /// oracle), never for strategies.
 pub fn planted_factor(p: &SyntheticParams) -> Vec<(String, Vec<f64>)> {
-    let mut out: Vec<(String, Vec<f64>)> = p.coins.iter().cloned().zip(xs_scores(p)).collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    by_name(p, xs_scores(p))
 }
 
 /// The annualized Sharpe, before costs, of the factor-sorted long–short portfolio on `u` (the
@@ -201,33 +187,52 @@ enum Regime {
     Range,
 }
 
-/// Generates the synthetic universe. Deterministic for given parameters.
-///
-/// # Panics
-/// Never for parameters that passed config validation (vectors as long as `coins`).
 /// The planted edge's unit AR(1) state `d_t` of every coin (sorted by coin name, as
 /// [`generate`] returns them), one value per bar: the drift of bar `t` is
 /// `trend_edge · σ_t · d_t`. Empty series when `trend_edge` is 0. For checking the edge (an
 /// oracle that knows `d_t`), never for strategies.
 pub fn planted_signal(p: &SyntheticParams) -> Vec<(String, Vec<f64>)> {
-    let k = p.coins.len();
-    let mut out: Vec<(String, Vec<f64>)> =
-        p.coins.iter().map(|c| (c.clone(), Vec::new())).collect();
-    if p.trend_edge > 0.0 {
-        let mut edge_rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0xed6e_5eed);
-        let edge_phi = (-1.0 / p.trend_edge_hours.max(1.0)).exp();
-        let edge_eta = (1.0 - edge_phi * edge_phi).sqrt();
-        let mut d: Vec<f64> = (0..k)
-            .map(|_| edge_rng.sample::<f64, _>(StandardNormal))
-            .collect();
-        for _ in 0..p.bars {
-            for i in 0..k {
-                let z: f64 = edge_rng.sample(StandardNormal);
-                d[i] = edge_phi * d[i] + edge_eta * z;
-                out[i].1.push(d[i]);
-            }
+    by_name(p, trend_states(p))
+}
+
+/// The planted trend edge's states, per coin in `p.coins` order (empty when it is off).
+fn trend_states(p: &SyntheticParams) -> Vec<Vec<f64>> {
+    if p.trend_edge <= 0.0 {
+        return vec![Vec::new(); p.coins.len()];
+    }
+    ar1_states(
+        p.seed ^ EDGE_STREAM,
+        p.coins.len(),
+        p.bars,
+        p.trend_edge_hours,
+    )
+}
+
+/// `k` unit-variance AR(1) processes of mean life `hours` over `bars` bars, from their own RNG
+/// stream `seed`: `k` stationary starting draws, then one draw per coin per bar, coin by coin.
+/// The planted trend edge and the planted cross-sectional factor both are such processes.
+fn ar1_states(seed: u64, k: usize, bars: usize, hours: f64) -> Vec<Vec<f64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let phi = (-1.0 / hours.max(1.0)).exp();
+    let eta = (1.0 - phi * phi).sqrt();
+    let mut x: Vec<f64> = (0..k)
+        .map(|_| rng.sample::<f64, _>(StandardNormal))
+        .collect();
+    let mut out = vec![Vec::with_capacity(bars); k];
+    for _ in 0..bars {
+        for i in 0..k {
+            let z: f64 = rng.sample(StandardNormal);
+            x[i] = phi * x[i] + eta * z;
+            out[i].push(x[i]);
         }
     }
+    out
+}
+
+/// Per-coin series (in `p.coins` order) paired with their coin and sorted by coin name, as
+/// [`generate`] returns the coins.
+fn by_name(p: &SyntheticParams, series: Vec<Vec<f64>>) -> Vec<(String, Vec<f64>)> {
+    let mut out: Vec<(String, Vec<f64>)> = p.coins.iter().cloned().zip(series).collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
@@ -259,6 +264,10 @@ pub fn trend_edge_for_sharpe(sharpe: f64) -> f64 {
 /// other seeds.
 pub const ORACLE_KAPPA: f64 = 0.87;
 
+/// Generates the synthetic universe. Deterministic for given parameters.
+///
+/// # Panics
+/// Never for parameters that passed config validation (vectors as long as `coins`).
 pub fn generate(p: &SyntheticParams) -> Universe {
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
     let n = p.bars;
@@ -291,12 +300,7 @@ pub fn generate(p: &SyntheticParams) -> Universe {
     let base_volume: Vec<f64> = p.start_price.iter().map(|px| 4.0e6 / px).collect();
     // The planted edge: one AR(1) drift per coin with unit stationary variance, from its own
     // stream so the rest of the market does not change with it.
-    let mut edge_rng = ChaCha8Rng::seed_from_u64(p.seed ^ 0xed6e_5eed);
-    let edge_phi = (-1.0 / p.trend_edge_hours.max(1.0)).exp();
-    let edge_eta = (1.0 - edge_phi * edge_phi).sqrt();
-    let mut edge_d: Vec<f64> = (0..k)
-        .map(|_| edge_rng.sample::<f64, _>(StandardNormal))
-        .collect();
+    let edge = trend_states(p);
     // The planted cross-sectional factor: latent scores from their own stream.
     let xs = xs_scores(p);
     for t in 0..n {
@@ -346,9 +350,7 @@ pub fn generate(p: &SyntheticParams) -> Universe {
                 anchor[i] = log_p[i];
             }
             if p.trend_edge > 0.0 {
-                let z: f64 = edge_rng.sample(StandardNormal);
-                edge_d[i] = edge_phi * edge_d[i] + edge_eta * z;
-                mu += p.trend_edge * s * edge_d[i];
+                mu += p.trend_edge * s * edge[i][t];
             }
             if p.xs_edge > 0.0 {
                 mu += p.xs_edge * s * (xs[i][t] - xs_mean);

@@ -334,9 +334,9 @@ fn clean_stretch(
     file: &Path,
     notes: &mut Vec<String>,
 ) -> Option<super::Candles> {
-    let Some(first) = doubts.first() else {
+    if doubts.is_empty() {
         return Some(c);
-    };
+    }
     let mut best = 0..0;
     let mut from = 0;
     for d in doubts {
@@ -359,15 +359,30 @@ fn clean_stretch(
             super::format_ts(c.ts[best.end - 1])
         )
     };
-    notes.push(format!(
-        "{coin}: {} bar(s) the plausibility check doubts (first: {}: line {}: {}); {kept}, the \
-         longest stretch without one (a day after each left out too)",
-        doubts.len(),
-        file.display(),
-        first.line,
-        first.message
+    notes.push(doubt_note(
+        coin,
+        doubts,
+        file,
+        &format!("{kept}, the longest stretch without one (a day after each left out too)"),
     ));
     (!best.is_empty()).then(|| c.slice(best))
+}
+
+/// The one note of a coin with doubted bars: how many, the first with its file and line, and
+/// `then` (what was done about them).
+fn doubt_note(coin: &str, doubts: &[super::csv::Doubt], file: &Path, then: &str) -> String {
+    let first = doubts.first().map_or(String::new(), |d| {
+        format!(
+            " (first: {}: line {}: {})",
+            file.display(),
+            d.line,
+            d.message
+        )
+    });
+    format!(
+        "{coin}: {} bar(s) the plausibility check doubts{first}; {then}",
+        doubts.len()
+    )
 }
 
 /// What `--coins` picks from a universe of many coins.
@@ -506,14 +521,12 @@ pub fn load_panel(
                 continue;
             }
         };
-        if let Some(first) = doubted.first() {
-            notes.push(format!(
-                "{coin}: {} bar(s) the plausibility check doubts (first: {}: line {}: {}); not \
-                 traded for a day after each",
-                doubted.len(),
-                file.display(),
-                first.line,
-                first.message
+        if !doubted.is_empty() {
+            notes.push(doubt_note(
+                &coin,
+                &doubted,
+                &file,
+                "not traded for a day after each",
             ));
         }
         let funding = match find_funding(&candles_dir, &source, &coin) {

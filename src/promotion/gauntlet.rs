@@ -906,14 +906,15 @@ pub fn run<E>(
                 break 'stages;
             }
             let (skew, kurtosis) = luck::moments(&judged.train.returns);
+            let (trials, trial_var) = setup.trials.for_dsr();
             let d = DsrInput {
                 sharpe: tf.sharpe,
                 bars_per_year: bpy,
                 t: judged.train.returns.len(),
                 skew,
                 kurtosis,
-                trials: setup.trials.for_dsr().0,
-                trial_var: setup.trials.for_dsr().1,
+                trials,
+                trial_var,
                 capped: setup.cfg.trial_variance == "capped",
                 raw_trials: setup.trials.count,
             };

@@ -3,7 +3,7 @@
 //! construction genes. Pure functions of the bars up to the rebalance; the book decides what
 //! trading them costs.
 
-use crate::market::panel::Panel;
+use crate::market::{membership::median_sorted, panel::Panel};
 
 /// One rebalance: the grid bar whose close decided it and the signed target weight of every
 /// coin of the panel (fractions of equity).
@@ -139,13 +139,9 @@ pub fn construct(
     let long = &ranked[..per_side];
     let short = &ranked[m - per_side..];
     let median = {
-        let mut s: Vec<f64> = ranked.iter().map(|&i| score[i]).collect();
-        s.sort_by(f64::total_cmp);
-        if m % 2 == 1 {
-            s[m / 2]
-        } else {
-            (s[m / 2 - 1] + s[m / 2]) / 2.0
-        }
+        // `ranked` is in descending score order: reversed, it is sorted.
+        let s: Vec<f64> = ranked.iter().rev().map(|&i| score[i]).collect();
+        median_sorted(&s)
     };
     let lookback = c.vol_lookback.max(2);
     let from = (t + 1).saturating_sub(lookback);
