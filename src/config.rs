@@ -473,6 +473,19 @@ impl Config {
         )?;
         range("synthetic.trend_edge", self.synthetic.trend_edge, 0.0, 1.0)?;
         range("synthetic.xs_edge", self.synthetic.xs_edge, 0.0, 1.0)?;
+        range("synthetic.range_pull", self.synthetic.range_pull, 0.0, 0.1)?;
+        range(
+            "synthetic.funding_trend",
+            self.synthetic.funding_trend,
+            0.0,
+            0.001,
+        )?;
+        range(
+            "synthetic.xs_funding",
+            self.synthetic.xs_funding,
+            0.0,
+            0.001,
+        )?;
         range(
             "synthetic.xs_edge_hours",
             self.synthetic.xs_edge_hours,

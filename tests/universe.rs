@@ -484,8 +484,15 @@ fn backtest_portfolio_on_a_generated_universe() {
         e.contains("unknown portfolio seed `nope`") && e.contains("xs_momentum"),
         "{e}"
     );
-    let o = common::organism(&["backtest", "--portfolio", "xs_momentum"]);
-    assert!(common::stderr(&o).contains("needs a universe of coins on disk"));
+    // Without --data, the bundled synthetic market's four coins are the universe.
+    let bundled = json_of(&common::run_ok(&[
+        "backtest",
+        "--portfolio",
+        "xs_momentum",
+        "--json",
+    ]));
+    assert_eq!(bundled["coins_loaded"], 4);
+    assert_eq!(bundled["figures"]["bars"], 17_520);
     let o = common::organism(&[
         "backtest",
         "--config",

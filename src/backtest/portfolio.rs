@@ -45,9 +45,35 @@ pub struct PortfolioReport {
     pub rebalances: usize,
     /// Coins closed because their data ended before the grid: (coin, grid bar).
     pub delisted: Vec<(usize, usize)>,
+    /// Per rebalance fill: its notional as a share of the coin's notional volume on the fill's
+    /// bar (`close · volume`), per unit of equity before the rebalance. Times an equity, the
+    /// share of the bar's volume the fill would take at that equity (infinite on a bar without
+    /// volume).
+    pub participation: Vec<f64>,
 }
 
 impl PortfolioReport {
+    /// The report of grid bars `start..` alone, for a run that held nothing before `start`
+    /// (warm-up bars): the per-bar series cut, everything booked kept.
+    ///
+    /// # Panics
+    /// When `start` is past the grid.
+    pub fn since(mut self, start: usize) -> Self {
+        assert!(start <= self.equity.len(), "start past the grid");
+        if start > 0 {
+            self.cash = self.equity[start - 1];
+        }
+        self.equity.drain(..start);
+        self.gross.drain(..start);
+        self.net.drain(..start);
+        self.held.drain(..start);
+        self.delisted.retain(|d| d.1 >= start);
+        for d in &mut self.delisted {
+            d.1 -= start;
+        }
+        self
+    }
+
     /// Fees and slippage paid, over all coins.
     pub fn costs(&self) -> f64 {
         self.coins.iter().map(|c| c.fees + c.slippage).sum()
@@ -107,6 +133,7 @@ pub fn run(
         cash: cfg.cash,
         rebalances: 0,
         delisted: Vec::new(),
+        participation: Vec::new(),
     };
     let mut prices = vec![f64::NAN; k];
     let mut bars: Vec<Option<usize>> = vec![None; k];
@@ -125,8 +152,15 @@ pub fn run(
             };
         }
         if let Some(r) = pending.take() {
-            book.rebalance(&prices, &r.weights, limits);
-            report.rebalances += 1;
+            rebalance(
+                &mut book,
+                panel,
+                &bars,
+                &prices,
+                &r.weights,
+                limits,
+                &mut report,
+            );
         }
         for (i, c) in panel.coins.iter().enumerate() {
             if let Some(b) = bars[i] {
@@ -144,10 +178,15 @@ pub fn run(
         if let Some(r) = due {
             match cfg.fill {
                 FillMode::NextOpen => pending = Some(r),
-                FillMode::Close => {
-                    book.rebalance(&prices, &r.weights, limits);
-                    report.rebalances += 1;
-                }
+                FillMode::Close => rebalance(
+                    &mut book,
+                    panel,
+                    &bars,
+                    &prices,
+                    &r.weights,
+                    limits,
+                    &mut report,
+                ),
             }
         }
         if t + 1 < n {
@@ -166,6 +205,30 @@ pub fn run(
     }
     report.coins = book.coins().to_vec();
     report
+}
+
+/// One rebalance traded at `prices`, its fills' participation recorded.
+fn rebalance(
+    book: &mut PortfolioBook,
+    panel: &Panel,
+    bars: &[Option<usize>],
+    prices: &[f64],
+    weights: &[f64],
+    limits: &Limits,
+    report: &mut PortfolioReport,
+) {
+    let equity = book.equity();
+    for (i, f) in book.rebalance(prices, weights, limits) {
+        let (Some(b), true) = (bars[i], equity > 0.0) else {
+            continue;
+        };
+        let k = &panel.coins[i].market.candles;
+        let volume = k.close[b] * k.volume[b];
+        report
+            .participation
+            .push(f.qty * f.price / (equity * volume));
+    }
+    report.rebalances += 1;
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use organism::{
     market::{csv::write_atomic, timerange::TimeRange, Market},
     promotion::report::{backtest_report, CoinBacktest},
     seeds::{self, Prepared},
-    strategy::{regime::RegimeFilter, Targets},
+    strategy::regime::RegimeFilter,
 };
 
 use super::{
@@ -122,17 +122,6 @@ pub struct Args {
     pub equity: Option<PathBuf>,
 }
 
-/// Whether `path` is a genome file of a portfolio seed.
-fn is_portfolio_genome(path: Option<&std::path::Path>) -> Result<bool> {
-    let Some(path) = path else { return Ok(false) };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(
-        seeds::GenomeFields::parse(&text, &path.display().to_string())
-            .is_ok_and(|f| seeds::portfolio::is_portfolio_seed(&f.seed)),
-    )
-}
-
 /// The strategy to run (a seed, or a program with the risk genes), its genes, and the run it
 /// came from.
 struct Chosen {
@@ -153,17 +142,13 @@ impl Chosen {
         })
     }
 
-    fn targets(&self, data: &Prepared) -> Targets {
-        self.g.targets(data)
-    }
-
     /// The longest look-back in bars, and what uses it.
     fn lookback(&self) -> Option<(String, usize)> {
         let own = self
             .spec
-            .longest_lookback(&self.g.genes)
+            .longest_lookback(self.g.genes())
             .map(|(g, p)| (g.to_string(), p));
-        let prog = self.g.program.as_ref().map(|p| {
+        let prog = self.g.program().map(|p| {
             let n = p
                 .roots
                 .iter()
@@ -189,9 +174,8 @@ fn choose(args: &Args) -> Result<Chosen> {
     let mut c = if let Some((origin, text)) = program_text {
         let program = parse_program_text(&text, &origin)?;
         let spec = seeds::program::risk_spec()?;
-        let g = Genome {
-            entry: None,
-            program: Some(program),
+        let g = Genome::Program {
+            program,
             genes: spec.default_genome(),
         };
         Chosen::new(g, String::new())?
@@ -205,15 +189,16 @@ fn choose(args: &Args) -> Result<Chosen> {
     } else if let Some(path) = &args.genome {
         let g = super::runs::read_genome(path)?;
         Chosen::new(g, format!("genome {}", path.display()))?
+    } else if let Some(name) = &args.portfolio {
+        let g = seeds::portfolio::PortfolioGenome::of(name, &[]).map_err(anyhow::Error::msg)?;
+        Chosen::new(Genome::Portfolio(g), String::new())?
     } else {
         let name = args.strategy.as_deref().unwrap_or("ema_crossover");
         let entry = seeds::find(name).map_err(anyhow::Error::msg)?;
-        let g = Genome {
-            entry: Some(entry),
-            program: None,
-            genes: entry.spec.default_genome(),
-        };
-        Chosen::new(g, String::new())?
+        Chosen::new(
+            Genome::seed(entry, entry.spec.default_genome()),
+            String::new(),
+        )?
     };
     let spec = c.spec;
     let mut sets: Vec<(String, String)> = Vec::new();
@@ -246,7 +231,7 @@ fn choose(args: &Args) -> Result<Chosen> {
         sets.push((k.trim().into(), v.trim().into()));
     }
     for (k, v) in &sets {
-        spec.set(&mut c.g.genes, k, v)?;
+        spec.set(c.g.genes_mut(), k, v)?;
     }
     if !sets.is_empty() && !c.label.is_empty() {
         c.label.push_str(" with --set changes");
@@ -325,13 +310,13 @@ fn coin_json(r: &CoinResult) -> Result<serde_json::Value> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if args.portfolio.is_some() || is_portfolio_genome(args.genome.as_deref())? {
-        return super::portfolio::run(&args);
+    let chosen = choose(&args)?;
+    if let Genome::Portfolio(g) = &chosen.g {
+        return super::portfolio::run(&args, g, &chosen.label, chosen.run.as_ref());
     }
     if !args.exclude.is_empty() {
         bail!("--exclude belongs to a portfolio (--portfolio SEED)");
     }
-    let chosen = choose(&args)?;
     let from_run = chosen.run.is_some();
     let cfg = args.data.config()?;
     let (mut sel, mut bt, split, aggregation) = match &chosen.run {
@@ -479,8 +464,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let reads_sentiment = chosen
         .g
-        .program
-        .as_ref()
+        .program()
         .is_some_and(|p| p.roots.iter().flatten().any(|r| r.uses_sentiment()));
     if reads_sentiment {
         if let Some(m) = markets.iter().find(|m| m.fear_greed.is_none()) {
@@ -509,12 +493,8 @@ pub fn run(args: Args) -> Result<()> {
             .into_par_iter()
             .map(|market| {
                 let prepared = Prepared::new(market);
-                let mut targets = chosen.targets(&prepared);
-                let regimes = regime.map(|f| {
-                    let r = prepared.regimes(&f.volatility);
-                    r.apply(&f.policy, &mut targets);
-                    r
-                });
+                let (targets, regimes) =
+                    seeds::targets_behind(&chosen.g, regime.as_ref(), &prepared);
                 let (report, metrics) = backtest_targets(&targets, &prepared, &bt);
                 let regimes = regimes.map(|r| {
                     figures_by_regime(
@@ -548,7 +528,7 @@ pub fn run(args: Args) -> Result<()> {
         )?;
     }
     let spec = chosen.spec;
-    let genes = organism::evolution::summary::genes_line(spec, &chosen.g.genes, true);
+    let genes = organism::evolution::summary::genes_line(spec, chosen.g.genes(), true);
     let span = args
         .segment
         .map(|s| format!(", segment {}", s.as_str()))
@@ -557,10 +537,7 @@ pub fn run(args: Args) -> Result<()> {
         format!(
             "{}{} [{}], fill {}",
             spec.name,
-            match (
-                super::runs::program_line(&chosen.g),
-                chosen.label.is_empty()
-            ) {
+            match (chosen.g.program_line(), chosen.label.is_empty()) {
                 (Some(p), true) => format!(" {p}"),
                 (Some(p), false) => format!(" {p} ({})", chosen.label),
                 (None, true) => String::new(),

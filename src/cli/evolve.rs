@@ -17,11 +17,12 @@ use organism::{
         checkpoint::{self, path_for, Checkpoint, RunSpec},
         executor::{Checkpointer, Executor, Observer, TerminationReason},
         folder::{self, RunLock},
-        problem::{load_run, LoadedRun, UniverseProblem},
+        portfolio::PortfolioRun,
+        problem::{load_run, LoadedRun, RunProblem},
         summary::{self, Ranked},
-        Evolver, GenStats, Member, Problem as _, State,
+        Evolver, GenStats, Member, Mode, Problem as _, State,
     },
-    market::csv::write_atomic,
+    market::{csv::write_atomic, universe::CoinPick},
     seeds,
 };
 
@@ -97,16 +98,82 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
     let mut data = cfg.data_selection();
     // Stored absolute, so a run resumes from any working directory.
     data.path = data.path.map(|p| std::path::absolute(&p).unwrap_or(p));
+    let settings = cfg.settings();
+    let portfolio = if settings.mode == Mode::Portfolio {
+        let pick: CoinPick = if data.coins.is_empty() {
+            CoinPick::All
+        } else {
+            data.coins
+                .join(",")
+                .parse()
+                .map_err(|m| anyhow::anyhow!("data.coins: {m}"))?
+        };
+        data.coins.clear();
+        let top = match pick {
+            CoinPick::Top(n) => Some(n),
+            _ => None,
+        };
+        let membership = cfg.universe.rule(top);
+        membership.validate().map_err(anyhow::Error::msg)?;
+        Some(PortfolioRun {
+            pick,
+            exclude: cfg.universe.exclude.clone(),
+            membership,
+            limits: cfg.book,
+        })
+    } else {
+        if data.coins.len() == 1 && data.coins[0].eq_ignore_ascii_case("all") {
+            data.coins.clear();
+        }
+        if data
+            .coins
+            .iter()
+            .any(|c| c.to_ascii_lowercase().starts_with("top:"))
+        {
+            bail!("--coins top:N belongs to --mode portfolio; a single-coin run takes a list of coins");
+        }
+        None
+    };
+    if portfolio.is_some() && cfg.regime.enabled {
+        bail!("--regime filters a single coin's targets; a portfolio run has none to filter");
+    }
     Ok(RunSpec {
         seed: e.seed,
-        settings: cfg.settings(),
+        settings,
         split: cfg.split(),
         aggregation: cfg.aggregation(),
         backtest: cfg.backtest_config(),
         data,
         seeds: names,
         regime: super::regime_filter(cfg)?,
+        portfolio,
     })
+}
+
+/// The names of the run's seeds: `evolution.seeds` (all when empty) — portfolio seeds for
+/// `--mode portfolio`.
+fn seed_names(cfg: &Config) -> Result<Vec<String>> {
+    if cfg.settings().mode == Mode::Portfolio {
+        let all = seeds::portfolio::registry()?;
+        if cfg.evolution.seeds.is_empty() {
+            return Ok(all.iter().map(|e| e.spec.name.clone()).collect());
+        }
+        return cfg
+            .evolution
+            .seeds
+            .iter()
+            .map(|n| {
+                seeds::portfolio::find_portfolio(n)
+                    .map(|e| e.spec.name.clone())
+                    .map_err(|m| anyhow::anyhow!("--seeds: {m}"))
+            })
+            .collect();
+    }
+    Ok(seeds::select(&cfg.evolution.seeds)
+        .map_err(anyhow::Error::msg)?
+        .iter()
+        .map(|e| e.spec.name.clone())
+        .collect())
 }
 
 /// Loads the run's data and builds the problem (notes printed unless `quiet`).
@@ -166,12 +233,7 @@ pub fn run(args: Args) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from(&cfg.evolution.out));
-    let names: Vec<String> = seeds::select(&cfg.evolution.seeds)
-        .map_err(anyhow::Error::msg)?
-        .iter()
-        .map(|e| e.spec.name.clone())
-        .collect();
-    let run = run_spec(&cfg, names)?;
+    let run = run_spec(&cfg, seed_names(&cfg)?)?;
     let mut lock = RunLock::acquire(&out)?;
     folder::claim_for_new_run(&out, args.overwrite)?;
     let loaded = build_problem(&run, super::quiet() || args.output.json)?;
@@ -188,18 +250,19 @@ pub fn run(args: Args) -> Result<()> {
         stop.clone(),
     );
     if !super::quiet() && !args.output.json {
+        let (coins, bars) = problem.training_shape();
         reporter.println(format!(
-            "evolving {} over {} seeds x {} individuals on {} coins ({} training bars each, validation next, \
+            "evolving {} over {} seeds x {} individuals on {coins} coins ({bars} training bars {}, validation next, \
              holdout from {} UTC untouched), checkpoints in {}",
             match run.settings.mode {
-                organism::evolution::Mode::Params => "parameters",
-                organism::evolution::Mode::Programs => "programs",
-                organism::evolution::Mode::Mixed => "parameters and programs",
+                Mode::Params => "parameters",
+                Mode::Programs => "programs",
+                Mode::Mixed => "parameters and programs",
+                Mode::Portfolio => "portfolio strategies (one account each)",
             },
-            problem.entries.len(),
+            problem.seed_names().len(),
             run.settings.population,
-            problem.train.len(),
-            problem.train[0].market.candles.len(),
+            if run.portfolio.is_some() { "on the grid" } else { "each" },
             super::format_ts(holdout_from),
             out.display()
         ));
@@ -236,6 +299,11 @@ fn resume(
     let mut ck = checkpoint::read(file)?;
     let current = super::load_config(config.as_deref())?;
     if let Some(path) = config {
+        let mut current = current.clone();
+        current.evolution.mode = ck.run.settings.mode.as_str().to_string();
+        if let Some(p) = &ck.run.portfolio {
+            current.data.coins = vec![p.pick.to_string()];
+        }
         let theirs = run_spec(&current, ck.run.seeds.clone())?;
         let differ = ck.run.differences(&theirs);
         if !differ.is_empty() {
@@ -253,6 +321,7 @@ fn resume(
             ck.run.aggregation = theirs.aggregation;
             ck.run.backtest = theirs.backtest;
             ck.run.data = theirs.data;
+            ck.run.portfolio = theirs.portfolio;
         }
     }
     if let Some(d) = data {
@@ -261,7 +330,7 @@ fn resume(
     if let Some(s) = source {
         ck.run.data.source = s;
     }
-    ck.seed_entries(file)?;
+    ck.seed_set(file)?;
     let target = generations.unwrap_or(current.evolution.generations);
     if target <= ck.state.generation {
         outln!(
@@ -366,7 +435,7 @@ fn conclude(
 }
 
 /// Ranks the first front and writes `front.csv` (ranked, with ids) and `history.csv`.
-fn write_files(ck: &Checkpoint, problem: &UniverseProblem, out: &Path) -> Result<Vec<Ranked>> {
+fn write_files(ck: &Checkpoint, problem: &RunProblem, out: &Path) -> Result<Vec<Ranked>> {
     let front: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
     let ranked = summary::rank(problem, &front);
     let specs = problem.specs();

@@ -52,7 +52,7 @@ pub struct EvolutionArgs {
     /// (start inclusive, end exclusive, UTC; default: data.timerange).
     #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
     pub timerange: Option<String>,
-    /// What evolves: params, programs or mixed (default: evolution.mode).
+    /// What evolves: params, programs, mixed or portfolio (default: evolution.mode).
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
     /// Survival rule: theta-dea, nsga3 or nsga2 (default: evolution.algorithm).
@@ -64,6 +64,13 @@ pub struct EvolutionArgs {
     /// Apply the regime filter ([regime] in the config) to every strategy's targets.
     #[arg(long)]
     pub regime: bool,
+    /// Coins of the universe (default: data.coins): a list; for --mode portfolio also `all`
+    /// or `top:N` (the N largest by trailing volume at each rebalance).
+    #[arg(long, value_delimiter = ',', value_name = "all|top:N|A,B,C")]
+    pub coins: Option<Vec<String>>,
+    /// Coins left out of a portfolio's universe, comma-separated (added to universe.exclude).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub exclude: Vec<String>,
 }
 
 impl EvolutionArgs {
@@ -104,6 +111,15 @@ impl EvolutionArgs {
         if self.regime {
             cfg.regime.enabled = true;
         }
+        if let Some(c) = &self.coins {
+            c.join(",")
+                .parse::<organism::market::universe::CoinPick>()
+                .map_err(|m| anyhow::anyhow!("--coins: {m}"))?;
+            cfg.data.coins = c.iter().map(|x| x.trim().to_string()).collect();
+        }
+        cfg.universe
+            .exclude
+            .extend(self.exclude.iter().map(|c| c.trim().to_string()));
         Ok(())
     }
 }
@@ -179,6 +195,24 @@ pub fn say_notes(notes: &[String]) {
 pub fn load_panel(
     sel: &organism::market::universe::PanelSelection,
 ) -> Result<organism::market::universe::LoadedPanel> {
+    with_progress(|p| organism::market::universe::load_panel(sel, p))
+}
+
+/// A portfolio's universe ([`organism::evolution::portfolio::load_universe_panel`]) with a
+/// progress bar; the notes are the caller's to print.
+pub fn load_universe_panel(
+    data: &organism::market::DataSelection,
+    universe: &organism::evolution::portfolio::PortfolioRun,
+) -> Result<organism::evolution::portfolio::UniversePanel> {
+    with_progress(|p| organism::evolution::portfolio::load_universe_panel(data, universe, p))
+}
+
+/// Runs `load` with a `loading N/M coins` bar on stderr (none with `-q`).
+fn with_progress<T>(
+    load: impl FnOnce(
+        &mut dyn FnMut(usize, usize),
+    ) -> std::result::Result<T, organism::market::DataError>,
+) -> Result<T> {
     let bar = if quiet() {
         indicatif::ProgressBar::hidden()
     } else {
@@ -187,7 +221,7 @@ pub fn load_panel(
                 .expect("a valid template"),
         )
     };
-    let loaded = organism::market::universe::load_panel(sel, &mut |done, total| {
+    let loaded = load(&mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })

@@ -1,104 +1,142 @@
-//! `organism backtest --portfolio SEED` (or `--genome FILE` of a portfolio seed): one account
+//! `organism backtest --portfolio SEED` (or `--genome FILE` / `--member` of a portfolio seed): one account
 //! across a universe of coins — load the panel, the seed's rebalances, the portfolio book, the
 //! figures — then print them (or JSON), and write the equity curve and the HTML report.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use organism::{
     backtest::{
         equity_csv,
         portfolio::{run as run_book, PortfolioReport},
     },
-    fitness::portfolio::{monthly_rank_ic, MonthlyIc, PortfolioFigures},
-    market::{
-        csv::write_atomic,
-        panel::Panel,
-        timerange::TimeRange,
-        universe::{CoinPick, PanelSelection},
+    evolution::{
+        checkpoint::RunSpec,
+        portfolio::{split_bounds, PortfolioRun},
     },
+    fitness::portfolio::{monthly_rank_ic, MonthlyIc, PortfolioFigures},
+    market::{csv::write_atomic, panel::Panel, timerange::TimeRange, universe::CoinPick},
     promotion::report::portfolio_report,
     seeds::portfolio::PortfolioGenome,
 };
 
 use super::{backtest::Args, format_ts};
 
-/// The genome: `--portfolio SEED` with `--set`, or a genome file.
-fn genome(args: &Args) -> Result<(PortfolioGenome, String)> {
-    let (mut g, label) = match (&args.portfolio, &args.genome) {
-        (Some(name), _) => (
-            PortfolioGenome::of(name, &[]).map_err(anyhow::Error::msg)?,
-            String::new(),
-        ),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
-            (
-                PortfolioGenome::from_toml(&text, &path.display().to_string())
-                    .map_err(anyhow::Error::msg)?,
-                format!("genome {}", path.display()),
-            )
-        }
-        (None, None) => bail!("--portfolio SEED or --genome FILE is needed"),
-    };
-    for s in &args.set {
-        let (k, v) = s
-            .split_once('=')
-            .with_context(|| format!("--set {s}: expected GENE=VALUE"))?;
-        g.entry.spec.set(&mut g.genes, k.trim(), v.trim())?;
-    }
-    Ok((g, label))
-}
-
-pub fn run(args: &Args) -> Result<()> {
+/// A portfolio genome (`--portfolio SEED`, `--genome FILE` or `--member`, with `--set`
+/// applied) over its universe: a member's run's data, coins, membership, book and costs unless
+/// flags say otherwise, up to the run's holdout unless `--timerange` reaches it; else the
+/// configured data and `[universe]`, `[book]`.
+pub fn run(
+    args: &Args,
+    g: &PortfolioGenome,
+    label: &str,
+    member_run: Option<&RunSpec>,
+) -> Result<()> {
     if args.coin.is_some() || args.segment.is_some() || args.regime || args.trades.is_some() {
         bail!(
             "--coin, --segment, --regime and --trades belong to single-coin strategies; a \
              portfolio takes --coins all, top:N or A,B,C"
         );
     }
-    let (g, label) = genome(args)?;
     let cfg = args.data.config()?;
-    let mut bt = cfg.backtest_config();
-    super::backtest::cost_flags(args, &mut bt)?;
-    let Some(path) = cfg.data_selection().path else {
-        bail!(
-            "a portfolio needs a universe of coins on disk: --data DIR (e.g. ../shared/universe) \
-             or data.path"
-        );
-    };
-    let pick: CoinPick = match &args.coins {
-        Some(list) => list
-            .join(",")
-            .parse()
-            .map_err(|m| anyhow::anyhow!("--coins: {m}"))?,
-        None => CoinPick::All,
+    let pick: Option<CoinPick> = match &args.coins {
+        Some(list) => Some(
+            list.join(",")
+                .parse()
+                .map_err(|m| anyhow::anyhow!("--coins: {m}"))?,
+        ),
+        None => None,
     };
     let timerange = match (&args.timerange, cfg.data.timerange.trim()) {
         (Some(t), _) => Some(TimeRange::parse(t).map_err(anyhow::Error::msg)?),
-        (None, "") => None,
+        (None, t) if t.is_empty() || member_run.is_some() => None,
         (None, t) => Some(TimeRange::parse(t).map_err(anyhow::Error::msg)?),
     };
-    let mut exclude = cfg.universe.exclude.clone();
-    exclude.extend(args.exclude.iter().map(|c| c.trim().to_string()));
-    let sel = PanelSelection {
-        path,
-        source: cfg.data.source.clone(),
-        interval: cfg.data.interval.clone(),
-        pick: pick.clone(),
-        exclude,
-        timerange,
-        keep_not_crypto: false,
+    // A member's run decides data, universe, book and costs, unless a flag or --config does.
+    let from_run = member_run.filter(|_| args.data.config.is_none());
+    let (mut data, mut universe, mut bt) = match (member_run, from_run) {
+        (Some(run), Some(_)) => {
+            let mut data = run.data.clone();
+            if let Some(d) = &args.data.data {
+                data.path = Some(d.clone());
+            }
+            if let Some(s) = &args.data.source {
+                data.source = s.clone();
+            }
+            if let Some(i) = &args.data.interval {
+                data.interval = i.clone();
+            }
+            let Some(p) = run.portfolio.clone() else {
+                bail!("the member's run is not a portfolio run");
+            };
+            (data, p, run.backtest)
+        }
+        _ => {
+            let top = match pick {
+                Some(CoinPick::Top(n)) => Some(n),
+                _ => None,
+            };
+            (
+                cfg.data_selection(),
+                PortfolioRun {
+                    pick: CoinPick::All,
+                    exclude: cfg.universe.exclude.clone(),
+                    membership: cfg.universe.rule(top),
+                    limits: cfg.book,
+                },
+                cfg.backtest_config(),
+            )
+        }
     };
-    let loaded = super::load_panel(&sel)?;
+    if let Some(p) = pick {
+        if let CoinPick::Top(n) = p {
+            universe.membership.top = Some(n);
+        }
+        universe.pick = p;
+    }
+    universe
+        .exclude
+        .extend(args.exclude.iter().map(|c| c.trim().to_string()));
+    universe.membership.validate().map_err(anyhow::Error::msg)?;
+    super::backtest::cost_flags(args, &mut bt)?;
+    data.timerange = timerange;
+    let loaded = super::load_universe_panel(&data, &universe)?;
     super::say_notes(&loaded.notes);
-    let panel = &loaded.panel;
-    let top = match pick {
-        CoinPick::Top(n) => Some(n),
-        _ => None,
-    };
-    let rule = cfg.universe.rule(top);
-    rule.validate().map_err(anyhow::Error::msg)?;
+    let mut panel = loaded.panel;
+    let mut origin = loaded.origin;
+    // A member without --timerange: training and validation; the holdout stays unread.
+    if let (Some(run), None) = (member_run, timerange) {
+        let (_, holdout_from) = split_bounds(&panel, &run.split);
+        panel = panel.between(panel.ts[0], holdout_from);
+        if !super::quiet() && !args.json {
+            eprintln!(
+                "a member of a run: training and validation only, up to {} (the holdout is left \
+                 unread; --timerange reaching it reads it)",
+                format_ts(holdout_from)
+            );
+        }
+        origin = format!("{origin}, training and validation");
+    } else if let (Some(run), Some(_)) = (member_run, timerange) {
+        // Where the run's holdout starts, on the data without the time range.
+        let mut all = data.clone();
+        all.timerange = None;
+        if let Ok(full) =
+            organism::evolution::portfolio::load_universe_panel(&all, &universe, &mut |_, _| {})
+        {
+            let (_, holdout_from) = split_bounds(&full.panel, &run.split);
+            if panel.ts.last().is_some_and(|&t| t >= holdout_from) {
+                eprintln!(
+                    "warning: this time range reaches the run's holdout (from {} UTC): every \
+                     look at it makes the promotion gauntlet's last test less of a test",
+                    format_ts(holdout_from)
+                );
+            }
+        }
+    }
+    let panel = &panel;
+    let pick = universe.pick.clone();
+    let rule = universe.membership;
+    let loaded_origin = origin;
     let schedule = g.schedule(panel, &rule);
-    let report = run_book(panel, &schedule, &bt, &cfg.book);
+    let report = run_book(panel, &schedule, &bt, &universe.limits);
     let figures = PortfolioFigures::of(&report, &panel.ts, panel.bars_per_year());
     let (monthly_ic, mean_ic) = monthly_rank_ic(panel, &schedule);
     let contributions = contributions(panel, &report);
@@ -108,7 +146,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(f) = &args.report {
         let html = portfolio_report(
-            &format!("{} on {}", g.entry.spec.name, loaded.origin),
+            &format!("{} on {}", g.entry.spec.name, loaded_origin),
             &g.describe(),
             panel,
             &report,
@@ -122,8 +160,8 @@ pub fn run(args: &Args) -> Result<()> {
             "{}",
             serde_json::json!({
                 "seed": g.entry.spec.name,
-                "genome": g.to_toml(),
-                "universe": loaded.origin,
+                "genome": organism::seeds::Genome::Portfolio(g.clone()).to_toml()?,
+                "universe": loaded_origin,
                 "coins": pick.to_string(),
                 "coins_loaded": panel.coins.len(),
                 "coins_traded": contributions.len(),
@@ -138,9 +176,9 @@ pub fn run(args: &Args) -> Result<()> {
         return Ok(());
     }
     print_text(
-        &g,
-        &label,
-        &loaded.origin,
+        g,
+        label,
+        &loaded_origin,
         panel,
         &pick,
         &contributions,

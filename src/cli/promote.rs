@@ -7,11 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use organism::{
     clock::{Clock, WallClock},
-    evolution::{
-        checkpoint::{self, fnv1a, SeedPrint},
-        problem::load_run,
-        summary, Member,
-    },
+    evolution::{checkpoint, problem::load_run, summary, Member},
     execution::risk::allocate,
     market::csv::write_atomic,
     promotion::{
@@ -23,7 +19,7 @@ use organism::{
 
 use super::{
     format_ts,
-    runs::{genome_toml, read_target, Genome, MemberRef},
+    runs::{genome_toml, read_target, MemberRef},
 };
 
 #[derive(clap::Args, Debug)]
@@ -87,9 +83,18 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let (file, ck) = read_target(&target)?;
+    if ck.run.portfolio.is_some() {
+        bail!(
+            "{}: a portfolio run; the gauntlet judges single-coin strategies only so far \
+             (portfolio promotion, with its cross-sectional null, is not built yet). \
+             `organism runs show {}` ranks its members on training and validation.",
+            file.display(),
+            file.display()
+        );
+    }
     // Opened first: a registry that cannot be used stops the promotion before any work.
     let mut registry = Registry::open(&registry_path)?;
-    let entries = ck.seed_entries(&file)?;
+    let seed_set = organism::evolution::SeedSet::Coins(ck.seed_entries(&file)?);
     let say = |m: &str| {
         if !super::quiet() && !args.json {
             eprintln!("{m}");
@@ -110,7 +115,9 @@ pub fn run(args: Args) -> Result<()> {
         say(&format!("note: {note}"));
     }
     let cache = checkpoint::read_cache(&file, ck.cache)?;
-    let problem = &loaded.problem;
+    let Some(problem) = loaded.problem.coins() else {
+        bail!("{}: not a single-coin run", file.display());
+    };
     let mut trials = Trials::of(cache.values(), ck.run.aggregation.sharpe);
     let keys: Vec<&organism::evolution::CacheKey> = cache.keys().collect();
     say(&format!(
@@ -224,11 +231,7 @@ pub fn run(args: Args) -> Result<()> {
         ));
     }
     for (j, r) in verdict.candidates.iter().zip(&ranked) {
-        let genome = Genome {
-            entry: entries.get(r.seed_index as usize).copied(),
-            program: r.program.clone(),
-            genes: r.genes.clone(),
-        };
+        let genome = seed_set.genome(r.seed_index, &r.genes, r.program.as_ref());
         let spec = genome.spec()?;
         let member = MemberRef {
             id: r.id.clone(),
@@ -244,10 +247,7 @@ pub fn run(args: Args) -> Result<()> {
             hash: r.id.clone(),
             genome: genome_toml(&member)?,
             program: r.program_text.clone(),
-            spec_fingerprint: format!(
-                "{:016x}",
-                fnv1a(format!("{:?}", SeedPrint::of(spec)).as_bytes())
-            ),
+            spec_fingerprint: format!("{:016x}", spec.fingerprint()),
             run: run_name.clone(),
             checkpoint: file.display().to_string(),
             data_fingerprint: format!("{:016x}", ck.fingerprint),

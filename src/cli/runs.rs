@@ -9,16 +9,16 @@ use organism::{
     evolution::{
         checkpoint::{self, path_for, Checkpoint, RunSpec},
         folder,
-        problem::load_run,
+        problem::{load_run, RunProblem},
         summary::{self, Ranked},
         GenStats, Member, Problem as _,
     },
     genome::{
         program::{self, Program},
-        GeneKind, SeedSpec,
+        SeedSpec,
     },
     market::csv::write_atomic,
-    seeds::{self, SeedEntry},
+    seeds,
 };
 
 use super::format_ts;
@@ -307,6 +307,25 @@ pub fn print_ranked(rows: &[Ranked], specs: &[&SeedSpec], limit: usize, what: &s
                 None => r.genes_line(specs[r.seed_index as usize], true),
             }
         );
+        if let (Some(dt), Some(dv)) = (&t.portfolio, &v.portfolio) {
+            outln!(
+                "{:>33} rank IC {} train, {} validation; coins held {:.1} / {:.1}; capacity at 1 M USD: \
+                 {} of a bar's volume at most, {} median (validation)",
+                "",
+                ic_text(&dt.rank_ic),
+                ic_text(&dv.rank_ic),
+                dt.avg_held,
+                dv.avg_held,
+                percent(dv.capacity_max),
+                percent(dv.capacity_median)
+            );
+        }
+    }
+    if rows.iter().any(|r| r.train.portfolio.is_some()) {
+        outln!(
+            "(a portfolio's trades are its fills; rank IC: mean over rebalances of the scores' rank \
+             correlation with the next period's returns, t = mean / standard error)"
+        );
     }
     let flagged = rows.iter().filter(|r| r.flag.is_some()).count();
     if flagged > 0 {
@@ -314,6 +333,26 @@ pub fn print_ranked(rows: &[Ranked], specs: &[&SeedSpec], limit: usize, what: &s
             "{flagged} of {} flagged: validation Sharpe negative (val<0) or below half the training Sharpe (val<train/2)",
             rows.len()
         );
+    }
+}
+
+/// A rank IC as `0.031 (t 3.4)`.
+pub fn ic_text(ic: &organism::fitness::portfolio::RankIc) -> String {
+    if ic.count == 0 {
+        return "none".into();
+    }
+    format!("{:.3} (t {:.1})", ic.mean, ic.t)
+}
+
+/// A share as a percentage with the digits it needs.
+pub fn percent(x: f64) -> String {
+    let p = x * 100.0;
+    if !p.is_finite() {
+        "unbounded (a bar without volume)".into()
+    } else if p >= 1.0 {
+        format!("{p:.1} %")
+    } else {
+        format!("{p:.3} %")
     }
 }
 
@@ -329,7 +368,7 @@ fn show(
         None => default_dir()?,
     };
     let (file, ck) = read_target(&target)?;
-    ck.seed_entries(&file)?;
+    ck.seed_set(&file)?;
     let loaded =
         load_run(&ck.run).with_context(|| format!("{}: the run's data", file.display()))?;
     if !super::quiet() && !json {
@@ -380,7 +419,10 @@ fn show(
         "settings: mode {}, rng seed {}, population {}, crossover {} (eta {}), mutation {} per gene (eta {})",
         s.mode.as_str(), run.seed, s.population, s.crossover_prob, s.eta_crossover, s.mutation_prob, s.eta_mutation
     );
-    if s.mode != organism::evolution::Mode::Params {
+    if matches!(
+        s.mode,
+        organism::evolution::Mode::Programs | organism::evolution::Mode::Mixed
+    ) {
         outln!(
             "programs: depth <= {}, nodes <= {}, mutation {} per offspring",
             s.limits.max_depth,
@@ -389,13 +431,22 @@ fn show(
         );
     }
     outln!(
-        "split: train {:.0} %, validation {:.0} % (from {} UTC), holdout from {} UTC; min trades {} per coin, worst-coin weight {}",
+        "split: train {:.0} %, validation {:.0} % (from {} UTC), holdout from {} UTC; {}",
         run.split.train * 100.0,
         run.split.validation * 100.0,
         format_ts(loaded.validation_from),
         format_ts(loaded.holdout_from),
-        run.aggregation.min_trades,
-        run.aggregation.worst_coin_weight
+        if run.portfolio.is_some() {
+            format!(
+                "min trades {} fills of the account",
+                run.aggregation.min_trades
+            )
+        } else {
+            format!(
+                "min trades {} per coin, worst-coin weight {}",
+                run.aggregation.min_trades, run.aggregation.worst_coin_weight
+            )
+        }
     );
     let b = &run.backtest;
     outln!(
@@ -411,18 +462,21 @@ fn show(
     } else {
         "CHANGED since the run: figures below are on today's data"
     };
+    let coins: Vec<&str> = match problem {
+        RunProblem::Coins(p) => p.train.iter().map(|p| p.market.coin.as_str()).collect(),
+        RunProblem::Portfolio(p) => p.train.panel.names(),
+    };
     outln!(
-        "data: {}, coins {}, fingerprint {:016x} ({same})",
+        "data: {}, {} coins {}, fingerprint {:016x} ({same})",
         data_label(run),
-        problem
-            .train
-            .iter()
-            .map(|p| p.market.coin.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
+        coins.len(),
+        coins.join(","),
         ck.fingerprint
     );
-    outln!("seeds: {}", seeds_label(&problem.entries));
+    if let Some(p) = &run.portfolio {
+        outln!("{}", universe_label(p));
+    }
+    outln!("seeds: {}", seeds_label(&problem.seed_names()));
     outln!();
     print_history(&ck.state.history);
     outln!();
@@ -445,9 +499,31 @@ fn show(
     Ok(())
 }
 
-fn seeds_label(entries: &[&SeedEntry]) -> String {
-    let names: Vec<&str> = entries.iter().map(|e| e.spec.name.as_str()).collect();
+fn seeds_label(names: &[&str]) -> String {
     format!("{} ({})", names.len(), names.join(", "))
+}
+
+/// A portfolio run's universe and book on one line.
+pub fn universe_label(p: &organism::evolution::portfolio::PortfolioRun) -> String {
+    let m = &p.membership;
+    let l = &p.limits;
+    format!(
+        "universe: coins {}{}; members: {} days of history, {} USD median daily volume over {} days; \
+         book: max weight {}, max gross {}, max net {}, min trade {}",
+        p.pick,
+        if p.exclude.is_empty() {
+            String::new()
+        } else {
+            format!(" less {}", p.exclude.join(","))
+        },
+        m.min_history,
+        m.min_volume_usd,
+        m.volume_days,
+        l.max_weight,
+        l.max_gross,
+        l.max_net,
+        l.min_trade
+    )
 }
 
 /// The HTML report of a run at checkpoint `file`.
@@ -477,7 +553,7 @@ pub fn run_report_html(
             if b.funding { "on" } else { "off" },
             b.fill.as_str()
         ),
-        format!("seeds: {}", seeds_label(&loaded.problem.entries)),
+        format!("seeds: {}", seeds_label(&loaded.problem.seed_names())),
     ];
     organism::promotion::report::run_report(
         &format!("organism run: {}", file.display()),
@@ -532,26 +608,6 @@ pub struct MemberRef {
 
 pub use organism::seeds::Genome;
 
-/// The member id of `g` (see [`summary::member_id`]).
-pub fn genome_id(g: &Genome) -> Result<String> {
-    let canonical = g
-        .program
-        .as_ref()
-        .map(|p| program::canonical(p, &seed_spec));
-    Ok(summary::member_id(
-        &g.spec()?.name,
-        &g.genes,
-        canonical.as_deref(),
-    ))
-}
-
-/// A program's text on one line; `None` for a seed.
-pub fn program_line(g: &Genome) -> Option<String> {
-    g.program
-        .as_ref()
-        .map(|p| summary::program_line(p, &seed_spec))
-}
-
 /// A seed's gene spec by name (for programs' `seed` terminals).
 pub fn seed_spec(name: &str) -> Option<SeedSpec> {
     seeds::spec_of(name)
@@ -580,7 +636,7 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
         let origin = format!("{}: member {}", place.display(), row.id);
         let genome = Genome::of(&row.seed, row.program.as_deref(), &row.genes, &origin)
             .map_err(anyhow::Error::msg)?;
-        if genome_id(&genome)? != row.id {
+        if genome.id() != row.id {
             bail!(
                 "{}: member {}'s genes do not match its id (the file was edited?); \
                  use the checkpoint instead",
@@ -604,20 +660,16 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
         });
     }
     let (file, ck) = read_target(&place)?;
-    let entries = ck.seed_entries(&file)?;
+    let seeds = ck.seed_set(&file)?;
     let mut found: Vec<(String, Genome)> = ck
         .state
         .population
         .iter()
         .map(|m| {
-            let g = Genome {
-                entry: entries.get(m.seed as usize).copied(),
-                program: m.program.clone(),
-                genes: m.genes.clone(),
-            };
-            Ok((genome_id(&g)?, g))
+            let g = seeds.member(m);
+            (g.id(), g)
         })
-        .collect::<Result<_>>()?;
+        .collect();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found.dedup_by(|a, b| a.0 == b.0);
     let i = summary::find_by_id(&found, |f| &f.0, id, &file.display().to_string())
@@ -639,28 +691,12 @@ pub fn resolve_member(text: &str) -> Result<MemberRef> {
 /// A genome as TOML: `seed = "..."` (for a program, `seed = "program"` and `program = "..."`) and
 /// a `[genes]` table, values exact.
 pub fn genome_toml(m: &MemberRef) -> Result<String> {
-    let g = &m.genome;
-    let spec = g.spec()?;
-    let mut s = format!(
-        "# organism genome: member {} of {}\n# backtest it with: organism backtest --genome FILE\nseed = \"{}\"\n",
-        m.id, m.origin, spec.name
-    );
-    if let Some(text) = program_line(g) {
-        // A TOML literal string: programs hold no single quotes.
-        s.push_str(&format!("program = '{text}'\n"));
-    }
-    s.push_str("\n[genes]\n");
-    for (gs, v) in spec.genes.iter().zip(&g.genes) {
-        let value = match gs.kind {
-            GeneKind::Choice => format!("\"{}\"", gs.format(*v)),
-            GeneKind::Int => gs.format(*v),
-            // Debug prints the shortest text that reads back to the same bits, always with a
-            // `.` or an exponent, so TOML reads a float.
-            GeneKind::Float => format!("{v:?}"),
-        };
-        s.push_str(&format!("{} = {value}\n", gs.name));
-    }
-    Ok(s)
+    Ok(format!(
+        "# organism genome: member {} of {}\n# backtest it with: organism backtest --genome FILE\n{}",
+        m.id,
+        m.origin,
+        m.genome.to_toml()?
+    ))
 }
 
 /// Reads a genome TOML file (see [`genome_toml`]): the seed (or program), its defaults, then the

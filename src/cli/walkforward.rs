@@ -53,6 +53,12 @@ pub fn run(args: Args) -> Result<()> {
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
+    if cfg.settings().mode == organism::evolution::Mode::Portfolio {
+        bail!(
+            "walkforward does not run portfolio strategies yet; `organism evolve --mode portfolio` \
+             ranks them on training and validation"
+        );
+    }
     let train_ms = length("--train", &args.train)?;
     let test_ms = length("--test", &args.test)?;
     let step_ms = match &args.step {

@@ -41,7 +41,8 @@ pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// 4: strategy programs (members, settings, the programs' risk genes among the specs).
 /// 5: the survival algorithm among the settings. 6: the regime filter in the run spec.
 /// 7: the synthetic market's planted cross-sectional factor (`xs_edge`, `xs_edge_hours`).
-pub const FORMAT_VERSION: u32 = 7;
+/// 8: portfolio runs (the mode, and the universe's pick, exclusions, membership and book caps).
+pub const FORMAT_VERSION: u32 = 8;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";
@@ -108,6 +109,9 @@ pub struct RunSpec {
     pub seeds: Vec<String>,
     /// The regime filter applied to every strategy's targets, if any.
     pub regime: Option<crate::strategy::regime::RegimeFilter>,
+    /// A portfolio run's universe and book (`--mode portfolio`); `seeds` then names portfolio
+    /// seeds.
+    pub portfolio: Option<super::portfolio::PortfolioRun>,
 }
 
 /// One gene of a recorded spec: what decides how a genome's values are read.
@@ -228,6 +232,9 @@ impl RunSpec {
         if self.regime != other.regime {
             d.push("regime filter");
         }
+        if self.portfolio != other.portfolio {
+            d.push("universe or book");
+        }
         d
     }
 }
@@ -259,11 +266,42 @@ impl Checkpoint {
             file: file.to_path_buf(),
             message,
         };
+        if self.run.portfolio.is_some() {
+            return Err(err(
+                "a portfolio run's members are portfolio genomes, not single-coin strategies"
+                    .into(),
+            ));
+        }
         let entries = crate::seeds::select(&self.run.seeds).map_err(err)?;
         let mut specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
         specs.push(crate::seeds::program::risk_spec().map_err(|e| err(e.to_string()))?);
         check_specs(&self.specs, &specs).map_err(err)?;
         Ok(entries)
+    }
+
+    /// The run's seeds — single-coin, or portfolio for a portfolio run — checked against the
+    /// gene specs the run recorded.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::seed_entries`].
+    pub fn seed_set(&self, file: &Path) -> Result<super::SeedSet, CheckpointError> {
+        if self.run.portfolio.is_none() {
+            return self.seed_entries(file).map(super::SeedSet::Coins);
+        }
+        let err = |message| CheckpointError::Specs {
+            file: file.to_path_buf(),
+            message,
+        };
+        let entries = self
+            .run
+            .seeds
+            .iter()
+            .map(|n| crate::seeds::portfolio::find_portfolio(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
+        check_specs(&self.specs, &specs).map_err(err)?;
+        Ok(super::SeedSet::Portfolio(entries))
     }
 
     /// Checks that the content is possible: seeds, genes and indices within the recorded specs,
@@ -279,13 +317,15 @@ impl Checkpoint {
         };
         let s = &self.state;
         let n_seeds = self.run.seeds.len();
-        if self.specs.len() != n_seeds + 1
+        // A portfolio run has no programs, so no programs' risk genes after its seeds.
+        let portfolio = self.run.portfolio.is_some();
+        if self.specs.len() != n_seeds + usize::from(!portfolio)
             || self
                 .specs
                 .iter()
                 .zip(&self.run.seeds)
                 .any(|(p, n)| &p.name != n)
-            || self.specs[n_seeds].name != PROGRAM_NAME
+            || (!portfolio && self.specs[n_seeds].name != PROGRAM_NAME)
         {
             return Err(bad(
                 "the recorded gene specs do not match the run's seeds".into()
@@ -312,7 +352,7 @@ impl Checkpoint {
                     m.seed
                 )));
             };
-            let is_program = usize::from(m.seed) == n_seeds;
+            let is_program = !portfolio && usize::from(m.seed) == n_seeds;
             match (&m.program, is_program) {
                 (Some(p), true) => self.check_program(p).map_err(|e| {
                     bad(format!(
@@ -418,21 +458,7 @@ fn same_program(a: &Program, b: &Program) -> bool {
     })
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// Continues an FNV-1a 64 hash `h` over `bytes`.
-pub fn fnv1a_update(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
-/// FNV-1a, 64 bits.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    fnv1a_update(FNV_OFFSET, bytes)
-}
+pub use crate::genome::{fnv1a, fnv1a_update, FNV_OFFSET};
 
 /// A fingerprint of market data: coin names, every candle field, the per-bar funding and the
 /// per-bar Fear & Greed values when the data has them.

@@ -12,6 +12,7 @@ pub mod executor;
 pub mod folder;
 pub mod nsga;
 pub mod operators;
+pub mod portfolio;
 pub mod problem;
 pub mod summary;
 pub mod walkforward;
@@ -96,6 +97,49 @@ impl Member {
 /// A genome to evaluate: seed index, genes and, for a program, the program.
 pub type Genome = (u16, Vec<f64>, Option<Program>);
 
+/// A run's seeds by index: what turns a member's compact encoding (seed index, genes, program)
+/// into the strategy it stands for, [`seeds::Genome`](crate::seeds::Genome). The one place the
+/// encoding is read.
+#[derive(Debug, Clone)]
+pub enum SeedSet {
+    /// Single-coin seeds; the index past them is a program.
+    Coins(Vec<&'static crate::seeds::SeedEntry>),
+    /// Portfolio seeds.
+    Portfolio(Vec<&'static crate::seeds::portfolio::PortfolioEntry>),
+}
+
+impl SeedSet {
+    /// The strategy of seed index `seed` with `genes` (and `program` for a program).
+    ///
+    /// # Panics
+    /// When `seed` is past the set (a checkpoint is checked before its members are read).
+    pub fn genome(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        program: Option<&Program>,
+    ) -> crate::seeds::Genome {
+        use crate::seeds::{portfolio::PortfolioGenome, Genome};
+        let genes = genes.to_vec();
+        match (self, program) {
+            (Self::Coins(_), Some(p)) => Genome::Program {
+                program: p.clone(),
+                genes,
+            },
+            (Self::Coins(e), None) => Genome::seed(e[seed as usize], genes),
+            (Self::Portfolio(e), _) => Genome::Portfolio(PortfolioGenome {
+                entry: e[seed as usize],
+                genes,
+            }),
+        }
+    }
+
+    /// The strategy of `m`.
+    pub fn member(&self, m: &Member) -> crate::seeds::Genome {
+        self.genome(m.seed, &m.genes, m.program.as_ref())
+    }
+}
+
 /// What is evolved: genome specs per seed index and a pure, thread-safe evaluation.
 pub trait Problem: Sync {
     /// Gene specs, indexed by seed number; when programs are evolved the last one is the
@@ -123,6 +167,9 @@ pub enum Mode {
     Programs,
     /// Both in one population: the seeds' default genomes, random genomes and random programs.
     Mixed,
+    /// The portfolio (cross-sectional) seeds' parameters, each genome one account over the
+    /// universe ([`portfolio`]).
+    Portfolio,
 }
 
 impl Mode {
@@ -131,6 +178,7 @@ impl Mode {
             Self::Params => "params",
             Self::Programs => "programs",
             Self::Mixed => "mixed",
+            Self::Portfolio => "portfolio",
         }
     }
 }
@@ -142,8 +190,9 @@ impl std::str::FromStr for Mode {
             "params" => Ok(Self::Params),
             "programs" => Ok(Self::Programs),
             "mixed" => Ok(Self::Mixed),
+            "portfolio" => Ok(Self::Portfolio),
             other => Err(format!(
-                "`{other}` is not a mode: params, programs or mixed"
+                "`{other}` is not a mode: params, programs, mixed or portfolio"
             )),
         }
     }
@@ -268,7 +317,7 @@ pub fn lookup<'s>(specs: &'s [&'s SeedSpec]) -> impl Fn(&str) -> Option<SeedSpec
 impl<'a, P: Problem> Evolver<'a, P> {
     pub fn new(problem: &'a P, settings: Settings) -> Self {
         let programs = match (settings.mode, problem.program_seed()) {
-            (Mode::Params, _) | (_, None) => None,
+            (Mode::Params | Mode::Portfolio, _) | (_, None) => None,
             (_, Some(ps)) => {
                 let specs = problem.specs();
                 let seeds: Vec<SeedSpec> =

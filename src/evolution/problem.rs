@@ -3,7 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Evaluation, Problem};
+use super::{
+    portfolio::{
+        load_universe_panel, split_bounds, PanelSegment, PortfolioProblem, PortfolioRun,
+        UniversePanel,
+    },
+    Evaluation, Problem,
+};
 use crate::{
     backtest::{run, BacktestReport},
     bench::{ema_cross_long, FastData},
@@ -197,9 +203,12 @@ pub struct Figures {
     pub turnover: f64,
     /// Mean over coins of `V[n−1]/cash − 1`.
     pub total_return: f64,
-    /// Entries summed over coins.
+    /// Entries summed over coins (a portfolio: its fills).
     pub trades: usize,
     pub feasible: bool,
+    /// A portfolio member's rank IC, coins held and capacity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<crate::fitness::portfolio::Diagnostics>,
 }
 
 impl Figures {
@@ -215,6 +224,7 @@ impl Figures {
             total_return: per_coin.iter().map(|m| m.total_return).sum::<f64>() / n,
             trades: per_coin.iter().map(|m| m.trades).sum(),
             feasible: e.feasible(),
+            portfolio: None,
         }
     }
 }
@@ -230,10 +240,137 @@ pub struct UniverseProblem {
     pub regime: Option<crate::strategy::regime::RegimeFilter>,
 }
 
+/// A problem whose members have [`Figures`] on training and validation (what
+/// [`rank`](super::summary::rank) shows).
+pub trait Scored: Problem {
+    fn figures(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        program: Option<&Program>,
+        validation: bool,
+    ) -> Figures;
+}
+
+impl Scored for UniverseProblem {
+    fn figures(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        program: Option<&Program>,
+        validation: bool,
+    ) -> Figures {
+        UniverseProblem::figures(self, seed, genes, program, validation)
+    }
+}
+
+impl Scored for RunProblem {
+    fn figures(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        program: Option<&Program>,
+        validation: bool,
+    ) -> Figures {
+        match self {
+            Self::Coins(p) => p.figures(seed, genes, program, validation),
+            Self::Portfolio(p) => p.figures(seed, genes, validation),
+        }
+    }
+}
+
+/// What a run evolves: single-coin strategies over each coin, or portfolio strategies over the
+/// universe as one account.
+pub enum RunProblem {
+    Coins(UniverseProblem),
+    Portfolio(PortfolioProblem),
+}
+
+impl RunProblem {
+    /// The single-coin problem, when the run is one.
+    pub fn coins(&self) -> Option<&UniverseProblem> {
+        match self {
+            Self::Coins(p) => Some(p),
+            Self::Portfolio(_) => None,
+        }
+    }
+
+    /// The portfolio problem, when the run is one.
+    pub fn portfolio(&self) -> Option<&PortfolioProblem> {
+        match self {
+            Self::Coins(_) => None,
+            Self::Portfolio(p) => Some(p),
+        }
+    }
+
+    /// The evaluation on the validation segment.
+    pub fn validate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation {
+        match self {
+            Self::Coins(p) => p.validate(seed, genes, program),
+            Self::Portfolio(p) => p.validate(seed, genes),
+        }
+    }
+
+    /// The run's seeds by index (what a member's encoding means).
+    pub fn seed_set(&self) -> super::SeedSet {
+        match self {
+            Self::Coins(p) => super::SeedSet::Coins(p.entries.clone()),
+            Self::Portfolio(p) => super::SeedSet::Portfolio(p.entries.clone()),
+        }
+    }
+
+    /// The seeds' names, in seed-index order.
+    pub fn seed_names(&self) -> Vec<&str> {
+        match self {
+            Self::Coins(p) => p.entries.iter().map(|e| e.spec.name.as_str()).collect(),
+            Self::Portfolio(p) => p.entries.iter().map(|e| e.spec.name.as_str()).collect(),
+        }
+    }
+
+    /// Coins in the training segment, and the training bars of the first (a portfolio: of
+    /// the grid).
+    pub fn training_shape(&self) -> (usize, usize) {
+        match self {
+            Self::Coins(p) => (
+                p.train.len(),
+                p.train.first().map_or(0, |m| m.market.candles.len()),
+            ),
+            Self::Portfolio(p) => (p.train.panel.coins.len(), p.train.panel.len()),
+        }
+    }
+}
+
+impl Problem for RunProblem {
+    fn specs(&self) -> Vec<&SeedSpec> {
+        match self {
+            Self::Coins(p) => p.specs(),
+            Self::Portfolio(p) => p.specs(),
+        }
+    }
+    fn program_seed(&self) -> Option<u16> {
+        match self {
+            Self::Coins(p) => p.program_seed(),
+            Self::Portfolio(p) => p.program_seed(),
+        }
+    }
+    fn sentiment(&self) -> bool {
+        match self {
+            Self::Coins(p) => p.sentiment(),
+            Self::Portfolio(p) => p.sentiment(),
+        }
+    }
+    fn evaluate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation {
+        match self {
+            Self::Coins(p) => p.evaluate(seed, genes, program),
+            Self::Portfolio(p) => p.evaluate(seed, genes, program),
+        }
+    }
+}
+
 /// A run's problem built from its [`RunSpec`](super::checkpoint::RunSpec), with what was learnt
 /// loading its data.
 pub struct LoadedRun {
-    pub problem: UniverseProblem,
+    pub problem: RunProblem,
     /// [`fingerprint`](super::checkpoint::fingerprint) of the data.
     pub fingerprint: u64,
     pub validation_from: i64,
@@ -367,6 +504,9 @@ pub fn check_lengths(
 /// # Errors
 /// [`ProblemError`] for data that does not load, an unknown seed, or an empty training segment.
 pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemError> {
+    if let Some(pr) = &run.portfolio {
+        return load_portfolio_run(run, pr);
+    }
     let u = crate::market::load_universe(&run.data)?;
     let fingerprint = super::checkpoint::fingerprint(&u.markets);
     let mut seg = run.split.apply(&u);
@@ -378,18 +518,87 @@ pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemEr
     notes.extend(seg.drop_short(&entries));
     let warnings = check_lengths(&seg, &entries, &u.origin)?;
     Ok(LoadedRun {
-        problem: UniverseProblem {
+        problem: RunProblem::Coins(UniverseProblem {
             entries,
             train: seg.train.into_iter().map(Prepared::new).collect(),
             validation: seg.validation.into_iter().map(Prepared::new).collect(),
             backtest: run.backtest,
             aggregation: run.aggregation,
             regime: run.regime,
-        },
+        }),
         fingerprint,
         validation_from: seg.validation_from,
         holdout_from: seg.holdout_from,
         origin: u.origin,
+        notes,
+        warnings,
+    })
+}
+
+/// A portfolio run's universe ([`load_universe_panel`]), split in time as a single-coin run's.
+fn load_portfolio_run(
+    run: &super::checkpoint::RunSpec,
+    pr: &PortfolioRun,
+) -> Result<LoadedRun, ProblemError> {
+    let entries = run
+        .seeds
+        .iter()
+        .map(|n| crate::seeds::portfolio::find_portfolio(n))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ProblemError::Seeds)?;
+    let UniversePanel {
+        panel,
+        origin,
+        notes,
+        fingerprint,
+    } = load_universe_panel(&run.data, pr, &mut |_, _| {})?;
+    let first = panel.ts[0];
+    let (t1, t2) = split_bounds(&panel, &run.split);
+    // Training from the first bar; validation trades from t1 with the training bars before it
+    // as warm-up (the past, so no look-ahead), so a long look-back is judged on every
+    // validation bar.
+    let train = panel.between(first, t1);
+    let validation = panel.between(first, t2);
+    let start = validation.ts.partition_point(|&t| t < t1);
+    for (name, bars) in [
+        ("training", train.len()),
+        ("validation", validation.len() - start),
+    ] {
+        if bars < MIN_SEGMENT_BARS {
+            return Err(ProblemError::TooShort(format!(
+                "{origin}: the {name} segment has {bars} bars, fewer than the minimum of \
+                 {MIN_SEGMENT_BARS}; use more data or change the split \
+                 (evolution.train_fraction / validation_fraction)"
+            )));
+        }
+    }
+    let mut warnings = Vec::new();
+    for e in &entries {
+        if let Some((gene, period)) = e.spec.longest_lookback(&e.spec.default_genome()) {
+            if train.len() <= period {
+                warnings.push(format!(
+                    "the training segment has {} bars, but seed {} looks back {period} bars \
+                     ({gene} at its default): it trades only once it has them",
+                    train.len(),
+                    e.spec.name
+                ));
+            }
+        }
+    }
+    Ok(LoadedRun {
+        problem: RunProblem::Portfolio(PortfolioProblem {
+            entries,
+            train: PanelSegment::new(train, 0),
+            validation: PanelSegment::new(validation, start),
+            backtest: run.backtest,
+            membership: pr.membership,
+            limits: pr.limits,
+            aggregation: run.aggregation,
+        }),
+        fingerprint,
+        validation_from: t1,
+        holdout_from: t2,
+        origin,
         notes,
         warnings,
     })
@@ -443,14 +652,14 @@ impl UniverseProblem {
         program: Option<&Program>,
         p: &Prepared,
     ) -> crate::strategy::Targets {
-        let mut t = match program {
-            Some(prog) => seeds::program::targets(prog, genes, p),
-            None => self.entries[seed as usize].targets(genes, p),
+        let g = match program {
+            Some(prog) => seeds::Genome::Program {
+                program: prog.clone(),
+                genes: genes.to_vec(),
+            },
+            None => seeds::Genome::seed(self.entries[seed as usize], genes.to_vec()),
         };
-        if let Some(f) = &self.regime {
-            p.regimes(&f.volatility).apply(&f.policy, &mut t);
-        }
-        t
+        seeds::targets_behind(&g, self.regime.as_ref(), p).0
     }
 
     fn score(

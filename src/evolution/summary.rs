@@ -10,17 +10,16 @@
 //! **Flags.** A member is flagged when its validation Sharpe is negative (`val<0`) or below half
 //! its training Sharpe (`val<train/2`): signs of a training fit that did not carry over.
 //!
-//! **Ids.** A member's id is the first 8 hex digits of the FNV-1a 64 hash of its seed name, the
-//! exact bits of its genes and, for a program, its canonical text: the same genome has the same
-//! id in every checkpoint and in `front.csv`, and equal genomes collapse into one row.
+//! **Ids.** A member's id is its genome's ([`crate::seeds::Genome::id`]): the same genome has
+//! the same id in every checkpoint, in `front.csv` and in the registry, and equal genomes
+//! collapse into one row.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 
 use super::{
-    checkpoint::fnv1a_update,
-    problem::{Figures, UniverseProblem},
+    problem::{Figures, Scored},
     Member,
 };
 use crate::genome::{
@@ -34,17 +33,7 @@ train_sharpe,train_consistency,train_max_drawdown,train_turnover,train_total_ret
 validation_sharpe,validation_consistency,validation_max_drawdown,validation_turnover,\
 validation_total_return,validation_trades";
 
-/// The id of a genome, or of a program with its canonical text (see the module documentation).
-pub fn member_id(seed: &str, genes: &[f64], canonical: Option<&str>) -> String {
-    let mut h = fnv1a_update(0xcbf2_9ce4_8422_2325, seed.as_bytes());
-    for g in genes {
-        h = fnv1a_update(h, &g.to_bits().to_le_bytes());
-    }
-    if let Some(c) = canonical {
-        h = fnv1a_update(h, c.as_bytes());
-    }
-    format!("{:08x}", h >> 32)
-}
+pub use crate::seeds::member_id;
 
 /// A program on one line (the printer's layout without its line breaks).
 pub fn program_line(p: &Program, specs: SpecLookup<'_>) -> String {
@@ -148,8 +137,7 @@ pub fn order(rows: &mut [Ranked]) {
 
 /// Collapses `members` into distinct genomes, evaluates each on training and validation (in
 /// parallel) and ranks them.
-pub fn rank(problem: &UniverseProblem, members: &[&Member]) -> Vec<Ranked> {
-    use super::Problem as _;
+pub fn rank<P: Scored>(problem: &P, members: &[&Member]) -> Vec<Ranked> {
     use rayon::prelude::*;
     let specs = problem.specs();
     let mut distinct: Vec<(&Member, super::CacheKey, usize)> = Vec::new();
@@ -198,9 +186,20 @@ pub fn rank(problem: &UniverseProblem, members: &[&Member]) -> Vec<Ranked> {
     rows
 }
 
-/// `front.csv`: [`FRONT_HEADER`] and one line per ranked member, in rank order.
+/// Columns a portfolio run's `front.csv` adds after [`FRONT_HEADER`].
+pub const PORTFOLIO_HEADER: &str = "train_rank_ic,train_rank_ic_t,validation_rank_ic,\
+validation_rank_ic_t,train_avg_held,validation_avg_held,validation_capacity_max,\
+validation_capacity_median";
+
+/// `front.csv`: [`FRONT_HEADER`] and one line per ranked member, in rank order; a portfolio
+/// run's adds [`PORTFOLIO_HEADER`].
 pub fn front_csv(rows: &[Ranked], specs: &[&SeedSpec]) -> String {
+    let portfolio = rows.iter().any(|r| r.train.portfolio.is_some());
     let mut csv = String::from(FRONT_HEADER);
+    if portfolio {
+        csv.push(',');
+        csv.push_str(PORTFOLIO_HEADER);
+    }
     csv.push('\n');
     for r in rows {
         let (t, v) = (&r.train, &r.validation);
@@ -228,6 +227,21 @@ pub fn front_csv(rows: &[Ranked], specs: &[&SeedSpec]) -> String {
             v.total_return,
             v.trades
         );
+        if let (Some(dt), Some(dv)) = (&t.portfolio, &v.portfolio) {
+            csv.pop();
+            let _ = writeln!(
+                csv,
+                ",{},{},{},{},{},{},{},{}",
+                dt.rank_ic.mean,
+                dt.rank_ic.t,
+                dv.rank_ic.mean,
+                dv.rank_ic.t,
+                dt.avg_held,
+                dv.avg_held,
+                dv.capacity_max,
+                dv.capacity_median
+            );
+        }
     }
     csv
 }
@@ -370,6 +384,7 @@ mod tests {
             total_return: 0.0,
             trades: 20,
             feasible,
+            portfolio: None,
         }
     }
 

@@ -3,9 +3,12 @@
 //! fractions of average equity per year, exposure and coins held, and the rank information
 //! coefficient of the scores against the next period's returns.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{cagr, max_drawdown, monthly_returns, psr_zero, returns, sharpe, MonthlyReturn};
+use super::{
+    cagr, consistency, fold_sharpe, max_drawdown, monthly_returns, psr_zero, returns, sharpe,
+    MonthlyReturn, SHARPE_FOLDS,
+};
 use crate::{
     backtest::portfolio::PortfolioReport, market::panel::Panel, strategy::portfolio::Rebalance,
 };
@@ -34,6 +37,11 @@ pub struct PortfolioFigures {
     pub sharpe_se: f64,
     /// Probability that the true Sharpe is above 0 (skew and kurtosis counted).
     pub psr: f64,
+    /// The lower bound of the Sharpe over folds, as the single-coin objective (see
+    /// [`super::fold_sharpe`]).
+    pub fold_sharpe: f64,
+    /// Share of 30-day windows with a gain, as the single-coin objective.
+    pub consistency: f64,
     pub max_drawdown: f64,
     /// Notional traded per year, as a multiple of average equity.
     pub turnover: f64,
@@ -82,6 +90,8 @@ impl PortfolioFigures {
             sharpe: s,
             sharpe_se: sharpe_standard_error(s, n, bars_per_year),
             psr: psr_zero(&r),
+            fold_sharpe: fold_sharpe(&r, bars_per_year, SHARPE_FOLDS),
+            consistency: consistency(&report.equity, ts, report.cash),
             max_drawdown: max_drawdown(&report.equity),
             turnover: per_year(report.traded()),
             cost_drag: per_year(report.costs()),
@@ -147,12 +157,12 @@ pub struct MonthlyIc {
     pub rebalances: usize,
 }
 
-/// The rank IC of every rebalance that kept its scores, by month, and the mean over all of
-/// them. A coin's forward return runs from its latest close at the rebalance to its latest
-/// close at the next rebalance (or the grid's end).
-pub fn monthly_rank_ic(panel: &Panel, schedule: &[Rebalance]) -> (Vec<MonthlyIc>, Option<f64>) {
-    let mut months: Vec<MonthlyIc> = Vec::new();
-    let (mut sum, mut count) = (0.0, 0usize);
+/// The rank IC of each rebalance that kept its scores, in order, with its grid bar: the rank
+/// correlation between the members' scores and their returns to the next rebalance. A coin's
+/// forward return runs from its latest close at the rebalance to its latest close at the next
+/// rebalance (or the grid's end); the periods do not overlap.
+pub fn rebalance_ics(panel: &Panel, schedule: &[Rebalance]) -> Vec<(usize, f64)> {
+    let mut out = Vec::new();
     for (k, r) in schedule.iter().enumerate() {
         if r.scores.is_empty() {
             continue;
@@ -172,12 +182,19 @@ pub fn monthly_rank_ic(panel: &Panel, schedule: &[Rebalance]) -> (Vec<MonthlyIc>
                 }
             })
             .collect();
-        let Some(ic) = rank_correlation(&r.scores, &forward) else {
-            continue;
-        };
-        sum += ic;
-        count += 1;
-        let (year, month, ..) = crate::market::civil(panel.ts[r.t]);
+        if let Some(ic) = rank_correlation(&r.scores, &forward) {
+            out.push((r.t, ic));
+        }
+    }
+    out
+}
+
+/// The rank IC of [`rebalance_ics`] by calendar month (UTC), and the mean over all rebalances.
+pub fn monthly_rank_ic(panel: &Panel, schedule: &[Rebalance]) -> (Vec<MonthlyIc>, Option<f64>) {
+    let ics = rebalance_ics(panel, schedule);
+    let mut months: Vec<MonthlyIc> = Vec::new();
+    for &(t, ic) in &ics {
+        let (year, month, ..) = crate::market::civil(panel.ts[t]);
         match months.last_mut() {
             Some(m) if m.year == year && m.month == month => {
                 m.ic += (ic - m.ic) / (m.rebalances + 1) as f64;
@@ -191,7 +208,90 @@ pub fn monthly_rank_ic(panel: &Panel, schedule: &[Rebalance]) -> (Vec<MonthlyIc>
             }),
         }
     }
-    (months, (count > 0).then(|| sum / count as f64))
+    let mean = RankIc::of(&ics.iter().map(|x| x.1).collect::<Vec<_>>());
+    (months, (mean.count > 0).then_some(mean.mean))
+}
+
+/// The mean of per-rebalance rank ICs and its t-statistic, `mean / (sd / √n)` (sample sd,
+/// ddof 1): how many standard errors the mean IC is from 0, the periods taken as independent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RankIc {
+    /// `NaN` without rebalances.
+    pub mean: f64,
+    /// `NaN` for fewer than two rebalances or no spread.
+    pub t: f64,
+    pub count: usize,
+}
+
+impl RankIc {
+    pub fn of(ics: &[f64]) -> Self {
+        let n = ics.len();
+        if n == 0 {
+            return Self {
+                mean: f64::NAN,
+                t: f64::NAN,
+                count: 0,
+            };
+        }
+        let mean = ics.iter().sum::<f64>() / n as f64;
+        let t = if n < 2 {
+            f64::NAN
+        } else {
+            let var = ics.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            if var > 0.0 {
+                mean / (var / n as f64).sqrt()
+            } else {
+                f64::NAN
+            }
+        };
+        Self { mean, t, count: n }
+    }
+}
+
+/// The equity at which capacity is stated: 1 M USD.
+pub const CAPACITY_EQUITY: f64 = 1_000_000.0;
+
+/// What a portfolio member's figures add to the four objectives: the mean rank IC of its
+/// scores against the next period's returns with its t-statistic, the coins it held on
+/// average, and its capacity — the largest and the median share of a coin's bar volume one
+/// rebalance fill would take at [`CAPACITY_EQUITY`] (from [`PortfolioReport::participation`];
+/// 0 without fills).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    pub rank_ic: RankIc,
+    pub avg_held: f64,
+    pub capacity_max: f64,
+    pub capacity_median: f64,
+}
+
+impl Diagnostics {
+    pub fn of(panel: &Panel, schedule: &[Rebalance], report: &PortfolioReport) -> Self {
+        let ics: Vec<f64> = rebalance_ics(panel, schedule)
+            .into_iter()
+            .map(|x| x.1)
+            .collect();
+        let n = report.held.len();
+        let mut shares: Vec<f64> = report
+            .participation
+            .iter()
+            .map(|p| p * CAPACITY_EQUITY)
+            .collect();
+        shares.sort_by(f64::total_cmp);
+        Self {
+            rank_ic: RankIc::of(&ics),
+            avg_held: if n == 0 {
+                0.0
+            } else {
+                report.held.iter().map(|&h| f64::from(h)).sum::<f64>() / n as f64
+            },
+            capacity_max: shares.last().copied().unwrap_or(0.0),
+            capacity_median: if shares.is_empty() {
+                0.0
+            } else {
+                crate::market::membership::median_sorted(&shares)
+            },
+        }
+    }
 }
 
 #[cfg(test)]

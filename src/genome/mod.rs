@@ -8,6 +8,23 @@ pub mod program;
 
 use serde::{Deserialize, Serialize};
 
+/// FNV-1a 64's offset basis: the hash of no bytes.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Continues an FNV-1a 64 hash `h` over `bytes` (what checksums, ids and fingerprints use).
+pub fn fnv1a_update(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    fnv1a_update(FNV_OFFSET, bytes)
+}
+
 /// Errors in a gene spec file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -165,6 +182,32 @@ pub struct SeedSpec {
 }
 
 impl SeedSpec {
+    /// A fingerprint of what decides how a genome's values are read, over stable bytes: FNV-1a
+    /// 64 of the seed's name, then per gene its name, its kind (`int`, `float`, `choice`), its
+    /// bounds as little-endian f64 bits and its choice names, each text followed by a 0 byte.
+    /// Defaults and meanings are left out: changing them does not change what a genome means.
+    pub fn fingerprint(&self) -> u64 {
+        let text = |h: u64, t: &str| fnv1a_update(fnv1a_update(h, t.as_bytes()), &[0]);
+        let mut h = text(FNV_OFFSET, &self.name);
+        for g in &self.genes {
+            h = text(h, &g.name);
+            h = text(
+                h,
+                match g.kind {
+                    GeneKind::Int => "int",
+                    GeneKind::Float => "float",
+                    GeneKind::Choice => "choice",
+                },
+            );
+            h = fnv1a_update(h, &g.min.to_bits().to_le_bytes());
+            h = fnv1a_update(h, &g.max.to_bits().to_le_bytes());
+            for c in &g.choices {
+                h = text(h, c);
+            }
+        }
+        h
+    }
+
     /// Position of gene `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.genes.iter().position(|g| g.name == name)

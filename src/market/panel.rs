@@ -90,6 +90,33 @@ impl Panel {
         Self { ts, coins }
     }
 
+    /// The bars opening in `[from, to)` (UTC ms) of every coin that has any, on their own grid;
+    /// doubted bars stay doubted.
+    pub fn between(&self, from: i64, to: i64) -> Panel {
+        let mut doubted = Vec::new();
+        let markets = self
+            .coins
+            .iter()
+            .filter_map(|c| {
+                let m = c.market.between(from, to)?;
+                let a = c.market.candles.ts.partition_point(|&t| t < from);
+                doubted.push(
+                    c.doubted
+                        .iter()
+                        .filter(|&&d| d >= a && d - a < m.candles.len())
+                        .map(|&d| d - a)
+                        .collect::<Vec<_>>(),
+                );
+                Some(m)
+            })
+            .collect();
+        let mut p = Panel::new(markets);
+        for (c, d) in p.coins.iter_mut().zip(doubted) {
+            c.doubted = d;
+        }
+        p
+    }
+
     /// Grid bars.
     pub fn len(&self) -> usize {
         self.ts.len()

@@ -10,12 +10,12 @@
 //! * an idiosyncratic GARCH/Student-t component per coin with weight `sqrt(1 - common_share)`,
 //!   so the correlation between two coins is about `common_share`;
 //! * a three-state Markov regime (bull trend, bear trend, range): trends add a drift, the range
-//!   regime pulls log price back to an anchor and damps volatility;
+//!   regime pulls log price back to an anchor (`range_pull` per hour) and damps volatility;
 //! * each coin's returns are scaled to its annualized volatility;
 //! * high and low extend the open–close body by half-normal excursions; volume rises with
 //!   volatility and the size of the move;
 //! * the hourly funding rate is the 0.00125 %/h baseline plus a term that leans with the
-//!   trailing three-day return (longs pay more in up-trends) plus noise;
+//!   trailing three-day return (`funding_trend`; longs pay more in up-trends) plus noise;
 //! * optionally, a **planted edge** (`trend_edge` > 0, off by default): each coin's expected
 //!   return gets a persistent drift `trend_edge · σ_t · d_t`, where `d_t` is a unit-variance
 //!   AR(1) process of mean life `trend_edge_hours` and `σ_t` the bar's volatility. Past returns
@@ -71,6 +71,16 @@ pub struct SyntheticParams {
     pub xs_edge: f64,
     /// Mean life of the latent scores, in hours.
     pub xs_edge_hours: f64,
+    /// How hard the range regime pulls log price back to its anchor, per hour (0 = not at all:
+    /// no mean reversion in ranges).
+    pub range_pull: f64,
+    /// How much the funding rate leans with the trailing three-day return, per unit of
+    /// annualized trend (0 = funding is the baseline plus noise).
+    pub funding_trend: f64,
+    /// How much the planted factor shows in funding: each coin's hourly rate gets
+    /// `−xs_funding · (c_i,t − mean_j c_j,t)` (coins the factor favours have lower funding, as
+    /// in a carry trade), so a strategy can observe the latent score; 0 hides it.
+    pub xs_funding: f64,
 }
 
 impl Default for SyntheticParams {
@@ -87,6 +97,9 @@ impl Default for SyntheticParams {
             trend_edge_hours: 48.0,
             xs_edge: 0.0,
             xs_edge_hours: 336.0,
+            range_pull: 0.004,
+            funding_trend: 0.000014,
+            xs_funding: 0.0,
         }
     }
 }
@@ -345,7 +358,7 @@ pub fn generate(p: &SyntheticParams) -> Universe {
             let s = sig_h[i] * vol_mult;
             let mut mu = drift_annual * p.annual_vol[i] / hours_per_year;
             if regime == Regime::Range {
-                mu -= 0.004 * (log_p[i] - anchor[i]);
+                mu -= p.range_pull * (log_p[i] - anchor[i]);
             } else {
                 anchor[i] = log_p[i];
             }
@@ -371,8 +384,11 @@ pub fn generate(p: &SyntheticParams) -> Universe {
             trail[i] += trail_a * (r - trail[i]);
             let fnoise: f64 = rng.sample(StandardNormal);
             let trend_annual = trail[i] * hours_per_year / p.annual_vol[i];
-            let rate =
-                (0.0000125 + 0.000014 * trend_annual + 0.000018 * fnoise).clamp(-0.004, 0.004);
+            let mut rate = 0.0000125 + p.funding_trend * trend_annual + 0.000018 * fnoise;
+            if p.xs_edge > 0.0 {
+                rate -= p.xs_funding * (xs[i][t] - xs_mean);
+            }
+            let rate = rate.clamp(-0.004, 0.004);
             funding[i].ts.push(ts);
             funding[i].rate.push(rate);
         }

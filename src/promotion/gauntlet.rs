@@ -1055,6 +1055,7 @@ mod tests {
             total_return,
             trades: 40,
             feasible: true,
+            portfolio: None,
         }
     }
 

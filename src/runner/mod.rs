@@ -31,7 +31,7 @@ use crate::{
         types::{Coin, Interval},
         Candles, DataError, FundingSeries, Market,
     },
-    seeds::{ml::ModelCache, Genome, Prepared},
+    seeds::{apply_regime, ml::ModelCache, Genome, Prepared},
     strategy::{
         regime::{RegimeFilter, Sentiment, Volatility},
         Target,
@@ -393,18 +393,12 @@ impl<V: Venue> StrategyRunner<V> {
         let t = history.candles.len() - 1;
         let mut targets = self.genome.targets(&prepared);
         let raw = targets.at(t);
-        let (mut volatility, mut sentiment) = (None, None);
-        if let Some(f) = &self.regime {
-            let r = prepared.regimes(&f.volatility);
-            r.apply(&f.policy, &mut targets);
-            volatility = r.volatility[t];
-            sentiment = r.sentiment[t];
-        }
+        let regimes = apply_regime(self.regime.as_ref(), &prepared, &mut targets);
         Decision {
             raw,
             target: targets.at(t),
-            volatility,
-            sentiment,
+            volatility: regimes.as_ref().and_then(|r| r.volatility[t]),
+            sentiment: regimes.as_ref().and_then(|r| r.sentiment[t]),
             prepared,
         }
     }

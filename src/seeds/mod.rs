@@ -9,6 +9,7 @@
 //! Signals at bar `t` use data up to `t` only.
 
 pub mod cache;
+pub mod genome;
 pub mod ml;
 pub mod portfolio;
 pub mod program;
@@ -18,6 +19,7 @@ pub mod tree;
 use std::sync::OnceLock;
 
 pub use cache::{Key, Prepared};
+pub use genome::{apply_regime, member_id, spec_of, targets_behind, Genome, Traded, PROGRAM};
 
 use crate::{
     genome::{parse_risk_genes, Genes, GenomeError, SeedSpec},
@@ -43,105 +45,6 @@ impl std::fmt::Debug for SeedEntry {
         f.debug_struct("SeedEntry")
             .field("spec", &self.spec)
             .finish()
-    }
-}
-
-/// A tradeable strategy: a seed with its genome, or a program with the shared risk genes.
-#[derive(Debug, Clone)]
-pub struct Genome {
-    /// The seed; `None` for a program.
-    pub entry: Option<&'static SeedEntry>,
-    pub program: Option<crate::genome::program::Program>,
-    /// The seed's genome, or the program's risk genes (in bounds).
-    pub genes: Vec<f64>,
-}
-
-impl Genome {
-    /// A seed with its genome.
-    pub fn seed(entry: &'static SeedEntry, genes: Vec<f64>) -> Self {
-        Self {
-            entry: Some(entry),
-            program: None,
-            genes,
-        }
-    }
-
-    /// The spec `genes` follow: the seed's, or the programs' risk genes.
-    ///
-    /// # Errors
-    /// When the built-in risk spec does not parse (a build defect).
-    pub fn spec(&self) -> Result<&'static SeedSpec, GenomeError> {
-        match self.entry {
-            Some(e) => Ok(&e.spec),
-            None => program::risk_spec(),
-        }
-    }
-
-    /// A genome of seed `name` (or `program`, with `program_text`): the defaults, then
-    /// `genes` (name, value as text). Errors name `origin`.
-    ///
-    /// # Errors
-    /// A message for an unknown seed, a program that does not parse, a program given to a seed
-    /// (or missing for `program`), or a gene that does not exist or is out of bounds.
-    pub fn of(
-        name: &str,
-        program_text: Option<&str>,
-        genes: &[(String, String)],
-        origin: &str,
-    ) -> Result<Genome, String> {
-        let risk = program::risk_spec().map_err(|e| e.to_string())?;
-        let (entry, program) = if name == risk.name {
-            let Some(text) = program_text else {
-                return Err(format!(
-                    "{origin}: a program's genome needs its program (`program = '(program ...)'`)"
-                ));
-            };
-            let p = crate::genome::program::parse(text, &spec_of)
-                .map_err(|e| format!("{origin}: program: {e}"))?;
-            (None, Some(p))
-        } else {
-            if program_text.is_some() {
-                return Err(format!(
-                    "{origin}: a program is given but the seed is `{name}`; a program's genome has seed `program`"
-                ));
-            }
-            (
-                Some(find(name).map_err(|m| format!("{origin}: {m}"))?),
-                None,
-            )
-        };
-        let mut g = Genome {
-            entry,
-            program,
-            genes: Vec::new(),
-        };
-        let spec = g.spec().map_err(|e| e.to_string())?;
-        g.genes = spec.default_genome();
-        for (k, v) in genes {
-            spec.set(&mut g.genes, k, v)
-                .map_err(|e| format!("{origin}: genes.{k}: {e}"))?;
-        }
-        Ok(g)
-    }
-
-    /// Reads a genome TOML (`seed = "..."`, `program = '...'` for a program, and a `[genes]`
-    /// table; what `organism runs export` writes and the registry stores). Errors name
-    /// `origin`.
-    ///
-    /// # Errors
-    /// A message naming the key or gene that is wrong.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Genome, String> {
-        let f = GenomeFields::parse(text, origin)?;
-        Genome::of(&f.seed, f.program.as_deref(), &f.genes, origin)
-    }
-
-    /// Per-bar targets over `data` (flat for a genome with neither seed nor program).
-    pub fn targets(&self, data: &Prepared) -> Targets {
-        match (&self.program, self.entry) {
-            (Some(p), _) => program::targets(p, &self.genes, data),
-            (None, Some(e)) => e.targets(&self.genes, data),
-            (None, None) => Targets::flat(data.market.candles.len()),
-        }
     }
 }
 
@@ -211,11 +114,6 @@ impl GenomeFields {
             genes,
         })
     }
-}
-
-/// A seed's gene spec by name (for programs' `seed` terminals).
-pub fn spec_of(name: &str) -> Option<SeedSpec> {
-    find(name).ok().map(|e| e.spec.clone())
 }
 
 impl SeedEntry {

@@ -5,7 +5,7 @@
 //!
 //! | seed | score of a coin at bar *t* |
 //! |---|---|
-//! | `xs_momentum` | `close[t−skip] / close[t−skip−lookback] − 1` |
+//! | `xs_momentum` | `close[t−skip] / close[t−skip−lookback] − 1`; with `scale = volatility`, over `√Σ ln(close[u]/close[u−1])²` of the window's bars |
 //! | `xs_reversal` | `−(close[t] / close[t−lookback] − 1)` |
 //! | `xs_low_volatility` | `−std(bar returns over the last lookback bars)` (ddof 1) |
 //! | `xs_funding_carry` | `−mean(funding rate per bar over the last lookback bars)` |
@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::{find, GenomeFields, Prepared};
+use super::{find, Prepared};
 use crate::{
     genome::{parse_risk_genes, Genes, GenomeError, SeedSpec},
     market::{
@@ -146,32 +146,6 @@ impl PortfolioGenome {
         Ok(Self { entry, genes: g })
     }
 
-    /// Reads a genome TOML of a portfolio seed (`seed = "xs_momentum"` and `[genes]`); errors
-    /// name `origin`.
-    ///
-    /// # Errors
-    /// A message naming the key or gene that is wrong.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Self, String> {
-        let f = GenomeFields::parse(text, origin)?;
-        if f.program.is_some() {
-            return Err(format!("{origin}: a portfolio genome has no `program`"));
-        }
-        Self::of(&f.seed, &f.genes).map_err(|m| format!("{origin}: {m}"))
-    }
-
-    /// The genome TOML [`PortfolioGenome::from_toml`] reads.
-    pub fn to_toml(&self) -> String {
-        let mut s = format!("seed = \"{}\"\n\n[genes]\n", self.entry.spec.name);
-        for (g, v) in self.entry.spec.genes.iter().zip(&self.genes) {
-            let value = match g.kind {
-                crate::genome::GeneKind::Choice => format!("\"{}\"", g.format(*v)),
-                _ => g.format(*v),
-            };
-            s.push_str(&format!("{} = {value}\n", g.name));
-        }
-        s
-    }
-
     /// The genes as `name=value`, for one line of output.
     pub fn describe(&self) -> String {
         self.entry
@@ -233,9 +207,19 @@ impl PortfolioGenome {
         rule: &MembershipRule,
         scores: &[Vec<f64>],
     ) -> Vec<Rebalance> {
+        self.schedule_on(panel, &PanelContext::new(panel), rule, scores)
+    }
+
+    /// [`PortfolioGenome::schedule`] on a panel whose membership and returns are computed
+    /// once (what evolution does for every genome).
+    pub fn schedule_on(
+        &self,
+        panel: &Panel,
+        cx: &PanelContext,
+        rule: &MembershipRule,
+        scores: &[Vec<f64>],
+    ) -> Vec<Rebalance> {
         let c = self.construction();
-        let membership = Membership::new(panel);
-        let returns = grid_returns(panel);
         let interval = panel.interval_ms();
         let per_year = panel.bars_per_year();
         let mut out = Vec::new();
@@ -244,11 +228,11 @@ impl PortfolioGenome {
             if !c.is_rebalance(panel.ts[t], interval) {
                 continue;
             }
-            let members = membership.members(panel, rule, t);
+            let members = cx.membership.members(panel, rule, t);
             for (i, coin) in panel.coins.iter().enumerate() {
                 now[i] = coin.bar(t).map_or(f64::NAN, |b| scores[i][b]);
             }
-            let weights = construct(&c, &members, &now, &returns, t, per_year);
+            let weights = construct(&c, &members, &now, &cx.returns, t, per_year);
             let mut scores = vec![f64::NAN; now.len()];
             for &i in &members {
                 scores[i] = now[i];
@@ -259,15 +243,50 @@ impl PortfolioGenome {
     }
 }
 
+/// What every genome's schedule on one panel shares: its membership volumes and its grid
+/// returns, computed once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelContext {
+    pub membership: Membership,
+    pub returns: Vec<Vec<f64>>,
+}
+
+impl PanelContext {
+    pub fn new(panel: &Panel) -> Self {
+        Self {
+            membership: Membership::new(panel),
+            returns: grid_returns(panel),
+        }
+    }
+}
+
 fn momentum(g: &Genes<'_>, m: &Market) -> Vec<f64> {
     let (lookback, skip) = (g.period("lookback"), g.float("skip") as usize);
+    let scaled = g.choice("scale") == "volatility";
     let c = &m.candles.close;
+    // Prefix sums of squared log returns, for the volatility of the window's bars.
+    let mut sq = vec![0.0; c.len()];
+    if scaled {
+        for t in 1..c.len() {
+            sq[t] = sq[t - 1] + (c[t] / c[t - 1]).ln().powi(2);
+        }
+    }
     (0..c.len())
         .map(|t| {
             if t < skip + lookback {
-                f64::NAN
+                return f64::NAN;
+            }
+            let (a, b) = (t - skip - lookback, t - skip);
+            let r = c[b] / c[a] - 1.0;
+            if !scaled {
+                return r;
+            }
+            // σ·√lookback = √(sum of squared log returns of bars a+1..=b).
+            let vol = (sq[b] - sq[a]).max(0.0).sqrt();
+            if vol > 0.0 {
+                r / vol
             } else {
-                c[t - skip] / c[t - skip - lookback] - 1.0
+                f64::NAN
             }
         })
         .collect()
