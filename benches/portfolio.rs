@@ -7,6 +7,10 @@
 //! * `book`: the portfolio book over the whole grid with those rebalances.
 //!
 //! Each should grow linearly with the number of coins; the figures are in benches/BENCHMARKS.md.
+//!
+//! `generation`: one generation of `evolve --mode portfolio` — 64 genomes of the five portfolio
+//! seeds (each seed's defaults, then random genomes), each scored, scheduled and booked over the
+//! 186-coin panel, in parallel as evolution does (issue 39's target: ≤ 1 s, ≤ 2 GB).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use organism::{
@@ -78,5 +82,61 @@ fn portfolio(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, portfolio);
+fn generation(c: &mut Criterion) {
+    use organism::evolution::{
+        portfolio::{PanelSegment, PortfolioProblem},
+        problem::{Aggregation, SharpeObjective},
+        Evolver, Mode, Settings,
+    };
+    let rule = MembershipRule {
+        min_volume_usd: 0.0,
+        ..MembershipRule::default()
+    };
+    let train = panel(186);
+    let problem = || PortfolioProblem {
+        entries: organism::seeds::portfolio::registry()
+            .expect("portfolio seeds")
+            .iter()
+            .collect(),
+        train: PanelSegment::new(train.clone(), 0, rule),
+        validation: PanelSegment::new(panel(4), 0, rule),
+        backtest: EngineConfig::default(),
+        membership: rule,
+        limits: Limits::default(),
+        aggregation: Aggregation {
+            worst_coin_weight: 0.0,
+            min_trades: 10.0,
+            sharpe: SharpeObjective::Plain,
+        },
+    };
+    let settings = Settings {
+        mode: Mode::Portfolio,
+        ..Settings::params(64, 0.9, 20.0, 20.0, 0.25)
+    };
+    let mut group = c.benchmark_group("portfolio_generation");
+    group.sample_size(10);
+    // A run's first generation: every bar's members computed as genomes ask for them.
+    group.bench_function("first_64_genomes_186_coins_5000_4h_bars", |b| {
+        b.iter_batched(
+            problem,
+            |p| {
+                Evolver::new(&p, settings.clone())
+                    .init(7, &|| ())
+                    .population
+                    .len()
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    // Every later generation: the members kept.
+    let warm = problem();
+    let evolver = Evolver::new(&warm, settings.clone());
+    evolver.init(7, &|| ());
+    group.bench_function("later_64_genomes_186_coins_5000_4h_bars", |b| {
+        b.iter(|| evolver.init(7, &|| ()).population.len())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, portfolio, generation);
 criterion_main!(benches);

@@ -114,101 +114,187 @@ pub fn run(
     cfg: &EngineConfig,
     limits: &Limits,
 ) -> PortfolioReport {
-    let (n, k) = (panel.len(), panel.coins.len());
+    let n = panel.len();
     assert!(
         schedule.windows(2).all(|w| w[0].t < w[1].t),
         "rebalances must be in grid order"
     );
     assert!(
-        schedule.iter().all(|r| r.t < n && r.weights.len() == k),
-        "a rebalance must be on the grid with one weight per coin"
+        schedule.iter().all(|r| r.t < n),
+        "a rebalance must be on the grid"
     );
-    let mut book = PortfolioBook::new(cfg, k);
-    let mut report = PortfolioReport {
-        equity: Vec::with_capacity(n),
-        gross: Vec::with_capacity(n),
-        net: Vec::with_capacity(n),
-        held: Vec::with_capacity(n),
-        coins: Vec::new(),
-        cash: cfg.cash,
-        rebalances: 0,
-        delisted: Vec::new(),
-        participation: Vec::new(),
-    };
-    let mut prices = vec![f64::NAN; k];
-    let mut bars: Vec<Option<usize>> = vec![None; k];
+    let mut stepper = Stepper::new(panel, cfg);
     let mut next = schedule.iter().peekable();
-    let mut pending: Option<&Rebalance> = None;
     for t in 0..n {
-        for (i, c) in panel.coins.iter().enumerate() {
+        stepper.bar(panel, t, next.next_if(|r| r.t == t), limits);
+    }
+    stepper.finish()
+}
+
+/// The portfolio book driven one grid bar at a time: what [`run`] loops over and what a
+/// bar-by-bar driver (paper replay) calls as each bar closes, so both book exactly the same.
+#[derive(Debug, Clone)]
+pub struct Stepper {
+    book: PortfolioBook,
+    report: PortfolioReport,
+    fill: FillMode,
+    /// The weights decided at the previous bar's close, for next-open fills.
+    pending: Option<Vec<f64>>,
+    prices: Vec<f64>,
+    bars: Vec<Option<usize>>,
+    /// The coins with a position, in order.
+    held: Vec<usize>,
+}
+
+impl Stepper {
+    /// A flat book of `cfg.cash` over `panel`'s coins.
+    pub fn new(panel: &Panel, cfg: &EngineConfig) -> Self {
+        let (n, k) = (panel.len(), panel.coins.len());
+        Self {
+            book: PortfolioBook::new(cfg, k),
+            report: PortfolioReport {
+                equity: Vec::with_capacity(n),
+                gross: Vec::with_capacity(n),
+                net: Vec::with_capacity(n),
+                held: Vec::with_capacity(n),
+                coins: Vec::new(),
+                cash: cfg.cash,
+                rebalances: 0,
+                delisted: Vec::new(),
+                participation: Vec::new(),
+            },
+            fill: cfg.fill,
+            pending: None,
+            prices: vec![f64::NAN; k],
+            bars: vec![None; k],
+            held: Vec::with_capacity(k),
+        }
+    }
+
+    /// Grid bar `t` of `panel` (bars in order from 0), with the rebalance decided at its close,
+    /// if any; returns the equity after it. Of the data after `t` only whether a coin's data
+    /// ends at `t` is read (a coin delisted there is closed at its last close).
+    ///
+    /// # Panics
+    /// When the rebalance is not at `t` or does not have one weight per coin.
+    pub fn bar(
+        &mut self,
+        panel: &Panel,
+        t: usize,
+        rebalance: Option<&Rebalance>,
+        limits: &Limits,
+    ) -> f64 {
+        let n = panel.len();
+        let Self {
+            book,
+            report,
+            prices,
+            bars,
+            ..
+        } = self;
+        if let Some(r) = rebalance {
+            assert!(
+                r.t == t && r.weights.len() == panel.coins.len(),
+                "a rebalance must be at its bar with one weight per coin"
+            );
+        }
+        // Only positions are marked and funded: a coin without one is priced when a rebalance
+        // trades at this bar's open (next-open) or close (close mode), the only time its price
+        // is read.
+        let trade_open = self.pending.is_some();
+        let trade_close = rebalance.is_some() && self.fill == FillMode::Close;
+        let held = &mut self.held;
+        positions(book, held);
+        let mut price = |i: usize, at_close: bool| {
+            let c = &panel.coins[i];
             bars[i] = c.bar(t);
             prices[i] = match bars[i] {
                 Some(b) => {
-                    let open = c.market.candles.open[b];
-                    book.mark(i, open);
-                    open
+                    let k = &c.market.candles;
+                    let p = if at_close { k.close[b] } else { k.open[b] };
+                    book.mark(i, p);
+                    p
                 }
                 None => f64::NAN,
             };
+        };
+        if trade_open {
+            (0..panel.coins.len()).for_each(|i| price(i, false));
+        } else {
+            held.iter().for_each(|&i| price(i, false));
         }
-        if let Some(r) = pending.take() {
-            rebalance(
-                &mut book,
-                panel,
-                &bars,
-                &prices,
-                &r.weights,
-                limits,
-                &mut report,
-            );
+        if let Some(w) = self.pending.take() {
+            rebalance_at(book, panel, bars, prices, &w, limits, report);
+            positions(book, held);
         }
-        for (i, c) in panel.coins.iter().enumerate() {
+        for &i in held.iter() {
             if let Some(b) = bars[i] {
-                book.fund(i, prices[i], c.market.funding_per_bar[b]);
+                book.fund(i, prices[i], panel.coins[i].market.funding_per_bar[b]);
             }
         }
-        for (i, c) in panel.coins.iter().enumerate() {
+        let mut price = |i: usize| {
+            let c = &panel.coins[i];
+            bars[i] = c.bar(t);
             if let Some(b) = bars[i] {
                 let close = c.market.candles.close[b];
                 book.mark(i, close);
                 prices[i] = close;
+            } else {
+                prices[i] = f64::NAN;
             }
+        };
+        if trade_close {
+            (0..panel.coins.len()).for_each(&mut price);
+        } else {
+            held.iter().for_each(|&i| price(i));
         }
-        let due = next.next_if(|r| r.t == t);
-        if let Some(r) = due {
-            match cfg.fill {
-                FillMode::NextOpen => pending = Some(r),
-                FillMode::Close => rebalance(
-                    &mut book,
-                    panel,
-                    &bars,
-                    &prices,
-                    &r.weights,
-                    limits,
-                    &mut report,
-                ),
+        if let Some(r) = rebalance {
+            match self.fill {
+                FillMode::NextOpen => self.pending = Some(r.weights.clone()),
+                FillMode::Close => {
+                    rebalance_at(book, panel, bars, prices, &r.weights, limits, report);
+                    positions(book, held);
+                }
             }
         }
         if t + 1 < n {
-            for (i, c) in panel.coins.iter().enumerate() {
-                if c.last == t && book.close(i, prices[i]).is_some() {
+            for &i in held.iter() {
+                if panel.coins[i].last == t && book.close(i, prices[i]).is_some() {
                     report.delisted.push((i, t));
                 }
             }
         }
         book.liquidate_if_ruined();
         let (gross, net) = book.exposure();
-        report.equity.push(book.equity());
+        let equity = book.equity();
+        report.equity.push(equity);
         report.gross.push(gross);
         report.net.push(net);
         report.held.push(book.held() as u32);
+        equity
     }
-    report.coins = book.coins().to_vec();
-    report
+
+    /// What was booked, every bar so far.
+    pub fn finish(mut self) -> PortfolioReport {
+        self.report.coins = self.book.coins().to_vec();
+        self.report
+    }
+}
+
+/// The coins `book` holds a position in, in order, into `held`.
+fn positions(book: &PortfolioBook, held: &mut Vec<usize>) {
+    held.clear();
+    held.extend(
+        book.coins()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.qty != 0.0)
+            .map(|(i, _)| i),
+    );
 }
 
 /// One rebalance traded at `prices`, its fills' participation recorded.
-fn rebalance(
+fn rebalance_at(
     book: &mut PortfolioBook,
     panel: &Panel,
     bars: &[Option<usize>],

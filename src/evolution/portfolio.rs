@@ -153,8 +153,9 @@ pub struct PanelSegment {
 }
 
 impl PanelSegment {
-    pub fn new(panel: Panel, start: usize) -> Self {
-        let context = PanelContext::new(&panel);
+    /// The segment starting at grid bar `start` of `panel`, keeping the members of `rule`.
+    pub fn new(panel: Panel, start: usize, rule: MembershipRule) -> Self {
+        let context = PanelContext::keeping(&panel, rule);
         Self {
             panel,
             context,

@@ -281,6 +281,8 @@ impl Scored for RunProblem {
 
 /// What a run evolves: single-coin strategies over each coin, or portfolio strategies over the
 /// universe as one account.
+// One per run, never in a collection: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum RunProblem {
     Coins(UniverseProblem),
     Portfolio(PortfolioProblem),
@@ -588,8 +590,8 @@ fn load_portfolio_run(
     Ok(LoadedRun {
         problem: RunProblem::Portfolio(PortfolioProblem {
             entries,
-            train: PanelSegment::new(train, 0),
-            validation: PanelSegment::new(validation, start),
+            train: PanelSegment::new(train, 0, pr.membership),
+            validation: PanelSegment::new(validation, start, pr.membership),
             backtest: run.backtest,
             membership: pr.membership,
             limits: pr.limits,

@@ -112,7 +112,8 @@ impl Limits {
 pub struct CoinBook {
     /// Signed position in coins.
     pub qty: f64,
-    /// The latest price it was marked at (0 before its first bar).
+    /// The latest price it was marked at (0 before its first bar). The portfolio backtest marks
+    /// a coin while it holds a position and when a rebalance prices it.
     pub mark: f64,
     /// Cash it has moved: trades (a buy pays notional and fee, a sell receives notional less
     /// fee) and funding.

@@ -143,8 +143,13 @@ impl Panel {
 
     /// Bars per year of the grid.
     pub fn bars_per_year(&self) -> f64 {
-        365.0 * 24.0 * super::HOUR_MS as f64 / self.interval_ms() as f64
+        bars_per_year(self.interval_ms())
     }
+}
+
+/// Bars per year of bars `interval` ms long (a 365-day year).
+pub fn bars_per_year(interval: i64) -> f64 {
+    365.0 * 24.0 * super::HOUR_MS as f64 / interval as f64
 }
 
 #[cfg(test)]

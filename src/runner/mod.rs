@@ -21,6 +21,7 @@ pub mod feed;
 pub mod history;
 pub mod live;
 pub mod paper;
+pub mod portfolio;
 pub mod rig;
 
 use crate::{

@@ -220,40 +220,83 @@ impl PortfolioGenome {
         scores: &[Vec<f64>],
     ) -> Vec<Rebalance> {
         let c = self.construction();
-        let interval = panel.interval_ms();
-        let per_year = panel.bars_per_year();
-        let mut out = Vec::new();
-        let mut now = vec![f64::NAN; panel.coins.len()];
-        for t in 0..panel.len() {
-            if !c.is_rebalance(panel.ts[t], interval) {
-                continue;
-            }
-            let members = cx.membership.members(panel, rule, t);
-            for (i, coin) in panel.coins.iter().enumerate() {
-                now[i] = coin.bar(t).map_or(f64::NAN, |b| scores[i][b]);
-            }
-            let weights = construct(&c, &members, &now, &cx.returns, t, per_year);
-            let mut scores = vec![f64::NAN; now.len()];
-            for &i in &members {
-                scores[i] = now[i];
-            }
-            out.push(Rebalance { t, weights, scores });
+        (0..panel.len())
+            .filter_map(|t| self.rebalance_at(&c, panel, cx, rule, scores, t))
+            .collect()
+    }
+
+    /// The rebalance at grid bar `t`, if `t` is a rebalance bar: the members of `rule` there,
+    /// ranked by their score at `t` and weighted by the construction genes `c`. Reads bars up
+    /// to `t` only — what a bar-by-bar driver calls at the newest bar.
+    pub fn rebalance_at(
+        &self,
+        c: &Construction,
+        panel: &Panel,
+        cx: &PanelContext,
+        rule: &MembershipRule,
+        scores: &[Vec<f64>],
+        t: usize,
+    ) -> Option<Rebalance> {
+        if !c.is_rebalance(panel.ts[t], cx.interval) {
+            return None;
         }
-        out
+        let members = cx.members(panel, rule, t);
+        let now: Vec<f64> = panel
+            .coins
+            .iter()
+            .enumerate()
+            .map(|(i, coin)| coin.bar(t).map_or(f64::NAN, |b| scores[i][b]))
+            .collect();
+        let per_year = crate::market::panel::bars_per_year(cx.interval);
+        let weights = construct(c, &members, &now, &cx.returns, t, per_year);
+        let mut kept = vec![f64::NAN; now.len()];
+        for &i in &members {
+            kept[i] = now[i];
+        }
+        Some(Rebalance {
+            t,
+            weights,
+            scores: kept,
+        })
     }
 }
 
-/// What every genome's schedule on one panel shares: its membership volumes and its grid
-/// returns, computed once.
+/// What every genome's schedule on one panel shares: its membership volumes, its grid returns
+/// and its bar interval, computed once — and, for one membership rule (evolution's), the
+/// members at each bar, computed the first time a genome asks and then reused (membership does
+/// not depend on the genome).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PanelContext {
     pub membership: Membership,
     pub returns: Vec<Vec<f64>>,
+    /// The grid's bar length (ms): the panel's shortest step.
+    pub interval: i64,
+    /// The rule whose members are kept, and the members per grid bar.
+    kept: Option<(MembershipRule, Vec<OnceLock<Vec<usize>>>)>,
 }
 
 impl PanelContext {
+    /// The members of `rule` at grid bar `t` (kept ones when `rule` is the kept rule).
+    pub fn members(&self, panel: &Panel, rule: &MembershipRule, t: usize) -> Vec<usize> {
+        match &self.kept {
+            Some((r, at)) if r == rule => at[t]
+                .get_or_init(|| self.membership.members(panel, rule, t))
+                .clone(),
+            _ => self.membership.members(panel, rule, t),
+        }
+    }
+
+    /// The context of `panel`, keeping the members of `rule` as they are asked for.
+    pub fn keeping(panel: &Panel, rule: MembershipRule) -> Self {
+        let mut cx = Self::new(panel);
+        cx.kept = Some((rule, (0..panel.len()).map(|_| OnceLock::new()).collect()));
+        cx
+    }
+
     pub fn new(panel: &Panel) -> Self {
         Self {
+            kept: None,
+            interval: panel.interval_ms(),
             membership: Membership::new(panel),
             returns: grid_returns(panel),
         }

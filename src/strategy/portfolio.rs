@@ -93,13 +93,13 @@ pub fn grid_returns(panel: &Panel) -> Vec<Vec<f64>> {
 }
 
 /// The standard deviation (ddof 1) of `x`; `NaN` for fewer than two values.
-fn std(x: impl Iterator<Item = f64> + Clone) -> f64 {
-    let n = x.clone().count();
+fn std(x: &[f64]) -> f64 {
+    let n = x.len();
     if n < 2 {
         return f64::NAN;
     }
-    let mean = x.clone().sum::<f64>() / n as f64;
-    let var = x.map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
+    let mean = x.iter().sum::<f64>() / n as f64;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
     var.sqrt()
 }
 
@@ -145,7 +145,7 @@ pub fn construct(
     };
     let lookback = c.vol_lookback.max(2);
     let from = (t + 1).saturating_sub(lookback);
-    let vol = |i: usize| std(returns[i][from..=t].iter().copied());
+    let vol = |i: usize| std(&returns[i][from..=t]);
     let split = |coins: &[usize], budget: f64, sign: f64, w: &mut Vec<f64>| {
         let raw: Vec<f64> = coins
             .iter()
@@ -182,8 +182,10 @@ pub fn construct(
     if c.vol_target > 0.0 {
         // The chosen weights' own return over the last bars, annualized.
         let held: Vec<usize> = (0..k).filter(|&i| w[i] != 0.0).collect();
-        let series = (from..=t).map(|u| held.iter().map(|&i| w[i] * returns[i][u]).sum::<f64>());
-        let v = std(series) * bars_per_year.sqrt();
+        let series: Vec<f64> = (from..=t)
+            .map(|u| held.iter().map(|&i| w[i] * returns[i][u]).sum::<f64>())
+            .collect();
+        let v = std(&series) * bars_per_year.sqrt();
         if v.is_finite() && v > 0.0 {
             let s = c.vol_target / v;
             w.iter_mut().for_each(|x| *x *= s);
