@@ -130,6 +130,50 @@ fn portfolio_runs_ignore_threads_and_resume_exactly() {
     let _ = std::fs::remove_dir_all(base);
 }
 
+#[test]
+fn walkforward_runs_portfolio_strategies_window_by_window() {
+    let base = scratch("pevo", "walk");
+    let cfg = base.join("small.toml");
+    std::fs::write(&cfg, SMALL).unwrap();
+    let out = run_ok(&[
+        "walkforward",
+        "--mode",
+        "portfolio",
+        "--config",
+        s(&cfg),
+        "--train",
+        "60d",
+        "--test",
+        "20d",
+        "--generations",
+        "1",
+        "--include-holdout",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // 3,000 hourly bars are 124.96 days: windows start at days 0, 20 and 40 (40 + 80 <= 124.96;
+    // 60 + 80 is past the end).
+    let windows = v["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 3, "{v}");
+    assert_eq!(v["summary"]["windows"], 3);
+    for w in windows {
+        for m in w["selected"].as_array().unwrap() {
+            assert!(m["seed"].as_str().unwrap().starts_with("xs_"), "{m}");
+            // Twenty days of hours: the Sharpe's standard error at Sharpe 0 is √(8760/480).
+            let se = m["test_sharpe_se"].as_f64().unwrap();
+            let sharpe = m["test_sharpe"].as_f64().unwrap();
+            let expected = sharpe_standard_error(sharpe, 480, 8760.0);
+            assert!((se - expected).abs() < 1e-9, "{se} vs {expected}");
+            assert!(m["test_rank_ic"]["count"].as_u64().is_some(), "{m}");
+        }
+    }
+    assert!(windows
+        .iter()
+        .any(|w| !w["selected"].as_array().unwrap().is_empty()));
+    assert!(v["summary"]["stitched_oos_sharpe"].as_f64().is_some());
+    let _ = std::fs::remove_dir_all(base);
+}
+
 /// The planted-factor market: 40 coins, five years of hours, nothing cross-sectional but the
 /// factor (no mean reversion in ranges, funding baseline plus noise plus the factor's trace).
 fn factor_config(dir: &Path, xs_edge: f64) -> std::path::PathBuf {

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use organism::{
-    evolution::walkforward::{self, parse_length, Plan, Setup, Window},
-    market::csv::write_atomic,
+    evolution::{
+        portfolio::{split_bounds, PortfolioRun},
+        walkforward::{self, parse_length, Plan, PortfolioWalk, Setup, Window},
+    },
+    market::{csv::write_atomic, universe::CoinPick},
     seeds,
 };
 
@@ -53,12 +56,6 @@ pub fn run(args: Args) -> Result<()> {
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
-    if cfg.settings().mode == organism::evolution::Mode::Portfolio {
-        bail!(
-            "walkforward does not run portfolio strategies yet; `organism evolve --mode portfolio` \
-             ranks them on training and validation"
-        );
-    }
     let train_ms = length("--train", &args.train)?;
     let test_ms = length("--test", &args.test)?;
     let step_ms = match &args.step {
@@ -71,11 +68,69 @@ pub fn run(args: Args) -> Result<()> {
         step_ms,
     };
     let generations = cfg.evolution.generations;
-    let entries = seeds::select(&cfg.evolution.seeds).map_err(anyhow::Error::msg)?;
-    let universe = load_data(&cfg.data_selection())?;
-    let (first, last) = universe.span();
+    let portfolio = cfg.settings().mode == organism::evolution::Mode::Portfolio;
+    // A portfolio walk: the universe on one grid, the portfolio seeds, [universe] and [book].
+    let (entries, universe, walk) = if portfolio {
+        let mut data = cfg.data_selection();
+        let pick: CoinPick = if data.coins.is_empty() {
+            CoinPick::All
+        } else {
+            data.coins
+                .join(",")
+                .parse()
+                .map_err(|m| anyhow::anyhow!("--coins: {m}"))?
+        };
+        data.coins.clear();
+        let top = match pick {
+            CoinPick::Top(n) => Some(n),
+            _ => None,
+        };
+        let run = PortfolioRun {
+            pick,
+            exclude: cfg.universe.exclude.clone(),
+            membership: cfg.universe.rule(top),
+            limits: cfg.book,
+        };
+        run.membership.validate().map_err(anyhow::Error::msg)?;
+        let loaded = super::load_universe_panel(&data, &run)?;
+        super::say_notes(&loaded.notes);
+        let names: Vec<&str> = if cfg.evolution.seeds.is_empty() {
+            organism::seeds::portfolio::registry()?
+                .iter()
+                .map(|e| e.spec.name.as_str())
+                .collect()
+        } else {
+            cfg.evolution.seeds.iter().map(String::as_str).collect()
+        };
+        let walk = PortfolioWalk {
+            entries: names
+                .iter()
+                .map(|n| organism::seeds::portfolio::find_portfolio(n))
+                .collect::<Result<_, _>>()
+                .map_err(|m| anyhow::anyhow!("--seeds: {m}"))?,
+            membership: run.membership,
+            limits: run.limits,
+        };
+        let markets = Vec::new();
+        let u = organism::market::Universe {
+            markets,
+            origin: loaded.origin.clone(),
+            notes: Vec::new(),
+        };
+        (Vec::new(), u, Some((walk, loaded.panel)))
+    } else {
+        let entries = seeds::select(&cfg.evolution.seeds).map_err(anyhow::Error::msg)?;
+        (entries, load_data(&cfg.data_selection())?, None)
+    };
+    let (first, last) = match &walk {
+        Some((_, p)) => (p.ts[0], p.ts[p.len() - 1]),
+        None => universe.span(),
+    };
     let split = cfg.split();
-    let (_, holdout_from) = split.bounds(&universe);
+    let holdout_from = match &walk {
+        Some((_, p)) => split_bounds(p, &split).1,
+        None => split.bounds(&universe).1,
+    };
     let end = if args.include_holdout {
         last + 1
     } else {
@@ -162,17 +217,25 @@ pub fn run(args: Args) -> Result<()> {
     let mut done: Vec<Window> = Vec::with_capacity(spans.len());
     for (k, span) in spans.iter().enumerate() {
         bar.set_message(format!("{}/{}", k + 1, spans.len()));
-        let w = walkforward::run_window(&universe.markets, k, *span, &setup)?;
+        let w = match &walk {
+            Some((walk, panel)) => {
+                walkforward::run_portfolio_window(panel, k, *span, &setup, walk)?
+            }
+            None => walkforward::run_window(&universe.markets, k, *span, &setup)?,
+        };
         if talk {
             bar.suspend(|| print_window(&w));
         }
         done.push(w);
     }
     bar.finish_and_clear();
-    let bars_per_year = universe
-        .markets
-        .first()
-        .map_or(8760.0, |m| m.candles.bars_per_year());
+    let bars_per_year = match &walk {
+        Some((_, p)) => p.bars_per_year(),
+        None => universe
+            .markets
+            .first()
+            .map_or(8760.0, |m| m.candles.bars_per_year()),
+    };
     let summary = walkforward::summarize(&done, bars_per_year);
     let verdict = verdict(&summary);
     if args.json {
@@ -255,6 +318,21 @@ fn print_window(w: &Window) {
         w.out_of_sample_sharpe,
         w.buy_hold_sharpe
     );
+    for s in &w.selected {
+        if let (Some(se), Some(ic)) = (s.test_sharpe_se, &s.test_rank_ic) {
+            outln!(
+                "{:>5}{} {}: training Sharpe {:.2}, validation {:.2}; test {:.2} ± {:.2}, rank IC {}",
+                "",
+                s.id,
+                s.seed,
+                s.train_sharpe,
+                s.validation_sharpe,
+                s.test_sharpe,
+                se,
+                super::runs::ic_text(ic)
+            );
+        }
+    }
 }
 
 /// One plain sentence on what the figures say. Buy and hold is context, not a bar to clear:

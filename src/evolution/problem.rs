@@ -264,6 +264,18 @@ impl Scored for UniverseProblem {
     }
 }
 
+impl Scored for PortfolioProblem {
+    fn figures(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        _program: Option<&Program>,
+        validation: bool,
+    ) -> Figures {
+        PortfolioProblem::figures(self, seed, genes, validation)
+    }
+}
+
 impl Scored for RunProblem {
     fn figures(
         &self,

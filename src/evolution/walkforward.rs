@@ -139,6 +139,11 @@ pub struct Selected {
     pub validation_sharpe: f64,
     pub test_sharpe: f64,
     pub test_trades: usize,
+    /// A portfolio member's test Sharpe standard error (Lo) and rank IC on the test window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_sharpe_se: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_rank_ic: Option<fitness::portfolio::RankIc>,
 }
 
 /// What one window found and how it fared.
@@ -324,6 +329,8 @@ pub fn run_window(
             validation_sharpe: r.validation.sharpe,
             test_sharpe: fig.sharpe,
             test_trades: fig.trades,
+            test_sharpe_se: None,
+            test_rank_ic: None,
         });
     }
     let hold: Vec<(Vec<i64>, Vec<f64>)> = tests
@@ -338,6 +345,157 @@ pub fn run_window(
         debug_assert_eq!(oos_ts, ts);
         r
     };
+    Ok(Window {
+        index,
+        span,
+        selected,
+        front_feasible,
+        in_sample_sharpe,
+        out_of_sample_sharpe: fitness::sharpe(&returns, bars_per_year),
+        buy_hold_sharpe: fitness::sharpe(&buy_hold, bars_per_year),
+        ts,
+        returns,
+        buy_hold,
+    })
+}
+
+/// What a portfolio walk-forward's windows evolve over: the portfolio seeds, who may be held
+/// and the book's caps.
+pub struct PortfolioWalk {
+    pub entries: Vec<&'static crate::seeds::portfolio::PortfolioEntry>,
+    pub membership: crate::market::membership::MembershipRule,
+    pub limits: crate::execution::portfolio::Limits,
+}
+
+/// Runs window `index` of `span` for portfolio strategies over `panel` (the whole universe):
+/// evolution as `evolve --mode portfolio` on the training window (validation with the bars
+/// before it as warm-up), then the `top` feasible members traded as they are on the test
+/// window, scores and membership seeing the training window's bars before it. The window's
+/// portfolio is the selected members' accounts, returns averaged per bar; buy & hold is the
+/// equal-weight coins of the test window held long.
+///
+/// # Errors
+/// [`WalkError::Window`] when a segment is too short for the run.
+pub fn run_portfolio_window(
+    panel: &crate::market::panel::Panel,
+    index: usize,
+    span: Span,
+    setup: &Setup<'_>,
+    walk: &PortfolioWalk,
+) -> Result<Window, WalkError> {
+    use super::portfolio::{PanelSegment, PortfolioProblem};
+    let err = |message: String| WalkError::Window { index, message };
+    let segment = |to: i64, from: i64| {
+        let p = panel.between(span.train_from, to);
+        let start = p.ts.partition_point(|&t| t < from);
+        (p, start)
+    };
+    let (train, _) = segment(span.validation_from, span.train_from);
+    let (validation, v_start) = segment(span.test_from, span.validation_from);
+    let (test, t_start) = segment(span.test_to, span.test_from);
+    for (name, bars) in [
+        ("training", train.len()),
+        ("validation", validation.len() - v_start),
+        ("test", test.len() - t_start),
+    ] {
+        if bars < super::problem::MIN_SEGMENT_BARS {
+            return Err(err(format!(
+                "the {name} part has {bars} bars, fewer than {}; use longer windows",
+                super::problem::MIN_SEGMENT_BARS
+            )));
+        }
+    }
+    let rule = walk.membership;
+    let problem = PortfolioProblem {
+        entries: walk.entries.clone(),
+        train: PanelSegment::new(train, 0, rule),
+        validation: PanelSegment::new(validation, v_start, rule),
+        backtest: setup.backtest,
+        membership: rule,
+        limits: walk.limits,
+        aggregation: setup.aggregation,
+    };
+    let evolver = Evolver::new(&problem, setup.settings.clone());
+    let mut state = evolver.init(setup.seed.wrapping_add(index as u64), setup.tick);
+    while state.generation < setup.generations {
+        evolver.step(&mut state, setup.tick);
+    }
+    let front: Vec<&super::Member> = state.population.iter().filter(|m| m.rank == 0).collect();
+    let ranked: Vec<Ranked> = summary::rank(&problem, &front);
+    let front_feasible = ranked.iter().filter(|r| r.train.feasible).count();
+    let chosen: Vec<&Ranked> = ranked
+        .iter()
+        .filter(|r| r.train.feasible)
+        .take(setup.top)
+        .collect();
+    let bars_per_year = panel.bars_per_year();
+    let returns_of =
+        |r: &crate::backtest::portfolio::PortfolioReport| fitness::returns(&r.equity, r.cash);
+    let mean = |series: Vec<Vec<f64>>, n: usize| -> Vec<f64> {
+        let mut m = vec![0.0; n];
+        for s in &series {
+            for (a, b) in m.iter_mut().zip(s) {
+                *a += b / series.len() as f64;
+            }
+        }
+        m
+    };
+    let is_returns = mean(
+        chosen
+            .iter()
+            .map(|r| {
+                returns_of(
+                    &problem
+                        .backtest(r.seed_index, &r.genes, &problem.train)
+                        .report,
+                )
+            })
+            .collect(),
+        problem.train.panel.len(),
+    );
+    let in_sample_sharpe = if chosen.is_empty() {
+        f64::NAN
+    } else {
+        fitness::sharpe(&is_returns, bars_per_year)
+    };
+    let test = PanelSegment::new(test, t_start, rule);
+    let n_test = test.panel.len() - t_start;
+    let mut selected = Vec::new();
+    let mut oos = Vec::new();
+    for r in &chosen {
+        let run = problem.backtest(r.seed_index, &r.genes, &test);
+        let d = fitness::portfolio::Diagnostics::of(&test.panel, &run.schedule, &run.report);
+        oos.push(returns_of(&run.report));
+        selected.push(Selected {
+            id: r.id.clone(),
+            seed: r.seed.clone(),
+            program: None,
+            genes: r.gene_text.clone(),
+            train_sharpe: r.train.sharpe,
+            validation_sharpe: r.validation.sharpe,
+            test_sharpe: run.figures.sharpe,
+            test_trades: run.figures.fills,
+            test_sharpe_se: Some(run.figures.sharpe_se),
+            test_rank_ic: Some(d.rank_ic),
+        });
+    }
+    let returns = mean(oos, n_test);
+    let hold: Vec<(Vec<i64>, Vec<f64>)> = test
+        .panel
+        .coins
+        .iter()
+        .filter_map(|c| {
+            let m = c.market.between(span.test_from, span.test_to)?;
+            Some((m.candles.ts.clone(), hold_returns(&m)))
+        })
+        .collect();
+    let (hold_ts, hold_mean) = mean_by_time(&hold);
+    // Buy & hold on the test grid (a bar where no coin trades earns 0).
+    let ts = test.ts().to_vec();
+    let buy_hold: Vec<f64> = ts
+        .iter()
+        .map(|t| hold_ts.binary_search(t).map_or(0.0, |i| hold_mean[i]))
+        .collect();
     Ok(Window {
         index,
         span,
