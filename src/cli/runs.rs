@@ -336,12 +336,13 @@ pub fn print_ranked(rows: &[Ranked], specs: &[&SeedSpec], limit: usize, what: &s
     }
 }
 
-/// A rank IC as `0.031 (t 3.4)`.
+/// A rank IC as `0.031 (t 3.4, 120 rebalances)`.
 pub fn ic_text(ic: &organism::fitness::portfolio::RankIc) -> String {
-    if ic.count == 0 {
-        return "none".into();
+    match ic.count {
+        0 => "none".into(),
+        1 => format!("{:.3} (one rebalance)", ic.mean),
+        n => format!("{:.3} (t {:.1}, {n} rebalances)", ic.mean, ic.t),
     }
-    format!("{:.3} (t {:.1})", ic.mean, ic.t)
 }
 
 /// A share as a percentage with the digits it needs.
