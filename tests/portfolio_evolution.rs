@@ -100,6 +100,14 @@ fn portfolio_runs_ignore_threads_and_resume_exactly() {
     run_ok(&["runs", "export", &member, "--out", s(&toml)]);
     let text = std::fs::read_to_string(&toml).unwrap();
     assert!(text.contains(&format!("seed = \"{seed}\"")), "{text}");
+    // Paper trading runs single-coin strategies only: one clear error.
+    let o = common::organism(&["paper", "replay", "--genome", s(&toml)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("is a portfolio strategy; paper and live trading run"),
+        "{}",
+        common::stderr(&o)
+    );
     // The member's backtest ends where the holdout starts.
     let last = by_member["last_ts"].as_i64().unwrap();
     let show: Value = serde_json::from_str(&run_ok(&["runs", "show", s(&one), "--json"])).unwrap();

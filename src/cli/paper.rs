@@ -238,11 +238,19 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
             }
             let reg = Registry::open(&path)?;
             let s = reg.get(id)?;
-            let g = Genome::from_toml(&s.genome, &format!("registry strategy {}", s.id))
+            let origin = format!("registry strategy {}", s.id);
+            let g = Genome::from_toml(&s.genome, &origin)
+                .and_then(|g| g.single_coin(&origin))
                 .map_err(anyhow::Error::msg)?;
             (g, Some(s.clone()), s.id)
         }
-        (None, Some(f)) => (super::runs::read_genome(f)?, None, f.display().to_string()),
+        (None, Some(f)) => (
+            super::runs::read_genome(f)?
+                .single_coin(&f.display().to_string())
+                .map_err(anyhow::Error::msg)?,
+            None,
+            f.display().to_string(),
+        ),
         (None, None) => bail!("give --strategy ID or --genome FILE"),
     };
     let mut sel = cfg.data_selection();

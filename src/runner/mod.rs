@@ -32,7 +32,7 @@ use crate::{
         types::{Coin, Interval},
         Candles, DataError, FundingSeries, Market,
     },
-    seeds::{apply_regime, ml::ModelCache, Genome, Prepared},
+    seeds::{apply_regime, ml::ModelCache, Genome, Prepared, Traded},
     strategy::{
         regime::{RegimeFilter, Sentiment, Volatility},
         Target,
@@ -292,8 +292,7 @@ impl CandleStore {
 /// One strategy (a seed with its genome, or a program) traded bar by bar through an engine,
 /// with an optional regime filter.
 pub struct StrategyRunner<V: Venue> {
-    genome: Genome,
-    regime: Option<RegimeFilter>,
+    strategy: Traded,
     engine: Engine<V>,
     models: Arc<ModelCache>,
     /// Bars of the history already stepped (or skipped as warm-up).
@@ -331,8 +330,10 @@ impl<V: Venue> StrategyRunner<V> {
     /// A runner over an engine already set up (a restored one, see [`Engine::restore`]).
     pub fn with_engine(genome: Genome, engine: Engine<V>) -> Self {
         Self {
-            genome,
-            regime: None,
+            strategy: Traded {
+                genome,
+                regime: None,
+            },
             engine,
             models: Arc::default(),
             stepped: 0,
@@ -341,7 +342,7 @@ impl<V: Venue> StrategyRunner<V> {
 
     /// The same runner with `filter` applied to every target.
     pub fn with_regime(mut self, filter: Option<RegimeFilter>) -> Self {
-        self.regime = filter;
+        self.strategy.regime = filter;
         self
     }
 
@@ -365,7 +366,7 @@ impl<V: Venue> StrategyRunner<V> {
 
     /// The traded genome.
     pub fn genome(&self) -> &Genome {
-        &self.genome
+        &self.strategy.genome
     }
 
     /// The engine (trades, position, venue).
@@ -392,9 +393,9 @@ impl<V: Venue> StrategyRunner<V> {
     pub fn newest(&self, history: &Arc<Market>) -> Decision {
         let prepared = Prepared::with_models(Arc::clone(history), self.models.clone());
         let t = history.candles.len() - 1;
-        let mut targets = self.genome.targets(&prepared);
+        let mut targets = self.strategy.genome.targets(&prepared);
         let raw = targets.at(t);
-        let regimes = apply_regime(self.regime.as_ref(), &prepared, &mut targets);
+        let regimes = apply_regime(self.strategy.regime.as_ref(), &prepared, &mut targets);
         Decision {
             raw,
             target: targets.at(t),

@@ -296,7 +296,8 @@ pub fn book_specs(
         } else {
             1.0 / n
         };
-        let genome = Genome::from_toml(&s.genome, &format!("registry strategy {}", s.id))?;
+        let origin = format!("registry strategy {}", s.id);
+        let genome = Genome::from_toml(&s.genome, &origin)?.single_coin(&origin)?;
         let regime = regime_of(cfg, cfg.regime.enabled, Some(s))?;
         let validation_sharpe = s.figures["validation"]["sharpe"].as_f64();
         for coin in &p.coins {

@@ -213,6 +213,22 @@ impl Genome {
         Ok(s)
     }
 
+    /// This genome, if it trades one coin at a time; for a portfolio genome a message naming
+    /// `origin` (paper and live trading run single-coin strategies only, so far).
+    ///
+    /// # Errors
+    /// For a portfolio genome.
+    pub fn single_coin(self, origin: &str) -> Result<Self, String> {
+        match self {
+            Self::Portfolio(g) => Err(format!(
+                "{origin}: `{}` is a portfolio strategy; paper and live trading run single-coin \
+                 strategies only so far (`backtest` runs it)",
+                g.entry.spec.name
+            )),
+            g => Ok(g),
+        }
+    }
+
     /// Per-bar targets of a single-coin strategy over `data` (without a regime filter; see
     /// [`Traded::targets`]). A portfolio genome has no single-coin targets: flat.
     pub fn targets(&self, data: &Prepared) -> Targets {
