@@ -17,12 +17,11 @@ use organism::{
         checkpoint::{self, path_for, Checkpoint, RunSpec},
         executor::{Checkpointer, Executor, Observer, TerminationReason},
         folder::{self, RunLock},
-        portfolio::PortfolioRun,
         problem::{load_run, LoadedRun, RunProblem},
         summary::{self, Ranked},
         Evolver, GenStats, Member, Mode, Problem as _, State,
     },
-    market::{csv::write_atomic, universe::CoinPick},
+    market::csv::write_atomic,
     seeds,
 };
 
@@ -100,27 +99,7 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
     data.path = data.path.map(|p| std::path::absolute(&p).unwrap_or(p));
     let settings = cfg.settings();
     let portfolio = if settings.mode == Mode::Portfolio {
-        let pick: CoinPick = if data.coins.is_empty() {
-            CoinPick::All
-        } else {
-            data.coins
-                .join(",")
-                .parse()
-                .map_err(|m| anyhow::anyhow!("data.coins: {m}"))?
-        };
-        data.coins.clear();
-        let top = match pick {
-            CoinPick::Top(n) => Some(n),
-            _ => None,
-        };
-        let membership = cfg.universe.rule(top);
-        membership.validate().map_err(anyhow::Error::msg)?;
-        Some(PortfolioRun {
-            pick,
-            exclude: cfg.universe.exclude.clone(),
-            membership,
-            limits: cfg.book,
-        })
+        Some(super::portfolio_universe(cfg, &mut data)?)
     } else {
         if data.coins.len() == 1 && data.coins[0].eq_ignore_ascii_case("all") {
             data.coins.clear();
@@ -154,20 +133,10 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
 /// `--mode portfolio`.
 fn seed_names(cfg: &Config) -> Result<Vec<String>> {
     if cfg.settings().mode == Mode::Portfolio {
-        let all = seeds::portfolio::registry()?;
-        if cfg.evolution.seeds.is_empty() {
-            return Ok(all.iter().map(|e| e.spec.name.clone()).collect());
-        }
-        return cfg
-            .evolution
-            .seeds
+        return Ok(super::portfolio_seeds(cfg)?
             .iter()
-            .map(|n| {
-                seeds::portfolio::find_portfolio(n)
-                    .map(|e| e.spec.name.clone())
-                    .map_err(|m| anyhow::anyhow!("--seeds: {m}"))
-            })
-            .collect();
+            .map(|e| e.spec.name.clone())
+            .collect());
     }
     Ok(seeds::select(&cfg.evolution.seeds)
         .map_err(anyhow::Error::msg)?

@@ -174,6 +174,51 @@ impl DataArgs {
     }
 }
 
+/// A portfolio's universe from `cfg` (`[universe]`, `[book]`) and `data.coins` (`all`, `top:N`
+/// or a list; empty is all), which it clears: the coins are the pick's to choose.
+pub fn portfolio_universe(
+    cfg: &Config,
+    data: &mut organism::market::DataSelection,
+) -> Result<organism::evolution::portfolio::PortfolioRun> {
+    use organism::market::universe::CoinPick;
+    let pick: CoinPick = if data.coins.is_empty() {
+        CoinPick::All
+    } else {
+        data.coins
+            .join(",")
+            .parse()
+            .map_err(|m| anyhow::anyhow!("--coins (data.coins): {m}"))?
+    };
+    data.coins.clear();
+    let top = match pick {
+        CoinPick::Top(n) => Some(n),
+        _ => None,
+    };
+    let membership = cfg.universe.rule(top);
+    membership.validate().map_err(anyhow::Error::msg)?;
+    Ok(organism::evolution::portfolio::PortfolioRun {
+        pick,
+        exclude: cfg.universe.exclude.clone(),
+        membership,
+        limits: cfg.book,
+    })
+}
+
+/// The portfolio seeds of `evolution.seeds` (every one when empty).
+pub fn portfolio_seeds(
+    cfg: &Config,
+) -> Result<Vec<&'static organism::seeds::portfolio::PortfolioEntry>> {
+    use organism::seeds::portfolio::{find_portfolio, registry};
+    if cfg.evolution.seeds.is_empty() {
+        return Ok(registry()?.iter().collect());
+    }
+    cfg.evolution
+        .seeds
+        .iter()
+        .map(|n| find_portfolio(n).map_err(|m| anyhow::anyhow!("--seeds: {m}")))
+        .collect()
+}
+
 /// Loads the configured universe and prints its notes (gaps, missing funding) once to stderr.
 pub fn load_data(sel: &organism::market::DataSelection) -> Result<Universe> {
     let u = load_universe(sel).context("loading market data")?;

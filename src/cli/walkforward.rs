@@ -7,10 +7,10 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use organism::{
     evolution::{
-        portfolio::{split_bounds, PortfolioRun},
+        portfolio::split_bounds,
         walkforward::{self, parse_length, Plan, PortfolioWalk, Setup, Window},
     },
-    market::{csv::write_atomic, universe::CoinPick},
+    market::csv::write_atomic,
     seeds,
 };
 
@@ -72,42 +72,11 @@ pub fn run(args: Args) -> Result<()> {
     // A portfolio walk: the universe on one grid, the portfolio seeds, [universe] and [book].
     let (entries, universe, walk) = if portfolio {
         let mut data = cfg.data_selection();
-        let pick: CoinPick = if data.coins.is_empty() {
-            CoinPick::All
-        } else {
-            data.coins
-                .join(",")
-                .parse()
-                .map_err(|m| anyhow::anyhow!("--coins: {m}"))?
-        };
-        data.coins.clear();
-        let top = match pick {
-            CoinPick::Top(n) => Some(n),
-            _ => None,
-        };
-        let run = PortfolioRun {
-            pick,
-            exclude: cfg.universe.exclude.clone(),
-            membership: cfg.universe.rule(top),
-            limits: cfg.book,
-        };
-        run.membership.validate().map_err(anyhow::Error::msg)?;
+        let run = super::portfolio_universe(&cfg, &mut data)?;
         let loaded = super::load_universe_panel(&data, &run)?;
         super::say_notes(&loaded.notes);
-        let names: Vec<&str> = if cfg.evolution.seeds.is_empty() {
-            organism::seeds::portfolio::registry()?
-                .iter()
-                .map(|e| e.spec.name.as_str())
-                .collect()
-        } else {
-            cfg.evolution.seeds.iter().map(String::as_str).collect()
-        };
         let walk = PortfolioWalk {
-            entries: names
-                .iter()
-                .map(|n| organism::seeds::portfolio::find_portfolio(n))
-                .collect::<Result<_, _>>()
-                .map_err(|m| anyhow::anyhow!("--seeds: {m}"))?,
+            entries: super::portfolio_seeds(&cfg)?,
             membership: run.membership,
             limits: run.limits,
         };

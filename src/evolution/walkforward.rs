@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::fitness::mean_by_time;
 
 use super::{
-    problem::{check_lengths, Aggregation, Figures, Segments, UniverseProblem},
+    problem::{check_lengths, Aggregation, Figures, Scored, Segments, UniverseProblem},
     summary::{self, Ranked},
     Evolver, Settings,
 };
@@ -212,6 +212,21 @@ fn hold_returns(m: &Market) -> Vec<f64> {
         .collect()
 }
 
+/// Window `index`'s evolution on `problem`, as `organism evolve` would run it: its first front
+/// ranked, feasible members only, and how many of the front were feasible.
+fn evolve_window<P: Scored>(problem: &P, index: usize, setup: &Setup<'_>) -> (Vec<Ranked>, usize) {
+    let evolver = Evolver::new(problem, setup.settings.clone());
+    let mut state = evolver.init(setup.seed.wrapping_add(index as u64), setup.tick);
+    while state.generation < setup.generations {
+        evolver.step(&mut state, setup.tick);
+    }
+    let front: Vec<&super::Member> = state.population.iter().filter(|m| m.rank == 0).collect();
+    let mut ranked: Vec<Ranked> = summary::rank(problem, &front);
+    ranked.retain(|r| r.train.feasible);
+    let feasible = ranked.len();
+    (ranked, feasible)
+}
+
 /// Runs window `index` of `span` over `markets` (whole coins; each is cut here).
 ///
 /// # Errors
@@ -248,19 +263,8 @@ pub fn run_window(
         aggregation: setup.aggregation,
         regime: setup.regime,
     };
-    let evolver = Evolver::new(&problem, setup.settings.clone());
-    let mut state = evolver.init(setup.seed.wrapping_add(index as u64), setup.tick);
-    while state.generation < setup.generations {
-        evolver.step(&mut state, setup.tick);
-    }
-    let front: Vec<&super::Member> = state.population.iter().filter(|m| m.rank == 0).collect();
-    let ranked: Vec<Ranked> = summary::rank(&problem, &front);
-    let front_feasible = ranked.iter().filter(|r| r.train.feasible).count();
-    let chosen: Vec<&Ranked> = ranked
-        .iter()
-        .filter(|r| r.train.feasible)
-        .take(setup.top)
-        .collect();
+    let (ranked, front_feasible) = evolve_window(&problem, index, setup);
+    let chosen: Vec<&Ranked> = ranked.iter().take(setup.top).collect();
 
     // In-sample: the chosen members' portfolio on the training segment.
     let mut is_series = Vec::new();
@@ -415,19 +419,8 @@ pub fn run_portfolio_window(
         limits: walk.limits,
         aggregation: setup.aggregation,
     };
-    let evolver = Evolver::new(&problem, setup.settings.clone());
-    let mut state = evolver.init(setup.seed.wrapping_add(index as u64), setup.tick);
-    while state.generation < setup.generations {
-        evolver.step(&mut state, setup.tick);
-    }
-    let front: Vec<&super::Member> = state.population.iter().filter(|m| m.rank == 0).collect();
-    let ranked: Vec<Ranked> = summary::rank(&problem, &front);
-    let front_feasible = ranked.iter().filter(|r| r.train.feasible).count();
-    let chosen: Vec<&Ranked> = ranked
-        .iter()
-        .filter(|r| r.train.feasible)
-        .take(setup.top)
-        .collect();
+    let (ranked, front_feasible) = evolve_window(&problem, index, setup);
+    let chosen: Vec<&Ranked> = ranked.iter().take(setup.top).collect();
     let bars_per_year = panel.bars_per_year();
     let returns_of =
         |r: &crate::backtest::portfolio::PortfolioReport| fitness::returns(&r.equity, r.cash);
