@@ -698,5 +698,30 @@ fn data_generate_writes_a_universe_and_the_factor_s_sharpe() {
         plain.contains("wrote 6 coins") && !plain.contains("factor"),
         "{plain}"
     );
+    // Its cross-sectionally shuffled copy: six coins, each bar's moves dealt among them.
+    let shuffled = common::run_ok(&[
+        "data",
+        "permute",
+        "--cross-section",
+        "--data",
+        common::s(&d.join("p")),
+        "--source",
+        "synthetic",
+        "--seed",
+        "3",
+        "--out",
+        common::s(&d.join("x")),
+    ]);
+    assert!(
+        shuffled.contains("wrote 6 coins")
+            && shuffled.contains("shuffled across coins with seed 3"),
+        "{shuffled}"
+    );
+    assert!(d.join("x/candles/xshuffled_X01_1h.csv").is_file());
+    let copy = load_candles(&d.join("x/candles/xshuffled_X01_1h.csv")).unwrap();
+    let orig = load_candles(&d.join("p/candles/synthetic_X01_1h.csv")).unwrap();
+    assert_eq!(copy.ts, orig.ts);
+    assert_eq!(copy.close[0], orig.close[0]);
+    assert_ne!(copy.close, orig.close);
     let _ = std::fs::remove_dir_all(d);
 }

@@ -49,6 +49,12 @@ pub enum DataCommand {
         /// RNG seed of the permutation; each seed is another copy.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Shuffle across coins instead of in time: at each bar the moves of the coins that
+        /// trade there are dealt out among them at random (the market's move kept, which coin
+        /// made it lost), written as xshuffled_<COIN>_<interval>.csv: the null of a portfolio
+        /// strategy that claims to pick coins.
+        #[arg(long)]
+        cross_section: bool,
         /// Output data directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -260,17 +266,36 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             );
             Ok(())
         }
-        DataCommand::Permute { data, seed, out } => {
+        DataCommand::Permute {
+            data,
+            seed,
+            out,
+            cross_section,
+        } => {
             let cfg = data.config()?;
             let sel = cfg.data_selection();
-            let u = super::load_data(&sel)?;
-            let p = organism::market::permute::permute(&u, seed);
-            for m in &p.markets {
+            let (markets, origin, source, how) = if cross_section {
+                let mut d = sel.clone();
+                let universe = super::portfolio_universe(&cfg, &mut d)?;
+                let loaded = super::load_universe_panel(&d, &universe)?;
+                super::say_notes(&loaded.notes);
+                (
+                    organism::market::permute::shuffle_cross_section(&loaded.panel, seed),
+                    loaded.origin,
+                    "xshuffled",
+                    "shuffled across coins",
+                )
+            } else {
+                let u = super::load_data(&sel)?;
+                let p = organism::market::permute::permute(&u, seed);
+                (p.markets, u.origin, "permuted", "returns permuted")
+            };
+            for m in &markets {
                 let c = out
                     .join("candles")
-                    .join(format!("permuted_{}_{}.csv", m.coin, sel.interval));
+                    .join(format!("{source}_{}_{}.csv", m.coin, sel.interval));
                 write_atomic(&c, candles_to_csv(&m.candles).as_bytes())?;
-                let f = out.join("funding").join(format!("permuted_{}.csv", m.coin));
+                let f = out.join("funding").join(format!("{source}_{}.csv", m.coin));
                 write_atomic(&f, funding_to_csv(&m.funding).as_bytes())?;
             }
             let fg = sel
@@ -286,9 +311,8 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 )?;
             }
             outln!(
-                "wrote {} coins of {}, returns permuted with seed {seed}, to {} (use it with --data {} --source permuted)",
-                p.markets.len(),
-                u.origin,
+                "wrote {} coins of {origin}, {how} with seed {seed}, to {} (use it with --data {} --source {source})",
+                markets.len(),
                 out.display(),
                 out.display()
             );

@@ -7,11 +7,21 @@
 //! structure in time (trends, mean reversion, volatility clustering, what funding or sentiment
 //! says about the next bars) is destroyed. A strategy search that finds as much "edge" here as
 //! on the real data is finding luck.
+//!
+//! A **cross-sectionally shuffled** copy ([`shuffle_cross_section`]) keeps time and destroys
+//! the cross-section instead: at each grid bar, the moves of the coins that trade there (each
+//! bar's open, high, low and close relative to the coin's own previous close) are dealt out
+//! among those coins in a random order, and every coin's prices are rebuilt from its first
+//! close. Each bar's set of moves — so the market's equal-weight move, its trends and its
+//! volatility clustering — is the real one; which coin made which move is luck. A rule that
+//! only rides the market's move earns on it what it earned on the real data; a rule that picks
+//! coins must do better on the real data than on its shuffled copies. Volume, funding and
+//! timestamps stay with their coin.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Candles, Market, Universe};
+use super::{panel::Panel, Candles, Market, Universe};
 
 /// The permuted copy of one market, drawing from `rng`.
 pub fn permute_market(m: &Market, rng: &mut ChaCha8Rng) -> Market {
@@ -69,6 +79,70 @@ pub fn permute(u: &Universe, seed: u64) -> Universe {
         origin: format!("{} (returns permuted, seed {seed})", u.origin),
         notes: u.notes.clone(),
     }
+}
+
+/// The cross-sectionally shuffled copy of `panel`'s coins (see the module documentation), in
+/// panel order, drawing from one ChaCha8 stream seeded by `seed`, bar by bar in grid order. A
+/// coin's first bar, and a bar where fewer than two coins trade, are kept as they are.
+pub fn shuffle_cross_section(panel: &Panel, seed: u64) -> Vec<Market> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let coins = &panel.coins;
+    // New closes per coin, filled bar by bar; each coin's first bar is its own.
+    let mut bars: Vec<Candles> = coins
+        .iter()
+        .map(|c| {
+            let k = &c.market.candles;
+            let mut out = Candles::with_capacity(k.len());
+            out.push(
+                k.ts[0],
+                k.open[0],
+                k.high[0],
+                k.low[0],
+                k.close[0],
+                k.volume[0],
+            );
+            out
+        })
+        .collect();
+    let mut movers: Vec<(usize, usize)> = Vec::with_capacity(coins.len());
+    for t in 0..panel.len() {
+        movers.clear();
+        movers.extend(
+            coins
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.bar(t).filter(|&b| b > 0).map(|b| (i, b))),
+        );
+        let mut deal: Vec<usize> = (0..movers.len()).collect();
+        for i in (1..deal.len()).rev() {
+            let j = rng.gen_range(0..=i);
+            deal.swap(i, j);
+        }
+        for (slot, &(i, b)) in movers.iter().enumerate() {
+            let (j, bj) = movers[deal[slot]];
+            let src = &coins[j].market.candles;
+            let p = src.close[bj - 1];
+            let own = &coins[i].market.candles;
+            let prev = bars[i].close[b - 1];
+            bars[i].push(
+                own.ts[b],
+                prev * (src.open[bj] / p),
+                prev * (src.high[bj] / p),
+                prev * (src.low[bj] / p),
+                prev * (src.close[bj] / p),
+                own.volume[b],
+            );
+        }
+    }
+    coins
+        .iter()
+        .zip(bars)
+        .map(|(c, k)| {
+            let mut m = Market::new(c.market.coin.clone(), k, c.market.funding.clone());
+            m.fear_greed = c.market.fear_greed.clone();
+            m
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -163,5 +237,134 @@ mod tests {
         assert_eq!(ups(&a), ups(&b));
         assert!(lag1(&a) > 0.97, "{}", lag1(&a));
         assert!((lag1(&b) - 0.5).abs() < 0.05, "{}", lag1(&b));
+    }
+
+    /// Three coins by hand: A and B from bar 0, C listed at bar 2; bars 1.. move A +10 %,
+    /// B −5 %, C +20 % at its second bar.
+    fn three() -> Panel {
+        let coin = |name: &str, from: i64, closes: &[f64]| {
+            let mut c = Candles::with_capacity(closes.len());
+            for (k, &cl) in closes.iter().enumerate() {
+                let o = if k == 0 { cl } else { closes[k - 1] };
+                c.push(
+                    (from + k as i64) * HOUR_MS,
+                    o,
+                    o.max(cl) * 1.01,
+                    o.min(cl) * 0.99,
+                    cl,
+                    10.0 + k as f64,
+                );
+            }
+            Market::new(name, c, FundingSeries::default())
+        };
+        Panel::new(vec![
+            coin("A", 0, &[100.0, 110.0, 121.0, 133.1]),
+            coin("B", 0, &[50.0, 47.5, 45.125, 42.86875]),
+            coin("C", 2, &[10.0, 12.0]),
+        ])
+    }
+
+    #[test]
+    fn cross_section_shuffled_keeps_each_bar_s_moves() {
+        let p = three();
+        let s = shuffle_cross_section(&p, 5);
+        for (orig, new) in p.coins.iter().zip(&s) {
+            let (o, n) = (&orig.market.candles, &new.candles);
+            assert_eq!(o.ts, n.ts, "{}", new.coin);
+            assert_eq!(o.volume, n.volume, "volume stays with {}", new.coin);
+            assert_eq!((o.close[0], o.open[0]), (n.close[0], n.open[0]));
+        }
+        // Bar by bar, the coins that moved share out the same moves: {+10 %, −5 %} at bars 1
+        // and 2, {+10 %, −5 %, +20 %} at bar 3 (C's first bar, at grid bar 2, is its own).
+        let moves = |t: usize| {
+            let mut v: Vec<i64> = p
+                .coins
+                .iter()
+                .zip(&s)
+                .filter_map(|(c, m)| {
+                    let b = c.bar(t).filter(|&b| b > 0)?;
+                    Some((m.candles.close[b] / m.candles.close[b - 1] * 1e9).round() as i64)
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(moves(1), vec![950_000_000, 1_100_000_000]);
+        assert_eq!(moves(2), vec![950_000_000, 1_100_000_000]);
+        assert_eq!(moves(3), vec![950_000_000, 1_100_000_000, 1_200_000_000]);
+        // Each bar keeps its shape: the high is 1 % above the larger of open and close.
+        for m in &s {
+            let k = &m.candles;
+            for b in 1..k.len() {
+                let top = k.open[b].max(k.close[b]) * 1.01;
+                assert!((k.high[b] / top - 1.0).abs() < 1e-12, "{} bar {b}", m.coin);
+            }
+        }
+        // One seed, one copy; across seeds, the deals differ.
+        assert_eq!(shuffle_cross_section(&p, 5), s);
+        let deals: std::collections::BTreeSet<Vec<i64>> = (0..20)
+            .map(|seed| {
+                shuffle_cross_section(&p, seed)
+                    .iter()
+                    .map(|m| (m.candles.close[m.candles.len() - 1] * 1e6).round() as i64)
+                    .collect()
+            })
+            .collect();
+        assert!(deals.len() > 1);
+    }
+
+    #[test]
+    fn a_planted_factor_does_not_survive_the_shuffle() {
+        use crate::market::synthetic::{generate, planted_factor, SyntheticParams};
+        let params = SyntheticParams {
+            bars: 4_000,
+            coins: (1..=12).map(|i| format!("X{i:02}")).collect(),
+            annual_vol: vec![0.8; 12],
+            start_price: vec![10.0; 12],
+            xs_edge: 0.05,
+            ..SyntheticParams::default()
+        };
+        let u = generate(&params);
+        let latent = planted_factor(&params);
+        let panel = Panel::new(u.markets.clone());
+        // The rank correlation, every 24 bars, of the latent scores with the next 24 bars'
+        // returns: the factor's information coefficient, on the market and on a shuffled copy.
+        let ic = |markets: &[Market]| {
+            let (mut sum, mut n) = (0.0, 0);
+            for t in (0..params.bars - 24).step_by(24) {
+                let score: Vec<f64> = latent.iter().map(|(_, s)| s[t]).collect();
+                let fwd: Vec<f64> = markets
+                    .iter()
+                    .map(|m| m.candles.close[t + 24] / m.candles.close[t] - 1.0)
+                    .collect();
+                sum += crate::fitness::portfolio::rank_correlation(&score, &fwd).unwrap();
+                n += 1;
+            }
+            sum / n as f64
+        };
+        let names: Vec<&str> = u.markets.iter().map(|m| m.coin.as_str()).collect();
+        let latent_names: Vec<&str> = latent.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, latent_names);
+        let real = ic(&u.markets);
+        let shuffled: Vec<f64> = (1..=3)
+            .map(|seed| ic(&shuffle_cross_section(&panel, seed)))
+            .collect();
+        assert!(real > 0.2, "{real}");
+        for s in &shuffled {
+            assert!(s.abs() < 0.05, "{shuffled:?} (market {real})");
+        }
+        // The market's equal-weight move at every bar is the same on every copy.
+        let copy = shuffle_cross_section(&panel, 1);
+        for t in 1..params.bars {
+            let mean = |ms: &[Market]| {
+                let mut r: Vec<f64> = ms
+                    .iter()
+                    .map(|m| m.candles.close[t] / m.candles.close[t - 1])
+                    .collect();
+                r.sort_by(f64::total_cmp);
+                r.iter().sum::<f64>()
+            };
+            assert!((mean(&u.markets) - mean(&copy)).abs() < 1e-9, "bar {t}");
+        }
     }
 }
