@@ -478,3 +478,86 @@ fn calibrate_nulls_promote_nothing_and_a_strong_edge_is_found() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A registry written by the release before portfolio evolution (commit 2467b5b: evolve on the
+/// planted-edge market of `common::promoted`, then `promote`) opens in this build, with what that
+/// release printed: two promoted, six candidates with the stage that stopped each. The fixture
+/// stays as it is, so the next change of the registry's schema is tested against a real old
+/// file.
+#[test]
+fn a_registry_made_by_the_previous_release_opens() {
+    let d = common::scratch("promotion", "old-registry");
+    let reg = d.join("reg.db");
+    std::fs::copy("tests/data/registry_2467b5b.db", &reg).unwrap();
+    let out = common::run_ok(&[
+        "strategies",
+        "list",
+        "--registry",
+        common::s(&reg),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows: Vec<(String, String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+                s["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("donchian_breakout_40_4169dc92", "promoted", "passed"),
+        (
+            "donchian_breakout_40_4534fecb",
+            "candidate",
+            "failed: out_of_sample",
+        ),
+        (
+            "donchian_breakout_40_938ef057",
+            "candidate",
+            "failed: diversity",
+        ),
+        (
+            "donchian_breakout_40_c94f5914",
+            "candidate",
+            "failed: diversity",
+        ),
+        ("ema_crossover_40_3bc36f40", "candidate", "failed: nulls"),
+        (
+            "ema_crossover_40_625bfdf8",
+            "candidate",
+            "failed: out_of_sample",
+        ),
+        (
+            "ema_crossover_40_9be82c8f",
+            "candidate",
+            "failed: deflated_sharpe",
+        ),
+        ("ema_crossover_40_cd364e10", "promoted", "passed"),
+    ];
+    let mut rows = rows;
+    rows.sort();
+    assert_eq!(
+        rows,
+        want.iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect::<Vec<_>>()
+    );
+    // Its genomes still read: the promoted EMA crossover's genes as that release wrote them.
+    let show = common::run_ok(&[
+        "strategies",
+        "show",
+        "ema_crossover_40_cd364e10",
+        "--registry",
+        common::s(&reg),
+    ]);
+    assert!(
+        show.contains("fast = 7") && show.contains("slow = 37"),
+        "{show}"
+    );
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -470,7 +470,12 @@ fn finish(
     outln!(
         "training Sharpe is not evidence: evolution finds as much on shuffled noise. \
          `organism walkforward` with the same data tests whether the search works out of sample \
-         here; `organism data permute` builds a null copy to evolve on."
+         here; `organism data permute{}` builds a null copy to evolve on.",
+        if ck.run.portfolio.is_some() {
+            " --cross-section"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
