@@ -182,6 +182,86 @@ fn walkforward_runs_portfolio_strategies_window_by_window() {
     let _ = std::fs::remove_dir_all(base);
 }
 
+#[test]
+fn a_mixed_run_holds_portfolio_seeds_beside_single_coin_seeds_and_programs() {
+    let base = scratch("pevo", "mixed");
+    let cfg = base.join("small.toml");
+    std::fs::write(&cfg, SMALL).unwrap();
+    let (full, part) = (base.join("full"), base.join("part"));
+    let evolve = |dir: &Path, gens: &str| {
+        run_ok(&[
+            "evolve",
+            "--mode",
+            "mixed",
+            "--seeds",
+            "ema_crossover,xs_momentum,rsi_filter,xs_reversal",
+            "--config",
+            s(&cfg),
+            "--generations",
+            gens,
+            "--out",
+            s(dir),
+            "--quiet",
+        ])
+    };
+    evolve(&full, "3");
+    evolve(&part, "1");
+    run_ok(&[
+        "evolve",
+        "resume",
+        s(&part.join("gen1.bin")),
+        "--generations",
+        "3",
+        "--quiet",
+    ]);
+    for f in ["gen2.bin", "gen3.bin", "front.csv", "history.csv"] {
+        assert_eq!(
+            bytes(&full.join(f)),
+            bytes(&part.join(f)),
+            "{f} after resume"
+        );
+    }
+    // Generation 0: each seed's defaults (single-coin seeds first, portfolio seeds named in the
+    // order given after them), then random genomes and programs.
+    let show: Value = serde_json::from_str(&run_ok(&[
+        "runs",
+        "show",
+        s(&full.join("gen0.bin")),
+        "--all",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        show["run"]["seeds"],
+        serde_json::json!(["ema_crossover", "rsi_filter", "xs_momentum", "xs_reversal"])
+    );
+    let kinds: std::collections::BTreeSet<&str> = show["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seed"].as_str().unwrap())
+        .collect();
+    for k in [
+        "ema_crossover",
+        "rsi_filter",
+        "program",
+        "xs_momentum",
+        "xs_reversal",
+    ] {
+        assert!(kinds.contains(k), "{k} missing from {kinds:?}");
+    }
+    // Portfolio members carry their diagnostics, single-coin ones none.
+    for m in show["members"].as_array().unwrap() {
+        let portfolio = m["seed"].as_str().unwrap().starts_with("xs_");
+        assert_eq!(!m["validation"]["portfolio"].is_null(), portfolio, "{m}");
+    }
+    // front.csv rows have the header's 28 columns (program text aside, which has no commas).
+    let front = String::from_utf8(bytes(&full.join("front.csv"))).unwrap();
+    assert_eq!(front.lines().next().unwrap().split(',').count(), 28);
+    assert!(front.lines().all(|l| l.split(',').count() == 28), "{front}");
+    let _ = std::fs::remove_dir_all(base);
+}
+
 /// The planted-factor market: 40 coins, five years of hours, nothing cross-sectional but the
 /// factor (no mean reversion in ranges, funding baseline plus noise plus the factor's trace).
 fn factor_config(dir: &Path, xs_edge: f64) -> std::path::PathBuf {

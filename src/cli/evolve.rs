@@ -21,7 +21,7 @@ use organism::{
         summary::{self, Ranked},
         Evolver, GenStats, Member, Mode, Problem as _, State,
     },
-    market::csv::write_atomic,
+    market::{csv::write_atomic, universe::CoinPick},
     seeds,
 };
 
@@ -98,8 +98,14 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
     // Stored absolute, so a run resumes from any working directory.
     data.path = data.path.map(|p| std::path::absolute(&p).unwrap_or(p));
     let settings = cfg.settings();
-    let portfolio = if settings.mode == Mode::Portfolio {
-        Some(super::portfolio_universe(cfg, &mut data)?)
+    let with_portfolio_seeds = names.iter().any(|n| seeds::portfolio::is_portfolio_seed(n));
+    let portfolio = if settings.mode == Mode::Portfolio || with_portfolio_seeds {
+        let pr = super::portfolio_universe(cfg, &mut data)?;
+        // A mixed run's single-coin seeds trade the listed coins too.
+        if let (CoinPick::List(c), Mode::Mixed) = (&pr.pick, settings.mode) {
+            data.coins = c.clone();
+        }
+        Some(pr)
     } else {
         if data.coins.len() == 1 && data.coins[0].eq_ignore_ascii_case("all") {
             data.coins.clear();
@@ -113,7 +119,7 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
         }
         None
     };
-    if portfolio.is_some() && cfg.regime.enabled {
+    if settings.mode == Mode::Portfolio && cfg.regime.enabled {
         bail!("--regime filters a single coin's targets; a portfolio run has none to filter");
     }
     Ok(RunSpec {
@@ -130,19 +136,36 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
 }
 
 /// The names of the run's seeds: `evolution.seeds` (all when empty) — portfolio seeds for
-/// `--mode portfolio`.
+/// `--mode portfolio`; in `--mode mixed`, the single-coin seeds then any portfolio seeds named.
 fn seed_names(cfg: &Config) -> Result<Vec<String>> {
-    if cfg.settings().mode == Mode::Portfolio {
+    let mode = cfg.settings().mode;
+    if mode == Mode::Portfolio {
         return Ok(super::portfolio_seeds(cfg)?
             .iter()
             .map(|e| e.spec.name.clone())
             .collect());
     }
-    Ok(seeds::select(&cfg.evolution.seeds)
+    // Portfolio seeds join a mixed run when named; the single-coin seeds come first (all of
+    // them when the list names none).
+    let (xs, coins): (Vec<String>, Vec<String>) = cfg
+        .evolution
+        .seeds
+        .iter()
+        .cloned()
+        .partition(|n| seeds::portfolio::is_portfolio_seed(n));
+    if !xs.is_empty() && mode != Mode::Mixed {
+        bail!(
+            "--seeds {}: a portfolio seed needs --mode portfolio or --mode mixed",
+            xs.join(",")
+        );
+    }
+    let mut names: Vec<String> = seeds::select(&coins)
         .map_err(anyhow::Error::msg)?
         .iter()
         .map(|e| e.spec.name.clone())
-        .collect())
+        .collect();
+    names.extend(xs);
+    Ok(names)
 }
 
 /// Loads the run's data and builds the problem (notes printed unless `quiet`).

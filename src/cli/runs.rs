@@ -437,9 +437,17 @@ fn show(
         run.split.validation * 100.0,
         format_ts(loaded.validation_from),
         format_ts(loaded.holdout_from),
-        if run.portfolio.is_some() {
+        if run.settings.mode == organism::evolution::Mode::Portfolio {
             format!(
                 "min trades {} fills of the account",
+                run.aggregation.min_trades
+            )
+        } else if run.portfolio.is_some() {
+            format!(
+                "min trades {} per coin, worst-coin weight {} (a portfolio member: {} fills of \
+                 the account)",
+                run.aggregation.min_trades,
+                run.aggregation.worst_coin_weight,
                 run.aggregation.min_trades
             )
         } else {
@@ -464,7 +472,9 @@ fn show(
         "CHANGED since the run: figures below are on today's data"
     };
     let coins: Vec<&str> = match problem {
-        RunProblem::Coins(p) => p.train.iter().map(|p| p.market.coin.as_str()).collect(),
+        RunProblem::Coins(p) | RunProblem::Mixed(p, _) => {
+            p.train.iter().map(|p| p.market.coin.as_str()).collect()
+        }
         RunProblem::Portfolio(p) => p.train.panel.names(),
     };
     outln!(

@@ -215,6 +215,32 @@ pub struct CacheRef {
 impl RunSpec {
     /// What of the run's definition differs in `other` besides the seed and seed list: evolution
     /// settings, split or aggregation, costs or fills, data selection.
+    /// The run's single-coin seed names and its portfolio seed names, in order (a mixed run
+    /// with portfolio seeds lists the single-coin ones first).
+    pub fn seed_kinds(&self) -> (Vec<String>, Vec<String>) {
+        self.seeds
+            .iter()
+            .cloned()
+            .partition(|n| !crate::seeds::portfolio::is_portfolio_seed(n))
+    }
+
+    /// The recorded specs' names a checkpoint of this run holds, in seed-index order: the
+    /// single-coin seeds, `program` (unless a portfolio run), then the portfolio seeds.
+    pub fn spec_names(&self) -> Vec<String> {
+        let (coins, xs) = self.seed_kinds();
+        let mut v = coins;
+        if self.settings.mode != super::Mode::Portfolio {
+            v.push(PROGRAM_NAME.to_string());
+        }
+        v.extend(xs);
+        v
+    }
+
+    /// The programs' seed index, unless a portfolio run.
+    pub fn program_index(&self) -> Option<usize> {
+        (self.settings.mode != super::Mode::Portfolio).then(|| self.seed_kinds().0.len())
+    }
+
     pub fn differences(&self, other: &RunSpec) -> Vec<&'static str> {
         let mut d = Vec::new();
         if self.settings != other.settings {
@@ -268,8 +294,7 @@ impl Checkpoint {
         };
         if self.run.portfolio.is_some() {
             return Err(err(
-                "a portfolio run's members are portfolio genomes, not single-coin strategies"
-                    .into(),
+                "a run with portfolio seeds: its members are not all single-coin strategies".into(),
             ));
         }
         let entries = crate::seeds::select(&self.run.seeds).map_err(err)?;
@@ -292,16 +317,23 @@ impl Checkpoint {
             file: file.to_path_buf(),
             message,
         };
-        let entries = self
-            .run
-            .seeds
+        let (coins, xs) = self.run.seed_kinds();
+        let entries = xs
             .iter()
             .map(|n| crate::seeds::portfolio::find_portfolio(n))
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
+        if self.run.settings.mode == super::Mode::Portfolio {
+            let specs: Vec<&SeedSpec> = entries.iter().map(|e| &e.spec).collect();
+            check_specs(&self.specs, &specs).map_err(err)?;
+            return Ok(super::SeedSet::Portfolio(entries));
+        }
+        let singles = crate::seeds::select(&coins).map_err(err)?;
+        let mut specs: Vec<&SeedSpec> = singles.iter().map(|e| &e.spec).collect();
+        specs.push(crate::seeds::program::risk_spec().map_err(|e| err(e.to_string()))?);
+        specs.extend(entries.iter().map(|e| &e.spec));
         check_specs(&self.specs, &specs).map_err(err)?;
-        Ok(super::SeedSet::Portfolio(entries))
+        Ok(super::SeedSet::Mixed(singles, entries))
     }
 
     /// Checks that the content is possible: seeds, genes and indices within the recorded specs,
@@ -316,16 +348,12 @@ impl Checkpoint {
             message,
         };
         let s = &self.state;
-        let n_seeds = self.run.seeds.len();
-        // A portfolio run has no programs, so no programs' risk genes after its seeds.
-        let portfolio = self.run.portfolio.is_some();
-        if self.specs.len() != n_seeds + usize::from(!portfolio)
-            || self
-                .specs
-                .iter()
-                .zip(&self.run.seeds)
-                .any(|(p, n)| &p.name != n)
-            || (!portfolio && self.specs[n_seeds].name != PROGRAM_NAME)
+        let n_seeds = self.specs.len();
+        // Single-coin seeds, the programs' risk genes (not in a portfolio run), portfolio seeds.
+        let names = self.run.spec_names();
+        let program = self.run.program_index();
+        if self.specs.len() != names.len()
+            || self.specs.iter().zip(&names).any(|(p, n)| &p.name != n)
         {
             return Err(bad(
                 "the recorded gene specs do not match the run's seeds".into()
@@ -347,12 +375,18 @@ impl Checkpoint {
         }
         for (i, m) in s.population.iter().enumerate() {
             let Some(spec) = self.specs.get(m.seed as usize) else {
-                return Err(bad(format!(
-                    "member {i}: seed index {} past the {n_seeds} seeds (index {n_seeds} is a program)",
-                    m.seed
-                )));
+                return Err(bad(match program {
+                    Some(p) if p + 1 == n_seeds => format!(
+                        "member {i}: seed index {} past the {p} seeds (index {p} is a program)",
+                        m.seed
+                    ),
+                    _ => format!(
+                        "member {i}: seed index {} past the {n_seeds} recorded gene specs",
+                        m.seed
+                    ),
+                }));
             };
-            let is_program = !portfolio && usize::from(m.seed) == n_seeds;
+            let is_program = program == Some(usize::from(m.seed));
             match (&m.program, is_program) {
                 (Some(p), true) => self.check_program(p).map_err(|e| {
                     bad(format!(

@@ -106,6 +106,12 @@ pub enum SeedSet {
     Coins(Vec<&'static crate::seeds::SeedEntry>),
     /// Portfolio seeds.
     Portfolio(Vec<&'static crate::seeds::portfolio::PortfolioEntry>),
+    /// A mixed run with portfolio seeds: single-coin seeds, the programs' index, then the
+    /// portfolio seeds.
+    Mixed(
+        Vec<&'static crate::seeds::SeedEntry>,
+        Vec<&'static crate::seeds::portfolio::PortfolioEntry>,
+    ),
 }
 
 impl SeedSet {
@@ -131,6 +137,14 @@ impl SeedSet {
                 entry: e[seed as usize],
                 genes,
             }),
+            (Self::Mixed(_, _), Some(p)) => Genome::Program {
+                program: p.clone(),
+                genes,
+            },
+            (Self::Mixed(c, e), None) => match (seed as usize).checked_sub(c.len() + 1) {
+                Some(j) => Genome::Portfolio(PortfolioGenome { entry: e[j], genes }),
+                None => Genome::seed(c[seed as usize], genes),
+            },
         }
     }
 
@@ -353,7 +367,16 @@ impl<'a, P: Problem> Evolver<'a, P> {
         }
     }
 
-    /// Number of seeds (seed indices below it are seeds' genomes).
+    /// The seed indices whose members are genomes of a seed: every index but the programs'
+    /// (in a mixed run with portfolio seeds, those come after the programs' index).
+    fn genome_seeds(&self) -> Vec<usize> {
+        let ps = self.problem.program_seed().map(usize::from);
+        (0..self.problem.specs().len())
+            .filter(|&i| Some(i) != ps)
+            .collect()
+    }
+
+    /// Number of single-coin seeds (the `seed` terminals of programs).
     fn seed_count(&self) -> usize {
         self.problem
             .program_seed()
@@ -373,16 +396,18 @@ impl<'a, P: Problem> Evolver<'a, P> {
         (ps, risk, Some(p))
     }
 
-    /// Generation 0, by mode. *params*: each seed's default genome, then random genomes spread
-    /// round-robin over the seeds. *programs*: each seed as a program trading its own signal at
+    /// Generation 0, by mode. *params* (and *portfolio*): each seed's default genome, then
+    /// random genomes spread round-robin over the seeds. *programs*: each seed as a program trading its own signal at
     /// its default genome (default risk genes), then random programs (ramped half-and-half,
     /// depth 2..=[`INIT_MAX_DEPTH`]). *mixed*: the seeds' default genomes, then random genomes
-    /// and random programs in turn. Evaluated and ranked.
+    /// and random programs in turn (portfolio seeds among the seeds when the run has them).
+    /// Evaluated and ranked.
     pub fn init(&self, seed: u64, tick: &(dyn Fn() + Sync)) -> State {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let specs = self.problem.specs();
         let n = self.settings.population;
         let seeds = self.seed_count();
+        let genome_seeds = self.genome_seeds();
         let mut genomes: Vec<Genome> = Vec::with_capacity(n);
         match (&self.programs, self.settings.mode) {
             (Some((ps, _)), Mode::Programs) => {
@@ -393,8 +418,8 @@ impl<'a, P: Problem> Evolver<'a, P> {
                 }
             }
             _ => {
-                for (i, s) in specs.iter().take(seeds).enumerate().take(n) {
-                    genomes.push((i as u16, s.default_genome(), None));
+                for &i in genome_seeds.iter().take(n) {
+                    genomes.push((i as u16, specs[i].default_genome(), None));
                 }
             }
         }
@@ -408,7 +433,8 @@ impl<'a, P: Problem> Evolver<'a, P> {
                     genomes.push(self.random_program(*ps, gen, &mut rng));
                 }
                 _ => {
-                    let sid = (if self.programs.is_some() { i / 2 } else { i }) % seeds;
+                    let k = (if self.programs.is_some() { i / 2 } else { i }) % genome_seeds.len();
+                    let sid = genome_seeds[k];
                     genomes.push((
                         sid as u16,
                         operators::random_genome(specs[sid], &mut rng),

@@ -284,44 +284,63 @@ impl Scored for RunProblem {
         program: Option<&Program>,
         validation: bool,
     ) -> Figures {
-        match self {
-            Self::Coins(p) => p.figures(seed, genes, program, validation),
-            Self::Portfolio(p) => p.figures(seed, genes, validation),
+        match self.route(seed) {
+            Route::Coins(p) => p.figures(seed, genes, program, validation),
+            Route::Portfolio(p, s) => p.figures(s, genes, validation),
         }
     }
 }
 
-/// What a run evolves: single-coin strategies over each coin, or portfolio strategies over the
-/// universe as one account.
+/// What a run evolves: single-coin strategies over each coin, portfolio strategies over the
+/// universe as one account, or both in one population (`--mode mixed` with portfolio seeds).
 // One per run, never in a collection: the size of the larger variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum RunProblem {
     Coins(UniverseProblem),
     Portfolio(PortfolioProblem),
+    /// Seed indices: the single-coin seeds, the programs' index, then the portfolio seeds.
+    Mixed(UniverseProblem, PortfolioProblem),
+}
+
+/// Which problem scores a seed index, and its index there.
+enum Route<'a> {
+    Coins(&'a UniverseProblem),
+    Portfolio(&'a PortfolioProblem, u16),
 }
 
 impl RunProblem {
-    /// The single-coin problem, when the run is one.
+    fn route(&self, seed: u16) -> Route<'_> {
+        match self {
+            Self::Coins(p) => Route::Coins(p),
+            Self::Portfolio(p) => Route::Portfolio(p, seed),
+            Self::Mixed(c, p) => match (seed as usize).checked_sub(c.entries.len() + 1) {
+                Some(j) => Route::Portfolio(p, j as u16),
+                None => Route::Coins(c),
+            },
+        }
+    }
+
+    /// The single-coin problem, when the run has one.
     pub fn coins(&self) -> Option<&UniverseProblem> {
         match self {
-            Self::Coins(p) => Some(p),
+            Self::Coins(p) | Self::Mixed(p, _) => Some(p),
             Self::Portfolio(_) => None,
         }
     }
 
-    /// The portfolio problem, when the run is one.
+    /// The portfolio problem, when the run has one.
     pub fn portfolio(&self) -> Option<&PortfolioProblem> {
         match self {
             Self::Coins(_) => None,
-            Self::Portfolio(p) => Some(p),
+            Self::Portfolio(p) | Self::Mixed(_, p) => Some(p),
         }
     }
 
     /// The evaluation on the validation segment.
     pub fn validate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation {
-        match self {
-            Self::Coins(p) => p.validate(seed, genes, program),
-            Self::Portfolio(p) => p.validate(seed, genes),
+        match self.route(seed) {
+            Route::Coins(p) => p.validate(seed, genes, program),
+            Route::Portfolio(p, s) => p.validate(s, genes),
         }
     }
 
@@ -330,22 +349,28 @@ impl RunProblem {
         match self {
             Self::Coins(p) => super::SeedSet::Coins(p.entries.clone()),
             Self::Portfolio(p) => super::SeedSet::Portfolio(p.entries.clone()),
+            Self::Mixed(c, p) => super::SeedSet::Mixed(c.entries.clone(), p.entries.clone()),
         }
     }
 
-    /// The seeds' names, in seed-index order.
+    /// The seeds' names, in seed-index order (the programs' index left out).
     pub fn seed_names(&self) -> Vec<&str> {
-        match self {
-            Self::Coins(p) => p.entries.iter().map(|e| e.spec.name.as_str()).collect(),
-            Self::Portfolio(p) => p.entries.iter().map(|e| e.spec.name.as_str()).collect(),
-        }
+        let coins = self
+            .coins()
+            .into_iter()
+            .flat_map(|p| p.entries.iter().map(|e| e.spec.name.as_str()));
+        let portfolio = self
+            .portfolio()
+            .into_iter()
+            .flat_map(|p| p.entries.iter().map(|e| e.spec.name.as_str()));
+        coins.chain(portfolio).collect()
     }
 
     /// Coins in the training segment, and the training bars of the first (a portfolio: of
     /// the grid).
     pub fn training_shape(&self) -> (usize, usize) {
         match self {
-            Self::Coins(p) => (
+            Self::Coins(p) | Self::Mixed(p, _) => (
                 p.train.len(),
                 p.train.first().map_or(0, |m| m.market.candles.len()),
             ),
@@ -356,27 +381,20 @@ impl RunProblem {
 
 impl Problem for RunProblem {
     fn specs(&self) -> Vec<&SeedSpec> {
-        match self {
-            Self::Coins(p) => p.specs(),
-            Self::Portfolio(p) => p.specs(),
-        }
+        let mut v = self.coins().map(Problem::specs).unwrap_or_default();
+        v.extend(self.portfolio().map(Problem::specs).unwrap_or_default());
+        v
     }
     fn program_seed(&self) -> Option<u16> {
-        match self {
-            Self::Coins(p) => p.program_seed(),
-            Self::Portfolio(p) => p.program_seed(),
-        }
+        self.coins().and_then(Problem::program_seed)
     }
     fn sentiment(&self) -> bool {
-        match self {
-            Self::Coins(p) => p.sentiment(),
-            Self::Portfolio(p) => p.sentiment(),
-        }
+        self.coins().is_some_and(Problem::sentiment)
     }
     fn evaluate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation {
-        match self {
-            Self::Coins(p) => p.evaluate(seed, genes, program),
-            Self::Portfolio(p) => p.evaluate(seed, genes, program),
+        match self.route(seed) {
+            Route::Coins(p) => p.evaluate(seed, genes, program),
+            Route::Portfolio(p, s) => p.evaluate(s, genes, program),
         }
     }
 }
@@ -518,16 +536,56 @@ pub fn check_lengths(
 /// # Errors
 /// [`ProblemError`] for data that does not load, an unknown seed, or an empty training segment.
 pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemError> {
-    if let Some(pr) = &run.portfolio {
-        return load_portfolio_run(run, pr);
+    let (coin_names, xs_names) = run.seed_kinds();
+    match &run.portfolio {
+        Some(pr) if run.settings.mode == super::Mode::Portfolio => {
+            load_portfolio_run(run, pr, &xs_names)
+        }
+        // A mixed run with portfolio seeds: both problems, on the same data.
+        Some(pr) => {
+            let c = load_coin_run(run, &coin_names)?;
+            let p = load_portfolio_run(run, pr, &xs_names)?;
+            let (RunProblem::Coins(coins), RunProblem::Portfolio(portfolio)) =
+                (c.problem, p.problem)
+            else {
+                unreachable!("the loaders return their own kinds")
+            };
+            let mut notes = c.notes;
+            for n in p.notes {
+                if !notes.contains(&n) {
+                    notes.push(n);
+                }
+            }
+            let mut warnings = c.warnings;
+            warnings.extend(p.warnings);
+            let mut both = c.fingerprint.to_le_bytes().to_vec();
+            both.extend(p.fingerprint.to_le_bytes());
+            Ok(LoadedRun {
+                problem: RunProblem::Mixed(coins, portfolio),
+                fingerprint: super::checkpoint::fnv1a(&both),
+                validation_from: c.validation_from,
+                holdout_from: c.holdout_from,
+                origin: c.origin,
+                notes,
+                warnings,
+            })
+        }
+        None => load_coin_run(run, &coin_names),
     }
+}
+
+/// A single-coin run's universe, split, with seeds `names`.
+fn load_coin_run(
+    run: &super::checkpoint::RunSpec,
+    names: &[String],
+) -> Result<LoadedRun, ProblemError> {
     let u = crate::market::load_universe(&run.data)?;
     let fingerprint = super::checkpoint::fingerprint(&u.markets);
     let mut seg = run.split.apply(&u);
     if seg.train.is_empty() {
         return Err(ProblemError::NoTraining(u.origin));
     }
-    let entries = crate::seeds::select(&run.seeds).map_err(ProblemError::Seeds)?;
+    let entries = crate::seeds::select(names).map_err(ProblemError::Seeds)?;
     let mut notes = u.notes;
     notes.extend(seg.drop_short(&entries));
     let warnings = check_lengths(&seg, &entries, &u.origin)?;
@@ -553,9 +611,9 @@ pub fn load_run(run: &super::checkpoint::RunSpec) -> Result<LoadedRun, ProblemEr
 fn load_portfolio_run(
     run: &super::checkpoint::RunSpec,
     pr: &PortfolioRun,
+    names: &[String],
 ) -> Result<LoadedRun, ProblemError> {
-    let entries = run
-        .seeds
+    let entries = names
         .iter()
         .map(|n| crate::seeds::portfolio::find_portfolio(n))
         .collect::<Result<Vec<_>, _>>()

@@ -227,20 +227,26 @@ pub fn front_csv(rows: &[Ranked], specs: &[&SeedSpec]) -> String {
             v.total_return,
             v.trades
         );
-        if let (Some(dt), Some(dv)) = (&t.portfolio, &v.portfolio) {
+        if portfolio {
             csv.pop();
-            let _ = writeln!(
-                csv,
-                ",{},{},{},{},{},{},{},{}",
-                dt.rank_ic.mean,
-                dt.rank_ic.t,
-                dv.rank_ic.mean,
-                dv.rank_ic.t,
-                dt.avg_held,
-                dv.avg_held,
-                dv.capacity_max,
-                dv.capacity_median
-            );
+            match (&t.portfolio, &v.portfolio) {
+                (Some(dt), Some(dv)) => {
+                    let _ = writeln!(
+                        csv,
+                        ",{},{},{},{},{},{},{},{}",
+                        dt.rank_ic.mean,
+                        dt.rank_ic.t,
+                        dv.rank_ic.mean,
+                        dv.rank_ic.t,
+                        dt.avg_held,
+                        dv.avg_held,
+                        dv.capacity_max,
+                        dv.capacity_median
+                    );
+                }
+                // A single-coin member of a mixed run: the portfolio columns stay empty.
+                _ => csv.push_str(",,,,,,,,\n"),
+            }
         }
     }
     csv
