@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     let (file, ck) = read_target(&target)?;
     if ck.run.portfolio.is_some() {
         bail!(
-            "{}: a portfolio run; the gauntlet judges single-coin strategies only so far \
+            "{}: a run with portfolio seeds; the gauntlet judges single-coin strategies only so far \
              (portfolio promotion, with its cross-sectional null, is not built yet). \
              `organism runs show {}` ranks its members on training and validation.",
             file.display(),

@@ -88,6 +88,17 @@ pub fn run(args: Args) -> Result<()> {
         };
         (Vec::new(), u, Some((walk, loaded.panel)))
     } else {
+        if let Some(x) = cfg
+            .evolution
+            .seeds
+            .iter()
+            .find(|n| seeds::portfolio::is_portfolio_seed(n))
+        {
+            bail!(
+                "--seeds {x}: walkforward runs portfolio seeds with --mode portfolio only (not \
+                 beside single-coin seeds)"
+            );
+        }
         let entries = seeds::select(&cfg.evolution.seeds).map_err(anyhow::Error::msg)?;
         (entries, load_data(&cfg.data_selection())?, None)
     };
