@@ -98,16 +98,7 @@ fn trade_and_equity_files_are_written() {
     assert!(lines[1..].iter().all(|l| l.starts_with("long,")));
     let e = std::fs::read_to_string(&equity).unwrap();
     assert_eq!(e.lines().count(), 17_520 + 1);
-    let last: f64 = e
-        .lines()
-        .last()
-        .unwrap()
-        .split(',')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(last, v["final_equity"].as_f64().unwrap());
+    assert_eq!(common::last_equity(&e), v["final_equity"].as_f64().unwrap());
 }
 
 #[test]

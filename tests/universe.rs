@@ -431,16 +431,10 @@ fn backtest_portfolio_on_a_generated_universe() {
     // The equity file's last row is the final equity; 3000 rows and a header.
     let text = std::fs::read_to_string(&eq).unwrap();
     assert_eq!(text.lines().count(), 3001);
-    let last: f64 = text
-        .lines()
-        .last()
-        .unwrap()
-        .split(',')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(last, f["final_equity"].as_f64().unwrap());
+    assert_eq!(
+        common::last_equity(&text),
+        f["final_equity"].as_f64().unwrap()
+    );
     assert!(f["rebalances"].as_u64().unwrap() > 600);
     assert!(f["avg_held"].as_f64().unwrap() > 1.5);
     let page = std::fs::read_to_string(&html).unwrap();

@@ -205,23 +205,13 @@ impl Stepper {
         let trade_close = rebalance.is_some() && self.fill == FillMode::Close;
         let held = &mut self.held;
         positions(book, held);
-        let mut price = |i: usize, at_close: bool| {
-            let c = &panel.coins[i];
-            bars[i] = c.bar(t);
-            prices[i] = match bars[i] {
-                Some(b) => {
-                    let k = &c.market.candles;
-                    let p = if at_close { k.close[b] } else { k.open[b] };
-                    book.mark(i, p);
-                    p
-                }
-                None => f64::NAN,
-            };
-        };
+        let k = panel.coins.len();
         if trade_open {
-            (0..panel.coins.len()).for_each(|i| price(i, false));
+            (0..k).for_each(|i| price_at(panel, t, i, false, book, bars, prices));
         } else {
-            held.iter().for_each(|&i| price(i, false));
+            for &i in held.iter() {
+                price_at(panel, t, i, false, book, bars, prices);
+            }
         }
         if let Some(w) = self.pending.take() {
             rebalance_at(book, panel, bars, prices, &w, limits, report);
@@ -232,21 +222,12 @@ impl Stepper {
                 book.fund(i, prices[i], panel.coins[i].market.funding_per_bar[b]);
             }
         }
-        let mut price = |i: usize| {
-            let c = &panel.coins[i];
-            bars[i] = c.bar(t);
-            if let Some(b) = bars[i] {
-                let close = c.market.candles.close[b];
-                book.mark(i, close);
-                prices[i] = close;
-            } else {
-                prices[i] = f64::NAN;
-            }
-        };
         if trade_close {
-            (0..panel.coins.len()).for_each(&mut price);
+            (0..k).for_each(|i| price_at(panel, t, i, true, book, bars, prices));
         } else {
-            held.iter().for_each(|&i| price(i));
+            for &i in held.iter() {
+                price_at(panel, t, i, true, book, bars, prices);
+            }
         }
         if let Some(r) = rebalance {
             match self.fill {
@@ -265,13 +246,12 @@ impl Stepper {
             }
         }
         book.liquidate_if_ruined();
-        let (gross, net) = book.exposure();
-        let equity = book.equity();
-        report.equity.push(equity);
-        report.gross.push(gross);
-        report.net.push(net);
-        report.held.push(book.held() as u32);
-        equity
+        let s = book.snapshot();
+        report.equity.push(s.equity);
+        report.gross.push(s.gross);
+        report.net.push(s.net);
+        report.held.push(s.held as u32);
+        s.equity
     }
 
     /// What was booked, every bar so far.
@@ -279,6 +259,30 @@ impl Stepper {
         self.report.coins = self.book.coins().to_vec();
         self.report
     }
+}
+
+/// Coin `i`'s bar at grid bar `t`, its open or close there into `prices` (NaN without a
+/// bar), and the book marked at it.
+fn price_at(
+    panel: &Panel,
+    t: usize,
+    i: usize,
+    at_close: bool,
+    book: &mut PortfolioBook,
+    bars: &mut [Option<usize>],
+    prices: &mut [f64],
+) {
+    let c = &panel.coins[i];
+    bars[i] = c.bar(t);
+    prices[i] = match bars[i] {
+        Some(b) => {
+            let k = &c.market.candles;
+            let p = if at_close { k.close[b] } else { k.open[b] };
+            book.mark(i, p);
+            p
+        }
+        None => f64::NAN,
+    };
 }
 
 /// The coins `book` holds a position in, in order, into `held`.

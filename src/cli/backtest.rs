@@ -493,8 +493,8 @@ pub fn run(args: Args) -> Result<()> {
             .into_par_iter()
             .map(|market| {
                 let prepared = Prepared::new(market);
-                let (targets, regimes) =
-                    seeds::targets_behind(&chosen.g, regime.as_ref(), &prepared);
+                let mut targets = chosen.g.targets(&prepared);
+                let regimes = seeds::apply_regime(regime.as_ref(), &prepared, &mut targets);
                 let (report, metrics) = backtest_targets(&targets, &prepared, &bt);
                 let regimes = regimes.map(|r| {
                     figures_by_regime(

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    problem::{Aggregation, Figures, SharpeObjective, Split},
+    problem::{Aggregation, Figures, Scored, SharpeObjective, Split},
     Evaluation, Problem,
 };
 use crate::{
@@ -133,12 +133,7 @@ pub fn load_universe_panel(
 /// Where a run's split puts validation and the holdout on `panel`'s time span (UTC ms): the
 /// same fractions of the span as a single-coin run's.
 pub fn split_bounds(panel: &Panel, split: &Split) -> (i64, i64) {
-    let (first, last) = (panel.ts[0], panel.ts[panel.len() - 1]);
-    let span = (last - first) as f64;
-    (
-        first + (span * split.train) as i64,
-        first + (span * (split.train + split.validation)) as i64,
-    )
+    split.bounds_of((panel.ts[0], panel.ts[panel.len() - 1]))
 }
 
 /// One time segment of the universe, with what every genome's schedule shares. The panel may
@@ -204,8 +199,7 @@ impl PortfolioProblem {
         let g = self.genome(seed, genes);
         let p = &seg.panel;
         let scores = g.scores(p);
-        let mut schedule = g.schedule_on(p, &seg.context, &self.membership, &scores);
-        schedule.retain(|r| r.t >= seg.start);
+        let schedule = g.schedule_from(p, &seg.context, &self.membership, &scores, seg.start);
         let report = run_book(p, &schedule, &self.backtest, &self.limits).since(seg.start);
         let figures = PortfolioFigures::of(&report, seg.ts(), p.bars_per_year());
         PortfolioRunResult {
@@ -231,9 +225,21 @@ impl PortfolioProblem {
         )
     }
 
-    /// The figures of a genome on the training or the validation segment, with the portfolio
-    /// diagnostics.
-    pub fn figures(&self, seed: u16, genes: &[f64], validation: bool) -> Figures {
+    /// The evaluation on the validation segment.
+    pub fn validate(&self, seed: u16, genes: &[f64]) -> Evaluation {
+        self.evaluation(&self.backtest(seed, genes, &self.validation).figures)
+    }
+}
+
+impl Scored for PortfolioProblem {
+    /// The account's figures on the segment, with the portfolio diagnostics.
+    fn figures(
+        &self,
+        seed: u16,
+        genes: &[f64],
+        _program: Option<&Program>,
+        validation: bool,
+    ) -> Figures {
         let seg = if validation {
             &self.validation
         } else {
@@ -251,11 +257,6 @@ impl PortfolioProblem {
             feasible: e.feasible(),
             portfolio: Some(Diagnostics::of(&seg.panel, &r.schedule, &r.report)),
         }
-    }
-
-    /// The evaluation on the validation segment.
-    pub fn validate(&self, seed: u16, genes: &[f64]) -> Evaluation {
-        self.evaluation(&self.backtest(seed, genes, &self.validation).figures)
     }
 }
 

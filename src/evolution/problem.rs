@@ -89,7 +89,11 @@ impl Split {
     /// Where validation and the holdout start (UTC ms): `train` and `train + validation` of
     /// the universe's time span from its first bar.
     pub fn bounds(&self, u: &Universe) -> (i64, i64) {
-        let (first, last) = u.span();
+        self.bounds_of(u.span())
+    }
+
+    /// Where validation and the holdout start on the time span `(first, last)` (UTC ms).
+    pub fn bounds_of(&self, (first, last): (i64, i64)) -> (i64, i64) {
         let span = (last - first) as f64;
         (
             first + (span * self.train) as i64,
@@ -253,6 +257,7 @@ pub trait Scored: Problem {
 }
 
 impl Scored for UniverseProblem {
+    /// The aggregated figures over the segment's coins.
     fn figures(
         &self,
         seed: u16,
@@ -260,19 +265,15 @@ impl Scored for UniverseProblem {
         program: Option<&Program>,
         validation: bool,
     ) -> Figures {
-        UniverseProblem::figures(self, seed, genes, program, validation)
-    }
-}
-
-impl Scored for PortfolioProblem {
-    fn figures(
-        &self,
-        seed: u16,
-        genes: &[f64],
-        _program: Option<&Program>,
-        validation: bool,
-    ) -> Figures {
-        PortfolioProblem::figures(self, seed, genes, validation)
+        let markets = if validation {
+            &self.validation
+        } else {
+            &self.train
+        };
+        Figures::of(
+            &self.score(seed, genes, program, markets),
+            &self.aggregation,
+        )
     }
 }
 
@@ -286,7 +287,7 @@ impl Scored for RunProblem {
     ) -> Figures {
         match self.route(seed) {
             Route::Coins(p) => p.figures(seed, genes, program, validation),
-            Route::Portfolio(p, s) => p.figures(s, genes, validation),
+            Route::Portfolio(p, s) => p.figures(s, genes, None, validation),
         }
     }
 }
@@ -724,14 +725,13 @@ impl UniverseProblem {
         program: Option<&Program>,
         p: &Prepared,
     ) -> crate::strategy::Targets {
-        let g = match program {
-            Some(prog) => seeds::Genome::Program {
-                program: prog.clone(),
-                genes: genes.to_vec(),
-            },
-            None => seeds::Genome::seed(self.entries[seed as usize], genes.to_vec()),
+        // The member's own encoding, read in place (no genome is built on this hot path).
+        let mut t = match program {
+            Some(prog) => seeds::program::targets(prog, genes, p),
+            None => self.entries[seed as usize].targets(genes, p),
         };
-        seeds::targets_behind(&g, self.regime.as_ref(), p).0
+        seeds::apply_regime(self.regime.as_ref(), p, &mut t);
+        t
     }
 
     fn score(
@@ -755,25 +755,6 @@ impl UniverseProblem {
         )
     }
 
-    /// The figures of a genome or program on the training or the validation segment.
-    pub fn figures(
-        &self,
-        seed: u16,
-        genes: &[f64],
-        program: Option<&Program>,
-        validation: bool,
-    ) -> Figures {
-        let markets = if validation {
-            &self.validation
-        } else {
-            &self.train
-        };
-        Figures::of(
-            &self.score(seed, genes, program, markets),
-            &self.aggregation,
-        )
-    }
-
     /// The name of a member's strategy: its seed's name, or `program`.
     pub fn name(&self, seed: u16) -> &str {
         self.entries
@@ -783,7 +764,7 @@ impl UniverseProblem {
 }
 
 /// The name under which programs appear among the seeds (in checkpoints' specs and tables).
-pub const PROGRAM_NAME: &str = "program";
+pub use crate::seeds::PROGRAM as PROGRAM_NAME;
 
 impl Problem for UniverseProblem {
     /// The seeds' specs, then the programs' risk genes.

@@ -137,6 +137,15 @@ impl CoinBook {
     }
 }
 
+/// The book after a bar: equity, gross and net exposure as fractions of equity, coins held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    pub equity: f64,
+    pub gross: f64,
+    pub net: f64,
+    pub held: usize,
+}
+
 /// One account over many coins; see the module documentation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortfolioBook {
@@ -188,17 +197,32 @@ impl PortfolioBook {
     /// Gross and net exposure at the marks, as fractions of equity (0 when equity is not
     /// positive).
     pub fn exposure(&self) -> (f64, f64) {
-        let e = self.equity();
-        if e <= 0.0 {
-            return (0.0, 0.0);
-        }
-        let (mut gross, mut net) = (0.0, 0.0);
+        let s = self.snapshot();
+        (s.gross, s.net)
+    }
+
+    /// Equity, gross and net exposure and the coins held, in one pass over the coins (what a
+    /// backtest records after every bar).
+    pub fn snapshot(&self) -> Snapshot {
+        let (mut e, mut gross, mut net, mut held) = (self.cash, 0.0, 0.0, 0);
         for c in &self.coins {
             let v = c.qty * c.mark;
+            e += v;
             gross += v.abs();
             net += v;
+            held += usize::from(c.qty != 0.0);
         }
-        (gross / e, net / e)
+        let (gross, net) = if e <= 0.0 {
+            (0.0, 0.0)
+        } else {
+            (gross / e, net / e)
+        };
+        Snapshot {
+            equity: e,
+            gross,
+            net,
+            held,
+        }
     }
 
     /// Coins with a position.

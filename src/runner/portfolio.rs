@@ -20,6 +20,8 @@ pub struct PortfolioRunner {
     rule: MembershipRule,
     limits: Limits,
     stepper: Stepper,
+    /// The grid's bar length (ms), from the panel it was made for.
+    interval: i64,
     /// The next grid bar to step.
     next: usize,
 }
@@ -39,6 +41,7 @@ impl PortfolioRunner {
             rule,
             limits,
             stepper: Stepper::new(panel, cfg),
+            interval: panel.interval_ms(),
             next: 0,
         }
     }
@@ -91,7 +94,7 @@ impl PortfolioRunner {
         if t >= panel.len() {
             return None;
         }
-        let decision = self.decide(panel, t, panel.interval_ms());
+        let decision = self.decide(panel, t, self.interval);
         let equity = self.stepper.bar(panel, t, decision.as_ref(), &self.limits);
         self.next += 1;
         Some((t, equity))

@@ -1,8 +1,8 @@
 //! One strategy identity. A [`Genome`] is a single-coin seed with its genes, a strategy program
 //! with the shared risk genes, or a portfolio seed with its own and the construction genes; a
 //! [`Traded`] strategy is a genome with the regime filter it trades behind. Evolution (which
-//! stores members compactly, by seed index), the gauntlet, `backtest`, the registry and the
-//! runner all turn a strategy into targets through [`Traded::targets`], and name it by
+//! stores members compactly, by seed index), the gauntlet, `backtest` and the runner all put a
+//! strategy's targets behind its filter through [`apply_regime`], and name it by
 //! [`Genome::id`] and [`Genome::to_toml`].
 //!
 //! **Id.** The first 8 hex digits of the FNV-1a 64 hash of the seed's name (`program` for a
@@ -230,7 +230,7 @@ impl Genome {
     }
 
     /// Per-bar targets of a single-coin strategy over `data` (without a regime filter; see
-    /// [`Traded::targets`]). A portfolio genome has no single-coin targets: flat.
+    /// [`apply_regime`]). A portfolio genome has no single-coin targets: flat.
     pub fn targets(&self, data: &Prepared) -> Targets {
         match self {
             Self::Seed { entry, genes } => entry.targets(genes, data),
@@ -249,26 +249,6 @@ pub const PROGRAM: &str = "program";
 pub struct Traded {
     pub genome: Genome,
     pub regime: Option<RegimeFilter>,
-}
-
-impl Traded {
-    /// Per-bar targets over `data` — the genome's, then the regime filter's — and the regimes
-    /// when filtered. The one way from data to targets: `evolve`, the gauntlet, `backtest` and
-    /// the runner all come here.
-    pub fn targets(&self, data: &Prepared) -> (Targets, Option<Arc<Regimes>>) {
-        targets_behind(&self.genome, self.regime.as_ref(), data)
-    }
-}
-
-/// [`Traded::targets`] of `genome` behind `regime`, without owning them.
-pub fn targets_behind(
-    genome: &Genome,
-    regime: Option<&RegimeFilter>,
-    data: &Prepared,
-) -> (Targets, Option<Arc<Regimes>>) {
-    let mut t = genome.targets(data);
-    let regimes = apply_regime(regime, data, &mut t);
-    (t, regimes)
 }
 
 /// Puts a strategy's `targets` over `data` behind `regime`, if any, and returns the regimes:

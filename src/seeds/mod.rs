@@ -19,7 +19,7 @@ pub mod tree;
 use std::sync::OnceLock;
 
 pub use cache::{Key, Prepared};
-pub use genome::{apply_regime, member_id, spec_of, targets_behind, Genome, Traded, PROGRAM};
+pub use genome::{apply_regime, member_id, spec_of, Genome, Traded, PROGRAM};
 
 use crate::{
     genome::{parse_risk_genes, Genes, GenomeError, SeedSpec},
@@ -243,15 +243,30 @@ pub fn registry() -> Result<&'static [SeedEntry], GenomeError> {
 /// A message listing the seeds when there is none of that name.
 pub fn find(name: &str) -> Result<&'static SeedEntry, String> {
     let reg = registry().map_err(|e| e.to_string())?;
-    reg.iter().find(|e| e.spec.name == name).ok_or_else(|| {
-        format!(
-            "unknown seed `{name}` (seeds: {})",
-            reg.iter()
-                .map(|e| e.spec.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+    by_name(reg, name, "seed", |e| &e.spec)
+}
+
+/// The entry of `entries` whose spec is called `name`, or a message listing them all
+/// ("unknown `kind` `name` (`kind`s: …)").
+fn by_name<'a, T>(
+    entries: &'a [T],
+    name: &str,
+    kind: &str,
+    spec: impl Fn(&T) -> &SeedSpec,
+) -> Result<&'a T, String> {
+    entries
+        .iter()
+        .find(|e| spec(e).name == name)
+        .ok_or_else(|| {
+            format!(
+                "unknown {kind} `{name}` ({kind}s: {})",
+                entries
+                    .iter()
+                    .map(|e| spec(e).name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
 }
 
 /// The seeds called `names`, in that order; every seed for an empty list.

@@ -111,15 +111,7 @@ pub fn is_portfolio_seed(name: &str) -> bool {
 /// A message listing the portfolio seeds when there is none of that name.
 pub fn find_portfolio(name: &str) -> Result<&'static PortfolioEntry, String> {
     let reg = registry().map_err(|e| e.to_string())?;
-    reg.iter().find(|e| e.spec.name == name).ok_or_else(|| {
-        format!(
-            "unknown portfolio seed `{name}` (portfolio seeds: {})",
-            reg.iter()
-                .map(|e| e.spec.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
+    super::by_name(reg, name, "portfolio seed", |e| &e.spec)
 }
 
 /// A portfolio seed with its genes (in bounds).
@@ -219,8 +211,21 @@ impl PortfolioGenome {
         rule: &MembershipRule,
         scores: &[Vec<f64>],
     ) -> Vec<Rebalance> {
+        self.schedule_from(panel, cx, rule, scores, 0)
+    }
+
+    /// [`PortfolioGenome::schedule_on`] from grid bar `from` on (the bars before are warm-up:
+    /// scores and membership see them, nothing is decided there).
+    pub fn schedule_from(
+        &self,
+        panel: &Panel,
+        cx: &PanelContext,
+        rule: &MembershipRule,
+        scores: &[Vec<f64>],
+        from: usize,
+    ) -> Vec<Rebalance> {
         let c = self.construction();
-        (0..panel.len())
+        (from..panel.len())
             .filter_map(|t| self.rebalance_at(&c, panel, cx, rule, scores, t))
             .collect()
     }
@@ -250,7 +255,7 @@ impl PortfolioGenome {
         let per_year = crate::market::panel::bars_per_year(cx.interval);
         let weights = construct(c, &members, &now, &cx.returns, t, per_year);
         let mut kept = vec![f64::NAN; now.len()];
-        for &i in &members {
+        for &i in members.iter() {
             kept[i] = now[i];
         }
         Some(Rebalance {
@@ -277,12 +282,18 @@ pub struct PanelContext {
 
 impl PanelContext {
     /// The members of `rule` at grid bar `t` (kept ones when `rule` is the kept rule).
-    pub fn members(&self, panel: &Panel, rule: &MembershipRule, t: usize) -> Vec<usize> {
+    pub fn members(
+        &self,
+        panel: &Panel,
+        rule: &MembershipRule,
+        t: usize,
+    ) -> std::borrow::Cow<'_, [usize]> {
         match &self.kept {
             Some((r, at)) if r == rule => at[t]
                 .get_or_init(|| self.membership.members(panel, rule, t))
-                .clone(),
-            _ => self.membership.members(panel, rule, t),
+                .as_slice()
+                .into(),
+            _ => self.membership.members(panel, rule, t).into(),
         }
     }
 

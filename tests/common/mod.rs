@@ -431,3 +431,12 @@ pub fn t0() -> i64 {
     let hour = organism::market::HOUR_MS;
     now.div_euclid(hour) * hour + 2 * hour
 }
+
+/// The equity of an equity CSV's last row (`ts,equity`).
+pub fn last_equity(csv: &str) -> f64 {
+    csv.lines()
+        .last()
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no equity in the last row of: {csv}"))
+}
