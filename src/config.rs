@@ -102,6 +102,8 @@ pub struct PromotionConfig {
     pub top: usize,
     pub nulls: usize,
     pub null_quantile: f64,
+    pub cross_nulls: usize,
+    pub cross_quantile: f64,
     pub oos_fraction: f64,
     pub oos_windows: usize,
     pub min_dsr: f64,
@@ -646,6 +648,7 @@ impl Config {
         for (key, v, lo, hi) in [
             ("promotion.top", p.top, 1, 1000),
             ("promotion.nulls", p.nulls, 1, 100_000),
+            ("promotion.cross_nulls", p.cross_nulls, 1, 100_000),
             ("promotion.oos_windows", p.oos_windows, 1, 1000),
             (
                 "promotion.pbo_blocks",
@@ -668,6 +671,7 @@ impl Config {
             ));
         }
         range("promotion.null_quantile", p.null_quantile, 0.5, 1.0)?;
+        range("promotion.cross_quantile", p.cross_quantile, 0.5, 1.0)?;
         range("promotion.oos_fraction", p.oos_fraction, 0.0, 10.0)?;
         range("promotion.min_dsr", p.min_dsr, 0.0, 1.0)?;
         if !["capped", "empirical"].contains(&p.trial_variance.as_str()) {

@@ -100,11 +100,40 @@ fn portfolio_runs_ignore_threads_and_resume_exactly() {
     run_ok(&["runs", "export", &member, "--out", s(&toml)]);
     let text = std::fs::read_to_string(&toml).unwrap();
     assert!(text.contains(&format!("seed = \"{seed}\"")), "{text}");
-    // Paper trading runs single-coin strategies only: one clear error.
-    let o = common::organism(&["paper", "replay", "--genome", s(&toml)]);
+    // Paper replay drives the same book bar by bar: the equity of the backtest, bar for bar.
+    let (e1, e2) = (base.join("replay.csv"), base.join("backtest.csv"));
+    let replay: Value = serde_json::from_str(&run_ok(&[
+        "paper",
+        "replay",
+        "--config",
+        s(&cfg),
+        "--genome",
+        s(&toml),
+        "--equity",
+        s(&e1),
+        "--json",
+    ]))
+    .unwrap();
+    let whole: Value = serde_json::from_str(&run_ok(&[
+        "backtest",
+        "--config",
+        s(&cfg),
+        "--genome",
+        s(&toml),
+        "--equity",
+        s(&e2),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(bytes(&e1), bytes(&e2));
+    assert_eq!(bytes(&e1).iter().filter(|&&b| b == b'\n').count(), 3001);
+    assert_eq!(replay["fills"], whole["figures"]["fills"]);
+    assert_eq!(replay["final_equity"], whole["figures"]["final_equity"]);
+    // A single-coin flag on a portfolio strategy: one clear error.
+    let o = common::organism(&["paper", "replay", "--genome", s(&toml), "--coin", "BTC"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        common::stderr(&o).contains("is a portfolio strategy; paper and live trading run"),
+        common::stderr(&o).contains("a portfolio strategy trades its universe"),
         "{}",
         common::stderr(&o)
     );
@@ -221,6 +250,16 @@ fn a_mixed_run_holds_portfolio_seeds_beside_single_coin_seeds_and_programs() {
             "{f} after resume"
         );
     }
+    // The gauntlet judges runs of one kind: one clear error, and no registry written.
+    let reg = base.join("reg.db");
+    let o = common::organism(&["promote", "--from", s(&full), "--registry", s(&reg)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::stderr(&o).contains("a mixed run with portfolio seeds"),
+        "{}",
+        common::stderr(&o)
+    );
+    assert!(!reg.exists());
     // Generation 0: each seed's defaults (single-coin seeds first, portfolio seeds named in the
     // order given after them), then random genomes and programs.
     let show: Value = serde_json::from_str(&run_ok(&[

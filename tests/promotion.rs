@@ -559,5 +559,21 @@ fn a_registry_made_by_the_previous_release_opens() {
         show.contains("fast = 7") && show.contains("slow = 37"),
         "{show}"
     );
+    // Brought to the current schema (version 4: a portfolio strategy's universe), its
+    // single-coin strategies without one.
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["universe"].is_null()));
+    let conn = rusqlite::Connection::open(&reg).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
+    let universes: i64 = conn
+        .query_row("SELECT COUNT(universe) FROM strategies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(universes, 0);
     let _ = std::fs::remove_dir_all(d);
 }

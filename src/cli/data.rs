@@ -55,6 +55,12 @@ pub enum DataCommand {
         /// strategy that claims to pick coins.
         #[arg(long)]
         cross_section: bool,
+        /// Permute the universe's bars together: one shuffled order of the bar times, every
+        /// coin's moves in it, so the coins keep their correlation (the return-permuted null
+        /// of a portfolio strategy, as `promote` draws it). Without it each coin is permuted on
+        /// its own.
+        #[arg(long, conflicts_with = "cross_section")]
+        together: bool,
         /// Output data directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -271,20 +277,30 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             seed,
             out,
             cross_section,
+            together,
         } => {
             let cfg = data.config()?;
             let sel = cfg.data_selection();
-            let (markets, origin, source, how) = if cross_section {
+            let (markets, origin, source, how) = if cross_section || together {
                 let mut d = sel.clone();
                 let universe = super::portfolio_universe(&cfg, &mut d)?;
                 let loaded = super::load_universe_panel(&d, &universe)?;
                 super::say_notes(&loaded.notes);
-                (
-                    organism::market::permute::shuffle_cross_section(&loaded.panel, seed),
-                    loaded.origin,
-                    "xshuffled",
-                    "shuffled across coins",
-                )
+                if cross_section {
+                    (
+                        organism::market::permute::shuffle_cross_section(&loaded.panel, seed),
+                        loaded.origin,
+                        "xshuffled",
+                        "shuffled across coins",
+                    )
+                } else {
+                    (
+                        organism::market::permute::permute_panel(&loaded.panel, seed),
+                        loaded.origin,
+                        "permuted",
+                        "returns permuted with the bars together",
+                    )
+                }
             } else {
                 let u = super::load_data(&sel)?;
                 let p = organism::market::permute::permute(&u, seed);

@@ -239,20 +239,16 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
             let reg = Registry::open(&path)?;
             let s = reg.get(id)?;
             let origin = format!("registry strategy {}", s.id);
-            let g = Genome::from_toml(&s.genome, &origin)
-                .and_then(|g| g.single_coin(&origin))
-                .map_err(anyhow::Error::msg)?;
+            let g = Genome::from_toml(&s.genome, &origin).map_err(anyhow::Error::msg)?;
             (g, Some(s.clone()), s.id)
         }
-        (None, Some(f)) => (
-            super::runs::read_genome(f)?
-                .single_coin(&f.display().to_string())
-                .map_err(anyhow::Error::msg)?,
-            None,
-            f.display().to_string(),
-        ),
+        (None, Some(f)) => (super::runs::read_genome(f)?, None, f.display().to_string()),
         (None, None) => bail!("give --strategy ID or --genome FILE"),
     };
+    if let Genome::Portfolio(g) = &genome {
+        return super::portfolio::replay(&a, &cfg, g, strategy.as_ref(), &label);
+    }
+    let genome = genome.single_coin(&label).map_err(anyhow::Error::msg)?;
     let mut sel = cfg.data_selection();
     let coin = a.coin.clone().unwrap_or_else(|| cfg.backtest.coin.clone());
     sel.coins = vec![coin.clone()];

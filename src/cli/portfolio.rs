@@ -1,6 +1,7 @@
 //! `organism backtest --portfolio SEED` (or `--genome FILE` / `--member` of a portfolio seed): one account
 //! across a universe of coins — load the panel, the seed's rebalances, the portfolio book, the
-//! figures — then print them (or JSON), and write the equity curve and the HTML report.
+//! figures — then print them (or JSON), and write the equity curve and the HTML report. And
+//! `organism paper replay` of a portfolio strategy: the same book driven bar by bar.
 
 use anyhow::{bail, Result};
 use organism::{
@@ -16,6 +17,10 @@ use organism::{
     market::{csv::write_atomic, panel::Panel, timerange::TimeRange, universe::CoinPick},
     promotion::report::portfolio_report,
     seeds::portfolio::PortfolioGenome,
+};
+use organism::{
+    evolution::portfolio::UniverseDefinition, promotion::registry::Strategy,
+    runner::portfolio::PortfolioRunner,
 };
 
 use super::{backtest::Args, format_ts};
@@ -294,4 +299,144 @@ fn print_text(
              an edge."
         );
     }
+}
+
+/// `paper replay` of a portfolio strategy: its universe (a registry strategy's own definition;
+/// a genome file's from the config's `[universe]` and `[book]`) over stored bars, each grid bar
+/// decided from the bars up to it alone ([`PortfolioRunner`]) and booked by the backtest's own
+/// stepper, under the config's costs. The equity curve (`--equity`) is the one `backtest
+/// --genome` writes over the same bars; `--from`/`--to` cut the bars.
+pub fn replay(
+    a: &super::paper::ReplayArgs,
+    cfg: &organism::config::Config,
+    g: &PortfolioGenome,
+    strategy: Option<&Strategy>,
+    label: &str,
+) -> Result<()> {
+    if a.coin.is_some() || a.regime || a.journal.is_some() || a.trades.is_some() {
+        bail!(
+            "{label}: a portfolio strategy trades its universe: --coin, --regime, --journal and \
+             --trades belong to single-coin strategies"
+        );
+    }
+    let def: Option<UniverseDefinition> = match strategy.and_then(|s| s.universe.clone()) {
+        Some(u) => Some(serde_json::from_value(u).map_err(|e| {
+            anyhow::anyhow!("{label}: the registry's universe definition does not read ({e})")
+        })?),
+        None => None,
+    };
+    let mut data = cfg.data_selection();
+    let universe = match &def {
+        Some(d) => {
+            // The data it was validated on, unless --data / --source / --interval say otherwise.
+            if a.data.data.is_none() {
+                data.path.clone_from(&d.path);
+            }
+            if a.data.source.is_none() {
+                data.source.clone_from(&d.source);
+            }
+            if a.data.interval.is_none() {
+                data.interval.clone_from(&d.interval);
+            }
+            d.portfolio_run()
+                .map_err(|m| anyhow::anyhow!("{label}: the universe's coins: {m}"))?
+        }
+        None => PortfolioRun {
+            pick: CoinPick::All,
+            exclude: cfg.universe.exclude.clone(),
+            membership: cfg.universe.rule(None),
+            limits: cfg.book,
+        },
+    };
+    data.timerange = if a.from.is_some() || a.to.is_some() {
+        let text = format!(
+            "{}-{}",
+            a.from.as_deref().unwrap_or(""),
+            a.to.as_deref().unwrap_or("")
+        );
+        Some(TimeRange::parse(&text).map_err(|m| {
+            anyhow::anyhow!("--from/--to: {}", m.trim_start_matches("--timerange "))
+        })?)
+    } else {
+        def.as_ref().and_then(|d| d.timerange)
+    };
+    let mut engine = cfg.backtest_config();
+    if let Some(c) = a.cash {
+        if !(c.is_finite() && c > 0.0) {
+            bail!("--cash {c}: must be a positive amount");
+        }
+        engine.cash = c;
+    }
+    let loaded = super::load_universe_panel(&data, &universe)?;
+    super::say_notes(&loaded.notes);
+    let panel = &loaded.panel;
+    let same_data = def
+        .as_ref()
+        .map(|d| d.data_fingerprint == format!("{:016x}", loaded.fingerprint));
+    if same_data == Some(false) && !super::quiet() && !a.json {
+        eprintln!(
+            "note: these bars are not the data {label} was validated on (fingerprint {}, now \
+             {:016x})",
+            def.as_ref().map_or("", |d| d.data_fingerprint.as_str()),
+            loaded.fingerprint
+        );
+    }
+    let mut runner = PortfolioRunner::new(
+        g.clone(),
+        universe.membership,
+        universe.limits,
+        panel,
+        &engine,
+    );
+    while runner.step(panel).is_some() {}
+    let report = runner.finish();
+    let figures = PortfolioFigures::of(&report, &panel.ts, panel.bars_per_year());
+    if let Some(f) = &a.equity {
+        write_atomic(f, equity_csv(&panel.ts, &report.equity).as_bytes())?;
+    }
+    let day = |ms: i64| format_ts(ms)[..10].to_string();
+    if a.json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "strategy": label,
+                "seed": g.entry.spec.name,
+                "universe": loaded.origin,
+                "coins": universe.pick.to_string(),
+                "coins_loaded": panel.coins.len(),
+                "bars": panel.len(),
+                "from_ms": panel.ts.first(),
+                "to_ms": panel.ts.last(),
+                "validated_on_these_bars": same_data,
+                "rebalances": report.rebalances,
+                "fills": figures.fills,
+                "costs": report.costs(),
+                "funding": report.funding(),
+                "final_equity": figures.final_equity,
+                "figures": figures,
+            })
+        );
+        return Ok(());
+    }
+    outln!(
+        "paper replay of {label} ({}) on {}: --coins {}, {} coins, {} bars {} .. {}: {} \
+         rebalances, {} fills, costs {:.2}, funding {:+.2}, final equity {:.2} ({:+.2} %), \
+         Sharpe {:.2} ± {:.2}",
+        g.entry.spec.name,
+        loaded.origin,
+        universe.pick,
+        panel.coins.len(),
+        panel.len(),
+        day(panel.ts[0]),
+        day(panel.ts[panel.len() - 1]),
+        report.rebalances,
+        figures.fills,
+        report.costs(),
+        report.funding(),
+        figures.final_equity,
+        100.0 * figures.total_return,
+        figures.sharpe,
+        figures.sharpe_se
+    );
+    Ok(())
 }

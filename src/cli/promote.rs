@@ -5,16 +5,22 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use organism::evolution::portfolio::UniverseDefinition;
 use organism::{
     clock::{Clock, WallClock},
-    evolution::{checkpoint, problem::load_run, summary, Member},
+    evolution::{
+        checkpoint::{self, RunSpec},
+        problem::{load_portfolio_holdout, load_run},
+        summary, Member, Mode,
+    },
     execution::risk::allocate,
     market::csv::write_atomic,
     promotion::{
-        gauntlet::{self, Setup, Trials, Verdict},
+        gauntlet::{self, Candidates, CoinCandidates, PortfolioCandidates, Setup, Trials, Verdict},
         registry::{PromotionRecord, Recorded, Registry, Status, Strategy},
         report::promotion_report,
     },
+    seeds::Prepared,
 };
 
 use super::{
@@ -40,6 +46,10 @@ pub struct Args {
     /// Return-permuted copies for the null test (default: promotion.nulls).
     #[arg(long, value_name = "N")]
     pub nulls: Option<usize>,
+    /// Cross-sectionally shuffled copies for a portfolio run's cross-sectional null (default:
+    /// promotion.cross_nulls).
+    #[arg(long, value_name = "N")]
+    pub cross_nulls: Option<usize>,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -51,6 +61,22 @@ pub struct Args {
 /// The registry id of a candidate: `{seed-or-program}_{generation}_{hash8}`.
 pub fn strategy_id(seed: &str, generation: u32, hash: &str) -> String {
     format!("{seed}_{generation}_{hash}")
+}
+
+/// The gauntlet's setup for `candidates` of `run`.
+fn setup<'a, C: Candidates>(
+    candidates: &'a C,
+    run: &RunSpec,
+    cfg: &'a organism::config::Config,
+    trials: Trials,
+) -> Setup<'a, C> {
+    Setup {
+        candidates,
+        seed: run.seed,
+        cfg: &cfg.promotion,
+        trials,
+        top: cfg.promotion.top,
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -66,6 +92,12 @@ pub fn run(args: Args) -> Result<()> {
             bail!("--nulls must be at least 1");
         }
         cfg.promotion.nulls = n;
+    }
+    if let Some(n) = args.cross_nulls {
+        if n == 0 {
+            bail!("--cross-nulls must be at least 1");
+        }
+        cfg.promotion.cross_nulls = n;
     }
     let registry_path = args
         .registry
@@ -83,18 +115,19 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let (file, ck) = read_target(&target)?;
-    if ck.run.portfolio.is_some() {
+    if ck.run.portfolio.is_some() && ck.run.settings.mode != Mode::Portfolio {
         bail!(
-            "{}: a run with portfolio seeds; the gauntlet judges single-coin strategies only so far \
-             (portfolio promotion, with its cross-sectional null, is not built yet). \
-             `organism runs show {}` ranks its members on training and validation.",
+            "{}: a mixed run with portfolio seeds; the gauntlet judges a run of one kind \
+             (single-coin seeds and programs, or --mode portfolio): evolve the portfolio seeds \
+             in a run of their own to promote them. `organism runs show {}` ranks its members \
+             on training and validation.",
             file.display(),
             file.display()
         );
     }
     // Opened first: a registry that cannot be used stops the promotion before any work.
     let mut registry = Registry::open(&registry_path)?;
-    let seed_set = organism::evolution::SeedSet::Coins(ck.seed_entries(&file)?);
+    let seed_set = ck.seed_set(&file)?;
     let say = |m: &str| {
         if !super::quiet() && !args.json {
             eprintln!("{m}");
@@ -115,9 +148,18 @@ pub fn run(args: Args) -> Result<()> {
         say(&format!("note: {note}"));
     }
     let cache = checkpoint::read_cache(&file, ck.cache)?;
-    let Some(problem) = loaded.problem.coins() else {
-        bail!("{}: not a single-coin run", file.display());
-    };
+    let regime = ck
+        .run
+        .regime
+        .map_or_else(|| cfg.regime.params(), |f| f.volatility);
+    let coins = loaded
+        .problem
+        .coins()
+        .map(|problem| CoinCandidates { problem, regime });
+    let portfolio = loaded
+        .problem
+        .portfolio()
+        .map(|problem| PortfolioCandidates { problem });
     let mut trials = Trials::of(cache.values(), ck.run.aggregation.sharpe);
     let keys: Vec<&organism::evolution::CacheKey> = cache.keys().collect();
     say(&format!(
@@ -125,15 +167,15 @@ pub fn run(args: Args) -> Result<()> {
         keys.len().min(cfg.promotion.cluster_sample),
         keys.len()
     ));
-    trials.effective = Some(gauntlet::cluster_trials(
-        problem,
-        &keys,
-        cfg.promotion.cluster_sample,
-        ck.run.seed,
-    ));
+    let (sample, seed) = (cfg.promotion.cluster_sample, ck.run.seed);
+    trials.effective = Some(match (&coins, &portfolio) {
+        (Some(c), _) => gauntlet::cluster_trials(c, &keys, sample, seed),
+        (None, Some(p)) => gauntlet::cluster_trials(p, &keys, sample, seed),
+        (None, None) => bail!("{}: the run holds no strategies", file.display()),
+    });
     trials.clustered = cfg.promotion.trials == "clustered";
     let members: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
-    let ranked = summary::rank(problem, &members);
+    let ranked = summary::rank(&loaded.problem, &members);
     let run_dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -166,34 +208,39 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|r| strategy_id(&r.seed, generation, &r.id))
         .collect();
-    let setup = Setup {
-        problem,
-        run: &ck.run,
-        cfg: &cfg.promotion,
-        trials,
-        top: cfg.promotion.top,
-        regime: ck
-            .run
-            .regime
-            .map_or_else(|| cfg.regime.params(), |f| f.volatility),
-    };
     let mut read_holdout = |i: usize| -> Result<usize> {
         let earlier = registry.holdout_reads(&ids[i], &run_name)?;
         registry.record_holdout_read(promotion, &ids[i], &run_name, clock.now_ms())?;
         Ok(earlier)
     };
-    let mut load_holdout = || -> Result<Vec<organism::market::Market>> {
-        let u = organism::market::load_universe(&ck.run.data)?;
-        Ok(ck.run.split.apply(&u).holdout)
-    };
     let progress = |m: &str| say(m);
-    let verdict = gauntlet::run(
-        &ranked,
-        &setup,
-        &mut read_holdout,
-        &mut load_holdout,
-        &progress,
-    )?;
+    let verdict = match (&coins, &portfolio) {
+        (Some(c), _) => gauntlet::run(
+            &ranked,
+            &setup(c, &ck.run, &cfg, trials),
+            &mut read_holdout,
+            &mut || {
+                let u = organism::market::load_universe(&ck.run.data)?;
+                Ok(ck
+                    .run
+                    .split
+                    .apply(&u)
+                    .holdout
+                    .into_iter()
+                    .map(Prepared::new)
+                    .collect())
+            },
+            &progress,
+        )?,
+        (None, Some(p)) => gauntlet::run(
+            &ranked,
+            &setup(p, &ck.run, &cfg, trials),
+            &mut read_holdout,
+            &mut || Ok(load_portfolio_holdout(&ck.run)?),
+            &progress,
+        )?,
+        (None, None) => unreachable!("refused above"),
+    };
     let admitted: Vec<usize> = (0..verdict.candidates.len())
         .filter(|&i| verdict.candidates[i].admitted)
         .collect();
@@ -230,6 +277,13 @@ pub fn run(args: Args) -> Result<()> {
              a holdout consulted again and again is no longer an unseen test"
         ));
     }
+    let universe = ck
+        .run
+        .portfolio
+        .as_ref()
+        .map(|pr| UniverseDefinition::of(&ck.run.data, pr, ck.fingerprint))
+        .map(serde_json::to_value)
+        .transpose()?;
     for (j, r) in verdict.candidates.iter().zip(&ranked) {
         let genome = seed_set.genome(r.seed_index, &r.genes, r.program.as_ref());
         let spec = genome.spec()?;
@@ -261,6 +315,7 @@ pub fn run(args: Args) -> Result<()> {
                 "train": j.train.figures,
                 "validation": j.validation.figures,
                 "holdout": j.holdout.as_ref().and_then(|h| h.figures),
+                "sharpe_se": sharpe_se(j),
                 "stages": j.stages,
                 "regimes": {
                     "train": j.train.regimes,
@@ -274,6 +329,7 @@ pub fn run(args: Args) -> Result<()> {
             reason: stopped.map_or_else(String::new, |o| o.reason.clone()),
             created_ms: now,
             updated_ms: now,
+            universe: universe.clone(),
         };
         match registry.record(&s, j.admitted, now)? {
             Recorded::Updated { before, now } if j.admitted && before != Status::Candidate => {
@@ -338,7 +394,13 @@ pub fn run(args: Args) -> Result<()> {
                 }
             ),
             summary_line.clone(),
-        ];
+        ]
+        .into_iter()
+        .chain(universe.as_ref().and_then(|u| {
+            let d: UniverseDefinition = serde_json::from_value(u.clone()).ok()?;
+            Some(format!("universe: {}", d.describe()))
+        }))
+        .collect::<Vec<_>>();
         let html = promotion_report("organism promotion", &intro, &verdict);
         write_atomic(path, html.as_bytes())?;
         say(&format!("wrote {}", path.display()));
@@ -358,6 +420,7 @@ pub fn run(args: Args) -> Result<()> {
                     "train": j.train.figures,
                     "validation": j.validation.figures,
                     "holdout": j.holdout.as_ref().and_then(|h| h.figures),
+                    "sharpe_se": sharpe_se(j),
                     "stopped_at": j.stopped_at().map(|o| o.stage.as_str()),
                     "regimes": {
                         "train": j.train.regimes,
@@ -379,6 +442,7 @@ pub fn run(args: Args) -> Result<()> {
                 "generation": generation,
                 "run": run_name,
                 "data_fingerprint": format!("{:016x}", ck.fingerprint),
+                "universe": universe,
                 "trials": verdict.trials,
                 "noise_max_sharpe": verdict.noise,
                 "pbo": verdict.pbo,
@@ -392,7 +456,12 @@ pub fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
-    print_table(&verdict, &ids);
+    if universe.is_some() {
+        print_portfolio_table(&verdict, &ids);
+    } else {
+        print_table(&verdict, &ids);
+    }
+    print_run_figures(&verdict);
     outln!();
     for n in &notes {
         outln!("note: {n}");
@@ -484,6 +553,77 @@ fn print_table(v: &Verdict, ids: &[String]) {
             verdict
         );
     }
+}
+
+/// The standard error of each segment's Sharpe, where it is one return series's (portfolio
+/// strategies).
+fn sharpe_se(j: &gauntlet::Judged) -> serde_json::Value {
+    serde_json::json!({
+        "train": j.train.sharpe_se,
+        "validation": j.validation.sharpe_se,
+        "holdout": j.holdout.as_ref().and_then(|h| h.sharpe_se),
+    })
+}
+
+/// Portfolio candidates: Sharpe ± standard error per segment, and out of sample (validation)
+/// the rank IC ± its t, the coins held, the turnover and the capacity at 1 M USD.
+fn print_portfolio_table(v: &Verdict, ids: &[String]) {
+    let pm = |run: Option<&gauntlet::SegmentRun>| match run
+        .and_then(|r| r.figures.map(|f| (f, r.sharpe_se)))
+    {
+        Some((f, Some(se))) if f.sharpe.is_finite() => format!("{:>5.2}±{:<4.2}", f.sharpe, se),
+        Some((f, None)) if f.sharpe.is_finite() => format!("{:>5.2}     ", f.sharpe),
+        _ => format!("{:>10}", "-"),
+    };
+    outln!(
+        "{:>3}  {:<32} {:>10} {:>10} {:>10} {:>14} {:>5} {:>6} {:>7}  verdict",
+        "#",
+        "strategy",
+        "train",
+        "valid",
+        "hold",
+        "valid IC (t)",
+        "held",
+        "turn",
+        "cap %"
+    );
+    for j in &v.candidates {
+        let verdict = match j.stopped_at() {
+            Some(o) => format!("{}: {}", o.stage.as_str(), o.reason),
+            None => "PROMOTED".into(),
+        };
+        let d = j.validation.figures.and_then(|f| f.portfolio);
+        let ic = d.map_or(format!("{:>14}", "-"), |d| {
+            if d.rank_ic.mean.is_finite() {
+                format!("{:>7.4} ({:>4.1})", d.rank_ic.mean, d.rank_ic.t)
+            } else {
+                format!("{:>14}", "-")
+            }
+        });
+        outln!(
+            "{:>3}  {:<32} {} {} {} {} {:>5.1} {:>6.1} {:>7.3}  {}",
+            j.rank + 1,
+            ids[j.rank],
+            pm(Some(&j.train)),
+            pm(Some(&j.validation)),
+            pm(j.holdout.as_ref()),
+            ic,
+            d.map_or(f64::NAN, |d| d.avg_held),
+            j.validation.figures.map_or(f64::NAN, |f| f.turnover),
+            d.map_or(f64::NAN, |d| 100.0 * d.capacity_max),
+            verdict
+        );
+    }
+    outln!(
+        "(held: coins on average; turn: notional traded a year / equity; cap %: the largest share \
+         of a coin's bar volume one rebalance fill takes at 1 M USD; IC, held, turn and cap on \
+         validation)"
+    );
+}
+
+/// What the promotion found about the run as a whole: the front's PBO, the trials and the
+/// Sharpe noise reaches.
+fn print_run_figures(v: &Verdict) {
     if let Some(p) = &v.pbo {
         outln!(
             "PBO of the front: {:.2} ({} splits of {} strategies; probability of out-of-sample loss {:.2})",

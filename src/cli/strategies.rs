@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use organism::evolution::portfolio::UniverseDefinition;
 use organism::{
     clock::{Clock, WallClock},
     promotion::registry::{Registry, Status, Strategy},
@@ -171,6 +172,38 @@ pub fn run(cmd: StrategiesCommand) -> Result<()> {
                     p.trials,
                     p.pbo
                         .map_or(String::new(), |v| format!(", PBO of the front {v:.2}"))
+                );
+            }
+            if let Some(u) = &s.universe {
+                match serde_json::from_value::<UniverseDefinition>(u.clone()) {
+                    Ok(d) => outln!("universe: {}", d.describe()),
+                    Err(e) => outln!("universe: {u} (does not read: {e})"),
+                }
+                let seg = |k: &str| {
+                    let f = &s.figures[k];
+                    let se = s.figures["sharpe_se"][k].as_f64();
+                    match (f["sharpe"].as_f64(), se) {
+                        (Some(x), Some(se)) => format!("{x:.2} ± {se:.2}"),
+                        (Some(x), None) => format!("{x:.2}"),
+                        _ => "-".into(),
+                    }
+                };
+                let v = &s.figures["validation"]["portfolio"];
+                outln!(
+                    "Sharpe: training {}, validation {}, holdout {}; validation rank IC {} (t {}), \
+                     {} coins held, turnover {} a year, capacity {} % of a bar's volume at 1 M USD",
+                    seg("train"),
+                    seg("validation"),
+                    seg("holdout"),
+                    v["rank_ic"]["mean"].as_f64().map_or("-".into(), |x| format!("{x:.4}")),
+                    v["rank_ic"]["t"].as_f64().map_or("-".into(), |x| format!("{x:.1}")),
+                    v["avg_held"].as_f64().map_or("-".into(), |x| format!("{x:.1}")),
+                    s.figures["validation"]["turnover"]
+                        .as_f64()
+                        .map_or("-".into(), |x| format!("{x:.1}")),
+                    v["capacity_max"]
+                        .as_f64()
+                        .map_or("-".into(), |x| format!("{:.3}", 100.0 * x)),
                 );
             }
             outln!("verdict: {}  weight {:.3}", s.verdict, s.weight);

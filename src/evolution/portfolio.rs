@@ -50,6 +50,89 @@ pub struct PortfolioRun {
     pub limits: Limits,
 }
 
+/// Where a portfolio strategy trades, as the registry keeps it: the data (folder, source,
+/// interval, time range), the coins and who may be held when, the book's caps, and the
+/// fingerprint of the data it was validated on. What `paper replay` rebuilds its universe from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UniverseDefinition {
+    /// The data folder (`None`: the bundled synthetic market).
+    pub path: Option<std::path::PathBuf>,
+    pub source: String,
+    pub interval: String,
+    /// The run's `--timerange`, if it had one.
+    pub timerange: Option<crate::market::timerange::TimeRange>,
+    /// `--coins` (`all`, `top:N` or a list), as text.
+    pub coins: String,
+    pub exclude: Vec<String>,
+    pub membership: MembershipRule,
+    pub limits: Limits,
+    /// The run's data fingerprint (hex).
+    pub data_fingerprint: String,
+}
+
+impl UniverseDefinition {
+    /// The universe of a portfolio run `pr` over `data`, validated on data of `fingerprint`.
+    pub fn of(data: &DataSelection, pr: &PortfolioRun, fingerprint: u64) -> Self {
+        Self {
+            path: data.path.clone(),
+            source: data.source.clone(),
+            interval: data.interval.clone(),
+            timerange: data.timerange,
+            coins: pr.pick.to_string(),
+            exclude: pr.exclude.clone(),
+            membership: pr.membership,
+            limits: pr.limits,
+            data_fingerprint: format!("{fingerprint:016x}"),
+        }
+    }
+
+    /// The portfolio run it describes.
+    ///
+    /// # Errors
+    /// A message when `coins` is not `all`, `top:N` or a list.
+    pub fn portfolio_run(&self) -> Result<PortfolioRun, String> {
+        Ok(PortfolioRun {
+            pick: self.coins.parse()?,
+            exclude: self.exclude.clone(),
+            membership: self.membership,
+            limits: self.limits,
+        })
+    }
+
+    /// One line: `<source> <interval> from <path>, coins <pick> (exclude …), membership …`.
+    pub fn describe(&self) -> String {
+        let m = &self.membership;
+        format!(
+            "{} {} bars from {}{}, --coins {}{}; members: {} bars of history, {} USD a day over \
+             {} days{}; data fingerprint {}",
+            if self.source.is_empty() {
+                "any source"
+            } else {
+                &self.source
+            },
+            self.interval,
+            self.path
+                .as_ref()
+                .map_or("the bundled synthetic market".into(), |p| p
+                    .display()
+                    .to_string()),
+            self.timerange.map_or(String::new(), |t| format!(" ({t})")),
+            self.coins,
+            if self.exclude.is_empty() {
+                String::new()
+            } else {
+                format!(" excluding {}", self.exclude.join(","))
+            },
+            m.min_history,
+            m.min_volume_usd,
+            m.volume_days,
+            m.top
+                .map_or(String::new(), |n| format!(", top {n} by volume")),
+            self.data_fingerprint
+        )
+    }
+}
+
 /// A portfolio's universe on one grid, with what loading it found.
 #[derive(Debug)]
 pub struct UniversePanel {
@@ -139,7 +222,7 @@ pub fn split_bounds(panel: &Panel, split: &Split) -> (i64, i64) {
 /// One time segment of the universe, with what every genome's schedule shares. The panel may
 /// begin before the segment (`start` > 0): the bars before are warm-up — scores and membership
 /// see them, the account trades from `start` on and the figures are of the segment alone.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PanelSegment {
     pub panel: Panel,
     pub context: PanelContext,
@@ -196,10 +279,21 @@ impl PortfolioProblem {
     /// The backtest of one genome on `seg`: rebalances from its start, the report and figures
     /// of its bars.
     pub fn backtest(&self, seed: u16, genes: &[f64], seg: &PanelSegment) -> PortfolioRunResult {
+        self.book(self.schedule(seed, genes, seg), seg)
+    }
+
+    /// One genome's rebalances on `seg`, from its start.
+    pub fn schedule(&self, seed: u16, genes: &[f64], seg: &PanelSegment) -> Vec<Rebalance> {
         let g = self.genome(seed, genes);
         let p = &seg.panel;
         let scores = g.scores(p);
-        let schedule = g.schedule_from(p, &seg.context, &self.membership, &scores, seg.start);
+        g.schedule_from(p, &seg.context, &self.membership, &scores, seg.start)
+    }
+
+    /// The book of `schedule` on `seg` under the run's costs and caps: the report and figures
+    /// of the segment's bars.
+    pub fn book(&self, schedule: Vec<Rebalance>, seg: &PanelSegment) -> PortfolioRunResult {
+        let p = &seg.panel;
         let report = run_book(p, &schedule, &self.backtest, &self.limits).since(seg.start);
         let figures = PortfolioFigures::of(&report, seg.ts(), p.bars_per_year());
         PortfolioRunResult {
@@ -209,20 +303,30 @@ impl PortfolioProblem {
         }
     }
 
+    /// The [`Figures`] of a backtest on `seg`, with `sharpe` as the Sharpe objective, and the
+    /// portfolio diagnostics.
+    pub fn figures_of(
+        &self,
+        r: &PortfolioRunResult,
+        seg: &PanelSegment,
+        sharpe: SharpeObjective,
+    ) -> Figures {
+        let e = evaluation(&r.figures, sharpe, self.aggregation.min_trades);
+        Figures {
+            sharpe: e.sharpe(),
+            consistency: e.consistency(),
+            max_drawdown: e.drawdown(),
+            turnover: e.turnover(),
+            total_return: r.figures.total_return,
+            trades: r.figures.fills,
+            feasible: e.feasible(),
+            portfolio: Some(Diagnostics::of(&seg.panel, &r.schedule, &r.report)),
+        }
+    }
+
     /// The evaluation of backtest figures under the run's Sharpe objective and `min_trades`.
     pub fn evaluation(&self, f: &PortfolioFigures) -> Evaluation {
-        let sharpe = match self.aggregation.sharpe {
-            SharpeObjective::Plain => f.sharpe,
-            SharpeObjective::Folds => f.fold_sharpe,
-            SharpeObjective::Psr => f.psr,
-        };
-        Evaluation::new(
-            sharpe,
-            f.consistency,
-            f.max_drawdown,
-            f.turnover,
-            (self.aggregation.min_trades - f.fills as f64).max(0.0),
-        )
+        evaluation(f, self.aggregation.sharpe, self.aggregation.min_trades)
     }
 
     /// The evaluation on the validation segment.
@@ -246,18 +350,24 @@ impl Scored for PortfolioProblem {
             &self.train
         };
         let r = self.backtest(seed, genes, seg);
-        let e = self.evaluation(&r.figures);
-        Figures {
-            sharpe: e.sharpe(),
-            consistency: e.consistency(),
-            max_drawdown: e.drawdown(),
-            turnover: e.turnover(),
-            total_return: r.figures.total_return,
-            trades: r.figures.fills,
-            feasible: e.feasible(),
-            portfolio: Some(Diagnostics::of(&seg.panel, &r.schedule, &r.report)),
-        }
+        self.figures_of(&r, seg, self.aggregation.sharpe)
     }
+}
+
+/// The evaluation of backtest figures under Sharpe objective `sharpe` and `min_trades` fills.
+fn evaluation(f: &PortfolioFigures, sharpe: SharpeObjective, min_trades: f64) -> Evaluation {
+    let s = match sharpe {
+        SharpeObjective::Plain => f.sharpe,
+        SharpeObjective::Folds => f.fold_sharpe,
+        SharpeObjective::Psr => f.psr,
+    };
+    Evaluation::new(
+        s,
+        f.consistency,
+        f.max_drawdown,
+        f.turnover,
+        (min_trades - f.fills as f64).max(0.0),
+    )
 }
 
 impl Problem for PortfolioProblem {

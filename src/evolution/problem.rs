@@ -677,6 +677,24 @@ fn load_portfolio_run(
     })
 }
 
+/// A portfolio run's holdout: its whole universe, the holdout's bars the segment and every bar
+/// before them warm-up (as validation has training before it).
+///
+/// # Errors
+/// [`ProblemError`] for data that does not load, a run that is not a portfolio run, or a
+/// holdout without bars (an empty segment is returned as one with no bars after `start`).
+pub fn load_portfolio_holdout(
+    run: &super::checkpoint::RunSpec,
+) -> Result<PanelSegment, ProblemError> {
+    let Some(pr) = &run.portfolio else {
+        return Err(ProblemError::Seeds("not a portfolio run".into()));
+    };
+    let loaded = load_universe_panel(&run.data, pr, &mut |_, _| {})?;
+    let (_, t2) = split_bounds(&loaded.panel, &run.split);
+    let start = loaded.panel.ts.partition_point(|&t| t < t2);
+    Ok(PanelSegment::new(loaded.panel, start, pr.membership))
+}
+
 /// The backtest of per-bar targets on a prepared market, with its metrics: what evolution
 /// scores and what `organism backtest` prints.
 pub fn backtest_targets(

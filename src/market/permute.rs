@@ -81,11 +81,81 @@ pub fn permute(u: &Universe, seed: u64) -> Universe {
     }
 }
 
+/// The return-permuted copy of `panel`'s coins with its bars shuffled together
+/// ([`permute_panel_from`] from the first bar), drawing from one ChaCha8 stream seeded by
+/// `seed`.
+pub fn permute_panel(panel: &Panel, seed: u64) -> Vec<Market> {
+    permute_panel_from(panel, 0, &mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+/// The return-permuted copy of `panel`'s coins from grid bar `from` on, the grid's bars
+/// shuffled **together**: one random order of the grid bars `from..`, drawn from `rng`, and
+/// every coin takes its own moves in that order (a coin that has no bar at some grid bars skips
+/// them), on its own bars from `from` on; the bars before `from` stay as they are and prices
+/// go on from them. Each bar's cross-section of moves stays together, so the coins keep their
+/// correlation and each its own moves and drift, while any structure in time (what a score
+/// computed from the past says about the next bars) is destroyed. Permuting each coin on its
+/// own instead would also take away the correlation, and with it most of the risk of a
+/// portfolio long some coins against others: a null it would be too easy to lose to.
+pub fn permute_panel_from(panel: &Panel, from: usize, rng: &mut ChaCha8Rng) -> Vec<Market> {
+    let mut order: Vec<usize> = (from..panel.len()).collect();
+    for i in (1..order.len()).rev() {
+        let j = rng.gen_range(0..=i);
+        order.swap(i, j);
+    }
+    panel
+        .coins
+        .iter()
+        .map(|c| {
+            let k = &c.market.candles;
+            // The coin's own bars before `from` (at least its first) are kept.
+            let start = panel.ts.get(from).copied().unwrap_or(i64::MAX);
+            let keep = k.ts.partition_point(|&t| t < start).max(1).min(k.len());
+            // Its moves in the shuffled grid order.
+            let moves = order
+                .iter()
+                .filter_map(|&t| c.bar(t).filter(|&b| b >= keep));
+            let mut out = Candles::with_capacity(k.len());
+            for b in 0..keep {
+                out.push(
+                    k.ts[b],
+                    k.open[b],
+                    k.high[b],
+                    k.low[b],
+                    k.close[b],
+                    k.volume[b],
+                );
+            }
+            let mut prev = k.close[keep - 1];
+            for (b, s) in (keep..k.len()).zip(moves) {
+                let p = k.close[s - 1];
+                out.push(
+                    k.ts[b],
+                    prev * (k.open[s] / p),
+                    prev * (k.high[s] / p),
+                    prev * (k.low[s] / p),
+                    prev * (k.close[s] / p),
+                    k.volume[s],
+                );
+                prev *= k.close[s] / p;
+            }
+            let mut m = Market::new(c.market.coin.clone(), out, c.market.funding.clone());
+            m.fear_greed = c.market.fear_greed.clone();
+            m
+        })
+        .collect()
+}
+
 /// The cross-sectionally shuffled copy of `panel`'s coins (see the module documentation), in
 /// panel order, drawing from one ChaCha8 stream seeded by `seed`, bar by bar in grid order. A
 /// coin's first bar, and a bar where fewer than two coins trade, are kept as they are.
 pub fn shuffle_cross_section(panel: &Panel, seed: u64) -> Vec<Market> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    shuffle_cross_section_from(panel, 0, &mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+/// [`shuffle_cross_section`] of the grid bars from `from` on, drawing from `rng`: the bars
+/// before `from` keep their own moves (warm-up), and each coin's prices go on from them.
+pub fn shuffle_cross_section_from(panel: &Panel, from: usize, rng: &mut ChaCha8Rng) -> Vec<Market> {
     let coins = &panel.coins;
     // New closes per coin, filled bar by bar; each coin's first bar is its own.
     let mut bars: Vec<Candles> = coins
@@ -114,9 +184,11 @@ pub fn shuffle_cross_section(panel: &Panel, seed: u64) -> Vec<Market> {
                 .filter_map(|(i, c)| c.bar(t).filter(|&b| b > 0).map(|b| (i, b))),
         );
         let mut deal: Vec<usize> = (0..movers.len()).collect();
-        for i in (1..deal.len()).rev() {
-            let j = rng.gen_range(0..=i);
-            deal.swap(i, j);
+        if t >= from {
+            for i in (1..deal.len()).rev() {
+                let j = rng.gen_range(0..=i);
+                deal.swap(i, j);
+            }
         }
         for (slot, &(i, b)) in movers.iter().enumerate() {
             let (j, bj) = movers[deal[slot]];
@@ -311,6 +383,88 @@ mod tests {
             })
             .collect();
         assert!(deals.len() > 1);
+    }
+
+    #[test]
+    fn warm_up_bars_are_kept_and_the_rest_shuffled() {
+        // From grid bar 2: bar 1 keeps A's +10 % and B's −5 %; bars 2 and 3 deal their moves.
+        let p = three();
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let s = shuffle_cross_section_from(&p, 2, &mut rng);
+        let near = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x / y - 1.0).abs() < 1e-12);
+        assert!(near(&s[0].candles.close[..2], &[100.0, 110.0]));
+        assert!(near(&s[1].candles.close[..2], &[50.0, 47.5]));
+        // Over 40 streams, bar 2's moves land on A both ways round.
+        let a_moves: std::collections::BTreeSet<i64> = (0..40)
+            .map(|k| {
+                let mut rng = ChaCha8Rng::seed_from_u64(k);
+                let s = shuffle_cross_section_from(&p, 2, &mut rng);
+                let c = &s[0].candles.close;
+                (c[2] / c[1] * 1e9).round() as i64
+            })
+            .collect();
+        assert_eq!(a_moves, [950_000_000, 1_100_000_000].into());
+    }
+
+    #[test]
+    fn a_panel_permuted_together_keeps_each_bar_s_cross_section() {
+        // A and B over grid bars 0..=3, C from grid bar 2; permuted from grid bar 1.
+        let p = three();
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..30 {
+            let q = permute_panel_from(&p, 1, &mut ChaCha8Rng::seed_from_u64(seed));
+            let mv = |m: &Market, b: usize| {
+                (m.candles.close[b] / m.candles.close[b - 1] * 1e9).round() as i64
+            };
+            // A moves +10 % at every bar and B −5 %: whatever the order, the same.
+            for b in 1..4 {
+                assert_eq!(mv(&q[0], b), 1_100_000_000);
+                assert_eq!(mv(&q[1], b), 950_000_000);
+            }
+            // C's one move (+20 %) stays with C; its first bar is its own.
+            assert_eq!(q[2].candles.close[0], 10.0);
+            assert_eq!(mv(&q[2], 1), 1_200_000_000);
+            for (a, b) in p.coins.iter().zip(&q) {
+                assert_eq!(a.market.candles.ts, b.candles.ts);
+                assert_eq!(a.market.candles.close[0], b.candles.close[0]);
+            }
+            seen.insert(
+                q[0].candles
+                    .volume
+                    .iter()
+                    .map(|v| *v as i64)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        // The bars' volumes move with them: A's volume order differs between streams.
+        assert!(seen.len() > 1);
+        // Two coins with moves 1..=5 % and 10..=50 %: bar by bar the pair stays together.
+        let coin = |name: &str, step: f64| {
+            let mut c = Candles::with_capacity(6);
+            let mut close = 100.0;
+            for k in 0..6 {
+                if k > 0 {
+                    close *= 1.0 + step * k as f64;
+                }
+                c.push(k as i64 * HOUR_MS, close, close, close, close, 1.0);
+            }
+            Market::new(name, c, FundingSeries::default())
+        };
+        let two = Panel::new(vec![coin("X", 0.01), coin("Y", 0.10)]);
+        let q = permute_panel_from(&two, 2, &mut ChaCha8Rng::seed_from_u64(4));
+        let pct = |m: &Market| -> Vec<i64> {
+            (1..6)
+                .map(|t| ((m.candles.close[t] / m.candles.close[t - 1] - 1.0) * 1e4).round() as i64)
+                .collect()
+        };
+        let (x, y) = (pct(&q[0]), pct(&q[1]));
+        assert_eq!(x[0], 100);
+        for (a, b) in x.iter().zip(&y) {
+            assert_eq!(*b, 10 * a, "{x:?} {y:?}");
+        }
+        let mut tail = x[1..].to_vec();
+        tail.sort_unstable();
+        assert_eq!(tail, [200, 300, 400, 500]);
     }
 
     #[test]

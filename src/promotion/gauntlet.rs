@@ -7,28 +7,37 @@
 //!
 //! 1. **Costs**: net total return and Sharpe on training, after fees, slippage and funding,
 //!    both positive (and a run evolved with neither fees nor slippage fails).
-//! 2. **Nulls**: the validation Sharpe beats the same strategy with its signal flipped, and the
+//! 2. **Cross-section** (portfolio strategies only): the validation Sharpe beats the
+//!    `cross_quantile` quantile of its Sharpe on `cross_nulls` cross-sectionally shuffled copies
+//!    of the validation span ([`cross_section`]): each bar's coin moves dealt out among the
+//!    coins, so the market's move is kept and which coin made it is lost. What a strategy earns
+//!    from the market's move alone, it earns on every copy.
+//! 3. **Nulls**: the validation Sharpe beats the same strategy with its signal flipped, and the
 //!    `null_quantile` quantile of its Sharpe on `nulls` return-permuted copies of the validation
-//!    span (see [`crate::market::permute`]; copy `k` draws from its own seeded stream).
-//! 3. **Out of sample**: validation Sharpe > 0 and ≥ `oos_fraction` × training Sharpe, and
+//!    span (see [`crate::market::permute`]; copy `k` draws from its own seeded stream; a
+//!    portfolio's universe is permuted with its bars together, so the coins keep their
+//!    correlation).
+//! 4. **Out of sample**: validation Sharpe > 0 and ≥ `oos_fraction` × training Sharpe, and
 //!    positive in more than half of `oos_windows` equal windows of the validation span.
-//! 4. **Deflated Sharpe** ([`crate::fitness::luck::deflated_sharpe`]): the training Sharpe
+//! 5. **Deflated Sharpe** ([`crate::fitness::luck::deflated_sharpe`]): the training Sharpe
 //!    against the expected best of all the run's trials (every distinct genome or program in its
 //!    fitness cache, with the variance of their training Sharpe ratios); at least `min_dsr`.
-//! 5. **Overfitting** ([`crate::fitness::pbo`]): the probability of backtest overfitting of
+//! 6. **Overfitting** ([`crate::fitness::pbo`]): the probability of backtest overfitting of
 //!    the whole front, by CSCV over its training-and-validation returns; above `max_pbo` no
 //!    candidate of the run is promoted.
-//! 6. **Holdout**: the split's last segment, read here and only here (the caller records each
+//! 7. **Holdout**: the split's last segment, read here and only here (the caller records each
 //!    read before it happens): holdout Sharpe > 0 and ≥ `holdout_fraction` × validation Sharpe.
-//! 7. **Diversity**: among those that pass, up to `top` are admitted greedily in rank order,
+//! 8. **Diversity**: among those that pass, up to `top` are admitted greedily in rank order,
 //!    each only if its daily returns correlate at most `max_correlation` with every one
 //!    admitted before it.
 //!
-//! Every Sharpe here is the annualized Sharpe aggregated over coins as evolution aggregates it
-//! (`(1 − w)·mean + w·worst`, `evolution.worst_coin_weight`), on the plain per-coin Sharpe
-//! whatever the run's Sharpe objective was. A strategy's return series (for windows, PBO, the
-//! deflated Sharpe's moments and correlations) is the equal-weight mean of its coins' per-bar
-//! returns.
+//! For single-coin strategies every Sharpe here is the annualized Sharpe aggregated over coins
+//! as evolution aggregates it (`(1 − w)·mean + w·worst`, `evolution.worst_coin_weight`), on the
+//! plain per-coin Sharpe whatever the run's Sharpe objective was, and a strategy's return
+//! series (for windows, PBO, the deflated Sharpe's moments and correlations) is the
+//! equal-weight mean of its coins' per-bar returns. A portfolio strategy is one account: its
+//! Sharpe is the plain Sharpe of the account's per-bar returns, its return series those
+//! returns ([`super::candidates`]).
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -36,23 +45,21 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
+pub use super::candidates::{Candidates, CoinCandidates, PortfolioCandidates};
 use crate::{
     config::PromotionConfig,
     evolution::{
-        checkpoint::RunSpec,
-        problem::{backtest_targets, Aggregation, Figures, SharpeObjective, UniverseProblem},
+        problem::{Figures, SharpeObjective},
         summary::Ranked,
         CacheKey,
     },
     fitness::{
         self, luck,
         pbo::Pbo,
-        regime::{policy_from_figures, pooled_figures, RegimeFigure},
+        regime::{policy_from_figures, RegimeFigure},
         trials::EffectiveTrials,
     },
-    market::{permute::permute_market, Market},
-    seeds::Prepared,
-    strategy::regime::{Policy, Regimes, VolatilityParams},
+    strategy::regime::Policy,
 };
 
 /// The stages, in order.
@@ -60,6 +67,7 @@ use crate::{
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Costs,
+    CrossSection,
     Nulls,
     OutOfSample,
     DeflatedSharpe,
@@ -72,6 +80,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Costs => "costs",
+            Self::CrossSection => "cross_section",
             Self::Nulls => "nulls",
             Self::OutOfSample => "out_of_sample",
             Self::DeflatedSharpe => "deflated_sharpe",
@@ -219,6 +228,60 @@ pub fn nulls(validation: f64, flipped: f64, null_sharpes: &[f64], q: f64) -> Out
         )
     };
     outcome(Stage::Nulls, passed, rule, reason, figures)
+}
+
+/// Annualized Sharpe differences smaller than this are no difference: a copy whose Sharpe is
+/// within it of the candidate's counts as doing as well. A rule that holds every coin alike
+/// earns on every cross-sectionally shuffled copy what it earns on the market, to within about
+/// 1e-4 (rounding, and the book skipping a resize too small to pay its costs, which makes a
+/// coin's position depend a little on its own path).
+pub const SHARPE_TIE: f64 = 1e-3;
+
+/// Stage 2 of portfolio strategies, before the nulls: validation Sharpe against the `q` quantile of its Sharpe
+/// on cross-sectionally shuffled copies of the validation segment. Each copy keeps every bar's
+/// set of coin moves (the market's move) and deals them out among the coins at random, so what
+/// a strategy earns from the market's move alone it earns on every copy; only picking the
+/// coins that made which move beats them.
+pub fn cross_section(validation: f64, cross_sharpes: &[f64], q: f64) -> Outcome {
+    let bar = quantile(cross_sharpes, q);
+    let n = cross_sharpes.len();
+    let mean = cross_sharpes.iter().sum::<f64>() / n.max(1) as f64;
+    let beaten = cross_sharpes
+        .iter()
+        .filter(|&&s| s >= validation - SHARPE_TIE)
+        .count();
+    let figures = json!({
+        "validation_sharpe": validation,
+        "copies": n,
+        "quantile": q,
+        "sharpe_at_quantile": bar,
+        "sharpe_mean": mean,
+        "copies_at_or_above": beaten,
+    });
+    let rule = format!(
+        "validation Sharpe > the {:.0}th percentile of {n} cross-sectionally shuffled copies \
+         (each bar's coin moves dealt out among the coins: the market's move kept, which coin \
+         made it lost)",
+        q * 100.0
+    );
+    let passed = n > 0 && validation - SHARPE_TIE > bar;
+    let reason = if n == 0 {
+        "no shuffled copy was measured".to_string()
+    } else if passed {
+        format!(
+            "validation Sharpe {validation:.2} > shuffled {:.0}th percentile {bar:.2} (mean \
+             {mean:.2}): it picks coins",
+            q * 100.0
+        )
+    } else {
+        format!(
+            "no coin selection: validation Sharpe {validation:.2} is not above {bar:.2}, the \
+             {:.0}th percentile with the coins' moves shuffled among them ({beaten} of {n} \
+             copies did as well; mean {mean:.2}) — what it earns, the market's move alone earns",
+            q * 100.0
+        )
+    };
+    outcome(Stage::CrossSection, passed, rule, reason, figures)
 }
 
 /// Stage 3: validation against training, and the validation span's windows.
@@ -588,11 +651,11 @@ const CLUSTER_STREAM: u64 = 0x636c_7573_7465_7201;
 
 /// The effective number of trials of a run: up to `sample` of its trials (`keys`, the fitness
 /// cache's genomes; a seeded sample when there are more) backtested on the training segment,
-/// each as the daily sums of its equal-weight portfolio's returns, clustered by correlation
-/// ([`crate::fitness::trials`]). Costs one training backtest per sampled trial, in parallel, and
-/// no disk.
-pub fn cluster_trials(
-    problem: &UniverseProblem,
+/// each as the daily sums of the return series the gauntlet judges
+/// ([`Candidates::training_returns`]), clustered by correlation ([`crate::fitness::trials`]).
+/// Costs one training backtest per sampled trial, in parallel, and no disk.
+pub fn cluster_trials<C: Candidates>(
+    candidates: &C,
     keys: &[&CacheKey],
     sample: usize,
     seed: u64,
@@ -613,16 +676,7 @@ pub fn cluster_trials(
                 Some(t) => Some(crate::genome::program::parse(t, &crate::seeds::spec_of).ok()?),
                 None => None,
             };
-            let mut parts = Vec::with_capacity(problem.train.len());
-            for p in &problem.train {
-                let targets = problem.targets(*seed_index, &genes, program.as_ref(), p);
-                let (report, _) = backtest_targets(&targets, p, &problem.backtest);
-                parts.push((
-                    p.market.candles.ts.clone(),
-                    fitness::returns(&report.equity, report.cash),
-                ));
-            }
-            let (ts, r) = fitness::mean_by_time(&parts);
+            let (ts, r) = candidates.training_returns(*seed_index, &genes, program.as_ref());
             Some(daily_sums(&ts, &r))
         })
         .collect();
@@ -650,6 +704,9 @@ fn daily_sums(ts: &[i64], r: &[f64]) -> Vec<f64> {
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct SegmentRun {
     pub figures: Option<Figures>,
+    /// The standard error of the Sharpe (Lo) where the Sharpe is that of one return series
+    /// (a portfolio's account); `None` for a Sharpe aggregated over coins.
+    pub sharpe_se: Option<f64>,
     /// The Sharpe each regime decided, pooled over coins (training, validation, holdout).
     pub regimes: Vec<RegimeFigure>,
     /// The equal-weight portfolio of its coins: timestamps and per-bar returns.
@@ -681,6 +738,10 @@ pub struct Judged {
     /// Validation Sharpe on each permuted copy (empty if it stopped before the nulls).
     #[serde(skip)]
     pub null_sharpes: Vec<f64>,
+    /// Validation Sharpe on each cross-sectionally shuffled copy (empty for single-coin
+    /// strategies and where it stopped before that stage).
+    #[serde(skip)]
+    pub cross_sharpes: Vec<f64>,
     /// The regime policy its validation figures suggest: flat where it lost over at least a
     /// month of bars ([`policy_from_figures`]).
     pub regime_policy: Policy,
@@ -693,16 +754,16 @@ impl Judged {
     }
 }
 
-/// What the gauntlet needs besides the candidates.
-pub struct Setup<'a> {
-    pub problem: &'a UniverseProblem,
-    pub run: &'a RunSpec,
+/// What the gauntlet needs besides the ranked candidates.
+pub struct Setup<'a, C: Candidates> {
+    /// The run's candidates, backtested.
+    pub candidates: &'a C,
+    /// The run's seed (the null copies' streams derive from it).
+    pub seed: u64,
     pub cfg: &'a PromotionConfig,
     pub trials: Trials,
     /// How many admissions this promotion may make.
     pub top: usize,
-    /// How volatility regimes are measured for the figures per regime.
-    pub regime: VolatilityParams,
 }
 
 /// The gauntlet's result for a run.
@@ -718,56 +779,6 @@ pub struct Verdict {
     pub holdout_read: bool,
 }
 
-/// The aggregation the gauntlet uses: the run's, on the plain Sharpe.
-fn plain(agg: &Aggregation) -> Aggregation {
-    Aggregation {
-        sharpe: SharpeObjective::Plain,
-        ..*agg
-    }
-}
-
-/// Backtests `r` on `markets` (targets from `targets_of`) and makes its segment run.
-/// With `by_regime`, also the figures per regime.
-fn segment_run(
-    markets: &[Prepared],
-    agg: &Aggregation,
-    setup: &Setup<'_>,
-    targets_of: &(dyn Fn(&Prepared) -> crate::strategy::Targets + Sync),
-    by_regime: bool,
-) -> SegmentRun {
-    let mut metrics = Vec::with_capacity(markets.len());
-    let mut series = Vec::with_capacity(markets.len());
-    for p in markets {
-        let (report, m) = backtest_targets(&targets_of(p), p, &setup.problem.backtest);
-        series.push((
-            p.market.candles.ts.clone(),
-            fitness::returns(&report.equity, report.cash),
-        ));
-        metrics.push(m);
-    }
-    let regimes = if by_regime {
-        let r: Vec<_> = markets.iter().map(|p| p.regimes(&setup.regime)).collect();
-        let parts: Vec<(&Regimes, &[f64])> = r
-            .iter()
-            .zip(&series)
-            .map(|(g, (_, ret))| (g.as_ref(), ret.as_slice()))
-            .collect();
-        let bpy = markets
-            .first()
-            .map_or(365.0 * 24.0, |p| p.market.candles.bars_per_year());
-        pooled_figures(&parts, bpy)
-    } else {
-        Vec::new()
-    };
-    let (ts, returns) = fitness::mean_by_time(&series);
-    SegmentRun {
-        figures: Some(Figures::of(&metrics, agg)),
-        regimes,
-        ts,
-        returns,
-    }
-}
-
 /// Annualized Sharpe of each of `k` equal contiguous windows of `returns`.
 pub fn window_sharpes(returns: &[f64], k: usize, bars_per_year: f64) -> Vec<f64> {
     let n = returns.len();
@@ -779,19 +790,6 @@ pub fn window_sharpes(returns: &[f64], k: usize, bars_per_year: f64) -> Vec<f64>
         .collect()
 }
 
-/// Seed of the permuted copies' streams (XORed with the run's seed).
-const NULL_STREAM: u64 = 0x6e75_6c6c_5eed_0001;
-
-/// Permuted copy `k` of the validation markets.
-fn null_copy(validation: &[Prepared], seed: u64, k: usize) -> Vec<Prepared> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ NULL_STREAM);
-    rng.set_stream(k as u64);
-    validation
-        .iter()
-        .map(|p| Prepared::new(permute_market(&p.market, &mut rng)))
-        .collect()
-}
-
 /// Runs the gauntlet on `ranked` (a run's first front, in rank order). `read_holdout` is called
 /// once per candidate that reaches the holdout, before it is read, with the candidate's index in
 /// `ranked`; it returns how often that strategy's holdout was read before, or an error that
@@ -799,33 +797,24 @@ fn null_copy(validation: &[Prepared], seed: u64, k: usize) -> Vec<Prepared> {
 ///
 /// # Errors
 /// The first error of `read_holdout` or `load_holdout`.
-pub fn run<E>(
+pub fn run<C: Candidates, E>(
     ranked: &[Ranked],
-    setup: &Setup<'_>,
+    setup: &Setup<'_, C>,
     read_holdout: &mut dyn FnMut(usize) -> Result<usize, E>,
-    load_holdout: &mut dyn FnMut() -> Result<Vec<Market>, E>,
+    load_holdout: &mut dyn FnMut() -> Result<C::Holdout, E>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Verdict, E> {
-    let agg = plain(&setup.problem.aggregation);
-    let problem = setup.problem;
-    let bpy = problem
-        .train
-        .first()
-        .map_or(365.0 * 24.0, |p| p.market.candles.bars_per_year());
+    let c = setup.candidates;
+    let bpy = c.bars_per_year();
     let cfg = setup.cfg;
+    let seed = setup.seed;
     progress(&format!(
         "backtesting {} candidates on training and validation",
         ranked.len()
     ));
     let runs: Vec<(SegmentRun, SegmentRun)> = ranked
         .par_iter()
-        .map(|r| {
-            let t = |p: &Prepared| problem.targets(r.seed_index, &r.genes, r.program.as_ref(), p);
-            (
-                segment_run(&problem.train, &agg, setup, &t, true),
-                segment_run(&problem.validation, &agg, setup, &t, true),
-            )
-        })
+        .map(|r| (c.segment(r, false), c.segment(r, true)))
         .collect();
     // PBO over the front: each candidate's training then validation returns.
     let columns: Vec<Vec<f64>> = runs
@@ -833,8 +822,8 @@ pub fn run<E>(
         .map(|(t, v)| t.returns.iter().chain(&v.returns).copied().collect())
         .collect();
     let pbo = fitness::pbo::pbo(&columns, cfg.pbo_blocks);
-    let b = &problem.backtest;
-    let mut holdout_markets: Option<Vec<Prepared>> = None;
+    let b = c.engine();
+    let mut holdout_data: Option<C::Holdout> = None;
     let mut out = Vec::with_capacity(ranked.len());
     for (i, (r, (train, validation))) in ranked.iter().zip(runs).enumerate() {
         let mut judged = Judged {
@@ -848,6 +837,7 @@ pub fn run<E>(
             validation,
             holdout: None,
             null_sharpes: Vec::new(),
+            cross_sharpes: Vec::new(),
             regime_policy: Policy::TRADE,
         };
         // A month of bars per regime before a loss there counts.
@@ -855,7 +845,6 @@ pub fn run<E>(
             policy_from_figures(&judged.validation.regimes, (bpy / 12.0) as usize);
         let tf = judged.train.figures.unwrap_or(r.train);
         let vf = judged.validation.figures.unwrap_or(r.validation);
-        let targets = |p: &Prepared| problem.targets(r.seed_index, &r.genes, r.program.as_ref(), p);
         let go = |o: Outcome, stages: &mut Vec<Outcome>| {
             let ok = o.passed;
             stages.push(o);
@@ -866,6 +855,24 @@ pub fn run<E>(
             if !go(costs(&tf, b.fee, b.slippage, b.funding), stages) {
                 break 'stages;
             }
+            if c.cross_section_sharpe(r, seed, 0).is_some() {
+                progress(&format!(
+                    "candidate {} of {} ({}): {} cross-sectionally shuffled copies",
+                    i + 1,
+                    ranked.len(),
+                    r.id,
+                    cfg.cross_nulls
+                ));
+                let cross: Vec<f64> = (0..cfg.cross_nulls)
+                    .into_par_iter()
+                    .filter_map(|k| c.cross_section_sharpe(r, seed, k))
+                    .collect();
+                let ok = go(cross_section(vf.sharpe, &cross, cfg.cross_quantile), stages);
+                judged.cross_sharpes = cross;
+                if !ok {
+                    break 'stages;
+                }
+            }
             progress(&format!(
                 "candidate {} of {} ({}): {} permuted copies",
                 i + 1,
@@ -873,25 +880,13 @@ pub fn run<E>(
                 r.id,
                 cfg.nulls
             ));
-            let flipped = segment_run(
-                &problem.validation,
-                &agg,
-                setup,
-                &|p: &Prepared| targets(p).flipped(&p.market.candles.close),
-                false,
-            );
+            let flipped = c.flipped_sharpe(r);
             let null_sharpes: Vec<f64> = (0..cfg.nulls)
                 .into_par_iter()
-                .map(|k| {
-                    let copy = null_copy(&problem.validation, setup.run.seed, k);
-                    segment_run(&copy, &agg, setup, &targets, false)
-                        .figures
-                        .map_or(0.0, |f| f.sharpe)
-                })
+                .map(|k| c.null_sharpe(r, seed, k))
                 .collect();
-            let flipped_sharpe = flipped.figures.map_or(0.0, |f| f.sharpe);
             let ok = go(
-                nulls(vf.sharpe, flipped_sharpe, &null_sharpes, cfg.null_quantile),
+                nulls(vf.sharpe, flipped, &null_sharpes, cfg.null_quantile),
                 stages,
             );
             judged.null_sharpes = null_sharpes;
@@ -925,12 +920,11 @@ pub fn run<E>(
                 break 'stages;
             }
             let earlier = read_holdout(i)?;
-            if holdout_markets.is_none() {
+            if holdout_data.is_none() {
                 progress("reading the holdout");
-                holdout_markets = Some(load_holdout()?.into_iter().map(Prepared::new).collect());
+                holdout_data = Some(load_holdout()?);
             }
-            let hm = holdout_markets.as_deref().unwrap_or_default();
-            if hm.is_empty() {
+            let Some(h) = holdout_data.as_ref().and_then(|h| c.holdout(h, r)) else {
                 go(
                     outcome(
                         Stage::Holdout,
@@ -944,8 +938,7 @@ pub fn run<E>(
                     stages,
                 );
                 break 'stages;
-            }
-            let h = segment_run(hm, &agg, setup, &targets, true);
+            };
             let hs = h.figures.map_or(0.0, |f| f.sharpe);
             judged.holdout = Some(h);
             if !go(
@@ -982,16 +975,7 @@ pub fn run<E>(
         j.admitted = o.passed;
         j.stages.push(o);
     }
-    let t = {
-        let mut ts: Vec<i64> = problem
-            .train
-            .iter()
-            .flat_map(|p| p.market.candles.ts.iter().copied())
-            .collect();
-        ts.sort_unstable();
-        ts.dedup();
-        ts.len()
-    };
+    let t = c.train_bars();
     let capped = cfg.trial_variance == "capped";
     let noise = setup.trials.sharpe_var.map(|v| NoiseSharpe {
         raw: noise_max_sharpe(setup.trials.count, v, bpy, t, capped),
@@ -1005,7 +989,7 @@ pub fn run<E>(
         pbo,
         trials: setup.trials,
         noise,
-        holdout_read: holdout_markets.is_some(),
+        holdout_read: holdout_data.is_some(),
     })
 }
 

@@ -74,6 +74,8 @@ pub const MIGRATIONS: &[&str] = &[
     crate::execution::journal::SCHEMA,
     // Version 3: live trading (persisted nonces).
     crate::execution::journal::LIVE_SCHEMA,
+    // Version 4: a portfolio strategy's universe definition (JSON; NULL for single-coin ones).
+    "ALTER TABLE strategies ADD COLUMN universe TEXT;",
 ];
 
 /// Why the registry could not be used.
@@ -222,6 +224,9 @@ pub struct Strategy {
     pub reason: String,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// A portfolio strategy's universe ([`crate::evolution::portfolio::UniverseDefinition`] as
+    /// JSON): where it trades and the data it was validated on; `None` for single-coin ones.
+    pub universe: Option<serde_json::Value>,
 }
 
 /// One status change.
@@ -250,7 +255,7 @@ pub struct Registry {
 
 const STRATEGY_COLUMNS: &str = "id, name, generation, hash, genome, program, spec_fingerprint, \
     run, checkpoint, data_fingerprint, promotion_id, verdict, stopped_at, figures, weight, status, \
-    reason, created_ms, updated_ms";
+    reason, created_ms, updated_ms, universe";
 
 impl Registry {
     /// Opens (creating it and its folder if needed) the registry at `file`, in WAL mode with
@@ -481,6 +486,7 @@ impl Registry {
             s.reason.clone()
         };
         let figures = s.figures.to_string();
+        let universe = s.universe.as_ref().map(ToString::to_string);
         self.in_transaction(|tx| {
             match before {
                 None => {
@@ -488,7 +494,7 @@ impl Registry {
                         &format!(
                             "INSERT INTO strategies ({STRATEGY_COLUMNS}) VALUES \
                              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-                             ?16, ?17, ?18, ?18)"
+                             ?16, ?17, ?18, ?18, ?19)"
                         ),
                         params![
                             s.id,
@@ -508,7 +514,8 @@ impl Registry {
                             s.weight,
                             now.as_str(),
                             reason,
-                            at_ms
+                            at_ms,
+                            universe
                         ],
                     )?;
                     log_change(tx, &s.id, None, now, at_ms, &reason)?;
@@ -524,7 +531,7 @@ impl Registry {
                          data_fingerprint = ?4, promotion_id = ?5, verdict = ?6, stopped_at = ?7, \
                          figures = ?8, weight = CASE WHEN ?9 THEN ?10 ELSE weight END, \
                          status = ?11, reason = CASE WHEN ?12 THEN ?13 ELSE reason END, \
-                         updated_ms = ?14 WHERE id = ?1",
+                         updated_ms = ?14, universe = ?15 WHERE id = ?1",
                         params![
                             s.id,
                             s.checkpoint,
@@ -539,7 +546,8 @@ impl Registry {
                             now.as_str(),
                             b != now,
                             reason,
-                            at_ms
+                            at_ms,
+                            universe
                         ],
                     )?;
                     if b != now {
@@ -603,6 +611,12 @@ impl Registry {
             Ok(f) => f,
             Err(e) => return Ok(Err(corrupt(format!("figures are not JSON ({e})")))),
         };
+        let universe: Option<String> = row.get(19)?;
+        let universe = match universe.as_deref().map(serde_json::from_str) {
+            None => None,
+            Some(Ok(u)) => Some(u),
+            Some(Err(e)) => return Ok(Err(corrupt(format!("universe is not JSON ({e})")))),
+        };
         Ok(Ok(Strategy {
             id: id.clone(),
             name: row.get(1)?,
@@ -623,6 +637,7 @@ impl Registry {
             reason: row.get(16)?,
             created_ms: row.get(17)?,
             updated_ms: row.get(18)?,
+            universe,
         }))
     }
 
@@ -813,6 +828,7 @@ mod tests {
             reason: String::new(),
             created_ms: 0,
             updated_ms: 0,
+            universe: None,
         }
     }
 
@@ -924,7 +940,7 @@ mod tests {
         }
         let e = Registry::open(&file).err().unwrap().to_string();
         assert!(
-            e.contains("schema version 99") && e.contains("knows (3)"),
+            e.contains("schema version 99") && e.contains("knows (4)"),
             "{e}"
         );
         let _ = std::fs::remove_dir_all(file.parent().unwrap().parent().unwrap());

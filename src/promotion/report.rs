@@ -569,8 +569,13 @@ pub fn promotion_report(
         Some(v) if v.is_finite() => format!("{v:.2}"),
         _ => "".into(),
     };
-    let stages = [
+    let portfolio = verdict
+        .candidates
+        .iter()
+        .any(|j| j.validation.sharpe_se.is_some());
+    let all = [
         Stage::Costs,
+        Stage::CrossSection,
         Stage::Nulls,
         Stage::OutOfSample,
         Stage::DeflatedSharpe,
@@ -578,8 +583,13 @@ pub fn promotion_report(
         Stage::Holdout,
         Stage::Diversity,
     ];
+    // The cross-sectional null is a portfolio strategy's stage.
+    let stages: Vec<Stage> = all
+        .into_iter()
+        .filter(|st| portfolio || *st != Stage::CrossSection)
+        .collect();
     body.push_str("<h2>Gauntlet</h2>\n<table><tr><th>#</th><th class=\"l\">id</th><th class=\"l\">seed</th><th>train Sharpe</th><th>validation Sharpe</th><th>holdout Sharpe</th>");
-    for st in stages {
+    for st in &stages {
         let _ = write!(body, "<th>{}</th>", st.as_str().replace('_', " "));
     }
     body.push_str("<th class=\"l\">verdict</th></tr>\n");
@@ -594,7 +604,7 @@ pub fn promotion_report(
             f(j.validation.figures.map(|x| x.sharpe)),
             f(j.holdout.as_ref().and_then(|h| h.figures).map(|x| x.sharpe)),
         );
-        for st in stages {
+        for &st in &stages {
             let cell = match j.stages.iter().find(|o| o.stage == st) {
                 Some(o) if o.passed => "pass",
                 Some(_) => "FAIL",
@@ -612,7 +622,7 @@ pub fn promotion_report(
     for j in verdict
         .candidates
         .iter()
-        .filter(|j| !j.null_sharpes.is_empty())
+        .filter(|j| !j.null_sharpes.is_empty() || !j.cross_sharpes.is_empty())
     {
         let _ = writeln!(
             body,
@@ -638,9 +648,12 @@ pub fn promotion_report(
             boundaries.push((t as f64, "holdout".to_string()));
         }
         let chart = LineChart {
-            title:
+            title: if portfolio {
+                "equity of the account (each segment backtested on its own)".into()
+            } else {
                 "equity of the coins' equal-weight portfolio (each segment backtested on its own)"
-                    .into(),
+                    .into()
+            },
             series: vec![Series {
                 name: "equity".into(),
                 color: "#0969da",
@@ -653,15 +666,26 @@ pub fn promotion_report(
         };
         body.push_str(&chart.svg());
         let own = j.validation.figures.map_or(f64::NAN, |x| x.sharpe);
-        body.push_str(&histogram(
-            &format!(
-                "validation Sharpe on {} return-permuted copies; the candidate's own marked",
-                j.null_sharpes.len()
+        for (copies, what) in [
+            (
+                &j.cross_sharpes,
+                "cross-sectionally shuffled copies (the market's move kept, which coin made it \
+                 lost)",
             ),
-            &j.null_sharpes,
-            30,
-            (own, &format!("candidate {own:.2}")),
-        ));
+            (&j.null_sharpes, "return-permuted copies"),
+        ] {
+            if !copies.is_empty() {
+                body.push_str(&histogram(
+                    &format!(
+                        "validation Sharpe on {} {what}; the candidate's own marked",
+                        copies.len()
+                    ),
+                    copies,
+                    30,
+                    (own, &format!("candidate {own:.2}")),
+                ));
+            }
+        }
         if !j.validation.regimes.is_empty() {
             body.push_str(
                 "<table><tr><th class=\"l\">regime</th><th>train Sharpe</th><th>validation Sharpe</th>\

@@ -50,6 +50,11 @@ impl PortfolioRunner {
     /// coin's bars up to `t`; `interval` is the grid's bar length, a property of the data);
     /// `None` when `t` is not a rebalance bar. Weights and scores are per coin of `panel`.
     pub fn decide(&self, panel: &Panel, t: usize, interval: i64) -> Option<Rebalance> {
+        // Whether `t` is a rebalance bar depends on its time alone: no need to cut the panel
+        // on the bars between rebalances.
+        if !self.construction.is_rebalance(panel.ts[t], interval) {
+            return None;
+        }
         let seen = panel.between(panel.ts[0], panel.ts[t] + 1);
         let mut cx = PanelContext::new(&seen);
         cx.interval = interval;

@@ -221,8 +221,8 @@ impl Genome {
     pub fn single_coin(self, origin: &str) -> Result<Self, String> {
         match self {
             Self::Portfolio(g) => Err(format!(
-                "{origin}: `{}` is a portfolio strategy; paper and live trading run single-coin \
-                 strategies only so far (`backtest` runs it)",
+                "{origin}: `{}` is a portfolio strategy; `paper run` and live trading run \
+                 single-coin strategies only so far (`backtest` and `paper replay` run it)",
                 g.entry.spec.name
             )),
             g => Ok(g),
