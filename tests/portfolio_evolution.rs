@@ -323,15 +323,7 @@ fn factor_config(dir: &Path, xs_edge: f64) -> std::path::PathBuf {
 fn search(dir: &Path, xs_edge: f64) -> (Vec<Value>, String) {
     let cfg = factor_config(dir, xs_edge);
     let data = dir.join(format!("d{xs_edge}"));
-    let said = run_ok(&[
-        "data",
-        "generate",
-        "--config",
-        s(&cfg),
-        "--coins",
-        "--out",
-        s(&data),
-    ]);
+    let said = common::generate_coins(&cfg, &data);
     let out = run_ok(&[
         "evolve",
         "--mode",

@@ -100,15 +100,7 @@ fn a_planted_factor_is_promoted_and_its_null_copies_are_not() {
     let base = scratch("ppro", "planted");
     let cfg = config(&base, 0.006);
     let data = base.join("d");
-    let said = run_ok(&[
-        "data",
-        "generate",
-        "--config",
-        s(&cfg),
-        "--coins",
-        "--out",
-        s(&data),
-    ]);
+    let said = common::generate_coins(&cfg, &data);
     assert!(said.contains("has Sharpe 5.9"), "{said}");
     let v = evolve_and_promote(&cfg, &data, "synthetic", &base, "real");
     let promoted: Vec<&Value> = v["candidates"]

@@ -277,11 +277,15 @@ pub fn run(args: Args) -> Result<()> {
              a holdout consulted again and again is no longer an unseen test"
         ));
     }
-    let universe = ck
-        .run
-        .portfolio
+    // A portfolio strategy's universe, its data folder made absolute (replays run from
+    // anywhere).
+    let universe_def = ck.run.portfolio.as_ref().map(|pr| {
+        let mut d = UniverseDefinition::of(&ck.run.data, pr, ck.fingerprint);
+        d.path = d.path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+        d
+    });
+    let universe = universe_def
         .as_ref()
-        .map(|pr| UniverseDefinition::of(&ck.run.data, pr, ck.fingerprint))
         .map(serde_json::to_value)
         .transpose()?;
     for (j, r) in verdict.candidates.iter().zip(&ranked) {
@@ -396,10 +400,11 @@ pub fn run(args: Args) -> Result<()> {
             summary_line.clone(),
         ]
         .into_iter()
-        .chain(universe.as_ref().and_then(|u| {
-            let d: UniverseDefinition = serde_json::from_value(u.clone()).ok()?;
-            Some(format!("universe: {}", d.describe()))
-        }))
+        .chain(
+            universe_def
+                .as_ref()
+                .map(|d| format!("universe: {}", d.describe())),
+        )
         .collect::<Vec<_>>();
         let html = promotion_report("organism promotion", &intro, &verdict);
         write_atomic(path, html.as_bytes())?;
@@ -456,8 +461,9 @@ pub fn run(args: Args) -> Result<()> {
         );
         return Ok(());
     }
-    if universe.is_some() {
+    if let Some(d) = &universe_def {
         print_portfolio_table(&verdict, &ids);
+        outln!("universe: {}", d.describe());
     } else {
         print_table(&verdict, &ids);
     }
@@ -525,6 +531,14 @@ fn summary_line(v: &Verdict, admitted: usize, kept: &[Status]) -> String {
     )
 }
 
+/// Where a candidate stopped and why, or `PROMOTED`.
+fn verdict_text(j: &gauntlet::Judged) -> String {
+    match j.stopped_at() {
+        Some(o) => format!("{}: {}", o.stage.as_str(), o.reason),
+        None => "PROMOTED".into(),
+    }
+}
+
 fn print_table(v: &Verdict, ids: &[String]) {
     let f = |x: Option<f64>| match x {
         Some(x) if x.is_finite() => format!("{x:>6.2}"),
@@ -539,10 +553,7 @@ fn print_table(v: &Verdict, ids: &[String]) {
         "hold"
     );
     for j in &v.candidates {
-        let verdict = match j.stopped_at() {
-            Some(o) => format!("{}: {}", o.stage.as_str(), o.reason),
-            None => "PROMOTED".into(),
-        };
+        let verdict = verdict_text(j);
         outln!(
             "{:>3}  {:<34} {} {} {}  {}",
             j.rank + 1,
@@ -588,10 +599,7 @@ fn print_portfolio_table(v: &Verdict, ids: &[String]) {
         "cap %"
     );
     for j in &v.candidates {
-        let verdict = match j.stopped_at() {
-            Some(o) => format!("{}: {}", o.stage.as_str(), o.reason),
-            None => "PROMOTED".into(),
-        };
+        let verdict = verdict_text(j);
         let d = j.validation.figures.and_then(|f| f.portfolio);
         let ic = d.map_or(format!("{:>14}", "-"), |d| {
             if d.rank_ic.mean.is_finite() {

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use organism::evolution::portfolio::UniverseDefinition;
 use organism::{
     clock::{Clock, WallClock},
+    evolution::portfolio::UniverseDefinition,
     promotion::registry::{Registry, Status, Strategy},
 };
 
@@ -189,21 +189,20 @@ pub fn run(cmd: StrategiesCommand) -> Result<()> {
                     }
                 };
                 let v = &s.figures["validation"]["portfolio"];
+                let num = |x: Option<f64>, digits: usize| {
+                    x.map_or("-".to_string(), |x| format!("{x:.digits$}"))
+                };
                 outln!(
                     "Sharpe: training {}, validation {}, holdout {}; validation rank IC {} (t {}), \
                      {} coins held, turnover {} a year, capacity {} % of a bar's volume at 1 M USD",
                     seg("train"),
                     seg("validation"),
                     seg("holdout"),
-                    v["rank_ic"]["mean"].as_f64().map_or("-".into(), |x| format!("{x:.4}")),
-                    v["rank_ic"]["t"].as_f64().map_or("-".into(), |x| format!("{x:.1}")),
-                    v["avg_held"].as_f64().map_or("-".into(), |x| format!("{x:.1}")),
-                    s.figures["validation"]["turnover"]
-                        .as_f64()
-                        .map_or("-".into(), |x| format!("{x:.1}")),
-                    v["capacity_max"]
-                        .as_f64()
-                        .map_or("-".into(), |x| format!("{:.3}", 100.0 * x)),
+                    num(v["rank_ic"]["mean"].as_f64(), 4),
+                    num(v["rank_ic"]["t"].as_f64(), 1),
+                    num(v["avg_held"].as_f64(), 1),
+                    num(s.figures["validation"]["turnover"].as_f64(), 1),
+                    num(v["capacity_max"].as_f64().map(|x| 100.0 * x), 3),
                 );
             }
             outln!("verdict: {}  weight {:.3}", s.verdict, s.weight);

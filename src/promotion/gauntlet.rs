@@ -2,7 +2,7 @@
 //! promoted.
 //!
 //! Search over past data finds "edges" in pure noise, so each candidate of a run's first front
-//! (in the order `runs show` ranks them) goes through seven stages, stopping at the first it
+//! (in the order `runs show` ranks them) goes through the stages below, stopping at the first it
 //! fails. Each stage reports its figures and its rule; every threshold is in `[promotion]`.
 //!
 //! 1. **Costs**: net total return and Sharpe on training, after fees, slippage and funding,
@@ -237,8 +237,9 @@ pub fn nulls(validation: f64, flipped: f64, null_sharpes: &[f64], q: f64) -> Out
 /// coin's position depend a little on its own path).
 pub const SHARPE_TIE: f64 = 1e-3;
 
-/// Stage 2 of portfolio strategies, before the nulls: validation Sharpe against the `q` quantile of its Sharpe
-/// on cross-sectionally shuffled copies of the validation segment. Each copy keeps every bar's
+/// The stage of portfolio strategies before the nulls: validation Sharpe against the `q`
+/// quantile of its Sharpe on cross-sectionally shuffled copies of the validation segment
+/// (ties within [`SHARPE_TIE`] count against it). Each copy keeps every bar's
 /// set of coin moves (the market's move) and deals them out among the coins at random, so what
 /// a strategy earns from the market's move alone it earns on every copy; only picking the
 /// coins that made which move beats them.
@@ -277,7 +278,8 @@ pub fn cross_section(validation: f64, cross_sharpes: &[f64], q: f64) -> Outcome 
         format!(
             "no coin selection: validation Sharpe {validation:.2} is not above {bar:.2}, the \
              {:.0}th percentile with the coins' moves shuffled among them ({beaten} of {n} \
-             copies did as well; mean {mean:.2}) — what it earns, the market's move alone earns",
+             copies did as well; mean {mean:.2}): the moves dealt out to the coins at random earn \
+             as much",
             q * 100.0
         )
     };
@@ -1095,6 +1097,29 @@ mod tests {
         // Beating the nulls is not enough when the flipped signal does better.
         let o = nulls(2.0, 2.1, &null, 0.95);
         assert!(!o.passed && o.reason.contains("flipped"), "{}", o.reason);
+    }
+
+    #[test]
+    fn cross_section_on_both_sides() {
+        // Copies 0.0, 0.1, …, 1.9: the 0.95 quantile sits at position 18.05 → 1.805.
+        let copies: Vec<f64> = (0..20).map(|i| f64::from(i) / 10.0).collect();
+        let o = cross_section(1.9, &copies, 0.95);
+        assert!(o.passed, "{}", o.reason);
+        assert!((o.figures["sharpe_at_quantile"].as_f64().unwrap() - 1.805).abs() < 1e-12);
+        assert_eq!(o.figures["copies_at_or_above"], 1);
+        let o = cross_section(1.5, &copies, 0.95);
+        assert!(
+            !o.passed && o.reason.contains("no coin selection"),
+            "{}",
+            o.reason
+        );
+        assert_eq!(o.figures["copies_at_or_above"], 5);
+        // Every copy as good as the market to within the tie: stopped, all 20 counted.
+        let same = vec![2.24; 20];
+        let o = cross_section(2.2404, &same, 0.95);
+        assert!(!o.passed);
+        assert_eq!(o.figures["copies_at_or_above"], 20);
+        assert!(!cross_section(2.0, &[], 0.95).passed);
     }
 
     #[test]

@@ -569,6 +569,18 @@ pub fn promotion_report(
         Some(v) if v.is_finite() => format!("{v:.2}"),
         _ => "".into(),
     };
+    let f4 = |v: Option<f64>| match v {
+        Some(v) if v.is_finite() => format!("{v:.4}"),
+        _ => "".into(),
+    };
+    // A segment's Sharpe, with its standard error where it is one series's.
+    let pm = |r: &crate::promotion::gauntlet::SegmentRun| {
+        let x = f(r.figures.map(|x| x.sharpe));
+        match r.sharpe_se {
+            Some(se) if !x.is_empty() => format!("{x} ± {se:.2}"),
+            _ => x,
+        }
+    };
     let portfolio = verdict
         .candidates
         .iter()
@@ -589,6 +601,12 @@ pub fn promotion_report(
         .filter(|st| portfolio || *st != Stage::CrossSection)
         .collect();
     body.push_str("<h2>Gauntlet</h2>\n<table><tr><th>#</th><th class=\"l\">id</th><th class=\"l\">seed</th><th>train Sharpe</th><th>validation Sharpe</th><th>holdout Sharpe</th>");
+    if portfolio {
+        body.push_str(
+            "<th>validation rank IC (t)</th><th>coins held</th><th>turnover / year</th>\
+             <th>capacity (% of a bar's volume at 1 M USD)</th>",
+        );
+    }
     for st in &stages {
         let _ = write!(body, "<th>{}</th>", st.as_str().replace('_', " "));
     }
@@ -600,10 +618,26 @@ pub fn promotion_report(
             j.rank + 1,
             esc(&j.id),
             esc(&j.seed),
-            f(j.train.figures.map(|x| x.sharpe)),
-            f(j.validation.figures.map(|x| x.sharpe)),
-            f(j.holdout.as_ref().and_then(|h| h.figures).map(|x| x.sharpe)),
+            pm(&j.train),
+            pm(&j.validation),
+            j.holdout.as_ref().map_or(String::new(), pm),
         );
+        if portfolio {
+            let v = j.validation.figures;
+            let d = v.and_then(|x| x.portfolio);
+            let _ = write!(
+                body,
+                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                d.map_or(String::new(), |d| format!(
+                    "{} ({})",
+                    f4(Some(d.rank_ic.mean)),
+                    f(Some(d.rank_ic.t))
+                )),
+                f(d.map(|d| d.avg_held)),
+                f(v.map(|x| x.turnover)),
+                f4(d.map(|d| 100.0 * d.capacity_max)),
+            );
+        }
         for &st in &stages {
             let cell = match j.stages.iter().find(|o| o.stage == st) {
                 Some(o) if o.passed => "pass",

@@ -364,6 +364,19 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `data generate --coins` with `cfg` into `out`: what it printed (the planted factor's Sharpe).
+pub fn generate_coins(cfg: &Path, out: &Path) -> String {
+    run_ok(&[
+        "data",
+        "generate",
+        "--config",
+        s(cfg),
+        "--coins",
+        "--out",
+        s(out),
+    ])
+}
+
 /// Writes `dir/<file>`: the planted-edge market, a small evolution into `dir/pop`, the registry
 /// `dir/reg.db`, then `rest`; runs `evolve` and `promote` on it (the same strategies each time:
 /// both are deterministic). Returns the config's path and text.
