@@ -135,12 +135,27 @@ fn resume_produces_the_uninterrupted_checkpoints() {
     // History: one row per generation, front and feasibility reported.
     let hist = String::from_utf8(bytes(full.join("history.csv"))).unwrap();
     assert_eq!(hist.lines().count(), 1 + 5);
+    // A run folder resumes from its newest checkpoint: the same checkpoints again.
+    let folder = base.join("folder");
+    ok(&evolve(&folder, &cfg, 1, None));
+    ok(&organism(
+        &[
+            "evolve",
+            "resume",
+            folder.to_str().unwrap(),
+            "--generations",
+            "4",
+            "--quiet",
+        ],
+        None,
+    ));
+    assert_eq!(bytes(full.join("gen4.bin")), bytes(folder.join("gen4.bin")));
     // Already there: nothing to do, exit 0.
     let o = organism(
         &[
             "evolve",
             "resume",
-            full.join("gen4.bin").to_str().unwrap(),
+            full.to_str().unwrap(),
             "--generations",
             "3",
         ],

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use organism::{
     config::Config,
     evolution::{
-        checkpoint::{self, path_for, Checkpoint, RunSpec},
+        checkpoint::{path_for, Checkpoint, RunSpec},
         executor::{Checkpointer, Executor, Observer, TerminationReason},
         folder::{self, RunLock},
         problem::{load_run, LoadedRun, RunProblem},
@@ -63,7 +63,7 @@ pub struct OutputArgs {
 pub enum ResumeCommand {
     /// Continue a run from a checkpoint exactly as if it had not stopped.
     Resume {
-        /// The checkpoint, e.g. populations/gen42.bin.
+        /// The checkpoint, e.g. populations/gen42.bin, or a run folder (its newest checkpoint).
         file: PathBuf,
         /// Run until this generation (default: evolution.generations of the current config).
         #[arg(long)]
@@ -288,7 +288,9 @@ fn resume(
     output: OutputArgs,
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
-    let mut ck = checkpoint::read(file)?;
+    // A run folder continues from its newest checkpoint.
+    let (file, mut ck) = super::runs::read_target(file)?;
+    let file = file.as_path();
     let current = super::load_config(config.as_deref())?;
     if let Some(path) = config {
         let mut current = current.clone();
