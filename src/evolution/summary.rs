@@ -294,10 +294,12 @@ pub struct FrontRow {
 /// A message naming the file and line for a header or row that is not `front.csv`'s.
 pub fn read_front_csv(file: &str, text: &str) -> Result<Vec<FrontRow>, String> {
     let mut lines = text.lines();
-    let header = lines.next().unwrap_or("");
-    if header.trim_end() != FRONT_HEADER {
+    let header = lines.next().unwrap_or("").trim_end();
+    let portfolio = format!("{FRONT_HEADER},{PORTFOLIO_HEADER}");
+    if header != FRONT_HEADER && header != portfolio {
         return Err(format!(
-            "{file}: line 1: not a front.csv of this organism (expected header `{FRONT_HEADER}`)"
+            "{file}: line 1: not a front.csv of this organism (expected header `{FRONT_HEADER}`, \
+             and for a portfolio run `,{PORTFOLIO_HEADER}` after it)"
         ));
     }
     let col = |name: &str| FRONT_HEADER.split(',').position(|c| c == name);
@@ -311,7 +313,7 @@ pub fn read_front_csv(file: &str, text: &str) -> Result<Vec<FrontRow>, String> {
             continue;
         }
         let f: Vec<&str> = line.split(',').collect();
-        let n = FRONT_HEADER.split(',').count();
+        let n = header.split(',').count();
         if f.len() != n {
             return Err(format!(
                 "{file}: line {}: {} fields, expected {n}",
@@ -481,6 +483,17 @@ mod tests {
         assert_eq!(
             (rows[0].train_sharpe, rows[0].validation_sharpe),
             (1.0, 0.4)
+        );
+        // A portfolio run's front.csv: eight more columns, read the same.
+        let text = format!(
+            "{FRONT_HEADER},{PORTFOLIO_HEADER}\naed90474,xs_funding_carry,lookback=151,,1,1.39,,\
+             true,2.93,0.87,0.04,44.5,0.50,9432,1.39,0.68,0.05,43.8,0.12,3800,\
+             0.02,3.1,0.018,2.1,14,14,0.135,0.02\n"
+        );
+        let rows = read_front_csv("f.csv", &text).unwrap();
+        assert_eq!(
+            (rows[0].train_sharpe, rows[0].validation_sharpe),
+            (2.93, 1.39)
         );
         let e = read_front_csv("f.csv", "seed,genes\n").unwrap_err();
         assert!(e.contains("f.csv: line 1"), "{e}");

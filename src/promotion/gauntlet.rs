@@ -146,13 +146,26 @@ pub fn costs(train: &Figures, fee: f64, slippage: f64, funding: bool) -> Outcome
                 train.trades
             ),
         )
-    } else if train.total_return <= 0.0 || train.sharpe <= 0.0 {
+    } else if train.total_return <= 0.0 {
         (
             false,
             format!(
                 "loses after costs on training: return {:+.2} %, Sharpe {:.2}",
                 train.total_return * 100.0,
                 train.sharpe
+            ),
+        )
+    } else if train.sharpe <= 0.0 {
+        // A gain in mean return with a Sharpe at or below zero: over several coins, the Sharpe
+        // is combined as evolution combines it, and a losing coin weighs in.
+        (
+            false,
+            format!(
+                "no risk-adjusted gain after costs on training: Sharpe {:.2} (the coins' \
+                 Sharpe combined as evolution combines it, the worst coin weighing in), though \
+                 the mean return is {:+.2} %",
+                train.sharpe,
+                train.total_return * 100.0
             ),
         )
     } else {
@@ -1054,7 +1067,16 @@ mod tests {
             "{}",
             o.reason
         );
-        assert!(!costs(&figures(-0.1, 0.02), 0.00045, 0.0005, true).passed);
+        // A positive mean return with a Sharpe below zero is not called a loss.
+        let o = costs(&figures(-0.1, 0.0175), 0.00045, 0.0005, true);
+        assert!(!o.passed);
+        assert!(
+            !o.reason.contains("loses")
+                && o.reason.contains("Sharpe -0.10")
+                && o.reason.contains("mean return is +1.75 %"),
+            "{}",
+            o.reason
+        );
         let thin = Figures {
             feasible: false,
             ..figures(1.2, 0.3)
