@@ -393,8 +393,9 @@ fn backtest_report_draws_every_trade_and_month() {
     assert!(trades > 10);
     assert_eq!(html.matches("class=\"entry\"").count(), trades);
     assert_eq!(html.matches("class=\"exit\"").count(), closed);
-    // Price, equity and drawdown, each with the validation and holdout boundaries.
-    assert_eq!(html.matches("class=\"series\"").count(), 3);
+    // Price, equity beside buy & hold, and drawdown, each chart with the validation and
+    // holdout boundaries.
+    assert_eq!(html.matches("class=\"series\"").count(), 4);
     assert_eq!(html.matches("class=\"boundary\"").count(), 6);
     assert_eq!(html.matches("class=\"cell\"").count(), 24);
     // The heat map cells carry the monthly returns of --json.

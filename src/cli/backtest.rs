@@ -294,6 +294,7 @@ fn coin_json(r: &CoinResult) -> Result<serde_json::Value> {
     if let Some(o) = v.as_object_mut() {
         o.insert("coin".into(), r.market.coin.clone().into());
         o.insert("bars".into(), r.market.candles.len().into());
+        o.insert("buy_hold".into(), serde_json::to_value(buy_hold(r))?);
         if let Some(g) = &r.regimes {
             o.insert("regimes".into(), serde_json::to_value(g)?);
         }
@@ -604,6 +605,18 @@ pub fn run(args: Args) -> Result<()> {
         outln!("{}", intro[2]);
         outln!();
         print_metrics(&r.metrics);
+        let b = buy_hold(r);
+        outln!(
+            "{:<15}{:>20}",
+            "buy & hold",
+            format!(
+                "{:+.2}% (Sharpe {:.3}, max drawdown {:.2}%)",
+                b.total_return * 100.0,
+                b.sharpe,
+                b.max_drawdown * 100.0
+            )
+        );
+        outln!("               (the coin itself over the same bars, bought at the first close: no costs, no funding)");
         outln!();
         print_months(r);
         print_regimes(&results, regime.as_ref());
@@ -672,8 +685,30 @@ pub fn run(args: Args) -> Result<()> {
             )
         }
     );
+    let held: Vec<String> = results
+        .iter()
+        .map(|r| {
+            let b = buy_hold(r);
+            format!(
+                "{} {:+.1}% (Sharpe {:.2})",
+                r.market.coin,
+                b.total_return * 100.0,
+                b.sharpe
+            )
+        })
+        .collect();
+    outln!(
+        "buy & hold over the same bars (each coin bought at its first close; no costs, no funding): {}",
+        held.join(", ")
+    );
     print_regimes(&results, regime.as_ref());
     Ok(())
+}
+
+/// Buy & hold of a result's coin over its bars.
+fn buy_hold(r: &CoinResult) -> organism::fitness::BuyHold {
+    let c = &r.market.candles;
+    organism::fitness::BuyHold::of(&c.close, c.bars_per_year())
 }
 
 fn print_metrics(m: &Metrics) {

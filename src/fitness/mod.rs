@@ -272,6 +272,41 @@ pub fn turnover(entries: usize, bars: usize, bars_per_year: f64) -> f64 {
     }
 }
 
+/// Buy & hold of a coin over the same bars as a backtest — the market's own move, the yardstick
+/// a strategy's figures are read against: bought at the first bar's close and held to the last
+/// close, with no costs and no funding.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BuyHold {
+    /// `close[n−1] / close[0] − 1`.
+    pub total_return: f64,
+    pub cagr: f64,
+    /// Annualized, of the per-bar close-to-close returns.
+    pub sharpe: f64,
+    /// Of the closes.
+    pub max_drawdown: f64,
+}
+
+impl BuyHold {
+    /// Buy & hold over `close` (one close per bar).
+    pub fn of(close: &[f64], bars_per_year: f64) -> Self {
+        let (Some(&first), Some(&last)) = (close.first(), close.last()) else {
+            return Self {
+                total_return: 0.0,
+                cagr: 0.0,
+                sharpe: 0.0,
+                max_drawdown: 0.0,
+            };
+        };
+        let r: Vec<f64> = close.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        Self {
+            total_return: last / first - 1.0,
+            cagr: cagr(last, first, close.len(), bars_per_year),
+            sharpe: sharpe(&r, bars_per_year),
+            max_drawdown: max_drawdown(close),
+        }
+    }
+}
+
 /// Compound annual growth rate: `(V[n−1]/cash)^(1/years) − 1` with `years = bars /
 /// bars_per_year`; −1 when equity ended at or below zero; 0 for no bars.
 pub fn cagr(final_equity: f64, cash: f64, bars: usize, bars_per_year: f64) -> f64 {
@@ -513,6 +548,21 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buy_and_hold_by_hand() {
+        // Closes 100, 110, 99, 121: return +21 %, drawdown 10 % (110 → 99); returns +10 %,
+        // −10 %, +22.2 % (mean 0.074074, sample std 0.162668); 8760 bars a year.
+        let b = BuyHold::of(&[100.0, 110.0, 99.0, 121.0], 8760.0);
+        assert!((b.total_return - 0.21).abs() < 1e-12);
+        assert!((b.max_drawdown - 0.1).abs() < 1e-12);
+        let r: [f64; 3] = [0.1, -0.1, 121.0 / 99.0 - 1.0];
+        let m = r.iter().sum::<f64>() / 3.0;
+        let sd = (r.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert!((m - 0.074_074_074).abs() < 1e-8 && (sd - 0.162_668).abs() < 1e-5);
+        assert!((b.sharpe - m / sd * 8760f64.sqrt()).abs() < 1e-9);
+        assert_eq!(BuyHold::of(&[], 8760.0).total_return, 0.0);
+    }
 
     #[test]
     fn psr_against_zero_by_hand() {

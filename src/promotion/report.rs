@@ -146,14 +146,29 @@ pub fn backtest_report(
                 &bounds,
             )
         };
-        let equity = time_chart(
-            format!("{}: equity", c.coin),
+        let mut equity = time_chart(
+            format!(
+                "{}: equity, and buy & hold of the coin from the first close (no costs)",
+                c.coin
+            ),
             "equity",
             "#0969da",
             &ts,
             c.report.equity.clone(),
             &bounds,
         );
+        if let Some(&first) = c.candles.close.first() {
+            equity.series.push(Series {
+                name: "buy & hold".into(),
+                color: "#999",
+                x: ts.clone(),
+                y: c.candles
+                    .close
+                    .iter()
+                    .map(|p| c.report.cash * p / first)
+                    .collect(),
+            });
+        }
         let dd = LineChart {
             percent: true,
             ..time_chart(
