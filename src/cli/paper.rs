@@ -187,6 +187,33 @@ pub struct ReplayArgs {
     pub json: bool,
 }
 
+impl ReplayArgs {
+    /// `--from` / `--to` as a time range (`None` when neither is given).
+    pub fn timerange(&self) -> Result<Option<TimeRange>> {
+        if self.from.is_none() && self.to.is_none() {
+            return Ok(None);
+        }
+        let text = format!(
+            "{}-{}",
+            self.from.as_deref().unwrap_or(""),
+            self.to.as_deref().unwrap_or("")
+        );
+        TimeRange::parse(&text)
+            .map(Some)
+            .map_err(|m| anyhow::anyhow!("--from/--to: {}", m.trim_start_matches("--timerange ")))
+    }
+
+    /// `--cash`, checked positive.
+    pub fn cash(&self) -> Result<Option<f64>> {
+        match self.cash {
+            Some(c) if !(c.is_finite() && c > 0.0) => {
+                bail!("--cash {c}: must be a positive amount")
+            }
+            c => Ok(c),
+        }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -252,15 +279,8 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     let mut sel = cfg.data_selection();
     let coin = a.coin.clone().unwrap_or_else(|| cfg.backtest.coin.clone());
     sel.coins = vec![coin.clone()];
-    if a.from.is_some() || a.to.is_some() {
-        let text = format!(
-            "{}-{}",
-            a.from.as_deref().unwrap_or(""),
-            a.to.as_deref().unwrap_or("")
-        );
-        sel.timerange = Some(TimeRange::parse(&text).map_err(|m| {
-            anyhow::anyhow!("--from/--to: {}", m.trim_start_matches("--timerange "))
-        })?);
+    if let Some(t) = a.timerange()? {
+        sel.timerange = Some(t);
     }
     let universe = load_data(&sel)?;
     let Some(market) = universe
@@ -271,10 +291,7 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
         bail!("coin {coin} is not in {}", universe.origin);
     };
     let mut scfg = SessionConfig::of(&cfg);
-    if let Some(c) = a.cash {
-        if !(c.is_finite() && c > 0.0) {
-            bail!("--cash {c}: must be a positive amount");
-        }
+    if let Some(c) = a.cash()? {
         scfg.engine.cash = c;
     }
     // A replay is the backtest through the paper session: no risk limits.

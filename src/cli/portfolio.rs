@@ -348,23 +348,12 @@ pub fn replay(
             limits: cfg.book,
         },
     };
-    data.timerange = if a.from.is_some() || a.to.is_some() {
-        let text = format!(
-            "{}-{}",
-            a.from.as_deref().unwrap_or(""),
-            a.to.as_deref().unwrap_or("")
-        );
-        Some(TimeRange::parse(&text).map_err(|m| {
-            anyhow::anyhow!("--from/--to: {}", m.trim_start_matches("--timerange "))
-        })?)
-    } else {
-        def.as_ref().and_then(|d| d.timerange)
+    data.timerange = match a.timerange()? {
+        Some(t) => Some(t),
+        None => def.as_ref().and_then(|d| d.timerange),
     };
     let mut engine = cfg.backtest_config();
-    if let Some(c) = a.cash {
-        if !(c.is_finite() && c > 0.0) {
-            bail!("--cash {c}: must be a positive amount");
-        }
+    if let Some(c) = a.cash()? {
         engine.cash = c;
     }
     let loaded = super::load_universe_panel(&data, &universe)?;

@@ -297,7 +297,7 @@ impl BuyHold {
                 max_drawdown: 0.0,
             };
         };
-        let r: Vec<f64> = close.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        let r = returns(&close[1..], first);
         Self {
             total_return: last / first - 1.0,
             cagr: cagr(last, first, close.len(), bars_per_year),

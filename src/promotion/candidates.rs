@@ -56,10 +56,14 @@ pub trait Candidates: Sync {
     /// from stream `k` of `seed`.
     fn null_sharpe(&self, r: &Ranked, seed: u64, k: usize) -> f64;
 
+    /// Whether its strategies pick among coins, so that the cross-sectional null applies
+    /// (portfolio strategies; a single-coin strategy has no cross-section to shuffle).
+    const CROSS_SECTION: bool;
+
     /// `r`'s validation Sharpe on cross-sectionally shuffled copy `k` of the validation
     /// segment ([`crate::market::permute::shuffle_cross_section`]), drawn from stream `k` of
-    /// `seed`; `None` where there is no cross-section to shuffle (single-coin strategies).
-    fn cross_section_sharpe(&self, r: &Ranked, seed: u64, k: usize) -> Option<f64>;
+    /// `seed`; asked only when [`Candidates::CROSS_SECTION`].
+    fn cross_section_sharpe(&self, r: &Ranked, seed: u64, k: usize) -> f64;
 
     /// `r` on the holdout; `None` when the holdout holds no bars.
     fn holdout(&self, h: &Self::Holdout, r: &Ranked) -> Option<SegmentRun>;
@@ -158,6 +162,7 @@ impl CoinCandidates<'_> {
 
 impl Candidates for CoinCandidates<'_> {
     type Holdout = Vec<Prepared>;
+    const CROSS_SECTION: bool = false;
 
     fn engine(&self) -> &EngineConfig {
         &self.problem.backtest
@@ -208,8 +213,8 @@ impl Candidates for CoinCandidates<'_> {
         self.sharpe_on(&copy, &|p| self.targets(r, p))
     }
 
-    fn cross_section_sharpe(&self, _r: &Ranked, _seed: u64, _k: usize) -> Option<f64> {
-        None
+    fn cross_section_sharpe(&self, _r: &Ranked, _seed: u64, _k: usize) -> f64 {
+        unreachable!("single-coin strategies have no cross-sectional null")
     }
 
     fn holdout(&self, h: &Vec<Prepared>, r: &Ranked) -> Option<SegmentRun> {
@@ -287,6 +292,7 @@ impl PortfolioCandidates<'_> {
 
 impl Candidates for PortfolioCandidates<'_> {
     type Holdout = PanelSegment;
+    const CROSS_SECTION: bool = true;
 
     fn engine(&self) -> &EngineConfig {
         &self.problem.backtest
@@ -327,11 +333,11 @@ impl Candidates for PortfolioCandidates<'_> {
         self.sharpe(r, &self.copy_of_validation(markets))
     }
 
-    fn cross_section_sharpe(&self, r: &Ranked, seed: u64, k: usize) -> Option<f64> {
+    fn cross_section_sharpe(&self, r: &Ranked, seed: u64, k: usize) -> f64 {
         let v = &self.problem.validation;
         let mut rng = copy_rng(seed, CROSS_STREAM, k);
         let markets = shuffle_cross_section_from(&v.panel, v.start, &mut rng);
-        Some(self.sharpe(r, &self.copy_of_validation(markets)))
+        self.sharpe(r, &self.copy_of_validation(markets))
     }
 
     fn holdout(&self, h: &PanelSegment, r: &Ranked) -> Option<SegmentRun> {

@@ -77,6 +77,18 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage, in order.
+    pub const ALL: [Stage; 8] = [
+        Self::Costs,
+        Self::CrossSection,
+        Self::Nulls,
+        Self::OutOfSample,
+        Self::DeflatedSharpe,
+        Self::Overfitting,
+        Self::Holdout,
+        Self::Diversity,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Costs => "costs",
@@ -870,7 +882,7 @@ pub fn run<C: Candidates, E>(
             if !go(costs(&tf, b.fee, b.slippage, b.funding), stages) {
                 break 'stages;
             }
-            if c.cross_section_sharpe(r, seed, 0).is_some() {
+            if C::CROSS_SECTION {
                 progress(&format!(
                     "candidate {} of {} ({}): {} cross-sectionally shuffled copies",
                     i + 1,
@@ -880,7 +892,7 @@ pub fn run<C: Candidates, E>(
                 ));
                 let cross: Vec<f64> = (0..cfg.cross_nulls)
                     .into_par_iter()
-                    .filter_map(|k| c.cross_section_sharpe(r, seed, k))
+                    .map(|k| c.cross_section_sharpe(r, seed, k))
                     .collect();
                 let ok = go(cross_section(vf.sharpe, &cross, cfg.cross_quantile), stages);
                 judged.cross_sharpes = cross;

@@ -600,18 +600,9 @@ pub fn promotion_report(
         .candidates
         .iter()
         .any(|j| j.validation.sharpe_se.is_some());
-    let all = [
-        Stage::Costs,
-        Stage::CrossSection,
-        Stage::Nulls,
-        Stage::OutOfSample,
-        Stage::DeflatedSharpe,
-        Stage::Overfitting,
-        Stage::Holdout,
-        Stage::Diversity,
-    ];
+
     // The cross-sectional null is a portfolio strategy's stage.
-    let stages: Vec<Stage> = all
+    let stages: Vec<Stage> = Stage::ALL
         .into_iter()
         .filter(|st| portfolio || *st != Stage::CrossSection)
         .collect();
