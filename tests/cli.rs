@@ -581,6 +581,12 @@ fn walkforward_runs_end_to_end_with_json_and_report() {
     assert_eq!(v["summary"]["windows"], 3);
     assert!(v["summary"]["stitched_oos_sharpe"].is_number());
     assert!(v["verdict"].as_str().unwrap().starts_with("verdict: "));
+    // The data walked, its coins named.
+    let data = v["data"].as_str().unwrap();
+    assert!(
+        data.starts_with("synthetic market") && data.ends_with(", 2 coins: BTC, ETH"),
+        "{data}"
+    );
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("stitched out-of-sample Sharpe") && html.contains("<svg"));
 

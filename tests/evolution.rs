@@ -795,3 +795,60 @@ fn two_runs_started_together_into_one_folder_never_both_run() {
         );
     }
 }
+
+/// The `best_sharpe` and `best_sharpe_so_far` of each `--json` generation line.
+fn best_lines(o: &Output) -> Vec<(u64, Option<f64>, f64)> {
+    ok(o);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("evaluations").is_some())
+        .map(|v| {
+            (
+                v["generation"].as_u64().unwrap(),
+                v["best_sharpe"].as_f64(),
+                v["best_sharpe_so_far"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn generation_lines_carry_the_best_sharpe_so_far_across_a_resume() {
+    let base = scratch("so-far");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    let args = |out: &Path| {
+        vec![
+            "evolve".to_string(),
+            "--config".into(),
+            cfg.to_str().unwrap().into(),
+            "--generations".into(),
+            "6".into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--json".into(),
+        ]
+    };
+    let a = args(&run);
+    let lines = best_lines(&organism(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    ));
+    assert_eq!(lines.len(), 7);
+    let mut max = f64::NEG_INFINITY;
+    for &(g, best, so_far) in &lines {
+        if let Some(b) = best {
+            max = max.max(b);
+        }
+        assert_eq!(so_far, max, "generation {g}");
+    }
+    // Resumed from generation 3 into another folder: the best so far starts from the history.
+    let again = best_lines(&resume_to(
+        run.join("gen3.bin").to_str().unwrap(),
+        "6",
+        &["--json", "--out", base.join("again").to_str().unwrap()],
+    ));
+    assert_eq!(again.len(), 3);
+    assert_eq!(again, lines[4..].to_vec());
+}

@@ -283,6 +283,47 @@ fn evolve_ranks_the_front_and_members_round_trip() {
     let html2 = std::fs::read_to_string(&again).unwrap();
     assert_eq!(html2.matches("class=\"point\"").count(), 2 * rows.len());
     assert_eq!(html2.matches("class=\"member\"").count(), rows.len());
+    // --top limits the report's table as it limits the printed one.
+    if rows.len() > 1 {
+        ok(&organism(&[
+            "runs",
+            "show",
+            ck.to_str().unwrap(),
+            "--top",
+            "1",
+            "--report",
+            again.to_str().unwrap(),
+        ]));
+        let html3 = std::fs::read_to_string(&again).unwrap();
+        assert_eq!(html3.matches("class=\"member\"").count(), 1);
+        assert!(html3.contains(&format!("The top 1 of {} distinct members", rows.len())));
+    }
+    // Genes to 6 significant digits in the tables and the report, exact in front.csv.
+    let csv = std::fs::read_to_string(dir.join("run/front.csv")).unwrap();
+    let genes = csv.lines().nth(1).unwrap().split(',').nth(2).unwrap();
+    let mut rounded_some = false;
+    let short: Vec<String> = genes
+        .split(' ')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            match v.parse::<f64>() {
+                Ok(x) if x.fract() != 0.0 => {
+                    let six: f64 = format!("{x:.5e}").parse().unwrap();
+                    rounded_some |= six != x;
+                    format!("{k}={six}")
+                }
+                _ => kv.to_string(),
+            }
+        })
+        .collect();
+    assert!(rounded_some, "{genes}");
+    let short = short.join(" ");
+    assert!(html.contains(&short), "{short}");
+    let table_row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap();
+    assert!(table_row.ends_with(&short), "{table_row} / {short}");
 
     // Unknown ids and edited files are clear errors.
     let o = organism(&[

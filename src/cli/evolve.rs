@@ -237,8 +237,9 @@ pub fn run(args: Args) -> Result<()> {
     let (problem, fp, holdout_from) = (&loaded.problem, loaded.fingerprint, loaded.holdout_from);
     let reporter = Reporter::new(
         args.output.clone(),
-        target,
+        (target, true),
         run.settings.population,
+        f64::NEG_INFINITY,
         stop.clone(),
     );
     if !super::quiet() && !args.output.json {
@@ -369,10 +370,18 @@ fn resume(
     } else {
         Checkpointer::resume(file, &mut ck, &out, keep_last)?
     };
+    let best = ck
+        .state
+        .history
+        .iter()
+        .map(|g| g.best_sharpe)
+        .filter(|x| x.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
     let reporter = Reporter::new(
         output.clone(),
-        target - ck.state.generation,
+        (target - ck.state.generation, false),
         ck.run.settings.population,
+        best,
         stop.clone(),
     );
     if !super::quiet() && !output.json {
@@ -457,7 +466,7 @@ fn finish(
     lock.release();
     let checkpoint = path_for(out, ck.state.generation);
     if let Some(path) = &output.report {
-        let html = super::runs::run_report_html(&checkpoint, ck, &ranked, loaded);
+        let html = super::runs::run_report_html(&checkpoint, ck, &ranked, loaded, 0);
         write_atomic(path, html.as_bytes())?;
         if !super::quiet() {
             eprintln!("wrote {}", path.display());
@@ -518,7 +527,18 @@ struct Reporter {
     lines: bool,
     population: u64,
     total: u64,
+    /// Generations this reporter will see.
+    generations: u64,
     done_generations: std::sync::atomic::AtomicU64,
+    /// Whether the first generation reported is generation 0 (the seeds' first evaluation,
+    /// which fits the ML seeds and so says nothing about the pace of the rest).
+    fresh: bool,
+    /// Seconds taken by each generation after generation 0, for the time left.
+    paces: std::sync::Mutex<Vec<f64>>,
+    /// The best feasible training Sharpe of any generation so far, and whether its fall has
+    /// been explained.
+    best: std::sync::Mutex<f64>,
+    fall_noted: AtomicBool,
     /// When the previous generation was reported (or the reporter made).
     last: std::sync::Mutex<std::time::Instant>,
     started: std::time::Instant,
@@ -532,18 +552,33 @@ struct Reporter {
 
 impl Reporter {
     #[allow(clippy::disallowed_methods)] // the CLI's progress timing
-    fn new(output: OutputArgs, generations: u32, population: usize, stop: Arc<AtomicBool>) -> Self {
-        let total = (u64::from(generations) + 1) * population as u64;
-        let quiet = super::quiet() || output.json || super::quiet();
+    /// A reporter for `generations` generations to come: from generation 0 when `fresh`, else
+    /// after a checkpoint whose history's best Sharpe was `best`.
+    fn new(
+        output: OutputArgs,
+        (generations, fresh): (u32, bool),
+        population: usize,
+        best: f64,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let generations = u64::from(generations) + u64::from(fresh);
+        let total = generations * population as u64;
+        let quiet = super::quiet() || output.json;
         let bar = if quiet {
             ProgressBar::hidden()
         } else {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            // Not indicatif's {eta}: it extrapolates generation 0's ML fits over the whole run.
             if let Ok(style) = ProgressStyle::with_template(
-                "{bar:30} gen {msg} | {pos}/{len} evaluations | {per_sec} | ETA {eta}",
+                "{bar:30} gen {msg} | {pos}/{len} evaluations | {per_sec}",
             ) {
                 b.set_style(style);
             }
+            b.set_message(format!(
+                "{} | {}",
+                if fresh { "0" } else { "-" },
+                Self::eta_text(None, fresh)
+            ));
             b
         };
         let now = std::time::Instant::now();
@@ -553,7 +588,12 @@ impl Reporter {
             bar,
             population: population as u64,
             total,
+            generations,
             done_generations: 0.into(),
+            fresh,
+            paces: std::sync::Mutex::new(Vec::new()),
+            best: std::sync::Mutex::new(best),
+            fall_noted: AtomicBool::new(false),
             last: std::sync::Mutex::new(now),
             started: now,
             last_line: std::sync::Mutex::new(now),
@@ -599,30 +639,79 @@ impl Reporter {
         *last = now;
         let pos = self.bar.position();
         let secs = now.duration_since(self.started).as_secs_f64();
-        let eta = if pos > 0 {
-            secs / pos as f64 * self.total.saturating_sub(pos) as f64
-        } else {
-            f64::NAN
-        };
+        let since = self
+            .last
+            .lock()
+            .map_or(0.0, |l| now.duration_since(*l).as_secs_f64());
+        let done = self.done_generations.load(Ordering::SeqCst);
+        let left = self.time_left(done).map(|t| (t - since).max(0.0));
         eprintln!(
-            "progress: {pos}/{} evaluations, {secs:.0} s elapsed, about {eta:.0} s left",
-            self.total
+            "progress: {pos}/{} evaluations, {secs:.0} s elapsed, {}",
+            self.total,
+            Self::eta_text(left, self.fresh && done == 0)
         );
+    }
+
+    /// Seconds left after `done` generations, from the pace of the generations after
+    /// generation 0 (the mean of the last five); `None` before one has been timed.
+    fn time_left(&self, done: u64) -> Option<f64> {
+        let paces = self.paces.lock().ok()?;
+        if paces.is_empty() {
+            return None;
+        }
+        let recent = &paces[paces.len().saturating_sub(5)..];
+        let pace = recent.iter().sum::<f64>() / recent.len() as f64;
+        Some(pace * self.generations.saturating_sub(done) as f64)
+    }
+
+    /// The time left as words: seconds, or when it will be known.
+    fn eta_text(left: Option<f64>, in_generation_0: bool) -> String {
+        match left {
+            Some(t) if t >= 90.0 => format!("about {:.0} min left", t / 60.0),
+            Some(t) => format!("about {t:.0} s left"),
+            None if in_generation_0 => {
+                "time left known after generation 0 (the seeds' first evaluation, ML fits included)"
+                    .to_string()
+            }
+            None => "time left known after this generation".to_string(),
+        }
     }
 
     fn report(&self, s: &GenStats, secs: f64) {
         let done = self.done_generations.fetch_add(1, Ordering::SeqCst) + 1;
+        if !(self.fresh && done == 1) {
+            if let Ok(mut p) = self.paces.lock() {
+                p.push(secs);
+            }
+        }
         self.bar.set_position(done * self.population);
-        self.bar.set_message(s.generation.to_string());
+        self.bar.set_message(format!(
+            "{} | {}",
+            s.generation,
+            Self::eta_text(self.time_left(done), false)
+        ));
         let rate = if secs > 0.0 {
             s.evaluations as f64 / secs
         } else {
             0.0
         };
+        // The best so far, and whether the generation's best fell below it for the first time.
+        let (so_far, fell) = match self.best.lock() {
+            Ok(mut b) => {
+                let before = *b;
+                if s.best_sharpe.is_finite() && s.best_sharpe > *b {
+                    *b = s.best_sharpe;
+                }
+                (*b, s.best_sharpe < before)
+            }
+            Err(_) => (s.best_sharpe, false),
+        };
+        let finite = |x: f64| if x.is_finite() { Some(x) } else { None };
         if self.output.json {
             self.println(
                 serde_json::json!({"generation": s.generation, "evaluations": s.evaluations,
-                    "best_sharpe": if s.best_sharpe.is_finite() { Some(s.best_sharpe) } else { None },
+                    "best_sharpe": finite(s.best_sharpe),
+                    "best_sharpe_so_far": finite(so_far),
                     "front_size": s.front_size,
                     "front_share": s.front_size as f64 / self.population.max(1) as f64,
                     "feasible": s.feasible,
@@ -638,10 +727,18 @@ impl Reporter {
                 String::new()
             };
             self.println(format!(
-                "gen {:>4}  best sharpe {:>7.3}  front {:>3} ({:>3.0}%)  feasible {:>3}  HV {:.4}  diversity {:.2}{programs}  evals {:>4} ({:.0}/s)",
-                s.generation, s.best_sharpe, s.front_size,
+                "gen {:>4}  best sharpe {:>7.3} (so far {:>7.3})  front {:>3} ({:>3.0}%)  feasible {:>3}  HV {:.4}  diversity {:.2}{programs}  evals {:>4} ({:.0}/s)",
+                s.generation, s.best_sharpe, so_far, s.front_size,
                 100.0 * s.front_size as f64 / self.population.max(1) as f64, s.feasible, s.hypervolume, s.diversity, s.evaluations, rate
             ));
+            if fell && !self.fall_noted.swap(true, Ordering::SeqCst) {
+                self.println(format!(
+                    "note: the best training Sharpe fell below the best so far ({so_far:.3}): survival keeps \
+                     a spread of trade-offs between Sharpe, consistency, drawdown and turnover, not the \
+                     highest Sharpe alone, so a member with a lower Sharpe and a better balance can \
+                     replace it"
+                ));
+            }
         }
     }
 

@@ -122,8 +122,8 @@ pub fn read_target(target: &Path) -> Result<(PathBuf, Checkpoint)> {
 }
 
 /// `synthetic market` or the data path with source and interval, plus the time range.
-fn data_label(run: &RunSpec) -> String {
-    let d = &run.data;
+/// The data a run or walk reads: folder (source interval) [timerange], or the synthetic market.
+pub(super) fn data_label(d: &organism::market::universe::DataSelection) -> String {
     let base = match &d.path {
         None => format!("synthetic (seed {})", d.synthetic.seed),
         Some(p) => format!(
@@ -197,7 +197,7 @@ fn list(dir: Option<PathBuf>, json: bool) -> Result<()> {
             "started": started.map(format_ts),
             "seeds": ck.run.seeds.len(),
             "mode": ck.run.settings.mode.as_str(),
-            "data": data_label(&ck.run),
+            "data": data_label(&ck.run.data),
             "generations": ck.state.generation,
             "checkpoint": file.display().to_string(),
             "best_train_sharpe": best_train_sharpe(&ck.state.history),
@@ -302,10 +302,7 @@ pub fn print_ranked(rows: &[Ranked], specs: &[&SeedSpec], limit: usize, what: &s
             v.max_drawdown * 100.0,
             v.trades,
             flag,
-            match &r.program_text {
-                Some(p) => format!("{p} {}", r.genes_line(specs[r.seed_index as usize], true)),
-                None => r.genes_line(specs[r.seed_index as usize], true),
-            }
+            r.short_text(specs)
         );
         if let (Some(dt), Some(dv)) = (&t.portfolio, &v.portfolio) {
             outln!(
@@ -388,7 +385,7 @@ fn show(
     let ranked = summary::rank(problem, &members);
     let run = &ck.run;
     if let Some(path) = &report {
-        let html = run_report_html(&file, &ck, &ranked, &loaded);
+        let html = run_report_html(&file, &ck, &ranked, &loaded, top);
         write_atomic(path, html.as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
@@ -479,7 +476,7 @@ fn show(
     };
     outln!(
         "data: {}, {} coins {}, fingerprint {:016x} ({same})",
-        data_label(run),
+        data_label(&run.data),
         coins.len(),
         coins.join(","),
         ck.fingerprint
@@ -537,12 +534,13 @@ pub fn universe_label(p: &organism::evolution::portfolio::PortfolioRun) -> Strin
     )
 }
 
-/// The HTML report of a run at checkpoint `file`.
+/// The HTML report of a run at checkpoint `file`, its table at most `top` members (0: all).
 pub fn run_report_html(
     file: &Path,
     ck: &Checkpoint,
     ranked: &[Ranked],
     loaded: &organism::evolution::problem::LoadedRun,
+    top: usize,
 ) -> String {
     let run = &ck.run;
     let b = &run.backtest;
@@ -550,7 +548,7 @@ pub fn run_report_html(
         format!("checkpoint {} at generation {}", file.display(), ck.state.generation),
         format!(
             "data: {}, fingerprint {:016x}; training to {} UTC, validation to {} UTC, holdout not read",
-            data_label(run),
+            data_label(&run.data),
             ck.fingerprint,
             format_ts(loaded.validation_from),
             format_ts(loaded.holdout_from)
@@ -571,6 +569,8 @@ pub fn run_report_html(
         &intro,
         &ck.state.history,
         ranked,
+        &loaded.problem.specs(),
+        top,
     )
 }
 

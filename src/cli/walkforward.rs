@@ -135,6 +135,25 @@ pub fn run(args: Args) -> Result<()> {
             )
         });
     }
+    // What the walk reads: the folder, source and interval, and the coins.
+    let data_label = {
+        let sel = cfg.data_selection();
+        let place = if sel.path.is_some() {
+            super::runs::data_label(&sel)
+        } else {
+            universe.origin.clone()
+        };
+        let coins: Vec<&str> = match &walk {
+            Some((_, p)) => p.coins.iter().map(|c| c.market.coin.as_str()).collect(),
+            None => universe.markets.iter().map(|m| m.coin.as_str()).collect(),
+        };
+        let listed = if coins.len() <= 8 {
+            format!(": {}", coins.join(", "))
+        } else {
+            String::new()
+        };
+        format!("{place}, {} coins{listed}", coins.len())
+    };
     let talk = !super::quiet() && !args.json;
     let settings = format!(
         "{} windows; train {} (evolution fits the first {:.0} %, validates on the rest), test {}, \
@@ -153,7 +172,7 @@ pub fn run(args: Args) -> Result<()> {
         cfg.evolution.sharpe_objective,
     );
     if talk {
-        outln!("walk-forward on {}: {settings}", universe.origin);
+        outln!("walk-forward on {data_label}: {settings}");
         if !args.include_holdout {
             outln!(
                 "the holdout (from {} UTC) is not read; --include-holdout walks over it too",
@@ -220,7 +239,7 @@ pub fn run(args: Args) -> Result<()> {
     let verdict = verdict(&summary);
     if args.json {
         let v = serde_json::json!({
-            "data": universe.origin,
+            "data": data_label,
             "plan": plan,
             "generations": generations,
             "population": cfg.evolution.population,
@@ -256,7 +275,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(file) = &args.report {
         let intro = vec![
-            format!("data: {}", universe.origin),
+            format!("data: {data_label}"),
             settings.clone(),
             verdict.clone(),
         ];

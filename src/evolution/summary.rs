@@ -100,13 +100,22 @@ pub struct Ranked {
 }
 
 impl Ranked {
-    /// `name=value` pairs in gene order, exact (`short`: floats to 4 decimals).
+    /// `name=value` pairs in gene order, exact (`short`: floats to 6 significant digits).
     pub fn genes_line(&self, spec: &SeedSpec, short: bool) -> String {
         genes_line(spec, &self.genes, short)
     }
+
+    /// The program (if any) then the genes to 6 significant digits, for tables and reports.
+    pub fn short_text(&self, specs: &[&SeedSpec]) -> String {
+        let genes = self.genes_line(specs[self.seed_index as usize], true);
+        match &self.program_text {
+            Some(p) => format!("{p} {genes}"),
+            None => genes,
+        }
+    }
 }
 
-/// `name=value` pairs in gene order, exact (`short`: floats to 4 decimals).
+/// `name=value` pairs in gene order, exact (`short`: floats to 6 significant digits).
 pub fn genes_line(spec: &SeedSpec, genes: &[f64], short: bool) -> String {
     spec.genes
         .iter()

@@ -101,18 +101,11 @@ impl GeneSpec {
         }
     }
 
-    /// Like [`GeneSpec::format`], floats rounded to 4 decimals (for tables).
+    /// Like [`GeneSpec::format`], floats to 6 significant digits (for tables and reports; files
+    /// keep the exact value).
     pub fn format_short(&self, v: f64) -> String {
         match self.kind {
-            GeneKind::Float => {
-                let s = format!("{v:.4}");
-                let s = s.trim_end_matches('0').trim_end_matches('.');
-                if s.is_empty() || s == "-" {
-                    "0".into()
-                } else {
-                    s.to_string()
-                }
-            }
+            GeneKind::Float => significant(v, 6),
             _ => self.format(v),
         }
     }
@@ -454,8 +447,52 @@ impl Genes<'_> {
     }
 }
 
+/// `v` rounded to `digits` significant digits, without trailing zeros (`0.706812`, `37.3742`,
+/// `1234570`).
+pub fn significant(v: f64, digits: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return if v.is_finite() {
+            "0".into()
+        } else {
+            v.to_string()
+        };
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = digits - 1 - magnitude;
+    let s = if decimals >= 0 {
+        format!("{v:.*}", decimals as usize)
+    } else {
+        let unit = 10f64.powi(-decimals);
+        format!("{:.0}", (v / unit).round() * unit)
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn six_significant_digits() {
+        use super::significant;
+        assert_eq!(significant(37.374_212_34, 6), "37.3742");
+        assert_eq!(significant(0.706_812_34, 6), "0.706812");
+        assert_eq!(significant(0.000_123_456_789, 6), "0.000123457");
+        assert_eq!(significant(1_234_567.8, 6), "1234570");
+        assert_eq!(significant(2.0, 6), "2");
+        assert_eq!(significant(-0.5, 6), "-0.5");
+        assert_eq!(significant(0.0, 6), "0");
+        assert_eq!(significant(-0.000_000_1, 2), "-0.0000001");
+        assert_eq!(significant(9.999_999_9, 6), "10");
+    }
+
     use super::*;
 
     const SPEC: &str = r#"

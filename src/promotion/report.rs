@@ -26,13 +26,15 @@ use crate::{
         portfolio::{MonthlyIc, PortfolioFigures},
         Metrics,
     },
+    genome::SeedSpec,
     market::{panel::Panel, Candles},
 };
 
-const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:960px}\
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1320px}\
 table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ddd;padding:3px 8px;\
 text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}h2{margin-top:32px}\
-p.note{color:#555}svg{display:block;margin:8px 0}";
+p.note{color:#555}svg{display:block;margin:8px 0}tr.why td{color:#555;font-size:90%;\
+border-top:none}td.fail{color:#b00;font-weight:bold}td.v{white-space:nowrap}td.pass{color:#176}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -356,6 +358,8 @@ pub fn run_report(
     intro: &[String],
     history: &[GenStats],
     ranked: &[Ranked],
+    specs: &[&SeedSpec],
+    top: usize,
 ) -> String {
     let mut body = String::new();
     for line in intro {
@@ -411,17 +415,28 @@ pub fn run_report(
         hv.svg(),
         best.svg()
     );
+    let shown = if top == 0 {
+        ranked.len()
+    } else {
+        top.min(ranked.len())
+    };
+    if shown < ranked.len() {
+        let _ = writeln!(
+            body,
+            "<p class=\"note\">The top {shown} of {} distinct members.</p>",
+            ranked.len()
+        );
+    }
     body.push_str(
         "<p class=\"note\">Ranked by score = min(training Sharpe, validation Sharpe); flags mark a \
-         validation Sharpe below 0 or below half the training Sharpe.</p>\n<table><tr><th>#</th>\
+         validation Sharpe below 0 or below half the training Sharpe; genes to 6 significant digits \
+         (front.csv keeps them exact).</p>\n<table><tr><th>#</th>\
          <th class=\"l\">id</th><th class=\"l\">seed</th><th>score</th><th>train Sharpe</th>\
          <th>train return</th><th>train mdd</th><th>train trades</th><th>val. Sharpe</th>\
          <th>val. return</th><th>val. mdd</th><th>val. trades</th><th class=\"l\">flag</th>\
          <th class=\"l\">genes</th></tr>\n",
     );
-    for (i, r) in ranked.iter().enumerate() {
-        let mut genes: Vec<String> = r.program_text.iter().cloned().collect();
-        genes.extend(r.gene_text.iter().map(|(k, v)| format!("{k}={v}")));
+    for (i, r) in ranked.iter().take(shown).enumerate() {
         let _ = writeln!(
             body,
             "<tr class=\"member\"><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td>{:.3}</td><td>{:.1} %</td><td>{:.1} %</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
@@ -438,7 +453,7 @@ pub fn run_report(
             r.validation.max_drawdown * 100.0,
             r.validation.trades,
             r.flag.map_or("", |f| f.as_str()),
-            esc(&genes.join(" "))
+            esc(&r.short_text(specs))
         );
     }
     body.push_str("</table>\n");
@@ -646,17 +661,29 @@ pub fn promotion_report(
         }
         for &st in &stages {
             let cell = match j.stages.iter().find(|o| o.stage == st) {
-                Some(o) if o.passed => "pass",
-                Some(_) => "FAIL",
-                None => "",
+                Some(o) if o.passed => "<td class=\"pass\">pass</td>",
+                Some(_) => "<td class=\"fail\">FAIL</td>",
+                None => "<td></td>",
             };
-            let _ = write!(body, "<td>{cell}</td>");
+            body.push_str(cell);
         }
-        let verdict_text = match j.stopped_at() {
-            Some(o) => format!("{}: {}", o.stage.as_str(), o.reason),
-            None => "promoted".into(),
+        // The reason on a row of its own below, so the table stays narrow.
+        let (verdict_text, why) = match j.stopped_at() {
+            Some(o) => (
+                format!("stopped at {}", o.stage.as_str().replace('_', " ")),
+                o.reason.clone(),
+            ),
+            None => ("promoted".to_string(), String::new()),
         };
-        let _ = writeln!(body, "<td class=\"l\">{}</td></tr>", esc(&verdict_text));
+        let _ = writeln!(body, "<td class=\"l v\">{}</td></tr>", esc(&verdict_text));
+        if !why.is_empty() {
+            let _ = writeln!(
+                body,
+                "<tr class=\"why\"><td></td><td class=\"l\" colspan=\"{}\">{}</td></tr>",
+                6 + if portfolio { 4 } else { 0 } + stages.len(),
+                esc(&why)
+            );
+        }
     }
     body.push_str("</table>\n");
     for j in verdict
