@@ -560,5 +560,35 @@ async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold(
         );
         assert!(req.expires_after.is_some());
     }
+    // `live status` points at the dry run's session; `--dry-run` shows it, marked.
+    let plain = run_ok(&["live", "status", "--config", s(&cfg)]);
+    assert!(
+        plain.contains("no live session in account `live` yet")
+            && plain.contains("a dry run's session is in account `live-dry-run`"),
+        "{plain}"
+    );
+    let dry = run_ok(&["live", "status", "--config", s(&cfg), "--dry-run"]);
+    assert!(
+        dry.starts_with(&format!(
+            "live DRY RUN account `live-dry-run` on {}: last bar",
+            ex.http_url()
+        )),
+        "{dry}"
+    );
+    let v: serde_json::Value = serde_json::from_str(
+        run_ok(&["live", "status", "--config", s(&cfg), "--dry-run", "--json"]).trim(),
+    )
+    .unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["account"], "live-dry-run");
+    assert!(!v["books"].as_array().unwrap().is_empty());
+    // The banner said what was about to happen, and nothing of it reached stdout.
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("live DRY RUN (orders signed and printed on stdout, never sent")
+            && said.contains(&format!("venue: {}", ex.http_url())),
+        "{said}"
+    );
+    assert!(!text.contains("DRY RUN"));
     assert_no_key(&d);
 }

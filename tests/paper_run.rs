@@ -336,6 +336,41 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
         .as_str()
         .unwrap()
         .starts_with("stop file "));
+    // Ctrl-C: the session ends after the bar under way and says what stays open and how to go
+    // on; the banner said what it was about to trade.
+    run_ok(&["paper", "resume", "--config", s(&cfg)]);
+    let resumes = || {
+        journal_of(&reg)
+            .iter()
+            .filter(|e| e.kind == Kind::Resume)
+            .count()
+    };
+    let before = resumes();
+    let sigint_log = d.join("sigint.log");
+    let mut child = spawn(&cfg, &ex.http_url(), i64::MAX, &sigint_log);
+    child
+        .wait_for_async("the resume applied", common::START, || resumes() > before)
+        .await;
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.exit_ok(Duration::from_secs(60)).await;
+    let said = std::fs::read_to_string(&sigint_log).unwrap();
+    assert!(
+        said.contains("paper session (simulated fills, no orders sent)")
+            && said.contains(&format!("venue: {}", ex.http_url()))
+            && said.contains("journal: account `paper` in "),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "interrupted (Ctrl-C): every processed bar is in the journal; the positions \
+             stay as they are until `organism paper run` continues the session"
+        ),
+        "{said}"
+    );
     // `paper replay --strategy` reads the registry's genome and books what `backtest` books
     // with that genome (the config's built-in planted market).
     let list = run_ok(&["strategies", "list", "--config", s(&cfg), "--json"]);
@@ -387,5 +422,58 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     let trades = std::fs::read_to_string(&bt).unwrap();
     assert!(trades.lines().count() > 3, "{trades}");
     assert_eq!(trades, std::fs::read_to_string(&pt).unwrap());
+
+    // The journal and the candles belong to the venue: status names it, the candles are in
+    // the venue's own folder, and another venue cannot continue the session.
+    assert_eq!(v["venue"], ex.http_url());
+    let port = ex.http_url().rsplit(':').next().unwrap().to_string();
+    let own = d.join("store").join(format!("127.0.0.1-{port}"));
+    let candles = own.join("candles").join("store_BTC_1h.csv");
+    assert!(candles.is_file(), "{}", candles.display());
+    let other = LocalExchange::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &exchange_params(t0),
+        t0 + HOUR_MS / 2,
+    )
+    .await
+    .unwrap();
+    let refused = |url: &str| {
+        let until = (t0 + HOUR_MS).to_string();
+        let o = common::organism(&[
+            "paper",
+            "run",
+            "--config",
+            s(&cfg),
+            "--api-url",
+            url,
+            "--until-ts",
+            &until,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+        common::stderr(&o)
+    };
+    let e = refused(&other.http_url());
+    assert!(
+        e.contains(&format!(
+            "account `paper` has a session on {}",
+            ex.http_url()
+        )) && e.contains(&format!("this run is against {}", other.http_url())),
+        "{e}"
+    );
+    // A venue whose clock is behind the store (here the same exchange set back two days) is
+    // refused before anything is fetched into the store or journaled.
+    let before = std::fs::read(&candles).unwrap();
+    let rows = journal_of(&reg).len();
+    ex.clock().store(
+        t0 - 48 * HOUR_MS + HOUR_MS / 2,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    let e = refused(&ex.http_url());
+    assert!(
+        e.contains("store_") && e.contains("is ahead of the venue's clock"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&candles).unwrap(), before);
+    assert_eq!(journal_of(&reg).len(), rows);
     let _ = std::fs::remove_dir_all(d);
 }

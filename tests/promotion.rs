@@ -559,8 +559,8 @@ fn a_registry_made_by_the_previous_release_opens() {
         show.contains("fast = 7") && show.contains("slow = 37"),
         "{show}"
     );
-    // Brought to the current schema (version 4: a portfolio strategy's universe), its
-    // single-coin strategies without one.
+    // Brought to the current schema (version 4: a portfolio strategy's universe, 5: the
+    // venue of each journal account), its single-coin strategies without a universe.
     assert!(v
         .as_array()
         .unwrap()
@@ -570,7 +570,7 @@ fn a_registry_made_by_the_previous_release_opens() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let universes: i64 = conn
         .query_row("SELECT COUNT(universe) FROM strategies", [], |r| r.get(0))
         .unwrap();

@@ -12,13 +12,24 @@ pub enum LiveCommand {
     /// session's code (signals, engine, risk limits, journal) with the exchange as the venue.
     /// Needs a [live] config section and --i-understand-this-trades-real-money (or --dry-run).
     Run(LiveRunArgs),
-    /// Positions, PnL, limits and the last bar of the live session.
-    Status(StatusArgs),
+    /// Positions, PnL, limits and the last bar of the live session (--dry-run: of the dry run's).
+    Status(DryRun<StatusArgs>),
     /// The kill switch: the running session cancels every order, flattens every position with
     /// reduce-only IOC orders and stops.
-    Stop(ControlArgs),
+    Stop(DryRun<ControlArgs>),
     /// Lift the pauses (risk breaches, reconciliation halts, kill switch) of one strategy or of all.
-    Resume(ControlArgs),
+    Resume(DryRun<ControlArgs>),
+}
+
+/// A live command's arguments, and whether it is about the dry run's session (a dry run
+/// journals in its own account, `live.account` + `-dry-run`).
+#[derive(clap::Args, Debug)]
+pub struct DryRun<A: clap::Args> {
+    #[command(flatten)]
+    pub args: A,
+    /// The session of `live run --dry-run` instead of the real one.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -45,8 +56,8 @@ pub fn run(cmd: LiveCommand) -> Result<()> {
             }
             run_session(a.run, Mode::Live { dry_run: a.dry_run })
         }
-        LiveCommand::Status(a) => status(a, Mode::Live { dry_run: false }),
-        LiveCommand::Stop(a) => control(a, "stop", Mode::Live { dry_run: false }),
-        LiveCommand::Resume(a) => control(a, "resume", Mode::Live { dry_run: false }),
+        LiveCommand::Status(a) => status(a.args, Mode::Live { dry_run: a.dry_run }),
+        LiveCommand::Stop(a) => control(a.args, "stop", Mode::Live { dry_run: a.dry_run }),
+        LiveCommand::Resume(a) => control(a.args, "resume", Mode::Live { dry_run: a.dry_run }),
     }
 }

@@ -398,18 +398,31 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
     let (cfg, mut reg) = a.at.open_existing_mode(mode)?;
     let account = cfg.paper.account.clone();
     let conn = reg.connection();
+    let dry_run = matches!(mode, Mode::Live { dry_run: true });
     let Some(p) = journal::latest(conn, &account, PORTFOLIO, Kind::Equity)? else {
+        // A live account with no session of its own may have a dry run's.
+        let dry = format!("{account}-dry-run");
+        let has_dry = matches!(mode, Mode::Live { dry_run: false })
+            && journal::latest(conn, &dry, PORTFOLIO, Kind::Equity)?.is_some();
         if a.json {
-            outln!("{}", json!({"account": account, "session": null}));
+            outln!(
+                "{}",
+                json!({"account": account, "session": null, "dry_run_session": has_dry.then_some(dry)})
+            );
         } else {
             outln!(
-                "no {} session in account `{account}` yet; start one with `organism {} run`",
+                "no {} session in account `{account}` yet; start one with `organism {} run{}`",
                 mode.name(),
-                mode.name()
+                mode.name(),
+                if dry_run { " --dry-run" } else { "" }
             );
+            if has_dry {
+                outln!("a dry run's session is in account `{dry}`: organism live status --dry-run");
+            }
         }
         return Ok(());
     };
+    let venue = journal::venue_of(conn, &account)?;
     let session = journal::latest(conn, &account, PORTFOLIO, Kind::Session)?;
     let capital: f64 = session
         .as_ref()
@@ -461,7 +474,8 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
         outln!(
             "{}",
             json!({
-                "account": account, "last_bar_ms": p.bar_ts, "equity": p.body["equity"],
+                "account": account, "dry_run": dry_run, "venue": venue.as_ref().map(|v| v.0.clone()),
+                "last_bar_ms": p.bar_ts, "equity": p.body["equity"],
                 "capital": session.as_ref().map(|s| s.body["capital"].clone()),
                 "gross": p.body["gross"], "killed": p.body["killed"],
                 "portfolio_paused": p.body["state"]["risk"]["pause"],
@@ -474,8 +488,12 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
         return Ok(());
     }
     outln!(
-        "{} account `{account}`: last bar {} | equity {} ({:+.2} % on {}) | gross {}{}",
+        "{}{} account `{account}`{}: last bar {} | equity {} ({:+.2} % on {}) | gross {}{}",
         mode.name(),
+        if dry_run { " DRY RUN" } else { "" },
+        venue
+            .as_ref()
+            .map_or(String::new(), |v| format!(" on {}", v.0)),
         format_ts(p.bar_ts),
         journal::decimal(equity).round_dp(2),
         100.0 * (equity / capital - 1.0),
@@ -587,11 +605,14 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
     };
     let strategies = driver::strategies(&mut reg, &reg_path, mode, &cfg, &paper_account)?;
     let url = cfg.api_url(a.api_url.as_deref());
+    // Even with -q: what is about to trade, where and with what money.
+    eprintln!("{}", banner(mode, &cfg, &reg_path, &strategies, &url));
     let quiet = a.quiet;
     let mut report = |n: Notice| match n {
         Notice::Bar(line) if !quiet => eprintln!("{line}"),
         Notice::Bar(_) => {}
         Notice::Say(line) => outln!("{line}"),
+        Notice::Note(line) => eprintln!("{line}"),
     };
     let setup = RunSetup {
         mode,
@@ -604,4 +625,43 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
     };
     super::data::runtime()?.block_on(feed::run(setup, &mut report))?;
     Ok(())
+}
+
+/// What a session is about to do, before it starts: the mode (DRY RUN, real money), the
+/// strategies, coins and capital, the venue, where the journal and the candles are, and how to
+/// stop it.
+fn banner(
+    mode: Mode,
+    cfg: &Config,
+    reg_path: &std::path::Path,
+    strategies: &[organism::promotion::registry::Strategy],
+    url: &str,
+) -> String {
+    let p = &cfg.paper;
+    let m = mode.name();
+    let what = match mode {
+        Mode::Paper => "paper session (simulated fills, no orders sent)".to_string(),
+        Mode::Live { dry_run: true } => {
+            "live DRY RUN (orders signed and printed on stdout, never sent; filled as paper)".into()
+        }
+        Mode::Live { dry_run: false } => "LIVE session: real orders, real money".into(),
+    };
+    let names: Vec<String> = strategies
+        .iter()
+        .map(|s| format!("{} ({})", s.id, s.name))
+        .collect();
+    format!(
+        "{what}\n  strategies: {} — {}\n  coins: {} on {} bars; capital {} USD\n  venue: {}\n  \
+         journal: account `{}` in {}; candles in {}\n  Ctrl-C stops after the bar under way (the \
+         next `organism {m} run` continues); `organism {m} stop` flattens everything and stops",
+        names.len(),
+        names.join(", "),
+        p.coins.join(", "),
+        p.interval,
+        journal::decimal(p.capital).round_dp(2),
+        organism::runner::driver::venue_url(url),
+        p.account,
+        reg_path.display(),
+        organism::runner::driver::venue_store(std::path::Path::new(&p.store), url).display(),
+    )
 }

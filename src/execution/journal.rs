@@ -44,6 +44,47 @@ pub const LIVE_SCHEMA: &str = "CREATE TABLE nonces (
         last INTEGER NOT NULL
     );";
 
+/// The venue of each account (migration 5 of the registry): a session's journal belongs to the
+/// exchange it traded on, and a run against another one must not continue it.
+pub const VENUE_SCHEMA: &str = "CREATE TABLE venues (
+        account TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        since_ms INTEGER NOT NULL
+    );";
+
+/// The venue (API base URL) the session of `account` trades on, and since when; `None` before
+/// its first run (or for a session journaled before venues were recorded).
+///
+/// # Errors
+/// [`JournalError::Sql`].
+pub fn venue_of(conn: &Connection, account: &str) -> Result<Option<(String, i64)>, JournalError> {
+    Ok(conn
+        .query_row(
+            "SELECT url, since_ms FROM venues WHERE account = ?1",
+            params![account],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Records `url` as the venue of `account` (kept if one is recorded already).
+///
+/// # Errors
+/// [`JournalError::Sql`].
+pub fn set_venue(
+    conn: &Connection,
+    account: &str,
+    url: &str,
+    at_ms: i64,
+) -> Result<(), JournalError> {
+    conn.execute(
+        "INSERT INTO venues (account, url, since_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(account) DO NOTHING",
+        params![account, url, at_ms],
+    )?;
+    Ok(())
+}
+
 /// The last nonce `signer` used (0 for none).
 ///
 /// # Errors

@@ -76,6 +76,8 @@ pub const MIGRATIONS: &[&str] = &[
     crate::execution::journal::LIVE_SCHEMA,
     // Version 4: a portfolio strategy's universe definition (JSON; NULL for single-coin ones).
     "ALTER TABLE strategies ADD COLUMN universe TEXT;",
+    // Version 5: the venue each journal account trades on.
+    crate::execution::journal::VENUE_SCHEMA,
 ];
 
 /// Why the registry could not be used.
@@ -940,7 +942,7 @@ mod tests {
         }
         let e = Registry::open(&file).err().unwrap().to_string();
         assert!(
-            e.contains("schema version 99") && e.contains("knows (4)"),
+            e.contains("schema version 99") && e.contains("knows (5)"),
             "{e}"
         );
         let _ = std::fs::remove_dir_all(file.parent().unwrap().parent().unwrap());

@@ -55,6 +55,8 @@ pub enum Notice {
     Bar(String),
     /// Something the user must see: a retirement, a reconciliation halt, the kill switch.
     Say(String),
+    /// How the session ended when it did not end by itself (Ctrl-C), for stderr.
+    Note(String),
 }
 
 /// Errors of the session loop.
@@ -87,6 +89,42 @@ pub enum RunError {
 
 pub(super) fn now_ms() -> i64 {
     WallClock.now_ms()
+}
+
+/// A venue's API base URL without a trailing slash, so `…xyz/` and `…xyz` are one venue.
+pub fn venue_url(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+/// The candle store of a session on the venue at `url`: `store` itself for Hyperliquid's
+/// mainnet, a subfolder named after the venue for any other (`testnet`, or host and port of
+/// a local exchange such as `127.0.0.1-8787`), so bars of one venue never reach another's
+/// session.
+pub fn venue_store(store: &Path, url: &str) -> PathBuf {
+    let url = venue_url(url);
+    if url == crate::exchange::hyperliquid::MAINNET_URL {
+        return store.to_path_buf();
+    }
+    if url == crate::exchange::hyperliquid::TESTNET_URL {
+        return store.join("testnet");
+    }
+    let host = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = host.split('/').next().unwrap_or(host);
+    let label: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    store.join(if label.trim_matches(['.', '-']).is_empty() {
+        "venue".to_string()
+    } else {
+        label
+    })
 }
 
 /// The strategies a session of `mode` trades: on paper every promoted strategy and every one
@@ -218,9 +256,8 @@ impl Trader {
         session: Session,
         stores: BTreeMap<String, CandleStore>,
         fear_greed: Option<FearGreed>,
-        cfg: &crate::config::PaperConfig,
+        (cfg, store_dir): (&crate::config::PaperConfig, PathBuf),
     ) -> Self {
-        let store_dir = PathBuf::from(&cfg.store);
         Trader {
             mode,
             reg,
@@ -467,4 +504,30 @@ pub fn status_line(session: &Session, rows: &[Entry]) -> String {
         fills,
         if session.killed() { " | STOPPED" } else { "" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::venue_store;
+    use std::path::Path;
+
+    #[test]
+    fn each_venue_has_its_own_candle_store() {
+        let s = Path::new("paper/store");
+        assert_eq!(venue_store(s, "https://api.hyperliquid.xyz"), s);
+        assert_eq!(venue_store(s, "https://api.hyperliquid.xyz/"), s);
+        assert_eq!(
+            venue_store(s, "https://api.hyperliquid-testnet.xyz"),
+            Path::new("paper/store/testnet")
+        );
+        assert_eq!(
+            venue_store(s, "http://127.0.0.1:8787"),
+            Path::new("paper/store/127.0.0.1-8787")
+        );
+        assert_eq!(
+            venue_store(s, "http://[::1]:9000/api"),
+            Path::new("paper/store/---1--9000")
+        );
+        assert_eq!(venue_store(s, ""), Path::new("paper/store/venue"));
+    }
 }

@@ -3,12 +3,7 @@
 //! processed, then the WebSocket feed's bars as they close, fed to the sync
 //! [`super::driver::Trader`]; live, the exchange tended between bars.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use crate::{
     clock::WallClock,
@@ -30,8 +25,8 @@ use crate::{
 
 use super::{
     driver::{
-        histories_upto, now_ms, open_stores, store_bars, stored_fear_greed, Mode, Notice, RunError,
-        Trader,
+        histories_upto, now_ms, open_stores, store_bars, stored_fear_greed, venue_store, venue_url,
+        Mode, Notice, RunError, Trader,
     },
     paper::{book_specs, Session, SessionConfig},
     rig::{self, LiveRig},
@@ -71,6 +66,44 @@ async fn closed_bars_after(
     }
     out.pop();
     Ok(out)
+}
+
+/// Refuses a store whose last bar (opening at `last`) the venue has not reached: its clock is
+/// behind the store's (the bars came from another venue, or from a local exchange's
+/// accelerated clock), and waiting for the next bar would wait for the venue to catch up.
+async fn ahead_of_venue(
+    info: &InfoClient,
+    file: &Path,
+    coin: &str,
+    interval: &str,
+    last: i64,
+    venue: &str,
+) -> Result<(), RunError> {
+    let fetch = |from: i64| async move {
+        info.candle_snapshot(coin, interval, from, i64::MAX / 4)
+            .await
+            .map_err(|source| RunError::Fetch {
+                context: format!(
+                    "fetching {coin} {interval} candles from {}",
+                    format_ts(from)
+                ),
+                source,
+            })
+    };
+    if fetch(last).await?.iter().any(|c| c.t >= last) {
+        return Ok(());
+    }
+    // The venue's newest bar, for the message (Hyperliquid serves the last 5,000).
+    let newest = fetch(0).await?.iter().map(|c| c.t).max();
+    Err(RunError::Refused(format!(
+        "{}: the last stored {coin} bar opens at {} UTC, but {venue} has no bar that late (its \
+         newest opens at {}): the store is ahead of the venue's clock, so it holds another \
+         venue's bars or an accelerated local exchange's. Move the store folder away (or set \
+         paper.store) and run again",
+        file.display(),
+        format_ts(last),
+        newest.map_or("-".to_string(), |t| format!("{} UTC", format_ts(t)))
+    )))
 }
 
 /// The funding events of the hours of `bars` (fetched once, sorted, without duplicates);
@@ -175,6 +208,19 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
         .parse()
         .map_err(|m: String| RunError::Refused(format!("paper.interval: {m}")))?;
     let (specs, reserve) = book_specs(&strategies, cfg).map_err(RunError::Refused)?;
+    // The journal of an account belongs to the venue its session trades on.
+    let venue = venue_url(url);
+    if let Some((theirs, since)) = journal::venue_of(reg.connection(), &account)? {
+        if theirs != venue {
+            return Err(RunError::Refused(format!(
+                "account `{account}` has a session on {theirs} (since {} UTC); this run is against \
+                 {venue}. Give this venue its own account ({}.account in the config), or run \
+                 against {theirs} with --api-url",
+                format_ts(since),
+                mode.name()
+            )));
+        }
+    }
     for s in strategies
         .iter()
         .filter(|s| s.status == Status::Promoted && mode == Mode::Paper)
@@ -202,8 +248,13 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
         Mode::Live { dry_run } => Some(rig::rig(cfg, reg_path, url, info.clone(), dry_run).await?),
         Mode::Paper => None,
     };
-    let store_dir = PathBuf::from(&p.store);
+    let store_dir = venue_store(Path::new(&p.store), url);
     let mut stores = open_stores(&store_dir, &p.coins, interval)?;
+    for (coin, store) in &stores {
+        if let Some(&last) = store.candles().ts.last() {
+            ahead_of_venue(&info, store.path(), coin, &p.interval, last, venue).await?;
+        }
+    }
     // The sentiment regime reads the index of the day before each bar; it is refreshed at the
     // start and once a UTC day.
     let sentiment = cfg
@@ -262,7 +313,15 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
             s
         }
     };
-    let mut trader = Trader::new(mode, reg, session, stores, fear_greed, p);
+    journal::set_venue(reg.connection(), &account, venue, now_ms())?;
+    let mut trader = Trader::new(
+        mode,
+        reg,
+        session,
+        stores,
+        fear_greed,
+        (p, store_dir.clone()),
+    );
     if let Some(r) = &rig {
         trader.session_mut().link(r.executor.clone());
     }
@@ -368,7 +427,17 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
             },
             _ = tick.tick() => {}
             _ = &mut ctrl_c => {
-                tracing::info!("interrupted; the journal holds every processed bar");
+                let m = mode.name();
+                report(Notice::Note(format!(
+                    "interrupted (Ctrl-C): every processed bar is in the journal; {} \
+                     `organism {m} run` continues the session (the bars missed meanwhile \
+                     included), `organism {m} stop` flattens everything and stops it",
+                    match mode {
+                        Mode::Live { dry_run: false } => "the positions stay open on the \
+                            exchange, their stops and risk limits unwatched until",
+                        _ => "the positions stay as they are until",
+                    }
+                )));
                 break Ok(());
             }
         }

@@ -168,6 +168,11 @@ impl CandleStore {
         })
     }
 
+    /// The candle file.
+    pub fn path(&self) -> &Path {
+        &self.candle_file
+    }
+
     /// Bars stored.
     pub fn len(&self) -> usize {
         self.candles.len()
