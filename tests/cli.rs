@@ -22,10 +22,11 @@ fn scratch(name: &str) -> PathBuf {
     common::scratch("cli", name)
 }
 
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 23] = [
     "coin",
     "bars",
     "buy_hold",
+    "trade_stats",
     "cagr",
     "calmar",
     "avg_trade",

@@ -442,6 +442,88 @@ fn backtest_report_draws_every_trade_and_month() {
     // The heat map cells carry the monthly returns of --json.
     let first = m["monthly_returns"][0]["return"].as_f64().unwrap();
     assert!(html.contains(&format!("data-month=\"2024-01\" data-return=\"{first}\"")));
+    // A row per trade in the trade table, and no "All coins" section for one coin.
+    assert_eq!(html.matches("class=\"trade\"").count(), trades);
+    assert!(!html.contains("<h2>All coins</h2>"));
+
+    // Several coins: the aggregate section, its chart with a line per coin.
+    let g = dir.join("all.html");
+    let a = json(&organism(&[
+        "backtest",
+        "--coins",
+        "BTC,ETH",
+        "--report",
+        g.to_str().unwrap(),
+        "--json",
+    ]));
+    let html = std::fs::read_to_string(&g).unwrap();
+    let sections: Vec<&str> = html.split("<h2>").collect();
+    assert!(sections[1].starts_with("All coins</h2>"), "{}", sections[1]);
+    assert_eq!(sections[1].matches("class=\"series\"").count(), 2);
+    let agg_trades = a["aggregate"]["trades"].as_u64().unwrap();
+    assert!(sections[1].contains(&format!("<th>{agg_trades}</th>")));
+    assert_eq!(html.matches("class=\"trade\"").count() as u64, agg_trades);
+}
+
+/// The trade statistics of `backtest --json`, against figures worked out from `--trades`.
+#[test]
+fn trade_statistics_agree_with_the_trade_file() {
+    let dir = scratch("trade-stats");
+    let f = dir.join("t.csv");
+    let m = json(&organism(&[
+        "backtest",
+        "--seed",
+        "rsi_filter",
+        "--trades",
+        f.to_str().unwrap(),
+        "--json",
+    ]));
+    let text = std::fs::read_to_string(&f).unwrap();
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    // side,entry_time_ms,entry_price,exit_time_ms,exit_price,size,fees,funding,pnl,exit_reason
+    let num = |r: &Vec<String>, i: usize| r[i].parse::<f64>().unwrap();
+    let closed: Vec<&Vec<String>> = rows.iter().filter(|r| r[9] != "open").collect();
+    let s = &m["trade_stats"];
+    assert_eq!(s["closed"].as_u64().unwrap() as usize, closed.len());
+    let longs = closed.iter().filter(|r| r[0] == "long").count();
+    assert_eq!(s["long"]["trades"].as_u64().unwrap() as usize, longs);
+    assert_eq!(
+        s["short"]["trades"].as_u64().unwrap() as usize,
+        closed.len() - longs
+    );
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + b.abs());
+    let fees: f64 = rows.iter().map(|r| num(r, 6)).sum();
+    let funding: f64 = rows.iter().map(|r| num(r, 7)).sum();
+    assert!(close(s["fees_paid"].as_f64().unwrap(), fees));
+    assert!(close(s["funding_received"].as_f64().unwrap(), funding));
+    let best = closed.iter().map(|r| num(r, 8)).fold(f64::MIN, f64::max);
+    let worst = closed.iter().map(|r| num(r, 8)).fold(f64::MAX, f64::min);
+    assert_eq!(s["best"]["pnl"].as_f64().unwrap(), best);
+    assert_eq!(s["worst"]["pnl"].as_f64().unwrap(), worst);
+    let hours: Vec<f64> = closed
+        .iter()
+        .map(|r| (num(r, 3) - num(r, 1)) / 3_600_000.0)
+        .collect();
+    let longest = hours.iter().copied().fold(0.0, f64::max);
+    assert_eq!(s["max_hold_hours"].as_f64().unwrap(), longest);
+    let (mut run, mut most) = (0, 0);
+    for r in &closed {
+        run = if num(r, 8) < 0.0 { run + 1 } else { 0 };
+        most = most.max(run);
+    }
+    assert_eq!(s["longest_losing_streak"].as_u64().unwrap(), most);
+    // The printed block says each sign.
+    let text = String::from_utf8_lossy(&organism(&["backtest", "--seed", "rsi_filter"]).stdout)
+        .into_owned();
+    assert!(
+        text.contains(&format!("fees paid    {fees:.2}"))
+            && text.contains("net; + received, − paid)"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ use organism::{
     fitness::{
         monthly_returns,
         regime::{figures_by_regime, RegimeFigure},
+        trades::TradeStats,
         Metrics,
     },
     genome::SeedSpec,
@@ -295,6 +296,10 @@ fn coin_json(r: &CoinResult) -> Result<serde_json::Value> {
         o.insert("coin".into(), r.market.coin.clone().into());
         o.insert("bars".into(), r.market.candles.len().into());
         o.insert("buy_hold".into(), serde_json::to_value(buy_hold(r))?);
+        o.insert(
+            "trade_stats".into(),
+            serde_json::to_value(TradeStats::of(&r.report.trades))?,
+        );
         if let Some(g) = &r.regimes {
             o.insert("regimes".into(), serde_json::to_value(g)?);
         }
@@ -571,6 +576,10 @@ pub fn run(args: Args) -> Result<()> {
             &intro,
             &coins,
             &boundaries,
+            Some((
+                &aggregate,
+                &aggregate_note(&aggregation, aggregate.feasible),
+            )),
         );
         write_atomic(path, html.as_bytes())?;
         if !super::quiet() {
@@ -617,6 +626,11 @@ pub fn run(args: Args) -> Result<()> {
             )
         );
         outln!("               (the coin itself over the same bars, bought at the first close: no costs, no funding)");
+        outln!();
+        outln!("trades");
+        for (k, v) in TradeStats::of(&r.report.trades).rows() {
+            outln!("  {k:<13}{v}");
+        }
         outln!();
         print_months(r);
         print_regimes(&results, regime.as_ref());
@@ -672,19 +686,7 @@ pub fn run(args: Args) -> Result<()> {
         a.turnover
     );
     outln!();
-    outln!(
-        "aggregate = what evolve scores: (1-w)*mean + w*worst coin with w = {} (Sharpe, consistency, \
-         drawdown, turnover); return is the mean, trades the sum{}",
-        aggregation.worst_coin_weight,
-        if a.feasible {
-            String::new()
-        } else {
-            format!(
-                "; INFEASIBLE for evolve: fewer than {} trades per coin",
-                aggregation.min_trades
-            )
-        }
-    );
+    outln!("{}", aggregate_note(&aggregation, a.feasible));
     let held: Vec<String> = results
         .iter()
         .map(|r| {
@@ -703,6 +705,26 @@ pub fn run(args: Args) -> Result<()> {
     );
     print_regimes(&results, regime.as_ref());
     Ok(())
+}
+
+/// How the aggregate row is made, and whether evolve could score it.
+fn aggregate_note(
+    aggregation: &organism::evolution::problem::Aggregation,
+    feasible: bool,
+) -> String {
+    format!(
+        "aggregate = what evolve scores: (1-w)*mean + w*worst coin with w = {} (Sharpe, consistency, \
+         drawdown, turnover); return is the mean, trades the sum{}",
+        aggregation.worst_coin_weight,
+        if feasible {
+            String::new()
+        } else {
+            format!(
+                "; INFEASIBLE for evolve: fewer than {} trades per coin",
+                aggregation.min_trades
+            )
+        }
+    )
 }
 
 /// Buy & hold of a result's coin over its bars.

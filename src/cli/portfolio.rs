@@ -251,7 +251,7 @@ fn print_text(
         f.final_equity
     );
     outln!(
-        "turnover       {:>8.1} × equity a year   cost drag {:.2} % a year   funding {:+.2} % a year",
+        "turnover       {:>8.1} × equity a year   cost drag {:.2} % a year   funding {:+.2} % a year (+ received, − paid)",
         f.turnover,
         100.0 * f.cost_drag,
         100.0 * f.funding
@@ -409,7 +409,7 @@ pub fn replay(
     }
     outln!(
         "paper replay of {label} ({}) on {}: --coins {}, {} coins, {} bars {} .. {}: {} \
-         rebalances, {} fills, costs {:.2}, funding {:+.2}, final equity {:.2} ({:+.2} %), \
+         rebalances, {} fills, costs {:.2} paid, funding {:+.2} (+ received, − paid), final equity {:.2} ({:+.2} %), \
          Sharpe {:.2} ± {:.2}",
         g.entry.spec.name,
         loaded.origin,

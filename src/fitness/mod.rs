@@ -8,6 +8,7 @@ pub mod luck;
 pub mod pbo;
 pub mod portfolio;
 pub mod regime;
+pub mod trades;
 pub mod trials;
 
 use serde::Serialize;

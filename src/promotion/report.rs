@@ -16,6 +16,7 @@ use crate::{
     backtest::portfolio::PortfolioReport,
     backtest::BacktestReport,
     evolution::{
+        problem::Figures,
         summary::Ranked,
         walkforward::{Summary, Window},
         GenStats,
@@ -24,6 +25,7 @@ use crate::{
     fitness::{
         monthly_returns,
         portfolio::{MonthlyIc, PortfolioFigures},
+        trades::TradeStats,
         Metrics,
     },
     genome::SeedSpec,
@@ -101,13 +103,133 @@ fn time_chart(
     }
 }
 
+/// The trade statistics of a coin, as a table.
+fn trade_stats_table(stats: &TradeStats) -> String {
+    let mut s = String::from("<table class=\"stats\">");
+    for (k, v) in stats.rows() {
+        let _ = write!(s, "<tr><th class=\"l\">{k}</th><td>{}</td></tr>", esc(&v));
+    }
+    s.push_str("</table>");
+    s
+}
+
+/// Every trade of a coin, in a table folded under a summary line.
+fn trade_table(coin: &str, trades: &[crate::execution::Trade]) -> String {
+    let mut s = format!(
+        "<details class=\"trades\"><summary>{}: all {} trades (fees paid; funding + received, − \
+         paid; P&amp;L net of both)</summary>\n<table><tr><th>#</th><th class=\"l\">side</th>\
+         <th class=\"l\">entry (UTC)</th><th>entry price</th><th class=\"l\">exit (UTC)</th>\
+         <th>exit price</th><th>size</th><th>hours</th><th>fees paid</th><th>funding (+ received)</th>\
+         <th>P&amp;L</th><th>return</th><th class=\"l\">exit</th></tr>\n",
+        esc(coin),
+        trades.len()
+    );
+    for (i, t) in trades.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<tr class=\"trade\"><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td>\
+             <td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.2}</td><td>{:+.2}</td>\
+             <td>{:+.2}</td><td>{:+.2} %</td><td class=\"l\">{}</td></tr>",
+            i + 1,
+            t.side.as_str(),
+            crate::market::format_ts(t.entry_ts),
+            crate::genome::significant(t.entry_price, 6),
+            crate::market::format_ts(t.exit_ts),
+            crate::genome::significant(t.exit_price, 6),
+            crate::genome::significant(t.size, 6),
+            (t.exit_ts - t.entry_ts) as f64 / 3_600_000.0,
+            t.fees,
+            t.funding,
+            t.pnl,
+            100.0 * t.pnl / (t.entry_price * t.size),
+            t.exit_reason.as_str()
+        );
+    }
+    s.push_str("</table></details>\n");
+    s
+}
+
+/// The section of a backtest on several coins: each coin's figures beside the aggregate that
+/// evolve scores, and every coin's equity on one chart (as a share of its starting cash).
+fn aggregate_section(
+    coins: &[CoinBacktest<'_>],
+    aggregate: &Figures,
+    note: &str,
+    bounds: &[(f64, String)],
+) -> String {
+    let mut s = String::from(
+        "<h2>All coins</h2>\n<table class=\"aggregate\"><tr><th class=\"l\">coin</th><th>return</th>\
+         <th>Sharpe</th><th>max drawdown</th><th>trades</th><th>win rate</th><th>consistency</th>\
+         <th>turnover / year</th></tr>\n",
+    );
+    for c in coins {
+        let m = c.metrics;
+        let _ = writeln!(
+            s,
+            "<tr><td class=\"l\">{}</td><td>{:+.2} %</td><td>{:.3}</td><td>{:.2} %</td><td>{}</td>\
+             <td>{:.1} %</td><td>{:.0} %</td><td>{:.1}</td></tr>",
+            esc(c.coin),
+            100.0 * m.total_return,
+            m.sharpe,
+            100.0 * m.max_drawdown,
+            m.trades,
+            100.0 * m.win_rate,
+            100.0 * m.consistency,
+            m.turnover
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<tr class=\"total\"><th class=\"l\">aggregate</th><th>{:+.2} %</th><th>{:.3}</th>\
+         <th>{:.2} %</th><th>{}</th><th></th><th>{:.0} %</th><th>{:.1}</th></tr>\n</table>\n\
+         <p class=\"note\">{}</p>",
+        100.0 * aggregate.total_return,
+        aggregate.sharpe,
+        100.0 * aggregate.max_drawdown,
+        aggregate.trades,
+        100.0 * aggregate.consistency,
+        aggregate.turnover,
+        esc(note)
+    );
+    const COLORS: [&str; 6] = [
+        "#0969da", "#bc4c00", "#1a7f37", "#8250df", "#cf222e", "#555",
+    ];
+    let series: Vec<Series> = coins
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Series {
+            name: c.coin.to_string(),
+            color: COLORS[i % COLORS.len()],
+            x: c.candles.ts.iter().map(|&t| t as f64).collect(),
+            y: c.report
+                .equity
+                .iter()
+                .map(|v| v / c.report.cash - 1.0)
+                .collect(),
+        })
+        .collect();
+    let chart = LineChart {
+        title: "every coin's equity: return on its starting cash".into(),
+        series,
+        markers: Vec::new(),
+        boundaries: bounds.to_vec(),
+        time_axis: true,
+        percent: true,
+    };
+    s.push_str(&chart.svg());
+    s.push('\n');
+    s
+}
+
 /// The HTML report of a backtest on one or more coins. `intro` lines are printed first (the
-/// strategy, the data, the costs); `boundaries` are segment starts (UTC ms) with their names.
+/// strategy, the data, the costs); `boundaries` are segment starts (UTC ms) with their names;
+/// with several coins, `aggregate` is what evolve scores, with a note saying how.
 pub fn backtest_report(
     title: &str,
     intro: &[String],
     coins: &[CoinBacktest<'_>],
     boundaries: &[(i64, String)],
+    aggregate: Option<(&Figures, &str)>,
 ) -> String {
     let mut body = String::new();
     for line in intro {
@@ -117,6 +239,9 @@ pub fn backtest_report(
         .iter()
         .map(|(t, n)| (*t as f64, n.clone()))
         .collect();
+    if let (Some((a, note)), true) = (aggregate, coins.len() > 1) {
+        body.push_str(&aggregate_section(coins, a, note, &bounds));
+    }
     for c in coins {
         let ts: Vec<f64> = c.candles.ts.iter().map(|&t| t as f64).collect();
         let mut markers = Vec::new();
@@ -189,13 +314,15 @@ pub fn backtest_report(
                 .collect();
         let _ = write!(
             body,
-            "<h2>{}</h2>\n{}\n{}\n{}\n{}\n{}\n",
+            "<h2>{}</h2>\n{}\n<h3>Trades</h3>\n{}\n{}\n{}\n{}\n{}\n{}\n",
             esc(c.coin),
             metrics_table(c.metrics),
+            trade_stats_table(&TradeStats::of(&c.report.trades)),
             price.svg(),
             equity.svg(),
             dd.svg(),
-            monthly_heatmap(&format!("{}: monthly returns", c.coin), &months)
+            monthly_heatmap(&format!("{}: monthly returns", c.coin), &months),
+            trade_table(c.coin, &c.report.trades)
         );
     }
     page(title, &body)
@@ -230,7 +357,10 @@ pub fn portfolio_report(
             "cost drag (a year)",
             format!("{:.2} %", 100.0 * f.cost_drag),
         ),
-        ("funding (a year)", format!("{:+.2} %", 100.0 * f.funding)),
+        (
+            "funding (a year; + received, − paid)",
+            format!("{:+.2} %", 100.0 * f.funding),
+        ),
         ("coins held (average)", format!("{:.1}", f.avg_held)),
         (
             "gross / net (average)",
@@ -310,7 +440,7 @@ pub fn portfolio_report(
     let table = |title: &str, list: &mut dyn Iterator<Item = &(usize, f64)>| {
         let mut t = format!(
             "<h2>{}</h2><table><tr><th class=\"l\">coin</th><th>P&amp;L</th><th>fees</th>\
-             <th>slippage</th><th>funding</th><th>traded</th><th>fills</th></tr>",
+             <th>slippage</th><th>funding (+ received)</th><th>traded</th><th>fills</th></tr>",
             esc(title)
         );
         for &(i, pnl) in list {
@@ -487,30 +617,51 @@ pub fn walkforward_report(
         .collect();
     let oos = compound(&mut windows.iter().flat_map(|w| w.returns.iter().copied()));
     let hold = compound(&mut windows.iter().flat_map(|w| w.buy_hold.iter().copied()));
-    let chart = LineChart {
-        title: "stitched out-of-sample equity (selected members, equal weight) and buy & hold"
-            .into(),
-        series: vec![
-            Series {
-                name: "out of sample".into(),
-                color: "#0969da",
+    let tests: Vec<(f64, String)> = windows
+        .iter()
+        .map(|w| (w.span.test_from as f64, format!("test {}", w.index)))
+        .collect();
+    // Each on its own axis: buy & hold's range would flatten the strategy's line.
+    let line = |title: &str, name: &str, color: &'static str, y: Vec<f64>, percent: bool| {
+        LineChart {
+            title: title.into(),
+            series: vec![Series {
+                name: name.into(),
+                color,
                 x: x.clone(),
-                y: oos,
-            },
-            Series {
-                name: "buy & hold".into(),
-                color: "#888",
-                x,
-                y: hold,
-            },
-        ],
-        boundaries: windows
-            .iter()
-            .map(|w| (w.span.test_from as f64, format!("test {}", w.index)))
-            .collect(),
-        time_axis: true,
-        ..LineChart::default()
+                y,
+            }],
+            boundaries: tests.clone(),
+            time_axis: true,
+            percent,
+            ..LineChart::default()
+        }
+        .svg()
     };
+    let chart = [
+        line(
+            "stitched out-of-sample equity (selected members, equal weight; 1 = the start)",
+            "out of sample",
+            "#0969da",
+            oos.clone(),
+            false,
+        ),
+        line(
+            "its drawdown",
+            "drawdown",
+            "#cf222e",
+            drawdown_series(&oos),
+            true,
+        ),
+        line(
+            "buy & hold over the same test windows (its own axis)",
+            "buy & hold",
+            "#888",
+            hold,
+            false,
+        ),
+    ]
+    .join("\n");
     let f = |v: f64| {
         if v.is_finite() {
             format!("{v:.2}")
@@ -525,7 +676,7 @@ pub fn walkforward_report(
          <tr><th class=\"l\">out-of-sample / in-sample</th><td>{}</td></tr>\
          <tr><th class=\"l\">windows with positive out-of-sample Sharpe</th><td>{} of {}</td></tr>\
          <tr><th class=\"l\">buy &amp; hold Sharpe, same windows</th><td>{}</td></tr></table>\n",
-        chart.svg(),
+        chart,
         f(summary.stitched_oos_sharpe),
         f(summary.mean_in_sample_sharpe),
         f(summary.oos_is_ratio),

@@ -254,6 +254,9 @@ impl LineChart {
         let mut s = String::new();
         open(&mut s, &self.title);
         axes(&mut s, &f, self.time_axis, self.percent);
+        // The legend at the right, spaced by the longest name so it stays clear of the title.
+        let longest = self.series.iter().map(|s| s.name.chars().count()).max();
+        let spacing = (longest.unwrap_or(0) as f64 * 7.5 + 24.0).min(150.0);
         for (i, se) in self.series.iter().enumerate() {
             let mut pts = String::new();
             for j in thin(&se.y) {
@@ -271,7 +274,7 @@ impl LineChart {
             let _ = write!(
                 s,
                 r#"<text x="{}" y="16" fill="{}">{}</text>"#,
-                WIDTH - RIGHT - 150.0 * (self.series.len() - i) as f64 + 10.0,
+                WIDTH - RIGHT - spacing * (self.series.len() - i) as f64 + 10.0,
                 se.color,
                 esc(&se.name)
             );
