@@ -170,6 +170,14 @@ async fn session(ex: &LocalExchange, dir: &Path, cfg: &Path, t0: i64, kills: usi
     )
     .await;
     child.exit_ok(Duration::from_secs(180)).await;
+    // Each start said it sends real orders, and where.
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(&format!(
+            "LIVE session: real orders sent to {url} (not Hyperliquid)"
+        )),
+        "{said}"
+    );
 }
 
 /// Checks the invariants of a live journal against the exchange; returns the raw decisions.

@@ -644,7 +644,15 @@ fn banner(
         Mode::Live { dry_run: true } => {
             "live DRY RUN (orders signed and printed on stdout, never sent; filled as paper)".into()
         }
-        Mode::Live { dry_run: false } => "LIVE session: real orders, real money".into(),
+        Mode::Live { dry_run: false } => match organism::runner::driver::venue_url(url) {
+            organism::exchange::hyperliquid::MAINNET_URL => {
+                "LIVE session: real orders with real money on Hyperliquid mainnet".into()
+            }
+            organism::exchange::hyperliquid::TESTNET_URL => {
+                "LIVE session: real orders on Hyperliquid's testnet (test funds)".into()
+            }
+            other => format!("LIVE session: real orders sent to {other} (not Hyperliquid)"),
+        },
     };
     let names: Vec<String> = strategies
         .iter()

@@ -152,7 +152,11 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             String::new()
         };
-        format!("{place}, {} coins{listed}", coins.len())
+        format!(
+            "{place}, {} coin{}{listed}",
+            coins.len(),
+            if coins.len() == 1 { "" } else { "s" }
+        )
     };
     let talk = !super::quiet() && !args.json;
     let settings = format!(
