@@ -64,6 +64,8 @@ pub struct CostsConfig {
 #[serde(deny_unknown_fields)]
 pub struct BacktestSection {
     pub cash: f64,
+    pub leverage: f64,
+    pub maintenance_margin: f64,
     pub fill: String,
     pub coin: String,
 }
@@ -467,6 +469,23 @@ impl Config {
         range("costs.maker_fee", self.costs.maker_fee, -0.001, 0.01)?;
         range("costs.slippage", self.costs.slippage, 0.0, 0.05)?;
         range("backtest.cash", self.backtest.cash, 1e-6, 1e15)?;
+        range("backtest.leverage", self.backtest.leverage, 1.0, 50.0)?;
+        range(
+            "backtest.maintenance_margin",
+            self.backtest.maintenance_margin,
+            0.0,
+            0.5,
+        )?;
+        if self.backtest.maintenance_margin * self.backtest.leverage >= 1.0 {
+            return Err(err(
+                "backtest.maintenance_margin",
+                format!(
+                    "{} at backtest.leverage {} liquidates every position as it opens (their \
+                     product must stay below 1)",
+                    self.backtest.maintenance_margin, self.backtest.leverage
+                ),
+            ));
+        }
         range(
             "synthetic.common_share",
             self.synthetic.common_share,
@@ -970,6 +989,8 @@ impl Config {
             slippage: self.costs.slippage,
             cash: self.backtest.cash,
             funding: self.costs.funding,
+            leverage: self.backtest.leverage,
+            maintenance_margin: self.backtest.maintenance_margin,
         }
     }
 }

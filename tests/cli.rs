@@ -147,15 +147,72 @@ fn bad_config_value_is_one_clear_error() {
         err.contains("my.toml: costs.slippage: 0.5 is out of range"),
         "{err}"
     );
-    std::fs::write(&f, "[backtest]\nleverage = 3\n").unwrap();
+    std::fs::write(&f, "[backtest]\nleverag = 3\n").unwrap();
     let err = stderr(&organism(&["backtest", "--config", f.to_str().unwrap()]));
-    assert!(err.contains("backtest.leverage: unknown key"), "{err}");
+    assert!(err.contains("backtest.leverag: unknown key"), "{err}");
+    std::fs::write(&f, "[backtest]\nleverage = 60\n").unwrap();
+    let err = stderr(&organism(&["backtest", "--config", f.to_str().unwrap()]));
+    assert!(
+        err.contains("my.toml: backtest.leverage: 60 is out of range: must be in [1, 50]"),
+        "{err}"
+    );
+    std::fs::write(&f, "[backtest]\nleverage = 10\nmaintenance_margin = 0.1\n").unwrap();
+    let err = stderr(&organism(&["backtest", "--config", f.to_str().unwrap()]));
+    assert!(
+        err.contains("backtest.maintenance_margin: 0.1 at backtest.leverage 10 liquidates"),
+        "{err}"
+    );
+    let o = organism(&["backtest", "--leverage", "0.5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--leverage 0.5 is out of range: must be in [1, 50]"));
     let o = organism(&["backtest", "--fee", "-1"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--fee -1 is out of range"));
     let o = organism(&["backtest", "--coin", "XYZ"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("XYZ"), "{}", stderr(&o));
+}
+
+/// Leverage from the config or the flag trades the same: a full-size position of 2x equity,
+/// twice the coins of 1x at the first entry.
+#[test]
+fn leverage_from_the_config_or_the_flag_doubles_the_position() {
+    let dir = scratch("leverage");
+    let f = dir.join("two.toml");
+    std::fs::write(&f, "[backtest]\nleverage = 2.0\n").unwrap();
+    let trades = |extra: &[&str], name: &str| {
+        let t = dir.join(name);
+        let mut a = vec![
+            "backtest",
+            "--seed",
+            "rsi_filter",
+            "--trades",
+            t.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let o = organism(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&t).unwrap();
+        let first: Vec<String> = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect();
+        (text, first[5].parse::<f64>().unwrap(), stdout(&o))
+    };
+    let (one, size1, _) = trades(&[], "one.csv");
+    let (by_config, size2, said) = trades(&["--config", f.to_str().unwrap()], "cfg.csv");
+    let (by_flag, _, _) = trades(&["--leverage", "2"], "flag.csv");
+    assert_eq!(by_config, by_flag);
+    assert_ne!(one, by_config);
+    // The same fill price (the same bar, no leverage in the price), twice the coins.
+    assert!((size2 / size1 - 2.0).abs() < 1e-12, "{size1} {size2}");
+    assert!(
+        said.contains("leverage 2x (maintenance margin 1.25 % of notional)"),
+        "{said}"
+    );
 }
 
 /// vectorbt 0.28.1 `Portfolio.from_signals(close, ma_crossed_above, ma_crossed_below,

@@ -258,6 +258,7 @@ fn atr_stop_loss_bars_and_take_profit_exit() {
         slippage: 0.0,
         cash: 1000.0,
         funding: false,
+        ..EngineConfig::default()
     };
     let r = run(&m.candles, &[], &tg, &cfg);
     let t = &r.trades[0];

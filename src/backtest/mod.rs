@@ -146,6 +146,7 @@ mod tests {
             slippage,
             cash: 1000.0,
             funding: true,
+            ..EngineConfig::default()
         }
     }
 
@@ -404,6 +405,52 @@ mod tests {
         near(r.equity[1], -200.0);
         assert_eq!(r.trades.len(), 1);
         near(r.equity[3], -200.0);
+    }
+
+    #[test]
+    fn leverage_multiplies_the_notional_and_the_maintenance_margin_liquidates() {
+        // Close fills, no costs: 3x of a target of 0.5 buys 1.5 x 1000 / 100 = 15 coins.
+        let c = bars(
+            &[100.0, 100.0, 100.0, 100.0, 100.0],
+            &[100.0, 110.0, 80.0, 90.0, 90.0],
+        );
+        let lev = EngineConfig {
+            leverage: 3.0,
+            ..cfg(FillMode::Close, 0.0, 0.0)
+        };
+        let r = run(&c, &[], &targets(&[0.5, 0.5, 0.5, 0.5, 0.0]), &lev);
+        assert_eq!(r.trades[0].size, 15.0);
+        // Equity 1000 + 15 (close - 100): 1150, 700, 850, then sold at 90: 850.
+        for (i, want) in [1000.0, 1150.0, 700.0, 850.0, 850.0].iter().enumerate() {
+            near(r.equity[i], *want);
+        }
+        // A maintenance margin of 5 % of notional: at the close of 80 the notional is 1200
+        // and the margin 60; equity 700 stays above. At leverage 16 (8x equity with the
+        // target 0.5: 80 coins) equity is 1000 + 80 (80 - 100) = -600 at that close: liquidated.
+        let eight = EngineConfig {
+            leverage: 16.0,
+            maintenance_margin: 0.05,
+            ..cfg(FillMode::Close, 0.0, 0.0)
+        };
+        let r = run(&c, &[], &targets(&[0.5, 0.5, 0.5, 0.5, 0.0]), &eight);
+        assert_eq!(r.trades[0].size, 80.0);
+        assert_eq!(r.trades[0].exit_reason, ExitReason::Liquidation);
+        assert_eq!(r.trades[0].exit_bar, 2);
+        near(r.equity[2], -600.0);
+        assert_eq!(r.trades.len(), 1);
+        // 4x (20 coins): at 80 equity is 1000 + 20 (80 - 100) = 600 against a margin of
+        // 0.05 x 20 x 80 = 80, kept; with a margin of 0.4 (640) it is liquidated there.
+        let four = |m: f64| EngineConfig {
+            leverage: 4.0,
+            maintenance_margin: m,
+            ..cfg(FillMode::Close, 0.0, 0.0)
+        };
+        let kept = run(&c, &[], &targets(&[0.5, 0.5, 0.5, 0.5, 0.0]), &four(0.05));
+        assert_eq!(kept.trades[0].exit_reason, ExitReason::Signal);
+        near(kept.equity[4], 1000.0 + 20.0 * (90.0 - 100.0));
+        let gone = run(&c, &[], &targets(&[0.5, 0.5, 0.5, 0.5, 0.0]), &four(0.4));
+        assert_eq!(gone.trades[0].exit_reason, ExitReason::Liquidation);
+        near(gone.equity[4], 600.0);
     }
 
     #[test]

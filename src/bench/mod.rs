@@ -27,6 +27,7 @@ pub fn benchmark_config() -> EngineConfig {
         slippage: 0.0001,
         cash: 10_000.0,
         funding: false,
+        ..EngineConfig::default()
     }
 }
 

@@ -108,6 +108,14 @@ pub struct Args {
     /// next-open or close (overrides backtest.fill).
     #[arg(long, value_name = "next-open|close")]
     pub fill: Option<FillMode>,
+    /// Notional of a full-size position as a multiple of equity, 1 to 50 (overrides
+    /// backtest.leverage).
+    #[arg(long, value_name = "X")]
+    pub leverage: Option<f64>,
+    /// Maintenance margin as a fraction of notional, 0 to 0.5 (overrides
+    /// backtest.maintenance_margin).
+    #[arg(long, value_name = "FRACTION")]
+    pub maintenance_margin: Option<f64>,
     /// Print the metrics as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -554,11 +562,12 @@ pub fn run(args: Args) -> Result<()> {
         ),
         format!("data: {}{span}", universe.origin),
         format!(
-            "costs: fee {:.4} %, slippage {:.4} %, funding {}, cash {}",
+            "costs: fee {:.4} %, slippage {:.4} %, funding {}, cash {}{}",
             bt.fee * 100.0,
             bt.slippage * 100.0,
             if bt.funding { "on" } else { "off" },
-            bt.cash
+            bt.cash,
+            super::leverage_text(&bt)
         ),
     ];
     if let Some(path) = &args.report {
@@ -772,8 +781,8 @@ fn print_months(r: &CoinResult) {
     flush(year, &line);
 }
 
-/// The cost flags (`--fee`, `--slippage`, `--cash`, `--fill`) laid over `bt`, checked against
-/// the bounds of their config keys.
+/// The cost flags (`--fee`, `--slippage`, `--cash`, `--fill`, `--leverage`,
+/// `--maintenance-margin`) laid over `bt`, checked against the bounds of their config keys.
 pub(super) fn cost_flags(args: &Args, bt: &mut organism::execution::EngineConfig) -> Result<()> {
     if let Some(f) = args.fee {
         bt.fee = f;
@@ -787,8 +796,24 @@ pub(super) fn cost_flags(args: &Args, bt: &mut organism::execution::EngineConfig
     if let Some(f) = args.fill {
         bt.fill = f;
     }
+    if let Some(l) = args.leverage {
+        bt.leverage = l;
+    }
+    if let Some(m) = args.maintenance_margin {
+        bt.maintenance_margin = m;
+    }
     check_range("--fee", bt.fee, 0.0, 0.01)?;
     check_range("--slippage", bt.slippage, 0.0, 0.05)?;
+    check_range("--leverage", bt.leverage, 1.0, 50.0)?;
+    check_range("--maintenance-margin", bt.maintenance_margin, 0.0, 0.5)?;
+    if bt.leverage * bt.maintenance_margin >= 1.0 {
+        bail!(
+            "--leverage {} with a maintenance margin of {} liquidates every position as it opens \
+             (their product must stay below 1)",
+            bt.leverage,
+            bt.maintenance_margin
+        );
+    }
     check_range("--cash", bt.cash, 1e-6, 1e15)
 }
 

@@ -308,3 +308,16 @@ pub fn exit_on_write_error(e: &std::io::Error) -> ! {
 }
 
 pub use organism::market::format_ts;
+
+/// `, leverage 3x (maintenance margin 1.25 % of notional)` when the engine trades on margin,
+/// else nothing (costs lines stay as they were at 1x).
+pub fn leverage_text(bt: &organism::execution::EngineConfig) -> String {
+    if bt.leverage == 1.0 {
+        return String::new();
+    }
+    format!(
+        ", leverage {}x (maintenance margin {} % of notional)",
+        organism::genome::significant(bt.leverage, 4),
+        organism::genome::significant(100.0 * bt.maintenance_margin, 4)
+    )
+}

@@ -456,12 +456,13 @@ fn show(
     );
     let b = &run.backtest;
     outln!(
-        "costs: fee {:.4} %, slippage {:.4} %, funding {}, fill {}, cash {}",
+        "costs: fee {:.4} %, slippage {:.4} %, funding {}, fill {}, cash {}{}",
         b.fee * 100.0,
         b.slippage * 100.0,
         if b.funding { "on" } else { "off" },
         b.fill.as_str(),
-        b.cash
+        b.cash,
+        super::leverage_text(b)
     );
     let same = if loaded.fingerprint == ck.fingerprint {
         "unchanged"
@@ -554,13 +555,14 @@ pub fn run_report_html(
             format_ts(loaded.holdout_from)
         ),
         format!(
-            "population {}, rng seed {}; costs: fee {:.4} %, slippage {:.4} %, funding {}, fill {}",
+            "population {}, rng seed {}; costs: fee {:.4} %, slippage {:.4} %, funding {}, fill {}{}",
             run.settings.population,
             run.seed,
             b.fee * 100.0,
             b.slippage * 100.0,
             if b.funding { "on" } else { "off" },
-            b.fill.as_str()
+            b.fill.as_str(),
+            super::leverage_text(b)
         ),
         format!("seeds: {}", seeds_label(&loaded.problem.seed_names())),
     ];

@@ -42,7 +42,8 @@ pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// 5: the survival algorithm among the settings. 6: the regime filter in the run spec.
 /// 7: the synthetic market's planted cross-sectional factor (`xs_edge`, `xs_edge_hours`).
 /// 8: portfolio runs (the mode, and the universe's pick, exclusions, membership and book caps).
-pub const FORMAT_VERSION: u32 = 8;
+/// 9: leverage and maintenance margin among the costs.
+pub const FORMAT_VERSION: u32 = 9;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";

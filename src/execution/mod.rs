@@ -90,6 +90,18 @@ pub struct EngineConfig {
     pub cash: f64,
     /// Whether funding is charged.
     pub funding: bool,
+    /// Notional of a full-size position as a multiple of equity (1 = no leverage): a target of
+    /// `x` opens `x × leverage × equity` of notional, the rest borrowed on margin.
+    #[serde(default = "one")]
+    pub leverage: f64,
+    /// Maintenance margin as a fraction of the position's notional: at a close where equity is
+    /// at or below it, the position is liquidated there and trading stops (0: at zero equity).
+    #[serde(default)]
+    pub maintenance_margin: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for EngineConfig {
@@ -100,6 +112,8 @@ impl Default for EngineConfig {
             slippage: 0.0001,
             cash: 10_000.0,
             funding: true,
+            leverage: 1.0,
+            maintenance_margin: 0.0,
         }
     }
 }
@@ -678,6 +692,9 @@ pub struct Engine<V: Venue> {
     /// Whether funding is charged.
     funding: bool,
     costs: Costs,
+    /// See [`EngineConfig::leverage`] and [`EngineConfig::maintenance_margin`].
+    leverage: f64,
+    maintenance: f64,
     venue: V,
     pos: Option<Position>,
     /// Side whose re-entry is blocked after a stop or take-profit.
@@ -711,6 +728,8 @@ impl<V: Venue> Engine<V> {
             fill: cfg.fill,
             funding: cfg.funding,
             costs: cfg.costs(),
+            leverage: cfg.leverage,
+            maintenance: cfg.maintenance_margin,
             venue,
             pos: None,
             blocked: None,
@@ -975,8 +994,8 @@ impl<V: Venue> Engine<V> {
             self.trade_target(bar, close, target);
         }
         let v = self.equity_at(close);
-        if self.pos.is_some() {
-            if v <= 0.0 {
+        if let Some(p) = &self.pos {
+            if v <= self.maintenance * p.size * close {
                 return self.liquidate(bar, close);
             }
             self.bars_in_market += 1;
@@ -984,8 +1003,8 @@ impl<V: Venue> Engine<V> {
         v
     }
 
-    /// Equity fell to zero or below: the position is closed at `close` and trading stops.
-    /// Returns the equity left.
+    /// Equity fell to the maintenance margin (zero without one) or below: the position is
+    /// closed at `close` and trading stops. Returns the equity left.
     #[cold]
     fn liquidate<B: BarView>(&mut self, bar: B, close: f64) -> f64 {
         self.exit(bar, close, ExitReason::Liquidation);
@@ -1086,7 +1105,9 @@ impl<V: Venue> Engine<V> {
         }
         let order_side = side.opening();
         let fill_estimate = self.costs.fill_price(order_side, price);
-        let size = self.costs.entry_size(position.abs(), cash, fill_estimate);
+        let size = self
+            .costs
+            .entry_size(position.abs() * self.leverage, cash, fill_estimate);
         let order = Order {
             side: order_side,
             qty: size,
@@ -1172,6 +1193,7 @@ mod tests {
             slippage: 0.0,
             cash: 1000.0,
             funding: false,
+            ..EngineConfig::default()
         };
         let venue = HalfFirstSell {
             sim: SimulatedVenue::new(cfg.costs(), cfg.cash),

@@ -230,6 +230,7 @@ mod tests {
             slippage: 0.0,
             cash: 1000.0,
             funding: false,
+            ..EngineConfig::default()
         };
         let mut venue = PaperVenue::new(cfg.costs(), cfg.cash);
         venue.link(Link {
