@@ -7,8 +7,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use organism::{
     clock::{Clock, WallClock},
     exchange::{
+        binance::{self, BinanceClient},
         hyperliquid::{
-            fetch::{fetch, FetchRequest, Progress},
+            fetch::{fetch, FetchRequest, Progress, Source as _},
             info::{InfoClient, RetryPolicy},
         },
         sentiment::fetch_fear_greed,
@@ -65,13 +66,18 @@ pub enum DataCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-    /// Download Hyperliquid candles and hourly funding into a data directory, incrementally:
-    /// a second run fetches only what is new. Hyperliquid serves only the most recent 5,000
-    /// candles per coin and interval, so run it regularly to build up longer history.
+    /// Download candles and funding into a data directory, incrementally: a second run fetches
+    /// only what is new. From Hyperliquid (hourly funding; only the most recent 5,000 candles per
+    /// coin and interval, so run it regularly to build up longer history) or Binance's public
+    /// data (USD-M perpetuals with 8-hourly funding, or spot; the whole history).
     Fetch {
         /// Config file laid over the built-in defaults.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Where from: hyperliquid (files `hyperliquid_*`), binance (USD-M perpetuals against
+        /// USDT, `binanceusdm_*`) or binance-spot (spot against USDT, `binancespot_*`, no funding).
+        #[arg(long, value_enum, default_value = "hyperliquid")]
+        exchange: FetchExchange,
         /// Coins, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         coins: Vec<String>,
@@ -87,7 +93,8 @@ pub enum DataCommand {
         /// Skip funding.
         #[arg(long)]
         no_funding: bool,
-        /// Hyperliquid API base URL (default: HYPERLIQUID_API_URL, then exchange.api_url).
+        /// API base URL (Hyperliquid's default: HYPERLIQUID_API_URL, then exchange.api_url;
+        /// Binance's: https://fapi.binance.com, spot https://api.binance.com).
         #[arg(long, value_name = "URL")]
         api_url: Option<String>,
         /// One JSON object: every file with its rows before and after, gaps and rejected rows.
@@ -125,6 +132,14 @@ pub enum DataCommand {
     },
 }
 
+/// The venues `data fetch` reads.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchExchange {
+    Hyperliquid,
+    Binance,
+    BinanceSpot,
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -136,6 +151,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::Fetch {
             config,
+            exchange,
             coins,
             interval,
             days,
@@ -145,7 +161,6 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             json,
         } => {
             let cfg = super::load_config(config.as_deref())?;
-            let url = cfg.api_url(api_url.as_deref());
             let coins: Vec<String> = coins
                 .iter()
                 .map(|c| c.trim().to_string())
@@ -154,12 +169,6 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             if coins.is_empty() {
                 bail!("--coins: give at least one coin, e.g. --coins BTC,ETH");
             }
-            let client = InfoClient::with_timeouts(
-                &url,
-                RetryPolicy::default(),
-                cfg.exchange.weight_per_minute,
-                cfg.timeouts(),
-            )?;
             let req = FetchRequest {
                 coins,
                 intervals: interval,
@@ -200,9 +209,32 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     bar.tick();
                 }
             };
-            let reports = runtime()?
-                .block_on(fetch(&client, &req, &progress))
-                .with_context(|| format!("fetching from {url}"))?;
+            let rt = runtime()?;
+            let (reports, url, source) = match exchange {
+                FetchExchange::Hyperliquid => {
+                    let url = cfg.api_url(api_url.as_deref());
+                    let client = InfoClient::with_timeouts(
+                        &url,
+                        RetryPolicy::default(),
+                        cfg.exchange.weight_per_minute,
+                        cfg.timeouts(),
+                    )?;
+                    let r = rt.block_on(fetch(&client, &req, &progress));
+                    (r, url, client.prefix())
+                }
+                FetchExchange::Binance | FetchExchange::BinanceSpot => {
+                    let market = if exchange == FetchExchange::Binance {
+                        binance::Market::UsdM
+                    } else {
+                        binance::Market::Spot
+                    };
+                    let url = api_url.unwrap_or_else(|| market.default_url().to_string());
+                    let client = BinanceClient::new(market, &url, cfg.timeouts())?;
+                    let r = rt.block_on(fetch(&client, &req, &progress));
+                    (r, url, client.prefix())
+                }
+            };
+            let reports = reports.with_context(|| format!("fetching from {url}"))?;
             bar.finish_and_clear();
             if json {
                 let files: Vec<serde_json::Value> = reports
@@ -240,8 +272,13 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                     r.after - r.before
                 );
             }
+            let flag = if source == "hyperliquid" {
+                String::new()
+            } else {
+                format!(" --source {source}")
+            };
             outln!(
-                "use it with: organism evolve --data {}   (or backtest --data {})",
+                "use it with: organism evolve --data {}{flag}   (or backtest --data {}{flag})",
                 out.display(),
                 out.display()
             );

@@ -6,6 +6,7 @@
 //!   tests and for `organism testnet-local`.
 //! * [`sentiment`]: the alternative.me Fear & Greed index.
 
+pub mod binance;
 pub mod hyperliquid;
 pub mod local;
 pub mod sentiment;

@@ -1,14 +1,16 @@
-//! `organism data fetch`: Hyperliquid candles and funding into the data layout
-//! (`candles/hyperliquid_<COIN>_<interval>.csv`, `funding/hyperliquid_<COIN>.csv`).
+//! `organism data fetch`: a venue's candles and funding into the data layout
+//! (`candles/<source>_<COIN>_<interval>.csv`, `funding/<source>_<COIN>.csv`), from any
+//! [`Source`]: Hyperliquid's `/info` (source `hyperliquid`) or Binance's public REST
+//! ([`crate::exchange::binance`], sources `binanceusdm` and `binancespot`).
 //!
-//! * Candles are paged through `candleSnapshot` in windows of at most 500 intervals, so every
-//!   answer fits the API's 500-candle cap whatever order it returns them in. Hyperliquid keeps
-//!   only the most recent 5,000 candles per coin and interval; longer history is built up by
-//!   fetching regularly.
+//! * Candles are paged in windows of at most the source's cap (Hyperliquid's `candleSnapshot`
+//!   500 intervals, Binance 1,500 or 1,000), so every answer fits whatever order it returns
+//!   them in. Hyperliquid keeps only the most recent 5,000 candles per coin and interval;
+//!   longer history is built up by fetching regularly (Binance serves its whole history).
 //! * Incremental: an existing file is read (and validated) and only bars after its last one
 //!   are requested. Only closed bars are written (the forming bar is left for next time).
-//! * Funding is paged through `fundingHistory` (at most 500 records per answer) from the day
-//!   after the last stored record.
+//! * Funding is paged (Hyperliquid's `fundingHistory`, 500 records an answer; Binance's
+//!   `fundingRate`, 1,000) from just after the last stored record.
 //! * Rows are merged in time order without duplicates; every file is written atomically
 //!   (temporary file and rename), so an interrupted fetch leaves the previous file intact.
 //! * Gaps in the result are counted and reported, never filled.
@@ -17,9 +19,12 @@
 //!   pagination must advance within a bounded number of pages, so a server that ignores
 //!   `startTime` / `endTime` can neither corrupt a file nor make a fetch loop.
 
-use std::path::{Path, PathBuf};
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+};
 
-use super::{info::InfoClient, interval_ms, HlError};
+use super::{info::InfoClient, interval_ms, Candle, Funding, HlError};
 use crate::market::{
     check_bar,
     csv::{candles_to_csv, funding_to_csv, load_candles, load_funding, write_atomic},
@@ -36,6 +41,74 @@ pub enum FetchError {
     Data(#[from] DataError),
     #[error("{0}")]
     Invalid(String),
+    /// A venue other than Hyperliquid failed or answered what cannot be read.
+    #[error("{0}")]
+    Venue(String),
+}
+
+/// Where a fetch reads: a venue's public candles and funding.
+pub trait Source: Sync {
+    /// The source prefix of the file names (`hyperliquid`, `binanceusdm`, `binancespot`).
+    fn prefix(&self) -> &'static str;
+    /// Most bars one candle request returns.
+    fn page_bars(&self) -> i64;
+    /// Whether the venue has funding to fetch.
+    fn has_funding(&self) -> bool;
+    /// Hours between two funding records (for the page bound and the gaps).
+    fn funding_hours(&self) -> i64;
+    /// Most funding records one request returns.
+    fn funding_page_rows(&self) -> i64;
+    /// The bars of `coin` at `interval` opening in `[from, to]` (ms).
+    fn candles(
+        &self,
+        coin: &str,
+        interval: &str,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<Candle>, FetchError>> + Send;
+    /// The funding records of `coin` from `from` up to `to` (ms).
+    fn funding(
+        &self,
+        coin: &str,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<Funding>, FetchError>> + Send;
+}
+
+impl Source for InfoClient {
+    fn prefix(&self) -> &'static str {
+        "hyperliquid"
+    }
+
+    fn page_bars(&self) -> i64 {
+        500
+    }
+
+    fn has_funding(&self) -> bool {
+        true
+    }
+
+    fn funding_hours(&self) -> i64 {
+        1
+    }
+
+    fn funding_page_rows(&self) -> i64 {
+        500
+    }
+
+    async fn candles(
+        &self,
+        coin: &str,
+        interval: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Candle>, FetchError> {
+        Ok(self.candle_snapshot(coin, interval, from, to).await?)
+    }
+
+    async fn funding(&self, coin: &str, from: i64, to: i64) -> Result<Vec<Funding>, FetchError> {
+        Ok(self.funding_history(coin, from, Some(to)).await?)
+    }
 }
 
 /// What to fetch.
@@ -74,13 +147,13 @@ pub enum Progress {
     Page { what: String, rows: usize },
 }
 
-fn candle_path(out: &Path, coin: &str, interval: &str) -> PathBuf {
+fn candle_path(out: &Path, source: &str, coin: &str, interval: &str) -> PathBuf {
     out.join("candles")
-        .join(format!("hyperliquid_{coin}_{interval}.csv"))
+        .join(format!("{source}_{coin}_{interval}.csv"))
 }
 
-fn funding_path(out: &Path, coin: &str) -> PathBuf {
-    out.join("funding").join(format!("hyperliquid_{coin}.csv"))
+fn funding_path(out: &Path, source: &str, coin: &str) -> PathBuf {
+    out.join("funding").join(format!("{source}_{coin}.csv"))
 }
 
 /// Runs the fetch; returns one report per file written.
@@ -88,8 +161,8 @@ fn funding_path(out: &Path, coin: &str) -> PathBuf {
 /// # Errors
 /// [`FetchError`]: an API failure (after retries), an existing file that does not validate, or
 /// a bad request (unknown interval). Files written before the failure stay written.
-pub async fn fetch(
-    client: &InfoClient,
+pub async fn fetch<S: Source>(
+    client: &S,
     req: &FetchRequest,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Vec<FileReport>, FetchError> {
@@ -103,15 +176,15 @@ pub async fn fetch(
         for interval in &req.intervals {
             reports.push(fetch_candles(client, req, coin, interval, progress).await?);
         }
-        if req.funding {
+        if req.funding && client.has_funding() {
             reports.push(fetch_funding(client, req, coin, progress).await?);
         }
     }
     Ok(reports)
 }
 
-async fn fetch_candles(
-    client: &InfoClient,
+async fn fetch_candles<S: Source>(
+    client: &S,
     req: &FetchRequest,
     coin: &str,
     interval: &str,
@@ -122,7 +195,7 @@ async fn fetch_candles(
             "unknown interval `{interval}` (1m 3m 5m 15m 30m 1h 2h 4h 8h 12h 1d 3d 1w)"
         ))
     })?;
-    let path = candle_path(&req.out, coin, interval);
+    let path = candle_path(&req.out, client.prefix(), coin, interval);
     let mut candles = if path.is_file() {
         load_candles(&path)?
     } else {
@@ -137,10 +210,8 @@ async fn fetch_candles(
     let last_closed = (req.now_ms - iv).div_euclid(iv) * iv;
     let mut rejected = 0;
     while cursor <= last_closed {
-        let window_end = (cursor + 499 * iv).min(last_closed);
-        let mut page = client
-            .candle_snapshot(coin, interval, cursor, window_end)
-            .await?;
+        let window_end = (cursor + (client.page_bars() - 1) * iv).min(last_closed);
+        let mut page = client.candles(coin, interval, cursor, window_end).await?;
         page.sort_by_key(|c| c.t);
         progress(Progress::Page {
             what: format!("{coin} {interval}"),
@@ -182,13 +253,13 @@ async fn fetch_candles(
     })
 }
 
-async fn fetch_funding(
-    client: &InfoClient,
+async fn fetch_funding<S: Source>(
+    client: &S,
     req: &FetchRequest,
     coin: &str,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<FileReport, FetchError> {
-    let path = funding_path(&req.out, coin);
+    let path = funding_path(&req.out, client.prefix(), coin);
     let mut f = if path.is_file() {
         load_funding(&path)?
     } else {
@@ -199,9 +270,12 @@ async fn fetch_funding(
         Some(&last) => last + 1,
         None => req.now_ms - i64::from(req.days) * 86_400_000,
     };
-    // Hourly funding: at most one record per hour up to now, 500 per page, so this many pages
-    // are enough; more means the server is not paging as asked.
-    let max_pages = ((req.now_ms - cursor).max(0) / 3_600_000 / 500 + 3) as usize;
+    // At most one record per funding period up to now, a page's worth per page, so this many
+    // pages are enough; more means the server is not paging as asked. (Binance funds some
+    // coins every 4 h rather than 8: twice the records, hence the factor 2 there.)
+    let period = client.funding_hours() * 3_600_000;
+    let per_page = client.funding_page_rows() * period / if period > 3_600_000 { 2 } else { 1 };
+    let max_pages = ((req.now_ms - cursor).max(0) / per_page + 3) as usize;
     let mut rejected = 0;
     let mut pages = 0;
     loop {
@@ -209,12 +283,10 @@ async fn fetch_funding(
         if pages > max_pages {
             return Err(FetchError::Invalid(format!(
                 "{coin} funding: the server kept sending new records after {max_pages} pages, \
-                 more than hourly funding up to now can fill; it does not page as asked"
+                 more than funding up to now can fill; it does not page as asked"
             )));
         }
-        let page = client
-            .funding_history(coin, cursor, Some(req.now_ms))
-            .await?;
+        let page = client.funding(coin, cursor, req.now_ms).await?;
         progress(Progress::Page {
             what: format!("{coin} funding"),
             rows: page.len(),
@@ -247,13 +319,13 @@ async fn fetch_funding(
         write_atomic(&path, funding_to_csv(&f).as_bytes())?;
     }
     let gaps = {
-        // Funding gaps: consecutive records more than one hour (plus slack) apart.
+        // Funding gaps: consecutive records more than a period (plus slack) apart.
         let mut g = GapReport::default();
         for w in f.ts.windows(2) {
             let d = w[1] - w[0];
-            if d > 3_600_000 + 600_000 {
+            if d > period + 600_000 {
                 g.gaps += 1;
-                g.missing_bars += ((d + 1_800_000) / 3_600_000 - 1) as usize;
+                g.missing_bars += ((d + period / 2) / period - 1) as usize;
             }
         }
         g
