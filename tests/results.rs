@@ -245,6 +245,33 @@ fn evolve_ranks_the_front_and_members_round_trip() {
     ]));
     let runs = list.as_array().unwrap();
     assert_eq!(runs.len(), 1, "{list}");
+    // From a root above them, runs are found below it: one a level down, one three.
+    let root = dir.join("root");
+    for sub in ["a", "more/2026/12"] {
+        let to = root.join(sub);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["gen2.bin", "cache.log", "front.csv"] {
+            std::fs::copy(dir.join("run").join(f), to.join(f)).unwrap();
+        }
+    }
+    let from_above = json(&organism(&[
+        "runs",
+        "list",
+        root.to_str().unwrap(),
+        "--json",
+    ]));
+    let found: Vec<&str> = from_above
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run"].as_str().unwrap())
+        .collect();
+    assert_eq!(found.len(), 2, "{from_above}");
+    assert!(
+        found[0].ends_with("root/a") && found[1].ends_with("root/more/2026/12"),
+        "{found:?}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
     assert_eq!(runs[0]["generations"], 2);
     assert_eq!(runs[0]["seeds"], 2);
     let best_train = show["history"]

@@ -25,8 +25,9 @@ use super::format_ts;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum RunsCommand {
-    /// List the runs in a folder (default: evolution.out, `populations/`) and its subfolders:
-    /// when started, seeds, data, generations done, best training and validation Sharpe.
+    /// List the runs in a folder (default: evolution.out, `populations/`) and in the folders
+    /// below it, up to four levels down: when started, seeds, data, generations done, best
+    /// training and validation Sharpe.
     List {
         /// Folder to look in.
         dir: Option<PathBuf>,
@@ -147,6 +148,34 @@ fn best_train_sharpe(history: &[GenStats]) -> Option<f64> {
         .max_by(f64::total_cmp)
 }
 
+/// The run folders at or below `dir`, at most `depth` levels down, in path order: a folder
+/// with checkpoints is a run (and not searched further); hidden folders are skipped.
+fn run_folders(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    if !folder::generations(dir).is_empty() {
+        return vec![dir.to_path_buf()];
+    }
+    if depth == 0 {
+        return Vec::new();
+    }
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_dir()
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    subs.sort();
+    subs.iter()
+        .flat_map(|s| run_folders(s, depth - 1))
+        .collect()
+}
+
 fn list(dir: Option<PathBuf>, json: bool) -> Result<()> {
     let dir = match dir {
         Some(d) => d,
@@ -155,15 +184,8 @@ fn list(dir: Option<PathBuf>, json: bool) -> Result<()> {
     if !dir.is_dir() {
         bail!("{}: no such folder", dir.display());
     }
-    let mut folders = vec![dir.clone()];
-    let mut subs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("{}: cannot read", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    subs.sort();
-    folders.extend(subs);
+    std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))?;
+    let folders = run_folders(&dir, 4);
     let mut rows = Vec::new();
     for f in folders {
         let gens = folder::generations(&f);
