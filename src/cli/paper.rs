@@ -659,7 +659,7 @@ fn banner(
         .map(|s| format!("{} ({})", s.id, s.name))
         .collect();
     format!(
-        "{what}\n  strategies: {} — {}\n  coins: {} on {} bars; capital {} USD\n  venue: {}\n  \
+        "{what}\n  strategies: {} — {}\n  coins: {} on {} bars; capital {} USD{}\n  venue: {}\n  \
          journal: account `{}` in {}; candles in {}\n  Ctrl-C stops after the bar under way (the \
          next `organism {m} run` continues); `organism {m} stop` flattens everything and stops",
         names.len(),
@@ -667,6 +667,7 @@ fn banner(
         p.coins.join(", "),
         p.interval,
         journal::decimal(p.capital).round_dp(2),
+        super::leverage_text(&cfg.backtest_config()),
         organism::runner::driver::venue_url(url),
         p.account,
         reg_path.display(),

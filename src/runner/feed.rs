@@ -46,16 +46,7 @@ async fn closed_bars_after(
     let mut out: Vec<Candle> = Vec::new();
     let mut start = after + iv;
     loop {
-        let mut page = info
-            .candle_snapshot(coin, interval, start, i64::MAX / 4)
-            .await
-            .map_err(|source| RunError::Fetch {
-                context: format!(
-                    "fetching {coin} {interval} candles from {}",
-                    format_ts(start)
-                ),
-                source,
-            })?;
+        let mut page = candles_from(info, coin, interval, start).await?;
         page.sort_by_key(|c| c.t);
         page.retain(|c| c.t >= start && (c.t - after) % iv == 0);
         let Some(last) = page.last().map(|c| c.t) else {
@@ -66,6 +57,24 @@ async fn closed_bars_after(
     }
     out.pop();
     Ok(out)
+}
+
+/// One `candleSnapshot` answer: `coin`'s bars from `from` on.
+async fn candles_from(
+    info: &InfoClient,
+    coin: &str,
+    interval: &str,
+    from: i64,
+) -> Result<Vec<Candle>, RunError> {
+    info.candle_snapshot(coin, interval, from, i64::MAX / 4)
+        .await
+        .map_err(|source| RunError::Fetch {
+            context: format!(
+                "fetching {coin} {interval} candles from {}",
+                format_ts(from)
+            ),
+            source,
+        })
 }
 
 /// Refuses a store whose last bar (opening at `last`) the venue has not reached: its clock is
@@ -79,22 +88,16 @@ async fn ahead_of_venue(
     last: i64,
     venue: &str,
 ) -> Result<(), RunError> {
-    let fetch = |from: i64| async move {
-        info.candle_snapshot(coin, interval, from, i64::MAX / 4)
-            .await
-            .map_err(|source| RunError::Fetch {
-                context: format!(
-                    "fetching {coin} {interval} candles from {}",
-                    format_ts(from)
-                ),
-                source,
-            })
-    };
-    if fetch(last).await?.iter().any(|c| c.t >= last) {
+    let fetched = candles_from(info, coin, interval, last).await?;
+    if fetched.iter().any(|c| c.t >= last) {
         return Ok(());
     }
     // The venue's newest bar, for the message (Hyperliquid serves the last 5,000).
-    let newest = fetch(0).await?.iter().map(|c| c.t).max();
+    let newest = candles_from(info, coin, interval, 0)
+        .await?
+        .iter()
+        .map(|c| c.t)
+        .max();
     Err(RunError::Refused(format!(
         "{}: the last stored {coin} bar opens at {} UTC, but {venue} has no bar that late (its \
          newest opens at {}): the store is ahead of the venue's clock, so it holds another \
