@@ -35,4 +35,5 @@ pub mod market;
 pub mod promotion;
 pub mod runner;
 pub mod seeds;
+pub mod store;
 pub mod strategy;

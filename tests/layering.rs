@@ -7,6 +7,7 @@ use std::path::Path;
 /// settings at the CLI edge and may use any stage, but no stage may use it.
 const ORDER: &[&str] = &[
     "clock",
+    "store",
     "market",
     "indicators",
     "genome",
@@ -106,4 +107,29 @@ fn no_stage_imports_a_later_one() {
             "{from} -> {to} is gone: remove it from KNOWN"
         );
     }
+}
+
+/// One opener: nothing but `src/store/` opens an SQLite connection (tests may).
+#[test]
+fn only_the_store_opens_the_database() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    files(&src, &mut all);
+    let mut found = Vec::new();
+    for f in all {
+        if f.starts_with(src.join("store")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("readable");
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            if line.contains("Connection::open") {
+                found.push(format!("{}:{}", f.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "SQLite opened outside src/store: {found:?}"
+    );
 }

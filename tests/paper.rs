@@ -240,9 +240,7 @@ fn feed(
 }
 
 fn db() -> rusqlite::Connection {
-    let c = rusqlite::Connection::open_in_memory().unwrap();
-    c.execute_batch(journal::SCHEMA).unwrap();
-    c
+    organism::store::open_in_memory().unwrap()
 }
 
 fn rows(conn: &rusqlite::Connection, account: &str) -> Vec<Entry> {

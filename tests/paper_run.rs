@@ -172,8 +172,7 @@ fn expected(cfg: &Path, reg: &Path, t0: i64) -> Vec<Entry> {
         .iter()
         .map(|m| (m.coin.clone(), Arc::new(span(m, t0))))
         .collect();
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.execute_batch(journal::SCHEMA).unwrap();
+    let mut conn = organism::store::open_in_memory().unwrap();
     let (mut session, rows) =
         Session::start("paper", SessionConfig::of(&config), specs, reserve, &warm);
     journal::append(&mut conn, "paper", &rows, 0).unwrap();

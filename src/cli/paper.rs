@@ -313,11 +313,7 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     };
     let mut conn = match &a.journal {
         Some(p) => Registry::open(p)?.into_connection(),
-        None => {
-            let c = rusqlite::Connection::open_in_memory()?;
-            c.execute_batch(journal::SCHEMA)?;
-            c
-        }
+        None => organism::store::open_in_memory()?,
     };
     let account = format!("replay-{}", now_ms());
     let r = replay(&mut conn, &account, scfg, spec, market, now_ms())?;

@@ -16,42 +16,6 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The journal's tables (migration 2 of the registry).
-pub const SCHEMA: &str = "CREATE TABLE journal (
-        seq INTEGER PRIMARY KEY,
-        account TEXT NOT NULL,
-        book TEXT NOT NULL,
-        bar_ts INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        body TEXT NOT NULL,
-        written_ms INTEGER NOT NULL
-    );
-    CREATE INDEX journal_by_book ON journal(account, book, kind, seq);
-    CREATE TABLE paper_control (
-        id INTEGER PRIMARY KEY,
-        account TEXT NOT NULL,
-        action TEXT NOT NULL CHECK (action IN ('stop', 'resume')),
-        book TEXT,
-        reason TEXT NOT NULL,
-        at_ms INTEGER NOT NULL,
-        done_ms INTEGER
-    );";
-
-/// Live trading's additions (migration 3 of the registry): the last nonce of each signer,
-/// so nonces stay strictly increasing across restarts.
-pub const LIVE_SCHEMA: &str = "CREATE TABLE nonces (
-        signer TEXT PRIMARY KEY,
-        last INTEGER NOT NULL
-    );";
-
-/// The venue of each account (migration 5 of the registry): a session's journal belongs to the
-/// exchange it traded on, and a run against another one must not continue it.
-pub const VENUE_SCHEMA: &str = "CREATE TABLE venues (
-        account TEXT PRIMARY KEY,
-        url TEXT NOT NULL,
-        since_ms INTEGER NOT NULL
-    );";
-
 /// The venue (API base URL) the session of `account` trades on, and since when; `None` before
 /// its first run (or for a session journaled before venues were recorded).
 ///
@@ -252,6 +216,9 @@ impl Entry {
 pub enum JournalError {
     #[error("journal: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("journal row {seq}: {message}")]
     Corrupt { seq: i64, message: String },
 }
@@ -465,9 +432,7 @@ mod tests {
     use serde_json::json;
 
     fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(SCHEMA).unwrap();
-        c
+        crate::store::open_in_memory().unwrap()
     }
 
     #[test]

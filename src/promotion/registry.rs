@@ -3,9 +3,8 @@
 //! read of a run's sealed holdout.
 //!
 //! A strategy's status moves `candidate → promoted → paper → live`, and any of them to `retired`
-//! (final); every change is a row of `status_changes` with its time and reason. The schema is
-//! versioned by `PRAGMA user_version`: [`MIGRATIONS`] are applied in order, each in a
-//! transaction, and a database from a newer build is refused rather than touched.
+//! (final); every change is a row of `status_changes` with its time and reason. The database is
+//! [`crate::store`]'s: opened, configured and migrated there.
 //!
 //! Times are UTC milliseconds, given by the caller (the library reads no clock).
 
@@ -14,84 +13,13 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-/// The schema, one migration per version (version `k` is `MIGRATIONS[..k]` applied).
-pub const MIGRATIONS: &[&str] = &[
-    // Version 1.
-    "CREATE TABLE promotions (
-        id INTEGER PRIMARY KEY,
-        at_ms INTEGER NOT NULL,
-        run TEXT NOT NULL,
-        checkpoint TEXT NOT NULL,
-        generation INTEGER NOT NULL,
-        data_fingerprint TEXT NOT NULL,
-        trials INTEGER NOT NULL,
-        trial_sharpe_var REAL,
-        pbo REAL,
-        candidates INTEGER NOT NULL DEFAULT 0,
-        promoted INTEGER NOT NULL DEFAULT 0,
-        summary TEXT NOT NULL DEFAULT ''
-    );
-    CREATE TABLE strategies (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        generation INTEGER NOT NULL,
-        hash TEXT NOT NULL,
-        genome TEXT NOT NULL,
-        program TEXT,
-        spec_fingerprint TEXT NOT NULL,
-        run TEXT NOT NULL,
-        checkpoint TEXT NOT NULL,
-        data_fingerprint TEXT NOT NULL,
-        promotion_id INTEGER NOT NULL REFERENCES promotions(id),
-        verdict TEXT NOT NULL,
-        stopped_at TEXT,
-        figures TEXT NOT NULL,
-        weight REAL NOT NULL DEFAULT 0,
-        status TEXT NOT NULL
-            CHECK (status IN ('candidate', 'promoted', 'paper', 'live', 'retired')),
-        reason TEXT NOT NULL DEFAULT '',
-        created_ms INTEGER NOT NULL,
-        updated_ms INTEGER NOT NULL
-    );
-    CREATE TABLE status_changes (
-        id INTEGER PRIMARY KEY,
-        strategy_id TEXT NOT NULL REFERENCES strategies(id),
-        from_status TEXT,
-        to_status TEXT NOT NULL,
-        at_ms INTEGER NOT NULL,
-        reason TEXT NOT NULL
-    );
-    CREATE TABLE holdout_reads (
-        id INTEGER PRIMARY KEY,
-        promotion_id INTEGER NOT NULL REFERENCES promotions(id),
-        strategy_id TEXT NOT NULL,
-        run TEXT NOT NULL,
-        at_ms INTEGER NOT NULL
-    );
-    CREATE INDEX holdout_reads_by_strategy ON holdout_reads(strategy_id, run);
-    CREATE INDEX status_changes_by_strategy ON status_changes(strategy_id);",
-    // Version 2: the paper / live journal.
-    crate::execution::journal::SCHEMA,
-    // Version 3: live trading (persisted nonces).
-    crate::execution::journal::LIVE_SCHEMA,
-    // Version 4: a portfolio strategy's universe definition (JSON; NULL for single-coin ones).
-    "ALTER TABLE strategies ADD COLUMN universe TEXT;",
-    // Version 5: the venue each journal account trades on.
-    crate::execution::journal::VENUE_SCHEMA,
-];
-
 /// Why the registry could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
-    #[error("{file}: {message}")]
-    Open { file: PathBuf, message: String },
-    #[error("{file}: schema version {found} is newer than this build knows ({known}); use a newer organism")]
-    Newer {
-        file: PathBuf,
-        found: usize,
-        known: usize,
-    },
+    /// The database could not be opened (not one, newer, I/O).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("{file}: {source}")]
     Sql {
         file: PathBuf,
@@ -266,35 +194,10 @@ impl Registry {
     /// # Errors
     /// [`RegistryError`] naming the file: not a database, written by a newer build, or I/O.
     pub fn open(file: &Path) -> Result<Self, RegistryError> {
-        let open_err = |message: String| RegistryError::Open {
+        Ok(Self {
+            conn: crate::store::open(file)?,
             file: file.to_path_buf(),
-            message,
-        };
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| open_err(format!("cannot create its folder: {e}")))?;
-        }
-        let conn = Connection::open(file).map_err(|e| open_err(e.to_string()))?;
-        let mut r = Self {
-            conn,
-            file: file.to_path_buf(),
-        };
-        // Reading the journal mode is the first real read: a file that is not a database fails
-        // here, before anything is written to it.
-        let mode: String = r
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-            .map_err(|e| open_err(format!("not a usable SQLite database ({e})")))?;
-        if mode != "wal" {
-            return Err(open_err(format!(
-                "cannot use the WAL journal (mode {mode})"
-            )));
-        }
-        r.conn
-            .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-            .map_err(|e| r.sql(e))?;
-        r.migrate()?;
-        Ok(r)
+        })
     }
 
     fn sql(&self, source: rusqlite::Error) -> RegistryError {
@@ -321,11 +224,7 @@ impl Registry {
 
     /// The schema version of the database.
     pub fn version(&self) -> Result<usize, RegistryError> {
-        let v: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|e| self.sql(e))?;
-        Ok(usize::try_from(v).unwrap_or(usize::MAX))
+        crate::store::version(&self.conn).map_err(|e| self.sql(e))
     }
 
     /// Runs `f` in one transaction: all of it is written, or none.
@@ -341,24 +240,6 @@ impl Registry {
         let tx = self.conn.transaction().map_err(sql)?;
         f(&tx).map_err(sql)?;
         tx.commit().map_err(sql)
-    }
-
-    fn migrate(&mut self) -> Result<(), RegistryError> {
-        let found = self.version()?;
-        if found > MIGRATIONS.len() {
-            return Err(RegistryError::Newer {
-                file: self.file.clone(),
-                found,
-                known: MIGRATIONS.len(),
-            });
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(found) {
-            self.in_transaction(|tx| {
-                tx.execute_batch(m)?;
-                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
-            })?;
-        }
-        Ok(())
     }
 
     /// Records the start of a promotion; returns its id.
@@ -852,7 +733,7 @@ mod tests {
     fn lifecycle_and_history() {
         let file = scratch("life");
         let mut r = Registry::open(&file).unwrap();
-        assert_eq!(r.version().unwrap(), MIGRATIONS.len());
+        assert_eq!(r.version().unwrap(), crate::store::MIGRATIONS.len());
         let p = promotion(&mut r);
         assert_eq!(r.promotion(p).unwrap().unwrap().trials, 640);
         let id = "ema_crossover_7_0123abcd";

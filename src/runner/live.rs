@@ -99,8 +99,7 @@ impl DbNonces {
     /// # Errors
     /// [`journal::JournalError`] when the database cannot be read.
     pub fn open(path: &Path, signer: &str) -> Result<Self, journal::JournalError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        let conn = crate::store::open(path)?;
         let last = journal::last_nonce(&conn, signer)?;
         Ok(Self {
             conn,
@@ -189,8 +188,7 @@ impl LiveExecutor {
         clock: Arc<dyn Clock>,
         dry: Option<DryRun>,
     ) -> Result<Self, journal::JournalError> {
-        let conn = Connection::open(db)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        let conn = crate::store::open(db)?;
         Ok(Self {
             client,
             handle,

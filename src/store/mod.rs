@@ -1,0 +1,256 @@
+//! The one database: the strategy registry and the paper / live journal (with the nonces and
+//! the venues of its accounts) are one embedded SQLite file (bundled SQLite), opened here and
+//! nowhere else, always the same way — WAL journal, `synchronous=FULL`, foreign keys on, a busy
+//! timeout — and brought to the current schema by [`MIGRATIONS`], each in a transaction. The
+//! schema is versioned by `PRAGMA user_version`; a database from a newer build is refused rather
+//! than touched, and a file that is not a database fails before anything is written to it.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use rusqlite::Connection;
+
+/// The schema, one migration per version (version `k` is `MIGRATIONS[..k]` applied).
+pub const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    "CREATE TABLE promotions (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        run TEXT NOT NULL,
+        checkpoint TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        data_fingerprint TEXT NOT NULL,
+        trials INTEGER NOT NULL,
+        trial_sharpe_var REAL,
+        pbo REAL,
+        candidates INTEGER NOT NULL DEFAULT 0,
+        promoted INTEGER NOT NULL DEFAULT 0,
+        summary TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE strategies (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        genome TEXT NOT NULL,
+        program TEXT,
+        spec_fingerprint TEXT NOT NULL,
+        run TEXT NOT NULL,
+        checkpoint TEXT NOT NULL,
+        data_fingerprint TEXT NOT NULL,
+        promotion_id INTEGER NOT NULL REFERENCES promotions(id),
+        verdict TEXT NOT NULL,
+        stopped_at TEXT,
+        figures TEXT NOT NULL,
+        weight REAL NOT NULL DEFAULT 0,
+        status TEXT NOT NULL
+            CHECK (status IN ('candidate', 'promoted', 'paper', 'live', 'retired')),
+        reason TEXT NOT NULL DEFAULT '',
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE TABLE status_changes (
+        id INTEGER PRIMARY KEY,
+        strategy_id TEXT NOT NULL REFERENCES strategies(id),
+        from_status TEXT,
+        to_status TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE holdout_reads (
+        id INTEGER PRIMARY KEY,
+        promotion_id INTEGER NOT NULL REFERENCES promotions(id),
+        strategy_id TEXT NOT NULL,
+        run TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX holdout_reads_by_strategy ON holdout_reads(strategy_id, run);
+    CREATE INDEX status_changes_by_strategy ON status_changes(strategy_id);",
+    // Version 2: the paper / live journal (rows of `journal`, control requests).
+    "CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        book TEXT NOT NULL,
+        bar_ts INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        written_ms INTEGER NOT NULL
+    );
+    CREATE INDEX journal_by_book ON journal(account, book, kind, seq);
+    CREATE TABLE paper_control (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('stop', 'resume')),
+        book TEXT,
+        reason TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        done_ms INTEGER
+    );",
+    // Version 3: live trading: the last nonce of each signer, so nonces stay strictly
+    // increasing across restarts.
+    "CREATE TABLE nonces (
+        signer TEXT PRIMARY KEY,
+        last INTEGER NOT NULL
+    );",
+    // Version 4: a portfolio strategy's universe definition (JSON; NULL for single-coin ones).
+    "ALTER TABLE strategies ADD COLUMN universe TEXT;",
+    // Version 5: the venue each journal account trades on (a session's journal belongs to the
+    // exchange it traded on, and a run against another must not continue it).
+    "CREATE TABLE venues (
+        account TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        since_ms INTEGER NOT NULL
+    );",
+];
+
+/// How long a writer waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{file}: {message}")]
+    Open { file: PathBuf, message: String },
+    #[error("{file}: schema version {found} is newer than this build knows ({known}); use a newer organism")]
+    Newer {
+        file: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    #[error("{file}: {source}")]
+    Sql {
+        file: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// Opens (creating it and its folder if needed) the database at `file`, with the store's
+/// settings, and brings its schema up to date.
+///
+/// # Errors
+/// [`StoreError`] naming the file: not a database, written by a newer build, or I/O.
+pub fn open(file: &Path) -> Result<Connection, StoreError> {
+    let open_err = |message: String| StoreError::Open {
+        file: file.to_path_buf(),
+        message,
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| open_err(format!("cannot create its folder: {e}")))?;
+    }
+    let mut conn = Connection::open(file).map_err(|e| open_err(e.to_string()))?;
+    // Reading the journal mode is the first real read: a file that is not a database fails
+    // here, before anything is written to it.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(|e| open_err(format!("not a usable SQLite database ({e})")))?;
+    if mode != "wal" {
+        return Err(open_err(format!(
+            "cannot use the WAL journal (mode {mode})"
+        )));
+    }
+    settle(&mut conn, file)?;
+    Ok(conn)
+}
+
+/// A database in memory with the current schema (a replay's journal that is not kept).
+///
+/// # Errors
+/// [`StoreError::Sql`].
+pub fn open_in_memory() -> Result<Connection, StoreError> {
+    let file = Path::new(":memory:");
+    let mut conn = Connection::open_in_memory().map_err(|source| StoreError::Sql {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    settle(&mut conn, file)?;
+    Ok(conn)
+}
+
+/// The settings every connection has, then the migrations.
+fn settle(conn: &mut Connection, file: &Path) -> Result<(), StoreError> {
+    let sql = |source| StoreError::Sql {
+        file: file.to_path_buf(),
+        source,
+    };
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(sql)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    migrate(conn, file)
+}
+
+/// The schema version of a database.
+///
+/// # Errors
+/// [`rusqlite::Error`] when it cannot be read.
+pub fn version(conn: &Connection) -> rusqlite::Result<usize> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    Ok(usize::try_from(v).unwrap_or(usize::MAX))
+}
+
+fn migrate(conn: &mut Connection, file: &Path) -> Result<(), StoreError> {
+    let sql = |source| StoreError::Sql {
+        file: file.to_path_buf(),
+        source,
+    };
+    let found = version(conn).map_err(sql)?;
+    if found > MIGRATIONS.len() {
+        return Err(StoreError::Newer {
+            file: file.to_path_buf(),
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(found) {
+        let tx = conn.transaction().map_err(sql)?;
+        tx.execute_batch(m).map_err(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_connection_has_the_store_settings_and_the_current_schema() {
+        let dir = std::env::temp_dir().join(format!("organism-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let file = dir.join("sub").join("db.sqlite");
+        for _ in 0..2 {
+            // The second open finds the schema current and changes nothing.
+            let c = open(&file).unwrap();
+            let get = |pragma: &str| -> i64 {
+                c.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+                    .unwrap()
+            };
+            let mode: String = c
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            // synchronous: 2 = FULL.
+            assert_eq!(get("synchronous"), 2);
+            assert_eq!(get("foreign_keys"), 1);
+            assert_eq!(get("busy_timeout"), 10_000);
+            assert_eq!(version(&c).unwrap(), MIGRATIONS.len());
+        }
+        let m = open_in_memory().unwrap();
+        assert_eq!(version(&m).unwrap(), MIGRATIONS.len());
+        let tables: i64 = m
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+                 ('strategies', 'journal', 'nonces', 'venues')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 4);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
