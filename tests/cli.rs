@@ -162,6 +162,23 @@ fn bad_config_value_is_one_clear_error() {
         err.contains("backtest.maintenance_margin: 0.1 at backtest.leverage 10 liquidates"),
         "{err}"
     );
+    // An empty registry file is refused with one line, for every command that reads it, and
+    // stays empty.
+    let empty = dir.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    for args in [
+        vec!["strategies", "list", "--registry"],
+        vec!["paper", "status", "--registry"],
+    ] {
+        let mut a = args.clone();
+        a.push(empty.to_str().unwrap());
+        let o = organism(&a);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+        assert!(e.contains("empty.db: the file is empty (0 bytes)"), "{e}");
+    }
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
     let o = organism(&["backtest", "--leverage", "0.5"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--leverage 0.5 is out of range: must be in [1, 50]"));

@@ -4,6 +4,10 @@
 //! timeout — and brought to the current schema by [`MIGRATIONS`], each in a transaction. The
 //! schema is versioned by `PRAGMA user_version`; a database from a newer build is refused rather
 //! than touched, and a file that is not a database fails before anything is written to it.
+//!
+//! A damaged or foreign file is refused with one message naming it, and never rewritten: an
+//! empty (0-byte) file, a database whose `PRAGMA quick_check` finds damage, or one with tables
+//! organism did not make (schema version 0 with tables in it).
 
 use std::{
     path::{Path, PathBuf},
@@ -141,9 +145,18 @@ pub fn open(file: &Path) -> Result<Connection, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| open_err(format!("cannot create its folder: {e}")))?;
     }
+    // SQLite would take an empty file for a new database and write one into it.
+    if std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(open_err(
+            "the file is empty (0 bytes), not a database organism wrote; move it away (organism \
+             creates a new one where there is none)"
+                .into(),
+        ));
+    }
     let mut conn = Connection::open(file).map_err(|e| open_err(e.to_string()))?;
-    // Reading the journal mode is the first real read: a file that is not a database fails
-    // here, before anything is written to it.
+    // The first reads, before anything is written: a file that is not a database, a damaged
+    // one, another program's or a newer build's fails here and is left as it was.
+    check(&conn, file)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
         .map_err(|e| open_err(format!("not a usable SQLite database ({e})")))?;
@@ -154,6 +167,64 @@ pub fn open(file: &Path) -> Result<Connection, StoreError> {
     }
     settle(&mut conn, file)?;
     Ok(conn)
+}
+
+/// Refuses a file that is not a database, a damaged one, one organism did not make and one of a
+/// newer build, reading only.
+fn check(conn: &Connection, file: &Path) -> Result<(), StoreError> {
+    let open_err = |message: String| StoreError::Open {
+        file: file.to_path_buf(),
+        message,
+    };
+    let unusable = |e: rusqlite::Error| {
+        open_err(format!(
+            "not a usable SQLite database, or a damaged one ({e}); restore it from a copy, or \
+             move it away"
+        ))
+    };
+    let verdict: Vec<String> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(unusable)?;
+    if verdict != ["ok"] {
+        return Err(open_err(format!(
+            "the database is damaged (quick_check: {}); restore it from a copy, or move it away",
+            verdict
+                .iter()
+                .take(3)
+                .map(|v| v.replace('\n', " "))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    let found = version(conn).map_err(unusable)?;
+    if found > MIGRATIONS.len() {
+        return Err(StoreError::Newer {
+            file: file.to_path_buf(),
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    if found == 0 {
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .map_err(unusable)?;
+        if !tables.is_empty() {
+            return Err(open_err(format!(
+                "not a database organism made (schema version 0 with tables {}); it is left \
+                 untouched",
+                tables.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A database in memory with the current schema (a replay's journal that is not kept).
@@ -251,6 +322,78 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 4);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A scratch database of the current schema with some rows in it; returns its bytes.
+    fn filled(file: &Path) -> Vec<u8> {
+        {
+            let c = open(file).unwrap();
+            for i in 0..400 {
+                c.execute(
+                    "INSERT INTO journal (account, book, bar_ts, kind, body, written_ms) \
+                     VALUES ('a', 'b', ?1, 'bar', ?2, 0)",
+                    rusqlite::params![i, "x".repeat(200)],
+                )
+                .unwrap();
+            }
+        }
+        std::fs::read(file).unwrap()
+    }
+
+    #[test]
+    fn damaged_empty_and_foreign_files_are_refused_untouched() {
+        let dir = std::env::temp_dir().join(format!("organism-store-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("db.sqlite");
+        let good = filled(&file);
+        let pages = good.len() / 4096;
+        assert!(pages > 10, "{pages} pages");
+        // One 4 KiB page (not the header's) overwritten with noise, for several seeds.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..6 {
+            let page = 1 + (next() as usize) % (pages - 1);
+            let mut bad = good.clone();
+            for b in &mut bad[page * 4096..(page + 1) * 4096] {
+                *b = next() as u8;
+            }
+            std::fs::write(&file, &bad).unwrap();
+            let e = open(&file).err().map(|e| e.to_string());
+            let e = e.unwrap_or_else(|| panic!("page {page} overwritten: opened"));
+            assert!(
+                e.starts_with(&format!("{}: ", file.display()))
+                    && e.contains("damaged")
+                    && !e.contains('\n'),
+                "{e}"
+            );
+            assert_eq!(std::fs::read(&file).unwrap(), bad, "left as it was");
+        }
+        // Empty.
+        std::fs::write(&file, b"").unwrap();
+        let e = open(&file).err().unwrap().to_string();
+        assert!(e.contains("the file is empty (0 bytes)"), "{e}");
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+        // Another program's database.
+        std::fs::remove_file(&file).unwrap();
+        {
+            let c = Connection::open(&file).unwrap();
+            c.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT);")
+                .unwrap();
+        }
+        let before = std::fs::read(&file).unwrap();
+        let e = open(&file).err().unwrap().to_string();
+        assert!(
+            e.contains("not a database organism made (schema version 0 with tables notes)"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), before);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
