@@ -247,6 +247,18 @@ pub struct Trade {
     pub exit_reason: ExitReason,
 }
 
+impl Trade {
+    /// Hours from entry to exit (to the last bar for an open trade).
+    pub fn hours(&self) -> f64 {
+        (self.exit_ts - self.entry_ts) as f64 / 3_600_000.0
+    }
+
+    /// Net P&L as a fraction of the entry notional.
+    pub fn notional_return(&self) -> f64 {
+        self.pnl / (self.entry_price * self.size)
+    }
+}
+
 /// The fee and slippage models: taker fee on notional, adverse slippage on price.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Costs {

@@ -65,10 +65,7 @@ impl TradeStats {
             s.wins += usize::from(t.pnl > 0.0);
             s.pnl += t.pnl;
         }
-        let mut hours: Vec<f64> = closed
-            .iter()
-            .map(|t| (t.exit_ts - t.entry_ts) as f64 / 3_600_000.0)
-            .collect();
+        let mut hours: Vec<f64> = closed.iter().map(|t| t.hours()).collect();
         hours.sort_by(f64::total_cmp);
         let (mean, median, max) = match hours.len() {
             0 => (0.0, 0.0, 0.0),
@@ -84,7 +81,7 @@ impl TradeStats {
         };
         let extreme = |t: &&Trade| Extreme {
             pnl: t.pnl,
-            r#return: t.pnl / (t.entry_price * t.size),
+            r#return: t.notional_return(),
             entry_ts: t.entry_ts,
             side: t.side,
         };

@@ -137,11 +137,11 @@ fn trade_table(coin: &str, trades: &[crate::execution::Trade]) -> String {
             crate::market::format_ts(t.exit_ts),
             crate::genome::significant(t.exit_price, 6),
             crate::genome::significant(t.size, 6),
-            (t.exit_ts - t.entry_ts) as f64 / 3_600_000.0,
+            t.hours(),
             t.fees,
             t.funding,
             t.pnl,
-            100.0 * t.pnl / (t.entry_price * t.size),
+            100.0 * t.notional_return(),
             t.exit_reason.as_str()
         );
     }

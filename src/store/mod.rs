@@ -182,13 +182,7 @@ fn check(conn: &Connection, file: &Path) -> Result<(), StoreError> {
              move it away"
         ))
     };
-    let verdict: Vec<String> = conn
-        .prepare("PRAGMA quick_check")
-        .and_then(|mut st| {
-            st.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
-        })
-        .map_err(unusable)?;
+    let verdict = texts(conn, "PRAGMA quick_check").map_err(unusable)?;
     if verdict != ["ok"] {
         return Err(open_err(format!(
             "the database is damaged (quick_check: {}); restore it from a copy, or move it away",
@@ -209,13 +203,11 @@ fn check(conn: &Connection, file: &Path) -> Result<(), StoreError> {
         });
     }
     if found == 0 {
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .and_then(|mut st| {
-                st.query_map([], |r| r.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
-            })
-            .map_err(unusable)?;
+        let tables = texts(
+            conn,
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        )
+        .map_err(unusable)?;
         if !tables.is_empty() {
             return Err(open_err(format!(
                 "not a database organism made (schema version 0 with tables {}); it is left \
@@ -239,6 +231,13 @@ pub fn open_in_memory() -> Result<Connection, StoreError> {
     })?;
     settle(&mut conn, file)?;
     Ok(conn)
+}
+
+/// The first column of every row of `sql`, as text.
+fn texts(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare(sql)?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.collect()
 }
 
 /// The settings every connection has, then the migrations.
@@ -267,14 +266,8 @@ fn migrate(conn: &mut Connection, file: &Path) -> Result<(), StoreError> {
         file: file.to_path_buf(),
         source,
     };
+    // A newer build's file was refused by `check` before anything was written.
     let found = version(conn).map_err(sql)?;
-    if found > MIGRATIONS.len() {
-        return Err(StoreError::Newer {
-            file: file.to_path_buf(),
-            found,
-            known: MIGRATIONS.len(),
-        });
-    }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(found) {
         let tx = conn.transaction().map_err(sql)?;
         tx.execute_batch(m).map_err(sql)?;
