@@ -354,11 +354,10 @@ fn pure_beta_is_stopped_by_the_cross_sectional_null() {
     let stopped = j.stopped_at().unwrap();
     assert_eq!(stopped.stage, Stage::CrossSection, "{:?}", j.stages);
     assert!(j.stages[0].passed, "costs: {}", j.stages[0].reason);
-    assert_eq!(
-        stopped.figures["copies_at_or_above"], 20,
-        "{}",
-        stopped.reason
-    );
+    let gauntlet::StageFigures::CrossSection(f) = &stopped.figures else {
+        panic!("{:?}", stopped.figures)
+    };
+    assert_eq!(f.copies_at_or_above, 20, "{}", stopped.reason);
     for x in &j.cross_sharpes {
         assert!((x - vf.sharpe).abs() < 1e-3, "{x} vs {}", vf.sharpe);
     }

@@ -577,3 +577,75 @@ fn a_registry_made_by_the_previous_release_opens() {
     assert_eq!(universes, 0);
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A registry and journal written by release ba5d92a (store schema 5; how it was made is in
+/// `tests/data/store_ba5d92a/README.md`): single-coin and portfolio strategies, a retired one,
+/// a paper session with a kill switch and a resume, a live dry run and a live session with
+/// orders on the local exchange. This build migrates a copy and prints what that release
+/// printed, byte for byte: `strategies list` and `show`, `paper status`, `live status`.
+#[test]
+fn a_store_written_by_release_ba5d92a_reads_the_same() {
+    let fixture = std::path::Path::new("tests/data/store_ba5d92a");
+    let d = common::scratch("promotion", "store-ba5d92a");
+    let reg = d.join("registry.db");
+    std::fs::copy(fixture.join("registry.db"), &reg).unwrap();
+    let cfg = fixture.join("config.toml");
+    let r = s(&reg);
+    let mut cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            "strategies_list.json".into(),
+            vec!["strategies", "list", "--registry", r, "--json"],
+        ),
+        (
+            "strategies_list.txt".into(),
+            vec!["strategies", "list", "--registry", r],
+        ),
+        (
+            "paper_status.json".into(),
+            vec!["paper", "status", "--registry", r, "--json"],
+        ),
+        (
+            "paper_status.txt".into(),
+            vec!["paper", "status", "--registry", r],
+        ),
+    ];
+    let c = s(&cfg);
+    for (file, dry) in [("live_status", false), ("live_status_dry", true)] {
+        let mut args = vec!["live", "status", "--config", c, "--registry", r, "--json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        cases.push((format!("{file}.json"), args));
+    }
+    cases.push((
+        "live_status.txt".into(),
+        vec!["live", "status", "--config", c, "--registry", r],
+    ));
+    let ids = [
+        "ema_crossover_40_cd364e10",
+        "xs_funding_carry_8_2eea634d",
+        "donchian_breakout_40_4169dc92",
+        "ema_crossover_40_9be82c8f",
+    ];
+    for id in ids {
+        cases.push((
+            format!("show_{id}.json"),
+            vec!["strategies", "show", id, "--registry", r, "--json"],
+        ));
+        cases.push((
+            format!("show_{id}.txt"),
+            vec!["strategies", "show", id, "--registry", r],
+        ));
+    }
+    for (file, args) in &cases {
+        let want = std::fs::read_to_string(fixture.join(file)).unwrap();
+        let o = organism(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(
+            stdout(&o) == want,
+            "{file}: this build prints\n{}",
+            stdout(&o)
+        );
+    }
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -319,12 +319,7 @@ pub fn replay(
              --trades belong to single-coin strategies"
         );
     }
-    let def: Option<UniverseDefinition> = match strategy.and_then(|s| s.universe.clone()) {
-        Some(u) => Some(serde_json::from_value(u).map_err(|e| {
-            anyhow::anyhow!("{label}: the registry's universe definition does not read ({e})")
-        })?),
-        None => None,
-    };
+    let def: Option<UniverseDefinition> = strategy.and_then(|s| s.universe.clone());
     let mut data = cfg.data_selection();
     let universe = match &def {
         Some(d) => {

@@ -17,7 +17,7 @@ use organism::{
     market::csv::write_atomic,
     promotion::{
         gauntlet::{self, Candidates, CoinCandidates, PortfolioCandidates, Setup, Trials, Verdict},
-        registry::{PromotionRecord, Recorded, Registry, Status, Strategy},
+        registry::{Figures, PromotionRecord, Recorded, Registry, Status, Strategy},
         report::promotion_report,
     },
     seeds::Prepared,
@@ -284,10 +284,6 @@ pub fn run(args: Args) -> Result<()> {
         d.path = d.path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
         d
     });
-    let universe = universe_def
-        .as_ref()
-        .map(serde_json::to_value)
-        .transpose()?;
     for (j, r) in verdict.candidates.iter().zip(&ranked) {
         let genome = seed_set.genome(r.seed_index, &r.genes, r.program.as_ref());
         let spec = genome.spec()?;
@@ -315,25 +311,13 @@ pub fn run(args: Args) -> Result<()> {
                 None => "passed".into(),
             },
             stopped_at: stopped.map(|o| o.stage.as_str().to_string()),
-            figures: serde_json::json!({
-                "train": j.train.figures,
-                "validation": j.validation.figures,
-                "holdout": j.holdout.as_ref().and_then(|h| h.figures),
-                "sharpe_se": sharpe_se(j),
-                "stages": j.stages,
-                "regimes": {
-                    "train": j.train.regimes,
-                    "validation": j.validation.regimes,
-                    "holdout": j.holdout.as_ref().map(|h| &h.regimes),
-                },
-                "regime_policy": j.regime_policy,
-            }),
+            figures: Figures::of(j),
             weight: weight_of(j.rank),
             status: Status::Candidate,
             reason: stopped.map_or_else(String::new, |o| o.reason.clone()),
             created_ms: now,
             updated_ms: now,
-            universe: universe.clone(),
+            universe: universe_def.clone(),
         };
         match registry.record(&s, j.admitted, now)? {
             Recorded::Updated { before, now } if j.admitted && before != Status::Candidate => {
@@ -425,7 +409,7 @@ pub fn run(args: Args) -> Result<()> {
                     "train": j.train.figures,
                     "validation": j.validation.figures,
                     "holdout": j.holdout.as_ref().and_then(|h| h.figures),
-                    "sharpe_se": sharpe_se(j),
+                    "sharpe_se": Figures::of(j).sharpe_se,
                     "stopped_at": j.stopped_at().map(|o| o.stage.as_str()),
                     "regimes": {
                         "train": j.train.regimes,
@@ -447,7 +431,7 @@ pub fn run(args: Args) -> Result<()> {
                 "generation": generation,
                 "run": run_name,
                 "data_fingerprint": format!("{:016x}", ck.fingerprint),
-                "universe": universe,
+                "universe": universe_def,
                 "trials": verdict.trials,
                 "noise_max_sharpe": verdict.noise,
                 "pbo": verdict.pbo,
@@ -564,16 +548,6 @@ fn print_table(v: &Verdict, ids: &[String]) {
             verdict
         );
     }
-}
-
-/// The standard error of each segment's Sharpe, where it is one return series's (portfolio
-/// strategies).
-fn sharpe_se(j: &gauntlet::Judged) -> serde_json::Value {
-    serde_json::json!({
-        "train": j.train.sharpe_se,
-        "validation": j.validation.sharpe_se,
-        "holdout": j.holdout.as_ref().and_then(|h| h.sharpe_se),
-    })
 }
 
 /// Portfolio candidates: Sharpe ± standard error per segment, and out of sample (validation)

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use organism::{
     clock::{Clock, WallClock},
-    evolution::portfolio::UniverseDefinition,
-    promotion::registry::{Registry, Status, Strategy},
+    promotion::registry::{Registry, Segment, Status, Strategy},
 };
 
 use super::format_ts;
@@ -80,9 +79,15 @@ impl Place {
     }
 }
 
-/// The Sharpe of a segment (`train`, `validation`, `holdout`) as the gauntlet measured it.
-fn sharpe(s: &Strategy, segment: &str) -> Option<f64> {
-    s.figures.get(segment)?.get("sharpe")?.as_f64()
+/// The Sharpe of a segment as the gauntlet measured it (`None` where not measured or not a
+/// number).
+fn sharpe(s: &Strategy, segment: Segment) -> Option<f64> {
+    finite(s.figures.segment(segment)?.sharpe)
+}
+
+/// `x` where it is a number (`None` for NaN and infinities, which the registry stores as null).
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
 fn cell(x: Option<f64>) -> String {
@@ -130,9 +135,9 @@ pub fn run(cmd: StrategiesCommand) -> Result<()> {
                     "{:<36} {:<9} {} {} {} {:>6.2}  {:<16}  {}",
                     s.id,
                     s.status.as_str(),
-                    cell(sharpe(s, "train")),
-                    cell(sharpe(s, "validation")),
-                    cell(sharpe(s, "holdout")),
+                    cell(sharpe(s, Segment::Train)),
+                    cell(sharpe(s, Segment::Validation)),
+                    cell(sharpe(s, Segment::Holdout)),
                     s.weight,
                     format_ts(s.updated_ms),
                     s.verdict
@@ -175,34 +180,31 @@ pub fn run(cmd: StrategiesCommand) -> Result<()> {
                 );
             }
             if let Some(u) = &s.universe {
-                match serde_json::from_value::<UniverseDefinition>(u.clone()) {
-                    Ok(d) => outln!("universe: {}", d.describe()),
-                    Err(e) => outln!("universe: {u} (does not read: {e})"),
-                }
-                let seg = |k: &str| {
-                    let f = &s.figures[k];
-                    let se = s.figures["sharpe_se"][k].as_f64();
-                    match (f["sharpe"].as_f64(), se) {
+                outln!("universe: {}", u.describe());
+                let seg = |k: Segment| {
+                    let se = s.figures.sharpe_se(k);
+                    match (sharpe(&s, k), se) {
                         (Some(x), Some(se)) => format!("{x:.2} ± {se:.2}"),
                         (Some(x), None) => format!("{x:.2}"),
                         _ => "-".into(),
                     }
                 };
-                let v = &s.figures["validation"]["portfolio"];
+                let v = s.figures.validation.and_then(|f| f.portfolio);
                 let num = |x: Option<f64>, digits: usize| {
-                    x.map_or("-".to_string(), |x| format!("{x:.digits$}"))
+                    x.and_then(finite)
+                        .map_or("-".to_string(), |x| format!("{x:.digits$}"))
                 };
                 outln!(
                     "Sharpe: training {}, validation {}, holdout {}; validation rank IC {} (t {}), \
                      {} coins held, turnover {} a year, capacity {} % of a bar's volume at 1 M USD",
-                    seg("train"),
-                    seg("validation"),
-                    seg("holdout"),
-                    num(v["rank_ic"]["mean"].as_f64(), 4),
-                    num(v["rank_ic"]["t"].as_f64(), 1),
-                    num(v["avg_held"].as_f64(), 1),
-                    num(s.figures["validation"]["turnover"].as_f64(), 1),
-                    num(v["capacity_max"].as_f64().map(|x| 100.0 * x), 3),
+                    seg(Segment::Train),
+                    seg(Segment::Validation),
+                    seg(Segment::Holdout),
+                    num(v.map(|p| p.rank_ic.mean), 4),
+                    num(v.map(|p| p.rank_ic.t), 1),
+                    num(v.map(|p| p.avg_held), 1),
+                    num(s.figures.validation.map(|f| f.turnover), 1),
+                    num(v.map(|p| 100.0 * p.capacity_max), 3),
                 );
             }
             outln!("verdict: {}  weight {:.3}", s.verdict, s.weight);
@@ -211,19 +213,13 @@ pub fn run(cmd: StrategiesCommand) -> Result<()> {
             }
             outln!();
             outln!("gauntlet:");
-            if let Some(stages) = s.figures.get("stages").and_then(|v| v.as_array()) {
-                for o in stages {
-                    outln!(
-                        "  {:<16} {:<5} {}",
-                        o["stage"].as_str().unwrap_or("?"),
-                        if o["passed"].as_bool() == Some(true) {
-                            "pass"
-                        } else {
-                            "FAIL"
-                        },
-                        o["reason"].as_str().unwrap_or("")
-                    );
-                }
+            for o in &s.figures.stages {
+                outln!(
+                    "  {:<16} {:<5} {}",
+                    o.stage.as_str(),
+                    if o.passed { "pass" } else { "FAIL" },
+                    o.reason
+                );
             }
             outln!();
             outln!("history:");

@@ -201,11 +201,16 @@ pub fn aggregate(per_coin: &[Metrics], agg: &Aggregation) -> Evaluation {
 /// the trades over all coins, and whether the genome is feasible (enough trades).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
+    #[serde(deserialize_with = "crate::store::real")]
     pub sharpe: f64,
+    #[serde(deserialize_with = "crate::store::real")]
     pub consistency: f64,
+    #[serde(deserialize_with = "crate::store::real")]
     pub max_drawdown: f64,
+    #[serde(deserialize_with = "crate::store::real")]
     pub turnover: f64,
     /// Mean over coins of `V[n−1]/cash − 1`.
+    #[serde(deserialize_with = "crate::store::real")]
     pub total_return: f64,
     /// Entries summed over coins (a portfolio: its fills).
     pub trades: usize,

@@ -217,8 +217,10 @@ pub fn monthly_rank_ic(panel: &Panel, schedule: &[Rebalance]) -> (Vec<MonthlyIc>
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RankIc {
     /// `NaN` without rebalances.
+    #[serde(deserialize_with = "crate::store::real")]
     pub mean: f64,
     /// `NaN` for fewer than two rebalances or no spread.
+    #[serde(deserialize_with = "crate::store::real")]
     pub t: f64,
     pub count: usize,
 }
@@ -259,8 +261,11 @@ pub const CAPACITY_EQUITY: f64 = 1_000_000.0;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostics {
     pub rank_ic: RankIc,
+    #[serde(deserialize_with = "crate::store::real")]
     pub avg_held: f64,
+    #[serde(deserialize_with = "crate::store::real")]
     pub capacity_max: f64,
+    #[serde(deserialize_with = "crate::store::real")]
     pub capacity_median: f64,
 }
 

@@ -2,7 +2,7 @@
 //! [`crate::strategy::regime`]): the Sharpe of the bars each regime decided, and the default
 //! policy that stays flat where the strategy lost.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::strategy::regime::{Action, Policy, Regimes, Sentiment, Volatility};
 
@@ -14,6 +14,32 @@ pub struct RegimeFigure {
     pub bars: usize,
     /// Annualized Sharpe (ddof 1) of those returns.
     pub sharpe: f64,
+}
+
+/// A [`RegimeFigure`] as written (the registry keeps them): its regime by name.
+#[derive(Deserialize)]
+struct StoredRegimeFigure {
+    regime: String,
+    bars: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    sharpe: f64,
+}
+
+impl<'de> Deserialize<'de> for RegimeFigure {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = StoredRegimeFigure::deserialize(d)?;
+        let regime = Volatility::ALL
+            .map(Volatility::as_str)
+            .into_iter()
+            .chain(Sentiment::ALL.map(Sentiment::as_str))
+            .find(|n| *n == f.regime)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown regime `{}`", f.regime)))?;
+        Ok(Self {
+            regime,
+            bars: f.bars,
+            sharpe: f.sharpe,
+        })
+    }
 }
 
 /// Sharpe (annualized, ddof 1) of the returns of the bars that follow each regime's bars: the

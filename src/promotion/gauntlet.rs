@@ -42,8 +42,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 pub use super::candidates::{Candidates, CoinCandidates, PortfolioCandidates};
 use crate::{
@@ -63,7 +62,7 @@ use crate::{
 };
 
 /// The stages, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Costs,
@@ -113,7 +112,220 @@ pub struct Outcome {
     /// What was found, in words.
     pub reason: String,
     /// The inputs and results, by name.
-    pub figures: serde_json::Value,
+    pub figures: StageFigures,
+}
+
+/// An outcome as stored: its figures are read by its stage.
+#[derive(Deserialize)]
+struct StoredOutcome {
+    stage: Stage,
+    passed: bool,
+    rule: String,
+    reason: String,
+    figures: serde_json::Value,
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let o = StoredOutcome::deserialize(d)?;
+        let figures = StageFigures::read(o.stage, o.figures).map_err(|e| {
+            serde::de::Error::custom(format!("the {} stage's figures: {e}", o.stage.as_str()))
+        })?;
+        Ok(outcome(o.stage, o.passed, o.rule, o.reason, figures))
+    }
+}
+
+/// What a stage measured (stored with each strategy; the fields of each in alphabetical order,
+/// the order they are written in).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum StageFigures {
+    Costs(CostFigures),
+    CrossSection(CrossSectionFigures),
+    Nulls(NullFigures),
+    OutOfSample(OutOfSampleFigures),
+    DeflatedSharpe(DeflatedFigures),
+    /// The trials' Sharpe variance is unknown (another Sharpe objective): only their count.
+    DeflatedUnknown {
+        trials: usize,
+    },
+    Overfitting(OverfitFigures),
+    /// The PBO is not computable: `{"pbo": null}`.
+    OverfitUnknown {
+        pbo: Option<f64>,
+    },
+    Holdout(HoldoutFigures),
+    Diversity(DiversityFigures),
+    /// Nothing measured (a holdout without bars).
+    Nothing {},
+}
+
+impl StageFigures {
+    /// The figures of `stage` from their JSON.
+    fn read(stage: Stage, v: serde_json::Value) -> serde_json::Result<Self> {
+        use serde_json::from_value as from;
+        let empty = v.as_object().is_some_and(serde_json::Map::is_empty);
+        Ok(match stage {
+            _ if empty => Self::Nothing {},
+            Stage::Costs => Self::Costs(from(v)?),
+            Stage::CrossSection => Self::CrossSection(from(v)?),
+            Stage::Nulls => Self::Nulls(from(v)?),
+            Stage::OutOfSample => Self::OutOfSample(from(v)?),
+            Stage::DeflatedSharpe if v.get("dsr").is_none() => Self::DeflatedUnknown {
+                trials: from(v["trials"].clone())?,
+            },
+            Stage::DeflatedSharpe => Self::DeflatedSharpe(from(v)?),
+            Stage::Overfitting if v.get("pbo").is_some_and(serde_json::Value::is_null) => {
+                Self::OverfitUnknown { pbo: None }
+            }
+            Stage::Overfitting => Self::Overfitting(from(v)?),
+            Stage::Holdout => Self::Holdout(from(v)?),
+            Stage::Diversity => Self::Diversity(from(v)?),
+        })
+    }
+}
+
+/// Stage 1's figures ([`costs`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostFigures {
+    #[serde(deserialize_with = "crate::store::real")]
+    pub fee: f64,
+    pub funding: bool,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub slippage: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub train_sharpe: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub train_total_return: f64,
+    pub train_trades: usize,
+}
+
+/// The cross-section stage's figures ([`cross_section`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossSectionFigures {
+    pub copies: usize,
+    pub copies_at_or_above: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub quantile: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub sharpe_at_quantile: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub sharpe_mean: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub validation_sharpe: f64,
+}
+
+/// The nulls stage's figures ([`nulls`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NullFigures {
+    #[serde(deserialize_with = "crate::store::real")]
+    pub flipped_sharpe: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub null_quantile: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub null_sharpe_at_quantile: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub null_sharpe_mean: f64,
+    pub nulls: usize,
+    pub nulls_at_or_above: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub validation_sharpe: f64,
+}
+
+/// The out-of-sample stage's figures ([`out_of_sample`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutOfSampleFigures {
+    pub positive_windows: usize,
+    /// Validation over training Sharpe (`NaN` for a training Sharpe of 0).
+    #[serde(deserialize_with = "crate::store::real")]
+    pub ratio: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub train_sharpe: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub validation_sharpe: f64,
+    #[serde(deserialize_with = "crate::store::reals")]
+    pub window_sharpes: Vec<f64>,
+}
+
+/// The deflated Sharpe stage's figures ([`deflated`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeflatedFigures {
+    #[serde(deserialize_with = "crate::store::real")]
+    pub dsr: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub expected_max_sharpe: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub expected_max_sharpe_per_bar: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub kurtosis: f64,
+    /// `None` where no track record is long enough.
+    pub min_track_record_bars: Option<f64>,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub null_sharpe_var: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub psr: f64,
+    pub raw_trials: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub sharpe: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub sharpe_per_bar: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub skew: f64,
+    pub t: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub trial_sharpe_var: f64,
+    pub trials: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub used_sharpe_var: f64,
+    /// `capped` or `empirical` (`promotion.trial_variance`).
+    pub variance: String,
+}
+
+/// The overfitting stage's figures: the front's [`Pbo`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverfitFigures {
+    pub block_rows: usize,
+    pub combinations: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub median_logit: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub pbo: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub prob_oos_loss: f64,
+    pub strategies: usize,
+}
+
+impl From<&Pbo> for OverfitFigures {
+    fn from(p: &Pbo) -> Self {
+        Self {
+            block_rows: p.block_rows,
+            combinations: p.combinations,
+            median_logit: p.median_logit,
+            pbo: p.pbo,
+            prob_oos_loss: p.prob_oos_loss,
+            strategies: p.strategies,
+        }
+    }
+}
+
+/// The holdout stage's figures ([`holdout`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutFigures {
+    pub earlier_reads: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub holdout_sharpe: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub validation_sharpe: f64,
+}
+
+/// The diversity stage's figures ([`diversify`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiversityFigures {
+    pub admitted_before: usize,
+    /// The highest correlation with one admitted before it (`None` for the first).
+    pub max_correlation: Option<f64>,
+    /// Which one (its rank, from 0).
+    pub with: Option<usize>,
 }
 
 fn outcome(
@@ -121,7 +333,7 @@ fn outcome(
     passed: bool,
     rule: String,
     reason: String,
-    figures: serde_json::Value,
+    figures: StageFigures,
 ) -> Outcome {
     Outcome {
         stage,
@@ -134,13 +346,13 @@ fn outcome(
 
 /// Stage 1 on a candidate's training figures and the run's costs.
 pub fn costs(train: &Figures, fee: f64, slippage: f64, funding: bool) -> Outcome {
-    let figures = json!({
-        "train_sharpe": train.sharpe,
-        "train_total_return": train.total_return,
-        "train_trades": train.trades,
-        "fee": fee,
-        "slippage": slippage,
-        "funding": funding,
+    let figures = StageFigures::Costs(CostFigures {
+        fee,
+        funding,
+        slippage,
+        train_sharpe: train.sharpe,
+        train_total_return: train.total_return,
+        train_trades: train.trades,
     });
     let rule =
         "training net return > 0 and Sharpe > 0 after fees, slippage and funding".to_string();
@@ -212,14 +424,14 @@ pub fn nulls(validation: f64, flipped: f64, null_sharpes: &[f64], q: f64) -> Out
     let bar = quantile(null_sharpes, q);
     let mean = null_sharpes.iter().sum::<f64>() / null_sharpes.len().max(1) as f64;
     let beaten = null_sharpes.iter().filter(|&&s| s >= validation).count();
-    let figures = json!({
-        "validation_sharpe": validation,
-        "flipped_sharpe": flipped,
-        "nulls": null_sharpes.len(),
-        "null_quantile": q,
-        "null_sharpe_at_quantile": bar,
-        "null_sharpe_mean": mean,
-        "nulls_at_or_above": beaten,
+    let figures = StageFigures::Nulls(NullFigures {
+        flipped_sharpe: flipped,
+        null_quantile: q,
+        null_sharpe_at_quantile: bar,
+        null_sharpe_mean: mean,
+        nulls: null_sharpes.len(),
+        nulls_at_or_above: beaten,
+        validation_sharpe: validation,
     });
     let rule = format!(
         "validation Sharpe > the flipped signal's and > the {:.0}th percentile of {} permuted copies",
@@ -276,13 +488,13 @@ pub fn cross_section(validation: f64, cross_sharpes: &[f64], q: f64) -> Outcome 
         .iter()
         .filter(|&&s| s >= validation - SHARPE_TIE)
         .count();
-    let figures = json!({
-        "validation_sharpe": validation,
-        "copies": n,
-        "quantile": q,
-        "sharpe_at_quantile": bar,
-        "sharpe_mean": mean,
-        "copies_at_or_above": beaten,
+    let figures = StageFigures::CrossSection(CrossSectionFigures {
+        copies: n,
+        copies_at_or_above: beaten,
+        quantile: q,
+        sharpe_at_quantile: bar,
+        sharpe_mean: mean,
+        validation_sharpe: validation,
     });
     let rule = format!(
         "validation Sharpe > the {:.0}th percentile of {n} cross-sectionally shuffled copies \
@@ -314,12 +526,16 @@ pub fn cross_section(validation: f64, cross_sharpes: &[f64], q: f64) -> Outcome 
 /// Stage 3: validation against training, and the validation span's windows.
 pub fn out_of_sample(train: f64, validation: f64, windows: &[f64], fraction: f64) -> Outcome {
     let positive = windows.iter().filter(|&&s| s > 0.0).count();
-    let figures = json!({
-        "train_sharpe": train,
-        "validation_sharpe": validation,
-        "ratio": if train != 0.0 { validation / train } else { f64::NAN },
-        "window_sharpes": windows,
-        "positive_windows": positive,
+    let figures = StageFigures::OutOfSample(OutOfSampleFigures {
+        positive_windows: positive,
+        ratio: if train != 0.0 {
+            validation / train
+        } else {
+            f64::NAN
+        },
+        train_sharpe: train,
+        validation_sharpe: validation,
+        window_sharpes: windows.to_vec(),
     });
     let rule = format!(
         "validation Sharpe > 0 and >= {fraction} x training Sharpe; positive in more than half of {} windows",
@@ -426,7 +642,7 @@ pub fn deflated(d: &DsrInput, min_dsr: f64) -> Outcome {
              so their Sharpe variance is unknown and the deflated Sharpe cannot be computed; \
              promote runs evolved with sharpe_objective = \"sharpe\""
                 .into(),
-            json!({ "trials": d.trials }),
+            StageFigures::DeflatedUnknown { trials: d.trials },
         );
     };
     let root = d.bars_per_year.sqrt();
@@ -441,23 +657,23 @@ pub fn deflated(d: &DsrInput, min_dsr: f64) -> Outcome {
     let dsr = luck::deflated_sharpe(sr, d.t, d.skew, d.kurtosis, d.trials, var);
     let psr = luck::psr(sr, d.t, d.skew, d.kurtosis, 0.0);
     let min_trl = luck::min_track_record(sr, d.skew, d.kurtosis, sr0, min_dsr);
-    let figures = json!({
-        "sharpe_per_bar": sr,
-        "sharpe": d.sharpe,
-        "t": d.t,
-        "skew": d.skew,
-        "kurtosis": d.kurtosis,
-        "trials": d.trials,
-        "raw_trials": d.raw_trials,
-        "trial_sharpe_var": var_annual,
-        "null_sharpe_var": null_var,
-        "used_sharpe_var": var * d.bars_per_year,
-        "variance": if d.capped { "capped" } else { "empirical" },
-        "expected_max_sharpe_per_bar": sr0,
-        "expected_max_sharpe": sr0 * root,
-        "psr": psr,
-        "dsr": dsr,
-        "min_track_record_bars": if min_trl.is_finite() { json!(min_trl) } else { json!(null) },
+    let figures = StageFigures::DeflatedSharpe(DeflatedFigures {
+        dsr,
+        expected_max_sharpe: sr0 * root,
+        expected_max_sharpe_per_bar: sr0,
+        kurtosis: d.kurtosis,
+        min_track_record_bars: min_trl.is_finite().then_some(min_trl),
+        null_sharpe_var: null_var,
+        psr,
+        raw_trials: d.raw_trials,
+        sharpe: d.sharpe,
+        sharpe_per_bar: sr,
+        skew: d.skew,
+        t: d.t,
+        trial_sharpe_var: var_annual,
+        trials: d.trials,
+        used_sharpe_var: var * d.bars_per_year,
+        variance: if d.capped { "capped" } else { "empirical" }.into(),
     });
     let (passed, reason) = if dsr.is_nan() {
         (
@@ -501,10 +717,10 @@ pub fn overfitting(pbo: Option<&Pbo>, max_pbo: f64) -> Outcome {
             "not computable (fewer than two distinct strategies in the front, or too few bars); \
              the other stages stand alone"
                 .into(),
-            json!({ "pbo": null }),
+            StageFigures::OverfitUnknown { pbo: None },
         ),
         Some(p) => {
-            let figures = serde_json::to_value(p).unwrap_or(serde_json::Value::Null);
+            let figures = StageFigures::Overfitting(p.into());
             if p.pbo > max_pbo {
                 outcome(
                     Stage::Overfitting,
@@ -535,10 +751,10 @@ pub fn overfitting(pbo: Option<&Pbo>, max_pbo: f64) -> Outcome {
 /// Stage 6: the sealed holdout against validation. `earlier_reads` is how often this
 /// strategy's holdout was read before (reported: a holdout read often is no longer sealed).
 pub fn holdout(validation: f64, holdout: f64, fraction: f64, earlier_reads: usize) -> Outcome {
-    let figures = json!({
-        "validation_sharpe": validation,
-        "holdout_sharpe": holdout,
-        "earlier_reads": earlier_reads,
+    let figures = StageFigures::Holdout(HoldoutFigures {
+        earlier_reads,
+        holdout_sharpe: holdout,
+        validation_sharpe: validation,
     });
     let rule = format!("holdout Sharpe > 0 and >= {fraction} x validation Sharpe");
     let note = if earlier_reads > 0 {
@@ -583,10 +799,10 @@ pub fn diversify(daily: &[Vec<f64>], max_corr: f64, top: usize) -> Vec<Outcome> 
                 .iter()
                 .map(|&j| (j, fitness::correlation(d, &daily[j])))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
-            let figures = json!({
-                "max_correlation": worst.map(|w| w.1),
-                "with": worst.map(|w| w.0),
-                "admitted_before": chosen.len(),
+            let figures = StageFigures::Diversity(DiversityFigures {
+                admitted_before: chosen.len(),
+                max_correlation: worst.map(|w| w.1),
+                with: worst.map(|w| w.0),
             });
             let (passed, reason) = if chosen.len() >= top {
                 (false, format!("{top} strategies already admitted (--top)"))
@@ -960,7 +1176,7 @@ pub fn run<C: Candidates, E>(
                         "the run's holdout holds no bars (train_fraction + validation_fraction \
                          leaves nothing)"
                             .into(),
-                        json!({}),
+                        StageFigures::Nothing {},
                     ),
                     stages,
                 );
@@ -1127,10 +1343,110 @@ mod tests {
         let o = nulls(0.94, -0.5, &null, 0.95);
         assert!(!o.passed && o.reason.contains("noise"), "{}", o.reason);
         // 0.94 ..= 0.99: six copies did as well.
-        assert_eq!(o.figures["nulls_at_or_above"], 6);
+        let StageFigures::Nulls(f) = &o.figures else {
+            panic!("{:?}", o.figures)
+        };
+        assert_eq!(f.nulls_at_or_above, 6);
         // Beating the nulls is not enough when the flipped signal does better.
         let o = nulls(2.0, 2.1, &null, 0.95);
         assert!(!o.passed && o.reason.contains("flipped"), "{}", o.reason);
+    }
+
+    /// Every stage's figures read back as written from the registry's JSON, by stage, the
+    /// special shapes (an unknown deflated Sharpe, no PBO, a holdout without bars) included; a
+    /// NaN (written as null) reads back as NaN.
+    #[test]
+    fn stage_figures_read_back_by_stage() {
+        let train = Figures {
+            sharpe: 1.2,
+            consistency: 0.75,
+            max_drawdown: 0.1,
+            turnover: 30.0,
+            total_return: 0.3,
+            trades: 57,
+            feasible: true,
+            portfolio: None,
+        };
+        let dsr = DsrInput {
+            sharpe: 2.5,
+            bars_per_year: 8760.0,
+            t: 5000,
+            skew: -0.2,
+            kurtosis: 6.0,
+            trials: 300,
+            trial_var: Some(2.0),
+            capped: true,
+            raw_trials: 300,
+        };
+        let pbo = Pbo {
+            pbo: 0.25,
+            prob_oos_loss: 0.1,
+            combinations: 70,
+            strategies: 8,
+            block_rows: 100,
+            median_logit: 0.9,
+        };
+        let outcomes = vec![
+            costs(&train, 0.00045, 0.0001, true),
+            cross_section(1.9, &[0.5, 1.0, 2.0], 0.95),
+            nulls(0.95, -0.5, &[0.1, 0.2], 0.95),
+            out_of_sample(0.0, 0.5, &[0.4, -0.1], 0.5),
+            deflated(&dsr, 0.95),
+            deflated(
+                &DsrInput {
+                    trial_var: None,
+                    ..dsr
+                },
+                0.95,
+            ),
+            overfitting(Some(&pbo), 0.5),
+            overfitting(None, 0.5),
+            holdout(1.0, 0.8, 0.5, 2),
+            diversify(&[vec![0.01, -0.02, 0.03], vec![0.02, -0.01, 0.0]], 0.7, 3)[1].clone(),
+            outcome(
+                Stage::Holdout,
+                false,
+                "r".into(),
+                "no bars".into(),
+                StageFigures::Nothing {},
+            ),
+        ];
+        let json = serde_json::to_string(&outcomes).unwrap();
+        let back: Vec<Outcome> = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        // Out of sample on a training Sharpe of 0: the ratio is NaN, null in JSON.
+        assert!(json.contains(r#""ratio":null"#), "{json}");
+        let StageFigures::OutOfSample(f) = &back[3].figures else {
+            panic!("{:?}", back[3].figures)
+        };
+        assert!(f.ratio.is_nan());
+        assert_eq!(f.window_sharpes, vec![0.4, -0.1]);
+        assert_eq!(
+            back[5].figures,
+            StageFigures::DeflatedUnknown { trials: 300 }
+        );
+        assert_eq!(back[7].figures, StageFigures::OverfitUnknown { pbo: None });
+        assert_eq!(back[10].figures, StageFigures::Nothing {});
+        assert_eq!(back[6], outcomes[6]);
+        assert_eq!(back[8], outcomes[8]);
+        // A stage's figures that are not its own are refused, naming the stage.
+        let wrong = json.replacen(r#""stage":"costs""#, r#""stage":"nulls""#, 1);
+        let e = serde_json::from_str::<Vec<Outcome>>(&wrong).unwrap_err();
+        assert!(e.to_string().contains("the nulls stage's figures"), "{e}");
+    }
+
+    fn cross(o: &Outcome) -> &CrossSectionFigures {
+        let StageFigures::CrossSection(f) = &o.figures else {
+            panic!("{:?}", o.figures)
+        };
+        f
+    }
+
+    fn dsr_of(o: &Outcome) -> &DeflatedFigures {
+        let StageFigures::DeflatedSharpe(f) = &o.figures else {
+            panic!("{:?}", o.figures)
+        };
+        f
     }
 
     #[test]
@@ -1139,20 +1455,20 @@ mod tests {
         let copies: Vec<f64> = (0..20).map(|i| f64::from(i) / 10.0).collect();
         let o = cross_section(1.9, &copies, 0.95);
         assert!(o.passed, "{}", o.reason);
-        assert!((o.figures["sharpe_at_quantile"].as_f64().unwrap() - 1.805).abs() < 1e-12);
-        assert_eq!(o.figures["copies_at_or_above"], 1);
+        assert!((cross(&o).sharpe_at_quantile - 1.805).abs() < 1e-12);
+        assert_eq!(cross(&o).copies_at_or_above, 1);
         let o = cross_section(1.5, &copies, 0.95);
         assert!(
             !o.passed && o.reason.contains("no coin selection"),
             "{}",
             o.reason
         );
-        assert_eq!(o.figures["copies_at_or_above"], 5);
+        assert_eq!(cross(&o).copies_at_or_above, 5);
         // Every copy as good as the market to within the tie: stopped, all 20 counted.
         let same = vec![2.24; 20];
         let o = cross_section(2.2404, &same, 0.95);
         assert!(!o.passed);
-        assert_eq!(o.figures["copies_at_or_above"], 20);
+        assert_eq!(cross(&o).copies_at_or_above, 20);
         assert!(!cross_section(2.0, &[], 0.95).passed);
     }
 
@@ -1224,9 +1540,9 @@ mod tests {
             "{}",
             o.reason
         );
-        let dsr = o.figures["dsr"].as_f64().unwrap();
+        let dsr = dsr_of(&o).dsr;
         assert!((dsr - 0.9004).abs() < 5e-4, "{dsr}");
-        let sr0 = o.figures["expected_max_sharpe_per_bar"].as_f64().unwrap();
+        let sr0 = dsr_of(&o).expected_max_sharpe_per_bar;
         assert!((sr0 - 0.1132).abs() < 5e-5, "{sr0}");
         assert!(deflated(&d, 0.90).passed);
         // Capped: the null's variance, 1/1249 per day (0.2002 a year), is below the trials'
@@ -1236,11 +1552,9 @@ mod tests {
         // = 2.4712 → Φ = 0.99327.
         let capped = deflated(&DsrInput { capped: true, ..d }, 0.95);
         assert!(capped.passed, "{}", capped.reason);
-        let sr0 = capped.figures["expected_max_sharpe_per_bar"]
-            .as_f64()
-            .unwrap();
+        let sr0 = dsr_of(&capped).expected_max_sharpe_per_bar;
         assert!((sr0 - 0.07160).abs() < 5e-5, "{sr0}");
-        let dsr = capped.figures["dsr"].as_f64().unwrap();
+        let dsr = dsr_of(&capped).dsr;
         assert!((dsr - 0.99327).abs() < 5e-5, "{dsr}");
         // Trials less dispersed than noise keep their own variance.
         assert_eq!(dsr_variance(0.1, 250.0, 1250, true), 0.1 / 250.0);
@@ -1302,7 +1616,10 @@ mod tests {
             o[1].reason
         );
         assert!(o[2].passed);
-        assert!((o[2].figures["max_correlation"].as_f64().unwrap() + 0.3).abs() < 1e-12);
+        let StageFigures::Diversity(f) = &o[2].figures else {
+            panic!("{:?}", o[2].figures)
+        };
+        assert!((f.max_correlation.unwrap() + 0.3).abs() < 1e-12);
         assert!(!o[3].passed && o[3].reason.contains("already admitted"));
     }
 

@@ -11,7 +11,14 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    evolution::{portfolio::UniverseDefinition, problem},
+    fitness::regime::RegimeFigure,
+    promotion::gauntlet::{Judged, Outcome},
+    strategy::regime::Policy,
+};
 
 /// Why the registry could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -143,9 +150,9 @@ pub struct Strategy {
     pub verdict: String,
     /// The stage where it stopped (`None` when it passed every one).
     pub stopped_at: Option<String>,
-    /// The gauntlet's figures (JSON): `train`, `validation` and `holdout` (each segment's
-    /// figures, `null` where not measured) and `stages` (each stage's outcome).
-    pub figures: serde_json::Value,
+    /// What the gauntlet measured.
+    #[serde(serialize_with = "crate::store::sorted")]
+    pub figures: Figures,
     /// Share of capital among the strategies one promotion admits (`[portfolio]`,
     /// [`crate::execution::risk::allocate`]); 0 for those not admitted.
     pub weight: f64,
@@ -154,9 +161,99 @@ pub struct Strategy {
     pub reason: String,
     pub created_ms: i64,
     pub updated_ms: i64,
-    /// A portfolio strategy's universe ([`crate::evolution::portfolio::UniverseDefinition`] as
-    /// JSON): where it trades and the data it was validated on; `None` for single-coin ones.
-    pub universe: Option<serde_json::Value>,
+    /// A portfolio strategy's universe: where it trades and the data it was validated on;
+    /// `None` for single-coin ones.
+    #[serde(serialize_with = "crate::store::sorted")]
+    pub universe: Option<UniverseDefinition>,
+}
+
+/// What the gauntlet measured of a strategy: the `figures` column, as JSON with its keys in
+/// sorted order ([`crate::store::sorted_json`]). Fields later releases added are optional, so
+/// a registry written before them reads (and prints) as it was written.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Figures {
+    /// Each segment's figures, `None` where not measured (the holdout of one stopped before it).
+    pub holdout: Option<problem::Figures>,
+    /// The regime policy its validation figures suggest (`paper.regime_policy = "suggested"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regime_policy: Option<Policy>,
+    /// The Sharpe of each regime's bars, per segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regimes: Option<RegimeFigures>,
+    /// The standard error of each segment's Sharpe where it is one return series's (portfolio
+    /// strategies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpe_se: Option<SharpeErrors>,
+    /// Each stage's outcome, up to the one that stopped it.
+    pub stages: Vec<Outcome>,
+    pub train: Option<problem::Figures>,
+    pub validation: Option<problem::Figures>,
+}
+
+/// The Sharpe of each regime's bars on each segment (`holdout`: `None` where it was not read).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegimeFigures {
+    pub holdout: Option<Vec<RegimeFigure>>,
+    pub train: Vec<RegimeFigure>,
+    pub validation: Vec<RegimeFigure>,
+}
+
+/// The standard error of each segment's Sharpe (`None` where it is not one series's).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct SharpeErrors {
+    pub holdout: Option<f64>,
+    pub train: Option<f64>,
+    pub validation: Option<f64>,
+}
+
+impl Figures {
+    /// What the gauntlet measured of `j`.
+    pub fn of(j: &Judged) -> Self {
+        Self {
+            holdout: j.holdout.as_ref().and_then(|h| h.figures),
+            regime_policy: Some(j.regime_policy),
+            regimes: Some(RegimeFigures {
+                holdout: j.holdout.as_ref().map(|h| h.regimes.clone()),
+                train: j.train.regimes.clone(),
+                validation: j.validation.regimes.clone(),
+            }),
+            sharpe_se: Some(SharpeErrors {
+                holdout: j.holdout.as_ref().and_then(|h| h.sharpe_se),
+                train: j.train.sharpe_se,
+                validation: j.validation.sharpe_se,
+            }),
+            stages: j.stages.clone(),
+            train: j.train.figures,
+            validation: j.validation.figures,
+        }
+    }
+
+    /// The figures of `segment` (`train`, `validation`, `holdout`).
+    pub fn segment(&self, segment: Segment) -> Option<&problem::Figures> {
+        match segment {
+            Segment::Train => self.train.as_ref(),
+            Segment::Validation => self.validation.as_ref(),
+            Segment::Holdout => self.holdout.as_ref(),
+        }
+    }
+
+    /// The standard error of `segment`'s Sharpe, where known.
+    pub fn sharpe_se(&self, segment: Segment) -> Option<f64> {
+        let e = self.sharpe_se?;
+        match segment {
+            Segment::Train => e.train,
+            Segment::Validation => e.validation,
+            Segment::Holdout => e.holdout,
+        }
+    }
+}
+
+/// A segment of a run's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    Train,
+    Validation,
+    Holdout,
 }
 
 /// One status change.
@@ -368,8 +465,18 @@ impl Registry {
         } else {
             s.reason.clone()
         };
-        let figures = s.figures.to_string();
-        let universe = s.universe.as_ref().map(ToString::to_string);
+        let json = |e: serde_json::Error| RegistryError::Corrupt {
+            file: self.file.clone(),
+            id: s.id.clone(),
+            message: format!("cannot be written as JSON ({e})"),
+        };
+        let figures = crate::store::sorted_json(&s.figures).map_err(json)?;
+        let universe = s
+            .universe
+            .as_ref()
+            .map(crate::store::sorted_json)
+            .transpose()
+            .map_err(json)?;
         self.in_transaction(|tx| {
             match before {
                 None => {
@@ -492,13 +599,13 @@ impl Registry {
         };
         let figures = match serde_json::from_str(&figures) {
             Ok(f) => f,
-            Err(e) => return Ok(Err(corrupt(format!("figures are not JSON ({e})")))),
+            Err(e) => return Ok(Err(corrupt(format!("figures do not read ({e})")))),
         };
         let universe: Option<String> = row.get(19)?;
         let universe = match universe.as_deref().map(serde_json::from_str) {
             None => None,
             Some(Ok(u)) => Some(u),
-            Some(Err(e)) => return Ok(Err(corrupt(format!("universe is not JSON ({e})")))),
+            Some(Err(e)) => return Ok(Err(corrupt(format!("universe does not read ({e})")))),
         };
         Ok(Ok(Strategy {
             id: id.clone(),
@@ -682,6 +789,7 @@ fn log_change(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::promotion::gauntlet::StageFigures;
 
     fn scratch(name: &str) -> PathBuf {
         let d =
@@ -705,7 +813,24 @@ mod tests {
             promotion_id: promotion,
             verdict: "passed".into(),
             stopped_at: None,
-            figures: serde_json::json!({"costs": {"sharpe": 1.5}}),
+            figures: Figures {
+                stages: vec![crate::promotion::gauntlet::costs(
+                    &problem::Figures {
+                        sharpe: 1.5,
+                        consistency: 1.0,
+                        max_drawdown: 0.1,
+                        turnover: 12.0,
+                        total_return: 0.25,
+                        trades: 40,
+                        feasible: true,
+                        portfolio: None,
+                    },
+                    0.00045,
+                    0.0001,
+                    true,
+                )],
+                ..Figures::default()
+            },
             weight: 0.5,
             status: Status::Candidate,
             reason: String::new(),
@@ -782,7 +907,11 @@ mod tests {
         assert_eq!(s.reason, "drawdown");
         assert_eq!(s.created_ms, 2000);
         assert_eq!(s.updated_ms, 7000);
-        assert_eq!(s.figures["costs"]["sharpe"], 1.5);
+        let StageFigures::Costs(c) = &s.figures.stages[0].figures else {
+            panic!("{:?}", s.figures)
+        };
+        assert_eq!(c.train_sharpe, 1.5);
+        assert_eq!(c.train_trades, 40);
         // Prefixes, filters.
         assert_eq!(r.get("rsi").unwrap().id, "rsi_filter_7_ffff0000");
         assert!(matches!(r.get("nope"), Err(RegistryError::Unknown(_))));

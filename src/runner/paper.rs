@@ -268,9 +268,8 @@ pub fn regime_of(
         return Ok(None);
     };
     if let Some(s) = s.filter(|_| cfg.paper.regime_policy == "suggested") {
-        if let Some(p) = s.figures.get("regime_policy") {
-            f.policy = serde_json::from_value(p.clone())
-                .map_err(|e| format!("registry strategy {}: figures.regime_policy: {e}", s.id))?;
+        if let Some(p) = s.figures.regime_policy {
+            f.policy = p;
         }
     }
     Ok(Some(f))
@@ -299,7 +298,7 @@ pub fn book_specs(
         let origin = format!("registry strategy {}", s.id);
         let genome = Genome::from_toml(&s.genome, &origin)?.single_coin(&origin)?;
         let regime = regime_of(cfg, cfg.regime.enabled, Some(s))?;
-        let validation_sharpe = s.figures["validation"]["sharpe"].as_f64();
+        let validation_sharpe = s.figures.validation.map(|f| f.sharpe);
         for coin in &p.coins {
             specs.push(BookSpec {
                 strategy: s.id.clone(),

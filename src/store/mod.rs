@@ -278,6 +278,60 @@ fn migrate(conn: &mut Connection, file: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Reads an `f64` written to a JSON column: `null` is how JSON writes a NaN or an infinity,
+/// and reads back as NaN. Other formats (the checkpoints' binary codec) read the number as it
+/// is. For `#[serde(deserialize_with = "crate::store::real")]` on the `f64` fields of persisted
+/// structs.
+///
+/// # Errors
+/// The format's error where the value is neither a number nor (in JSON) `null`.
+pub fn real<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::Deserialize as _;
+    if d.is_human_readable() {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    } else {
+        f64::deserialize(d)
+    }
+}
+
+/// [`real`] for a list of numbers.
+///
+/// # Errors
+/// As [`real`].
+pub fn reals<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    use serde::Deserialize as _;
+    if d.is_human_readable() {
+        Ok(Vec::<Option<f64>>::deserialize(d)?
+            .into_iter()
+            .map(|x| x.unwrap_or(f64::NAN))
+            .collect())
+    } else {
+        Vec::<f64>::deserialize(d)
+    }
+}
+
+/// `x` as the JSON a column holds: every object's keys in sorted order, whatever the order of
+/// the struct's fields (the encoding the registry's `figures` and `universe` have had since
+/// version 1, so a row written before and after a field moved reads and prints the same).
+///
+/// # Errors
+/// When `x` cannot be written as JSON (a map with keys that are not strings).
+pub fn sorted_json<T: serde::Serialize>(x: &T) -> serde_json::Result<String> {
+    Ok(serde_json::to_value(x)?.to_string())
+}
+
+/// Serializes `x` with its objects' keys sorted ([`sorted_json`]), for
+/// `#[serde(serialize_with = "crate::store::sorted")]`: what is printed is what is stored.
+///
+/// # Errors
+/// As [`sorted_json`].
+pub fn sorted<T: serde::Serialize, S: serde::Serializer>(x: &T, s: S) -> Result<S::Ok, S::Error> {
+    use serde::{ser::Error as _, Serialize as _};
+    serde_json::to_value(x)
+        .map_err(S::Error::custom)?
+        .serialize(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
