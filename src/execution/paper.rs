@@ -38,7 +38,7 @@ pub trait Executor: Send + Sync {
         &self,
         book: &str,
         coin: &str,
-        intent: &str,
+        intent: &Intent,
         order: &Order,
     ) -> Result<(u64, Fill), VenueError>;
 }
@@ -60,12 +60,65 @@ impl std::fmt::Debug for Link {
     }
 }
 
-/// The intent counter: orders are numbered within a bar and a phase (`bar`, `kill`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Intents {
+/// What an order is sent for: a bar's decisions or the kill switch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// No order yet (a venue that has not begun a bar; written as `""`).
+    #[default]
+    #[serde(rename = "")]
+    Idle,
+    Bar,
+    Kill,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "",
+            Self::Bar => "bar",
+            Self::Kill => "kill",
+        }
+    }
+}
+
+/// One order's intent: the bar it belongs to, its phase and its number within them. Its name
+/// ([`Display`](std::fmt::Display): `phase|ts|seq`, e.g. `bar|1796616000000|0`, or
+/// `kill|ts|residue SIZE` for the kill switch's order for a position found on the exchange) is
+/// a stable encoding: a live order's cloid is derived from it, so the same decision after a
+/// restart gets the same cloid. It is only ever written, never parsed back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// The bar's open time.
     pub ts: i64,
-    pub phase: String,
+    pub phase: Phase,
+    /// Orders before it in this bar and phase.
     pub seq: u32,
+    /// The kill switch's order closing `residue` (the position on the exchange) rather than a
+    /// numbered one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residue: Option<rust_decimal::Decimal>,
+}
+
+impl Intent {
+    /// The `seq`-th order of `phase` in bar `ts`.
+    pub fn new(ts: i64, phase: Phase, seq: u32) -> Self {
+        Self {
+            ts,
+            phase,
+            seq,
+            residue: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Intent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.residue {
+            Some(held) => write!(f, "{}|{}|residue {held}", self.phase.as_str(), self.ts),
+            None => write!(f, "{}|{}|{}", self.phase.as_str(), self.ts, self.seq),
+        }
+    }
 }
 
 /// The paper venue (see the module documentation). Its state is the simulated venue's: cash,
@@ -73,8 +126,9 @@ pub struct Intents {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PaperVenue {
     sim: SimulatedVenue,
+    /// The next order's intent.
     #[serde(default)]
-    intents: Intents,
+    intents: Intent,
     #[serde(skip)]
     link: Option<Link>,
     #[serde(skip)]
@@ -92,7 +146,7 @@ impl PaperVenue {
     pub fn new(costs: Costs, cash: f64) -> Self {
         Self {
             sim: SimulatedVenue::new(costs, cash),
-            intents: Intents::default(),
+            intents: Intent::default(),
             link: None,
             events: Vec::new(),
         }
@@ -109,12 +163,8 @@ impl PaperVenue {
     }
 
     /// Orders from now on belong to bar `ts` and `phase`, numbered from 0.
-    pub fn begin(&mut self, ts: i64, phase: &str) {
-        self.intents = Intents {
-            ts,
-            phase: phase.to_string(),
-            seq: 0,
-        };
+    pub fn begin(&mut self, ts: i64, phase: Phase) {
+        self.intents = Intent::new(ts, phase, 0);
     }
 
     /// The events since the last call.
@@ -126,9 +176,8 @@ impl PaperVenue {
 impl Venue for PaperVenue {
     fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
         if let Some(link) = &self.link {
-            let i = &mut self.intents;
-            let intent = format!("{}|{}|{}", i.phase, i.ts, i.seq);
-            i.seq += 1;
+            let intent = self.intents;
+            self.intents.seq += 1;
             let (id, fill) = link
                 .executor
                 .execute(&link.book, &link.coin, &intent, order)?;
@@ -198,7 +247,7 @@ mod tests {
             &self,
             _book: &str,
             _coin: &str,
-            _intent: &str,
+            _intent: &Intent,
             order: &Order,
         ) -> Result<(u64, Fill), VenueError> {
             let mut halved = self.0.lock().expect("not poisoned");

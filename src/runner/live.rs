@@ -38,7 +38,7 @@ use crate::{
     },
     execution::{
         journal::{self, Entry, Kind, PORTFOLIO},
-        paper::Executor,
+        paper::{Executor, Intent, Phase},
         types::VenueRules,
         Costs, Fill, Order, OrderSide, VenueError,
     },
@@ -524,15 +524,11 @@ impl Executor for LiveExecutor {
         &self,
         book: &str,
         coin: &str,
-        intent: &str,
+        intent: &Intent,
         order: &Order,
     ) -> Result<(u64, Fill), VenueError> {
-        let ts: i64 = intent
-            .split('|')
-            .nth(1)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
-        let kill = intent.starts_with("kill|");
+        let ts = intent.ts;
+        let kill = intent.phase == Phase::Kill;
         let Some(&(asset, rules)) = self.assets.get(coin) else {
             return Err(VenueError::NotSent(format!(
                 "{coin} is not traded on this exchange"
@@ -763,5 +759,51 @@ mod tests {
         let e = load_key(file.to_str().unwrap()).unwrap_err();
         assert!(!e.contains("secretbutbroken"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod intent_names {
+    use rust_decimal::Decimal;
+
+    use crate::{
+        exchange::hyperliquid::wire::Cloid,
+        execution::paper::{Intent, Phase},
+    };
+
+    /// The names a restart derives its cloids from are those release ba5d92a journaled: the
+    /// cloids of its live session's intents (`tests/data/store_ba5d92a`, book
+    /// `ema_crossover_40_cd364e10/BTC`) come out of the typed intents unchanged.
+    #[test]
+    fn cloids_of_a_journal_written_before_typed_intents_are_derived_again() {
+        let book = "ema_crossover_40_cd364e10/BTC";
+        let cloid = |i: Intent| Cloid::derive(&[book, &i.to_string()]).to_hex();
+        assert_eq!(
+            cloid(Intent::new(1_796_644_800_000, Phase::Bar, 0)),
+            "0x941c9af047b84b98fa8e1f7d47276677"
+        );
+        assert_eq!(
+            cloid(Intent::new(1_796_659_200_000, Phase::Bar, 0)),
+            "0x2a2a9851cc6a241225034888b64b805b"
+        );
+        assert_eq!(
+            cloid(Intent::new(1_796_677_200_000, Phase::Bar, 0)),
+            "0xff828ffed4fbdd583d453194d9895d9c"
+        );
+        assert_eq!(
+            Intent::new(5, Phase::Kill, 2).to_string(),
+            "kill|5|2",
+            "the kill switch's orders"
+        );
+        let residue = Intent {
+            residue: Some(Decimal::new(-15, 1)),
+            ..Intent::new(5, Phase::Kill, 0)
+        };
+        assert_eq!(residue.to_string(), "kill|5|residue -1.5");
+        // A venue that has not begun a bar keeps its phase as the empty string it always had.
+        assert_eq!(
+            serde_json::to_string(&Intent::default()).unwrap(),
+            r#"{"ts":0,"phase":"","seq":0}"#
+        );
     }
 }

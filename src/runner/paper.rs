@@ -36,7 +36,7 @@ use super::{
 use crate::{
     execution::{
         journal::{self, money, Entry, JournalError, Kind, PORTFOLIO},
-        paper::{PaperVenue, VenueEvent},
+        paper::{PaperVenue, Phase, VenueEvent},
         Bar, Engine, EngineConfig, EngineState, SimulatedVenue, Trade, Venue as _,
     },
     market::Market,
@@ -813,7 +813,7 @@ impl Session {
                 continue;
             };
             if self.live {
-                b.runner.engine_mut().venue_mut().begin(ts, "bar");
+                b.runner.engine_mut().venue_mut().begin(ts, Phase::Bar);
             }
             let n = m.candles.len();
             if m.candles.ts.last() != Some(&ts) {
@@ -1115,7 +1115,7 @@ impl Session {
             }
             let last = Bar::of(&m.candles, n - 1);
             if self.live {
-                b.runner.engine_mut().venue_mut().begin(ts, "kill");
+                b.runner.engine_mut().venue_mut().begin(ts, Phase::Kill);
             }
             b.runner.engine_mut().flatten(last, last.close);
             b.drain(ts, &mut rows);

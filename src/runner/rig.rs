@@ -22,7 +22,7 @@ use crate::{
     },
     execution::{
         journal::{self, Entry, Kind, PORTFOLIO},
-        paper::Executor as _,
+        paper::{Executor as _, Intent, Phase},
         types::VenueRules,
         Costs, Order, OrderSide,
     },
@@ -324,7 +324,10 @@ impl LiveRig {
                         qty: held.abs().to_f64().unwrap_or(0.0),
                         price: mid.to_f64().unwrap_or(f64::NAN),
                     };
-                    let intent = format!("kill|{ts}|residue {held}");
+                    let intent = Intent {
+                        residue: Some(held),
+                        ..Intent::new(ts, Phase::Kill, 0)
+                    };
                     match self.executor.execute(PORTFOLIO, coin, &intent, &order) {
                         Ok((oid, fill)) => closed
                             .push(json!({"coin": coin, "size": held.to_string(),
