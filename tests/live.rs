@@ -30,9 +30,9 @@ use organism::{
         },
         local::LocalExchange,
     },
-    execution::journal::{self, Entry, Kind},
     market::{synthetic::SyntheticParams, HOUR_MS},
     promotion::registry::{Registry, Status},
+    runner::journal::{self, Entry, Kind},
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -195,8 +195,8 @@ fn check(ex: &LocalExchange, rows: &[Entry], what: &str) -> Vec<(String, i64, St
     // Every placed cloid was journaled as an intent first.
     let intents: BTreeSet<String> = rows
         .iter()
-        .filter(|e| e.kind == Kind::Intent)
-        .map(|e| e.body["cloid"].as_str().unwrap().to_string())
+        .filter(|e| e.kind() == Kind::Intent)
+        .map(|e| e.body()["cloid"].as_str().unwrap().to_string())
         .collect();
     for c in &placed {
         assert!(
@@ -206,8 +206,8 @@ fn check(ex: &LocalExchange, rows: &[Entry], what: &str) -> Vec<(String, i64, St
     }
     // No fill lost: every exchange fill's order is acknowledged in the journal with its size.
     let mut acked: BTreeMap<u64, Decimal> = BTreeMap::new();
-    for e in rows.iter().filter(|e| e.kind == Kind::Ack) {
-        if let (Some(oid), Some(q)) = (e.body["oid"].as_u64(), e.body["qty"].as_str()) {
+    for e in rows.iter().filter(|e| e.kind() == Kind::Ack) {
+        if let (Some(oid), Some(q)) = (e.body()["oid"].as_u64(), e.body()["qty"].as_str()) {
             acked.insert(oid, q.parse().unwrap());
         }
     }
@@ -228,9 +228,9 @@ fn check(ex: &LocalExchange, rows: &[Entry], what: &str) -> Vec<(String, i64, St
     let mut last: BTreeMap<String, f64> = BTreeMap::new();
     for e in rows
         .iter()
-        .filter(|e| e.kind == Kind::Equity && e.book != "*")
+        .filter(|e| e.kind() == Kind::Equity && e.book != "*")
     {
-        let p: f64 = e.body["position"].as_str().unwrap().parse().unwrap();
+        let p: f64 = e.body()["position"].as_str().unwrap().parse().unwrap();
         last.insert(e.book.clone(), p);
     }
     for (book, p) in last {
@@ -245,27 +245,27 @@ fn check(ex: &LocalExchange, rows: &[Entry], what: &str) -> Vec<(String, i64, St
         );
     }
     // No reconciliation found a difference.
-    for e in rows.iter().filter(|e| e.kind == Kind::Reconcile) {
+    for e in rows.iter().filter(|e| e.kind() == Kind::Reconcile) {
         assert_eq!(
-            e.body["halted"],
+            e.body()["halted"],
             serde_json::json!([]),
             "{what}: {}",
-            e.body
+            e.body()
         );
         assert_eq!(
-            e.body["unknown_fills"],
+            e.body()["unknown_fills"],
             serde_json::json!([]),
             "{what}: {}",
-            e.body
+            e.body()
         );
     }
     assert!(
-        rows.iter().any(|e| e.kind == Kind::Reconcile),
+        rows.iter().any(|e| e.kind() == Kind::Reconcile),
         "{what}: reconciled"
     );
     rows.iter()
-        .filter(|e| e.kind == Kind::Decision)
-        .map(|e| (e.book.clone(), e.bar_ts, e.body["raw"].to_string()))
+        .filter(|e| e.kind() == Kind::Decision)
+        .map(|e| (e.book.clone(), e.bar_ts, e.body()["raw"].to_string()))
         .collect()
 }
 
@@ -310,7 +310,7 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
     session(&ex_a, &a, &cfg_a, t0, 0, 1).await;
     let ja = journal_of(&a.join("reg.db"));
     let da = check(&ex_a, &ja, "uninterrupted");
-    let fills = ja.iter().filter(|e| e.kind == Kind::Fill).count();
+    let fills = ja.iter().filter(|e| e.kind() == Kind::Fill).count();
     assert!(fills >= 4, "the strategies trade: {fills} fills");
 
     // Someone else trades the account: an order organism did not send, and a fill that
@@ -360,41 +360,41 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
     let ja = journal_of(&a.join("reg.db"));
     let rec = ja[before..]
         .iter()
-        .find(|e| e.kind == Kind::Reconcile)
+        .find(|e| e.kind() == Kind::Reconcile)
         .expect("reconciled at start");
     assert_eq!(
-        rec.body["halted"],
+        rec.body()["halted"],
         serde_json::json!(["ETH"]),
         "{}",
-        rec.body
+        rec.body()
     );
     assert_eq!(
-        rec.body["unknown_orders"].as_array().unwrap().len(),
+        rec.body()["unknown_orders"].as_array().unwrap().len(),
         1,
         "{}",
-        rec.body
+        rec.body()
     );
     assert_eq!(
-        rec.body["unknown_fills"].as_array().unwrap().len(),
+        rec.body()["unknown_fills"].as_array().unwrap().len(),
         1,
         "{}",
-        rec.body
+        rec.body()
     );
     let halts: Vec<&Entry> = ja[before..]
         .iter()
-        .filter(|e| e.kind == Kind::Pause && e.book.ends_with("/ETH"))
+        .filter(|e| e.kind() == Kind::Pause && e.book.ends_with("/ETH"))
         .collect();
     assert!(!halts.is_empty());
     assert!(
         halts
             .iter()
-            .all(|e| e.body.to_string().contains("the exchange holds")),
+            .all(|e| e.body().to_string().contains("the exchange holds")),
         "{:?}",
         halts
     );
     assert!(!ja[before..]
         .iter()
-        .any(|e| e.kind == Kind::Pause && e.book.ends_with("/BTC")));
+        .any(|e| e.kind() == Kind::Pause && e.book.ends_with("/BTC")));
 
     // The kill switch: filed while no runner is up, acted on at the next start. It cancels the
     // stray order and closes the stray position too.
@@ -421,7 +421,7 @@ async fn live_run_places_each_order_once_and_reconciles_through_kill_9() {
         "orders cancelled"
     );
     let ja = journal_of(&a.join("reg.db"));
-    assert!(ja.iter().any(|e| e.kind == Kind::Kill));
+    assert!(ja.iter().any(|e| e.kind() == Kind::Kill));
     let status = run_ok(&["live", "status", "--config", s(&cfg_a), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(v["killed"], true, "{status}");

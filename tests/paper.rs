@@ -7,10 +7,7 @@ use std::{collections::BTreeMap, path::PathBuf, process::Output};
 use std::sync::Arc;
 
 use organism::{
-    execution::{
-        journal::{self, Entry, Kind, PORTFOLIO},
-        EngineConfig,
-    },
+    execution::EngineConfig,
     market::{
         synthetic::{generate, SyntheticParams},
         Candles, FundingSeries, Market, HOUR_MS,
@@ -24,6 +21,7 @@ use rust_decimal::Decimal;
 mod common;
 
 use common::{organism, s};
+use organism::runner::journal::{self, Entry, Kind, PORTFOLIO};
 
 fn ok(o: Output) -> Output {
     assert!(
@@ -276,14 +274,14 @@ fn a_daily_loss_breach_flattens_at_the_close_and_pauses_until_the_next_day() {
     );
     let all = rows(&conn, "t");
     let at = |i: usize| m.candles.ts[i];
-    let of = |kind: Kind| -> Vec<&Entry> { all.iter().filter(|e| e.kind == kind).collect() };
+    let of = |kind: Kind| -> Vec<&Entry> { all.iter().filter(|e| e.kind() == kind).collect() };
     // Long before the drop.
     let eq59 = all
         .iter()
-        .find(|e| e.kind == Kind::Equity && e.book == "ema/BTC" && e.bar_ts == at(59))
+        .find(|e| e.kind() == Kind::Equity && e.book == "ema/BTC" && e.bar_ts == at(59))
         .unwrap();
     assert!(
-        eq59.body["position"]
+        eq59.body()["position"]
             .as_str()
             .unwrap()
             .parse::<f64>()
@@ -295,7 +293,8 @@ fn a_daily_loss_breach_flattens_at_the_close_and_pauses_until_the_next_day() {
     let breaches = of(Kind::Breach);
     assert_eq!(breaches.len(), 1);
     assert_eq!(breaches[0].bar_ts, at(60));
-    let reason = breaches[0].body["reason"].as_str().unwrap();
+    let body = breaches[0].body();
+    let reason = body["reason"].as_str().unwrap();
     assert!(
         reason.starts_with("daily loss ") && reason.ends_with(" % is over the limit 5.00 %"),
         "{reason}"
@@ -304,21 +303,24 @@ fn a_daily_loss_breach_flattens_at_the_close_and_pauses_until_the_next_day() {
     let trades = of(Kind::Trade);
     let last = trades.last().unwrap();
     assert_eq!(last.bar_ts, at(60));
-    assert_eq!(last.body["exit_reason"], "risk");
+    assert_eq!(last.body()["exit_reason"], "risk");
     let close60 = m.candles.close[60];
     assert_eq!(
-        last.body["exit_price"],
-        journal::money(close60 * (1.0 - EngineConfig::default().slippage))
+        last.body()["exit_price"],
+        serde_json::to_value(journal::Money(
+            close60 * (1.0 - EngineConfig::default().slippage)
+        ))
+        .unwrap()
     );
     // Paused (flat decisions) until midnight, then resumed by itself at the first bar of the
     // next day (bar 72).
     let pause = of(Kind::Pause);
     assert_eq!(pause.len(), 1);
-    assert_eq!(pause[0].body["until_ts"], 19_703 * DAY);
+    assert_eq!(pause[0].body()["until_ts"], 19_703 * DAY);
     assert_eq!(at(72), 19_703 * DAY);
     for d in of(Kind::Decision) {
         let i = ((d.bar_ts - at(0)) / HOUR_MS) as usize;
-        assert_eq!(d.body["paused"], (61..72).contains(&i), "bar {i}");
+        assert_eq!(d.body()["paused"], (61..72).contains(&i), "bar {i}");
     }
     let resumed = of(Kind::Resume);
     assert_eq!(resumed.len(), 1);
@@ -327,9 +329,9 @@ fn a_daily_loss_breach_flattens_at_the_close_and_pauses_until_the_next_day() {
     let eq = all
         .iter()
         .rev()
-        .find(|e| e.kind == Kind::Equity && e.book == "ema/BTC")
+        .find(|e| e.kind() == Kind::Equity && e.book == "ema/BTC")
         .unwrap();
-    assert_eq!(eq.body["position"], "0");
+    assert_eq!(eq.body()["position"], "0");
 }
 
 #[test]
@@ -352,45 +354,45 @@ fn a_drawdown_breach_waits_for_resume_and_the_kill_switch_flattens_everything() 
     feed(&mut session, &mut conn, std::slice::from_ref(&m), 0..100);
     let pauses = journal::of_kind(&conn, "t", Kind::Pause).unwrap();
     assert_eq!(pauses.len(), 1);
-    assert!(pauses[0].body["reason"]
+    assert!(pauses[0].body()["reason"]
         .as_str()
         .unwrap()
         .starts_with("drawdown "));
-    assert_eq!(pauses[0].body["until_ts"], serde_json::Value::Null);
+    assert_eq!(pauses[0].body()["until_ts"], serde_json::Value::Null);
     // Still paused 40 bars later: a drawdown pause needs an operator.
     let last = journal::latest(&conn, "t", "ema/BTC", Kind::Decision)
         .unwrap()
         .unwrap();
-    assert_eq!(last.body["paused"], true);
+    assert_eq!(last.body()["paused"], true);
     let h: Histories = [("BTC".to_string(), Arc::new(m.slice(0..100)))].into();
     let rows = session.resume(None, "operator", &h);
-    assert_eq!(rows.iter().filter(|e| e.kind == Kind::Resume).count(), 1);
+    assert_eq!(rows.iter().filter(|e| e.kind() == Kind::Resume).count(), 1);
     journal::append(&mut conn, "t", &rows, 0).unwrap();
     feed(&mut session, &mut conn, std::slice::from_ref(&m), 100..110);
     let last = journal::latest(&conn, "t", "ema/BTC", Kind::Decision)
         .unwrap()
         .unwrap();
-    assert_eq!(last.body["paused"], false);
+    assert_eq!(last.body()["paused"], false);
     // The kill switch, with the portfolio's reserve untouched.
     let h: Histories = [("BTC".to_string(), Arc::new(m.slice(0..110)))].into();
     let rows = session.kill("test", &h);
-    assert_eq!(rows[0].kind, Kind::Kill);
+    assert_eq!(rows[0].kind(), Kind::Kill);
     assert!(session.killed());
     journal::append(&mut conn, "t", &rows, 0).unwrap();
     let eq = journal::latest(&conn, "t", "ema/BTC", Kind::Equity)
         .unwrap()
         .unwrap();
-    assert_eq!(eq.body["position"], "0");
-    assert!(eq.body["paused"]
+    assert_eq!(eq.body()["position"], "0");
+    assert!(eq.body()["paused"]
         .as_str()
         .unwrap()
         .starts_with("kill switch: test"));
     let p = journal::latest(&conn, "t", PORTFOLIO, Kind::Equity)
         .unwrap()
         .unwrap();
-    assert_eq!(p.body["killed"], true);
-    let total: f64 = p.body["equity"].as_str().unwrap().parse().unwrap();
-    let book: f64 = eq.body["equity"].as_str().unwrap().parse().unwrap();
+    assert_eq!(p.body()["killed"], true);
+    let total: f64 = p.body()["equity"].as_str().unwrap().parse().unwrap();
+    let book: f64 = eq.body()["equity"].as_str().unwrap().parse().unwrap();
     assert_eq!(total, 500.0 + book);
     // After the kill every decision is flat.
     feed(&mut session, &mut conn, std::slice::from_ref(&m), 110..115);
@@ -399,8 +401,8 @@ fn a_drawdown_breach_waits_for_resume_and_the_kill_switch_flattens_everything() 
         .iter()
         .filter(|d| d.bar_ts > m.candles.ts[109])
     {
-        assert_eq!(d.body["paused"], true);
-        assert_eq!(d.body["target"]["position"], 0.0);
+        assert_eq!(d.body()["paused"], true);
+        assert_eq!(d.body()["target"]["position"], 0.0);
     }
 }
 
@@ -477,7 +479,7 @@ fn a_session_rebuilt_from_its_journal_continues_as_if_it_never_stopped() {
         assert_eq!(x, y);
     }
     // The run did something worth comparing: trades on both coins, and risk events.
-    let kinds = |k: Kind| ra.iter().filter(|e| e.kind == k).count();
+    let kinds = |k: Kind| ra.iter().filter(|e| e.kind() == k).count();
     assert!(kinds(Kind::Trade) >= 10, "{}", kinds(Kind::Trade));
     assert!(kinds(Kind::Funding) > 0);
     assert_eq!(kinds(Kind::Bar), 2 * 600);
@@ -534,13 +536,13 @@ fn a_bar_the_feed_never_delivered_flattens_and_pauses_that_coins_books() {
         assert!(g.book.ends_with(&format!("/{coin}")));
         assert_eq!(g.bar_ts, markets[0].candles.ts[gap]);
         // Paused for gap_pause_bars (2) bars after the gap.
-        assert_eq!(g.body["until_ts"], markets[0].candles.ts[gap + 3]);
+        assert_eq!(g.body()["until_ts"], markets[0].candles.ts[gap + 3]);
     }
     // The first coin's books never paused; the second's decide flat right after the gap.
     for d in journal::of_kind(&conn, "g", Kind::Decision).unwrap() {
         let t = ((d.bar_ts - markets[0].candles.ts[0]) / HOUR_MS) as usize;
         let want = d.book.ends_with(&format!("/{coin}")) && (gap + 1..gap + 3).contains(&t);
-        assert_eq!(d.body["paused"], want, "{} bar {t}", d.book);
+        assert_eq!(d.body()["paused"], want, "{} bar {t}", d.book);
     }
 }
 
@@ -587,19 +589,19 @@ fn a_strategy_within_tolerance_for_min_days_becomes_eligible_once() {
     let checks = journal::of_kind(&conn, "l", Kind::Lifecycle).unwrap();
     // One check per day end, for the one strategy.
     assert_eq!(checks.len(), 5);
-    let verdicts: Vec<&str> = checks
+    let verdicts: Vec<String> = checks
         .iter()
-        .map(|c| c.body["verdict"].as_str().unwrap())
+        .map(|c| c.body()["verdict"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(verdicts, ["ok", "ok", "eligible", "ok", "ok"]);
     assert_eq!(checks[2].bar_ts, markets[0].candles.ts[3 * 24 - 1]);
-    assert_eq!(checks[2].body["days"], 3.0);
+    assert_eq!(checks[2].body()["days"], 3.0);
     // Without interventions paper and replay are the same engine on the same targets: the
     // tracking difference is exactly zero.
     for c in &checks {
-        assert_eq!(c.body["tracking"], "0");
-        assert_eq!(c.body["paper_return"], c.body["replay_return"]);
-        assert_eq!(c.body["interventions"], 0);
+        assert_eq!(c.body()["tracking"], "0");
+        assert_eq!(c.body()["paper_return"], c.body()["replay_return"]);
+        assert_eq!(c.body()["interventions"], 0);
     }
     assert_eq!(s.eligible(), vec!["ema".to_string()]);
     assert!(s.retired().is_empty());
@@ -618,7 +620,7 @@ fn a_paper_sharpe_far_below_validation_retires_the_strategy_for_good() {
     let checks = journal::of_kind(&conn, "l", Kind::Lifecycle).unwrap();
     let retired = checks
         .iter()
-        .position(|c| c.body["verdict"] == "retire")
+        .position(|c| c.body()["verdict"] == "retire")
         .expect("retired");
     // Not before min_days, and on the first check after it.
     assert_eq!(retired, 29);
@@ -632,12 +634,12 @@ fn a_paper_sharpe_far_below_validation_retires_the_strategy_for_good() {
         .filter(|e| e.book.starts_with("ema/") && e.bar_ts <= c.bar_ts)
     {
         *total.entry(e.bar_ts).or_default() +=
-            e.body["equity"].as_str().unwrap().parse::<f64>().unwrap();
+            e.body()["equity"].as_str().unwrap().parse::<f64>().unwrap();
     }
     let mut v: Vec<f64> = total.values().copied().collect();
     // At the retiring bar the equity rows are after the flattening; the check marked the
     // equity before it: the paper return it reports.
-    let ret: f64 = c.body["paper_return"].as_str().unwrap().parse().unwrap();
+    let ret: f64 = c.body()["paper_return"].as_str().unwrap().parse().unwrap();
     *v.last_mut().unwrap() = 10_000.0 * (1.0 + ret);
     // The first row is the session's start (10 000).
     assert_eq!(v[0], 10_000.0);
@@ -651,13 +653,13 @@ fn a_paper_sharpe_far_below_validation_retires_the_strategy_for_good() {
     let pb = validation / bpy.sqrt();
     let z = (sharpe - validation) / (((1.0 + pb * pb / 2.0) / n).sqrt() * bpy.sqrt());
     assert!(
-        (c.body["sharpe"].as_f64().unwrap() - sharpe).abs() < 1e-9,
+        (c.body()["sharpe"].as_f64().unwrap() - sharpe).abs() < 1e-9,
         "{} {sharpe}",
-        c.body["sharpe"]
+        c.body()["sharpe"]
     );
-    assert!((c.body["z"].as_f64().unwrap() - z).abs() < 1e-9, "{z}");
+    assert!((c.body()["z"].as_f64().unwrap() - z).abs() < 1e-9, "{z}");
     assert!(z < -3.0);
-    assert!(c.body["reason"]
+    assert!(c.body()["reason"]
         .as_str()
         .unwrap()
         .contains("standard errors below the validation Sharpe 25.00"));
@@ -669,14 +671,17 @@ fn a_paper_sharpe_far_below_validation_retires_the_strategy_for_good() {
         .map(|m| (m.coin.clone(), Arc::new(m.slice(0..40 * 24))))
         .collect();
     let rows = s.resume(None, "operator", &h);
-    assert!(rows.iter().all(|e| e.kind != Kind::Resume));
+    assert!(rows.iter().all(|e| e.kind() != Kind::Resume));
     for m in &markets {
         let b = &format!("ema/{}", m.coin);
         let e = journal::latest(&conn, "l", b, Kind::Equity)
             .unwrap()
             .unwrap();
-        assert_eq!(e.body["position"], "0");
-        assert!(e.body["paused"].as_str().unwrap().starts_with("retired: "));
+        assert_eq!(e.body()["position"], "0");
+        assert!(e.body()["paused"]
+            .as_str()
+            .unwrap()
+            .starts_with("retired: "));
     }
 }
 

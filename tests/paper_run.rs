@@ -21,13 +21,13 @@ use std::sync::Arc;
 use organism::{
     config::Config,
     exchange::local::{Faults, LocalExchange},
-    execution::journal::{self, Entry, Kind},
     market::{
         synthetic::{generate, SyntheticParams},
         Market, HOUR_MS,
     },
     promotion::registry::{Registry, Status},
     runner::history::Histories,
+    runner::journal::{self, Entry, Kind},
     runner::paper::{book_specs, Session, SessionConfig},
 };
 use rand::SeedableRng;
@@ -209,7 +209,7 @@ async fn paper_run_survives_kill_9_and_faults_and_journals_what_the_bars_imply()
     let ja = session(&a, &cfg_a, t0, 0, |_| {}, 1).await;
     let want = expected(&cfg_a, &a.join("reg.db"), t0);
     assert_same("uninterrupted run vs in-process session", &ja, &want);
-    let count = |k: Kind| ja.iter().filter(|e| e.kind == k).count();
+    let count = |k: Kind| ja.iter().filter(|e| e.kind() == k).count();
     assert_eq!(count(Kind::Bar), 2 * BARS as usize);
     assert!(count(Kind::Fill) >= 4, "{}", count(Kind::Fill));
     assert!(count(Kind::Funding) > 0);
@@ -295,15 +295,15 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     let j = journal_of(&reg);
     let kill = j
         .iter()
-        .position(|e| e.kind == Kind::Kill)
+        .position(|e| e.kind() == Kind::Kill)
         .expect("a kill row");
-    assert_eq!(j[kill].body["reason"], "test stop");
+    assert_eq!(j[kill].body()["reason"], "test stop");
     // Every book flat afterwards.
     for e in j[kill..]
         .iter()
-        .filter(|e| e.kind == Kind::Equity && e.book != journal::PORTFOLIO)
+        .filter(|e| e.kind() == Kind::Equity && e.book != journal::PORTFOLIO)
     {
-        assert_eq!(e.body["position"], "0", "{}", e.book);
+        assert_eq!(e.body()["position"], "0", "{}", e.book);
     }
     let status = run_ok(&["paper", "status", "--config", s(&cfg), "--json"]);
     let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
@@ -327,11 +327,11 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
         "the stop file is removed once acted on"
     );
     let j = journal_of(&reg);
-    let kinds: Vec<Kind> = j.iter().map(|e| e.kind).collect();
+    let kinds: Vec<Kind> = j.iter().map(|e| e.kind()).collect();
     let resume = kinds.iter().rposition(|k| *k == Kind::Resume).unwrap();
     let second_kill = kinds.iter().rposition(|k| *k == Kind::Kill).unwrap();
     assert!(resume < second_kill && second_kill > kill);
-    assert!(j[second_kill].body["reason"]
+    assert!(j[second_kill].body()["reason"]
         .as_str()
         .unwrap()
         .starts_with("stop file "));
@@ -341,7 +341,7 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     let resumes = || {
         journal_of(&reg)
             .iter()
-            .filter(|e| e.kind == Kind::Resume)
+            .filter(|e| e.kind() == Kind::Resume)
             .count()
     };
     let before = resumes();

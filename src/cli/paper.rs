@@ -1,16 +1,16 @@
 //! `organism paper run | replay | status | stop | resume`: paper trading of the promoted
 //! strategies (see `organism::runner::paper`).
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use anyhow::{bail, Result};
 use organism::{
     backtest::{equity_csv, trades_csv},
     clock::{Clock, WallClock},
     config::Config,
-    execution::journal::{self, Kind, PORTFOLIO},
     market::{csv::write_atomic, timerange::TimeRange},
     promotion::registry::Registry,
+    runner::journal::{self, BreachRow, EquityRow, Kind, LifecycleRow, Row, PORTFOLIO},
     runner::{
         driver::{self, Mode, Notice},
         feed::{self, RunSetup},
@@ -395,7 +395,7 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
     let account = cfg.paper.account.clone();
     let conn = reg.connection();
     let dry_run = matches!(mode, Mode::Live { dry_run: true });
-    let Some(p) = journal::latest(conn, &account, PORTFOLIO, Kind::Equity)? else {
+    let Some(last) = journal::latest(conn, &account, PORTFOLIO, Kind::Equity)? else {
         // A live account with no session of its own may have a dry run's.
         let dry = format!("{account}-dry-run");
         let has_dry = matches!(mode, Mode::Live { dry_run: false })
@@ -418,65 +418,73 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
         }
         return Ok(());
     };
+    let last_bar_ms = last.bar_ts;
+    let Row::Equity(EquityRow::Portfolio(p)) = last.row else {
+        bail!("journal of `{account}`: its last portfolio equity row is a book's");
+    };
     let venue = journal::venue_of(conn, &account)?;
-    let session = journal::latest(conn, &account, PORTFOLIO, Kind::Session)?;
-    let capital: f64 = session
-        .as_ref()
-        .and_then(|s| s.body["capital"].as_str())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN);
+    let session = match journal::latest(conn, &account, PORTFOLIO, Kind::Session)?.map(|e| e.row) {
+        Some(Row::Session(s)) => Some(s),
+        _ => None,
+    };
+    let capital = session.as_ref().map_or(f64::NAN, |s| s.capital.0);
     let books: Vec<String> = session
         .as_ref()
-        .and_then(|s| s.body["books"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|b| b["book"].as_str().map(String::from))
-        .collect();
+        .map(|s| s.books.iter().map(|b| b.book.clone()).collect())
+        .unwrap_or_default();
     let mut rows = Vec::new();
     for b in &books {
-        let eq = journal::latest(conn, &account, b, Kind::Equity)?;
-        let dec = journal::latest(conn, &account, b, Kind::Decision)?;
+        let eq = match journal::latest(conn, &account, b, Kind::Equity)?.map(|e| e.row) {
+            Some(Row::Equity(EquityRow::Book(e))) => Some(e),
+            _ => None,
+        };
+        let dec = match journal::latest(conn, &account, b, Kind::Decision)?.map(|e| e.row) {
+            Some(Row::Decision(d)) => Some(d),
+            _ => None,
+        };
         rows.push(json!({
             "book": b,
-            "equity": eq.as_ref().map(|e| e.body["equity"].clone()),
-            "position": eq.as_ref().map(|e| e.body["position"].clone()),
-            "close": eq.as_ref().map(|e| e.body["close"].clone()),
-            "paused": eq.as_ref().map(|e| e.body["paused"].clone()),
-            "peak": eq.as_ref().map(|e| e.body["state"]["risk"]["peak"].clone()),
-            "volatility": dec.as_ref().map(|d| d.body["volatility"].clone()),
-            "sentiment": dec.as_ref().map(|d| d.body["sentiment"].clone()),
-            "target": dec.as_ref().map(|d| d.body["target"]["position"].clone()),
+            "equity": eq.as_ref().map(|e| e.equity),
+            "position": eq.as_ref().map(|e| e.position),
+            "close": eq.as_ref().map(|e| e.close),
+            "paused": eq.as_ref().map(|e| e.paused.clone()),
+            "peak": eq.as_ref().map(|e| e.state.risk.peak),
+            "volatility": dec.as_ref().map(|d| d.volatility.clone()),
+            "sentiment": dec.as_ref().map(|d| d.sentiment.clone()),
+            "target": dec.as_ref().map(|d| d.target.position),
         }));
     }
-    let equity: f64 = p.body["equity"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN);
-    let mut strategies: Vec<String> = books
-        .iter()
-        .filter_map(|b| b.rsplit_once('/').map(|x| x.0.to_string()))
-        .collect();
-    strategies.dedup();
-    let mut lifecycle = Vec::new();
-    for st in &strategies {
-        if let Some(l) = journal::latest(conn, &account, st, Kind::Lifecycle)? {
-            lifecycle.push(json!({"strategy": st, "at_ms": l.bar_ts, "check": l.body}));
+    let equity = p.equity.0;
+    // Each strategy's latest lifecycle check (the rows of a strategy's book, in strategy order).
+    let mut latest_check: BTreeMap<String, (i64, LifecycleRow)> = BTreeMap::new();
+    for e in journal::of_kind(conn, &account, Kind::Lifecycle)? {
+        if let Row::Lifecycle(l) = e.row {
+            latest_check.insert(e.book, (e.bar_ts, l));
         }
     }
+    let lifecycle: Vec<Value> = latest_check
+        .into_iter()
+        .map(|(st, (at_ms, check))| json!({"strategy": st, "at_ms": at_ms, "check": check}))
+        .collect();
     let pending = journal::pending(conn, &account)?;
     let breaches = journal::of_kind(conn, &account, Kind::Breach)?;
-    let last_breach = breaches.last().map(|b| b.body["reason"].clone());
+    let last_breach = breaches.last().map(|b| match &b.row {
+        Row::Breach(BreachRow::Book { reason, .. } | BreachRow::Portfolio { reason, .. }) => {
+            json!(reason)
+        }
+        _ => Value::Null,
+    });
     if a.json {
         outln!(
             "{}",
             json!({
                 "account": account, "dry_run": dry_run, "venue": venue.as_ref().map(|v| v.0.clone()),
-                "last_bar_ms": p.bar_ts, "equity": p.body["equity"],
-                "capital": session.as_ref().map(|s| s.body["capital"].clone()),
-                "gross": p.body["gross"], "killed": p.body["killed"],
-                "portfolio_paused": p.body["state"]["risk"]["pause"],
-                "book_limits": session.as_ref().map(|s| s.body["book_limits"].clone()),
-                "portfolio_limits": session.as_ref().map(|s| s.body["portfolio_limits"].clone()),
+                "last_bar_ms": last_bar_ms, "equity": p.equity,
+                "capital": session.as_ref().map(|s| s.capital),
+                "gross": p.gross, "killed": p.killed,
+                "portfolio_paused": p.state.risk.pause,
+                "book_limits": session.as_ref().map(|s| s.book_limits),
+                "portfolio_limits": session.as_ref().map(|s| s.portfolio_limits),
                 "books": rows, "lifecycle": lifecycle, "breaches": breaches.len(), "last_breach": last_breach,
                 "pending_requests": pending.iter().map(|c| json!({"action": c.action, "book": c.book, "reason": c.reason})).collect::<Vec<_>>(),
             })
@@ -490,15 +498,12 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
         venue
             .as_ref()
             .map_or(String::new(), |v| format!(" on {}", v.0)),
-        format_ts(p.bar_ts),
+        format_ts(last_bar_ms),
         journal::decimal(equity).round_dp(2),
         100.0 * (equity / capital - 1.0),
         journal::decimal(capital).round_dp(2),
-        p.body["gross"]
-            .as_str()
-            .and_then(|g| g.parse::<f64>().ok())
-            .map_or("?".into(), |g| format!("{:.2}", g)),
-        if p.body["killed"] == Value::Bool(true) {
+        format!("{:.2}", p.gross.0),
+        if p.killed {
             " | STOPPED by the kill switch (organism paper resume)"
         } else {
             ""

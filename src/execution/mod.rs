@@ -34,7 +34,6 @@
 //!
 //! The engine never reads a clock and allocates only when it books a trade.
 
-pub mod journal;
 pub mod paper;
 pub mod portfolio;
 pub mod risk;

@@ -14,7 +14,6 @@ use crate::{
     clock::{Clock, WallClock},
     config::Config,
     exchange::hyperliquid::{exchange::ExchangeError, Candle, Funding, HlError},
-    execution::journal::{self, Control, Entry, JournalError, Kind, PORTFOLIO},
     market::{
         csv::{load_fear_greed, FearGreed},
         format_ts,
@@ -22,6 +21,7 @@ use crate::{
         universe::FEAR_GREED_FILE,
     },
     promotion::registry::{Registry, RegistryError, Status, Strategy},
+    runner::journal::{self, Control, Entry, EquityRow, JournalError, Kind, Row},
 };
 
 use super::{
@@ -479,22 +479,25 @@ pub(super) fn histories_upto(
 
 /// Where the session stands, one line.
 pub fn status_line(session: &Session, rows: &[Entry]) -> String {
-    let p = rows
+    let eqd = rows
         .iter()
         .rev()
-        .find(|e| e.book == PORTFOLIO && e.kind == Kind::Equity);
-    let eq = p.and_then(|e| e.body["equity"].as_str()).unwrap_or("?");
-    let fills = rows.iter().filter(|e| e.kind == Kind::Fill).count();
+        .find_map(|e| match &e.row {
+            Row::Equity(EquityRow::Portfolio(p)) => Some(p.equity.0),
+            _ => None,
+        })
+        .unwrap_or(f64::NAN);
+    let fills = rows.iter().filter(|e| e.kind() == Kind::Fill).count();
     let paused = session
         .books()
         .iter()
         .filter(|b| {
             rows.iter().rev().any(|e| {
-                e.kind == Kind::Equity && e.book == b.spec.key() && !e.body["paused"].is_null()
+                e.book == b.spec.key()
+                    && matches!(&e.row, Row::Equity(EquityRow::Book(q)) if q.paused.is_some())
             })
         })
         .count();
-    let eqd: f64 = eq.parse().unwrap_or(f64::NAN);
     format!(
         "bar {} | equity {} | {} books, {} paused | {} fills{}",
         format_ts(session.last_ts().unwrap_or(0)),

@@ -3,6 +3,7 @@
 //! processed, then the WebSocket feed's bars as they close, fed to the sync
 //! [`super::driver::Trader`]; live, the exchange tended between bars.
 
+use super::journal;
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use crate::{
@@ -13,7 +14,6 @@ use crate::{
         ws::{self, FeedConfig, FeedEvent, Subscription},
         Candle, Funding,
     },
-    execution::journal,
     market::{
         csv::{fear_greed_to_csv, write_atomic},
         format_ts,

@@ -27,7 +27,6 @@ use std::{
 
 use rusqlite::Connection;
 use rust_decimal::{prelude::ToPrimitive, Decimal};
-use serde_json::{json, Value};
 
 use crate::{
     clock::Clock,
@@ -37,13 +36,16 @@ use crate::{
         wire::{to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Tif},
     },
     execution::{
-        journal::{self, Entry, Kind, PORTFOLIO},
         paper::{Executor, Intent, Phase},
         types::VenueRules,
         Costs, Fill, Order, OrderSide, VenueError,
     },
 };
 
+use super::journal::{
+    self, AckRow, Entry, IntentRow, Kind, PositionCheck, ReconcileRow, Row, UnknownFill,
+    UnknownOrder, PORTFOLIO,
+};
 use super::paper::Session;
 
 /// The environment variable a private key may come from.
@@ -164,7 +166,7 @@ struct Done {
 }
 
 fn d(x: f64) -> Decimal {
-    crate::execution::journal::decimal(x)
+    crate::runner::journal::decimal(x)
 }
 
 fn f(x: Decimal) -> f64 {
@@ -215,8 +217,7 @@ impl LiveExecutor {
         &self,
         book: &str,
         ts: i64,
-        kind: Kind,
-        body: Value,
+        row: impl Into<Row>,
         fail: fn(String) -> VenueError,
     ) -> Result<(), VenueError> {
         let mut conn = self
@@ -226,7 +227,7 @@ impl LiveExecutor {
         journal::append(
             &mut conn,
             &self.account,
-            &[Entry::new(book, ts, kind, body)],
+            &[Entry::new(book, ts, row)],
             self.now() as i64,
         )
         .map_err(|e| fail(format!("journal: {e}")))
@@ -314,31 +315,31 @@ impl LiveExecutor {
         let conn_err = VenueError::from;
         // Already answered (a replay after a restart): book what the exchange said.
         if let Some(a) = self.rows(Kind::Ack, cloid)?.pop() {
-            let b = &a.body;
-            if let Some(m) = b.get("rejected").and_then(Value::as_str) {
-                return Err(rejected(m.to_string()));
-            }
-            let dec = |k: &str| {
-                b.get(k)
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-            };
-            if let (Some(qty), Some(price), Some(fee)) = (dec("qty"), dec("price"), dec("fee")) {
-                return Ok(Done {
-                    oid: b.get("oid").and_then(Value::as_u64).unwrap_or(0),
+            match a.row {
+                Row::Ack(AckRow::Rejected { rejected: m, .. }) => return Err(rejected(m)),
+                Row::Ack(AckRow::Done {
+                    oid,
                     qty,
                     price,
                     fee,
-                });
+                    ..
+                }) => {
+                    return Ok(Done {
+                        oid,
+                        qty,
+                        price,
+                        fee,
+                    })
+                }
+                _ => {}
             }
         }
         // Sent before but not answered: ask before anything is signed again.
         if let Some(intent) = self.rows(Kind::Intent, cloid)?.pop() {
-            let expires = intent
-                .body
-                .get("expires_ms")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
+            let expires = match intent.row {
+                Row::Intent(i) => i.expires_ms,
+                _ => 0,
+            };
             if let Some(done) = self.resolve(book, cloid, expires) {
                 return self.ack(book, ts, cloid, &done, "order status");
             }
@@ -351,9 +352,16 @@ impl LiveExecutor {
             self.write(
                 book,
                 ts,
-                Kind::Intent,
-                json!({"cloid": hex, "coin_asset": wire.a, "buy": wire.b, "px": wire.p, "sz": wire.s,
-                    "reduce_only": wire.r, "expires_ms": expires, "attempt": attempt}),
+                IntentRow {
+                    attempt,
+                    buy: wire.b,
+                    cloid: hex.clone(),
+                    coin_asset: wire.a,
+                    expires_ms: expires,
+                    px: wire.p.clone(),
+                    reduce_only: wire.r,
+                    sz: wire.s.clone(),
+                },
                 VenueError::NotSent,
             )?;
             let req = self
@@ -456,8 +464,10 @@ impl LiveExecutor {
         self.write(
             book,
             ts,
-            Kind::Ack,
-            json!({"cloid": cloid.to_hex(), "rejected": message}),
+            AckRow::Rejected {
+                cloid: cloid.to_hex(),
+                rejected: message.clone(),
+            },
             VenueError::Unknown,
         )?;
         Err(VenueError::Rejected { reason: message })
@@ -474,9 +484,14 @@ impl LiveExecutor {
         self.write(
             book,
             ts,
-            Kind::Ack,
-            json!({"cloid": cloid.to_hex(), "oid": done.oid, "qty": done.qty.normalize().to_string(),
-                "price": done.price.normalize().to_string(), "fee": done.fee.normalize().to_string(), "how": how}),
+            AckRow::Done {
+                cloid: cloid.to_hex(),
+                fee: done.fee.normalize(),
+                how: how.into(),
+                oid: done.oid,
+                price: done.price.normalize(),
+                qty: done.qty.normalize(),
+            },
             VenueError::Unknown,
         )?;
         Ok(done.clone())
@@ -667,7 +682,10 @@ pub async fn reconcile(
         let tolerance = 0.5 * 10f64.powi(-(lot as i32));
         positions.insert(
             coin.clone(),
-            json!({"exchange": on_exchange.to_string(), "journal": held}),
+            PositionCheck {
+                exchange: on_exchange.to_string(),
+                journal: held,
+            },
         );
         if (f(on_exchange) - held).abs() > tolerance {
             let reason = format!(
@@ -682,11 +700,9 @@ pub async fn reconcile(
     let known_cloids: BTreeSet<String> = journal::of_kind(conn, account, Kind::Intent)
         .map_err(|e| ExchangeError::Malformed(format!("journal: {e}")))?
         .into_iter()
-        .filter_map(|e| {
-            e.body
-                .get("cloid")
-                .and_then(Value::as_str)
-                .map(String::from)
+        .filter_map(|e| match e.row {
+            Row::Intent(i) => Some(i.cloid),
+            _ => None,
         })
         .collect();
     let mut unknown = Vec::new();
@@ -695,10 +711,14 @@ pub async fn reconcile(
             continue;
         }
         out.unknown_orders += 1;
-        unknown.push(
-            json!({"coin": o.coin, "oid": o.oid, "side": o.side, "sz": o.sz.to_string(),
-            "limit_px": o.limit_px.to_string(), "cloid": o.cloid}),
-        );
+        unknown.push(UnknownOrder {
+            cloid: o.cloid.clone(),
+            coin: o.coin.clone(),
+            limit_px: o.limit_px.to_string(),
+            oid: o.oid,
+            side: o.side.clone(),
+            sz: o.sz.to_string(),
+        });
         if cancel_unknown {
             if let Some(&(asset, _)) = assets.get(&o.coin) {
                 if client.cancel(asset, o.oid).await.is_ok() {
@@ -710,25 +730,37 @@ pub async fn reconcile(
     let known_oids: BTreeSet<u64> = journal::of_kind(conn, account, Kind::Ack)
         .map_err(|e| ExchangeError::Malformed(format!("journal: {e}")))?
         .into_iter()
-        .filter_map(|e| e.body.get("oid").and_then(Value::as_u64))
+        .filter_map(|e| match e.row {
+            Row::Ack(AckRow::Done { oid, .. }) => Some(oid),
+            _ => None,
+        })
         .collect();
     let mut fills = Vec::new();
     for x in client.user_fills().await? {
         if !known_oids.contains(&x.oid) && assets.contains_key(&x.coin) {
             out.unknown_fills += 1;
-            fills.push(
-                json!({"coin": x.coin, "oid": x.oid, "tid": x.tid, "side": x.side,
-                "sz": x.sz.to_string(), "px": x.px.to_string(), "time": x.time}),
-            );
+            fills.push(UnknownFill {
+                coin: x.coin.clone(),
+                oid: x.oid,
+                px: x.px.to_string(),
+                side: x.side.clone(),
+                sz: x.sz.to_string(),
+                tid: x.tid,
+                time: x.time,
+            });
         }
     }
     out.rows.push(Entry::new(
         PORTFOLIO,
         ts,
-        Kind::Reconcile,
-        json!({"positions": positions, "account_value": state.account_value.to_string(),
-            "halted": out.halted.iter().map(|h| h.0.clone()).collect::<Vec<_>>(),
-            "unknown_orders": unknown, "cancelled": out.cancelled, "unknown_fills": fills}),
+        ReconcileRow {
+            account_value: state.account_value.to_string(),
+            cancelled: out.cancelled,
+            halted: out.halted.iter().map(|h| h.0.clone()).collect(),
+            positions,
+            unknown_fills: fills,
+            unknown_orders: unknown,
+        },
     ));
     Ok(out)
 }

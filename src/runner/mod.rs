@@ -19,6 +19,7 @@ use std::{
 pub mod driver;
 pub mod feed;
 pub mod history;
+pub mod journal;
 pub mod live;
 pub mod paper;
 pub mod portfolio;

@@ -1,7 +1,7 @@
 //! A paper trading session: several strategies on several coins, each a [`Book`] of its own
 //! cash traded through a [`StrategyRunner`] over the [paper venue](PaperVenue), with the regime
 //! filter, per-book and portfolio risk limits and a kill switch. Every bar's rows go to the
-//! [journal](crate::execution::journal) in one transaction before the session moves on, and a
+//! [journal](super::journal) in one transaction before the session moves on, and a
 //! session is rebuilt from the journal after a crash.
 //!
 //! Bars are processed in time order across coins: bar `T` once every coin has delivered it (or
@@ -27,15 +27,18 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
+use super::journal::{
+    self, book_key, BarRow, BookEquity, BreachRow, DecisionRow, Entry, EquityRow, FillRow,
+    FundingRow, GapRow, JournalError, KillRow, Kind, LifecycleRow, LimitsRow, Money, OrderRow,
+    PauseRow, PortfolioEquity, ResumeRow, Row, SessionBook, SessionRow, TradeRow, PORTFOLIO,
+};
 use super::{
     history::{Histories, History, Source},
     StrategyRunner,
 };
 use crate::{
     execution::{
-        journal::{self, money, Entry, JournalError, Kind, PORTFOLIO},
         paper::{PaperVenue, Phase, VenueEvent},
         Bar, Engine, EngineConfig, EngineState, SimulatedVenue, Trade, Venue as _,
     },
@@ -65,10 +68,14 @@ impl Limits {
         max_drawdown: f64::INFINITY,
     };
 
-    fn to_json(self) -> Value {
-        let f = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
-        json!({"max_gross_leverage": f(self.max_gross_leverage), "daily_loss": f(self.daily_loss),
-            "max_drawdown": f(self.max_drawdown)})
+    /// As a session row records them.
+    fn row(self) -> LimitsRow {
+        let f = |x: f64| x.is_finite().then_some(x);
+        LimitsRow {
+            daily_loss: f(self.daily_loss),
+            max_drawdown: f(self.max_drawdown),
+            max_gross_leverage: f(self.max_gross_leverage),
+        }
     }
 }
 
@@ -179,9 +186,9 @@ pub struct BookSpec {
 }
 
 impl BookSpec {
-    /// `strategy/coin`.
+    /// Its journal book, `strategy/coin` ([`book_key`]).
     pub fn key(&self) -> String {
-        format!("{}/{}", self.strategy, self.coin)
+        book_key(&self.strategy, &self.coin)
     }
 }
 
@@ -316,25 +323,25 @@ pub fn book_specs(
 
 /// A book's state as the journal keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct BookState {
-    stepped: usize,
-    engine: EngineState,
-    venue: PaperVenue,
-    risk: RiskState,
-    shadow: EngineState,
-    shadow_venue: SimulatedVenue,
+pub struct BookState {
+    pub stepped: usize,
+    pub engine: EngineState,
+    pub venue: PaperVenue,
+    pub risk: RiskState,
+    pub shadow: EngineState,
+    pub shadow_venue: SimulatedVenue,
     /// Risk interventions (breaches, gaps, the kill switch) since the book started.
-    interventions: usize,
+    pub interventions: usize,
 }
 
 /// The portfolio's state as the journal keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PortfolioState {
-    risk: RiskState,
-    trackers: BTreeMap<String, Tracker>,
+pub struct PortfolioState {
+    pub risk: RiskState,
+    pub trackers: BTreeMap<String, Tracker>,
     /// Capital no book holds.
-    reserve: f64,
-    killed: bool,
+    pub reserve: f64,
+    pub killed: bool,
 }
 
 /// One strategy on one coin, traded.
@@ -409,7 +416,7 @@ impl Book {
     }
 
     /// What the book holds, for the journal and `paper status`.
-    fn snapshot(&self, close: f64) -> Value {
+    fn snapshot(&self, close: f64) -> EquityRow {
         let e = self.engine();
         let state = BookState {
             stepped: self.runner.stepped(),
@@ -420,15 +427,15 @@ impl Book {
             shadow_venue: self.shadow.venue().clone(),
             interventions: self.interventions,
         };
-        json!({
-            "equity": money(self.equity(close)),
-            "cash": money(e.venue().balance()),
-            "position": money(e.signed_size()),
-            "close": money(close),
-            "paused": self.risk.pause.as_ref().map(|p| p.reason.clone()),
-            "replay_equity": money(self.shadow.equity_at(close)),
-            "state": state,
-        })
+        EquityRow::Book(Box::new(BookEquity {
+            cash: Money(e.venue().balance()),
+            close: Money(close),
+            equity: Money(self.equity(close)),
+            paused: self.risk.pause.as_ref().map(|p| p.reason.clone()),
+            position: Money(e.signed_size()),
+            replay_equity: Money(self.shadow.equity_at(close)),
+            state,
+        }))
     }
 
     /// The venue's events and the closed trades since the last call, as rows.
@@ -436,78 +443,35 @@ impl Book {
         let key = self.key();
         let events = self.runner.engine_mut().venue_mut().drain();
         for ev in events {
-            let (kind, body) = match ev {
-                VenueEvent::Order { id, order } => (
-                    Kind::Order,
-                    json!({"id": id, "side": order.side, "qty": money(order.qty),
-                        "reference_price": money(order.price), "type": "market"}),
-                ),
-                VenueEvent::Fill { id, fill } => (
-                    Kind::Fill,
-                    json!({"id": id, "side": fill.side, "qty": money(fill.qty),
-                        "price": money(fill.price), "fee": money(fill.fee),
-                        "notional": money(fill.qty * fill.price)}),
-                ),
-                VenueEvent::Funding { amount } => (Kind::Funding, json!({"amount": money(amount)})),
+            let row: Row = match ev {
+                VenueEvent::Order { id, order } => OrderRow {
+                    id,
+                    qty: Money(order.qty),
+                    reference_price: Money(order.price),
+                    side: order.side,
+                    order_type: "market".into(),
+                }
+                .into(),
+                VenueEvent::Fill { id, fill } => FillRow {
+                    fee: Money(fill.fee),
+                    id,
+                    notional: Money(fill.qty * fill.price),
+                    price: Money(fill.price),
+                    qty: Money(fill.qty),
+                    side: fill.side,
+                }
+                .into(),
+                VenueEvent::Funding { amount } => FundingRow {
+                    amount: Money(amount),
+                }
+                .into(),
             };
-            out.push(Entry::new(key.clone(), bar_ts, kind, body));
+            out.push(Entry::new(key.clone(), bar_ts, row));
         }
         for t in self.runner.engine_mut().take_trades() {
-            out.push(Entry::new(key.clone(), bar_ts, Kind::Trade, trade_json(&t)));
+            out.push(Entry::new(key.clone(), bar_ts, TradeRow::from(&t)));
         }
     }
-}
-
-/// A trade as a journal body: every field, money as decimal strings.
-fn trade_json(t: &Trade) -> Value {
-    json!({
-        "side": t.side, "entry_bar": t.entry_bar, "entry_ts": t.entry_ts,
-        "entry_price": money(t.entry_price), "exit_bar": t.exit_bar, "exit_ts": t.exit_ts,
-        "exit_price": money(t.exit_price), "size": money(t.size), "fees": money(t.fees),
-        "funding": money(t.funding), "pnl": money(t.pnl), "exit_reason": t.exit_reason,
-    })
-}
-
-/// Reads a trade back from its journal body.
-///
-/// # Errors
-/// A message naming the field that is missing or malformed.
-pub fn trade_from_json(v: &Value) -> Result<Trade, String> {
-    let num = |k: &str| -> Result<f64, String> {
-        v.get(k)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| format!("trade field `{k}` is missing or not a number"))
-    };
-    let int = |k: &str| -> Result<i64, String> {
-        v.get(k)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| format!("trade field `{k}` is missing or not an integer"))
-    };
-    let de = |k: &str| -> Result<Value, String> {
-        v.get(k)
-            .cloned()
-            .ok_or_else(|| format!("trade field `{k}` is missing"))
-    };
-    Ok(Trade {
-        side: serde_json::from_value(de("side")?).map_err(|e| format!("trade side: {e}"))?,
-        entry_bar: int("entry_bar")? as usize,
-        entry_ts: int("entry_ts")?,
-        entry_price: num("entry_price")?,
-        exit_bar: int("exit_bar")? as usize,
-        exit_ts: int("exit_ts")?,
-        exit_price: num("exit_price")?,
-        size: num("size")?,
-        fees: num("fees")?,
-        funding: num("funding")?,
-        pnl: num("pnl")?,
-        exit_reason: serde_json::from_value(de("exit_reason")?)
-            .map_err(|e| format!("trade exit_reason: {e}"))?,
-    })
-}
-
-fn target_json(t: &Target) -> Value {
-    json!({"position": if t.position.is_nan() { 0.0 } else { t.position }, "stop": t.stop, "take": t.take})
 }
 
 /// Session errors.
@@ -621,17 +585,26 @@ impl Session {
         let mut rows = vec![Entry::new(
             PORTFOLIO,
             ts,
-            Kind::Session,
-            json!({
-                "capital": money(capital),
-                "reserve": money(reserve),
-                "books": s.books.iter().map(|b| json!({"book": b.key(), "cash": money(b.spec.cash),
-                    "warmup_bars": b.runner.stepped(), "regime": b.spec.regime.is_some()})).collect::<Vec<_>>(),
-                "fee": s.cfg.engine.fee, "slippage": s.cfg.engine.slippage,
-                "fill": s.cfg.engine.fill.as_str(), "funding": s.cfg.engine.funding,
-                "book_limits": s.cfg.book_limits.to_json(),
-                "portfolio_limits": s.cfg.portfolio_limits.to_json(),
-            }),
+            SessionRow {
+                book_limits: s.cfg.book_limits.row(),
+                books: s
+                    .books
+                    .iter()
+                    .map(|b| SessionBook {
+                        book: b.key(),
+                        cash: Money(b.spec.cash),
+                        regime: b.spec.regime.is_some(),
+                        warmup_bars: b.runner.stepped(),
+                    })
+                    .collect(),
+                capital: Money(capital),
+                fee: s.cfg.engine.fee,
+                fill: s.cfg.engine.fill.as_str().into(),
+                funding: s.cfg.engine.funding,
+                portfolio_limits: s.cfg.portfolio_limits.row(),
+                reserve: Money(reserve),
+                slippage: s.cfg.engine.slippage,
+            },
         )];
         // Each coin's close at the end of the warm-up.
         let closes: BTreeMap<String, f64> = warmup
@@ -666,8 +639,12 @@ impl Session {
             book: book.to_string(),
             message,
         };
-        let ps: PortfolioState = serde_json::from_value(p.body["state"].clone())
-            .map_err(|e| bad(PORTFOLIO, format!("portfolio state: {e}")))?;
+        let Row::Equity(EquityRow::Portfolio(PortfolioEquity { state: ps, .. })) = p.row else {
+            return Err(bad(
+                PORTFOLIO,
+                "the last equity row is not the portfolio's".into(),
+            ));
+        };
         let last_ts = p.bar_ts;
         let mut books = Vec::new();
         for spec in specs {
@@ -677,8 +654,10 @@ impl Session {
                 .map_or(0, |m| m.candles.ts.partition_point(|&t| t <= last_ts));
             let book = match journal::latest(conn, account, &key, Kind::Equity)? {
                 Some(e) => {
-                    let st: BookState = serde_json::from_value(e.body["state"].clone())
-                        .map_err(|err| bad(&key, format!("state: {err}")))?;
+                    let Row::Equity(EquityRow::Book(b)) = e.row else {
+                        return Err(bad(&key, "the last equity row is not a book's".into()));
+                    };
+                    let st = b.state;
                     if st.stepped > history_len {
                         return Err(bad(
                             &key,
@@ -798,10 +777,14 @@ impl Session {
                 rows.push(Entry::new(
                     coin.clone(),
                     ts,
-                    Kind::Bar,
-                    json!({"open": money(c.open[t]), "high": money(c.high[t]), "low": money(c.low[t]),
-                        "close": money(c.close[t]), "volume": money(c.volume[t]),
-                        "funding_rate": m.funding_per_bar[t]}),
+                    BarRow {
+                        close: Money(c.close[t]),
+                        funding_rate: m.funding_per_bar[t],
+                        high: Money(c.high[t]),
+                        low: Money(c.low[t]),
+                        open: Money(c.open[t]),
+                        volume: Money(c.volume[t]),
+                    },
                 ));
             }
         }
@@ -858,8 +841,10 @@ impl Session {
                     rows.push(Entry::new(
                         key.clone(),
                         ts,
-                        Kind::Resume,
-                        json!({"reason": format!("the pause ({reason}) is over")}),
+                        ResumeRow {
+                            reason: format!("the pause ({reason}) is over"),
+                            was: None,
+                        },
                     ));
                 }
             }
@@ -869,12 +854,14 @@ impl Session {
             rows.push(Entry::new(
                 key.clone(),
                 ts,
-                Kind::Decision,
-                json!({"raw": target_json(&d.raw), "regime_target": target_json(&d.target),
-                    "target": target_json(&traded),
-                    "volatility": d.volatility.map(|v| v.as_str()),
-                    "sentiment": d.sentiment.map(|s| s.as_str()),
-                    "paused": paused}),
+                DecisionRow {
+                    paused,
+                    raw: (&d.raw).into(),
+                    regime_target: (&d.target).into(),
+                    sentiment: d.sentiment.map(|s| s.as_str().into()),
+                    target: (&traded).into(),
+                    volatility: d.volatility.map(|v| v.as_str().into()),
+                },
             ));
             let equity = if self.live {
                 b.runner.step_live(m, traded, ts + self.cfg.interval_ms)
@@ -909,8 +896,10 @@ impl Session {
                 rows.push(Entry::new(
                     PORTFOLIO,
                     ts,
-                    Kind::Breach,
-                    json!({"reason": format!("portfolio: {reason}"), "equity": money(equity)}),
+                    BreachRow::Portfolio {
+                        equity: Money(equity),
+                        reason: format!("portfolio: {reason}"),
+                    },
                 ));
                 self.portfolio.pause = Some(Pause {
                     reason: reason.clone(),
@@ -1051,12 +1040,19 @@ impl Session {
             rows.push(Entry::new(
                 id.clone(),
                 ts,
-                Kind::Lifecycle,
-                json!({"verdict": verdict, "reason": reason, "days": days,
-                    "paper_return": money(paper_ret), "replay_return": money(replay_ret),
-                    "tracking": money(tracking), "interventions": interventions,
-                    "sharpe": sharpe, "validation_sharpe": validation, "z": z,
-                    "eligible": t.eligible}),
+                LifecycleRow {
+                    days,
+                    eligible: t.eligible,
+                    interventions,
+                    paper_return: Money(paper_ret),
+                    reason: reason.clone(),
+                    replay_return: Money(replay_ret),
+                    sharpe,
+                    tracking: Money(tracking),
+                    validation_sharpe: validation,
+                    verdict: verdict.into(),
+                    z,
+                },
             ));
             if verdict == "retire" {
                 t.retired = Some(reason.clone());
@@ -1101,8 +1097,9 @@ impl Session {
         let mut rows = vec![Entry::new(
             PORTFOLIO,
             ts,
-            Kind::Kill,
-            json!({"reason": reason}),
+            KillRow::Session {
+                reason: reason.into(),
+            },
         )];
         self.killed = true;
         for b in &mut self.books {
@@ -1166,8 +1163,10 @@ impl Session {
                 rows.push(Entry::new(
                     key,
                     ts,
-                    Kind::Resume,
-                    json!({"reason": reason, "was": p.reason}),
+                    ResumeRow {
+                        reason: reason.into(),
+                        was: Some(p.reason),
+                    },
                 ));
             }
         }
@@ -1195,7 +1194,7 @@ impl Session {
     fn snapshots(&self, ts: i64, closes: &BTreeMap<String, f64>, rows: &mut Vec<Entry>) {
         for b in &self.books {
             let close = closes.get(&b.spec.coin).copied().unwrap_or(0.0);
-            rows.push(Entry::new(b.key(), ts, Kind::Equity, b.snapshot(close)));
+            rows.push(Entry::new(b.key(), ts, b.snapshot(close)));
         }
         let (equity, gross) = self.portfolio_marks(closes);
         let state = PortfolioState {
@@ -1207,9 +1206,12 @@ impl Session {
         rows.push(Entry::new(
             PORTFOLIO,
             ts,
-            Kind::Equity,
-            json!({"equity": money(equity), "gross": money(gross), "killed": self.killed,
-                "state": state}),
+            EquityRow::Portfolio(PortfolioEquity {
+                equity: Money(equity),
+                gross: Money(gross),
+                killed: self.killed,
+                state,
+            }),
         ));
     }
 }
@@ -1227,8 +1229,10 @@ fn pause(b: &mut Book, rows: &mut Vec<Entry>, ts: i64, reason: String, until: Op
     rows.push(Entry::new(
         b.key(),
         ts,
-        Kind::Pause,
-        json!({"reason": reason, "until_ts": until}),
+        PauseRow {
+            reason: reason.clone(),
+            until_ts: until,
+        },
     ));
     b.risk.pause = Some(Pause {
         reason,
@@ -1245,8 +1249,11 @@ fn gap(b: &mut Book, last: Bar, ts: i64, reason: String, until: i64, rows: &mut 
     rows.push(Entry::new(
         b.key(),
         ts,
-        Kind::Gap,
-        json!({"reason": reason, "flattened": held, "until_ts": until}),
+        GapRow {
+            flattened: held,
+            reason: reason.clone(),
+            until_ts: until,
+        },
     ));
     pause(b, rows, ts, reason, Some(until));
 }
@@ -1265,8 +1272,10 @@ fn breach(
     rows.push(Entry::new(
         b.key(),
         ts,
-        Kind::Breach,
-        json!({"reason": reason, "flattened": held}),
+        BreachRow::Book {
+            flattened: held,
+            reason: reason.into(),
+        },
     ));
     b.drain(ts, rows);
     pause(b, rows, ts, reason.to_string(), until);
@@ -1328,32 +1337,24 @@ pub fn replay(
         fees: rust_decimal::Decimal::ZERO,
         funding: rust_decimal::Decimal::ZERO,
     };
-    let dec = |v: &Value, k: &str| -> Result<rust_decimal::Decimal, SessionError> {
-        v.get(k)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad(format!("field `{k}` is missing or not a decimal")))
-    };
     let mut seen_first = false;
     for (_, e) in journal::entries(conn, account)? {
         if e.book != key {
             continue;
         }
-        match e.kind {
+        match e.row {
             // The first snapshot is the session's start, before any bar.
-            Kind::Equity if !seen_first => seen_first = true,
-            Kind::Equity => out.equity.push(
-                e.body["equity"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| bad("equity is not a number".into()))?,
-            ),
-            Kind::Trade => out.trades.push(trade_from_json(&e.body).map_err(bad)?),
-            Kind::Fill => {
-                out.fills += 1;
-                out.fees += dec(&e.body, "fee")?;
+            Row::Equity(_) if !seen_first => seen_first = true,
+            Row::Equity(EquityRow::Book(b)) => out.equity.push(b.equity.0),
+            Row::Equity(EquityRow::Portfolio(_)) => {
+                return Err(bad("a book's equity row is the portfolio's".into()))
             }
-            Kind::Funding => out.funding += dec(&e.body, "amount")?,
+            Row::Trade(t) => out.trades.push(t.trade()),
+            Row::Fill(f) => {
+                out.fills += 1;
+                out.fees += journal::decimal(f.fee.0).normalize();
+            }
+            Row::Funding(f) => out.funding += journal::decimal(f.amount.0).normalize(),
             _ => {}
         }
     }

@@ -10,7 +10,6 @@ use std::{
 };
 
 use rust_decimal::{prelude::ToPrimitive, Decimal};
-use serde_json::json;
 
 use crate::{
     clock::WallClock,
@@ -21,7 +20,6 @@ use crate::{
         MAINNET_URL,
     },
     execution::{
-        journal::{self, Entry, Kind, PORTFOLIO},
         paper::{Executor as _, Intent, Phase},
         types::VenueRules,
         Costs, Order, OrderSide,
@@ -29,6 +27,7 @@ use crate::{
     promotion::registry::{Registry, Status, Strategy},
 };
 
+use super::journal::{self, ClosedPosition, Entry, KillRow, Kind, Row, PORTFOLIO};
 use super::{
     driver::{Notice, RunError, Trader},
     live::{load_key, reconcile, DbNonces, DryRun, ExecLimits, LiveExecutor},
@@ -66,7 +65,7 @@ pub fn strategies(
         if l.require_paper_eligible {
             let eligible = journal::of_kind(reg.connection(), paper_account, Kind::Lifecycle)?
                 .iter()
-                .any(|e| e.book == s.id && e.body["eligible"] == json!(true));
+                .any(|e| e.book == s.id && matches!(&e.row, Row::Lifecycle(l) if l.eligible));
             if !eligible {
                 return Err(RunError::Refused(format!(
                     "live.strategies: {} has not been found eligible on paper (paper.min_days \
@@ -329,9 +328,12 @@ impl LiveRig {
                         ..Intent::new(ts, Phase::Kill, 0)
                     };
                     match self.executor.execute(PORTFOLIO, coin, &intent, &order) {
-                        Ok((oid, fill)) => closed
-                            .push(json!({"coin": coin, "size": held.to_string(),
-                            "oid": oid, "filled": fill.qty})),
+                        Ok((oid, fill)) => closed.push(ClosedPosition {
+                            coin: coin.clone(),
+                            filled: fill.qty,
+                            oid,
+                            size: held.to_string(),
+                        }),
                         Err(e) => {
                             tracing::error!(coin, "kill switch: {held} {coin} not closed: {e}")
                         }
@@ -345,8 +347,10 @@ impl LiveRig {
         vec![Entry::new(
             PORTFOLIO,
             session.last_ts().unwrap_or(0),
-            Kind::Kill,
-            json!({"cancelled_orders": cancelled, "closed_positions": closed}),
+            KillRow::Exchange {
+                cancelled_orders: cancelled,
+                closed_positions: closed,
+            },
         )]
     }
 }
