@@ -2,7 +2,7 @@
 //! Hyperliquid (see `organism::runner::live`).
 
 use anyhow::{bail, Result};
-use organism::runner::driver::Mode;
+use organism::runner::{driver::Mode, journal::Action};
 
 use super::paper::{control, run_session, status, ControlArgs, RunArgs, StatusArgs};
 
@@ -57,7 +57,9 @@ pub fn run(cmd: LiveCommand) -> Result<()> {
             run_session(a.run, Mode::Live { dry_run: a.dry_run })
         }
         LiveCommand::Status(a) => status(a.args, Mode::Live { dry_run: a.dry_run }),
-        LiveCommand::Stop(a) => control(a.args, "stop", Mode::Live { dry_run: a.dry_run }),
-        LiveCommand::Resume(a) => control(a.args, "resume", Mode::Live { dry_run: a.dry_run }),
+        LiveCommand::Stop(a) => control(a.args, Action::Stop, Mode::Live { dry_run: a.dry_run }),
+        LiveCommand::Resume(a) => {
+            control(a.args, Action::Resume, Mode::Live { dry_run: a.dry_run })
+        }
     }
 }

@@ -10,7 +10,7 @@ use organism::{
     config::Config,
     market::{csv::write_atomic, timerange::TimeRange},
     promotion::registry::Registry,
-    runner::journal::{self, BreachRow, EquityRow, Kind, LifecycleRow, Row, PORTFOLIO},
+    runner::journal::{self, Action, BreachRow, EquityRow, Kind, LifecycleRow, Row, PORTFOLIO},
     runner::{
         driver::{self, Mode, Notice},
         feed::{self, RunSetup},
@@ -240,8 +240,8 @@ pub fn run(cmd: PaperCommand) -> Result<()> {
         PaperCommand::Run(a) => run_session(a, Mode::Paper),
         PaperCommand::Replay(a) => run_replay(*a),
         PaperCommand::Status(a) => status(a, Mode::Paper),
-        PaperCommand::Stop(a) => control(a, "stop", Mode::Paper),
-        PaperCommand::Resume(a) => control(a, "resume", Mode::Paper),
+        PaperCommand::Stop(a) => control(a, Action::Stop, Mode::Paper),
+        PaperCommand::Resume(a) => control(a, Action::Resume, Mode::Paper),
     }
 }
 
@@ -362,9 +362,9 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn control(a: ControlArgs, action: &str, mode: Mode) -> Result<()> {
+pub fn control(a: ControlArgs, action: Action, mode: Mode) -> Result<()> {
     let (cfg, reg) = a.at.open_existing_mode(mode)?;
-    if action == "stop" && a.strategy.is_some() {
+    if action == Action::Stop && a.strategy.is_some() {
         bail!("the kill switch stops every strategy; --strategy is for resume");
     }
     journal::request(
@@ -376,12 +376,12 @@ pub fn control(a: ControlArgs, action: &str, mode: Mode) -> Result<()> {
         now_ms(),
     )?;
     match action {
-        "stop" => outln!(
+        Action::Stop => outln!(
             "kill switch filed for account `{}`: the running session flattens everything and stops \
              (a session that is not running does it when it starts)",
             cfg.paper.account
         ),
-        _ => outln!(
+        Action::Resume => outln!(
             "resume of {} filed for account `{}`; the session applies it within a second, or when it next starts",
             a.strategy.as_deref().unwrap_or("every strategy"),
             cfg.paper.account
@@ -486,7 +486,7 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
                 "book_limits": session.as_ref().map(|s| s.book_limits),
                 "portfolio_limits": session.as_ref().map(|s| s.portfolio_limits),
                 "books": rows, "lifecycle": lifecycle, "breaches": breaches.len(), "last_breach": last_breach,
-                "pending_requests": pending.iter().map(|c| json!({"action": c.action, "book": c.book, "reason": c.reason})).collect::<Vec<_>>(),
+                "pending_requests": pending.iter().map(|c| json!({"action": c.action.as_str(), "book": c.book, "reason": c.reason})).collect::<Vec<_>>(),
             })
         );
         return Ok(());
@@ -581,7 +581,7 @@ pub fn status(a: StatusArgs, mode: Mode) -> Result<()> {
     for c in pending {
         outln!(
             "pending request: {} {} ({})",
-            c.action,
+            c.action.as_str(),
             c.book.as_deref().unwrap_or("all"),
             c.reason
         );

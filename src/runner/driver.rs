@@ -392,7 +392,7 @@ impl Trader {
         if self.stop_file.exists() {
             requests.push(Control {
                 id: -1,
-                action: "stop".into(),
+                action: journal::Action::Stop,
                 book: None,
                 reason: format!("stop file {}", self.stop_file.display()),
             });
@@ -404,7 +404,7 @@ impl Trader {
     /// returns the rows, not yet journaled (live adds the exchange's side of a stop).
     pub fn act(&mut self, r: &Control) -> Vec<Entry> {
         let h = self.processed();
-        if r.action == "stop" {
+        if r.action == journal::Action::Stop {
             self.session.kill(&r.reason, &h)
         } else {
             self.session.resume(r.book.as_deref(), &r.reason, &h)

@@ -391,7 +391,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
         let mut stop = false;
         for r in requests {
             let mut rows = trader.act(&r);
-            if r.action == "stop" {
+            if r.action == journal::Action::Stop {
                 stop = true;
                 if let Some(live) = &rig {
                     rows.extend(live.cancel_all(trader.session()).await);

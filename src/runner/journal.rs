@@ -783,12 +783,30 @@ pub fn of_kind(conn: &Connection, account: &str, kind: Kind) -> Result<Vec<Entry
     )
 }
 
+/// What an operator asks of a running session (the `action` column: `stop`, `resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The kill switch: every book flattened, the session stopped.
+    Stop,
+    /// Trading again (one strategy's books, or every book).
+    Resume,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Resume => "resume",
+        }
+    }
+}
+
 /// An operator's request to a running session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Control {
     pub id: i64,
-    /// `stop` (the kill switch) or `resume`.
-    pub action: String,
+    pub action: Action,
     /// The book to resume (`None`: every book).
     pub book: Option<String>,
     pub reason: String,
@@ -801,14 +819,14 @@ pub struct Control {
 pub fn request(
     conn: &Connection,
     account: &str,
-    action: &str,
+    action: Action,
     book: Option<&str>,
     reason: &str,
     at_ms: i64,
 ) -> Result<(), JournalError> {
     conn.execute(
         "INSERT INTO paper_control (account, action, book, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![account, action, book, reason, at_ms],
+        params![account, action.as_str(), book, reason, at_ms],
     )?;
     Ok(())
 }
@@ -823,14 +841,34 @@ pub fn pending(conn: &Connection, account: &str) -> Result<Vec<Control>, Journal
          WHERE account = ?1 AND done_ms IS NULL ORDER BY id",
     )?;
     let rows = st.query_map(params![account], |r| {
-        Ok(Control {
-            id: r.get(0)?,
-            action: r.get(1)?,
-            book: r.get(2)?,
-            reason: r.get(3)?,
-        })
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get(2)?,
+            r.get(3)?,
+        ))
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut out = Vec::new();
+    for r in rows {
+        let (id, action, book, reason) = r?;
+        let action = match action.as_str() {
+            "stop" => Action::Stop,
+            "resume" => Action::Resume,
+            other => {
+                return Err(JournalError::Corrupt {
+                    seq: id,
+                    message: format!("control request {id}: unknown action `{other}`"),
+                })
+            }
+        };
+        out.push(Control {
+            id,
+            action,
+            book,
+            reason,
+        });
+    }
+    Ok(out)
 }
 
 /// Appends `entries` and marks the requests `done` in the same transaction.
@@ -987,10 +1025,10 @@ mod tests {
     #[test]
     fn control_requests_are_acted_on_once() {
         let mut c = db();
-        request(&c, "paper", "stop", None, "operator", 1).unwrap();
+        request(&c, "paper", Action::Stop, None, "operator", 1).unwrap();
         let p = pending(&c, "paper").unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].action, "stop");
+        assert_eq!(p[0].action, Action::Stop);
         let e = Entry::new(
             PORTFOLIO,
             0,
