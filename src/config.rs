@@ -66,7 +66,8 @@ pub struct BacktestSection {
     pub cash: f64,
     pub leverage: f64,
     pub maintenance_margin: f64,
-    pub fill: String,
+    #[serde(deserialize_with = "named")]
+    pub fill: FillMode,
     pub coin: String,
 }
 
@@ -77,17 +78,20 @@ pub struct EvolutionConfig {
     pub generations: u32,
     pub population: usize,
     pub seed: u64,
-    pub algorithm: String,
+    #[serde(deserialize_with = "named")]
+    pub algorithm: crate::evolution::nsga::Algorithm,
     pub crossover_prob: f64,
     pub eta_crossover: f64,
     pub eta_mutation: f64,
     pub mutation_prob: f64,
-    pub mode: String,
+    #[serde(deserialize_with = "named")]
+    pub mode: crate::evolution::Mode,
     pub max_depth: usize,
     pub max_nodes: usize,
     pub program_mutation_prob: f64,
     pub min_trades: f64,
-    pub sharpe_objective: String,
+    #[serde(deserialize_with = "named")]
+    pub sharpe_objective: crate::evolution::problem::SharpeObjective,
     pub worst_coin_weight: f64,
     pub train_fraction: f64,
     pub validation_fraction: f64,
@@ -109,8 +113,8 @@ pub struct PromotionConfig {
     pub oos_fraction: f64,
     pub oos_windows: usize,
     pub min_dsr: f64,
-    pub trial_variance: String,
-    pub trials: String,
+    pub trial_variance: crate::promotion::gauntlet::TrialVariance,
+    pub trials: crate::promotion::gauntlet::TrialCount,
     pub cluster_sample: usize,
     pub pbo_blocks: usize,
     pub max_pbo: f64,
@@ -122,16 +126,15 @@ pub struct PromotionConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortfolioConfig {
-    pub allocation: String,
+    #[serde(deserialize_with = "named")]
+    pub allocation: crate::execution::risk::Allocation,
     pub max_weight: f64,
 }
 
 impl PortfolioConfig {
-    /// The allocation method (validated when the config loads; equal if it somehow is not).
+    /// The allocation method.
     pub fn method(&self) -> crate::execution::risk::Allocation {
         self.allocation
-            .parse()
-            .unwrap_or(crate::execution::risk::Allocation::Equal)
     }
 }
 
@@ -243,7 +246,7 @@ pub struct PaperConfig {
     pub stop_file: String,
     pub gap_pause_bars: i64,
     pub bar_wait_secs: f64,
-    pub regime_policy: String,
+    pub regime_policy: crate::runner::paper::PolicySource,
     pub max_gross_leverage: f64,
     pub daily_loss: f64,
     pub max_drawdown: f64,
@@ -400,7 +403,7 @@ impl Config {
     /// # Errors
     /// Only if the shipped `config/default.toml` is broken (a test guards against that).
     pub fn defaults() -> Result<Self, ConfigError> {
-        Self::from_layers(None, "")
+        Self::from_layers(None, "", &[])
     }
 
     /// Defaults with `path` laid over them.
@@ -408,18 +411,37 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the file, and the key where there is one.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            file: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_layers(Some(&path.display().to_string()), &text)
+        Self::load_with(Some(path), &[])
     }
 
-    /// Defaults with the TOML `text` of `file` laid over them (`None`: defaults only).
+    /// Defaults, then the file at `path` if any, then `flags`: one deserialization and one
+    /// validation of the result, so a flag is held to its key's type and range.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the file, and the key where there is one.
-    pub fn from_layers(file: Option<&str>, text: &str) -> Result<Self, ConfigError> {
+    /// [`ConfigError`] naming the file or the flag, and the key.
+    pub fn load_with(path: Option<&Path>, flags: &[Flag]) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                    file: path.to_path_buf(),
+                    source,
+                })?;
+                Self::from_layers(Some(&path.display().to_string()), &text, flags)
+            }
+            None => Self::from_layers(None, "", flags),
+        }
+    }
+
+    /// Defaults with the TOML `text` of `file` laid over them (`None`: defaults only), then
+    /// `flags`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file (or the flag), and the key where there is one.
+    pub fn from_layers(
+        file: Option<&str>,
+        text: &str,
+        flags: &[Flag],
+    ) -> Result<Self, ConfigError> {
         let mut base: Table =
             DEFAULT_TOML
                 .parse()
@@ -441,17 +463,40 @@ impl Config {
             overlay(&mut base, user, "", file)?;
         }
         let file = file.unwrap_or("config/default.toml (built in)");
-        let cfg = Config::deserialize(Value::Table(base)).map_err(|e| ConfigError::Parse {
-            file: file.into(),
-            message: e.to_string(),
+        // Where each key set by a flag came from, for the errors.
+        let mut origin: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+        for f in flags {
+            overlay(&mut base, f.table(), "", &f.flag)?;
+            origin.insert(f.key, &f.flag);
+        }
+        // One deserialization: a value outside its closed set (a mode, an algorithm, a fill
+        // mode, …) fails here, named by its key.
+        let cfg: Config = serde_path_to_error::deserialize(Value::Table(base)).map_err(|e| {
+            let key = e.path().to_string();
+            // The TOML error's own "in `key`" line: the key is named already.
+            let inner = e.inner().to_string();
+            let message = inner.lines().next().unwrap_or_default().trim().to_string();
+            if key == "." || key.is_empty() {
+                ConfigError::Parse {
+                    file: file.into(),
+                    message,
+                }
+            } else {
+                ConfigError::Key {
+                    file: origin.get(key.as_str()).copied().unwrap_or(file).into(),
+                    key,
+                    message,
+                }
+            }
         })?;
-        cfg.validate(file)?;
+        cfg.validate(&|key| origin.get(key).copied().unwrap_or(file).to_string())?;
         Ok(cfg)
     }
 
-    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+    /// Checks every key; `origin` names where a key's value came from (the file, or a flag).
+    fn validate(&self, origin: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
         let err = |key: &str, message: String| ConfigError::Key {
-            file: file.into(),
+            file: origin(key),
             key: key.into(),
             message,
         };
@@ -461,7 +506,7 @@ impl Config {
             } else {
                 Err(err(
                     key,
-                    format!("{v} is out of range: must be in [{lo}, {hi}]"),
+                    format!("{} is out of range: must be in [{lo}, {hi}]", num(v)),
                 ))
             }
         };
@@ -519,10 +564,6 @@ impl Config {
             1.0,
             1e6,
         )?;
-        self.backtest
-            .fill
-            .parse::<FillMode>()
-            .map_err(|m| err("backtest.fill", m))?;
         self.universe.rule(None).validate().map_err(|m| {
             let key = m
                 .split_whitespace()
@@ -557,6 +598,13 @@ impl Config {
         if self.data.interval.trim().is_empty() {
             return Err(err("data.interval", "must not be empty".into()));
         }
+        if !self.data.coins.is_empty() {
+            self.data
+                .coins
+                .join(",")
+                .parse::<crate::market::universe::CoinPick>()
+                .map_err(|m| err("data.coins", m))?;
+        }
         let s = &self.synthetic;
         if !(100..=10_000_000).contains(&s.bars) {
             return Err(err(
@@ -566,6 +614,36 @@ impl Config {
         }
         if s.coins.is_empty() {
             return Err(err("synthetic.coins", "must list at least one coin".into()));
+        }
+        if let Some(twice) = crate::market::types::duplicate(&s.coins) {
+            return Err(err("synthetic.coins", format!("`{twice}` is listed twice")));
+        }
+        // Every coin's bars are held in memory at once (six numbers a bar).
+        if s.bars.saturating_mul(s.coins.len()) > MAX_SYNTHETIC_CELLS {
+            return Err(err(
+                "synthetic.bars",
+                format!(
+                    "{} bars x {} coins = {} coin-bars is over the limit of {MAX_SYNTHETIC_CELLS}                      (about 1 GB of candles in memory); use fewer bars or coins",
+                    s.bars,
+                    s.coins.len(),
+                    s.bars.saturating_mul(s.coins.len())
+                ),
+            ));
+        }
+        // Its last bar must be a date: from 1970 to 2100.
+        let end = s
+            .start_ms
+            .saturating_add((s.bars as i64).saturating_mul(crate::market::HOUR_MS));
+        if s.start_ms < 0 || end > LAST_MS {
+            return Err(err(
+                "synthetic.start_ms",
+                format!(
+                    "{} is out of range: the market's {} hourly bars must fall between 1970 and                      2100 (start_ms in [0, {}])",
+                    s.start_ms,
+                    s.bars,
+                    (LAST_MS - (s.bars as i64).saturating_mul(crate::market::HOUR_MS)).max(0)
+                ),
+            ));
         }
         // A coin name becomes part of a file name (`data generate`).
         for c in &s.coins {
@@ -585,10 +663,29 @@ impl Config {
                     ),
                 ));
             }
-            if let Some(bad) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+        }
+        for (i, v) in s.annual_vol.iter().enumerate() {
+            if !(v.is_finite() && *v > 0.0 && *v <= 20.0) {
                 return Err(err(
-                    key,
-                    format!("{bad} is out of range: values must be > 0"),
+                    "synthetic.annual_vol",
+                    format!(
+                        "{} (coin {}) is out of range: must be in (0, 20]",
+                        num(*v),
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        // Prices far from 1 lose every digit a fee or a return needs (1e308 overflows to inf).
+        for (i, v) in s.start_price.iter().enumerate() {
+            if !(v.is_finite() && *v >= 1e-6 && *v <= 1e9) {
+                return Err(err(
+                    "synthetic.start_price",
+                    format!(
+                        "{} (coin {}) is out of range: must be in [1e-06, 1e9]",
+                        num(*v),
+                        i + 1
+                    ),
                 ));
             }
         }
@@ -597,7 +694,8 @@ impl Config {
             return Err(err(
                 "evolution.population",
                 format!(
-                    "{} is out of range: must be an even number in [4, 100000]",
+                    "{} is out of range: must be an even number in [4, 100000] (every member \
+                     is held and backtested each generation: memory and time grow with it)",
                     e.population
                 ),
             ));
@@ -616,15 +714,6 @@ impl Config {
             0.0,
             1.0,
         )?;
-        e.mode
-            .parse::<crate::evolution::Mode>()
-            .map_err(|m| err("evolution.mode", m))?;
-        e.algorithm
-            .parse::<crate::evolution::nsga::Algorithm>()
-            .map_err(|m| err("evolution.algorithm", m))?;
-        e.sharpe_objective
-            .parse::<crate::evolution::problem::SharpeObjective>()
-            .map_err(|m| err("evolution.sharpe_objective", m))?;
         if !(2..=17).contains(&e.max_depth) {
             return Err(err(
                 "evolution.max_depth",
@@ -666,8 +755,8 @@ impl Config {
         }
         for (key, v, lo, hi) in [
             ("promotion.top", p.top, 1, 1000),
-            ("promotion.nulls", p.nulls, 1, 100_000),
-            ("promotion.cross_nulls", p.cross_nulls, 1, 100_000),
+            ("promotion.nulls", p.nulls, 1, MAX_NULLS),
+            ("promotion.cross_nulls", p.cross_nulls, 1, MAX_NULLS),
             ("promotion.oos_windows", p.oos_windows, 1, 1000),
             (
                 "promotion.pbo_blocks",
@@ -677,9 +766,14 @@ impl Config {
             ),
         ] {
             if !(lo..=hi).contains(&v) {
+                let why = if key.ends_with("nulls") {
+                    " (each copy is one more backtest of every candidate's validation span)"
+                } else {
+                    ""
+                };
                 return Err(err(
                     key,
-                    format!("{v} is out of range: must be in [{lo}, {hi}]"),
+                    format!("{v} is out of range: must be in [{lo}, {hi}]{why}"),
                 ));
             }
         }
@@ -693,18 +787,6 @@ impl Config {
         range("promotion.cross_quantile", p.cross_quantile, 0.5, 1.0)?;
         range("promotion.oos_fraction", p.oos_fraction, 0.0, 10.0)?;
         range("promotion.min_dsr", p.min_dsr, 0.0, 1.0)?;
-        if !["capped", "empirical"].contains(&p.trial_variance.as_str()) {
-            return Err(err(
-                "promotion.trial_variance",
-                format!("`{}` is not capped or empirical", p.trial_variance),
-            ));
-        }
-        if !["raw", "clustered"].contains(&p.trials.as_str()) {
-            return Err(err(
-                "promotion.trials",
-                format!("`{}` is not raw or clustered", p.trials),
-            ));
-        }
         if !(10..=5000).contains(&p.cluster_sample) {
             return Err(err(
                 "promotion.cluster_sample",
@@ -717,10 +799,6 @@ impl Config {
         range("promotion.max_pbo", p.max_pbo, 0.0, 1.0)?;
         range("promotion.holdout_fraction", p.holdout_fraction, 0.0, 10.0)?;
         range("promotion.max_correlation", p.max_correlation, -1.0, 1.0)?;
-        self.portfolio
-            .allocation
-            .parse::<crate::execution::risk::Allocation>()
-            .map_err(|m| err("portfolio.allocation", m))?;
         range(
             "portfolio.max_weight",
             self.portfolio.max_weight,
@@ -743,6 +821,9 @@ impl Config {
                 "paper.coins",
                 "must list at least one coin, none empty".into(),
             ));
+        }
+        if let Some(twice) = crate::market::types::duplicate(&pp.coins) {
+            return Err(err("paper.coins", format!("`{twice}` is listed twice")));
         }
         for c in &pp.coins {
             crate::market::types::Coin::new(c).map_err(|m| err("paper.coins", m))?;
@@ -769,12 +850,6 @@ impl Config {
             ));
         }
         range("paper.bar_wait_secs", pp.bar_wait_secs, 0.1, 86_400.0)?;
-        if !["suggested", "config"].contains(&pp.regime_policy.as_str()) {
-            return Err(err(
-                "paper.regime_policy",
-                format!("`{}` is not suggested or config", pp.regime_policy),
-            ));
-        }
         range(
             "paper.max_gross_leverage",
             pp.max_gross_leverage,
@@ -821,6 +896,9 @@ impl Config {
                 .is_some_and(|c| c.is_empty() || c.iter().any(|x| x.trim().is_empty()))
             {
                 return Err(err("live.coins", "must list at least one coin".into()));
+            }
+            if let Some(twice) = l.coins.as_deref().and_then(crate::market::types::duplicate) {
+                return Err(err("live.coins", format!("`{twice}` is listed twice")));
             }
             if !(1..=5000).contains(&l.warmup_bars) {
                 return Err(err(
@@ -934,21 +1012,17 @@ impl Config {
             .unwrap_or_else(|| self.exchange.api_url.clone())
     }
 
-    /// The evolution settings of `[evolution]` (checked by `validate`; an unknown mode reads as
-    /// `params`).
+    /// The evolution settings of `[evolution]`.
     pub fn settings(&self) -> crate::evolution::Settings {
         let e = &self.evolution;
         crate::evolution::Settings {
-            mode: e.mode.parse().unwrap_or(crate::evolution::Mode::Params),
+            mode: e.mode,
             limits: crate::genome::program::Limits {
                 max_depth: e.max_depth,
                 max_nodes: e.max_nodes,
             },
             program_mutation_prob: e.program_mutation_prob,
-            algorithm: e
-                .algorithm
-                .parse()
-                .unwrap_or(crate::evolution::nsga::Algorithm::Nsga2),
+            algorithm: e.algorithm,
             ..crate::evolution::Settings::params(
                 e.population,
                 e.crossover_prob,
@@ -972,19 +1046,14 @@ impl Config {
         crate::evolution::problem::Aggregation {
             worst_coin_weight: self.evolution.worst_coin_weight,
             min_trades: self.evolution.min_trades,
-            sharpe: self
-                .evolution
-                .sharpe_objective
-                .parse()
-                .unwrap_or(crate::evolution::problem::SharpeObjective::Plain),
+            sharpe: self.evolution.sharpe_objective,
         }
     }
 
     /// The backtester settings.
     pub fn backtest_config(&self) -> EngineConfig {
         EngineConfig {
-            // validated in `validate`
-            fill: self.backtest.fill.parse().unwrap_or_default(),
+            fill: self.backtest.fill,
             fee: self.costs.taker_fee,
             slippage: self.costs.slippage,
             cash: self.backtest.cash,
@@ -992,6 +1061,70 @@ impl Config {
             leverage: self.backtest.leverage,
             maintenance_margin: self.backtest.maintenance_margin,
         }
+    }
+}
+
+/// A value of a closed set, read by its `FromStr` (whose error lists the names it takes).
+fn named<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
+}
+
+/// `v` as a setting is written: plainly, or in exponent form when very large or very small.
+fn num(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Coin-bars a synthetic market may have (`synthetic.bars` x coins; six numbers each in memory).
+pub const MAX_SYNTHETIC_CELLS: usize = 20_000_000;
+
+/// Null copies per candidate (`promotion.nulls`, `promotion.cross_nulls`, `--nulls`).
+pub const MAX_NULLS: usize = 100_000;
+
+/// 2100-01-01 00:00 UTC: dates after it are refused (the synthetic market's bars).
+const LAST_MS: i64 = 4_102_444_800_000;
+
+/// A command-line flag that sets a config key: laid over the file as the last layer and held to
+/// the key's type and range; its errors name the flag (`--population: evolution.population: …`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flag {
+    /// The flag as typed, e.g. `--population`.
+    pub flag: String,
+    /// The key it sets, `section.key`.
+    pub key: &'static str,
+    pub value: Value,
+}
+
+impl Flag {
+    pub fn new(flag: &str, key: &'static str, value: impl Into<Value>) -> Self {
+        Self {
+            flag: flag.to_string(),
+            key,
+            value: value.into(),
+        }
+    }
+
+    /// The flag as a TOML table (`section.key = value`).
+    fn table(&self) -> Table {
+        let mut parts: Vec<&str> = self.key.split('.').collect();
+        let leaf = parts.pop().unwrap_or(self.key);
+        let mut t = Table::new();
+        t.insert(leaf.to_string(), self.value.clone());
+        for p in parts.into_iter().rev() {
+            let mut outer = Table::new();
+            outer.insert(p.to_string(), Value::Table(t));
+            t = outer;
+        }
+        t
     }
 }
 
@@ -1081,6 +1214,7 @@ mod tests {
         let c = Config::from_layers(
             Some("mine.toml"),
             "[costs]\ntaker_fee = 0.001\n[backtest]\ncash = 500\nfill = \"close\"\n",
+            &[],
         )
         .unwrap();
         assert_eq!(c.costs.taker_fee, 0.001);
@@ -1090,7 +1224,7 @@ mod tests {
     }
 
     fn err(text: &str) -> String {
-        Config::from_layers(Some("mine.toml"), text)
+        Config::from_layers(Some("mine.toml"), text, &[])
             .unwrap_err()
             .to_string()
     }

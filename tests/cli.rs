@@ -181,10 +181,19 @@ fn bad_config_value_is_one_clear_error() {
     assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
     let o = organism(&["backtest", "--leverage", "0.5"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("--leverage 0.5 is out of range: must be in [1, 50]"));
+    assert!(
+        stderr(&o)
+            .contains("--leverage: backtest.leverage: 0.5 is out of range: must be in [1, 50]"),
+        "{}",
+        stderr(&o)
+    );
     let o = organism(&["backtest", "--fee", "-1"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("--fee -1 is out of range"));
+    assert!(
+        stderr(&o).contains("--fee: costs.taker_fee: -1 is out of range"),
+        "{}",
+        stderr(&o)
+    );
     let o = organism(&["backtest", "--coin", "XYZ"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("XYZ"), "{}", stderr(&o));
@@ -784,4 +793,124 @@ fn an_unknown_coin_is_named_with_every_coin_there_is() {
         assert!(!out.join("gen0.bin").exists());
     }
     let _ = std::fs::remove_dir_all(d);
+}
+
+/// Every flag is held to its config key's type and range, and settings that would make a
+/// number that is not one (or multiply memory without bound) are refused at load: one line
+/// naming the flag or the file, the key and the value, exit 1, nothing written.
+#[test]
+fn flags_meet_their_keys_bounds_and_impossible_settings_are_refused() {
+    let dir = scratch("bounds");
+    let one_line = |args: &[&str], want: &str| {
+        let o = organism(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
+        assert!(e.contains(want), "{args:?}: {e}");
+    };
+    let out = dir.join("pop");
+    let out_s = out.to_str().unwrap();
+    // A population of a billion grew memory until killed: now refused before anything runs.
+    one_line(
+        &["evolve", "--population", "1000000000", "--out", out_s],
+        "--population: evolution.population: 1000000000 is out of range: must be an even number \
+         in [4, 100000] (every member is held and backtested each generation",
+    );
+    one_line(
+        &["evolve", "--population", "7", "--out", out_s],
+        "--population: evolution.population: 7 is out of range",
+    );
+    one_line(
+        &["evolve", "--mode", "everything", "--out", out_s],
+        "--mode: evolution.mode:",
+    );
+    one_line(
+        &["evolve", "--coins", "BTC,btc", "--out", out_s],
+        "--coins: data.coins: `btc` is listed twice",
+    );
+    one_line(
+        &["evolve", "--algorithm", "nsga4", "--out", out_s],
+        "--algorithm: evolution.algorithm: `nsga4` is not an algorithm: nsga2, nsga3 or theta-dea",
+    );
+    assert!(!out.exists(), "nothing is written");
+    // Four billion null copies aborted half way through a promotion: refused at load.
+    let reg = dir.join("reg.db");
+    one_line(
+        &[
+            "promote",
+            "--nulls",
+            "4000000000",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--from",
+            out_s,
+        ],
+        "--nulls: promotion.nulls: 4000000000 is out of range: must be in [1, 100000] (each \
+         copy is one more backtest",
+    );
+    one_line(
+        &["promote", "--top", "0", "--from", out_s],
+        "--top: promotion.top: 0 is out of range: must be in [1, 1000]",
+    );
+    assert!(!reg.exists(), "no registry is created");
+    one_line(
+        &["paper", "replay", "--cash=-5", "--strategy", "x"],
+        "--cash: backtest.cash: -5 is out of range",
+    );
+    // Settings whose market cannot be computed: prices far from 1, dates past 2100, a coin
+    // twice, more coin-bars than memory holds.
+    let f = dir.join("bad.toml");
+    let fs = f.to_str().unwrap();
+    for (text, want) in [
+        (
+            "[synthetic]\ncoins = [\"BTC\"]\nannual_vol = [0.5]\nstart_price = [1e308]\n",
+            "bad.toml: synthetic.start_price: 1e308 (coin 1) is out of range: must be in [1e-06, 1e9]",
+        ),
+        (
+            "[synthetic]\ncoins = [\"BTC\"]\nannual_vol = [0.5]\nstart_price = [1e-308]\n",
+            "bad.toml: synthetic.start_price: 1e-308 (coin 1) is out of range",
+        ),
+        (
+            "[synthetic]\nstart_ms = 9223372036854775000\n",
+            "bad.toml: synthetic.start_ms: 9223372036854775000 is out of range: the market's",
+        ),
+        (
+            "[synthetic]\ncoins = [\"BTC\", \"ETH\", \"BTC\"]\nannual_vol = [0.5, 0.5, 0.5]\n\
+             start_price = [1.0, 1.0, 1.0]\n",
+            "bad.toml: synthetic.coins: `BTC` is listed twice",
+        ),
+        (
+            "[synthetic]\nbars = 10000000\n",
+            "bad.toml: synthetic.bars: 10000000 bars x 4 coins = 40000000 coin-bars",
+        ),
+        (
+            "[data]\ncoins = [\"ETH\", \"eth\"]\n",
+            "bad.toml: data.coins: `eth` is listed twice",
+        ),
+        (
+            "[paper]\ncoins = [\"BTC\", \"BTC\"]\n",
+            "bad.toml: paper.coins: `BTC` is listed twice",
+        ),
+        // Closed sets are read as their enums, named by key.
+        (
+            "[evolution]\nalgorithm = \"nsga4\"\n",
+            "bad.toml: evolution.algorithm: `nsga4` is not an algorithm: nsga2, nsga3 or theta-dea",
+        ),
+        (
+            "[paper]\nregime_policy = \"maybe\"\n",
+            "bad.toml: paper.regime_policy: unknown variant `maybe`, expected `suggested` or `config`",
+        ),
+        (
+            "[promotion]\ntrials = \"some\"\n",
+            "bad.toml: promotion.trials: unknown variant `some`, expected `raw` or `clustered`",
+        ),
+        (
+            "[backtest]\nfill = \"sideways\"\n",
+            "bad.toml: backtest.fill: unknown fill mode `sideways` (expected next-open or close)",
+        ),
+    ] {
+        std::fs::write(&f, text).unwrap();
+        one_line(&["backtest", "--config", fs], want);
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -526,6 +526,17 @@ pub fn run(args: Args) -> Result<()> {
             })
             .collect()
     };
+    for r in &results {
+        let m = &r.metrics;
+        finite(
+            &format!("{} on {}", chosen.label, r.market.coin),
+            &[
+                ("final equity", m.final_equity),
+                ("total return", m.total_return),
+                ("max drawdown", m.max_drawdown),
+            ],
+        )?;
+    }
     let aggregate = Figures::of(
         &results.iter().map(|r| r.metrics).collect::<Vec<_>>(),
         &aggregation,
@@ -781,31 +792,53 @@ fn print_months(r: &CoinResult) {
     flush(year, &line);
 }
 
+/// A backtest's figure that is not a number is an error naming it, never a `null` in the output
+/// with exit 0.
+pub(super) fn finite(what: &str, figures: &[(&str, f64)]) -> Result<()> {
+    if let Some((name, v)) = figures.iter().find(|x| !x.1.is_finite()) {
+        bail!(
+            "{what}: the backtest's {name} is {v}, not a number: its prices or settings are out \
+             of the range the engine computes in (check the data's prices and the costs)"
+        );
+    }
+    Ok(())
+}
+
 /// The cost flags (`--fee`, `--slippage`, `--cash`, `--fill`, `--leverage`,
-/// `--maintenance-margin`) laid over `bt`, checked against the bounds of their config keys.
+/// `--maintenance-margin`) laid over `bt` (the config's costs or a run's), each held to its
+/// config key's type and range (one check, the config's).
 pub(super) fn cost_flags(args: &Args, bt: &mut organism::execution::EngineConfig) -> Result<()> {
-    if let Some(f) = args.fee {
-        bt.fee = f;
-    }
-    if let Some(s) = args.slippage {
-        bt.slippage = s;
-    }
-    if let Some(c) = args.cash {
-        bt.cash = c;
+    use organism::config::Flag;
+    let mut flags = Vec::new();
+    for (flag, key, v) in [
+        ("--fee", "costs.taker_fee", args.fee),
+        ("--slippage", "costs.slippage", args.slippage),
+        ("--cash", "backtest.cash", args.cash),
+        ("--leverage", "backtest.leverage", args.leverage),
+        (
+            "--maintenance-margin",
+            "backtest.maintenance_margin",
+            args.maintenance_margin,
+        ),
+    ] {
+        if let Some(v) = v {
+            flags.push(Flag::new(flag, key, v));
+        }
     }
     if let Some(f) = args.fill {
-        bt.fill = f;
+        flags.push(Flag::new("--fill", "backtest.fill", f.as_str()));
     }
-    if let Some(l) = args.leverage {
-        bt.leverage = l;
+    if flags.is_empty() {
+        return Ok(());
     }
-    if let Some(m) = args.maintenance_margin {
-        bt.maintenance_margin = m;
-    }
-    check_range("--fee", bt.fee, 0.0, 0.01)?;
-    check_range("--slippage", bt.slippage, 0.0, 0.05)?;
-    check_range("--leverage", bt.leverage, 1.0, 50.0)?;
-    check_range("--maintenance-margin", bt.maintenance_margin, 0.0, 0.5)?;
+    organism::config::Config::load_with(None, &flags)?;
+    bt.fee = args.fee.unwrap_or(bt.fee);
+    bt.slippage = args.slippage.unwrap_or(bt.slippage);
+    bt.cash = args.cash.unwrap_or(bt.cash);
+    bt.fill = args.fill.unwrap_or(bt.fill);
+    bt.leverage = args.leverage.unwrap_or(bt.leverage);
+    bt.maintenance_margin = args.maintenance_margin.unwrap_or(bt.maintenance_margin);
+    // A run's own maintenance margin or leverage may meet the other flag.
     if bt.leverage * bt.maintenance_margin >= 1.0 {
         bail!(
             "--leverage {} with a maintenance margin of {} liquidates every position as it opens \
@@ -813,13 +846,6 @@ pub(super) fn cost_flags(args: &Args, bt: &mut organism::execution::EngineConfig
             bt.leverage,
             bt.maintenance_margin
         );
-    }
-    check_range("--cash", bt.cash, 1e-6, 1e15)
-}
-
-fn check_range(flag: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
-    if !(v.is_finite() && v >= lo && v <= hi) {
-        bail!("{flag} {v} is out of range: must be in [{lo}, {hi}]");
     }
     Ok(())
 }

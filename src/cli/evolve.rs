@@ -219,7 +219,7 @@ pub fn run(args: Args) -> Result<()> {
             stop,
         );
     }
-    let mut cfg = args.data.config()?;
+    let mut cfg = args.data.config_with(args.evolution.flags())?;
     args.evolution.apply(&mut cfg)?;
     let target = cfg.evolution.generations;
     let out = args
@@ -295,7 +295,7 @@ fn resume(
     let current = super::load_config(config.as_deref())?;
     if let Some(path) = config {
         let mut current = current.clone();
-        current.evolution.mode = ck.run.settings.mode.as_str().to_string();
+        current.evolution.mode = ck.run.settings.mode;
         if let Some(p) = &ck.run.portfolio {
             current.data.coins = vec![p.pick.to_string()];
         }

@@ -31,9 +31,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use organism::{
-    config::Config,
+    config::{Config, Flag},
     market::{load_universe, Universe},
 };
+
+/// `n` as a TOML integer (saturating: a count too large for one is out of every key's range).
+pub fn int(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
 
 /// The evolution flags shared by `evolve` and `walkforward`.
 #[derive(clap::Args, Debug, Clone)]
@@ -74,48 +79,50 @@ pub struct EvolutionArgs {
 }
 
 impl EvolutionArgs {
-    /// Lays these flags over `cfg`, checking each.
-    ///
-    /// # Errors
-    /// A message naming the flag whose value is not valid.
-    pub fn apply(&self, cfg: &mut Config) -> Result<()> {
+    /// These flags as config layers, held to their keys' types and ranges when the config
+    /// loads (`--rng-seed`, any number, and `--exclude`, which adds to the file's list, are
+    /// laid over it by [`EvolutionArgs::apply`]).
+    pub fn flags(&self) -> Vec<Flag> {
+        let mut f = Vec::new();
         if let Some(p) = self.population {
-            if p < 4 || p % 2 != 0 {
-                anyhow::bail!("--population {p} must be an even number >= 4");
-            }
-            cfg.evolution.population = p;
+            f.push(Flag::new("--population", "evolution.population", int(p)));
         }
         if let Some(g) = self.generations {
-            cfg.evolution.generations = g;
+            f.push(Flag::new("--generations", "evolution.generations", int(g)));
         }
+        if let Some(t) = &self.timerange {
+            f.push(Flag::new("--timerange", "data.timerange", t.as_str()));
+        }
+        if let Some(m) = &self.mode {
+            f.push(Flag::new("--mode", "evolution.mode", m.as_str()));
+        }
+        if let Some(a) = &self.algorithm {
+            f.push(Flag::new("--algorithm", "evolution.algorithm", a.as_str()));
+        }
+        if let Some(s) = &self.seeds {
+            f.push(Flag::new("--seeds", "evolution.seeds", s.clone()));
+        }
+        if self.regime {
+            f.push(Flag::new("--regime", "regime.enabled", true));
+        }
+        if let Some(c) = &self.coins {
+            let coins: Vec<String> = c.iter().map(|x| x.trim().to_string()).collect();
+            f.push(Flag::new("--coins", "data.coins", coins));
+        }
+        f
+    }
+
+    /// Lays `--rng-seed` and `--exclude` over `cfg` (the rest are [`EvolutionArgs::flags`]).
+    ///
+    /// # Errors
+    /// A message naming an excluded coin that is not a coin name.
+    pub fn apply(&self, cfg: &mut Config) -> Result<()> {
         if let Some(s) = self.rng_seed {
             cfg.evolution.seed = s;
         }
-        if let Some(t) = &self.timerange {
-            organism::market::timerange::TimeRange::parse(t).map_err(anyhow::Error::msg)?;
-            cfg.data.timerange = t.clone();
-        }
-        if let Some(m) = &self.mode {
-            m.parse::<organism::evolution::Mode>()
-                .map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
-            cfg.evolution.mode = m.clone();
-        }
-        if let Some(a) = &self.algorithm {
-            a.parse::<organism::evolution::nsga::Algorithm>()
-                .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
-            cfg.evolution.algorithm = a.clone();
-        }
-        if let Some(s) = &self.seeds {
-            cfg.evolution.seeds = s.clone();
-        }
-        if self.regime {
-            cfg.regime.enabled = true;
-        }
-        if let Some(c) = &self.coins {
-            c.join(",")
-                .parse::<organism::market::universe::CoinPick>()
-                .map_err(|m| anyhow::anyhow!("--coins: {m}"))?;
-            cfg.data.coins = c.iter().map(|x| x.trim().to_string()).collect();
+        for c in &self.exclude {
+            organism::market::types::Coin::new(c.trim())
+                .map_err(|m| anyhow::anyhow!("--exclude: {m}"))?;
         }
         cfg.universe
             .exclude
@@ -151,26 +158,34 @@ pub fn regime_filter(cfg: &Config) -> Result<Option<organism::strategy::regime::
 
 /// The built-in defaults with `file` (a `--config`) laid over them.
 pub fn load_config(file: Option<&std::path::Path>) -> Result<Config> {
-    Ok(match file {
-        Some(p) => Config::load(p)?,
-        None => Config::defaults()?,
-    })
+    load_config_with(file, &[])
+}
+
+/// The built-in defaults, `file` (a `--config`), then `flags`: checked once, as one config.
+pub fn load_config_with(file: Option<&std::path::Path>, flags: &[Flag]) -> Result<Config> {
+    Ok(Config::load_with(file, flags)?)
 }
 
 impl DataArgs {
     /// The configuration with this command's data flags applied.
     pub fn config(&self) -> Result<Config> {
-        let mut cfg = load_config(self.config.as_deref())?;
+        self.config_with(Vec::new())
+    }
+
+    /// The configuration with this command's data flags and `more` applied.
+    pub fn config_with(&self, mut more: Vec<Flag>) -> Result<Config> {
+        let mut flags = Vec::new();
         if let Some(d) = &self.data {
-            cfg.data.path = d.display().to_string();
+            flags.push(Flag::new("--data", "data.path", d.display().to_string()));
         }
         if let Some(s) = &self.source {
-            cfg.data.source = s.clone();
+            flags.push(Flag::new("--source", "data.source", s.as_str()));
         }
         if let Some(i) = &self.interval {
-            cfg.data.interval = i.clone();
+            flags.push(Flag::new("--interval", "data.interval", i.as_str()));
         }
-        Ok(cfg)
+        flags.append(&mut more);
+        load_config_with(self.config.as_deref(), &flags)
     }
 }
 

@@ -203,14 +203,16 @@ impl ReplayArgs {
             .map_err(|m| anyhow::anyhow!("--from/--to: {}", m.trim_start_matches("--timerange ")))
     }
 
-    /// `--cash`, checked positive.
+    /// `--cash`, held to `backtest.cash`'s range.
     pub fn cash(&self) -> Result<Option<f64>> {
-        match self.cash {
-            Some(c) if !(c.is_finite() && c > 0.0) => {
-                bail!("--cash {c}: must be a positive amount")
-            }
-            c => Ok(c),
+        if let Some(c) = self.cash {
+            // Held to backtest.cash's range.
+            Config::load_with(
+                None,
+                &[organism::config::Flag::new("--cash", "backtest.cash", c)],
+            )?;
         }
+        Ok(self.cash)
     }
 }
 
@@ -251,6 +253,7 @@ fn now_ms() -> i64 {
 
 fn run_replay(a: ReplayArgs) -> Result<()> {
     let cfg = a.data.config()?;
+    a.cash()?;
     let (genome, strategy, label) = match (&a.strategy, &a.genome) {
         (Some(id), _) => {
             let path = a

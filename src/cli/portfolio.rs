@@ -143,6 +143,14 @@ pub fn run(
     let schedule = g.schedule(panel, &rule);
     let report = run_book(panel, &schedule, &bt, &universe.limits);
     let figures = PortfolioFigures::of(&report, &panel.ts, panel.bars_per_year());
+    super::backtest::finite(
+        label,
+        &[
+            ("final equity", figures.final_equity),
+            ("total return", figures.total_return),
+            ("max drawdown", figures.max_drawdown),
+        ],
+    )?;
     let (monthly_ic, mean_ic) = monthly_rank_ic(panel, &schedule);
     let contributions = contributions(panel, &report);
 
@@ -375,6 +383,14 @@ pub fn replay(
     while runner.step(panel).is_some() {}
     let report = runner.finish();
     let figures = PortfolioFigures::of(&report, &panel.ts, panel.bars_per_year());
+    super::backtest::finite(
+        label,
+        &[
+            ("final equity", figures.final_equity),
+            ("total return", figures.total_return),
+            ("max drawdown", figures.max_drawdown),
+        ],
+    )?;
     if let Some(f) = &a.equity {
         write_atomic(f, equity_csv(&panel.ts, &report.equity).as_bytes())?;
     }

@@ -80,25 +80,15 @@ fn setup<'a, C: Candidates>(
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut cfg = super::load_config(args.config.as_deref())?;
-    if let Some(t) = args.top {
-        if t == 0 {
-            bail!("--top must be at least 1");
-        }
-        cfg.promotion.top = t;
-    }
-    if let Some(n) = args.nulls {
-        if n == 0 {
-            bail!("--nulls must be at least 1");
-        }
-        cfg.promotion.nulls = n;
-    }
-    if let Some(n) = args.cross_nulls {
-        if n == 0 {
-            bail!("--cross-nulls must be at least 1");
-        }
-        cfg.promotion.cross_nulls = n;
-    }
+    let flags: Vec<organism::config::Flag> = [
+        ("--top", "promotion.top", args.top),
+        ("--nulls", "promotion.nulls", args.nulls),
+        ("--cross-nulls", "promotion.cross_nulls", args.cross_nulls),
+    ]
+    .into_iter()
+    .filter_map(|(flag, key, v)| v.map(|v| organism::config::Flag::new(flag, key, super::int(v))))
+    .collect();
+    let cfg = super::load_config_with(args.config.as_deref(), &flags)?;
     let registry_path = args
         .registry
         .clone()
@@ -173,7 +163,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, Some(p)) => gauntlet::cluster_trials(p, &keys, sample, seed),
         (None, None) => bail!("{}: the run holds no strategies", file.display()),
     });
-    trials.clustered = cfg.promotion.trials == "clustered";
+    trials.clustered = cfg.promotion.trials == gauntlet::TrialCount::Clustered;
     let members: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
     let ranked = summary::rank(&loaded.problem, &members);
     let run_dir = file

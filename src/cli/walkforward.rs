@@ -51,7 +51,7 @@ fn length(flag: &str, text: &str) -> Result<i64> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut cfg = args.data.config()?;
+    let mut cfg = args.data.config_with(args.evolution.flags())?;
     args.evolution.apply(&mut cfg)?;
     if args.top == 0 {
         bail!("--top must be at least 1");
@@ -171,9 +171,9 @@ pub fn run(args: Args) -> Result<()> {
         args.top,
         generations,
         cfg.evolution.population,
-        cfg.evolution.mode,
-        cfg.evolution.algorithm,
-        cfg.evolution.sharpe_objective,
+        cfg.evolution.mode.as_str(),
+        cfg.evolution.algorithm.as_str(),
+        cfg.evolution.sharpe_objective.as_str(),
     );
     if talk {
         outln!("walk-forward on {data_label}: {settings}");
@@ -247,9 +247,9 @@ pub fn run(args: Args) -> Result<()> {
             "plan": plan,
             "generations": generations,
             "population": cfg.evolution.population,
-            "mode": cfg.evolution.mode,
-            "algorithm": cfg.evolution.algorithm,
-            "sharpe_objective": cfg.evolution.sharpe_objective,
+            "mode": cfg.evolution.mode.as_str(),
+            "algorithm": cfg.evolution.algorithm.as_str(),
+            "sharpe_objective": cfg.evolution.sharpe_objective.as_str(),
             "top": args.top,
             "include_holdout": args.include_holdout,
             "windows": done,

@@ -27,6 +27,17 @@ pub enum Algorithm {
     ThetaDea,
 }
 
+impl Algorithm {
+    /// Its name in `evolution.algorithm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nsga2 => "nsga2",
+            Self::Nsga3 => "nsga3",
+            Self::ThetaDea => "theta-dea",
+        }
+    }
+}
+
 impl std::str::FromStr for Algorithm {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

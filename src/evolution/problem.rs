@@ -147,6 +147,17 @@ pub enum SharpeObjective {
     Psr,
 }
 
+impl SharpeObjective {
+    /// Its name in `evolution.sharpe_objective`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "sharpe",
+            Self::Folds => "folds",
+            Self::Psr => "psr",
+        }
+    }
+}
+
 impl std::str::FromStr for SharpeObjective {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -3,6 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The first coin of `coins` named twice (letter case aside): a coin listed twice would be
+/// loaded, traded and counted twice.
+pub fn duplicate(coins: &[String]) -> Option<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    coins
+        .iter()
+        .map(|c| c.trim())
+        .find(|c| !seen.insert(c.to_ascii_uppercase()))
+}
+
 /// A UTC timestamp in milliseconds (a candle's open time, a fill's time).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,

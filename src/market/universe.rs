@@ -423,6 +423,9 @@ impl std::str::FromStr for CoinPick {
                 "`{bad}` is not a coin name (letters and digits only)"
             ));
         }
+        if let Some(twice) = super::types::duplicate(&coins) {
+            return Err(format!("`{twice}` is listed twice"));
+        }
         Ok(Self::List(coins))
     }
 }

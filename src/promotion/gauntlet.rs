@@ -829,6 +829,24 @@ pub fn diversify(daily: &[Vec<f64>], max_corr: f64, top: usize) -> Vec<Outcome> 
         .collect()
 }
 
+/// How the deflated Sharpe takes the trials' Sharpe variance (`promotion.trial_variance`): as
+/// measured, or capped at the null's ([`dsr_variance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialVariance {
+    Capped,
+    Empirical,
+}
+
+/// What the deflated Sharpe counts as trials (`promotion.trials`): every one the run made, or
+/// the clusters of their training returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialCount {
+    Raw,
+    Clustered,
+}
+
 /// The run's trials: what the deflated Sharpe deflates by.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Trials {
@@ -1153,7 +1171,7 @@ pub fn run<C: Candidates, E>(
                 kurtosis,
                 trials,
                 trial_var,
-                capped: setup.cfg.trial_variance == "capped",
+                capped: setup.cfg.trial_variance == TrialVariance::Capped,
                 raw_trials: setup.trials.count,
             };
             if !go(deflated(&d, cfg.min_dsr), stages) {
@@ -1219,7 +1237,7 @@ pub fn run<C: Candidates, E>(
         j.stages.push(o);
     }
     let t = c.train_bars();
-    let capped = cfg.trial_variance == "capped";
+    let capped = cfg.trial_variance == TrialVariance::Capped;
     let noise = setup.trials.sharpe_var.map(|v| NoiseSharpe {
         raw: noise_max_sharpe(setup.trials.count, v, bpy, t, capped),
         clustered: setup

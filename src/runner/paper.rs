@@ -79,6 +79,15 @@ impl Limits {
     }
 }
 
+/// Which regime policy a strategy trades with (`paper.regime_policy`): the one promote suggested
+/// from its validation figures, or the config's `[regime]` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicySource {
+    Suggested,
+    Config,
+}
+
 /// Why and until when a book is paused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pause {
@@ -274,7 +283,7 @@ pub fn regime_of(
     let Some(mut f) = r.filter().map_err(|(k, m)| format!("{k}: {m}"))? else {
         return Ok(None);
     };
-    if let Some(s) = s.filter(|_| cfg.paper.regime_policy == "suggested") {
+    if let Some(s) = s.filter(|_| cfg.paper.regime_policy == PolicySource::Suggested) {
         if let Some(p) = s.figures.regime_policy {
             f.policy = p;
         }
