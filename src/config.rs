@@ -100,28 +100,6 @@ pub struct EvolutionConfig {
     pub keep_last: u32,
 }
 
-/// `[promotion]`: the validation gauntlet's thresholds and the strategy registry.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PromotionConfig {
-    pub registry: String,
-    pub top: usize,
-    pub nulls: usize,
-    pub null_quantile: f64,
-    pub cross_nulls: usize,
-    pub cross_quantile: f64,
-    pub oos_fraction: f64,
-    pub oos_windows: usize,
-    pub min_dsr: f64,
-    pub trial_variance: crate::promotion::gauntlet::TrialVariance,
-    pub trials: crate::promotion::gauntlet::TrialCount,
-    pub cluster_sample: usize,
-    pub pbo_blocks: usize,
-    pub max_pbo: f64,
-    pub holdout_fraction: f64,
-    pub max_correlation: f64,
-}
-
 /// `[portfolio]`: how capital is split across strategies.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -385,7 +363,7 @@ pub struct Config {
     pub costs: CostsConfig,
     pub backtest: BacktestSection,
     pub evolution: EvolutionConfig,
-    pub promotion: PromotionConfig,
+    pub promotion: crate::promotion::PromotionConfig,
     pub portfolio: PortfolioConfig,
     pub universe: UniverseConfig,
     pub book: crate::execution::portfolio::Limits,
@@ -501,14 +479,7 @@ impl Config {
             message,
         };
         let range = |key: &str, v: f64, lo: f64, hi: f64| {
-            if v.is_finite() && v >= lo && v <= hi {
-                Ok(())
-            } else {
-                Err(err(
-                    key,
-                    format!("{} is out of range: must be in [{lo}, {hi}]", num(v)),
-                ))
-            }
+            crate::settings::range(key, v, lo, hi).map_err(|i| err(&i.key, i.message))
         };
         range("costs.taker_fee", self.costs.taker_fee, 0.0, 0.01)?;
         range("costs.maker_fee", self.costs.maker_fee, -0.001, 0.01)?;
@@ -670,7 +641,7 @@ impl Config {
                     "synthetic.annual_vol",
                     format!(
                         "{} (coin {}) is out of range: must be in (0, 20]",
-                        num(*v),
+                        crate::settings::num(*v),
                         i + 1
                     ),
                 ));
@@ -683,7 +654,7 @@ impl Config {
                     "synthetic.start_price",
                     format!(
                         "{} (coin {}) is out of range: must be in [1e-06, 1e9]",
-                        num(*v),
+                        crate::settings::num(*v),
                         i + 1
                     ),
                 ));
@@ -749,56 +720,9 @@ impl Config {
         if e.out.trim().is_empty() {
             return Err(err("evolution.out", "must not be empty".into()));
         }
-        let p = &self.promotion;
-        if p.registry.trim().is_empty() {
-            return Err(err("promotion.registry", "must not be empty".into()));
-        }
-        for (key, v, lo, hi) in [
-            ("promotion.top", p.top, 1, 1000),
-            ("promotion.nulls", p.nulls, 1, MAX_NULLS),
-            ("promotion.cross_nulls", p.cross_nulls, 1, MAX_NULLS),
-            ("promotion.oos_windows", p.oos_windows, 1, 1000),
-            (
-                "promotion.pbo_blocks",
-                p.pbo_blocks,
-                2,
-                crate::fitness::pbo::MAX_BLOCKS,
-            ),
-        ] {
-            if !(lo..=hi).contains(&v) {
-                let why = if key.ends_with("nulls") {
-                    " (each copy is one more backtest of every candidate's validation span)"
-                } else {
-                    ""
-                };
-                return Err(err(
-                    key,
-                    format!("{v} is out of range: must be in [{lo}, {hi}]{why}"),
-                ));
-            }
-        }
-        if !p.pbo_blocks.is_multiple_of(2) {
-            return Err(err(
-                "promotion.pbo_blocks",
-                format!("{} must be even", p.pbo_blocks),
-            ));
-        }
-        range("promotion.null_quantile", p.null_quantile, 0.5, 1.0)?;
-        range("promotion.cross_quantile", p.cross_quantile, 0.5, 1.0)?;
-        range("promotion.oos_fraction", p.oos_fraction, 0.0, 10.0)?;
-        range("promotion.min_dsr", p.min_dsr, 0.0, 1.0)?;
-        if !(10..=5000).contains(&p.cluster_sample) {
-            return Err(err(
-                "promotion.cluster_sample",
-                format!(
-                    "{} is out of range: must be in [10, 5000]",
-                    p.cluster_sample
-                ),
-            ));
-        }
-        range("promotion.max_pbo", p.max_pbo, 0.0, 1.0)?;
-        range("promotion.holdout_fraction", p.holdout_fraction, 0.0, 10.0)?;
-        range("promotion.max_correlation", p.max_correlation, -1.0, 1.0)?;
+        self.promotion
+            .validate()
+            .map_err(|i| err(&i.key, i.message))?;
         range(
             "portfolio.max_weight",
             self.portfolio.max_weight,
@@ -1075,20 +999,8 @@ where
         .map_err(serde::de::Error::custom)
 }
 
-/// `v` as a setting is written: plainly, or in exponent form when very large or very small.
-fn num(v: f64) -> String {
-    if v != 0.0 && v.is_finite() && !(1e-6..1e15).contains(&v.abs()) {
-        format!("{v:e}")
-    } else {
-        format!("{v}")
-    }
-}
-
 /// Coin-bars a synthetic market may have (`synthetic.bars` x coins; six numbers each in memory).
 pub const MAX_SYNTHETIC_CELLS: usize = 20_000_000;
-
-/// Null copies per candidate (`promotion.nulls`, `promotion.cross_nulls`, `--nulls`).
-pub const MAX_NULLS: usize = 100_000;
 
 /// 2100-01-01 00:00 UTC: dates after it are refused (the synthetic market's bars).
 const LAST_MS: i64 = 4_102_444_800_000;

@@ -35,5 +35,6 @@ pub mod market;
 pub mod promotion;
 pub mod runner;
 pub mod seeds;
+pub mod settings;
 pub mod store;
 pub mod strategy;

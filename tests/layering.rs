@@ -7,6 +7,7 @@ use std::path::Path;
 /// settings at the CLI edge and may use any stage, but no stage may use it.
 const ORDER: &[&str] = &[
     "clock",
+    "settings",
     "store",
     "market",
     "indicators",
@@ -57,19 +58,59 @@ fn imports() -> Vec<(String, String, String)> {
         }
         let text = std::fs::read_to_string(&f).expect("readable");
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        for (n, line) in code.lines().enumerate() {
+        let lines: Vec<&str> = code.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
             if line.trim_start().starts_with("//") {
                 continue;
             }
-            let mut rest = line;
+            let mut rest = *line;
             while let Some(i) = rest.find("crate::") {
                 rest = &rest[i + 7..];
-                let to: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !to.is_empty() && to != from {
-                    out.push((from.clone(), to, format!("{}:{}", rel.display(), n + 1)));
+                let mut found: Vec<String> = Vec::new();
+                if rest.starts_with('{') {
+                    // `use crate::{a::…, b, …};`, possibly over several lines: each top-level
+                    // item's first segment.
+                    let mut group = String::new();
+                    let mut depth = 0usize;
+                    'lines: for l in std::iter::once(rest).chain(lines[n + 1..].iter().copied()) {
+                        for c in l.chars() {
+                            match c {
+                                '{' => depth += 1,
+                                '}' => {
+                                    depth -= 1;
+                                    if depth == 0 {
+                                        break 'lines;
+                                    }
+                                }
+                                _ => {}
+                            }
+                            if depth == 1 && c != '{' {
+                                group.push(c);
+                            } else if depth > 1 {
+                                group.push(' ');
+                            }
+                        }
+                        group.push(' ');
+                    }
+                    for item in group.split(',') {
+                        let name: String = item
+                            .trim()
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        found.push(name);
+                    }
+                } else {
+                    found.push(
+                        rest.chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect(),
+                    );
+                }
+                for to in found {
+                    if !to.is_empty() && to != from && to != "self" {
+                        out.push((from.clone(), to, format!("{}:{}", rel.display(), n + 1)));
+                    }
                 }
             }
         }

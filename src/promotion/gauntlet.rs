@@ -46,7 +46,6 @@ use serde::{Deserialize, Serialize};
 
 pub use super::candidates::{Candidates, CoinCandidates, PortfolioCandidates};
 use crate::{
-    config::PromotionConfig,
     evolution::{
         problem::{Figures, SharpeObjective},
         summary::Ranked,
@@ -1021,7 +1020,7 @@ pub struct Setup<'a, C: Candidates> {
     pub candidates: &'a C,
     /// The run's seed (the null copies' streams derive from it).
     pub seed: u64,
-    pub cfg: &'a PromotionConfig,
+    pub cfg: &'a super::PromotionConfig,
     pub trials: Trials,
     /// How many admissions this promotion may make.
     pub top: usize,
