@@ -66,45 +66,16 @@ pub struct BacktestSection {
     pub cash: f64,
     pub leverage: f64,
     pub maintenance_margin: f64,
-    #[serde(deserialize_with = "named")]
+    #[serde(deserialize_with = "crate::settings::named")]
     pub fill: FillMode,
     pub coin: String,
-}
-
-/// `[evolution]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvolutionConfig {
-    pub generations: u32,
-    pub population: usize,
-    pub seed: u64,
-    #[serde(deserialize_with = "named")]
-    pub algorithm: crate::evolution::nsga::Algorithm,
-    pub crossover_prob: f64,
-    pub eta_crossover: f64,
-    pub eta_mutation: f64,
-    pub mutation_prob: f64,
-    #[serde(deserialize_with = "named")]
-    pub mode: crate::evolution::Mode,
-    pub max_depth: usize,
-    pub max_nodes: usize,
-    pub program_mutation_prob: f64,
-    pub min_trades: f64,
-    #[serde(deserialize_with = "named")]
-    pub sharpe_objective: crate::evolution::problem::SharpeObjective,
-    pub worst_coin_weight: f64,
-    pub train_fraction: f64,
-    pub validation_fraction: f64,
-    pub seeds: Vec<String>,
-    pub out: String,
-    pub keep_last: u32,
 }
 
 /// `[portfolio]`: how capital is split across strategies.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortfolioConfig {
-    #[serde(deserialize_with = "named")]
+    #[serde(deserialize_with = "crate::settings::named")]
     pub allocation: crate::execution::risk::Allocation,
     pub max_weight: f64,
 }
@@ -362,7 +333,7 @@ pub struct Config {
     pub synthetic: SyntheticParams,
     pub costs: CostsConfig,
     pub backtest: BacktestSection,
-    pub evolution: EvolutionConfig,
+    pub evolution: crate::evolution::EvolutionConfig,
     pub promotion: crate::promotion::PromotionConfig,
     pub portfolio: PortfolioConfig,
     pub universe: UniverseConfig,
@@ -660,66 +631,9 @@ impl Config {
                 ));
             }
         }
-        let e = &self.evolution;
-        if e.population < 4 || e.population > 100_000 || !e.population.is_multiple_of(2) {
-            return Err(err(
-                "evolution.population",
-                format!(
-                    "{} is out of range: must be an even number in [4, 100000] (every member \
-                     is held and backtested each generation: memory and time grow with it)",
-                    e.population
-                ),
-            ));
-        }
-        if e.generations > 1_000_000 {
-            return Err(err(
-                "evolution.generations",
-                format!("{} is out of range: must be <= 1000000", e.generations),
-            ));
-        }
-        range("evolution.crossover_prob", e.crossover_prob, 0.0, 1.0)?;
-        range("evolution.mutation_prob", e.mutation_prob, 0.0, 1.0)?;
-        range(
-            "evolution.program_mutation_prob",
-            e.program_mutation_prob,
-            0.0,
-            1.0,
-        )?;
-        if !(2..=17).contains(&e.max_depth) {
-            return Err(err(
-                "evolution.max_depth",
-                format!("{} is out of range: must be in [2, 17]", e.max_depth),
-            ));
-        }
-        if !(4..=1000).contains(&e.max_nodes) {
-            return Err(err(
-                "evolution.max_nodes",
-                format!("{} is out of range: must be in [4, 1000]", e.max_nodes),
-            ));
-        }
-        range("evolution.eta_crossover", e.eta_crossover, 1e-9, 200.0)?;
-        range("evolution.eta_mutation", e.eta_mutation, 1e-9, 200.0)?;
-        range("evolution.min_trades", e.min_trades, 0.0, 1e9)?;
-        range("evolution.worst_coin_weight", e.worst_coin_weight, 0.0, 1.0)?;
-        range("evolution.train_fraction", e.train_fraction, 0.05, 0.99)?;
-        range(
-            "evolution.validation_fraction",
-            e.validation_fraction,
-            0.0,
-            0.95,
-        )?;
-        if e.train_fraction + e.validation_fraction >= 1.0 {
-            return Err(err(
-                "evolution.validation_fraction",
-                format!(
-                    "train_fraction + validation_fraction = {} must be < 1 (the rest is the holdout)",
-                    e.train_fraction + e.validation_fraction
-                ),
-            ));
-        }
-        if e.out.trim().is_empty() {
-            return Err(err("evolution.out", "must not be empty".into()));
-        }
+        self.evolution
+            .validate()
+            .map_err(|i| err(&i.key, i.message))?;
         self.promotion
             .validate()
             .map_err(|i| err(&i.key, i.message))?;
@@ -936,44 +850,6 @@ impl Config {
             .unwrap_or_else(|| self.exchange.api_url.clone())
     }
 
-    /// The evolution settings of `[evolution]`.
-    pub fn settings(&self) -> crate::evolution::Settings {
-        let e = &self.evolution;
-        crate::evolution::Settings {
-            mode: e.mode,
-            limits: crate::genome::program::Limits {
-                max_depth: e.max_depth,
-                max_nodes: e.max_nodes,
-            },
-            program_mutation_prob: e.program_mutation_prob,
-            algorithm: e.algorithm,
-            ..crate::evolution::Settings::params(
-                e.population,
-                e.crossover_prob,
-                e.eta_crossover,
-                e.eta_mutation,
-                e.mutation_prob,
-            )
-        }
-    }
-
-    /// The time split of `[evolution]`.
-    pub fn split(&self) -> crate::evolution::problem::Split {
-        crate::evolution::problem::Split {
-            train: self.evolution.train_fraction,
-            validation: self.evolution.validation_fraction,
-        }
-    }
-
-    /// How `[evolution]` combines per-coin metrics.
-    pub fn aggregation(&self) -> crate::evolution::problem::Aggregation {
-        crate::evolution::problem::Aggregation {
-            worst_coin_weight: self.evolution.worst_coin_weight,
-            min_trades: self.evolution.min_trades,
-            sharpe: self.evolution.sharpe_objective,
-        }
-    }
-
     /// The backtester settings.
     pub fn backtest_config(&self) -> EngineConfig {
         EngineConfig {
@@ -986,17 +862,6 @@ impl Config {
             maintenance_margin: self.backtest.maintenance_margin,
         }
     }
-}
-
-/// A value of a closed set, read by its `FromStr` (whose error lists the names it takes).
-fn named<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: std::str::FromStr<Err = String>,
-{
-    String::deserialize(d)?
-        .parse()
-        .map_err(serde::de::Error::custom)
 }
 
 /// Coin-bars a synthetic market may have (`synthetic.bars` x coins; six numbers each in memory).

@@ -51,6 +51,22 @@ pub fn count(key: &str, v: usize, lo: usize, hi: usize, why: &str) -> Result<(),
     }
 }
 
+/// A value of a closed set, read by its `FromStr` (whose error lists the names it takes): for
+/// `#[serde(deserialize_with = "crate::settings::named")]`.
+///
+/// # Errors
+/// The `FromStr` message, as the format's error.
+pub fn named<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    use serde::Deserialize as _;
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
+}
+
 /// `v` as a setting is written: plainly, or in exponent form when very large or very small.
 pub fn num(v: f64) -> String {
     if v != 0.0 && v.is_finite() && !(1e-6..1e15).contains(&v.abs()) {

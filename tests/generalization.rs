@@ -42,7 +42,7 @@ fn planted() -> Universe {
 fn settings(cfg: &Config) -> Settings {
     Settings {
         population: 16,
-        ..cfg.settings()
+        ..cfg.evolution.settings()
     }
 }
 
@@ -64,7 +64,7 @@ fn walk(u: &Universe, backtest: EngineConfig) -> Summary {
     let setup = Setup {
         entries: entries(),
         settings: settings(&cfg),
-        aggregation: cfg.aggregation(),
+        aggregation: cfg.evolution.aggregation(),
         backtest,
         generations: 5,
         seed: 42,
@@ -98,7 +98,7 @@ fn evolution_finds_the_planted_edge_and_it_holds_on_the_holdout() {
         train: seg.train.into_iter().map(Prepared::new).collect(),
         validation: seg.validation.into_iter().map(Prepared::new).collect(),
         backtest: cfg.backtest_config(),
-        aggregation: cfg.aggregation(),
+        aggregation: cfg.evolution.aggregation(),
         regime: None,
     };
     for algorithm in [Algorithm::Nsga2, Algorithm::Nsga3, Algorithm::ThetaDea] {

@@ -297,7 +297,7 @@ fn pure_beta_is_stopped_by_the_cross_sectional_null() {
         },
         membership: rule,
         limits: Limits::default(),
-        aggregation: cfg.aggregation(),
+        aggregation: cfg.evolution.aggregation(),
     };
     let beta = PortfolioGenome::of(
         "xs_momentum",

@@ -352,8 +352,8 @@ pub fn run(args: Args) -> Result<()> {
         None => (
             cfg.data_selection(),
             cfg.backtest_config(),
-            cfg.split(),
-            cfg.aggregation(),
+            cfg.evolution.split(),
+            cfg.evolution.aggregation(),
         ),
     };
     cost_flags(&args, &mut bt)?;

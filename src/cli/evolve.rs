@@ -97,7 +97,7 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
     let mut data = cfg.data_selection();
     // Stored absolute, so a run resumes from any working directory.
     data.path = data.path.map(|p| std::path::absolute(&p).unwrap_or(p));
-    let settings = cfg.settings();
+    let settings = cfg.evolution.settings();
     let with_portfolio_seeds = names.iter().any(|n| seeds::portfolio::is_portfolio_seed(n));
     let portfolio = if settings.mode == Mode::Portfolio || with_portfolio_seeds {
         let pr = super::portfolio_universe(cfg, &mut data)?;
@@ -125,8 +125,8 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
     Ok(RunSpec {
         seed: e.seed,
         settings,
-        split: cfg.split(),
-        aggregation: cfg.aggregation(),
+        split: cfg.evolution.split(),
+        aggregation: cfg.evolution.aggregation(),
         backtest: cfg.backtest_config(),
         data,
         seeds: names,
@@ -138,7 +138,7 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
 /// The names of the run's seeds: `evolution.seeds` (all when empty) — portfolio seeds for
 /// `--mode portfolio`; in `--mode mixed`, the single-coin seeds then any portfolio seeds named.
 fn seed_names(cfg: &Config) -> Result<Vec<String>> {
-    let mode = cfg.settings().mode;
+    let mode = cfg.evolution.settings().mode;
     if mode == Mode::Portfolio {
         return Ok(super::portfolio_seeds(cfg)?
             .iter()

@@ -68,7 +68,7 @@ pub fn run(args: Args) -> Result<()> {
         step_ms,
     };
     let generations = cfg.evolution.generations;
-    let portfolio = cfg.settings().mode == organism::evolution::Mode::Portfolio;
+    let portfolio = cfg.evolution.settings().mode == organism::evolution::Mode::Portfolio;
     // A portfolio walk: the universe on one grid, the portfolio seeds, [universe] and [book].
     let (entries, universe, walk) = if portfolio {
         let mut data = cfg.data_selection();
@@ -106,7 +106,7 @@ pub fn run(args: Args) -> Result<()> {
         Some((_, p)) => (p.ts[0], p.ts[p.len() - 1]),
         None => universe.span(),
     };
-    let split = cfg.split();
+    let split = cfg.evolution.split();
     let holdout_from = match &walk {
         Some((_, p)) => split_bounds(p, &split).1,
         None => split.bounds(&universe).1,
@@ -208,8 +208,8 @@ pub fn run(args: Args) -> Result<()> {
     let tick = || bar.inc(1);
     let setup = Setup {
         entries,
-        settings: cfg.settings(),
-        aggregation: cfg.aggregation(),
+        settings: cfg.evolution.settings(),
+        aggregation: cfg.evolution.aggregation(),
         backtest: cfg.backtest_config(),
         generations,
         seed: cfg.evolution.seed,

@@ -24,6 +24,138 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::settings::{count, range, Invalid};
+
+/// `[evolution]`: the search, its split of the data and its objectives.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvolutionConfig {
+    pub generations: u32,
+    pub population: usize,
+    pub seed: u64,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub algorithm: nsga::Algorithm,
+    pub crossover_prob: f64,
+    pub eta_crossover: f64,
+    pub eta_mutation: f64,
+    pub mutation_prob: f64,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub mode: Mode,
+    pub max_depth: usize,
+    pub max_nodes: usize,
+    pub program_mutation_prob: f64,
+    pub min_trades: f64,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub sharpe_objective: problem::SharpeObjective,
+    pub worst_coin_weight: f64,
+    pub train_fraction: f64,
+    pub validation_fraction: f64,
+    pub seeds: Vec<String>,
+    pub out: String,
+    pub keep_last: u32,
+}
+
+impl EvolutionConfig {
+    /// Checks every key of the section.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first key refused.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.population < 4 || self.population > 100_000 || !self.population.is_multiple_of(2) {
+            return Err(Invalid::new(
+                "evolution.population",
+                format!(
+                    "{} is out of range: must be an even number in [4, 100000] (every member \
+                     is held and backtested each generation: memory and time grow with it)",
+                    self.population
+                ),
+            ));
+        }
+        if self.generations > 1_000_000 {
+            return Err(Invalid::new(
+                "evolution.generations",
+                format!("{} is out of range: must be <= 1000000", self.generations),
+            ));
+        }
+        range("evolution.crossover_prob", self.crossover_prob, 0.0, 1.0)?;
+        range("evolution.mutation_prob", self.mutation_prob, 0.0, 1.0)?;
+        range(
+            "evolution.program_mutation_prob",
+            self.program_mutation_prob,
+            0.0,
+            1.0,
+        )?;
+        count("evolution.max_depth", self.max_depth, 2, 17, "")?;
+        count("evolution.max_nodes", self.max_nodes, 4, 1000, "")?;
+        range("evolution.eta_crossover", self.eta_crossover, 1e-9, 200.0)?;
+        range("evolution.eta_mutation", self.eta_mutation, 1e-9, 200.0)?;
+        range("evolution.min_trades", self.min_trades, 0.0, 1e9)?;
+        range(
+            "evolution.worst_coin_weight",
+            self.worst_coin_weight,
+            0.0,
+            1.0,
+        )?;
+        range("evolution.train_fraction", self.train_fraction, 0.05, 0.99)?;
+        range(
+            "evolution.validation_fraction",
+            self.validation_fraction,
+            0.0,
+            0.95,
+        )?;
+        if self.train_fraction + self.validation_fraction >= 1.0 {
+            return Err(Invalid::new(
+                "evolution.validation_fraction",
+                format!(
+                    "train_fraction + validation_fraction = {} must be < 1 (the rest is the holdout)",
+                    self.train_fraction + self.validation_fraction
+                ),
+            ));
+        }
+        if self.out.trim().is_empty() {
+            return Err(Invalid::new("evolution.out", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// The run's evolution settings.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            mode: self.mode,
+            limits: crate::genome::program::Limits {
+                max_depth: self.max_depth,
+                max_nodes: self.max_nodes,
+            },
+            program_mutation_prob: self.program_mutation_prob,
+            algorithm: self.algorithm,
+            ..Settings::params(
+                self.population,
+                self.crossover_prob,
+                self.eta_crossover,
+                self.eta_mutation,
+                self.mutation_prob,
+            )
+        }
+    }
+
+    /// The time split.
+    pub fn split(&self) -> problem::Split {
+        problem::Split {
+            train: self.train_fraction,
+            validation: self.validation_fraction,
+        }
+    }
+
+    /// How per-coin metrics are combined.
+    pub fn aggregation(&self) -> problem::Aggregation {
+        problem::Aggregation {
+            worst_coin_weight: self.worst_coin_weight,
+            min_trades: self.min_trades,
+            sharpe: self.sharpe_objective,
+        }
+    }
+}
+
 use crate::genome::{
     program::{self, Generator, Limits, Program},
     SeedSpec,
