@@ -142,15 +142,7 @@ pub fn run(
     let loaded_origin = origin;
     let schedule = g.schedule(panel, &rule);
     let report = run_book(panel, &schedule, &bt, &universe.limits);
-    let figures = PortfolioFigures::of(&report, &panel.ts, panel.bars_per_year());
-    super::backtest::finite(
-        label,
-        &[
-            ("final equity", figures.final_equity),
-            ("total return", figures.total_return),
-            ("max drawdown", figures.max_drawdown),
-        ],
-    )?;
+    let figures = figures_of(label, &report, panel)?;
     let (monthly_ic, mean_ic) = monthly_rank_ic(panel, &schedule);
     let contributions = contributions(panel, &report);
 
@@ -382,15 +374,7 @@ pub fn replay(
     );
     while runner.step(panel).is_some() {}
     let report = runner.finish();
-    let figures = PortfolioFigures::of(&report, &panel.ts, panel.bars_per_year());
-    super::backtest::finite(
-        label,
-        &[
-            ("final equity", figures.final_equity),
-            ("total return", figures.total_return),
-            ("max drawdown", figures.max_drawdown),
-        ],
-    )?;
+    let figures = figures_of(label, &report, panel)?;
     if let Some(f) = &a.equity {
         write_atomic(f, equity_csv(&panel.ts, &report.equity).as_bytes())?;
     }
@@ -439,4 +423,22 @@ pub fn replay(
         figures.sharpe_se
     );
     Ok(())
+}
+
+/// The figures of a portfolio backtest; one that is not a number is an error naming it.
+fn figures_of(
+    label: &str,
+    report: &organism::backtest::portfolio::PortfolioReport,
+    panel: &Panel,
+) -> Result<PortfolioFigures> {
+    let f = PortfolioFigures::of(report, &panel.ts, panel.bars_per_year());
+    super::backtest::finite(
+        label,
+        &[
+            ("final equity", f.final_equity),
+            ("total return", f.total_return),
+            ("max drawdown", f.max_drawdown),
+        ],
+    )?;
+    Ok(f)
 }
