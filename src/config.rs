@@ -473,39 +473,9 @@ impl Config {
                 ),
             ));
         }
-        range(
-            "synthetic.common_share",
-            self.synthetic.common_share,
-            0.0,
-            0.99,
-        )?;
-        range("synthetic.trend_edge", self.synthetic.trend_edge, 0.0, 1.0)?;
-        range("synthetic.xs_edge", self.synthetic.xs_edge, 0.0, 1.0)?;
-        range("synthetic.range_pull", self.synthetic.range_pull, 0.0, 0.1)?;
-        range(
-            "synthetic.funding_trend",
-            self.synthetic.funding_trend,
-            0.0,
-            0.001,
-        )?;
-        range(
-            "synthetic.xs_funding",
-            self.synthetic.xs_funding,
-            0.0,
-            0.001,
-        )?;
-        range(
-            "synthetic.xs_edge_hours",
-            self.synthetic.xs_edge_hours,
-            1.0,
-            1e6,
-        )?;
-        range(
-            "synthetic.trend_edge_hours",
-            self.synthetic.trend_edge_hours,
-            1.0,
-            1e6,
-        )?;
+        self.synthetic
+            .validate()
+            .map_err(|i| err(&i.key, i.message))?;
         self.universe.rule(None).validate().map_err(|m| {
             let key = m
                 .split_whitespace()
@@ -546,90 +516,6 @@ impl Config {
                 .join(",")
                 .parse::<crate::market::universe::CoinPick>()
                 .map_err(|m| err("data.coins", m))?;
-        }
-        let s = &self.synthetic;
-        if !(100..=10_000_000).contains(&s.bars) {
-            return Err(err(
-                "synthetic.bars",
-                format!("{} is out of range: must be in [100, 10000000]", s.bars),
-            ));
-        }
-        if s.coins.is_empty() {
-            return Err(err("synthetic.coins", "must list at least one coin".into()));
-        }
-        if let Some(twice) = crate::market::types::duplicate(&s.coins) {
-            return Err(err("synthetic.coins", format!("`{twice}` is listed twice")));
-        }
-        // Every coin's bars are held in memory at once (six numbers a bar).
-        if s.bars.saturating_mul(s.coins.len()) > MAX_SYNTHETIC_CELLS {
-            return Err(err(
-                "synthetic.bars",
-                format!(
-                    "{} bars x {} coins = {} coin-bars is over the limit of {MAX_SYNTHETIC_CELLS}                      (about 1 GB of candles in memory); use fewer bars or coins",
-                    s.bars,
-                    s.coins.len(),
-                    s.bars.saturating_mul(s.coins.len())
-                ),
-            ));
-        }
-        // Its last bar must be a date: from 1970 to 2100.
-        let end = s
-            .start_ms
-            .saturating_add((s.bars as i64).saturating_mul(crate::market::HOUR_MS));
-        if s.start_ms < 0 || end > LAST_MS {
-            return Err(err(
-                "synthetic.start_ms",
-                format!(
-                    "{} is out of range: the market's {} hourly bars must fall between 1970 and                      2100 (start_ms in [0, {}])",
-                    s.start_ms,
-                    s.bars,
-                    (LAST_MS - (s.bars as i64).saturating_mul(crate::market::HOUR_MS)).max(0)
-                ),
-            ));
-        }
-        // A coin name becomes part of a file name (`data generate`).
-        for c in &s.coins {
-            crate::market::types::Coin::new(c).map_err(|m| err("synthetic.coins", m))?;
-        }
-        for (key, v) in [
-            ("synthetic.annual_vol", &s.annual_vol),
-            ("synthetic.start_price", &s.start_price),
-        ] {
-            if v.len() != s.coins.len() {
-                return Err(err(
-                    key,
-                    format!(
-                        "has {} values but synthetic.coins has {}",
-                        v.len(),
-                        s.coins.len()
-                    ),
-                ));
-            }
-        }
-        for (i, v) in s.annual_vol.iter().enumerate() {
-            if !(v.is_finite() && *v > 0.0 && *v <= 20.0) {
-                return Err(err(
-                    "synthetic.annual_vol",
-                    format!(
-                        "{} (coin {}) is out of range: must be in (0, 20]",
-                        crate::settings::num(*v),
-                        i + 1
-                    ),
-                ));
-            }
-        }
-        // Prices far from 1 lose every digit a fee or a return needs (1e308 overflows to inf).
-        for (i, v) in s.start_price.iter().enumerate() {
-            if !(v.is_finite() && *v >= 1e-6 && *v <= 1e9) {
-                return Err(err(
-                    "synthetic.start_price",
-                    format!(
-                        "{} (coin {}) is out of range: must be in [1e-06, 1e9]",
-                        crate::settings::num(*v),
-                        i + 1
-                    ),
-                ));
-            }
         }
         self.evolution
             .validate()
@@ -810,12 +696,6 @@ impl Config {
             0.1,
             600.0,
         )?;
-        if let Some(bad) = s.annual_vol.iter().find(|v| **v > 5.0) {
-            return Err(err(
-                "synthetic.annual_vol",
-                format!("{bad} is out of range: must be <= 5"),
-            ));
-        }
         Ok(())
     }
 
@@ -863,12 +743,6 @@ impl Config {
         }
     }
 }
-
-/// Coin-bars a synthetic market may have (`synthetic.bars` x coins; six numbers each in memory).
-pub const MAX_SYNTHETIC_CELLS: usize = 20_000_000;
-
-/// 2100-01-01 00:00 UTC: dates after it are refused (the synthetic market's bars).
-const LAST_MS: i64 = 4_102_444_800_000;
 
 /// A command-line flag that sets a config key: laid over the file as the last layer and held to
 /// the key's type and range; its errors name the flag (`--population: evolution.population: …`).

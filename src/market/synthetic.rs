@@ -42,6 +42,7 @@ use rand_distr::{Distribution, StandardNormal, StudentT};
 use serde::{Deserialize, Serialize};
 
 use super::{Candles, FundingSeries, Market, Universe, HOUR_MS};
+use crate::settings::{count, num, range, Invalid};
 
 /// Parameters of the synthetic market (from `[synthetic]` in the config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +82,120 @@ pub struct SyntheticParams {
     /// `−xs_funding · (c_i,t − mean_j c_j,t)` (coins the factor favours have lower funding, as
     /// in a carry trade), so a strategy can observe the latent score; 0 hides it.
     pub xs_funding: f64,
+}
+
+/// Coin-bars a synthetic market may have (`synthetic.bars` x coins; six numbers each in memory).
+pub const MAX_CELLS: usize = 20_000_000;
+
+/// 2100-01-01 00:00 UTC: the last bar of a synthetic market must open before it.
+const LAST_MS: i64 = 4_102_444_800_000;
+
+impl SyntheticParams {
+    /// Checks every key of `[synthetic]`: settings whose market cannot be computed (prices far
+    /// from 1, dates outside 1970–2100, a coin twice, more coin-bars than memory holds) are
+    /// refused.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first key refused.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        range("synthetic.common_share", self.common_share, 0.0, 0.99)?;
+        range("synthetic.trend_edge", self.trend_edge, 0.0, 1.0)?;
+        range("synthetic.xs_edge", self.xs_edge, 0.0, 1.0)?;
+        range("synthetic.range_pull", self.range_pull, 0.0, 0.1)?;
+        range("synthetic.funding_trend", self.funding_trend, 0.0, 0.001)?;
+        range("synthetic.xs_funding", self.xs_funding, 0.0, 0.001)?;
+        range("synthetic.xs_edge_hours", self.xs_edge_hours, 1.0, 1e6)?;
+        range(
+            "synthetic.trend_edge_hours",
+            self.trend_edge_hours,
+            1.0,
+            1e6,
+        )?;
+        count("synthetic.bars", self.bars, 100, 10_000_000, "")?;
+        if self.coins.is_empty() {
+            return Err(Invalid::new(
+                "synthetic.coins",
+                "must list at least one coin",
+            ));
+        }
+        // A coin name becomes part of a file name (`data generate`).
+        for c in &self.coins {
+            super::types::Coin::new(c).map_err(|m| Invalid::new("synthetic.coins", m))?;
+        }
+        if let Some(twice) = super::types::duplicate(&self.coins) {
+            return Err(Invalid::new(
+                "synthetic.coins",
+                format!("`{twice}` is listed twice"),
+            ));
+        }
+        // Every coin's bars are held in memory at once.
+        let cells = self.bars.saturating_mul(self.coins.len());
+        if cells > MAX_CELLS {
+            return Err(Invalid::new(
+                "synthetic.bars",
+                format!(
+                    "{} bars x {} coins = {cells} coin-bars is over the limit of {MAX_CELLS} \
+                     (about 1 GB of candles in memory); use fewer bars or coins",
+                    self.bars,
+                    self.coins.len()
+                ),
+            ));
+        }
+        let span = (self.bars as i64).saturating_mul(HOUR_MS);
+        if self.start_ms < 0 || self.start_ms.saturating_add(span) > LAST_MS {
+            return Err(Invalid::new(
+                "synthetic.start_ms",
+                format!(
+                    "{} is out of range: the market's {} hourly bars must fall between 1970 and \
+                     2100 (start_ms in [0, {}])",
+                    self.start_ms,
+                    self.bars,
+                    (LAST_MS - span).max(0)
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("synthetic.annual_vol", &self.annual_vol),
+            ("synthetic.start_price", &self.start_price),
+        ] {
+            if v.len() != self.coins.len() {
+                return Err(Invalid::new(
+                    key,
+                    format!(
+                        "has {} values but synthetic.coins has {}",
+                        v.len(),
+                        self.coins.len()
+                    ),
+                ));
+            }
+        }
+        for (i, v) in self.annual_vol.iter().enumerate() {
+            if !(v.is_finite() && *v > 0.0 && *v <= 5.0) {
+                return Err(Invalid::new(
+                    "synthetic.annual_vol",
+                    format!(
+                        "{} (coin {}) is out of range: must be in (0, 5]",
+                        num(*v),
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        // Prices far from 1 lose every digit a fee or a return needs (1e308 overflows to inf).
+        for (i, v) in self.start_price.iter().enumerate() {
+            if !(v.is_finite() && *v >= 1e-6 && *v <= 1e9) {
+                return Err(Invalid::new(
+                    "synthetic.start_price",
+                    format!(
+                        "{} (coin {}) is out of range: must be in [1e-06, 1e9]",
+                        num(*v),
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for SyntheticParams {
