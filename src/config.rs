@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 use crate::{
-    execution::{EngineConfig, FillMode},
+    execution::EngineConfig,
     market::{synthetic::SyntheticParams, timerange::TimeRange, DataSelection},
 };
 
@@ -47,44 +47,6 @@ pub struct DataConfig {
     pub coins: Vec<String>,
     /// freqtrade-style `START-END`; empty keeps every bar.
     pub timerange: String,
-}
-
-/// `[costs]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CostsConfig {
-    pub taker_fee: f64,
-    pub maker_fee: f64,
-    pub slippage: f64,
-    pub funding: bool,
-}
-
-/// `[backtest]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BacktestSection {
-    pub cash: f64,
-    pub leverage: f64,
-    pub maintenance_margin: f64,
-    #[serde(deserialize_with = "crate::settings::named")]
-    pub fill: FillMode,
-    pub coin: String,
-}
-
-/// `[portfolio]`: how capital is split across strategies.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PortfolioConfig {
-    #[serde(deserialize_with = "crate::settings::named")]
-    pub allocation: crate::execution::risk::Allocation,
-    pub max_weight: f64,
-}
-
-impl PortfolioConfig {
-    /// The allocation method.
-    pub fn method(&self) -> crate::execution::risk::Allocation {
-        self.allocation
-    }
 }
 
 /// `[universe]`: which coins of a many-coin universe a portfolio strategy may hold at each bar
@@ -331,11 +293,11 @@ mod live_defaults {
 pub struct Config {
     pub data: DataConfig,
     pub synthetic: SyntheticParams,
-    pub costs: CostsConfig,
-    pub backtest: BacktestSection,
+    pub costs: crate::execution::CostsConfig,
+    pub backtest: crate::execution::BacktestSection,
     pub evolution: crate::evolution::EvolutionConfig,
     pub promotion: crate::promotion::PromotionConfig,
-    pub portfolio: PortfolioConfig,
+    pub portfolio: crate::execution::risk::PortfolioConfig,
     pub universe: UniverseConfig,
     pub book: crate::execution::portfolio::Limits,
     pub regime: RegimeConfig,
@@ -452,27 +414,10 @@ impl Config {
         let range = |key: &str, v: f64, lo: f64, hi: f64| {
             crate::settings::range(key, v, lo, hi).map_err(|i| err(&i.key, i.message))
         };
-        range("costs.taker_fee", self.costs.taker_fee, 0.0, 0.01)?;
-        range("costs.maker_fee", self.costs.maker_fee, -0.001, 0.01)?;
-        range("costs.slippage", self.costs.slippage, 0.0, 0.05)?;
-        range("backtest.cash", self.backtest.cash, 1e-6, 1e15)?;
-        range("backtest.leverage", self.backtest.leverage, 1.0, 50.0)?;
-        range(
-            "backtest.maintenance_margin",
-            self.backtest.maintenance_margin,
-            0.0,
-            0.5,
-        )?;
-        if self.backtest.maintenance_margin * self.backtest.leverage >= 1.0 {
-            return Err(err(
-                "backtest.maintenance_margin",
-                format!(
-                    "{} at backtest.leverage {} liquidates every position as it opens (their \
-                     product must stay below 1)",
-                    self.backtest.maintenance_margin, self.backtest.leverage
-                ),
-            ));
-        }
+        self.costs.validate().map_err(|i| err(&i.key, i.message))?;
+        self.backtest
+            .validate()
+            .map_err(|i| err(&i.key, i.message))?;
         self.synthetic
             .validate()
             .map_err(|i| err(&i.key, i.message))?;
@@ -523,12 +468,9 @@ impl Config {
         self.promotion
             .validate()
             .map_err(|i| err(&i.key, i.message))?;
-        range(
-            "portfolio.max_weight",
-            self.portfolio.max_weight,
-            0.01,
-            crate::execution::risk::HARD_CAP,
-        )?;
+        self.portfolio
+            .validate()
+            .map_err(|i| err(&i.key, i.message))?;
         let pp = &self.paper;
         if pp.account.trim().is_empty() {
             return Err(err("paper.account", "must not be empty".into()));
@@ -732,15 +674,7 @@ impl Config {
 
     /// The backtester settings.
     pub fn backtest_config(&self) -> EngineConfig {
-        EngineConfig {
-            fill: self.backtest.fill,
-            fee: self.costs.taker_fee,
-            slippage: self.costs.slippage,
-            cash: self.backtest.cash,
-            funding: self.costs.funding,
-            leverage: self.backtest.leverage,
-            maintenance_margin: self.backtest.maintenance_margin,
-        }
+        EngineConfig::of(&self.costs, &self.backtest)
     }
 }
 
@@ -848,6 +782,7 @@ fn overlay(base: &mut Table, user: Table, prefix: &str, file: &str) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::execution::FillMode;
 
     #[test]
     fn shipped_defaults_load() {

@@ -41,7 +41,73 @@ pub mod types;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{market::Candles, strategy::Target};
+use crate::{
+    market::Candles,
+    settings::{range, Invalid},
+    strategy::Target,
+};
+
+/// `[costs]`: what trading costs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostsConfig {
+    pub taker_fee: f64,
+    pub maker_fee: f64,
+    pub slippage: f64,
+    pub funding: bool,
+}
+
+impl CostsConfig {
+    /// Checks every key of the section.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first key refused.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        range("costs.taker_fee", self.taker_fee, 0.0, 0.01)?;
+        range("costs.maker_fee", self.maker_fee, -0.001, 0.01)?;
+        range("costs.slippage", self.slippage, 0.0, 0.05)
+    }
+}
+
+/// `[backtest]`: the account a backtest starts with and how it fills.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestSection {
+    pub cash: f64,
+    pub leverage: f64,
+    pub maintenance_margin: f64,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub fill: FillMode,
+    pub coin: String,
+}
+
+impl BacktestSection {
+    /// Checks every key of the section.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first key refused.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        range("backtest.cash", self.cash, 1e-6, 1e15)?;
+        range("backtest.leverage", self.leverage, 1.0, 50.0)?;
+        range(
+            "backtest.maintenance_margin",
+            self.maintenance_margin,
+            0.0,
+            0.5,
+        )?;
+        if self.maintenance_margin * self.leverage >= 1.0 {
+            return Err(Invalid::new(
+                "backtest.maintenance_margin",
+                format!(
+                    "{} at backtest.leverage {} liquidates every position as it opens (their \
+                     product must stay below 1)",
+                    self.maintenance_margin, self.leverage
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// When orders fill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -118,6 +184,20 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The engine of `[costs]` and `[backtest]`: taker fee, slippage, funding, cash, fill,
+    /// leverage and maintenance margin.
+    pub fn of(costs: &CostsConfig, backtest: &BacktestSection) -> Self {
+        Self {
+            fill: backtest.fill,
+            fee: costs.taker_fee,
+            slippage: costs.slippage,
+            cash: backtest.cash,
+            funding: costs.funding,
+            leverage: backtest.leverage,
+            maintenance_margin: backtest.maintenance_margin,
+        }
+    }
+
     /// The fee and slippage models of this config.
     pub fn costs(&self) -> Costs {
         Costs {

@@ -8,6 +8,32 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::{range, Invalid};
+
+/// `[portfolio]`: how capital is split across strategies.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioConfig {
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub allocation: Allocation,
+    pub max_weight: f64,
+}
+
+impl PortfolioConfig {
+    /// The allocation method.
+    pub fn method(&self) -> Allocation {
+        self.allocation
+    }
+
+    /// Checks every key of the section.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first key refused.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        range("portfolio.max_weight", self.max_weight, 0.01, HARD_CAP)
+    }
+}
+
 /// No strategy ever gets more than this share of capital, whatever the config says.
 pub const HARD_CAP: f64 = 0.40;
 
