@@ -11,7 +11,7 @@ use toml::{Table, Value};
 
 use crate::{
     execution::EngineConfig,
-    market::{synthetic::SyntheticParams, timerange::TimeRange, DataSelection},
+    market::{synthetic::SyntheticParams, DataSelection},
 };
 
 /// The defaults, exactly as shipped in `config/default.toml`.
@@ -35,18 +35,6 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-}
-
-/// `[data]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    pub path: String,
-    pub interval: String,
-    pub source: String,
-    pub coins: Vec<String>,
-    /// freqtrade-style `START-END`; empty keeps every bar.
-    pub timerange: String,
 }
 
 /// `[universe]`: which coins of a many-coin universe a portfolio strategy may hold at each bar
@@ -291,7 +279,7 @@ mod live_defaults {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub data: DataConfig,
+    pub data: crate::market::universe::DataConfig,
     pub synthetic: SyntheticParams,
     pub costs: crate::execution::CostsConfig,
     pub backtest: crate::execution::BacktestSection,
@@ -444,24 +432,7 @@ impl Config {
             let key = m.split_whitespace().next().unwrap_or("book").to_string();
             err(&key, m)
         })?;
-        if !self.data.timerange.trim().is_empty() {
-            TimeRange::parse(&self.data.timerange).map_err(|m| {
-                err(
-                    "data.timerange",
-                    m.trim_start_matches("--timerange ").to_string(),
-                )
-            })?;
-        }
-        if self.data.interval.trim().is_empty() {
-            return Err(err("data.interval", "must not be empty".into()));
-        }
-        if !self.data.coins.is_empty() {
-            self.data
-                .coins
-                .join(",")
-                .parse::<crate::market::universe::CoinPick>()
-                .map_err(|m| err("data.coins", m))?;
-        }
+        self.data.validate().map_err(|i| err(&i.key, i.message))?;
         self.evolution
             .validate()
             .map_err(|i| err(&i.key, i.message))?;
@@ -643,14 +614,7 @@ impl Config {
 
     /// The data selection for loading.
     pub fn data_selection(&self) -> DataSelection {
-        DataSelection {
-            path: (!self.data.path.trim().is_empty()).then(|| PathBuf::from(&self.data.path)),
-            interval: self.data.interval.clone(),
-            source: self.data.source.clone(),
-            coins: self.data.coins.clone(),
-            timerange: TimeRange::parse(&self.data.timerange).ok(),
-            synthetic: self.synthetic.clone(),
-        }
+        self.data.selection(&self.synthetic)
     }
 
     /// The time limits of exchange requests.

@@ -50,10 +50,10 @@ pub fn run(
         ),
         None => None,
     };
-    let timerange = match (&args.timerange, cfg.data.timerange.trim()) {
+    let timerange = match (&args.timerange, cfg.data.timerange) {
         (Some(t), _) => Some(TimeRange::parse(t).map_err(anyhow::Error::msg)?),
-        (None, t) if t.is_empty() || member_run.is_some() => None,
-        (None, t) => Some(TimeRange::parse(t).map_err(anyhow::Error::msg)?),
+        (None, _) if member_run.is_some() => None,
+        (None, t) => t,
     };
     // A member's run decides data, universe, book and costs, unless a flag or --config does.
     let from_run = member_run.filter(|_| args.data.config.is_none());

@@ -15,6 +15,65 @@ use super::{
     DataError, FundingSeries, Market,
 };
 
+/// `[data]`: where the candles come from and which of them a command loads.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A data directory, a candles folder or one candle CSV; empty for the synthetic market.
+    pub path: String,
+    pub interval: String,
+    pub source: String,
+    /// `all`, `top:N` or coin names; empty keeps every coin.
+    pub coins: Vec<String>,
+    /// freqtrade-style `START-END`, read at load; empty (`None`) keeps every bar.
+    #[serde(deserialize_with = "timerange")]
+    pub timerange: Option<TimeRange>,
+}
+
+/// `data.timerange`: empty for none, else `START-END`.
+fn timerange<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<TimeRange>, D::Error> {
+    use serde::Deserialize as _;
+    let t = String::deserialize(d)?;
+    if t.trim().is_empty() {
+        return Ok(None);
+    }
+    TimeRange::parse(&t)
+        .map(Some)
+        .map_err(|m| serde::de::Error::custom(m.trim_start_matches("--timerange ").to_string()))
+}
+
+impl DataConfig {
+    /// Checks every key of the section.
+    ///
+    /// # Errors
+    /// [`crate::settings::Invalid`] naming the first key refused.
+    pub fn validate(&self) -> Result<(), crate::settings::Invalid> {
+        use crate::settings::Invalid;
+        if self.interval.trim().is_empty() {
+            return Err(Invalid::new("data.interval", "must not be empty"));
+        }
+        if !self.coins.is_empty() {
+            self.coins
+                .join(",")
+                .parse::<CoinPick>()
+                .map_err(|m| Invalid::new("data.coins", m))?;
+        }
+        Ok(())
+    }
+
+    /// What to load, with `synthetic` for the market when there is no path.
+    pub fn selection(&self, synthetic: &SyntheticParams) -> DataSelection {
+        DataSelection {
+            path: (!self.path.trim().is_empty()).then(|| PathBuf::from(&self.path)),
+            interval: self.interval.clone(),
+            source: self.source.clone(),
+            coins: self.coins.clone(),
+            timerange: self.timerange,
+            synthetic: synthetic.clone(),
+        }
+    }
+}
+
 /// What to load.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DataSelection {
