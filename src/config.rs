@@ -399,16 +399,14 @@ impl Config {
             key: key.into(),
             message,
         };
-        let range = |key: &str, v: f64, lo: f64, hi: f64| {
-            crate::settings::range(key, v, lo, hi).map_err(|i| err(&i.key, i.message))
-        };
-        self.costs.validate().map_err(|i| err(&i.key, i.message))?;
-        self.backtest
-            .validate()
-            .map_err(|i| err(&i.key, i.message))?;
-        self.synthetic
-            .validate()
-            .map_err(|i| err(&i.key, i.message))?;
+        // A section's own checks, its refusal named by the file or flag the key came from.
+        let section =
+            |r: Result<(), crate::settings::Invalid>| r.map_err(|i| err(&i.key, i.message));
+        let range =
+            |key: &str, v: f64, lo: f64, hi: f64| section(crate::settings::range(key, v, lo, hi));
+        section(self.costs.validate())?;
+        section(self.backtest.validate())?;
+        section(self.synthetic.validate())?;
         self.universe.rule(None).validate().map_err(|m| {
             let key = m
                 .split_whitespace()
@@ -432,16 +430,10 @@ impl Config {
             let key = m.split_whitespace().next().unwrap_or("book").to_string();
             err(&key, m)
         })?;
-        self.data.validate().map_err(|i| err(&i.key, i.message))?;
-        self.evolution
-            .validate()
-            .map_err(|i| err(&i.key, i.message))?;
-        self.promotion
-            .validate()
-            .map_err(|i| err(&i.key, i.message))?;
-        self.portfolio
-            .validate()
-            .map_err(|i| err(&i.key, i.message))?;
+        section(self.data.validate())?;
+        section(self.evolution.validate())?;
+        section(self.promotion.validate())?;
+        section(self.portfolio.validate())?;
         let pp = &self.paper;
         if pp.account.trim().is_empty() {
             return Err(err("paper.account", "must not be empty".into()));

@@ -792,16 +792,6 @@ mod tests {
         assert!(!e.contains("secretbutbroken"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-#[cfg(test)]
-mod intent_names {
-    use rust_decimal::Decimal;
-
-    use crate::{
-        exchange::hyperliquid::wire::Cloid,
-        execution::paper::{Intent, Phase},
-    };
 
     /// The names a restart derives its cloids from are those release ba5d92a journaled: the
     /// cloids of its live session's intents (`tests/data/store_ba5d92a`, book
