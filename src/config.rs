@@ -37,244 +37,6 @@ pub enum ConfigError {
     },
 }
 
-/// `[universe]`: which coins of a many-coin universe a portfolio strategy may hold at each bar
-/// (point in time; see [`crate::market::membership`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UniverseConfig {
-    pub min_history: usize,
-    pub min_volume_usd: f64,
-    pub volume_days: usize,
-    /// Coins never held.
-    pub exclude: Vec<String>,
-}
-
-impl UniverseConfig {
-    /// The membership rule, with `top` coins by trailing volume when given.
-    pub fn rule(&self, top: Option<usize>) -> crate::market::membership::MembershipRule {
-        crate::market::membership::MembershipRule {
-            min_history: self.min_history,
-            min_volume_usd: self.min_volume_usd,
-            volume_days: self.volume_days,
-            top,
-        }
-    }
-}
-
-/// `[regime]`: the market-regime filter (`--regime` on `backtest` and `evolve`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegimeConfig {
-    pub enabled: bool,
-    pub vol_window: usize,
-    pub lookback: usize,
-    pub low_quantile: f64,
-    pub high_quantile: f64,
-    pub low_volatility: String,
-    pub normal_volatility: String,
-    pub high_volatility: String,
-    pub extreme_fear: String,
-    pub fear: String,
-    pub greed: String,
-    pub extreme_greed: String,
-}
-
-impl RegimeConfig {
-    /// How the volatility regime is measured.
-    pub fn params(&self) -> crate::strategy::regime::VolatilityParams {
-        crate::strategy::regime::VolatilityParams {
-            vol_window: self.vol_window,
-            lookback: self.lookback,
-            low_quantile: self.low_quantile,
-            high_quantile: self.high_quantile,
-        }
-    }
-
-    /// The filter when `enabled` (`--regime`), else `None`.
-    ///
-    /// # Errors
-    /// `(key, message)` for an action that does not parse (refused when the config loads).
-    pub fn filter(
-        &self,
-    ) -> Result<Option<crate::strategy::regime::RegimeFilter>, (String, String)> {
-        if !self.enabled {
-            return Ok(None);
-        }
-        Ok(Some(crate::strategy::regime::RegimeFilter {
-            volatility: self.params(),
-            policy: self.policy()?,
-        }))
-    }
-
-    fn actions(&self) -> [(&'static str, &str); 7] {
-        [
-            ("low_volatility", &self.low_volatility),
-            ("normal_volatility", &self.normal_volatility),
-            ("high_volatility", &self.high_volatility),
-            ("extreme_fear", &self.extreme_fear),
-            ("fear", &self.fear),
-            ("greed", &self.greed),
-            ("extreme_greed", &self.extreme_greed),
-        ]
-    }
-
-    /// The policy; `Err((key, message))` for an action that does not parse.
-    pub fn policy(&self) -> Result<crate::strategy::regime::Policy, (String, String)> {
-        use crate::strategy::regime::{Action, Policy};
-        let mut a = [Action::Trade; 7];
-        for (i, (key, text)) in self.actions().iter().enumerate() {
-            a[i] = text.parse().map_err(|m| (format!("regime.{key}"), m))?;
-        }
-        Ok(Policy {
-            volatility: [a[0], a[1], a[2]],
-            sentiment: [a[3], a[4], a[5], a[6]],
-        })
-    }
-}
-
-/// `[paper]`: paper trading.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PaperConfig {
-    pub account: String,
-    pub capital: f64,
-    pub coins: Vec<String>,
-    pub interval: String,
-    pub store: String,
-    pub warmup_bars: usize,
-    pub stop_file: String,
-    pub gap_pause_bars: i64,
-    pub bar_wait_secs: f64,
-    pub regime_policy: crate::runner::paper::PolicySource,
-    pub max_gross_leverage: f64,
-    pub daily_loss: f64,
-    pub max_drawdown: f64,
-    pub portfolio_max_gross_leverage: f64,
-    pub portfolio_daily_loss: f64,
-    pub portfolio_max_drawdown: f64,
-    pub min_days: f64,
-    pub max_tracking: f64,
-    pub min_sharpe_z: f64,
-}
-
-/// `[exchange]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExchangeConfig {
-    pub api_url: String,
-    pub sentiment_url: String,
-    pub connect_timeout_secs: f64,
-    pub read_timeout_secs: f64,
-    pub weight_per_minute: f64,
-}
-
-/// `[live]`: real orders on Hyperliquid. Absent from the built-in defaults on purpose: `live
-/// run` refuses to start until a config file has this section. Only `capital` and
-/// `strategies` have no default.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LiveConfig {
-    /// Journal account of the session.
-    #[serde(default = "live_defaults::account")]
-    pub account: String,
-    /// Capital organism trades on the exchange account (at most the account's value).
-    pub capital: f64,
-    /// Strategy ids of the registry traded live (an explicit list; nothing is added by itself).
-    pub strategies: Vec<String>,
-    /// Coins traded (default: paper.coins).
-    #[serde(default)]
-    pub coins: Option<Vec<String>>,
-    /// Refuse a strategy the paper lifecycle has not found eligible.
-    #[serde(default = "live_defaults::yes")]
-    pub require_paper_eligible: bool,
-    #[serde(default = "live_defaults::store")]
-    pub store: String,
-    #[serde(default = "live_defaults::stop_file")]
-    pub stop_file: String,
-    #[serde(default = "live_defaults::warmup_bars")]
-    pub warmup_bars: usize,
-    /// File holding the private key (hex); empty: the environment's HYPERLIQUID_PRIVATE_KEY.
-    #[serde(default)]
-    pub key_file: String,
-    /// The account an agent (API wallet) key trades for; empty: the key's own address.
-    #[serde(default)]
-    pub account_address: String,
-    /// A vault (or sub-account) traded instead of the account.
-    #[serde(default)]
-    pub vault_address: String,
-    /// Largest notional of one order, USD: larger orders are refused before they are signed.
-    #[serde(default = "live_defaults::max_order_notional")]
-    pub max_order_notional: f64,
-    /// Limit price of the IOC orders, away from the reference price (fraction).
-    #[serde(default = "live_defaults::max_slippage")]
-    pub max_slippage: f64,
-    /// Portfolio daily loss limit (fraction of the previous day's last equity).
-    #[serde(default = "live_defaults::daily_loss")]
-    pub daily_loss: f64,
-    /// Portfolio drawdown limit (fraction of the peak).
-    #[serde(default = "live_defaults::max_drawdown")]
-    pub max_drawdown: f64,
-    /// Cross leverage set on every coin at start.
-    #[serde(default = "live_defaults::leverage")]
-    pub leverage: u32,
-    /// Seconds between reconciliations with the exchange.
-    #[serde(default = "live_defaults::reconcile_secs")]
-    pub reconcile_secs: f64,
-    /// The dead-man's switch: open orders are cancelled this many seconds after the runner
-    /// last refreshed it (0: off).
-    #[serde(default = "live_defaults::dead_man_secs")]
-    pub dead_man_secs: f64,
-    /// Cancel open orders organism did not send (else they are only reported).
-    #[serde(default)]
-    pub cancel_unknown_orders: bool,
-    /// Seconds an order request stays valid (its `expiresAfter`): after that an unanswered
-    /// request can no longer execute, so it may be sent again.
-    #[serde(default = "live_defaults::order_expiry_secs")]
-    pub order_expiry_secs: f64,
-}
-
-mod live_defaults {
-    pub fn account() -> String {
-        "live".into()
-    }
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn store() -> String {
-        "live/store".into()
-    }
-    pub fn stop_file() -> String {
-        "live/STOP".into()
-    }
-    pub fn warmup_bars() -> usize {
-        1000
-    }
-    pub fn max_order_notional() -> f64 {
-        1000.0
-    }
-    pub fn max_slippage() -> f64 {
-        0.005
-    }
-    pub fn daily_loss() -> f64 {
-        0.03
-    }
-    pub fn max_drawdown() -> f64 {
-        0.10
-    }
-    pub fn leverage() -> u32 {
-        3
-    }
-    pub fn reconcile_secs() -> f64 {
-        300.0
-    }
-    pub fn dead_man_secs() -> f64 {
-        120.0
-    }
-    pub fn order_expiry_secs() -> f64 {
-        15.0
-    }
-}
-
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,14 +48,14 @@ pub struct Config {
     pub evolution: crate::evolution::EvolutionConfig,
     pub promotion: crate::promotion::PromotionConfig,
     pub portfolio: crate::execution::risk::PortfolioConfig,
-    pub universe: UniverseConfig,
+    pub universe: crate::market::membership::UniverseConfig,
     pub book: crate::execution::portfolio::Limits,
-    pub regime: RegimeConfig,
-    pub paper: PaperConfig,
-    pub exchange: ExchangeConfig,
+    pub regime: crate::strategy::regime::RegimeConfig,
+    pub paper: crate::runner::paper::PaperConfig,
+    pub exchange: crate::exchange::ExchangeConfig,
     /// `[live]`, only from a config file.
     #[serde(default)]
-    pub live: Option<LiveConfig>,
+    pub live: Option<crate::runner::rig::LiveConfig>,
 }
 
 impl Config {
@@ -365,7 +127,8 @@ impl Config {
         // Where each key set by a flag came from, for the errors.
         let mut origin: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
         for f in flags {
-            overlay(&mut base, f.table(), "", &f.flag)?;
+            let layer = f.table(&base);
+            overlay(&mut base, layer, "", &f.flag)?;
             origin.insert(f.key, &f.flag);
         }
         // One deserialization: a value outside its closed set (a mode, an algorithm, a fill
@@ -394,214 +157,29 @@ impl Config {
 
     /// Checks every key; `origin` names where a key's value came from (the file, or a flag).
     fn validate(&self, origin: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
-        let err = |key: &str, message: String| ConfigError::Key {
-            file: origin(key),
-            key: key.into(),
-            message,
-        };
         // A section's own checks, its refusal named by the file or flag the key came from.
-        let section =
-            |r: Result<(), crate::settings::Invalid>| r.map_err(|i| err(&i.key, i.message));
-        let range =
-            |key: &str, v: f64, lo: f64, hi: f64| section(crate::settings::range(key, v, lo, hi));
+        let section = |r: Result<(), crate::settings::Invalid>| {
+            r.map_err(|i| ConfigError::Key {
+                file: origin(&i.key),
+                key: i.key,
+                message: i.message,
+            })
+        };
         section(self.costs.validate())?;
         section(self.backtest.validate())?;
         section(self.synthetic.validate())?;
-        self.universe.rule(None).validate().map_err(|m| {
-            let key = m
-                .split_whitespace()
-                .next()
-                .unwrap_or("universe")
-                .to_string();
-            err(&key, m)
-        })?;
-        if let Some(bad) = self
-            .universe
-            .exclude
-            .iter()
-            .find(|c| crate::market::types::Coin::new(c).is_err())
-        {
-            return Err(err(
-                "universe.exclude",
-                format!("`{bad}` is not a coin name (letters and digits only)"),
-            ));
-        }
-        self.book.validate().map_err(|m| {
-            let key = m.split_whitespace().next().unwrap_or("book").to_string();
-            err(&key, m)
-        })?;
+        section(self.universe.validate())?;
+        section(self.book.validate())?;
         section(self.data.validate())?;
         section(self.evolution.validate())?;
         section(self.promotion.validate())?;
         section(self.portfolio.validate())?;
-        let pp = &self.paper;
-        if pp.account.trim().is_empty() {
-            return Err(err("paper.account", "must not be empty".into()));
-        }
-        range(
-            "exchange.weight_per_minute",
-            self.exchange.weight_per_minute,
-            1.0,
-            1e7,
-        )?;
-        range("paper.capital", pp.capital, 1.0, 1e15)?;
-        if pp.coins.is_empty() || pp.coins.iter().any(|c| c.trim().is_empty()) {
-            return Err(err(
-                "paper.coins",
-                "must list at least one coin, none empty".into(),
-            ));
-        }
-        if let Some(twice) = crate::market::types::duplicate(&pp.coins) {
-            return Err(err("paper.coins", format!("`{twice}` is listed twice")));
-        }
-        for c in &pp.coins {
-            crate::market::types::Coin::new(c).map_err(|m| err("paper.coins", m))?;
-        }
-        if crate::exchange::hyperliquid::interval_ms(&pp.interval).is_none() {
-            return Err(err(
-                "paper.interval",
-                format!("`{}` is not a Hyperliquid candle interval", pp.interval),
-            ));
-        }
-        if !(1..=5000).contains(&pp.warmup_bars) {
-            return Err(err(
-                "paper.warmup_bars",
-                format!("{} is out of range: must be in [1, 5000]", pp.warmup_bars),
-            ));
-        }
-        if !(0..=10_000).contains(&pp.gap_pause_bars) {
-            return Err(err(
-                "paper.gap_pause_bars",
-                format!(
-                    "{} is out of range: must be in [0, 10000]",
-                    pp.gap_pause_bars
-                ),
-            ));
-        }
-        range("paper.bar_wait_secs", pp.bar_wait_secs, 0.1, 86_400.0)?;
-        range(
-            "paper.max_gross_leverage",
-            pp.max_gross_leverage,
-            0.1,
-            100.0,
-        )?;
-        range("paper.daily_loss", pp.daily_loss, 0.001, 1.0)?;
-        range("paper.max_drawdown", pp.max_drawdown, 0.001, 1.0)?;
-        range(
-            "paper.portfolio_max_gross_leverage",
-            pp.portfolio_max_gross_leverage,
-            0.1,
-            100.0,
-        )?;
-        range(
-            "paper.portfolio_daily_loss",
-            pp.portfolio_daily_loss,
-            0.001,
-            1.0,
-        )?;
-        range(
-            "paper.portfolio_max_drawdown",
-            pp.portfolio_max_drawdown,
-            0.001,
-            1.0,
-        )?;
-        range("paper.min_days", pp.min_days, 0.0, 3650.0)?;
+        section(self.paper.validate())?;
         if let Some(l) = &self.live {
-            if l.account.trim().is_empty() || l.account == pp.account {
-                return Err(err(
-                    "live.account",
-                    "must not be empty nor the paper account".into(),
-                ));
-            }
-            range("live.capital", l.capital, 10.0, 1e12)?;
-            if l.strategies.is_empty() {
-                return Err(err(
-                    "live.strategies",
-                    "must list the strategy ids to trade live".into(),
-                ));
-            }
-            if l.coins
-                .as_ref()
-                .is_some_and(|c| c.is_empty() || c.iter().any(|x| x.trim().is_empty()))
-            {
-                return Err(err("live.coins", "must list at least one coin".into()));
-            }
-            if let Some(twice) = l.coins.as_deref().and_then(crate::market::types::duplicate) {
-                return Err(err("live.coins", format!("`{twice}` is listed twice")));
-            }
-            if !(1..=5000).contains(&l.warmup_bars) {
-                return Err(err(
-                    "live.warmup_bars",
-                    format!("{} is out of range: must be in [1, 5000]", l.warmup_bars),
-                ));
-            }
-            range("live.max_order_notional", l.max_order_notional, 10.0, 1e12)?;
-            range("live.max_slippage", l.max_slippage, 0.0001, 0.1)?;
-            range("live.daily_loss", l.daily_loss, 0.001, 1.0)?;
-            range("live.max_drawdown", l.max_drawdown, 0.001, 1.0)?;
-            if !(1..=50).contains(&l.leverage) {
-                return Err(err(
-                    "live.leverage",
-                    format!("{} is out of range: must be in [1, 50]", l.leverage),
-                ));
-            }
-            range("live.reconcile_secs", l.reconcile_secs, 1.0, 86_400.0)?;
-            if l.dead_man_secs != 0.0 {
-                range("live.dead_man_secs", l.dead_man_secs, 10.0, 86_400.0)?;
-            }
-            range("live.order_expiry_secs", l.order_expiry_secs, 1.0, 3600.0)?;
-            for (k, v) in [
-                ("live.account_address", &l.account_address),
-                ("live.vault_address", &l.vault_address),
-            ] {
-                if !v.is_empty() && crate::exchange::hyperliquid::signing::address_bytes(v).is_err()
-                {
-                    return Err(err(
-                        k,
-                        format!("`{v}` is not a 0x address of 40 hex digits"),
-                    ));
-                }
-            }
+            section(l.validate(&self.paper.account))?;
         }
-        range("paper.max_tracking", pp.max_tracking, 0.0, 1.0)?;
-        range("paper.min_sharpe_z", pp.min_sharpe_z, -100.0, 0.0)?;
-        let g = &self.regime;
-        if !(2..=100_000).contains(&g.vol_window) {
-            return Err(err(
-                "regime.vol_window",
-                format!("{} is out of range: must be in [2, 100000]", g.vol_window),
-            ));
-        }
-        if !(1..=1_000_000).contains(&g.lookback) {
-            return Err(err(
-                "regime.lookback",
-                format!("{} is out of range: must be in [1, 1000000]", g.lookback),
-            ));
-        }
-        range("regime.low_quantile", g.low_quantile, 0.0, 1.0)?;
-        range("regime.high_quantile", g.high_quantile, g.low_quantile, 1.0)?;
-        g.policy().map_err(|(key, m)| err(&key, m))?;
-        for (key, url) in [
-            ("exchange.api_url", &self.exchange.api_url),
-            ("exchange.sentiment_url", &self.exchange.sentiment_url),
-        ] {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(err(key, format!("`{url}` is not an http(s) URL")));
-            }
-        }
-        range(
-            "exchange.connect_timeout_secs",
-            self.exchange.connect_timeout_secs,
-            0.1,
-            600.0,
-        )?;
-        range(
-            "exchange.read_timeout_secs",
-            self.exchange.read_timeout_secs,
-            0.1,
-            600.0,
-        )?;
-        Ok(())
+        section(self.regime.validate())?;
+        section(self.exchange.validate())
     }
 
     /// The data selection for loading.
@@ -609,23 +187,15 @@ impl Config {
         self.data.selection(&self.synthetic)
     }
 
-    /// The time limits of exchange requests.
-    pub fn timeouts(&self) -> crate::exchange::hyperliquid::info::Timeouts {
-        crate::exchange::hyperliquid::info::Timeouts {
-            connect: std::time::Duration::from_secs_f64(self.exchange.connect_timeout_secs),
-            read: std::time::Duration::from_secs_f64(self.exchange.read_timeout_secs),
+    /// The sections a paper or live session reads.
+    pub fn run(&self) -> crate::runner::paper::RunConfig {
+        crate::runner::paper::RunConfig {
+            engine: self.backtest_config(),
+            regime: self.regime.clone(),
+            paper: self.paper.clone(),
+            exchange: self.exchange.clone(),
+            live: self.live.clone(),
         }
-    }
-
-    /// The Hyperliquid base URL: `flag`, else `HYPERLIQUID_API_URL`, else `exchange.api_url`.
-    pub fn api_url(&self, flag: Option<&str>) -> String {
-        flag.map(String::from)
-            .or_else(|| {
-                std::env::var("HYPERLIQUID_API_URL")
-                    .ok()
-                    .filter(|v| !v.is_empty())
-            })
-            .unwrap_or_else(|| self.exchange.api_url.clone())
     }
 
     /// The backtester settings.
@@ -643,23 +213,56 @@ pub struct Flag {
     /// The key it sets, `section.key`.
     pub key: &'static str,
     pub value: Value,
+    /// Adds to the key's list instead of replacing it.
+    pub append: bool,
 }
 
 impl Flag {
+    /// A flag whose value replaces the key's.
     pub fn new(flag: &str, key: &'static str, value: impl Into<Value>) -> Self {
         Self {
             flag: flag.to_string(),
             key,
             value: value.into(),
+            append: false,
+        }
+    }
+
+    /// A flag whose list is added to the key's list (`--exclude` to `universe.exclude`).
+    pub fn append(flag: &str, key: &'static str, values: Vec<String>) -> Self {
+        Self {
+            append: true,
+            ..Self::new(flag, key, values)
+        }
+    }
+
+    /// The flag's value laid over `base`: its own, or `base`'s list followed by its list.
+    fn value_over(&self, base: &Table) -> Value {
+        let mut at = Some(base);
+        let mut parts = self.key.split('.').peekable();
+        let mut current = None;
+        while let Some(p) = parts.next() {
+            let v = at.and_then(|t| t.get(p));
+            if parts.peek().is_none() {
+                current = v;
+            } else {
+                at = v.and_then(Value::as_table);
+            }
+        }
+        match (self.append, current, &self.value) {
+            (true, Some(Value::Array(old)), Value::Array(new)) => {
+                Value::Array(old.iter().chain(new).cloned().collect())
+            }
+            _ => self.value.clone(),
         }
     }
 
     /// The flag as a TOML table (`section.key = value`).
-    fn table(&self) -> Table {
+    fn table(&self, base: &Table) -> Table {
         let mut parts: Vec<&str> = self.key.split('.').collect();
         let leaf = parts.pop().unwrap_or(self.key);
         let mut t = Table::new();
-        t.insert(leaf.to_string(), self.value.clone());
+        t.insert(leaf.to_string(), self.value_over(base));
         for p in parts.into_iter().rev() {
             let mut outer = Table::new();
             outer.insert(p.to_string(), Value::Table(t));
@@ -826,5 +429,52 @@ mod tests {
         );
         let e = err("[costs\n");
         assert!(e.starts_with("mine.toml: "), "{e}");
+        // The sections of the universe, the book, the regime filter, paper, live and the
+        // exchange, each checked in its own module.
+        for (text, want) in [
+            (
+                "[regime]\nfear = \"short\"\n",
+                "mine.toml: regime.fear: `short` is not an action: trade, flat, or a scale in (0, 1]",
+            ),
+            (
+                "[regime]\nlow_quantile = 0.7\n",
+                "mine.toml: regime.high_quantile: 0.6667 is out of range: must be in [0.7, 1]",
+            ),
+            (
+                "[paper]\ninterval = \"7h\"\n",
+                "mine.toml: paper.interval: unknown interval `7h` (intervals: 1m, 3m, 5m, 15m, \
+                 30m, 1h, 2h, 4h, 8h, 12h, 1d, 3d, 1w)",
+            ),
+            (
+                "[paper]\ncoins = [\"BTC\", \"btc\"]\n",
+                "mine.toml: paper.coins: `btc` is listed twice",
+            ),
+            (
+                "[universe]\nvolume_days = 0\n",
+                "mine.toml: universe.volume_days: 0 is out of range: must be in [1, 3650]",
+            ),
+            (
+                "[universe]\nexclude = [\"LU NA\"]\n",
+                "mine.toml: universe.exclude: `LU NA` is not a coin name (letters and digits only)",
+            ),
+            (
+                "[book]\nmax_weight = 11.0\n",
+                "mine.toml: book.max_weight: 11 is out of range: must be in [0, 10]",
+            ),
+            (
+                "[exchange]\napi_url = \"ftp://x\"\n",
+                "mine.toml: exchange.api_url: `ftp://x` is not an http(s) URL",
+            ),
+            (
+                "[live]\ncapital = 100.0\nstrategies = [\"s\"]\nleverage = 51\n",
+                "mine.toml: live.leverage: 51 is out of range: must be in [1, 50]",
+            ),
+            (
+                "[live]\ncapital = 100.0\nstrategies = [\"s\"]\naccount = \"paper\"\n",
+                "mine.toml: live.account: must not be empty nor the paper account",
+            ),
+        ] {
+            assert_eq!(err(text), want, "{text}");
+        }
     }
 }

@@ -21,6 +21,14 @@ impl Invalid {
     }
 }
 
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
 /// `v` in `[lo, hi]` and finite.
 ///
 /// # Errors

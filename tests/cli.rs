@@ -832,6 +832,21 @@ fn flags_meet_their_keys_bounds_and_impossible_settings_are_refused() {
         &["evolve", "--algorithm", "nsga4", "--out", out_s],
         "--algorithm: evolution.algorithm: `nsga4` is not an algorithm: nsga2, nsga3 or theta-dea",
     );
+    one_line(
+        &["evolve", "--exclude", "LU NA", "--out", out_s],
+        "--exclude: universe.exclude: `LU NA` is not a coin name (letters and digits only)",
+    );
+    one_line(
+        &[
+            "evolve",
+            "--rng-seed",
+            "18446744073709551615",
+            "--out",
+            out_s,
+        ],
+        "--rng-seed: evolution.seed: 18446744073709551615 is out of range: must be in [0, \
+         9223372036854775807]",
+    );
     assert!(!out.exists(), "nothing is written");
     // Four billion null copies aborted half way through a promotion: refused at load.
     let reg = dir.join("reg.db");

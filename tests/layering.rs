@@ -25,13 +25,6 @@ const ORDER: &[&str] = &[
     "config",
 ];
 
-/// Imports against the order that the shape issue (#23) removes; none may be added, and each
-/// goes from here when its import does.
-const KNOWN: &[(&str, &str)] = &[
-    // The session's settings are to be its own typed section.
-    ("runner", "config"),
-];
-
 fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).expect("src is readable") {
         let p = e.expect("a directory entry").path();
@@ -132,7 +125,7 @@ fn no_stage_imports_a_later_one() {
             continue;
         };
         let forward = b >= a || (to == "config" && from != "config");
-        if forward && !KNOWN.contains(&(from.as_str(), to.as_str())) {
+        if forward {
             bad.push(format!("{at}: {from} imports {to}, a later stage"));
         }
     }
@@ -141,13 +134,6 @@ fn no_stage_imports_a_later_one() {
         "imports against the layering:\n{}",
         bad.join("\n")
     );
-    // A known exception that no longer exists must leave the list.
-    for (from, to) in KNOWN {
-        assert!(
-            found.iter().any(|(f, t, _)| f == from && t == to),
-            "{from} -> {to} is gone: remove it from KNOWN"
-        );
-    }
 }
 
 /// One opener: nothing but `src/store/` opens an SQLite connection (tests may).

@@ -159,7 +159,7 @@ async fn session(
 /// The session computed in-process over the exchange's own bars and funding: the warm-up
 /// bars before `t0`, then one bar at a time up to the last one the runner processed.
 fn expected(cfg: &Path, reg: &Path, t0: i64) -> Vec<Entry> {
-    let config = Config::load(cfg).unwrap();
+    let config = Config::load(cfg).unwrap().run();
     let r = Registry::open(reg).unwrap();
     let mut strategies = r.list(Some(Status::Paper)).unwrap();
     strategies.sort_by(|a, b| a.id.cmp(&b.id));

@@ -496,10 +496,10 @@ pub fn run(args: Args) -> Result<()> {
         _ if args.regime => {
             let mut c = cfg.clone();
             c.regime.enabled = true;
-            super::regime_filter(&c)?
+            c.regime.filter()
         }
         Some(run) if run.regime.is_some() && args.data.config.is_none() => run.regime,
-        _ => super::regime_filter(&cfg)?,
+        _ => cfg.regime.filter(),
     };
     let results: Vec<CoinResult> = {
         use rayon::prelude::*;

@@ -212,12 +212,12 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let rt = runtime()?;
             let (reports, url, source) = match exchange {
                 FetchExchange::Hyperliquid => {
-                    let url = cfg.api_url(api_url.as_deref());
+                    let url = cfg.exchange.api_url(api_url.as_deref());
                     let client = InfoClient::with_timeouts(
                         &url,
                         RetryPolicy::default(),
                         cfg.exchange.weight_per_minute,
-                        cfg.timeouts(),
+                        cfg.exchange.timeouts(),
                     )?;
                     let r = rt.block_on(fetch(&client, &req, &progress));
                     (r, url, client.prefix())
@@ -229,7 +229,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                         binance::Market::Spot
                     };
                     let url = api_url.unwrap_or_else(|| market.default_url().to_string());
-                    let client = BinanceClient::new(market, &url, cfg.timeouts())?;
+                    let client = BinanceClient::new(market, &url, cfg.exchange.timeouts())?;
                     let r = rt.block_on(fetch(&client, &req, &progress));
                     (r, url, client.prefix())
                 }

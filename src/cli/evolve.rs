@@ -130,7 +130,7 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
         backtest: cfg.backtest_config(),
         data,
         seeds: names,
-        regime: super::regime_filter(cfg)?,
+        regime: cfg.regime.filter(),
         portfolio,
     })
 }
@@ -219,8 +219,7 @@ pub fn run(args: Args) -> Result<()> {
             stop,
         );
     }
-    let mut cfg = args.data.config_with(args.evolution.flags())?;
-    args.evolution.apply(&mut cfg)?;
+    let cfg = args.data.config_with(args.evolution.flags()?)?;
     let target = cfg.evolution.generations;
     let out = args
         .out

@@ -80,10 +80,21 @@ pub struct EvolutionArgs {
 
 impl EvolutionArgs {
     /// These flags as config layers, held to their keys' types and ranges when the config
-    /// loads (`--rng-seed`, any number, and `--exclude`, which adds to the file's list, are
-    /// laid over it by [`EvolutionArgs::apply`]).
-    pub fn flags(&self) -> Vec<Flag> {
+    /// loads; `--exclude` adds to the file's `universe.exclude`.
+    ///
+    /// # Errors
+    /// A `--rng-seed` beyond a TOML integer (the largest `evolution.seed` a file can hold).
+    pub fn flags(&self) -> Result<Vec<Flag>> {
         let mut f = Vec::new();
+        if let Some(s) = self.rng_seed {
+            let seed = i64::try_from(s).map_err(|_| {
+                anyhow::anyhow!(
+                    "--rng-seed: evolution.seed: {s} is out of range: must be in [0, {}]",
+                    i64::MAX
+                )
+            })?;
+            f.push(Flag::new("--rng-seed", "evolution.seed", seed));
+        }
         if let Some(p) = self.population {
             f.push(Flag::new("--population", "evolution.population", int(p)));
         }
@@ -109,25 +120,11 @@ impl EvolutionArgs {
             let coins: Vec<String> = c.iter().map(|x| x.trim().to_string()).collect();
             f.push(Flag::new("--coins", "data.coins", coins));
         }
-        f
-    }
-
-    /// Lays `--rng-seed` and `--exclude` over `cfg` (the rest are [`EvolutionArgs::flags`]).
-    ///
-    /// # Errors
-    /// A message naming an excluded coin that is not a coin name.
-    pub fn apply(&self, cfg: &mut Config) -> Result<()> {
-        if let Some(s) = self.rng_seed {
-            cfg.evolution.seed = s;
+        if !self.exclude.is_empty() {
+            let coins = self.exclude.iter().map(|x| x.trim().to_string()).collect();
+            f.push(Flag::append("--exclude", "universe.exclude", coins));
         }
-        for c in &self.exclude {
-            organism::market::types::Coin::new(c.trim())
-                .map_err(|m| anyhow::anyhow!("--exclude: {m}"))?;
-        }
-        cfg.universe
-            .exclude
-            .extend(self.exclude.iter().map(|c| c.trim().to_string()));
-        Ok(())
+        Ok(f)
     }
 }
 
@@ -147,13 +144,6 @@ pub struct DataArgs {
     /// Candle interval in file names, e.g. 1h (default: data.interval).
     #[arg(long)]
     pub interval: Option<String>,
-}
-
-/// The regime filter of `cfg` (`None` unless `regime.enabled` or `--regime`).
-pub fn regime_filter(cfg: &Config) -> Result<Option<organism::strategy::regime::RegimeFilter>> {
-    cfg.regime
-        .filter()
-        .map_err(|(key, m)| anyhow::anyhow!("{key}: {m}"))
 }
 
 /// The built-in defaults with `file` (a `--config`) laid over them.

@@ -55,17 +55,7 @@ pub fn live_overlay(cfg: &Config, file: Option<&std::path::Path>) -> Result<Conf
         );
     };
     let mut c = cfg.clone();
-    let p = &mut c.paper;
-    p.account = l.account.clone();
-    p.capital = l.capital;
-    if let Some(coins) = &l.coins {
-        p.coins = coins.clone();
-    }
-    p.store = l.store.clone();
-    p.stop_file = l.stop_file.clone();
-    p.warmup_bars = l.warmup_bars;
-    p.portfolio_daily_loss = l.daily_loss;
-    p.portfolio_max_drawdown = l.max_drawdown;
+    c.paper = c.paper.with_live(&l);
     Ok(c)
 }
 
@@ -293,7 +283,8 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     else {
         bail!("coin {coin} is not in {}", universe.origin);
     };
-    let mut scfg = SessionConfig::of(&cfg);
+    let run = cfg.run();
+    let mut scfg = SessionConfig::of(&run);
     if let Some(c) = a.cash()? {
         scfg.engine.cash = c;
     }
@@ -304,7 +295,7 @@ fn run_replay(a: ReplayArgs) -> Result<()> {
     if let Some(iv) = market.candles.interval_ms() {
         scfg.interval_ms = iv;
     }
-    let regime = regime_of(&cfg, a.regime || cfg.regime.enabled, strategy.as_ref())
+    let regime = regime_of(&run, a.regime || cfg.regime.enabled, strategy.as_ref())
         .map_err(anyhow::Error::msg)?;
     let spec = BookSpec {
         strategy: strategy.as_ref().map_or("replay".into(), |s| s.id.clone()),
@@ -607,8 +598,9 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
         Mode::Paper => cfg.paper.account.clone(),
         Mode::Live { .. } => a.at.load()?.0.paper.account,
     };
-    let strategies = driver::strategies(&mut reg, &reg_path, mode, &cfg, &paper_account)?;
-    let url = cfg.api_url(a.api_url.as_deref());
+    let run = cfg.run();
+    let strategies = driver::strategies(&mut reg, &reg_path, mode, &run, &paper_account)?;
+    let url = cfg.exchange.api_url(a.api_url.as_deref());
     // Even with -q: what is about to trade, where and with what money.
     eprintln!("{}", banner(mode, &cfg, &reg_path, &strategies, &url));
     let quiet = a.quiet;
@@ -620,7 +612,7 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
     };
     let setup = RunSetup {
         mode,
-        cfg: &cfg,
+        cfg: &run,
         reg,
         reg_path: &reg_path,
         strategies,

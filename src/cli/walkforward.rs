@@ -51,8 +51,7 @@ fn length(flag: &str, text: &str) -> Result<i64> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut cfg = args.data.config_with(args.evolution.flags())?;
-    args.evolution.apply(&mut cfg)?;
+    let cfg = args.data.config_with(args.evolution.flags()?)?;
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
@@ -215,7 +214,7 @@ pub fn run(args: Args) -> Result<()> {
         seed: cfg.evolution.seed,
         top: args.top,
         tick: &tick,
-        regime: super::regime_filter(&cfg)?,
+        regime: cfg.regime.filter(),
     };
     let mut done: Vec<Window> = Vec::with_capacity(spans.len());
     for (k, span) in spans.iter().enumerate() {

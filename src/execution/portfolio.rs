@@ -58,18 +58,12 @@ impl Limits {
     ///
     /// # Errors
     /// A message naming the first bad field.
-    pub fn validate(&self) -> Result<(), String> {
-        let check = |name: &str, v: f64, lo: f64, hi: f64| {
-            if v.is_finite() && (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("book.{name} = {v} is outside [{lo}, {hi}]"))
-            }
-        };
-        check("max_weight", self.max_weight, 0.0, 10.0)?;
-        check("max_gross", self.max_gross, 0.0, 10.0)?;
-        check("max_net", self.max_net, 0.0, 10.0)?;
-        check("min_trade", self.min_trade, 0.0, 1.0)
+    pub fn validate(&self) -> Result<(), crate::settings::Invalid> {
+        use crate::settings::range;
+        range("book.max_weight", self.max_weight, 0.0, 10.0)?;
+        range("book.max_gross", self.max_gross, 0.0, 10.0)?;
+        range("book.max_net", self.max_net, 0.0, 10.0)?;
+        range("book.min_trade", self.min_trade, 0.0, 1.0)
     }
 
     /// The weights the book trades: non-finite weights are flat; each |w| is cut to

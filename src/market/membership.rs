@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::panel::Panel;
+use crate::settings::{count, range, Invalid};
 
 /// One UTC day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -45,25 +46,55 @@ impl Default for MembershipRule {
 }
 
 impl MembershipRule {
-    /// Checks every field; the error names it.
+    /// Checks every field; the error names its key (`universe.min_history`, `--coins` for
+    /// `top`).
     ///
     /// # Errors
     /// A message naming the first bad field.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.min_history == 0 {
-            return Err("universe.min_history must be at least 1".into());
-        }
-        if !self.min_volume_usd.is_finite() || self.min_volume_usd < 0.0 {
-            return Err(format!(
-                "universe.min_volume_usd = {} must be a number >= 0",
-                self.min_volume_usd
-            ));
-        }
-        if self.volume_days == 0 {
-            return Err("universe.volume_days must be at least 1".into());
-        }
+    pub fn validate(&self) -> Result<(), Invalid> {
+        count("universe.min_history", self.min_history, 1, MAX_HISTORY, "")?;
+        range("universe.min_volume_usd", self.min_volume_usd, 0.0, 1e15)?;
+        count("universe.volume_days", self.volume_days, 1, 3650, "")?;
         if self.top == Some(0) {
-            return Err("top:N needs N >= 1".into());
+            return Err(Invalid::new("--coins", "top:N needs N >= 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Most bars of history a membership rule may ask for.
+pub const MAX_HISTORY: usize = 10_000_000;
+
+/// `[universe]`: which coins of a many-coin universe a portfolio strategy may hold at each bar.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UniverseConfig {
+    pub min_history: usize,
+    pub min_volume_usd: f64,
+    pub volume_days: usize,
+    /// Coins never held.
+    pub exclude: Vec<String>,
+}
+
+impl UniverseConfig {
+    /// The membership rule, with `top` coins by trailing volume when given.
+    pub fn rule(&self, top: Option<usize>) -> MembershipRule {
+        MembershipRule {
+            min_history: self.min_history,
+            min_volume_usd: self.min_volume_usd,
+            volume_days: self.volume_days,
+            top,
+        }
+    }
+
+    /// Checks the rule's keys and the excluded coins' names.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the key.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.rule(None).validate()?;
+        for c in &self.exclude {
+            super::types::Coin::new(c).map_err(|m| Invalid::new("universe.exclude", m))?;
         }
         Ok(())
     }

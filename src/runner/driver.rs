@@ -12,7 +12,6 @@ use std::{
 
 use crate::{
     clock::{Clock, WallClock},
-    config::Config,
     exchange::hyperliquid::{exchange::ExchangeError, Candle, Funding, HlError},
     market::{
         csv::{load_fear_greed, FearGreed},
@@ -137,7 +136,7 @@ pub fn strategies(
     reg: &mut Registry,
     reg_path: &Path,
     mode: Mode,
-    cfg: &Config,
+    cfg: &super::paper::RunConfig,
     paper_account: &str,
 ) -> Result<Vec<Strategy>, RunError> {
     match mode {
@@ -256,7 +255,7 @@ impl Trader {
         session: Session,
         stores: BTreeMap<String, CandleStore>,
         fear_greed: Option<FearGreed>,
-        (cfg, store_dir): (&crate::config::PaperConfig, PathBuf),
+        (cfg, store_dir): (&super::paper::PaperConfig, PathBuf),
     ) -> Self {
         Trader {
             mode,

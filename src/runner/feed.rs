@@ -8,7 +8,6 @@ use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use crate::{
     clock::WallClock,
-    config::Config,
     exchange::hyperliquid::{
         info::{InfoClient, RetryPolicy},
         ws::{self, FeedConfig, FeedEvent, Subscription},
@@ -17,7 +16,6 @@ use crate::{
     market::{
         csv::{fear_greed_to_csv, write_atomic},
         format_ts,
-        types::Interval,
         universe::FEAR_GREED_FILE,
     },
     promotion::registry::{Registry, Status, Strategy},
@@ -28,7 +26,7 @@ use super::{
         histories_upto, now_ms, open_stores, store_bars, stored_fear_greed, venue_store, venue_url,
         Mode, Notice, RunError, Trader,
     },
-    paper::{book_specs, Session, SessionConfig},
+    paper::{book_specs, RunConfig, Session, SessionConfig},
     rig::{self, LiveRig},
     CandleStore,
 };
@@ -173,7 +171,7 @@ async fn refresh_fear_greed(url: &str, dir: &Path) {
 pub struct RunSetup<'a> {
     pub mode: Mode,
     /// The config the session trades with (live: `[live]` laid over `[paper]`).
-    pub cfg: &'a Config,
+    pub cfg: &'a RunConfig,
     /// The registry and journal, and where it is.
     pub reg: Registry,
     pub reg_path: &'a Path,
@@ -206,10 +204,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
     let p = &cfg.paper;
     let account = p.account.clone();
     let iv = scfg.interval_ms;
-    let interval: Interval = p
-        .interval
-        .parse()
-        .map_err(|m: String| RunError::Refused(format!("paper.interval: {m}")))?;
+    let interval = p.interval;
     let (specs, reserve) = book_specs(&strategies, cfg).map_err(RunError::Refused)?;
     // The journal of an account belongs to the venue its session trades on.
     let venue = venue_url(url);
@@ -240,7 +235,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
             url,
             RetryPolicy::default(),
             cfg.exchange.weight_per_minute,
-            cfg.timeouts(),
+            cfg.exchange.timeouts(),
         )
         .map_err(|source| RunError::Fetch {
             context: format!("connecting to {url}"),
@@ -255,7 +250,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
     let mut stores = open_stores(&store_dir, &p.coins, interval)?;
     for (coin, store) in &stores {
         if let Some(&last) = store.candles().ts.last() {
-            ahead_of_venue(&info, store.path(), coin, &p.interval, last, venue).await?;
+            ahead_of_venue(&info, store.path(), coin, interval.as_str(), last, venue).await?;
         }
     }
     // The sentiment regime reads the index of the day before each bar; it is refreshed at the
@@ -294,11 +289,14 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
                 // A warm-up cut short by a crash is completed up to the exchange's last closed
                 // bar before the session starts.
                 let bars = match store.candles().ts.last() {
-                    Some(&last) => closed_bars_after(&info, coin, &p.interval, iv, last).await?,
+                    Some(&last) => {
+                        closed_bars_after(&info, coin, interval.as_str(), iv, last).await?
+                    }
                     None => {
                         let after = now_ms() - (p.warmup_bars as i64 + 2) * iv;
                         let after = after.div_euclid(iv) * iv;
-                        let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
+                        let bars =
+                            closed_bars_after(&info, coin, interval.as_str(), iv, after).await?;
                         let keep = bars.len().saturating_sub(p.warmup_bars);
                         bars[keep..].to_vec()
                     }
@@ -332,7 +330,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
     // Bars closed while the runner was away.
     for (coin, store) in trader.stores.iter_mut() {
         let after = store.candles().ts.last().copied().unwrap_or(now_ms());
-        let bars = closed_bars_after(&info, coin, &p.interval, iv, after).await?;
+        let bars = closed_bars_after(&info, coin, interval.as_str(), iv, after).await?;
         fetch_and_store(&info, store, coin, iv, &bars).await?;
     }
     let subs: Vec<Subscription> = p
@@ -340,7 +338,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
         .iter()
         .map(|c| Subscription::Candle {
             coin: c.clone(),
-            interval: p.interval.clone(),
+            interval: interval.as_str().to_string(),
         })
         .collect();
     let mut fc = FeedConfig::new(ws::ws_url(url), subs);
@@ -351,7 +349,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
             s.candles()
                 .ts
                 .last()
-                .map(|&t| ((c.clone(), p.interval.clone()), t))
+                .map(|&t| ((c.clone(), interval.as_str().to_string()), t))
         })
         .collect();
     let mut feed = ws::spawn(fc, info.clone(), Arc::new(WallClock));

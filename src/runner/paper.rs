@@ -38,13 +38,18 @@ use super::{
     StrategyRunner,
 };
 use crate::{
+    exchange::ExchangeConfig,
     execution::{
         paper::{PaperVenue, Phase, VenueEvent},
         Bar, Engine, EngineConfig, EngineState, SimulatedVenue, Trade, Venue as _,
     },
-    market::Market,
+    market::{types::Interval, Market},
     seeds::Genome,
-    strategy::{regime::RegimeFilter, Target},
+    settings::{count, range, Invalid},
+    strategy::{
+        regime::{RegimeConfig, RegimeFilter},
+        Target,
+    },
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -77,6 +82,120 @@ impl Limits {
             max_gross_leverage: f(self.max_gross_leverage),
         }
     }
+}
+
+/// `[paper]`: paper trading.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperConfig {
+    pub account: String,
+    pub capital: f64,
+    pub coins: Vec<String>,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub interval: Interval,
+    pub store: String,
+    pub warmup_bars: usize,
+    pub stop_file: String,
+    pub gap_pause_bars: i64,
+    pub bar_wait_secs: f64,
+    pub regime_policy: PolicySource,
+    pub max_gross_leverage: f64,
+    pub daily_loss: f64,
+    pub max_drawdown: f64,
+    pub portfolio_max_gross_leverage: f64,
+    pub portfolio_daily_loss: f64,
+    pub portfolio_max_drawdown: f64,
+    pub min_days: f64,
+    pub max_tracking: f64,
+    pub min_sharpe_z: f64,
+}
+
+impl PaperConfig {
+    /// `[live]` laid over this section: the journal account, capital, coins, store, stop file,
+    /// warm-up and portfolio loss limits live trading runs with (the session reads `[paper]`).
+    pub fn with_live(&self, l: &super::rig::LiveConfig) -> Self {
+        let mut p = self.clone();
+        p.account = l.account.clone();
+        p.capital = l.capital;
+        if let Some(coins) = &l.coins {
+            p.coins = coins.clone();
+        }
+        p.store = l.store.clone();
+        p.stop_file = l.stop_file.clone();
+        p.warmup_bars = l.warmup_bars;
+        p.portfolio_daily_loss = l.daily_loss;
+        p.portfolio_max_drawdown = l.max_drawdown;
+        p
+    }
+
+    /// Checks every key.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the key.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.account.trim().is_empty() {
+            return Err(Invalid::new("paper.account", "must not be empty"));
+        }
+        range("paper.capital", self.capital, 1.0, 1e15)?;
+        coins("paper.coins", &self.coins)?;
+        count("paper.warmup_bars", self.warmup_bars, 1, 5000, "")?;
+        if !(0..=10_000).contains(&self.gap_pause_bars) {
+            return Err(Invalid::new(
+                "paper.gap_pause_bars",
+                format!(
+                    "{} is out of range: must be in [0, 10000]",
+                    self.gap_pause_bars
+                ),
+            ));
+        }
+        range("paper.bar_wait_secs", self.bar_wait_secs, 0.1, 86_400.0)?;
+        range(
+            "paper.max_gross_leverage",
+            self.max_gross_leverage,
+            0.1,
+            100.0,
+        )?;
+        range("paper.daily_loss", self.daily_loss, 0.001, 1.0)?;
+        range("paper.max_drawdown", self.max_drawdown, 0.001, 1.0)?;
+        range(
+            "paper.portfolio_max_gross_leverage",
+            self.portfolio_max_gross_leverage,
+            0.1,
+            100.0,
+        )?;
+        range(
+            "paper.portfolio_daily_loss",
+            self.portfolio_daily_loss,
+            0.001,
+            1.0,
+        )?;
+        range(
+            "paper.portfolio_max_drawdown",
+            self.portfolio_max_drawdown,
+            0.001,
+            1.0,
+        )?;
+        range("paper.min_days", self.min_days, 0.0, 3650.0)?;
+        range("paper.max_tracking", self.max_tracking, 0.0, 1.0)?;
+        range("paper.min_sharpe_z", self.min_sharpe_z, -100.0, 0.0)
+    }
+}
+
+/// A list of coins a session trades: at least one, each a coin name, none twice.
+///
+/// # Errors
+/// [`Invalid`] naming `key`.
+pub fn coins(key: &str, coins: &[String]) -> Result<(), Invalid> {
+    if coins.is_empty() || coins.iter().any(|c| c.trim().is_empty()) {
+        return Err(Invalid::new(key, "must list at least one coin, none empty"));
+    }
+    if let Some(twice) = crate::market::types::duplicate(coins) {
+        return Err(Invalid::new(key, format!("`{twice}` is listed twice")));
+    }
+    for c in coins {
+        crate::market::types::Coin::new(c).map_err(|m| Invalid::new(key, m))?;
+    }
+    Ok(())
 }
 
 /// Which regime policy a strategy trades with (`paper.regime_policy`): the one promote suggested
@@ -201,6 +320,18 @@ impl BookSpec {
     }
 }
 
+/// The config sections a paper or live session reads (built from the whole config at the CLI
+/// edge; live, `[paper]` has `[live]` laid over it, see [`PaperConfig::with_live`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    /// `[costs]` and `[backtest]`.
+    pub engine: EngineConfig,
+    pub regime: RegimeConfig,
+    pub paper: PaperConfig,
+    pub exchange: ExchangeConfig,
+    pub live: Option<super::rig::LiveConfig>,
+}
+
 /// Settings of a session.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SessionConfig {
@@ -237,10 +368,10 @@ impl Lifecycle {
 
 impl SessionConfig {
     /// The settings of `[paper]`, with the engine of `[costs]` and `[backtest]`.
-    pub fn of(cfg: &crate::config::Config) -> Self {
+    pub fn of(cfg: &RunConfig) -> Self {
         let p = &cfg.paper;
         SessionConfig {
-            engine: cfg.backtest_config(),
+            engine: cfg.engine,
             book_limits: Limits {
                 max_gross_leverage: p.max_gross_leverage,
                 daily_loss: p.daily_loss,
@@ -251,9 +382,7 @@ impl SessionConfig {
                 daily_loss: p.portfolio_daily_loss,
                 max_drawdown: p.portfolio_max_drawdown,
             },
-            // Validated when the config loads.
-            interval_ms: crate::exchange::hyperliquid::interval_ms(&p.interval)
-                .unwrap_or(crate::market::HOUR_MS),
+            interval_ms: p.interval.ms(),
             gap_pause_bars: p.gap_pause_bars,
             lifecycle: Lifecycle {
                 min_days: p.min_days,
@@ -271,7 +400,7 @@ impl SessionConfig {
 /// # Errors
 /// A message naming the config key or the registry field that is wrong.
 pub fn regime_of(
-    cfg: &crate::config::Config,
+    cfg: &RunConfig,
     enabled: bool,
     s: Option<&crate::promotion::registry::Strategy>,
 ) -> Result<Option<RegimeFilter>, String> {
@@ -280,7 +409,7 @@ pub fn regime_of(
     }
     let mut r = cfg.regime.clone();
     r.enabled = true;
-    let Some(mut f) = r.filter().map_err(|(k, m)| format!("{k}: {m}"))? else {
+    let Some(mut f) = r.filter() else {
         return Ok(None);
     };
     if let Some(s) = s.filter(|_| cfg.paper.regime_policy == PolicySource::Suggested) {
@@ -299,7 +428,7 @@ pub fn regime_of(
 /// A message naming the strategy whose genome or regime policy cannot be read.
 pub fn book_specs(
     strategies: &[crate::promotion::registry::Strategy],
-    cfg: &crate::config::Config,
+    cfg: &RunConfig,
 ) -> Result<(Vec<BookSpec>, f64), String> {
     let p = &cfg.paper;
     let total_w: f64 = strategies.iter().map(|s| s.weight.max(0.0)).sum();

@@ -10,10 +10,10 @@ use std::{
 };
 
 use rust_decimal::{prelude::ToPrimitive, Decimal};
+use serde::Deserialize;
 
 use crate::{
     clock::WallClock,
-    config::{Config, LiveConfig},
     exchange::hyperliquid::{
         exchange::{ExchangeClient, ExchangeError, MemoryNonces, NonceStore},
         info::InfoClient,
@@ -22,19 +22,185 @@ use crate::{
     execution::{
         paper::{Executor as _, Intent, Phase},
         types::VenueRules,
-        Costs, Order, OrderSide,
+        Order, OrderSide,
     },
     promotion::registry::{Registry, Status, Strategy},
+    settings::{count, range, Invalid},
 };
 
 use super::journal::{self, ClosedPosition, Entry, KillRow, Kind, Row, PORTFOLIO};
 use super::{
     driver::{Notice, RunError, Trader},
     live::{load_key, reconcile, DbNonces, DryRun, ExecLimits, LiveExecutor},
-    paper::Session,
+    paper::{RunConfig, Session},
 };
 
-fn live_cfg(cfg: &Config) -> Result<&LiveConfig, RunError> {
+/// `[live]`: real orders on Hyperliquid. Absent from the built-in defaults on purpose: `live
+/// run` refuses to start until a config file has this section. Only `capital` and
+/// `strategies` have no default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Journal account of the session.
+    #[serde(default = "live_defaults::account")]
+    pub account: String,
+    /// Capital organism trades on the exchange account (at most the account's value).
+    pub capital: f64,
+    /// Strategy ids of the registry traded live (an explicit list; nothing is added by itself).
+    pub strategies: Vec<String>,
+    /// Coins traded (default: paper.coins).
+    #[serde(default)]
+    pub coins: Option<Vec<String>>,
+    /// Refuse a strategy the paper lifecycle has not found eligible.
+    #[serde(default = "live_defaults::yes")]
+    pub require_paper_eligible: bool,
+    #[serde(default = "live_defaults::store")]
+    pub store: String,
+    #[serde(default = "live_defaults::stop_file")]
+    pub stop_file: String,
+    #[serde(default = "live_defaults::warmup_bars")]
+    pub warmup_bars: usize,
+    /// File holding the private key (hex); empty: the environment's HYPERLIQUID_PRIVATE_KEY.
+    #[serde(default)]
+    pub key_file: String,
+    /// The account an agent (API wallet) key trades for; empty: the key's own address.
+    #[serde(default)]
+    pub account_address: String,
+    /// A vault (or sub-account) traded instead of the account.
+    #[serde(default)]
+    pub vault_address: String,
+    /// Largest notional of one order, USD: larger orders are refused before they are signed.
+    #[serde(default = "live_defaults::max_order_notional")]
+    pub max_order_notional: f64,
+    /// Limit price of the IOC orders, away from the reference price (fraction).
+    #[serde(default = "live_defaults::max_slippage")]
+    pub max_slippage: f64,
+    /// Portfolio daily loss limit (fraction of the previous day's last equity).
+    #[serde(default = "live_defaults::daily_loss")]
+    pub daily_loss: f64,
+    /// Portfolio drawdown limit (fraction of the peak).
+    #[serde(default = "live_defaults::max_drawdown")]
+    pub max_drawdown: f64,
+    /// Cross leverage set on every coin at start.
+    #[serde(default = "live_defaults::leverage")]
+    pub leverage: u32,
+    /// Seconds between reconciliations with the exchange.
+    #[serde(default = "live_defaults::reconcile_secs")]
+    pub reconcile_secs: f64,
+    /// The dead-man's switch: open orders are cancelled this many seconds after the runner
+    /// last refreshed it (0: off).
+    #[serde(default = "live_defaults::dead_man_secs")]
+    pub dead_man_secs: f64,
+    /// Cancel open orders organism did not send (else they are only reported).
+    #[serde(default)]
+    pub cancel_unknown_orders: bool,
+    /// Seconds an order request stays valid (its `expiresAfter`): after that an unanswered
+    /// request can no longer execute, so it may be sent again.
+    #[serde(default = "live_defaults::order_expiry_secs")]
+    pub order_expiry_secs: f64,
+}
+
+mod live_defaults {
+    pub fn account() -> String {
+        "live".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn store() -> String {
+        "live/store".into()
+    }
+    pub fn stop_file() -> String {
+        "live/STOP".into()
+    }
+    pub fn warmup_bars() -> usize {
+        1000
+    }
+    pub fn max_order_notional() -> f64 {
+        1000.0
+    }
+    pub fn max_slippage() -> f64 {
+        0.005
+    }
+    pub fn daily_loss() -> f64 {
+        0.03
+    }
+    pub fn max_drawdown() -> f64 {
+        0.10
+    }
+    pub fn leverage() -> u32 {
+        3
+    }
+    pub fn reconcile_secs() -> f64 {
+        300.0
+    }
+    pub fn dead_man_secs() -> f64 {
+        120.0
+    }
+    pub fn order_expiry_secs() -> f64 {
+        15.0
+    }
+}
+
+impl LiveConfig {
+    /// Checks every key; the journal account must differ from `paper_account`.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the key.
+    pub fn validate(&self, paper_account: &str) -> Result<(), Invalid> {
+        if self.account.trim().is_empty() || self.account == paper_account {
+            return Err(Invalid::new(
+                "live.account",
+                "must not be empty nor the paper account",
+            ));
+        }
+        range("live.capital", self.capital, 10.0, 1e12)?;
+        if self.strategies.is_empty() {
+            return Err(Invalid::new(
+                "live.strategies",
+                "must list the strategy ids to trade live",
+            ));
+        }
+        if let Some(c) = &self.coins {
+            super::paper::coins("live.coins", c)?;
+        }
+        count("live.warmup_bars", self.warmup_bars, 1, 5000, "")?;
+        range(
+            "live.max_order_notional",
+            self.max_order_notional,
+            10.0,
+            1e12,
+        )?;
+        range("live.max_slippage", self.max_slippage, 0.0001, 0.1)?;
+        range("live.daily_loss", self.daily_loss, 0.001, 1.0)?;
+        range("live.max_drawdown", self.max_drawdown, 0.001, 1.0)?;
+        count("live.leverage", self.leverage as usize, 1, 50, "")?;
+        range("live.reconcile_secs", self.reconcile_secs, 1.0, 86_400.0)?;
+        if self.dead_man_secs != 0.0 {
+            range("live.dead_man_secs", self.dead_man_secs, 10.0, 86_400.0)?;
+        }
+        range(
+            "live.order_expiry_secs",
+            self.order_expiry_secs,
+            1.0,
+            3600.0,
+        )?;
+        for (k, v) in [
+            ("live.account_address", &self.account_address),
+            ("live.vault_address", &self.vault_address),
+        ] {
+            if !v.is_empty() && crate::exchange::hyperliquid::signing::address_bytes(v).is_err() {
+                return Err(Invalid::new(
+                    k,
+                    format!("`{v}` is not a 0x address of 40 hex digits"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn live_cfg(cfg: &RunConfig) -> Result<&LiveConfig, RunError> {
     cfg.live
         .as_ref()
         .ok_or_else(|| RunError::Refused("no [live] section in the config".into()))
@@ -47,7 +213,7 @@ fn live_cfg(cfg: &Config) -> Result<&LiveConfig, RunError> {
 /// [`RunError::Refused`] naming the strategy that may not trade live and why.
 pub fn strategies(
     reg: &mut Registry,
-    cfg: &Config,
+    cfg: &RunConfig,
     paper_account: &str,
 ) -> Result<Vec<Strategy>, RunError> {
     let l = live_cfg(cfg)?;
@@ -98,7 +264,7 @@ pub struct LiveRig {
 /// [`RunError`] when the key, the exchange's metadata or the account refuse, or a coin is not
 /// a perpetual there.
 pub async fn rig(
-    cfg: &Config,
+    cfg: &RunConfig,
     registry: &Path,
     url: &str,
     info: Arc<InfoClient>,
@@ -174,10 +340,7 @@ pub async fn rig(
     };
     let dry = dry_run.then(|| DryRun {
         out: Mutex::new(Box::new(std::io::stdout())),
-        costs: Costs {
-            fee: cfg.costs.taker_fee,
-            slippage: cfg.costs.slippage,
-        },
+        costs: cfg.engine.costs(),
     });
     let executor = Arc::new(LiveExecutor::new(
         client.clone(),

@@ -25,6 +25,81 @@ pub enum Volatility {
     High,
 }
 
+/// `[regime]`: the market-regime filter (`--regime` on `backtest` and `evolve`); each action is
+/// `trade`, `flat` or a scale in (0, 1], read when the config loads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegimeConfig {
+    pub enabled: bool,
+    pub vol_window: usize,
+    pub lookback: usize,
+    pub low_quantile: f64,
+    pub high_quantile: f64,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub low_volatility: Action,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub normal_volatility: Action,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub high_volatility: Action,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub extreme_fear: Action,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub fear: Action,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub greed: Action,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub extreme_greed: Action,
+}
+
+impl RegimeConfig {
+    /// How the volatility regime is measured.
+    pub fn params(&self) -> VolatilityParams {
+        VolatilityParams {
+            vol_window: self.vol_window,
+            lookback: self.lookback,
+            low_quantile: self.low_quantile,
+            high_quantile: self.high_quantile,
+        }
+    }
+
+    /// The policy of the section's actions.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            volatility: [
+                self.low_volatility,
+                self.normal_volatility,
+                self.high_volatility,
+            ],
+            sentiment: [self.extreme_fear, self.fear, self.greed, self.extreme_greed],
+        }
+    }
+
+    /// The filter when `enabled` (`--regime`), else `None`.
+    pub fn filter(&self) -> Option<RegimeFilter> {
+        self.enabled.then(|| RegimeFilter {
+            volatility: self.params(),
+            policy: self.policy(),
+        })
+    }
+
+    /// Checks the windows and the quantiles.
+    ///
+    /// # Errors
+    /// [`crate::settings::Invalid`] naming the key.
+    pub fn validate(&self) -> Result<(), crate::settings::Invalid> {
+        use crate::settings::{count, range};
+        count("regime.vol_window", self.vol_window, 2, 100_000, "")?;
+        count("regime.lookback", self.lookback, 1, 1_000_000, "")?;
+        range("regime.low_quantile", self.low_quantile, 0.0, 1.0)?;
+        range(
+            "regime.high_quantile",
+            self.high_quantile,
+            self.low_quantile,
+            1.0,
+        )
+    }
+}
+
 /// Sentiment regime of a bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
