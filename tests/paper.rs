@@ -710,3 +710,89 @@ fn warm_ups_of_different_lengths_start_trading_at_the_same_bar() {
     assert_eq!(decisions.len(), 4 * 100);
     assert!(journal::of_kind(&conn, "w", Kind::Gap).unwrap().is_empty());
 }
+
+/// An exchange that answers an order only once `books` orders are waiting at once (or after
+/// a 20 s deadline), filling each at its reference price; it counts the most in flight.
+struct Gathering {
+    books: usize,
+    waiting: std::sync::Mutex<(usize, usize)>,
+    all_here: std::sync::Condvar,
+}
+
+impl organism::execution::paper::Executor for Gathering {
+    fn execute(
+        &self,
+        _book: &str,
+        _coin: &str,
+        _intent: &organism::execution::paper::Intent,
+        order: &organism::execution::Order,
+    ) -> Result<(u64, organism::execution::Fill), organism::execution::VenueError> {
+        let mut g = self.waiting.lock().unwrap();
+        g.0 += 1;
+        g.1 = g.1.max(g.0);
+        self.all_here.notify_all();
+        let (mut g, _) = self
+            .all_here
+            .wait_timeout_while(g, std::time::Duration::from_secs(20), |g| g.1 < self.books)
+            .unwrap();
+        g.0 -= 1;
+        Ok((
+            1,
+            organism::execution::Fill {
+                side: order.side,
+                qty: order.qty,
+                price: order.price,
+                fee: 0.0,
+            },
+        ))
+    }
+}
+
+#[test]
+fn the_orders_of_live_books_are_in_flight_at_once_and_journaled_in_book_order() {
+    // Eight books of one genome on one coin: they decide the same orders on the same bars.
+    let m = crash_market();
+    let specs: Vec<BookSpec> = (0..8)
+        .map(|i| spec(&format!("s{i}"), "BTC", long_ema(), 1000.0))
+        .collect();
+    let warm: Histories = [("BTC".to_string(), Arc::new(m.slice(0..10)))]
+        .into_iter()
+        .collect();
+    let (mut session, _) = Session::start("live", cfg(Limits::NONE), specs, 0.0, &warm);
+    let exchange = Arc::new(Gathering {
+        books: 8,
+        waiting: std::sync::Mutex::new((0, 0)),
+        all_here: std::sync::Condvar::new(),
+    });
+    session.link(exchange.clone());
+    let mut orders = Vec::new();
+    for t in 10..120 {
+        let h: Histories = [("BTC".to_string(), Arc::new(m.slice(0..t + 1)))]
+            .into_iter()
+            .collect();
+        let rows = session.on_bar(m.candles.ts[t], &h);
+        let books: Vec<String> = rows
+            .iter()
+            .filter(|e| e.kind() == Kind::Order)
+            .map(|e| e.book.clone())
+            .collect();
+        if !books.is_empty() {
+            orders.push(books);
+        }
+    }
+    // The long EMA enters once the market turns up and leaves in the crash: every book sends
+    // its order on the same bars, all eight waiting on the exchange together (a session that
+    // sent them one after another would have at most one in flight).
+    assert!(orders.len() >= 2, "{orders:?}");
+    assert_eq!(
+        exchange.waiting.lock().unwrap().1,
+        8,
+        "orders in flight at once"
+    );
+    let expected: Vec<String> = (0..8).map(|i| format!("s{i}/BTC")).collect();
+    for books in &orders {
+        assert_eq!(books, &expected, "rows in book order");
+    }
+    // The long EMA closed its position in the crash: every book is flat again.
+    assert_eq!(session.net_positions().get("BTC").copied(), Some(0.0));
+}

@@ -203,8 +203,15 @@ impl LiveExecutor {
         })
     }
 
+    /// Waits for `fut`. The session steps live books on threads of their own (outside the
+    /// runtime), which wait here without holding a runtime worker; called from a runtime
+    /// thread, the wait is moved off it first.
     fn block<F: std::future::Future>(&self, fut: F) -> F::Output {
-        tokio::task::block_in_place(|| self.handle.block_on(fut))
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::block_in_place(|| self.handle.block_on(fut))
+        } else {
+            self.handle.block_on(fut)
+        }
     }
 
     fn now(&self) -> u64 {

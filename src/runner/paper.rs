@@ -928,12 +928,15 @@ impl Session {
         }
         let close_ms = ts + self.cfg.interval_ms;
         let gap_until = ts + (1 + self.cfg.gap_pause_bars) * self.cfg.interval_ms;
-        for b in &mut self.books {
+        let (live, killed) = (self.live, self.killed);
+        let (interval_ms, book_limits) = (self.cfg.interval_ms, self.cfg.book_limits);
+        let step = |b: &mut Book| -> Vec<Entry> {
+            let mut rows = Vec::new();
             let key = b.key();
             let Some(m) = histories.get(&b.spec.coin) else {
-                continue;
+                return rows;
             };
-            if self.live {
+            if live {
                 b.runner.engine_mut().venue_mut().begin(ts, Phase::Bar);
             }
             let n = m.candles.len();
@@ -953,7 +956,7 @@ impl Session {
                         &mut rows,
                     );
                 }
-                continue;
+                return rows;
             }
             if n > b.runner.stepped() + 1 {
                 // Bars this book never stepped: as a gap, it does not trade across them.
@@ -973,7 +976,7 @@ impl Session {
                 b.runner.skip_to(n - 1);
             }
             if let Some(p) = &b.risk.pause {
-                if p.until_ts.is_some_and(|u| u <= ts) && !self.killed {
+                if p.until_ts.is_some_and(|u| u <= ts) && !killed {
                     let reason = p.reason.clone();
                     b.risk.pause = None;
                     rows.push(Entry::new(
@@ -987,7 +990,7 @@ impl Session {
                 }
             }
             let d = b.runner.newest(m);
-            let paused = b.risk.pause.is_some() || self.killed;
+            let paused = b.risk.pause.is_some() || killed;
             let traded = if paused { Target::FLAT } else { d.target };
             rows.push(Entry::new(
                 key.clone(),
@@ -1001,8 +1004,8 @@ impl Session {
                     volatility: d.volatility.map(|v| v.as_str().into()),
                 },
             ));
-            let equity = if self.live {
-                b.runner.step_live(m, traded, ts + self.cfg.interval_ms)
+            let equity = if live {
+                b.runner.step_live(m, traded, ts + interval_ms)
             } else {
                 b.runner.step(m, traded)
             };
@@ -1015,14 +1018,14 @@ impl Session {
             b.drain(ts, &mut rows);
             let close = m.candles.close[n - 1];
             let gross = b.engine().signed_size().abs() * close;
-            if let Some((reason, until)) =
-                b.risk.mark(close_ms, equity, gross, &self.cfg.book_limits)
-            {
+            if let Some((reason, until)) = b.risk.mark(close_ms, equity, gross, &book_limits) {
                 if b.risk.pause.is_none() {
                     breach(b, Bar::of(&m.candles, n - 1), ts, &reason, until, &mut rows);
                 }
             }
-        }
+            rows
+        };
+        rows.extend(each_book(&mut self.books, live, step));
         // The portfolio, marked at this close.
         let closes = last_closes(histories);
         let (equity, gross) = self.portfolio_marks(&closes);
@@ -1044,7 +1047,8 @@ impl Session {
                     since_ts: ts,
                     until_ts: until,
                 });
-                for b in &mut self.books {
+                let flatten = |b: &mut Book| -> Vec<Entry> {
+                    let mut rows = Vec::new();
                     if let Some(m) = histories
                         .get(&b.spec.coin)
                         .filter(|m| !m.candles.is_empty())
@@ -1059,7 +1063,9 @@ impl Session {
                             &mut rows,
                         );
                     }
-                }
+                    rows
+                };
+                rows.extend(each_book(&mut self.books, self.live, flatten));
             }
         } else if self
             .portfolio
@@ -1240,22 +1246,26 @@ impl Session {
             },
         )];
         self.killed = true;
-        for b in &mut self.books {
+        let live = self.live;
+        let flatten = |b: &mut Book| -> Vec<Entry> {
+            let mut rows = Vec::new();
             let Some(m) = histories.get(&b.spec.coin) else {
-                continue;
+                return rows;
             };
             let n = b.runner.stepped().min(m.candles.len());
             if n == 0 {
-                continue;
+                return rows;
             }
             let last = Bar::of(&m.candles, n - 1);
-            if self.live {
+            if live {
                 b.runner.engine_mut().venue_mut().begin(ts, Phase::Kill);
             }
             b.runner.engine_mut().flatten(last, last.close);
             b.drain(ts, &mut rows);
             pause(b, &mut rows, ts, format!("kill switch: {reason}"), None);
-        }
+            rows
+        };
+        rows.extend(each_book(&mut self.books, live, flatten));
         self.snapshots(ts, &last_closes(histories), &mut rows);
         rows
     }
@@ -1360,6 +1370,33 @@ fn last_closes(histories: &Histories) -> BTreeMap<String, f64> {
         .iter()
         .filter_map(|(c, m)| m.candles.close.last().map(|&x| (c.clone(), x)))
         .collect()
+}
+
+/// Most books whose orders are in flight at once.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Runs `step` on every book and returns their rows in book order (the journal is the same
+/// either way). Live, each book runs on a thread of its own, so the orders of different books
+/// are in flight at once and a slow order delays only its own book; a simulated book never
+/// waits, so paper sessions and replays step on this thread.
+fn each_book<F>(books: &mut [Book], live: bool, step: F) -> Vec<Entry>
+where
+    F: Fn(&mut Book) -> Vec<Entry> + Sync,
+{
+    if !live || books.len() < 2 {
+        return books.iter_mut().flat_map(&step).collect();
+    }
+    let step = &step;
+    let mut rows = Vec::new();
+    for chunk in books.chunks_mut(MAX_IN_FLIGHT) {
+        std::thread::scope(|s| {
+            let running: Vec<_> = chunk.iter_mut().map(|b| s.spawn(move || step(b))).collect();
+            for r in running {
+                rows.extend(r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+        });
+    }
+    rows
 }
 
 fn pause(b: &mut Book, rows: &mut Vec<Entry>, ts: i64, reason: String, until: Option<i64>) {
