@@ -9,7 +9,8 @@
 //! * the kill switch (`live stop`) cancels and flattens with reduce-only IOC orders;
 //! * `--dry-run` prints signed requests the exchange's own check accepts as the account's;
 //! * the private key appears in no log, output, config, journal or registry;
-//! * the safety switches: no flag, no [live] section, a key file others can read.
+//! * the safety switches: no flag, no [live] section, a key file others can read;
+//! * partial entries and exits (in process): engine, journal and exchange hold the same.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -599,4 +600,163 @@ async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold(
     );
     assert!(!text.contains("DRY RUN"));
     assert_no_key(&d);
+}
+
+/// A live book whose every order the exchange fills only in part (half, then the executor's
+/// two top-ups half of what is left: 7/8 of it): after each bar the engine's position, the
+/// journal's fills and the exchange's position are the same, through a partial entry and a
+/// partial exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreement() {
+    use organism::{
+        clock::WallClock,
+        execution::{types::VenueRules, EngineConfig, OrderSide},
+        runner::{
+            history::Histories,
+            journal::Row,
+            live::{ExecLimits, LiveExecutor},
+            paper::{BookSpec, Lifecycle, Limits, Session, SessionConfig},
+        },
+        seeds::{self, Genome},
+    };
+    let dir = scratch("partial");
+    let db = dir.join("reg.db");
+    let warmup = 50usize;
+    let params = SyntheticParams {
+        seed: 11,
+        bars: 400,
+        start_ms: 1_767_225_600_000,
+        coins: vec!["BTC".into()],
+        annual_vol: vec![0.9],
+        start_price: vec![42_000.0],
+        ..Default::default()
+    };
+    let market = organism::market::synthetic::generate(&params).markets[0].clone();
+    let ex = LocalExchange::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &params,
+        market.candles.ts[warmup],
+    )
+    .await
+    .unwrap();
+    ex.fund(&account(), Decimal::from(100_000));
+    let info = Arc::new(InfoClient::new(&ex.http_url()).unwrap());
+    let meta = info.meta().await.unwrap();
+    let assets: BTreeMap<String, (u32, VenueRules)> = meta
+        .universe
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (
+                a.name.clone(),
+                (i as u32, VenueRules::hyperliquid_perp(a.sz_decimals)),
+            )
+        })
+        .collect();
+    let client = Arc::new(ExchangeClient::new(
+        info,
+        Signer::from_hex(KEY).unwrap(),
+        None,
+        None,
+        false,
+        Box::new(MemoryNonces::default()),
+    ));
+    let executor = LiveExecutor::new(
+        client,
+        tokio::runtime::Handle::current(),
+        &db,
+        "live",
+        assets,
+        ExecLimits {
+            max_order_notional: 1e9,
+            max_slippage: 0.01,
+            expiry_ms: 15_000,
+            attempts: 3,
+            backoff: Duration::from_millis(50),
+        },
+        Arc::new(WallClock),
+        None,
+    )
+    .unwrap();
+    let e = seeds::find("ema_crossover").unwrap();
+    let mut g = e.spec.default_genome();
+    for (k, v) in [("fast", "2"), ("slow", "5")] {
+        e.spec.set(&mut g, k, v).unwrap();
+    }
+    let cfg = SessionConfig {
+        engine: EngineConfig::default(),
+        book_limits: Limits::NONE,
+        portfolio_limits: Limits::NONE,
+        interval_ms: HOUR_MS,
+        gap_pause_bars: 2,
+        lifecycle: Lifecycle::NONE,
+    };
+    let spec = BookSpec {
+        strategy: "s".into(),
+        coin: "BTC".into(),
+        genome: Genome::seed(e, g),
+        regime: None,
+        cash: 10_000.0,
+        validation_sharpe: None,
+    };
+    let upto = |t: usize| -> Histories {
+        [("BTC".to_string(), Arc::new(market.slice(0..t + 1)))]
+            .into_iter()
+            .collect()
+    };
+    let (mut session, rows) = Session::start("live", cfg, vec![spec], 0.0, &upto(warmup - 1));
+    let mut conn = organism::store::open(&db).unwrap();
+    journal::append(&mut conn, "live", &rows, 0).unwrap();
+    session.link(Arc::new(executor));
+    let lot = 1e-5;
+    let (mut partial_entry, mut partial_exit) = (false, false);
+    let mut journal_held = 0.0;
+    for t in warmup..warmup + 200 {
+        let ts = market.candles.ts[t];
+        ex.set_now(ts + HOUR_MS);
+        // Every order of this bar fills in part: 3 taker fills at half of what is asked.
+        ex.set_trading_faults(|f| f.partial_next = 3);
+        let rows = session.on_bar(ts, &upto(t));
+        journal::append(&mut conn, "live", &rows, 0).unwrap();
+        let mut ordered: BTreeMap<u64, (OrderSide, f64)> = BTreeMap::new();
+        for r in &rows {
+            match &r.row {
+                Row::Order(o) => {
+                    ordered.insert(o.id, (o.side, o.qty.0));
+                }
+                Row::Fill(f) => {
+                    journal_held += f.side.sign() * f.qty.0;
+                    let (side, asked) = ordered[&f.id];
+                    assert_eq!(side, f.side);
+                    // 1/2 + 1/4 + 1/8 of the order, each rounded to the lot.
+                    assert!(
+                        f.qty.0 < asked && (f.qty.0 - asked * 0.875).abs() <= 3.0 * lot,
+                        "bar {t}: filled {} of {asked}",
+                        f.qty.0
+                    );
+                    let before = journal_held - f.side.sign() * f.qty.0;
+                    if before.abs() < lot / 2.0 {
+                        partial_entry = true;
+                    } else if journal_held.abs() > lot / 2.0
+                        && journal_held.signum() == before.signum()
+                    {
+                        partial_exit = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let engine = session.net_positions().get("BTC").copied().unwrap_or(0.0);
+        let exchange: f64 = ex.position(&account(), "BTC").to_string().parse().unwrap();
+        assert!(
+            (engine - exchange).abs() < lot / 2.0 && (journal_held - exchange).abs() < lot / 2.0,
+            "bar {t}: engine {engine}, journal {journal_held}, exchange {exchange}"
+        );
+        if partial_entry && partial_exit {
+            break;
+        }
+    }
+    assert!(partial_entry, "a partial entry happened");
+    assert!(partial_exit, "a partial exit happened");
+    let _ = std::fs::remove_dir_all(&dir);
 }
