@@ -542,7 +542,13 @@ async fn triggers_resting_orders_and_funding_settle_as_the_clock_moves() {
     assert_eq!(ex.position(&me, "ETH"), Decimal::ZERO);
     let fills = c.user_fills().await.unwrap();
     assert_eq!(fills.len(), 2);
-    assert_eq!(fills[0].px.to_string(), format!("{stop}"));
+    // A triggered stop is a market sell at the touch: the trigger price (or bar i's open, had
+    // it opened below it) less the half spread of 0.01 %, at the tick.
+    let at = stop.min(candles.open[i]);
+    assert_eq!(
+        fills[0].px.to_string(),
+        format!("{}", round_dp(at * 0.9999, 1))
+    );
     assert_eq!(fills[0].dir, "Close Long");
     let by_time = c.user_fills_by_time(candles.ts[i], None).await.unwrap();
     assert_eq!(by_time.len(), 1);

@@ -602,89 +602,89 @@ async fn dry_run_prints_what_the_exchange_would_accept_and_safety_switches_hold(
     assert_no_key(&d);
 }
 
-/// A live book whose every order the exchange fills only in part (half, then the executor's
-/// two top-ups half of what is left: 7/8 of it): after each bar the engine's position, the
-/// journal's fills and the exchange's position are the same, through a partial entry and a
-/// partial exit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreement() {
+/// The in-process live rig of the tests below: the local exchange serving `params` (its clock
+/// at `now`), the test account funded, and a live executor journaling into `db` (nonces kept
+/// there, as `live run` keeps them).
+mod rig {
+    use super::*;
     use organism::{
         clock::WallClock,
-        execution::{types::VenueRules, EngineConfig, OrderSide},
-        runner::{
-            history::Histories,
-            journal::Row,
-            live::{ExecLimits, LiveExecutor},
-            paper::{BookSpec, Lifecycle, Limits, Session, SessionConfig},
-        },
-        seeds::{self, Genome},
+        exchange::hyperliquid::info::{RetryPolicy, Timeouts},
+        execution::types::VenueRules,
+        runner::live::{DbNonces, ExecLimits, LiveExecutor},
     };
-    let dir = scratch("partial");
-    let db = dir.join("reg.db");
-    let warmup = 50usize;
-    let params = SyntheticParams {
-        seed: 11,
-        bars: 400,
-        start_ms: 1_767_225_600_000,
-        coins: vec!["BTC".into()],
-        annual_vol: vec![0.9],
-        start_price: vec![42_000.0],
-        ..Default::default()
-    };
-    let market = organism::market::synthetic::generate(&params).markets[0].clone();
-    let ex = LocalExchange::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        &params,
-        market.candles.ts[warmup],
-    )
-    .await
-    .unwrap();
-    ex.fund(&account(), Decimal::from(100_000));
-    let info = Arc::new(InfoClient::new(&ex.http_url()).unwrap());
-    let meta = info.meta().await.unwrap();
-    let assets: BTreeMap<String, (u32, VenueRules)> = meta
-        .universe
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            (
-                a.name.clone(),
-                (i as u32, VenueRules::hyperliquid_perp(a.sz_decimals)),
-            )
-        })
-        .collect();
-    let client = Arc::new(ExchangeClient::new(
-        info,
-        Signer::from_hex(KEY).unwrap(),
-        None,
-        None,
-        false,
-        Box::new(MemoryNonces::default()),
-    ));
-    let executor = LiveExecutor::new(
-        client,
-        tokio::runtime::Handle::current(),
-        &db,
-        "live",
-        assets,
-        ExecLimits {
-            max_order_notional: 1e9,
-            max_slippage: 0.01,
-            expiry_ms: 15_000,
-            attempts: 3,
-            backoff: Duration::from_millis(50),
-        },
-        Arc::new(WallClock),
-        None,
-    )
-    .unwrap();
-    let e = seeds::find("ema_crossover").unwrap();
-    let mut g = e.spec.default_genome();
-    for (k, v) in [("fast", "2"), ("slow", "5")] {
-        e.spec.set(&mut g, k, v).unwrap();
+
+    pub async fn exchange(params: &SyntheticParams, now: i64) -> LocalExchange {
+        let ex = LocalExchange::start(SocketAddr::from(([127, 0, 0, 1], 0)), params, now)
+            .await
+            .unwrap();
+        ex.fund(&account(), Decimal::from(100_000));
+        ex
     }
+
+    pub async fn executor(ex: &LocalExchange, db: &Path) -> Arc<LiveExecutor> {
+        // No request budget: the local exchange has no limit.
+        let info = Arc::new(
+            InfoClient::with_timeouts(
+                &ex.http_url(),
+                RetryPolicy::default(),
+                1e7,
+                Timeouts::default(),
+            )
+            .unwrap(),
+        );
+        let meta = info.meta().await.unwrap();
+        let assets: BTreeMap<String, (u32, VenueRules)> = meta
+            .universe
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                (
+                    a.name.clone(),
+                    (i as u32, VenueRules::hyperliquid_perp(a.sz_decimals)),
+                )
+            })
+            .collect();
+        let client = Arc::new(ExchangeClient::new(
+            info,
+            Signer::from_hex(KEY).unwrap(),
+            None,
+            None,
+            false,
+            Box::new(DbNonces::open(db, &account()).unwrap()),
+        ));
+        Arc::new(
+            LiveExecutor::new(
+                client,
+                tokio::runtime::Handle::current(),
+                db,
+                "live",
+                assets,
+                ExecLimits {
+                    max_order_notional: 1e9,
+                    max_slippage: 0.01,
+                    expiry_ms: 15_000,
+                    attempts: 3,
+                    backoff: Duration::from_millis(50),
+                },
+                Arc::new(WallClock),
+                None,
+            )
+            .unwrap(),
+        )
+    }
+}
+
+/// The settings and the one book of the in-process live tests: `genome` on BTC with 10,000.
+fn one_book(
+    genome: organism::seeds::Genome,
+) -> (
+    organism::runner::paper::SessionConfig,
+    Vec<organism::runner::paper::BookSpec>,
+) {
+    use organism::runner::paper::{BookSpec, Lifecycle, Limits, SessionConfig};
     let cfg = SessionConfig {
-        engine: EngineConfig::default(),
+        engine: organism::execution::EngineConfig::default(),
         book_limits: Limits::NONE,
         portfolio_limits: Limits::NONE,
         interval_ms: HOUR_MS,
@@ -694,20 +694,66 @@ async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreemen
     let spec = BookSpec {
         strategy: "s".into(),
         coin: "BTC".into(),
-        genome: Genome::seed(e, g),
+        genome,
         regime: None,
         cash: 10_000.0,
         validation_sharpe: None,
     };
-    let upto = |t: usize| -> Histories {
-        [("BTC".to_string(), Arc::new(market.slice(0..t + 1)))]
-            .into_iter()
-            .collect()
+    (cfg, vec![spec])
+}
+
+/// `seed` with `genes` set.
+fn genome(seed: &str, genes: &[(&str, &str)]) -> organism::seeds::Genome {
+    let e = organism::seeds::find(seed).unwrap();
+    let mut g = e.spec.default_genome();
+    for (k, v) in genes {
+        e.spec.set(&mut g, k, v).unwrap();
+    }
+    organism::seeds::Genome::seed(e, g)
+}
+
+/// One synthetic BTC market of `bars` hourly bars.
+fn btc(seed: u64, bars: usize) -> (SyntheticParams, organism::market::Market) {
+    let params = SyntheticParams {
+        seed,
+        bars,
+        start_ms: 1_767_225_600_000,
+        coins: vec!["BTC".into()],
+        annual_vol: vec![0.9],
+        start_price: vec![42_000.0],
+        ..Default::default()
     };
-    let (mut session, rows) = Session::start("live", cfg, vec![spec], 0.0, &upto(warmup - 1));
+    let market = organism::market::synthetic::generate(&params).markets[0].clone();
+    (params, market)
+}
+
+fn upto(market: &organism::market::Market, t: usize) -> organism::runner::history::Histories {
+    [("BTC".to_string(), Arc::new(market.slice(0..t + 1)))]
+        .into_iter()
+        .collect()
+}
+
+/// A live book whose every order the exchange fills only in part (half, then the executor's
+/// two top-ups half of what is left: 7/8 of it): after each bar the engine's position, the
+/// journal's fills and the exchange's position are the same, through a partial entry and a
+/// partial exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreement() {
+    use organism::{
+        execution::OrderSide,
+        runner::{journal::Row, paper::Session},
+    };
+    let dir = scratch("partial");
+    let db = dir.join("reg.db");
+    let warmup = 50usize;
+    let (params, market) = btc(11, 400);
+    let ex = rig::exchange(&params, market.candles.ts[warmup]).await;
+    let (cfg, specs) = one_book(genome("ema_crossover", &[("fast", "2"), ("slow", "5")]));
+    let upto = |t: usize| upto(&market, t);
+    let (mut session, rows) = Session::start("live", cfg, specs, 0.0, &upto(warmup - 1));
     let mut conn = organism::store::open(&db).unwrap();
     journal::append(&mut conn, "live", &rows, 0).unwrap();
-    session.link(Arc::new(executor));
+    session.link(rig::executor(&ex, &db).await);
     let lot = 1e-5;
     let (mut partial_entry, mut partial_exit) = (false, false);
     let mut journal_held = 0.0;
@@ -758,5 +804,169 @@ async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreemen
     }
     assert!(partial_entry, "a partial entry happened");
     assert!(partial_exit, "a partial exit happened");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Live stops rest on the exchange as trigger orders placed with the entry: an intrabar stop
+/// fills on the bar the paper session (the backtest's engine) books it, at the trigger price
+/// met at the exchange's touch; a crash after the stops were sent but before the bar was
+/// journaled, and a later restart while they rest, neither lose nor duplicate them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_rest_on_the_exchange_and_fill_on_the_backtests_bar_through_restarts() {
+    use organism::{
+        execution::{ExitReason, Side},
+        runner::{
+            journal::{Row, TradeRow},
+            paper::Session,
+        },
+    };
+    let dir = scratch("stops");
+    let db = dir.join("reg.db");
+    let warmup = 100usize;
+    let bars = 260usize;
+    let (params, market) = btc(5, warmup + bars + 50);
+    let g = || {
+        genome(
+            "atr_stop_loss",
+            &[
+                ("trend_period", "20"),
+                ("stop_mult", "1.0"),
+                ("take_mult", "2.5"),
+            ],
+        )
+    };
+    let trades = |rows: &[Entry]| -> Vec<TradeRow> {
+        rows.iter()
+            .filter_map(|e| match &e.row {
+                Row::Trade(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // What the backtest's engine books: a paper session over the same bars.
+    let (cfg, specs) = one_book(g());
+    let (mut paper, _) = Session::start("paper", cfg, specs, 0.0, &upto(&market, warmup - 1));
+    let mut expected = Vec::new();
+    for t in warmup..warmup + bars {
+        expected.extend(trades(
+            &paper.on_bar(market.candles.ts[t], &upto(&market, t)),
+        ));
+    }
+    let stops = expected
+        .iter()
+        .filter(|t| t.exit_reason == ExitReason::StopLoss)
+        .count();
+    assert!(
+        stops >= 3,
+        "the market stops the strategy out: {expected:?}"
+    );
+
+    // Live, against the local exchange.
+    let ex = rig::exchange(&params, market.candles.ts[warmup]).await;
+    let mut conn = organism::store::open(&db).unwrap();
+    let (cfg, specs) = one_book(g());
+    let (mut live, rows) = Session::start("live", cfg, specs, 0.0, &upto(&market, warmup - 1));
+    journal::append(&mut conn, "live", &rows, 0).unwrap();
+    live.link(rig::executor(&ex, &db).await);
+    let restore = |conn: &rusqlite::Connection, t: usize| {
+        let (cfg, specs) = one_book(g());
+        Session::restore(conn, "live", cfg, specs, &upto(&market, t))
+            .unwrap()
+            .expect("a session in the journal")
+    };
+    let mut got: Vec<TradeRow> = Vec::new();
+    // Each stop-loss exit: its bar, its trigger level (the order's reference) and its fill.
+    let mut stopped: Vec<(usize, f64, TradeRow)> = Vec::new();
+    let (mut crashed, mut restarted) = (false, false);
+    for t in warmup..warmup + bars {
+        let ts = market.candles.ts[t];
+        ex.set_now(ts + HOUR_MS);
+        let mut rows = live.on_bar(ts, &upto(&market, t));
+        let entered =
+            rows.iter().any(|e| e.kind() == Kind::Fill) && live.net_positions()["BTC"] != 0.0;
+        if entered && !crashed {
+            // Killed after the entry and its stops were sent, before the bar was journaled:
+            // the session restarts from the last bar and steps this one again.
+            crashed = true;
+            drop(live);
+            live = restore(&conn, t - 1);
+            live.link(rig::executor(&ex, &db).await);
+            rows = live.on_bar(ts, &upto(&market, t));
+        }
+        journal::append(&mut conn, "live", &rows, 0).unwrap();
+        let mut levels = BTreeMap::new();
+        let mut fills = Vec::new();
+        for e in &rows {
+            match &e.row {
+                Row::Order(o) => {
+                    levels.insert(o.id, o.reference_price.0);
+                }
+                Row::Fill(f) => fills.push((f.id, f.price.0)),
+                _ => {}
+            }
+        }
+        for tr in trades(&rows) {
+            if tr.exit_reason == ExitReason::StopLoss {
+                let (id, _) = fills.iter().find(|f| f.1 == tr.exit_price.0).unwrap();
+                stopped.push((t, levels[id], tr.clone()));
+            }
+            got.push(tr);
+        }
+        if crashed && !restarted && live.net_positions()["BTC"] != 0.0 && got.len() >= 2 {
+            // A clean restart while a position's stops rest.
+            restarted = true;
+            drop(live);
+            live = restore(&conn, t);
+            live.link(rig::executor(&ex, &db).await);
+        }
+    }
+    assert!(crashed && restarted);
+    // The same trades, exits on the same bars for the same reasons.
+    let key = |t: &TradeRow| (t.side, t.entry_bar, t.exit_bar, t.exit_reason);
+    assert_eq!(
+        got.iter().map(key).collect::<Vec<_>>(),
+        expected.iter().map(key).collect::<Vec<_>>()
+    );
+    // A stop-loss fills at its trigger (tick-rounded: 5 significant figures, whole dollars
+    // here), or the bar's open had it opened beyond it, met at the touch 0.01 % away.
+    for (t, level, tr) in &stopped {
+        assert_eq!(tr.exit_bar, *t);
+        let open = market.candles.open[*t];
+        let trigger = level.round();
+        let at = match tr.side {
+            Side::Long => trigger.min(open),
+            Side::Short => trigger.max(open),
+        };
+        let touch = match tr.side {
+            Side::Long => at * 0.9999,
+            Side::Short => at * 1.0001,
+        };
+        assert!(
+            (tr.exit_price.0 - touch.round()).abs() < 1e-9,
+            "{tr:?}: level {level}, open {open}"
+        );
+    }
+    // The backtest's engine fills the same stop at its level with its slippage (0.01 %):
+    // the same price but for the exchange's tick.
+    for ((_, _, live), paper) in stopped.iter().zip(
+        expected
+            .iter()
+            .filter(|t| t.exit_reason == ExitReason::StopLoss),
+    ) {
+        assert!(
+            (live.exit_price.0 - paper.exit_price.0).abs() <= 1.5,
+            "{live:?} vs {paper:?}"
+        );
+    }
+    let checked = stopped.len();
+    assert!(checked >= 3, "{checked}");
+    // Each resting order was placed once, through the crash and the restart.
+    let placed = ex.trading_seen().placed_cloids;
+    let unique: BTreeSet<&String> = placed.iter().collect();
+    assert_eq!(unique.len(), placed.len(), "a cloid placed twice");
+    // And the exchange holds what the books hold.
+    let engine = live.net_positions()["BTC"];
+    let exchange: f64 = ex.position(&account(), "BTC").to_string().parse().unwrap();
+    assert!((engine - exchange).abs() < 1e-6, "{engine} vs {exchange}");
     let _ = std::fs::remove_dir_all(&dir);
 }

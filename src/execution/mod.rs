@@ -430,6 +430,30 @@ pub trait Venue {
     fn balance(&self) -> f64;
     /// Books funding `amount` (received when positive) for the held position.
     fn book_funding(&mut self, amount: f64);
+
+    /// Places the stop-loss and take-profit of a `side` position of `qty` just entered as
+    /// orders resting on the venue (levels `NaN` when absent). True when they rest: the engine
+    /// then no longer watches each bar's range for them (next-open fills, live). The simulated
+    /// venue rests nothing.
+    #[inline(always)]
+    fn place_stops(&mut self, _side: Side, _qty: f64, _stop: f64, _take: f64) -> bool {
+        false
+    }
+    /// Whether resting orders protect the position.
+    #[inline(always)]
+    fn stops_rest(&self) -> bool {
+        false
+    }
+    /// A resting stop-loss or take-profit that filled since they were placed (the other is
+    /// then withdrawn): why, and its fill.
+    fn stop_filled(&mut self) -> Option<(ExitReason, Fill)> {
+        None
+    }
+    /// Withdraws the resting orders before the position is closed otherwise; returns the fill
+    /// of one that filled before it could be withdrawn (the position is then already closed).
+    fn cancel_stops(&mut self) -> Option<(ExitReason, Fill)> {
+        None
+    }
 }
 
 /// The one ledger rule, for one coin's position and the account's cash: a buy pays notional
@@ -1001,7 +1025,16 @@ impl<V: Venue> Engine<V> {
     pub fn step_closed(&mut self, bar: Bar, funding: f64, target: Target, next_ts: i64) -> f64 {
         self.funding_at(bar.open, funding);
         if self.fill == FillMode::NextOpen {
-            self.range_stops(bar);
+            if self.venue.stops_rest() {
+                // The venue holds the stops: one that filled in this bar is booked at it.
+                if let Some((reason, fill)) = self.venue.stop_filled() {
+                    if let Some(p) = self.pos.take() {
+                        self.book_exit(bar, p, &fill, reason);
+                    }
+                }
+            } else {
+                self.range_stops(bar);
+            }
         }
         self.target = Pending::of(target);
         self.close_at(bar, self.target);
@@ -1130,15 +1163,33 @@ impl<V: Venue> Engine<V> {
     #[inline(never)]
     fn exit<B: BarView>(&mut self, bar: B, price: f64, reason: ExitReason) {
         let Some(p) = self.pos.take() else { return };
+        let rested = self.venue.stops_rest();
+        if rested {
+            // Withdrawn first, so the exit cannot meet a stop that fills as well; one that has
+            // filled already closed the position.
+            if let Some((why, fill)) = self.venue.cancel_stops() {
+                self.book_exit(bar, p, &fill, why);
+                return;
+            }
+        }
         let order = Order {
             side: p.side.closing(),
             qty: p.size,
             price,
         };
         let Some(fill) = filled(self.venue.submit(&order)) else {
+            if rested {
+                // Withdrawn for nothing: the position rests protected again.
+                self.venue.place_stops(p.side, p.size, p.stop, p.take);
+            }
             self.pos = Some(p);
             return;
         };
+        self.book_exit(bar, p, &fill, reason);
+    }
+
+    /// Books the exit `fill` of position `p` as a trade.
+    fn book_exit<B: BarView>(&mut self, bar: B, p: Position, fill: &Fill, reason: ExitReason) {
         // A live exchange may fill part of it: the filled quantity is booked as a closed trade
         // with its share of the entry fees and the funding, and the rest stays the position
         // (the next bar's target or stop sends it again), so the engine holds what the
@@ -1162,8 +1213,13 @@ impl<V: Venue> Engine<V> {
             exit_reason: reason,
         });
         if fill.qty < p.size {
+            let rest = p.size - fill.qty;
+            if self.fill == FillMode::NextOpen {
+                // What is left rests protected again.
+                self.venue.place_stops(p.side, rest, p.stop, p.take);
+            }
             self.pos = Some(Position {
-                size: p.size - fill.qty,
+                size: rest,
                 fees: p.fees - entry_fees,
                 funding: p.funding - funding,
                 ..p
@@ -1207,6 +1263,10 @@ impl<V: Venue> Engine<V> {
         let Some(fill) = filled(self.venue.submit(&order)) else {
             return;
         };
+        let (stop, take) = (target.stop(), target.take());
+        if self.fill == FillMode::NextOpen && !(stop.is_nan() && take.is_nan()) {
+            self.venue.place_stops(side, fill.qty, stop, take);
+        }
         self.pos = Some(Position {
             side,
             entry_bar: bar.index(),
@@ -1215,8 +1275,8 @@ impl<V: Venue> Engine<V> {
             size: fill.qty,
             fees: fill.fee,
             funding: 0.0,
-            stop: target.stop(),
-            take: target.take(),
+            stop,
+            take,
         });
     }
 

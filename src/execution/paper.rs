@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ack, Costs, Fill, Order, OrderId, SimulatedVenue, Venue, VenueError};
+use super::{
+    Ack, Costs, ExitReason, Fill, Order, OrderId, Side, SimulatedVenue, Venue, VenueError,
+};
 
 /// What the paper venue did, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,61 @@ pub trait Executor: Send + Sync {
         intent: &Intent,
         order: &Order,
     ) -> Result<(u64, Fill), VenueError>;
+
+    /// Places `stops` as reduce-only trigger orders resting on the exchange (idempotent: the
+    /// same `stops.intent` after a restart finds the orders it placed).
+    ///
+    /// # Errors
+    /// [`VenueError`] when they do not rest; the engine then watches each bar's range for
+    /// them, as on paper.
+    fn place_stops(&self, book: &str, coin: &str, stops: &Stops) -> Result<(), VenueError> {
+        let _ = (book, coin, stops);
+        Err(VenueError::NotSent(
+            "this venue keeps no resting stops".into(),
+        ))
+    }
+
+    /// Whether one of `stops` filled: why, its order id and its fill (the other is then
+    /// withdrawn). `Ok(None)` while both rest.
+    ///
+    /// # Errors
+    /// [`VenueError`] when the exchange cannot be asked.
+    fn stop_fill(
+        &self,
+        book: &str,
+        coin: &str,
+        stops: &Stops,
+    ) -> Result<Option<(ExitReason, u64, Fill)>, VenueError> {
+        let _ = (book, coin, stops);
+        Ok(None)
+    }
+
+    /// Withdraws `stops`; returns the fill of one that filled before it could be withdrawn.
+    ///
+    /// # Errors
+    /// [`VenueError`] when the exchange cannot be asked.
+    fn cancel_stops(
+        &self,
+        book: &str,
+        coin: &str,
+        stops: &Stops,
+    ) -> Result<Option<(ExitReason, u64, Fill)>, VenueError> {
+        let _ = (book, coin, stops);
+        Ok(None)
+    }
+}
+
+/// A position's stop-loss and take-profit resting on the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stops {
+    /// The position's side (the orders close it).
+    pub side: Side,
+    /// Its size, coins.
+    pub qty: f64,
+    pub stop: Option<f64>,
+    pub take: Option<f64>,
+    /// The intent they were placed under: their cloids derive from it.
+    pub intent: Intent,
 }
 
 /// Where a live book's orders go.
@@ -129,6 +186,9 @@ pub struct PaperVenue {
     /// The next order's intent.
     #[serde(default)]
     intents: Intent,
+    /// The stops resting on the exchange (live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stops: Option<Stops>,
     #[serde(skip)]
     link: Option<Link>,
     #[serde(skip)]
@@ -137,7 +197,7 @@ pub struct PaperVenue {
 
 impl PartialEq for PaperVenue {
     fn eq(&self, other: &Self) -> bool {
-        self.sim == other.sim && self.intents == other.intents
+        self.sim == other.sim && self.intents == other.intents && self.stops == other.stops
     }
 }
 
@@ -147,6 +207,7 @@ impl PaperVenue {
         Self {
             sim: SimulatedVenue::new(costs, cash),
             intents: Intent::default(),
+            stops: None,
             link: None,
             events: Vec::new(),
         }
@@ -170,6 +231,59 @@ impl PaperVenue {
     /// The events since the last call.
     pub fn drain(&mut self) -> Vec<VenueEvent> {
         std::mem::take(&mut self.events)
+    }
+
+    /// The stops resting on the exchange.
+    pub fn stops(&self) -> Option<&Stops> {
+        self.stops.as_ref()
+    }
+
+    /// Books the fill of resting order `id` of `stops` (a stop-loss or take-profit).
+    fn book_stop(&mut self, id: u64, why: ExitReason, stops: Stops, fill: Fill) -> Fill {
+        self.sim.book(&fill);
+        let level = match why {
+            ExitReason::TakeProfit => stops.take,
+            _ => stops.stop,
+        };
+        let order = Order {
+            side: stops.side.closing(),
+            qty: stops.qty,
+            price: level.unwrap_or(fill.price),
+        };
+        self.events.push(VenueEvent::Order { id, order });
+        self.events.push(VenueEvent::Fill { id, fill });
+        fill
+    }
+
+    /// What the executor said of the resting stops: a fill is booked and ends them; an error
+    /// leaves them as they were (asked again at the next bar).
+    fn resolve_stops(
+        &mut self,
+        answer: Result<Option<(ExitReason, u64, Fill)>, VenueError>,
+        stops: Stops,
+        done: bool,
+    ) -> Option<(ExitReason, Fill)> {
+        match answer {
+            Ok(Some((why, id, fill))) => {
+                self.stops = None;
+                Some((why, self.book_stop(id, why, stops, fill)))
+            }
+            Ok(None) => {
+                if done {
+                    self.stops = None;
+                }
+                None
+            }
+            Err(e) => {
+                if let Some(l) = &self.link {
+                    tracing::warn!(book = l.book, "resting stops: {e}");
+                }
+                if done {
+                    self.stops = None;
+                }
+                None
+            }
+        }
     }
 }
 
@@ -201,6 +315,56 @@ impl Venue for PaperVenue {
     fn book_funding(&mut self, amount: f64) {
         self.sim.book_funding(amount);
         self.events.push(VenueEvent::Funding { amount });
+    }
+    fn place_stops(&mut self, side: Side, qty: f64, stop: f64, take: f64) -> bool {
+        let Some(link) = &self.link else {
+            return false;
+        };
+        if stop.is_nan() && take.is_nan() {
+            return false;
+        }
+        let intent = self.intents;
+        self.intents.seq += 1;
+        let level = |x: f64| (!x.is_nan()).then_some(x);
+        let stops = Stops {
+            side,
+            qty,
+            stop: level(stop),
+            take: level(take),
+            intent,
+        };
+        match link.executor.place_stops(&link.book, &link.coin, &stops) {
+            Ok(()) => {
+                self.stops = Some(stops);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    book = link.book,
+                    "stops not resting on the exchange ({e}); the session watches each bar's \
+                     range for them"
+                );
+                self.stops = None;
+                false
+            }
+        }
+    }
+    fn stops_rest(&self) -> bool {
+        self.link.is_some() && self.stops.is_some()
+    }
+    fn stop_filled(&mut self) -> Option<(ExitReason, Fill)> {
+        let (Some(link), Some(stops)) = (&self.link, self.stops) else {
+            return None;
+        };
+        let answer = link.executor.stop_fill(&link.book, &link.coin, &stops);
+        self.resolve_stops(answer, stops, false)
+    }
+    fn cancel_stops(&mut self) -> Option<(ExitReason, Fill)> {
+        let (Some(link), Some(stops)) = (&self.link, self.stops) else {
+            return None;
+        };
+        let answer = link.executor.cancel_stops(&link.book, &link.coin, &stops);
+        self.resolve_stops(answer, stops, true)
     }
 }
 

@@ -33,12 +33,12 @@ use crate::{
     exchange::hyperliquid::{
         exchange::{ExchangeClient, ExchangeError, NonceStore, OrderState, PlacedStatus},
         signing::{SignError, Signer},
-        wire::{to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Tif},
+        wire::{to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Tif, Tpsl},
     },
     execution::{
-        paper::{Executor, Intent, Phase},
+        paper::{Executor, Intent, Phase, Stops},
         types::VenueRules,
-        Costs, Fill, Order, OrderSide, VenueError,
+        Costs, ExitReason, Fill, Order, OrderSide, Side, VenueError,
     },
 };
 
@@ -268,9 +268,13 @@ impl LiveExecutor {
 
     /// Asks the exchange what became of `cloid`: `Some(done)` when it knows the order (filled
     /// in part or in whole; a zero fill when it had none), `None` when it never saw it.
-    fn status(&self, cloid: &Cloid) -> Result<Option<Done>, ExchangeError> {
+    fn status(&self, cloid: &Cloid, resting: bool) -> Result<Option<Done>, ExchangeError> {
         match self.block(self.client.order_status(&OidOrCloid::Cloid(cloid.to_hex())))? {
             OrderState::Unknown => Ok(None),
+            OrderState::Known { status, order } if resting && status == "open" => Ok(Some(Done {
+                oid: order.oid,
+                ..Done::default()
+            })),
             OrderState::Known { status, order } => {
                 if status == "open" {
                     // An IOC never rests; if it does, it is cancelled before it is booked.
@@ -288,9 +292,9 @@ impl LiveExecutor {
     /// Asks `orderStatus(cloid)` until the exchange knows the order (its fills) or, not
     /// knowing it, the request that carried it has expired (`None`: it can never execute).
     /// Nothing is signed again before this returns.
-    fn resolve(&self, book: &str, cloid: &Cloid, expires: u64) -> Option<Done> {
+    fn resolve(&self, book: &str, cloid: &Cloid, expires: u64, resting: bool) -> Option<Done> {
         loop {
-            match self.status(cloid) {
+            match self.status(cloid, resting) {
                 Ok(Some(done)) => return Some(done),
                 Ok(None) if self.now() > expires + 1000 => return None,
                 Ok(None) => std::thread::sleep(Duration::from_millis(
@@ -308,14 +312,16 @@ impl LiveExecutor {
         }
     }
 
-    /// Sends one IOC order under `cloid` and returns what filled (idempotent: see the module
-    /// documentation).
+    /// Sends one IOC order under `cloid` and returns what filled, or with `resting` one that
+    /// rests (a trigger order: what filled at once, nothing when it rests); idempotent: see the
+    /// module documentation.
     fn once(
         &self,
         book: &str,
         ts: i64,
         cloid: &Cloid,
         wire: OrderWire,
+        resting: bool,
     ) -> Result<Done, VenueError> {
         let hex = cloid.to_hex();
         let rejected = |reason: String| VenueError::Rejected { reason };
@@ -347,7 +353,7 @@ impl LiveExecutor {
                 Row::Intent(i) => i.expires_ms,
                 _ => 0,
             };
-            if let Some(done) = self.resolve(book, cloid, expires) {
+            if let Some(done) = self.resolve(book, cloid, expires, resting) {
                 return self.ack(book, ts, cloid, &done, "order status");
             }
             tracing::info!(book, cloid = hex, "an earlier request for this order never reached the exchange and has expired; sending it");
@@ -384,7 +390,7 @@ impl LiveExecutor {
                         Ok(x) => x,
                         Err(e) => {
                             tracing::warn!(book, cloid = hex, "{e}; asking the exchange");
-                            return match self.resolve(book, cloid, expires) {
+                            return match self.resolve(book, cloid, expires, resting) {
                                 Some(done) => self.ack(
                                     book,
                                     ts,
@@ -422,8 +428,15 @@ impl LiveExecutor {
                             };
                             self.ack(book, ts, cloid, &done, "filled")
                         }
+                        Some(PlacedStatus::Resting { oid }) if resting => {
+                            let done = Done {
+                                oid,
+                                ..Done::default()
+                            };
+                            self.ack(book, ts, cloid, &done, "resting")
+                        }
                         Some(PlacedStatus::Resting { .. }) => {
-                            match self.status(cloid).map_err(conn_err)? {
+                            match self.status(cloid, false).map_err(conn_err)? {
                                 Some(done) => self.ack(book, ts, cloid, &done, "rested; cancelled"),
                                 None => Err(VenueError::Unknown(
                                     "an IOC order rested and vanished".into(),
@@ -442,7 +455,7 @@ impl LiveExecutor {
                 Err(e @ ExchangeError::Unknown(_)) | Err(e @ ExchangeError::Busy { .. }) => {
                     // It may have been acted on: find out before anything is signed again.
                     tracing::warn!(book, cloid = hex, "{e}; asking the exchange");
-                    if let Some(done) = self.resolve(book, cloid, expires) {
+                    if let Some(done) = self.resolve(book, cloid, expires, resting) {
                         return self.ack(book, ts, cloid, &done, "order status after no answer");
                     }
                 }
@@ -502,6 +515,98 @@ impl LiveExecutor {
             VenueError::Unknown,
         )?;
         Ok(done.clone())
+    }
+
+    /// The resting orders of `stops`: why each would close the position, its kind, level and
+    /// cloid (`book`, the intent and `sl` / `tp`).
+    fn stop_orders(book: &str, stops: &Stops) -> Vec<(ExitReason, Tpsl, f64, Cloid)> {
+        [
+            (ExitReason::StopLoss, Tpsl::Sl, stops.stop, "sl"),
+            (ExitReason::TakeProfit, Tpsl::Tp, stops.take, "tp"),
+        ]
+        .into_iter()
+        .filter_map(|(why, kind, level, tag)| {
+            let name = format!("{}|{tag}", stops.intent);
+            level.map(|l| (why, kind, l, Cloid::derive(&[book, &name])))
+        })
+        .collect()
+    }
+
+    /// The fill of resting order `cloid` if it has filled: from the journal when it was booked
+    /// before (a replay), else from the exchange (then journaled). `None` while it rests or
+    /// once it was cancelled.
+    fn stop_done(&self, book: &str, ts: i64, cloid: &Cloid) -> Result<Option<Done>, VenueError> {
+        if let Some(Row::Ack(AckRow::Done {
+            oid,
+            qty,
+            price,
+            fee,
+            ..
+        })) = self.rows(Kind::Ack, cloid)?.pop().map(|e| e.row)
+        {
+            if !qty.is_zero() {
+                return Ok(Some(Done {
+                    oid,
+                    qty,
+                    price,
+                    fee,
+                }));
+            }
+        }
+        let state = self
+            .block(self.client.order_status(&OidOrCloid::Cloid(cloid.to_hex())))
+            .map_err(VenueError::from)?;
+        let OrderState::Known { status, order } = state else {
+            return Ok(None);
+        };
+        if status != "filled" && status != "triggered" {
+            return Ok(None);
+        }
+        let Some(done) = self.fills_of(order.oid).map_err(VenueError::from)? else {
+            // Triggered, its fill not listed yet: asked again at the next bar.
+            return Ok(None);
+        };
+        self.ack(book, ts, cloid, &done, "resting order filled")
+            .map(Some)
+    }
+
+    /// The first of `stops` that filled, as the position's exit; the others are withdrawn.
+    fn stop_exit(
+        &self,
+        book: &str,
+        coin: &str,
+        stops: &Stops,
+        orders: &[(ExitReason, Tpsl, f64, Cloid)],
+    ) -> Result<Option<(ExitReason, u64, Fill)>, VenueError> {
+        for (why, _, _, cloid) in orders {
+            let Some(done) = self.stop_done(book, stops.intent.ts, cloid)? else {
+                continue;
+            };
+            for (_, _, _, other) in orders.iter().filter(|o| &o.3 != cloid) {
+                self.withdraw(book, coin, other);
+            }
+            return Ok(Some((
+                *why,
+                done.oid,
+                Fill {
+                    side: stops.side.closing(),
+                    qty: f(done.qty),
+                    price: f(done.price),
+                    fee: f(done.fee),
+                },
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Cancels resting order `cloid`; one already filled or gone cannot be, which is fine.
+    fn withdraw(&self, book: &str, coin: &str, cloid: &Cloid) {
+        let Some(&(asset, _)) = self.assets.get(coin) else {
+            return;
+        };
+        if let Err(e) = self.block(self.client.cancel_by_cloid(asset, cloid)) {
+            tracing::debug!(book, cloid = cloid.to_hex(), "cancel: {e}");
+        }
     }
 
     fn dry_fill(
@@ -618,7 +723,7 @@ impl Executor for LiveExecutor {
                 t: OrderTypeWire::limit(Tif::Ioc),
                 c: Some(cloid.to_hex()),
             };
-            let done = match self.once(book, ts, &cloid, wire) {
+            let done = match self.once(book, ts, &cloid, wire, false) {
                 Ok(x) => x,
                 Err(e) if round == 0 => return Err(e),
                 Err(_) => break,
@@ -648,6 +753,90 @@ impl Executor for LiveExecutor {
                 fee: f(total.fee),
             },
         ))
+    }
+
+    fn place_stops(&self, book: &str, coin: &str, stops: &Stops) -> Result<(), VenueError> {
+        let Some(&(asset, rules)) = self.assets.get(coin) else {
+            return Err(VenueError::NotSent(format!(
+                "{coin} is not traded on this exchange"
+            )));
+        };
+        let buy = stops.side == Side::Short;
+        let size = rules
+            .qty(stops.qty)
+            .map_err(|e| VenueError::NotSent(e.to_string()))?
+            .get();
+        for (_, kind, level, cloid) in Self::stop_orders(book, stops) {
+            let trigger = rules
+                .price(level)
+                .map_err(|e| VenueError::NotSent(e.to_string()))?
+                .get();
+            // The worst price the triggered market order accepts.
+            let slip = if buy {
+                1.0 + self.limits.max_slippage
+            } else {
+                1.0 - self.limits.max_slippage
+            };
+            let limit = rules
+                .price(level * slip)
+                .map_err(|e| VenueError::NotSent(e.to_string()))?
+                .get();
+            if size * trigger < rules.min_notional {
+                return Err(VenueError::NotSent(format!(
+                    "a stop of {size} {coin} is under the exchange's $10 minimum"
+                )));
+            }
+            let wire = OrderWire {
+                a: asset,
+                b: buy,
+                p: to_wire(limit).unwrap_or_default(),
+                s: to_wire(size).unwrap_or_default(),
+                r: true,
+                t: OrderTypeWire::trigger(to_wire(trigger).unwrap_or_default(), true, kind),
+                c: Some(cloid.to_hex()),
+            };
+            if let Some(dry) = &self.dry {
+                // Signed and printed as it would be sent; the session watches the range.
+                let expires = self.now() + self.limits.expiry_ms;
+                let req = self
+                    .client
+                    .sign_expiring(Action::orders(vec![wire]), Some(expires))
+                    .map_err(VenueError::from)?;
+                if let Ok(mut out) = dry.out.lock() {
+                    let _ = writeln!(out, "{}", serde_json::to_string(&req).unwrap_or_default());
+                    let _ = out.flush();
+                }
+                continue;
+            }
+            self.once(book, stops.intent.ts, &cloid, wire, true)?;
+        }
+        if self.dry.is_some() {
+            return Err(VenueError::NotSent("a dry run rests no orders".into()));
+        }
+        Ok(())
+    }
+
+    fn stop_fill(
+        &self,
+        book: &str,
+        coin: &str,
+        stops: &Stops,
+    ) -> Result<Option<(ExitReason, u64, Fill)>, VenueError> {
+        self.stop_exit(book, coin, stops, &Self::stop_orders(book, stops))
+    }
+
+    fn cancel_stops(
+        &self,
+        book: &str,
+        coin: &str,
+        stops: &Stops,
+    ) -> Result<Option<(ExitReason, u64, Fill)>, VenueError> {
+        let orders = Self::stop_orders(book, stops);
+        for (_, _, _, cloid) in &orders {
+            self.withdraw(book, coin, cloid);
+        }
+        // One may have filled before it could be cancelled.
+        self.stop_exit(book, coin, stops, &orders)
     }
 }
 

@@ -126,8 +126,8 @@ impl Prices for Inner {
             return Vec::new();
         };
         let c = &s.candles;
-        let a = c.ts.partition_point(|&t| t <= after);
-        let b = c.ts.partition_point(|&t| t <= upto);
+        let a = c.ts.partition_point(|&t| t + s.iv <= after);
+        let b = c.ts.partition_point(|&t| t + s.iv <= upto);
         (a..b)
             .map(|i| (c.ts[i], c.open[i], c.high[i], c.low[i], c.close[i]))
             .collect()

@@ -13,7 +13,8 @@
 //! that cross fill at once at the touch (taker fee 0.045 %); GTC orders that do not cross
 //! rest; ALO orders that would cross are refused. Resting orders and triggers are settled
 //! against each later bar's range (resting orders at their limit, maker fee 0.015 %; triggers
-//! at their trigger price), and funding is paid on positions at each funding time, lazily,
+//! as market orders at the touch of their trigger price, or of the bar's open when it opened
+//! beyond it, taker fee), and funding is paid on positions at each funding time, lazily,
 //! whenever a request arrives. Prices, sizes and the $10 minimum are checked with the
 //! exchange's error strings. Money is `Decimal`; the account's cash moves by
 //! `-signed size × price - fee` per fill and by each funding payment, and its value is cash
@@ -132,7 +133,7 @@ pub trait Prices {
     fn coins(&self) -> Vec<(String, u32)>;
     /// The current bar of `coin` at `now`: (open time, open, high, low, close).
     fn bar(&self, coin: &str, now: i64) -> Option<(i64, f64, f64, f64, f64)>;
-    /// Bars of `coin` that opened in `(after, upto]`.
+    /// Bars of `coin` that closed in `(after, upto]` (whose whole range lies before `upto`).
     fn bars_between(&self, coin: &str, after: i64, upto: i64) -> Vec<(i64, f64, f64, f64, f64)>;
     /// Funding events of `coin` in `(after, upto]`: (time, rate).
     fn funding_between(&self, coin: &str, after: i64, upto: i64) -> Vec<(i64, f64)>;
@@ -278,18 +279,27 @@ impl Trading {
         }
         self.settled_to = Some(now);
         for (coin, _) in p.coins() {
-            // Funding and ranges bar by bar, in time order.
+            // In time order: each funding payment when it is due (on the open of its bar), each
+            // bar's range once the bar has closed.
             let bars = p.bars_between(&coin, after, now);
             let funding = p.funding_between(&coin, after, now);
+            let mut due = funding.iter().peekable();
             for (ts, o, h, l, _c) in bars {
-                for (ft, rate) in funding
-                    .iter()
-                    .filter(|(t, _)| *t >= ts && *t < ts + 3_600_000)
-                {
-                    self.pay_funding(&coin, *ft, d(o), d(*rate));
+                while let Some((ft, rate)) = due.next_if(|(t, _)| *t < ts + 3_600_000) {
+                    self.pay_at(p, &coin, *ft, *rate);
                 }
-                self.match_range(p, &coin, ts, d(h), d(l));
+                self.match_range(p, &coin, ts, d(o), d(h), d(l));
             }
+            for (ft, rate) in due {
+                self.pay_at(p, &coin, *ft, *rate);
+            }
+        }
+    }
+
+    /// Funding at `time` on the open of the bar it falls in.
+    fn pay_at(&mut self, p: &dyn Prices, coin: &str, time: i64, rate: f64) {
+        if let Some((_, open, ..)) = p.bar(coin, time) {
+            self.pay_funding(coin, time, d(open), d(rate));
         }
     }
 
@@ -313,7 +323,15 @@ impl Trading {
         self.events.extend(events);
     }
 
-    fn match_range(&mut self, p: &dyn Prices, coin: &str, ts: i64, high: Decimal, low: Decimal) {
+    fn match_range(
+        &mut self,
+        p: &dyn Prices,
+        coin: &str,
+        ts: i64,
+        bar_open: Decimal,
+        high: Decimal,
+        low: Decimal,
+    ) {
         let users: Vec<String> = self.accounts.keys().cloned().collect();
         for user in users {
             let open = match self.accounts.get_mut(&user) {
@@ -350,7 +368,10 @@ impl Trading {
                     continue;
                 }
                 let (px, fee) = match &o.trigger {
-                    Some(t) => (t.px, TAKER_FEE),
+                    Some(t) => (
+                        Self::triggered_at(p, coin, t, o.is_buy, bar_open),
+                        TAKER_FEE,
+                    ),
                     None => (o.limit_px, MAKER_FEE),
                 };
                 let mut sz = o.sz;
@@ -376,6 +397,31 @@ impl Trading {
                 a.open = keep;
             }
         }
+    }
+
+    /// Where a triggered market order fills: at its trigger price, or at the bar's open when
+    /// the bar opened beyond it, met at the touch (the half spread against it).
+    fn triggered_at(
+        p: &dyn Prices,
+        coin: &str,
+        t: &Trigger,
+        is_buy: bool,
+        open: Decimal,
+    ) -> Decimal {
+        let above = matches!((t.tpsl, is_buy), (Tpsl::Sl, true) | (Tpsl::Tp, false));
+        let at = if above {
+            t.px.max(open)
+        } else {
+            t.px.min(open)
+        };
+        let touch = if is_buy {
+            at * (Decimal::ONE + HALF_SPREAD)
+        } else {
+            at * (Decimal::ONE - HALF_SPREAD)
+        };
+        Self::rules(p, coin)
+            .price_decimal(touch)
+            .map_or(at, |x| x.get())
     }
 
     fn set_status(&mut self, user: &str, o: &Resting, status: &str, ts: i64) {
