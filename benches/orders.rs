@@ -18,6 +18,7 @@ use organism::{
     clock::WallClock,
     exchange::{
         hyperliquid::{
+            adapter::{ExecLimits, LiveExecutor},
             exchange::{ExchangeClient, MemoryNonces},
             info::{InfoClient, RetryPolicy, Timeouts},
             signing::Signer,
@@ -33,7 +34,7 @@ use organism::{
     runner::{
         history::Histories,
         journal::Kind,
-        live::{ExecLimits, LiveExecutor},
+        live::JournalLog,
         paper::{BookSpec, Lifecycle, Limits, Session, SessionConfig},
     },
     seeds::{self, Genome},
@@ -148,11 +149,11 @@ fn run(rt: &tokio::runtime::Runtime, books: usize, bars: usize) -> (Vec<f64>, Ve
             false,
             Box::new(MemoryNonces::default()),
         ));
+        let log = JournalLog::open(&db, "bench", Arc::new(WallClock)).expect("journal");
         let executor = LiveExecutor::new(
             client,
             tokio::runtime::Handle::current(),
-            &db,
-            "bench",
+            Arc::new(log),
             assets,
             ExecLimits {
                 max_order_notional: 1e9,
@@ -163,8 +164,7 @@ fn run(rt: &tokio::runtime::Runtime, books: usize, bars: usize) -> (Vec<f64>, Ve
             },
             Arc::new(WallClock),
             None,
-        )
-        .expect("executor");
+        );
         (ex, executor)
     });
     #[allow(clippy::disallowed_methods)] // a benchmark times things

@@ -609,9 +609,12 @@ mod rig {
     use super::*;
     use organism::{
         clock::WallClock,
-        exchange::hyperliquid::info::{RetryPolicy, Timeouts},
+        exchange::hyperliquid::{
+            adapter::{DbNonces, ExecLimits, LiveExecutor},
+            info::{RetryPolicy, Timeouts},
+        },
         execution::types::VenueRules,
-        runner::live::{DbNonces, ExecLimits, LiveExecutor},
+        runner::live::JournalLog,
     };
 
     pub async fn exchange(params: &SyntheticParams, now: i64) -> LocalExchange {
@@ -653,25 +656,21 @@ mod rig {
             false,
             Box::new(DbNonces::open(db, &account()).unwrap()),
         ));
-        Arc::new(
-            LiveExecutor::new(
-                client,
-                tokio::runtime::Handle::current(),
-                db,
-                "live",
-                assets,
-                ExecLimits {
-                    max_order_notional: 1e9,
-                    max_slippage: 0.01,
-                    expiry_ms: 15_000,
-                    attempts: 3,
-                    backoff: Duration::from_millis(50),
-                },
-                Arc::new(WallClock),
-                None,
-            )
-            .unwrap(),
-        )
+        Arc::new(LiveExecutor::new(
+            client,
+            tokio::runtime::Handle::current(),
+            Arc::new(JournalLog::open(db, "live", Arc::new(WallClock)).unwrap()),
+            assets,
+            ExecLimits {
+                max_order_notional: 1e9,
+                max_slippage: 0.01,
+                expiry_ms: 15_000,
+                attempts: 3,
+                backoff: Duration::from_millis(50),
+            },
+            Arc::new(WallClock),
+            None,
+        ))
     }
 }
 

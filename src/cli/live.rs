@@ -1,5 +1,5 @@
 //! `organism live run | status | stop | resume`: the paper session and loop with real orders on
-//! Hyperliquid (see `organism::runner::live`).
+//! Hyperliquid (see `organism::exchange::hyperliquid::adapter`).
 
 use anyhow::{bail, Result};
 use organism::runner::{driver::Mode, journal::Action};

@@ -212,6 +212,19 @@ fn leading_fraction_zeros(d: Decimal) -> i64 {
     zeros
 }
 
+/// The shortest decimal that reads back as `x` (`0` for a non-finite value, which the engine
+/// never books).
+pub fn decimal(x: f64) -> Decimal {
+    use rust_decimal::prelude::FromPrimitive;
+    if !x.is_finite() {
+        return Decimal::ZERO;
+    }
+    Decimal::from_str_exact(&format!("{x}"))
+        .ok()
+        .or_else(|| Decimal::from_f64(x))
+        .unwrap_or(Decimal::ZERO)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

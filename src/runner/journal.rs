@@ -20,9 +20,13 @@
 //! column), so two runs over the same bars give identical journals.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use rust_decimal::Decimal;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use crate::exchange::hyperliquid::adapter::{
+    AckRow, IntentRow, PositionCheck, ReconcileRow, UnknownFill, UnknownOrder,
+};
 
 /// The venue (API base URL) the session of `account` trades on, and since when; `None` before
 /// its first run (or for a session journaled before venues were recorded).
@@ -53,34 +57,6 @@ pub fn set_venue(
         "INSERT INTO venues (account, url, since_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT(account) DO NOTHING",
         params![account, url, at_ms],
-    )?;
-    Ok(())
-}
-
-/// The last nonce `signer` used (0 for none).
-///
-/// # Errors
-/// [`JournalError::Sql`].
-pub fn last_nonce(conn: &Connection, signer: &str) -> Result<u64, JournalError> {
-    let v: Option<i64> = conn
-        .query_row(
-            "SELECT last FROM nonces WHERE signer = ?1",
-            params![signer],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(v.map_or(0, |x| x.max(0) as u64))
-}
-
-/// Records `nonce` as the last one `signer` used (durable when it returns).
-///
-/// # Errors
-/// [`JournalError::Sql`].
-pub fn save_nonce(conn: &Connection, signer: &str, nonce: u64) -> Result<(), JournalError> {
-    conn.execute(
-        "INSERT INTO nonces (signer, last) VALUES (?1, ?2)
-         ON CONFLICT(signer) DO UPDATE SET last = MAX(last, excluded.last)",
-        params![signer, nonce as i64],
     )?;
     Ok(())
 }
@@ -536,80 +512,6 @@ pub struct LifecycleRow {
     pub z: Option<f64>,
 }
 
-/// Live: an order about to be signed, written before it is sent (its wire fields as sent).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IntentRow {
-    pub attempt: u32,
-    pub buy: bool,
-    pub cloid: String,
-    pub coin_asset: u32,
-    pub expires_ms: u64,
-    pub px: String,
-    pub reduce_only: bool,
-    pub sz: String,
-}
-
-/// Live: what became of an intent (the exchange's answer, or `orderStatus` later).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum AckRow {
-    Done {
-        cloid: String,
-        fee: Decimal,
-        /// How it was learned (`filled`, `order status`, `dry run`, …).
-        how: String,
-        oid: u64,
-        price: Decimal,
-        qty: Decimal,
-    },
-    Rejected {
-        cloid: String,
-        rejected: String,
-    },
-}
-
-/// Live: a reconciliation with the exchange.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReconcileRow {
-    pub account_value: String,
-    pub cancelled: usize,
-    /// Coins halted.
-    pub halted: Vec<String>,
-    pub positions: std::collections::BTreeMap<String, PositionCheck>,
-    pub unknown_fills: Vec<UnknownFill>,
-    pub unknown_orders: Vec<UnknownOrder>,
-}
-
-/// A coin's position on the exchange and in the journal's books.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PositionCheck {
-    pub exchange: String,
-    pub journal: f64,
-}
-
-/// An exchange fill the journal does not know.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UnknownFill {
-    pub coin: String,
-    pub oid: u64,
-    pub px: String,
-    pub side: String,
-    pub sz: String,
-    pub tid: u64,
-    pub time: i64,
-}
-
-/// An open order organism did not send.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UnknownOrder {
-    pub cloid: Option<String>,
-    pub coin: String,
-    pub limit_px: String,
-    pub oid: u64,
-    pub side: String,
-    pub sz: String,
-}
-
 macro_rules! rows {
     ($($kind:ident($t:ty)),* $(,)?) => {
         /// One journal row's content, by kind. Stored in the `body` column as JSON with its
@@ -677,18 +579,7 @@ pub enum JournalError {
     Corrupt { seq: i64, message: String },
 }
 
-/// The shortest decimal that reads back as `x` (`0` for a non-finite value, which the engine
-/// never books).
-pub fn decimal(x: f64) -> Decimal {
-    use rust_decimal::prelude::FromPrimitive;
-    if !x.is_finite() {
-        return Decimal::ZERO;
-    }
-    Decimal::from_str_exact(&format!("{x}"))
-        .ok()
-        .or_else(|| Decimal::from_f64(x))
-        .unwrap_or(Decimal::ZERO)
-}
+pub use crate::execution::types::decimal;
 
 /// Appends `entries` of `account` in one transaction.
 ///

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::{
     clock::WallClock,
     exchange::hyperliquid::{
+        adapter::{load_key, DbNonces, DryRun, ExecLimits, LiveExecutor},
         exchange::{ExchangeClient, ExchangeError, MemoryNonces, NonceStore},
         info::InfoClient,
         MAINNET_URL,
@@ -28,10 +29,10 @@ use crate::{
     settings::{count, range, Invalid},
 };
 
-use super::journal::{self, ClosedPosition, Entry, KillRow, Kind, Row, PORTFOLIO};
+use super::journal::{self, ClosedPosition, Entry, JournalError, KillRow, Kind, Row, PORTFOLIO};
 use super::{
     driver::{Notice, RunError, Trader},
-    live::{load_key, reconcile, DbNonces, DryRun, ExecLimits, LiveExecutor},
+    live::{reconcile, JournalLog},
     paper::{RunConfig, Session},
 };
 
@@ -276,7 +277,7 @@ pub async fn rig(
     let nonces: Box<dyn NonceStore> = if dry_run {
         Box::new(MemoryNonces::default())
     } else {
-        Box::new(DbNonces::open(registry, &signer_address)?)
+        Box::new(DbNonces::open(registry, &signer_address).map_err(JournalError::from)?)
     };
     let mainnet = url.trim_end_matches('/') == MAINNET_URL;
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
@@ -342,16 +343,16 @@ pub async fn rig(
         out: Mutex::new(Box::new(std::io::stdout())),
         costs: cfg.engine.costs(),
     });
+    let log = JournalLog::open(registry, &cfg.paper.account, Arc::new(WallClock))?;
     let executor = Arc::new(LiveExecutor::new(
         client.clone(),
         tokio::runtime::Handle::current(),
-        registry,
-        &cfg.paper.account,
+        Arc::new(log),
         assets.clone(),
         limits,
         Arc::new(WallClock),
         dry,
-    )?);
+    ));
     Ok(LiveRig {
         executor,
         client,
@@ -415,7 +416,7 @@ impl LiveRig {
             )
             .await
             {
-                Ok(r) => {
+                Ok((r, found)) => {
                     for (_, reason) in &r.halted {
                         report(Notice::Say(reason.clone()));
                     }
@@ -427,7 +428,7 @@ impl LiveRig {
                             "reconciliation found orders or fills organism did not make (see the journal's reconcile row)"
                         );
                     }
-                    rows.extend(r.rows);
+                    rows.extend(found);
                 }
                 Err(e) => tracing::warn!("reconciliation failed, retried later: {e}"),
             }

@@ -5,6 +5,7 @@
 //! `subscribe` / `ping`). Prices and sizes arrive as strings; they are parsed exactly, to
 //! `Decimal` for anything that feeds orders and to `f64` for the simulator.
 
+pub mod adapter;
 pub mod exchange;
 pub mod fetch;
 pub mod info;
