@@ -1,7 +1,8 @@
 //! Live orders, decision to acknowledgement, against the local exchange (what `organism
 //! testnet-local` serves): a live session of 1, 10 and 50 books that all decide on the same bars
 //! (one EMA-crossover genome on BTC, each book its own strategy), each order sent through the
-//! live executor (signed, journaled, IOC, its fill read back), over 60 bars. For every bar with
+//! live executor (signed, journaled, IOC, its fill taken from the account's fill stream as
+//! `live run` takes it), over 60 bars. For every bar with
 //! orders it reports the bar's time from its decisions to its last acknowledgement, and each
 //! order's time from the bar's start to its own acknowledgement: median and max.
 //!
@@ -18,7 +19,7 @@ use organism::{
     clock::WallClock,
     exchange::{
         hyperliquid::{
-            adapter::{ExecLimits, LiveExecutor},
+            adapter::{stream_fills, ExecLimits, LiveExecutor},
             exchange::{ExchangeClient, MemoryNonces},
             info::{InfoClient, RetryPolicy, Timeouts},
             signing::Signer,
@@ -115,6 +116,7 @@ fn run(rt: &tokio::runtime::Runtime, books: usize, bars: usize) -> (Vec<f64>, Ve
     std::fs::create_dir_all(&dir).expect("bench folder");
     let db = dir.join("reg.db");
     let signer = Signer::from_hex(KEY).expect("key");
+    let signer_address = signer.address();
     let (ex, executor) = rt.block_on(async {
         let ex = LocalExchange::start(
             SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -142,7 +144,7 @@ fn run(rt: &tokio::runtime::Runtime, books: usize, bars: usize) -> (Vec<f64>, Ve
             );
         }
         let client = Arc::new(ExchangeClient::new(
-            info,
+            info.clone(),
             signer,
             None,
             None,
@@ -165,7 +167,11 @@ fn run(rt: &tokio::runtime::Runtime, books: usize, bars: usize) -> (Vec<f64>, Ve
             Arc::new(WallClock),
             None,
         );
-        (ex, executor)
+        // As `live run` does: orders' fills come back on the account's stream.
+        let account = signer_address.clone();
+        let events = stream_fills(&ex.http_url(), info, &account, Arc::new(WallClock));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (ex, executor.with_fill_events(events))
     });
     #[allow(clippy::disallowed_methods)] // a benchmark times things
     let timed = Arc::new(Timed {

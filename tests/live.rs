@@ -610,7 +610,7 @@ mod rig {
     use organism::{
         clock::WallClock,
         exchange::hyperliquid::{
-            adapter::{DbNonces, ExecLimits, LiveExecutor},
+            adapter::{stream_fills, DbNonces, ExecLimits, LiveExecutor},
             info::{RetryPolicy, Timeouts},
         },
         execution::types::VenueRules,
@@ -625,7 +625,8 @@ mod rig {
         ex
     }
 
-    pub async fn executor(ex: &LocalExchange, db: &Path) -> Arc<LiveExecutor> {
+    /// With `streamed`, orders' fills come back on the account's WebSocket stream.
+    pub async fn executor(ex: &LocalExchange, db: &Path, streamed: bool) -> Arc<LiveExecutor> {
         // No request budget: the local exchange has no limit.
         let info = Arc::new(
             InfoClient::with_timeouts(
@@ -649,14 +650,15 @@ mod rig {
             })
             .collect();
         let client = Arc::new(ExchangeClient::new(
-            info,
+            info.clone(),
             Signer::from_hex(KEY).unwrap(),
             None,
             None,
             false,
             Box::new(DbNonces::open(db, &account()).unwrap()),
         ));
-        Arc::new(LiveExecutor::new(
+        let account = client.account().to_string();
+        let executor = LiveExecutor::new(
             client,
             tokio::runtime::Handle::current(),
             Arc::new(JournalLog::open(db, "live", Arc::new(WallClock)).unwrap()),
@@ -670,7 +672,21 @@ mod rig {
             },
             Arc::new(WallClock),
             None,
-        ))
+        );
+        if !streamed {
+            return Arc::new(executor);
+        }
+        let connections = ex.seen().ws_connections;
+        let events = stream_fills(&ex.http_url(), info, &account, Arc::new(WallClock));
+        // Subscribed once the exchange has seen the connection (and a moment to subscribe).
+        for _ in 0..100 {
+            if ex.seen().ws_connections > connections {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Arc::new(executor.with_fill_events(events))
     }
 }
 
@@ -752,7 +768,7 @@ async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreemen
     let (mut session, rows) = Session::start("live", cfg, specs, 0.0, &upto(warmup - 1));
     let mut conn = organism::store::open(&db).unwrap();
     journal::append(&mut conn, "live", &rows, 0).unwrap();
-    session.link(rig::executor(&ex, &db).await);
+    session.link(rig::executor(&ex, &db, false).await);
     let lot = 1e-5;
     let (mut partial_entry, mut partial_exit) = (false, false);
     let mut journal_held = 0.0;
@@ -866,7 +882,7 @@ async fn stops_rest_on_the_exchange_and_fill_on_the_backtests_bar_through_restar
     let (cfg, specs) = one_book(g());
     let (mut live, rows) = Session::start("live", cfg, specs, 0.0, &upto(&market, warmup - 1));
     journal::append(&mut conn, "live", &rows, 0).unwrap();
-    live.link(rig::executor(&ex, &db).await);
+    live.link(rig::executor(&ex, &db, false).await);
     let restore = |conn: &rusqlite::Connection, t: usize| {
         let (cfg, specs) = one_book(g());
         Session::restore(conn, "live", cfg, specs, &upto(&market, t))
@@ -889,7 +905,7 @@ async fn stops_rest_on_the_exchange_and_fill_on_the_backtests_bar_through_restar
             crashed = true;
             drop(live);
             live = restore(&conn, t - 1);
-            live.link(rig::executor(&ex, &db).await);
+            live.link(rig::executor(&ex, &db, false).await);
             rows = live.on_bar(ts, &upto(&market, t));
         }
         journal::append(&mut conn, "live", &rows, 0).unwrap();
@@ -916,7 +932,7 @@ async fn stops_rest_on_the_exchange_and_fill_on_the_backtests_bar_through_restar
             restarted = true;
             drop(live);
             live = restore(&conn, t);
-            live.link(rig::executor(&ex, &db).await);
+            live.link(rig::executor(&ex, &db, false).await);
         }
     }
     assert!(crashed && restarted);
@@ -967,5 +983,49 @@ async fn stops_rest_on_the_exchange_and_fill_on_the_backtests_bar_through_restar
     let engine = live.net_positions()["BTC"];
     let exchange: f64 = ex.position(&account(), "BTC").to_string().parse().unwrap();
     assert!((engine - exchange).abs() < 1e-6, "{engine} vs {exchange}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With the account's fill stream, orders' fills come back as events: the journal books the
+/// exchange's own prices and fees without asking for the account's fills after any order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_come_back_as_events_on_the_accounts_stream() {
+    use organism::runner::{journal::Row, paper::Session};
+    let dir = scratch("streamed");
+    let db = dir.join("reg.db");
+    let warmup = 50usize;
+    let (params, market) = btc(11, 200);
+    let ex = rig::exchange(&params, market.candles.ts[warmup]).await;
+    let (cfg, specs) = one_book(genome("ema_crossover", &[("fast", "2"), ("slow", "5")]));
+    let (mut session, _) = Session::start("live", cfg, specs, 0.0, &upto(&market, warmup - 1));
+    session.link(rig::executor(&ex, &db, true).await);
+    let asked_before = ex.seen().info_requests.len();
+    let (mut fees, mut fills) = (0.0, 0);
+    for t in warmup..warmup + 60 {
+        ex.set_now(market.candles.ts[t] + HOUR_MS);
+        for e in session.on_bar(market.candles.ts[t], &upto(&market, t)) {
+            if let Row::Fill(f) = &e.row {
+                fees += f.fee.0;
+                fills += 1;
+            }
+        }
+    }
+    assert!(fills >= 6, "{fills}");
+    let asked: Vec<String> = ex.seen().info_requests[asked_before..]
+        .iter()
+        .map(|r| r["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !asked.iter().any(|t| t == "userFills"),
+        "no fill list asked for: {asked:?}"
+    );
+    // The exchange's fees, each its own (taker, 0.045 % of the notional).
+    let on_exchange: f64 = ex
+        .fills(&account())
+        .iter()
+        .map(|f| f["fee"].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(on_exchange > 0.0);
+    assert!((fees - on_exchange).abs() < 1e-6, "{fees} vs {on_exchange}");
     let _ = std::fs::remove_dir_all(&dir);
 }

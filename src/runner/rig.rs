@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::{
     clock::WallClock,
     exchange::hyperliquid::{
-        adapter::{load_key, DbNonces, DryRun, ExecLimits, LiveExecutor},
+        adapter::{load_key, stream_fills, DbNonces, DryRun, ExecLimits, LiveExecutor},
         exchange::{ExchangeClient, ExchangeError, MemoryNonces, NonceStore},
         info::InfoClient,
         MAINNET_URL,
@@ -344,7 +344,7 @@ pub async fn rig(
         costs: cfg.engine.costs(),
     });
     let log = JournalLog::open(registry, &cfg.paper.account, Arc::new(WallClock))?;
-    let executor = Arc::new(LiveExecutor::new(
+    let mut executor = LiveExecutor::new(
         client.clone(),
         tokio::runtime::Handle::current(),
         Arc::new(log),
@@ -352,7 +352,13 @@ pub async fn rig(
         limits,
         Arc::new(WallClock),
         dry,
-    ));
+    );
+    if !dry_run {
+        // Orders' fills come back on the account's stream.
+        let events = stream_fills(url, info.clone(), client.account(), Arc::new(WallClock));
+        executor = executor.with_fill_events(events);
+    }
+    let executor = Arc::new(executor);
     Ok(LiveRig {
         executor,
         client,

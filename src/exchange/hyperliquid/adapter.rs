@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     clock::Clock,
     exchange::hyperliquid::{
-        exchange::{ExchangeClient, ExchangeError, NonceStore, OrderState, PlacedStatus},
+        exchange::{ExchangeClient, ExchangeError, NonceStore, OrderState, PlacedStatus, UserFill},
         signing::{SignError, Signer},
         wire::{to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Tif, Tpsl},
     },
@@ -296,6 +296,8 @@ pub struct LiveExecutor {
     limits: ExecLimits,
     clock: Arc<dyn Clock>,
     dry: Option<DryRun>,
+    /// The account's streamed fills, when the session subscribed to them.
+    events: Option<Arc<FillEvents>>,
 }
 
 /// What the exchange did with one intent.
@@ -305,6 +307,96 @@ struct Done {
     qty: Decimal,
     price: Decimal,
     fee: Decimal,
+}
+
+impl Done {
+    /// `fills` of order `oid` summed (size, average price, fee); `None` for none.
+    fn of<'a>(oid: u64, fills: impl Iterator<Item = &'a UserFill>) -> Option<Done> {
+        let mine: Vec<&UserFill> = fills.collect();
+        let qty: Decimal = mine.iter().map(|x| x.sz).sum();
+        if qty.is_zero() {
+            return None;
+        }
+        let value: Decimal = mine.iter().map(|x| x.sz * x.px).sum();
+        Some(Done {
+            oid,
+            qty,
+            price: (value / qty).round_dp(8),
+            fee: mine.iter().map(|x| x.fee).sum(),
+        })
+    }
+}
+
+/// How long an order's fills may take to arrive on the stream before they are asked for.
+pub const FILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Most orders whose streamed fills are kept.
+const FILLS_KEPT: usize = 10_000;
+
+/// The account's fills as the exchange streams them (WebSocket `userFills`), by order: an
+/// order's fills come back as events, so the executor needs no request (weight 20, the
+/// account's last 2,000 fills) to learn an order's price and fee.
+#[derive(Debug, Default)]
+pub struct FillEvents {
+    /// Order id → trade id → fill.
+    by_order: Mutex<BTreeMap<u64, BTreeMap<u64, UserFill>>>,
+    arrived: std::sync::Condvar,
+}
+
+impl FillEvents {
+    /// Takes fills the stream delivered (a snapshot's or new ones; each trade once).
+    pub fn push(&self, fills: Vec<UserFill>) {
+        let Ok(mut g) = self.by_order.lock() else {
+            return;
+        };
+        for x in fills {
+            g.entry(x.oid).or_default().insert(x.tid, x);
+        }
+        while g.len() > FILLS_KEPT {
+            g.pop_first();
+        }
+        self.arrived.notify_all();
+    }
+
+    /// The fills of order `oid` once they add up to `qty`, waiting at most `wait`.
+    pub fn wait_for(&self, oid: u64, qty: Decimal, wait: Duration) -> Option<Vec<UserFill>> {
+        let all_in = |g: &BTreeMap<u64, BTreeMap<u64, UserFill>>| {
+            g.get(&oid)
+                .is_some_and(|f| f.values().map(|x| x.sz).sum::<Decimal>() >= qty)
+        };
+        let g = self.by_order.lock().ok()?;
+        let (g, _) = self
+            .arrived
+            .wait_timeout_while(g, wait, |g| !all_in(g))
+            .ok()?;
+        all_in(&g).then(|| g[&oid].values().cloned().collect())
+    }
+}
+
+/// Streams the fills of `account` from the exchange at `url` (its WebSocket) into the events
+/// an executor takes them from ([`LiveExecutor::with_fill_events`]), on a task of the current
+/// runtime for as long as it runs.
+pub fn stream_fills(
+    url: &str,
+    info: Arc<super::info::InfoClient>,
+    account: &str,
+    clock: Arc<dyn Clock>,
+) -> Arc<FillEvents> {
+    use super::ws::{self, FeedConfig, FeedEvent, Subscription};
+    let events = Arc::new(FillEvents::default());
+    let subs = vec![Subscription::UserFills {
+        user: account.to_string(),
+    }];
+    let mut feed = ws::spawn(FeedConfig::new(ws::ws_url(url), subs), info, clock);
+    let into = events.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = feed.events.recv().await {
+            if let FeedEvent::UserFills { fills, .. } = ev {
+                into.push(fills);
+            }
+        }
+    });
+    events
 }
 
 fn d(x: f64) -> Decimal {
@@ -335,7 +427,15 @@ impl LiveExecutor {
             limits,
             clock,
             dry,
+            events: None,
         }
+    }
+
+    /// Takes orders' fills from `events` as they are streamed ([`stream_fills`]) rather than
+    /// asking for the account's fills after each order.
+    pub fn with_fill_events(mut self, events: Arc<FillEvents>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Waits for `fut`. The session steps live books on threads of their own (outside the
@@ -379,21 +479,22 @@ impl LiveExecutor {
             .map_err(|e| VenueError::NotSent(format!("journal: {e}")))
     }
 
-    /// The fills of exchange order `oid`, summed (size, average price, fee).
+    /// The fills of exchange order `oid`, summed (size, average price, fee), asked for.
     fn fills_of(&self, oid: u64) -> Result<Option<Done>, ExchangeError> {
         let fills = self.block(self.client.user_fills())?;
-        let mine: Vec<_> = fills.iter().filter(|x| x.oid == oid).collect();
-        if mine.is_empty() {
-            return Ok(None);
+        Ok(Done::of(oid, fills.iter().filter(|x| x.oid == oid)))
+    }
+
+    /// The fills of `oid`, which filled `qty`: as the stream delivers them (waiting up to
+    /// [`FILL_WAIT`]), else asked for.
+    fn filled(&self, oid: u64, qty: Decimal) -> Result<Option<Done>, ExchangeError> {
+        if let Some(events) = &self.events {
+            if let Some(fills) = events.wait_for(oid, qty, FILL_WAIT) {
+                return Ok(Done::of(oid, fills.iter()));
+            }
+            tracing::debug!(oid, "fill not streamed within {FILL_WAIT:?}; asking for it");
         }
-        let qty: Decimal = mine.iter().map(|x| x.sz).sum();
-        let value: Decimal = mine.iter().map(|x| x.sz * x.px).sum();
-        Ok(Some(Done {
-            oid,
-            qty,
-            price: (value / qty).round_dp(8),
-            fee: mine.iter().map(|x| x.fee).sum(),
-        }))
+        self.fills_of(oid)
     }
 
     /// Asks the exchange what became of `cloid`: `Some(done)` when it knows the order (filled
@@ -534,7 +635,7 @@ impl LiveExecutor {
                             total_sz,
                             avg_px,
                         }) => {
-                            let done = match self.fills_of(oid) {
+                            let done = match self.filled(oid, total_sz) {
                                 Ok(Some(x)) => x,
                                 // The fill list lags: the answer's size and price; the fee is
                                 // not known yet (reconciliation reports the fill).
