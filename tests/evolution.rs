@@ -852,3 +852,41 @@ fn generation_lines_carry_the_best_sharpe_so_far_across_a_resume() {
     assert_eq!(again.len(), 3);
     assert_eq!(again, lines[4..].to_vec());
 }
+
+/// A crash between the last checkpoint and `front.csv` (issue 45): resuming at the target
+/// takes over the dead run's lock, removes its half-written file and writes the front and the
+/// history the run would have written.
+#[test]
+fn resuming_at_the_target_after_a_crash_writes_the_missing_files() {
+    let base = scratch("crash-at-target");
+    let cfg = small_config(&base);
+    let run = base.join("run");
+    ok(&evolve(&run, &cfg, 2, None));
+    let (front, history) = (bytes(run.join("front.csv")), bytes(run.join("history.csv")));
+    // What the crash left: no front or history, a lock of a process that is gone, a temporary.
+    std::fs::remove_file(run.join("front.csv")).unwrap();
+    std::fs::remove_file(run.join("history.csv")).unwrap();
+    let dead = (4_000_000..4_100_000)
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
+    std::fs::write(run.join(".organism.lock"), dead.to_string()).unwrap();
+    std::fs::write(run.join(".front.csv.4242.tmp"), b"half a front").unwrap();
+    let o = resume_to(run.join("gen2.bin").to_str().unwrap(), "2", &[]);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("is at generation 2: wrote the missing front.csv and history.csv"),
+        "{said}"
+    );
+    assert_eq!(bytes(run.join("front.csv")), front);
+    assert_eq!(bytes(run.join("history.csv")), history);
+    assert!(!run.join(".organism.lock").exists(), "lock released");
+    assert!(
+        !run.join(".front.csv.4242.tmp").exists(),
+        "temporary removed"
+    );
+    // With nothing missing, nothing to do.
+    let o = resume_to(run.join("gen2.bin").to_str().unwrap(), "2", &[]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
+}

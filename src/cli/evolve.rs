@@ -326,19 +326,14 @@ fn resume(
     }
     ck.seed_set(file)?;
     let target = generations.unwrap_or(current.evolution.generations);
-    if target <= ck.state.generation {
-        outln!(
-            "{} is at generation {}; nothing to do for --generations {target}",
-            file.display(),
-            ck.state.generation
-        );
-        return Ok(());
-    }
     let out = out.unwrap_or_else(|| {
         file.parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     });
+    if target <= ck.state.generation {
+        return at_target(file, &ck, &out, target, output.json);
+    }
     let keep_last = Some(keep_last.unwrap_or(current.evolution.keep_last)).filter(|&k| k > 0);
     let mut lock = RunLock::acquire(&out)?;
     // Continuing into another folder: it must not hold another run's checkpoints.
@@ -398,6 +393,49 @@ fn resume(
         exec.run(&mut ck, target, &|| reporter.tick())?
     };
     conclude(&ck, &loaded, &out, reporter, reason, target, &mut lock)
+}
+
+/// A resume of a run already at `target`: nothing to evolve, but a run that crashed between
+/// its last checkpoint and its end files is finished. The lock (a dead run's is taken over) is
+/// held while the missing `front.csv` / `history.csv` are written and half-written files of the
+/// crash are removed.
+fn at_target(file: &Path, ck: &Checkpoint, out: &Path, target: u32, json: bool) -> Result<()> {
+    let mut lock = RunLock::acquire(out)?;
+    let newest = folder::generations(out).last().copied();
+    let missing: Vec<&str> = ["front.csv", "history.csv"]
+        .into_iter()
+        .filter(|f| !out.join(f).exists())
+        .collect();
+    // Only the folder's newest checkpoint stands for the run's end.
+    if missing.is_empty() || newest != Some(ck.state.generation) {
+        lock.release();
+        outln!(
+            "{} is at generation {}; nothing to do for --generations {target}",
+            file.display(),
+            ck.state.generation
+        );
+        return Ok(());
+    }
+    let loaded = build_problem(&ck.run, super::quiet() || json)?;
+    if loaded.fingerprint != ck.fingerprint {
+        bail!(
+            "{}: the run was made on different market data (fingerprint {:016x}, now {:016x}); \
+             its front cannot be ranked on this data: restore the original data",
+            file.display(),
+            ck.fingerprint,
+            loaded.fingerprint
+        );
+    }
+    write_files(ck, &loaded.problem, out)?;
+    lock.release();
+    outln!(
+        "{} is at generation {}: wrote the missing {} in {}",
+        file.display(),
+        ck.state.generation,
+        missing.join(" and "),
+        out.display()
+    );
+    Ok(())
 }
 
 /// The end of a run: the front and history files, then the summary, or after an interrupt the
