@@ -123,7 +123,8 @@ fn malformed_csv_is_one_clear_error() {
     let f = dir.join("bad.csv");
     std::fs::write(
         &f,
-        "timestamp_ms,open,high,low,close,volume\n1000,10,12,9,11,5\n2000,10,9,9.5,11,5\n",
+        "timestamp_ms,open,high,low,close,volume\n1704067200000,10,12,9,11,5\n\
+         1704070800000,10,9,9.5,11,5\n",
     )
     .unwrap();
     let o = organism(&["backtest", "--data", f.to_str().unwrap()]);

@@ -162,22 +162,35 @@ fn store_rejects_bad_bars_and_repairs_a_torn_line() {
     let dir = scratch("store");
     let coin = Coin::new("BTC").unwrap();
     let h = Interval::H1.ms();
+    // 2024-01-01 00:00 UTC.
+    let t0 = 1_704_067_200_000;
     let mut s = CandleStore::open(&dir, &coin, Interval::H1).unwrap();
-    s.append_bar(0, 100.0, 101.0, 99.0, 100.5, 3.0).unwrap();
-    s.append_bar(h, 100.5, 102.0, 100.0, 101.0, 2.0).unwrap();
+    s.append_bar(t0, 100.0, 101.0, 99.0, 100.5, 3.0).unwrap();
+    s.append_bar(t0 + h, 100.5, 102.0, 100.0, 101.0, 2.0)
+        .unwrap();
     // A gap of two bars is reported, not refused.
     assert_eq!(
-        s.append_bar(4 * h, 101.0, 101.0, 101.0, 101.0, 0.0)
+        s.append_bar(t0 + 4 * h, 101.0, 101.0, 101.0, 101.0, 0.0)
             .unwrap(),
         2
     );
     let err = |r: Result<usize, StoreError>| r.unwrap_err().to_string();
-    assert!(err(s.append_bar(4 * h, 1.0, 1.0, 1.0, 1.0, 0.0))
+    assert!(err(s.append_bar(t0 + 4 * h, 1.0, 1.0, 1.0, 1.0, 0.0))
         .contains("is not after the last stored bar"));
-    assert!(err(s.append_bar(5 * h + 1, 1.0, 1.0, 1.0, 1.0, 0.0)).contains("off the 1h grid"));
-    assert!(err(s.append_bar(5 * h, 10.0, 9.0, 9.5, 9.7, 1.0)).contains("high"));
+    assert!(
+        err(s.append_bar(t0 + 5 * h + 60_000, 1.0, 1.0, 1.0, 1.0, 0.0)).contains("off the 1h grid")
+    );
+    // Nothing the loader would refuse when the store is read back.
+    assert!(err(s.append_bar(t0 + 5 * h + 1, 1.0, 1.0, 1.0, 1.0, 0.0))
+        .contains("is 1 ms past a whole minute"));
     assert!(s
-        .append_funding(0, 2.0)
+        .append_funding(1000, 0.0001)
+        .unwrap_err()
+        .to_string()
+        .contains("timestamp_ms 1000 is before 2009"));
+    assert!(err(s.append_bar(t0 + 5 * h, 10.0, 9.0, 9.5, 9.7, 1.0)).contains("high"));
+    assert!(s
+        .append_funding(t0, 2.0)
         .unwrap_err()
         .to_string()
         .contains("not a fraction"));
@@ -187,7 +200,7 @@ fn store_rejects_bad_bars_and_repairs_a_torn_line() {
     // A crash in the middle of an append leaves a torn line: cut off at the next open.
     let mut text = std::fs::read_to_string(&file).unwrap();
     let good = text.clone();
-    text.push_str("18000000,101.0,10");
+    text.push_str(&format!("{},101.0,10", t0 + 5 * h));
     std::fs::write(&file, &text).unwrap();
     let s = CandleStore::open(&dir, &coin, Interval::H1).unwrap();
     assert_eq!(s.len(), 3);

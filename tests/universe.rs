@@ -221,10 +221,10 @@ fn a_doubted_bar_is_kept_and_located_or_refused() {
     std::fs::write(
         &f,
         "timestamp_ms,open,high,low,close,volume\n\
-         0,10,11,9,10,1\n\
-         3600000,10,150,9,10,1\n\
-         7200000,10,11,9,10,1\n\
-         10800000,200,210,190,200,1\n",
+         1704067200000,10,11,9,10,1\n\
+         1704070800000,10,150,9,10,1\n\
+         1704074400000,10,11,9,10,1\n\
+         1704078000000,200,210,190,200,1\n",
     )
     .unwrap();
     let (c, doubts) = load_candles_lenient(&f).unwrap();

@@ -16,11 +16,28 @@ pub const CANDLE_HEADER: &str = "timestamp_ms,open,high,low,close,volume";
 /// Header of a funding file.
 pub const FUNDING_HEADER: &str = "timestamp_ms,rate";
 
+/// The first timestamp a market file may hold: 2009-01-01 UTC (no crypto market traded before).
+pub const FIRST_MS: i64 = 1_230_768_000_000;
+/// The end of the timestamps a market file may hold: 2100-01-01 UTC.
+pub const END_MS: i64 = 4_102_444_800_000;
+
 fn read(path: &Path) -> Result<String, DataError> {
-    fs::read_to_string(path).map_err(|source| DataError::Io {
+    let text = fs::read_to_string(path).map_err(|source| DataError::Io {
         file: path.to_path_buf(),
         source,
-    })
+    })?;
+    // Every writer ends each row with a newline: a last row without one was cut short (a
+    // crash mid-write, a truncated copy) and may look whole ("…,12" of "…,123").
+    if !text.is_empty() && !text.ends_with('\n') {
+        let line = text.lines().count();
+        return Err(row_error(
+            path,
+            line,
+            "the file ends inside this row (no newline after it): it may have been cut short; \
+             if the row is whole, end the file with a newline",
+        ));
+    }
+    Ok(text)
 }
 
 /// Iterates `(line_number, fields)` over the data rows after checking the header.
@@ -82,21 +99,42 @@ fn parse_ts(path: &Path, line: usize, s: &str) -> Result<i64, DataError> {
     let ts = s
         .parse::<i64>()
         .map_err(|_| row_error(path, line, format!("timestamp_ms `{s}` is not an integer")))?;
+    match timestamp_problem(ts, false) {
+        Some(m) => Err(row_error(path, line, m)),
+        None => Ok(ts),
+    }
+}
+
+/// What is wrong with `ts` as a market timestamp, if anything: another unit than milliseconds,
+/// a date outside 2009–2099, or, for a candle's open time (`candle`), off the minute grid.
+pub fn timestamp_problem(ts: i64, candle: bool) -> Option<String> {
     if let Some(unit) = wrong_unit(ts) {
-        return Err(row_error(
-            path,
-            line,
-            format!(
-                "timestamp_ms {ts} looks like {unit}, not milliseconds; convert the column to \
-                 UTC milliseconds"
-            ),
+        return Some(format!(
+            "timestamp_ms {ts} looks like {unit}, not milliseconds; convert the column to UTC \
+             milliseconds"
         ));
     }
-    Ok(ts)
+    if !(FIRST_MS..END_MS).contains(&ts) {
+        return Some(format!(
+            "timestamp_ms {ts} is {}: market data must fall in 2009-01-01 .. 2100-01-01 UTC",
+            if ts < FIRST_MS {
+                "before 2009"
+            } else {
+                "after 2099"
+            }
+        ));
+    }
+    let off = ts.rem_euclid(60_000);
+    (candle && off != 0).then(|| {
+        format!(
+            "timestamp_ms {ts} is {off} ms past a whole minute: a candle opens on the \
+             interval's grid"
+        )
+    })
 }
 
 /// The unit a timestamp looks like when it is not milliseconds of 1973..5138 (values below
-/// 10^8 are taken as milliseconds: small test times).
+/// 10^8 are milliseconds, refused as before 2009).
 fn wrong_unit(ts: i64) -> Option<&'static str> {
     match ts {
         100_000_000..=99_999_999_999 => Some("seconds (x1000 to convert)"),
@@ -171,6 +209,9 @@ fn load_checked(path: &Path, mut doubts: Option<&mut Vec<Doubt>>) -> Result<Cand
     for (line, row) in rows(path, &text, CANDLE_HEADER)? {
         let [ts, o, h, l, cl, v] = fields::<6>(path, line, row)?;
         let ts = parse_ts(path, line, ts)?;
+        if let Some(m) = timestamp_problem(ts, true) {
+            return Err(row_error(path, line, m));
+        }
         let o = parse_num(path, line, "open", o)?;
         let h = parse_num(path, line, "high", h)?;
         let l = parse_num(path, line, "low", l)?;
@@ -219,12 +260,31 @@ fn load_checked(path: &Path, mut doubts: Option<&mut Vec<Doubt>>) -> Result<Cand
 /// As [`load_candles`]: the file and line of the first bad row. Rates must be finite and
 /// smaller than 1 in magnitude (a rate is a fraction, not a percentage).
 pub fn load_funding(path: &Path) -> Result<FundingSeries, DataError> {
+    load_funding_until(path, None)
+}
+
+/// [`load_funding`] for the candles it goes with: a row after `until` (a day past the candles'
+/// last bar) is from no market they show, and refused.
+///
+/// # Errors
+/// As [`load_funding`], and a row after `until`.
+pub fn load_funding_until(path: &Path, until: Option<i64>) -> Result<FundingSeries, DataError> {
     let text = read(path)?;
     let mut f = FundingSeries::default();
     let mut prev = None;
     for (line, row) in rows(path, &text, FUNDING_HEADER)? {
         let [ts, rate] = fields::<2>(path, line, row)?;
         let ts = parse_ts(path, line, ts)?;
+        if let Some(u) = until.filter(|&u| ts > u) {
+            return Err(row_error(
+                path,
+                line,
+                format!(
+                    "timestamp_ms {ts} is after the candles it goes with end ({u}, a day past \
+                     their last bar): a funding row from no market they show"
+                ),
+            ));
+        }
         let rate = parse_num(path, line, "rate", rate)?;
         if rate.abs() >= 1.0 {
             return Err(row_error(
@@ -411,6 +471,9 @@ mod tests {
     }
 
     const H: &str = "timestamp_ms,open,high,low,close,volume\n";
+    /// 2024-01-01 00:00 and 01:00 UTC.
+    const A: i64 = 1_704_067_200_000;
+    const B: i64 = A + 3_600_000;
 
     #[test]
     fn timestamps_in_other_units_are_named() {
@@ -433,7 +496,7 @@ mod tests {
         // A 14x wick above the body.
         let e = err(
             "w.csv",
-            &format!("{H}1000,10,12,9,11,1\n2000,11,154,10,11,1\n"),
+            &format!("{H}{A},10,12,9,11,1\n{B},11,154,10,11,1\n"),
         );
         assert!(
             e.contains("w.csv: line 3: implausible bar: the high is 14x"),
@@ -442,7 +505,7 @@ mod tests {
         // 1e300 after a normal bar.
         let e = err(
             "b.csv",
-            &format!("{H}1000,10,12,9,11,1\n2000,1e300,1e300,1e300,1e300,1\n"),
+            &format!("{H}{A},10,12,9,11,1\n{B},1e300,1e300,1e300,1e300,1\n"),
         );
         assert!(
             e.contains("line 3: implausible bar: open 1.000e300 is 9.091e298x"),
@@ -451,7 +514,7 @@ mod tests {
         // A 30 % move is a market move.
         let p = tmp_file(
             "ok2.csv",
-            &format!("{H}1000,10,12,9,11,1\n2000,14.3,15,14,14.5,1\n"),
+            &format!("{H}{A},10,12,9,11,1\n{B},14.3,15,14,14.5,1\n"),
         );
         assert!(load_candles(&p).is_ok());
     }
@@ -460,10 +523,10 @@ mod tests {
     fn loads_a_valid_file_exactly() {
         let p = tmp_file(
             "ok.csv",
-            &format!("{H}1000,10,12,9,11,5.5\n2000,11,11.5,10.5,11,0\n\n"),
+            &format!("{H}{A},10,12,9,11,5.5\n{B},11,11.5,10.5,11,0\n\n"),
         );
         let c = load_candles(&p).unwrap();
-        assert_eq!(c.ts, vec![1000, 2000]);
+        assert_eq!(c.ts, vec![A, B]);
         assert_eq!(c.high, vec![12.0, 11.5]);
         assert_eq!(c.volume, vec![5.5, 0.0]);
         let back = load_candles(&tmp_file("rt.csv", &candles_to_csv(&c))).unwrap();
@@ -476,42 +539,119 @@ mod tests {
         assert!(e.contains("hdr.csv: line 1: expected header"), "{e}");
         let e = err(
             "parse.csv",
-            &format!("{H}1000,10,12,9,11,5\n2000,10,x,9,11,5\n"),
+            &format!("{H}{A},10,12,9,11,5\n{B},10,x,9,11,5\n"),
         );
         assert!(e.contains("parse.csv: line 3: high `x`"), "{e}");
         let e = err(
             "dup.csv",
-            &format!("{H}1000,10,12,9,11,5\n1000,10,12,9,11,5\n"),
+            &format!("{H}{A},10,12,9,11,5\n{A},10,12,9,11,5\n"),
         );
-        assert!(e.contains("line 3: duplicate timestamp 1000"), "{e}");
+        assert!(
+            e.contains(&format!("line 3: duplicate timestamp {A}")),
+            "{e}"
+        );
         let e = err(
             "back.csv",
-            &format!("{H}2000,10,12,9,11,5\n1000,10,12,9,11,5\n"),
+            &format!("{H}{B},10,12,9,11,5\n{A},10,12,9,11,5\n"),
         );
-        assert!(e.contains("line 3: timestamp 1000 is before"), "{e}");
-        let e = err("hl.csv", &format!("{H}1000,10,10.5,9,11,5\n"));
+        assert!(
+            e.contains(&format!("line 3: timestamp {A} is before")),
+            "{e}"
+        );
+        let e = err("hl.csv", &format!("{H}{A},10,10.5,9,11,5\n"));
         assert!(e.contains("line 2: high 10.5 is below"), "{e}");
-        let e = err("low.csv", &format!("{H}1000,10,12,10.5,11,5\n"));
+        let e = err("low.csv", &format!("{H}{A},10,12,10.5,11,5\n"));
         assert!(e.contains("line 2: low 10.5 is above"), "{e}");
-        let e = err("neg.csv", &format!("{H}1000,0,12,9,11,5\n"));
+        let e = err("neg.csv", &format!("{H}{A},0,12,9,11,5\n"));
         assert!(e.contains("line 2: open must be a positive number"), "{e}");
-        let e = err("nan.csv", &format!("{H}1000,NaN,12,9,11,5\n"));
+        let e = err("nan.csv", &format!("{H}{A},NaN,12,9,11,5\n"));
         assert!(
             e.contains("line 2: open `NaN` is not a finite number"),
             "{e}"
         );
-        let e = err("short.csv", &format!("{H}1000,10,12,9\n"));
+        let e = err("short.csv", &format!("{H}{A},10,12,9\n"));
         assert!(e.contains("line 2: expected 6 fields, found 4"), "{e}");
         let e = err("empty.csv", H);
         assert!(e.contains("empty.csv: no data rows"), "{e}");
     }
 
+    /// What a reliability run found accepted (issue 45): each now one line naming the file,
+    /// the line and what is wrong.
+    #[test]
+    fn cut_rows_impossible_dates_off_grid_times_and_future_funding_are_refused() {
+        // Cut inside its last field: "…,12" of "…,123" looked like a whole row.
+        let e = err(
+            "cut.csv",
+            &format!("{H}{A},10,12,9,11,5\n{B},11,12,10,11,12"),
+        );
+        assert_eq!(
+            e,
+            format!(
+                "{}: line 3: the file ends inside this row (no newline after it): it may have \
+                 been cut short; if the row is whole, end the file with a newline",
+                tmp_file("cut.csv", "").display()
+            )
+        );
+        let e = err("min.csv", &format!("{H}{},10,12,9,11,5\n", i64::MIN));
+        assert!(
+            e.ends_with(&format!(
+                "line 2: timestamp_ms {} is before 2009: market data must fall in 2009-01-01 .. \
+                 2100-01-01 UTC",
+                i64::MIN
+            )),
+            "{e}"
+        );
+        // 2008-12-31 23:00 UTC.
+        let e = err("2008.csv", &format!("{H}1230764400000,10,12,9,11,5\n"));
+        assert!(
+            e.contains("line 2: timestamp_ms 1230764400000 is before 2009"),
+            "{e}"
+        );
+        let e = err("2100.csv", &format!("{H}4102444800000,10,12,9,11,5\n"));
+        assert!(
+            e.contains("line 2: timestamp_ms 4102444800000 is after 2099"),
+            "{e}"
+        );
+        let e = err(
+            "grid.csv",
+            &format!("{H}{A},10,12,9,11,5\n{},11,12,10,11,1\n", B + 1),
+        );
+        assert!(
+            e.contains(&format!(
+                "line 3: timestamp_ms {} is 1 ms past a whole minute: a candle opens on the \
+                 interval's grid",
+                B + 1
+            )),
+            "{e}"
+        );
+        // A funding row of 2058 beside candles that end in 2024.
+        let f = tmp_file(
+            "future.csv",
+            &format!("timestamp_ms,rate\n{A},0.0001\n2776032000000,0.0001\n"),
+        );
+        assert!(load_funding(&f).is_ok(), "alone, a date in range");
+        let e = load_funding_until(&f, Some(B + 86_400_000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "future.csv: line 3: timestamp_ms 2776032000000 is after the candles it goes \
+                 with end ({}, a day past their last bar)",
+                B + 86_400_000
+            )),
+            "{e}"
+        );
+    }
+
     #[test]
     fn funding_rows_are_validated() {
-        let p = tmp_file("f.csv", "timestamp_ms,rate\n0,0.0001\n3600000,-0.00002\n");
+        let p = tmp_file(
+            "f.csv",
+            &format!("timestamp_ms,rate\n{A},0.0001\n{B},-0.00002\n"),
+        );
         let f = load_funding(&p).unwrap();
         assert_eq!(f.rate, vec![0.0001, -0.00002]);
-        let p = tmp_file("fbad.csv", "timestamp_ms,rate\n0,1.5\n");
+        let p = tmp_file("fbad.csv", &format!("timestamp_ms,rate\n{A},1.5\n"));
         let e = load_funding(&p).unwrap_err().to_string();
         assert!(e.contains("fbad.csv: line 2: rate 1.5"), "{e}");
     }

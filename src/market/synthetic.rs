@@ -87,12 +87,9 @@ pub struct SyntheticParams {
 /// Coin-bars a synthetic market may have (`synthetic.bars` x coins; six numbers each in memory).
 pub const MAX_CELLS: usize = 20_000_000;
 
-/// 2100-01-01 00:00 UTC: the last bar of a synthetic market must open before it.
-const LAST_MS: i64 = 4_102_444_800_000;
-
 impl SyntheticParams {
     /// Checks every key of `[synthetic]`: settings whose market cannot be computed (prices far
-    /// from 1, dates outside 1970–2100, a coin twice, more coin-bars than memory holds) are
+    /// from 1, dates outside 2009–2100, a coin twice, more coin-bars than memory holds) are
     /// refused.
     ///
     /// # Errors
@@ -142,15 +139,25 @@ impl SyntheticParams {
             ));
         }
         let span = (self.bars as i64).saturating_mul(HOUR_MS);
-        if self.start_ms < 0 || self.start_ms.saturating_add(span) > LAST_MS {
+        let first = super::csv::FIRST_MS;
+        if self.start_ms < first || self.start_ms.saturating_add(span) > super::csv::END_MS {
             return Err(Invalid::new(
                 "synthetic.start_ms",
                 format!(
-                    "{} is out of range: the market's {} hourly bars must fall between 1970 and \
-                     2100 (start_ms in [0, {}])",
+                    "{} is out of range: the market's {} hourly bars must fall between 2009 and \
+                     2100 (start_ms in [{first}, {}]), the span data files may hold",
                     self.start_ms,
                     self.bars,
-                    (LAST_MS - span).max(0)
+                    (super::csv::END_MS - span).max(first)
+                ),
+            ));
+        }
+        if self.start_ms % 60_000 != 0 {
+            return Err(Invalid::new(
+                "synthetic.start_ms",
+                format!(
+                    "{} is not a whole minute: the bars open on the grid data files hold",
+                    self.start_ms
                 ),
             ));
         }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::{
-    csv::{load_candles, load_candles_lenient, load_funding},
+    csv::{load_candles, load_candles_lenient, load_funding_until},
     panel::Panel,
     synthetic::{self, SyntheticParams},
     timerange::TimeRange,
@@ -255,7 +255,8 @@ fn load_all(sel: &DataSelection) -> Result<Universe, DataError> {
             }
         };
         let funding_file = find_funding(&candles_dir, &source, &coin);
-        let funding = load_optional_funding(funding_file.as_deref(), &coin, &mut u.notes)?;
+        let until = funding_until(&candles);
+        let funding = load_optional_funding(funding_file.as_deref(), until, &coin, &mut u.notes)?;
         push_market(&mut u, coin, candles, funding);
     }
     if u.markets.is_empty() {
@@ -592,7 +593,7 @@ pub fn load_panel(
             ));
         }
         let funding = match find_funding(&candles_dir, &source, &coin) {
-            Some(f) => match load_funding(&f) {
+            Some(f) => match load_funding_until(&f, funding_until(&candles)) {
                 Ok(x) => x,
                 Err(e) => {
                     notes.push(format!("{coin}: funding not used ({e}); it counts as zero"));
@@ -764,18 +765,25 @@ fn load_single_file(path: &Path) -> Result<Universe, DataError> {
         origin: path.display().to_string(),
         notes: Vec::new(),
     };
-    let funding = load_optional_funding(funding_file.as_deref(), &coin, &mut u.notes)?;
+    let until = funding_until(&candles);
+    let funding = load_optional_funding(funding_file.as_deref(), until, &coin, &mut u.notes)?;
     push_market(&mut u, coin, candles, funding);
     Ok(u)
 }
 
+/// The last funding time the candles can go with: a day past their last bar.
+fn funding_until(candles: &super::Candles) -> Option<i64> {
+    candles.ts.last().map(|&t| t + super::membership::DAY_MS)
+}
+
 fn load_optional_funding(
     file: Option<&Path>,
+    until: Option<i64>,
     coin: &str,
     notes: &mut Vec<String>,
 ) -> Result<FundingSeries, DataError> {
     match file {
-        Some(f) => load_funding(f),
+        Some(f) => load_funding_until(f, until),
         None => {
             notes.push(format!(
                 "{coin}: no funding file found; funding counts as zero"

@@ -29,7 +29,7 @@ use crate::{
     execution::{Bar, Engine, EngineConfig, Venue},
     market::{
         check_bar,
-        csv::{load_candles, load_funding, CANDLE_HEADER, FUNDING_HEADER},
+        csv::{load_candles, load_funding, timestamp_problem, CANDLE_HEADER, FUNDING_HEADER},
         types::{Coin, Interval},
         Candles, DataError, FundingSeries, Market,
     },
@@ -214,6 +214,10 @@ impl CandleStore {
             file: self.candle_file.clone(),
             message,
         };
+        // Never a row the loader would refuse on reading the store back.
+        if let Some(m) = timestamp_problem(ts, true) {
+            return Err(reject(m));
+        }
         let iv = self.interval.ms();
         let missing = match self.candles.ts.last() {
             Some(&last) if ts <= last => {
@@ -252,6 +256,9 @@ impl CandleStore {
             file: self.funding_file.clone(),
             message,
         };
+        if let Some(m) = timestamp_problem(ts, false) {
+            return Err(reject(m));
+        }
         if let Some(&last) = self.funding.ts.last() {
             if ts <= last {
                 return Err(reject(format!(
