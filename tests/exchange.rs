@@ -57,6 +57,7 @@ fn info(ex: &LocalExchange, read: Duration) -> Arc<InfoClient> {
     let t = Timeouts {
         connect: Duration::from_secs(2),
         read,
+        ..Timeouts::default()
     };
     Arc::new(InfoClient::with_timeouts(&ex.http_url(), retry, 100_000.0, t).unwrap())
 }

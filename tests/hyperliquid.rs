@@ -330,6 +330,7 @@ async fn a_bad_server_cannot_corrupt_or_stall_a_fetch() {
         Timeouts {
             connect: Duration::from_secs(2),
             read: Duration::from_millis(200),
+            ..Timeouts::default()
         },
     )
     .unwrap();
@@ -348,6 +349,113 @@ async fn a_bad_server_cannot_corrupt_or_stall_a_fetch() {
         e.contains("could not connect") && e.contains("refused"),
         "{e}"
     );
+}
+
+/// What an independent reliability run found (issue 45): a page of bars 853 times away from
+/// the stored close was appended and left the folder stuck; a funding page served newest
+/// first lost records for good; a dripping or hung server held a fetch for minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_join_is_refused_funding_holes_are_refilled_and_requests_have_a_deadline() {
+    let ex = exchange(3000).await;
+    let c = client(&ex);
+    let truth = ex.candles("BTC", "1h").unwrap();
+    let req = |out: &PathBuf, now: i64| FetchRequest {
+        coins: vec!["BTC".into()],
+        intervals: vec!["1h".into()],
+        days: 30,
+        out: out.clone(),
+        now_ms: now,
+        funding: true,
+    };
+    // The join: bars 853x away from the stored last close are refused before anything is
+    // written; the file still loads, and the next healthy fetch appends as usual.
+    let out = scratch("join");
+    fetch(&c, &req(&out, ex.now()), &|_| {}).await.unwrap();
+    let file = out.join("candles/hyperliquid_BTC_1h.csv");
+    let kept = std::fs::read(&file).unwrap();
+    for _ in 0..5 {
+        ex.advance();
+    }
+    ex.set_faults(|f| f.price_scale = Some(853.0));
+    let e = fetch(&c, &req(&out, ex.now()), &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "BTC 1h bar at {}: implausible bar: open",
+            truth.ts[3000]
+        )) && e.contains("x away from the previous close")
+            && e.contains("the page is refused and")
+            && e.contains("is left as it was"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), kept, "nothing appended");
+    ex.set_faults(|f| f.price_scale = None);
+    let r = fetch(&c, &req(&out, ex.now()), &|_| {}).await.unwrap();
+    assert_eq!(r[0].after - r[0].before, 5);
+    assert_eq!(load_candles(&file).unwrap().len(), 725);
+    // Funding served newest first: every record kept (the page is put in time order).
+    let out = scratch("newest-first");
+    ex.set_faults(|f| f.funding_newest_first = true);
+    fetch(&c, &req(&out, ex.now()), &|_| {}).await.unwrap();
+    ex.set_faults(|f| f.funding_newest_first = false);
+    let ffile = out.join("funding/hyperliquid_BTC.csv");
+    let whole = load_funding(&ffile).unwrap();
+    assert_eq!(whole.ts.len(), 720);
+    // A hole an earlier fetch left (49 records in the middle) is asked for again and filled.
+    let text = std::fs::read_to_string(&ffile).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let holed: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(300..349).contains(i))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    std::fs::write(&ffile, holed).unwrap();
+    assert_eq!(load_funding(&ffile).unwrap().ts.len(), 671);
+    let r = fetch(&c, &req(&out, ex.now()), &|_| {}).await.unwrap();
+    assert_eq!((r[1].before, r[1].after), (671, 720));
+    assert_eq!(load_funding(&ffile).unwrap(), whole);
+    // A server that drips its answer a byte every half second, or hangs: the request fails at
+    // its deadline (1 s here; 60 s by default), said as such, not after minutes.
+    let within = |total: Duration| {
+        InfoClient::with_timeouts(
+            &ex.http_url(),
+            fast_retry(),
+            1200.0,
+            Timeouts {
+                total,
+                ..Timeouts::default()
+            },
+        )
+        .unwrap()
+    };
+    let impatient = within(Duration::from_secs(1));
+    for fault in ["drip", "hang"] {
+        ex.set_faults(|f| match fault {
+            "drip" => f.drip = Some(Duration::from_millis(500)),
+            _ => f.delay = Duration::from_secs(120),
+        });
+        let t = std::time::Instant::now();
+        let e = impatient.meta().await.unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "no complete answer within the request deadline of 1 s \
+                 (exchange.request_deadline_secs)"
+            ),
+            "{fault}: {e}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{fault}: {:?}",
+            t.elapsed()
+        );
+        ex.set_faults(|f| {
+            f.drip = None;
+            f.delay = Duration::ZERO;
+        });
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,6 +47,7 @@ pub struct BinanceClient {
     http: reqwest::Client,
     base: String,
     market: Market,
+    timeouts: Timeouts,
 }
 
 /// Attempts per request before a fault is an error.
@@ -67,12 +68,29 @@ impl BinanceClient {
             .read_timeout(timeouts.read)
             .build()
             .map_err(|e| FetchError::Venue(format!("{base}: {e}")))?;
-        Ok(Self { http, base, market })
+        Ok(Self {
+            http,
+            base,
+            market,
+            timeouts,
+        })
     }
 
-    /// GETs `path?query` and parses the JSON answer.
+    /// GETs `path?query` and parses the JSON answer, its retries within the request deadline.
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, FetchError> {
         let url = format!("{}{path}", self.base);
+        tokio::time::timeout(self.timeouts.total, self.get_within(&url, query))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Venue(format!(
+                    "{url}: {}",
+                    self.timeouts.past_deadline()
+                )))
+            })
+    }
+
+    async fn get_within(&self, url: &str, query: &[(&str, String)]) -> Result<Value, FetchError> {
+        let url = url.to_string();
         let mut attempt = 0;
         loop {
             attempt += 1;

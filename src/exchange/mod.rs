@@ -21,6 +21,7 @@ pub struct ExchangeConfig {
     pub sentiment_url: String,
     pub connect_timeout_secs: f64,
     pub read_timeout_secs: f64,
+    pub request_deadline_secs: f64,
     pub weight_per_minute: f64,
 }
 
@@ -30,6 +31,7 @@ impl ExchangeConfig {
         hyperliquid::info::Timeouts {
             connect: std::time::Duration::from_secs_f64(self.connect_timeout_secs),
             read: std::time::Duration::from_secs_f64(self.read_timeout_secs),
+            total: std::time::Duration::from_secs_f64(self.request_deadline_secs),
         }
     }
 
@@ -69,6 +71,12 @@ impl ExchangeConfig {
             self.read_timeout_secs,
             0.1,
             600.0,
+        )?;
+        range(
+            "exchange.request_deadline_secs",
+            self.request_deadline_secs,
+            1.0,
+            3600.0,
         )?;
         range(
             "exchange.weight_per_minute",

@@ -221,18 +221,7 @@ fn load_checked(path: &Path, mut doubts: Option<&mut Vec<Doubt>>) -> Result<Cand
         if let Some(msg) = check_shape(o, h, l, cl, v) {
             return Err(row_error(path, line, msg));
         }
-        let doubt = implausible(o, h, l, cl).or_else(|| {
-            let &pc = c.close.last()?;
-            let ratio = (o / pc).max(pc / o);
-            (ratio > super::IMPLAUSIBLE).then(|| {
-                format!(
-                    "implausible bar: open {} is {}x away from the previous close {}",
-                    super::short_num(o),
-                    super::short_num(ratio),
-                    super::short_num(pc)
-                )
-            })
-        });
+        let doubt = implausible(o, h, l, cl).or_else(|| super::jump(*c.close.last()?, o));
         if let Some(message) = doubt {
             match doubts.as_deref_mut() {
                 Some(d) => d.push(Doubt {

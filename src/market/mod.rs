@@ -235,6 +235,20 @@ pub(crate) fn short_num(v: f64) -> String {
     }
 }
 
+/// A bar that opens more than [`IMPLAUSIBLE`] times away from the previous close: what the
+/// plausibility check says of it.
+pub(crate) fn jump(prev_close: f64, open: f64) -> Option<String> {
+    let ratio = (open / prev_close).max(prev_close / open);
+    (ratio > IMPLAUSIBLE).then(|| {
+        format!(
+            "implausible bar: open {} is {}x away from the previous close {}",
+            short_num(open),
+            short_num(ratio),
+            short_num(prev_close)
+        )
+    })
+}
+
 pub(crate) fn check_bar(open: f64, high: f64, low: f64, close: f64, volume: f64) -> Option<String> {
     check_shape(open, high, low, close, volume).or_else(|| implausible(open, high, low, close))
 }

@@ -28,7 +28,7 @@ use super::{info::InfoClient, interval_ms, Candle, Funding, HlError};
 use crate::market::{
     check_bar,
     csv::{candles_to_csv, funding_to_csv, load_candles, load_funding, write_atomic},
-    Candles, DataError, FundingSeries, GapReport,
+    jump, Candles, DataError, FundingSeries, GapReport,
 };
 
 /// Errors of a fetch.
@@ -226,10 +226,17 @@ async fn fetch_candles<S: Source>(
             if newest.is_some_and(|n| c.t <= n) {
                 continue; // a duplicate in the same answer
             }
-            if let Some(msg) = check_bar(c.open, c.high, c.low, c.close, c.volume) {
+            // Each bar as the loader will check it, its join to the one before included: a page
+            // the loader would refuse is refused here, before anything is written.
+            let doubt = check_bar(c.open, c.high, c.low, c.close, c.volume)
+                .or_else(|| jump(*candles.close.last()?, c.open));
+            if let Some(msg) = doubt {
                 return Err(FetchError::Invalid(format!(
-                    "{coin} {interval} bar at {}: {msg}",
-                    c.t
+                    "{coin} {interval} bar at {}: {msg}; the page is refused and {} is left as \
+                     it was (fetch again later; if the market really moved so, move the file \
+                     aside)",
+                    c.t,
+                    path.display()
                 )));
             }
             candles.push(c.t, c.open, c.high, c.low, c.close, c.volume);
@@ -253,6 +260,63 @@ async fn fetch_candles<S: Source>(
     })
 }
 
+/// Most holes in a stored funding series asked for again per fetch.
+const MAX_HOLES: usize = 20;
+
+/// Asks again for the records missing between stored ones more than a period (and ten
+/// minutes) apart, from `since` on (the fetch's window), and merges what comes: a hole an
+/// earlier fetch left (a page served out of order, a record dropped) is filled once the
+/// exchange serves it. Returns the records rejected (outside the hole asked for).
+async fn refill_holes<S: Source>(
+    client: &S,
+    coin: &str,
+    f: &mut FundingSeries,
+    period: i64,
+    since: i64,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<usize, FetchError> {
+    let holes: Vec<(i64, i64)> =
+        f.ts.windows(2)
+            .filter(|w| w[1] - w[0] > period + 600_000 && w[1] > since)
+            .map(|w| (w[0], w[1]))
+            .take(MAX_HOLES)
+            .collect();
+    let mut found: Vec<(i64, f64)> = Vec::new();
+    let mut rejected = 0;
+    for (a, b) in holes {
+        let mut page = client.funding(coin, a + 1, b - 1).await?;
+        page.sort_by_key(|r| r.time);
+        progress(Progress::Page {
+            what: format!("{coin} funding (a hole)"),
+            rows: page.len(),
+        });
+        for r in page {
+            if r.time <= a || r.time >= b {
+                rejected += 1;
+                continue;
+            }
+            if !(r.rate.is_finite() && r.rate.abs() < 1.0) {
+                return Err(FetchError::Invalid(format!(
+                    "{coin} funding at {}: rate {}",
+                    r.time, r.rate
+                )));
+            }
+            if found.last().is_none_or(|l| l.0 < r.time) {
+                found.push((r.time, r.rate));
+            }
+        }
+    }
+    if !found.is_empty() {
+        let mut all: Vec<(i64, f64)> = f.ts.iter().copied().zip(f.rate.iter().copied()).collect();
+        all.extend(found);
+        all.sort_by_key(|x| x.0);
+        all.dedup_by_key(|x| x.0);
+        f.ts = all.iter().map(|x| x.0).collect();
+        f.rate = all.iter().map(|x| x.1).collect();
+    }
+    Ok(rejected)
+}
+
 async fn fetch_funding<S: Source>(
     client: &S,
     req: &FetchRequest,
@@ -266,17 +330,18 @@ async fn fetch_funding<S: Source>(
         FundingSeries::default()
     };
     let before = f.ts.len();
+    let period = client.funding_hours() * 3_600_000;
+    let since = req.now_ms - i64::from(req.days) * 86_400_000;
+    let mut rejected = refill_holes(client, coin, &mut f, period, since, progress).await?;
     let mut cursor = match f.ts.last() {
         Some(&last) => last + 1,
-        None => req.now_ms - i64::from(req.days) * 86_400_000,
+        None => since,
     };
     // At most one record per funding period up to now, a page's worth per page, so this many
     // pages are enough; more means the server is not paging as asked. (Binance funds some
     // coins every 4 h rather than 8: twice the records, hence the factor 2 there.)
-    let period = client.funding_hours() * 3_600_000;
     let per_page = client.funding_page_rows() * period / if period > 3_600_000 { 2 } else { 1 };
     let max_pages = ((req.now_ms - cursor).max(0) / per_page + 3) as usize;
-    let mut rejected = 0;
     let mut pages = 0;
     loop {
         pages += 1;
@@ -286,7 +351,10 @@ async fn fetch_funding<S: Source>(
                  more than funding up to now can fill; it does not page as asked"
             )));
         }
-        let page = client.funding(coin, cursor, req.now_ms).await?;
+        let mut page = client.funding(coin, cursor, req.now_ms).await?;
+        // In time order whatever order the server sent (newest first, shuffled): a record
+        // out of order must not hide the ones before it.
+        page.sort_by_key(|r| r.time);
         progress(Progress::Page {
             what: format!("{coin} funding"),
             rows: page.len(),

@@ -106,6 +106,8 @@ pub struct Timeouts {
     pub connect: Duration,
     /// Between two reads of the answer (a server that stops sending).
     pub read: Duration,
+    /// For a whole request, its retries included (a server that drips its answer).
+    pub total: Duration,
 }
 
 impl Default for Timeouts {
@@ -113,7 +115,19 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(10),
             read: Duration::from_secs(30),
+            total: Duration::from_secs(60),
         }
+    }
+}
+
+impl Timeouts {
+    /// What a request that ran past [`Timeouts::total`] says.
+    pub fn past_deadline(&self) -> String {
+        format!(
+            "no complete answer within the request deadline of {} s \
+             (exchange.request_deadline_secs)",
+            self.total.as_secs_f64()
+        )
     }
 }
 
@@ -242,6 +256,19 @@ impl InfoClient {
     /// that is not JSON.
     pub async fn post(&self, body: &Value, weight: f64) -> Result<Value, HlError> {
         let url = format!("{}/info", self.base);
+        match tokio::time::timeout(self.timeouts.total, self.post_within(&url, body, weight)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(HlError::Connectivity {
+                url,
+                message: self.timeouts.past_deadline(),
+            }),
+        }
+    }
+
+    /// [`InfoClient::post`] without its deadline.
+    async fn post_within(&self, url: &str, body: &Value, weight: f64) -> Result<Value, HlError> {
+        let url = url.to_string();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -329,17 +356,23 @@ impl InfoClient {
     pub async fn post_exchange(&self, body: &Value) -> Result<(u16, String), (bool, String)> {
         let url = format!("{}/exchange", self.base);
         self.limiter.acquire(1.0).await;
-        match self.http.post(&url).json(body).send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                match read_capped(resp).await {
-                    Ok(text) => Ok((status, text)),
-                    Err(Some(e)) => Err((true, describe(&e, &self.timeouts))),
-                    Err(None) => Err((true, "the answer is too large".into())),
+        let send = async {
+            match self.http.post(&url).json(body).send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    match read_capped(resp).await {
+                        Ok(text) => Ok((status, text)),
+                        Err(Some(e)) => Err((true, describe(&e, &self.timeouts))),
+                        Err(None) => Err((true, "the answer is too large".into())),
+                    }
                 }
+                Err(e) => Err((!e.is_connect(), describe(&e, &self.timeouts))),
             }
-            Err(e) => Err((!e.is_connect(), describe(&e, &self.timeouts))),
-        }
+        };
+        // Past the deadline the request may have arrived: the caller asks what became of it.
+        tokio::time::timeout(self.timeouts.total, send)
+            .await
+            .unwrap_or_else(|_| Err((true, self.timeouts.past_deadline())))
     }
 
     /// Posts an info request (with the retries of [`InfoClient::post`]) and decodes the reply.

@@ -67,6 +67,14 @@ pub struct Faults {
     /// `fundingHistory` answers 500 made-up records this far apart from `startTime` on (never
     /// past now): a server whose pages never run out.
     pub funding_step_ms: Option<i64>,
+    /// `candleSnapshot` answers prices multiplied by this (plausible bars, far from the
+    /// market's).
+    pub price_scale: Option<f64>,
+    /// `fundingHistory` answers its records newest first.
+    pub funding_newest_first: bool,
+    /// Every `/info` answer is sent one byte at a time, this far apart (it never completes in
+    /// any useful time: `[` and 10,000 spaces before the rest).
+    pub drip: Option<Duration>,
     /// Close a WebSocket connection after this many messages sent on it...
     pub ws_drop_after: Option<usize>,
     /// ...for this many connections (each dropped one counts down).
@@ -412,6 +420,20 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
         f.future_rows,
         f.funding_step_ms,
     );
+    if let Some(every) = f.drip {
+        let bytes: Vec<u8> = std::iter::once(b'[')
+            .chain(std::iter::repeat_n(b' ', 10_000))
+            .chain(std::iter::once(b']'))
+            .collect();
+        let stream = futures_util::stream::unfold(0usize, move |i| {
+            let b = bytes.get(i).copied();
+            async move {
+                tokio::time::sleep(every).await;
+                b.map(|b| (Ok::<_, std::convert::Infallible>(vec![b]), i + 1))
+            }
+        });
+        return (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response();
+    }
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
     if let Ok(mut seen) = st.seen.lock() {
         seen.info_requests
@@ -519,6 +541,14 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
                     .take(future_rows)
                     .map(|i| wire_candle(coin, s, i)),
             );
+            if let Some(k) = f.price_scale {
+                for c in &mut out {
+                    for key in ["o", "h", "l", "c"] {
+                        let px: f64 = c[key].as_str().and_then(|x| x.parse().ok()).unwrap_or(0.0);
+                        c[key] = json!((px * k).to_string());
+                    }
+                }
+            }
             Json(Value::Array(out)).into_response()
         }
         Some("fundingHistory") => {
@@ -559,6 +589,9 @@ async fn info(State(st): State<Arc<Inner>>, body: String) -> Response {
             if let Some(f) = st.funding.get(coin) {
                 let first_future = f.partition_point(|&(t, _)| t <= now);
                 out.extend(f[first_future..].iter().take(future_rows).map(row));
+            }
+            if f.funding_newest_first {
+                out.reverse();
             }
             Json(Value::Array(out)).into_response()
         }
