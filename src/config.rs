@@ -115,7 +115,7 @@ impl Config {
                 text.parse()
                     .map_err(|e: toml::de::Error| ConfigError::Parse {
                         file: file.into(),
-                        message: e.to_string().trim_end().replace('\n', " "),
+                        message: crate::settings::toml_error(text, &e),
                     })?;
             // `[live]` has no built-in defaults to lay it over: it is taken as written.
             if let Some(live) = user.remove("live") {

@@ -75,6 +75,25 @@ where
         .map_err(serde::de::Error::custom)
 }
 
+/// A TOML parse error of `text` on one line: where (line and column) and what.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let what = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    match e.span().and_then(|r| text.get(..r.start)) {
+        Some(before) => {
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            format!("line {line}, column {column}: {what}")
+        }
+        None => what,
+    }
+}
+
 /// `v` as a setting is written: plainly, or in exponent form when very large or very small.
 pub fn num(v: f64) -> String {
     if v != 0.0 && v.is_finite() && !(1e-6..1e15).contains(&v.abs()) {

@@ -231,10 +231,17 @@ pub fn run(args: Args) -> Result<()> {
     // The user's settings, checked once, then laid into each market's config.
     super::load_config(args.config.as_deref())?;
     let user: toml::Table = match &args.config {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("{}: cannot read", p.display()))?
-            .parse()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", p.display(), e.message()))?,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            text.parse().map_err(|e: toml::de::Error| {
+                anyhow::anyhow!(
+                    "{}: {}",
+                    p.display(),
+                    organism::settings::toml_error(&text, &e)
+                )
+            })?
+        }
         None => toml::Table::new(),
     };
     let mut rows: Vec<(String, f64)> = vec![("null".into(), 0.0)];

@@ -64,9 +64,9 @@ impl GenomeFields {
     /// A message for TOML that does not parse, an unknown key, a missing seed or a value of the
     /// wrong type.
     pub fn parse(text: &str, origin: &str) -> Result<Self, String> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| format!("{origin}: {}", e.message()))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            format!("{origin}: {}", crate::settings::toml_error(text, &e))
+        })?;
         if let Some(key) = table
             .keys()
             .find(|k| !["seed", "program", "genes"].contains(&k.as_str()))
