@@ -376,7 +376,7 @@ fn what_the_loader_must_refuse_is_one_line_through_the_cli() {
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert_eq!(e.trim().lines().count(), 1, "{e}");
     assert!(
-        e.contains("x_AAA.csv: line 3: timestamp_ms 2776032000000 is after the candles"),
+        e.contains("x_AAA.csv: line 3: timestamp_ms 2776032000000 is past what the candles"),
         "{e}"
     );
     let _ = std::fs::remove_dir_all(&dir);

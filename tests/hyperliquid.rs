@@ -57,6 +57,18 @@ fn scratch(name: &str) -> PathBuf {
     common::scratch("hl", name)
 }
 
+/// Thirty days of BTC 1h candles and funding into `out`, as of `now`.
+fn req(out: &std::path::Path, now: i64) -> FetchRequest {
+    FetchRequest {
+        coins: vec!["BTC".into()],
+        intervals: vec!["1h".into()],
+        days: 30,
+        out: out.to_path_buf(),
+        now_ms: now,
+        funding: true,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_requests_parse_into_typed_values() {
     let ex = exchange(100).await;
@@ -256,14 +268,6 @@ async fn a_bad_server_cannot_corrupt_or_stall_a_fetch() {
     let ex = exchange(3000).await;
     let c = client(&ex);
     let truth = ex.candles("BTC", "1h").unwrap();
-    let req = |out: &PathBuf, now: i64| FetchRequest {
-        coins: vec!["BTC".into()],
-        intervals: vec!["1h".into()],
-        days: 30,
-        out: out.clone(),
-        now_ms: now,
-        funding: true,
-    };
     // Rows dated in the future are rejected, and later fetches still add what is new.
     let out = scratch("future");
     ex.set_faults(|f| f.future_rows = 3);
@@ -359,14 +363,6 @@ async fn a_bad_join_is_refused_funding_holes_are_refilled_and_requests_have_a_de
     let ex = exchange(3000).await;
     let c = client(&ex);
     let truth = ex.candles("BTC", "1h").unwrap();
-    let req = |out: &PathBuf, now: i64| FetchRequest {
-        coins: vec!["BTC".into()],
-        intervals: vec!["1h".into()],
-        days: 30,
-        out: out.clone(),
-        now_ms: now,
-        funding: true,
-    };
     // The join: bars 853x away from the stored last close are refused before anything is
     // written; the file still loads, and the next healthy fetch appends as usual.
     let out = scratch("join");

@@ -252,7 +252,7 @@ pub fn load_funding(path: &Path) -> Result<FundingSeries, DataError> {
     load_funding_until(path, None)
 }
 
-/// [`load_funding`] for the candles it goes with: a row after `until` (a day past the candles'
+/// [`load_funding`] for the candles it goes with: a row after `until` (weeks past the candles'
 /// last bar) is from no market they show, and refused.
 ///
 /// # Errors
@@ -269,8 +269,8 @@ pub fn load_funding_until(path: &Path, until: Option<i64>) -> Result<FundingSeri
                 path,
                 line,
                 format!(
-                    "timestamp_ms {ts} is after the candles it goes with end ({u}, a day past \
-                     their last bar): a funding row from no market they show"
+                    "timestamp_ms {ts} is past what the candles it goes with can show (up to \
+                     {u}): a funding row from no market they show"
                 ),
             ));
         }
@@ -624,8 +624,8 @@ mod tests {
             .to_string();
         assert!(
             e.contains(&format!(
-                "future.csv: line 3: timestamp_ms 2776032000000 is after the candles it goes \
-                 with end ({}, a day past their last bar)",
+                "future.csv: line 3: timestamp_ms 2776032000000 is past what the candles it goes \
+                 with can show (up to {})",
                 B + 86_400_000
             )),
             "{e}"

@@ -771,10 +771,18 @@ fn load_single_file(path: &Path) -> Result<Universe, DataError> {
     Ok(u)
 }
 
-/// The last funding time the candles can go with: a day past their last bar.
+/// The last funding time the candles can go with: [`FUNDING_SLACK_DAYS`] past their last bar
+/// (a delisted coin's funding may run on a little after its last candle; a row years ahead is
+/// a broken file).
 fn funding_until(candles: &super::Candles) -> Option<i64> {
-    candles.ts.last().map(|&t| t + super::membership::DAY_MS)
+    candles
+        .ts
+        .last()
+        .map(|&t| t + FUNDING_SLACK_DAYS * super::membership::DAY_MS)
 }
+
+/// Days past the candles' last bar a funding row may be dated.
+pub const FUNDING_SLACK_DAYS: i64 = 45;
 
 fn load_optional_funding(
     file: Option<&Path>,
