@@ -1029,3 +1029,84 @@ async fn fills_come_back_as_events_on_the_accounts_stream() {
     assert!((fees - on_exchange).abs() < 1e-6, "{fees} vs {on_exchange}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Resting stops cancelled behind the session's back (by hand, or by the dead-man's switch
+/// while the runner was down): the book notices at the next close and watches each bar's
+/// range for them again, so its exits still fall on the paper session's bars; the next entry
+/// rests new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_cancelled_behind_the_sessions_back_are_watched_by_the_session() {
+    use organism::runner::{
+        journal::{Row, TradeRow},
+        paper::Session,
+    };
+    let dir = scratch("stops-gone");
+    let db = dir.join("reg.db");
+    let warmup = 100usize;
+    let bars = 200usize;
+    let (params, market) = btc(5, warmup + bars + 50);
+    let g = || {
+        genome(
+            "atr_stop_loss",
+            &[
+                ("trend_period", "20"),
+                ("stop_mult", "1.0"),
+                ("take_mult", "2.5"),
+            ],
+        )
+    };
+    let trades = |rows: &[Entry]| -> Vec<TradeRow> {
+        rows.iter()
+            .filter_map(|e| match &e.row {
+                Row::Trade(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (cfg, specs) = one_book(g());
+    let (mut paper, _) = Session::start("paper", cfg, specs, 0.0, &upto(&market, warmup - 1));
+    let mut expected = Vec::new();
+    for t in warmup..warmup + bars {
+        expected.extend(trades(
+            &paper.on_bar(market.candles.ts[t], &upto(&market, t)),
+        ));
+    }
+    let ex = rig::exchange(&params, market.candles.ts[warmup]).await;
+    let (cfg, specs) = one_book(g());
+    let (mut live, _) = Session::start("live", cfg, specs, 0.0, &upto(&market, warmup - 1));
+    live.link(rig::executor(&ex, &db, false).await);
+    let other = ExchangeClient::new(
+        Arc::new(InfoClient::new(&ex.http_url()).unwrap()),
+        Signer::from_hex(KEY).unwrap(),
+        None,
+        None,
+        false,
+        Box::new(MemoryNonces::default()),
+    );
+    let (mut got, mut cancelled, mut rested_again) = (Vec::new(), 0, false);
+    for t in warmup..warmup + bars {
+        ex.set_now(market.candles.ts[t] + HOUR_MS);
+        got.extend(trades(
+            &live.on_bar(market.candles.ts[t], &upto(&market, t)),
+        ));
+        let open = other.open_orders().await.unwrap();
+        if cancelled == 0 && !open.is_empty() {
+            // Someone cancels the position's stop-loss and take-profit.
+            for o in &open {
+                other.cancel(0, o.oid).await.unwrap();
+            }
+            cancelled = open.len();
+        } else if cancelled > 0 && got.len() >= 2 && open.len() == 2 {
+            rested_again = true;
+            break;
+        }
+    }
+    assert_eq!(cancelled, 2, "the stop-loss and the take-profit rested");
+    assert!(rested_again, "a later entry rests new stops");
+    let key = |t: &TradeRow| (t.side, t.entry_bar, t.exit_bar, t.exit_reason);
+    assert_eq!(
+        got.iter().map(key).collect::<Vec<_>>(),
+        expected[..got.len()].iter().map(key).collect::<Vec<_>>()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -278,7 +278,9 @@ impl PaperVenue {
                 if let Some(l) = &self.link {
                     tracing::warn!(book = l.book, "resting stops: {e}");
                 }
-                if done {
+                // Refused (gone from the exchange) or withdrawn: no longer resting. Any other
+                // error leaves them as they were, asked again at the next bar.
+                if done || matches!(e, VenueError::Rejected { .. }) {
                     self.stops = None;
                 }
                 None

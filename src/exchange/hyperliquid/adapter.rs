@@ -300,6 +300,14 @@ pub struct LiveExecutor {
     events: Option<Arc<FillEvents>>,
 }
 
+/// What became of a resting order.
+enum Resting {
+    Filled(Done),
+    Rests,
+    /// Cancelled, rejected or unknown: its status.
+    Gone(String),
+}
+
 /// What the exchange did with one intent.
 #[derive(Debug, Clone, Default)]
 struct Done {
@@ -759,10 +767,10 @@ impl LiveExecutor {
         .collect()
     }
 
-    /// The fill of resting order `cloid` if it has filled: from the journal when it was booked
-    /// before (a replay), else from the exchange (then journaled). `None` while it rests or
-    /// once it was cancelled.
-    fn stop_done(&self, book: &str, ts: i64, cloid: &Cloid) -> Result<Option<Done>, VenueError> {
+    /// What became of resting order `cloid`: its fill when it has filled (from the journal when
+    /// it was booked before, a replay; else from the exchange, then journaled), or whether it
+    /// still rests.
+    fn stop_done(&self, book: &str, ts: i64, cloid: &Cloid) -> Result<Resting, VenueError> {
         if let Some(AckRow::Done {
             oid,
             qty,
@@ -772,7 +780,7 @@ impl LiveExecutor {
         }) = self.acks(cloid)?.pop()
         {
             if !qty.is_zero() {
-                return Ok(Some(Done {
+                return Ok(Resting::Filled(Done {
                     oid,
                     qty,
                     price,
@@ -784,17 +792,19 @@ impl LiveExecutor {
             .block(self.client.order_status(&OidOrCloid::Cloid(cloid.to_hex())))
             .map_err(VenueError::from)?;
         let OrderState::Known { status, order } = state else {
-            return Ok(None);
+            return Ok(Resting::Gone("unknown to the exchange".into()));
         };
-        if status != "filled" && status != "triggered" {
-            return Ok(None);
+        match status.as_str() {
+            "open" => return Ok(Resting::Rests),
+            "filled" | "triggered" => {}
+            other => return Ok(Resting::Gone(other.to_string())),
         }
         let Some(done) = self.fills_of(order.oid).map_err(VenueError::from)? else {
             // Triggered, its fill not listed yet: asked again at the next bar.
-            return Ok(None);
+            return Ok(Resting::Rests);
         };
         self.ack(book, ts, cloid, &done, "resting order filled")
-            .map(Some)
+            .map(Resting::Filled)
     }
 
     /// The first of `stops` that filled, as the position's exit; the others are withdrawn.
@@ -805,9 +815,15 @@ impl LiveExecutor {
         stops: &Stops,
         orders: &[(ExitReason, Tpsl, f64, Cloid)],
     ) -> Result<Option<(ExitReason, u64, Fill)>, VenueError> {
+        let mut gone = Vec::new();
         for (why, _, _, cloid) in orders {
-            let Some(done) = self.stop_done(book, stops.intent.ts, cloid)? else {
-                continue;
+            let done = match self.stop_done(book, stops.intent.ts, cloid)? {
+                Resting::Filled(done) => done,
+                Resting::Rests => continue,
+                Resting::Gone(status) => {
+                    gone.push(status);
+                    continue;
+                }
             };
             for (_, _, _, other) in orders.iter().filter(|o| &o.3 != cloid) {
                 self.withdraw(book, coin, other);
@@ -822,6 +838,17 @@ impl LiveExecutor {
                     fee: f(done.fee),
                 },
             )));
+        }
+        if gone.len() == orders.len() {
+            // Cancelled by someone else or by the dead-man's switch: nothing protects the
+            // position on the exchange, so the session watches the range again.
+            return Err(VenueError::Rejected {
+                reason: format!(
+                    "the resting stops are no longer on the exchange ({}); the session watches \
+                     each bar's range for them",
+                    gone.join(", ")
+                ),
+            });
         }
         Ok(None)
     }
@@ -1062,8 +1089,11 @@ impl Executor for LiveExecutor {
         for (_, _, _, cloid) in &orders {
             self.withdraw(book, coin, cloid);
         }
-        // One may have filled before it could be cancelled.
-        self.stop_exit(book, coin, stops, &orders)
+        // One may have filled before it could be cancelled; gone is what was asked.
+        match self.stop_exit(book, coin, stops, &orders) {
+            Err(VenueError::Rejected { .. }) => Ok(None),
+            other => other,
+        }
     }
 }
 
