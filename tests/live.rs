@@ -822,6 +822,48 @@ async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreemen
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The genome of the stop tests: ATR stop-loss and take-profit close enough to be hit.
+fn atr_stops() -> organism::seeds::Genome {
+    genome(
+        "atr_stop_loss",
+        &[
+            ("trend_period", "20"),
+            ("stop_mult", "1.0"),
+            ("take_mult", "2.5"),
+        ],
+    )
+}
+
+/// The trades among `rows`.
+fn trades(rows: &[Entry]) -> Vec<organism::runner::journal::TradeRow> {
+    rows.iter()
+        .filter_map(|e| match &e.row {
+            organism::runner::journal::Row::Trade(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the backtest's engine books for [`atr_stops`]: a paper session over bars
+/// `warmup..warmup + bars` of `market`.
+fn paper_trades(
+    market: &organism::market::Market,
+    warmup: usize,
+    bars: usize,
+) -> Vec<organism::runner::journal::TradeRow> {
+    let (cfg, specs) = one_book(atr_stops());
+    let (mut paper, _) = organism::runner::paper::Session::start(
+        "paper",
+        cfg,
+        specs,
+        0.0,
+        &upto(market, warmup - 1),
+    );
+    (warmup..warmup + bars)
+        .flat_map(|t| trades(&paper.on_bar(market.candles.ts[t], &upto(market, t))))
+        .collect()
+}
+
 /// Live stops rest on the exchange as trigger orders placed with the entry: an intrabar stop
 /// fills on the bar the paper session (the backtest's engine) books it, at the trigger price
 /// met at the exchange's touch; a crash after the stops were sent but before the bar was
@@ -840,33 +882,7 @@ async fn stops_rest_on_the_exchange_and_fill_on_the_backtests_bar_through_restar
     let warmup = 100usize;
     let bars = 260usize;
     let (params, market) = btc(5, warmup + bars + 50);
-    let g = || {
-        genome(
-            "atr_stop_loss",
-            &[
-                ("trend_period", "20"),
-                ("stop_mult", "1.0"),
-                ("take_mult", "2.5"),
-            ],
-        )
-    };
-    let trades = |rows: &[Entry]| -> Vec<TradeRow> {
-        rows.iter()
-            .filter_map(|e| match &e.row {
-                Row::Trade(t) => Some(t.clone()),
-                _ => None,
-            })
-            .collect()
-    };
-    // What the backtest's engine books: a paper session over the same bars.
-    let (cfg, specs) = one_book(g());
-    let (mut paper, _) = Session::start("paper", cfg, specs, 0.0, &upto(&market, warmup - 1));
-    let mut expected = Vec::new();
-    for t in warmup..warmup + bars {
-        expected.extend(trades(
-            &paper.on_bar(market.candles.ts[t], &upto(&market, t)),
-        ));
-    }
+    let expected = paper_trades(&market, warmup, bars);
     let stops = expected
         .iter()
         .filter(|t| t.exit_reason == ExitReason::StopLoss)
@@ -879,12 +895,12 @@ async fn stops_rest_on_the_exchange_and_fill_on_the_backtests_bar_through_restar
     // Live, against the local exchange.
     let ex = rig::exchange(&params, market.candles.ts[warmup]).await;
     let mut conn = organism::store::open(&db).unwrap();
-    let (cfg, specs) = one_book(g());
+    let (cfg, specs) = one_book(atr_stops());
     let (mut live, rows) = Session::start("live", cfg, specs, 0.0, &upto(&market, warmup - 1));
     journal::append(&mut conn, "live", &rows, 0).unwrap();
     live.link(rig::executor(&ex, &db, false).await);
     let restore = |conn: &rusqlite::Connection, t: usize| {
-        let (cfg, specs) = one_book(g());
+        let (cfg, specs) = one_book(atr_stops());
         Session::restore(conn, "live", cfg, specs, &upto(&market, t))
             .unwrap()
             .expect("a session in the journal")
@@ -1036,43 +1052,15 @@ async fn fills_come_back_as_events_on_the_accounts_stream() {
 /// rests new ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stops_cancelled_behind_the_sessions_back_are_watched_by_the_session() {
-    use organism::runner::{
-        journal::{Row, TradeRow},
-        paper::Session,
-    };
+    use organism::runner::{journal::TradeRow, paper::Session};
     let dir = scratch("stops-gone");
     let db = dir.join("reg.db");
     let warmup = 100usize;
     let bars = 200usize;
     let (params, market) = btc(5, warmup + bars + 50);
-    let g = || {
-        genome(
-            "atr_stop_loss",
-            &[
-                ("trend_period", "20"),
-                ("stop_mult", "1.0"),
-                ("take_mult", "2.5"),
-            ],
-        )
-    };
-    let trades = |rows: &[Entry]| -> Vec<TradeRow> {
-        rows.iter()
-            .filter_map(|e| match &e.row {
-                Row::Trade(t) => Some(t.clone()),
-                _ => None,
-            })
-            .collect()
-    };
-    let (cfg, specs) = one_book(g());
-    let (mut paper, _) = Session::start("paper", cfg, specs, 0.0, &upto(&market, warmup - 1));
-    let mut expected = Vec::new();
-    for t in warmup..warmup + bars {
-        expected.extend(trades(
-            &paper.on_bar(market.candles.ts[t], &upto(&market, t)),
-        ));
-    }
+    let expected = paper_trades(&market, warmup, bars);
     let ex = rig::exchange(&params, market.candles.ts[warmup]).await;
-    let (cfg, specs) = one_book(g());
+    let (cfg, specs) = one_book(atr_stops());
     let (mut live, _) = Session::start("live", cfg, specs, 0.0, &upto(&market, warmup - 1));
     live.link(rig::executor(&ex, &db, false).await);
     let other = ExchangeClient::new(

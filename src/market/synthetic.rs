@@ -109,22 +109,8 @@ impl SyntheticParams {
             1e6,
         )?;
         count("synthetic.bars", self.bars, 100, 10_000_000, "")?;
-        if self.coins.is_empty() {
-            return Err(Invalid::new(
-                "synthetic.coins",
-                "must list at least one coin",
-            ));
-        }
         // A coin name becomes part of a file name (`data generate`).
-        for c in &self.coins {
-            super::types::Coin::new(c).map_err(|m| Invalid::new("synthetic.coins", m))?;
-        }
-        if let Some(twice) = super::types::duplicate(&self.coins) {
-            return Err(Invalid::new(
-                "synthetic.coins",
-                format!("`{twice}` is listed twice"),
-            ));
-        }
+        super::types::coin_list(&self.coins).map_err(|m| Invalid::new("synthetic.coins", m))?;
         // Every coin's bars are held in memory at once.
         let cells = self.bars.saturating_mul(self.coins.len());
         if cells > MAX_CELLS {

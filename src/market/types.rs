@@ -13,6 +13,24 @@ pub fn duplicate(coins: &[String]) -> Option<&str> {
         .find(|c| !seen.insert(c.to_ascii_uppercase()))
 }
 
+/// A list of coins as a setting names them: at least one, each a coin name ([`Coin::new`]),
+/// none twice ([`duplicate`]).
+///
+/// # Errors
+/// The first problem, as a message.
+pub fn coin_list(coins: &[String]) -> Result<(), String> {
+    if coins.is_empty() || coins.iter().any(|c| c.trim().is_empty()) {
+        return Err("must list at least one coin, none empty".into());
+    }
+    for c in coins {
+        Coin::new(c)?;
+    }
+    match duplicate(coins) {
+        Some(twice) => Err(format!("`{twice}` is listed twice")),
+        None => Ok(()),
+    }
+}
+
 /// A UTC timestamp in milliseconds (a candle's open time, a fill's time).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,

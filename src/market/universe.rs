@@ -478,14 +478,7 @@ impl std::str::FromStr for CoinPick {
         if coins.is_empty() {
             return Err("no coin named (use all, top:N or A,B,C)".into());
         }
-        if let Some(bad) = coins.iter().find(|c| super::types::Coin::new(c).is_err()) {
-            return Err(format!(
-                "`{bad}` is not a coin name (letters and digits only)"
-            ));
-        }
-        if let Some(twice) = super::types::duplicate(&coins) {
-            return Err(format!("`{twice}` is listed twice"));
-        }
+        super::types::coin_list(&coins)?;
         Ok(Self::List(coins))
     }
 }

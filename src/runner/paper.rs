@@ -137,7 +137,7 @@ impl PaperConfig {
             return Err(Invalid::new("paper.account", "must not be empty"));
         }
         range("paper.capital", self.capital, 1.0, 1e15)?;
-        coins("paper.coins", &self.coins)?;
+        crate::market::types::coin_list(&self.coins).map_err(|m| Invalid::new("paper.coins", m))?;
         count("paper.warmup_bars", self.warmup_bars, 1, 5000, "")?;
         if !(0..=10_000).contains(&self.gap_pause_bars) {
             return Err(Invalid::new(
@@ -179,23 +179,6 @@ impl PaperConfig {
         range("paper.max_tracking", self.max_tracking, 0.0, 1.0)?;
         range("paper.min_sharpe_z", self.min_sharpe_z, -100.0, 0.0)
     }
-}
-
-/// A list of coins a session trades: at least one, each a coin name, none twice.
-///
-/// # Errors
-/// [`Invalid`] naming `key`.
-pub fn coins(key: &str, coins: &[String]) -> Result<(), Invalid> {
-    if coins.is_empty() || coins.iter().any(|c| c.trim().is_empty()) {
-        return Err(Invalid::new(key, "must list at least one coin, none empty"));
-    }
-    if let Some(twice) = crate::market::types::duplicate(coins) {
-        return Err(Invalid::new(key, format!("`{twice}` is listed twice")));
-    }
-    for c in coins {
-        crate::market::types::Coin::new(c).map_err(|m| Invalid::new(key, m))?;
-    }
-    Ok(())
 }
 
 /// Which regime policy a strategy trades with (`paper.regime_policy`): the one promote suggested

@@ -163,7 +163,7 @@ impl LiveConfig {
             ));
         }
         if let Some(c) = &self.coins {
-            super::paper::coins("live.coins", c)?;
+            crate::market::types::coin_list(c).map_err(|m| Invalid::new("live.coins", m))?;
         }
         count("live.warmup_bars", self.warmup_bars, 1, 5000, "")?;
         range(

@@ -260,6 +260,18 @@ async fn fetch_candles<S: Source>(
     })
 }
 
+/// A funding record's rate is a fraction per period (what the loader requires).
+fn check_rate(coin: &str, r: &Funding) -> Result<(), FetchError> {
+    if r.rate.is_finite() && r.rate.abs() < 1.0 {
+        Ok(())
+    } else {
+        Err(FetchError::Invalid(format!(
+            "{coin} funding at {}: rate {}",
+            r.time, r.rate
+        )))
+    }
+}
+
 /// Most holes in a stored funding series asked for again per fetch.
 const MAX_HOLES: usize = 20;
 
@@ -295,12 +307,7 @@ async fn refill_holes<S: Source>(
                 rejected += 1;
                 continue;
             }
-            if !(r.rate.is_finite() && r.rate.abs() < 1.0) {
-                return Err(FetchError::Invalid(format!(
-                    "{coin} funding at {}: rate {}",
-                    r.time, r.rate
-                )));
-            }
+            check_rate(coin, &r)?;
             if found.last().is_none_or(|l| l.0 < r.time) {
                 found.push((r.time, r.rate));
             }
@@ -368,12 +375,7 @@ async fn fetch_funding<S: Source>(
             if f.ts.last().is_some_and(|&l| r.time <= l) {
                 continue; // a duplicate or out of order in the same answer
             }
-            if !(r.rate.is_finite() && r.rate.abs() < 1.0) {
-                return Err(FetchError::Invalid(format!(
-                    "{coin} funding at {}: rate {}",
-                    r.time, r.rate
-                )));
-            }
+            check_rate(coin, &r)?;
             f.ts.push(r.time);
             f.rate.push(r.rate);
             advanced = true;
