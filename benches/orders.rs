@@ -27,9 +27,9 @@ use organism::{
         local::LocalExchange,
     },
     execution::{
-        paper::{Executor, Intent},
+        paper::{ExecutionClient, FillEvent, SubmitOrder},
         types::VenueRules,
-        EngineConfig, Fill, Order, VenueError,
+        EngineConfig, VenueError,
     },
     market::{synthetic::SyntheticParams, Market, HOUR_MS},
     runner::{
@@ -52,15 +52,13 @@ struct Timed {
     acks: Mutex<Vec<Duration>>,
 }
 
-impl Executor for Timed {
-    fn execute(
+impl ExecutionClient for Timed {
+    fn submit_order(
         &self,
-        book: &str,
-        coin: &str,
-        intent: &Intent,
-        order: &Order,
-    ) -> Result<(u64, Fill), VenueError> {
-        let r = self.inner.execute(book, coin, intent, order);
+        cmd: &SubmitOrder<'_>,
+        on_fill: &mut dyn FnMut(FillEvent),
+    ) -> Result<(), VenueError> {
+        let r = self.inner.submit_order(cmd, on_fill);
         #[allow(clippy::disallowed_methods)] // a benchmark times things
         let now = Instant::now();
         let start = *self.bar_start.lock().expect("lock");

@@ -749,9 +749,9 @@ fn upto(market: &organism::market::Market, t: usize) -> organism::runner::histor
 }
 
 /// A live book whose every order the exchange fills only in part (half, then the executor's
-/// two top-ups half of what is left: 7/8 of it): after each bar the engine's position, the
-/// journal's fills and the exchange's position are the same, through a partial entry and a
-/// partial exit.
+/// two top-ups half of what is left: 7/8 of it, in three fills that come back as events and
+/// are journaled one by one): after each bar the engine's position, the journal's fills and
+/// the exchange's position are the same, through a partial entry and a partial exit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreement() {
     use organism::{
@@ -779,32 +779,40 @@ async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreemen
         ex.set_trading_faults(|f| f.partial_next = 3);
         let rows = session.on_bar(ts, &upto(t));
         journal::append(&mut conn, "live", &rows, 0).unwrap();
-        let mut ordered: BTreeMap<u64, (OrderSide, f64)> = BTreeMap::new();
+        let mut held = journal_held;
+        // Order id (in the order sent) → side, size asked, fills (size each).
+        let mut ordered: BTreeMap<u64, (OrderSide, f64, Vec<f64>)> = BTreeMap::new();
         for r in &rows {
             match &r.row {
                 Row::Order(o) => {
-                    ordered.insert(o.id, (o.side, o.qty.0));
+                    ordered.insert(o.id, (o.side, o.qty.0, Vec::new()));
                 }
                 Row::Fill(f) => {
+                    let (side, _, fills) = ordered.get_mut(&f.id).expect("a fill of an order");
+                    assert_eq!(*side, f.side);
+                    fills.push(f.qty.0);
                     journal_held += f.side.sign() * f.qty.0;
-                    let (side, asked) = ordered[&f.id];
-                    assert_eq!(side, f.side);
-                    // 1/2 + 1/4 + 1/8 of the order, each rounded to the lot.
-                    assert!(
-                        f.qty.0 < asked && (f.qty.0 - asked * 0.875).abs() <= 3.0 * lot,
-                        "bar {t}: filled {} of {asked}",
-                        f.qty.0
-                    );
-                    let before = journal_held - f.side.sign() * f.qty.0;
-                    if before.abs() < lot / 2.0 {
-                        partial_entry = true;
-                    } else if journal_held.abs() > lot / 2.0
-                        && journal_held.signum() == before.signum()
-                    {
-                        partial_exit = true;
-                    }
                 }
                 _ => {}
+            }
+        }
+        for (side, asked, fills) in ordered.values() {
+            // 1/2, 1/4 and 1/8 of the order, each rounded to the lot, each a fill of its own.
+            assert_eq!(fills.len(), 3, "bar {t}: fills {fills:?} of {asked}");
+            for (k, x) in fills.iter().enumerate() {
+                let part = asked / f64::from(2u32 << k);
+                assert!(
+                    (x - part).abs() <= 2.0 * lot,
+                    "bar {t}: fills {fills:?} of {asked}"
+                );
+            }
+            let before = held;
+            held += side.sign() * fills.iter().sum::<f64>();
+            let after = held;
+            if before.abs() < lot / 2.0 {
+                partial_entry = true;
+            } else if after.abs() > lot / 2.0 && after.signum() == before.signum() {
+                partial_exit = true;
             }
         }
         let engine = session.net_positions().get("BTC").copied().unwrap_or(0.0);

@@ -719,14 +719,12 @@ struct Gathering {
     all_here: std::sync::Condvar,
 }
 
-impl organism::execution::paper::Executor for Gathering {
-    fn execute(
+impl organism::execution::paper::ExecutionClient for Gathering {
+    fn submit_order(
         &self,
-        _book: &str,
-        _coin: &str,
-        _intent: &organism::execution::paper::Intent,
-        order: &organism::execution::Order,
-    ) -> Result<(u64, organism::execution::Fill), organism::execution::VenueError> {
+        cmd: &organism::execution::paper::SubmitOrder<'_>,
+        on_fill: &mut dyn FnMut(organism::execution::paper::FillEvent),
+    ) -> Result<(), organism::execution::VenueError> {
         let mut g = self.waiting.lock().unwrap();
         g.0 += 1;
         g.1 = g.1.max(g.0);
@@ -736,15 +734,16 @@ impl organism::execution::paper::Executor for Gathering {
             .wait_timeout_while(g, std::time::Duration::from_secs(20), |g| g.1 < self.books)
             .unwrap();
         g.0 -= 1;
-        Ok((
-            1,
-            organism::execution::Fill {
-                side: order.side,
-                qty: order.qty,
-                price: order.price,
+        on_fill(organism::execution::paper::FillEvent {
+            id: 1,
+            fill: organism::execution::Fill {
+                side: cmd.order.side,
+                qty: cmd.order.qty,
+                price: cmd.order.price,
                 fee: 0.0,
             },
-        ))
+        });
+        Ok(())
     }
 }
 

@@ -517,6 +517,13 @@ impl SimulatedVenue {
         book_fill(&mut self.cash, &mut self.position, fill);
     }
 
+    /// Numbers the next order.
+    #[inline(always)]
+    pub fn next_order_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
     /// The costs simulated fills pay.
     pub fn costs(&self) -> Costs {
         self.costs
@@ -533,9 +540,8 @@ impl Venue for SimulatedVenue {
     fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
         let fill = simulated_fill(&self.costs, order);
         self.book(&fill);
-        self.next_id += 1;
         Ok(Ack {
-            id: OrderId(self.next_id),
+            id: OrderId(self.next_order_id()),
             fill,
         })
     }

@@ -1,19 +1,22 @@
-//! The paper venue: the [simulated venue](super::SimulatedVenue)'s fills, fees and funding
-//! (the very same code, not a copy), plus a record of every order, fill and funding payment so
-//! the runner can journal them. Paper trading therefore books exactly what a backtest books.
+//! The paper venue: a book's ledger (the [simulated venue](super::SimulatedVenue)'s cash,
+//! position and funding, the very same code, not a copy), the [`ExecutionClient`] its orders go
+//! to, and a record of every order, fill and funding payment so the runner can journal them.
 //!
-//! Linked to an [`Executor`] (live trading), the same venue sends each order to the exchange
-//! instead of simulating its fill, and books the exchange's fill with the simulated venue's
-//! ledger rule ([`SimulatedVenue::book`]). Each order carries an intent name (the bar, the
-//! phase and its number within them) that is the same when a restart replays the same
-//! decisions, so the executor can recognise an order it already sent.
+//! Each order goes to the client as a command and its fills come back as events, booked with
+//! the simulated venue's ledger rule ([`SimulatedVenue::book`]) as they arrive. On paper the
+//! client is [`PaperClient`], which fills as the simulated venue does, so paper trading books
+//! exactly what a backtest books; linked (live trading), it is the Hyperliquid adapter. Each
+//! order carries an intent name (the bar, the phase and its number within them) that is the
+//! same when a restart replays the same decisions, so a live client can recognise an order it
+//! already sent.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Ack, Costs, ExitReason, Fill, Order, OrderId, Side, SimulatedVenue, Venue, VenueError,
+    simulated_fill, Ack, Costs, ExitReason, Fill, Order, OrderId, Side, SimulatedVenue, Venue,
+    VenueError,
 };
 
 /// What the paper venue did, in order.
@@ -28,21 +31,43 @@ pub enum VenueEvent {
     Funding { amount: f64 },
 }
 
-/// Executes a book's market orders on a real exchange (the live link).
-pub trait Executor: Send + Sync {
-    /// Executes `order` for `book` on `coin` under `intent` (unique within the book, and the
-    /// same when a restart replays the same decision): returns the exchange's order id and the
-    /// fill (its size may be short of the order's).
+/// A command to an [`ExecutionClient`]: send `order` for `book` on `coin`.
+#[derive(Debug, Clone, Copy)]
+pub struct SubmitOrder<'a> {
+    pub book: &'a str,
+    pub coin: &'a str,
+    /// The book's running number for it (its client order id; the paper venue's order id).
+    pub number: u64,
+    /// Unique within the book, and the same when a restart replays the same decision: a live
+    /// order's cloid derives from it.
+    pub intent: Intent,
+    pub order: Order,
+}
+
+/// One fill of a submitted order, as the client reports it back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FillEvent {
+    /// The venue's order id (an IOC order's remainder is an order of its own).
+    pub id: u64,
+    pub fill: Fill,
+}
+
+/// Where a book's orders go, in the shape of nautilus_trader's `ExecutionClient`: an order goes
+/// out as a command, and its fills come back as events. Implemented by the paper client
+/// ([`PaperClient`], the simulated venue's fills) and the Hyperliquid adapter (live); the
+/// [paper venue](PaperVenue) drives either the same way.
+pub trait ExecutionClient: Send + Sync {
+    /// Sends `cmd`'s market order. Returns no fill: each fill is passed to `on_fill` as it
+    /// comes back (an order filled in part, then its remainder's), and the call returns once
+    /// the order is done (filled, or what did not fill is cancelled).
     ///
     /// # Errors
-    /// [`VenueError`] when nothing was filled.
-    fn execute(
+    /// [`VenueError`] when nothing filled; no fill was then reported.
+    fn submit_order(
         &self,
-        book: &str,
-        coin: &str,
-        intent: &Intent,
-        order: &Order,
-    ) -> Result<(u64, Fill), VenueError>;
+        cmd: &SubmitOrder<'_>,
+        on_fill: &mut dyn FnMut(FillEvent),
+    ) -> Result<(), VenueError>;
 
     /// Places `stops` as reduce-only trigger orders resting on the exchange (idempotent: the
     /// same `stops.intent` after a restart finds the orders it placed).
@@ -100,10 +125,32 @@ pub struct Stops {
     pub intent: Intent,
 }
 
+/// The paper execution client: every market order fills at once at its reference price with
+/// the costs' slippage and fee ([`simulated_fill`], as the simulated venue fills it), under
+/// the book's own number.
+#[derive(Debug, Clone, Copy)]
+pub struct PaperClient {
+    pub costs: Costs,
+}
+
+impl ExecutionClient for PaperClient {
+    fn submit_order(
+        &self,
+        cmd: &SubmitOrder<'_>,
+        on_fill: &mut dyn FnMut(FillEvent),
+    ) -> Result<(), VenueError> {
+        on_fill(FillEvent {
+            id: cmd.number,
+            fill: simulated_fill(&self.costs, &cmd.order),
+        });
+        Ok(())
+    }
+}
+
 /// Where a live book's orders go.
 #[derive(Clone)]
 pub struct Link {
-    pub executor: Arc<dyn Executor>,
+    pub executor: Arc<dyn ExecutionClient>,
     pub book: String,
     pub coin: String,
 }
@@ -291,24 +338,64 @@ impl PaperVenue {
 
 impl Venue for PaperVenue {
     fn submit(&mut self, order: &Order) -> Result<Ack, VenueError> {
-        if let Some(link) = &self.link {
-            let intent = self.intents;
-            self.intents.seq += 1;
-            let (id, fill) = link
-                .executor
-                .execute(&link.book, &link.coin, &intent, order)?;
-            self.sim.book(&fill);
-            self.events.push(VenueEvent::Order { id, order: *order });
-            self.events.push(VenueEvent::Fill { id, fill });
-            return Ok(Ack {
-                id: OrderId(id),
-                fill,
+        let intent = self.intents;
+        self.intents.seq += 1;
+        let number = self.sim.next_order_id();
+        let paper = PaperClient {
+            costs: self.sim.costs(),
+        };
+        let (client, book, coin): (&dyn ExecutionClient, &str, &str) = match &self.link {
+            Some(l) => (l.executor.as_ref(), &l.book, &l.coin),
+            None => (&paper, "", ""),
+        };
+        let cmd = SubmitOrder {
+            book,
+            coin,
+            number,
+            intent,
+            order: *order,
+        };
+        // Each fill is booked as it comes back; the engine is answered with their sum.
+        let (sim, events) = (&mut self.sim, &mut self.events);
+        let mut first: Option<Ack> = None;
+        let (mut qty, mut value, mut fee) = (0.0, 0.0, 0.0);
+        client.submit_order(&cmd, &mut |ev: FillEvent| {
+            sim.book(&ev.fill);
+            if first.is_none() {
+                events.push(VenueEvent::Order {
+                    id: ev.id,
+                    order: *order,
+                });
+                first = Some(Ack {
+                    id: OrderId(ev.id),
+                    fill: ev.fill,
+                });
+            }
+            // Journaled under the order's id (its remainder's venue ids are in the client's
+            // own records).
+            if let Some(a) = &first {
+                events.push(VenueEvent::Fill {
+                    id: a.id.0,
+                    fill: ev.fill,
+                });
+            }
+            qty += ev.fill.qty;
+            value += ev.fill.qty * ev.fill.price;
+            fee += ev.fill.fee;
+        })?;
+        let Some(mut ack) = first else {
+            return Err(VenueError::Rejected {
+                reason: "nothing filled".into(),
             });
+        };
+        if qty != ack.fill.qty {
+            ack.fill = Fill {
+                side: order.side,
+                qty,
+                price: value / qty,
+                fee,
+            };
         }
-        let ack = self.sim.submit(order)?;
-        let (OrderId(id), fill) = (ack.id, ack.fill);
-        self.events.push(VenueEvent::Order { id, order: *order });
-        self.events.push(VenueEvent::Fill { id, fill });
         Ok(ack)
     }
     fn balance(&self) -> f64 {
@@ -408,14 +495,13 @@ mod tests {
     /// An exchange that fills only half of the first sell.
     struct HalfFirstSell(std::sync::Mutex<bool>);
 
-    impl Executor for HalfFirstSell {
-        fn execute(
+    impl ExecutionClient for HalfFirstSell {
+        fn submit_order(
             &self,
-            _book: &str,
-            _coin: &str,
-            _intent: &Intent,
-            order: &Order,
-        ) -> Result<(u64, Fill), VenueError> {
+            cmd: &SubmitOrder<'_>,
+            on_fill: &mut dyn FnMut(FillEvent),
+        ) -> Result<(), VenueError> {
+            let order = cmd.order;
             let mut halved = self.0.lock().expect("not poisoned");
             let qty = if order.side == OrderSide::Sell && !*halved {
                 *halved = true;
@@ -423,15 +509,16 @@ mod tests {
             } else {
                 order.qty
             };
-            Ok((
-                7,
-                Fill {
+            on_fill(FillEvent {
+                id: 7,
+                fill: Fill {
                     side: order.side,
                     qty,
                     price: order.price,
                     fee: 0.0,
                 },
-            ))
+            });
+            Ok(())
         }
     }
 

@@ -824,7 +824,7 @@ impl Session {
 
     /// Sends every book's orders through `executor` from now on (live trading): each book's
     /// venue books the exchange's fills instead of simulating them.
-    pub fn link(&mut self, executor: std::sync::Arc<dyn crate::execution::paper::Executor>) {
+    pub fn link(&mut self, executor: std::sync::Arc<dyn crate::execution::paper::ExecutionClient>) {
         for b in &mut self.books {
             let link = crate::execution::paper::Link {
                 executor: executor.clone(),

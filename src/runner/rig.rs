@@ -21,7 +21,7 @@ use crate::{
         MAINNET_URL,
     },
     execution::{
-        paper::{Executor as _, Intent, Phase},
+        paper::{ExecutionClient as _, Intent, Phase, SubmitOrder},
         types::VenueRules,
         Order, OrderSide,
     },
@@ -497,11 +497,23 @@ impl LiveRig {
                         residue: Some(held),
                         ..Intent::new(ts, Phase::Kill, 0)
                     };
-                    match self.executor.execute(PORTFOLIO, coin, &intent, &order) {
-                        Ok((oid, fill)) => closed.push(ClosedPosition {
+                    let cmd = SubmitOrder {
+                        book: PORTFOLIO,
+                        coin,
+                        number: 0,
+                        intent,
+                        order,
+                    };
+                    let (mut oid, mut filled) = (None, 0.0);
+                    let sent = self.executor.submit_order(&cmd, &mut |ev| {
+                        oid.get_or_insert(ev.id);
+                        filled += ev.fill.qty;
+                    });
+                    match sent {
+                        Ok(()) => closed.push(ClosedPosition {
                             coin: coin.clone(),
-                            filled: fill.qty,
-                            oid,
+                            filled,
+                            oid: oid.unwrap_or(0),
                             size: held.to_string(),
                         }),
                         Err(e) => {

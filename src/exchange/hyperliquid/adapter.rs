@@ -40,9 +40,9 @@ use crate::{
         wire::{to_wire, Action, Cloid, OidOrCloid, OrderTypeWire, OrderWire, Tif, Tpsl},
     },
     execution::{
-        paper::{Executor, Intent, Phase, Stops},
+        paper::{ExecutionClient, FillEvent, Phase, Stops, SubmitOrder},
         types::VenueRules,
-        Costs, ExitReason, Fill, Order, OrderSide, Side, VenueError,
+        Costs, ExitReason, Fill, OrderSide, Side, VenueError,
     },
     store::StoreError,
 };
@@ -900,14 +900,13 @@ impl LiveExecutor {
     }
 }
 
-impl Executor for LiveExecutor {
-    fn execute(
+impl ExecutionClient for LiveExecutor {
+    fn submit_order(
         &self,
-        book: &str,
-        coin: &str,
-        intent: &Intent,
-        order: &Order,
-    ) -> Result<(u64, Fill), VenueError> {
+        cmd: &SubmitOrder<'_>,
+        on_fill: &mut dyn FnMut(FillEvent),
+    ) -> Result<(), VenueError> {
+        let (book, coin, intent, order) = (cmd.book, cmd.coin, &cmd.intent, &cmd.order);
         let ts = intent.ts;
         let kill = intent.phase == Phase::Kill;
         let Some(&(asset, rules)) = self.assets.get(coin) else {
@@ -954,11 +953,11 @@ impl Executor for LiveExecutor {
             let m = format!("order of {want} {coin} is under the exchange's $10 minimum; not sent");
             return Err(VenueError::NotSent(m));
         }
-        // The order, and its remainder up to twice if it filled in part.
-        let mut total = Done::default();
-        let mut value = Decimal::ZERO;
+        // The order, and its remainder up to twice if it filled in part; each one's fill is
+        // reported as it comes back.
+        let mut filled = Decimal::ZERO;
         for round in 0..3 {
-            let left = want - total.qty;
+            let left = want - filled;
             if left <= Decimal::ZERO || (round > 0 && left * limit < min_notional && !reduce_only) {
                 break;
             }
@@ -982,31 +981,26 @@ impl Executor for LiveExecutor {
                 Err(e) if round == 0 => return Err(e),
                 Err(_) => break,
             };
-            if total.oid == 0 {
-                total.oid = done.oid;
-            }
-            total.qty += done.qty;
-            value += done.qty * done.price;
-            total.fee += done.fee;
             if done.qty.is_zero() {
                 break;
             }
+            filled += done.qty;
+            on_fill(FillEvent {
+                id: done.oid,
+                fill: Fill {
+                    side: order.side,
+                    qty: f(done.qty),
+                    price: f(done.price),
+                    fee: f(done.fee),
+                },
+            });
         }
-        if total.qty.is_zero() {
+        if filled.is_zero() {
             return Err(VenueError::Rejected {
                 reason: "nothing filled".into(),
             });
         }
-        total.price = value / total.qty;
-        Ok((
-            total.oid,
-            Fill {
-                side: order.side,
-                qty: f(total.qty),
-                price: f(total.price),
-                fee: f(total.fee),
-            },
-        ))
+        Ok(())
     }
 
     fn place_stops(&self, book: &str, coin: &str, stops: &Stops) -> Result<(), VenueError> {
@@ -1207,6 +1201,7 @@ pub async fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::execution::paper::Intent;
 
     #[test]
     fn a_key_file_others_can_read_is_refused_and_errors_never_show_the_key() {
