@@ -160,6 +160,47 @@ fn the_planted_edge_is_promoted_and_recorded() {
             assert!(d["dsr"].as_f64().unwrap() >= 0.95);
             let n = &stage(c, "nulls").unwrap()["figures"];
             assert_eq!(n["nulls"], 40);
+            // Cost and delay sensitivity: at 1x the segments' own Sharpe, falling as costs
+            // rise, positive at 2x (double_costs is on by default), break-even past 2x.
+            let sens = &stage(c, "costs").unwrap()["figures"]["sensitivity"];
+            for (seg, own) in [("train", &c["train"]), ("validation", &c["validation"])] {
+                let x = &sens[seg];
+                let at: Vec<(f64, f64)> = x["costs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        (
+                            p["multiple"].as_f64().unwrap(),
+                            p["sharpe"].as_f64().unwrap(),
+                        )
+                    })
+                    .collect();
+                let multiples: Vec<f64> = at.iter().map(|p| p.0).collect();
+                assert_eq!(multiples, [0.5, 1.0, 2.0, 3.0]);
+                let own = own["sharpe"].as_f64().unwrap();
+                assert!((at[1].1 - own).abs() < 1e-9, "{seg}: {x} vs {own}");
+                assert!(at.windows(2).all(|w| w[1].1 < w[0].1), "{seg}: {x}");
+                assert!(at[2].1 > 0.0, "{seg}: {x}");
+                let delays: Vec<u64> = x["delays"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["bars"].as_u64().unwrap())
+                    .collect();
+                assert_eq!(delays, [1, 2]);
+                // Where the Sharpe changes sign between grid points, the break-even lies
+                // between them.
+                match x["break_even_multiple"].as_f64() {
+                    Some(b) => {
+                        assert!(b > 2.0, "{seg}: {x}");
+                        if at[3].1 <= 0.0 {
+                            assert!(b <= 3.0, "{seg}: {x}");
+                        }
+                    }
+                    None => assert!(at[3].1 > 0.0, "{seg}: {x}"),
+                }
+            }
         } else {
             // It stopped at exactly one stage: the last it reached.
             assert_eq!(failed.len(), 1, "{c}");
@@ -195,6 +236,14 @@ fn the_planted_edge_is_promoted_and_recorded() {
     // The report: the gauntlet table, equity with the segments marked, the null histograms.
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("<h2>Gauntlet</h2>"));
+    // Two rows of cost and delay figures per candidate (training, validation).
+    assert!(html.contains("<h2>Costs and delay</h2>"));
+    assert!(html.contains("<th>2x costs</th>") && html.contains("<th>2 bars late</th>"));
+    assert_eq!(
+        html.matches("<td class=\"l\">validation</td>").count(),
+        candidates.len(),
+        "{html}"
+    );
     assert!(html.contains("class=\"mark\""));
     assert!(html.matches("class=\"bar\"").count() >= 30);
     assert!(html.contains(">holdout</text>"));

@@ -293,8 +293,18 @@ impl PortfolioProblem {
     /// The book of `schedule` on `seg` under the run's costs and caps: the report and figures
     /// of the segment's bars.
     pub fn book(&self, schedule: Vec<Rebalance>, seg: &PanelSegment) -> PortfolioRunResult {
+        self.book_with(schedule, seg, &self.backtest)
+    }
+
+    /// [`Self::book`] under the engine `cfg` (other costs) instead of the run's.
+    pub fn book_with(
+        &self,
+        schedule: Vec<Rebalance>,
+        seg: &PanelSegment,
+        cfg: &EngineConfig,
+    ) -> PortfolioRunResult {
         let p = &seg.panel;
-        let report = run_book(p, &schedule, &self.backtest, &self.limits).since(seg.start);
+        let report = run_book(p, &schedule, cfg, &self.limits).since(seg.start);
         let figures = PortfolioFigures::of(&report, seg.ts(), p.bars_per_year());
         PortfolioRunResult {
             schedule,

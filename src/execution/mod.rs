@@ -184,6 +184,16 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The same engine with fees and slippage `multiple` times as high (funding unchanged: it
+    /// is the market's, not the execution's).
+    pub fn costs_scaled(&self, multiple: f64) -> Self {
+        Self {
+            fee: self.fee * multiple,
+            slippage: self.slippage * multiple,
+            ..*self
+        }
+    }
+
     /// The engine of `[costs]` and `[backtest]`: taker fee, slippage, funding, cash, fill,
     /// leverage and maintenance margin.
     pub fn of(costs: &CostsConfig, backtest: &BacktestSection) -> Self {

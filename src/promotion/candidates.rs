@@ -27,6 +27,7 @@ use crate::{
     },
     seeds::Prepared,
     strategy::{
+        portfolio::Rebalance,
         regime::{Regimes, VolatilityParams},
         Targets,
     },
@@ -51,6 +52,17 @@ pub trait Candidates: Sync {
 
     /// `r`'s validation Sharpe with its signal flipped (long ↔ short).
     fn flipped_sharpe(&self, r: &Ranked) -> f64;
+
+    /// `r`'s Sharpe on the training or the validation segment with fees and slippage
+    /// `cost_multiple` times the run's and every decision acted on `delay` bars late (1 and 0:
+    /// the segment's own Sharpe).
+    fn stressed_sharpe(
+        &self,
+        r: &Ranked,
+        validation: bool,
+        cost_multiple: f64,
+        delay: usize,
+    ) -> f64;
 
     /// `r`'s validation Sharpe on return-permuted copy `k` of the validation segment, drawn
     /// from stream `k` of `seed`.
@@ -122,10 +134,21 @@ impl CoinCandidates<'_> {
         targets_of: &dyn Fn(&Prepared) -> Targets,
         by_regime: bool,
     ) -> SegmentRun {
+        self.run_with(markets, targets_of, by_regime, &self.problem.backtest)
+    }
+
+    /// [`Self::run_on`] under the engine `cfg`.
+    fn run_with(
+        &self,
+        markets: &[Prepared],
+        targets_of: &dyn Fn(&Prepared) -> Targets,
+        by_regime: bool,
+        cfg: &EngineConfig,
+    ) -> SegmentRun {
         let mut metrics = Vec::with_capacity(markets.len());
         let mut series = Vec::with_capacity(markets.len());
         for p in markets {
-            let (report, m) = backtest_targets(&targets_of(p), p, &self.problem.backtest);
+            let (report, m) = backtest_targets(&targets_of(p), p, cfg);
             series.push((
                 p.market.candles.ts.clone(),
                 fitness::returns(&report.equity, report.cash),
@@ -200,6 +223,25 @@ impl Candidates for CoinCandidates<'_> {
         self.sharpe_on(&self.problem.validation, &|p| {
             self.targets(r, p).flipped(&p.market.candles.close)
         })
+    }
+
+    fn stressed_sharpe(
+        &self,
+        r: &Ranked,
+        validation: bool,
+        cost_multiple: f64,
+        delay: usize,
+    ) -> f64 {
+        let markets = if validation {
+            &self.problem.validation
+        } else {
+            &self.problem.train
+        };
+        let cfg = self.problem.backtest.costs_scaled(cost_multiple);
+        let targets_of = |p: &Prepared| self.targets(r, p).delayed(delay);
+        self.run_with(markets, &targets_of, false, &cfg)
+            .figures
+            .map_or(0.0, |f| f.sharpe)
     }
 
     fn null_sharpe(&self, r: &Ranked, seed: u64, k: usize) -> f64 {
@@ -324,6 +366,32 @@ impl Candidates for PortfolioCandidates<'_> {
             }
         }
         self.problem.book(schedule, seg).figures.sharpe
+    }
+
+    fn stressed_sharpe(
+        &self,
+        r: &Ranked,
+        validation: bool,
+        cost_multiple: f64,
+        delay: usize,
+    ) -> f64 {
+        let seg = if validation {
+            &self.problem.validation
+        } else {
+            &self.problem.train
+        };
+        let n = seg.panel.len();
+        let schedule: Vec<Rebalance> = self
+            .problem
+            .schedule(r.seed_index, &r.genes, seg)
+            .into_iter()
+            .filter_map(|mut reb| {
+                reb.t += delay;
+                (reb.t < n).then_some(reb)
+            })
+            .collect();
+        let cfg = self.problem.backtest.costs_scaled(cost_multiple);
+        self.problem.book_with(schedule, seg, &cfg).figures.sharpe
     }
 
     fn null_sharpe(&self, r: &Ranked, seed: u64, k: usize) -> f64 {

@@ -190,6 +190,10 @@ pub struct CostFigures {
     #[serde(deserialize_with = "crate::store::real")]
     pub fee: f64,
     pub funding: bool,
+    /// The Sharpe under other costs and delays ([`sensitivity`]; absent from strategies
+    /// promoted before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<CostSensitivity>,
     #[serde(deserialize_with = "crate::store::real")]
     pub slippage: f64,
     #[serde(deserialize_with = "crate::store::real")]
@@ -197,6 +201,117 @@ pub struct CostFigures {
     #[serde(deserialize_with = "crate::store::real")]
     pub train_total_return: f64,
     pub train_trades: usize,
+}
+
+/// The cost multiples the sensitivity gives the Sharpe at (fees and slippage × each).
+pub const COST_MULTIPLES: [f64; 4] = [0.5, 1.0, 2.0, 3.0];
+
+/// The delays, in bars, it gives the Sharpe with (at the run's costs).
+pub const DELAYS: [usize; 2] = [1, 2];
+
+/// The highest cost multiple the break-even search tries.
+pub const MAX_BREAK_EVEN: f64 = 10.0;
+
+/// The cost multiple the `costs` stage asks a positive Sharpe at (`promotion.double_costs`).
+pub const STRESS_MULTIPLE: f64 = 2.0;
+
+/// The Sharpe at one cost multiple.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CostPoint {
+    #[serde(deserialize_with = "crate::store::real")]
+    pub multiple: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub sharpe: f64,
+}
+
+/// The Sharpe with decisions acted on `bars` bars late.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DelayPoint {
+    pub bars: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub sharpe: f64,
+}
+
+/// How one segment's Sharpe answers costs and delay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentSensitivity {
+    /// The multiple of the run's fees and slippage at which the Sharpe falls to zero, to
+    /// 0.01: 0 when it loses even without costs, `None` when it is still positive at
+    /// [`MAX_BREAK_EVEN`] times them.
+    pub break_even_multiple: Option<f64>,
+    /// At each of [`COST_MULTIPLES`].
+    pub costs: Vec<CostPoint>,
+    /// With each of [`DELAYS`], at the run's costs.
+    pub delays: Vec<DelayPoint>,
+}
+
+impl SegmentSensitivity {
+    /// The Sharpe at cost multiple `m` (one of [`COST_MULTIPLES`]).
+    pub fn at_costs(&self, m: f64) -> Option<f64> {
+        self.costs
+            .iter()
+            .find(|p| p.multiple == m)
+            .map(|p| p.sharpe)
+    }
+}
+
+/// A candidate's cost and delay sensitivity on training and on validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostSensitivity {
+    pub train: SegmentSensitivity,
+    pub validation: SegmentSensitivity,
+}
+
+/// The cost multiple in `[0, MAX_BREAK_EVEN]` at which `sharpe_at` (decreasing in it) falls
+/// to zero, by bisection to 0.01; 0 when it is not positive without costs, `None` when it is
+/// still positive at the top.
+pub fn break_even(sharpe_at: &(dyn Fn(f64) -> f64 + Sync)) -> Option<f64> {
+    let positive = |m: f64| sharpe_at(m) > 0.0;
+    if !positive(0.0) {
+        return Some(0.0);
+    }
+    if positive(MAX_BREAK_EVEN) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0.0, MAX_BREAK_EVEN);
+    while hi - lo > 0.01 {
+        let mid = 0.5 * (lo + hi);
+        if positive(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some((50.0 * (lo + hi)).round() / 100.0)
+}
+
+/// Candidate `r`'s Sharpe on training and validation at each of [`COST_MULTIPLES`] times the
+/// run's fees and slippage and with each of [`DELAYS`], and its break-even cost multiple.
+pub fn sensitivity<C: Candidates>(c: &C, r: &Ranked) -> CostSensitivity {
+    let segment = |validation: bool| {
+        let sharpe = |m: f64, delay: usize| c.stressed_sharpe(r, validation, m, delay);
+        let costs = COST_MULTIPLES
+            .par_iter()
+            .map(|&multiple| CostPoint {
+                multiple,
+                sharpe: sharpe(multiple, 0),
+            })
+            .collect();
+        let delays = DELAYS
+            .par_iter()
+            .map(|&bars| DelayPoint {
+                bars,
+                sharpe: sharpe(1.0, bars),
+            })
+            .collect();
+        SegmentSensitivity {
+            break_even_multiple: break_even(&|m| sharpe(m, 0)),
+            costs,
+            delays,
+        }
+    };
+    let (train, validation) = rayon::join(|| segment(false), || segment(true));
+    CostSensitivity { train, validation }
 }
 
 /// The cross-section stage's figures ([`cross_section`]).
@@ -343,18 +458,42 @@ fn outcome(
     }
 }
 
-/// Stage 1 on a candidate's training figures and the run's costs.
-pub fn costs(train: &Figures, fee: f64, slippage: f64, funding: bool) -> Outcome {
+/// Stage 1 on a candidate's training figures, the run's costs and the candidate's
+/// [`sensitivity`] to them. With `double_costs` (`promotion.double_costs`), the Sharpe at
+/// twice the fees and slippage must be positive on training and on validation too.
+pub fn costs(
+    train: &Figures,
+    fee: f64,
+    slippage: f64,
+    funding: bool,
+    sensitivity: Option<CostSensitivity>,
+    double_costs: bool,
+) -> Outcome {
+    let doubled = sensitivity.as_ref().map(|s| {
+        (
+            s.train.at_costs(STRESS_MULTIPLE).unwrap_or(f64::NAN),
+            s.validation.at_costs(STRESS_MULTIPLE).unwrap_or(f64::NAN),
+            s.validation.break_even_multiple,
+        )
+    });
     let figures = StageFigures::Costs(CostFigures {
         fee,
         funding,
+        sensitivity,
         slippage,
         train_sharpe: train.sharpe,
         train_total_return: train.total_return,
         train_trades: train.trades,
     });
-    let rule =
+    let mut rule =
         "training net return > 0 and Sharpe > 0 after fees, slippage and funding".to_string();
+    if double_costs {
+        rule.push_str("; Sharpe > 0 at 2x fees and slippage on training and validation");
+    }
+    let break_even = |b: Option<f64>| match b {
+        Some(m) => format!("{m:.2}x"),
+        None => format!("above {MAX_BREAK_EVEN}x"),
+    };
     let (passed, reason) = if fee <= 0.0 && slippage <= 0.0 {
         (
             false,
@@ -392,14 +531,36 @@ pub fn costs(train: &Figures, fee: f64, slippage: f64, funding: bool) -> Outcome
             ),
         )
     } else {
-        (
-            true,
-            format!(
-                "return {:+.2} %, Sharpe {:.2} on training after costs",
-                train.total_return * 100.0,
-                train.sharpe
+        match doubled {
+            Some((t2, v2, be)) if double_costs && !(t2 > 0.0 && v2 > 0.0) => (
+                false,
+                format!(
+                    "the edge does not survive twice the costs: Sharpe {t2:.2} on training and \
+                     {v2:.2} on validation at 2x fees and slippage (validation breaks even at \
+                     {} the run's costs)",
+                    break_even(be)
+                ),
             ),
-        )
+            Some((t2, v2, be)) => (
+                true,
+                format!(
+                    "return {:+.2} %, Sharpe {:.2} on training after costs; at 2x costs Sharpe \
+                     {t2:.2} on training, {v2:.2} on validation (validation breaks even at {} \
+                     the run's costs)",
+                    train.total_return * 100.0,
+                    train.sharpe,
+                    break_even(be)
+                ),
+            ),
+            None => (
+                true,
+                format!(
+                    "return {:+.2} %, Sharpe {:.2} on training after costs",
+                    train.total_return * 100.0,
+                    train.sharpe
+                ),
+            ),
+        }
     };
     outcome(Stage::Costs, passed, rule, reason, figures)
 }
@@ -1076,6 +1237,12 @@ pub fn run<C: Candidates, E>(
         .par_iter()
         .map(|r| (c.segment(r, false), c.segment(r, true)))
         .collect();
+    progress(&format!(
+        "measuring {} candidates' Sharpe under other costs and delays",
+        ranked.len()
+    ));
+    let sensitivities: Vec<CostSensitivity> =
+        ranked.par_iter().map(|r| sensitivity(c, r)).collect();
     // PBO over the front: each candidate's training then validation returns.
     let columns: Vec<Vec<f64>> = runs
         .iter()
@@ -1112,7 +1279,11 @@ pub fn run<C: Candidates, E>(
         };
         let stages = &mut judged.stages;
         'stages: {
-            if !go(costs(&tf, b.fee, b.slippage, b.funding), stages) {
+            let sens = Some(sensitivities[i].clone());
+            if !go(
+                costs(&tf, b.fee, b.slippage, b.funding, sens, cfg.double_costs),
+                stages,
+            ) {
                 break 'stages;
             }
             if C::CROSS_SECTION {
@@ -1304,16 +1475,103 @@ mod tests {
     }
 
     #[test]
+    fn break_even_is_where_the_sharpe_crosses_zero() {
+        // 2 − 0.8·m crosses zero at m = 2.5.
+        assert_eq!(break_even(&|m| 2.0 - 0.8 * m), Some(2.5));
+        // 0.3 − 0.1·m at m = 3.
+        assert_eq!(break_even(&|m| 0.3 - 0.1 * m), Some(3.0));
+        // Losing without costs; still winning at 10×; NaN counts as no gain.
+        assert_eq!(break_even(&|m| -0.1 - m), Some(0.0));
+        assert_eq!(break_even(&|m| 5.0 - 0.1 * m), None);
+        assert_eq!(break_even(&|_| f64::NAN), Some(0.0));
+    }
+
+    /// A sensitivity whose Sharpe falls by `slope` per cost multiple from `train` / `valid`
+    /// without costs.
+    fn sloped(train: f64, valid: f64, slope: f64) -> CostSensitivity {
+        let segment = |s0: f64| SegmentSensitivity {
+            break_even_multiple: break_even(&|m| s0 - slope * m),
+            costs: COST_MULTIPLES
+                .map(|multiple| CostPoint {
+                    multiple,
+                    sharpe: s0 - slope * multiple,
+                })
+                .to_vec(),
+            delays: Vec::new(),
+        };
+        CostSensitivity {
+            train: segment(train),
+            validation: segment(valid),
+        }
+    }
+
+    #[test]
+    fn twice_the_costs_must_leave_a_gain_when_asked() {
+        // Validation: 1.0 − 0.4·2 = 0.2 at 2× (break-even 2.5×): passes, and says so.
+        let o = costs(
+            &figures(1.2, 0.3),
+            0.00045,
+            0.0005,
+            true,
+            Some(sloped(1.6, 1.0, 0.4)),
+            true,
+        );
+        assert!(o.passed, "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("at 2x costs Sharpe 0.80 on training, 0.20 on validation")
+                && o.reason.contains("breaks even at 2.50x"),
+            "{}",
+            o.reason
+        );
+        // Validation: 0.7 − 0.4·2 = −0.1 at 2× (break-even 1.75×): refused, unless the
+        // option is off.
+        let o = costs(
+            &figures(1.2, 0.3),
+            0.00045,
+            0.0005,
+            true,
+            Some(sloped(1.6, 0.7, 0.4)),
+            true,
+        );
+        assert!(!o.passed);
+        assert!(
+            o.reason.contains("does not survive twice the costs")
+                && o.reason.contains("-0.10 on validation")
+                && o.reason.contains("1.75x"),
+            "{}",
+            o.reason
+        );
+        assert!(o.rule.contains("2x fees and slippage"));
+        let o = costs(
+            &figures(1.2, 0.3),
+            0.00045,
+            0.0005,
+            true,
+            Some(sloped(1.6, 0.7, 0.4)),
+            false,
+        );
+        assert!(o.passed && !o.rule.contains("2x"), "{}", o.rule);
+        let StageFigures::Costs(f) = &o.figures else {
+            panic!("{:?}", o.figures)
+        };
+        assert_eq!(
+            f.sensitivity.as_ref().unwrap().validation.at_costs(3.0),
+            Some(0.7 - 0.4 * 3.0)
+        );
+    }
+
+    #[test]
     fn costs_on_both_sides() {
-        assert!(costs(&figures(1.2, 0.3), 0.00045, 0.0005, true).passed);
-        let o = costs(&figures(1.2, -0.01), 0.00045, 0.0005, true);
+        assert!(costs(&figures(1.2, 0.3), 0.00045, 0.0005, true, None, true).passed);
+        let o = costs(&figures(1.2, -0.01), 0.00045, 0.0005, true, None, true);
         assert!(
             !o.passed && o.reason.contains("loses after costs"),
             "{}",
             o.reason
         );
         // A positive mean return with a Sharpe below zero is not called a loss.
-        let o = costs(&figures(-0.1, 0.0175), 0.00045, 0.0005, true);
+        let o = costs(&figures(-0.1, 0.0175), 0.00045, 0.0005, true, None, true);
         assert!(!o.passed);
         assert!(
             !o.reason.contains("loses")
@@ -1326,13 +1584,13 @@ mod tests {
             feasible: false,
             ..figures(1.2, 0.3)
         };
-        let o = costs(&thin, 0.00045, 0.0005, true);
+        let o = costs(&thin, 0.00045, 0.0005, true, None, true);
         assert!(
             !o.passed && o.reason.contains("too few trades"),
             "{}",
             o.reason
         );
-        let o = costs(&figures(1.2, 0.3), 0.0, 0.0, true);
+        let o = costs(&figures(1.2, 0.3), 0.0, 0.0, true, None, true);
         assert!(
             !o.passed && o.reason.contains("without fees"),
             "{}",
@@ -1404,7 +1662,7 @@ mod tests {
             median_logit: 0.9,
         };
         let outcomes = vec![
-            costs(&train, 0.00045, 0.0001, true),
+            costs(&train, 0.00045, 0.0001, true, None, true),
             cross_section(1.9, &[0.5, 1.0, 2.0], 0.95),
             nulls(0.95, -0.5, &[0.1, 0.2], 0.95),
             out_of_sample(0.0, 0.5, &[0.4, -0.1], 0.5),

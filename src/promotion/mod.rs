@@ -20,6 +20,9 @@ pub const MAX_NULLS: usize = 100_000;
 pub struct PromotionConfig {
     pub registry: String,
     pub top: usize,
+    /// The `costs` stage also asks a positive Sharpe at twice the fees and slippage, on
+    /// training and validation.
+    pub double_costs: bool,
     pub nulls: usize,
     pub null_quantile: f64,
     pub cross_nulls: usize,

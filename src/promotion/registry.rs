@@ -798,6 +798,33 @@ mod tests {
         d.join("sub").join("registry.db")
     }
 
+    fn sensitivity() -> crate::promotion::gauntlet::CostSensitivity {
+        use crate::promotion::gauntlet::{CostPoint, DelayPoint, SegmentSensitivity};
+        let segment = |sharpe: f64, break_even_multiple| SegmentSensitivity {
+            break_even_multiple,
+            costs: [0.5, 1.0, 2.0, 3.0]
+                .map(|multiple| CostPoint {
+                    multiple,
+                    sharpe: sharpe - 0.25 * multiple,
+                })
+                .to_vec(),
+            delays: vec![
+                DelayPoint {
+                    bars: 1,
+                    sharpe: sharpe - 0.5,
+                },
+                DelayPoint {
+                    bars: 2,
+                    sharpe: sharpe - 0.75,
+                },
+            ],
+        };
+        crate::promotion::gauntlet::CostSensitivity {
+            train: segment(1.5, None),
+            validation: segment(0.75, Some(3.0)),
+        }
+    }
+
     fn strategy(id: &str, promotion: i64) -> Strategy {
         Strategy {
             id: id.into(),
@@ -827,6 +854,8 @@ mod tests {
                     },
                     0.00045,
                     0.0001,
+                    true,
+                    Some(sensitivity()),
                     true,
                 )],
                 ..Figures::default()
@@ -912,6 +941,8 @@ mod tests {
         };
         assert_eq!(c.train_sharpe, 1.5);
         assert_eq!(c.train_trades, 40);
+        // The sensitivity comes back as written, a break-even above the search's top as none.
+        assert_eq!(c.sensitivity, Some(sensitivity()));
         // Prefixes, filters.
         assert_eq!(r.get("rsi").unwrap().id, "rsi_filter_7_ffff0000");
         assert!(matches!(r.get("nope"), Err(RegistryError::Unknown(_))));

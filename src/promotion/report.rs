@@ -837,6 +837,7 @@ pub fn promotion_report(
         }
     }
     body.push_str("</table>\n");
+    body.push_str(&sensitivity_table(verdict));
     for j in verdict
         .candidates
         .iter()
@@ -944,6 +945,64 @@ pub fn promotion_report(
         body.push_str("</table>\n");
     }
     page(title, &body)
+}
+
+/// The candidates' Sharpe under other costs and delays (the `costs` stage's figures): one row
+/// per candidate and segment.
+fn sensitivity_table(verdict: &crate::promotion::gauntlet::Verdict) -> String {
+    use crate::promotion::gauntlet::{StageFigures, COST_MULTIPLES, DELAYS, MAX_BREAK_EVEN};
+    let mut t = String::from(
+        "<h2>Costs and delay</h2>\n<p class=\"note\">Sharpe with the run's fees and slippage \
+         scaled, with every decision acted on one or two bars late (at the run's costs), and \
+         the multiple of the costs at which it earns nothing.</p>\n<table><tr><th>#</th>\
+         <th class=\"l\">id</th><th class=\"l\">segment</th>",
+    );
+    for m in COST_MULTIPLES {
+        let _ = write!(t, "<th>{m}x costs</th>");
+    }
+    for d in DELAYS {
+        let _ = write!(t, "<th>{d} bar{} late</th>", if d == 1 { "" } else { "s" });
+    }
+    t.push_str("<th>break-even costs</th></tr>\n");
+    let mut rows = 0;
+    for j in &verdict.candidates {
+        let Some(sens) = j.stages.iter().find_map(|o| match &o.figures {
+            StageFigures::Costs(c) => c.sensitivity.as_ref(),
+            _ => None,
+        }) else {
+            continue;
+        };
+        for (name, seg) in [("training", &sens.train), ("validation", &sens.validation)] {
+            rows += 1;
+            let _ = write!(
+                t,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{name}</td>",
+                j.rank + 1,
+                esc(&j.id)
+            );
+            for p in seg
+                .costs
+                .iter()
+                .map(|p| p.sharpe)
+                .chain(seg.delays.iter().map(|p| p.sharpe))
+            {
+                let _ = write!(t, "<td>{p:.2}</td>");
+            }
+            let _ = writeln!(
+                t,
+                "<td>{}</td></tr>",
+                match seg.break_even_multiple {
+                    Some(m) => format!("{m:.2}x"),
+                    None => format!("&gt; {MAX_BREAK_EVEN}x"),
+                }
+            );
+        }
+    }
+    t.push_str("</table>\n");
+    if rows == 0 {
+        return String::new();
+    }
+    t
 }
 
 #[cfg(test)]

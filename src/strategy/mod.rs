@@ -103,6 +103,23 @@ impl Targets {
         level(self.take[t])
     }
 
+    /// The same decisions acted on `bars` bars late: the target of bar `t` is the one decided
+    /// at bar `t − bars` (with its stop-loss and take-profit levels), flat before that.
+    pub fn delayed(&self, bars: usize) -> Self {
+        let n = self.len();
+        let k = bars.min(n);
+        let late = |v: &[f64], empty: f64| -> Vec<f64> {
+            let mut out = vec![empty; k];
+            out.extend_from_slice(&v[..n - k]);
+            out
+        };
+        Self {
+            position: late(&self.position, 0.0),
+            stop: late(&self.stop, f64::NAN),
+            take: late(&self.take, f64::NAN),
+        }
+    }
+
     /// The opposite strategy: every position negated (long ↔ short), and each stop-loss and
     /// take-profit mirrored around its signal bar's close (`2·close − level`), so a long's stop
     /// 2 % below becomes a short's stop 2 % above. `close` has one price per bar.
@@ -162,6 +179,20 @@ mod tests {
         assert_eq!(f.stop(0), Some(102.0));
         assert_eq!(f.take(0), Some(96.0));
         assert_eq!(f.stop(1), None);
+    }
+
+    #[test]
+    fn delayed_acts_on_each_decision_bars_late() {
+        let mut t = Targets::flat(4);
+        t.position = vec![0.5, -1.0, 0.25, 1.0];
+        t.set_levels(1, Some(98.0), Some(104.0));
+        let d = t.delayed(2);
+        assert_eq!(d.position, vec![0.0, 0.0, 0.5, -1.0]);
+        assert_eq!(d.stop(3), Some(98.0));
+        assert_eq!(d.take(3), Some(104.0));
+        assert_eq!(d.stop(1), None);
+        assert_eq!(t.delayed(0).position, t.position);
+        assert_eq!(t.delayed(9).position, vec![0.0; 4]);
     }
 
     #[test]
