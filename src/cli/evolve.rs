@@ -45,6 +45,10 @@ pub struct Args {
     /// Keep only the newest K checkpoints (default: evolution.keep_last; 0 keeps all).
     #[arg(long, value_name = "K")]
     pub keep_last: Option<u32>,
+    /// After the run, the same search on K null copies of its data (default:
+    /// evolution.null_searches).
+    #[arg(long, value_name = "K")]
+    pub null_searches: Option<usize>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -87,6 +91,10 @@ pub enum ResumeCommand {
         /// Keep only the newest K checkpoints (default: evolution.keep_last; 0 keeps all).
         #[arg(long, value_name = "K")]
         keep_last: Option<u32>,
+        /// The null searches to have beside the run (default: evolution.null_searches); those
+        /// done are kept, one interrupted continues.
+        #[arg(long, value_name = "K")]
+        null_searches: Option<usize>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -204,6 +212,7 @@ pub fn run(args: Args) -> Result<()> {
         config,
         force,
         keep_last,
+        null_searches,
         output,
     }) = args.resume
     {
@@ -214,7 +223,7 @@ pub fn run(args: Args) -> Result<()> {
             (data, source),
             config,
             force,
-            keep_last,
+            (keep_last, null_searches),
             output,
             stop,
         );
@@ -261,6 +270,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     let settings = run.settings.clone();
     let keep_last = Some(args.keep_last.unwrap_or(cfg.evolution.keep_last)).filter(|&k| k > 0);
+    let nulls = NullPlan {
+        count: null_count(args.null_searches, &cfg)?,
+        keep_last,
+        stop: stop.clone(),
+    };
     let checkpointer = Checkpointer::new_run(&out, keep_last)?;
     let mut lines = GenLines(&reporter);
     let reason;
@@ -273,7 +287,29 @@ pub fn run(args: Args) -> Result<()> {
         reason = exec.run(&mut c, target, &tick)?;
         ck = c;
     }
-    conclude(&ck, &loaded, &out, reporter, reason, target, &mut lock)
+    conclude(
+        &ck, &loaded, &out, reporter, reason, target, &mut lock, &nulls,
+    )
+}
+
+/// `--null-searches` or `evolution.null_searches`, checked.
+fn null_count(flag: Option<usize>, cfg: &Config) -> Result<usize> {
+    let k = flag.unwrap_or(cfg.evolution.null_searches);
+    if k > organism::evolution::MAX_NULL_SEARCHES {
+        bail!(
+            "--null-searches {k} is out of range: at most {} (each is one more run of the same \
+             size)",
+            organism::evolution::MAX_NULL_SEARCHES
+        );
+    }
+    Ok(k)
+}
+
+/// The null searches a run is to have beside it.
+struct NullPlan {
+    count: usize,
+    keep_last: Option<u32>,
+    stop: Arc<AtomicBool>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -284,7 +320,7 @@ fn resume(
     (data, source): (Option<PathBuf>, Option<String>),
     config: Option<PathBuf>,
     force: bool,
-    keep_last: Option<u32>,
+    (keep_last, null_searches): (Option<u32>, Option<usize>),
     output: OutputArgs,
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
@@ -331,10 +367,15 @@ fn resume(
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     });
-    if target <= ck.state.generation {
-        return at_target(file, &ck, &out, target, output.json);
-    }
     let keep_last = Some(keep_last.unwrap_or(current.evolution.keep_last)).filter(|&k| k > 0);
+    let nulls = NullPlan {
+        count: null_count(null_searches, &current)?,
+        keep_last,
+        stop: stop.clone(),
+    };
+    if target <= ck.state.generation {
+        return at_target(file, &ck, &out, target, &output, &nulls);
+    }
     let mut lock = RunLock::acquire(&out)?;
     // Continuing into another folder: it must not hold another run's checkpoints.
     let own = file
@@ -392,22 +433,39 @@ fn resume(
         exec.observe(&mut lines);
         exec.run(&mut ck, target, &|| reporter.tick())?
     };
-    conclude(&ck, &loaded, &out, reporter, reason, target, &mut lock)
+    conclude(
+        &ck, &loaded, &out, reporter, reason, target, &mut lock, &nulls,
+    )
 }
 
 /// A resume of a run already at `target`: nothing to evolve, but a run that crashed between
 /// its last checkpoint and its end files is finished. The lock (a dead run's is taken over) is
 /// held while the missing `front.csv` / `history.csv` are written and half-written files of the
 /// crash are removed.
-fn at_target(file: &Path, ck: &Checkpoint, out: &Path, target: u32, json: bool) -> Result<()> {
+fn at_target(
+    file: &Path,
+    ck: &Checkpoint,
+    out: &Path,
+    target: u32,
+    output: &OutputArgs,
+    nulls: &NullPlan,
+) -> Result<()> {
+    let json = output.json;
     let mut lock = RunLock::acquire(out)?;
     let newest = folder::generations(out).last().copied();
     let missing: Vec<&str> = ["front.csv", "history.csv"]
         .into_iter()
         .filter(|f| !out.join(f).exists())
         .collect();
+    let is_end = newest == Some(ck.state.generation);
+    if is_end && nulls.count > 0 && nulls_missing(out, nulls.count, ck.state.generation) {
+        // The run is done but not its null searches: they continue.
+        let loaded = build_problem(&ck.run, super::quiet() || json)?;
+        check_fingerprint(file, ck, &loaded)?;
+        return finish(ck, &loaded, out, output, &mut lock, nulls);
+    }
     // Only the folder's newest checkpoint stands for the run's end.
-    if missing.is_empty() || newest != Some(ck.state.generation) {
+    if missing.is_empty() || !is_end {
         lock.release();
         outln!(
             "{} is at generation {}; nothing to do for --generations {target}",
@@ -417,15 +475,7 @@ fn at_target(file: &Path, ck: &Checkpoint, out: &Path, target: u32, json: bool) 
         return Ok(());
     }
     let loaded = build_problem(&ck.run, super::quiet() || json)?;
-    if loaded.fingerprint != ck.fingerprint {
-        bail!(
-            "{}: the run was made on different market data (fingerprint {:016x}, now {:016x}); \
-             its front cannot be ranked on this data: restore the original data",
-            file.display(),
-            ck.fingerprint,
-            loaded.fingerprint
-        );
-    }
+    check_fingerprint(file, ck, &loaded)?;
     write_files(ck, &loaded.problem, out)?;
     lock.release();
     outln!(
@@ -438,8 +488,23 @@ fn at_target(file: &Path, ck: &Checkpoint, out: &Path, target: u32, json: bool) 
     Ok(())
 }
 
+/// Refuses data other than the run's.
+fn check_fingerprint(file: &Path, ck: &Checkpoint, loaded: &LoadedRun) -> Result<()> {
+    if loaded.fingerprint != ck.fingerprint {
+        bail!(
+            "{}: the run was made on different market data (fingerprint {:016x}, now {:016x}); \
+             its front cannot be ranked on this data: restore the original data",
+            file.display(),
+            ck.fingerprint,
+            loaded.fingerprint
+        );
+    }
+    Ok(())
+}
+
 /// The end of a run: the front and history files, then the summary, or after an interrupt the
 /// way to continue (exit code 130).
+#[allow(clippy::too_many_arguments)]
 fn conclude(
     ck: &Checkpoint,
     loaded: &LoadedRun,
@@ -448,6 +513,7 @@ fn conclude(
     reason: TerminationReason,
     target: u32,
     lock: &mut RunLock,
+    nulls: &NullPlan,
 ) -> Result<()> {
     reporter.finish();
     let problem = &loaded.problem;
@@ -458,7 +524,7 @@ fn conclude(
         std::process::exit(0);
     }
     match reason {
-        TerminationReason::TargetReached => finish(ck, loaded, out, &reporter.output, lock),
+        TerminationReason::TargetReached => finish(ck, loaded, out, &reporter.output, lock, nulls),
         TerminationReason::Interrupted => {
             write_files(ck, problem, out)?;
             lock.release();
@@ -497,9 +563,29 @@ fn finish(
     out: &Path,
     output: &OutputArgs,
     lock: &mut RunLock,
+    nulls: &NullPlan,
 ) -> Result<()> {
     let problem = &loaded.problem;
     let ranked = write_files(ck, problem, out)?;
+    let searched = if nulls.count > 0 {
+        let quiet = super::quiet() || output.json;
+        match null_searches(ck, loaded, &ranked, out, nulls, quiet)? {
+            Some(x) => Some(x),
+            None => {
+                lock.release();
+                eprintln!(
+                    "interrupted: the null searches done so far are saved in {}; continue with\n  \
+                     organism evolve resume {} --null-searches {}",
+                    out.join("nulls").display(),
+                    out.display(),
+                    nulls.count
+                );
+                std::process::exit(130);
+            }
+        }
+    } else {
+        None
+    };
     lock.release();
     let checkpoint = path_for(out, ck.state.generation);
     if let Some(path) = &output.report {
@@ -513,7 +599,7 @@ fn finish(
         outln!(
             "{}",
             serde_json::json!({"generation": ck.state.generation, "front": ranked,
-                "checkpoint": checkpoint})
+                "checkpoint": checkpoint, "null_searches": searched})
         );
         return Ok(());
     }
@@ -538,6 +624,12 @@ fn finish(
         checkpoint.display(),
         ranked.first().map_or("ID", |r| r.id.as_str())
     );
+    if let Some(n) = &searched {
+        outln!();
+        for line in n.lines() {
+            outln!("{line}");
+        }
+    }
     outln!(
         "training Sharpe is not evidence: evolution finds as much on shuffled noise. \
          `organism walkforward` with the same data tests whether the search works out of sample \
@@ -549,6 +641,207 @@ fn finish(
         }
     );
     Ok(())
+}
+
+/// A search's result as the null searches compare it.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct SearchFigures {
+    /// The best validation Sharpe of its first front.
+    best_validation_sharpe: f64,
+    /// Its first front's hypervolume (training objectives) at the last generation.
+    hypervolume: f64,
+}
+
+impl SearchFigures {
+    fn of(ranked: &[Ranked], ck: &Checkpoint) -> Self {
+        Self {
+            best_validation_sharpe: ranked
+                .iter()
+                .map(|r| r.validation.sharpe)
+                .filter(|x| x.is_finite())
+                .fold(f64::NEG_INFINITY, f64::max),
+            hypervolume: ck.state.history.last().map_or(0.0, |g| g.hypervolume),
+        }
+    }
+}
+
+/// The run against its null searches (`search_nulls.json` in the run folder).
+#[derive(Debug, Clone, serde::Serialize)]
+struct SearchNulls {
+    generations: u32,
+    real: SearchFigures,
+    /// Null search `k` at `nulls[k]`.
+    nulls: Vec<SearchFigures>,
+    /// The share of searches as good as the real one on no edge: `(1 + #nulls >= real) / (1 +
+    /// K)`, for the best validation Sharpe and for the hypervolume.
+    p_value_sharpe: f64,
+    p_value_hypervolume: f64,
+}
+
+impl SearchNulls {
+    fn new(generations: u32, real: SearchFigures, nulls: Vec<SearchFigures>) -> Self {
+        let p = |x: f64, of: &dyn Fn(&SearchFigures) -> f64| {
+            let above = nulls.iter().filter(|n| of(n) >= x).count();
+            (1 + above) as f64 / (1 + nulls.len()) as f64
+        };
+        Self {
+            generations,
+            p_value_sharpe: p(real.best_validation_sharpe, &|n| n.best_validation_sharpe),
+            p_value_hypervolume: p(real.hypervolume, &|n| n.hypervolume),
+            real,
+            nulls,
+        }
+    }
+
+    /// The summary's lines.
+    fn lines(&self) -> Vec<String> {
+        let k = self.nulls.len();
+        let median = |of: &dyn Fn(&SearchFigures) -> f64| {
+            let v: Vec<f64> = self.nulls.iter().map(of).collect();
+            organism::promotion::gauntlet::quantile(&v, 0.5)
+        };
+        let max = |of: &dyn Fn(&SearchFigures) -> f64| {
+            self.nulls.iter().map(of).fold(f64::NEG_INFINITY, f64::max)
+        };
+        let sharpe = |n: &SearchFigures| n.best_validation_sharpe;
+        let hv = |n: &SearchFigures| n.hypervolume;
+        let mut v = vec![
+            format!(
+                "null searches: the same search ({} generations) on {k} copies of the data with \
+                 no edge (returns permuted):",
+                self.generations
+            ),
+            format!(
+                "  best validation Sharpe {:.2} against the nulls' median {:.2}, max {:.2}: p = {:.3}",
+                self.real.best_validation_sharpe,
+                median(&sharpe),
+                max(&sharpe),
+                self.p_value_sharpe
+            ),
+            format!(
+                "  front hypervolume      {:.3} against the nulls' median {:.3}, max {:.3}: p = {:.3}",
+                self.real.hypervolume,
+                median(&hv),
+                max(&hv),
+                self.p_value_hypervolume
+            ),
+        ];
+        v.push(if self.p_value_sharpe > 0.05 {
+            format!(
+                "  the search finds as good a validation Sharpe on data with no edge in {:.0} % \
+                 of tries: this run's best is not evidence of an edge",
+                100.0 * self.p_value_sharpe
+            )
+        } else {
+            "  no null search did as well as the real one".into()
+        });
+        v
+    }
+}
+
+/// Runs (or continues) the run's null searches, each a run of its own in `OUT/nulls/K` with
+/// the run's settings, seed and generations on null copy `K` of its data
+/// ([`RunProblem::null_copy`]), and writes `OUT/search_nulls.json`. `None` when interrupted
+/// (what is done is saved).
+fn null_searches(
+    ck: &Checkpoint,
+    loaded: &LoadedRun,
+    ranked: &[Ranked],
+    out: &Path,
+    plan: &NullPlan,
+    quiet: bool,
+) -> Result<Option<SearchNulls>> {
+    let mut nulls = Vec::with_capacity(plan.count);
+    for k in 0..plan.count {
+        if !quiet {
+            eprintln!(
+                "null search {} of {}: {} generations on null copy {k} of the data",
+                k + 1,
+                plan.count,
+                ck.state.generation
+            );
+        }
+        match null_search(ck, loaded, out, k, plan)? {
+            Some(x) => nulls.push(x),
+            None => return Ok(None),
+        }
+    }
+    let result = SearchNulls::new(ck.state.generation, SearchFigures::of(ranked, ck), nulls);
+    let json = serde_json::to_string_pretty(&result)?;
+    write_atomic(&out.join("search_nulls.json"), json.as_bytes())?;
+    Ok(Some(result))
+}
+
+/// The folder of null search `k`.
+fn null_dir(out: &Path, k: usize) -> PathBuf {
+    out.join("nulls").join(k.to_string())
+}
+
+/// Whether some of the first `count` null searches have not reached `generation`.
+fn nulls_missing(out: &Path, count: usize, generation: u32) -> bool {
+    !out.join("search_nulls.json").exists()
+        || (0..count).any(|k| {
+            folder::generations(&null_dir(out, k))
+                .last()
+                .is_none_or(|&g| g < generation)
+        })
+}
+
+/// Null search `k` of the run of `ck`, to its generation: continued from its newest
+/// checkpoint, or started.
+fn null_search(
+    ck: &Checkpoint,
+    loaded: &LoadedRun,
+    out: &Path,
+    k: usize,
+    plan: &NullPlan,
+) -> Result<Option<SearchFigures>> {
+    let dir = null_dir(out, k);
+    let target = ck.state.generation;
+    let problem = loaded.problem.null_copy(ck.run.seed, k);
+    let mut print = ck.fingerprint.to_le_bytes().to_vec();
+    print.extend((k as u64).to_le_bytes());
+    print.extend(b"null search");
+    let fingerprint = organism::evolution::checkpoint::fnv1a(&print);
+    let executor = |checkpointer| {
+        Executor::new(
+            Evolver::new(&problem, ck.run.settings.clone()),
+            checkpointer,
+            plan.stop.clone(),
+        )
+    };
+    let nk = match folder::generations(&dir).last().copied() {
+        Some(g) => {
+            let file = path_for(&dir, g);
+            let mut c = organism::evolution::checkpoint::read(&file)?;
+            if c.fingerprint != fingerprint || c.run.seed != ck.run.seed {
+                bail!(
+                    "{}: not null search {k} of this run (made for other data or another run); \
+                     remove {} to search again",
+                    file.display(),
+                    dir.display()
+                );
+            }
+            if g < target {
+                let mut exec = executor(Checkpointer::resume(&file, &mut c, &dir, plan.keep_last)?);
+                if exec.run(&mut c, target, &|| {})? == TerminationReason::Interrupted {
+                    return Ok(None);
+                }
+            }
+            c
+        }
+        None => {
+            std::fs::create_dir_all(&dir)?;
+            let mut exec = executor(Checkpointer::new_run(&dir, plan.keep_last)?);
+            let mut c = exec.start(ck.run.clone(), fingerprint, &|| {})?;
+            if exec.run(&mut c, target, &|| {})? == TerminationReason::Interrupted {
+                return Ok(None);
+            }
+            c
+        }
+    };
+    let ranked = write_files(&nk, &problem, &dir)?;
+    Ok(Some(SearchFigures::of(&ranked, &nk)))
 }
 
 /// Progress bar and per-generation lines.

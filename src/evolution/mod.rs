@@ -53,7 +53,13 @@ pub struct EvolutionConfig {
     pub seeds: Vec<String>,
     pub out: String,
     pub keep_last: u32,
+    /// Null searches beside each run (`--null-searches`): the same search on null copies of
+    /// its data.
+    pub null_searches: usize,
 }
+
+/// Most null searches one run may have.
+pub const MAX_NULL_SEARCHES: usize = 1000;
 
 impl EvolutionConfig {
     /// Checks every key of the section.
@@ -115,6 +121,13 @@ impl EvolutionConfig {
         if self.out.trim().is_empty() {
             return Err(Invalid::new("evolution.out", "must not be empty"));
         }
+        count(
+            "evolution.null_searches",
+            self.null_searches,
+            0,
+            MAX_NULL_SEARCHES,
+            " (each is one more run of the same size)",
+        )?;
         Ok(())
     }
 

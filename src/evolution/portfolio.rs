@@ -268,6 +268,40 @@ pub struct PortfolioRunResult {
 }
 
 impl PortfolioProblem {
+    /// A null copy of the problem ([`RunProblem::null_copy`](super::problem::RunProblem::null_copy)):
+    /// each segment's own bars return-permuted together (correlation kept, time structure
+    /// lost), then each bar's moves dealt out among the coins; warm-up bars and doubted bars
+    /// kept.
+    pub fn null_copy(&self, rng: &mut rand_chacha::ChaCha8Rng) -> Self {
+        let mut copy = |seg: &PanelSegment| {
+            let keep = |markets: Vec<crate::market::Market>| {
+                let mut panel = crate::market::panel::Panel::new(markets);
+                for (c, o) in panel.coins.iter_mut().zip(&seg.panel.coins) {
+                    c.doubted.clone_from(&o.doubted);
+                }
+                panel
+            };
+            let permuted = keep(crate::market::permute::permute_panel_from(
+                &seg.panel, seg.start, rng,
+            ));
+            let shuffled = keep(crate::market::permute::shuffle_cross_section_from(
+                &permuted, seg.start, rng,
+            ));
+            PanelSegment::new(shuffled, seg.start, self.membership)
+        };
+        let train = copy(&self.train);
+        let validation = copy(&self.validation);
+        Self {
+            entries: self.entries.clone(),
+            train,
+            validation,
+            backtest: self.backtest,
+            membership: self.membership,
+            limits: self.limits,
+            aggregation: self.aggregation,
+        }
+    }
+
     /// The genome of seed index `seed` with `genes`.
     pub fn genome(&self, seed: u16, genes: &[f64]) -> PortfolioGenome {
         PortfolioGenome {

@@ -383,6 +383,43 @@ impl RunProblem {
         coins.chain(portfolio).collect()
     }
 
+    /// Null copy `k` of the run's data, for the null searches (`evolution.null_searches`):
+    /// every coin's training and validation returns permuted (bar order lost, each coin's
+    /// moves kept), and for portfolio strategies each bar's moves also dealt out among the
+    /// coins (which coin made them lost), from stream `k` of `seed` (the run's).
+    pub fn null_copy(&self, seed: u64, k: usize) -> RunProblem {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ SEARCH_NULL_STREAM);
+        rng.set_stream(k as u64);
+        let mut coins = |p: &UniverseProblem| {
+            let mut copy = |ms: &[Prepared]| -> Vec<Prepared> {
+                ms.iter()
+                    .map(|m| {
+                        Prepared::new(crate::market::permute::permute_market(&m.market, &mut rng))
+                    })
+                    .collect()
+            };
+            let train = copy(&p.train);
+            let validation = copy(&p.validation);
+            UniverseProblem {
+                entries: p.entries.clone(),
+                train,
+                validation,
+                backtest: p.backtest,
+                aggregation: p.aggregation,
+                regime: p.regime,
+            }
+        };
+        match self {
+            Self::Coins(c) => Self::Coins(coins(c)),
+            Self::Portfolio(p) => Self::Portfolio(p.null_copy(&mut rng)),
+            Self::Mixed(c, p) => {
+                let c = coins(c);
+                Self::Mixed(c, p.null_copy(&mut rng))
+            }
+        }
+    }
+
     /// Coins in the training segment, and the training bars of the first (a portfolio: of
     /// the grid).
     pub fn training_shape(&self) -> (usize, usize) {
@@ -415,6 +452,9 @@ impl Problem for RunProblem {
         }
     }
 }
+
+/// Seed of the null searches' copies (XORed with the run's seed).
+const SEARCH_NULL_STREAM: u64 = 0x7365_6172_6368_0001;
 
 /// A run's problem built from its [`RunSpec`](super::checkpoint::RunSpec), with what was learnt
 /// loading its data.
