@@ -726,14 +726,26 @@ impl SearchNulls {
                 self.p_value_hypervolume
             ),
         ];
-        v.push(if self.p_value_sharpe > 0.05 {
+        let above = self
+            .nulls
+            .iter()
+            .filter(|n| n.best_validation_sharpe >= self.real.best_validation_sharpe)
+            .count();
+        let smallest = 1.0 / (1 + k) as f64;
+        v.push(if above > 0 && self.p_value_sharpe > 0.05 {
             format!(
-                "  the search finds as good a validation Sharpe on data with no edge in {:.0} % \
-                 of tries: this run's best is not evidence of an edge",
-                100.0 * self.p_value_sharpe
+                "  {above} of {k} searches on data with no edge found as good a validation \
+                 Sharpe: this run's best is not evidence of an edge"
+            )
+        } else if above > 0 {
+            format!("  only {above} of {k} searches on data with no edge did as well")
+        } else if smallest > 0.05 {
+            format!(
+                "  no search on data with no edge did as well, but with {k} the smallest p is \
+                 {smallest:.3}: 19 or more can show p <= 0.05"
             )
         } else {
-            "  no null search did as well as the real one".into()
+            format!("  none of {k} searches on data with no edge did as well")
         });
         v
     }
