@@ -1047,6 +1047,10 @@ impl<V: Venue> Engine<V> {
                     if let Some(p) = self.pos.take() {
                         self.book_exit(bar, p, &fill, reason);
                     }
+                } else if !self.venue.stops_rest() {
+                    // Found gone (cancelled behind the session's back): nothing protected the
+                    // position on the exchange, so this bar's range is watched for them too.
+                    self.range_stops(bar);
                 }
             } else {
                 self.range_stops(bar);
