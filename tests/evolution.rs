@@ -961,6 +961,11 @@ fn null_searches_place_the_run_among_searches_on_data_without_an_edge() {
             );
         }
     }
+    // `runs show` places the run among them too.
+    let o = organism(&["runs", "show", a.to_str().unwrap(), "--json"], None);
+    ok(&o);
+    let shown: serde_json::Value = serde_json::from_str(&common::stdout(&o)).unwrap();
+    assert_eq!(shown["null_searches"], n);
     let before = bytes(a.join("nulls/1/gen4.bin"));
     // A fourth later: the three stay as they are; the result is one run's with four, which
     // a run on one thread gives too.

@@ -29,10 +29,11 @@ mod common;
 use common::{run_ok, s, scratch};
 
 /// Every stage a portfolio strategy passes to be promoted, in order.
-const STAGES: [&str; 8] = [
+const STAGES: [&str; 9] = [
     "costs",
     "cross_section",
     "nulls",
+    "search_nulls",
     "out_of_sample",
     "deflated_sharpe",
     "overfitting",
@@ -336,6 +337,7 @@ fn pure_beta_is_stopped_by_the_cross_sectional_null() {
             clustered: false,
         },
         top: 5,
+        search_nulls: Vec::new(),
     };
     let holdout = PanelSegment::new(panel.clone(), panel.ts.partition_point(|&t| t < t2), rule);
     let verdict = gauntlet::run(

@@ -135,7 +135,14 @@ fn the_planted_edge_is_promoted_and_recorded() {
         if c["admitted"] == true {
             // Every stage passed, the trend followers only, the holdout read and positive.
             assert!(failed.is_empty());
-            assert_eq!(stages.len(), 7);
+            assert_eq!(stages.len(), 8);
+            // The run has no null searches: that stage is skipped, and says so.
+            let sn = stage(c, "search_nulls").unwrap();
+            assert!(
+                sn["reason"].as_str().unwrap().starts_with("skipped"),
+                "{sn}"
+            );
+            assert_eq!(sn["figures"]["searches"], 0);
             let seed = c["seed"].as_str().unwrap();
             assert!(
                 seed == "ema_crossover" || seed == "donchian_breakout",
@@ -348,6 +355,53 @@ fn the_planted_edge_is_promoted_and_recorded() {
     let shown = strategies(&reg, &["show", first]);
     assert_eq!(shown["strategy"]["status"], "retired");
     assert_eq!(shown["history"].as_array().unwrap().len(), 2);
+
+    // Null searches that found validation Sharpes of 9, 10, 11 and 12 on data with no edge
+    // (their file as `evolve --null-searches 4` writes it): no candidate beats their 95th
+    // percentile, 11.85, and each stops there; of another generation, they are not used.
+    let nulls = |generations: u32| {
+        let n: Vec<String> = [9.0, 10.0, 11.0, 12.0]
+            .iter()
+            .map(|x| format!(r#"{{"best_validation_sharpe": {x}, "hypervolume": 0.5}}"#))
+            .collect();
+        std::fs::write(
+            pop.join("search_nulls.json"),
+            format!(
+                r#"{{"generations": {generations}, "real": {{"best_validation_sharpe": 3.0,
+                "hypervolume": 0.6}}, "nulls": [{}], "p_value_sharpe": 1.0,
+                "p_value_hypervolume": 0.2}}"#,
+                n.join(",")
+            ),
+        )
+        .unwrap();
+    };
+    nulls(40);
+    let reg2 = dir.join("registry2.db");
+    let j3 = crate::promote(&cfg, &pop, &reg2, &[]);
+    assert!(
+        j3["promoted"].as_array().unwrap().is_empty(),
+        "{}",
+        j3["summary"]
+    );
+    let mut reached = 0;
+    for c in j3["candidates"].as_array().unwrap() {
+        if let Some(sn) = stage(c, "search_nulls") {
+            reached += 1;
+            assert_eq!(sn["passed"], false, "{sn}");
+            assert_eq!(c["stopped_at"], "search_nulls");
+            let f = &sn["figures"];
+            assert_eq!(f["searches"], 4);
+            assert!((f["sharpe_at_quantile"].as_f64().unwrap() - 11.85).abs() < 1e-9);
+            assert!(sn["reason"]
+                .as_str()
+                .unwrap()
+                .contains("the search finds as much without an edge"));
+        }
+    }
+    assert!(reached >= n, "the promoted ones reached it");
+    nulls(39);
+    let j4 = crate::promote(&cfg, &pop, &dir.join("registry3.db"), &[]);
+    assert_eq!(j4["promoted"], j["promoted"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -17,6 +17,7 @@ use organism::{
         checkpoint::{path_for, Checkpoint, RunSpec},
         executor::{Checkpointer, Executor, Observer, TerminationReason},
         folder::{self, RunLock},
+        nulls::{SearchFigures, SearchNulls},
         problem::{load_run, LoadedRun, RunProblem},
         summary::{self, Ranked},
         Evolver, GenStats, Member, Mode, Problem as _, State,
@@ -643,114 +644,6 @@ fn finish(
     Ok(())
 }
 
-/// A search's result as the null searches compare it.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-struct SearchFigures {
-    /// The best validation Sharpe of its first front.
-    best_validation_sharpe: f64,
-    /// Its first front's hypervolume (training objectives) at the last generation.
-    hypervolume: f64,
-}
-
-impl SearchFigures {
-    fn of(ranked: &[Ranked], ck: &Checkpoint) -> Self {
-        Self {
-            best_validation_sharpe: ranked
-                .iter()
-                .map(|r| r.validation.sharpe)
-                .filter(|x| x.is_finite())
-                .fold(f64::NEG_INFINITY, f64::max),
-            hypervolume: ck.state.history.last().map_or(0.0, |g| g.hypervolume),
-        }
-    }
-}
-
-/// The run against its null searches (`search_nulls.json` in the run folder).
-#[derive(Debug, Clone, serde::Serialize)]
-struct SearchNulls {
-    generations: u32,
-    real: SearchFigures,
-    /// Null search `k` at `nulls[k]`.
-    nulls: Vec<SearchFigures>,
-    /// The share of searches as good as the real one on no edge: `(1 + #nulls >= real) / (1 +
-    /// K)`, for the best validation Sharpe and for the hypervolume.
-    p_value_sharpe: f64,
-    p_value_hypervolume: f64,
-}
-
-impl SearchNulls {
-    fn new(generations: u32, real: SearchFigures, nulls: Vec<SearchFigures>) -> Self {
-        let p = |x: f64, of: &dyn Fn(&SearchFigures) -> f64| {
-            let above = nulls.iter().filter(|n| of(n) >= x).count();
-            (1 + above) as f64 / (1 + nulls.len()) as f64
-        };
-        Self {
-            generations,
-            p_value_sharpe: p(real.best_validation_sharpe, &|n| n.best_validation_sharpe),
-            p_value_hypervolume: p(real.hypervolume, &|n| n.hypervolume),
-            real,
-            nulls,
-        }
-    }
-
-    /// The summary's lines.
-    fn lines(&self) -> Vec<String> {
-        let k = self.nulls.len();
-        let median = |of: &dyn Fn(&SearchFigures) -> f64| {
-            let v: Vec<f64> = self.nulls.iter().map(of).collect();
-            organism::promotion::gauntlet::quantile(&v, 0.5)
-        };
-        let max = |of: &dyn Fn(&SearchFigures) -> f64| {
-            self.nulls.iter().map(of).fold(f64::NEG_INFINITY, f64::max)
-        };
-        let sharpe = |n: &SearchFigures| n.best_validation_sharpe;
-        let hv = |n: &SearchFigures| n.hypervolume;
-        let mut v = vec![
-            format!(
-                "null searches: the same search ({} generations) on {k} copies of the data with \
-                 no edge (returns permuted):",
-                self.generations
-            ),
-            format!(
-                "  best validation Sharpe {:.2} against the nulls' median {:.2}, max {:.2}: p = {:.3}",
-                self.real.best_validation_sharpe,
-                median(&sharpe),
-                max(&sharpe),
-                self.p_value_sharpe
-            ),
-            format!(
-                "  front hypervolume      {:.3} against the nulls' median {:.3}, max {:.3}: p = {:.3}",
-                self.real.hypervolume,
-                median(&hv),
-                max(&hv),
-                self.p_value_hypervolume
-            ),
-        ];
-        let above = self
-            .nulls
-            .iter()
-            .filter(|n| n.best_validation_sharpe >= self.real.best_validation_sharpe)
-            .count();
-        let smallest = 1.0 / (1 + k) as f64;
-        v.push(if above > 0 && self.p_value_sharpe > 0.05 {
-            format!(
-                "  {above} of {k} searches on data with no edge found as good a validation \
-                 Sharpe: this run's best is not evidence of an edge"
-            )
-        } else if above > 0 {
-            format!("  only {above} of {k} searches on data with no edge did as well")
-        } else if smallest > 0.05 {
-            format!(
-                "  no search on data with no edge did as well, but with {k} the smallest p is \
-                 {smallest:.3}: 19 or more can show p <= 0.05"
-            )
-        } else {
-            format!("  none of {k} searches on data with no edge did as well")
-        });
-        v
-    }
-}
-
 /// Runs (or continues) the run's null searches, each a run of its own in `OUT/nulls/K` with
 /// the run's settings, seed and generations on null copy `K` of its data
 /// ([`RunProblem::null_copy`]), and writes `OUT/search_nulls.json`. `None` when interrupted
@@ -779,8 +672,7 @@ fn null_searches(
         }
     }
     let result = SearchNulls::new(ck.state.generation, SearchFigures::of(ranked, ck), nulls);
-    let json = serde_json::to_string_pretty(&result)?;
-    write_atomic(&out.join("search_nulls.json"), json.as_bytes())?;
+    result.write(out).map_err(anyhow::Error::msg)?;
     Ok(Some(result))
 }
 
@@ -791,7 +683,7 @@ fn null_dir(out: &Path, k: usize) -> PathBuf {
 
 /// Whether some of the first `count` null searches have not reached `generation`.
 fn nulls_missing(out: &Path, count: usize, generation: u32) -> bool {
-    !out.join("search_nulls.json").exists()
+    !out.join(organism::evolution::nulls::FILE).exists()
         || (0..count).any(|k| {
             folder::generations(&null_dir(out, k))
                 .last()

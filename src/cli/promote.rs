@@ -10,6 +10,7 @@ use organism::{
     clock::{Clock, WallClock},
     evolution::{
         checkpoint::{self, RunSpec},
+        nulls::SearchNulls,
         problem::{load_portfolio_holdout, load_run},
         summary, Member, Mode,
     },
@@ -69,6 +70,7 @@ fn setup<'a, C: Candidates>(
     run: &RunSpec,
     cfg: &'a organism::config::Config,
     trials: Trials,
+    search_nulls: &[f64],
 ) -> Setup<'a, C> {
     Setup {
         candidates,
@@ -76,6 +78,7 @@ fn setup<'a, C: Candidates>(
         cfg: &cfg.promotion,
         trials,
         top: cfg.promotion.top,
+        search_nulls: search_nulls.to_vec(),
     }
 }
 
@@ -175,6 +178,22 @@ pub fn run(args: Args) -> Result<()> {
         .display()
         .to_string();
     let generation = ck.state.generation;
+    // The run's null searches, when it has them for this generation.
+    let search_nulls = match SearchNulls::read(run_dir).map_err(anyhow::Error::msg)? {
+        Some(n) if n.generations == generation => n.best_sharpes(),
+        Some(n) => {
+            say(&format!(
+                "note: the run's null searches are of generation {}, not {generation}: the \
+                 search_nulls stage is skipped (evolve resume {} --null-searches {} brings them \
+                 up to date)",
+                n.generations,
+                run_dir.display(),
+                n.nulls.len()
+            ));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
     let clock = WallClock;
     let earlier_promotions = registry.promotions_reading_holdout(&run_name)?;
     let promotion = registry.begin_promotion(&PromotionRecord {
@@ -207,7 +226,7 @@ pub fn run(args: Args) -> Result<()> {
     let verdict = match (&coins, &portfolio) {
         (Some(c), _) => gauntlet::run(
             &ranked,
-            &setup(c, &ck.run, &cfg, trials),
+            &setup(c, &ck.run, &cfg, trials, &search_nulls),
             &mut read_holdout,
             &mut || {
                 let u = organism::market::load_universe(&ck.run.data)?;
@@ -224,7 +243,7 @@ pub fn run(args: Args) -> Result<()> {
         )?,
         (None, Some(p)) => gauntlet::run(
             &ranked,
-            &setup(p, &ck.run, &cfg, trials),
+            &setup(p, &ck.run, &cfg, trials, &search_nulls),
             &mut read_holdout,
             &mut || Ok(load_portfolio_holdout(&ck.run)?),
             &progress,

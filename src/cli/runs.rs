@@ -9,6 +9,7 @@ use organism::{
     evolution::{
         checkpoint::{self, path_for, Checkpoint, RunSpec},
         folder,
+        nulls::SearchNulls,
         problem::{load_run, RunProblem},
         summary::{self, Ranked},
         GenStats, Member, Problem as _,
@@ -406,6 +407,7 @@ fn show(
         .collect();
     let ranked = summary::rank(problem, &members);
     let run = &ck.run;
+    let nulls = search_nulls(&file, &ck)?;
     if let Some(path) = &report {
         let html = run_report_html(&file, &ck, &ranked, &loaded, top);
         write_atomic(path, html.as_bytes())?;
@@ -425,6 +427,7 @@ fn show(
                 "history": ck.state.history,
                 "ranking": "score = min(train sharpe, validation sharpe); feasible first",
                 "members": ranked,
+                "null_searches": nulls,
             })
         );
         return Ok(());
@@ -517,6 +520,12 @@ fn show(
         format!("first front after generation {}", ck.state.generation)
     };
     print_ranked(&ranked, &specs, top, &what);
+    if let Some(n) = &nulls {
+        outln!();
+        for line in n.lines() {
+            outln!("{line}");
+        }
+    }
     if let Some(r) = ranked.first() {
         outln!();
         outln!(
@@ -528,6 +537,17 @@ fn show(
         );
     }
     Ok(())
+}
+
+/// The null searches of the run of checkpoint `file`, when they are of its generation.
+fn search_nulls(file: &Path, ck: &Checkpoint) -> Result<Option<SearchNulls>> {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Ok(SearchNulls::read(dir)
+        .map_err(anyhow::Error::msg)?
+        .filter(|n| n.generations == ck.state.generation))
 }
 
 fn seeds_label(names: &[&str]) -> String {
@@ -588,6 +608,12 @@ pub fn run_report_html(
         ),
         format!("seeds: {}", seeds_label(&loaded.problem.seed_names())),
     ];
+    // The null searches, when the run has them for this generation.
+    let nulls = search_nulls(file, ck).ok().flatten();
+    let intro: Vec<String> = intro
+        .into_iter()
+        .chain(nulls.iter().flat_map(SearchNulls::lines))
+        .collect();
     organism::promotion::report::run_report(
         &format!("organism run: {}", file.display()),
         &intro,

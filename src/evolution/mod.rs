@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod executor;
 pub mod folder;
 pub mod nsga;
+pub mod nulls;
 pub mod operators;
 pub mod portfolio;
 pub mod problem;

@@ -67,6 +67,7 @@ pub enum Stage {
     Costs,
     CrossSection,
     Nulls,
+    SearchNulls,
     OutOfSample,
     DeflatedSharpe,
     Overfitting,
@@ -76,10 +77,11 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in order.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Self::Costs,
         Self::CrossSection,
         Self::Nulls,
+        Self::SearchNulls,
         Self::OutOfSample,
         Self::DeflatedSharpe,
         Self::Overfitting,
@@ -92,6 +94,7 @@ impl Stage {
             Self::Costs => "costs",
             Self::CrossSection => "cross_section",
             Self::Nulls => "nulls",
+            Self::SearchNulls => "search_nulls",
             Self::OutOfSample => "out_of_sample",
             Self::DeflatedSharpe => "deflated_sharpe",
             Self::Overfitting => "overfitting",
@@ -142,6 +145,7 @@ pub enum StageFigures {
     Costs(CostFigures),
     CrossSection(CrossSectionFigures),
     Nulls(NullFigures),
+    SearchNulls(SearchNullFigures),
     OutOfSample(OutOfSampleFigures),
     DeflatedSharpe(DeflatedFigures),
     /// The trials' Sharpe variance is unknown (another Sharpe objective): only their count.
@@ -169,6 +173,7 @@ impl StageFigures {
             Stage::Costs => Self::Costs(from(v)?),
             Stage::CrossSection => Self::CrossSection(from(v)?),
             Stage::Nulls => Self::Nulls(from(v)?),
+            Stage::SearchNulls => Self::SearchNulls(from(v)?),
             Stage::OutOfSample => Self::OutOfSample(from(v)?),
             Stage::DeflatedSharpe if v.get("dsr").is_none() => Self::DeflatedUnknown {
                 trials: from(v["trials"].clone())?,
@@ -342,6 +347,20 @@ pub struct NullFigures {
     pub null_sharpe_mean: f64,
     pub nulls: usize,
     pub nulls_at_or_above: usize,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub validation_sharpe: f64,
+}
+
+/// The search-nulls stage's figures ([`search_nulls`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchNullFigures {
+    #[serde(deserialize_with = "crate::store::real")]
+    pub quantile: f64,
+    #[serde(deserialize_with = "crate::store::real")]
+    pub sharpe_at_quantile: f64,
+    /// The run's null searches (0: it has none and the stage was skipped).
+    pub searches: usize,
+    pub searches_at_or_above: usize,
     #[serde(deserialize_with = "crate::store::real")]
     pub validation_sharpe: f64,
 }
@@ -563,6 +582,55 @@ pub fn costs(
         }
     };
     outcome(Stage::Costs, passed, rule, reason, figures)
+}
+
+/// The search-nulls stage: a candidate's validation Sharpe (as the run ranks it) against the
+/// best validation Sharpes of the run's null searches (`evolve --null-searches`): above their
+/// `q` quantile, or what the search finds on data with no edge could have found it. Skipped
+/// (passed, and said) when the run has none.
+pub fn search_nulls(validation: f64, bests: &[f64], q: f64) -> Outcome {
+    let bar = quantile(bests, q);
+    let beaten = bests.iter().filter(|&&s| s >= validation).count();
+    let figures = StageFigures::SearchNulls(SearchNullFigures {
+        quantile: q,
+        sharpe_at_quantile: bar,
+        searches: bests.len(),
+        searches_at_or_above: beaten,
+        validation_sharpe: validation,
+    });
+    let rule = format!(
+        "validation Sharpe > the {:.0}th percentile of the best validation Sharpes of the run's \
+         null searches (the same search on data with no edge)",
+        q * 100.0
+    );
+    let (passed, reason) = if bests.is_empty() {
+        (
+            true,
+            "skipped: the run has no null searches (evolve --null-searches K runs them)".into(),
+        )
+    } else if validation.partial_cmp(&bar) != Some(std::cmp::Ordering::Greater) {
+        (
+            false,
+            format!(
+                "the search finds as much without an edge: validation Sharpe {validation:.2} is \
+                 not above {bar:.2}, the {:.0}th percentile of the best of {} null searches \
+                 ({beaten} of them did as well)",
+                q * 100.0,
+                bests.len()
+            ),
+        )
+    } else {
+        (
+            true,
+            format!(
+                "validation Sharpe {validation:.2} > {bar:.2}, the {:.0}th percentile of the best \
+                 of {} null searches",
+                q * 100.0,
+                bests.len()
+            ),
+        )
+    };
+    outcome(Stage::SearchNulls, passed, rule, reason, figures)
 }
 
 /// The `q` quantile of `x` with linear interpolation between order statistics (numpy's
@@ -1185,6 +1253,8 @@ pub struct Setup<'a, C: Candidates> {
     pub trials: Trials,
     /// How many admissions this promotion may make.
     pub top: usize,
+    /// The best validation Sharpes of the run's null searches (empty: it has none).
+    pub search_nulls: Vec<f64>,
 }
 
 /// The gauntlet's result for a run.
@@ -1322,6 +1392,16 @@ pub fn run<C: Candidates, E>(
             );
             judged.null_sharpes = null_sharpes;
             if !ok {
+                break 'stages;
+            }
+            if !go(
+                search_nulls(
+                    r.validation.sharpe,
+                    &setup.search_nulls,
+                    cfg.search_null_quantile,
+                ),
+                stages,
+            ) {
                 break 'stages;
             }
             let windows = window_sharpes(&judged.validation.returns, cfg.oos_windows, bpy);
@@ -1472,6 +1552,27 @@ mod tests {
             feasible: true,
             portfolio: None,
         }
+    }
+
+    #[test]
+    fn search_nulls_on_both_sides_and_skipped_without_them() {
+        // The 0.9 quantile of 0, 1, 2, 3, 4: position 3.6 -> 3.6.
+        let bests = [0.0, 1.0, 2.0, 3.0, 4.0];
+        let o = search_nulls(3.7, &bests, 0.9);
+        assert!(o.passed, "{}", o.reason);
+        let o = search_nulls(3.6, &bests, 0.9);
+        assert!(!o.passed);
+        assert!(
+            o.reason.contains("not above 3.60") && o.reason.contains("(1 of them did as well)"),
+            "{}",
+            o.reason
+        );
+        let StageFigures::SearchNulls(f) = &o.figures else {
+            panic!("{:?}", o.figures)
+        };
+        assert_eq!((f.searches, f.searches_at_or_above), (5, 1));
+        let o = search_nulls(-1.0, &[], 0.9);
+        assert!(o.passed && o.reason.starts_with("skipped"), "{}", o.reason);
     }
 
     #[test]

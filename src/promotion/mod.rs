@@ -25,6 +25,7 @@ pub struct PromotionConfig {
     pub double_costs: bool,
     pub nulls: usize,
     pub null_quantile: f64,
+    pub search_null_quantile: f64,
     pub cross_nulls: usize,
     pub cross_quantile: f64,
     pub oos_fraction: f64,
@@ -74,6 +75,12 @@ impl PromotionConfig {
         }
         range("promotion.null_quantile", self.null_quantile, 0.5, 1.0)?;
         range("promotion.cross_quantile", self.cross_quantile, 0.5, 1.0)?;
+        range(
+            "promotion.search_null_quantile",
+            self.search_null_quantile,
+            0.5,
+            1.0,
+        )?;
         range("promotion.oos_fraction", self.oos_fraction, 0.0, 10.0)?;
         range("promotion.min_dsr", self.min_dsr, 0.0, 1.0)?;
         count(
