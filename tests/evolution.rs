@@ -891,14 +891,8 @@ fn resuming_at_the_target_after_a_crash_writes_the_missing_files() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
 }
 
-const PLANTED: &str = r#"
-[synthetic]
-seed = 10
-bars = 8760
-coins = ["BTC", "ETH"]
-annual_vol = [0.5, 0.7]
-start_price = [42000.0, 2300.0]
-trend_edge = 0.25
+/// A small search of the planted-edge market.
+const PLANTED_SEARCH: &str = r#"
 [evolution]
 population = 8
 seeds = ["ema_crossover", "donchian_breakout", "rsi_filter"]
@@ -912,7 +906,7 @@ seeds = ["ema_crossover", "donchian_breakout", "rsi_filter"]
 fn null_searches_place_the_run_among_searches_on_data_without_an_edge() {
     let base = scratch("nullsearch");
     let cfg = base.join("planted.toml");
-    std::fs::write(&cfg, PLANTED).unwrap();
+    std::fs::write(&cfg, format!("{}{PLANTED_SEARCH}", common::PLANTED_MARKET)).unwrap();
     let run = |dir: &Path, k: &str, threads: &str| {
         let o = organism(
             &[

@@ -36,15 +36,8 @@ fn config(dir: &Path) -> PathBuf {
     let c = dir.join("planted.toml");
     std::fs::write(
         &c,
-        r#"
-[synthetic]
-seed = 10
-bars = 26280
-coins = ["BTC", "ETH"]
-annual_vol = [0.5, 0.7]
-start_price = [42000.0, 2300.0]
-trend_edge = 0.25
-
+        format!(
+            r#"{}
 [evolution]
 seeds = ["ema_crossover", "donchian_breakout", "rsi_filter"]
 population = 16
@@ -53,6 +46,8 @@ generations = 40
 [promotion]
 nulls = 40
 "#,
+            common::PLANTED_MARKET
+        ),
     )
     .unwrap();
     c

@@ -121,6 +121,15 @@ impl CoinCandidates<'_> {
         }
     }
 
+    /// The validation or the training segment's markets.
+    fn markets(&self, validation: bool) -> &[Prepared] {
+        if validation {
+            &self.problem.validation
+        } else {
+            &self.problem.train
+        }
+    }
+
     fn targets(&self, r: &Ranked, p: &Prepared) -> Targets {
         self.problem
             .targets(r.seed_index, &r.genes, r.program.as_ref(), p)
@@ -211,12 +220,7 @@ impl Candidates for CoinCandidates<'_> {
     }
 
     fn segment(&self, r: &Ranked, validation: bool) -> SegmentRun {
-        let markets = if validation {
-            &self.problem.validation
-        } else {
-            &self.problem.train
-        };
-        self.run_on(markets, &|p| self.targets(r, p), true)
+        self.run_on(self.markets(validation), &|p| self.targets(r, p), true)
     }
 
     fn flipped_sharpe(&self, r: &Ranked) -> f64 {
@@ -232,14 +236,9 @@ impl Candidates for CoinCandidates<'_> {
         cost_multiple: f64,
         delay: usize,
     ) -> f64 {
-        let markets = if validation {
-            &self.problem.validation
-        } else {
-            &self.problem.train
-        };
         let cfg = self.problem.backtest.costs_scaled(cost_multiple);
         let targets_of = |p: &Prepared| self.targets(r, p).delayed(delay);
-        self.run_with(markets, &targets_of, false, &cfg)
+        self.run_with(self.markets(validation), &targets_of, false, &cfg)
             .figures
             .map_or(0.0, |f| f.sharpe)
     }
@@ -313,6 +312,15 @@ impl PortfolioCandidates<'_> {
         }
     }
 
+    /// The validation or the training segment.
+    fn seg(&self, validation: bool) -> &PanelSegment {
+        if validation {
+            &self.problem.validation
+        } else {
+            &self.problem.train
+        }
+    }
+
     fn sharpe(&self, r: &Ranked, seg: &PanelSegment) -> f64 {
         self.problem
             .backtest(r.seed_index, &r.genes, seg)
@@ -349,11 +357,7 @@ impl Candidates for PortfolioCandidates<'_> {
     }
 
     fn segment(&self, r: &Ranked, validation: bool) -> SegmentRun {
-        let seg = if validation {
-            &self.problem.validation
-        } else {
-            &self.problem.train
-        };
+        let seg = self.seg(validation);
         self.run_on(&self.problem.backtest(r.seed_index, &r.genes, seg), seg)
     }
 
@@ -375,11 +379,7 @@ impl Candidates for PortfolioCandidates<'_> {
         cost_multiple: f64,
         delay: usize,
     ) -> f64 {
-        let seg = if validation {
-            &self.problem.validation
-        } else {
-            &self.problem.train
-        };
+        let seg = self.seg(validation);
         let n = seg.panel.len();
         let schedule: Vec<Rebalance> = self
             .problem

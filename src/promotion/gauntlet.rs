@@ -1608,15 +1608,19 @@ mod tests {
 
     #[test]
     fn twice_the_costs_must_leave_a_gain_when_asked() {
+        let with = |valid: f64, double_costs: bool| {
+            let s = sloped(1.6, valid, 0.4);
+            costs(
+                &figures(1.2, 0.3),
+                0.00045,
+                0.0005,
+                true,
+                Some(s),
+                double_costs,
+            )
+        };
         // Validation: 1.0 − 0.4·2 = 0.2 at 2× (break-even 2.5×): passes, and says so.
-        let o = costs(
-            &figures(1.2, 0.3),
-            0.00045,
-            0.0005,
-            true,
-            Some(sloped(1.6, 1.0, 0.4)),
-            true,
-        );
+        let o = with(1.0, true);
         assert!(o.passed, "{}", o.reason);
         assert!(
             o.reason
@@ -1627,14 +1631,7 @@ mod tests {
         );
         // Validation: 0.7 − 0.4·2 = −0.1 at 2× (break-even 1.75×): refused, unless the
         // option is off.
-        let o = costs(
-            &figures(1.2, 0.3),
-            0.00045,
-            0.0005,
-            true,
-            Some(sloped(1.6, 0.7, 0.4)),
-            true,
-        );
+        let o = with(0.7, true);
         assert!(!o.passed);
         assert!(
             o.reason.contains("does not survive twice the costs")
@@ -1644,14 +1641,7 @@ mod tests {
             o.reason
         );
         assert!(o.rule.contains("2x fees and slippage"));
-        let o = costs(
-            &figures(1.2, 0.3),
-            0.00045,
-            0.0005,
-            true,
-            Some(sloped(1.6, 0.7, 0.4)),
-            false,
-        );
+        let o = with(0.7, false);
         assert!(o.passed && !o.rule.contains("2x"), "{}", o.rule);
         let StageFigures::Costs(f) = &o.figures else {
             panic!("{:?}", o.figures)

@@ -377,13 +377,9 @@ pub fn generate_coins(cfg: &Path, out: &Path) -> String {
     ])
 }
 
-/// Writes `dir/<file>`: the planted-edge market, a small evolution into `dir/pop`, the registry
-/// `dir/reg.db`, then `rest`; runs `evolve` and `promote` on it (the same strategies each time:
-/// both are deterministic). Returns the config's path and text.
-pub fn promoted(dir: &Path, file: &str, rest: &str) -> (PathBuf, String) {
-    let cfg = dir.join(file);
-    let text = format!(
-        r#"
+/// The planted-edge market: three years of BTC and ETH hours with a trend to find (the
+/// `[synthetic]` section of a config).
+pub const PLANTED_MARKET: &str = r#"
 [synthetic]
 seed = 10
 bars = 26280
@@ -391,7 +387,15 @@ coins = ["BTC", "ETH"]
 annual_vol = [0.5, 0.7]
 start_price = [42000.0, 2300.0]
 trend_edge = 0.25
+"#;
 
+/// Writes `dir/<file>`: the planted-edge market, a small evolution into `dir/pop`, the registry
+/// `dir/reg.db`, then `rest`; runs `evolve` and `promote` on it (the same strategies each time:
+/// both are deterministic). Returns the config's path and text.
+pub fn promoted(dir: &Path, file: &str, rest: &str) -> (PathBuf, String) {
+    let cfg = dir.join(file);
+    let text = format!(
+        r#"{PLANTED_MARKET}
 [evolution]
 seeds = ["ema_crossover", "donchian_breakout", "rsi_filter"]
 population = 16
