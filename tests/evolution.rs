@@ -473,6 +473,7 @@ fn the_front_improves_on_the_bundled_market() {
             sharpe: SharpeObjective::Plain,
         },
         regime: None,
+        worlds: Default::default(),
     };
     let evolver = Evolver::new(&problem, Settings::params(32, 0.9, 20.0, 20.0, 0.25));
     let mut state = evolver.init(7, &|| {});
@@ -987,5 +988,82 @@ fn null_searches_place_the_run_among_searches_on_data_without_an_edge() {
         let f = format!("nulls/{k}/front.csv");
         assert_eq!(bytes(a.join(&f)), bytes(b.join(&f)), "{f}");
     }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Perturbed worlds: a run scored across two worlds besides the real one gives the same
+/// checkpoints on one thread and two and after a resume, and another front than the point
+/// estimate; the worlds are part of the run (a resume with others is refused), and a portfolio
+/// run refuses them.
+#[test]
+fn perturbed_worlds_are_exact_on_resume_and_threads() {
+    let base = scratch("worlds");
+    let cfg = base.join("worlds.toml");
+    std::fs::write(
+        &cfg,
+        format!("{SMALL}worlds = 2\nworlds_quantile = 0.25\nworld_block = 12.0\n"),
+    )
+    .unwrap();
+    let plain = small_config(&base);
+    let (one, two, part, point) = (
+        base.join("one"),
+        base.join("two"),
+        base.join("part"),
+        base.join("point"),
+    );
+    ok(&evolve(&one, &cfg, 3, Some("1")));
+    ok(&evolve(&two, &cfg, 3, Some("2")));
+    ok(&evolve(&part, &cfg, 1, Some("2")));
+    ok(&organism(
+        &[
+            "evolve",
+            "resume",
+            part.to_str().unwrap(),
+            "--generations",
+            "3",
+            "--quiet",
+        ],
+        Some("2"),
+    ));
+    for dir in [&two, &part] {
+        for f in ["gen3.bin", "front.csv", "history.csv"] {
+            assert_eq!(bytes(one.join(f)), bytes(dir.join(f)), "{f} differs");
+        }
+    }
+    // The worlds change what is selected: the point estimate's history differs.
+    ok(&evolve(&point, &plain, 3, None));
+    assert_ne!(
+        bytes(one.join("history.csv")),
+        bytes(point.join("history.csv"))
+    );
+    let e = err(&organism(
+        &[
+            "evolve",
+            "resume",
+            one.to_str().unwrap(),
+            "--generations",
+            "4",
+            "--config",
+            plain.to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert!(e.contains("perturbed worlds differ"), "{e}");
+    let e = err(&organism(
+        &[
+            "evolve",
+            "--mode",
+            "portfolio",
+            "--worlds",
+            "2",
+            "--out",
+            base.join("xs").to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert!(
+        e.contains("perturbed worlds score single-coin strategies"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -71,6 +71,7 @@ fn walk(u: &Universe, backtest: EngineConfig) -> Summary {
         top: 5,
         tick: &tick,
         regime: None,
+        worlds: Default::default(),
     };
     let windows: Vec<_> = spans
         .iter()
@@ -100,6 +101,7 @@ fn evolution_finds_the_planted_edge_and_it_holds_on_the_holdout() {
         backtest: cfg.backtest_config(),
         aggregation: cfg.evolution.aggregation(),
         regime: None,
+        worlds: Default::default(),
     };
     for algorithm in [Algorithm::Nsga2, Algorithm::Nsga3, Algorithm::ThetaDea] {
         let ev = Evolver::new(

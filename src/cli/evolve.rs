@@ -131,6 +131,13 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
     if settings.mode == Mode::Portfolio && cfg.regime.enabled {
         bail!("--regime filters a single coin's targets; a portfolio run has none to filter");
     }
+    if portfolio.is_some() && e.worlds > 0 {
+        bail!(
+            "evolution.worlds = {}: perturbed worlds score single-coin strategies; a run with \
+             portfolio seeds cannot use them yet (set evolution.worlds = 0)",
+            e.worlds
+        );
+    }
     Ok(RunSpec {
         seed: e.seed,
         settings,
@@ -141,6 +148,7 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
         seeds: names,
         regime: cfg.regime.filter(),
         portfolio,
+        worlds: e.world_spec(),
     })
 }
 
@@ -329,6 +337,9 @@ fn resume(
     let (file, mut ck) = super::runs::read_target(file)?;
     let file = file.as_path();
     let current = super::load_config(config.as_deref())?;
+    // Forced onto a config that scores members otherwise (costs, split, worlds, ...): the
+    // population is scored again and the cache starts again.
+    let mut rescore = false;
     if let Some(path) = config {
         let mut current = current.clone();
         current.evolution.mode = ck.run.settings.mode;
@@ -347,12 +358,14 @@ fn resume(
                     path.display()
                 );
             }
+            rescore = differ.iter().any(|d| *d != "evolution settings");
             ck.run.settings = theirs.settings;
             ck.run.split = theirs.split;
             ck.run.aggregation = theirs.aggregation;
             ck.run.backtest = theirs.backtest;
             ck.run.data = theirs.data;
             ck.run.portfolio = theirs.portfolio;
+            ck.run.worlds = theirs.worlds;
         }
     }
     if let Some(d) = data {
@@ -389,7 +402,7 @@ fn resume(
     let loaded = build_problem(&ck.run, super::quiet() || output.json)?;
     let (problem, fp) = (&loaded.problem, loaded.fingerprint);
     let evolver = Evolver::new(problem, ck.run.settings.clone());
-    let checkpointer = if fp != ck.fingerprint {
+    let checkpointer = if fp != ck.fingerprint || rescore {
         if !force {
             bail!(
                 "{}: the run was made on different market data (fingerprint {:016x}, now {:016x}); \
@@ -401,7 +414,7 @@ fn resume(
         }
         ck.fingerprint = fp;
         evolver.reevaluate(&mut ck.state);
-        // Cached results are stale on the new data: the cache log starts again.
+        // Cached results are stale on the new data or scoring: the cache log starts again.
         Checkpointer::new_run(&out, keep_last)?
     } else {
         Checkpointer::resume(file, &mut ck, &out, keep_last)?

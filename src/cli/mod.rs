@@ -76,6 +76,10 @@ pub struct EvolutionArgs {
     /// Coins left out of a portfolio's universe, comma-separated (added to universe.exclude).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub exclude: Vec<String>,
+    /// Also score every genome on M perturbed copies of its training data, each objective at
+    /// evolution.worlds_quantile across them (default: evolution.worlds).
+    #[arg(long, value_name = "M")]
+    pub worlds: Option<usize>,
 }
 
 impl EvolutionArgs {
@@ -123,6 +127,9 @@ impl EvolutionArgs {
         if !self.exclude.is_empty() {
             let coins = self.exclude.iter().map(|x| x.trim().to_string()).collect();
             f.push(Flag::append("--exclude", "universe.exclude", coins));
+        }
+        if let Some(w) = self.worlds {
+            f.push(Flag::new("--worlds", "evolution.worlds", int(w)));
         }
         Ok(f)
     }

@@ -442,6 +442,15 @@ fn show(
         "settings: mode {}, rng seed {}, population {}, crossover {} (eta {}), mutation {} per gene (eta {})",
         s.mode.as_str(), run.seed, s.population, s.crossover_prob, s.eta_crossover, s.mutation_prob, s.eta_mutation
     );
+    if run.worlds.count > 0 {
+        outln!(
+            "fitness across {} perturbed worlds besides the real one, each objective at their {} \
+             quantile (bootstrap blocks of {} bars)",
+            run.worlds.count,
+            run.worlds.quantile,
+            run.worlds.block
+        );
+    }
     if matches!(
         s.mode,
         organism::evolution::Mode::Programs | organism::evolution::Mode::Mixed

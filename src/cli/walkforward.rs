@@ -68,6 +68,13 @@ pub fn run(args: Args) -> Result<()> {
     };
     let generations = cfg.evolution.generations;
     let portfolio = cfg.evolution.settings().mode == organism::evolution::Mode::Portfolio;
+    if portfolio && cfg.evolution.worlds > 0 {
+        bail!(
+            "evolution.worlds = {}: perturbed worlds score single-coin strategies; a portfolio \
+             walk-forward cannot use them yet (set evolution.worlds = 0)",
+            cfg.evolution.worlds
+        );
+    }
     // A portfolio walk: the universe on one grid, the portfolio seeds, [universe] and [book].
     let (entries, universe, walk) = if portfolio {
         let mut data = cfg.data_selection();
@@ -215,6 +222,7 @@ pub fn run(args: Args) -> Result<()> {
         top: args.top,
         tick: &tick,
         regime: cfg.regime.filter(),
+        worlds: cfg.evolution.world_spec(),
     };
     let mut done: Vec<Window> = Vec::with_capacity(spans.len());
     for (k, span) in spans.iter().enumerate() {

@@ -43,7 +43,7 @@ pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// 7: the synthetic market's planted cross-sectional factor (`xs_edge`, `xs_edge_hours`).
 /// 8: portfolio runs (the mode, and the universe's pick, exclusions, membership and book caps).
 /// 9: leverage and maintenance margin among the costs.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";
@@ -113,6 +113,8 @@ pub struct RunSpec {
     /// A portfolio run's universe and book (`--mode portfolio`); `seeds` then names portfolio
     /// seeds.
     pub portfolio: Option<super::portfolio::PortfolioRun>,
+    /// The perturbed worlds each genome is also scored on (`evolution.worlds`).
+    pub worlds: super::worlds::WorldSpec,
 }
 
 /// One gene of a recorded spec: what decides how a genome's values are read.
@@ -261,6 +263,9 @@ impl RunSpec {
         }
         if self.portfolio != other.portfolio {
             d.push("universe or book");
+        }
+        if self.worlds != other.worlds {
+            d.push("perturbed worlds");
         }
         d
     }

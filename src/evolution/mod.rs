@@ -17,6 +17,7 @@ pub mod portfolio;
 pub mod problem;
 pub mod summary;
 pub mod walkforward;
+pub mod worlds;
 
 use std::collections::BTreeMap;
 
@@ -57,6 +58,10 @@ pub struct EvolutionConfig {
     /// Null searches beside each run (`--null-searches`): the same search on null copies of
     /// its data.
     pub null_searches: usize,
+    /// Perturbed worlds each genome is also scored on ([`worlds`]).
+    pub worlds: usize,
+    pub worlds_quantile: f64,
+    pub world_block: f64,
 }
 
 /// Most null searches one run may have.
@@ -123,6 +128,15 @@ impl EvolutionConfig {
             return Err(Invalid::new("evolution.out", "must not be empty"));
         }
         count(
+            "evolution.worlds",
+            self.worlds,
+            0,
+            worlds::MAX_WORLDS,
+            " (each world is one more backtest of every genome on every coin)",
+        )?;
+        range("evolution.worlds_quantile", self.worlds_quantile, 0.0, 1.0)?;
+        range("evolution.world_block", self.world_block, 1.0, 10_000.0)?;
+        count(
             "evolution.null_searches",
             self.null_searches,
             0,
@@ -153,6 +167,15 @@ impl EvolutionConfig {
     }
 
     /// The time split.
+    /// The perturbed worlds of `[evolution]`.
+    pub fn world_spec(&self) -> worlds::WorldSpec {
+        worlds::WorldSpec {
+            count: self.worlds,
+            quantile: self.worlds_quantile,
+            block: self.world_block,
+        }
+    }
+
     pub fn split(&self) -> problem::Split {
         problem::Split {
             train: self.train_fraction,

@@ -258,6 +258,28 @@ pub struct UniverseProblem {
     pub aggregation: Aggregation,
     /// Applied to every strategy's targets (`--regime`).
     pub regime: Option<crate::strategy::regime::RegimeFilter>,
+    /// The perturbed copies of `train` genomes are also scored on (none by default).
+    pub worlds: Worlds,
+}
+
+/// A problem's perturbed worlds ([`super::worlds`]): their spec, the seed they were drawn
+/// from, and the worlds.
+#[derive(Default)]
+pub struct Worlds {
+    pub spec: super::worlds::WorldSpec,
+    pub seed: u64,
+    pub list: Vec<super::worlds::World>,
+}
+
+impl Worlds {
+    /// The worlds of `spec` over training markets `train`, drawn from `seed`.
+    pub fn build(train: &[Prepared], spec: super::worlds::WorldSpec, seed: u64) -> Self {
+        Self {
+            spec,
+            seed,
+            list: super::worlds::build(train, &spec, seed),
+        }
+    }
 }
 
 /// A problem whose members have [`Figures`] on training and validation (what
@@ -403,6 +425,7 @@ impl RunProblem {
             let validation = copy(&p.validation);
             UniverseProblem {
                 entries: p.entries.clone(),
+                worlds: Worlds::build(&train, p.worlds.spec, p.worlds.seed),
                 train,
                 validation,
                 backtest: p.backtest,
@@ -646,18 +669,19 @@ fn load_coin_run(
     let mut notes = u.notes;
     notes.extend(seg.drop_short(&entries));
     let warnings = check_lengths(&seg, &entries, &u.origin)?;
+    let (validation_from, holdout_from) = (seg.validation_from, seg.holdout_from);
     Ok(LoadedRun {
-        problem: RunProblem::Coins(UniverseProblem {
+        problem: RunProblem::Coins(UniverseProblem::new(
             entries,
-            train: seg.train.into_iter().map(Prepared::new).collect(),
-            validation: seg.validation.into_iter().map(Prepared::new).collect(),
-            backtest: run.backtest,
-            aggregation: run.aggregation,
-            regime: run.regime,
-        }),
+            seg,
+            run.backtest,
+            run.aggregation,
+            run.regime,
+            (run.worlds, run.seed),
+        )),
         fingerprint,
-        validation_from: seg.validation_from,
-        holdout_from: seg.holdout_from,
+        validation_from,
+        holdout_from,
         origin: u.origin,
         notes,
         warnings,
@@ -775,6 +799,28 @@ pub fn backtest_on(
 }
 
 impl UniverseProblem {
+    /// The problem over `seg`'s training and validation markets, with the perturbed worlds of
+    /// `worlds` (spec, seed) drawn from its training markets.
+    pub fn new(
+        entries: Vec<&'static SeedEntry>,
+        seg: Segments,
+        backtest: EngineConfig,
+        aggregation: Aggregation,
+        regime: Option<crate::strategy::regime::RegimeFilter>,
+        (worlds, seed): (super::worlds::WorldSpec, u64),
+    ) -> Self {
+        let train: Vec<Prepared> = seg.train.into_iter().map(Prepared::new).collect();
+        Self {
+            entries,
+            worlds: Worlds::build(&train, worlds, seed),
+            train,
+            validation: seg.validation.into_iter().map(Prepared::new).collect(),
+            backtest,
+            aggregation,
+            regime,
+        }
+    }
+
     /// The backtest of one genome (or, with `program`, one program with risk genes `genes`) on
     /// each of `markets`, with its metrics.
     pub fn backtests(
@@ -857,11 +903,31 @@ impl Problem for UniverseProblem {
     fn sentiment(&self) -> bool {
         !self.train.is_empty() && self.train.iter().all(|p| p.market.fear_greed.is_some())
     }
+    /// On the training markets; with perturbed worlds, each objective at the worlds' quantile
+    /// ([`super::worlds::combine`]).
     fn evaluate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation {
-        aggregate(
+        let real = aggregate(
             &self.score(seed, genes, program, &self.train),
             &self.aggregation,
-        )
+        );
+        if self.worlds.list.is_empty() {
+            return real;
+        }
+        let mut all = Vec::with_capacity(1 + self.worlds.list.len());
+        all.push(real);
+        for w in &self.worlds.list {
+            let cfg = self.backtest.costs_scaled(w.cost);
+            let metrics: Vec<Metrics> = w
+                .markets
+                .iter()
+                .map(|p| {
+                    let t = self.targets(seed, genes, program, p);
+                    backtest_targets(&t.delayed(super::worlds::DELAY), p, &cfg).1
+                })
+                .collect();
+            all.push(aggregate(&metrics, &self.aggregation));
+        }
+        super::worlds::combine(&all, self.worlds.spec.quantile)
     }
 }
 

@@ -126,6 +126,9 @@ pub struct Setup<'a> {
     pub tick: &'a (dyn Fn() + Sync),
     /// Applied to every strategy's targets, in training and test windows alike.
     pub regime: Option<crate::strategy::regime::RegimeFilter>,
+    /// The perturbed worlds each window's genomes are also scored on (drawn from the window's
+    /// seed).
+    pub worlds: super::worlds::WorldSpec,
 }
 
 /// One selected member and its figures (aggregated over coins as evolution scores them).
@@ -255,14 +258,14 @@ pub fn run_window(
     // per window: it changes as the windows roll).
     seg.drop_short(&setup.entries);
     check_lengths(&seg, &setup.entries, "the training window").map_err(|e| err(e.to_string()))?;
-    let problem = UniverseProblem {
-        entries: setup.entries.clone(),
-        train: seg.train.into_iter().map(Prepared::new).collect(),
-        validation: seg.validation.into_iter().map(Prepared::new).collect(),
-        backtest: setup.backtest,
-        aggregation: setup.aggregation,
-        regime: setup.regime,
-    };
+    let problem = UniverseProblem::new(
+        setup.entries.clone(),
+        seg,
+        setup.backtest,
+        setup.aggregation,
+        setup.regime,
+        (setup.worlds, setup.seed.wrapping_add(index as u64)),
+    );
     let (ranked, front_feasible) = evolve_window(&problem, index, setup);
     let chosen: Vec<&Ranked> = ranked.iter().take(setup.top).collect();
 
