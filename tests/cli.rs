@@ -848,6 +848,14 @@ fn flags_meet_their_keys_bounds_and_impossible_settings_are_refused() {
         "--rng-seed: evolution.seed: 18446744073709551615 is out of range: must be in [0, \
          9223372036854775807]",
     );
+    one_line(
+        &["evolve", "--null-searches", "5000", "--out", out_s],
+        "--null-searches: evolution.null_searches: 5000 is out of range: must be in [0, 1000]",
+    );
+    one_line(
+        &["evolve", "--worlds", "65", "--out", out_s],
+        "--worlds: evolution.worlds: 65 is out of range: must be in [0, 64]",
+    );
     assert!(!out.exists(), "nothing is written");
     // Four billion null copies aborted half way through a promotion: refused at load.
     let reg = dir.join("reg.db");

@@ -237,7 +237,9 @@ pub fn run(args: Args) -> Result<()> {
             stop,
         );
     }
-    let cfg = args.data.config_with(args.evolution.flags()?)?;
+    let mut flags = args.evolution.flags()?;
+    flags.extend(null_flag(args.null_searches));
+    let cfg = args.data.config_with(flags)?;
     let target = cfg.evolution.generations;
     let out = args
         .out
@@ -280,7 +282,7 @@ pub fn run(args: Args) -> Result<()> {
     let settings = run.settings.clone();
     let keep_last = Some(args.keep_last.unwrap_or(cfg.evolution.keep_last)).filter(|&k| k > 0);
     let nulls = NullPlan {
-        count: null_count(args.null_searches, &cfg)?,
+        count: cfg.evolution.null_searches,
         keep_last,
         stop: stop.clone(),
     };
@@ -301,17 +303,11 @@ pub fn run(args: Args) -> Result<()> {
     )
 }
 
-/// `--null-searches` or `evolution.null_searches`, checked.
-fn null_count(flag: Option<usize>, cfg: &Config) -> Result<usize> {
-    let k = flag.unwrap_or(cfg.evolution.null_searches);
-    if k > organism::evolution::MAX_NULL_SEARCHES {
-        bail!(
-            "--null-searches {k} is out of range: at most {} (each is one more run of the same \
-             size)",
-            organism::evolution::MAX_NULL_SEARCHES
-        );
-    }
-    Ok(k)
+/// `--null-searches K` as a layer over `evolution.null_searches` (checked with the config).
+fn null_flag(k: Option<usize>) -> Option<organism::config::Flag> {
+    k.map(|k| {
+        organism::config::Flag::new("--null-searches", "evolution.null_searches", super::int(k))
+    })
 }
 
 /// The null searches a run is to have beside it.
@@ -336,7 +332,8 @@ fn resume(
     // A run folder continues from its newest checkpoint.
     let (file, mut ck) = super::runs::read_target(file)?;
     let file = file.as_path();
-    let current = super::load_config(config.as_deref())?;
+    let null_layer: Vec<organism::config::Flag> = null_flag(null_searches).into_iter().collect();
+    let current = super::load_config_with(config.as_deref(), &null_layer)?;
     // Forced onto a config that scores members otherwise (costs, split, worlds, ...): the
     // population is scored again and the cache starts again.
     let mut rescore = false;
@@ -383,7 +380,7 @@ fn resume(
     });
     let keep_last = Some(keep_last.unwrap_or(current.evolution.keep_last)).filter(|&k| k > 0);
     let nulls = NullPlan {
-        count: null_count(null_searches, &current)?,
+        count: current.evolution.null_searches,
         keep_last,
         stop: stop.clone(),
     };
