@@ -680,3 +680,66 @@ async fn fills_and_order_updates_stream_on_the_websocket() {
         ]
     );
 }
+
+/// A planted drift: with 20 bps of extra slippage a taker buy fills 0.2 % above the ask and a
+/// sell below the bid, never beyond the order's limit; with 300 ms of latency an order is
+/// acted on at once but answered no sooner.
+#[tokio::test]
+async fn extra_slippage_and_latency_plant_a_drift() {
+    let ex = exchange().await;
+    let c = client(&ex, ACCOUNT_KEY, None, None);
+    let me = c.account().to_string();
+    ex.fund(&me, dec("10000"));
+    let (_, bid, ask) = eth_touch(&ex);
+    ex.set_trading_faults(|f| f.extra_slippage = dec("0.002"));
+    let filled_at = |s: &[PlacedStatus]| match &s[0] {
+        PlacedStatus::Filled { avg_px, .. } => *avg_px,
+        other => panic!("{other:?}"),
+    };
+    let limit = round_dp(ask * 1.01, 1);
+    let s = c
+        .place(vec![order(ETH, true, limit, "0.5", Tif::Ioc, None)])
+        .await
+        .unwrap();
+    let want = (dec(&format!("{ask}")) * dec("1.002")).round_dp(8);
+    assert_eq!(filled_at(&s), want);
+    let s = c
+        .place(vec![order(
+            ETH,
+            false,
+            round_dp(bid * 0.99, 1),
+            "0.5",
+            Tif::Ioc,
+            None,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        filled_at(&s),
+        (dec(&format!("{bid}")) * dec("0.998")).round_dp(8)
+    );
+    // A limit 0.05 % through the ask caps the slipped price.
+    let tight = round_dp(ask * 1.0005, 1);
+    let s = c
+        .place(vec![order(ETH, true, tight, "0.1", Tif::Ioc, None)])
+        .await
+        .unwrap();
+    assert_eq!(filled_at(&s), dec(&format!("{tight}")));
+    ex.set_trading_faults(|f| {
+        f.extra_slippage = Decimal::ZERO;
+        f.latency = Duration::from_millis(300);
+    });
+    #[allow(clippy::disallowed_methods)] // latency is wall time
+    let t0 = std::time::Instant::now();
+    let s = c
+        .place(vec![order(ETH, true, limit, "0.1", Tif::Ioc, None)])
+        .await
+        .unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(filled_at(&s), dec(&format!("{ask}")));
+    assert_eq!(ex.trading_seen().orders_placed, 4);
+}

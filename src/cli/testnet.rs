@@ -25,6 +25,13 @@ pub struct Args {
     /// against this exchange signs for it.
     #[arg(long, value_name = "ADDRESS=USD")]
     pub fund: Vec<String>,
+    /// Extra adverse slippage of every taker fill, in basis points of the price (a market worse
+    /// than the model assumes, to see the drift a session measures).
+    #[arg(long, value_name = "BPS", default_value_t = 0.0)]
+    pub extra_slippage_bps: f64,
+    /// Every order is answered this many milliseconds after it is acted on.
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub latency_ms: u64,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -59,9 +66,17 @@ pub fn run(args: Args) -> Result<()> {
                 None => anyhow::bail!("--fund {f}: expected 0xADDRESS=USD (40 hex digits, a number)"),
             }
         }
+        let bps = args.extra_slippage_bps;
+        if !(bps.is_finite() && (0.0..=1000.0).contains(&bps)) {
+            anyhow::bail!("--extra-slippage-bps {bps}: must be in [0, 1000]");
+        }
         let ex = LocalExchange::start(addr, &params, start)
             .await
             .with_context(|| format!("binding {addr}"))?;
+        ex.set_trading_faults(|f| {
+            f.extra_slippage = organism::execution::types::decimal(bps / 10_000.0);
+            f.latency = Duration::from_millis(args.latency_ms);
+        });
         for (a, usd) in &funds {
             ex.fund(a, *usd);
             outln!("funded {a} with {usd} USDC");

@@ -62,6 +62,33 @@ pub struct TradingFaults {
     pub partial_next: usize,
     /// The next orders are refused with these messages.
     pub reject_next: VecDeque<String>,
+    /// Extra adverse slippage of every taker fill, as a fraction of the price (a market worse
+    /// than the model assumes): a buy fills this much above the touch (a triggered stop above
+    /// its trigger), a sell below, never beyond the order's limit.
+    pub extra_slippage: Decimal,
+    /// Every `order` request is acted on, then answered this much later.
+    pub latency: std::time::Duration,
+}
+
+impl TradingFaults {
+    /// `px` made worse by [`Self::extra_slippage`] for a buy (`is_buy`) or a sell, kept within
+    /// `limit` when given.
+    fn slipped(&self, px: Decimal, is_buy: bool, limit: Option<Decimal>) -> Decimal {
+        if self.extra_slippage.is_zero() {
+            return px;
+        }
+        let worse = if is_buy {
+            px * (Decimal::ONE + self.extra_slippage)
+        } else {
+            px * (Decimal::ONE - self.extra_slippage)
+        }
+        .round_dp(8);
+        match limit {
+            Some(l) if is_buy => worse.min(l),
+            Some(l) => worse.max(l),
+            None => worse,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -369,7 +396,11 @@ impl Trading {
                 }
                 let (px, fee) = match &o.trigger {
                     Some(t) => (
-                        Self::triggered_at(p, coin, t, o.is_buy, bar_open),
+                        self.faults.slipped(
+                            Self::triggered_at(p, coin, t, o.is_buy, bar_open),
+                            o.is_buy,
+                            Some(o.limit_px),
+                        ),
                         TAKER_FEE,
                     ),
                     None => (o.limit_px, MAKER_FEE),
@@ -861,7 +892,9 @@ impl Trading {
                 fill = half.get();
             }
         }
-        let at = if w.b { ask } else { bid };
+        let at = self
+            .faults
+            .slipped(if w.b { ask } else { bid }, w.b, Some(px));
         self.book_fill(p, user, &o, fill, at, TAKER_FEE, now, true);
         o.sz = sz - fill;
         if o.sz.is_zero() || tif == Some(Tif::Ioc) {
@@ -991,13 +1024,18 @@ impl Trading {
         })
     }
 
-    /// Whether the `/exchange` request `body` (acted on) should hang before it is answered.
+    /// How long the `/exchange` request `body` (acted on) waits before it is answered: a hang
+    /// and the latency, for orders.
     pub fn take_hang(&mut self, body: &Value) -> Option<std::time::Duration> {
         let order = body.pointer("/action/type").and_then(Value::as_str) == Some("order");
-        (order && self.faults.hang_next > 0).then(|| {
+        if !order {
+            return None;
+        }
+        if self.faults.hang_next > 0 {
             self.faults.hang_next -= 1;
-            self.faults.hang
-        })
+            return Some(self.faults.hang + self.faults.latency);
+        }
+        (!self.faults.latency.is_zero()).then_some(self.faults.latency)
     }
 
     /// An injected status for the next `/exchange` request.
