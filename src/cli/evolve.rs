@@ -355,7 +355,9 @@ fn resume(
                     path.display()
                 );
             }
-            rescore = differ.iter().any(|d| *d != "evolution settings");
+            rescore = differ
+                .iter()
+                .any(|d| *d != organism::evolution::checkpoint::SETTINGS_DIFFER);
             ck.run.settings = theirs.settings;
             ck.run.split = theirs.split;
             ck.run.aggregation = theirs.aggregation;

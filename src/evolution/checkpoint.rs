@@ -247,7 +247,7 @@ impl RunSpec {
     pub fn differences(&self, other: &RunSpec) -> Vec<&'static str> {
         let mut d = Vec::new();
         if self.settings != other.settings {
-            d.push("evolution settings");
+            d.push(SETTINGS_DIFFER);
         }
         if self.split != other.split || self.aggregation != other.aggregation {
             d.push("data split or aggregation");
@@ -270,6 +270,10 @@ impl RunSpec {
         d
     }
 }
+
+/// What [`RunSpec::differences`] says of other evolution settings: the one difference that
+/// leaves every member's score as it was.
+pub const SETTINGS_DIFFER: &str = "evolution settings";
 
 /// A checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

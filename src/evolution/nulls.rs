@@ -110,10 +110,10 @@ impl SearchNulls {
         let median = |of: &dyn Fn(&SearchFigures) -> f64| {
             let mut v: Vec<f64> = self.nulls.iter().map(of).collect();
             v.sort_by(f64::total_cmp);
-            match v.len() {
-                0 => f64::NAN,
-                n if n % 2 == 1 => v[n / 2],
-                n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                crate::market::membership::median_sorted(&v)
             }
         };
         let max = |of: &dyn Fn(&SearchFigures) -> f64| {

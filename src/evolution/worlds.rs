@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Evaluation;
 use crate::{
-    market::{Candles, Market},
+    market::{permute::from_moves, Market},
     seeds::Prepared,
 };
 
@@ -83,14 +83,13 @@ pub fn build(train: &[Prepared], spec: &WorldSpec, seed: u64) -> Vec<World> {
 /// One coin's market resampled by the stationary block bootstrap, its funding block-shuffled.
 fn perturbed(m: &Market, block: f64, rng: &mut ChaCha8Rng) -> Market {
     let order = stationary_bootstrap(m.candles.len(), block, rng);
-    let mut p = Market::new(
-        m.coin.clone(),
-        rebuilt(&m.candles, &order),
-        m.funding.clone(),
-    );
-    p.funding_per_bar = block_shuffled(&m.funding_per_bar, block.round().max(1.0) as usize, rng);
-    p.fear_greed = m.fear_greed.clone();
-    p
+    Market {
+        coin: m.coin.clone(),
+        candles: from_moves(&m.candles, &order),
+        funding: m.funding.clone(),
+        funding_per_bar: block_shuffled(&m.funding_per_bar, block.round().max(1.0) as usize, rng),
+        fear_greed: m.fear_greed.clone(),
+    }
 }
 
 /// The source bar of each bar `1..n` of a resample of `n` bars (bar 0 stays): blocks of
@@ -116,39 +115,6 @@ pub fn stationary_bootstrap(n: usize, block: f64, rng: &mut ChaCha8Rng) -> Vec<u
     out
 }
 
-/// Candles whose bar `t ≥ 1` makes source bar `order[t − 1]`'s moves relative to its previous
-/// close, from the previous rebuilt close; times, bar 0 and the first price level kept.
-fn rebuilt(c: &Candles, order: &[usize]) -> Candles {
-    let n = c.len();
-    let mut out = Candles::with_capacity(n);
-    if n == 0 {
-        return out;
-    }
-    out.push(
-        c.ts[0],
-        c.open[0],
-        c.high[0],
-        c.low[0],
-        c.close[0],
-        c.volume[0],
-    );
-    let mut prev = c.close[0];
-    for (t, &s) in (1..n).zip(order) {
-        let base = c.close[s - 1];
-        let close = prev * c.close[s] / base;
-        out.push(
-            c.ts[t],
-            prev * c.open[s] / base,
-            prev * c.high[s] / base,
-            prev * c.low[s] / base,
-            close,
-            c.volume[s],
-        );
-        prev = close;
-    }
-    out
-}
-
 /// `x` cut into blocks of `block` values (the last may be shorter), the blocks in a random order.
 pub fn block_shuffled(x: &[f64], block: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
     let mut blocks: Vec<&[f64]> = x.chunks(block.max(1)).collect();
@@ -168,11 +134,8 @@ pub fn combine(worlds: &[Evaluation], quantile: f64) -> Evaluation {
     };
     let mut out = *real;
     for (i, o) in out.objectives.iter_mut().enumerate() {
-        let mut v: Vec<f64> = worlds.iter().map(|e| e.objectives[i]).collect();
-        v.sort_by(f64::total_cmp);
-        let pos = (1.0 - quantile).clamp(0.0, 1.0) * (v.len() - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        *o = v[lo] + (v[hi] - v[lo]) * (pos - lo as f64);
+        let v: Vec<f64> = worlds.iter().map(|e| e.objectives[i]).collect();
+        *o = crate::fitness::quantile(&v, 1.0 - quantile);
     }
     out
 }
@@ -198,31 +161,6 @@ mod tests {
         let one = stationary_bootstrap(n, 1.0, &mut rng);
         let runs = one.windows(2).filter(|w| w[1] == w[0] + 1).count();
         assert!(runs < 10, "{runs}");
-    }
-
-    #[test]
-    fn a_rebuilt_bar_makes_its_source_bars_moves() {
-        let mut c = Candles::with_capacity(4);
-        for (t, (o, h, l, cl)) in [
-            (100.0, 101.0, 99.0, 100.0),
-            (100.0, 112.0, 98.0, 110.0),
-            (110.0, 111.0, 95.0, 99.0),
-            (99.0, 100.0, 90.0, 99.0),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            c.push(t as i64 * 3_600_000, o, h, l, cl, 1.0 + t as f64);
-        }
-        // Bars 1, 2, 3 made of source bars 2, 1, 1: −10 %, +10 %, +10 %.
-        let r = rebuilt(&c, &[2, 1, 1]);
-        assert_eq!(r.ts, c.ts);
-        let close: Vec<f64> = r.close.iter().map(|x| (x * 1e9).round() / 1e9).collect();
-        assert_eq!(close, vec![100.0, 90.0, 99.0, 108.9]);
-        // Bar 1 from source 2: open 110/110 = 1, high 111/110, low 95/110 of the close 100.
-        assert!((r.high[1] - 100.0 * 111.0 / 110.0).abs() < 1e-9);
-        assert!((r.low[1] - 100.0 * 95.0 / 110.0).abs() < 1e-9);
-        assert_eq!(r.volume[1..], [3.0, 2.0, 2.0]);
     }
 
     #[test]

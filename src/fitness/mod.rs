@@ -164,6 +164,20 @@ impl Moments {
     }
 }
 
+/// The `q` quantile of `x` with linear interpolation between order statistics (numpy's
+/// default): position `q·(n − 1)` in the sorted values. `NaN` for no values.
+pub fn quantile(x: &[f64], q: f64) -> f64 {
+    if x.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = x.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
 /// Annualized Sharpe ratio: `mean(r) / std(r, ddof 1) · √bars_per_year`, risk-free 0; 0 when
 /// there are fewer than two returns or the standard deviation is 0.
 pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {

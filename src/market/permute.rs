@@ -30,17 +30,31 @@ pub fn permute_market(m: &Market, rng: &mut ChaCha8Rng) -> Market {
     if n < 3 {
         return m.slice(0..n);
     }
-    // Bar t ≥ 1 as moves relative to the previous close.
-    let rel = |t: usize| {
-        let p = c.close[t - 1];
-        (c.open[t] / p, c.high[t] / p, c.low[t] / p, c.close[t] / p)
-    };
     let mut order: Vec<usize> = (1..n).collect();
     for i in (1..order.len()).rev() {
         let j = rng.gen_range(0..=i);
         order.swap(i, j);
     }
+    let mut p = Market::new(m.coin.clone(), from_moves(c, &order), m.funding.clone());
+    p.fear_greed = m.fear_greed.clone();
+    p
+}
+
+/// Candles whose bar `t ≥ 1` makes source bar `order[t − 1]`'s moves (open, high, low and
+/// close relative to its previous close) from the previous rebuilt close, with the source
+/// bar's volume; times, bar 0 and with it the price level kept. A permutation of `1..n` makes
+/// a return-permuted copy; a resample of it a bootstrapped one.
+pub fn from_moves(c: &Candles, order: &[usize]) -> Candles {
+    let n = c.len();
     let mut out = Candles::with_capacity(n);
+    if n == 0 {
+        return out;
+    }
+    // Bar s ≥ 1 as moves relative to the previous close.
+    let rel = |s: usize| {
+        let p = c.close[s - 1];
+        (c.open[s] / p, c.high[s] / p, c.low[s] / p, c.close[s] / p)
+    };
     out.push(
         c.ts[0],
         c.open[0],
@@ -50,7 +64,7 @@ pub fn permute_market(m: &Market, rng: &mut ChaCha8Rng) -> Market {
         c.volume[0],
     );
     let mut prev = c.close[0];
-    for (t, &s) in (1..n).zip(&order) {
+    for (t, &s) in (1..n).zip(order) {
         let (o, h, l, cl) = rel(s);
         out.push(
             c.ts[t],
@@ -62,9 +76,7 @@ pub fn permute_market(m: &Market, rng: &mut ChaCha8Rng) -> Market {
         );
         prev *= cl;
     }
-    let mut p = Market::new(m.coin.clone(), out, m.funding.clone());
-    p.fear_greed = m.fear_greed.clone();
-    p
+    out
 }
 
 /// The permuted copy of a universe with RNG seed `seed` (coins in order, one stream).
@@ -221,6 +233,31 @@ pub fn shuffle_cross_section_from(panel: &Panel, from: usize, rng: &mut ChaCha8R
 mod tests {
     use super::*;
     use crate::market::{FundingSeries, HOUR_MS};
+
+    #[test]
+    fn a_rebuilt_bar_makes_its_source_bars_moves() {
+        let mut c = Candles::with_capacity(4);
+        for (t, (o, h, l, cl)) in [
+            (100.0, 101.0, 99.0, 100.0),
+            (100.0, 112.0, 98.0, 110.0),
+            (110.0, 111.0, 95.0, 99.0),
+            (99.0, 100.0, 90.0, 99.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.push(t as i64 * 3_600_000, o, h, l, cl, 1.0 + t as f64);
+        }
+        // Bars 1, 2, 3 made of source bars 2, 1, 1: −10 %, +10 %, +10 %.
+        let r = from_moves(&c, &[2, 1, 1]);
+        assert_eq!(r.ts, c.ts);
+        let close: Vec<f64> = r.close.iter().map(|x| (x * 1e9).round() / 1e9).collect();
+        assert_eq!(close, vec![100.0, 90.0, 99.0, 108.9]);
+        // Bar 1 from source 2: open 110/110 = 1, high 111/110, low 95/110 of the close 100.
+        assert!((r.high[1] - 100.0 * 111.0 / 110.0).abs() < 1e-9);
+        assert!((r.low[1] - 100.0 * 95.0 / 110.0).abs() < 1e-9);
+        assert_eq!(r.volume[1..], [3.0, 2.0, 2.0]);
+    }
 
     #[test]
     fn bars_are_shuffled_whole_and_prices_rebuilt() {

@@ -633,19 +633,7 @@ pub fn search_nulls(validation: f64, bests: &[f64], q: f64) -> Outcome {
     outcome(Stage::SearchNulls, passed, rule, reason, figures)
 }
 
-/// The `q` quantile of `x` with linear interpolation between order statistics (numpy's
-/// default): position `q·(n − 1)` in the sorted values. `NaN` for no values.
-pub fn quantile(x: &[f64], q: f64) -> f64 {
-    if x.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = x.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-}
+pub use crate::fitness::quantile;
 
 /// Stage 2: validation Sharpe against the flipped signal's and the nulls' `quantile`.
 pub fn nulls(validation: f64, flipped: f64, null_sharpes: &[f64], q: f64) -> Outcome {

@@ -43,13 +43,19 @@ impl JournalLog {
         })
     }
 
-    fn rows(&self, kind: Kind, cloid: &str) -> Result<Vec<Row>, String> {
+    /// The rows of `kind` recorded for `cloid`, as `pick` reads them.
+    fn rows<T>(
+        &self,
+        kind: Kind,
+        cloid: &str,
+        pick: fn(Row) -> Option<T>,
+    ) -> Result<Vec<T>, String> {
         let conn = self.conn.lock().map_err(|_| "lock poisoned".to_string())?;
         Ok(
             journal::with_field(&conn, &self.account, kind, "cloid", cloid)
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .map(|e| e.row)
+                .filter_map(|e| pick(e.row))
                 .collect(),
         )
     }
@@ -72,25 +78,17 @@ impl OrderLog for JournalLog {
     }
 
     fn intents(&self, cloid: &str) -> Result<Vec<IntentRow>, String> {
-        Ok(self
-            .rows(Kind::Intent, cloid)?
-            .into_iter()
-            .filter_map(|r| match r {
-                Row::Intent(i) => Some(i),
-                _ => None,
-            })
-            .collect())
+        self.rows(Kind::Intent, cloid, |r| match r {
+            Row::Intent(i) => Some(i),
+            _ => None,
+        })
     }
 
     fn acks(&self, cloid: &str) -> Result<Vec<AckRow>, String> {
-        Ok(self
-            .rows(Kind::Ack, cloid)?
-            .into_iter()
-            .filter_map(|r| match r {
-                Row::Ack(a) => Some(a),
-                _ => None,
-            })
-            .collect())
+        self.rows(Kind::Ack, cloid, |r| match r {
+            Row::Ack(a) => Some(a),
+            _ => None,
+        })
     }
 }
 
