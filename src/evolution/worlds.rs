@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Evaluation;
 use crate::{
-    market::{permute::from_moves, Market},
+    market::{Candles, Market},
     seeds::Prepared,
 };
 
@@ -85,7 +85,7 @@ fn perturbed(m: &Market, block: f64, rng: &mut ChaCha8Rng) -> Market {
     let order = stationary_bootstrap(m.candles.len(), block, rng);
     Market {
         coin: m.coin.clone(),
-        candles: from_moves(&m.candles, &order),
+        candles: rebuilt(&m.candles, &order),
         funding: m.funding.clone(),
         funding_per_bar: block_shuffled(&m.funding_per_bar, block.round().max(1.0) as usize, rng),
         fear_greed: m.fear_greed.clone(),
@@ -111,6 +111,41 @@ pub fn stationary_bootstrap(n: usize, block: f64, rng: &mut ChaCha8Rng) -> Vec<u
         } else {
             1
         };
+    }
+    out
+}
+
+/// Candles whose bar `t ≥ 1` makes source bar `order[t − 1]`'s moves relative to its previous
+/// close, from the previous rebuilt close; times, bar 0 and the first price level kept. (The
+/// permuted copies' [`from_moves`](crate::market::permute::from_moves) does the same with
+/// another order of operations; the worlds keep theirs, so their figures stay as measured.)
+fn rebuilt(c: &Candles, order: &[usize]) -> Candles {
+    let n = c.len();
+    let mut out = Candles::with_capacity(n);
+    if n == 0 {
+        return out;
+    }
+    out.push(
+        c.ts[0],
+        c.open[0],
+        c.high[0],
+        c.low[0],
+        c.close[0],
+        c.volume[0],
+    );
+    let mut prev = c.close[0];
+    for (t, &s) in (1..n).zip(order) {
+        let base = c.close[s - 1];
+        let close = prev * c.close[s] / base;
+        out.push(
+            c.ts[t],
+            prev * c.open[s] / base,
+            prev * c.high[s] / base,
+            prev * c.low[s] / base,
+            close,
+            c.volume[s],
+        );
+        prev = close;
     }
     out
 }
