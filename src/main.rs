@@ -45,6 +45,9 @@ enum Command {
     /// Live trading on Hyperliquid (real money; explicit opt-in): run, status, stop, resume.
     #[command(subcommand)]
     Live(cli::live::LiveCommand),
+    /// The drift ledger of a paper or live session: its fills against the model's (slippage,
+    /// fees, partial and missed fills, latency, equity against the replay), per day.
+    Drift(cli::drift::Args),
     /// Inspect runs: list them, show one ranked, export a member's genome.
     #[command(subcommand)]
     Runs(cli::runs::RunsCommand),
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Strategies(cmd) => cli::strategies::run(cmd),
         Command::Paper(cmd) => cli::paper::run(cmd),
         Command::Live(cmd) => cli::live::run(cmd),
+        Command::Drift(args) => cli::drift::run(args),
         Command::Runs(cmd) => cli::runs::run(cmd),
         Command::Seeds(args) => cli::seeds::run(args),
         Command::Bench(cmd) => cli::bench::run(cmd),

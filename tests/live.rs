@@ -830,6 +830,144 @@ async fn partial_entries_and_exits_leave_engine_journal_and_exchange_in_agreemen
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One live session of the EMA crossover on BTC over bars `warmup..warmup + bars` against the
+/// local exchange, the exchange refusing one order and filling the next in part (from bar
+/// `warmup + 10`), and with `planted` (extra slippage, latency) from the start; the lifecycle
+/// retires past 10 bps of fill drift after 5 orders. Returns the journal's database.
+async fn drift_session(
+    dir: &Path,
+    planted: Option<(&str, u64)>,
+    warmup: usize,
+    bars: usize,
+) -> (PathBuf, Vec<(String, String)>) {
+    use organism::runner::paper::{Lifecycle, Session};
+    let db = dir.join("reg.db");
+    let (params, market) = btc(11, warmup + bars + 1);
+    let ex = rig::exchange(&params, market.candles.ts[warmup]).await;
+    if let Some((slip, ms)) = planted {
+        ex.set_trading_faults(|f| {
+            f.extra_slippage = slip.parse().unwrap();
+            f.latency = Duration::from_millis(ms);
+        });
+    }
+    let (mut cfg, specs) = one_book(genome("ema_crossover", &[("fast", "2"), ("slow", "5")]));
+    cfg.lifecycle = Lifecycle {
+        max_fill_drift_bps: 10.0,
+        min_drift_orders: 5,
+        ..Lifecycle::NONE
+    };
+    let upto = |t: usize| upto(&market, t);
+    let (mut session, rows) = Session::start("live", cfg, specs, 0.0, &upto(warmup - 1));
+    let mut conn = organism::store::open(&db).unwrap();
+    journal::append(&mut conn, "live", &rows, 0).unwrap();
+    session.link(rig::executor(&ex, &db, false).await);
+    for t in warmup..warmup + bars {
+        let ts = market.candles.ts[t];
+        ex.set_now(ts + HOUR_MS);
+        if t == warmup + 10 {
+            ex.set_trading_faults(|f| {
+                f.reject_next
+                    .push_back("Insufficient margin to place order.".into());
+                f.partial_next = 1;
+            });
+        }
+        let rows = session.on_bar(ts, &upto(t));
+        journal::append(&mut conn, "live", &rows, 0).unwrap();
+    }
+    (db, session.retired())
+}
+
+/// The drift ledger measures a drift the local exchange plants. The same bars are traded twice,
+/// once as the exchange is and once with 20 bps of extra adverse slippage on every taker fill
+/// and 150 ms before every order's answer: order by order (the same bar and side in both), the
+/// ledger's slippage grows by 20 bps within 0.5 bp, the slippage setting that would have matched
+/// by 0.0020 within 0.00005, fees do not move, and the decision-to-answer latency grows by at
+/// least 150 ms. Both ledgers count the refused order as missed and the half fill as partial.
+/// The lifecycle retires the strategy whose fills drift (10 bps allowed), not the other; and
+/// `organism drift --json` prints the ledger's figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drift_ledger_measures_a_planted_drift_and_the_lifecycle_retires_on_it() {
+    use organism::runner::drift::{self, Outcome};
+    let dir = scratch("drift");
+    let (clean_dir, planted_dir) = (dir.join("clean"), dir.join("planted"));
+    std::fs::create_dir_all(&clean_dir).unwrap();
+    std::fs::create_dir_all(&planted_dir).unwrap();
+    let (warmup, bars) = (50, 100);
+    let (clean_db, clean_retired) = drift_session(&clean_dir, None, warmup, bars).await;
+    let (planted_db, planted_retired) =
+        drift_session(&planted_dir, Some(("0.002", 150)), warmup, bars).await;
+    let ledger = |db: &Path| drift::ledger(&organism::store::open(db).unwrap(), "live").unwrap();
+    let (clean, planted) = (ledger(&clean_db), ledger(&planted_db));
+    for l in [&clean, &planted] {
+        assert!(l.orders.len() >= 10, "{} orders", l.orders.len());
+        let count = |o: Outcome| l.requests.iter().filter(|r| r.outcome == o).count();
+        assert_eq!(count(Outcome::Rejected), 1, "{:?}", l.requests);
+        assert_eq!(count(Outcome::Partial), 1, "{:?}", l.requests);
+        assert_eq!(
+            l.days.iter().map(|d| d.missed).sum::<usize>(),
+            1,
+            "{:?}",
+            l.days
+        );
+    }
+    // The exchange as the model assumes it: a 1 bp half spread (the model's slippage), the
+    // taker fee of 4.5 bps.
+    let clean_excess = clean.total().bps().unwrap();
+    assert!(clean_excess.abs() < 1.0, "clean excess {clean_excess} bps");
+    // Order by order.
+    let key = |o: &drift::OrderDrift| (o.bar_ts, o.side.sign() as i64);
+    let before: BTreeMap<(i64, i64), &drift::OrderDrift> =
+        clean.orders.iter().map(|o| (key(o), o)).collect();
+    let mut pairs = 0;
+    for o in &planted.orders {
+        let Some(c) = before.get(&key(o)) else {
+            continue;
+        };
+        pairs += 1;
+        let grew = o.slippage_bps - c.slippage_bps;
+        assert!((grew - 20.0).abs() < 0.5, "bar {}: {grew} bps", o.bar_ts);
+        assert!((o.fee_bps - c.fee_bps).abs() < 0.01, "bar {}", o.bar_ts);
+    }
+    assert!(pairs >= 5, "{pairs} orders on the same bar and side");
+    let planted_excess = planted.total().bps().unwrap();
+    assert!(
+        (planted_excess - clean_excess - 20.0).abs() < 0.5,
+        "{planted_excess} − {clean_excess}"
+    );
+    let matching = planted.matching_slippage().unwrap() - clean.matching_slippage().unwrap();
+    assert!((matching - 0.002).abs() < 0.00005, "{matching}");
+    let latency = |l: &drift::Ledger| l.distributions()["latency_ms"].median;
+    assert!(
+        latency(&planted) - latency(&clean) >= 150.0,
+        "{} vs {}",
+        latency(&planted),
+        latency(&clean)
+    );
+    // Retired for its fills, at a day's end; the clean run trades on.
+    assert!(clean_retired.is_empty(), "{clean_retired:?}");
+    assert_eq!(planted_retired.len(), 1, "{planted_retired:?}");
+    assert!(
+        planted_retired[0].1.contains("beyond the model's"),
+        "{planted_retired:?}"
+    );
+    // The command prints the ledger.
+    let json = run_ok(&[
+        "drift",
+        "--registry",
+        s(&planted_db),
+        "--account",
+        "live",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["excess_slippage_bps"].as_f64(), Some(planted_excess));
+    assert_eq!(v["orders"].as_array().unwrap().len(), planted.orders.len());
+    let text = run_ok(&["drift", "--registry", s(&planted_db), "--account", "live"]);
+    assert!(text.contains("costs.slippage = 0.00"), "{text}");
+    assert!(text.contains("1 rejected"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The genome of the stop tests: ATR stop-loss and take-profit close enough to be hit.
 fn atr_stops() -> organism::seeds::Genome {
     genome(

@@ -2,7 +2,11 @@
 //! the risk manager and the kill switch flatten and pause as documented, and a session rebuilt
 //! from its journal after a crash continues exactly as one that never stopped.
 
-use std::{collections::BTreeMap, path::PathBuf, process::Output};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Output,
+};
 
 use std::sync::Arc;
 
@@ -110,9 +114,18 @@ fn replay_books_exactly_what_backtest_books_for_every_seed_and_a_program() {
             s(&pe),
             "--json",
         ]);
+        // The two with intrabar exits keep their journal for the drift ledger below.
+        let kept = dir.join(format!("{name}.db"));
+        let keep = name.contains("stops") || name == "program";
+        if keep {
+            a.extend(["--journal", s(&kept)]);
+        }
         let out = ok(organism(&a));
         let v: serde_json::Value =
             serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+        if keep {
+            paper_fills_are_the_models(&kept, v["account"].as_str().unwrap(), name);
+        }
         let (bts, pts) = (
             std::fs::read_to_string(&bt).unwrap(),
             std::fs::read_to_string(&pt).unwrap(),
@@ -164,6 +177,40 @@ fn replay_books_exactly_what_backtest_books_for_every_seed_and_a_program() {
     }
     assert!(total_trades > 100, "{total_trades}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On paper every fill is the model's: the drift ledger of a replay's journal finds no order
+/// whose slippage or fee differs from the backtest's fill of it by a single bit, no exchange
+/// request, and no day whose equity strays from the replay's; the slippage setting that would
+/// have matched is the model's, 1 bp.
+fn paper_fills_are_the_models(db: &Path, account: &str, name: &str) {
+    let out = ok(organism(&[
+        "drift",
+        "--registry",
+        s(db),
+        "--account",
+        account,
+        "--json",
+    ]));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let orders = v["orders"].as_array().unwrap();
+    assert!(orders.len() >= 4, "{name}: {} orders", orders.len());
+    for o in orders {
+        assert_eq!(o["price"], o["model_price"], "{name}: {o}");
+        assert_eq!(o["fee"], o["model_fee"], "{name}: {o}");
+        assert_eq!(o["slippage_excess"], 0.0, "{name}: {o}");
+    }
+    assert_eq!(v["excess_slippage_bps"], 0.0, "{name}");
+    assert!(v["requests"].as_array().unwrap().is_empty());
+    let days = v["days"].as_array().unwrap();
+    // 74 days of bars.
+    assert_eq!(days.len(), 74, "{name}");
+    for d in days {
+        assert_eq!(d["equity_drift"], 0.0, "{name}: {d}");
+    }
+    let matching = v["matching_slippage"].as_f64().unwrap();
+    assert!((matching - 0.0001).abs() < 1e-12, "{name}: {matching}");
 }
 
 const DAY: i64 = 86_400_000;
@@ -584,6 +631,9 @@ fn a_strategy_within_tolerance_for_min_days_becomes_eligible_once() {
         min_days: 3.0,
         max_tracking: 0.001,
         min_sharpe_z: -3.0,
+        // Paper fills are the model's: not a bit of drift, so even no allowance retires nothing.
+        max_fill_drift_bps: 0.0,
+        min_drift_orders: 1,
     };
     let (conn, s) = lifecycle_session(None, lc, &markets, 5);
     let checks = journal::of_kind(&conn, "l", Kind::Lifecycle).unwrap();
@@ -602,7 +652,11 @@ fn a_strategy_within_tolerance_for_min_days_becomes_eligible_once() {
         assert_eq!(c.body()["tracking"], "0");
         assert_eq!(c.body()["paper_return"], c.body()["replay_return"]);
         assert_eq!(c.body()["interventions"], 0);
+        // Absent before the strategy's first order.
+        let drift = &c.body()["fill_drift_bps"];
+        assert!(drift.is_null() || *drift == 0.0, "{drift}");
     }
+    assert_eq!(checks[4].body()["fill_drift_bps"], 0.0);
     assert_eq!(s.eligible(), vec!["ema".to_string()]);
     assert!(s.retired().is_empty());
 }
@@ -614,6 +668,8 @@ fn a_paper_sharpe_far_below_validation_retires_the_strategy_for_good() {
         min_days: 30.0,
         max_tracking: 0.02,
         min_sharpe_z: -3.0,
+        max_fill_drift_bps: 20.0,
+        min_drift_orders: 20,
     };
     let validation = 25.0;
     let (conn, mut s) = lifecycle_session(Some(validation), lc, &markets, 40);

@@ -101,7 +101,7 @@ impl Where {
         Ok((cfg, reg))
     }
 
-    fn open_existing(&self) -> Result<(Config, Registry)> {
+    pub(crate) fn open_existing(&self) -> Result<(Config, Registry)> {
         let (cfg, path) = self.load()?;
         if !path.exists() {
             bail!(

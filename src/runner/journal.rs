@@ -498,6 +498,9 @@ pub struct LifecycleRow {
     #[serde(deserialize_with = "crate::store::real")]
     pub days: f64,
     pub eligible: bool,
+    /// The fills' slippage beyond the model's so far (notional-weighted mean, bps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill_drift_bps: Option<f64>,
     pub interventions: usize,
     pub paper_return: Money,
     pub reason: String,
@@ -639,6 +642,36 @@ fn select(
 /// [`JournalError`] on a database error or a row this build cannot read.
 pub fn entries(conn: &Connection, account: &str) -> Result<Vec<(i64, Entry)>, JournalError> {
     select(conn, account, "", &[], "seq")
+}
+
+/// Every row of `account` with the wall-clock time it was written, in order (`seq`,
+/// `written_ms`, entry).
+///
+/// # Errors
+/// As [`entries`].
+pub fn entries_written(
+    conn: &Connection,
+    account: &str,
+) -> Result<Vec<(i64, i64, Entry)>, JournalError> {
+    let mut st = conn.prepare(
+        "SELECT seq, written_ms, book, bar_ts, kind, body FROM journal WHERE account = ?1 ORDER BY seq",
+    )?;
+    let rows = st.query_map(params![account], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (seq, written, book, ts, kind, body) = r?;
+        out.push((seq, written, row(seq, book, ts, &kind, &body)?));
+    }
+    Ok(out)
 }
 
 /// The latest row of `kind` for `book` of `account`.

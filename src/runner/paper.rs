@@ -34,6 +34,7 @@ use super::journal::{
     PauseRow, PortfolioEquity, ResumeRow, Row, SessionBook, SessionRow, TradeRow, PORTFOLIO,
 };
 use super::{
+    drift::{self, FillDrift},
     history::{Histories, History, Source},
     StrategyRunner,
 };
@@ -108,6 +109,8 @@ pub struct PaperConfig {
     pub min_days: f64,
     pub max_tracking: f64,
     pub min_sharpe_z: f64,
+    pub max_fill_drift_bps: f64,
+    pub min_drift_orders: usize,
 }
 
 impl PaperConfig {
@@ -177,7 +180,20 @@ impl PaperConfig {
         )?;
         range("paper.min_days", self.min_days, 0.0, 3650.0)?;
         range("paper.max_tracking", self.max_tracking, 0.0, 1.0)?;
-        range("paper.min_sharpe_z", self.min_sharpe_z, -100.0, 0.0)
+        range("paper.min_sharpe_z", self.min_sharpe_z, -100.0, 0.0)?;
+        range(
+            "paper.max_fill_drift_bps",
+            self.max_fill_drift_bps,
+            0.0,
+            10_000.0,
+        )?;
+        count(
+            "paper.min_drift_orders",
+            self.min_drift_orders,
+            1,
+            1_000_000,
+            "",
+        )
     }
 }
 
@@ -338,6 +354,10 @@ pub struct Lifecycle {
     pub max_tracking: f64,
     /// Lowest z of the paper Sharpe against the validation Sharpe (after `min_days`).
     pub min_sharpe_z: f64,
+    /// Most the fills' slippage may exceed the model's (notional-weighted mean, basis points),
+    /// judged once a strategy has sent `min_drift_orders` orders.
+    pub max_fill_drift_bps: f64,
+    pub min_drift_orders: usize,
 }
 
 impl Lifecycle {
@@ -346,6 +366,8 @@ impl Lifecycle {
         min_days: f64::INFINITY,
         max_tracking: f64::INFINITY,
         min_sharpe_z: f64::NEG_INFINITY,
+        max_fill_drift_bps: f64::INFINITY,
+        min_drift_orders: usize::MAX,
     };
 }
 
@@ -371,6 +393,8 @@ impl SessionConfig {
                 min_days: p.min_days,
                 max_tracking: p.max_tracking,
                 min_sharpe_z: p.min_sharpe_z,
+                max_fill_drift_bps: p.max_fill_drift_bps,
+                min_drift_orders: p.min_drift_orders,
             },
         }
     }
@@ -490,6 +514,9 @@ pub struct Tracker {
     pub sum2: f64,
     pub eligible: bool,
     pub retired: Option<String>,
+    /// Its fills against the model's ([`super::drift`]).
+    #[serde(default, skip_serializing_if = "FillDrift::is_empty")]
+    pub fills: FillDrift,
 }
 
 impl Tracker {
@@ -503,6 +530,7 @@ impl Tracker {
             sum2: 0.0,
             eligible: false,
             retired: None,
+            fills: FillDrift::default(),
         }
     }
 
@@ -1059,9 +1087,32 @@ impl Session {
             self.portfolio.pause = None;
         }
         self.last_ts = Some(ts);
+        self.fill_drift(&rows);
         self.lifecycle(ts, &closes, histories, &mut rows);
         self.snapshots(ts, &closes, &mut rows);
         rows
+    }
+
+    /// Adds the orders in `rows` to their strategies' fill drift.
+    fn fill_drift(&mut self, rows: &[Entry]) {
+        let costs = self.cfg.engine.costs();
+        let mut orders = drift::Orders::default();
+        for e in rows {
+            orders.push(e, costs);
+        }
+        let strategy: BTreeMap<String, &str> = self
+            .books
+            .iter()
+            .map(|b| (b.key(), b.spec.strategy.as_str()))
+            .collect();
+        for o in orders.finish() {
+            if let Some(t) = strategy
+                .get(&o.book)
+                .and_then(|s| self.trackers.get_mut(*s))
+            {
+                t.fills.add(&o);
+            }
+        }
     }
 
     /// The strategies' records after bar `ts` and, at the end of a UTC day, the lifecycle
@@ -1130,6 +1181,7 @@ impl Session {
                 (sharpe - v) / se
             });
             let pct = |x: f64| format!("{:.2} %", 100.0 * x);
+            let fill_drift = t.fills.bps();
             let (verdict, reason) = if interventions == 0 && tracking.abs() > lc.max_tracking {
                 (
                     "retire",
@@ -1139,6 +1191,19 @@ impl Session {
                         pct(tracking.abs()),
                         pct(replay_ret),
                         pct(lc.max_tracking)
+                    ),
+                )
+            } else if t.fills.orders >= lc.min_drift_orders
+                && fill_drift.is_some_and(|d| d > lc.max_fill_drift_bps)
+            {
+                (
+                    "retire",
+                    format!(
+                        "its fills slipped {:.1} bps beyond the model's over {} orders (limit {} \
+                         bps): the costs it was promoted on do not hold",
+                        fill_drift.unwrap_or(f64::NAN),
+                        t.fills.orders,
+                        lc.max_fill_drift_bps
                     ),
                 )
             } else if days >= lc.min_days && z.is_some_and(|z| z < lc.min_sharpe_z) {
@@ -1170,6 +1235,7 @@ impl Session {
                 LifecycleRow {
                     days,
                     eligible: t.eligible,
+                    fill_drift_bps: fill_drift,
                     interventions,
                     paper_return: Money(paper_ret),
                     reason: reason.clone(),
