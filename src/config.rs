@@ -52,6 +52,7 @@ pub struct Config {
     pub book: crate::execution::portfolio::Limits,
     pub regime: crate::strategy::regime::RegimeConfig,
     pub paper: crate::runner::paper::PaperConfig,
+    pub cycle: crate::runner::cycle::CycleConfig,
     pub exchange: crate::exchange::ExchangeConfig,
     /// `[live]`, only from a config file.
     #[serde(default)]
@@ -175,6 +176,7 @@ impl Config {
         section(self.promotion.validate())?;
         section(self.portfolio.validate())?;
         section(self.paper.validate())?;
+        section(self.cycle.validate())?;
         if let Some(l) = &self.live {
             section(l.validate(&self.paper.account))?;
         }

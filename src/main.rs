@@ -45,6 +45,9 @@ enum Command {
     /// Live trading on Hyperliquid (real money; explicit opt-in): run, status, stop, resume.
     #[command(subcommand)]
     Live(cli::live::LiveCommand),
+    /// The improvement cycle on a schedule: each period fetch, evolve on a rolling window,
+    /// promote; a running paper session takes the new strategies at its next bar.
+    Cycle(cli::cycle::Args),
     /// The drift ledger of a paper or live session: its fills against the model's (slippage,
     /// fees, partial and missed fills, latency, equity against the replay), per day.
     Drift(cli::drift::Args),
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Strategies(cmd) => cli::strategies::run(cmd),
         Command::Paper(cmd) => cli::paper::run(cmd),
         Command::Live(cmd) => cli::live::run(cmd),
+        Command::Cycle(args) => cli::cycle::run(args),
         Command::Drift(args) => cli::drift::run(args),
         Command::Runs(cmd) => cli::runs::run(cmd),
         Command::Seeds(args) => cli::seeds::run(args),

@@ -160,12 +160,16 @@ async fn session(
 }
 
 /// The session computed in-process over the exchange's own bars and funding: the warm-up
-/// bars before `t0`, then one bar at a time up to the last one the runner processed.
-fn expected(cfg: &Path, reg: &Path, t0: i64) -> Vec<Entry> {
+/// bars before `t0`, then one bar at a time up to the last one the runner processed; with
+/// `late`, that strategy joins once the bar opening at its time is processed.
+fn expected(cfg: &Path, reg: &Path, t0: i64, late: Option<(&str, i64)>) -> Vec<Entry> {
     let config = Config::load(cfg).unwrap().run();
     let r = Registry::open(reg).unwrap();
     let mut strategies = r.list(Some(Status::Paper)).unwrap();
     strategies.sort_by(|a, b| a.id.cmp(&b.id));
+    let (joining, strategies): (Vec<_>, Vec<_>) = strategies
+        .into_iter()
+        .partition(|s| late.is_some_and(|(id, _)| id == s.id));
     assert!(!strategies.is_empty());
     let (specs, reserve) = book_specs(&strategies, &config).unwrap();
     let u = generate(&exchange_params(t0));
@@ -181,6 +185,16 @@ fn expected(cfg: &Path, reg: &Path, t0: i64) -> Vec<Entry> {
     journal::append(&mut conn, "paper", &rows, 0).unwrap();
     for k in 0..BARS {
         let ts = t0 + k * HOUR_MS;
+        if let Some((_, at)) = late.filter(|&(_, at)| session.last_ts() == Some(at)) {
+            let processed: Histories = u
+                .markets
+                .iter()
+                .map(|m| (m.coin.clone(), Arc::new(span(m, at + 1))))
+                .collect();
+            let (specs, _) = book_specs(&joining, &config).unwrap();
+            let rows = session.adopt(specs, &processed);
+            journal::append(&mut conn, "paper", &rows, 0).unwrap();
+        }
         let h: Histories = u
             .markets
             .iter()
@@ -210,7 +224,7 @@ async fn paper_run_survives_kill_9_and_faults_and_journals_what_the_bars_imply()
     let a = scratch("a");
     let cfg_a = setup(&a);
     let ja = session(&a, &cfg_a, t0, 0, |_| {}, 1).await;
-    let want = expected(&cfg_a, &a.join("reg.db"), t0);
+    let want = expected(&cfg_a, &a.join("reg.db"), t0, None);
     assert_same("uninterrupted run vs in-process session", &ja, &want);
     let count = |k: Kind| ja.iter().filter(|e| e.kind() == k).count();
     assert_eq!(count(Kind::Bar), 2 * BARS as usize);
@@ -257,6 +271,75 @@ async fn paper_run_survives_kill_9_and_faults_and_journals_what_the_bars_imply()
     for d in [a, b, c] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// A strategy promoted while `paper run` runs joins the session at its next bar, without a
+/// restart: the journal is row for row what the in-process session computes when it adopts
+/// the strategy at that bar (fresh books after the bars processed, funded as new paper capital:
+/// the reserve is empty), and the registry has it on paper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_promoted_while_paper_runs_joins_at_its_next_bar() {
+    let t0 = t0();
+    let d = scratch("adopt");
+    let cfg = setup(&d);
+    let reg_path = d.join("reg.db");
+    // The last strategy leaves the registry, to be promoted again while the session runs.
+    let mut reg = Registry::open(&reg_path).unwrap();
+    let mut all = reg.list(Some(Status::Promoted)).unwrap();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    assert!(all.len() >= 2, "{} promoted", all.len());
+    let late = all.pop().unwrap();
+    for sql in [
+        "DELETE FROM status_changes WHERE strategy_id = ?1",
+        "DELETE FROM holdout_reads WHERE strategy_id = ?1",
+        "DELETE FROM strategies WHERE id = ?1",
+    ] {
+        reg.connection().execute(sql, [&late.id]).unwrap();
+    }
+    let ex = LocalExchange::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &exchange_params(t0),
+        t0 + HOUR_MS / 2,
+    )
+    .await
+    .unwrap();
+    let until = t0 + (BARS - 1) * HOUR_MS;
+    let log = d.join("run.log");
+    let mut child = spawn(&cfg, &ex.http_url(), until, &log);
+    child
+        .wait_for_async("its session started", common::START, || {
+            common::started(&reg_path, "paper")
+        })
+        .await;
+    for k in 0..BARS {
+        ex.advance();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        if k == BARS / 3 {
+            reg.record(&late, true, 0).unwrap();
+        }
+    }
+    child.exit_ok(Duration::from_secs(120)).await;
+    let got = journal_of(&reg_path);
+    let sessions: Vec<&Entry> = got.iter().filter(|e| e.kind() == Kind::Session).collect();
+    assert_eq!(
+        sessions.len(),
+        2,
+        "the start and the new strategy's joining"
+    );
+    let joined = sessions[1].bar_ts;
+    assert!(joined > t0 && joined < until, "joined after bar {joined}");
+    let books = |e: &Entry| e.body()["books"].as_array().unwrap().len();
+    assert_eq!(books(sessions[1]), books(sessions[0]) + 2);
+    // Its books decide from the bar after it joined.
+    let first = got
+        .iter()
+        .find(|e| e.kind() == Kind::Decision && e.book.starts_with(&format!("{}/", late.id)))
+        .expect("the new strategy decides");
+    assert_eq!(first.bar_ts, joined + HOUR_MS);
+    let want = expected(&cfg, &reg_path, t0, Some((&late.id, joined)));
+    assert_same("adopted mid-session vs in-process adoption", &got, &want);
+    assert_eq!(reg.get(&late.id).unwrap().status, Status::Paper);
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

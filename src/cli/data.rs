@@ -100,6 +100,9 @@ pub enum DataCommand {
         /// One JSON object: every file with its rows before and after, gaps and rejected rows.
         #[arg(long)]
         json: bool,
+        /// The time to fetch up to (UTC ms; default: the clock): `organism cycle --now-ms`.
+        #[arg(long, value_name = "MS", hide = true)]
+        now_ms: Option<i64>,
     },
     /// What a data directory covers, per coin: first and last bar, bars, gaps, funding
     /// coverage, median daily notional volume and bars the plausibility check doubts. Reads
@@ -159,6 +162,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             no_funding,
             api_url,
             json,
+            now_ms,
         } => {
             let cfg = super::load_config(config.as_deref())?;
             let coins: Vec<String> = coins
@@ -174,7 +178,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 intervals: interval,
                 days,
                 out: out.clone(),
-                now_ms: WallClock.now_ms(),
+                now_ms: now_ms.unwrap_or_else(|| WallClock.now_ms()),
                 funding: !no_funding,
             };
             let quiet = super::quiet() || json;

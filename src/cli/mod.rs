@@ -15,6 +15,7 @@ macro_rules! outln {
 pub mod backtest;
 pub mod bench;
 pub mod calibrate;
+pub mod cycle;
 pub mod data;
 pub mod drift;
 pub mod evolve;

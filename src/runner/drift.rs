@@ -367,19 +367,16 @@ pub fn ledger(conn: &rusqlite::Connection, account: &str) -> Result<Ledger, Jour
             Row::Order(_) | Row::Fill(_) => orders.push(e, costs),
             Row::Funding(f) => *funding.entry(day(e.bar_ts)).or_default() += f.amount.0,
             Row::Equity(EquityRow::Book(b)) => {
-                let first = !marks.contains_key(&e.book);
-                marks.insert(e.book.clone(), (b.equity.0, b.replay_equity.0));
+                let first = marks
+                    .insert(e.book.clone(), (b.equity.0, b.replay_equity.0))
+                    .is_none();
                 let total = marks
                     .values()
                     .fold((0.0, 0.0), |t, m| (t.0 + m.0, t.1 + m.1));
-                if first {
-                    // A book's start: it moves the base, not a day.
-                    let b0 = base.unwrap_or((0.0, 0.0));
-                    base = Some((b0.0 + b.equity.0, b0.1 + b.replay_equity.0));
-                    for v in day_end.values_mut() {
-                        v.0 += b.equity.0;
-                        v.1 += b.replay_equity.0;
-                    }
+                // The books' starts are the base; a book that joins later starts its paper and
+                // replay equity at the same cash, which cancels in the day's drift.
+                if first && day_end.is_empty() {
+                    base = Some(total);
                 } else {
                     day_end.insert(day(e.bar_ts), total);
                 }

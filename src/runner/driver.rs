@@ -169,6 +169,10 @@ pub struct Trader {
     wait_ms: f64,
     /// The bar waited for (every coin but some has it) and since when.
     waiting_since: Option<(i64, i64)>,
+    /// Paper: the config new strategies' books are drawn up with, when the session takes the
+    /// strategies promoted while it runs; the strategies it could not take (said once).
+    adopting: Option<super::paper::RunConfig>,
+    refused: std::collections::BTreeSet<String>,
 }
 
 /// Opens the candle store of every coin (the notes of a repaired file are logged).
@@ -268,7 +272,68 @@ impl Trader {
             stop_file: PathBuf::from(&cfg.stop_file),
             wait_ms: cfg.bar_wait_secs * 1000.0,
             waiting_since: None,
+            adopting: None,
+            refused: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// Paper: the strategies promoted while the session runs (`organism promote`, `organism
+    /// cycle`) join it at its next bar, their books drawn up under `cfg` as at the start.
+    pub fn adopting(mut self, cfg: super::paper::RunConfig) -> Self {
+        self.adopting = Some(cfg);
+        self
+    }
+
+    /// The rows of the strategies the registry has promoted (or put on paper) that the session
+    /// does not trade yet, now joining it: fresh books after the bars processed so far.
+    fn adopt_promoted(&mut self, report: &mut dyn FnMut(Notice)) -> Result<Vec<Entry>, RunError> {
+        let Some(cfg) = &self.adopting else {
+            return Ok(Vec::new());
+        };
+        let mut listed = self.reg.list(Some(Status::Promoted))?;
+        listed.extend(self.reg.list(Some(Status::Paper))?);
+        listed.sort_by(|x, y| x.id.cmp(&y.id));
+        let have = self.session.strategies();
+        let mut new = Vec::new();
+        for s in listed {
+            if have.contains(s.id.as_str()) || self.refused.contains(&s.id) {
+                continue;
+            }
+            // One that cannot be drawn up is said once and left out; the others join.
+            if let Err(e) = super::paper::book_specs(std::slice::from_ref(&s), cfg) {
+                report(Notice::Say(format!(
+                    "{} cannot join the session: {e}",
+                    s.id
+                )));
+                self.refused.insert(s.id.clone());
+                continue;
+            }
+            new.push(s);
+        }
+        drop(have);
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (specs, _) = super::paper::book_specs(&new, cfg).map_err(RunError::Refused)?;
+        let h = self.processed();
+        let rows = self.session.adopt(specs, &h);
+        drop(h);
+        let account = self.session.account().to_string();
+        for s in &new {
+            if s.status == Status::Promoted {
+                self.reg.set_status(
+                    &s.id,
+                    Status::Paper,
+                    &format!("paper trading in account `{account}` (joined at its next bar)"),
+                    now_ms(),
+                )?;
+            }
+            report(Notice::Say(format!(
+                "{} joins the session at its next bar",
+                s.id
+            )));
+        }
+        Ok(rows)
     }
 
     /// The session.
@@ -365,8 +430,9 @@ impl Trader {
                     break;
                 }
             }
+            let mut rows = self.adopt_promoted(report)?;
             let h = self.histories_upto(next);
-            let rows = self.session.on_bar(next, &h);
+            rows.extend(self.session.on_bar(next, &h));
             drop(h);
             self.journal(&rows)?;
             self.sync_registry(report)?;

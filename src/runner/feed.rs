@@ -325,6 +325,8 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
     );
     if let Some(r) = &rig {
         trader.session_mut().link(r.executor.clone());
+    } else {
+        trader = trader.adopting(cfg.clone());
     }
     trader.sync_registry(report)?;
     // Bars closed while the runner was away.

@@ -122,10 +122,12 @@ pub enum Kind {
     Ack,
     /// Live: a reconciliation with the exchange and what it found.
     Reconcile,
+    /// A step of the improvement cycle (`organism cycle`) and how it ended.
+    Cycle,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Session,
         Kind::Bar,
         Kind::Decision,
@@ -143,6 +145,7 @@ impl Kind {
         Kind::Intent,
         Kind::Ack,
         Kind::Reconcile,
+        Kind::Cycle,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -164,6 +167,7 @@ impl Kind {
             Kind::Intent => "intent",
             Kind::Ack => "ack",
             Kind::Reconcile => "reconcile",
+            Kind::Cycle => "cycle",
         }
     }
 
@@ -515,6 +519,17 @@ pub struct LifecycleRow {
     pub z: Option<f64>,
 }
 
+/// A step of the improvement cycle (book: the period, e.g. `2026-12-07`; bar: its start).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CycleRow {
+    pub period: String,
+    /// `fetch`, `evolve`, `promote`, `paper`, `retire`, or `done` once every step is.
+    pub step: String,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    pub detail: String,
+}
+
 macro_rules! rows {
     ($($kind:ident($t:ty)),* $(,)?) => {
         /// One journal row's content, by kind. Stored in the `body` column as JSON with its
@@ -567,6 +582,7 @@ rows! {
     Intent(IntentRow),
     Ack(AckRow),
     Reconcile(ReconcileRow),
+    Cycle(CycleRow),
 }
 
 /// Journal errors.

@@ -16,6 +16,7 @@ use std::{
     sync::Arc,
 };
 
+pub mod cycle;
 pub mod drift;
 pub mod driver;
 pub mod feed;

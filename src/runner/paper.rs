@@ -91,6 +91,7 @@ impl Limits {
 pub struct PaperConfig {
     pub account: String,
     pub capital: f64,
+    pub reserve: f64,
     pub coins: Vec<String>,
     #[serde(deserialize_with = "crate::settings::named")]
     pub interval: Interval,
@@ -140,6 +141,7 @@ impl PaperConfig {
             return Err(Invalid::new("paper.account", "must not be empty"));
         }
         range("paper.capital", self.capital, 1.0, 1e15)?;
+        range("paper.reserve", self.reserve, 0.0, 0.95)?;
         crate::market::types::coin_list(&self.coins).map_err(|m| Invalid::new("paper.coins", m))?;
         count("paper.warmup_bars", self.warmup_bars, 1, 5000, "")?;
         if !(0..=10_000).contains(&self.gap_pause_bars) {
@@ -231,6 +233,13 @@ pub struct RiskState {
 }
 
 impl RiskState {
+    /// `amount` of new capital: the marks it raises are not a gain.
+    fn deposit(&mut self, amount: f64) {
+        self.peak += amount;
+        self.day_start += amount;
+        self.last += amount;
+    }
+
     fn new(equity: f64, day: i64) -> Self {
         Self {
             peak: equity,
@@ -428,8 +437,8 @@ pub fn regime_of(
 }
 
 /// The books of `strategies` under `cfg`: every strategy on every `paper.coins`, with its
-/// registry weight of `paper.capital` (equal shares when no strategy has a weight) split
-/// equally across the coins. Returns the books and the capital no book holds.
+/// registry weight of `paper.capital` less `paper.reserve` (equal shares when no strategy has
+/// a weight) split equally across the coins. Returns the books and the capital no book holds.
 ///
 /// # Errors
 /// A message naming the strategy whose genome or regime policy cannot be read.
@@ -457,7 +466,7 @@ pub fn book_specs(
                 coin: coin.clone(),
                 genome: genome.clone(),
                 regime,
-                cash: p.capital * w / p.coins.len() as f64,
+                cash: p.capital * (1.0 - p.reserve) * w / p.coins.len() as f64,
                 validation_sharpe,
             });
         }
@@ -731,30 +740,7 @@ impl Session {
             live: false,
         };
         let ts = last_ts.unwrap_or(0);
-        let mut rows = vec![Entry::new(
-            PORTFOLIO,
-            ts,
-            SessionRow {
-                book_limits: s.cfg.book_limits.row(),
-                books: s
-                    .books
-                    .iter()
-                    .map(|b| SessionBook {
-                        book: b.key(),
-                        cash: Money(b.spec.cash),
-                        regime: b.spec.regime.is_some(),
-                        warmup_bars: b.runner.stepped(),
-                    })
-                    .collect(),
-                capital: Money(capital),
-                fee: s.cfg.engine.fee,
-                fill: s.cfg.engine.fill.as_str().into(),
-                funding: s.cfg.engine.funding,
-                portfolio_limits: s.cfg.portfolio_limits.row(),
-                reserve: Money(reserve),
-                slippage: s.cfg.engine.slippage,
-            },
-        )];
+        let mut rows = vec![Entry::new(PORTFOLIO, ts, s.session_row())];
         // Each coin's close at the end of the warm-up.
         let closes: BTreeMap<String, f64> = warmup
             .iter()
@@ -848,6 +834,72 @@ impl Session {
             last_ts: Some(last_ts),
             live: false,
         }))
+    }
+
+    /// The session's books, capital (the reserve and the books' cash), costs and limits.
+    fn session_row(&self) -> SessionRow {
+        SessionRow {
+            book_limits: self.cfg.book_limits.row(),
+            books: self
+                .books
+                .iter()
+                .map(|b| SessionBook {
+                    book: b.key(),
+                    cash: Money(b.spec.cash),
+                    regime: b.spec.regime.is_some(),
+                    warmup_bars: b.runner.stepped(),
+                })
+                .collect(),
+            capital: Money(self.reserve + self.books.iter().map(|b| b.spec.cash).sum::<f64>()),
+            fee: self.cfg.engine.fee,
+            fill: self.cfg.engine.fill.as_str().into(),
+            funding: self.cfg.engine.funding,
+            portfolio_limits: self.cfg.portfolio_limits.row(),
+            reserve: Money(self.reserve),
+            slippage: self.cfg.engine.slippage,
+        }
+    }
+
+    /// The strategies it trades.
+    pub fn strategies(&self) -> std::collections::BTreeSet<&str> {
+        self.books
+            .iter()
+            .map(|b| b.spec.strategy.as_str())
+            .collect()
+    }
+
+    /// Paper: adds a fresh book for each of `specs` (strategies promoted while the session
+    /// runs), trading from the next bar after the history it has now (`histories`, processed
+    /// bars only), as a restart would start a book the journal does not know. Its cash comes
+    /// from the reserve while that lasts; the rest is new paper capital, a deposit the
+    /// portfolio's risk limits do not count as a gain. Returns the rows (the session's new
+    /// composition), to journal with the next bar's.
+    pub fn adopt(&mut self, specs: Vec<BookSpec>, histories: &Histories) -> Vec<Entry> {
+        // Live books trade only the strategies `[live]` names.
+        if specs.is_empty() || self.live {
+            return Vec::new();
+        }
+        let last_ts = self.last_ts.unwrap_or(i64::MIN);
+        let day = self
+            .last_ts
+            .map_or(0, |t| (t + self.cfg.interval_ms - 1).div_euclid(DAY_MS));
+        let wanted: f64 = specs.iter().map(|s| s.cash).sum();
+        let from_reserve = wanted.min(self.reserve.max(0.0));
+        self.reserve -= from_reserve;
+        self.portfolio.deposit(wanted - from_reserve);
+        for spec in specs {
+            let stepped = histories
+                .get(&spec.coin)
+                .map_or(0, |m| m.candles.ts.partition_point(|&t| t <= last_ts));
+            self.books
+                .push(fresh_book(spec, &self.cfg.engine, stepped, day));
+        }
+        add_trackers(&mut self.trackers, &self.books, self.last_ts);
+        vec![Entry::new(
+            PORTFOLIO,
+            self.last_ts.unwrap_or(0),
+            self.session_row(),
+        )]
     }
 
     /// Sends every book's orders through `executor` from now on (live trading): each book's
