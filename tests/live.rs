@@ -625,8 +625,15 @@ mod rig {
         ex
     }
 
-    /// With `streamed`, orders' fills come back on the account's WebSocket stream.
-    pub async fn executor(ex: &LocalExchange, db: &Path, streamed: bool) -> Arc<LiveExecutor> {
+    /// The test account's exchange client (nonces kept in `db`) and the exchange's assets.
+    pub async fn client(
+        ex: &LocalExchange,
+        db: &Path,
+    ) -> (
+        Arc<InfoClient>,
+        Arc<ExchangeClient>,
+        BTreeMap<String, (u32, VenueRules)>,
+    ) {
         // No request budget: the local exchange has no limit.
         let info = Arc::new(
             InfoClient::with_timeouts(
@@ -657,6 +664,12 @@ mod rig {
             false,
             Box::new(DbNonces::open(db, &account()).unwrap()),
         ));
+        (info, client, assets)
+    }
+
+    /// With `streamed`, orders' fills come back on the account's WebSocket stream.
+    pub async fn executor(ex: &LocalExchange, db: &Path, streamed: bool) -> Arc<LiveExecutor> {
+        let (info, client, assets) = client(ex, db).await;
         let account = client.account().to_string();
         let executor = LiveExecutor::new(
             client,
@@ -874,6 +887,19 @@ async fn drift_session(
         let rows = session.on_bar(ts, &upto(t));
         journal::append(&mut conn, "live", &rows, 0).unwrap();
     }
+    // The exchange's funding payments, as the live rig reads them at each reconciliation.
+    let (_, client, _) = rig::client(&ex, &db).await;
+    let coins = ["BTC".to_string()].into_iter().collect();
+    let paid = organism::runner::live::venue_funding(&client, &conn, "live", &coins)
+        .await
+        .unwrap();
+    assert!(!paid.is_empty());
+    journal::append(&mut conn, "live", &paid, 0).unwrap();
+    // Read again: nothing new.
+    let again = organism::runner::live::venue_funding(&client, &conn, "live", &coins)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
     (db, session.retired())
 }
 
@@ -883,8 +909,9 @@ async fn drift_session(
 /// ledger's slippage grows by 20 bps within 0.5 bp, the slippage setting that would have matched
 /// by 0.0020 within 0.00005, fees do not move, and the decision-to-answer latency grows by at
 /// least 150 ms. Both ledgers count the refused order as missed and the half fill as partial.
-/// The lifecycle retires the strategy whose fills drift (10 bps allowed), not the other; and
-/// `organism drift --json` prints the ledger's figures.
+/// The exchange's funding payments agree with what the books booked. The lifecycle retires the
+/// strategy whose fills drift (10 bps allowed), not the other; and `organism drift --json`
+/// prints the ledger's figures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drift_ledger_measures_a_planted_drift_and_the_lifecycle_retires_on_it() {
     use organism::runner::drift::{self, Outcome};
@@ -898,6 +925,15 @@ async fn the_drift_ledger_measures_a_planted_drift_and_the_lifecycle_retires_on_
         drift_session(&planted_dir, Some(("0.002", 150)), warmup, bars).await;
     let ledger = |db: &Path| drift::ledger(&organism::store::open(db).unwrap(), "live").unwrap();
     let (clean, planted) = (ledger(&clean_db), ledger(&planted_db));
+    // The local exchange pays each hour's rate on the position at the bar's open, the model's
+    // rule: what it booked and what the books booked agree to its rounding (a millionth of a
+    // dollar per payment).
+    for l in [&clean, &planted] {
+        let (booked, venue) = l.funding();
+        let venue = venue.expect("live: the exchange's funding is journaled");
+        assert!(booked.abs() > 1.0, "{booked}");
+        assert!((venue - booked).abs() < 1e-3, "{venue} vs {booked}");
+    }
     for l in [&clean, &planted] {
         assert!(l.orders.len() >= 10, "{} orders", l.orders.len());
         let count = |o: Outcome| l.requests.iter().filter(|r| r.outcome == o).count();

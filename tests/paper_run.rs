@@ -82,6 +82,17 @@ fn exchange_params(t0: i64) -> SyntheticParams {
     common::exchange_params(t0, WARMUP, 2 * BARS)
 }
 
+/// The local exchange serving that market, its clock half an hour into the bar at `t0`.
+async fn exchange(t0: i64) -> LocalExchange {
+    LocalExchange::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        &exchange_params(t0),
+        t0 + HOUR_MS / 2,
+    )
+    .await
+    .unwrap()
+}
+
 fn spawn(cfg: &Path, url: &str, until: i64, log: &Path) -> Proc {
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -129,13 +140,7 @@ async fn session(
     faults: impl FnOnce(&mut Faults),
     seed: u64,
 ) -> Vec<Entry> {
-    let ex = LocalExchange::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        &exchange_params(t0),
-        t0 + HOUR_MS / 2,
-    )
-    .await
-    .unwrap();
+    let ex = exchange(t0).await;
     ex.set_faults(faults);
     let url = ex.http_url();
     let until = t0 + (BARS - 1) * HOUR_MS;
@@ -296,13 +301,7 @@ async fn a_strategy_promoted_while_paper_runs_joins_at_its_next_bar() {
     ] {
         reg.connection().execute(sql, [&late.id]).unwrap();
     }
-    let ex = LocalExchange::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        &exchange_params(t0),
-        t0 + HOUR_MS / 2,
-    )
-    .await
-    .unwrap();
+    let ex = exchange(t0).await;
     let until = t0 + (BARS - 1) * HOUR_MS;
     let log = d.join("run.log");
     let mut child = spawn(&cfg, &ex.http_url(), until, &log);
@@ -347,13 +346,7 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     let t0 = t0();
     let d = scratch("stop");
     let cfg = setup(&d);
-    let ex = LocalExchange::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        &exchange_params(t0),
-        t0 + HOUR_MS / 2,
-    )
-    .await
-    .unwrap();
+    let ex = exchange(t0).await;
     let reg = d.join("reg.db");
     let log = d.join("run.log");
     // No --until-ts: only the kill switch ends it.

@@ -58,11 +58,15 @@ pub fn run(a: Args) -> Result<()> {
     }
     loop {
         let t = now();
-        if let Err(e) = period(&cfg, &a, t) {
+        let ok = period(&cfg, &a, t).unwrap_or_else(|e| {
             eprintln!("cycle: {e:#}");
-        }
+            false
+        });
+        // The next period's cycle; after a failure this period's again a quarter of an hour
+        // later, carrying on from the step that failed.
         let next = cfg.cycle.period.next(cfg.cycle.period.start(t))
             + cfg.cycle.delay_minutes as i64 * 60_000;
+        let next = if ok { next } else { next.min(t + 15 * 60_000) };
         outln!("next cycle at {} UTC", format_ts(next));
         if a.now_ms.is_some() {
             // A fixed clock never reaches the next period.
@@ -108,6 +112,7 @@ fn period(cfg: &Config, a: &Args, now_ms: i64) -> Result<bool> {
         plan.run_dir.display()
     );
     let config = a.config.as_ref().map(|c| c.display().to_string());
+    // The last whole period, whose retirements this one reports (each once).
     let previous_start = plan.start - (cfg.cycle.period.next(plan.start) - plan.start);
     for step in Step::ALL {
         if done.get(step.as_str()).is_some_and(|r| r.outcome == "ok") {
@@ -118,14 +123,14 @@ fn period(cfg: &Config, a: &Args, now_ms: i64) -> Result<bool> {
             Step::Fetch if !cfg.cycle.fetch => (true, "skipped (cycle.fetch = false)".into()),
             Step::Paper => (true, cycle::paper_report(&mut reg)?),
             Step::Retire => {
-                let r = cycle::retired_between(&mut reg, previous_start, now_ms.max(plan.start))?;
+                let r = cycle::retired_between(&mut reg, previous_start, plan.start)?;
                 let text: Vec<String> = r.iter().map(|(id, why)| format!("{id} ({why})")).collect();
                 (
                     true,
                     if text.is_empty() {
-                        "none retired since the last period".into()
+                        "none retired in the last period".into()
                     } else {
-                        format!("retired since the last period: {}", text.join("; "))
+                        format!("retired in the last period: {}", text.join("; "))
                     },
                 )
             }

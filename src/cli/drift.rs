@@ -32,6 +32,7 @@ pub fn run(a: Args) -> Result<()> {
                 "model": {"fee": ledger.fee, "slippage": ledger.slippage},
                 "matching_slippage": ledger.matching_slippage(),
                 "excess_slippage_bps": ledger.total().bps(),
+                "funding": {"booked": ledger.funding().0, "venue": ledger.funding().1},
                 "distributions": dist,
                 "days": ledger.days,
                 "orders": ledger.orders,
@@ -107,7 +108,7 @@ fn print(l: &Ledger, dist: &std::collections::BTreeMap<&'static str, drift::Dist
     }
     outln!();
     outln!(
-        "{:<10} {:>6} {:>7} {:>6} {:>11} {:>11} {:>11} {:>10} {:>12} {:>10} {:>8}",
+        "{:<10} {:>6} {:>7} {:>6} {:>11} {:>11} {:>11} {:>10} {:>10} {:>12} {:>10} {:>8}",
         "day",
         "orders",
         "partial",
@@ -116,6 +117,7 @@ fn print(l: &Ledger, dist: &std::collections::BTreeMap<&'static str, drift::Dist
         "slip extra",
         "fee extra",
         "funding",
+        "venue fund",
         "equity drift",
         "other",
         "lat ms"
@@ -123,7 +125,7 @@ fn print(l: &Ledger, dist: &std::collections::BTreeMap<&'static str, drift::Dist
     let opt = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |v| format!("{v:.p$}"));
     for d in &l.days {
         outln!(
-            "{:<10} {:>6} {:>7} {:>6} {:>11} {:>11.2} {:>11.2} {:>10.2} {:>12.2} {:>10.2} {:>8}",
+            "{:<10} {:>6} {:>7} {:>6} {:>11} {:>11.2} {:>11.2} {:>10.2} {:>10} {:>12.2} {:>10.2} {:>8}",
             &format_ts(d.day_ms)[..10],
             d.orders,
             d.partial,
@@ -132,12 +134,23 @@ fn print(l: &Ledger, dist: &std::collections::BTreeMap<&'static str, drift::Dist
             d.slippage_excess,
             d.fee_excess,
             d.funding,
+            opt(d.venue_funding, 2),
             d.equity_drift,
             d.other,
             opt(d.latency_ms, 0)
         );
     }
     outln!();
+    let (booked, venue) = l.funding();
+    match venue {
+        Some(v) => outln!(
+            "funding: the books booked {booked:.2}, the exchange {v:.2} (difference {:.2})",
+            v - booked
+        ),
+        None => {
+            outln!("funding: the books booked {booked:.2} (no exchange funding journaled: paper)")
+        }
+    }
     if let Some(s) = l.matching_slippage() {
         outln!(
             "the slippage setting that would have matched these fills: costs.slippage = {:.6} \

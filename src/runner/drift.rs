@@ -14,6 +14,8 @@
 //!   written just before the request is signed, to the exchange's answer). Trigger orders that
 //!   rest on the exchange (stop-loss, take-profit) are left out of the requests: their wait is
 //!   the market's, not the venue's;
+//! - live, the exchange's own funding payments (`venue-funding` rows, read at each
+//!   reconciliation) against the funding the books booked by the model's rule;
 //! - the books' `equity` rows: each day's change of equity against the change of the replay of
 //!   the same bars through the backtest engine (no risk interventions), which the per-order
 //!   slippage and fee excess explain in part; the rest ("other") is what positions of other
@@ -263,8 +265,10 @@ pub struct Day {
     pub excess_bps: Option<f64>,
     pub slippage_excess: f64,
     pub fee_excess: f64,
-    /// Funding the books booked.
+    /// Funding the books booked (the bar's rate on the position held: the model's rule), and,
+    /// live, what the exchange booked on the account (`None` on paper).
     pub funding: f64,
+    pub venue_funding: Option<f64>,
     /// The books' change of equity less the replay's; and what the slippage and fee excess do
     /// not explain of it.
     pub equity_drift: f64,
@@ -297,6 +301,17 @@ impl Ledger {
                 .sum();
             w / notional / 1e4
         })
+    }
+
+    /// The funding the books booked and, live, what the exchange booked (`None` on paper).
+    pub fn funding(&self) -> (f64, Option<f64>) {
+        let booked = self.days.iter().map(|d| d.funding).sum();
+        let venue = self
+            .days
+            .iter()
+            .map(|d| d.venue_funding)
+            .sum::<Option<f64>>();
+        (booked, venue)
     }
 
     /// Every order's drift, as [`FillDrift`].
@@ -352,6 +367,8 @@ pub fn ledger(conn: &rusqlite::Connection, account: &str) -> Result<Ledger, Jour
     let mut order_of: Vec<String> = Vec::new();
     // Per day: funding; the books' last (equity, replay), and the totals at each day's end.
     let mut funding: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut venue_funding: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut venue_reported = false;
     let mut marks: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     let mut base: Option<(f64, f64)> = None;
     let mut day_end: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
@@ -366,6 +383,11 @@ pub fn ledger(conn: &rusqlite::Connection, account: &str) -> Result<Ledger, Jour
             }
             Row::Order(_) | Row::Fill(_) => orders.push(e, costs),
             Row::Funding(f) => *funding.entry(day(e.bar_ts)).or_default() += f.amount.0,
+            Row::VenueFunding(v) => {
+                venue_reported = true;
+                *venue_funding.entry(day(e.bar_ts)).or_default() +=
+                    rust_decimal::prelude::ToPrimitive::to_f64(&v.usdc).unwrap_or(f64::NAN);
+            }
             Row::Equity(EquityRow::Book(b)) => {
                 let first = marks
                     .insert(e.book.clone(), (b.equity.0, b.replay_equity.0))
@@ -458,6 +480,7 @@ pub fn ledger(conn: &rusqlite::Connection, account: &str) -> Result<Ledger, Jour
         slippage_excess: 0.0,
         fee_excess: 0.0,
         funding: 0.0,
+        venue_funding: None,
         equity_drift: 0.0,
         other: 0.0,
         latency_ms: None,
@@ -487,6 +510,9 @@ pub fn ledger(conn: &rusqlite::Connection, account: &str) -> Result<Ledger, Jour
     for (&d, &f) in &funding {
         days.entry(d).or_insert_with(|| blank(d)).funding = f;
     }
+    for &d in venue_funding.keys() {
+        days.entry(d).or_insert_with(|| blank(d));
+    }
     let mut prev = base.unwrap_or((0.0, 0.0));
     for (&d, &(eq, rep)) in &day_end {
         let x = days.entry(d).or_insert_with(|| blank(d));
@@ -497,6 +523,9 @@ pub fn ledger(conn: &rusqlite::Connection, account: &str) -> Result<Ledger, Jour
         d.excess_bps = excess.get(&d.day_ms).and_then(FillDrift::bps);
         d.latency_ms = latency.get(&d.day_ms).map(|l| quantile(l, 0.5));
         d.other = d.equity_drift + d.slippage_excess + d.fee_excess;
+        if venue_reported {
+            d.venue_funding = Some(venue_funding.get(&d.day_ms).copied().unwrap_or(0.0));
+        }
     }
     Ok(Ledger {
         account: account.to_string(),

@@ -124,10 +124,12 @@ pub enum Kind {
     Reconcile,
     /// A step of the improvement cycle (`organism cycle`) and how it ended.
     Cycle,
+    /// Live: a funding payment the exchange booked on the account (`userFunding`).
+    VenueFunding,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Session,
         Kind::Bar,
         Kind::Decision,
@@ -146,6 +148,7 @@ impl Kind {
         Kind::Ack,
         Kind::Reconcile,
         Kind::Cycle,
+        Kind::VenueFunding,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,6 +171,7 @@ impl Kind {
             Kind::Ack => "ack",
             Kind::Reconcile => "reconcile",
             Kind::Cycle => "cycle",
+            Kind::VenueFunding => "venue-funding",
         }
     }
 
@@ -519,6 +523,18 @@ pub struct LifecycleRow {
     pub z: Option<f64>,
 }
 
+/// Live: a funding payment of the account as the exchange booked it (book: the coin; bar: the
+/// payment's time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VenueFundingRow {
+    pub rate: rust_decimal::Decimal,
+    /// The position it was paid on.
+    pub szi: rust_decimal::Decimal,
+    pub time: i64,
+    /// Received (positive) or paid (negative), USDC.
+    pub usdc: rust_decimal::Decimal,
+}
+
 /// A step of the improvement cycle (book: the period, e.g. `2026-12-07`; bar: its start).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CycleRow {
@@ -583,6 +599,7 @@ rows! {
     Ack(AckRow),
     Reconcile(ReconcileRow),
     Cycle(CycleRow),
+    VenueFunding(VenueFundingRow),
 }
 
 /// Journal errors.
@@ -622,7 +639,38 @@ fn row(seq: i64, book: String, bar_ts: i64, kind: &str, body: &str) -> Result<En
 }
 
 /// Rows of `account` matching `filter` (SQL over `book` and `kind`, parameters from `?2`),
-/// in `order`.
+/// in `order`, each with its `seq` and `written_ms`.
+fn select_written(
+    conn: &Connection,
+    account: &str,
+    filter: &str,
+    args: &[&str],
+    order: &str,
+) -> Result<Vec<(i64, i64, Entry)>, JournalError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT seq, written_ms, book, bar_ts, kind, body FROM journal WHERE account = ?1{filter} ORDER BY {order}"
+    ))?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&account];
+    values.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
+    let rows = st.query_map(values.as_slice(), |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (seq, written, book, ts, kind, body) = r?;
+        out.push((seq, written, row(seq, book, ts, &kind, &body)?));
+    }
+    Ok(out)
+}
+
+/// As [`select_written`], without the write times.
 fn select(
     conn: &Connection,
     account: &str,
@@ -630,26 +678,10 @@ fn select(
     args: &[&str],
     order: &str,
 ) -> Result<Vec<(i64, Entry)>, JournalError> {
-    let mut st = conn.prepare(&format!(
-        "SELECT seq, book, bar_ts, kind, body FROM journal WHERE account = ?1{filter} ORDER BY {order}"
-    ))?;
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&account];
-    values.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
-    let rows = st.query_map(values.as_slice(), |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (seq, book, ts, kind, body) = r?;
-        out.push((seq, row(seq, book, ts, &kind, &body)?));
-    }
-    Ok(out)
+    Ok(select_written(conn, account, filter, args, order)?
+        .into_iter()
+        .map(|(seq, _, e)| (seq, e))
+        .collect())
 }
 
 /// Every row of `account`, in order (`seq`, entry).
@@ -669,25 +701,7 @@ pub fn entries_written(
     conn: &Connection,
     account: &str,
 ) -> Result<Vec<(i64, i64, Entry)>, JournalError> {
-    let mut st = conn.prepare(
-        "SELECT seq, written_ms, book, bar_ts, kind, body FROM journal WHERE account = ?1 ORDER BY seq",
-    )?;
-    let rows = st.query_map(params![account], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (seq, written, book, ts, kind, body) = r?;
-        out.push((seq, written, row(seq, book, ts, &kind, &body)?));
-    }
-    Ok(out)
+    select_written(conn, account, "", &[], "seq")
 }
 
 /// The latest row of `kind` for `book` of `account`.

@@ -92,6 +92,46 @@ impl OrderLog for JournalLog {
     }
 }
 
+/// The funding payments the exchange booked on the account's `coins` since the last one
+/// journaled (from the session's first bar when none is), as rows to journal: what the drift
+/// ledger sets against the funding the books booked.
+///
+/// # Errors
+/// [`ExchangeError`] when the exchange or the journal cannot be read.
+pub async fn venue_funding(
+    client: &ExchangeClient,
+    conn: &Connection,
+    account: &str,
+    coins: &BTreeSet<String>,
+) -> Result<Vec<Entry>, ExchangeError> {
+    let read = |kind: Kind| {
+        journal::of_kind(conn, account, kind)
+            .map_err(|e| ExchangeError::Malformed(format!("journal: {e}")))
+    };
+    let since = match read(Kind::VenueFunding)?.last() {
+        Some(e) => e.bar_ts + 1,
+        None => read(Kind::Session)?.first().map_or(0, |e| e.bar_ts),
+    };
+    let mut paid = client.user_funding(since).await?;
+    paid.retain(|p| p.time >= since && coins.contains(&p.coin));
+    paid.sort_by(|a, b| (a.time, &a.coin).cmp(&(b.time, &b.coin)));
+    Ok(paid
+        .into_iter()
+        .map(|p| {
+            Entry::new(
+                p.coin.clone(),
+                p.time,
+                journal::VenueFundingRow {
+                    rate: p.rate.normalize(),
+                    szi: p.szi.normalize(),
+                    time: p.time,
+                    usdc: p.usdc.normalize(),
+                },
+            )
+        })
+        .collect())
+}
+
 /// Reconciles `session` (journal `account` in `conn`) with the exchange
 /// ([`adapter::reconcile`]): the coins whose position disagrees are halted. Returns what was
 /// found and the rows to journal.

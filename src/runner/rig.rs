@@ -438,6 +438,13 @@ impl LiveRig {
                 }
                 Err(e) => tracing::warn!("reconciliation failed, retried later: {e}"),
             }
+            // The exchange's funding payments, for the drift ledger.
+            let (session, conn) = trader.session_and_journal();
+            let coins = session.net_positions().into_keys().collect();
+            match super::live::venue_funding(&self.client, conn, &self.account, &coins).await {
+                Ok(paid) => rows.extend(paid),
+                Err(e) => tracing::warn!("funding payments not read, asked again later: {e}"),
+            }
         }
         rows
     }
