@@ -53,6 +53,7 @@ pub struct Config {
     pub regime: crate::strategy::regime::RegimeConfig,
     pub paper: crate::runner::paper::PaperConfig,
     pub cycle: crate::runner::cycle::CycleConfig,
+    pub alerts: crate::serve::alerts::AlertsConfig,
     pub exchange: crate::exchange::ExchangeConfig,
     /// `[live]`, only from a config file.
     #[serde(default)]
@@ -177,6 +178,7 @@ impl Config {
         section(self.portfolio.validate())?;
         section(self.paper.validate())?;
         section(self.cycle.validate())?;
+        section(self.alerts.validate())?;
         if let Some(l) = &self.live {
             section(l.validate(&self.paper.account))?;
         }

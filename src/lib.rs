@@ -35,6 +35,7 @@ pub mod market;
 pub mod promotion;
 pub mod runner;
 pub mod seeds;
+pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod strategy;

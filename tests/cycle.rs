@@ -55,12 +55,15 @@ async fn a_cycle_runs_each_period_once_under_a_lock_and_carries_on_after_a_failu
         .await
         .unwrap();
     let url = ex.http_url();
+    let hooks = common::hooks::Hooks::start().await;
     let cfg = dir.join("cycle.toml");
     std::fs::write(
         &cfg,
         format!(
             "[evolution]\npopulation = 8\ngenerations = 2\nseeds = [\"ema_crossover\", \"donchian_breakout\"]\n\n[promotion]\nregistry = \"{reg}\"\n\n\
-             [cycle]\nwindow_days = 40\ndata = \"{data}\"\nruns = \"{runs}\"\n",
+             [cycle]\nwindow_days = 40\ndata = \"{data}\"\nruns = \"{runs}\"\n\n\
+             [alerts]\nwebhook_url = \"{hook}/hook\"\n",
+            hook = hooks.url,
             reg = dir.join("reg.db").display(),
             data = dir.join("data").display(),
             runs = dir.join("runs").display(),
@@ -108,6 +111,33 @@ async fn a_cycle_runs_each_period_once_under_a_lock_and_carries_on_after_a_failu
     // Generations 0, 1 and 2.
     assert_eq!(lines(&run.join("history.csv")), 4);
     assert!(dir.join("runs/logs/2026-03-03-promote.log").exists());
+    // The alerts: every step, the run's end and the promotion's result, each once and in order
+    // (the evolve and promote steps send their own; the cycle sends the rest at its end).
+    let sent: Vec<(i64, String)> = hooks
+        .received()
+        .iter()
+        .flat_map(|r| {
+            r.body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["seq"].as_i64().unwrap(),
+                        e["event"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let seqs: Vec<i64> = sent.iter().map(|x| x.0).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{sent:?}");
+    let events: Vec<&str> = sent.iter().map(|x| x.1.as_str()).collect();
+    assert_eq!(
+        events,
+        ["cycle", "evolve", "cycle", "promote", "cycle", "cycle", "cycle", "cycle"],
+        "{sent:?}"
+    );
 
     // Again in the same period: nothing.
     let o = cycle(now + HOUR_MS).await.unwrap();

@@ -22,6 +22,7 @@ const ORDER: &[&str] = &[
     "promotion",
     "exchange",
     "runner",
+    "serve",
     "config",
 ];
 

@@ -119,6 +119,8 @@ fn spawn(cfg: &Path, url: &str, until: i64, log: &Path) -> Proc {
     .log(log)
 }
 
+/// The session's journal, less its notices (a restart's, a stop's: about how the runner ran,
+/// not about the bars).
 fn journal_of(reg: &Path) -> Vec<Entry> {
     let r = Registry::open(reg).unwrap();
     let c = r.into_connection();
@@ -126,6 +128,7 @@ fn journal_of(reg: &Path) -> Vec<Entry> {
         .unwrap()
         .into_iter()
         .map(|x| x.1)
+        .filter(|e| e.kind() != Kind::Notice)
         .collect()
 }
 
@@ -346,6 +349,14 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     let t0 = t0();
     let d = scratch("stop");
     let cfg = setup(&d);
+    // Alerts go to a local webhook.
+    let hooks = common::hooks::Hooks::start().await;
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[alerts]\nwebhook_url = \"{}/hook\"\nmax_per_minute = 600\n",
+        hooks.url
+    ));
+    std::fs::write(&cfg, text).unwrap();
     let ex = exchange(t0).await;
     let reg = d.join("reg.db");
     let log = d.join("run.log");
@@ -449,6 +460,48 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
         ),
         "{said}"
     );
+    // The alerts of the three runs: each journal row once, in order; the session's start, its
+    // fills, both kills and the three stops (none after a crash: there was none), and the two
+    // resumptions.
+    let sent: Vec<(i64, String, String)> = hooks
+        .received()
+        .iter()
+        .flat_map(|r| {
+            r.body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["seq"].as_i64().unwrap(),
+                        e["event"].as_str().unwrap().to_string(),
+                        e["text"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(sent.windows(2).all(|w| w[0].0 < w[1].0), "{sent:?}");
+    let count = |ev: &str| sent.iter().filter(|x| x.1 == ev).count();
+    assert_eq!(count("kill"), 2, "{sent:?}");
+    assert_eq!(count("stop"), 3, "{sent:?}");
+    assert_eq!(count("restart"), 0, "{sent:?}");
+    assert!(count("fill") >= 2, "{sent:?}");
+    let texts = |ev: &str| -> Vec<&str> {
+        sent.iter()
+            .filter(|x| x.1 == ev)
+            .map(|x| x.2.as_str())
+            .collect()
+    };
+    assert!(texts("session")[0].starts_with("[paper] session of 4 books"));
+    assert_eq!(
+        texts("session")
+            .iter()
+            .filter(|t| t.contains("the paper session resumed"))
+            .count(),
+        2
+    );
+    assert!(texts("stop")[2].ends_with("the paper session stopped: interrupted (Ctrl-C)"));
     // `paper replay --strategy` reads the registry's genome and books what `backtest` books
     // with that genome (the config's built-in planted market).
     let list = run_ok(&["strategies", "list", "--config", s(&cfg), "--json"]);

@@ -658,7 +658,8 @@ fn a_registry_made_by_the_previous_release_opens() {
         "{show}"
     );
     // Brought to the current schema (version 4: a portfolio strategy's universe, 5: the
-    // venue of each journal account), its single-coin strategies without a universe.
+    // venue of each journal account, 6: the alerts' cursors), its single-coin strategies
+    // without a universe.
     assert!(v
         .as_array()
         .unwrap()
@@ -668,7 +669,7 @@ fn a_registry_made_by_the_previous_release_opens() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let universes: i64 = conn
         .query_row("SELECT COUNT(universe) FROM strategies", [], |r| r.get(0))
         .unwrap();

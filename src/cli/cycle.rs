@@ -16,6 +16,7 @@ use organism::{
     evolution::folder::{FolderError, RunLock},
     promotion::registry::Registry,
     runner::cycle::{self, Plan, Step, DONE},
+    serve::alerts::{self, Target},
 };
 
 use super::{format_ts, load_config};
@@ -50,15 +51,24 @@ pub fn run(a: Args) -> Result<()> {
         other => other.into(),
     })?;
     let now = || a.now_ms.unwrap_or_else(|| WallClock.now_ms());
+    let targets = cfg.alerts.targets().map_err(anyhow::Error::msg)?;
+    // Each period's steps, then their alerts.
+    let cycle_at = |t: i64| {
+        let ok = period(&cfg, &a, &targets, t);
+        if !targets.is_empty() {
+            send_alerts(&cfg, &targets);
+        }
+        ok
+    };
     if a.once {
-        if !period(&cfg, &a, now())? {
+        if !cycle_at(now())? {
             bail!("a step of the cycle failed (see above); the next run of this period carries on from it");
         }
         return Ok(());
     }
     loop {
         let t = now();
-        let ok = period(&cfg, &a, t).unwrap_or_else(|e| {
+        let ok = cycle_at(t).unwrap_or_else(|e| {
             eprintln!("cycle: {e:#}");
             false
         });
@@ -81,7 +91,7 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 /// Runs the steps of the period holding `now_ms` that are not done yet; whether all are.
-fn period(cfg: &Config, a: &Args, now_ms: i64) -> Result<bool> {
+fn period(cfg: &Config, a: &Args, targets: &[Target], now_ms: i64) -> Result<bool> {
     let plan = Plan::of(
         &cfg.cycle,
         &cfg.paper.coins,
@@ -93,6 +103,7 @@ fn period(cfg: &Config, a: &Args, now_ms: i64) -> Result<bool> {
         fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
     }
     let mut reg = Registry::open(&registry)?;
+    alerts::register(reg.connection(), targets)?;
     let done = cycle::outcomes(reg.connection(), &plan.label)?;
     if done.get(DONE).is_some_and(|r| r.outcome == "ok") {
         outln!(
@@ -160,6 +171,27 @@ fn period(cfg: &Config, a: &Args, now_ms: i64) -> Result<bool> {
     }
     cycle::record(reg.connection(), &plan, DONE, true, "", WallClock.now_ms())?;
     Ok(true)
+}
+
+/// Sends the alerts due (the cycle's steps among them), for at most twice
+/// `alerts.timeout_secs`; what is left goes with the next sender.
+fn send_alerts(cfg: &Config, targets: &[Target]) {
+    let wait = Duration::from_secs_f64(2.0 * cfg.alerts.timeout_secs + 1.0);
+    let sent = super::data::runtime()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(alerts::flush(
+                Path::new(&cfg.promotion.registry),
+                &cfg.alerts,
+                targets,
+                &WallClock,
+                wait,
+            ))
+            .map_err(|e| e.to_string())
+        });
+    if let Err(e) = sent {
+        eprintln!("alerts: {e}");
+    }
 }
 
 /// Runs `organism args` with its output in `log`; whether it succeeded and its last line (on

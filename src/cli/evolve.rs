@@ -211,6 +211,34 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // Alerts of a finished run read the run's config.
+    let (config, what) = match &args.resume {
+        Some(ResumeCommand::Resume { config, file, .. }) => (
+            config.clone(),
+            format!("the run of {} finished (resumed)", file.display()),
+        ),
+        None => (
+            args.data.config.clone(),
+            format!(
+                "the run {}finished",
+                args.out
+                    .as_ref()
+                    .map_or(String::new(), |o| format!("in {} ", o.display()))
+            ),
+        ),
+    };
+    run_run(args)?;
+    let cfg = super::load_config(config.as_deref())?;
+    super::notify(
+        &cfg,
+        std::path::Path::new(&cfg.promotion.registry),
+        "evolve",
+        &what,
+    );
+    Ok(())
+}
+
+fn run_run(args: Args) -> Result<()> {
     let stop = interrupt_flag();
     if let Some(ResumeCommand::Resume {
         file,

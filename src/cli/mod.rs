@@ -293,6 +293,50 @@ static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 
 /// Sets the global `-q` level: no notes, progress or per-generation lines, only results and
 /// errors.
+/// The journal account of the pipeline's notices (a promotion's result, a finished run).
+pub const PIPELINE: &str = "pipeline";
+
+/// Journals `event` (`promote`, `evolve`) with `text` under [`PIPELINE`] in the database at
+/// `registry` (made when there is none only if alerts have a target) and sends the alerts
+/// due, for at most twice `alerts.timeout_secs`. A failure is a warning: the command's work is
+/// done.
+pub fn notify(cfg: &organism::config::Config, registry: &std::path::Path, event: &str, text: &str) {
+    use organism::{clock::Clock, runner::journal, serve::alerts};
+    let go = || -> anyhow::Result<()> {
+        let targets = cfg.alerts.targets().map_err(anyhow::Error::msg)?;
+        if targets.is_empty() && !registry.exists() {
+            return Ok(());
+        }
+        let mut conn = organism::store::open(registry)?;
+        alerts::register(&conn, &targets)?;
+        let now = organism::clock::WallClock.now_ms();
+        let row = journal::NoticeRow {
+            event: event.into(),
+            text: text.into(),
+        };
+        journal::append(
+            &mut conn,
+            PIPELINE,
+            &[journal::Entry::new(PIPELINE, now, row)],
+            now,
+        )?;
+        if !targets.is_empty() {
+            let wait = std::time::Duration::from_secs_f64(2.0 * cfg.alerts.timeout_secs + 1.0);
+            data::runtime()?.block_on(alerts::flush(
+                registry,
+                &cfg.alerts,
+                &targets,
+                &organism::clock::WallClock,
+                wait,
+            ))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = go() {
+        eprintln!("alerts: {e:#}");
+    }
+}
+
 pub fn set_quiet(q: bool) {
     QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
 }

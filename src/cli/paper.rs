@@ -17,6 +17,7 @@ use organism::{
         paper::{regime_of, replay, BookSpec, Lifecycle, Limits, SessionConfig},
     },
     seeds::Genome,
+    serve::alerts,
 };
 use serde_json::{json, Value};
 
@@ -610,7 +611,7 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
         Notice::Say(line) => outln!("{line}"),
         Notice::Note(line) => eprintln!("{line}"),
     };
-    let setup = RunSetup {
+    let mut setup = RunSetup {
         mode,
         cfg: &run,
         reg,
@@ -619,7 +620,32 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
         url: &url,
         until_ts: a.until_ts,
     };
-    super::data::runtime()?.block_on(feed::run(setup, &mut report))?;
+    let targets = cfg.alerts.targets().map_err(anyhow::Error::msg)?;
+    let rt = super::data::runtime()?;
+    if targets.is_empty() {
+        rt.block_on(feed::run(setup, &mut report))?;
+        return Ok(());
+    }
+    // Alerts from the journal, on a task of their own; a last round once the session ends.
+    alerts::register(setup.reg.connection(), &targets)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sender = rt.spawn(alerts::run(
+        reg_path.clone(),
+        cfg.alerts.clone(),
+        targets,
+        std::sync::Arc::new(WallClock),
+        stopped,
+    ));
+    let outcome = rt.block_on(feed::run(setup, &mut report));
+    let _ = stop.send(true);
+    let wait = std::time::Duration::from_secs_f64(2.0 * cfg.alerts.timeout_secs + 1.0);
+    if rt
+        .block_on(async { tokio::time::timeout(wait, sender).await })
+        .is_err()
+    {
+        eprintln!("alerts: the last ones were not all sent; the next run sends them");
+    }
+    outcome?;
     Ok(())
 }
 

@@ -403,6 +403,12 @@ pub fn run(args: Args) -> Result<()> {
         write_atomic(path, html.as_bytes())?;
         say(&format!("wrote {}", path.display()));
     }
+    super::notify(
+        &cfg,
+        &registry_path,
+        "promote",
+        &format!("promotion of {}: {summary_line}", target.display()),
+    );
     if args.json {
         let candidates: Vec<serde_json::Value> = verdict
             .candidates

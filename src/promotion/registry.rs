@@ -983,7 +983,7 @@ mod tests {
         }
         let e = Registry::open(&file).err().unwrap().to_string();
         assert!(
-            e.contains("schema version 99") && e.contains("knows (5)"),
+            e.contains("schema version 99") && e.contains("knows (6)"),
             "{e}"
         );
         let _ = std::fs::remove_dir_all(file.parent().unwrap().parent().unwrap());

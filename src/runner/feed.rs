@@ -3,7 +3,7 @@
 //! processed, then the WebSocket feed's bars as they close, fed to the sync
 //! [`super::driver::Trader`]; live, the exchange tended between bars.
 
-use super::journal;
+use super::journal::{self, Entry, NoticeRow, Row, PORTFOLIO};
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use crate::{
@@ -282,6 +282,28 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
                 "continuing the session from the journal at bar {}",
                 format_ts(s.last_ts().unwrap_or(0))
             );
+            // A session whose journal does not end with its stop notice ended in a crash.
+            let clean = journal::last(reg.connection(), &account)?
+                .is_some_and(|e| matches!(&e.row, Row::Notice(n) if n.event == "stop"));
+            let (event, how) = if clean {
+                ("session", "resumed")
+            } else {
+                ("restart", "restarted after a crash")
+            };
+            let notice = NoticeRow {
+                event: event.into(),
+                text: format!(
+                    "the {} session {how}: it continues from bar {}",
+                    mode.name(),
+                    format_ts(s.last_ts().unwrap_or(0))
+                ),
+            };
+            journal::append(
+                reg.connection(),
+                &account,
+                &[Entry::new(PORTFOLIO, s.last_ts().unwrap_or(0), notice)],
+                now_ms(),
+            )?;
             s
         }
         None => {
@@ -358,6 +380,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let mut stopped = "";
     let outcome = 'session: loop {
         if let Some(u) = &sentiment {
             let day = now_ms().div_euclid(86_400_000);
@@ -381,6 +404,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
         }
         if trader.reached(until_ts) {
             tracing::info!(account, "reached --until-ts; stopping");
+            stopped = "it reached --until-ts";
             break Ok(());
         }
         // The kill switch and resume requests.
@@ -410,6 +434,7 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
                  resume, then {m} run, to trade again)",
                 m = mode.name()
             )));
+            stopped = "the kill switch stopped it";
             break Ok(());
         }
         tokio::select! {
@@ -441,10 +466,26 @@ pub async fn run(spec: RunSetup<'_>, report: &mut dyn FnMut(Notice)) -> Result<(
                         _ => "the positions stay as they are until",
                     }
                 )));
+                stopped = "interrupted (Ctrl-C)";
                 break Ok(());
             }
         }
     };
     feed.stop();
+    let text = match &outcome {
+        Ok(()) => format!("the {} session stopped: {stopped}", mode.name()),
+        Err(e) => format!("the {} session stopped on an error: {e}", mode.name()),
+    };
+    let notice = Entry::new(
+        PORTFOLIO,
+        trader.session().last_ts().unwrap_or(0),
+        NoticeRow {
+            event: "stop".into(),
+            text,
+        },
+    );
+    if let Err(e) = trader.journal(&[notice]) {
+        tracing::warn!("the stop notice was not journaled: {e}");
+    }
     outcome
 }

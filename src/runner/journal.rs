@@ -126,10 +126,13 @@ pub enum Kind {
     Cycle,
     /// Live: a funding payment the exchange booked on the account (`userFunding`).
     VenueFunding,
+    /// Something to tell the operator (and alerts): a restart, a stop, a promotion's result, a
+    /// finished run.
+    Notice,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Session,
         Kind::Bar,
         Kind::Decision,
@@ -149,6 +152,7 @@ impl Kind {
         Kind::Reconcile,
         Kind::Cycle,
         Kind::VenueFunding,
+        Kind::Notice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +176,7 @@ impl Kind {
             Kind::Reconcile => "reconcile",
             Kind::Cycle => "cycle",
             Kind::VenueFunding => "venue-funding",
+            Kind::Notice => "notice",
         }
     }
 
@@ -535,6 +540,14 @@ pub struct VenueFundingRow {
     pub usdc: rust_decimal::Decimal,
 }
 
+/// Something to tell the operator: `event` (`restart`, `stop`, `promote`, `evolve`) and what
+/// happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoticeRow {
+    pub event: String,
+    pub text: String,
+}
+
 /// A step of the improvement cycle (book: the period, e.g. `2026-12-07`; bar: its start).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CycleRow {
@@ -600,6 +613,7 @@ rows! {
     Reconcile(ReconcileRow),
     Cycle(CycleRow),
     VenueFunding(VenueFundingRow),
+    Notice(NoticeRow),
 }
 
 /// Journal errors.
@@ -628,6 +642,21 @@ pub fn append(
     written_ms: i64,
 ) -> Result<(), JournalError> {
     append_acting_on(conn, account, entries, &[], written_ms)
+}
+
+/// A row as stored (its `book`, `bar_ts`, `kind` and `body` columns), read (`seq` names it in
+/// an error).
+///
+/// # Errors
+/// [`JournalError::Corrupt`] when the kind is unknown or the body does not read as it.
+pub fn decode(
+    seq: i64,
+    book: String,
+    bar_ts: i64,
+    kind: &str,
+    body: &str,
+) -> Result<Entry, JournalError> {
+    row(seq, book, bar_ts, kind, body)
 }
 
 fn row(seq: i64, book: String, bar_ts: i64, kind: &str, body: &str) -> Result<Entry, JournalError> {
@@ -702,6 +731,16 @@ pub fn entries_written(
     account: &str,
 ) -> Result<Vec<(i64, i64, Entry)>, JournalError> {
     select_written(conn, account, "", &[], "seq")
+}
+
+/// The last row of `account`.
+///
+/// # Errors
+/// As [`entries`].
+pub fn last(conn: &Connection, account: &str) -> Result<Option<Entry>, JournalError> {
+    Ok(select(conn, account, "", &[], "seq DESC LIMIT 1")?
+        .pop()
+        .map(|x| x.1))
 }
 
 /// The latest row of `kind` for `book` of `account`.

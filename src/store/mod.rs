@@ -107,6 +107,16 @@ pub const MIGRATIONS: &[&str] = &[
         url TEXT NOT NULL,
         since_ms INTEGER NOT NULL
     );",
+    // Version 6: alerts: each target's place in the journal (the last row handled), the batch
+    // being sent and its lease, failed attempts and the earliest next one.
+    "CREATE TABLE alert_cursor (
+        target TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        pending INTEGER,
+        lease_ms INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_ms INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 /// How long a writer waits for another connection's lock before failing.

@@ -457,3 +457,4 @@ pub fn last_equity(csv: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no equity in the last row of: {csv}"))
 }
+pub mod hooks;
