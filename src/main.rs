@@ -48,6 +48,8 @@ enum Command {
     /// The improvement cycle on a schedule: each period fetch, evolve on a rolling window,
     /// promote; a running paper session takes the new strategies at its next bar.
     Cycle(cli::cycle::Args),
+    /// A read-only web UI: runs, strategies, paper and live sessions, reports.
+    Dashboard(cli::dashboard::Args),
     /// The drift ledger of a paper or live session: its fills against the model's (slippage,
     /// fees, partial and missed fills, latency, equity against the replay), per day.
     Drift(cli::drift::Args),
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Command::Paper(cmd) => cli::paper::run(cmd),
         Command::Live(cmd) => cli::live::run(cmd),
         Command::Cycle(args) => cli::cycle::run(args),
+        Command::Dashboard(args) => cli::dashboard::run(args),
         Command::Drift(args) => cli::drift::run(args),
         Command::Runs(cmd) => cli::runs::run(cmd),
         Command::Seeds(args) => cli::seeds::run(args),

@@ -16,6 +16,7 @@ pub mod backtest;
 pub mod bench;
 pub mod calibrate;
 pub mod cycle;
+pub mod dashboard;
 pub mod data;
 pub mod drift;
 pub mod evolve;

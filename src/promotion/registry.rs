@@ -297,6 +297,18 @@ impl Registry {
         })
     }
 
+    /// Opens the registry at `file` read-only: nothing is written to it (see
+    /// [`crate::store::open_read_only`]).
+    ///
+    /// # Errors
+    /// [`RegistryError`] naming the file.
+    pub fn open_read_only(file: &Path) -> Result<Self, RegistryError> {
+        Ok(Self {
+            conn: crate::store::open_read_only(file)?,
+            file: file.to_path_buf(),
+        })
+    }
+
     fn sql(&self, source: rusqlite::Error) -> RegistryError {
         RegistryError::Sql {
             file: self.file.clone(),

@@ -1,3 +1,4 @@
-//! What a trader watches: alerts where traders already look (and, later, the dashboard).
+//! What a trader watches: the dashboard and alerts where traders already look.
 
 pub mod alerts;
+pub mod dashboard;

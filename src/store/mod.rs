@@ -179,6 +179,34 @@ pub fn open(file: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens the database at `file` read-only (the dashboard): nothing is written to it, not even
+/// a migration; a file that is missing, not a database or of a newer build is refused.
+///
+/// # Errors
+/// [`StoreError`] naming the file.
+pub fn open_read_only(file: &Path) -> Result<Connection, StoreError> {
+    let open_err = |message: String| StoreError::Open {
+        file: file.to_path_buf(),
+        message,
+    };
+    if !file.is_file() {
+        return Err(open_err("no such database".into()));
+    }
+    let conn = Connection::open_with_flags(
+        file,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_err(e.to_string()))?;
+    check(&conn, file)?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .and_then(|()| conn.execute_batch("PRAGMA query_only = 1"))
+        .map_err(|source| StoreError::Sql {
+            file: file.to_path_buf(),
+            source,
+        })?;
+    Ok(conn)
+}
+
 /// Refuses a file that is not a database, a damaged one, one organism did not make and one of a
 /// newer build, reading only.
 fn check(conn: &Connection, file: &Path) -> Result<(), StoreError> {

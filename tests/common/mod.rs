@@ -108,6 +108,14 @@ impl Proc {
         self.child.as_ref().expect("a live child").id()
     }
 
+    /// Its stdout so far (piped).
+    pub fn stdout(&self) -> String {
+        self.stdout
+            .as_ref()
+            .map(|d| String::from_utf8_lossy(&d.so_far()).into_owned())
+            .unwrap_or_default()
+    }
+
     /// Its stderr so far (piped, or the log file's contents).
     pub fn stderr(&self) -> String {
         let mut text = self
