@@ -477,6 +477,69 @@ fn bench_sweep_reports_its_workload() {
 }
 
 #[test]
+fn bench_programs_reports_workload_c2_and_names_a_bad_line() {
+    let dir = scratch("bench-programs");
+    let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success());
+    let f = dir.join("candles/synthetic_BTC_1h.csv");
+    let progs = dir.join("programs.txt");
+    // Enter-long expressions of 5 nodes (lt, sma, 90, sma, 139: periods are nodes) and of 9
+    // (and, gt, close, ema, 20, gt, close, sma, 50).
+    std::fs::write(
+        &progs,
+        "# two programs\n\
+         (program (enter-long (lt (sma 90) (sma 139))) (exit-long (not (lt (sma 90) (sma 139)))))\n\
+         \n\
+         (program (enter-long (and (gt close (ema 20)) (gt close (sma 50)))) (exit-long (not (gt close (ema 20)))))\n",
+    )
+    .unwrap();
+    for backtest in [false, true] {
+        let mut args = vec![
+            "bench",
+            "programs",
+            "--data",
+            f.to_str().unwrap(),
+            "--programs",
+            progs.to_str().unwrap(),
+            "--json",
+        ];
+        if backtest {
+            args.push("--backtest");
+        }
+        let v = json(&organism(&args));
+        assert_eq!(v["programs"], 2);
+        assert_eq!(v["bars"], 17_520);
+        assert_eq!(v["nodes"], 5 + 9);
+        assert_eq!(v["repeat"], 3);
+        assert_eq!(v["backtest"], backtest);
+        for k in ["cold", "warm"] {
+            let us = v[k]["us_per_program"].as_f64().unwrap();
+            let ns = v[k]["ns_per_node_bar"].as_f64().unwrap();
+            // µs per program = ns per node × bar × nodes × bars / programs / 1000.
+            assert!(
+                (us - ns * 14.0 * 17_520.0 / 2.0 / 1000.0).abs() < 1e-6 * us,
+                "{v}"
+            );
+        }
+    }
+    std::fs::write(
+        &progs,
+        "(program (enter-long (lt (sma 90) (sma 139))))\n(program (enter-long (lt 3)))\n",
+    )
+    .unwrap();
+    let o = organism(&[
+        "bench",
+        "programs",
+        "--data",
+        f.to_str().unwrap(),
+        "--programs",
+        progs.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("programs.txt:2"), "{}", stderr(&o));
+}
+
+#[test]
 fn seeds_lists_the_twelve_then_the_portfolio_seeds_with_their_genes() {
     let o = organism(&["seeds"]);
     assert!(o.status.success(), "{}", stderr(&o));

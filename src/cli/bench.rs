@@ -13,7 +13,10 @@ use organism::{
         problem::{workload_b_settings, WorkloadB},
         Evolver,
     },
+    genome::program::Program,
     market::{csv::load_candles, FundingSeries, Market},
+    seeds::{program, Prepared},
+    strategy::Targets,
 };
 
 #[derive(clap::Subcommand, Debug)]
@@ -49,6 +52,29 @@ pub enum BenchCommand {
         /// Whole runs; medians over all of them are reported.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
         repeat: u32,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Workload C2: typed GP programs. Each program of FILE (one a line, organism's program
+    /// text) is evaluated over every bar of the CSV — its long / short signal from its roots —
+    /// cold (no cached series: a fresh market per program) and warm (the indicator cache
+    /// filled by a pass before, as in evolution); with --backtest, its targets and a backtest
+    /// too. Prints the median over the repetitions of µs per program and of ns per node × bar
+    /// (the nodes of the enter-long expression, as BENCHMARKS.md counts them). One thread.
+    Programs {
+        /// Candle CSV (timestamp_ms,open,high,low,close,volume).
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// Programs, one a line (blank lines and lines starting with `#` skipped).
+        #[arg(long, value_name = "FILE")]
+        programs: PathBuf,
+        /// Timed repetitions (at least 3); medians are reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=1000))]
+        repeat: u32,
+        /// Include the targets (risk genes at their defaults) and a backtest per program.
+        #[arg(long)]
+        backtest: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -154,7 +180,129 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             repeat,
             json,
         } => bench_sweep(&data, threads, repeat, json),
+        BenchCommand::Programs {
+            data,
+            programs,
+            repeat,
+            backtest,
+            json,
+        } => bench_programs(&data, &programs, repeat, backtest, json),
     }
+}
+
+/// Reads a file of programs, one a line; an error names the line.
+fn read_programs(path: &Path) -> Result<Vec<Program>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.push(super::runs::parse_program_text(
+            line,
+            &format!("{}:{}", path.display(), i + 1),
+        )?);
+    }
+    if out.is_empty() {
+        anyhow::bail!("{}: no programs in it", path.display());
+    }
+    Ok(out)
+}
+
+/// The median of `x` (sorted in place).
+fn median(x: &mut [f64]) -> f64 {
+    x.sort_by(f64::total_cmp);
+    x[x.len() / 2]
+}
+
+fn bench_programs(data: &Path, file: &Path, repeat: u32, backtest: bool, json: bool) -> Result<()> {
+    let candles = load_candles(data)?;
+    let bars = candles.len();
+    let market = std::sync::Arc::new(Market::new("bench", candles, FundingSeries::default()));
+    let programs = read_programs(file)?;
+    let nodes: usize = programs
+        .iter()
+        .map(|p| p.roots[0].as_ref().map_or(0, |r| r.size()))
+        .sum();
+    let cfg = benchmark_config();
+    let risk = program::risk_spec()
+        .map_err(|e| anyhow::anyhow!("the built-in risk genes: {e}"))?
+        .default_genome();
+    // One program over `data`: its signal, or its targets and a backtest.
+    let eval = |p: &Program, data: &Prepared| {
+        if backtest {
+            let t = program::targets(p, &risk, data);
+            let r = organism::backtest::run(
+                &data.market.candles,
+                &data.market.funding_per_bar,
+                &t,
+                &cfg,
+            );
+            std::hint::black_box(r);
+        } else {
+            let mut t = Targets::flat(bars);
+            program::signals(p, data, &mut t);
+            std::hint::black_box(t);
+        }
+    };
+    let warm = Prepared::new(market.clone());
+    for p in &programs {
+        eval(p, &warm);
+    }
+    let (mut cold_s, mut warm_s) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        let start = Instant::now();
+        for p in &programs {
+            eval(p, &Prepared::new(market.clone()));
+        }
+        cold_s.push(start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        for p in &programs {
+            eval(p, &warm);
+        }
+        warm_s.push(start.elapsed().as_secs_f64());
+    }
+    let n = programs.len() as f64;
+    let per = |secs: f64| (secs / n * 1e6, secs / (nodes as f64 * bars as f64) * 1e9);
+    let (cold_us, cold_ns) = per(median(&mut cold_s));
+    let (warm_us, warm_ns) = per(median(&mut warm_s));
+    let what = if backtest {
+        "signal, targets and backtest"
+    } else {
+        "signal"
+    };
+    if json {
+        let v = serde_json::json!({
+            "workload": "C2",
+            "programs": programs.len(),
+            "bars": bars,
+            "nodes": nodes,
+            "repeat": repeat,
+            "backtest": backtest,
+            "cold": {"us_per_program": cold_us, "ns_per_node_bar": cold_ns},
+            "warm": {"us_per_program": warm_us, "ns_per_node_bar": warm_ns},
+        });
+        outln!("{v}");
+    } else {
+        outln!(
+            "workload C2: {} programs ({} nodes in their enter-long expressions) on {} ({} bars), {what}, median of {repeat}",
+            programs.len(),
+            nodes,
+            data.display(),
+            bars
+        );
+        outln!(
+            "{:<6} {:>14} {:>16}",
+            "",
+            "µs per program",
+            "ns per node×bar"
+        );
+        outln!("{:<6} {:>14.1} {:>16.3}", "cold", cold_us, cold_ns);
+        outln!("{:<6} {:>14.1} {:>16.3}", "warm", warm_us, warm_ns);
+    }
+    Ok(())
 }
 
 fn bench_sweep(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
