@@ -477,6 +477,48 @@ fn bench_sweep_reports_its_workload() {
 }
 
 #[test]
+fn bench_evolve_reports_its_parallel_efficiency() {
+    let dir = scratch("bench-evolve");
+    let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success());
+    let f = dir.join("candles/synthetic_BTC_1h.csv");
+    let v = json(&organism(&[
+        "bench",
+        "evolve",
+        "--data",
+        f.to_str().unwrap(),
+        "--threads",
+        "2",
+        "--repeat",
+        "1",
+        "--json",
+    ]));
+    assert_eq!(v["threads"], 2);
+    assert_eq!(v["individuals"], 256 * 31);
+    let (one, two) = (
+        v["one_thread_seconds_per_generation"].as_f64().unwrap(),
+        v["seconds_per_generation"].as_f64().unwrap(),
+    );
+    let speedup = v["speedup"].as_f64().unwrap();
+    assert!((speedup - one / two).abs() < 1e-9 * speedup, "{v}");
+    let eff = v["parallel_efficiency"].as_f64().unwrap();
+    assert!((eff - speedup / 2.0).abs() < 1e-12, "{v}");
+    // One thread: nothing to compare with.
+    let v = json(&organism(&[
+        "bench",
+        "evolve",
+        "--data",
+        f.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--repeat",
+        "1",
+        "--json",
+    ]));
+    assert!(v["speedup"].is_null(), "{v}");
+}
+
+#[test]
 fn bench_programs_reports_workload_c2_and_names_a_bad_line() {
     let dir = scratch("bench-programs");
     let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);

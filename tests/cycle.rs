@@ -113,23 +113,7 @@ async fn a_cycle_runs_each_period_once_under_a_lock_and_carries_on_after_a_failu
     assert!(dir.join("runs/logs/2026-03-03-promote.log").exists());
     // The alerts: every step, the run's end and the promotion's result, each once and in order
     // (the evolve and promote steps send their own; the cycle sends the rest at its end).
-    let sent: Vec<(i64, String)> = hooks
-        .received()
-        .iter()
-        .flat_map(|r| {
-            r.body["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| {
-                    (
-                        e["seq"].as_i64().unwrap(),
-                        e["event"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let sent = hooks.events();
     let seqs: Vec<i64> = sent.iter().map(|x| x.0).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{sent:?}");
     let events: Vec<&str> = sent.iter().map(|x| x.1.as_str()).collect();

@@ -463,24 +463,7 @@ async fn the_kill_switch_flattens_and_stops_and_status_says_so() {
     // The alerts of the three runs: each journal row once, in order; the session's start, its
     // fills, both kills and the three stops (none after a crash: there was none), and the two
     // resumptions.
-    let sent: Vec<(i64, String, String)> = hooks
-        .received()
-        .iter()
-        .flat_map(|r| {
-            r.body["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| {
-                    (
-                        e["seq"].as_i64().unwrap(),
-                        e["event"].as_str().unwrap().to_string(),
-                        e["text"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let sent = hooks.events();
     assert!(sent.windows(2).all(|w| w[0].0 < w[1].0), "{sent:?}");
     let count = |ev: &str| sent.iter().filter(|x| x.1 == ev).count();
     assert_eq!(count("kill"), 2, "{sent:?}");

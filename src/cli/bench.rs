@@ -90,18 +90,29 @@ fn thread_pool(threads: Option<u32>) -> Result<rayon::ThreadPool> {
     builder.build().context("starting the thread pool")
 }
 
-fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
-    let candles = load_candles(path)?;
-    let cfg = benchmark_config();
-    let pool = thread_pool(threads)?;
-    let market = Market::new("bench", candles, FundingSeries::default());
-    let generations = 30u32;
+/// Workload B timed on `pool`, `repeat` whole runs: medians of seconds per generation, total,
+/// the indicator precompute and fresh evaluations per second, and the last run's state.
+struct Timed {
+    per_gen: f64,
+    total: f64,
+    prep: f64,
+    fresh_rate: f64,
+    state: organism::evolution::State,
+}
+
+fn time_workload_b(
+    pool: &rayon::ThreadPool,
+    market: &Market,
+    cfg: &organism::execution::EngineConfig,
+    generations: u32,
+    repeat: u32,
+) -> Result<Timed> {
     let (mut per_gen, mut totals, mut fresh_rates) = (Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
     let mut prep_secs = Vec::new();
     for _ in 0..repeat {
         let t0 = Instant::now();
-        let problem = pool.install(|| WorkloadB::new(&market, &cfg))?;
+        let problem = pool.install(|| WorkloadB::new(market, cfg))?;
         prep_secs.push(t0.elapsed().as_secs_f64());
         let evolver = Evolver::new(&problem, workload_b_settings());
         let start = Instant::now();
@@ -117,16 +128,37 @@ fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> R
         fresh_rates.push(fresh as f64 / total);
         last = Some(state);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    Ok(Timed {
+        per_gen: median(&mut per_gen),
+        total: median(&mut totals),
+        prep: median(&mut prep_secs),
+        fresh_rate: median(&mut fresh_rates),
+        state: last.context("no run")?,
+    })
+}
+
+fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Result<()> {
+    let candles = load_candles(path)?;
+    let cfg = benchmark_config();
+    let pool = thread_pool(threads)?;
+    let market = Market::new("bench", candles, FundingSeries::default());
+    let generations = 30u32;
+    let n = pool.current_num_threads();
+    let Timed {
+        per_gen,
+        total,
+        prep,
+        fresh_rate,
+        state,
+    } = time_workload_b(&pool, &market, &cfg, generations, repeat)?;
+    // Parallel efficiency: the same runs on one thread.
+    let one = if n > 1 {
+        Some(time_workload_b(&thread_pool(Some(1))?, &market, &cfg, generations, repeat)?.per_gen)
+    } else {
+        None
     };
-    let state = last.context("no run")?;
+    let speedup = one.map(|o| o / per_gen);
     let individuals = 256 * (u64::from(generations) + 1);
-    let total = median(&mut totals);
-    let per_gen = median(&mut per_gen);
-    let prep = median(&mut prep_secs);
-    let fresh_rate = median(&mut fresh_rates);
     let front = state.population.iter().filter(|m| m.rank == 0).count();
     let best = state
         .population
@@ -139,7 +171,7 @@ fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> R
             "workload": "B",
             "population": 256,
             "generations": generations,
-            "threads": pool.current_num_threads(),
+            "threads": n,
             "repeat": repeat,
             "seconds_per_generation": per_gen,
             "seconds_total": total,
@@ -149,12 +181,15 @@ fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> R
             "fresh_evaluations_per_sec": fresh_rate,
             "front_size": front,
             "best_sharpe": best,
+            "one_thread_seconds_per_generation": one,
+            "speedup": speedup,
+            "parallel_efficiency": speedup.map(|x| x / n as f64),
         });
         outln!("{v}");
     } else {
         outln!("workload B: NSGA-II on {}", path.display());
         outln!("population x gens      {:>12}", "256 x 30");
-        outln!("threads                {:>12}", pool.current_num_threads());
+        outln!("threads                {:>12}", n);
         outln!("s / generation (med.)  {:>12.5}", per_gen);
         outln!("total s (init + 30)    {:>12.4}", total);
         outln!("EMA/ATR precompute s   {:>12.4}", prep);
@@ -162,6 +197,13 @@ fn bench_evolve(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> R
         outln!("  (fresh, not cached)  {:>12.0}", fresh_rate);
         outln!("first front size       {:>12}", front);
         outln!("best Sharpe            {:>12.4}", best);
+        if let (Some(o), Some(x)) = (one, speedup) {
+            outln!("1 thread s / gen       {:>12.5}", o);
+            outln!(
+                "speedup, efficiency    {:>12}",
+                format!("{x:.2}x, {:.0} %", 100.0 * x / n as f64)
+            );
+        }
     }
     Ok(())
 }

@@ -644,27 +644,54 @@ pub fn append(
     append_acting_on(conn, account, entries, &[], written_ms)
 }
 
-/// A row as stored (its `book`, `bar_ts`, `kind` and `body` columns), read (`seq` names it in
-/// an error).
-///
-/// # Errors
-/// [`JournalError::Corrupt`] when the kind is unknown or the body does not read as it.
-pub fn decode(
-    seq: i64,
-    book: String,
-    bar_ts: i64,
-    kind: &str,
-    body: &str,
-) -> Result<Entry, JournalError> {
-    row(seq, book, bar_ts, kind, body)
-}
-
 fn row(seq: i64, book: String, bar_ts: i64, kind: &str, body: &str) -> Result<Entry, JournalError> {
     let corrupt = |message: String| JournalError::Corrupt { seq, message };
     let kind = Kind::parse(kind).ok_or_else(|| corrupt(format!("unknown kind `{kind}`")))?;
     let row = Row::decode(kind, body)
         .map_err(|e| corrupt(format!("{} row does not read: {e}", kind.as_str())))?;
     Ok(Entry { book, bar_ts, row })
+}
+
+/// A row with where it stands: its `seq`, when it was written and its account.
+struct Stored {
+    seq: i64,
+    written_ms: i64,
+    account: String,
+    entry: Entry,
+}
+
+/// The rows matching `filter` (SQL over the columns, its parameters `args`), in `order`.
+fn query(
+    conn: &Connection,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+    order: &str,
+) -> Result<Vec<Stored>, JournalError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT seq, written_ms, account, book, bar_ts, kind, body FROM journal WHERE {filter} ORDER BY {order}"
+    ))?;
+    let rows = st.query_map(args, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (seq, written_ms, account, book, ts, kind, body) = r?;
+        out.push(Stored {
+            seq,
+            written_ms,
+            account,
+            entry: row(seq, book, ts, &kind, &body)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Rows of `account` matching `filter` (SQL over `book` and `kind`, parameters from `?2`),
@@ -676,27 +703,44 @@ fn select_written(
     args: &[&str],
     order: &str,
 ) -> Result<Vec<(i64, i64, Entry)>, JournalError> {
-    let mut st = conn.prepare(&format!(
-        "SELECT seq, written_ms, book, bar_ts, kind, body FROM journal WHERE account = ?1{filter} ORDER BY {order}"
-    ))?;
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&account];
     values.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
-    let rows = st.query_map(values.as_slice(), |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (seq, written, book, ts, kind, body) = r?;
-        out.push((seq, written, row(seq, book, ts, &kind, &body)?));
-    }
-    Ok(out)
+    Ok(
+        query(conn, &format!("account = ?1{filter}"), &values, order)?
+            .into_iter()
+            .map(|s| (s.seq, s.written_ms, s.entry))
+            .collect(),
+    )
+}
+
+/// The rows of every account after `after` (up to `upto`, else at most `limit` of them) whose
+/// kind is one of `kinds`, in order: `(seq, account, entry)`.
+///
+/// # Errors
+/// As [`entries`].
+pub fn across_accounts(
+    conn: &Connection,
+    after: i64,
+    upto: Option<i64>,
+    kinds: &[Kind],
+    limit: usize,
+) -> Result<Vec<(i64, String, Entry)>, JournalError> {
+    let kinds = kinds
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let limit = if upto.is_some() { -1 } else { limit as i64 };
+    let upto = upto.unwrap_or(i64::MAX);
+    Ok(query(
+        conn,
+        &format!("seq > ?1 AND seq <= ?2 AND kind IN ({kinds})"),
+        &[&after, &upto],
+        &format!("seq LIMIT {limit}"),
+    )?
+    .into_iter()
+    .map(|s| (s.seq, s.account, s.entry))
+    .collect())
 }
 
 /// As [`select_written`], without the write times.

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use crate::{
     clock::Clock,
     market::format_ts,
-    runner::journal::{self, BreachRow, Entry, JournalError, KillRow, Row},
+    runner::journal::{self, BreachRow, Entry, JournalError, KillRow, Kind, Row},
     settings::{count, range, Invalid},
 };
 
@@ -263,7 +263,16 @@ fn event_name(e: &str) -> Option<&'static str> {
 }
 
 /// The journal kinds alerts read.
-const KINDS: &str = "'session','fill','breach','kill','reconcile','lifecycle','cycle','notice'";
+const KINDS: [Kind; 8] = [
+    Kind::Session,
+    Kind::Fill,
+    Kind::Breach,
+    Kind::Kill,
+    Kind::Reconcile,
+    Kind::Lifecycle,
+    Kind::Cycle,
+    Kind::Notice,
+];
 
 /// A target's cursor: the last journal row handled, the batch being sent (its last row), when
 /// its lease ends, failed attempts and the earliest next attempt.
@@ -322,28 +331,10 @@ fn batch_rows(
     after: i64,
     upto: Option<i64>,
 ) -> Result<(Vec<Alert>, Option<i64>), AlertError> {
-    let sql = format!(
-        "SELECT seq, account, book, bar_ts, kind, body FROM journal WHERE seq > ?1 AND seq <= ?2 \
-         AND kind IN ({KINDS}) ORDER BY seq LIMIT ?3"
-    );
-    let limit = if upto.is_some() { -1 } else { cfg.batch as i64 };
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params![after, upto.unwrap_or(i64::MAX), limit], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
     let mut out = Vec::new();
     let mut last = None;
-    for r in rows {
-        let (seq, account, book, ts, kind, body) = r?;
+    for (seq, account, e) in journal::across_accounts(conn, after, upto, &KINDS, cfg.batch)? {
         last = Some(seq);
-        let e = journal::decode(seq, book, ts, &kind, &body)?;
         if let Some((event, text)) = describe(&account, &e) {
             if cfg.events.iter().any(|x| x == event) {
                 out.push(Alert {

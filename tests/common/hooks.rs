@@ -72,6 +72,21 @@ impl Hooks {
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
+
+    /// The events the webhook requests carried, in order: (journal seq, event, text).
+    pub fn events(&self) -> Vec<(i64, String, String)> {
+        self.received()
+            .iter()
+            .flat_map(|r| r.body["events"].as_array().cloned().unwrap_or_default())
+            .map(|e| {
+                (
+                    e["seq"].as_i64().unwrap_or(-1),
+                    e["event"].as_str().unwrap_or_default().to_string(),
+                    e["text"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
 }
 
 async fn take(
