@@ -207,6 +207,25 @@ fn store_rejects_bad_bars_and_repairs_a_torn_line() {
     assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
     assert!(s.notes[0].contains("torn last line"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), good);
+    // A crash before a new file's first line leaves it empty, or with a torn header: the store
+    // opens empty and its first append writes the header.
+    let eth = Coin::new("ETH").unwrap();
+    let eth_file = dir.join("candles/store_ETH_1h.csv");
+    for left in ["", "timestamp_ms,op"] {
+        std::fs::write(&eth_file, left).unwrap();
+        let mut e = CandleStore::open(&dir, &eth, Interval::H1).unwrap();
+        assert!(e.is_empty());
+        e.append_bar(t0, 100.0, 101.0, 99.0, 100.5, 3.0).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&eth_file).unwrap(),
+            format!("timestamp_ms,open,high,low,close,volume\n{t0},100,101,99,100.5,3\n")
+        );
+        drop(e);
+        assert_eq!(
+            CandleStore::open(&dir, &eth, Interval::H1).unwrap().len(),
+            1
+        );
+    }
     // A bad row in the middle is an error naming the file and line, and the file is untouched.
     std::fs::write(&file, good.replace("100.5,102", "100.5,-102")).unwrap();
     let e = CandleStore::open(&dir, &coin, Interval::H1)

@@ -94,9 +94,17 @@ fn repair_tail(path: &Path) -> Result<Option<String>, DataError> {
     )))
 }
 
-/// A loaded file, or the empty default when the file is missing or has no rows yet.
-fn or_empty<T: Default>(loaded: Result<T, DataError>) -> Result<T, DataError> {
-    match loaded {
+/// The file at `path` as `load` reads it, or the empty default when the file is missing, has
+/// no rows yet, or is empty (a crash between its creation and its first line, or a torn header
+/// cut off: the next append writes the header).
+fn or_empty<T: Default>(
+    path: &Path,
+    load: fn(&Path) -> Result<T, DataError>,
+) -> Result<T, DataError> {
+    if fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Ok(T::default());
+    }
+    match load(path) {
         Err(DataError::Empty { .. }) => Ok(T::default()),
         Err(DataError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             Ok(T::default())
@@ -147,8 +155,8 @@ impl CandleStore {
                 notes.push(note);
             }
         }
-        let candles = or_empty(load_candles(&candle_file))?;
-        let funding = or_empty(load_funding(&funding_file))?;
+        let candles = or_empty(&candle_file, load_candles)?;
+        let funding = or_empty(&funding_file, load_funding)?;
         let iv = interval.ms();
         if let Some(i) = (1..candles.len()).find(|&i| (candles.ts[i] - candles.ts[0]) % iv != 0) {
             return Err(StoreError::Rejected {

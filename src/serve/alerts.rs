@@ -423,8 +423,9 @@ impl Sender {
             if alerts.is_empty() {
                 // Only rows no alert is about: past them.
                 conn.execute(
-                    "UPDATE alert_cursor SET seq = ?2, pending = NULL, attempts = 0 WHERE target = ?1",
-                    params![t.name, last],
+                    "UPDATE alert_cursor SET seq = ?2, pending = NULL, attempts = 0 \
+                     WHERE target = ?1 AND seq = ?3",
+                    params![t.name, last, c.seq],
                 )?;
                 continue;
             }
@@ -462,11 +463,13 @@ impl Sender {
                 }
             };
             recent.push(now);
+            // Each update only moves the cursor this round read (another sender may have taken
+            // the batch over once the lease ran out, and moved on).
             if ok {
                 conn.execute(
                     "UPDATE alert_cursor SET seq = ?2, pending = NULL, lease_ms = 0, attempts = 0, \
-                     next_ms = 0 WHERE target = ?1",
-                    params![t.name, last],
+                     next_ms = 0 WHERE target = ?1 AND seq = ?3",
+                    params![t.name, last, c.seq],
                 )?;
                 round.sent += 1;
                 round.alerts += alerts.len();
@@ -475,8 +478,8 @@ impl Sender {
                 let backoff = (2_000i64 << attempts.min(8).saturating_sub(1)).min(300_000);
                 conn.execute(
                     "UPDATE alert_cursor SET attempts = ?2, next_ms = ?3, lease_ms = 0 \
-                     WHERE target = ?1",
-                    params![t.name, attempts, clock.now_ms() + backoff],
+                     WHERE target = ?1 AND seq = ?4",
+                    params![t.name, attempts, clock.now_ms() + backoff, c.seq],
                 )?;
                 round.failed += 1;
             }
