@@ -451,12 +451,18 @@ fn backtest_on_real_hyperliquid_data() {
     );
 }
 
+/// A scratch folder `name` with the bundled synthetic market generated in it, and its BTC file.
+fn generated_btc(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch(name);
+    let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = dir.join("candles/synthetic_BTC_1h.csv");
+    (dir, f)
+}
+
 #[test]
 fn bench_sweep_reports_its_workload() {
-    let dir = scratch("bench");
-    let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);
-    assert!(o.status.success());
-    let f = dir.join("candles/synthetic_BTC_1h.csv");
+    let (_, f) = generated_btc("bench");
     let v = json(&organism(&[
         "bench",
         "sweep",
@@ -478,21 +484,21 @@ fn bench_sweep_reports_its_workload() {
 
 #[test]
 fn bench_evolve_reports_its_parallel_efficiency() {
-    let dir = scratch("bench-evolve");
-    let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);
-    assert!(o.status.success());
-    let f = dir.join("candles/synthetic_BTC_1h.csv");
-    let v = json(&organism(&[
-        "bench",
-        "evolve",
-        "--data",
-        f.to_str().unwrap(),
-        "--threads",
-        "2",
-        "--repeat",
-        "1",
-        "--json",
-    ]));
+    let (_, f) = generated_btc("bench-evolve");
+    let evolve = |threads: &str| {
+        json(&organism(&[
+            "bench",
+            "evolve",
+            "--data",
+            f.to_str().unwrap(),
+            "--threads",
+            threads,
+            "--repeat",
+            "1",
+            "--json",
+        ]))
+    };
+    let v = evolve("2");
     assert_eq!(v["threads"], 2);
     assert_eq!(v["individuals"], 256 * 31);
     let (one, two) = (
@@ -504,26 +510,13 @@ fn bench_evolve_reports_its_parallel_efficiency() {
     let eff = v["parallel_efficiency"].as_f64().unwrap();
     assert!((eff - speedup / 2.0).abs() < 1e-12, "{v}");
     // One thread: nothing to compare with.
-    let v = json(&organism(&[
-        "bench",
-        "evolve",
-        "--data",
-        f.to_str().unwrap(),
-        "--threads",
-        "1",
-        "--repeat",
-        "1",
-        "--json",
-    ]));
+    let v = evolve("1");
     assert!(v["speedup"].is_null(), "{v}");
 }
 
 #[test]
 fn bench_programs_reports_workload_c2_and_names_a_bad_line() {
-    let dir = scratch("bench-programs");
-    let o = organism(&["data", "generate", "--out", dir.to_str().unwrap()]);
-    assert!(o.status.success());
-    let f = dir.join("candles/synthetic_BTC_1h.csv");
+    let (dir, f) = generated_btc("bench-programs");
     let progs = dir.join("programs.txt");
     // Enter-long expressions of 5 nodes (lt, sma, 90, sma, 139: periods are nodes) and of 9
     // (and, gt, close, ema, 20, gt, close, sma, 50).

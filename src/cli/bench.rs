@@ -362,8 +362,7 @@ fn bench_sweep(path: &Path, threads: Option<u32>, repeat: u32, json: bool) -> Re
         times.push(start.elapsed().as_secs_f64());
         std::hint::black_box(r);
     }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median = median(&mut times);
     let cc = grid.len() as f64 * candles.len() as f64;
     let rate = cc / median;
     let (best_i, best) = results

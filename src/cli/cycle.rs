@@ -55,9 +55,7 @@ pub fn run(a: Args) -> Result<()> {
     // Each period's steps, then their alerts.
     let cycle_at = |t: i64| {
         let ok = period(&cfg, &a, &targets, t);
-        if !targets.is_empty() {
-            send_alerts(&cfg, &targets);
-        }
+        super::send_alerts(&cfg, Path::new(&cfg.promotion.registry), &targets);
         ok
     };
     if a.once {
@@ -132,9 +130,9 @@ fn period(cfg: &Config, a: &Args, targets: &[Target], now_ms: i64) -> Result<boo
         }
         let (ok, detail) = match step {
             Step::Fetch if !cfg.cycle.fetch => (true, "skipped (cycle.fetch = false)".into()),
-            Step::Paper => (true, cycle::paper_report(&mut reg)?),
+            Step::Paper => (true, cycle::paper_report(&reg)?),
             Step::Retire => {
-                let r = cycle::retired_between(&mut reg, previous_start, plan.start)?;
+                let r = cycle::retired_between(&reg, previous_start, plan.start)?;
                 let text: Vec<String> = r.iter().map(|(id, why)| format!("{id} ({why})")).collect();
                 (
                     true,
@@ -171,27 +169,6 @@ fn period(cfg: &Config, a: &Args, targets: &[Target], now_ms: i64) -> Result<boo
     }
     cycle::record(reg.connection(), &plan, DONE, true, "", WallClock.now_ms())?;
     Ok(true)
-}
-
-/// Sends the alerts due (the cycle's steps among them), for at most twice
-/// `alerts.timeout_secs`; what is left goes with the next sender.
-fn send_alerts(cfg: &Config, targets: &[Target]) {
-    let wait = Duration::from_secs_f64(2.0 * cfg.alerts.timeout_secs + 1.0);
-    let sent = super::data::runtime()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(alerts::flush(
-                Path::new(&cfg.promotion.registry),
-                &cfg.alerts,
-                targets,
-                &WallClock,
-                wait,
-            ))
-            .map_err(|e| e.to_string())
-        });
-    if let Err(e) = sent {
-        eprintln!("alerts: {e}");
-    }
 }
 
 /// Runs `organism args` with its output in `log`; whether it succeeded and its last line (on

@@ -24,6 +24,7 @@ pub fn run(a: Args) -> Result<()> {
     let account = a.account.unwrap_or(cfg.paper.account);
     let ledger = drift::ledger(reg.connection(), &account)?;
     let dist = ledger.distributions();
+    let (booked, venue) = ledger.funding();
     if a.json {
         outln!(
             "{}",
@@ -32,7 +33,7 @@ pub fn run(a: Args) -> Result<()> {
                 "model": {"fee": ledger.fee, "slippage": ledger.slippage},
                 "matching_slippage": ledger.matching_slippage(),
                 "excess_slippage_bps": ledger.total().bps(),
-                "funding": {"booked": ledger.funding().0, "venue": ledger.funding().1},
+                "funding": {"booked": booked, "venue": venue},
                 "distributions": dist,
                 "days": ledger.days,
                 "orders": ledger.orders,

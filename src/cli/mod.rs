@@ -292,8 +292,6 @@ fn with_progress<T>(
 
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Sets the global `-q` level: no notes, progress or per-generation lines, only results and
-/// errors.
 /// The journal account of the pipeline's notices (a promotion's result, a finished run).
 pub const PIPELINE: &str = "pipeline";
 
@@ -321,16 +319,7 @@ pub fn notify(cfg: &organism::config::Config, registry: &std::path::Path, event:
             &[journal::Entry::new(PIPELINE, now, row)],
             now,
         )?;
-        if !targets.is_empty() {
-            let wait = std::time::Duration::from_secs_f64(2.0 * cfg.alerts.timeout_secs + 1.0);
-            data::runtime()?.block_on(alerts::flush(
-                registry,
-                &cfg.alerts,
-                &targets,
-                &organism::clock::WallClock,
-                wait,
-            ))?;
-        }
+        send_alerts(cfg, registry, &targets);
         Ok(())
     };
     if let Err(e) = go() {
@@ -338,6 +327,33 @@ pub fn notify(cfg: &organism::config::Config, registry: &std::path::Path, event:
     }
 }
 
+/// Sends the alerts due to `targets` from the database at `registry`, for at most
+/// [`AlertsConfig::last_wait`](organism::serve::alerts::AlertsConfig::last_wait) (a one-shot
+/// command's last act; what is left goes with the next sender). A failure is a warning.
+pub fn send_alerts(
+    cfg: &organism::config::Config,
+    registry: &std::path::Path,
+    targets: &[organism::serve::alerts::Target],
+) {
+    if targets.is_empty() {
+        return;
+    }
+    let sent = data::runtime().and_then(|rt| {
+        Ok(rt.block_on(organism::serve::alerts::flush(
+            registry,
+            &cfg.alerts,
+            targets,
+            &organism::clock::WallClock,
+            cfg.alerts.last_wait(),
+        ))?)
+    });
+    if let Err(e) = sent {
+        eprintln!("alerts: {e:#}");
+    }
+}
+
+/// Sets the global `-q` level: no notes, progress or per-generation lines, only results and
+/// errors.
 pub fn set_quiet(q: bool) {
     QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
 }

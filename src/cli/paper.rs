@@ -638,7 +638,7 @@ pub fn run_session(a: RunArgs, mode: Mode) -> Result<()> {
     ));
     let outcome = rt.block_on(feed::run(setup, &mut report));
     let _ = stop.send(true);
-    let wait = std::time::Duration::from_secs_f64(2.0 * cfg.alerts.timeout_secs + 1.0);
+    let wait = cfg.alerts.last_wait();
     if rt
         .block_on(async { tokio::time::timeout(wait, sender).await })
         .is_err()

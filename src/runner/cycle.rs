@@ -292,7 +292,7 @@ pub fn record(
 ///
 /// # Errors
 /// [`RegistryError`] when the registry cannot be read.
-pub fn paper_report(reg: &mut Registry) -> Result<String, RegistryError> {
+pub fn paper_report(reg: &Registry) -> Result<String, RegistryError> {
     let waiting = reg.list(Some(Status::Promoted))?;
     let on_paper = reg.list(Some(Status::Paper))?.len();
     let ids: Vec<&str> = waiting.iter().map(|s| s.id.as_str()).collect();
@@ -313,7 +313,7 @@ pub fn paper_report(reg: &mut Registry) -> Result<String, RegistryError> {
 /// # Errors
 /// [`RegistryError`] when the registry cannot be read.
 pub fn retired_between(
-    reg: &mut Registry,
+    reg: &Registry,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<(String, String)>, RegistryError> {

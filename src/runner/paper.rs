@@ -1147,6 +1147,10 @@ impl Session {
 
     /// Adds the orders in `rows` to their strategies' fill drift.
     fn fill_drift(&mut self, rows: &[Entry]) {
+        // Most bars send no order: nothing to look up then.
+        if !rows.iter().any(|e| e.kind() == Kind::Order) {
+            return;
+        }
         let costs = self.cfg.engine.costs();
         let mut orders = drift::Orders::default();
         for e in rows {

@@ -101,6 +101,12 @@ impl AlertsConfig {
         range("alerts.timeout_secs", self.timeout_secs, 0.1, 600.0)
     }
 
+    /// How long a command that ends gives its last alerts: twice `alerts.timeout_secs`, and a
+    /// second.
+    pub fn last_wait(&self) -> Duration {
+        Duration::from_secs_f64(2.0 * self.timeout_secs + 1.0)
+    }
+
     /// The targets configured: name, kind and where to.
     ///
     /// # Errors
