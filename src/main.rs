@@ -25,6 +25,9 @@ enum Command {
     /// Evolve the seed population (theta-DEA, NSGA-III or NSGA-II), checkpointing every generation; `evolve resume
     /// FILE` continues a run.
     Evolve(Box<cli::evolve::Args>),
+    /// An island run's steps as commands for a scheduler: plan, run, migrate, status, submit.
+    #[command(subcommand)]
+    Island(cli::island::IslandCommand),
     /// Backtest one strategy on the configured data and print its metrics.
     Backtest(Box<cli::backtest::Args>),
     /// Walk-forward: evolve on rolling training windows and trade the selected members on the
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
     cli::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Evolve(args) => cli::evolve::run(*args),
+        Command::Island(cmd) => cli::island::run(cmd),
         Command::Backtest(args) => cli::backtest::run(*args),
         Command::Walkforward(args) => cli::walkforward::run(*args),
         Command::Promote(args) => cli::promote::run(*args),

@@ -72,6 +72,7 @@ fn walk(u: &Universe, backtest: EngineConfig) -> Summary {
         tick: &tick,
         regime: None,
         worlds: Default::default(),
+        islands: None,
     };
     let windows: Vec<_> = spans
         .iter()

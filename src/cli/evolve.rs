@@ -101,7 +101,7 @@ pub enum ResumeCommand {
     },
 }
 
-fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
+pub(super) fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
     let e = &cfg.evolution;
     let mut data = cfg.data_selection();
     // Stored absolute, so a run resumes from any working directory.
@@ -149,12 +149,13 @@ fn run_spec(cfg: &Config, names: Vec<String>) -> Result<RunSpec> {
         regime: cfg.regime.filter(),
         portfolio,
         worlds: e.world_spec(),
+        islands: e.island_spec(),
     })
 }
 
 /// The names of the run's seeds: `evolution.seeds` (all when empty) — portfolio seeds for
 /// `--mode portfolio`; in `--mode mixed`, the single-coin seeds then any portfolio seeds named.
-fn seed_names(cfg: &Config) -> Result<Vec<String>> {
+pub(super) fn seed_names(cfg: &Config) -> Result<Vec<String>> {
     let mode = cfg.evolution.settings().mode;
     if mode == Mode::Portfolio {
         return Ok(super::portfolio_seeds(cfg)?
@@ -199,7 +200,7 @@ fn build_problem(run: &RunSpec, quiet: bool) -> Result<LoadedRun> {
 /// The Ctrl-C flag, installed before anything else: the first Ctrl-C asks the run to stop after
 /// the generation under way (generation 0 included); a second one exits at once (the last
 /// complete checkpoint is already on disk).
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub(super) fn interrupt_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let _ = ctrlc::set_handler(move || {
@@ -282,9 +283,11 @@ fn run_run(args: Args) -> Result<()> {
         }
     }
     let (problem, fp, holdout_from) = (&loaded.problem, loaded.fingerprint, loaded.holdout_from);
+    // An island run reports each island's generations (generation 0 of each included).
+    let reports = run.islands.map_or(target, |i| i.count * (target + 1) - 1);
     let reporter = Reporter::new(
         args.output.clone(),
-        (target, true),
+        (reports, true),
         run.settings.population,
         f64::NEG_INFINITY,
         stop.clone(),
@@ -292,7 +295,7 @@ fn run_run(args: Args) -> Result<()> {
     if !super::quiet() && !args.output.json {
         let (coins, bars) = problem.training_shape();
         reporter.println(format!(
-            "evolving {} over {} seeds x {} individuals on {coins} coins ({bars} training bars {}, validation next, \
+            "evolving {} over {} seeds x {}{} individuals on {coins} coins ({bars} training bars {}, validation next, \
              holdout from {} UTC untouched), checkpoints in {}",
             match run.settings.mode {
                 Mode::Params => "parameters",
@@ -301,6 +304,14 @@ fn run_run(args: Args) -> Result<()> {
                 Mode::Portfolio => "portfolio strategies (one account each)",
             },
             problem.seed_names().len(),
+            run.islands.map_or(String::new(), |i| format!(
+                "{} islands ({} epochs of {} generations, {} migrants, {}) x ",
+                i.count,
+                i.epochs(target),
+                i.epoch,
+                i.migrants,
+                i.topology.as_str()
+            )),
             run.settings.population,
             if run.portfolio.is_some() { "on the grid" } else { "each" },
             super::format_ts(holdout_from),
@@ -314,6 +325,11 @@ fn run_run(args: Args) -> Result<()> {
         keep_last,
         stop: stop.clone(),
     };
+    if run.islands.is_some() {
+        let plan = super::island::new_plan(run, target, &loaded);
+        organism::evolution::islands::write_plan(&out, &plan)?;
+        return run_islands(&plan, &loaded, &out, reporter, &mut lock, &nulls);
+    }
     let checkpointer = Checkpointer::new_run(&out, keep_last)?;
     let mut lines = GenLines(&reporter);
     let reason;
@@ -357,6 +373,34 @@ fn resume(
     output: OutputArgs,
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
+    if let Some(dir) = island_folder(file) {
+        if data.is_some() || source.is_some() || config.is_some() || force {
+            bail!(
+                "{}: an island run continues on the data and config it was planned with \
+                 (--data, --source, --config and --force are for one population)",
+                dir.display()
+            );
+        }
+        if out.is_some() {
+            bail!(
+                "{}: an island run continues in its own folder (no --out)",
+                dir.display()
+            );
+        }
+        let null_layer: Vec<organism::config::Flag> =
+            null_flag(null_searches).into_iter().collect();
+        let current = super::load_config_with(None, &null_layer)?;
+        return resume_islands(
+            &dir,
+            generations,
+            (
+                keep_last.or(Some(current.evolution.keep_last)),
+                current.evolution.null_searches,
+            ),
+            output,
+            stop,
+        );
+    }
     // A run folder continues from its newest checkpoint.
     let (file, mut ck) = super::runs::read_target(file)?;
     let file = file.as_path();
@@ -582,7 +626,11 @@ fn conclude(
 }
 
 /// Ranks the first front and writes `front.csv` (ranked, with ids) and `history.csv`.
-fn write_files(ck: &Checkpoint, problem: &RunProblem, out: &Path) -> Result<Vec<Ranked>> {
+pub(super) fn write_files(
+    ck: &Checkpoint,
+    problem: &RunProblem,
+    out: &Path,
+) -> Result<Vec<Ranked>> {
     let front: Vec<&Member> = ck.state.population.iter().filter(|m| m.rank == 0).collect();
     let ranked = summary::rank(problem, &front);
     let specs = problem.specs();
@@ -747,6 +795,9 @@ fn null_search(
     print.extend((k as u64).to_le_bytes());
     print.extend(b"null search");
     let fingerprint = organism::evolution::checkpoint::fnv1a(&print);
+    if ck.run.islands.is_some() {
+        return null_island_search(ck, &problem, &dir, fingerprint, plan);
+    }
     let executor = |checkpointer| {
         Executor::new(
             Evolver::new(&problem, ck.run.settings.clone()),
@@ -788,6 +839,165 @@ fn null_search(
     Ok(Some(SearchFigures::of(&ranked, &nk)))
 }
 
+/// The island run's folder `target` names (the folder, or a checkpoint in it), if it is one.
+fn island_folder(target: &Path) -> Option<PathBuf> {
+    use organism::evolution::islands::is_island_run;
+    if target.is_dir() {
+        return is_island_run(target).then(|| target.to_path_buf());
+    }
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    is_island_run(parent).then(|| parent.to_path_buf())
+}
+
+/// Runs (or continues) the island run of `plan` in `out` in this process, then ends it as a
+/// run of one population ends: the files, the null searches, the summary.
+fn run_islands(
+    plan: &organism::evolution::islands::Plan,
+    loaded: &LoadedRun,
+    out: &Path,
+    reporter: Reporter,
+    lock: &mut RunLock,
+    nulls: &NullPlan,
+) -> Result<()> {
+    let evolver = Evolver::new(&loaded.problem, plan.run.settings.clone());
+    let stop = reporter.stop.clone();
+    let done = {
+        let mut lines = GenLines(&reporter);
+        super::island::drive(
+            out,
+            plan,
+            &evolver,
+            &|| stop.load(Ordering::SeqCst),
+            &mut |i, s| {
+                reporter.set_island(Some(i));
+                lines.observed(s);
+            },
+            &|| reporter.tick(),
+        )?
+    };
+    match done {
+        Some((ck, _)) => conclude(
+            &ck,
+            loaded,
+            out,
+            reporter,
+            TerminationReason::TargetReached,
+            plan.generations,
+            lock,
+            nulls,
+        ),
+        None => {
+            reporter.finish();
+            lock.release();
+            eprintln!(
+                "interrupted: every island epoch done so far is saved in {}; continue with\n  \
+                 organism evolve resume {} --generations {}",
+                out.display(),
+                out.display(),
+                plan.generations
+            );
+            std::process::exit(130);
+        }
+    }
+}
+
+/// `evolve resume DIR` of an island run: on to `generations` (a multiple of the epoch, not
+/// below the plan's), from whatever island-epochs are done.
+fn resume_islands(
+    dir: &Path,
+    generations: Option<u32>,
+    (keep_last, null_searches): (Option<u32>, usize),
+    output: OutputArgs,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    use organism::evolution::islands;
+    let mut lock = RunLock::acquire(dir)?;
+    let (mut plan, loaded) = super::island::load(dir)?;
+    let target = generations.unwrap_or(plan.generations);
+    if target < plan.generations {
+        bail!(
+            "{}: the island run is planned to generation {}; it continues to more \
+             generations, not fewer",
+            dir.display(),
+            plan.generations
+        );
+    }
+    if target != plan.generations {
+        plan.spec()
+            .validate(plan.run.settings.population, target)
+            .map_err(|e| anyhow::anyhow!("--generations: {e}"))?;
+        plan.generations = target;
+        islands::write_plan(dir, &plan)?;
+    }
+    let nulls = NullPlan {
+        count: null_searches,
+        keep_last: keep_last.filter(|&k| k > 0),
+        stop: stop.clone(),
+    };
+    let left = super::island::generations_left(dir, &plan);
+    let reporter = Reporter::new(
+        output.clone(),
+        (left, false),
+        plan.run.settings.population,
+        f64::NEG_INFINITY,
+        stop,
+    );
+    if !super::quiet() && !output.json {
+        reporter.println(format!(
+            "resuming the island run in {} (until generation {target}; {left} island \
+             generations left)",
+            dir.display()
+        ));
+    }
+    run_islands(&plan, &loaded, dir, reporter, &mut lock, &nulls)
+}
+
+/// Null search of an island run: the same islands on the null copy, in `dir`.
+fn null_island_search(
+    ck: &Checkpoint,
+    problem: &RunProblem,
+    dir: &Path,
+    fingerprint: u64,
+    plan: &NullPlan,
+) -> Result<Option<SearchFigures>> {
+    use organism::evolution::islands;
+    let want = islands::Plan {
+        run: ck.run.clone(),
+        fingerprint,
+        specs: ck.specs.clone(),
+        generations: ck.state.generation,
+    };
+    if islands::is_island_run(dir) {
+        let have = islands::read_plan(dir)?;
+        if have.fingerprint != fingerprint || have.run != want.run {
+            bail!(
+                "{}: not this run's null search (made for other data or another run); remove \
+                 it to search again",
+                dir.display()
+            );
+        }
+    }
+    islands::write_plan(dir, &want)?;
+    let evolver = Evolver::new(problem, ck.run.settings.clone());
+    let stop = plan.stop.clone();
+    let Some((nk, _)) = super::island::drive(
+        dir,
+        &want,
+        &evolver,
+        &|| stop.load(Ordering::SeqCst),
+        &mut |_, _| {},
+        &|| {},
+    )?
+    else {
+        return Ok(None);
+    };
+    let ranked = write_files(&nk, problem, dir)?;
+    Ok(Some(SearchFigures::of(&ranked, &nk)))
+}
+
 /// Progress bar and per-generation lines.
 ///
 /// On a terminal, a progress bar on stderr with the generation lines above it. When stderr is not
@@ -820,6 +1030,8 @@ struct Reporter {
     last_line: std::sync::Mutex<std::time::Instant>,
     /// The run's stop flag (set when stdout closes).
     stop: Arc<AtomicBool>,
+    /// The island whose generations are being reported (island runs), or -1.
+    island: std::sync::atomic::AtomicI64,
     /// Stdout could not be written.
     closed: AtomicBool,
 }
@@ -872,8 +1084,15 @@ impl Reporter {
             started: now,
             last_line: std::sync::Mutex::new(now),
             stop,
+            island: (-1).into(),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// The island the next generation lines are of.
+    fn set_island(&self, island: Option<u32>) {
+        self.island
+            .store(island.map_or(-1, i64::from), Ordering::SeqCst);
     }
 
     /// One line of results on stdout (above the bar on a terminal).
@@ -981,9 +1200,10 @@ impl Reporter {
             Err(_) => (s.best_sharpe, false),
         };
         let finite = |x: f64| if x.is_finite() { Some(x) } else { None };
+        let island = u32::try_from(self.island.load(Ordering::SeqCst)).ok();
         if self.output.json {
             self.println(
-                serde_json::json!({"generation": s.generation, "evaluations": s.evaluations,
+                serde_json::json!({"island": island, "generation": s.generation, "evaluations": s.evaluations,
                     "best_sharpe": finite(s.best_sharpe),
                     "best_sharpe_so_far": finite(so_far),
                     "front_size": s.front_size,
@@ -1001,7 +1221,8 @@ impl Reporter {
                 String::new()
             };
             self.println(format!(
-                "gen {:>4}  best sharpe {:>7.3} (so far {:>7.3})  front {:>3} ({:>3.0}%)  feasible {:>3}  HV {:.4}  diversity {:.2}{programs}  evals {:>4} ({:.0}/s)",
+                "{}gen {:>4}  best sharpe {:>7.3} (so far {:>7.3})  front {:>3} ({:>3.0}%)  feasible {:>3}  HV {:.4}  diversity {:.2}{programs}  evals {:>4} ({:.0}/s)",
+                island.map_or(String::new(), |i| format!("island {i:>2}  ")),
                 s.generation, s.best_sharpe, so_far, s.front_size,
                 100.0 * s.front_size as f64 / self.population.max(1) as f64, s.feasible, s.hypervolume, s.diversity, s.evaluations, rate
             ));
@@ -1025,8 +1246,15 @@ impl Reporter {
 struct GenLines<'r>(&'r Reporter);
 
 impl Observer for GenLines<'_> {
-    #[allow(clippy::disallowed_methods)] // the CLI times generations for the progress line
     fn generation(&mut self, _state: &State, stats: &GenStats, _checkpoint: &Path) {
+        self.observed(stats);
+    }
+}
+
+impl GenLines<'_> {
+    /// A generation done: timed and reported.
+    #[allow(clippy::disallowed_methods)] // the CLI times generations for the progress line
+    fn observed(&mut self, stats: &GenStats) {
         let now = std::time::Instant::now();
         let secs = match self.0.last.lock() {
             Ok(mut last) => {

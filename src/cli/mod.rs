@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod data;
 pub mod drift;
 pub mod evolve;
+pub mod island;
 pub mod live;
 pub mod paper;
 pub mod portfolio;
@@ -83,6 +84,19 @@ pub struct EvolutionArgs {
     /// evolution.worlds_quantile across them (default: evolution.worlds).
     #[arg(long, value_name = "M")]
     pub worlds: Option<usize>,
+    /// Islands: N populations evolving apart and exchanging migrants (default:
+    /// evolution.islands; 1 is one population).
+    #[arg(long, value_name = "N")]
+    pub islands: Option<u32>,
+    /// Generations per epoch of an island run (default: evolution.epoch).
+    #[arg(long, value_name = "G")]
+    pub epoch: Option<u32>,
+    /// Members each island sends per epoch (default: evolution.migrants).
+    #[arg(long, value_name = "K")]
+    pub migrants: Option<u32>,
+    /// Where migrants go: ring or full (default: evolution.topology).
+    #[arg(long, value_name = "ring|full")]
+    pub topology: Option<String>,
 }
 
 impl EvolutionArgs {
@@ -133,6 +147,18 @@ impl EvolutionArgs {
         }
         if let Some(w) = self.worlds {
             f.push(Flag::new("--worlds", "evolution.worlds", int(w)));
+        }
+        if let Some(n) = self.islands {
+            f.push(Flag::new("--islands", "evolution.islands", int(n)));
+        }
+        if let Some(g) = self.epoch {
+            f.push(Flag::new("--epoch", "evolution.epoch", int(g)));
+        }
+        if let Some(k) = self.migrants {
+            f.push(Flag::new("--migrants", "evolution.migrants", int(k)));
+        }
+        if let Some(t) = &self.topology {
+            f.push(Flag::new("--topology", "evolution.topology", t.as_str()));
         }
         Ok(f)
     }

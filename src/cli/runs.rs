@@ -442,6 +442,18 @@ fn show(
         "settings: mode {}, rng seed {}, population {}, crossover {} (eta {}), mutation {} per gene (eta {})",
         s.mode.as_str(), run.seed, s.population, s.crossover_prob, s.eta_crossover, s.mutation_prob, s.eta_mutation
     );
+    if let Some(i) = run.islands {
+        outln!(
+            "islands: {} of {} members each, {} migrants per island every {} generations ({}); \
+             the front is the union of the islands' first fronts, each generation's figures \
+             the islands' summed (best Sharpe and HV: the best island's)",
+            i.count,
+            s.population,
+            i.migrants,
+            i.epoch,
+            i.topology.as_str()
+        );
+    }
     if run.worlds.count > 0 {
         outln!(
             "fitness across {} perturbed worlds besides the real one, each objective at their {} \

@@ -223,6 +223,7 @@ pub fn run(args: Args) -> Result<()> {
         tick: &tick,
         regime: cfg.regime.filter(),
         worlds: cfg.evolution.world_spec(),
+        islands: cfg.evolution.island_spec(),
     };
     let mut done: Vec<Window> = Vec::with_capacity(spans.len());
     for (k, span) in spans.iter().enumerate() {

@@ -42,8 +42,9 @@ pub const MAGIC: &[u8; 8] = b"ORGNSMCK";
 /// 5: the survival algorithm among the settings. 6: the regime filter in the run spec.
 /// 7: the synthetic market's planted cross-sectional factor (`xs_edge`, `xs_edge_hours`).
 /// 8: portfolio runs (the mode, and the universe's pick, exclusions, membership and book caps).
-/// 9: leverage and maintenance margin among the costs.
-pub const FORMAT_VERSION: u32 = 10;
+/// 9: leverage and maintenance margin among the costs. 10: the perturbed worlds.
+/// 11: island runs (the islands in the run spec).
+pub const FORMAT_VERSION: u32 = 11;
 /// Name of the fitness-cache log in a run folder.
 pub const CACHE_FILE: &str = "cache.log";
 const BLOCK_MAGIC: &[u8; 4] = b"CBLK";
@@ -60,6 +61,8 @@ pub enum CheckpointError {
     },
     #[error("{file}: not an organism checkpoint (no ORGNSMCK tag)")]
     Foreign { file: PathBuf },
+    #[error("{file}: not the organism file expected here (no {tag} tag)")]
+    ForeignKind { file: PathBuf, tag: String },
     #[error("{file}: truncated checkpoint ({len} bytes; expected {expected})")]
     Truncated {
         file: PathBuf,
@@ -115,6 +118,10 @@ pub struct RunSpec {
     pub portfolio: Option<super::portfolio::PortfolioRun>,
     /// The perturbed worlds each genome is also scored on (`evolution.worlds`).
     pub worlds: super::worlds::WorldSpec,
+    /// An island run's islands ([`super::islands`]): its checkpoint holds every island's
+    /// population, one after another. `None` for one population (and for each island's own
+    /// checkpoints).
+    pub islands: Option<super::islands::IslandSpec>,
 }
 
 /// One gene of a recorded spec: what decides how a genome's values are read.
@@ -267,6 +274,9 @@ impl RunSpec {
         if self.worlds != other.worlds {
             d.push("perturbed worlds");
         }
+        if self.islands != other.islands {
+            d.push("islands");
+        }
         d
     }
 }
@@ -370,10 +380,16 @@ impl Checkpoint {
             ));
         }
         let pop = self.run.settings.population;
-        if pop < 2 || s.population.len() != pop {
+        let islands = self.run.islands.map_or(1, |i| i.count as usize);
+        if pop < 2 || s.population.len() != pop * islands {
             return Err(bad(format!(
-                "population of {} members, settings say {pop}",
-                s.population.len()
+                "population of {} members, settings say {}",
+                s.population.len(),
+                if islands == 1 {
+                    pop.to_string()
+                } else {
+                    format!("{islands} islands of {pop}")
+                }
             )));
         }
         if s.history.len() != s.generation as usize + 1 {
@@ -540,10 +556,20 @@ pub fn fingerprint(markets: &[Market]) -> u64 {
 /// # Errors
 /// [`CheckpointError::Encode`] if serialization fails.
 pub fn encode(ck: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
-    let payload = bincode::serde::encode_to_vec(ck, bincode::config::standard())
+    seal(MAGIC, ck)
+}
+
+/// `value` in the checkpoints' envelope: the 8-byte `magic` tag, [`FORMAT_VERSION`], the
+/// payload's length, the payload (serde + bincode 2) and its FNV-1a 64 checksum. The island
+/// run's files use it with tags of their own.
+///
+/// # Errors
+/// [`CheckpointError::Encode`] if serialization fails.
+pub fn seal<T: Serialize>(magic: &[u8; 8], value: &T) -> Result<Vec<u8>, CheckpointError> {
+    let payload = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| CheckpointError::Encode(e.to_string()))?;
     let mut out = Vec::with_capacity(payload.len() + 28);
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(magic);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&payload);
@@ -556,9 +582,30 @@ pub fn encode(ck: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
 /// # Errors
 /// [`CheckpointError`] for a foreign, truncated, other-version or corrupted file.
 pub fn decode(bytes: &[u8], file: &Path) -> Result<Checkpoint, CheckpointError> {
-    let file = file.to_path_buf();
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return Err(CheckpointError::Foreign { file });
+        return Err(CheckpointError::Foreign {
+            file: file.to_path_buf(),
+        });
+    }
+    open(MAGIC, bytes, file)
+}
+
+/// Reads a value sealed by [`seal`] with `magic` from the bytes of `file`.
+///
+/// # Errors
+/// [`CheckpointError`] for a foreign ([`CheckpointError::ForeignKind`]), truncated,
+/// other-version or corrupted file.
+pub fn open<T: serde::de::DeserializeOwned>(
+    magic: &[u8; 8],
+    bytes: &[u8],
+    file: &Path,
+) -> Result<T, CheckpointError> {
+    let file = file.to_path_buf();
+    if bytes.len() < 8 || &bytes[..8] != magic {
+        return Err(CheckpointError::ForeignKind {
+            file,
+            tag: String::from_utf8_lossy(magic).into_owned(),
+        });
     }
     if bytes.len() < 20 {
         return Err(CheckpointError::Truncated {
@@ -595,7 +642,7 @@ pub fn decode(bytes: &[u8], file: &Path) -> Result<Checkpoint, CheckpointError> 
     if u64::from_le_bytes(sum8) != fnv1a(payload) {
         return Err(CheckpointError::Checksum { file });
     }
-    let (ck, used): (Checkpoint, usize) =
+    let (value, used): (T, usize) =
         bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(|e| {
             CheckpointError::Decode {
                 file: file.clone(),
@@ -608,7 +655,7 @@ pub fn decode(bytes: &[u8], file: &Path) -> Result<Checkpoint, CheckpointError> 
             message: format!("{} trailing bytes", payload.len() - used),
         });
     }
-    Ok(ck)
+    Ok(value)
 }
 
 /// Writes `ck` to `path` atomically (temporary file, flush, rename).

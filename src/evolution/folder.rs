@@ -22,6 +22,8 @@ pub enum FolderError {
     Locked { dir: PathBuf, pid: u32 },
     #[error("{dir}: holds the checkpoints of another run (gen{newest}.bin); choose another folder with --out, continue it with `organism evolve resume {}`, or replace it with --overwrite", .dir.join(format!("gen{newest}.bin")).display())]
     Occupied { dir: PathBuf, newest: u32 },
+    #[error("{dir}: holds an island run ({}); continue it with `organism evolve resume {}`, choose another folder with --out, or replace it with --overwrite", super::islands::PLAN_FILE, .dir.display())]
+    IslandRun { dir: PathBuf },
     #[error("{dir}: {source}")]
     Io {
         dir: PathBuf,
@@ -153,6 +155,22 @@ fn remove_temporaries(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a live process holds `dir`'s lock (looked at without taking it).
+pub fn holder_alive(dir: &Path) -> bool {
+    let Ok(guard) = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join(GUARD_FILE))
+    else {
+        return false;
+    };
+    match guard.try_lock() {
+        Ok(()) => false,
+        Err(fs::TryLockError::WouldBlock) => true,
+        Err(fs::TryLockError::Error(_)) => false,
+    }
+}
+
 /// Generation numbers of the `genN.bin` files in `dir`, ascending.
 pub fn generations(dir: &Path) -> Vec<u32> {
     let mut g: Vec<u32> = fs::read_dir(dir)
@@ -174,6 +192,25 @@ pub fn generations(dir: &Path) -> Vec<u32> {
 /// # Errors
 /// [`FolderError::Occupied`] naming the newest checkpoint; I/O errors.
 pub fn claim_for_new_run(dir: &Path, overwrite: bool) -> Result<(), FolderError> {
+    let io = |source| FolderError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let islands = island_parts(dir);
+    if !islands.is_empty() {
+        if !overwrite {
+            return Err(FolderError::IslandRun {
+                dir: dir.to_path_buf(),
+            });
+        }
+        for p in islands {
+            if p.is_dir() {
+                fs::remove_dir_all(&p).map_err(io)?;
+            } else {
+                fs::remove_file(&p).map_err(io)?;
+            }
+        }
+    }
     let gens = generations(dir);
     let Some(&newest) = gens.last() else {
         return Ok(());
@@ -184,10 +221,6 @@ pub fn claim_for_new_run(dir: &Path, overwrite: bool) -> Result<(), FolderError>
             newest,
         });
     }
-    let io = |source| FolderError::Io {
-        dir: dir.to_path_buf(),
-        source,
-    };
     for g in gens {
         fs::remove_file(dir.join(format!("gen{g}.bin"))).map_err(io)?;
     }
@@ -199,6 +232,26 @@ pub fn claim_for_new_run(dir: &Path, overwrite: bool) -> Result<(), FolderError>
         }
     }
     Ok(())
+}
+
+/// An island run's plan, island folders, shared folder and logs in `dir`.
+fn island_parts(dir: &Path) -> Vec<PathBuf> {
+    let plan = dir.join(super::islands::PLAN_FILE);
+    if !plan.exists() {
+        return Vec::new();
+    }
+    let mut parts = vec![plan];
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let island = name
+            .strip_prefix("island-")
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if island || name == "shared" || name == "logs" {
+            parts.push(e.path());
+        }
+    }
+    parts.sort();
+    parts
 }
 
 /// Removes the checkpoints of generations older than the newest `keep` up to `newest`.

@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod executor;
 pub mod folder;
+pub mod islands;
 pub mod nsga;
 pub mod nulls;
 pub mod operators;
@@ -62,6 +63,15 @@ pub struct EvolutionConfig {
     pub worlds: usize,
     pub worlds_quantile: f64,
     pub world_block: f64,
+    /// Islands (`--islands`): 1 is one population; more evolve apart and exchange migrants
+    /// ([`islands`]).
+    pub islands: u32,
+    /// Generations per epoch of an island run (`--epoch`).
+    pub epoch: u32,
+    /// Members each island sends per epoch (`--migrants`).
+    pub migrants: u32,
+    #[serde(deserialize_with = "crate::settings::named")]
+    pub topology: islands::Topology,
 }
 
 /// Most null searches one run may have.
@@ -143,7 +153,30 @@ impl EvolutionConfig {
             MAX_NULL_SEARCHES,
             " (each is one more run of the same size)",
         )?;
+        if self.islands == 0 || self.islands > islands::MAX_ISLANDS {
+            return Err(Invalid::new(
+                "evolution.islands",
+                format!(
+                    "{} is out of range: must be in [1, {}] (1 is one population)",
+                    self.islands,
+                    islands::MAX_ISLANDS
+                ),
+            ));
+        }
+        if let Some(spec) = self.island_spec() {
+            spec.validate(self.population, self.generations)?;
+        }
         Ok(())
+    }
+
+    /// The islands of `[evolution]`; `None` for one population.
+    pub fn island_spec(&self) -> Option<islands::IslandSpec> {
+        (self.islands > 1).then_some(islands::IslandSpec {
+            count: self.islands,
+            epoch: self.epoch,
+            migrants: self.migrants,
+            topology: self.topology,
+        })
     }
 
     /// The run's evolution settings.

@@ -129,6 +129,8 @@ pub struct Setup<'a> {
     /// The perturbed worlds each window's genomes are also scored on (drawn from the window's
     /// seed).
     pub worlds: super::worlds::WorldSpec,
+    /// Each window's run on islands ([`super::islands`]), when set.
+    pub islands: Option<super::islands::IslandSpec>,
 }
 
 /// One selected member and its figures (aggregated over coins as evolution scores them).
@@ -219,10 +221,19 @@ fn hold_returns(m: &Market) -> Vec<f64> {
 /// ranked, feasible members only, and how many of the front were feasible.
 fn evolve_window<P: Scored>(problem: &P, index: usize, setup: &Setup<'_>) -> (Vec<Ranked>, usize) {
     let evolver = Evolver::new(problem, setup.settings.clone());
-    let mut state = evolver.init(setup.seed.wrapping_add(index as u64), setup.tick);
-    while state.generation < setup.generations {
-        evolver.step(&mut state, setup.tick);
-    }
+    let seed = setup.seed.wrapping_add(index as u64);
+    let state = match &setup.islands {
+        Some(spec) => {
+            super::islands::evolve_in_memory(&evolver, spec, seed, setup.generations, setup.tick)
+        }
+        None => {
+            let mut state = evolver.init(seed, setup.tick);
+            while state.generation < setup.generations {
+                evolver.step(&mut state, setup.tick);
+            }
+            state
+        }
+    };
     let front: Vec<&super::Member> = state.population.iter().filter(|m| m.rank == 0).collect();
     let mut ranked: Vec<Ranked> = summary::rank(problem, &front);
     ranked.retain(|r| r.train.feasible);
