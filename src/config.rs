@@ -55,6 +55,7 @@ pub struct Config {
     pub cycle: crate::runner::cycle::CycleConfig,
     pub alerts: crate::serve::alerts::AlertsConfig,
     pub exchange: crate::exchange::ExchangeConfig,
+    pub cluster: crate::evolution::islands::ClusterConfig,
     /// `[live]`, only from a config file.
     #[serde(default)]
     pub live: Option<crate::runner::rig::LiveConfig>,
@@ -179,6 +180,7 @@ impl Config {
         section(self.paper.validate())?;
         section(self.cycle.validate())?;
         section(self.alerts.validate())?;
+        section(self.cluster.validate())?;
         if let Some(l) = &self.live {
             section(l.validate(&self.paper.account))?;
         }

@@ -101,12 +101,7 @@ const FILES: [&str; 8] = [
 ];
 
 fn same_run(a: &Path, b: &Path) {
-    for f in FILES {
-        let (x, y) = (a.join(f), b.join(f));
-        let bx = std::fs::read(&x).unwrap_or_else(|e| panic!("{}: {e}", x.display()));
-        let by = std::fs::read(&y).unwrap_or_else(|e| panic!("{}: {e}", y.display()));
-        assert!(bx == by, "{} and {} differ", x.display(), y.display());
-    }
+    same_run_of(a, b, &FILES);
 }
 
 #[test]
@@ -311,7 +306,17 @@ fn a_killed_task_is_retried_and_faults_are_clear_errors() {
         .unwrap();
     assert!(row.contains("done") && row.contains("failed"), "{st}");
     // Resubmitted: the run continues from what is done and ends with the reference's bytes.
-    let o = step(&["island", "submit", d, "--local", "--parallel", "2"]);
+    let e = err(&organism(&["island", "submit", d, "--local"]));
+    assert!(e.contains("--resume"), "{e}");
+    let o = step(&[
+        "island",
+        "submit",
+        d,
+        "--local",
+        "--parallel",
+        "2",
+        "--resume",
+    ]);
     assert!(o.contains("the run is complete"), "{o}");
     same_run(&reference, &dir);
     // A new run refuses the folder of an island run unless told to replace it.
@@ -369,4 +374,213 @@ fn an_interrupted_island_run_resumes_to_the_same_bytes_and_continues_further() {
     assert!(e.contains("not fewer"), "{e}");
     let e = err(&organism(&["evolve", "resume", d, "--generations", "13"]));
     assert!(e.contains("multiple"), "{e}");
+}
+
+#[test]
+fn k8s_manifests_are_indexed_jobs_applied_in_order() {
+    let (base, cfg) = setup("k8s");
+    let dir = base.join("Run_1");
+    plan(&cfg, &dir);
+    let o = step(&["island", "submit", s(&dir), "--k8s"]);
+    assert!(o.contains("untested here"), "{o}");
+    let kd = dir.join("k8s");
+    let job = std::fs::read_to_string(kd.join("epoch-1.yaml")).unwrap();
+    for want in [
+        "name: organism-run-1-e1",
+        "completions: 3",
+        "completionMode: Indexed",
+        "backoffLimitPerIndex: 3",
+        "--island \\\"$JOB_COMPLETION_INDEX\\\" --epoch 1",
+        "claimName: organism-runs",
+    ] {
+        assert!(job.contains(want), "{want} not in {job}");
+    }
+    let run = std::fs::read_to_string(kd.join("run.sh")).unwrap();
+    let order: Vec<&str> = run
+        .lines()
+        .filter(|l| l.starts_with("kubectl apply"))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "kubectl apply -f epoch-0.yaml",
+            "kubectl apply -f migrate-0.yaml",
+            "kubectl apply -f epoch-1.yaml",
+            "kubectl apply -f migrate-1.yaml",
+            "kubectl apply -f epoch-2.yaml",
+            "kubectl apply -f migrate-2.yaml"
+        ]
+    );
+    assert!(!islands::epoch_done(&dir, 0, 0), "nothing ran");
+}
+
+/// Whether a Slurm cluster answers here. `.ci/run` starts one (`.ci/slurm-up`) and sets
+/// `ORGANISM_REQUIRE_SLURM`, so in CI a missing cluster fails instead of skipping.
+fn slurm_ready() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%t"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+    if !up {
+        assert!(
+            std::env::var_os("ORGANISM_REQUIRE_SLURM").is_none(),
+            "ORGANISM_REQUIRE_SLURM is set but no Slurm cluster answers (sinfo)"
+        );
+        eprintln!(
+            "skipped: no Slurm cluster here (sinfo does not answer); .ci/slurm-up starts one"
+        );
+    }
+    up
+}
+
+/// Four islands of 16, three epochs of three generations.
+const SLURM_ISLANDS: [&str; 8] = [
+    "--islands",
+    "4",
+    "--epoch",
+    "3",
+    "--migrants",
+    "2",
+    "--generations",
+    "9",
+];
+
+fn finished(dir: &Path) -> bool {
+    dir.join("gen9.bin").exists() && dir.join("front.csv").exists()
+}
+
+/// Waits for the run in `dir` to finish on the cluster, failing at the deadline with the jobs
+/// Slurm still has.
+fn wait_finished(dir: &Path, deadline: Duration) {
+    let start = std::time::Instant::now();
+    while !finished(dir) {
+        if start.elapsed() > deadline {
+            let q = Command::new("squeue").output().map(|o| common::stdout(&o));
+            let st = organism(&["island", "status", s(dir)]);
+            panic!(
+                "the Slurm run did not finish within {deadline:?}; squeue: {q:?}; status: {}",
+                common::stdout(&st)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn slurm_reference(base: &Path, cfg: &Path) -> PathBuf {
+    let reference = base.join("reference");
+    let mut args = vec!["evolve", "--config", s(cfg), "--out", s(&reference), "-q"];
+    args.extend(SLURM_ISLANDS);
+    ok(&organism(&args));
+    reference
+}
+
+fn slurm_plan(cfg: &Path, dir: &Path) {
+    let mut args = vec!["island", "plan", "--config", s(cfg), "--out", s(dir)];
+    args.extend(SLURM_ISLANDS);
+    ok(&organism(&args));
+}
+
+#[test]
+fn slurm_job_arrays_give_the_one_process_bytes() {
+    if !slurm_ready() {
+        return;
+    }
+    let (base, cfg) = setup("slurm");
+    let reference = slurm_reference(&base, &cfg);
+    let dir = base.join("run");
+    slurm_plan(&cfg, &dir);
+    // --print writes the scripts and submits nothing.
+    let printed = step(&["island", "submit", s(&dir), "--slurm", "--print"]);
+    assert!(
+        printed.contains("e1=$(sbatch --parsable --dependency=afterok:$m0 "),
+        "{printed}"
+    );
+    let script = std::fs::read_to_string(dir.join("slurm/epoch-0.sh")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-3%4"), "{script}");
+    assert!(
+        script.contains("--island \"$SLURM_ARRAY_TASK_ID\" --epoch 0"),
+        "{script}"
+    );
+    assert!(!finished(&dir) && !islands::epoch_done(&dir, 0, 0));
+    let t = std::time::Instant::now();
+    let o = step(&["island", "submit", s(&dir), "--slurm"]);
+    assert!(o.contains("epoch 2: islands job"), "{o}");
+    wait_finished(&dir, Duration::from_secs(300));
+    eprintln!(
+        "4 islands x 3 epochs through sbatch: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    same_run_of(&reference, &dir, &SLURM_FILES);
+}
+
+#[test]
+fn a_cancelled_slurm_task_is_resubmitted_to_the_same_result() {
+    if !slurm_ready() {
+        return;
+    }
+    let (base, cfg) = setup("scancel");
+    let reference = slurm_reference(&base, &cfg);
+    let dir = base.join("run");
+    slurm_plan(&cfg, &dir);
+    let o = step(&["island", "submit", s(&dir), "--slurm"]);
+    assert!(o.contains("epoch 0: islands job"), "{o}");
+    let jobs = std::fs::read_to_string(dir.join("slurm/jobs")).unwrap();
+    let ids: Vec<&str> = jobs.lines().collect();
+    // Island 2's task of epoch 1, cancelled once its epoch has begun (or at once if it has
+    // not), then the rest of the chain.
+    let idir = islands::island_dir(&dir, 2);
+    let start = std::time::Instant::now();
+    while !idir.join("gen3.bin").exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cancel = |what: &str| {
+        let o = Command::new("scancel").arg(what).output().unwrap();
+        assert!(o.status.success(), "scancel {what}: {}", common::stderr(&o));
+    };
+    cancel(&format!("{}_2", ids[2]));
+    for id in &ids {
+        cancel(id);
+    }
+    // Wait for Slurm to let go of them.
+    let start = std::time::Instant::now();
+    loop {
+        let q = Command::new("squeue")
+            .args(["-h", "-o", "%i"])
+            .output()
+            .unwrap();
+        let left = common::stdout(&q);
+        if !ids.iter().any(|id| left.contains(id)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "jobs left: {left}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!finished(&dir));
+    // Without --resume a begun run is refused; with it, what is left is submitted.
+    let e = err(&organism(&["island", "submit", s(&dir), "--slurm"]));
+    assert!(e.contains("--resume"), "{e}");
+    step(&["island", "submit", s(&dir), "--slurm", "--resume"]);
+    wait_finished(&dir, Duration::from_secs(300));
+    same_run_of(&reference, &dir, &SLURM_FILES);
+}
+
+const SLURM_FILES: [&str; 6] = [
+    "gen9.bin",
+    "cache.log",
+    "front.csv",
+    "history.csv",
+    "island-3/gen9.bin",
+    "shared/migration-1.bin",
+];
+
+fn same_run_of(a: &Path, b: &Path, files: &[&str]) {
+    for f in files {
+        let (x, y) = (a.join(f), b.join(f));
+        let bx = std::fs::read(&x).unwrap_or_else(|e| panic!("{}: {e}", x.display()));
+        let by = std::fs::read(&y).unwrap_or_else(|e| panic!("{}: {e}", y.display()));
+        assert!(bx == by, "{} and {} differ", x.display(), y.display());
+    }
 }

@@ -45,16 +45,38 @@ pub enum IslandCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run every step not yet done: `--local` as processes on this machine, P at a time.
-    Submit {
-        dir: PathBuf,
-        /// Run the island-epoch commands as processes here.
-        #[arg(long)]
-        local: bool,
-        /// Island tasks at a time (default: the number of cores).
-        #[arg(long, value_name = "P")]
-        parallel: Option<usize>,
-    },
+    /// Run every step not yet done: `--local` as processes on this machine, `--slurm` as one
+    /// job array per epoch and a migration job chained with afterok, `--k8s` as Indexed Job
+    /// manifests (written, not applied).
+    Submit(SubmitArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SubmitArgs {
+    /// The island run's folder.
+    pub dir: PathBuf,
+    /// Run the island-epoch commands as processes here.
+    #[arg(long, group = "launcher")]
+    pub local: bool,
+    /// Submit to Slurm with sbatch (the folder must be on a disk every node sees).
+    #[arg(long, group = "launcher")]
+    pub slurm: bool,
+    /// Write Kubernetes Indexed Job manifests and a script that applies them in order
+    /// (untested here: no cluster).
+    #[arg(long, group = "launcher")]
+    pub k8s: bool,
+    /// With --slurm: write the job scripts and print the sbatch commands, submitting nothing.
+    #[arg(long)]
+    pub print: bool,
+    /// Continue a run some of whose steps are done (or failed).
+    #[arg(long)]
+    pub resume: bool,
+    /// Island tasks at a time (default: cluster.concurrency; --local: the number of cores).
+    #[arg(long, value_name = "P")]
+    pub parallel: Option<usize>,
+    /// Config file whose [cluster] section sets partition, time limit, CPUs per task, image.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,16 +99,7 @@ pub fn run(cmd: IslandCommand) -> Result<()> {
         IslandCommand::Run { dir, island, epoch } => run_task(&dir, island, epoch),
         IslandCommand::Migrate { dir, epoch } => migrate(&dir, epoch),
         IslandCommand::Status { dir, json } => status(&dir, json),
-        IslandCommand::Submit {
-            dir,
-            local,
-            parallel,
-        } => {
-            if !local {
-                bail!("island submit: say where the steps run: --local");
-            }
-            submit_local(&dir, parallel)
-        }
+        IslandCommand::Submit(args) => submit(&args),
     }
 }
 
@@ -317,6 +330,310 @@ pub(super) fn generations_left(dir: &Path, plan: &Plan) -> u32 {
         }
     }
     left
+}
+
+/// The first epoch with a step left (an island task, or its migration; the last epoch's is the
+/// run's end), or `None` when the run is complete.
+fn first_open_epoch(dir: &Path, plan: &Plan) -> Option<u32> {
+    let epochs = plan.epochs();
+    (0..epochs).find(|&e| {
+        let islands_left = (0..plan.spec().count).any(|i| !islands::epoch_done(dir, i, e));
+        let migration_left = if e + 1 < epochs {
+            !islands::migration_done(dir, e)
+        } else {
+            !(folder::generations(dir).contains(&plan.generations)
+                && dir.join("front.csv").exists())
+        };
+        islands_left || migration_left
+    })
+}
+
+fn submit(args: &SubmitArgs) -> Result<()> {
+    let dir = std::path::absolute(&args.dir).unwrap_or_else(|_| args.dir.clone());
+    let plan = islands::read_plan(&dir)?;
+    let Some(from) = first_open_epoch(&dir, &plan) else {
+        outln!("{}: the run is complete; nothing to submit", dir.display());
+        return Ok(());
+    };
+    let (tasks, _) = islands::status(&dir, &plan);
+    let begun = from > 0 || tasks.iter().flatten().any(|t| *t != TaskState::Missing);
+    if begun && !args.resume {
+        bail!(
+            "{}: steps of this run are done or failed (see `organism island status {}`); add \
+             --resume to submit what is left (cancel the run's queued jobs first)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    if args.local {
+        return submit_local(&dir, args.parallel);
+    }
+    let cfg = super::load_config(args.config.as_deref())?;
+    let mut cluster = cfg.cluster.clone();
+    if let Some(p) = args.parallel {
+        cluster.concurrency = u32::try_from(p).unwrap_or(u32::MAX);
+    }
+    if args.slurm {
+        return submit_slurm(&dir, &plan, &cluster, from, args.print);
+    }
+    if args.k8s {
+        return write_k8s(&dir, &plan, &cluster, from);
+    }
+    bail!("island submit: say where the steps run: --local, --slurm or --k8s")
+}
+
+/// A job name for step `what` of the run in `dir`.
+fn job_name(dir: &Path, what: &str) -> String {
+    let base: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    // Kubernetes names are lowercase DNS labels.
+    format!("organism-{base}-{what}")
+}
+
+/// `sh` single quotes around `s`.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The Slurm scripts of epochs `from..`: an array job per epoch and its migration job.
+fn slurm_scripts(
+    dir: &Path,
+    plan: &Plan,
+    cluster: &organism::evolution::islands::ClusterConfig,
+    exe: &Path,
+    from: u32,
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let n = plan.spec().count;
+    let p = if cluster.concurrency == 0 {
+        n
+    } else {
+        cluster.concurrency.min(n)
+    };
+    let d = quote(&dir.display().to_string());
+    let x = quote(&exe.display().to_string());
+    let logs = dir.join("logs");
+    let header = |name: &str, log: &str, array: Option<String>| {
+        let mut h = format!(
+            "#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --cpus-per-task={}\n\
+             #SBATCH --time={}\n#SBATCH --output={}\n#SBATCH --requeue\n\
+             #SBATCH --kill-on-invalid-dep=yes\n",
+            cluster.cpus_per_task,
+            cluster.time_limit.trim(),
+            logs.join(log).display()
+        );
+        if !cluster.partition.is_empty() {
+            h.push_str(&format!("#SBATCH --partition={}\n", cluster.partition));
+        }
+        if let Some(a) = array {
+            h.push_str(&format!("#SBATCH --array={a}\n"));
+        }
+        h.push_str("export RAYON_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\"\n");
+        h
+    };
+    (from..plan.epochs())
+        .map(|e| {
+            let island = format!(
+                "{}exec {x} island run {d} --island \"$SLURM_ARRAY_TASK_ID\" --epoch {e}\n",
+                header(
+                    &job_name(dir, &format!("e{e}")),
+                    &format!("island-%a-epoch-{e}.slurm.log"),
+                    Some(format!("0-{}%{p}", n - 1)),
+                )
+            );
+            let migrate = format!(
+                "{}exec {x} island migrate {d} --epoch {e}\n",
+                header(
+                    &job_name(dir, &format!("m{e}")),
+                    &format!("migrate-{e}.slurm.log"),
+                    None
+                )
+            );
+            let sd = dir.join("slurm");
+            let (a, b) = (
+                sd.join(format!("epoch-{e}.sh")),
+                sd.join(format!("migrate-{e}.sh")),
+            );
+            std::fs::create_dir_all(&sd)
+                .with_context(|| format!("cannot create {}", sd.display()))?;
+            for (f, text) in [(&a, island), (&b, migrate)] {
+                std::fs::write(f, text).with_context(|| format!("cannot write {}", f.display()))?;
+            }
+            Ok((a, b))
+        })
+        .collect()
+}
+
+/// `island submit --slurm`: the scripts, then (unless `print`) each submitted with `sbatch
+/// --parsable`, every epoch's array after the previous migration and every migration after
+/// its epoch's array (`--dependency=afterok`).
+fn submit_slurm(
+    dir: &Path,
+    plan: &Plan,
+    cluster: &organism::evolution::islands::ClusterConfig,
+    from: u32,
+    print: bool,
+) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the organism binary")?;
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("cannot create {}", dir.join("logs").display()))?;
+    let scripts = slurm_scripts(dir, plan, cluster, &exe, from)?;
+    if print {
+        let mut prev = String::new();
+        for (e, (a, b)) in (from..).zip(&scripts) {
+            let dep = if prev.is_empty() {
+                String::new()
+            } else {
+                format!("--dependency=afterok:${prev} ")
+            };
+            outln!("e{e}=$(sbatch --parsable {dep}{})", a.display());
+            outln!(
+                "m{e}=$(sbatch --parsable --dependency=afterok:$e{e} {})",
+                b.display()
+            );
+            prev = format!("m{e}");
+        }
+        return Ok(());
+    }
+    let sbatch = |dep: Option<&str>, script: &Path| -> Result<String> {
+        let mut c = Command::new("sbatch");
+        c.arg("--parsable");
+        if let Some(d) = dep {
+            c.arg(format!("--dependency=afterok:{d}"));
+        }
+        let o = c.arg(script).output().with_context(|| {
+            "cannot run sbatch (is Slurm installed here? --print writes the scripts only)"
+        })?;
+        if !o.status.success() {
+            bail!(
+                "sbatch {} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        let out = String::from_utf8_lossy(&o.stdout);
+        // --parsable prints `id` or `id;cluster`.
+        let id = out.trim().split(';').next().unwrap_or("").to_string();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            bail!(
+                "sbatch {}: unexpected reply `{}`",
+                script.display(),
+                out.trim()
+            );
+        }
+        Ok(id)
+    };
+    let mut prev: Option<String> = None;
+    let mut ids = Vec::new();
+    for (e, (a, b)) in (from..).zip(&scripts) {
+        let array = sbatch(prev.as_deref(), a)?;
+        let migrate = sbatch(Some(&array), b)?;
+        outln!("epoch {e}: islands job {array}, migration job {migrate}");
+        ids.push(array);
+        ids.push(migrate.clone());
+        prev = Some(migrate);
+    }
+    std::fs::write(dir.join("slurm").join("jobs"), ids.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", dir.join("slurm/jobs").display()))?;
+    outln!(
+        "submitted epochs {from}..{} of {} to Slurm; follow with `organism island status {}`",
+        plan.epochs() - 1,
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `island submit --k8s`: an Indexed Job manifest per epoch (the island from
+/// `JOB_COMPLETION_INDEX`, `backoffLimitPerIndex`), a migration Job per epoch, and `run.sh`
+/// applying them in order, waiting for each. Written, not applied.
+fn write_k8s(
+    dir: &Path,
+    plan: &Plan,
+    cluster: &organism::evolution::islands::ClusterConfig,
+    from: u32,
+) -> Result<()> {
+    let n = plan.spec().count;
+    let p = if cluster.concurrency == 0 {
+        n
+    } else {
+        cluster.concurrency.min(n)
+    };
+    let kd = dir.join("k8s");
+    std::fs::create_dir_all(&kd).with_context(|| format!("cannot create {}", kd.display()))?;
+    let d = dir.display().to_string();
+    let job = |name: &str, indexed: bool, cmd: &str| {
+        let index = if indexed {
+            format!(
+                "  completions: {n}\n  parallelism: {p}\n  completionMode: Indexed\n  \
+                 backoffLimitPerIndex: 3\n  maxFailedIndexes: {n}\n"
+            )
+        } else {
+            "  backoffLimit: 3\n".to_string()
+        };
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n{index}  \
+             template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: \
+             organism\n        image: {}\n        command: [\"/bin/sh\", \"-c\", {cmd:?}]\n        \
+             env:\n        - name: RAYON_NUM_THREADS\n          value: \"{}\"\n        \
+             resources:\n          requests:\n            cpu: \"{}\"\n        volumeMounts:\n        \
+             - name: runs\n          mountPath: {d:?}\n      volumes:\n      - name: runs\n        \
+             persistentVolumeClaim:\n          claimName: {}\n",
+            cluster.image, cluster.cpus_per_task, cluster.cpus_per_task, cluster.volume_claim
+        )
+    };
+    let mut script = String::from(
+        "#!/bin/sh\n# Applies the island run's jobs in order, each after the one before completed.\nset -e\n",
+    );
+    for e in from..plan.epochs() {
+        let (a, b) = (
+            job_name(dir, &format!("e{e}")),
+            job_name(dir, &format!("m{e}")),
+        );
+        let island = job(
+            &a,
+            true,
+            &format!(
+                "exec organism island run '{d}' --island \"$JOB_COMPLETION_INDEX\" --epoch {e}"
+            ),
+        );
+        let migrate = job(
+            &b,
+            false,
+            &format!("exec organism island migrate '{d}' --epoch {e}"),
+        );
+        for (name, text) in [
+            (format!("epoch-{e}.yaml"), island),
+            (format!("migrate-{e}.yaml"), migrate),
+        ] {
+            std::fs::write(kd.join(&name), text)
+                .with_context(|| format!("cannot write {}", kd.join(&name).display()))?;
+        }
+        script.push_str(&format!(
+            "kubectl apply -f epoch-{e}.yaml\nkubectl wait --for=condition=complete --timeout=-1s job/{a}\n\
+             kubectl apply -f migrate-{e}.yaml\nkubectl wait --for=condition=complete --timeout=-1s job/{b}\n"
+        ));
+    }
+    std::fs::write(kd.join("run.sh"), script)
+        .with_context(|| format!("cannot write {}", kd.join("run.sh").display()))?;
+    outln!(
+        "wrote Kubernetes manifests for epochs {from}..{} in {} (untested here); apply them in \
+         order with: cd {} && sh run.sh",
+        plan.epochs() - 1,
+        kd.display(),
+        kd.display()
+    );
+    Ok(())
 }
 
 /// `island submit --local`: each epoch's island tasks as `organism island run` processes, `P`

@@ -298,6 +298,74 @@ pub fn evolve_in_memory<P: Problem>(
     }
 }
 
+/// `[cluster]`: how `organism island submit --slurm` and `--k8s` ask for resources.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Slurm partition (empty: the cluster's default).
+    pub partition: String,
+    /// Time limit of one island task or migration, Slurm's format (`HH:MM:SS`, `D-HH:MM:SS`).
+    pub time_limit: String,
+    /// Cores per island task (its evaluation threads).
+    pub cpus_per_task: u32,
+    /// Island tasks of one epoch running at once (Slurm's `%P`, Kubernetes' parallelism); 0:
+    /// as many as there are islands.
+    pub concurrency: u32,
+    /// The container image of `--k8s` manifests (it must hold the `organism` binary).
+    pub image: String,
+    /// The persistent volume claim `--k8s` mounts at the run folder's path.
+    pub volume_claim: String,
+}
+
+impl ClusterConfig {
+    /// Checks every key of the section.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first key refused.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let t = self.time_limit.trim();
+        let clock = |x: &str| {
+            !x.is_empty()
+                && x.split(':').count() <= 3
+                && x.split(':')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let ok = match t.split_once('-') {
+            Some((d, rest)) => {
+                !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && clock(rest)
+            }
+            None => clock(t),
+        };
+        if !ok {
+            return Err(Invalid::new(
+                "cluster.time_limit",
+                format!("`{t}` is not a Slurm time limit (MM, HH:MM:SS or D-HH:MM:SS)"),
+            ));
+        }
+        crate::settings::count(
+            "cluster.cpus_per_task",
+            self.cpus_per_task as usize,
+            1,
+            1024,
+            "",
+        )?;
+        if self
+            .partition
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ','))
+        {
+            return Err(Invalid::new(
+                "cluster.partition",
+                format!(
+                    "`{}`: letters, digits, `_`, `-` and `,` only",
+                    self.partition
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Island run errors; each names the file, island or epoch.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
