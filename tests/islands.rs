@@ -73,14 +73,22 @@ fn organism(args: &[&str]) -> Output {
 
 /// `evolve` of the island run into `out` (on `threads` threads when given).
 fn evolve(cfg: &Path, out: &Path, threads: Option<&str>) -> Output {
+    evolve_of(&ISLANDS, cfg, out, threads)
+}
+
+fn evolve_of(islands: &[&str], cfg: &Path, out: &Path, threads: Option<&str>) -> Output {
     let mut args = vec!["evolve", "--config", s(cfg), "--out", s(out), "--quiet"];
-    args.extend(ISLANDS);
+    args.extend(islands);
     organism_threads(&args, threads)
 }
 
 fn plan(cfg: &Path, out: &Path) {
+    plan_of(&ISLANDS, cfg, out);
+}
+
+fn plan_of(islands: &[&str], cfg: &Path, out: &Path) {
     let mut args = vec!["island", "plan", "--config", s(cfg), "--out", s(out)];
-    args.extend(ISLANDS);
+    args.extend(islands);
     ok(&organism(&args));
 }
 
@@ -353,10 +361,8 @@ fn an_interrupted_island_run_resumes_to_the_same_bytes_and_continues_further() {
     ]));
     assert!(!o.contains("panicked"));
     let longer = base.join("longer");
-    let mut args = vec!["evolve", "--config", s(&cfg), "--out", s(&longer), "-q"];
-    args.extend(&ISLANDS[..6]);
-    args.extend(["--generations", "12"]);
-    ok(&organism(&args));
+    let to_12 = [&ISLANDS[..6], &["--generations", "12"]].concat();
+    ok(&evolve_of(&to_12, &cfg, &longer, None));
     for f in ["front.csv", "history.csv", "island-2/gen12.bin"] {
         assert_eq!(
             std::fs::read(dir.join(f)).unwrap(),
@@ -468,16 +474,8 @@ fn wait_finished(dir: &Path, deadline: Duration) {
 
 fn slurm_reference(base: &Path, cfg: &Path) -> PathBuf {
     let reference = base.join("reference");
-    let mut args = vec!["evolve", "--config", s(cfg), "--out", s(&reference), "-q"];
-    args.extend(SLURM_ISLANDS);
-    ok(&organism(&args));
+    ok(&evolve_of(&SLURM_ISLANDS, cfg, &reference, None));
     reference
-}
-
-fn slurm_plan(cfg: &Path, dir: &Path) {
-    let mut args = vec!["island", "plan", "--config", s(cfg), "--out", s(dir)];
-    args.extend(SLURM_ISLANDS);
-    ok(&organism(&args));
 }
 
 #[test]
@@ -488,7 +486,7 @@ fn slurm_job_arrays_give_the_one_process_bytes() {
     let (base, cfg) = setup("slurm");
     let reference = slurm_reference(&base, &cfg);
     let dir = base.join("run");
-    slurm_plan(&cfg, &dir);
+    plan_of(&SLURM_ISLANDS, &cfg, &dir);
     // --print writes the scripts and submits nothing.
     let printed = step(&["island", "submit", s(&dir), "--slurm", "--print"]);
     assert!(
@@ -521,7 +519,7 @@ fn a_cancelled_slurm_task_is_resubmitted_to_the_same_result() {
     let (base, cfg) = setup("scancel");
     let reference = slurm_reference(&base, &cfg);
     let dir = base.join("run");
-    slurm_plan(&cfg, &dir);
+    plan_of(&SLURM_ISLANDS, &cfg, &dir);
     let o = step(&["island", "submit", s(&dir), "--slurm"]);
     assert!(o.contains("epoch 0: islands job"), "{o}");
     let jobs = std::fs::read_to_string(dir.join("slurm/jobs")).unwrap();

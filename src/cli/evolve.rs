@@ -393,10 +393,7 @@ fn resume(
         return resume_islands(
             &dir,
             generations,
-            (
-                keep_last.or(Some(current.evolution.keep_last)),
-                current.evolution.null_searches,
-            ),
+            current.evolution.null_searches,
             output,
             stop,
         );
@@ -909,7 +906,7 @@ fn run_islands(
 fn resume_islands(
     dir: &Path,
     generations: Option<u32>,
-    (keep_last, null_searches): (Option<u32>, usize),
+    null_searches: usize,
     output: OutputArgs,
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
@@ -932,9 +929,10 @@ fn resume_islands(
         plan.generations = target;
         islands::write_plan(dir, &plan)?;
     }
+    // Island runs keep every checkpoint (an island's epoch restarts from its first one).
     let nulls = NullPlan {
         count: null_searches,
-        keep_last: keep_last.filter(|&k| k > 0),
+        keep_last: None,
         stop: stop.clone(),
     };
     let left = super::island::generations_left(dir, &plan);

@@ -253,8 +253,7 @@ fn migrate(dir: &Path, epoch: u32) -> Result<()> {
 fn status(dir: &Path, json: bool) -> Result<()> {
     let plan = islands::read_plan(dir)?;
     let (tasks, migrations) = islands::status(dir, &plan);
-    let finished =
-        folder::generations(dir).contains(&plan.generations) && dir.join("front.csv").exists();
+    let finished = finished(dir, plan.generations);
     if json {
         outln!(
             "{}",
@@ -332,6 +331,11 @@ pub(super) fn generations_left(dir: &Path, plan: &Plan) -> u32 {
     left
 }
 
+/// Whether the run in `dir` has ended at `generations`: its checkpoint and front written.
+fn finished(dir: &Path, generations: u32) -> bool {
+    folder::generations(dir).contains(&generations) && dir.join("front.csv").exists()
+}
+
 /// The first epoch with a step left (an island task, or its migration; the last epoch's is the
 /// run's end), or `None` when the run is complete.
 fn first_open_epoch(dir: &Path, plan: &Plan) -> Option<u32> {
@@ -341,8 +345,7 @@ fn first_open_epoch(dir: &Path, plan: &Plan) -> Option<u32> {
         let migration_left = if e + 1 < epochs {
             !islands::migration_done(dir, e)
         } else {
-            !(folder::generations(dir).contains(&plan.generations)
-                && dir.join("front.csv").exists())
+            !finished(dir, plan.generations)
         };
         islands_left || migration_left
     })
@@ -415,11 +418,7 @@ fn slurm_scripts(
     from: u32,
 ) -> Result<Vec<(PathBuf, PathBuf)>> {
     let n = plan.spec().count;
-    let p = if cluster.concurrency == 0 {
-        n
-    } else {
-        cluster.concurrency.min(n)
-    };
+    let p = cluster.parallel(n);
     let d = quote(&dir.display().to_string());
     let x = quote(&exe.display().to_string());
     let logs = dir.join("logs");
@@ -564,11 +563,7 @@ fn write_k8s(
     from: u32,
 ) -> Result<()> {
     let n = plan.spec().count;
-    let p = if cluster.concurrency == 0 {
-        n
-    } else {
-        cluster.concurrency.min(n)
-    };
+    let p = cluster.parallel(n);
     let kd = dir.join("k8s");
     std::fs::create_dir_all(&kd).with_context(|| format!("cannot create {}", kd.display()))?;
     let d = dir.display().to_string();
@@ -649,12 +644,12 @@ fn submit_local(dir: &Path, parallel: Option<usize>) -> Result<()> {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let spec = plan.spec();
-    let step = |args: Vec<String>, log: PathBuf| -> Result<Child> {
+    let step = |args: &[&str], log: PathBuf| -> Result<Child> {
         let file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let err = file.try_clone()?;
         Command::new(&exe)
-            .args(&args)
+            .args(args)
             .env("RAYON_NUM_THREADS", threads.to_string())
             .stdout(file)
             .stderr(err)
@@ -672,12 +667,9 @@ fn submit_local(dir: &Path, parallel: Option<usize>) -> Result<()> {
                 .iter()
                 .map(|&i| {
                     let log = logs.join(format!("island-{i}-epoch-{e}.log"));
-                    let args = ["island", "run", &d, "--island", &i.to_string()]
-                        .into_iter()
-                        .map(str::to_string)
-                        .chain(["--epoch".into(), e.to_string()])
-                        .collect();
-                    step(args, log.clone()).map(|c| (i, c, log))
+                    let (i_, e_) = (i.to_string(), e.to_string());
+                    let args = ["island", "run", &d, "--island", &i_, "--epoch", &e_];
+                    step(&args, log.clone()).map(|c| (i, c, log))
                 })
                 .collect::<Result<Vec<_>>>()?;
             for (i, mut child, log) in children {
@@ -699,11 +691,9 @@ fn submit_local(dir: &Path, parallel: Option<usize>) -> Result<()> {
         let last = e + 1 == plan.epochs();
         if last || !islands::migration_done(dir, e) {
             let log = logs.join(format!("migrate-{e}.log"));
-            let args = ["island", "migrate", &d, "--epoch", &e.to_string()]
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            if !step(args, log.clone())?.wait()?.success() {
+            let e_ = e.to_string();
+            let args = ["island", "migrate", &d, "--epoch", &e_];
+            if !step(&args, log.clone())?.wait()?.success() {
                 bail!(
                     "the migration after epoch {e} failed ({}); run the same command again to \
                      continue",

@@ -318,6 +318,14 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// Island tasks of one epoch at once for a run of `islands` islands.
+    pub fn parallel(&self, islands: u32) -> u32 {
+        match self.concurrency {
+            0 => islands,
+            p => p.min(islands),
+        }
+    }
+
     /// Checks every key of the section.
     ///
     /// # Errors
@@ -612,12 +620,13 @@ pub fn status(dir: &Path, plan: &Plan) -> (Vec<Vec<TaskState>>, Vec<bool>) {
             let idir = island_dir(dir, i);
             let held = folder::holder_alive(&idir);
             let newest = folder::generations(&idir).last().copied();
+            let done: Vec<bool> = (0..epochs).map(|e| epoch_done(dir, i, e)).collect();
             (0..epochs)
                 .map(|e| {
-                    let ready = e == 0 || epoch_done(dir, i, e - 1);
+                    let ready = e == 0 || done[e as usize - 1];
                     let begun = emigrants_path(dir, i, e).exists()
                         || newest.is_some_and(|g| g > e * spec.epoch || e == 0);
-                    if epoch_done(dir, i, e) {
+                    if done[e as usize] {
                         TaskState::Done
                     } else if held && ready {
                         TaskState::Running
