@@ -240,14 +240,28 @@ pub fn sortino(returns: &[f64], bars_per_year: f64) -> f64 {
 
 /// Maximum drawdown: `max_t (1 − V[t] / max_{u≤t} V[u])`, a fraction in `[0, 1]` (more than 1
 /// only if equity went below zero); 0 for no bars. The initial cash is not a peak (as vectorbt).
+///
+/// Between two new peaks `1 − v / peak` is largest at the lowest `v` (a rounded quotient is
+/// monotone in its numerator), so one division per peak gives exactly the per-bar maximum;
+/// NaN equity is skipped, as `f64::max` would.
 pub fn max_drawdown(equity: &[f64]) -> f64 {
     let mut peak = f64::NEG_INFINITY;
+    // The lowest equity since the current peak (NaN before the first value).
+    let mut low = f64::NAN;
     let mut dd = 0.0_f64;
     for &v in equity {
-        peak = peak.max(v);
-        if peak > 0.0 {
-            dd = dd.max(1.0 - v / peak);
+        if v > peak {
+            if peak > 0.0 {
+                dd = dd.max(1.0 - low / peak);
+            }
+            peak = v;
+            low = v;
+        } else if v < low {
+            low = v;
         }
+    }
+    if peak > 0.0 {
+        dd = dd.max(1.0 - low / peak);
     }
     dd
 }
@@ -263,9 +277,12 @@ pub fn consistency(equity: &[f64], ts: &[i64], cash: f64) -> f64 {
     }
     let (mut windows, mut up) = (0usize, 0usize);
     let mut prev_end = cash;
+    let window = |t: usize| (ts[t] - ts[0]) / WINDOW_MS;
+    let mut this = window(0);
     for t in 0..n {
-        let last_of_window =
-            t + 1 == n || (ts[t + 1] - ts[0]) / WINDOW_MS != (ts[t] - ts[0]) / WINDOW_MS;
+        let next = if t + 1 < n { window(t + 1) } else { this };
+        let last_of_window = t + 1 == n || next != this;
+        this = next;
         if last_of_window {
             windows += 1;
             if equity[t] > prev_end {
@@ -577,6 +594,47 @@ mod tests {
         assert!((m - 0.074_074_074).abs() < 1e-8 && (sd - 0.162_668).abs() < 1e-5);
         assert!((b.sharpe - m / sd * 8760f64.sqrt()).abs() < 1e-9);
         assert_eq!(BuyHold::of(&[], 8760.0).total_return, 0.0);
+    }
+
+    #[test]
+    fn max_drawdown_is_the_per_bar_maximum_bit_for_bit() {
+        use rand::{Rng, SeedableRng};
+        // The definition, bar by bar.
+        let by_bar = |eq: &[f64]| {
+            let (mut peak, mut dd) = (f64::NEG_INFINITY, 0.0_f64);
+            for &v in eq {
+                peak = peak.max(v);
+                if peak > 0.0 {
+                    dd = dd.max(1.0 - v / peak);
+                }
+            }
+            dd
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for case in 0..200 {
+            let mut v = if case % 7 == 0 { -5.0 } else { 1000.0 };
+            let eq: Vec<f64> = (0..rng.gen_range(0..400))
+                .map(|_| {
+                    v *= 1.0 + rng.gen_range(-0.05..0.05);
+                    v += rng.gen_range(-3.0..3.0);
+                    if rng.gen_bool(0.02) {
+                        f64::NAN
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            assert_eq!(
+                max_drawdown(&eq).to_bits(),
+                by_bar(&eq).to_bits(),
+                "case {case}"
+            );
+        }
+        // 100 → 120 → 90 (25 %) → 130 → 65 (50 %) → 70.
+        let eq = [100.0, 120.0, 90.0, 130.0, 65.0, 70.0];
+        assert_eq!(max_drawdown(&eq), 0.5);
+        assert_eq!(max_drawdown(&[]), 0.0);
+        assert_eq!(max_drawdown(&[-1.0, -2.0]), 0.0);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The two machine-learning seeds, trained walk-forward without look-ahead: a linear SVC
-//! (linfa-svm), and PCA followed by a decision tree. PCA ([`principal_axes`]) and the tree
-//! ([`super::tree`]) are organism's own: linfa-reduction 0.7's PCA (a randomized LOBPCG
-//! truncated SVD) panics with "NaN values in array" on some feature windows, and linfa-trees
-//! 0.7 is not deterministic. Both replacements are exact and deterministic.
+//! The two machine-learning seeds, trained walk-forward without look-ahead: a linear SVC, and
+//! PCA followed by a decision tree. All three models are organism's own: the SVC
+//! ([`super::svc`]) solves exactly as linfa-svm 0.7 does, bit for bit, many times faster; PCA
+//! ([`principal_axes`]) because linfa-reduction 0.7's PCA (a randomized LOBPCG truncated SVD)
+//! panics with "NaN values in array" on some feature windows; the tree ([`super::tree`])
+//! because linfa-trees 0.7 is not deterministic. All are exact and deterministic.
 //!
 //! Features at bar `t` use data up to `t` only: log returns over 1, 4 and 24 bars, RSI(14)
 //! centred, z-score of the close over 48 bars, ATR(14)/close and MACD(12, 26, 9)
@@ -22,11 +23,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use linfa::prelude::*;
-use linfa_svm::Svm;
 use ndarray::{Array1, Array2};
 
-use super::{tree::Tree, Prepared, Seed};
+use super::{svc::LinearSvc, tree::Tree, Prepared, Seed};
 use crate::{genome::Genes, indicators as ind, strategy::Targets};
 
 /// Number of features per bar.
@@ -128,10 +127,16 @@ fn matrix(
     m
 }
 
+/// The rows of a standardized matrix (built by [`matrix`]: standard layout, so contiguous).
+fn rows(m: &Array2<f64>) -> std::slice::Chunks<'_, f64> {
+    let slice = m.as_slice().unwrap_or(&[]);
+    slice.chunks(m.ncols().max(1))
+}
+
 /// A fitted model of one walk-forward step.
 #[derive(Debug)]
 enum Model {
-    Svc(Svm<f64, bool>),
+    Svc(LinearSvc),
     /// Projection on the leading principal axes, then a tree over `quantiles` classes.
     PcaTree {
         axes: Array2<f64>,
@@ -145,10 +150,9 @@ impl Model {
     /// bottom one short, the rest flat.
     fn sides(&self, pred: &Array2<f64>) -> Vec<f64> {
         match self {
-            Model::Svc(svm) => {
-                let p: Array1<bool> = svm.predict(pred);
-                p.iter().map(|&up| if up { 1.0 } else { -1.0 }).collect()
-            }
+            Model::Svc(svm) => rows(pred)
+                .map(|x| if svm.up(x) { 1.0 } else { -1.0 })
+                .collect(),
             Model::PcaTree {
                 axes,
                 tree,
@@ -360,21 +364,16 @@ impl Seed for LinearSvcClassifier {
             h,
             out,
             |train, rows| {
-                let labels: Array1<bool> = rows.map(|i| forward(close, i, h) > 0.0).collect();
+                let labels: Vec<bool> = rows.map(|i| forward(close, i, h) > 0.0).collect();
                 let ups = labels.iter().filter(|&&b| b).count();
                 if ups == 0 || ups == labels.len() {
                     return None;
                 }
-                let ds = Dataset::new(train.clone(), labels);
-                Svm::<f64, bool>::params()
-                    .pos_neg_weights(c, c)
-                    // LIBSVM's tolerance; linfa's default 1e-7 costs many times the time. (Its
-                    // shrinking heuristic is left off: in linfa-svm 0.7.2 it can index out of bounds.)
-                    .eps(1e-3)
-                    .linear_kernel()
-                    .fit(&ds)
-                    .ok()
-                    .map(Model::Svc)
+                let x: Vec<&[f64]> = self::rows(train).collect();
+                // LIBSVM's tolerance; linfa's default 1e-7 costs many times the time. (linfa's
+                // shrinking heuristic is left off, as it was when the seed ran on linfa-svm
+                // 0.7.2, where it can index out of bounds.)
+                Some(Model::Svc(LinearSvc::fit(&x, &labels, c, 1e-3)))
             },
         );
     }
@@ -427,6 +426,52 @@ impl Seed for PcaTreeQuantile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::synthetic;
+    use linfa::prelude::*;
+
+    #[test]
+    fn the_svc_fits_of_a_market_are_linfa_svm_s() {
+        // The seed's own training windows on the bundled market's first coin: standardized
+        // features, labels of the next bar's move, the C values of its range. linfa-svm 0.7
+        // (what the seed ran on before) must give the same hyperplane offset and the same side
+        // for every bar its model predicts.
+        let m = synthetic::generate(&synthetic::SyntheticParams::default())
+            .markets
+            .remove(0);
+        let d = Prepared::new(m);
+        let f = features(&d);
+        let close = &d.market.candles.close;
+        let (mut checked, mut ups) = (0, 0);
+        for (k, (window, c)) in [(200, 0.01), (500, 0.1), (1000, 2.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let end = f.first + window + 1500 * (k + 1);
+            let (start, pred_end) = (end - window, end + 336);
+            let (mean, sd) = standardizer(&f, start..end);
+            let train = matrix(&f, start..end, &mean, &sd);
+            let pred = matrix(&f, end..pred_end, &mean, &sd);
+            let labels: Vec<bool> = (start..end).map(|i| forward(close, i, 1) > 0.0).collect();
+            let ours = LinearSvc::fit(&rows(&train).collect::<Vec<_>>(), &labels, c, 1e-3);
+            let theirs = linfa_svm::Svm::<f64, bool>::params()
+                .pos_neg_weights(c, c)
+                .eps(1e-3)
+                .linear_kernel()
+                .fit(&Dataset::new(train.clone(), Array1::from(labels)))
+                .unwrap();
+            let sides: Array1<bool> = theirs.predict(&pred);
+            for (x, up) in rows(&pred).zip(sides.iter()) {
+                assert_eq!(ours.up(x), *up, "window {window}, C {c}");
+                ups += usize::from(*up);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 3 * 336);
+        assert!(
+            ups > 0 && ups < checked,
+            "{ups} of {checked} up: both sides predicted"
+        );
+    }
 
     #[test]
     fn principal_axes_of_a_known_covariance() {

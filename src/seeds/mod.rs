@@ -14,6 +14,7 @@ pub mod ml;
 pub mod portfolio;
 pub mod program;
 pub mod rules;
+pub mod svc;
 pub mod tree;
 
 use std::sync::OnceLock;
