@@ -832,10 +832,26 @@ fn generation_lines_carry_the_best_sharpe_so_far_across_a_resume() {
         ]
     };
     let a = args(&run);
-    let lines = best_lines(&organism(
-        &a.iter().map(String::as_str).collect::<Vec<_>>(),
-        None,
-    ));
+    let first = organism(&a.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    // The run's last object says how long it took and how busy it kept the threads.
+    let end: serde_json::Value = String::from_utf8_lossy(&first.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap();
+    let time = &end["time"];
+    let (wall, cpu) = (
+        time["seconds"].as_f64().unwrap(),
+        time["cpu_seconds"].as_f64().unwrap(),
+    );
+    let threads = time["threads"].as_u64().unwrap();
+    assert!(wall > 0.0 && cpu >= 0.0 && threads >= 1, "{end}");
+    let busy = time["utilization"].as_f64().unwrap();
+    assert!(
+        (busy - cpu / (wall * threads as f64)).abs() < 1e-12,
+        "{end}"
+    );
+    let lines = best_lines(&first);
     assert_eq!(lines.len(), 7);
     let mut max = f64::NEG_INFINITY;
     for &(g, best, so_far) in &lines {

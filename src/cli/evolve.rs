@@ -544,7 +544,7 @@ fn at_target(
         // The run is done but not its null searches: they continue.
         let loaded = build_problem(&ck.run, super::quiet() || json)?;
         check_fingerprint(file, ck, &loaded)?;
-        return finish(ck, &loaded, out, output, &mut lock, nulls);
+        return finish(ck, &loaded, out, output, &mut lock, nulls, None);
     }
     // Only the folder's newest checkpoint stands for the run's end.
     if missing.is_empty() || !is_end {
@@ -606,7 +606,15 @@ fn conclude(
         std::process::exit(0);
     }
     match reason {
-        TerminationReason::TargetReached => finish(ck, loaded, out, &reporter.output, lock, nulls),
+        TerminationReason::TargetReached => finish(
+            ck,
+            loaded,
+            out,
+            &reporter.output,
+            lock,
+            nulls,
+            Some(reporter.run_time()),
+        ),
         TerminationReason::Interrupted => {
             write_files(ck, problem, out)?;
             lock.release();
@@ -650,6 +658,7 @@ fn finish(
     output: &OutputArgs,
     lock: &mut RunLock,
     nulls: &NullPlan,
+    time: Option<RunTime>,
 ) -> Result<()> {
     let problem = &loaded.problem;
     let ranked = write_files(ck, problem, out)?;
@@ -685,7 +694,8 @@ fn finish(
         outln!(
             "{}",
             serde_json::json!({"generation": ck.state.generation, "front": ranked,
-                "checkpoint": checkpoint, "null_searches": searched})
+                "checkpoint": checkpoint, "null_searches": searched,
+                "time": time.map(|t| t.json())})
         );
         return Ok(());
     }
@@ -710,6 +720,9 @@ fn finish(
         checkpoint.display(),
         ranked.first().map_or("ID", |r| r.id.as_str())
     );
+    if let Some(t) = time.filter(|_| !super::quiet()) {
+        outln!("{}", t.line());
+    }
     if let Some(n) = &searched {
         outln!();
         for line in n.lines() {
@@ -1024,6 +1037,8 @@ struct Reporter {
     /// When the previous generation was reported (or the reporter made).
     last: std::sync::Mutex<std::time::Instant>,
     started: std::time::Instant,
+    /// The process's CPU seconds when the reporter was made.
+    cpu_started: Option<f64>,
     /// When the last `progress:` line was printed.
     last_line: std::sync::Mutex<std::time::Instant>,
     /// The run's stop flag (set when stdout closes).
@@ -1032,6 +1047,35 @@ struct Reporter {
     island: std::sync::atomic::AtomicI64,
     /// Stdout could not be written.
     closed: AtomicBool,
+}
+
+/// How long a run's generations took, and how busy they kept the threads.
+#[derive(Debug, Clone, Copy)]
+struct RunTime {
+    wall: f64,
+    /// CPU seconds of every thread (`None` where the OS does not say).
+    cpu: Option<f64>,
+    threads: usize,
+}
+
+impl RunTime {
+    /// `time: 4.8 s, 8.8 s of CPU on 2 threads (92 % busy)`.
+    fn line(&self) -> String {
+        match self.cpu {
+            Some(cpu) => format!(
+                "time: {:.1} s, {cpu:.1} s of CPU on {} threads ({:.0} % busy)",
+                self.wall,
+                self.threads,
+                100.0 * super::utilization(cpu, self.wall, self.threads)
+            ),
+            None => format!("time: {:.1} s on {} threads", self.wall, self.threads),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({"seconds": self.wall, "cpu_seconds": self.cpu, "threads": self.threads,
+            "utilization": self.cpu.map(|c| super::utilization(c, self.wall, self.threads))})
+    }
 }
 
 impl Reporter {
@@ -1080,10 +1124,22 @@ impl Reporter {
             fall_noted: AtomicBool::new(false),
             last: std::sync::Mutex::new(now),
             started: now,
+            cpu_started: super::cpu_seconds(),
             last_line: std::sync::Mutex::new(now),
             stop,
             island: (-1).into(),
             closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The run's time so far: wall and CPU seconds since the reporter was made, and threads.
+    fn run_time(&self) -> RunTime {
+        RunTime {
+            wall: self.started.elapsed().as_secs_f64(),
+            cpu: super::cpu_seconds()
+                .zip(self.cpu_started)
+                .map(|(now, then)| now - then),
+            threads: rayon::current_num_threads(),
         }
     }
 

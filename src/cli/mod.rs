@@ -389,6 +389,36 @@ pub fn quiet() -> bool {
     QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The CPU seconds (user + system, every thread) this process has used so far, from
+/// `/proc/self/stat` (Linux; its times are in USER_HZ = 100 ticks a second); `None` elsewhere or
+/// when the file cannot be read.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_seconds_of(&stat)
+}
+
+/// The `utime + stime` of a `/proc/PID/stat` line, in seconds. The command name (field 2) may
+/// hold spaces and parentheses, so fields are counted from its closing parenthesis: `utime`
+/// and `stime` are fields 14 and 15.
+fn cpu_seconds_of(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// How busy a run kept its threads: `cpu / (wall · threads)`, 1 when every thread computed for
+/// the whole run. An upper bound on the parallel efficiency (the speed-up over one thread per
+/// thread), which `bench evolve --threads N` measures against a one-thread run.
+pub fn utilization(cpu: f64, wall: f64, threads: usize) -> f64 {
+    if wall > 0.0 && threads > 0 {
+        cpu / (wall * threads as f64)
+    } else {
+        0.0
+    }
+}
+
 /// Writes `args` to stdout; see [`outln!`].
 pub fn out(args: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
@@ -421,4 +451,22 @@ pub fn leverage_text(bt: &organism::execution::EngineConfig) -> String {
         organism::genome::significant(bt.leverage, 4),
         organism::genome::significant(100.0 * bt.maintenance_margin, 4)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_seconds_of_a_stat_line() {
+        // A command name with spaces and a parenthesis; utime 851, stime 37 ticks.
+        let line =
+            "4242 (organism (x) y) R 1 4242 4242 0 -1 4194304 9000 0 0 0 851 37 0 0 20 0 3 0";
+        assert_eq!(cpu_seconds_of(line), Some(8.88));
+        assert_eq!(cpu_seconds_of("4242 (organism) R 1"), None);
+        assert_eq!(utilization(8.8, 4.8, 2), 8.8 / 9.6);
+        assert_eq!(utilization(1.0, 0.0, 2), 0.0);
+        // This process has a stat file and has used some CPU by now.
+        assert!(cpu_seconds().is_some_and(|s| s >= 0.0));
+    }
 }
