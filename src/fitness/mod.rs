@@ -94,28 +94,42 @@ pub struct Moments {
     pub sum4: f64,
 }
 
+/// The mean of `x` (0 for none), summed in order.
+fn mean(x: &[f64]) -> f64 {
+    if x.is_empty() {
+        0.0
+    } else {
+        x.iter().sum::<f64>() / x.len() as f64
+    }
+}
+
 impl Moments {
     pub fn of(x: &[f64]) -> Self {
+        Self::with_downside(x).0
+    }
+
+    /// The moments and, from the same pass, `Σ min(x, 0)²` (the Sortino ratio's downside
+    /// sum). Each sum is accumulated in order, as separate passes would: the same values.
+    fn with_downside(x: &[f64]) -> (Self, f64) {
         let n = x.len();
-        let mean = if n == 0 {
-            0.0
-        } else {
-            x.iter().sum::<f64>() / n as f64
-        };
+        let mean = mean(x);
         let (mut sum2, mut sum3, mut sum4) = (0.0, 0.0, 0.0);
+        let mut down = -0.0_f64;
         for v in x {
             let d = v - mean;
             sum2 += d.powi(2);
             sum3 += d.powi(3);
             sum4 += d.powi(4);
+            down += v.min(0.0).powi(2);
         }
-        Self {
+        let m = Self {
             n,
             mean,
             sum2,
             sum3,
             sum4,
-        }
+        };
+        (m, down)
     }
 
     /// Standard deviation (ddof 1); 0 for fewer than two values.
@@ -181,7 +195,18 @@ pub fn quantile(x: &[f64], q: f64) -> f64 {
 /// Annualized Sharpe ratio: `mean(r) / std(r, ddof 1) · √bars_per_year`, risk-free 0; 0 when
 /// there are fewer than two returns or the standard deviation is 0.
 pub fn sharpe(returns: &[f64], bars_per_year: f64) -> f64 {
-    Moments::of(returns).sharpe(bars_per_year)
+    // Moments::sharpe reads only the mean and the squared deviations: the same sums, without
+    // the higher powers.
+    let n = returns.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = mean(returns);
+    let mut sum2 = 0.0;
+    for v in returns {
+        sum2 += (v - mean).powi(2);
+    }
+    sharpe_from(mean, sum2 / (n - 1) as f64, bars_per_year)
 }
 
 /// Sharpe from the mean and sample variance of per-bar returns (0 when the variance is not
@@ -226,12 +251,16 @@ pub fn fold_sharpe(returns: &[f64], bars_per_year: f64, k: usize) -> f64 {
 /// Annualized Sortino ratio: `mean(r) / sqrt(mean(min(r, 0)²)) · √bars_per_year` (downside
 /// deviation against 0 over all bars); 0 when there are no negative returns or no returns.
 pub fn sortino(returns: &[f64], bars_per_year: f64) -> f64 {
-    let n = returns.len();
+    let down = returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>();
+    sortino_from(mean(returns), down, returns.len(), bars_per_year)
+}
+
+/// [`sortino`] from the mean, the downside sum `Σ min(r, 0)²` and the count.
+fn sortino_from(mean: f64, down_sum: f64, n: usize, bars_per_year: f64) -> f64 {
     if n == 0 {
         return 0.0;
     }
-    let mean = returns.iter().sum::<f64>() / n as f64;
-    let down = returns.iter().map(|r| r.min(0.0).powi(2)).sum::<f64>() / n as f64;
+    let down = down_sum / n as f64;
     if down <= 0.0 {
         return 0.0;
     }
@@ -256,8 +285,10 @@ pub fn max_drawdown(equity: &[f64]) -> f64 {
             }
             peak = v;
             low = v;
-        } else if v < low {
-            low = v;
+        } else {
+            // Branch-free: a NaN `v` leaves `low`. (Before the first peak `low` is NaN and
+            // may take a −∞ here; it is reset at that peak before anything reads it.)
+            low = low.min(v);
         }
     }
     if peak > 0.0 {
@@ -507,7 +538,7 @@ impl Metrics {
         let eq = &report.equity;
         let n = eq.len();
         let r = returns(eq, report.cash);
-        let moments = Moments::of(&r);
+        let (moments, down) = Moments::with_downside(&r);
         let final_equity = eq.last().copied().unwrap_or(report.cash);
         let (mut wins, mut closed, mut profit, mut loss) = (0usize, 0usize, 0.0, 0.0);
         let mut exits = ExitCounts::default();
@@ -555,7 +586,7 @@ impl Metrics {
             sharpe: moments.sharpe(bars_per_year),
             fold_sharpe: fold_sharpe(&r, bars_per_year, SHARPE_FOLDS),
             psr: moments.psr_zero(),
-            sortino: sortino(&r, bars_per_year),
+            sortino: sortino_from(moments.mean, down, r.len(), bars_per_year),
             max_drawdown: max_dd,
             consistency: consistency(eq, ts, report.cash),
             turnover: turnover(report.trades.len(), n, bars_per_year),
@@ -594,6 +625,37 @@ mod tests {
         assert!((m - 0.074_074_074).abs() < 1e-8 && (sd - 0.162_668).abs() < 1e-5);
         assert!((b.sharpe - m / sd * 8760f64.sqrt()).abs() < 1e-9);
         assert_eq!(BuyHold::of(&[], 8760.0).total_return, 0.0);
+    }
+
+    #[test]
+    fn one_pass_sums_equal_separate_passes_bit_for_bit() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for len in [0, 1, 2, 3, 17, 500] {
+            let r: Vec<f64> = (0..len).map(|_| rng.gen_range(-0.03..0.03)).collect();
+            // The definitions, a pass each.
+            let mean = if len == 0 {
+                0.0
+            } else {
+                r.iter().sum::<f64>() / len as f64
+            };
+            let sum2: f64 = r.iter().map(|v| (v - mean).powi(2)).sum();
+            let down: f64 = r.iter().map(|v| v.min(0.0).powi(2)).sum();
+            let (m, d) = Moments::with_downside(&r);
+            assert_eq!(m.mean.to_bits(), mean.to_bits(), "{len}");
+            assert_eq!(m.sum2.to_bits(), (0.0 + sum2).to_bits(), "{len}");
+            assert_eq!(d.to_bits(), down.to_bits(), "{len}");
+            let want = if len < 2 {
+                0.0
+            } else {
+                sharpe_from(mean, sum2 / (len - 1) as f64, 8760.0)
+            };
+            assert_eq!(sharpe(&r, 8760.0).to_bits(), want.to_bits(), "{len}");
+            assert_eq!(
+                sortino_from(m.mean, d, len, 8760.0).to_bits(),
+                sortino(&r, 8760.0).to_bits()
+            );
+        }
     }
 
     #[test]
