@@ -170,24 +170,20 @@ impl LinearSvc {
                 let sum = ai + aj;
                 ai -= delta;
                 aj += delta;
-                if sum > c {
-                    if ai > c {
-                        ai = c;
-                        aj = sum - c;
+                // linfa clips i against j, then j against i, the same way.
+                let clip = |x: &mut f64, y: &mut f64| {
+                    if sum > c {
+                        if *x > c {
+                            *x = c;
+                            *y = sum - c;
+                        }
+                    } else if *y < 0.0 {
+                        *y = 0.0;
+                        *x = sum;
                     }
-                } else if aj < 0.0 {
-                    aj = 0.0;
-                    ai = sum;
-                }
-                if sum > c {
-                    if aj > c {
-                        aj = c;
-                        ai = sum - c;
-                    }
-                } else if ai < 0.0 {
-                    ai = 0.0;
-                    aj = sum;
-                }
+                };
+                clip(&mut ai, &mut aj);
+                clip(&mut aj, &mut ai);
             }
             alpha[i] = ai;
             alpha[j] = aj;
