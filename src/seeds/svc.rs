@@ -267,6 +267,48 @@ mod tests {
         x.as_slice().unwrap().chunks(d).collect()
     }
 
+    /// Asserts that our fit of `x`, `y` equals linfa-svm's bit for bit (α, ρ, w·x of every
+    /// row, the side) and says whether the solution has free variables (0 < α < C).
+    fn same_as_linfa(x: &Array2<f64>, y: &[bool], c: f64, eps: f64, case: &str) -> bool {
+        let theirs = linfa(x, y, c, eps);
+        let (ours, alpha) = LinearSvc::solve(&rows(x), y, c, eps);
+        assert_eq!(ours.rho.to_bits(), theirs.rho.to_bits(), "{case}: rho");
+        // linfa reports the dual signed by the label.
+        let signed: Vec<u64> = alpha
+            .iter()
+            .zip(y)
+            .map(|(a, up)| if *up { *a } else { -a }.to_bits())
+            .collect();
+        let their_alpha: Vec<u64> = theirs.alpha.iter().map(|a| a.to_bits()).collect();
+        assert_eq!(signed, their_alpha, "{case}: alpha");
+        let pred: Array1<bool> = theirs.predict(x);
+        for (r, p) in x.outer_iter().zip(pred.iter()) {
+            let r = r.as_slice().unwrap();
+            assert_eq!(
+                dot(&ours.w, r).to_bits(),
+                theirs.weighted_sum(&ndarray::ArrayView1::from(r)).to_bits(),
+                "{case}: w·x"
+            );
+            assert_eq!(ours.up(r), *p, "{case}");
+        }
+        alpha.iter().any(|a| *a > 0.0 && *a < c)
+    }
+
+    #[test]
+    fn degenerate_problems_are_solved_as_linfa_solves_them() {
+        // All rows zero (a window whose features did not move): every curvature is zero and
+        // takes linfa's 1e-10 floor. Repeated rows with both labels. One row of each label.
+        let zeros = Array2::zeros((120, 7));
+        let y: Vec<bool> = (0..120).map(|i| i % 3 == 0).collect();
+        same_as_linfa(&zeros, &y, 0.1, 1e-3, "zero rows");
+        let rep =
+            Array2::from_shape_fn((150, 7), |(i, j)| ((i % 5) as f64 - 2.0) * (j as f64 + 1.0));
+        let y: Vec<bool> = (0..150).map(|i| i % 2 == 0).collect();
+        same_as_linfa(&rep, &y, 2.0, 1e-3, "repeated rows");
+        let two = Array2::from_shape_vec((2, 2), vec![1.0, 0.0, -1.0, 0.0]).unwrap();
+        same_as_linfa(&two, &[true, false], 0.5, 1e-3, "two rows");
+    }
+
     #[test]
     fn dot_sums_like_ndarray() {
         for len in [1, 7, 8, 9, 17] {
@@ -297,29 +339,8 @@ mod tests {
                 .collect();
             let c = [0.01, 0.1, 0.7, 2.0][case % 4];
             let eps = if case % 3 == 0 { 1e-5 } else { 1e-3 };
-            let theirs = linfa(&x, &y, c, eps);
-            let (ours, alpha) = LinearSvc::solve(&rows(&x), &y, c, eps);
-            assert_eq!(ours.rho.to_bits(), theirs.rho.to_bits(), "case {case}: rho");
-            // linfa reports the dual signed by the label.
-            let signed: Vec<u64> = alpha
-                .iter()
-                .zip(&y)
-                .map(|(a, up)| if *up { *a } else { -a }.to_bits())
-                .collect();
-            let their_alpha: Vec<u64> = theirs.alpha.iter().map(|a| a.to_bits()).collect();
-            assert_eq!(signed, their_alpha, "case {case}: alpha");
-            if alpha.iter().any(|a| *a > 0.0 && *a < c) {
+            if same_as_linfa(&x, &y, c, eps, &format!("case {case}")) {
                 with_free += 1;
-            }
-            let pred: Array1<bool> = theirs.predict(&x);
-            for (r, p) in x.outer_iter().zip(pred.iter()) {
-                let r = r.as_slice().unwrap();
-                assert_eq!(
-                    dot(&ours.w, r).to_bits(),
-                    theirs.weighted_sum(&ndarray::ArrayView1::from(r)).to_bits(),
-                    "case {case}: w·x"
-                );
-                assert_eq!(ours.up(r), *p, "case {case}");
             }
         }
         assert!(
