@@ -14,7 +14,7 @@ use organism::evolution::{folder::RunLock, islands};
 
 mod common;
 
-use common::{organism_threads, s, Proc};
+use common::{ok, organism, organism_threads, run_ok, s, Proc};
 
 const SMALL: &str = r#"
 [synthetic]
@@ -44,17 +44,6 @@ fn setup(name: &str) -> (PathBuf, PathBuf) {
     (base, cfg)
 }
 
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn err(o: &Output) -> String {
     assert_eq!(
         o.status.code(),
@@ -65,10 +54,6 @@ fn err(o: &Output) -> String {
     let e = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!e.contains("panicked"), "{e}");
     e
-}
-
-fn organism(args: &[&str]) -> Output {
-    organism_threads(args, None)
 }
 
 /// `evolve` of the island run into `out` (on `threads` threads when given).
@@ -90,10 +75,6 @@ fn plan_of(islands: &[&str], cfg: &Path, out: &Path) {
     let mut args = vec!["island", "plan", "--config", s(cfg), "--out", s(out)];
     args.extend(islands);
     ok(&organism(&args));
-}
-
-fn step(args: &[&str]) -> String {
-    ok(&organism(args))
 }
 
 /// The files a finished island run is judged by.
@@ -125,7 +106,7 @@ fn one_process_local_processes_and_hand_run_steps_give_the_same_bytes() {
     // Processes on this machine, three at a time (their completion order varies).
     let local = base.join("local");
     plan(&cfg, &local);
-    let o = step(&["island", "submit", s(&local), "--local", "--parallel", "3"]);
+    let o = run_ok(&["island", "submit", s(&local), "--local", "--parallel", "3"]);
     assert!(o.contains("the run is complete"), "{o}");
     same_run(&one, &local);
     // The steps by hand, islands in reverse order.
@@ -134,15 +115,15 @@ fn one_process_local_processes_and_hand_run_steps_give_the_same_bytes() {
     let d = s(&hand);
     for e in ["0", "1", "2"] {
         for i in ["2", "0", "1"] {
-            let o = step(&["island", "run", d, "--island", i, "--epoch", e]);
+            let o = run_ok(&["island", "run", d, "--island", i, "--epoch", e]);
             assert!(o.contains(&format!("island {i} epoch {e} done")), "{o}");
         }
-        step(&["island", "migrate", d, "--epoch", e]);
+        run_ok(&["island", "migrate", d, "--epoch", e]);
     }
     same_run(&one, &hand);
     // A retry of a finished task changes nothing.
     let before = std::fs::read(hand.join("island-1/gen6.bin")).unwrap();
-    let o = step(&["island", "run", d, "--island", "1", "--epoch", "1"]);
+    let o = run_ok(&["island", "run", d, "--island", "1", "--epoch", "1"]);
     assert!(o.contains("already done"), "{o}");
     assert_eq!(
         std::fs::read(hand.join("island-1/gen6.bin")).unwrap(),
@@ -150,7 +131,7 @@ fn one_process_local_processes_and_hand_run_steps_give_the_same_bytes() {
     );
     same_run(&one, &hand);
     // Status: every task and migration done, as JSON too.
-    let st = step(&["island", "status", d, "--json"]);
+    let st = run_ok(&["island", "status", d, "--json"]);
     let v: serde_json::Value = serde_json::from_str(st.trim()).unwrap();
     assert_eq!(v["finished"], true);
     assert_eq!(v["migrations"], serde_json::json!([true, true]));
@@ -174,7 +155,7 @@ fn one_process_local_processes_and_hand_run_steps_give_the_same_bytes() {
     assert_eq!(ck.state.history[9].front_size, islands_front);
     // `runs show` and `promote` read it; the trials promotion counts are every distinct
     // evaluation of every island.
-    let shown = step(&["runs", "show", s(&one)]);
+    let shown = run_ok(&["runs", "show", s(&one)]);
     assert!(
         shown.contains(
             "islands: 3 of 16 members each, 2 migrants per island every 3 generations (ring)"
@@ -241,7 +222,7 @@ fn a_killed_task_is_retried_and_faults_are_clear_errors() {
     plan(&cfg, &dir);
     let d = s(&dir);
     for i in ["0", "1"] {
-        step(&["island", "run", d, "--island", i, "--epoch", "0"]);
+        run_ok(&["island", "run", d, "--island", i, "--epoch", "0"]);
     }
     // A migration before every island is done names the island missing.
     let e = err(&organism(&["island", "migrate", d, "--epoch", "0"]));
@@ -259,13 +240,13 @@ fn a_killed_task_is_retried_and_faults_are_clear_errors() {
         "{e}"
     );
     std::fs::remove_file(&em).unwrap();
-    step(&["island", "run", d, "--island", "2", "--epoch", "0"]);
+    run_ok(&["island", "run", d, "--island", "2", "--epoch", "0"]);
     // Epoch 1 before its migration.
     let e = err(&organism(&[
         "island", "run", d, "--island", "0", "--epoch", "1",
     ]));
     assert!(e.contains("the migration after epoch 0 is not done"), "{e}");
-    step(&["island", "migrate", d, "--epoch", "0"]);
+    run_ok(&["island", "migrate", d, "--epoch", "0"]);
     // Two tasks on one island: the second is refused while the first holds its lock.
     {
         let _held = RunLock::acquire(&islands::island_dir(&dir, 1)).unwrap();
@@ -273,7 +254,7 @@ fn a_killed_task_is_retried_and_faults_are_clear_errors() {
             "island", "run", d, "--island", "1", "--epoch", "1",
         ]));
         assert!(e.contains("in use by another organism process"), "{e}");
-        let st = step(&["island", "status", d, "--json"]);
+        let st = run_ok(&["island", "status", d, "--json"]);
         let v: serde_json::Value = serde_json::from_str(st.trim()).unwrap();
         assert_eq!(v["tasks"][1]["epochs"][1], "running", "{st}");
     }
@@ -307,7 +288,7 @@ fn a_killed_task_is_retried_and_faults_are_clear_errors() {
         .write_all(b"CBLK\x05\x00")
         .unwrap();
     std::fs::write(idir.join(".organism.lock"), "4294967295").unwrap();
-    let st = step(&["island", "status", d]);
+    let st = run_ok(&["island", "status", d]);
     let row = st
         .lines()
         .find(|l| l.trim_start().starts_with("1 "))
@@ -316,7 +297,7 @@ fn a_killed_task_is_retried_and_faults_are_clear_errors() {
     // Resubmitted: the run continues from what is done and ends with the reference's bytes.
     let e = err(&organism(&["island", "submit", d, "--local"]));
     assert!(e.contains("--resume"), "{e}");
-    let o = step(&[
+    let o = run_ok(&[
         "island",
         "submit",
         d,
@@ -344,8 +325,8 @@ fn an_interrupted_island_run_resumes_to_the_same_bytes_and_continues_further() {
     let dir = base.join("run");
     plan(&cfg, &dir);
     let d = s(&dir);
-    step(&["island", "run", d, "--island", "0", "--epoch", "0"]);
-    step(&["island", "run", d, "--island", "1", "--epoch", "0"]);
+    run_ok(&["island", "run", d, "--island", "0", "--epoch", "0"]);
+    run_ok(&["island", "run", d, "--island", "1", "--epoch", "0"]);
     let o = ok(&organism(&["evolve", "resume", d, "-q"]));
     assert!(!o.contains("panicked"));
     same_run(&reference, &dir);
@@ -387,7 +368,7 @@ fn k8s_manifests_are_indexed_jobs_applied_in_order() {
     let (base, cfg) = setup("k8s");
     let dir = base.join("Run_1");
     plan(&cfg, &dir);
-    let o = step(&["island", "submit", s(&dir), "--k8s"]);
+    let o = run_ok(&["island", "submit", s(&dir), "--k8s"]);
     assert!(o.contains("untested here"), "{o}");
     let kd = dir.join("k8s");
     let job = std::fs::read_to_string(kd.join("epoch-1.yaml")).unwrap();
@@ -472,23 +453,27 @@ fn wait_finished(dir: &Path, deadline: Duration) {
     }
 }
 
-fn slurm_reference(base: &Path, cfg: &Path) -> PathBuf {
+/// With Slurm up: the one-process reference run and a planned island run beside it (`None`
+/// where there is no Slurm).
+fn slurm_runs(name: &str) -> Option<(PathBuf, PathBuf)> {
+    if !slurm_ready() {
+        return None;
+    }
+    let (base, cfg) = setup(name);
     let reference = base.join("reference");
-    ok(&evolve_of(&SLURM_ISLANDS, cfg, &reference, None));
-    reference
+    ok(&evolve_of(&SLURM_ISLANDS, &cfg, &reference, None));
+    let dir = base.join("run");
+    plan_of(&SLURM_ISLANDS, &cfg, &dir);
+    Some((reference, dir))
 }
 
 #[test]
 fn slurm_job_arrays_give_the_one_process_bytes() {
-    if !slurm_ready() {
+    let Some((reference, dir)) = slurm_runs("slurm") else {
         return;
-    }
-    let (base, cfg) = setup("slurm");
-    let reference = slurm_reference(&base, &cfg);
-    let dir = base.join("run");
-    plan_of(&SLURM_ISLANDS, &cfg, &dir);
+    };
     // --print writes the scripts and submits nothing.
-    let printed = step(&["island", "submit", s(&dir), "--slurm", "--print"]);
+    let printed = run_ok(&["island", "submit", s(&dir), "--slurm", "--print"]);
     assert!(
         printed.contains("e1=$(sbatch --parsable --dependency=afterok:$m0 "),
         "{printed}"
@@ -501,7 +486,7 @@ fn slurm_job_arrays_give_the_one_process_bytes() {
     );
     assert!(!finished(&dir) && !islands::epoch_done(&dir, 0, 0));
     let t = std::time::Instant::now();
-    let o = step(&["island", "submit", s(&dir), "--slurm"]);
+    let o = run_ok(&["island", "submit", s(&dir), "--slurm"]);
     assert!(o.contains("epoch 2: islands job"), "{o}");
     wait_finished(&dir, Duration::from_secs(300));
     eprintln!(
@@ -513,14 +498,10 @@ fn slurm_job_arrays_give_the_one_process_bytes() {
 
 #[test]
 fn a_cancelled_slurm_task_is_resubmitted_to_the_same_result() {
-    if !slurm_ready() {
+    let Some((reference, dir)) = slurm_runs("scancel") else {
         return;
-    }
-    let (base, cfg) = setup("scancel");
-    let reference = slurm_reference(&base, &cfg);
-    let dir = base.join("run");
-    plan_of(&SLURM_ISLANDS, &cfg, &dir);
-    let o = step(&["island", "submit", s(&dir), "--slurm"]);
+    };
+    let o = run_ok(&["island", "submit", s(&dir), "--slurm"]);
     assert!(o.contains("epoch 0: islands job"), "{o}");
     let jobs = std::fs::read_to_string(dir.join("slurm/jobs")).unwrap();
     let ids: Vec<&str> = jobs.lines().collect();
@@ -560,7 +541,7 @@ fn a_cancelled_slurm_task_is_resubmitted_to_the_same_result() {
     // Without --resume a begun run is refused; with it, what is left is submitted.
     let e = err(&organism(&["island", "submit", s(&dir), "--slurm"]));
     assert!(e.contains("--resume"), "{e}");
-    step(&["island", "submit", s(&dir), "--slurm", "--resume"]);
+    run_ok(&["island", "submit", s(&dir), "--slurm", "--resume"]);
     wait_finished(&dir, Duration::from_secs(300));
     same_run_of(&reference, &dir, &SLURM_FILES);
 }

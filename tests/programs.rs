@@ -14,7 +14,7 @@ use organism::{
 
 mod common;
 
-use common::organism_threads as organism;
+use common::{ok, organism_threads as organism};
 
 /// Five seeds (one ML) on the bundled market, a small population: quick, and every variation
 /// path (programs, genomes, both crossed) runs in a mixed population.
@@ -27,17 +27,6 @@ seeds = ["ema_crossover", "donchian_breakout", "rsi_filter", "sma_trend_filter",
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch("gp", name)
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn json(o: &Output) -> serde_json::Value {

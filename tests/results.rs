@@ -9,18 +9,7 @@ use std::{
 
 mod common;
 
-use common::organism;
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{ok, organism};
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_str(ok(o).trim()).expect("one JSON value")

@@ -1059,14 +1059,20 @@ struct RunTime {
 }
 
 impl RunTime {
+    /// How busy the threads were (see [`super::utilization`]), where the CPU time is known.
+    fn busy(&self) -> Option<f64> {
+        self.cpu
+            .map(|cpu| super::utilization(cpu, self.wall, self.threads))
+    }
+
     /// `time: 4.8 s, 8.8 s of CPU on 2 threads (92 % busy)`.
     fn line(&self) -> String {
-        match self.cpu {
-            Some(cpu) => format!(
+        match self.cpu.zip(self.busy()) {
+            Some((cpu, busy)) => format!(
                 "time: {:.1} s, {cpu:.1} s of CPU on {} threads ({:.0} % busy)",
                 self.wall,
                 self.threads,
-                100.0 * super::utilization(cpu, self.wall, self.threads)
+                100.0 * busy
             ),
             None => format!("time: {:.1} s on {} threads", self.wall, self.threads),
         }
@@ -1074,7 +1080,7 @@ impl RunTime {
 
     fn json(&self) -> serde_json::Value {
         serde_json::json!({"seconds": self.wall, "cpu_seconds": self.cpu, "threads": self.threads,
-            "utilization": self.cpu.map(|c| super::utilization(c, self.wall, self.threads))})
+            "utilization": self.busy()})
     }
 }
 

@@ -433,8 +433,8 @@ mod tests {
     fn the_svc_fits_of_a_market_are_linfa_svm_s() {
         // The seed's own training windows on the bundled market's first coin: standardized
         // features, labels of the next bar's move, the C values of its range. linfa-svm 0.7
-        // (what the seed ran on before) must give the same hyperplane offset and the same side
-        // for every bar its model predicts.
+        // (what the seed ran on before) must give the same side for every bar its model
+        // predicts. (svc.rs compares the fits themselves bit for bit.)
         let m = synthetic::generate(&synthetic::SyntheticParams::default())
             .markets
             .remove(0);

@@ -361,15 +361,21 @@ pub fn scratch(prefix: &str, name: &str) -> PathBuf {
     d
 }
 
-/// Runs `organism args`, asserts success and returns stdout.
-pub fn run_ok(args: &[&str]) -> String {
-    let o = organism(args);
+/// Asserts that a command succeeded (else shows its exit code and output) and returns stdout.
+pub fn ok(o: &Output) -> String {
     assert!(
         o.status.success(),
-        "organism {args:?} failed: {}",
+        "exit {:?}: {}{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `organism args`, asserts success and returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    ok(&organism(args))
 }
 
 /// `data generate --coins` with `cfg` into `out`: what it printed (the planted factor's Sharpe).
