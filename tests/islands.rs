@@ -67,6 +67,17 @@ fn evolve_of(islands: &[&str], cfg: &Path, out: &Path, threads: Option<&str>) ->
     organism_threads(&args, threads)
 }
 
+/// A scratch folder with the config, the island run `islands` done in one process
+/// (`reference`) and the same run planned beside it (`run`): (folder, config, reference, run).
+fn reference_and_plan(name: &str, islands: &[&str]) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let (base, cfg) = setup(name);
+    let reference = base.join("reference");
+    ok(&evolve_of(islands, &cfg, &reference, None));
+    let dir = base.join("run");
+    plan_of(islands, &cfg, &dir);
+    (base, cfg, reference, dir)
+}
+
 fn plan(cfg: &Path, out: &Path) {
     plan_of(&ISLANDS, cfg, out);
 }
@@ -215,11 +226,7 @@ fn one_island_is_a_plain_run() {
 
 #[test]
 fn a_killed_task_is_retried_and_faults_are_clear_errors() {
-    let (base, cfg) = setup("faults");
-    let reference = base.join("reference");
-    ok(&evolve(&cfg, &reference, None));
-    let dir = base.join("run");
-    plan(&cfg, &dir);
+    let (_, cfg, reference, dir) = reference_and_plan("faults", &ISLANDS);
     let d = s(&dir);
     for i in ["0", "1"] {
         run_ok(&["island", "run", d, "--island", i, "--epoch", "0"]);
@@ -318,12 +325,8 @@ fn a_killed_task_is_retried_and_faults_are_clear_errors() {
 
 #[test]
 fn an_interrupted_island_run_resumes_to_the_same_bytes_and_continues_further() {
-    let (base, cfg) = setup("resume");
-    let reference = base.join("reference");
-    ok(&evolve(&cfg, &reference, None));
+    let (base, cfg, reference, dir) = reference_and_plan("resume", &ISLANDS);
     // Islands 0 and 1 of epoch 0 done, as a Ctrl-C would leave it.
-    let dir = base.join("run");
-    plan(&cfg, &dir);
     let d = s(&dir);
     run_ok(&["island", "run", d, "--island", "0", "--epoch", "0"]);
     run_ok(&["island", "run", d, "--island", "1", "--epoch", "0"]);
@@ -459,11 +462,7 @@ fn slurm_runs(name: &str) -> Option<(PathBuf, PathBuf)> {
     if !slurm_ready() {
         return None;
     }
-    let (base, cfg) = setup(name);
-    let reference = base.join("reference");
-    ok(&evolve_of(&SLURM_ISLANDS, &cfg, &reference, None));
-    let dir = base.join("run");
-    plan_of(&SLURM_ISLANDS, &cfg, &dir);
+    let (_, _, reference, dir) = reference_and_plan(name, &SLURM_ISLANDS);
     Some((reference, dir))
 }
 
