@@ -23,25 +23,55 @@ pub fn ema(src: &[f64], period: usize) -> Vec<f64> {
 }
 
 /// [`ema`] written into `out` (same length as `src`); used where callers reuse buffers.
+///
+/// The divisor `(1-a)+a` rounds to exactly 1 for every period tried (1..=100,000, a test
+/// checks), and `x / 1.0 == x` exactly, so the usual path leaves the division out of the
+/// recurrence's dependency chain (a third of its latency); any period whose divisor is not 1
+/// takes the path with the division. Both give the same bits as the formula above.
 pub fn ema_into(src: &[f64], period: usize, out: &mut [f64]) {
     debug_assert_eq!(src.len(), out.len());
-    let first = src.iter().position(|v| !v.is_nan());
-    out.iter_mut().for_each(|o| *o = NAN);
-    let Some(start) = first else { return };
+    let Some(start) = src.iter().position(|v| !v.is_nan()) else {
+        out.fill(NAN);
+        return;
+    };
     let p = period.max(1);
     let a = 1.0 / (1.0 + (p as f64 - 1.0) / 2.0);
     let b = 1.0 - a;
     let d = b + a;
+    if d == 1.0 {
+        ema_recurrence(src, start, p, out, |e, x| b * e + a * x);
+    } else {
+        ema_recurrence(src, start, p, out, |e, x| (b * e + a * x) / d);
+    }
+}
+
+/// The EMA recurrence from bar `start` (the first defined input), written from bar
+/// `start + p - 1` on; `NaN` before.
+#[inline(always)]
+fn ema_recurrence(
+    src: &[f64],
+    start: usize,
+    p: usize,
+    out: &mut [f64],
+    step: impl Fn(f64, f64) -> f64,
+) {
+    let defined_from = (start + p - 1).min(src.len());
+    out[..defined_from].fill(NAN);
     let mut e = src[start];
-    let defined_from = start + p - 1;
-    for t in start..src.len() {
-        let x = src[t];
-        if t > start && e != x {
-            e = (b * e + a * x) / d;
+    for &x in &src[start + 1..defined_from.max(start + 1)] {
+        if e != x {
+            e = step(e, x);
         }
-        if t >= defined_from {
-            out[t] = e;
+    }
+    if defined_from == start {
+        out[start] = e;
+    }
+    let from = defined_from.max(start + 1);
+    for (o, &x) in out[from..].iter_mut().zip(&src[from..]) {
+        if e != x {
+            e = step(e, x);
         }
+        *o = e;
     }
 }
 
@@ -451,6 +481,62 @@ mod tests {
             &[NAN, NAN, 2.25, 3.125, 4.0625],
         );
         close_to(&ema(&[3.0, 3.0, 6.0], 1), &[3.0, 3.0, 6.0]);
+    }
+
+    /// The EMA as its documentation writes it, division included: the oracle for [`ema_into`].
+    fn ema_with_division(src: &[f64], period: usize) -> Vec<f64> {
+        let mut out = vec![NAN; src.len()];
+        let Some(start) = src.iter().position(|v| !v.is_nan()) else {
+            return out;
+        };
+        let p = period.max(1);
+        let a = 1.0 / (1.0 + (p as f64 - 1.0) / 2.0);
+        let (b, mut e) = (1.0 - a, src[start]);
+        for t in start..src.len() {
+            if t > start && e != src[t] {
+                e = (b * e + a * src[t]) / (b + a);
+            }
+            if t + 1 >= start + p {
+                out[t] = e;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_ema_s_divisor_is_one_and_its_values_are_the_formula_s_bits() {
+        for p in 1..=100_000_u32 {
+            let a = 1.0 / (1.0 + (f64::from(p) - 1.0) / 2.0);
+            assert_eq!((1.0 - a) + a, 1.0, "period {p}");
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for case in 0..40 {
+            let n = rng.gen_range(0..400);
+            let lead = if case % 4 == 0 {
+                rng.gen_range(0..=n)
+            } else {
+                0
+            };
+            let src: Vec<f64> = (0..n)
+                .map(|t| match t {
+                    t if t < lead => NAN,
+                    // Runs of equal values exercise the unchanged-when-equal rule.
+                    _ if rng.gen_bool(0.2) => 100.0,
+                    _ => 100.0 + rng.gen_range(-5.0..5.0),
+                })
+                .collect();
+            for p in [0, 1, 2, 3, 7, 20, 99, 200, 401] {
+                let want = ema_with_division(&src, p);
+                let mut got = vec![0.5; n];
+                ema_into(&src, p, &mut got);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "case {case}, n {n}, lead {lead}, p {p}"
+                );
+            }
+        }
     }
 
     #[test]
