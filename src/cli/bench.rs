@@ -59,7 +59,8 @@ pub enum BenchCommand {
     /// Workload C2: typed GP programs. Each program of FILE (one a line, organism's program
     /// text) is evaluated over every bar of the CSV — its long / short signal from its roots —
     /// cold (no cached series: a fresh market per program) and warm (the indicator cache
-    /// filled by a pass before, as in evolution); with --backtest, its targets and a backtest
+    /// filled by a pass before, as in evolution; the programs of a pass share their common
+    /// subtrees, as a generation's do); with --backtest, its targets and a backtest
     /// too. Prints the median over the repetitions of µs per program and of ns per node × bar
     /// (the nodes of the enter-long expression, as BENCHMARKS.md counts them). One thread.
     Programs {
@@ -300,6 +301,9 @@ fn bench_programs(data: &Path, file: &Path, repeat: u32, backtest: bool, json: b
             eval(p, &Prepared::new(market.clone()));
         }
         cold_s.push(start.elapsed().as_secs_f64());
+        // Warm as in evolution: the indicator series are kept; the programs share their common
+        // subtrees within the pass, as a generation does, but not with earlier passes.
+        warm.forget_nodes();
         let start = Instant::now();
         for p in &programs {
             eval(p, &warm);

@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, OnceLock, RwLock},
 };
 
-use super::ml::ModelCache;
+use super::{ml::ModelCache, program::Val};
 use crate::{
     indicators as ind,
     market::Market,
@@ -58,8 +58,19 @@ pub const MAX_CACHED_BYTES: usize = 128 << 20;
 /// Most seed signals one prepared market keeps (see [`Prepared::seed_sides`]).
 pub const MAX_CACHED_SIGNALS: usize = 1024;
 
+/// Most bytes of program node values one prepared market keeps (see [`Prepared::node`]); when
+/// a new value would pass it, the kept ones are dropped and keeping starts again.
+pub const MAX_CACHED_NODE_BYTES: usize = 16 << 20;
+
 /// A seed's name and the bits of its genome.
 type SignalKey = (String, Vec<u64>);
+
+/// Program node values by node key, and the bytes they hold.
+#[derive(Debug, Default)]
+struct Nodes {
+    map: HashMap<Vec<u64>, Val>,
+    bytes: usize,
+}
 
 /// A market with its indicator cache.
 #[derive(Debug)]
@@ -68,6 +79,7 @@ pub struct Prepared {
     pub market: Arc<Market>,
     series: RwLock<HashMap<Key, Arc<Vec<f64>>>>,
     signals: RwLock<HashMap<SignalKey, Arc<Vec<i8>>>>,
+    nodes: RwLock<Nodes>,
     pub(crate) features: OnceLock<Arc<super::ml::Features>>,
     pub(crate) models: Arc<ModelCache>,
     /// Regimes computed so far, by how volatility was measured (one entry in practice).
@@ -86,6 +98,7 @@ impl Prepared {
             market: market.into(),
             series: RwLock::new(HashMap::new()),
             signals: RwLock::new(HashMap::new()),
+            nodes: RwLock::default(),
             features: OnceLock::new(),
             models,
             regimes: RwLock::new(Vec::new()),
@@ -181,6 +194,40 @@ impl Prepared {
             map.entry(key).or_insert(sides).clone()
         } else {
             sides
+        }
+    }
+
+    /// The value of the program node whose key ([`super::program::node_key`]) is `key`, if it
+    /// was kept.
+    pub fn node(&self, key: &[u64]) -> Option<Val> {
+        self.nodes.read().ok()?.map.get(key).cloned()
+    }
+
+    /// Keeps a program node's value under its key, within [`MAX_CACHED_NODE_BYTES`].
+    pub fn keep_node(&self, key: &[u64], v: &Val) {
+        let size = v.bytes();
+        if size == 0 || size > MAX_CACHED_NODE_BYTES {
+            return;
+        }
+        let mut nodes = match self.nodes.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if nodes.map.contains_key(key) {
+            return;
+        }
+        if nodes.bytes + size > MAX_CACHED_NODE_BYTES {
+            nodes.map.clear();
+            nodes.bytes = 0;
+        }
+        nodes.map.insert(key.to_vec(), v.clone());
+        nodes.bytes += size;
+    }
+
+    /// Drops every kept program node value (the indicator series stay).
+    pub fn forget_nodes(&self) {
+        if let Ok(mut nodes) = self.nodes.write() {
+            *nodes = Nodes::default();
         }
     }
 

@@ -8,6 +8,7 @@
 //! percentages (the tighter of the seed's own level and the risk gene's level wins).
 //! Signals at bar `t` use data up to `t` only.
 
+pub mod bits;
 pub mod cache;
 pub mod genome;
 pub mod ml;
