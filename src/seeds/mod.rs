@@ -361,23 +361,57 @@ pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
             _ => f64::NAN,
         }
     };
-    for t in 0..close.len() {
-        let mut p = out.position[t];
+    let keep = (keep_long, keep_short);
+    // Without risk levels (the default genes) the loop is compiled with both distances known
+    // to be NaN: the same values, without a level's arithmetic and branches per bar.
+    if stop == Distance::None && take == Distance::None {
+        risk_levels(out, close, size, keep, |_| f64::NAN, |_| f64::NAN);
+    } else {
+        risk_levels(
+            out,
+            close,
+            size,
+            keep,
+            |t| level(stop, t),
+            |t| level(take, t),
+        );
+    }
+}
+
+/// [`apply_risk`]'s pass over the bars, with the stop and take-profit distances at bar `t`
+/// (`NaN` for none).
+#[inline(always)]
+fn risk_levels(
+    out: &mut Targets,
+    close: &[f64],
+    size: f64,
+    (keep_long, keep_short): (bool, bool),
+    stop: impl Fn(usize) -> f64,
+    take: impl Fn(usize) -> f64,
+) {
+    let n = close.len();
+    let (position, stops, takes) = (
+        &mut out.position[..n],
+        &mut out.stop[..n],
+        &mut out.take[..n],
+    );
+    for t in 0..n {
+        let mut p = position[t];
         if p.is_nan() || (p > 0.0 && !keep_long) || (p < 0.0 && !keep_short) {
             p = 0.0;
         }
-        out.position[t] = p * size;
+        position[t] = p * size;
         if p == 0.0 {
-            out.stop[t] = f64::NAN;
-            out.take[t] = f64::NAN;
+            stops[t] = f64::NAN;
+            takes[t] = f64::NAN;
             continue;
         }
         let s = p.signum();
-        let stop_px = close[t] - s * level(stop, t);
-        let take_px = close[t] + s * level(take, t);
+        let stop_px = close[t] - s * stop(t);
+        let take_px = close[t] + s * take(t);
         // Tighter of the seed's own level and the risk gene's: the higher stop for a long.
-        out.stop[t] = tighter(out.stop[t], stop_px, s);
-        out.take[t] = tighter(out.take[t], take_px, -s);
+        stops[t] = tighter(stops[t], stop_px, s);
+        takes[t] = tighter(takes[t], take_px, -s);
     }
 }
 
