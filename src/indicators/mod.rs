@@ -30,48 +30,156 @@ pub fn ema(src: &[f64], period: usize) -> Vec<f64> {
 /// takes the path with the division. Both give the same bits as the formula above.
 pub fn ema_into(src: &[f64], period: usize, out: &mut [f64]) {
     debug_assert_eq!(src.len(), out.len());
-    let Some(start) = src.iter().position(|v| !v.is_nan()) else {
-        out.fill(NAN);
-        return;
-    };
-    let p = period.max(1);
-    let a = 1.0 / (1.0 + (p as f64 - 1.0) / 2.0);
-    let b = 1.0 - a;
+    let start = defined_from(src);
+    out[..start].fill(NAN);
+    let (p, a, b) = ema_weights(period);
     let d = b + a;
     if d == 1.0 {
-        ema_recurrence(src, start, p, out, |e, x| b * e + a * x);
+        run(src, start, out, Ema::new(start, p, |e, x| b * e + a * x));
     } else {
-        ema_recurrence(src, start, p, out, |e, x| (b * e + a * x) / d);
+        run(
+            src,
+            start,
+            out,
+            Ema::new(start, p, |e, x| (b * e + a * x) / d),
+        );
     }
 }
 
-/// The EMA recurrence from bar `start` (the first defined input), written from bar
-/// `start + p - 1` on; `NaN` before.
-#[inline(always)]
-fn ema_recurrence(
-    src: &[f64],
+/// The period (at least 1) and the weights `a = 2/(p+1)` and `1 − a` of an EMA.
+fn ema_weights(period: usize) -> (usize, f64, f64) {
+    let p = period.max(1);
+    let a = 1.0 / (1.0 + (p as f64 - 1.0) / 2.0);
+    (p, a, 1.0 - a)
+}
+
+/// An indicator computed bar by bar from its input's first defined value on: the value at
+/// bar `t` from its state and `src[..=t]`, the state moved on to `t`. Written once, it gives
+/// both a line alone ([`run`]) and two lines of one input in one pass ([`ema_sma_pair`]).
+trait Recurrence {
+    fn at(&mut self, src: &[f64], t: usize) -> f64;
+}
+
+/// [`ema`]'s recurrence (`step` with or without the divisor).
+struct Ema<F> {
+    e: f64,
+    start: usize,
+    defined_from: usize,
+    step: F,
+}
+
+impl<F: Fn(f64, f64) -> f64> Ema<F> {
+    fn new(start: usize, p: usize, step: F) -> Self {
+        Ema {
+            e: NAN,
+            start,
+            defined_from: start + p - 1,
+            step,
+        }
+    }
+}
+
+impl<F: Fn(f64, f64) -> f64> Recurrence for Ema<F> {
+    #[inline(always)]
+    fn at(&mut self, src: &[f64], t: usize) -> f64 {
+        let x = src[t];
+        if t == self.start {
+            self.e = x;
+        } else if self.e != x {
+            self.e = (self.step)(self.e, x);
+        }
+        if t >= self.defined_from {
+            self.e
+        } else {
+            NAN
+        }
+    }
+}
+
+/// [`sma`]'s compensated running sum over the last `p` values.
+struct Sma {
+    sum: CompensatedSum,
     start: usize,
     p: usize,
-    out: &mut [f64],
-    step: impl Fn(f64, f64) -> f64,
+}
+
+impl Recurrence for Sma {
+    #[inline(always)]
+    fn at(&mut self, src: &[f64], t: usize) -> f64 {
+        self.sum.add(src[t]);
+        if t >= self.start + self.p {
+            self.sum.add(-src[t - self.p]);
+        }
+        if t + 1 >= self.start + self.p {
+            self.sum.value() / self.p as f64
+        } else {
+            NAN
+        }
+    }
+}
+
+/// Writes `r`'s values from bar `start` on into `out`.
+#[inline(always)]
+fn run(src: &[f64], start: usize, out: &mut [f64], mut r: impl Recurrence) {
+    for (t, o) in out.iter_mut().enumerate().skip(start) {
+        *o = r.at(src, t);
+    }
+}
+
+/// A line [`ema_sma_pair`] computes: an [`ema`] or an [`sma`] of a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    Ema(usize),
+    Sma(usize),
+}
+
+/// Two lines of one input, the same bits as computing each alone ([`ema`], [`sma`]), in one
+/// pass: their recurrences are independent, so the processor runs the two dependency chains
+/// side by side (each bar of either waits on that line's previous bar, not on the other).
+pub fn ema_sma_pair(src: &[f64], lines: [Line; 2]) -> [Vec<f64>; 2] {
+    let n = src.len();
+    let start = defined_from(src);
+    let (mut x, mut y) = (vec![NAN; n], vec![NAN; n]);
+    let sma = |p: usize| Sma {
+        sum: CompensatedSum::default(),
+        start,
+        p: p.max(1),
+    };
+    let ema_one = |p: usize| {
+        let (p, a, b) = ema_weights(p);
+        (b + a == 1.0).then(|| Ema::new(start, p, move |e, x| b * e + a * x))
+    };
+    match lines {
+        [Line::Ema(p), Line::Ema(q)] => match (ema_one(p), ema_one(q)) {
+            (Some(a), Some(b)) => run2(src, start, &mut x, &mut y, a, b),
+            _ => return [ema(src, p), ema(src, q)],
+        },
+        [Line::Ema(p), Line::Sma(q)] => match ema_one(p) {
+            Some(a) => run2(src, start, &mut x, &mut y, a, sma(q)),
+            None => return [ema(src, p), self::sma(src, q)],
+        },
+        [Line::Sma(p), Line::Ema(q)] => match ema_one(q) {
+            Some(b) => run2(src, start, &mut y, &mut x, b, sma(p)),
+            None => return [self::sma(src, p), ema(src, q)],
+        },
+        [Line::Sma(p), Line::Sma(q)] => run2(src, start, &mut x, &mut y, sma(p), sma(q)),
+    }
+    [x, y]
+}
+
+/// Writes `a`'s and `b`'s values from bar `start` on into `x` and `y`, one bar of each in turn.
+#[inline(always)]
+fn run2(
+    src: &[f64],
+    start: usize,
+    x: &mut [f64],
+    y: &mut [f64],
+    mut a: impl Recurrence,
+    mut b: impl Recurrence,
 ) {
-    let defined_from = (start + p - 1).min(src.len());
-    out[..defined_from].fill(NAN);
-    let mut e = src[start];
-    for &x in &src[start + 1..defined_from.max(start + 1)] {
-        if e != x {
-            e = step(e, x);
-        }
-    }
-    if defined_from == start {
-        out[start] = e;
-    }
-    let from = defined_from.max(start + 1);
-    for (o, &x) in out[from..].iter_mut().zip(&src[from..]) {
-        if e != x {
-            e = step(e, x);
-        }
-        *o = e;
+    for t in start..src.len() {
+        x[t] = a.at(src, t);
+        y[t] = b.at(src, t);
     }
 }
 
@@ -107,20 +215,14 @@ impl CompensatedSum {
 /// Simple moving average over the last `p` values (including the current), defined from `p-1`
 /// (counted from the input's first defined value). The running sum is compensated.
 pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
-    let n = src.len();
-    let p = period.max(1);
-    let mut out = vec![NAN; n];
-    let s = defined_from(src);
-    let mut sum = CompensatedSum::default();
-    for t in s..n {
-        sum.add(src[t]);
-        if t >= s + p {
-            sum.add(-src[t - p]);
-        }
-        if t + 1 >= s + p {
-            out[t] = sum.value() / p as f64;
-        }
-    }
+    let mut out = vec![NAN; src.len()];
+    let start = defined_from(src);
+    let r = Sma {
+        sum: CompensatedSum::default(),
+        start,
+        p: period.max(1),
+    };
+    run(src, start, &mut out, r);
     out
 }
 
@@ -535,6 +637,64 @@ mod tests {
                     bits(&want),
                     "case {case}, n {n}, lead {lead}, p {p}"
                 );
+            }
+        }
+    }
+
+    /// The SMA as it was written before its recurrence was shared with [`ema_sma_pair`]: the
+    /// oracle for [`sma`] and the pair.
+    fn sma_by_running_sum(src: &[f64], period: usize) -> Vec<f64> {
+        let p = period.max(1);
+        let mut out = vec![NAN; src.len()];
+        let s = src.iter().position(|v| !v.is_nan()).unwrap_or(src.len());
+        let mut sum = CompensatedSum::default();
+        for t in s..src.len() {
+            sum.add(src[t]);
+            if t >= s + p {
+                sum.add(-src[t - p]);
+            }
+            if t + 1 >= s + p {
+                out[t] = sum.value() / p as f64;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_pair_of_lines_is_each_line_alone_bit_for_bit() {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut rng = ChaCha8Rng::seed_from_u64(17);
+        for case in 0..30 {
+            let n = rng.gen_range(0..300);
+            let lead = if case % 3 == 0 {
+                rng.gen_range(0..=n)
+            } else {
+                0
+            };
+            let src: Vec<f64> = (0..n)
+                .map(|t| match t {
+                    t if t < lead => NAN,
+                    _ if rng.gen_bool(0.2) => 50.0,
+                    _ => 50.0 + rng.gen_range(-3.0..3.0),
+                })
+                .collect();
+            let alone = |l: Line| match l {
+                Line::Ema(p) => ema_with_division(&src, p),
+                Line::Sma(p) => sma_by_running_sum(&src, p),
+            };
+            for (p, q) in [(0, 1), (1, 1), (2, 3), (7, 20), (20, 7), (99, 301)] {
+                for lines in [
+                    [Line::Ema(p), Line::Ema(q)],
+                    [Line::Ema(p), Line::Sma(q)],
+                    [Line::Sma(p), Line::Ema(q)],
+                    [Line::Sma(p), Line::Sma(q)],
+                ] {
+                    let [x, y] = ema_sma_pair(&src, lines);
+                    let what = format!("case {case}, n {n}, lead {lead}, {lines:?}");
+                    assert_eq!(bits(&x), bits(&alone(lines[0])), "{what}");
+                    assert_eq!(bits(&y), bits(&alone(lines[1])), "{what}");
+                }
+                assert_eq!(bits(&sma(&src, p)), bits(&sma_by_running_sum(&src, p)));
             }
         }
     }

@@ -48,6 +48,15 @@ pub enum Key {
     FearGreed,
 }
 
+impl From<ind::Line> for Key {
+    fn from(l: ind::Line) -> Key {
+        match l {
+            ind::Line::Ema(p) => Key::Ema(p),
+            ind::Line::Sma(p) => Key::Sma(p),
+        }
+    }
+}
+
 /// Most series one prepared market keeps; beyond it new series are computed but not kept, so
 /// a long run over many parameter values cannot exhaust memory.
 pub const MAX_CACHED_SERIES: usize = 4096;
@@ -140,6 +149,30 @@ impl Prepared {
             return s;
         }
         let lines = self.compute(key);
+        self.keep(lines, key)
+            .unwrap_or_else(|| unreachable!("compute always returns the requested key"))
+    }
+
+    /// Whether the series for `key` is kept.
+    pub fn has(&self, key: Key) -> bool {
+        self.series.read().is_ok_and(|m| m.contains_key(&key))
+    }
+
+    /// Computes two EMA / SMA lines of the close in one pass ([`ind::ema_sma_pair`]) and keeps
+    /// them, unless one of them is kept already: then nothing is done (each comes from
+    /// [`Prepared::get`] as usual).
+    pub fn prefetch_pair(&self, lines: [ind::Line; 2]) {
+        let [a, b] = lines.map(Key::from);
+        if a == b || self.has(a) || self.has(b) {
+            return;
+        }
+        let [x, y] = ind::ema_sma_pair(&self.market.candles.close, lines);
+        self.keep(vec![(a, x), (b, y)], a);
+    }
+
+    /// Keeps `lines` (within [`Prepared::capacity`]; a line kept already stays as it was) and
+    /// returns the kept series for `key`, if it is among them.
+    fn keep(&self, lines: Vec<(Key, Vec<f64>)>, key: Key) -> Option<Arc<Vec<f64>>> {
         let mut map = match self.series.write() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -156,7 +189,7 @@ impl Prepared {
                 wanted = Some(v);
             }
         }
-        wanted.unwrap_or_else(|| unreachable!("compute always returns the requested key"))
+        wanted
     }
 
     /// The side a seed wants to hold at each bar for one genome (+1 long, −1 short, 0 flat):
