@@ -5,7 +5,7 @@
 use super::{Key, Prepared, Seed};
 use crate::{
     genome::Genes,
-    indicators::{ichimoku_cloud, zscore},
+    indicators::{ichimoku_cloud, zscore, Line},
     strategy::{crossed_above, crossed_below, Targets},
 };
 
@@ -26,8 +26,11 @@ impl Seed for EmaCrossover {
         "ema_crossover"
     }
     fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
-        let f = d.get(Key::Ema(g.period("fast")));
-        let s = d.get(Key::Ema(g.period("slow")));
+        let (fast, slow) = (g.period("fast"), g.period("slow"));
+        // Both lines in one pass when neither is kept yet (a fresh market: the runner's bar).
+        d.prefetch_pair([Line::Ema(fast), Line::Ema(slow)]);
+        let f = d.get(Key::Ema(fast));
+        let s = d.get(Key::Ema(slow));
         run_states(out, |t, st| {
             if t == 0 {
                 st
