@@ -103,6 +103,16 @@ struct Sma {
     p: usize,
 }
 
+impl Sma {
+    fn new(start: usize, period: usize) -> Self {
+        Sma {
+            sum: CompensatedSum::default(),
+            start,
+            p: period.max(1),
+        }
+    }
+}
+
 impl Recurrence for Sma {
     #[inline(always)]
     fn at(&mut self, src: &[f64], t: usize) -> f64 {
@@ -140,11 +150,7 @@ pub fn ema_sma_pair(src: &[f64], lines: [Line; 2]) -> [Vec<f64>; 2] {
     let n = src.len();
     let start = defined_from(src);
     let (mut x, mut y) = (vec![NAN; n], vec![NAN; n]);
-    let sma = |p: usize| Sma {
-        sum: CompensatedSum::default(),
-        start,
-        p: p.max(1),
-    };
+    let sma = |p: usize| Sma::new(start, p);
     let ema_one = |p: usize| {
         let (p, a, b) = ema_weights(p);
         (b + a == 1.0).then(|| Ema::new(start, p, move |e, x| b * e + a * x))
@@ -217,12 +223,7 @@ impl CompensatedSum {
 pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
     let mut out = vec![NAN; src.len()];
     let start = defined_from(src);
-    let r = Sma {
-        sum: CompensatedSum::default(),
-        start,
-        p: period.max(1),
-    };
-    run(src, start, &mut out, r);
+    run(src, start, &mut out, Sma::new(start, period));
     out
 }
 

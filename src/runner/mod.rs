@@ -416,7 +416,8 @@ impl<V: Venue> StrategyRunner<V> {
     pub fn newest(&self, history: &Arc<Market>) -> Decision {
         let prepared = Prepared::with_models(Arc::clone(history), self.models.clone());
         let t = history.candles.len() - 1;
-        let mut targets = self.strategy.genome.targets(&prepared);
+        // Only bar `t` is read: the risk genes are applied to it alone.
+        let mut targets = self.strategy.genome.targets_from(&prepared, t);
         let raw = targets.at(t);
         let regimes = apply_regime(self.strategy.regime.as_ref(), &prepared, &mut targets);
         Decision {

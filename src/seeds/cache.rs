@@ -1,6 +1,9 @@
 //! A market prepared for evaluating many genomes: the market plus a cache of indicator series
 //! keyed by indicator and parameters. Each series is computed once per data set and shared by
-//! every genome (and thread) that asks for it.
+//! every genome (and thread) that asks for it. Beside them it keeps seeds' signals (for
+//! programs' `seed` terminals) and program node values by canonical key, so a subtree that
+//! several programs share is computed once (see [`super::program`]); each kind has its own
+//! bound.
 
 use std::{
     collections::HashMap,

@@ -232,9 +232,15 @@ impl Genome {
     /// Per-bar targets of a single-coin strategy over `data` (without a regime filter; see
     /// [`apply_regime`]). A portfolio genome has no single-coin targets: flat.
     pub fn targets(&self, data: &Prepared) -> Targets {
+        self.targets_from(data, 0)
+    }
+
+    /// [`Genome::targets`] with the risk genes applied from bar `from` on only: bars before it
+    /// hold raw signals. For a caller that reads the newest bar alone (the runner).
+    pub fn targets_from(&self, data: &Prepared, from: usize) -> Targets {
         match self {
-            Self::Seed { entry, genes } => entry.targets(genes, data),
-            Self::Program { program: p, genes } => program::targets(p, genes, data),
+            Self::Seed { entry, genes } => super::targets_from(entry, genes, data, from),
+            Self::Program { program: p, genes } => program::targets_from(p, genes, data, from),
             Self::Portfolio(_) => Targets::flat(data.market.candles.len()),
         }
     }

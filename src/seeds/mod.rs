@@ -284,11 +284,17 @@ pub fn select(names: &[String]) -> Result<Vec<&'static SeedEntry>, String> {
 
 /// Raw signals of `entry` for `genome`, then the shared risk genes applied.
 pub fn targets(entry: &SeedEntry, genome: &[f64], data: &Prepared) -> Targets {
+    targets_from(entry, genome, data, 0)
+}
+
+/// [`targets`] with the risk genes applied from bar `from` on only: bars before it hold the
+/// raw signals (what a caller that reads only the newest bar needs).
+pub fn targets_from(entry: &SeedEntry, genome: &[f64], data: &Prepared, from: usize) -> Targets {
     let n = data.market.candles.len();
     let mut out = Targets::flat(n);
     let genes = entry.spec.view(genome);
     entry.seed.signals(genes, data, &mut out);
-    apply_risk(genes, data, &mut out);
+    apply_risk(genes, data, &mut out, from);
     out
 }
 
@@ -336,9 +342,10 @@ impl RiskGenes {
     }
 }
 
-/// The shared risk genes applied to a seed's raw signals: direction filter, position size, and
-/// stop-loss / take-profit levels (the tighter of the seed's own and the risk gene's).
-pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
+/// The shared risk genes applied to a seed's raw signals from bar `from` on (each bar on its
+/// own): direction filter, position size, and stop-loss / take-profit levels (the tighter of
+/// the seed's own and the risk gene's).
+pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets, from: usize) {
     let close = &data.market.candles.close;
     let RiskGenes {
         size,
@@ -365,16 +372,10 @@ pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
     // Without risk levels (the default genes) the loop is compiled with both distances known
     // to be NaN: the same values, without a level's arithmetic and branches per bar.
     if stop == Distance::None && take == Distance::None {
-        risk_levels(out, close, size, keep, |_| f64::NAN, |_| f64::NAN);
+        risk_levels(out, close, from, size, keep, |_| f64::NAN, |_| f64::NAN);
     } else {
-        risk_levels(
-            out,
-            close,
-            size,
-            keep,
-            |t| level(stop, t),
-            |t| level(take, t),
-        );
+        let (stop_at, take_at) = (|t| level(stop, t), |t| level(take, t));
+        risk_levels(out, close, from, size, keep, stop_at, take_at);
     }
 }
 
@@ -384,6 +385,7 @@ pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
 fn risk_levels(
     out: &mut Targets,
     close: &[f64],
+    from: usize,
     size: f64,
     (keep_long, keep_short): (bool, bool),
     stop: impl Fn(usize) -> f64,
@@ -395,7 +397,7 @@ fn risk_levels(
         &mut out.stop[..n],
         &mut out.take[..n],
     );
-    for t in 0..n {
+    for t in from..n {
         let mut p = position[t];
         if p.is_nan() || (p > 0.0 && !keep_long) || (p < 0.0 && !keep_short) {
             p = 0.0;

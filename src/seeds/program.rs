@@ -150,6 +150,29 @@ fn period(n: &Node) -> usize {
     (n.value as usize).max(1)
 }
 
+/// The cached series a leaf reads (`close`, an indicator with its periods, funding, Fear &
+/// Greed). Only called on such leaves; any other node reads the close.
+fn series_key(node: &Node) -> Key {
+    let p = |i: usize| node.args.get(i).map_or(1, period);
+    match node.op {
+        Op::Ema => Key::Ema(p(0)),
+        Op::Sma => Key::Sma(p(0)),
+        Op::Vwap => Key::Vwap(p(0)),
+        Op::DonchianUpper => Key::DonchianUpper(p(0)),
+        Op::DonchianLower => Key::DonchianLower(p(0)),
+        Op::Midpoint => Key::Midpoint(p(0)),
+        Op::Rsi => Key::Rsi(p(0)),
+        Op::StochK => Key::StochK(p(0), p(1)),
+        Op::StochD => Key::StochD(p(0), p(1)),
+        Op::Zscore => Key::Zscore(p(0)),
+        Op::Ret => Key::Ret(p(0)),
+        Op::Funding => Key::Funding,
+        Op::FearGreed => Key::FearGreed,
+        Op::FundingSma => Key::FundingSma(p(0)),
+        _ => Key::Close,
+    }
+}
+
 /// The first word of a node's key: its operator and number of arguments.
 fn header(op: Op, arity: usize) -> u64 {
     op as u64 | (arity as u64) << 8 | 1 << 16
@@ -235,28 +258,27 @@ fn compute(k: &Keyed<'_>, data: &Prepared) -> Val {
     let node = k.node;
     let n = data.market.candles.len();
     let arg = |i: usize| eval_keyed(&k.args[i], data);
-    let p = |i: usize| period(&node.args[i]);
     let s = Val::Series;
     let c = |b: Bits| Val::Cond(Arc::new(b));
     match node.op {
         Op::True => c(Bits::splat(n, true)),
         Op::False => c(Bits::splat(n, false)),
         Op::Const => Val::Scalar(node.value),
-        Op::Close => s(data.get(Key::Close)),
-        Op::Ema => s(data.get(Key::Ema(p(0)))),
-        Op::Sma => s(data.get(Key::Sma(p(0)))),
-        Op::Vwap => s(data.get(Key::Vwap(p(0)))),
-        Op::DonchianUpper => s(data.get(Key::DonchianUpper(p(0)))),
-        Op::DonchianLower => s(data.get(Key::DonchianLower(p(0)))),
-        Op::Midpoint => s(data.get(Key::Midpoint(p(0)))),
-        Op::Rsi => s(data.get(Key::Rsi(p(0)))),
-        Op::StochK => s(data.get(Key::StochK(p(0), p(1)))),
-        Op::StochD => s(data.get(Key::StochD(p(0), p(1)))),
-        Op::Zscore => s(data.get(Key::Zscore(p(0)))),
-        Op::Ret => s(data.get(Key::Ret(p(0)))),
-        Op::Funding => s(data.get(Key::Funding)),
-        Op::FearGreed => s(data.get(Key::FearGreed)),
-        Op::FundingSma => s(data.get(Key::FundingSma(p(0)))),
+        Op::Close
+        | Op::Ema
+        | Op::Sma
+        | Op::Vwap
+        | Op::DonchianUpper
+        | Op::DonchianLower
+        | Op::Midpoint
+        | Op::Rsi
+        | Op::StochK
+        | Op::StochD
+        | Op::Zscore
+        | Op::Ret
+        | Op::Funding
+        | Op::FearGreed
+        | Op::FundingSma => s(data.get(series_key(node))),
         Op::Add | Op::Sub => {
             let sign = if node.op == Op::Add { 1.0 } else { -1.0 };
             arith(&num(arg(0)), &num(arg(1)), sign)
@@ -375,15 +397,21 @@ pub fn signals(p: &Program, data: &Prepared, out: &mut Targets) {
 }
 
 /// Per-bar targets of a program with its risk genes (`risk`, a genome of [`risk_spec`]).
+pub fn targets(p: &Program, risk: &[f64], data: &Prepared) -> Targets {
+    targets_from(p, risk, data, 0)
+}
+
+/// [`targets`] with the risk genes applied from bar `from` on only (see
+/// [`super::targets_from`]).
 ///
 /// # Panics
 /// If the built-in risk spec is broken (a test checks it is not).
-pub fn targets(p: &Program, risk: &[f64], data: &Prepared) -> Targets {
+pub fn targets_from(p: &Program, risk: &[f64], data: &Prepared, from: usize) -> Targets {
     let n = data.market.candles.len();
     let mut out = Targets::flat(n);
     signals(p, data, &mut out);
     let spec = risk_spec().unwrap_or_else(|e| panic!("built-in risk genes: {e}"));
-    apply_risk(spec.view(risk), data, &mut out);
+    apply_risk(spec.view(risk), data, &mut out, from);
     out
 }
 
@@ -611,27 +639,11 @@ mod tests {
         pub fn eval(node: &Node, data: &Prepared) -> Old {
             let n = data.market.candles.len();
             let arg = |i: usize| eval(&node.args[i], data);
-            let p = |i: usize| period(&node.args[i]);
             let s = |v: Arc<Vec<f64>>| Old::Series(v.to_vec());
             match node.op {
                 Op::True => Old::Cond(vec![true; n]),
                 Op::False => Old::Cond(vec![false; n]),
                 Op::Const => Old::Series(vec![node.value; n]),
-                Op::Close => s(data.get(Key::Close)),
-                Op::Ema => s(data.get(Key::Ema(p(0)))),
-                Op::Sma => s(data.get(Key::Sma(p(0)))),
-                Op::Vwap => s(data.get(Key::Vwap(p(0)))),
-                Op::DonchianUpper => s(data.get(Key::DonchianUpper(p(0)))),
-                Op::DonchianLower => s(data.get(Key::DonchianLower(p(0)))),
-                Op::Midpoint => s(data.get(Key::Midpoint(p(0)))),
-                Op::Rsi => s(data.get(Key::Rsi(p(0)))),
-                Op::StochK => s(data.get(Key::StochK(p(0), p(1)))),
-                Op::StochD => s(data.get(Key::StochD(p(0), p(1)))),
-                Op::Zscore => s(data.get(Key::Zscore(p(0)))),
-                Op::Ret => s(data.get(Key::Ret(p(0)))),
-                Op::Funding => s(data.get(Key::Funding)),
-                Op::FearGreed => s(data.get(Key::FearGreed)),
-                Op::FundingSma => s(data.get(Key::FundingSma(p(0)))),
                 Op::Add | Op::Sub => {
                     let (a, b) = (series(arg(0)), series(arg(1)));
                     let sign = if node.op == Op::Add { 1.0 } else { -1.0 };
@@ -697,6 +709,8 @@ mod tests {
                     let want = if call.long { 1 } else { -1 };
                     Old::Cond(sides.iter().map(|&x| x == want).collect())
                 }
+                // The leaves that read a cached series.
+                _ => s(data.get(series_key(node))),
             }
         }
 
