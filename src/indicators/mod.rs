@@ -606,6 +606,33 @@ mod tests {
         out
     }
 
+    /// An input of fewer than `max` values around `level` (± `spread`), a fifth of them exactly
+    /// `level` (runs of equal values exercise the EMA's unchanged-when-equal rule), led by a
+    /// random number of NaNs when `nan_lead`; and that number.
+    fn random_input(
+        rng: &mut ChaCha8Rng,
+        max: usize,
+        nan_lead: bool,
+        level: f64,
+        spread: f64,
+    ) -> (Vec<f64>, usize) {
+        let n = rng.gen_range(0..max);
+        let lead = if nan_lead { rng.gen_range(0..=n) } else { 0 };
+        let src = (0..n)
+            .map(|t| match t {
+                t if t < lead => NAN,
+                _ if rng.gen_bool(0.2) => level,
+                _ => level + rng.gen_range(-spread..spread),
+            })
+            .collect();
+        (src, lead)
+    }
+
+    /// The bits of every value (NaN compares equal to NaN of the same bits).
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     #[test]
     fn the_ema_s_divisor_is_one_and_its_values_are_the_formula_s_bits() {
         for p in 1..=100_000_u32 {
@@ -614,25 +641,12 @@ mod tests {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         for case in 0..40 {
-            let n = rng.gen_range(0..400);
-            let lead = if case % 4 == 0 {
-                rng.gen_range(0..=n)
-            } else {
-                0
-            };
-            let src: Vec<f64> = (0..n)
-                .map(|t| match t {
-                    t if t < lead => NAN,
-                    // Runs of equal values exercise the unchanged-when-equal rule.
-                    _ if rng.gen_bool(0.2) => 100.0,
-                    _ => 100.0 + rng.gen_range(-5.0..5.0),
-                })
-                .collect();
+            let (src, lead) = random_input(&mut rng, 400, case % 4 == 0, 100.0, 5.0);
+            let n = src.len();
             for p in [0, 1, 2, 3, 7, 20, 99, 200, 401] {
                 let want = ema_with_division(&src, p);
                 let mut got = vec![0.5; n];
                 ema_into(&src, p, &mut got);
-                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
                     bits(&got),
                     bits(&want),
@@ -663,22 +677,10 @@ mod tests {
 
     #[test]
     fn a_pair_of_lines_is_each_line_alone_bit_for_bit() {
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let mut rng = ChaCha8Rng::seed_from_u64(17);
         for case in 0..30 {
-            let n = rng.gen_range(0..300);
-            let lead = if case % 3 == 0 {
-                rng.gen_range(0..=n)
-            } else {
-                0
-            };
-            let src: Vec<f64> = (0..n)
-                .map(|t| match t {
-                    t if t < lead => NAN,
-                    _ if rng.gen_bool(0.2) => 50.0,
-                    _ => 50.0 + rng.gen_range(-3.0..3.0),
-                })
-                .collect();
+            let (src, lead) = random_input(&mut rng, 300, case % 3 == 0, 50.0, 3.0);
+            let n = src.len();
             let alone = |l: Line| match l {
                 Line::Ema(p) => ema_with_division(&src, p),
                 Line::Sma(p) => sma_by_running_sum(&src, p),

@@ -173,6 +173,13 @@ impl Prepared {
         self.keep(vec![(a, x), (b, y)], a);
     }
 
+    /// Two EMA / SMA lines of the close, computed in one pass when neither is kept yet
+    /// ([`Prepared::prefetch_pair`]).
+    pub fn lines(&self, lines: [ind::Line; 2]) -> [Arc<Vec<f64>>; 2] {
+        self.prefetch_pair(lines);
+        lines.map(|l| self.get(l.into()))
+    }
+
     /// Keeps `lines` (within [`Prepared::capacity`]; a line kept already stays as it was) and
     /// returns the kept series for `key`, if it is among them.
     fn keep(&self, lines: Vec<(Key, Vec<f64>)>, key: Key) -> Option<Arc<Vec<f64>>> {

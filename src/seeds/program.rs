@@ -566,6 +566,17 @@ mod tests {
         );
     }
 
+    /// `m` with a daily Fear & Greed index of `days` days from the day before its first bar
+    /// (value `i · step mod 101` on day `i`), so programs can read it.
+    fn with_daily_fear_greed(m: Market, days: i64, step: i64) -> Market {
+        let first_day = m.candles.ts[0].div_euclid(86_400_000);
+        let fg = crate::market::csv::FearGreed {
+            day: (first_day - 1..first_day - 1 + days).collect(),
+            value: (0..days).map(|i| ((i * step) % 101) as u8).collect(),
+        };
+        m.with_fear_greed(&fg)
+    }
+
     #[test]
     fn random_programs_never_look_ahead() {
         let m = synthetic::generate(&synthetic::SyntheticParams {
@@ -574,13 +585,7 @@ mod tests {
         })
         .markets
         .remove(1);
-        // A daily Fear & Greed index over the span, so programs can read it.
-        let first_day = m.candles.ts[0].div_euclid(86_400_000);
-        let fg = crate::market::csv::FearGreed {
-            day: (first_day - 1..first_day + 30).collect(),
-            value: (0..31).map(|i| ((i * 37) % 101) as u8).collect(),
-        };
-        let m = m.with_fear_greed(&fg);
+        let m = with_daily_fear_greed(m, 31, 37);
         let g = Generator::new(rule_seed_specs(), 6).with_sentiment(true);
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let full = Prepared::new(m.clone());
@@ -775,12 +780,7 @@ mod tests {
         })
         .markets
         .remove(2);
-        let first_day = m.candles.ts[0].div_euclid(86_400_000);
-        let fg = crate::market::csv::FearGreed {
-            day: (first_day - 1..first_day + 20).collect(),
-            value: (0..21).map(|i| ((i * 53) % 101) as u8).collect(),
-        };
-        let m = m.with_fear_greed(&fg);
+        let m = with_daily_fear_greed(m, 21, 53);
         let n = m.candles.len();
         let shared = Prepared::new(m.clone());
         let g = Generator::new(rule_seed_specs(), 6).with_sentiment(true);

@@ -26,11 +26,8 @@ impl Seed for EmaCrossover {
         "ema_crossover"
     }
     fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
-        let (fast, slow) = (g.period("fast"), g.period("slow"));
         // Both lines in one pass when neither is kept yet (a fresh market: the runner's bar).
-        d.prefetch_pair([Line::Ema(fast), Line::Ema(slow)]);
-        let f = d.get(Key::Ema(fast));
-        let s = d.get(Key::Ema(slow));
+        let [f, s] = d.lines([Line::Ema(g.period("fast")), Line::Ema(g.period("slow"))]);
         run_states(out, |t, st| {
             if t == 0 {
                 st
