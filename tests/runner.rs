@@ -10,10 +10,11 @@ use organism::{
     market::{
         synthetic::{generate, SyntheticParams},
         types::{Coin, Interval},
-        Market,
+        FundingSeries, Market,
     },
     runner::{CandleStore, StoreError, StrategyRunner},
-    seeds::{registry, Genome, Prepared, SeedEntry},
+    seeds::{apply_regime, registry, Genome, Prepared, SeedEntry},
+    strategy::regime::{Action, Policy, RegimeFilter, VolatilityParams},
 };
 
 mod common;
@@ -286,4 +287,94 @@ fn live_steps_make_the_backtests_trades() {
         }
     }
     assert!(checked > 50, "only {checked} trades compared");
+}
+
+/// The first `k` bars of `m` as a live history sees them when the funding of the last bar's
+/// second half arrives late (events every 20 minutes): with the next bar, the last bar's
+/// funding grows.
+fn late_funding_history(m: &Market, events: &FundingSeries, k: usize) -> Market {
+    let known = m.candles.ts[k - 1] + Interval::H1.ms() / 2;
+    let n = events.ts.partition_point(|&t| t < known);
+    let funding = FundingSeries {
+        ts: events.ts[..n].to_vec(),
+        rate: events.rate[..n].to_vec(),
+    };
+    Market::new(&m.coin, m.candles.slice(0..k), funding)
+}
+
+#[test]
+fn newest_decisions_step_the_new_bar_alone_and_equal_the_whole_history() {
+    let m = market().slice(0..700);
+    // Funding events every 20 minutes that switch between paying longs and paying shorts
+    // every 50 to 110 hours, the late ones large: a decision that missed the revision of the
+    // last bar's funding would differ.
+    let mut events = FundingSeries::default();
+    for k in 0..(700 * 3) as i64 {
+        events.ts.push(m.candles.ts[0] + k * Interval::H1.ms() / 3);
+        let level = if (k / 3 / (50 + 20 * (k / 600))) % 2 == 0 {
+            3e-4
+        } else {
+            -2e-4
+        };
+        // The event that arrives late (the last of each hour) is the largest.
+        let late = if k % 3 == 2 {
+            2e-2 * (k as f64 * 0.7).sin()
+        } else {
+            0.0
+        };
+        events.rate.push(level + late);
+    }
+    let cfg = EngineConfig::default();
+    let regime = RegimeFilter {
+        volatility: VolatilityParams {
+            vol_window: 24,
+            lookback: 100,
+            low_quantile: 0.2,
+            high_quantile: 0.8,
+        },
+        policy: Policy {
+            volatility: [Action::Scale(0.5), Action::Trade, Action::Flat],
+            sentiment: [Action::Trade; 4],
+        },
+    };
+    for entry in registry().unwrap().iter().filter(|e| !e.is_ml()) {
+        for filter in [None, Some(regime)] {
+            let genome = Genome::seed(entry, entry.spec.default_genome());
+            let mut runner = StrategyRunner::new(
+                genome.clone(),
+                &cfg,
+                SimulatedVenue::new(cfg.costs(), cfg.cash),
+            )
+            .with_regime(filter);
+            let mut alone = 0;
+            let mut changes = 0;
+            let mut last = None;
+            for k in 1..=m.candles.len() {
+                let h = std::sync::Arc::new(late_funding_history(&m, &events, k));
+                let d = runner.newest(&h);
+                let data = Prepared::new(std::sync::Arc::clone(&h));
+                let mut whole = genome.targets(&data);
+                let raw = whole.at(k - 1);
+                apply_regime(filter.as_ref(), &data, &mut whole);
+                let ctx = format!(
+                    "{} regime {}, bar {}",
+                    entry.spec.name,
+                    filter.is_some(),
+                    k - 1
+                );
+                assert_eq!(d.raw, raw, "{ctx}");
+                assert_eq!(d.target, whole.at(k - 1), "{ctx}");
+                alone += usize::from(d.stepped_alone);
+                changes += usize::from(last.is_some_and(|p| p != d.target.position));
+                last = Some(d.target.position);
+            }
+            // Every bar from the third on is stepped alone; the seed trades.
+            assert_eq!(alone, m.candles.len() - 2, "{}", entry.spec.name);
+            assert!(
+                changes >= 2,
+                "{}: {changes} changes of target",
+                entry.spec.name
+            );
+        }
+    }
 }

@@ -7,10 +7,19 @@
 //!
 //! Definitions follow the design contract: EMA is pandas `ewm(span=p, adjust=False)` seeded with
 //! the first value; RSI and ATR use Wilder smoothing seeded with a simple mean.
+//!
+//! **Bar by bar.** Each indicator is written once, as a [`Recurrence`]: a state that takes the
+//! next bar (value `t` from the state and inputs `..=t`) and moves on. The functions here run
+//! it over a whole input; a caller that keeps the state after the last bar (the runner's
+//! prepared market, [`crate::seeds::Prepared`]) continues it over new bars alone, with the
+//! same bits as a run over the longer input.
 
 use std::collections::VecDeque;
 
 const NAN: f64 = f64::NAN;
+
+/// A start not found yet: the input has had no defined value so far.
+const WAITING: usize = usize::MAX;
 
 /// Exponential moving average, pandas `ewm(span=p, adjust=False)`: `a = 2/(p+1)`,
 /// `e[0] = x[0]`, `e[t] = ((1-a)·e[t-1] + a·x[t]) / ((1-a) + a)` (unchanged when `x[t] == e[t-1]`),
@@ -30,63 +39,132 @@ pub fn ema(src: &[f64], period: usize) -> Vec<f64> {
 /// takes the path with the division. Both give the same bits as the formula above.
 pub fn ema_into(src: &[f64], period: usize, out: &mut [f64]) {
     debug_assert_eq!(src.len(), out.len());
-    let start = defined_from(src);
-    out[..start].fill(NAN);
-    let (p, a, b) = ema_weights(period);
-    let d = b + a;
-    if d == 1.0 {
-        run(src, start, out, Ema::new(start, p, |e, x| b * e + a * x));
-    } else {
-        run(
-            src,
-            start,
-            out,
-            Ema::new(start, p, |e, x| (b * e + a * x) / d),
-        );
+    match EmaLine::new(period) {
+        EmaLine::Plain(mut r) => run(src, 0, out, &mut r),
+        EmaLine::Divided(mut r) => run(src, 0, out, &mut r),
     }
 }
 
-/// The period (at least 1) and the weights `a = 2/(p+1)` and `1 − a` of an EMA.
-fn ema_weights(period: usize) -> (usize, f64, f64) {
-    let p = period.max(1);
-    let a = 1.0 / (1.0 + (p as f64 - 1.0) / 2.0);
-    (p, a, 1.0 - a)
+/// An indicator computed bar by bar: the value at bar `t` from its state and the input up to
+/// `t`, the state moved on to `t`. Stepped over `0..n` it gives the whole line; kept, it gives
+/// the next bars' values alone (see the module documentation).
+pub trait Recurrence<I: ?Sized> {
+    fn at(&mut self, src: &I, t: usize) -> f64;
 }
 
-/// An indicator computed bar by bar from its input's first defined value on: the value at
-/// bar `t` from its state and `src[..=t]`, the state moved on to `t`. Written once, it gives
-/// both a line alone ([`run`]) and two lines of one input in one pass ([`ema_sma_pair`]).
-trait Recurrence {
-    fn at(&mut self, src: &[f64], t: usize) -> f64;
+/// An input read bar by bar: a slice, or a line derived from slices at each bar.
+pub trait Input {
+    fn value(&self, t: usize) -> f64;
 }
 
-/// [`ema`]'s recurrence (`step` with or without the divisor).
-struct Ema<F> {
+impl Input for [f64] {
+    #[inline(always)]
+    fn value(&self, t: usize) -> f64 {
+        self[t]
+    }
+}
+
+/// The log returns of a close, `ln(c[t] / c[t−1])`, undefined (`NaN`) at bar 0.
+pub struct LogReturns<'a>(pub &'a [f64]);
+
+impl Input for LogReturns<'_> {
+    #[inline(always)]
+    fn value(&self, t: usize) -> f64 {
+        if t == 0 {
+            NAN
+        } else {
+            (self.0[t] / self.0[t - 1]).ln()
+        }
+    }
+}
+
+/// The difference of two lines, `a[t] − b[t]`.
+pub struct Diff<'a>(pub &'a [f64], pub &'a [f64]);
+
+impl Input for Diff<'_> {
+    #[inline(always)]
+    fn value(&self, t: usize) -> f64 {
+        self.0[t] - self.1[t]
+    }
+}
+
+/// A market's bars as the inputs of the indicators that read more than the close.
+#[derive(Clone, Copy)]
+pub struct Bars<'a> {
+    pub high: &'a [f64],
+    pub low: &'a [f64],
+    pub close: &'a [f64],
+    pub volume: &'a [f64],
+}
+
+/// One step of an EMA, `e` to the next value given the input `x`.
+pub trait EmaStep: Copy {
+    fn step(self, e: f64, x: f64) -> f64;
+}
+
+/// `(1−a)·e + a·x`: the EMA's step when its divisor `(1−a)+a` is exactly 1.
+#[derive(Debug, Clone, Copy)]
+pub struct Plain {
+    a: f64,
+    b: f64,
+}
+
+impl EmaStep for Plain {
+    #[inline(always)]
+    fn step(self, e: f64, x: f64) -> f64 {
+        self.b * e + self.a * x
+    }
+}
+
+/// `((1−a)·e + a·x) / ((1−a)+a)`: the EMA's step as its formula writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Divided {
+    a: f64,
+    b: f64,
+}
+
+impl EmaStep for Divided {
+    #[inline(always)]
+    fn step(self, e: f64, x: f64) -> f64 {
+        (self.b * e + self.a * x) / (self.b + self.a)
+    }
+}
+
+/// [`ema`]'s recurrence: it starts at its input's first defined value.
+#[derive(Debug, Clone)]
+pub struct Ema<F> {
     e: f64,
+    p: usize,
     start: usize,
     defined_from: usize,
     step: F,
 }
 
-impl<F: Fn(f64, f64) -> f64> Ema<F> {
-    fn new(start: usize, p: usize, step: F) -> Self {
+impl<F: EmaStep> Ema<F> {
+    fn new(p: usize, step: F) -> Self {
         Ema {
             e: NAN,
-            start,
-            defined_from: start + p - 1,
+            p,
+            start: WAITING,
+            defined_from: WAITING,
             step,
         }
     }
 }
 
-impl<F: Fn(f64, f64) -> f64> Recurrence for Ema<F> {
+impl<F: EmaStep, I: Input + ?Sized> Recurrence<I> for Ema<F> {
     #[inline(always)]
-    fn at(&mut self, src: &[f64], t: usize) -> f64 {
-        let x = src[t];
-        if t == self.start {
+    fn at(&mut self, src: &I, t: usize) -> f64 {
+        let x = src.value(t);
+        if self.start == WAITING {
+            if x.is_nan() {
+                return NAN;
+            }
+            self.start = t;
+            self.defined_from = t + self.p - 1;
             self.e = x;
         } else if self.e != x {
-            self.e = (self.step)(self.e, x);
+            self.e = self.step.step(self.e, x);
         }
         if t >= self.defined_from {
             self.e
@@ -96,29 +174,67 @@ impl<F: Fn(f64, f64) -> f64> Recurrence for Ema<F> {
     }
 }
 
-/// [`sma`]'s compensated running sum over the last `p` values.
-struct Sma {
+/// An EMA of a period, with the step its weights call for (see [`ema_into`]).
+#[derive(Debug, Clone)]
+pub enum EmaLine {
+    Plain(Ema<Plain>),
+    Divided(Ema<Divided>),
+}
+
+impl EmaLine {
+    pub fn new(period: usize) -> Self {
+        let p = period.max(1);
+        let a = 1.0 / (1.0 + (p as f64 - 1.0) / 2.0);
+        let b = 1.0 - a;
+        if b + a == 1.0 {
+            EmaLine::Plain(Ema::new(p, Plain { a, b }))
+        } else {
+            EmaLine::Divided(Ema::new(p, Divided { a, b }))
+        }
+    }
+}
+
+impl<I: Input + ?Sized> Recurrence<I> for EmaLine {
+    fn at(&mut self, src: &I, t: usize) -> f64 {
+        match self {
+            EmaLine::Plain(r) => r.at(src, t),
+            EmaLine::Divided(r) => r.at(src, t),
+        }
+    }
+}
+
+/// [`sma`]'s compensated running sum over the last `p` values, from its input's first defined
+/// value on.
+#[derive(Debug, Clone)]
+pub struct Sma {
     sum: CompensatedSum,
     start: usize,
     p: usize,
 }
 
 impl Sma {
-    fn new(start: usize, period: usize) -> Self {
+    pub fn new(period: usize) -> Self {
         Sma {
             sum: CompensatedSum::default(),
-            start,
+            start: WAITING,
             p: period.max(1),
         }
     }
 }
 
-impl Recurrence for Sma {
+impl<I: Input + ?Sized> Recurrence<I> for Sma {
     #[inline(always)]
-    fn at(&mut self, src: &[f64], t: usize) -> f64 {
-        self.sum.add(src[t]);
+    fn at(&mut self, src: &I, t: usize) -> f64 {
+        let x = src.value(t);
+        if self.start == WAITING {
+            if x.is_nan() {
+                return NAN;
+            }
+            self.start = t;
+        }
+        self.sum.add(x);
         if t >= self.start + self.p {
-            self.sum.add(-src[t - self.p]);
+            self.sum.add(-src.value(t - self.p));
         }
         if t + 1 >= self.start + self.p {
             self.sum.value() / self.p as f64
@@ -128,12 +244,19 @@ impl Recurrence for Sma {
     }
 }
 
-/// Writes `r`'s values from bar `start` on into `out`.
+/// Writes `r`'s values of bars `from..` into `out[from..]` (`out` as long as the input).
 #[inline(always)]
-fn run(src: &[f64], start: usize, out: &mut [f64], mut r: impl Recurrence) {
-    for (t, o) in out.iter_mut().enumerate().skip(start) {
+pub fn run<I: ?Sized>(src: &I, from: usize, out: &mut [f64], r: &mut impl Recurrence<I>) {
+    for (t, o) in out.iter_mut().enumerate().skip(from) {
         *o = r.at(src, t);
     }
+}
+
+/// `r`'s values of a whole input of `n` bars.
+fn line<I: ?Sized>(src: &I, n: usize, mut r: impl Recurrence<I>) -> Vec<f64> {
+    let mut out = vec![NAN; n];
+    run(src, 0, &mut out, &mut r);
+    out
 }
 
 /// A line [`ema_sma_pair`] computes: an [`ema`] or an [`sma`] of a period.
@@ -148,56 +271,47 @@ pub enum Line {
 /// side by side (each bar of either waits on that line's previous bar, not on the other).
 pub fn ema_sma_pair(src: &[f64], lines: [Line; 2]) -> [Vec<f64>; 2] {
     let n = src.len();
-    let start = defined_from(src);
     let (mut x, mut y) = (vec![NAN; n], vec![NAN; n]);
-    let sma = |p: usize| Sma::new(start, p);
-    let ema_one = |p: usize| {
-        let (p, a, b) = ema_weights(p);
-        (b + a == 1.0).then(|| Ema::new(start, p, move |e, x| b * e + a * x))
+    let ema_one = |p: usize| match EmaLine::new(p) {
+        EmaLine::Plain(r) => Some(r),
+        EmaLine::Divided(_) => None,
     };
     match lines {
         [Line::Ema(p), Line::Ema(q)] => match (ema_one(p), ema_one(q)) {
-            (Some(a), Some(b)) => run2(src, start, &mut x, &mut y, a, b),
+            (Some(a), Some(b)) => run2(src, &mut x, &mut y, a, b),
             _ => return [ema(src, p), ema(src, q)],
         },
         [Line::Ema(p), Line::Sma(q)] => match ema_one(p) {
-            Some(a) => run2(src, start, &mut x, &mut y, a, sma(q)),
+            Some(a) => run2(src, &mut x, &mut y, a, Sma::new(q)),
             None => return [ema(src, p), self::sma(src, q)],
         },
         [Line::Sma(p), Line::Ema(q)] => match ema_one(q) {
-            Some(b) => run2(src, start, &mut y, &mut x, b, sma(p)),
+            Some(b) => run2(src, &mut y, &mut x, b, Sma::new(p)),
             None => return [self::sma(src, p), ema(src, q)],
         },
-        [Line::Sma(p), Line::Sma(q)] => run2(src, start, &mut x, &mut y, sma(p), sma(q)),
+        [Line::Sma(p), Line::Sma(q)] => run2(src, &mut x, &mut y, Sma::new(p), Sma::new(q)),
     }
     [x, y]
 }
 
-/// Writes `a`'s and `b`'s values from bar `start` on into `x` and `y`, one bar of each in turn.
+/// Writes `a`'s and `b`'s values into `x` and `y`, one bar of each in turn.
 #[inline(always)]
 fn run2(
     src: &[f64],
-    start: usize,
     x: &mut [f64],
     y: &mut [f64],
-    mut a: impl Recurrence,
-    mut b: impl Recurrence,
+    mut a: impl Recurrence<[f64]>,
+    mut b: impl Recurrence<[f64]>,
 ) {
-    for t in start..src.len() {
+    for t in 0..src.len() {
         x[t] = a.at(src, t);
         y[t] = b.at(src, t);
     }
 }
 
-/// Index of the first non-`NaN` value: the end of an input's own warm-up. Rolling windows
-/// start there, so an indicator of an indicator is defined once its input is.
-fn defined_from(src: &[f64]) -> usize {
-    src.iter().position(|v| !v.is_nan()).unwrap_or(src.len())
-}
-
 /// Running sum with Neumaier compensation, so adding and removing values leaves no drift
 /// (an SMA of 0, 50, 100, 100 over two bars is exactly 100, as it must be for crossings).
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct CompensatedSum {
     sum: f64,
     comp: f64,
@@ -221,10 +335,7 @@ impl CompensatedSum {
 /// Simple moving average over the last `p` values (including the current), defined from `p-1`
 /// (counted from the input's first defined value). The running sum is compensated.
 pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
-    let mut out = vec![NAN; src.len()];
-    let start = defined_from(src);
-    run(src, start, &mut out, Sma::new(start, period));
-    out
+    line(src, src.len(), Sma::new(period))
 }
 
 /// Relative strength index with Wilder smoothing. `d[t] = c[t] - c[t-1]`; the first average
@@ -232,29 +343,49 @@ pub fn sma(src: &[f64], period: usize) -> Vec<f64> {
 /// `avg[t] = (avg[t-1]·(p-1) + x[t]) / p`. `RSI = 100 − 100/(1 + gain/loss)`; 100 when there
 /// were no losses, 50 when there was no movement at all.
 pub fn rsi(close: &[f64], period: usize) -> Vec<f64> {
-    let n = close.len();
-    let p = period.max(1);
-    let mut out = vec![NAN; n];
-    if n <= p {
-        return out;
+    line(close, close.len(), Rsi::new(period))
+}
+
+/// [`rsi`]'s recurrence over the close.
+#[derive(Debug, Clone)]
+pub struct Rsi {
+    p: usize,
+    gain: f64,
+    loss: f64,
+}
+
+impl Rsi {
+    pub fn new(period: usize) -> Self {
+        Rsi {
+            p: period.max(1),
+            gain: 0.0,
+            loss: 0.0,
+        }
     }
-    let (mut gain, mut loss) = (0.0, 0.0);
-    for t in 1..=p {
+}
+
+impl Recurrence<[f64]> for Rsi {
+    #[inline(always)]
+    fn at(&mut self, close: &[f64], t: usize) -> f64 {
+        if t == 0 {
+            return NAN;
+        }
         let d = close[t] - close[t - 1];
-        gain += d.max(0.0);
-        loss += (-d).max(0.0);
+        let pf = self.p as f64;
+        if t <= self.p {
+            self.gain += d.max(0.0);
+            self.loss += (-d).max(0.0);
+            if t < self.p {
+                return NAN;
+            }
+            self.gain /= pf;
+            self.loss /= pf;
+        } else {
+            self.gain = (self.gain * (pf - 1.0) + d.max(0.0)) / pf;
+            self.loss = (self.loss * (pf - 1.0) + (-d).max(0.0)) / pf;
+        }
+        rsi_value(self.gain, self.loss)
     }
-    gain /= p as f64;
-    loss /= p as f64;
-    let pf = p as f64;
-    out[p] = rsi_value(gain, loss);
-    for t in p + 1..n {
-        let d = close[t] - close[t - 1];
-        gain = (gain * (pf - 1.0) + d.max(0.0)) / pf;
-        loss = (loss * (pf - 1.0) + (-d).max(0.0)) / pf;
-        out[t] = rsi_value(gain, loss);
-    }
-    out
 }
 
 fn rsi_value(gain: f64, loss: f64) -> f64 {
@@ -272,52 +403,96 @@ fn rsi_value(gain: f64, loss: f64) -> f64 {
 /// True range: `TR[0] = high[0] − low[0]`,
 /// `TR[t] = max(high−low, |high − close[t-1]|, |low − close[t-1]|)`.
 pub fn true_range(high: &[f64], low: &[f64], close: &[f64]) -> Vec<f64> {
-    let n = close.len();
-    let mut tr = vec![NAN; n];
-    for t in 0..n {
-        tr[t] = if t == 0 {
-            high[0] - low[0]
-        } else {
-            let pc = close[t - 1];
-            (high[t] - low[t])
-                .max((high[t] - pc).abs())
-                .max((low[t] - pc).abs())
-        };
+    (0..close.len())
+        .map(|t| true_range_at(high, low, close, t))
+        .collect()
+}
+
+#[inline(always)]
+fn true_range_at(high: &[f64], low: &[f64], close: &[f64], t: usize) -> f64 {
+    if t == 0 {
+        high[0] - low[0]
+    } else {
+        let pc = close[t - 1];
+        (high[t] - low[t])
+            .max((high[t] - pc).abs())
+            .max((low[t] - pc).abs())
     }
-    tr
 }
 
 /// Average true range with Wilder smoothing: `ATR[p-1] = mean(TR[0..p])`,
 /// `ATR[t] = (ATR[t-1]·(p-1) + TR[t]) / p`; undefined before `p-1`.
 pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> {
-    let n = close.len();
-    let p = period.max(1);
-    let mut out = true_range(high, low, close);
-    if n < p {
-        out.iter_mut().for_each(|v| *v = NAN);
-        return out;
-    }
-    let pf = p as f64;
-    let mut a = out[..p].iter().sum::<f64>() / pf;
-    out[..p - 1].iter_mut().for_each(|v| *v = NAN);
-    out[p - 1] = a;
-    for t in p..n {
-        a = (a * (pf - 1.0) + out[t]) / pf;
-        out[t] = a;
-    }
-    out
+    let bars = Bars {
+        high,
+        low,
+        close,
+        volume: close,
+    };
+    line(&bars, close.len(), Atr::new(period))
 }
 
-/// Rolling maximum (`is_max`) or minimum over the last `p` values including the current,
-/// defined from `p-1`. Monotonic deque: O(n), one buffer of `p` indices.
-fn rolling_extreme(src: &[f64], period: usize, is_max: bool) -> Vec<f64> {
-    let n = src.len();
-    let p = period.max(1);
-    let mut out = vec![NAN; n];
-    let mut dq: VecDeque<usize> = VecDeque::with_capacity(p + 1);
-    for t in 0..n {
-        while let Some(&back) = dq.back() {
-            let worse = if is_max {
+/// [`atr`]'s recurrence over high, low and close.
+#[derive(Debug, Clone)]
+pub struct Atr {
+    p: usize,
+    a: f64,
+}
+
+impl Atr {
+    pub fn new(period: usize) -> Self {
+        Atr {
+            p: period.max(1),
+            a: 0.0,
+        }
+    }
+}
+
+impl Recurrence<Bars<'_>> for Atr {
+    #[inline(always)]
+    fn at(&mut self, b: &Bars<'_>, t: usize) -> f64 {
+        let tr = true_range_at(b.high, b.low, b.close, t);
+        let pf = self.p as f64;
+        if t + 1 < self.p {
+            // The first `p` true ranges summed in order, then their mean.
+            self.a += tr;
+            NAN
+        } else {
+            self.a = if t + 1 == self.p {
+                (self.a + tr) / pf
+            } else {
+                (self.a * (pf - 1.0) + tr) / pf
+            };
+            self.a
+        }
+    }
+}
+
+/// The maximum (`is_max`) or minimum over the last `p` values including the current, defined
+/// from `p-1`: a monotonic deque of at most `p` indices, O(1) a bar on average.
+#[derive(Debug, Clone)]
+pub struct Extreme {
+    p: usize,
+    is_max: bool,
+    dq: VecDeque<usize>,
+}
+
+impl Extreme {
+    pub fn new(period: usize, is_max: bool) -> Self {
+        let p = period.max(1);
+        Extreme {
+            p,
+            is_max,
+            dq: VecDeque::with_capacity(p + 1),
+        }
+    }
+}
+
+impl Recurrence<[f64]> for Extreme {
+    #[inline(always)]
+    fn at(&mut self, src: &[f64], t: usize) -> f64 {
+        while let Some(&back) = self.dq.back() {
+            let worse = if self.is_max {
                 src[back] <= src[t]
             } else {
                 src[back] >= src[t]
@@ -325,45 +500,96 @@ fn rolling_extreme(src: &[f64], period: usize, is_max: bool) -> Vec<f64> {
             if !worse {
                 break;
             }
-            dq.pop_back();
+            self.dq.pop_back();
         }
-        dq.push_back(t);
-        if let Some(&front) = dq.front() {
-            if front + p <= t {
-                dq.pop_front();
+        self.dq.push_back(t);
+        if let Some(&front) = self.dq.front() {
+            if front + self.p <= t {
+                self.dq.pop_front();
             }
         }
-        if t + 1 >= p {
-            out[t] = src[dq[0]];
+        if t + 1 >= self.p {
+            src[self.dq[0]]
+        } else {
+            NAN
         }
     }
-    out
 }
 
 /// Highest value of the last `p` bars including the current one.
 pub fn rolling_max(src: &[f64], period: usize) -> Vec<f64> {
-    rolling_extreme(src, period, true)
+    line(src, src.len(), Extreme::new(period, true))
 }
 
 /// Lowest value of the last `p` bars including the current one.
 pub fn rolling_min(src: &[f64], period: usize) -> Vec<f64> {
-    rolling_extreme(src, period, false)
+    line(src, src.len(), Extreme::new(period, false))
+}
+
+/// An [`Extreme`] of the **previous** `p` bars: its value at `t − 1` (`NaN` at bar 0), the
+/// Donchian channel's sides.
+#[derive(Debug, Clone)]
+pub struct Previous(pub Extreme);
+
+impl Recurrence<[f64]> for Previous {
+    #[inline(always)]
+    fn at(&mut self, src: &[f64], t: usize) -> f64 {
+        if t == 0 {
+            NAN
+        } else {
+            self.0.at(src, t - 1)
+        }
+    }
 }
 
 /// Donchian channel over the **previous** `p` bars, excluding the current bar:
 /// `upper[t] = max(high[t-p..t])`, `lower[t] = min(low[t-p..t])`, defined from bar `p`.
 pub fn donchian(high: &[f64], low: &[f64], period: usize) -> (Vec<f64>, Vec<f64>) {
-    let shift = |v: Vec<f64>| {
-        let mut out = vec![NAN; v.len()];
-        if v.len() > 1 {
-            out[1..].copy_from_slice(&v[..v.len() - 1]);
-        }
-        out
-    };
     (
-        shift(rolling_max(high, period)),
-        shift(rolling_min(low, period)),
+        line(high, high.len(), Previous(Extreme::new(period, true))),
+        line(low, low.len(), Previous(Extreme::new(period, false))),
     )
+}
+
+/// The highest high and the lowest low of the last `p` bars, together.
+#[derive(Debug, Clone)]
+pub struct Range {
+    hh: Extreme,
+    ll: Extreme,
+}
+
+impl Range {
+    pub fn new(period: usize) -> Self {
+        Range {
+            hh: Extreme::new(period, true),
+            ll: Extreme::new(period, false),
+        }
+    }
+
+    #[inline(always)]
+    fn at(&mut self, b: &Bars<'_>, t: usize) -> (f64, f64) {
+        (self.hh.at(b.high, t), self.ll.at(b.low, t))
+    }
+}
+
+/// Stochastic %K: `100·(close − LL_k)/(HH_k − LL_k)` over the last `k` bars including the
+/// current (50 when the range is zero).
+#[derive(Debug, Clone)]
+pub struct StochK(pub Range);
+
+impl Recurrence<Bars<'_>> for StochK {
+    #[inline(always)]
+    fn at(&mut self, b: &Bars<'_>, t: usize) -> f64 {
+        let (hh, ll) = self.0.at(b, t);
+        let range = hh - ll;
+        if range.is_nan() {
+            NAN
+        } else if range == 0.0 {
+            50.0
+        } else {
+            100.0 * (b.close[t] - ll) / range
+        }
+    }
 }
 
 /// Stochastic oscillator: `%K[t] = 100·(close − LL_k)/(HH_k − LL_k)` over the last `k` bars
@@ -375,20 +601,13 @@ pub fn stochastic(
     k: usize,
     d: usize,
 ) -> (Vec<f64>, Vec<f64>) {
-    let hh = rolling_max(high, k);
-    let ll = rolling_min(low, k);
-    let kline: Vec<f64> = (0..close.len())
-        .map(|t| {
-            let range = hh[t] - ll[t];
-            if range.is_nan() {
-                NAN
-            } else if range == 0.0 {
-                50.0
-            } else {
-                100.0 * (close[t] - ll[t]) / range
-            }
-        })
-        .collect();
+    let bars = Bars {
+        high,
+        low,
+        close,
+        volume: close,
+    };
+    let kline = line(&bars, close.len(), StochK(Range::new(k)));
     let dline = sma(&kline, d);
     (kline, dline)
 }
@@ -408,30 +627,57 @@ pub struct Ichimoku {
     pub span_b: Vec<f64>,
 }
 
-/// `(highest high + lowest low) / 2` over the last `p` bars including the current one.
-pub fn midpoint(high: &[f64], low: &[f64], period: usize) -> Vec<f64> {
-    let hh = rolling_max(high, period);
-    let ll = rolling_min(low, period);
-    hh.iter().zip(&ll).map(|(h, l)| (h + l) / 2.0).collect()
+/// `(highest high + lowest low) / 2` of the last `p` bars.
+#[derive(Debug, Clone)]
+pub struct Midpoint(pub Range);
+
+impl Recurrence<Bars<'_>> for Midpoint {
+    #[inline(always)]
+    fn at(&mut self, b: &Bars<'_>, t: usize) -> f64 {
+        let (h, l) = self.0.at(b, t);
+        (h + l) / 2.0
+    }
 }
 
-/// The cloud edges at each bar from the tenkan, kijun and senkou-B midpoint lines, displaced
-/// `displacement` bars: `span_a[t] = (tenkan[t−d] + kijun[t−d])/2`, `span_b[t] = senkou[t−d]`.
+/// `(highest high + lowest low) / 2` over the last `p` bars including the current one.
+pub fn midpoint(high: &[f64], low: &[f64], period: usize) -> Vec<f64> {
+    let bars = Bars {
+        high,
+        low,
+        close: high,
+        volume: high,
+    };
+    line(&bars, high.len(), Midpoint(Range::new(period)))
+}
+
+/// The cloud edges at bar `t` from the tenkan, kijun and senkou-B midpoint lines, displaced
+/// `displacement` bars (`NaN` before it): `((tenkan[t−d] + kijun[t−d])/2, senkou[t−d])`.
+#[inline(always)]
+pub fn cloud_at(
+    tenkan: &[f64],
+    kijun: &[f64],
+    senkou: &[f64],
+    displacement: usize,
+    t: usize,
+) -> (f64, f64) {
+    let d = displacement.max(1);
+    if t < d {
+        (NAN, NAN)
+    } else {
+        ((tenkan[t - d] + kijun[t - d]) / 2.0, senkou[t - d])
+    }
+}
+
+/// The cloud edges at each bar ([`cloud_at`]).
 pub fn ichimoku_cloud(
     tenkan: &[f64],
     kijun: &[f64],
     senkou: &[f64],
     displacement: usize,
 ) -> (Vec<f64>, Vec<f64>) {
-    let n = tenkan.len();
-    let d = displacement.max(1);
-    let mut span_a = vec![NAN; n];
-    let mut span_b = vec![NAN; n];
-    for t in d..n {
-        span_a[t] = (tenkan[t - d] + kijun[t - d]) / 2.0;
-        span_b[t] = senkou[t - d];
-    }
-    (span_a, span_b)
+    (0..tenkan.len())
+        .map(|t| cloud_at(tenkan, kijun, senkou, displacement, t))
+        .unzip()
 }
 
 /// Ichimoku with the usual (9, 26, 52) periods as parameters and displacement = `kijun`.
@@ -455,62 +701,123 @@ pub fn ichimoku(high: &[f64], low: &[f64], tenkan: usize, kijun: usize, senkou: 
 /// Rolling VWAP over the last `window` bars: `Σ typical·volume / Σ volume` with
 /// `typical = (high + low + close)/3`; when the window's volume is zero, the mean typical price.
 pub fn vwap(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], window: usize) -> Vec<f64> {
-    let n = close.len();
-    let w = window.max(1);
-    let mut out = vec![NAN; n];
-    let (mut pv, mut v, mut tp_sum) = (0.0, 0.0, 0.0);
-    let typical = |t: usize| (high[t] + low[t] + close[t]) / 3.0;
-    for t in 0..n {
-        let tp = typical(t);
-        pv += tp * volume[t];
-        v += volume[t];
-        tp_sum += tp;
-        if t >= w {
-            let old = typical(t - w);
-            pv -= old * volume[t - w];
-            v -= volume[t - w];
-            tp_sum -= old;
-        }
-        if t + 1 >= w {
-            out[t] = if v > 0.0 { pv / v } else { tp_sum / w as f64 };
+    let bars = Bars {
+        high,
+        low,
+        close,
+        volume,
+    };
+    line(&bars, close.len(), Vwap::new(window))
+}
+
+/// [`vwap`]'s running sums.
+#[derive(Debug, Clone)]
+pub struct Vwap {
+    w: usize,
+    pv: f64,
+    v: f64,
+    tp_sum: f64,
+}
+
+impl Vwap {
+    pub fn new(window: usize) -> Self {
+        Vwap {
+            w: window.max(1),
+            pv: 0.0,
+            v: 0.0,
+            tp_sum: 0.0,
         }
     }
-    out
+}
+
+impl Recurrence<Bars<'_>> for Vwap {
+    #[inline(always)]
+    fn at(&mut self, b: &Bars<'_>, t: usize) -> f64 {
+        let typical = |t: usize| (b.high[t] + b.low[t] + b.close[t]) / 3.0;
+        let w = self.w;
+        let tp = typical(t);
+        self.pv += tp * b.volume[t];
+        self.v += b.volume[t];
+        self.tp_sum += tp;
+        if t >= w {
+            let old = typical(t - w);
+            self.pv -= old * b.volume[t - w];
+            self.v -= b.volume[t - w];
+            self.tp_sum -= old;
+        }
+        if t + 1 >= w {
+            if self.v > 0.0 {
+                self.pv / self.v
+            } else {
+                self.tp_sum / w as f64
+            }
+        } else {
+            NAN
+        }
+    }
+}
+
+/// Rolling mean and sample standard deviation by Welford's add/remove update, from the input's
+/// first defined value on (see [`rolling_mean_std`]).
+#[derive(Debug, Clone)]
+pub struct Welford {
+    p: usize,
+    start: usize,
+    mean: f64,
+    m2: f64,
+}
+
+impl Welford {
+    pub fn new(period: usize) -> Self {
+        Welford {
+            p: period.max(1),
+            start: WAITING,
+            mean: 0.0,
+            m2: 0.0,
+        }
+    }
+
+    /// The mean and standard deviation at bar `t` (`NaN`s before the window is full).
+    #[inline(always)]
+    pub fn at<I: Input + ?Sized>(&mut self, src: &I, t: usize) -> (f64, f64) {
+        let x = src.value(t);
+        if self.start == WAITING {
+            if x.is_nan() {
+                return (NAN, NAN);
+            }
+            self.start = t;
+        }
+        let (s, p) = (self.start, self.p);
+        if t < s + p {
+            let k = (t + 1 - s) as f64;
+            let d = x - self.mean;
+            self.mean += d / k;
+            self.m2 += d * (x - self.mean);
+        } else {
+            let old = src.value(t - p);
+            let new_mean = self.mean + (x - old) / p as f64;
+            self.m2 += (x - old) * (x - new_mean + old - self.mean);
+            self.mean = new_mean;
+        }
+        if t + 1 >= s + p {
+            let std = if p < 2 {
+                0.0
+            } else {
+                (self.m2.max(0.0) / (p - 1) as f64).sqrt()
+            };
+            (self.mean, std)
+        } else {
+            (NAN, NAN)
+        }
+    }
 }
 
 /// Rolling mean and sample standard deviation (ddof 1) over the last `p` values, by Welford's
 /// add/remove update (numerically stable at price scale). Defined from `p-1` (counted from the
 /// input's first defined value); `p < 2` gives std 0.
 pub fn rolling_mean_std(src: &[f64], period: usize) -> (Vec<f64>, Vec<f64>) {
-    let n = src.len();
-    let p = period.max(1);
-    let mut mean_out = vec![NAN; n];
-    let mut std_out = vec![NAN; n];
-    let s = defined_from(src);
-    let (mut mean, mut m2) = (0.0_f64, 0.0_f64);
-    for t in s..n {
-        let x = src[t];
-        if t < s + p {
-            let k = (t + 1 - s) as f64;
-            let d = x - mean;
-            mean += d / k;
-            m2 += d * (x - mean);
-        } else {
-            let old = src[t - p];
-            let new_mean = mean + (x - old) / p as f64;
-            m2 += (x - old) * (x - new_mean + old - mean);
-            mean = new_mean;
-        }
-        if t + 1 >= s + p {
-            mean_out[t] = mean;
-            std_out[t] = if p < 2 {
-                0.0
-            } else {
-                (m2.max(0.0) / (p - 1) as f64).sqrt()
-            };
-        }
-    }
-    (mean_out, std_out)
+    let mut w = Welford::new(period);
+    (0..src.len()).map(|t| w.at(src, t)).unzip()
 }
 
 /// Rolling sample standard deviation (ddof 1); see [`rolling_mean_std`].
@@ -518,21 +825,33 @@ pub fn rolling_std(src: &[f64], period: usize) -> Vec<f64> {
     rolling_mean_std(src, period).1
 }
 
+/// The z-score of its input over the last `p` values: [`zscore`] bar by bar.
+#[derive(Debug, Clone)]
+pub struct Zscore(pub Welford);
+
+impl<I: Input + ?Sized> Recurrence<I> for Zscore {
+    #[inline(always)]
+    fn at(&mut self, src: &I, t: usize) -> f64 {
+        let (m, s) = self.0.at(src, t);
+        z_value(src.value(t), m, s)
+    }
+}
+
+/// `(x − m)/s`, 0 when `s` is 0 (relative to `m`), `NaN` while `s` is undefined.
+#[inline(always)]
+fn z_value(x: f64, m: f64, s: f64) -> f64 {
+    if s.is_nan() {
+        NAN
+    } else if s <= 1e-12 * m.abs().max(1e-300) {
+        0.0
+    } else {
+        (x - m) / s
+    }
+}
+
 /// Rolling z-score `(x − mean)/std` over the last `p` values (0 when std is 0).
 pub fn zscore(src: &[f64], period: usize) -> Vec<f64> {
-    let (mean, std) = rolling_mean_std(src, period);
-    src.iter()
-        .zip(mean.iter().zip(&std))
-        .map(|(x, (m, s))| {
-            if s.is_nan() {
-                NAN
-            } else if *s <= 1e-12 * m.abs().max(1e-300) {
-                0.0
-            } else {
-                (x - m) / s
-            }
-        })
-        .collect()
+    line(src, src.len(), Zscore(Welford::new(period)))
 }
 
 /// MACD lines.

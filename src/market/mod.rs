@@ -167,10 +167,7 @@ impl Candles {
     /// Bars per 365-day year at this series' interval (8,760 for hourly bars; 8,760 when the
     /// interval cannot be determined).
     pub fn bars_per_year(&self) -> f64 {
-        match self.interval_ms() {
-            Some(iv) if iv > 0 => YEAR_MS as f64 / iv as f64,
-            _ => 8760.0,
-        }
+        bars_per_year_at(self.interval_ms())
     }
 
     /// Gaps: places where the next bar is more than one interval away, and the number of bars
@@ -417,6 +414,15 @@ impl Market {
         );
         m.fear_greed = self.fear_greed.as_ref().map(|v| v[range].to_vec());
         m
+    }
+}
+
+/// Bars per 365-day year at `interval` ms a bar ([`Candles::bars_per_year`]; 8,760 when the
+/// interval is unknown or not positive).
+pub fn bars_per_year_at(interval: Option<i64>) -> f64 {
+    match interval {
+        Some(iv) if iv > 0 => YEAR_MS as f64 / iv as f64,
+        _ => 8760.0,
     }
 }
 

@@ -35,7 +35,7 @@ use crate::{
         types::{Coin, Interval},
         Candles, DataError, FundingSeries, Market,
     },
-    seeds::{apply_regime, ml::ModelCache, Genome, Prepared, Traded},
+    seeds::{apply_regime_at, ml::ModelCache, Carry, Genome, Prepared, RawBar, Traded},
     strategy::{
         regime::{RegimeFilter, Sentiment, Volatility},
         Target,
@@ -318,6 +318,11 @@ pub struct StrategyRunner<V: Venue> {
     strategy: Traded,
     engine: Engine<V>,
     models: Arc<ModelCache>,
+    /// The indicator lines and their states after the last decision's history.
+    carry: Option<Carry>,
+    /// A seed's raw position after bar `b` (`(b, position)`), two bars before the newest
+    /// decided: final, since a longer history revises only its last bar's funding.
+    state: Option<(usize, f64)>,
     /// Bars of the history already stepped (or skipped as warm-up).
     stepped: usize,
 }
@@ -340,8 +345,9 @@ pub struct Decision {
     /// The newest bar's regimes (`None` when not known yet or without a filter).
     pub volatility: Option<Volatility>,
     pub sentiment: Option<Sentiment>,
-    /// The prepared history (indicator caches), for reuse.
-    pub prepared: Prepared,
+    /// Whether the strategy was stepped over the new bar alone, from the state it carried
+    /// (otherwise it ran over the whole history).
+    pub stepped_alone: bool,
 }
 
 impl<V: Venue> StrategyRunner<V> {
@@ -359,6 +365,8 @@ impl<V: Venue> StrategyRunner<V> {
             },
             engine,
             models: Arc::default(),
+            carry: None,
+            state: None,
             stepped: 0,
         }
     }
@@ -408,24 +416,52 @@ impl<V: Venue> StrategyRunner<V> {
     }
 
     /// The target at the newest bar of `history` (every bar from the first one the strategy
-    /// sees): the strategy over the whole history (fitted models reused), the regime filter
-    /// applied as `backtest --regime` applies it, the last entry. Reads only.
+    /// sees): what the strategy over the whole history gives there, the regime filter applied
+    /// as `backtest --regime` applies it.
+    ///
+    /// When `history` is the last one grown by a bar, the indicator lines continue from their
+    /// states ([`Prepared::resume`]) and a seed that decides bar by bar ([`Genome::next`])
+    /// steps the last two bars from its state before them: a cost that does not grow with the
+    /// history. Otherwise (the first bar, a gap, a rebuilt history, a program or an ML seed)
+    /// the strategy runs over the whole history (fitted models reused).
     ///
     /// # Panics
     /// When `history` is empty.
-    pub fn newest(&self, history: &Arc<Market>) -> Decision {
-        let prepared = Prepared::with_models(Arc::clone(history), self.models.clone());
+    pub fn newest(&mut self, history: &Arc<Market>) -> Decision {
+        let carry = self.carry.take();
+        let extends = carry.as_ref().is_some_and(|c| c.extends(history));
+        let data = Prepared::resume(Arc::clone(history), self.models.clone(), carry);
         let t = history.candles.len() - 1;
-        // Only bar `t` is read: the risk genes are applied to it alone.
-        let mut targets = self.strategy.genome.targets_from(&prepared, t);
-        let raw = targets.at(t);
-        let regimes = apply_regime(self.strategy.regime.as_ref(), &prepared, &mut targets);
+        let genome = &self.strategy.genome;
+        let stepped = match self.state {
+            Some((b, s)) if extends && b + 2 == t => {
+                genome.next(&data, t - 1, s).and_then(|before| {
+                    Some((before.position, genome.next(&data, t, before.position)?))
+                })
+            }
+            _ => None,
+        };
+        let stepped_alone = stepped.is_some();
+        let (before, bar) = match stepped {
+            Some((before, bar)) => (Some(before), bar),
+            None => {
+                let raw = genome.signals(&data);
+                (
+                    t.checked_sub(1).map(|u| raw.position[u]),
+                    RawBar::of(&raw, t),
+                )
+            }
+        };
+        self.state = before.map(|s| (t - 1, s));
+        let raw = genome.risk_at(&data, t, bar);
+        let (target, regimes) = apply_regime_at(self.strategy.regime.as_ref(), &data, t, raw);
+        self.carry = data.into_carry();
         Decision {
             raw,
-            target: targets.at(t),
+            target,
             volatility: regimes.as_ref().and_then(|r| r.volatility[t]),
             sentiment: regimes.as_ref().and_then(|r| r.sentiment[t]),
-            prepared,
+            stepped_alone,
         }
     }
 

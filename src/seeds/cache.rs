@@ -7,13 +7,17 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, OnceLock, RwLock},
+    sync::{Arc, Mutex, OnceLock, RwLock},
 };
 
-use super::{ml::ModelCache, program::Val};
+use super::{
+    lines::{dependency, Carried, Carry, Ctx, State},
+    ml::ModelCache,
+    program::Val,
+};
 use crate::{
     indicators as ind,
-    market::Market,
+    market::{bars_per_year_at, Market},
     strategy::regime::{Regimes, VolatilityParams},
 };
 
@@ -41,6 +45,11 @@ pub enum Key {
     FundingSma(usize),
     /// The close's z-score over `p` bars.
     Zscore(usize),
+    /// The z-score over `z` bars of the funding SMA of `s` bars: `FundingZ(s, z)`.
+    FundingZ(usize, usize),
+    /// The z-score over `z` bars of the close's distance from its VWAP of `w` bars:
+    /// `VwapZ(w, z)`.
+    VwapZ(usize, usize),
     /// The `p`-bar return of the close, `close[t] / close[t − p] − 1`.
     Ret(usize),
     /// The close itself.
@@ -84,12 +93,23 @@ struct Nodes {
     bytes: usize,
 }
 
+/// A line's state after its last bar and, for a line of the funding, before it (see
+/// [`super::lines`]).
+type LineState = (State, Option<State>);
+
+/// A computed line: its key, values and, where known, state.
+type Computed = (Key, Vec<f64>, Option<LineState>);
+
 /// A market with its indicator cache.
 #[derive(Debug)]
 pub struct Prepared {
     /// The history, shared (a session's store hands the same history to every book of a coin).
     pub market: Arc<Market>,
     series: RwLock<HashMap<Key, Arc<Vec<f64>>>>,
+    /// The lines' states, kept for the next bar by a runner's market ([`Prepared::resume`]).
+    states: Option<Mutex<HashMap<Key, LineState>>>,
+    /// The smallest step between consecutive bars, known ahead for a resumed market.
+    min_step: OnceLock<Option<i64>>,
     signals: RwLock<HashMap<SignalKey, Arc<Vec<i8>>>>,
     nodes: RwLock<Nodes>,
     pub(crate) features: OnceLock<Arc<super::ml::Features>>,
@@ -109,12 +129,75 @@ impl Prepared {
         Self {
             market: market.into(),
             series: RwLock::new(HashMap::new()),
+            states: None,
+            min_step: OnceLock::new(),
             signals: RwLock::new(HashMap::new()),
             nodes: RwLock::default(),
             features: OnceLock::new(),
             models,
             regimes: RwLock::new(Vec::new()),
         }
+    }
+
+    /// A market for the runner's newest bar: `carry` (the lines and states of the market
+    /// before it, see [`Prepared::into_carry`]) continued over `market`'s new bars when
+    /// `market` extends it, every line afresh otherwise; the states are kept again for the
+    /// next bar. Each line's values are the bits [`Prepared::new`] gives.
+    pub fn resume(market: Arc<Market>, models: Arc<ModelCache>, carry: Option<Carry>) -> Self {
+        let carry = carry.unwrap_or_default();
+        let extends = carry.extends(&market);
+        let min_step = carry.min_step(&market, extends);
+        let lines = if extends {
+            carry.resume(&market, bars_per_year_at(min_step))
+        } else {
+            HashMap::new()
+        };
+        let mut series = HashMap::with_capacity(lines.len());
+        let mut states = HashMap::with_capacity(lines.len());
+        for (k, l) in lines {
+            series.insert(k, Arc::new(l.values));
+            states.insert(k, (l.state, l.before_last));
+        }
+        let mut p = Self::with_models(market, models);
+        p.series = RwLock::new(series);
+        p.states = Some(Mutex::new(states));
+        p.min_step = OnceLock::from(min_step);
+        p
+    }
+
+    /// The lines and their states, to resume on the next bar ([`Prepared::resume`]); `None`
+    /// for a market that does not keep states.
+    pub fn into_carry(self) -> Option<Carry> {
+        let states = self.states?.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut series = self.series.into_inner().unwrap_or_else(|e| e.into_inner());
+        let lines = states
+            .into_iter()
+            .filter_map(|(k, (state, before_last))| {
+                let v = series.remove(&k)?;
+                Some((
+                    k,
+                    Carried {
+                        values: Arc::try_unwrap(v).unwrap_or_else(|v| (*v).clone()),
+                        state,
+                        before_last,
+                    },
+                ))
+            })
+            .collect();
+        let min_step = self
+            .min_step
+            .into_inner()
+            .unwrap_or_else(|| self.market.candles.interval_ms());
+        Some(Carry::new(&self.market, min_step, lines))
+    }
+
+    /// Bars per year of the market's interval.
+    fn bars_per_year(&self) -> f64 {
+        bars_per_year_at(
+            *self
+                .min_step
+                .get_or_init(|| self.market.candles.interval_ms()),
+        )
     }
 
     /// The market's regimes under `p` (see [`crate::strategy::regime`]), computed on first use.
@@ -166,11 +249,12 @@ impl Prepared {
     /// [`Prepared::get`] as usual).
     pub fn prefetch_pair(&self, lines: [ind::Line; 2]) {
         let [a, b] = lines.map(Key::from);
-        if a == b || self.has(a) || self.has(b) {
+        // A market that keeps states steps each line on its own.
+        if a == b || self.states.is_some() || self.has(a) || self.has(b) {
             return;
         }
         let [x, y] = ind::ema_sma_pair(&self.market.candles.close, lines);
-        self.keep(vec![(a, x), (b, y)], a);
+        self.keep(vec![(a, x, None), (b, y, None)], a);
     }
 
     /// Two EMA / SMA lines of the close, computed in one pass when neither is kept yet
@@ -180,17 +264,25 @@ impl Prepared {
         lines.map(|l| self.get(l.into()))
     }
 
-    /// Keeps `lines` (within [`Prepared::capacity`]; a line kept already stays as it was) and
-    /// returns the kept series for `key`, if it is among them.
-    fn keep(&self, lines: Vec<(Key, Vec<f64>)>, key: Key) -> Option<Arc<Vec<f64>>> {
+    /// Keeps `lines` (within [`Prepared::capacity`]; a line kept already stays as it was) and,
+    /// in a market that keeps states, their states; returns the kept series for `key`, if it
+    /// is among them.
+    fn keep(&self, lines: Vec<Computed>, key: Key) -> Option<Arc<Vec<f64>>> {
         let mut map = match self.series.write() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
         let mut wanted = None;
         let room = self.capacity();
-        for (k, v) in lines {
+        for (k, v, state) in lines {
             let v = if map.len() < room || map.contains_key(&k) {
+                if let (Some(states), Some(st), false) = (&self.states, state, map.contains_key(&k))
+                {
+                    states
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(k, st);
+                }
                 map.entry(k).or_insert_with(|| Arc::new(v)).clone()
             } else {
                 Arc::new(v)
@@ -274,55 +366,21 @@ impl Prepared {
         }
     }
 
-    /// Computes `key` and any sibling lines that come for free.
-    fn compute(&self, key: Key) -> Vec<(Key, Vec<f64>)> {
-        let c = &self.market.candles;
-        let (h, l, cl) = (&c.high[..], &c.low[..], &c.close[..]);
-        match key {
-            Key::Ema(p) => vec![(key, ind::ema(cl, p))],
-            Key::Sma(p) => vec![(key, ind::sma(cl, p))],
-            Key::Rsi(p) => vec![(key, ind::rsi(cl, p))],
-            Key::Atr(p) => vec![(key, ind::atr(h, l, cl, p))],
-            Key::DonchianUpper(p) | Key::DonchianLower(p) => {
-                let (u, lo) = ind::donchian(h, l, p);
-                vec![(Key::DonchianUpper(p), u), (Key::DonchianLower(p), lo)]
-            }
-            Key::StochK(k, d) | Key::StochD(k, d) => {
-                let (kl, dl) = ind::stochastic(h, l, cl, k, d);
-                vec![(Key::StochK(k, d), kl), (Key::StochD(k, d), dl)]
-            }
-            Key::Midpoint(p) => vec![(key, ind::midpoint(h, l, p))],
-            Key::Vwap(w) => vec![(key, ind::vwap(h, l, cl, &c.volume, w))],
-            Key::RealizedVol(p) => {
-                let mut r = vec![f64::NAN; cl.len()];
-                for t in 1..cl.len() {
-                    r[t] = (cl[t] / cl[t - 1]).ln();
-                }
-                let scale = c.bars_per_year().sqrt();
-                let vol = ind::rolling_std(&r, p).iter().map(|v| v * scale).collect();
-                vec![(key, vol)]
-            }
-            Key::FundingSma(p) => vec![(key, ind::sma(&self.market.funding_per_bar, p))],
-            Key::Zscore(p) => vec![(key, ind::zscore(cl, p))],
-            Key::Ret(p) => {
-                let r = (0..cl.len())
-                    .map(|t| {
-                        if t >= p {
-                            cl[t] / cl[t - p] - 1.0
-                        } else {
-                            f64::NAN
-                        }
-                    })
-                    .collect();
-                vec![(key, r)]
-            }
-            Key::Close => vec![(key, cl.to_vec())],
-            Key::Funding => vec![(key, self.market.funding_per_bar.clone())],
-            Key::FearGreed => {
-                let v =
-                    (self.market.fear_greed.clone()).unwrap_or_else(|| vec![f64::NAN; cl.len()]);
-                vec![(key, v)]
-            }
+    /// Computes `key`'s line bar by bar ([`super::lines`]), with %K beside %D, and their
+    /// states.
+    fn compute(&self, key: Key) -> Vec<Computed> {
+        let dep = dependency(key).map(|d| self.get(d));
+        let ctx = Ctx::new(
+            &self.market,
+            self.bars_per_year(),
+            dep.as_deref().map_or(&[], |v| v.as_slice()),
+        );
+        let line = Carried::compute(key, &ctx, self.market.candles.len());
+        let mut out = Vec::with_capacity(2);
+        if let (Key::StochD(k, d), Some((state, kline))) = (key, line.state.stoch_k()) {
+            out.push((Key::StochK(k, d), kline.to_vec(), Some((state, None))));
         }
+        out.push((key, line.values, Some((line.state, line.before_last))));
+        out
     }
 }

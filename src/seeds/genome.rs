@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::{find, portfolio::PortfolioGenome, program, GenomeFields, Prepared, SeedEntry};
+use super::{find, portfolio::PortfolioGenome, program, GenomeFields, Prepared, RawBar, SeedEntry};
 use crate::{
     genome::{
         fnv1a_update,
@@ -20,7 +20,7 @@ use crate::{
     },
     strategy::{
         regime::{RegimeFilter, Regimes},
-        Targets,
+        Target, Targets,
     },
 };
 
@@ -232,16 +232,38 @@ impl Genome {
     /// Per-bar targets of a single-coin strategy over `data` (without a regime filter; see
     /// [`apply_regime`]). A portfolio genome has no single-coin targets: flat.
     pub fn targets(&self, data: &Prepared) -> Targets {
-        self.targets_from(data, 0)
+        match self {
+            Self::Seed { entry, genes } => super::targets(entry, genes, data),
+            Self::Program { program: p, genes } => program::targets(p, genes, data),
+            Self::Portfolio(_) => Targets::flat(data.market.candles.len()),
+        }
     }
 
-    /// [`Genome::targets`] with the risk genes applied from bar `from` on only: bars before it
-    /// hold raw signals. For a caller that reads the newest bar alone (the runner).
-    pub fn targets_from(&self, data: &Prepared, from: usize) -> Targets {
+    /// The raw signals at every bar, before the risk genes (a portfolio genome: flat).
+    pub fn signals(&self, data: &Prepared) -> Targets {
         match self {
-            Self::Seed { entry, genes } => super::targets_from(entry, genes, data, from),
-            Self::Program { program: p, genes } => program::targets_from(p, genes, data, from),
+            Self::Seed { entry, genes } => super::signals(entry, genes, data),
+            Self::Program { program: p, .. } => program::raw_signals(p, data),
             Self::Portfolio(_) => Targets::flat(data.market.candles.len()),
+        }
+    }
+
+    /// The raw signal at bar `t` alone, from the raw position wanted after bar `t − 1`
+    /// ([`super::Seed::next`]): for a seed that decides bar by bar, `None` otherwise.
+    pub fn next(&self, data: &Prepared, t: usize, state: f64) -> Option<RawBar> {
+        match self {
+            Self::Seed { entry, genes } => entry.seed.next(entry.spec.view(genes), data, t, state),
+            _ => None,
+        }
+    }
+
+    /// The target at bar `t` of the raw signal `raw` there: the risk genes applied to that bar
+    /// alone, as [`Genome::targets`] applies them to every bar.
+    pub fn risk_at(&self, data: &Prepared, t: usize, raw: RawBar) -> Target {
+        match self {
+            Self::Seed { entry, genes } => super::risk_at(entry.spec.view(genes), data, t, raw),
+            Self::Program { genes, .. } => super::risk_at(program::risk_view(genes), data, t, raw),
+            Self::Portfolio(_) => Target::FLAT,
         }
     }
 }
@@ -269,4 +291,21 @@ pub fn apply_regime(
         r.apply(&f.policy, targets);
         r
     })
+}
+
+/// [`apply_regime`] at bar `t` alone: the target behind `regime`, and the regimes.
+pub fn apply_regime_at(
+    regime: Option<&RegimeFilter>,
+    data: &Prepared,
+    t: usize,
+    target: Target,
+) -> (Target, Option<Arc<Regimes>>) {
+    match regime {
+        Some(f) => {
+            let r = data.regimes(&f.volatility);
+            let position = r.apply_at(&f.policy, t, target.position);
+            (Target { position, ..target }, Some(r))
+        }
+        None => (target, None),
+    }
 }

@@ -11,6 +11,7 @@
 pub mod bits;
 pub mod cache;
 pub mod genome;
+pub mod lines;
 pub mod ml;
 pub mod portfolio;
 pub mod program;
@@ -21,11 +22,12 @@ pub mod tree;
 use std::sync::OnceLock;
 
 pub use cache::{Key, Prepared};
-pub use genome::{apply_regime, member_id, spec_of, Genome, Traded, PROGRAM};
+pub use genome::{apply_regime, apply_regime_at, member_id, spec_of, Genome, Traded, PROGRAM};
+pub use lines::Carry;
 
 use crate::{
     genome::{parse_risk_genes, Genes, GenomeError, SeedSpec},
-    strategy::Targets,
+    strategy::{Target, Targets},
 };
 
 /// A seed strategy.
@@ -34,6 +36,43 @@ pub trait Seed: Send + Sync {
     fn name(&self) -> &'static str;
     /// Writes raw signals for every bar into `out` (initially flat, no stops).
     fn signals(&self, genes: Genes<'_>, data: &Prepared, out: &mut Targets);
+    /// The raw signal at bar `t` alone, from the raw position the seed wanted after bar
+    /// `t − 1` (`state`; 0 before the first bar): what [`Seed::signals`] writes at `t`, at a
+    /// cost that does not grow with the history. `None` for a seed that needs the whole
+    /// history for a bar (the ML seeds' fits).
+    fn next(&self, genes: Genes<'_>, data: &Prepared, t: usize, state: f64) -> Option<RawBar> {
+        let _ = (genes, data, t, state);
+        None
+    }
+}
+
+/// A seed's raw signal at one bar: the position it wants (before the risk genes) and its own
+/// stop and take-profit levels (`NaN` for none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawBar {
+    pub position: f64,
+    pub stop: f64,
+    pub take: f64,
+}
+
+impl RawBar {
+    /// A position without levels of the seed's own.
+    pub fn side(position: f64) -> Self {
+        RawBar {
+            position,
+            stop: f64::NAN,
+            take: f64::NAN,
+        }
+    }
+
+    /// Bar `t` of `raw` signals.
+    pub fn of(raw: &Targets, t: usize) -> Self {
+        RawBar {
+            position: raw.position[t],
+            stop: raw.stop[t],
+            take: raw.take[t],
+        }
+    }
 }
 
 /// A seed with its gene spec.
@@ -284,17 +323,15 @@ pub fn select(names: &[String]) -> Result<Vec<&'static SeedEntry>, String> {
 
 /// Raw signals of `entry` for `genome`, then the shared risk genes applied.
 pub fn targets(entry: &SeedEntry, genome: &[f64], data: &Prepared) -> Targets {
-    targets_from(entry, genome, data, 0)
+    let mut out = signals(entry, genome, data);
+    apply_risk(entry.spec.view(genome), data, &mut out);
+    out
 }
 
-/// [`targets`] with the risk genes applied from bar `from` on only: bars before it hold the
-/// raw signals (what a caller that reads only the newest bar needs).
-pub fn targets_from(entry: &SeedEntry, genome: &[f64], data: &Prepared, from: usize) -> Targets {
-    let n = data.market.candles.len();
-    let mut out = Targets::flat(n);
-    let genes = entry.spec.view(genome);
-    entry.seed.signals(genes, data, &mut out);
-    apply_risk(genes, data, &mut out, from);
+/// Raw signals of `entry` for `genome` at every bar, before the risk genes.
+pub fn signals(entry: &SeedEntry, genome: &[f64], data: &Prepared) -> Targets {
+    let mut out = Targets::flat(data.market.candles.len());
+    entry.seed.signals(entry.spec.view(genome), data, &mut out);
     out
 }
 
@@ -304,6 +341,17 @@ pub enum Direction {
     Both,
     Long,
     Short,
+}
+
+impl Direction {
+    /// Whether longs and shorts are kept.
+    fn keeps(self) -> (bool, bool) {
+        match self {
+            Direction::Long => (true, false),
+            Direction::Short => (false, true),
+            Direction::Both => (true, true),
+        }
+    }
 }
 
 /// The shared risk genes of one genome, decoded once (choice genes become enums).
@@ -342,10 +390,10 @@ impl RiskGenes {
     }
 }
 
-/// The shared risk genes applied to a seed's raw signals from bar `from` on (each bar on its
-/// own): direction filter, position size, and stop-loss / take-profit levels (the tighter of
+/// The shared risk genes applied to a seed's raw signals (each bar on its own, [`risk_bar`]):
+/// direction filter, position size, and stop-loss / take-profit levels (the tighter of
 /// the seed's own and the risk gene's).
-pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets, from: usize) {
+pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
     let close = &data.market.candles.close;
     let RiskGenes {
         size,
@@ -354,28 +402,44 @@ pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets, from:
         take,
         atr_period,
     } = RiskGenes::decode(g);
-    let (keep_long, keep_short) = match direction {
-        Direction::Long => (true, false),
-        Direction::Short => (false, true),
-        Direction::Both => (true, true),
-    };
+    let keep = direction.keeps();
     let uses_atr = matches!(stop, Distance::Atr(_)) || matches!(take, Distance::Atr(_));
     let atr = uses_atr.then(|| data.get(Key::Atr(atr_period)));
-    let level = |d: Distance, t: usize| -> f64 {
-        match (d, &atr) {
-            (Distance::Atr(m), Some(a)) => m * a[t],
-            (Distance::Pct(f), _) => f * close[t],
-            _ => f64::NAN,
-        }
-    };
-    let keep = (keep_long, keep_short);
+    let level = |d: Distance, t: usize| distance(d, atr.as_deref(), close, t);
     // Without risk levels (the default genes) the loop is compiled with both distances known
     // to be NaN: the same values, without a level's arithmetic and branches per bar.
     if stop == Distance::None && take == Distance::None {
-        risk_levels(out, close, from, size, keep, |_| f64::NAN, |_| f64::NAN);
+        risk_levels(out, close, size, keep, |_| f64::NAN, |_| f64::NAN);
     } else {
         let (stop_at, take_at) = (|t| level(stop, t), |t| level(take, t));
-        risk_levels(out, close, from, size, keep, stop_at, take_at);
+        risk_levels(out, close, size, keep, stop_at, take_at);
+    }
+}
+
+/// The shared risk genes applied to one bar's raw signal: [`apply_risk`] at bar `t` alone.
+pub(crate) fn risk_at(g: Genes<'_>, data: &Prepared, t: usize, raw: RawBar) -> Target {
+    let close = &data.market.candles.close;
+    let r = RiskGenes::decode(g);
+    let uses_atr = matches!(r.stop, Distance::Atr(_)) || matches!(r.take, Distance::Atr(_));
+    let atr = uses_atr.then(|| data.get(Key::Atr(r.atr_period)));
+    let level = |d: Distance| distance(d, atr.as_deref(), close, t);
+    let (p, stop, take) = risk_bar(
+        raw,
+        close[t],
+        r.size,
+        r.direction.keeps(),
+        || level(r.stop),
+        || level(r.take),
+    );
+    Target::of(p, stop, take)
+}
+
+/// A stop or take-profit distance at bar `t` (`NaN` for none).
+fn distance(d: Distance, atr: Option<&Vec<f64>>, close: &[f64], t: usize) -> f64 {
+    match (d, atr) {
+        (Distance::Atr(m), Some(a)) => m * a[t],
+        (Distance::Pct(f), _) => f * close[t],
+        _ => f64::NAN,
     }
 }
 
@@ -385,9 +449,8 @@ pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets, from:
 fn risk_levels(
     out: &mut Targets,
     close: &[f64],
-    from: usize,
     size: f64,
-    (keep_long, keep_short): (bool, bool),
+    keep: (bool, bool),
     stop: impl Fn(usize) -> f64,
     take: impl Fn(usize) -> f64,
 ) {
@@ -397,24 +460,45 @@ fn risk_levels(
         &mut out.stop[..n],
         &mut out.take[..n],
     );
-    for t in from..n {
-        let mut p = position[t];
-        if p.is_nan() || (p > 0.0 && !keep_long) || (p < 0.0 && !keep_short) {
-            p = 0.0;
-        }
-        position[t] = p * size;
-        if p == 0.0 {
-            stops[t] = f64::NAN;
-            takes[t] = f64::NAN;
-            continue;
-        }
-        let s = p.signum();
-        let stop_px = close[t] - s * stop(t);
-        let take_px = close[t] + s * take(t);
-        // Tighter of the seed's own level and the risk gene's: the higher stop for a long.
-        stops[t] = tighter(stops[t], stop_px, s);
-        takes[t] = tighter(takes[t], take_px, -s);
+    for t in 0..n {
+        let raw = RawBar {
+            position: position[t],
+            stop: stops[t],
+            take: takes[t],
+        };
+        (position[t], stops[t], takes[t]) =
+            risk_bar(raw, close[t], size, keep, || stop(t), || take(t));
     }
+}
+
+/// One bar of the risk genes: the position filtered by direction and sized, and the tighter
+/// of the seed's own levels and the risk genes' (from the distances `stop` and `take`, read
+/// only for a position).
+#[inline(always)]
+fn risk_bar(
+    raw: RawBar,
+    close: f64,
+    size: f64,
+    (keep_long, keep_short): (bool, bool),
+    stop: impl FnOnce() -> f64,
+    take: impl FnOnce() -> f64,
+) -> (f64, f64, f64) {
+    let mut p = raw.position;
+    if p.is_nan() || (p > 0.0 && !keep_long) || (p < 0.0 && !keep_short) {
+        p = 0.0;
+    }
+    if p == 0.0 {
+        return (p * size, f64::NAN, f64::NAN);
+    }
+    let s = p.signum();
+    let stop_px = close - s * stop();
+    let take_px = close + s * take();
+    // Tighter of the seed's own level and the risk gene's: the higher stop for a long.
+    (
+        p * size,
+        tighter(raw.stop, stop_px, s),
+        tighter(raw.take, take_px, -s),
+    )
 }
 
 /// A stop or take-profit distance from the signal bar's close.

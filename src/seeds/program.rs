@@ -22,7 +22,7 @@ use super::{apply_risk, bits::Bits, parse_risk_genes, Key, Prepared, RISK_FILE};
 use crate::{
     genome::{
         program::{Node, Op, Program},
-        GenomeError, SeedSpec,
+        Genes, GenomeError, SeedSpec,
     },
     indicators::Line,
     strategy::Targets,
@@ -397,22 +397,27 @@ pub fn signals(p: &Program, data: &Prepared, out: &mut Targets) {
 }
 
 /// Per-bar targets of a program with its risk genes (`risk`, a genome of [`risk_spec`]).
-pub fn targets(p: &Program, risk: &[f64], data: &Prepared) -> Targets {
-    targets_from(p, risk, data, 0)
-}
-
-/// [`targets`] with the risk genes applied from bar `from` on only (see
-/// [`super::targets_from`]).
 ///
 /// # Panics
 /// If the built-in risk spec is broken (a test checks it is not).
-pub fn targets_from(p: &Program, risk: &[f64], data: &Prepared, from: usize) -> Targets {
-    let n = data.market.candles.len();
-    let mut out = Targets::flat(n);
-    signals(p, data, &mut out);
-    let spec = risk_spec().unwrap_or_else(|e| panic!("built-in risk genes: {e}"));
-    apply_risk(spec.view(risk), data, &mut out, from);
+pub fn targets(p: &Program, risk: &[f64], data: &Prepared) -> Targets {
+    let mut out = raw_signals(p, data);
+    apply_risk(risk_view(risk), data, &mut out);
     out
+}
+
+/// The program's raw signals at every bar, before the risk genes.
+pub fn raw_signals(p: &Program, data: &Prepared) -> Targets {
+    let mut out = Targets::flat(data.market.candles.len());
+    signals(p, data, &mut out);
+    out
+}
+
+/// The risk genes `risk` of a program, as genes.
+pub(crate) fn risk_view(risk: &[f64]) -> Genes<'_> {
+    risk_spec()
+        .unwrap_or_else(|e| panic!("built-in risk genes: {e}"))
+        .view(risk)
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
 //! The ten rule-based seeds. Each is a small state machine over cached indicator series: the
 //! state after bar `t` is the side wanted (`+1` long, `−1` short, `0` flat), decided from data
 //! up to `t`. Undefined indicator values (`NaN`) never change the state.
+//!
+//! Each seed writes its machine once, as a `rule`: `step(t, state) -> new state`. Run over
+//! every bar it gives the seed's signals; one step from the state after the bar before gives
+//! the runner's newest bar ([`Seed::next`]) at a cost that does not grow with the history.
 
-use super::{Key, Prepared, Seed};
+use super::{Key, Prepared, RawBar, Seed};
 use crate::{
     genome::Genes,
-    indicators::{ichimoku_cloud, zscore, Line},
+    indicators::{cloud_at, Line},
     strategy::{crossed_above, crossed_below, Targets},
 };
 
@@ -18,17 +22,33 @@ fn run_states(out: &mut Targets, mut step: impl FnMut(usize, f64) -> f64) {
     }
 }
 
+/// A rule seed: its name, its signals (the rule over every bar) and its next bar (one step).
+macro_rules! rule_seed {
+    ($seed:ty, $name:literal) => {
+        impl Seed for $seed {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+                run_states(out, <$seed>::rule(g, d));
+            }
+            fn next(&self, g: Genes<'_>, d: &Prepared, t: usize, state: f64) -> Option<RawBar> {
+                Some(RawBar::side(<$seed>::rule(g, d)(t, state)))
+            }
+        }
+    };
+}
+
 /// EMA crossover: `+1` after the fast EMA crosses above the slow one, `−1` after it crosses below.
 pub struct EmaCrossover;
 
-impl Seed for EmaCrossover {
-    fn name(&self) -> &'static str {
-        "ema_crossover"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+rule_seed!(EmaCrossover, "ema_crossover");
+
+impl EmaCrossover {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
         // Both lines in one pass when neither is kept yet (a fresh market: the runner's bar).
         let [f, s] = d.lines([Line::Ema(g.period("fast")), Line::Ema(g.period("slow"))]);
-        run_states(out, |t, st| {
+        move |t, st| {
             if t == 0 {
                 st
             } else if crossed_above(&f, &s, t) {
@@ -38,7 +58,7 @@ impl Seed for EmaCrossover {
             } else {
                 st
             }
-        });
+        }
     }
 }
 
@@ -46,11 +66,10 @@ impl Seed for EmaCrossover {
 /// exits on a break of the `exit_period` channel's opposite side.
 pub struct DonchianBreakout;
 
-impl Seed for DonchianBreakout {
-    fn name(&self) -> &'static str {
-        "donchian_breakout"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+rule_seed!(DonchianBreakout, "donchian_breakout");
+
+impl DonchianBreakout {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
         let (p, ep) = (g.period("period"), g.period("exit_period"));
         let thr = g.float("threshold");
         let up = d.get(Key::DonchianUpper(p));
@@ -58,7 +77,7 @@ impl Seed for DonchianBreakout {
         let exit_up = d.get(Key::DonchianUpper(ep));
         let exit_lo = d.get(Key::DonchianLower(ep));
         let close = &d.market.candles.close;
-        run_states(out, |t, st| {
+        move |t, st| {
             let c = close[t];
             if st <= 0.0 && c > up[t] * (1.0 + thr) {
                 1.0
@@ -69,25 +88,24 @@ impl Seed for DonchianBreakout {
             } else {
                 st
             }
-        });
+        }
     }
 }
 
 /// RSI mean reversion: long below `oversold`, short above `overbought`, out across `exit_level`.
 pub struct RsiFilter;
 
-impl Seed for RsiFilter {
-    fn name(&self) -> &'static str {
-        "rsi_filter"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+rule_seed!(RsiFilter, "rsi_filter");
+
+impl RsiFilter {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
         let rsi = d.get(Key::Rsi(g.period("period")));
         let (os, ob, ex) = (
             g.float("oversold"),
             g.float("overbought"),
             g.float("exit_level"),
         );
-        run_states(out, |t, st| {
+        move |t, st| {
             let r = rsi[t];
             if r < os {
                 1.0
@@ -98,7 +116,7 @@ impl Seed for RsiFilter {
             } else {
                 st
             }
-        });
+        }
     }
 }
 
@@ -106,16 +124,15 @@ impl Seed for RsiFilter {
 /// above `overbought`; a long exits on any cross below, a short on any cross above.
 pub struct StochasticOscillator;
 
-impl Seed for StochasticOscillator {
-    fn name(&self) -> &'static str {
-        "stochastic_oscillator"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+rule_seed!(StochasticOscillator, "stochastic_oscillator");
+
+impl StochasticOscillator {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
         let (kp, dp) = (g.period("k_period"), g.period("d_period"));
         let k = d.get(Key::StochK(kp, dp));
         let dl = d.get(Key::StochD(kp, dp));
         let (os, ob) = (g.float("oversold"), g.float("overbought"));
-        run_states(out, |t, st| {
+        move |t, st| {
             if t == 0 {
                 return st;
             }
@@ -130,22 +147,21 @@ impl Seed for StochasticOscillator {
             } else {
                 st
             }
-        });
+        }
     }
 }
 
 /// Trend filter: long above `SMA·(1+band)`, short below `SMA·(1−band)`, hold in between.
 pub struct SmaTrendFilter;
 
-impl Seed for SmaTrendFilter {
-    fn name(&self) -> &'static str {
-        "sma_trend_filter"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+rule_seed!(SmaTrendFilter, "sma_trend_filter");
+
+impl SmaTrendFilter {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
         let sma = d.get(Key::Sma(g.period("period")));
         let band = g.float("band");
         let close = &d.market.candles.close;
-        run_states(out, |t, st| {
+        move |t, st| {
             if close[t] > sma[t] * (1.0 + band) {
                 1.0
             } else if close[t] < sma[t] * (1.0 - band) {
@@ -153,7 +169,7 @@ impl Seed for SmaTrendFilter {
             } else {
                 st
             }
-        });
+        }
     }
 }
 
@@ -165,11 +181,30 @@ impl Seed for AtrStopLoss {
         "atr_stop_loss"
     }
     fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+        run_states(out, Self::rule(g, d));
+        let mut levels = Self::levels(g, d);
+        for t in 0..out.len() {
+            if let Some((stop, take)) = levels(t, out.position[t]) {
+                out.stop[t] = stop;
+                out.take[t] = take;
+            }
+        }
+    }
+    fn next(&self, g: Genes<'_>, d: &Prepared, t: usize, state: f64) -> Option<RawBar> {
+        let side = Self::rule(g, d)(t, state);
+        let mut bar = RawBar::side(side);
+        if let Some((stop, take)) = Self::levels(g, d)(t, side) {
+            (bar.stop, bar.take) = (stop, take);
+        }
+        Some(bar)
+    }
+}
+
+impl AtrStopLoss {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
         let e = d.get(Key::Ema(g.period("trend_period")));
-        let atr = d.get(Key::Atr(g.period("atr_period")));
-        let (sm, tm) = (g.float("stop_mult"), g.float("take_mult"));
         let close = &d.market.candles.close;
-        run_states(out, |t, st| {
+        move |t, st| {
             if t == 0 {
                 st
             } else if crossed_above(close, &e, t) {
@@ -179,14 +214,18 @@ impl Seed for AtrStopLoss {
             } else {
                 st
             }
-        });
-        for t in 0..close.len() {
-            let s = out.position[t];
-            if s != 0.0 {
-                out.stop[t] = close[t] - s * sm * atr[t];
-                out.take[t] = close[t] + s * tm * atr[t];
-            }
         }
+    }
+
+    /// The stop and take-profit of a signal `s` at bar `t` (none when flat).
+    fn levels<'a>(
+        g: Genes<'_>,
+        d: &'a Prepared,
+    ) -> impl FnMut(usize, f64) -> Option<(f64, f64)> + 'a {
+        let atr = d.get(Key::Atr(g.period("atr_period")));
+        let (sm, tm) = (g.float("stop_mult"), g.float("take_mult"));
+        let close = &d.market.candles.close;
+        move |t, s| (s != 0.0).then(|| (close[t] - s * sm * atr[t], close[t] + s * tm * atr[t]))
     }
 }
 
@@ -194,21 +233,21 @@ impl Seed for AtrStopLoss {
 /// crosses to the far side of the cloud.
 pub struct IchimokuCloud;
 
-impl Seed for IchimokuCloud {
-    fn name(&self) -> &'static str {
-        "ichimoku_cloud"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+rule_seed!(IchimokuCloud, "ichimoku_cloud");
+
+impl IchimokuCloud {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
         let (tp, kp, sp) = (g.period("tenkan"), g.period("kijun"), g.period("senkou"));
         let tenkan = d.get(Key::Midpoint(tp));
         let kijun = d.get(Key::Midpoint(kp));
-        let (a, b) = ichimoku_cloud(&tenkan, &kijun, &d.get(Key::Midpoint(sp)), kp);
+        let senkou = d.get(Key::Midpoint(sp));
         let close = &d.market.candles.close;
-        run_states(out, |t, st| {
-            if t == 0 || a[t].is_nan() || b[t].is_nan() {
+        move |t, st| {
+            let (a, b) = cloud_at(&tenkan, &kijun, &senkou, kp, t);
+            if t == 0 || a.is_nan() || b.is_nan() {
                 return st;
             }
-            let (top, bottom) = (a[t].max(b[t]), a[t].min(b[t]));
+            let (top, bottom) = (a.max(b), a.min(b));
             let c = close[t];
             if crossed_above(&tenkan, &kijun, t) && c > top {
                 1.0
@@ -219,7 +258,7 @@ impl Seed for IchimokuCloud {
             } else {
                 st
             }
-        });
+        }
     }
 }
 
@@ -227,17 +266,13 @@ impl Seed for IchimokuCloud {
 /// `entry_z`; out once it is back within `exit_z`.
 pub struct VwapReversion;
 
-impl Seed for VwapReversion {
-    fn name(&self) -> &'static str {
-        "vwap_reversion"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
-        let vwap = d.get(Key::Vwap(g.period("window")));
-        let close = &d.market.candles.close;
-        let dev: Vec<f64> = close.iter().zip(vwap.iter()).map(|(c, v)| c - v).collect();
-        let z = zscore(&dev, g.period("z_window"));
+rule_seed!(VwapReversion, "vwap_reversion");
+
+impl VwapReversion {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
+        let z = d.get(Key::VwapZ(g.period("window"), g.period("z_window")));
         let (entry, exit) = (g.float("entry_z"), g.float("exit_z"));
-        run_states(out, |t, st| {
+        move |t, st| {
             let z = z[t];
             if z < -entry {
                 1.0
@@ -248,7 +283,7 @@ impl Seed for VwapReversion {
             } else {
                 st
             }
-        });
+        }
     }
 }
 
@@ -256,17 +291,16 @@ impl Seed for VwapReversion {
 /// fraction `min(1, target_vol / realized_vol)`.
 pub struct VolatilityScaling;
 
-impl Seed for VolatilityScaling {
-    fn name(&self) -> &'static str {
-        "volatility_scaling"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+rule_seed!(VolatilityScaling, "volatility_scaling");
+
+impl VolatilityScaling {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
         let lb = g.period("lookback");
         let thr = g.float("threshold");
         let target = g.float("target_vol");
         let rv = d.get(Key::RealizedVol(g.period("vol_window")));
         let close = &d.market.candles.close;
-        run_states(out, |t, _| {
+        move |t, _| {
             if t < lb || rv[t].is_nan() || rv[t] <= 0.0 {
                 return 0.0;
             }
@@ -279,7 +313,7 @@ impl Seed for VolatilityScaling {
             } else {
                 0.0
             }
-        });
+        }
     }
 }
 
@@ -288,19 +322,15 @@ impl Seed for VolatilityScaling {
 /// z-score is back within `exit_z`.
 pub struct FundingRateCarry;
 
-impl Seed for FundingRateCarry {
-    fn name(&self) -> &'static str {
-        "funding_rate_carry"
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
-        let z = zscore(
-            &d.get(Key::FundingSma(g.period("smooth"))),
-            g.period("z_window"),
-        );
+rule_seed!(FundingRateCarry, "funding_rate_carry");
+
+impl FundingRateCarry {
+    fn rule<'a>(g: Genes<'_>, d: &'a Prepared) -> impl FnMut(usize, f64) -> f64 + 'a {
+        let z = d.get(Key::FundingZ(g.period("smooth"), g.period("z_window")));
         let e = d.get(Key::Ema(g.period("trend_period")));
         let (entry, exit) = (g.float("entry_z"), g.float("exit_z"));
         let close = &d.market.candles.close;
-        run_states(out, |t, st| {
+        move |t, st| {
             let (z, c) = (z[t], close[t]);
             if z > entry && c < e[t] {
                 -1.0
@@ -311,6 +341,6 @@ impl Seed for FundingRateCarry {
             } else {
                 st
             }
-        });
+        }
     }
 }

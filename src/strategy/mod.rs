@@ -26,6 +26,15 @@ impl Target {
         stop: None,
         take: None,
     };
+
+    /// A target from the arrays' form: an undefined position is flat, a `NaN` level absent.
+    pub fn of(position: f64, stop: f64, take: f64) -> Target {
+        Target {
+            position: if position.is_nan() { 0.0 } else { position },
+            stop: level(stop),
+            take: level(take),
+        }
+    }
 }
 
 /// Per-bar targets of a whole history (struct of arrays, one entry per bar).
@@ -85,12 +94,7 @@ impl Targets {
     /// # Panics
     /// When `t` is past the end.
     pub fn at(&self, t: usize) -> Target {
-        let p = self.position[t];
-        Target {
-            position: if p.is_nan() { 0.0 } else { p },
-            stop: level(self.stop[t]),
-            take: level(self.take[t]),
-        }
+        Target::of(self.position[t], self.stop[t], self.take[t])
     }
 
     /// Stop-loss level of an entry signalled at bar `t`.

@@ -331,10 +331,17 @@ impl Regimes {
     pub fn apply(&self, policy: &Policy, targets: &mut super::Targets) {
         assert_eq!(targets.len(), self.volatility.len(), "one regime per bar");
         for (t, p) in targets.position.iter_mut().enumerate() {
-            let f = policy.factor(self.volatility[t], self.sentiment[t]);
-            if f != 1.0 && !p.is_nan() {
-                *p *= f;
-            }
+            *p = self.apply_at(policy, t, *p);
+        }
+    }
+
+    /// `policy` applied to a position at bar `t`: times the bar's factor.
+    pub fn apply_at(&self, policy: &Policy, t: usize, position: f64) -> f64 {
+        let f = policy.factor(self.volatility[t], self.sentiment[t]);
+        if f != 1.0 && !position.is_nan() {
+            position * f
+        } else {
+            position
         }
     }
 }
