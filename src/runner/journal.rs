@@ -820,6 +820,26 @@ pub fn of_kind(conn: &Connection, account: &str, kind: Kind) -> Result<Vec<Entry
     )
 }
 
+/// Rows of `book` of `account` whose kind is one of `kinds`, in order.
+///
+/// # Errors
+/// As [`entries`].
+pub fn of_book(
+    conn: &Connection,
+    account: &str,
+    book: &str,
+    kinds: &[Kind],
+) -> Result<Vec<Entry>, JournalError> {
+    let places: Vec<String> = (0..kinds.len()).map(|i| format!("?{}", i + 3)).collect();
+    let mut args = vec![book];
+    args.extend(kinds.iter().map(|k| k.as_str()));
+    let filter = format!(" AND book = ?2 AND kind IN ({})", places.join(", "));
+    Ok(select(conn, account, &filter, &args, "seq")?
+        .into_iter()
+        .map(|x| x.1)
+        .collect())
+}
+
 /// What an operator asks of a running session (the `action` column: `stop`, `resume`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

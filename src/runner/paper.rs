@@ -1618,10 +1618,8 @@ pub fn replay(
         funding: rust_decimal::Decimal::ZERO,
     };
     let mut seen_first = false;
-    for (_, e) in journal::entries(conn, account)? {
-        if e.book != key {
-            continue;
-        }
+    let kinds = [Kind::Equity, Kind::Trade, Kind::Fill, Kind::Funding];
+    for e in journal::of_book(conn, account, &key, &kinds)? {
         match e.row {
             // The first snapshot is the session's start, before any bar.
             Row::Equity(_) if !seen_first => seen_first = true,

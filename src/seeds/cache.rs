@@ -18,7 +18,7 @@ use super::{
 use crate::{
     indicators as ind,
     market::{bars_per_year_at, Market},
-    strategy::regime::{Regimes, VolatilityParams},
+    strategy::regime::{Regimes, VolatilityParams, VolatilityRanks},
 };
 
 /// An indicator line and its parameters.
@@ -116,6 +116,8 @@ pub struct Prepared {
     pub(crate) models: Arc<ModelCache>,
     /// Regimes computed so far, by how volatility was measured (one entry in practice).
     regimes: RwLock<Vec<(VolatilityParams, Arc<Regimes>)>>,
+    /// Their volatility rankings' states, kept for the next bar by a runner's market.
+    ranks: Option<Mutex<Vec<(VolatilityParams, VolatilityRanks)>>>,
 }
 
 impl Prepared {
@@ -136,6 +138,7 @@ impl Prepared {
             features: OnceLock::new(),
             models,
             regimes: RwLock::new(Vec::new()),
+            ranks: None,
         }
     }
 
@@ -147,11 +150,16 @@ impl Prepared {
         let carry = carry.unwrap_or_default();
         let extends = carry.extends(&market);
         let min_step = carry.min_step(&market, extends);
-        let lines = if extends {
+        let (lines, regimes) = if extends {
             carry.resume(&market, bars_per_year_at(min_step))
         } else {
-            HashMap::new()
+            (HashMap::new(), Vec::new())
         };
+        let (mut kept, mut ranks) = (Vec::new(), Vec::new());
+        for (p, r, rk) in regimes {
+            kept.push((p, Arc::new(r)));
+            ranks.push((p, rk));
+        }
         let mut series = HashMap::with_capacity(lines.len());
         let mut states = HashMap::with_capacity(lines.len());
         for (k, l) in lines {
@@ -162,6 +170,8 @@ impl Prepared {
         p.series = RwLock::new(series);
         p.states = Some(Mutex::new(states));
         p.min_step = OnceLock::from(min_step);
+        p.regimes = RwLock::new(kept);
+        p.ranks = Some(Mutex::new(ranks));
         p
     }
 
@@ -188,7 +198,22 @@ impl Prepared {
             .min_step
             .into_inner()
             .unwrap_or_else(|| self.market.candles.interval_ms());
-        Some(Carry::new(&self.market, min_step, lines))
+        let mut ranks = self
+            .ranks
+            .map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .unwrap_or_default();
+        let regimes = self
+            .regimes
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .filter_map(|(p, r)| {
+                let at = ranks.iter().position(|(q, _)| *q == p)?;
+                let (_, rk) = ranks.swap_remove(at);
+                Some((p, Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone()), rk))
+            })
+            .collect();
+        Some(Carry::new(&self.market, min_step, lines, regimes))
     }
 
     /// Bars per year of the market's interval.
@@ -207,7 +232,18 @@ impl Prepared {
                 return Arc::clone(r);
             }
         }
-        let r = Arc::new(Regimes::of(&self.market, p));
+        let r = match &self.ranks {
+            // A runner's market keeps the ranking's state for the next bar.
+            Some(ranks) => {
+                let (r, rk) = Regimes::ranked(&self.market, p);
+                let mut ranks = ranks.lock().unwrap_or_else(|e| e.into_inner());
+                if !ranks.iter().any(|(q, _)| q == p) {
+                    ranks.push((*p, rk));
+                }
+                Arc::new(r)
+            }
+            None => Arc::new(Regimes::of(&self.market, p)),
+        };
         if let Ok(mut v) = self.regimes.write() {
             if let Some((_, old)) = v.iter().find(|(q, _)| q == p) {
                 return Arc::clone(old);

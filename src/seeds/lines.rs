@@ -19,6 +19,7 @@ use super::Key;
 use crate::{
     indicators::{self as ind, Recurrence},
     market::Market,
+    strategy::regime::{Regimes, VolatilityParams, VolatilityRanks},
 };
 
 /// What a line reads at each bar.
@@ -285,15 +286,26 @@ pub struct Carry {
     /// The smallest step between consecutive bars so far (the history's interval).
     min_step: Option<i64>,
     pub(crate) lines: HashMap<Key, Carried>,
+    /// The regimes computed so far, with their volatility ranking's state.
+    pub(crate) regimes: CarriedRegimes,
 }
+
+/// Regimes with their volatility ranking's state, by how volatility is measured.
+pub(crate) type CarriedRegimes = Vec<(VolatilityParams, Regimes, VolatilityRanks)>;
 
 impl Carry {
     /// A carry of `lines` over `m`'s bars, whose smallest step is `min_step`.
-    pub(crate) fn new(m: &Market, min_step: Option<i64>, lines: HashMap<Key, Carried>) -> Self {
+    pub(crate) fn new(
+        m: &Market,
+        min_step: Option<i64>,
+        lines: HashMap<Key, Carried>,
+        regimes: CarriedRegimes,
+    ) -> Self {
         Carry {
             stamp: Stamp::of(m, m.candles.len()),
             min_step,
             lines,
+            regimes,
         }
     }
 
@@ -326,9 +338,17 @@ impl Carry {
 
     /// The lines continued over `m`'s new bars, dependencies first; a line whose state no
     /// longer holds, or whose dependency is gone, is dropped (computed afresh when asked for).
-    /// `m` must extend the carry ([`Carry::extends`]).
-    pub(crate) fn resume(self, m: &Market, bars_per_year: f64) -> HashMap<Key, Carried> {
+    /// And the regimes continued over them. `m` must extend the carry ([`Carry::extends`]).
+    pub(crate) fn resume(
+        self,
+        m: &Market,
+        bars_per_year: f64,
+    ) -> (HashMap<Key, Carried>, CarriedRegimes) {
         let (from, n) = (self.bars(), m.candles.len());
+        let mut regimes = self.regimes;
+        for (_, r, ranks) in &mut regimes {
+            r.extend(m, ranks);
+        }
         let mut done: HashMap<Key, Carried> = HashMap::with_capacity(self.lines.len());
         let (plain, derived): (Vec<_>, Vec<_>) = self
             .lines
@@ -359,7 +379,7 @@ impl Carry {
             line.extend(key, &Ctx::new(m, bars_per_year, dep), start, n);
             done.insert(key, line);
         }
-        done
+        (done, regimes)
     }
 }
 
@@ -403,6 +423,14 @@ mod tests {
         Key::FearGreed,
         Key::Sma(500),
     ];
+
+    /// How the regimes' volatility is measured.
+    const VOLATILITY: VolatilityParams = VolatilityParams {
+        vol_window: 24,
+        lookback: 100,
+        low_quantile: 0.25,
+        high_quantile: 0.75,
+    };
 
     /// Hourly bars with a funding event every 20 minutes and Fear & Greed values after a
     /// stretch of `NaN`s.
@@ -451,6 +479,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let mut k = 1;
         let mut resumed = 0;
+        let mut defined = 0;
         while k <= 700 {
             let mut m = history(&src, k);
             let rewritten = k == 450;
@@ -475,8 +504,13 @@ mod tests {
                     "{key:?} after {k} bars"
                 );
             }
+            let r = p.regimes(&VOLATILITY);
+            assert_eq!(r, fresh.regimes(&VOLATILITY), "after {k} bars");
+            defined += usize::from(r.volatility[k - 1].is_some());
             let c = p.into_carry().expect("a resumed market keeps states");
             assert_eq!((c.bars(), c.lines.len()), (k, KEYS.len()));
+            assert_eq!(c.regimes.len(), 1);
+            assert_eq!(c.regimes[0].1.volatility.len(), k);
             carry = Some(c);
             k += match rng.gen_range(0..10) {
                 0 => 3,
@@ -489,5 +523,6 @@ mod tests {
             }
         }
         assert!(resumed > 500, "{resumed} histories resumed");
+        assert!(defined > 400, "{defined} bars with a volatility regime");
     }
 }

@@ -355,7 +355,9 @@ pub fn reals<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Erro
 /// # Errors
 /// When `x` cannot be written as JSON (a map with keys that are not strings).
 pub fn sorted_json<T: serde::Serialize>(x: &T) -> serde_json::Result<String> {
-    Ok(serde_json::to_value(x)?.to_string())
+    // The compact writer straight into a string: the bytes `Value`'s `Display` writes, without
+    // its detour through a formatter.
+    serde_json::to_string(&serde_json::to_value(x)?)
 }
 
 /// Serializes `x` with its objects' keys sorted ([`sorted_json`]), for

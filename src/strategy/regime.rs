@@ -174,55 +174,105 @@ pub fn realized_volatility(close: &[f64], vol_window: usize) -> Vec<f64> {
         return out;
     }
     let r: Vec<f64> = (1..n).map(|t| (close[t] / close[t - 1]).ln()).collect();
-    for t in vol_window..n {
-        // Returns r[t - vol_window .. t] are the moves into bars t - vol_window + 1 ..= t.
-        let w = &r[t - vol_window..t];
-        let m = w.iter().sum::<f64>() / vol_window as f64;
-        let v = w.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (vol_window - 1) as f64;
-        out[t] = v.sqrt();
+    for (t, o) in out.iter_mut().enumerate().skip(vol_window) {
+        *o = realized_volatility_at(|i| r[i], vol_window, t);
     }
     out
 }
 
+/// Bar `t`'s realized volatility ([`realized_volatility`]) alone.
+pub fn realized_volatility_of(close: &[f64], vol_window: usize, t: usize) -> f64 {
+    if vol_window < 2 || t < vol_window {
+        return f64::NAN;
+    }
+    realized_volatility_at(|i| (close[i + 1] / close[i]).ln(), vol_window, t)
+}
+
+/// The realized volatility at bar `t ≥ vol_window ≥ 2` from the log returns `r(i)`, the move
+/// into bar `i + 1`: `r(t − vol_window) .. r(t − 1)` are the moves into bars
+/// `t − vol_window + 1 ..= t`.
+#[inline(always)]
+fn realized_volatility_at(r: impl Fn(usize) -> f64, vol_window: usize, t: usize) -> f64 {
+    let w = t - vol_window..t;
+    let m = w.clone().map(&r).sum::<f64>() / vol_window as f64;
+    let v = w
+        .map(|i| {
+            let x = r(i);
+            (x - m) * (x - m)
+        })
+        .sum::<f64>()
+        / (vol_window - 1) as f64;
+    v.sqrt()
+}
+
 /// The volatility regime of each bar; `None` until `vol_window + lookback − 1` bars have passed.
 pub fn volatility_regimes(close: &[f64], p: &VolatilityParams) -> Vec<Option<Volatility>> {
-    let rv = realized_volatility(close, p.vol_window);
-    let n = close.len();
-    let mut out = vec![None; n];
-    if p.lookback == 0 {
-        return out;
-    }
-    // A sorted copy of the trailing window, kept by insertion and removal.
-    let mut window: Vec<f64> = Vec::with_capacity(p.lookback);
-    for t in 0..n {
-        let x = rv[t];
-        if x.is_nan() {
-            continue;
+    volatility_regimes_ranked(close, p).0
+}
+
+/// [`volatility_regimes`] and the ranking's state after the last bar.
+fn volatility_regimes_ranked(
+    close: &[f64],
+    p: &VolatilityParams,
+) -> (Vec<Option<Volatility>>, VolatilityRanks) {
+    let mut ranks = VolatilityRanks::new(*p);
+    let regimes = realized_volatility(close, p.vol_window)
+        .into_iter()
+        .map(|x| ranks.push(x))
+        .collect();
+    (regimes, ranks)
+}
+
+/// The volatility regimes bar by bar: each bar's realized volatility ranked in the trailing
+/// window, a sorted copy of which is kept by insertion and removal.
+#[derive(Debug, Clone)]
+pub struct VolatilityRanks {
+    p: VolatilityParams,
+    /// Every bar's realized volatility so far (the window's leaving value is read back).
+    rv: Vec<f64>,
+    window: Vec<f64>,
+}
+
+impl VolatilityRanks {
+    pub fn new(p: VolatilityParams) -> Self {
+        VolatilityRanks {
+            p,
+            rv: Vec::new(),
+            window: Vec::with_capacity(p.lookback),
         }
-        let at = window.partition_point(|&v| v < x);
-        window.insert(at, x);
+    }
+
+    /// The regime of the next bar, whose realized volatility is `x`.
+    pub fn push(&mut self, x: f64) -> Option<Volatility> {
+        let t = self.rv.len();
+        self.rv.push(x);
+        let p = &self.p;
+        if p.lookback == 0 || x.is_nan() {
+            return None;
+        }
+        let at = self.window.partition_point(|&v| v < x);
+        self.window.insert(at, x);
         if t >= p.vol_window + p.lookback {
-            let old = rv[t - p.lookback];
+            let old = self.rv[t - p.lookback];
             if !old.is_nan() {
-                let i = window.partition_point(|&v| v < old);
-                window.remove(i);
+                let i = self.window.partition_point(|&v| v < old);
+                self.window.remove(i);
             }
         }
-        if window.len() < p.lookback {
-            continue;
+        if self.window.len() < p.lookback {
+            return None;
         }
-        let below = window.partition_point(|&v| v < x);
-        let equal = window.partition_point(|&v| v <= x) - below;
-        let rank = (below as f64 + equal as f64 / 2.0) / window.len() as f64;
-        out[t] = Some(if rank < p.low_quantile {
+        let below = self.window.partition_point(|&v| v < x);
+        let equal = self.window.partition_point(|&v| v <= x) - below;
+        let rank = (below as f64 + equal as f64 / 2.0) / self.window.len() as f64;
+        Some(if rank < p.low_quantile {
             Volatility::Low
         } else if rank > p.high_quantile {
             Volatility::High
         } else {
             Volatility::Normal
-        });
+        })
     }
-    out
 }
 
 /// A regime filter: how volatility is measured and what to do in each regime.
@@ -304,6 +354,11 @@ impl Policy {
     }
 }
 
+/// Bar `t`'s sentiment (none without the index).
+fn sentiment_at(market: &crate::market::Market, t: usize) -> Option<Sentiment> {
+    market.fear_greed.as_ref().and_then(|v| Sentiment::of(v[t]))
+}
+
 /// Each bar's regimes.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Regimes {
@@ -314,13 +369,30 @@ pub struct Regimes {
 impl Regimes {
     /// The regimes of a market's bars.
     pub fn of(market: &crate::market::Market, p: &VolatilityParams) -> Self {
-        let n = market.candles.len();
-        Self {
-            volatility: volatility_regimes(&market.candles.close, p),
-            sentiment: match &market.fear_greed {
-                Some(v) => v.iter().map(|&x| Sentiment::of(x)).collect(),
-                None => vec![None; n],
-            },
+        Self::ranked(market, p).0
+    }
+
+    /// [`Regimes::of`] and the volatility ranking's state after the last bar, to continue
+    /// over later bars ([`Regimes::extend`]).
+    pub fn ranked(market: &crate::market::Market, p: &VolatilityParams) -> (Self, VolatilityRanks) {
+        let (volatility, ranks) = volatility_regimes_ranked(&market.candles.close, p);
+        let r = Self {
+            volatility,
+            sentiment: (0..market.candles.len())
+                .map(|t| sentiment_at(market, t))
+                .collect(),
+        };
+        (r, ranks)
+    }
+
+    /// The regimes of `market`'s bars after those held: `market` extends the one these were
+    /// computed over, and `ranks` is the ranking's state after its last bar.
+    pub fn extend(&mut self, market: &crate::market::Market, ranks: &mut VolatilityRanks) {
+        let close = &market.candles.close;
+        for t in self.volatility.len()..close.len() {
+            let x = realized_volatility_of(close, ranks.p.vol_window, t);
+            self.volatility.push(ranks.push(x));
+            self.sentiment.push(sentiment_at(market, t));
         }
     }
 
