@@ -2,7 +2,10 @@
 //! store, the runner and the engine gives exactly the targets, trades and equity of the
 //! whole-history backtest. Also: the store survives a restart and a torn last line.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use organism::{
     backtest::run,
@@ -337,7 +340,10 @@ fn newest_decisions_step_the_new_bar_alone_and_equal_the_whole_history() {
             sentiment: [Action::Trade; 4],
         },
     };
-    for entry in registry().unwrap().iter().filter(|e| !e.is_ml()) {
+    for entry in registry().unwrap().iter() {
+        // The ML seeds' fits, shared by the whole-history computations (a fit reads only its
+        // training rows).
+        let models = std::sync::Arc::default();
         for filter in [None, Some(regime)] {
             let genome = Genome::seed(entry, entry.spec.default_genome());
             let mut runner = StrategyRunner::new(
@@ -352,7 +358,7 @@ fn newest_decisions_step_the_new_bar_alone_and_equal_the_whole_history() {
             for k in 1..=m.candles.len() {
                 let h = std::sync::Arc::new(late_funding_history(&m, &events, k));
                 let d = runner.newest(&h);
-                let data = Prepared::new(std::sync::Arc::clone(&h));
+                let data = Prepared::with_models(std::sync::Arc::clone(&h), Arc::clone(&models));
                 let mut whole = genome.targets(&data);
                 let raw = whole.at(k - 1);
                 apply_regime(filter.as_ref(), &data, &mut whole);

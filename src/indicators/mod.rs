@@ -21,6 +21,19 @@ const NAN: f64 = f64::NAN;
 /// A start not found yet: the input has had no defined value so far.
 const WAITING: usize = usize::MAX;
 
+/// Whether a recurrence that starts at its input's first defined value has begun by bar `t`,
+/// whose input is `x`: `start` becomes `t` at the first defined value.
+#[inline(always)]
+fn begun(start: &mut usize, x: f64, t: usize) -> bool {
+    if *start == WAITING {
+        if x.is_nan() {
+            return false;
+        }
+        *start = t;
+    }
+    true
+}
+
 /// Exponential moving average, pandas `ewm(span=p, adjust=False)`: `a = 2/(p+1)`,
 /// `e[0] = x[0]`, `e[t] = ((1-a)·e[t-1] + a·x[t]) / ((1-a) + a)` (unchanged when `x[t] == e[t-1]`),
 /// undefined (`NaN`) before bar `p-1`. The division by `(1-a)+a` matches pandas/vectorbt bit for bit.
@@ -156,11 +169,11 @@ impl<F: EmaStep, I: Input + ?Sized> Recurrence<I> for Ema<F> {
     #[inline(always)]
     fn at(&mut self, src: &I, t: usize) -> f64 {
         let x = src.value(t);
-        if self.start == WAITING {
-            if x.is_nan() {
-                return NAN;
-            }
-            self.start = t;
+        let first = self.start == WAITING;
+        if !begun(&mut self.start, x, t) {
+            return NAN;
+        }
+        if first {
             self.defined_from = t + self.p - 1;
             self.e = x;
         } else if self.e != x {
@@ -226,11 +239,8 @@ impl<I: Input + ?Sized> Recurrence<I> for Sma {
     #[inline(always)]
     fn at(&mut self, src: &I, t: usize) -> f64 {
         let x = src.value(t);
-        if self.start == WAITING {
-            if x.is_nan() {
-                return NAN;
-            }
-            self.start = t;
+        if !begun(&mut self.start, x, t) {
+            return NAN;
         }
         self.sum.add(x);
         if t >= self.start + self.p {
@@ -781,11 +791,8 @@ impl Welford {
     #[inline(always)]
     pub fn at<I: Input + ?Sized>(&mut self, src: &I, t: usize) -> (f64, f64) {
         let x = src.value(t);
-        if self.start == WAITING {
-            if x.is_nan() {
-                return (NAN, NAN);
-            }
-            self.start = t;
+        if !begun(&mut self.start, x, t) {
+            return (NAN, NAN);
         }
         let (s, p) = (self.start, self.p);
         if t < s + p {
@@ -867,15 +874,55 @@ pub struct Macd {
 
 /// Moving average convergence/divergence.
 pub fn macd(src: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
-    let f = ema(src, fast);
-    let s = ema(src, slow);
-    let line: Vec<f64> = f.iter().zip(&s).map(|(a, b)| a - b).collect();
-    let sig = ema(&line, signal);
-    let hist = line.iter().zip(&sig).map(|(a, b)| a - b).collect();
-    Macd {
-        line,
-        signal: sig,
-        hist,
+    let mut r = MacdLines::new(fast, slow, signal);
+    let mut out = Macd {
+        line: Vec::with_capacity(src.len()),
+        signal: Vec::with_capacity(src.len()),
+        hist: Vec::with_capacity(src.len()),
+    };
+    for t in 0..src.len() {
+        let (l, s, h) = r.at(src, t);
+        out.line.push(l);
+        out.signal.push(s);
+        out.hist.push(h);
+    }
+    out
+}
+
+/// [`macd`]'s recurrence: the fast and slow EMAs of the input, the signal EMA of their
+/// difference.
+#[derive(Debug, Clone)]
+pub struct MacdLines {
+    fast: EmaLine,
+    slow: EmaLine,
+    signal: EmaLine,
+}
+
+/// One value as an input: what an EMA of a line computed bar by bar reads at the bar.
+struct Now(f64);
+
+impl Input for Now {
+    fn value(&self, _: usize) -> f64 {
+        self.0
+    }
+}
+
+impl MacdLines {
+    pub fn new(fast: usize, slow: usize, signal: usize) -> Self {
+        MacdLines {
+            fast: EmaLine::new(fast),
+            slow: EmaLine::new(slow),
+            signal: EmaLine::new(signal),
+        }
+    }
+
+    /// The line, signal and histogram at bar `t`.
+    #[inline(always)]
+    pub fn at(&mut self, src: &[f64], t: usize) -> (f64, f64, f64) {
+        let line = self.fast.at(src, t) - self.slow.at(src, t);
+        // The EMA reads its input at the bar alone.
+        let signal = self.signal.at(&Now(line), t);
+        (line, signal, line - signal)
     }
 }
 

@@ -56,6 +56,8 @@ pub enum Key {
     Close,
     /// The per-bar funding rate itself.
     Funding,
+    /// The MACD histogram `MacdHist(fast, slow, signal)` of the close.
+    MacdHist(usize, usize, usize),
     /// The Fear & Greed index per bar (`NaN` where the data has none).
     FearGreed,
 }
@@ -147,8 +149,9 @@ impl Prepared {
     /// `market` extends it, every line afresh otherwise; the states are kept again for the
     /// next bar. Each line's values are the bits [`Prepared::new`] gives.
     pub fn resume(market: Arc<Market>, models: Arc<ModelCache>, carry: Option<Carry>) -> Self {
-        let carry = carry.unwrap_or_default();
+        let mut carry = carry.unwrap_or_default();
         let extends = carry.extends(&market);
+        let features = carry.features.take().filter(|_| extends);
         let min_step = carry.min_step(&market, extends);
         let (lines, regimes) = if extends {
             carry.resume(&market, bars_per_year_at(min_step))
@@ -172,6 +175,11 @@ impl Prepared {
         p.min_step = OnceLock::from(min_step);
         p.regimes = RwLock::new(kept);
         p.ranks = Some(Mutex::new(ranks));
+        if let Some(mut f) = features {
+            // The feature rows of the new bars, from the lines just continued.
+            f.extend(&p);
+            p.features = OnceLock::from(Arc::new(f));
+        }
         p
     }
 
@@ -213,7 +221,11 @@ impl Prepared {
                 Some((p, Arc::try_unwrap(r).unwrap_or_else(|r| (*r).clone()), rk))
             })
             .collect();
-        Some(Carry::new(&self.market, min_step, lines, regimes))
+        let features = self
+            .features
+            .into_inner()
+            .map(|f| Arc::try_unwrap(f).unwrap_or_else(|f| (*f).clone()));
+        Some(Carry::new(&self.market, min_step, lines, regimes, features))
     }
 
     /// Bars per year of the market's interval.

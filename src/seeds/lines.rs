@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use super::Key;
+use super::{ml::Features, Key};
 use crate::{
     indicators::{self as ind, Recurrence},
     market::Market,
@@ -95,6 +95,8 @@ pub(crate) enum State {
     /// A z-score of the line the key depends on (the funding SMA), or of the close's distance
     /// from it (the VWAP).
     ZscoreOf(ind::Zscore),
+    /// The MACD lines of the close (the histogram is kept).
+    MacdHist(ind::MacdLines),
     /// A value of bar `t` alone (the close, a return, the funding, Fear & Greed).
     Pointwise,
 }
@@ -127,6 +129,7 @@ impl State {
             Key::FundingZ(_, z) | Key::VwapZ(_, z) => {
                 State::ZscoreOf(ind::Zscore(ind::Welford::new(z)))
             }
+            Key::MacdHist(f, s, g) => State::MacdHist(ind::MacdLines::new(f, s, g)),
             Key::Ret(_) | Key::Close | Key::Funding | Key::FearGreed => State::Pointwise,
         }
     }
@@ -183,6 +186,11 @@ impl State {
                     ind::run(&ind::Diff(close, ctx.dep), from, out, r);
                 } else {
                     ind::run(ctx.dep, from, out, r);
+                }
+            }
+            State::MacdHist(r) => {
+                for (t, o) in out.iter_mut().enumerate().skip(from) {
+                    *o = r.at(close, t).2;
                 }
             }
             State::Pointwise => {
@@ -288,6 +296,8 @@ pub struct Carry {
     pub(crate) lines: HashMap<Key, Carried>,
     /// The regimes computed so far, with their volatility ranking's state.
     pub(crate) regimes: CarriedRegimes,
+    /// The ML seeds' feature rows, when computed.
+    pub(crate) features: Option<Features>,
 }
 
 /// Regimes with their volatility ranking's state, by how volatility is measured.
@@ -300,12 +310,14 @@ impl Carry {
         min_step: Option<i64>,
         lines: HashMap<Key, Carried>,
         regimes: CarriedRegimes,
+        features: Option<Features>,
     ) -> Self {
         Carry {
             stamp: Stamp::of(m, m.candles.len()),
             min_step,
             lines,
             regimes,
+            features,
         }
     }
 
@@ -400,7 +412,7 @@ mod tests {
     };
 
     /// One line of every kind, periods short and long for the history.
-    const KEYS: [Key; 21] = [
+    const KEYS: [Key; 22] = [
         Key::Ema(1),
         Key::Ema(20),
         Key::Sma(7),
@@ -422,6 +434,7 @@ mod tests {
         Key::Funding,
         Key::FearGreed,
         Key::Sma(500),
+        Key::MacdHist(12, 26, 9),
     ];
 
     /// How the regimes' volatility is measured.

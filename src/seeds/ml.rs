@@ -25,8 +25,8 @@ use std::{
 
 use ndarray::{Array1, Array2};
 
-use super::{svc::LinearSvc, tree::Tree, Prepared, Seed};
-use crate::{genome::Genes, indicators as ind, strategy::Targets};
+use super::{svc::LinearSvc, tree::Tree, Key, Prepared, RawBar, Seed};
+use crate::{genome::Genes, strategy::Targets};
 
 /// Number of features per bar.
 pub const N_FEATURES: usize = 7;
@@ -38,8 +38,9 @@ const PCA_TREE_NAME: &str = "pca_tree_quantile";
 /// Fewest training rows a fit needs.
 const MIN_SAMPLES: usize = 100;
 
-/// The feature matrix of a market: one row per bar, defined from `first` on.
-#[derive(Debug)]
+/// The feature matrix of a market: one row per bar, defined from `first` on (`first` is the
+/// number of rows while none is).
+#[derive(Debug, Clone, Default)]
 pub struct Features {
     pub rows: Vec<[f64; N_FEATURES]>,
     pub first: usize,
@@ -47,13 +48,19 @@ pub struct Features {
 
 impl Features {
     fn compute(d: &Prepared) -> Features {
-        let c = &d.market.candles;
-        let close = &c.close;
-        let n = close.len();
-        let rsi = ind::rsi(close, 14);
-        let z = ind::zscore(close, 48);
-        let atr = ind::atr(&c.high, &c.low, close, 14);
-        let macd = ind::macd(close, 12, 26, 9);
+        let mut f = Features::default();
+        f.extend(d);
+        f
+    }
+
+    /// The rows of `d`'s bars after those held (`d` extends the market they were computed
+    /// over: a row reads its bar and the ones before).
+    pub(crate) fn extend(&mut self, d: &Prepared) {
+        let close = &d.market.candles.close;
+        let rsi = d.get(Key::Rsi(14));
+        let z = d.get(Key::Zscore(48));
+        let atr = d.get(Key::Atr(14));
+        let hist = d.get(Key::MacdHist(12, 26, 9));
         let lr = |t: usize, k: usize| {
             if t >= k {
                 (close[t] / close[t - k]).ln()
@@ -61,24 +68,24 @@ impl Features {
                 f64::NAN
             }
         };
-        let rows: Vec<[f64; N_FEATURES]> = (0..n)
-            .map(|t| {
-                [
-                    lr(t, 1),
-                    lr(t, 4),
-                    lr(t, 24),
-                    rsi[t] / 100.0 - 0.5,
-                    z[t],
-                    atr[t] / close[t],
-                    macd.hist[t] / close[t],
-                ]
-            })
-            .collect();
-        let first = rows
-            .iter()
-            .position(|r| r.iter().all(|v| v.is_finite()))
-            .unwrap_or(n);
-        Features { rows, first }
+        let from = self.rows.len();
+        self.rows.extend((from..close.len()).map(|t| {
+            [
+                lr(t, 1),
+                lr(t, 4),
+                lr(t, 24),
+                rsi[t] / 100.0 - 0.5,
+                z[t],
+                atr[t] / close[t],
+                hist[t] / close[t],
+            ]
+        }));
+        if self.first == from {
+            self.first += self.rows[from..]
+                .iter()
+                .position(|r| r.iter().all(|v| v.is_finite()))
+                .unwrap_or(self.rows.len() - from);
+        }
     }
 }
 
@@ -225,51 +232,96 @@ impl ModelCache {
     }
 }
 
-/// Walk-forward driver: at each refit bar `t` the model of the training rows `start..end`
-/// (from the cache, or `fit(standardized training rows, start..end)`) predicts the
+/// One ML seed's walk-forward: at each refit bar `t` the model of the training rows
+/// `start..end` (from the cache, or `fit(standardized training rows, start..end)`) predicts the
 /// standardized rows of bars `t .. t+refit`.
-#[allow(clippy::too_many_arguments)]
-fn walk_forward(
-    d: &Prepared,
+struct WalkForward<'a, F> {
+    d: &'a Prepared,
+    f: Arc<Features>,
     seed: u8,
     genes: [u64; 4],
     window: usize,
     refit: usize,
     horizon: usize,
-    out: &mut Targets,
-    fit: impl Fn(&Array2<f64>, std::ops::Range<usize>) -> Option<Model>,
-) {
-    let f = features(d);
-    let n = f.rows.len();
-    // First fit: exactly MIN_SAMPLES labelled rows, the last one labelled by this bar's close.
-    let mut t = f.first + MIN_SAMPLES + horizon - 1;
-    while t < n {
-        let end = t + 1 - horizon; // training rows i < end satisfy i + horizon <= t
-        let start = end.saturating_sub(window).max(f.first);
-        let pred_end = (t + refit).min(n);
-        if end >= start + MIN_SAMPLES {
-            let key = ModelKey {
-                seed,
-                genes,
-                start,
-                end,
-            };
-            let fitted = d.models.get_or_fit(key, || {
-                let (mean, sd) = standardizer(&f, start..end);
-                let train = matrix(&f, start..end, &mean, &sd);
-                Fitted {
-                    mean,
-                    sd,
-                    model: fit(&train, start..end),
-                }
-            });
-            if let Some(model) = &fitted.model {
-                let pred = matrix(&f, t..pred_end, &fitted.mean, &fitted.sd);
-                out.position[t..pred_end].copy_from_slice(&model.sides(&pred));
+    fit: F,
+}
+
+impl<F: Fn(&Array2<f64>, std::ops::Range<usize>) -> Option<Model>> WalkForward<'_, F> {
+    /// The first refit bar: exactly MIN_SAMPLES labelled rows, the last one labelled by this
+    /// bar's close.
+    fn first_refit(&self) -> usize {
+        self.f.first + MIN_SAMPLES + self.horizon - 1
+    }
+
+    /// Writes the sides every fit predicts into `out`.
+    fn run(&self, out: &mut Targets) {
+        let n = self.f.rows.len();
+        let mut t = self.first_refit();
+        while t < n {
+            let pred_end = (t + self.refit).min(n);
+            self.predict(t, t..pred_end, &mut out.position[t..pred_end]);
+            t = pred_end;
+        }
+    }
+
+    /// The side at bar `t` alone: what [`WalkForward::run`] writes there.
+    fn at(&self, t: usize) -> f64 {
+        let first = self.first_refit();
+        let mut side = [0.0];
+        if t >= first && t < self.f.rows.len() {
+            let refit_bar = first + (t - first) / self.refit * self.refit;
+            self.predict(refit_bar, t..t + 1, &mut side);
+        }
+        side[0]
+    }
+
+    /// The sides of the bars `rows` as the fit of refit bar `t` predicts them, into `out`
+    /// (left as they are without a fit).
+    fn predict(&self, t: usize, rows: std::ops::Range<usize>, out: &mut [f64]) {
+        let f = &self.f;
+        let end = t + 1 - self.horizon; // training rows i < end satisfy i + horizon <= t
+        let start = end.saturating_sub(self.window).max(f.first);
+        if end < start + MIN_SAMPLES {
+            return;
+        }
+        let key = ModelKey {
+            seed: self.seed,
+            genes: self.genes,
+            start,
+            end,
+        };
+        let fitted = self.d.models.get_or_fit(key, || {
+            let (mean, sd) = standardizer(f, start..end);
+            let train = matrix(f, start..end, &mean, &sd);
+            Fitted {
+                mean,
+                sd,
+                model: (self.fit)(&train, start..end),
+            }
+        });
+        if let Some(model) = &fitted.model {
+            let pred = matrix(f, rows, &fitted.mean, &fitted.sd);
+            out.copy_from_slice(&model.sides(&pred));
+        }
+    }
+}
+
+/// An ML seed: its name, its signals (the walk-forward over every bar) and its next bar (the
+/// side of that bar alone; an ML seed has no state of its own).
+macro_rules! walk_forward_seed {
+    ($seed:ty, $name:expr) => {
+        impl Seed for $seed {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+                <$seed>::walk(g, d).run(out);
+            }
+            fn next(&self, g: Genes<'_>, d: &Prepared, t: usize, _: f64) -> Option<RawBar> {
+                Some(RawBar::side(<$seed>::walk(g, d).at(t)))
             }
         }
-        t = pred_end;
-    }
+    };
 }
 
 /// The `k` leading principal axes (columns, `N_FEATURES × k`) of the centred rows of `x`:
@@ -347,23 +399,25 @@ fn forward(close: &[f64], i: usize, h: usize) -> f64 {
 /// Linear SVC on the features predicting the sign of the `horizon`-bar forward return.
 pub struct LinearSvcClassifier;
 
-impl Seed for LinearSvcClassifier {
-    fn name(&self) -> &'static str {
-        SVC_NAME
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+walk_forward_seed!(LinearSvcClassifier, SVC_NAME);
+
+impl LinearSvcClassifier {
+    fn walk<'a>(
+        g: Genes<'_>,
+        d: &'a Prepared,
+    ) -> WalkForward<'a, impl Fn(&Array2<f64>, std::ops::Range<usize>) -> Option<Model> + 'a> {
         let h = g.period("horizon");
         let c = g.float("c");
         let close = &d.market.candles.close;
-        walk_forward(
+        WalkForward {
             d,
-            0,
-            [h as u64, c.to_bits(), 0, 0],
-            g.period("window"),
-            g.period("refit"),
-            h,
-            out,
-            |train, rows| {
+            f: features(d),
+            seed: 0,
+            genes: [h as u64, c.to_bits(), 0, 0],
+            window: g.period("window"),
+            refit: g.period("refit"),
+            horizon: h,
+            fit: move |train: &Array2<f64>, rows: std::ops::Range<usize>| {
                 let labels: Vec<bool> = rows.map(|i| forward(close, i, h) > 0.0).collect();
                 let ups = labels.iter().filter(|&&b| b).count();
                 if ups == 0 || ups == labels.len() {
@@ -375,32 +429,34 @@ impl Seed for LinearSvcClassifier {
                 // 0.7.2, where it can index out of bounds.)
                 Some(Model::Svc(LinearSvc::fit(&x, &labels, c, 1e-3)))
             },
-        );
+        }
     }
 }
 
 /// PCA of the features, then a decision tree classifying the forward-return quantile.
 pub struct PcaTreeQuantile;
 
-impl Seed for PcaTreeQuantile {
-    fn name(&self) -> &'static str {
-        PCA_TREE_NAME
-    }
-    fn signals(&self, g: Genes<'_>, d: &Prepared, out: &mut Targets) {
+walk_forward_seed!(PcaTreeQuantile, PCA_TREE_NAME);
+
+impl PcaTreeQuantile {
+    fn walk<'a>(
+        g: Genes<'_>,
+        d: &'a Prepared,
+    ) -> WalkForward<'a, impl Fn(&Array2<f64>, std::ops::Range<usize>) -> Option<Model> + 'a> {
         let h = g.period("horizon");
         let k = g.period("components").min(N_FEATURES);
         let depth = g.period("depth");
         let q = g.period("quantiles").max(2);
         let close = &d.market.candles.close;
-        walk_forward(
+        WalkForward {
             d,
-            1,
-            [h as u64, k as u64, depth as u64, q as u64],
-            g.period("window"),
-            g.period("refit"),
-            h,
-            out,
-            |train, rows| {
+            f: features(d),
+            seed: 1,
+            genes: [h as u64, k as u64, depth as u64, q as u64],
+            window: g.period("window"),
+            refit: g.period("refit"),
+            horizon: h,
+            fit: move |train: &Array2<f64>, rows: std::ops::Range<usize>| {
                 let fwd: Vec<f64> = rows.map(|i| forward(close, i, h)).collect();
                 let mut sorted = fwd.clone();
                 sorted.sort_by(f64::total_cmp);
@@ -419,7 +475,7 @@ impl Seed for PcaTreeQuantile {
                     quantiles: q,
                 })
             },
-        );
+        }
     }
 }
 
