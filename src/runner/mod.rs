@@ -419,11 +419,11 @@ impl<V: Venue> StrategyRunner<V> {
     /// sees): what the strategy over the whole history gives there, the regime filter applied
     /// as `backtest --regime` applies it.
     ///
-    /// When `history` is the last one grown by a bar, the indicator lines continue from their
-    /// states ([`Prepared::resume`]) and a seed that decides bar by bar ([`Genome::next`])
-    /// steps the last two bars from its state before them: a cost that does not grow with the
-    /// history. Otherwise (the first bar, a gap, a rebuilt history, a program or an ML seed)
-    /// the strategy runs over the whole history (fitted models reused).
+    /// When `history` is the last one grown by a bar, the indicator lines, the regimes and the
+    /// ML features continue from their states ([`Prepared::resume`]) and a seed
+    /// ([`Genome::next`]) steps the last two bars from its state before them: a cost that
+    /// does not grow with the history. Otherwise (the first bar, a gap, a rebuilt history, a
+    /// program) the strategy runs over the whole history (fitted models reused).
     ///
     /// # Panics
     /// When `history` is empty.

@@ -3,7 +3,8 @@
 //! every genome (and thread) that asks for it. Beside them it keeps seeds' signals (for
 //! programs' `seed` terminals) and program node values by canonical key, so a subtree that
 //! several programs share is computed once (see [`super::program`]); each kind has its own
-//! bound.
+//! bound. The runner's market ([`Prepared::resume`]) also keeps each line's state, to continue
+//! it over the next bar ([`super::lines`]).
 
 use std::{
     collections::HashMap,
@@ -144,10 +145,11 @@ impl Prepared {
         }
     }
 
-    /// A market for the runner's newest bar: `carry` (the lines and states of the market
-    /// before it, see [`Prepared::into_carry`]) continued over `market`'s new bars when
-    /// `market` extends it, every line afresh otherwise; the states are kept again for the
-    /// next bar. Each line's values are the bits [`Prepared::new`] gives.
+    /// A market for the runner's newest bar: `carry` (the lines with their states, the
+    /// regimes and the ML feature rows of the market before it, see
+    /// [`Prepared::into_carry`]) continued over `market`'s new bars when `market` extends it,
+    /// computed afresh otherwise; the states are kept again for the next bar. Every value is
+    /// the bits [`Prepared::new`] gives.
     pub fn resume(market: Arc<Market>, models: Arc<ModelCache>, carry: Option<Carry>) -> Self {
         let mut carry = carry.unwrap_or_default();
         let extends = carry.extends(&market);
