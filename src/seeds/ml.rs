@@ -246,7 +246,22 @@ struct WalkForward<'a, F> {
     fit: F,
 }
 
-impl<F: Fn(&Array2<f64>, std::ops::Range<usize>) -> Option<Model>> WalkForward<'_, F> {
+impl<'a, F: Fn(&Array2<f64>, std::ops::Range<usize>) -> Option<Model>> WalkForward<'a, F> {
+    /// Seed `seed`'s walk-forward over `d` with the `window`, `refit` and `horizon` genes of
+    /// `g`, fits keyed by `genes` (the genes a fit depends on, as bits).
+    fn new(g: Genes<'_>, d: &'a Prepared, seed: u8, genes: [u64; 4], fit: F) -> Self {
+        WalkForward {
+            d,
+            f: features(d),
+            seed,
+            genes,
+            window: g.period("window"),
+            refit: g.period("refit"),
+            horizon: g.period("horizon"),
+            fit,
+        }
+    }
+
     /// The first refit bar: exactly MIN_SAMPLES labelled rows, the last one labelled by this
     /// bar's close.
     fn first_refit(&self) -> usize {
@@ -409,15 +424,12 @@ impl LinearSvcClassifier {
         let h = g.period("horizon");
         let c = g.float("c");
         let close = &d.market.candles.close;
-        WalkForward {
+        WalkForward::new(
+            g,
             d,
-            f: features(d),
-            seed: 0,
-            genes: [h as u64, c.to_bits(), 0, 0],
-            window: g.period("window"),
-            refit: g.period("refit"),
-            horizon: h,
-            fit: move |train: &Array2<f64>, rows: std::ops::Range<usize>| {
+            0,
+            [h as u64, c.to_bits(), 0, 0],
+            move |train: &Array2<f64>, rows: std::ops::Range<usize>| {
                 let labels: Vec<bool> = rows.map(|i| forward(close, i, h) > 0.0).collect();
                 let ups = labels.iter().filter(|&&b| b).count();
                 if ups == 0 || ups == labels.len() {
@@ -429,7 +441,7 @@ impl LinearSvcClassifier {
                 // 0.7.2, where it can index out of bounds.)
                 Some(Model::Svc(LinearSvc::fit(&x, &labels, c, 1e-3)))
             },
-        }
+        )
     }
 }
 
@@ -448,15 +460,12 @@ impl PcaTreeQuantile {
         let depth = g.period("depth");
         let q = g.period("quantiles").max(2);
         let close = &d.market.candles.close;
-        WalkForward {
+        WalkForward::new(
+            g,
             d,
-            f: features(d),
-            seed: 1,
-            genes: [h as u64, k as u64, depth as u64, q as u64],
-            window: g.period("window"),
-            refit: g.period("refit"),
-            horizon: h,
-            fit: move |train: &Array2<f64>, rows: std::ops::Range<usize>| {
+            1,
+            [h as u64, k as u64, depth as u64, q as u64],
+            move |train: &Array2<f64>, rows: std::ops::Range<usize>| {
                 let fwd: Vec<f64> = rows.map(|i| forward(close, i, h)).collect();
                 let mut sorted = fwd.clone();
                 sorted.sort_by(f64::total_cmp);
@@ -475,7 +484,7 @@ impl PcaTreeQuantile {
                     quantiles: q,
                 })
             },
-        }
+        )
     }
 }
 
