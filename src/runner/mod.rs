@@ -428,13 +428,11 @@ impl<V: Venue> StrategyRunner<V> {
     /// # Panics
     /// When `history` is empty.
     pub fn newest(&mut self, history: &Arc<Market>) -> Decision {
-        let carry = self.carry.take();
-        let extends = carry.as_ref().is_some_and(|c| c.extends(history));
-        let data = Prepared::resume(Arc::clone(history), self.models.clone(), carry);
+        let data = Prepared::resume(Arc::clone(history), self.models.clone(), self.carry.take());
         let t = history.candles.len() - 1;
         let genome = &self.strategy.genome;
         let stepped = match self.state {
-            Some((b, s)) if extends && b + 2 == t => {
+            Some((b, s)) if data.resumed() && b + 2 == t => {
                 genome.next(&data, t - 1, s).and_then(|before| {
                     Some((before.position, genome.next(&data, t, before.position)?))
                 })

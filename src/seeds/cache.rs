@@ -113,6 +113,8 @@ pub struct Prepared {
     states: Option<Mutex<HashMap<Key, LineState>>>,
     /// The smallest step between consecutive bars, known ahead for a resumed market.
     min_step: OnceLock<Option<i64>>,
+    /// Whether [`Prepared::resume`] continued a carry (the history extends the one before).
+    resumed: bool,
     signals: RwLock<HashMap<SignalKey, Arc<Vec<i8>>>>,
     nodes: RwLock<Nodes>,
     pub(crate) features: OnceLock<Arc<super::ml::Features>>,
@@ -136,6 +138,7 @@ impl Prepared {
             series: RwLock::new(HashMap::new()),
             states: None,
             min_step: OnceLock::new(),
+            resumed: false,
             signals: RwLock::new(HashMap::new()),
             nodes: RwLock::default(),
             features: OnceLock::new(),
@@ -175,6 +178,7 @@ impl Prepared {
         p.series = RwLock::new(series);
         p.states = Some(Mutex::new(states));
         p.min_step = OnceLock::from(min_step);
+        p.resumed = extends;
         p.regimes = RwLock::new(kept);
         p.ranks = Some(Mutex::new(ranks));
         if let Some(mut f) = features {
@@ -183,6 +187,12 @@ impl Prepared {
             p.features = OnceLock::from(Arc::new(f));
         }
         p
+    }
+
+    /// Whether this market continued the carry it was resumed from ([`Prepared::resume`]):
+    /// its history extends the one before, whose bars are unchanged.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 
     /// The lines and their states, to resume on the next bar ([`Prepared::resume`]); `None`
@@ -325,9 +335,9 @@ impl Prepared {
         let mut wanted = None;
         let room = self.capacity();
         for (k, v, state) in lines {
-            let v = if map.len() < room || map.contains_key(&k) {
-                if let (Some(states), Some(st), false) = (&self.states, state, map.contains_key(&k))
-                {
+            let kept = map.contains_key(&k);
+            let v = if kept || map.len() < room {
+                if let (false, Some(states), Some(st)) = (kept, &self.states, state) {
                     states
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())

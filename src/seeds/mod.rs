@@ -388,6 +388,13 @@ impl RiskGenes {
             atr_period: g.period("risk_atr_period"),
         }
     }
+
+    /// The ATR line the levels read, when either is an ATR multiple.
+    fn atr(&self, data: &Prepared) -> Option<std::sync::Arc<Vec<f64>>> {
+        let uses_atr =
+            matches!(self.stop, Distance::Atr(_)) || matches!(self.take, Distance::Atr(_));
+        uses_atr.then(|| data.get(Key::Atr(self.atr_period)))
+    }
 }
 
 /// The shared risk genes applied to a seed's raw signals (each bar on its own, [`risk_bar`]):
@@ -395,16 +402,16 @@ impl RiskGenes {
 /// the seed's own and the risk gene's).
 pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
     let close = &data.market.candles.close;
+    let r = RiskGenes::decode(g);
     let RiskGenes {
         size,
         direction,
         stop,
         take,
-        atr_period,
-    } = RiskGenes::decode(g);
+        ..
+    } = r;
     let keep = direction.keeps();
-    let uses_atr = matches!(stop, Distance::Atr(_)) || matches!(take, Distance::Atr(_));
-    let atr = uses_atr.then(|| data.get(Key::Atr(atr_period)));
+    let atr = r.atr(data);
     let level = |d: Distance, t: usize| distance(d, atr.as_deref(), close, t);
     // Without risk levels (the default genes) the loop is compiled with both distances known
     // to be NaN: the same values, without a level's arithmetic and branches per bar.
@@ -420,8 +427,7 @@ pub(crate) fn apply_risk(g: Genes<'_>, data: &Prepared, out: &mut Targets) {
 pub(crate) fn risk_at(g: Genes<'_>, data: &Prepared, t: usize, raw: RawBar) -> Target {
     let close = &data.market.candles.close;
     let r = RiskGenes::decode(g);
-    let uses_atr = matches!(r.stop, Distance::Atr(_)) || matches!(r.take, Distance::Atr(_));
-    let atr = uses_atr.then(|| data.get(Key::Atr(r.atr_period)));
+    let atr = r.atr(data);
     let level = |d: Distance| distance(d, atr.as_deref(), close, t);
     let (p, stop, take) = risk_bar(
         raw,
