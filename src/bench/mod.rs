@@ -129,6 +129,21 @@ pub struct FastMetrics {
     pub final_equity: f64,
 }
 
+/// A series the crossing search reads: its values, and a single-precision copy that the
+/// search compares first (twice the bars per vector compare, half the memory read).
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub exact: Vec<f64>,
+    coarse: Vec<f32>,
+}
+
+impl Series {
+    pub fn new(exact: Vec<f64>) -> Self {
+        let coarse = exact.iter().map(|&x| x as f32).collect();
+        Self { exact, coarse }
+    }
+}
+
 /// The bars where one series crosses another, ascending: `up` where
 /// [`crossed_above`] holds, `down` where [`crossed_below`] holds. Reused between evaluations.
 #[derive(Debug, Default, Clone)]
@@ -139,80 +154,102 @@ pub struct Crossings {
 
 /// `1 << i` at `i`: a comparison's all-ones mask ANDed with it sets bit `i` (a shape that
 /// compiles to vector compares without per-lane shifts).
-const BIT: [u64; 64] = {
-    let mut b = [0; 64];
+const BIT: [u32; 32] = {
+    let mut b = [0; 32];
     let mut i = 0;
-    while i < 64 {
+    while i < 32 {
         b[i] = 1 << i;
         i += 1;
     }
     b
 };
 
+/// Bit `i` of each mask: `f[i] ≥ s[i]`, `f[i] ≤ s[i]` (up to 32 bars).
+#[inline(always)]
+fn masks32(f: &[f32], s: &[f32]) -> (u64, u64) {
+    let (mut ge, mut le) = (0u32, 0u32);
+    if let (Ok(f), Ok(s)) = (<&[f32; 32]>::try_from(f), <&[f32; 32]>::try_from(s)) {
+        for i in 0..32 {
+            ge |= BIT[i] & 0u32.wrapping_sub(u32::from(f[i] >= s[i]));
+            le |= BIT[i] & 0u32.wrapping_sub(u32::from(f[i] <= s[i]));
+        }
+    } else {
+        for i in 0..f.len().min(32) {
+            ge |= BIT[i] & 0u32.wrapping_sub(u32::from(f[i] >= s[i]));
+            le |= BIT[i] & 0u32.wrapping_sub(u32::from(f[i] <= s[i]));
+        }
+    }
+    (u64::from(ge), u64::from(le))
+}
+
 impl Crossings {
     /// Finds every crossing of `fast` over / under `slow` (same length).
-    pub fn find(&mut self, fast: &[f64], slow: &[f64]) {
+    pub fn find(&mut self, fast: &Series, slow: &Series) {
         self.up.clear();
         self.down.clear();
-        self.extend(fast, slow, 0..fast.len());
+        self.extend(fast, slow, 0..fast.exact.len());
     }
 
     /// Adds the crossings at `bars` to those found before it; `bars` starts where the last
-    /// call's ended, at a multiple of 64 (the search keeps the last bar's comparisons).
+    /// call's ended, at a multiple of 64.
     ///
-    /// Bars are compared 64 at a time into bit masks of `fast > slow` and `fast < slow`; a bar
-    /// where a mask turns on is a candidate, and the candidates are checked with
-    /// [`crossed_above`] / [`crossed_below`] themselves (a candidate also appears where the
-    /// previous bar was undefined or, for `down`, equal, so the masks only narrow the search).
-    pub fn extend(&mut self, fast: &[f64], slow: &[f64], bars: std::ops::Range<usize>) {
+    /// Bars are compared 64 at a time, in single precision, into bit masks of `fast ≥ slow`
+    /// and `fast ≤ slow`. Rounding to single precision keeps order (`x > y` gives
+    /// `x' ≥ y'`, and `x' > y'` gives `x > y`), so every crossing above is a bar of `≥` after
+    /// a bar of `≤` there, and every crossing below the reverse: those bars are the
+    /// candidates. A candidate without a tie in single precision at it or the bar before is a
+    /// crossing; one with a tie is checked with [`crossed_above`] / [`crossed_below`] on the
+    /// exact values (undefined values compare false in both precisions).
+    pub fn extend(&mut self, fast: &Series, slow: &Series, bars: std::ops::Range<usize>) {
         debug_assert_eq!(bars.start % 64, 0);
-        let (f_all, s_all) = (&fast[..bars.end], &slow[..bars.end]);
-        let (fast, slow) = (&f_all[bars.clone()], &s_all[bars.clone()]);
-        // Before bar 0, "above and below": no candidate at bar 0.
-        let (mut gt_before, mut lt_before) = match bars.start {
-            0 => (1, 1),
+        let (f_all, s_all) = (&fast.exact[..bars.end], &slow.exact[..bars.end]);
+        let (f_bars, s_bars) = (&fast.coarse[bars.clone()], &slow.coarse[bars.clone()]);
+        // The masks' bits of the bar before (none before bar 0).
+        let (mut ge_before, mut le_before) = match bars.start {
+            0 => (0, 0),
             t => (
-                u64::from(f_all[t - 1] > s_all[t - 1]),
-                u64::from(f_all[t - 1] < s_all[t - 1]),
+                u64::from(fast.coarse[t - 1] >= slow.coarse[t - 1]),
+                u64::from(fast.coarse[t - 1] <= slow.coarse[t - 1]),
             ),
         };
-        for (block, (f, s)) in fast.chunks(64).zip(slow.chunks(64)).enumerate() {
-            let (mut gt, mut lt) = (0u64, 0u64);
-            if let (Ok(f), Ok(s)) = (<&[f64; 64]>::try_from(f), <&[f64; 64]>::try_from(s)) {
-                for i in 0..64 {
-                    gt |= BIT[i] & 0u64.wrapping_sub(u64::from(f[i] > s[i]));
-                    lt |= BIT[i] & 0u64.wrapping_sub(u64::from(f[i] < s[i]));
-                }
+        for (block, (f, s)) in f_bars.chunks(64).zip(s_bars.chunks(64)).enumerate() {
+            let (ge_lo, le_lo) = masks32(&f[..f.len().min(32)], &s[..s.len().min(32)]);
+            let (ge_hi, le_hi) = if f.len() > 32 {
+                masks32(&f[32..], &s[32..])
             } else {
-                for i in 0..f.len() {
-                    gt |= BIT[i] & 0u64.wrapping_sub(u64::from(f[i] > s[i]));
-                    lt |= BIT[i] & 0u64.wrapping_sub(u64::from(f[i] < s[i]));
-                }
-            }
+                (0, 0)
+            };
+            let (ge, le) = (ge_lo | ge_hi << 32, le_lo | le_hi << 32);
             let base = bars.start + block * 64;
-            let mut up = gt & !((gt << 1) | gt_before);
+            // Where neither the bar nor the one before ties in single precision, the rounded
+            // values order as the exact ones do and a candidate is a crossing.
+            let tie = ge & le;
+            let unsure = tie | (tie << 1) | (ge_before & le_before);
+            let mut up = ge & ((le << 1) | le_before);
             while up != 0 {
-                let t = base + up.trailing_zeros() as usize;
-                if crossed_above(f_all, s_all, t) {
+                let i = up.trailing_zeros();
+                let t = base + i as usize;
+                if unsure >> i & 1 == 0 || crossed_above(f_all, s_all, t) {
                     self.up.push(t as u32);
                 }
                 up &= up - 1;
             }
-            let mut down = lt & !((lt << 1) | lt_before);
+            let mut down = le & ((ge << 1) | ge_before);
             while down != 0 {
-                let t = base + down.trailing_zeros() as usize;
-                if crossed_below(f_all, s_all, t) {
+                let i = down.trailing_zeros();
+                let t = base + i as usize;
+                if unsure >> i & 1 == 0 || crossed_below(f_all, s_all, t) {
                     self.down.push(t as u32);
                 }
                 down &= down - 1;
             }
-            gt_before = gt >> 63;
-            lt_before = lt >> 63;
+            ge_before = ge >> 63;
+            le_before = le >> 63;
         }
     }
 }
 
-/// Evaluates the long-only crossover of `fast` over `slow` (EMA series of the same length as the
+/// Evaluates the long-only crossover of `fast` over `slow` (EMA series at least as long as the
 /// data). `stop`: ATR series and multiple for a fixed stop `close[e] − mult·ATR[e]` set at entry
 /// (no stop when the ATR is undefined at entry).
 pub fn ema_cross_long(
@@ -221,33 +258,33 @@ pub fn ema_cross_long(
     slow: &[f64],
     stop: Option<(&[f64], f64)>,
 ) -> FastMetrics {
-    ema_cross_long_with(d, fast, slow, stop, &mut Crossings::default())
-}
-
-/// [`ema_cross_long`] with a reused [`Crossings`] buffer.
-///
-/// The crossings are found first; the simulation then moves from one to the next. While flat,
-/// equity is constant: every flat bar has return exactly 0 and changes neither the peak nor the
-/// drawdown, so a flat stretch books only its consistency windows. In a position the bars
-/// between entry and exit are visited for the drawdown and the stop alone: their returns,
-/// `V[t]/V[t−1] − 1` with `V = cash + size·close` and the cash left after an all-in entry a
-/// rounding error of the position's value, are the close-to-close returns, summed from
-/// [`FastData`]'s running sums (the Sharpe ratio agrees with the bar-by-bar sum to about
-/// 10⁻¹¹ relative). Everything else — fills, equity, drawdown, windows, counts — is computed bar
-/// for bar as the definition states.
-pub fn ema_cross_long_with(
-    d: &FastData,
-    fast: &[f64],
-    slow: &[f64],
-    stop: Option<(&[f64], f64)>,
-    crossings: &mut Crossings,
-) -> FastMetrics {
     let n = d.close.len();
-    crossings.find(&fast[..n], &slow[..n]);
-    cross_long(d, crossings, stop)
+    let series = |x: &[f64]| Series::new(x[..n].to_vec());
+    ema_cross_long_of(d, &series(fast), &series(slow), stop)
 }
 
-/// The simulation of [`ema_cross_long_with`] from the crossings found over all of `d`'s bars.
+/// [`ema_cross_long`] of two [`Series`] as long as the data.
+pub fn ema_cross_long_of(
+    d: &FastData,
+    fast: &Series,
+    slow: &Series,
+    stop: Option<(&[f64], f64)>,
+) -> FastMetrics {
+    let mut crossings = Crossings::default();
+    crossings.find(fast, slow);
+    cross_long(d, &crossings, stop)
+}
+
+/// The simulation of [`ema_cross_long`] from the crossings found over all of `d`'s bars.
+///
+/// The simulation moves from one crossing to the next. While flat, equity is constant: every
+/// flat bar has return exactly 0 and changes neither the peak nor the drawdown, so a flat
+/// stretch books only its consistency windows. In a position the bars between entry and exit
+/// are visited for the drawdown and the stop alone: their returns, `V[t]/V[t−1] − 1` with
+/// `V = cash + size·close` and the cash left after an all-in entry a rounding error of the
+/// position's value, are the close-to-close returns, summed from [`FastData`]'s running sums
+/// (the Sharpe ratio agrees with the bar-by-bar sum to about 10⁻¹¹ relative). Everything else —
+/// fills, equity, drawdown, windows, counts — is computed bar for bar as the definition states.
 pub fn cross_long(d: &FastData, crossings: &Crossings, stop: Option<(&[f64], f64)>) -> FastMetrics {
     let close = &d.close[..];
     let n = close.len();
@@ -437,7 +474,7 @@ pub fn workload_a_grid() -> Vec<(usize, usize)> {
     grid
 }
 
-/// Bars per block of [`sweep`]'s crossing search (a multiple of 64): 8 KiB of each series.
+/// Bars per block of [`cross_long_many`]'s crossing search (a multiple of 64): 8 KiB of each series.
 const SWEEP_BLOCK: usize = 1024;
 
 /// Evaluates every `(fast, slow)` combo of `grid` on `d`, computing each EMA period once and
@@ -450,18 +487,37 @@ pub fn sweep(d: &FastData, grid: &[(usize, usize)]) -> Vec<FastMetrics> {
         needed[s] = true;
     }
     let periods: Vec<usize> = (0..=max_p).filter(|&p| needed[p]).collect();
-    let series: Vec<Vec<f64>> = periods
+    let series: Vec<Series> = periods
         .par_chunks(4)
-        .flat_map_iter(|four| emas(&d.close, four))
+        .flat_map_iter(|four| emas(&d.close, four).into_iter().map(Series::new))
         .collect();
     let mut index = vec![usize::MAX; max_p + 1];
     for (i, &p) in periods.iter().enumerate() {
         index[p] = i;
     }
-    // The crossings are found a block of bars at a time for every combo, so that the block of
-    // every series stays in cache while the combos read it (one combo after another over whole
-    // series would stream each series from memory once per combo); the blocks are the unit of
-    // parallel work. Then each combo's crossings, gathered in bar order, are simulated.
+    let pairs: Vec<CrossPair> = grid
+        .iter()
+        .map(|&(f, s)| (&series[index[f]], &series[index[s]], None))
+        .collect();
+    cross_long_many(d, &pairs, &|| ())
+}
+
+/// One evaluation of [`cross_long_many`]: the fast and slow series (as long as the data) and
+/// the stop, as [`ema_cross_long`] takes them.
+pub type CrossPair<'a> = (&'a Series, &'a Series, Option<(&'a [f64], f64)>);
+
+/// [`ema_cross_long`] of every pair, in order; `done` is called after each. Runs on the current
+/// rayon pool.
+///
+/// The crossings are found a block of bars at a time for every pair, so that the block of
+/// every series stays in cache while the pairs read it (one pair after another over whole
+/// series would stream each series from memory once per pair); the blocks are the unit of
+/// parallel work. Then each pair's crossings, gathered in bar order, are simulated.
+pub fn cross_long_many(
+    d: &FastData,
+    pairs: &[CrossPair],
+    done: &(dyn Fn() + Sync),
+) -> Vec<FastMetrics> {
     let n = d.close.len();
     let starts: Vec<usize> = (0..n).step_by(SWEEP_BLOCK).collect();
     let blocks: Vec<(Crossings, Vec<[usize; 2]>)> = starts
@@ -469,15 +525,15 @@ pub fn sweep(d: &FastData, grid: &[(usize, usize)]) -> Vec<FastMetrics> {
         .map(|&start| {
             let bars = start..(start + SWEEP_BLOCK).min(n);
             let mut found = Crossings::default();
-            let mut ends = Vec::with_capacity(grid.len());
-            for &(f, s) in grid {
-                found.extend(&series[index[f]], &series[index[s]], bars.clone());
+            let mut ends = Vec::with_capacity(pairs.len());
+            for (fast, slow, _) in pairs {
+                found.extend(fast, slow, bars.clone());
                 ends.push([found.up.len(), found.down.len()]);
             }
             (found, ends)
         })
         .collect();
-    (0..grid.len())
+    (0..pairs.len())
         .into_par_iter()
         .map_init(Crossings::default, |crossings, k| {
             crossings.up.clear();
@@ -489,7 +545,9 @@ pub fn sweep(d: &FastData, grid: &[(usize, usize)]) -> Vec<FastMetrics> {
                     .down
                     .extend_from_slice(&found.down[down..ends[k][1]]);
             }
-            cross_long(d, crossings, None)
+            let metrics = cross_long(d, crossings, pairs[k].2);
+            done();
+            metrics
         })
         .collect()
 }

@@ -372,7 +372,23 @@ pub trait Problem: Sync {
     }
     /// Evaluates one genome of seed `seed` (genes in bounds), or a program with its risk genes.
     fn evaluate(&self, seed: u16, genes: &[f64], program: Option<&Program>) -> Evaluation;
+    /// Evaluates several genomes, in order, calling `done` after each: by default each on its
+    /// own, in parallel on the current rayon pool. A problem whose genomes share data may
+    /// evaluate them together; the results are those of [`Problem::evaluate`].
+    fn evaluate_all(&self, genomes: &[GenomeRef], done: &(dyn Fn() + Sync)) -> Vec<Evaluation> {
+        genomes
+            .par_iter()
+            .map(|&(seed, genes, program)| {
+                let e = self.evaluate(seed, genes, program);
+                done();
+                e
+            })
+            .collect()
+    }
 }
+
+/// A genome to evaluate: seed index, genes, program.
+pub type GenomeRef<'a> = (u16, &'a [f64], Option<&'a Program>);
 
 /// What a run evolves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -683,15 +699,14 @@ impl<'a, P: Problem> Evolver<'a, P> {
             }
         }
         let todo: Vec<usize> = fresh_keys.into_values().collect();
-        let results: Vec<Evaluation> = todo
-            .par_iter()
+        let refs: Vec<GenomeRef> = todo
+            .iter()
             .map(|&i| {
                 let (s, g, p) = &genomes[i];
-                let e = self.problem.evaluate(*s, g, p.as_ref());
-                tick();
-                e
+                (*s, &g[..], p.as_ref())
             })
             .collect();
+        let results = self.problem.evaluate_all(&refs, tick);
         let fresh = todo.len();
         for (&i, e) in todo.iter().zip(results) {
             state.cache.insert(keys[i].clone(), e);

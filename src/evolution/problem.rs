@@ -8,15 +8,15 @@ use super::{
         load_universe_panel, split_bounds, PanelSegment, PortfolioProblem, PortfolioRun,
         UniversePanel,
     },
-    Evaluation, Problem,
+    Evaluation, GenomeRef, Problem,
 };
 use crate::{
     backtest::{run, BacktestReport},
-    bench::{ema_cross_long, FastData},
+    bench::{cross_long_many, ema_cross_long_of, CrossPair, FastData, Series},
     execution::EngineConfig,
     fitness::Metrics,
     genome::{program::Program, GenomeError, SeedSpec},
-    indicators::{atr, ema},
+    indicators::{atr, emas},
     market::{Market, Universe},
     seeds::{self, Prepared, SeedEntry},
 };
@@ -945,7 +945,7 @@ pub const WORKLOAD_B_SPEC: &str = include_str!("../../seeds/workload_b.toml");
 pub struct WorkloadB {
     spec: SeedSpec,
     data: FastData,
-    emas: Vec<Vec<f64>>,
+    emas: Vec<Series>,
     atrs: Vec<Vec<f64>>,
 }
 
@@ -961,9 +961,10 @@ impl WorkloadB {
         let p_ema = max_period("fast").max(max_period("slow"));
         let p_atr = max_period("atr_period");
         use rayon::prelude::*;
-        let emas = (0..=p_ema)
-            .into_par_iter()
-            .map(|p| ema(&c.close, p.max(1)))
+        let periods: Vec<usize> = (0..=p_ema).map(|p| p.max(1)).collect();
+        let emas = periods
+            .par_chunks(4)
+            .flat_map_iter(|four| emas(&c.close, four).into_iter().map(Series::new))
             .collect();
         let atrs = (0..=p_atr)
             .into_par_iter()
@@ -979,9 +980,14 @@ impl WorkloadB {
 
     /// The fast-path metrics of one genome.
     pub fn metrics(&self, genes: &[f64]) -> crate::bench::FastMetrics {
+        let (fast, slow, stop) = self.pair(genes);
+        ema_cross_long_of(&self.data, fast, slow, stop)
+    }
+
+    /// A genome's EMAs and stop.
+    fn pair(&self, genes: &[f64]) -> CrossPair<'_> {
         let g = self.spec.view(genes);
-        ema_cross_long(
-            &self.data,
+        (
             &self.emas[g.period("fast")],
             &self.emas[g.period("slow")],
             Some((&self.atrs[g.period("atr_period")], g.float("atr_stop_mult"))),
@@ -996,6 +1002,18 @@ impl Problem for WorkloadB {
     fn evaluate(&self, _seed: u16, genes: &[f64], _program: Option<&Program>) -> Evaluation {
         let m = self.metrics(genes);
         Evaluation::new(m.sharpe, m.consistency, m.max_drawdown, m.turnover, 0.0)
+    }
+    /// A generation's genomes together: their crossings found a block of bars at a time for all
+    /// of them ([`cross_long_many`]), so each EMA's block is read from memory once.
+    fn evaluate_all(&self, genomes: &[GenomeRef], done: &(dyn Fn() + Sync)) -> Vec<Evaluation> {
+        let pairs: Vec<CrossPair> = genomes
+            .iter()
+            .map(|&(_, genes, _)| self.pair(genes))
+            .collect();
+        cross_long_many(&self.data, &pairs, done)
+            .into_iter()
+            .map(|m| Evaluation::new(m.sharpe, m.consistency, m.max_drawdown, m.turnover, 0.0))
+            .collect()
     }
 }
 
