@@ -329,6 +329,23 @@ pub fn cross_long(d: &FastData, crossings: &Crossings, stop: Option<(&[f64], f64
         }};
     }
     let (mut entries, mut exits) = (0usize, 0usize);
+    // The stop of an entry at each crossing above, read before the simulation: the ATR lines
+    // are large and read at few bars, so these reads miss the cache, and made here, apart from
+    // the simulation's dependent steps, they overlap.
+    let stops: Vec<f64> = match stop {
+        Some((atr, mult)) => ups
+            .iter()
+            .map(|&u| {
+                let (c, a) = (close[u as usize], atr[u as usize]);
+                if a.is_nan() {
+                    f64::NEG_INFINITY
+                } else {
+                    c - mult * a
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let (mut next_up, mut next_down) = (0, 0);
     let mut t = 0;
     loop {
@@ -357,10 +374,7 @@ pub fn cross_long(d: &FastData, crossings: &Crossings, stop: Option<(&[f64], f64
         let value = size * fill;
         cash -= value + value * fee;
         entries += 1;
-        let stop_px = match stop {
-            Some((atr, mult)) if !atr[e].is_nan() => c - mult * atr[e],
-            _ => f64::NEG_INFINITY,
-        };
+        let stop_px = stops.get(next_up).copied().unwrap_or(f64::NEG_INFINITY);
         book!(cash + size * c, ends_at!(e));
         // The exit: the next cross below, or an earlier bar closing under the stop.
         while next_down < downs.len() && (downs[next_down] as usize) <= e {

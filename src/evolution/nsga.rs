@@ -109,22 +109,31 @@ pub fn compare(a: &Evaluation, b: &Evaluation) -> Dominance {
 }
 
 /// Fast non-dominated sort: the fronts, as indices into `evals`, best first.
+///
+/// The pairs are compared in parallel on the current rayon pool (each `i` against every later
+/// `j`) and the results applied in order, so the fronts do not depend on the thread count.
 pub fn fronts(evals: &[&Evaluation]) -> Vec<Vec<usize>> {
+    use rayon::prelude::*;
     let n = evals.len();
+    let rows: Vec<Vec<(usize, Dominance)>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            (i + 1..n)
+                .map(|j| (j, compare(evals[i], evals[j])))
+                .filter(|(_, d)| *d != Dominance::Neither)
+                .collect()
+        })
+        .collect();
     let mut dominated_by = vec![0usize; n];
     let mut dominates_list: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for i in 0..n {
-        for j in i + 1..n {
-            match compare(evals[i], evals[j]) {
-                Dominance::First => {
-                    dominates_list[i].push(j);
-                    dominated_by[j] += 1;
-                }
-                Dominance::Second => {
-                    dominates_list[j].push(i);
-                    dominated_by[i] += 1;
-                }
-                Dominance::Neither => {}
+    for (i, row) in rows.into_iter().enumerate() {
+        for (j, d) in row {
+            if d == Dominance::First {
+                dominates_list[i].push(j);
+                dominated_by[j] += 1;
+            } else {
+                dominates_list[j].push(i);
+                dominated_by[i] += 1;
             }
         }
     }
