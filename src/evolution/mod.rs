@@ -874,13 +874,26 @@ pub fn hypervolume(front: &[&Evaluation]) -> f64 {
     // smaller or equal first objective: sort the front by it and stop early.
     let mut norm = norm;
     norm.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    // The lowest value of each objective over each prefix of that order: a point below a
+    // prefix's lowest value in some objective is dominated by no member of the prefix, and
+    // needs no scan.
+    let lowest: Vec<[f64; N_OBJ]> = norm
+        .iter()
+        .scan([f64::INFINITY; N_OBJ], |low, f| {
+            *low = std::array::from_fn(|k| low[k].min(f[k]));
+            Some(*low)
+        })
+        .collect();
     let dominated: usize = points
         .par_iter()
         .with_min_len(1024)
         .filter(|p| {
-            norm.iter()
-                .take_while(|f| f[0] <= p[0])
-                .any(|f| f[1] <= p[1] && f[2] <= p[2] && f[3] <= p[3])
+            let members = norm.partition_point(|f| f[0] <= p[0]);
+            members > 0
+                && (1..N_OBJ).all(|k| lowest[members - 1][k] <= p[k])
+                && norm[..members]
+                    .iter()
+                    .any(|f| f[1] <= p[1] && f[2] <= p[2] && f[3] <= p[3])
         })
         .count();
     dominated as f64 / HV_SAMPLES as f64
@@ -958,6 +971,45 @@ mod tests {
         assert_eq!(problem.calls.load(Ordering::SeqCst) - before, 4);
         assert_eq!(members[0].eval, members[1].eval);
         assert_eq!(members.len(), 5);
+    }
+
+    /// The share of the fixed points that some member dominates, counted point by point and
+    /// member by member.
+    #[test]
+    fn hypervolume_counts_the_points_some_member_dominates() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
+        let points: Vec<[f64; N_OBJ]> = (0..HV_SAMPLES)
+            .map(|_| std::array::from_fn(|_| rng.gen::<f64>()))
+            .collect();
+        let mut draw = ChaCha8Rng::seed_from_u64(7);
+        for size in [1, 2, 5, 40, 300] {
+            let front: Vec<Evaluation> = (0..size)
+                .map(|_| {
+                    let mut e = Evaluation::new(0.0, 0.0, 0.0, 0.0, 0.0);
+                    e.objectives = std::array::from_fn(|k| {
+                        HV_LO[k] + (HV_HI[k] - HV_LO[k]) * (0.2 + 0.8 * draw.gen::<f64>())
+                    });
+                    e
+                })
+                .collect();
+            let norm: Vec<[f64; N_OBJ]> = front
+                .iter()
+                .map(|e| {
+                    std::array::from_fn(|k| (e.objectives[k] - HV_LO[k]) / (HV_HI[k] - HV_LO[k]))
+                })
+                .collect();
+            let count = points
+                .iter()
+                .filter(|p| norm.iter().any(|f| (0..N_OBJ).all(|k| f[k] <= p[k])))
+                .count();
+            let refs: Vec<&Evaluation> = front.iter().collect();
+            assert_eq!(
+                hypervolume(&refs),
+                count as f64 / HV_SAMPLES as f64,
+                "{size}"
+            );
+            assert!(count > 0, "{size}");
+        }
     }
 
     #[test]
