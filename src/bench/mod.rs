@@ -164,6 +164,9 @@ const BIT: [u32; 32] = {
     b
 };
 
+/// [`crossed_above`] or [`crossed_below`].
+type CrossingTest = fn(&[f64], &[f64], usize) -> bool;
+
 /// Bit `i` of each mask: `f[i] ≥ s[i]`, `f[i] ≤ s[i]` (up to 32 bars).
 #[inline(always)]
 fn masks32(f: &[f32], s: &[f32]) -> (u64, u64) {
@@ -225,23 +228,19 @@ impl Crossings {
             // values order as the exact ones do and a candidate is a crossing.
             let tie = ge & le;
             let unsure = tie | (tie << 1) | (ge_before & le_before);
-            let mut up = ge & ((le << 1) | le_before);
-            while up != 0 {
-                let i = up.trailing_zeros();
-                let t = base + i as usize;
-                if unsure >> i & 1 == 0 || crossed_above(f_all, s_all, t) {
-                    self.up.push(t as u32);
+            let searches: [(u64, CrossingTest, &mut Vec<u32>); 2] = [
+                (ge & ((le << 1) | le_before), crossed_above, &mut self.up),
+                (le & ((ge << 1) | ge_before), crossed_below, &mut self.down),
+            ];
+            for (mut candidates, crossed, found) in searches {
+                while candidates != 0 {
+                    let i = candidates.trailing_zeros();
+                    let t = base + i as usize;
+                    if unsure >> i & 1 == 0 || crossed(f_all, s_all, t) {
+                        found.push(t as u32);
+                    }
+                    candidates &= candidates - 1;
                 }
-                up &= up - 1;
-            }
-            let mut down = le & ((ge << 1) | ge_before);
-            while down != 0 {
-                let i = down.trailing_zeros();
-                let t = base + i as usize;
-                if unsure >> i & 1 == 0 || crossed_below(f_all, s_all, t) {
-                    self.down.push(t as u32);
-                }
-                down &= down - 1;
             }
             ge_before = ge >> 63;
             le_before = le >> 63;
