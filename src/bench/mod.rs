@@ -349,18 +349,14 @@ pub fn cross_long(d: &FastData, crossings: &Crossings, stop: Option<(&[f64], f64
     let mut t = 0;
     loop {
         // Flat from bar t: the next entry signal.
-        while next_up < ups.len() && (ups[next_up] as usize) < t {
-            next_up += 1;
-        }
+        next_up = first_from(ups, next_up, t);
         let e = ups.get(next_up).map_or(n, |&u| u as usize);
         if e > t {
             // Bars t..e are flat at equity `cash` (return 0 after the first); the stretch books
             // once whether a window ends inside it.
-            let mut window_end = false;
-            while next_end < ends.len() && (ends[next_end] as usize) < e {
-                window_end = true;
-                next_end += 1;
-            }
+            let after = first_from(ends, next_end, e);
+            let window_end = after > next_end;
+            next_end = after;
             book!(cash, window_end);
         }
         if e >= n {
@@ -376,9 +372,7 @@ pub fn cross_long(d: &FastData, crossings: &Crossings, stop: Option<(&[f64], f64
         let stop_px = stops.get(next_up).copied().unwrap_or(f64::NEG_INFINITY);
         book!(cash + size * c, ends_at!(e));
         // The exit: the next cross below, or an earlier bar closing under the stop.
-        while next_down < downs.len() && (downs[next_down] as usize) <= e {
-            next_down += 1;
-        }
+        next_down = first_from(downs, next_down, e + 1);
         let cross = downs.get(next_down).map_or(n, |&u| u as usize);
         let mut x = cross;
         // Bars e+1..x hold the position: the drawdown's peak follows their equity; a bar under
@@ -424,12 +418,13 @@ pub fn cross_long(d: &FastData, crossings: &Crossings, stop: Option<(&[f64], f64
             keep = 1.0 - dd;
             b += 1;
         }
-        while next_end < ends.len() && (ends[next_end] as usize) < x {
-            let v = cash + size * close[ends[next_end] as usize];
+        let after = first_from(ends, next_end, x);
+        for &w in &ends[next_end..after] {
+            let v = cash + size * close[w as usize];
             up_windows += usize::from(v > prev_end);
             prev_end = v;
-            next_end += 1;
         }
+        next_end = after;
         if x > e + 1 {
             let (r, r2) = d.returns_between(e, x - 1);
             sum += r;
@@ -485,6 +480,14 @@ pub fn workload_a_grid() -> Vec<(usize, usize)> {
         }
     }
     grid
+}
+
+/// The first index from `i` on whose bar in `bars` (ascending) is `t` or later.
+fn first_from(bars: &[u32], mut i: usize, t: usize) -> usize {
+    while i < bars.len() && (bars[i] as usize) < t {
+        i += 1;
+    }
+    i
 }
 
 /// Bars per block of [`cross_long_many`]'s crossing search (a multiple of 64): 8 KiB of each series.
